@@ -1,0 +1,689 @@
+#include "engine/engine.h"
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/outputs.h"
+#include "util/strings.h"
+
+namespace sluice::engine {
+
+namespace fs = std::filesystem;
+using spec::Value;
+
+struct Engine::Node {
+  StepRecord rec;              // the step's own record (item -1)
+  int waiting = 0;             // needs that are not final yet
+  bool decided = false;
+  bool finished = false;
+  std::vector<size_t> units;
+  int unfinished = 0;          // units not final yet
+};
+
+// One runnable thing: a plain step, or one item of a foreach step.
+struct Engine::Unit {
+  size_t node = 0;
+  StepRecord own;              // foreach items keep their record here
+  StepRecord* rec = nullptr;   // &own, or the node's record for a plain step
+  AttemptRecord attempt;       // the current (or last) attempt
+  bool running = false;
+  bool waiting_retry = false;
+  enum class Stop { kNone, kTimeout, kCancel } stop = Stop::kNone;
+  bool killed = false;
+  uint64_t generation = 0;     // bumped per attempt; stale timers are ignored
+  std::string output_path;
+  int slots = 1;
+};
+
+// What expressions of one step (or foreach item) can see.
+class Engine::StepContext : public spec::EvalContext {
+ public:
+  StepContext(const Engine* e, size_t node, const Unit* unit) : e_(e), node_(node), unit_(unit) {}
+
+  Result<Value> Lookup(const std::vector<std::string>& path) const override {
+    const std::string& root = path[0];
+    if (root == "params") return e_->params_.at(path[1]);
+    if (root == "env") {
+      auto it = e_->pipeline_env_.find(path[1]);
+      if (it != e_->pipeline_env_.end()) return Value::Str(it->second);
+      if (const char* v = std::getenv(path[1].c_str())) return Value::Str(v);
+      return Status::NotFound("env." + path[1] + " is not set");
+    }
+    if (root == "item") {
+      if (!unit_) return Status::NotFound("'item' is only defined inside a foreach item");
+      return unit_->rec->item_value;
+    }
+    // steps.<id>.state | steps.<id>.outputs.<key>
+    size_t j = e_->plan_.pipeline->index.at(path[1]);
+    const StepRecord& r = e_->nodes_[j].rec;
+    if (path[2] == "state") return Value::Str(Name(r.state));
+    auto it = r.outputs.find(path[3]);
+    if (it == r.outputs.end()) {
+      std::string why = r.state == StepState::kSucceeded ? "" : std::string(" (it ") + Name(r.state) + ")";
+      return Status::NotFound("step '" + path[1] + "' has no output '" + path[3] + "'" + why);
+    }
+    return it->second;
+  }
+
+  bool StatusFunction(std::string_view name) const override {
+    if (name == "always") return true;
+    const Plan& plan = e_->plan_;
+    if (name == "success") {
+      for (size_t n : plan.needs[node_]) {
+        const Node& need = e_->nodes_[n];
+        bool ok = need.rec.state == StepState::kSucceeded || need.rec.state == StepState::kCached ||
+                  (need.rec.state == StepState::kFailed && plan.pipeline->steps[n].continue_on_error);
+        if (!ok) return false;
+      }
+      return true;
+    }
+    // failure(): some step this one depends on, directly or not, failed.
+    std::vector<size_t> stack = plan.needs[node_];
+    std::vector<bool> seen(plan.needs.size());
+    while (!stack.empty()) {
+      size_t n = stack.back();
+      stack.pop_back();
+      if (seen[n]) continue;
+      seen[n] = true;
+      if (e_->nodes_[n].rec.state == StepState::kFailed && !plan.pipeline->steps[n].continue_on_error) return true;
+      for (size_t m : plan.needs[n]) stack.push_back(m);
+    }
+    return false;
+  }
+
+ private:
+  const Engine* e_;
+  size_t node_;
+  const Unit* unit_;
+};
+
+Engine::Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id, RunStore* store, Executor* executor,
+               Clock* clock, Observer* observer, EngineOptions options, std::vector<StepRecord> resume)
+    : plan_(plan),
+      params_(params),
+      run_id_(run_id),
+      store_(store),
+      executor_(executor),
+      clock_(clock),
+      observer_(observer),
+      options_(std::move(options)),
+      free_slots_(std::max(1, options_.jobs)),
+      rng_(options_.seed),
+      resume_(std::move(resume)) {}
+
+Engine::~Engine() = default;
+
+void Engine::RequestCancel(bool hard) {
+  int want = hard ? 2 : 1;
+  int cur = cancel_request_.load();
+  while (cur < want && !cancel_request_.compare_exchange_weak(cur, want)) {
+  }
+  executor_->Wake();
+}
+
+void Engine::Emit(Event e) {
+  if (observer_) observer_->OnEvent(e);
+}
+
+std::string Engine::UnitLabel(size_t u) const {
+  const Unit& unit = units_[u];
+  const std::string& id = plan_.pipeline->steps[unit.node].id;
+  return unit.rec->item < 0 ? id : id + "[" + std::to_string(unit.rec->item) + "]";
+}
+
+// The delay before the next attempt of unit `u`: initial * factor^(tries-1),
+// capped at max; with jitter, a uniform fraction from 1/2 to all of it.
+std::chrono::milliseconds Engine::Backoff(size_t u) {
+  const Unit& unit = units_[u];
+  const spec::Backoff& b = plan_.pipeline->steps[unit.node].retry.backoff;
+  double ms = static_cast<double>(b.initial.count());
+  for (int i = 1; i < unit.rec->tries && ms < b.max.count(); ++i) ms *= b.factor;
+  ms = std::min(ms, static_cast<double>(b.max.count()));
+  if (b.jitter) ms *= std::uniform_real_distribution<double>(0.5, 1.0)(rng_);
+  return std::chrono::milliseconds(static_cast<int64_t>(ms));
+}
+
+Status Engine::Restore() {
+  const spec::Pipeline& p = *plan_.pipeline;
+  nodes_.resize(p.steps.size());
+  std::map<std::string, StepRecord*> own;
+  for (StepRecord& r : resume_)
+    if (r.item < 0) own[r.step_id] = &r;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    auto it = own.find(p.steps[i].id);
+    if (it != own.end()) nodes_[i].rec = *it->second;
+    nodes_[i].rec.step_id = p.steps[i].id;
+    nodes_[i].rec.item = -1;
+  }
+  counts_.total = static_cast<int>(nodes_.size());
+  std::vector<const StepRecord*> fresh;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    Node& n = nodes_[i];
+    if (IsFinal(n.rec.state)) {
+      n.decided = n.finished = true;
+      ++finished_nodes_;
+      ++counts_.finished;
+      if (n.rec.state == StepState::kFailed) ++counts_.failed;
+      continue;
+    }
+    if (!own.count(n.rec.step_id)) fresh.push_back(&n.rec);
+    for (size_t need : plan_.needs[i])
+      if (!IsFinal(nodes_[need].rec.state)) ++n.waiting;
+  }
+  if (!fresh.empty()) {
+    Status s = store_->SaveSteps(run_id_, fresh);
+    if (!s.ok()) return s;
+  }
+  for (size_t i : plan_.order)
+    if (!nodes_[i].finished && nodes_[i].waiting == 0) decide_.push_back(i);
+  return Status::Ok();
+}
+
+Status Engine::Decide(size_t i) {
+  Node& n = nodes_[i];
+  const spec::Step& s = plan_.pipeline->steps[i];
+  n.decided = true;
+  auto finish_as = [&](StepState state, std::string reason) -> Status {
+    n.rec.state = state;
+    n.rec.reason = std::move(reason);
+    Status st = store_->SaveSteps(run_id_, {&n.rec});
+    if (!st.ok()) return st;
+    Event e{Event::Kind::kSkipped, s.id};
+    e.state = state;
+    e.message = n.rec.reason;
+    Emit(e);
+    return FinishNode(i);
+  };
+  if (cancelling_) return finish_as(StepState::kCancelled, "run cancelled");
+  StepContext ctx(this, i, nullptr);
+  if (s.if_condition) {
+    auto v = spec::EvaluateTemplate(*s.if_condition, ctx);
+    if (!v.ok()) return finish_as(StepState::kFailed, "if: " + v.status().message());
+    if (!v->Truthy()) return finish_as(StepState::kSkipped, "if: " + s.if_condition->source + " is false");
+  } else if (!ctx.StatusFunction("success")) {
+    return finish_as(StepState::kSkipped, "a needed step did not succeed");
+  }
+  if (!s.has_foreach) return Expand(i, nullptr);
+  if (n.rec.items) {
+    spec::List items = *n.rec.items;  // resumed: keep the list the run expanded
+    return Expand(i, &items);
+  }
+  if (!s.foreach_expr) {
+    spec::List items = s.foreach_items;
+    return Expand(i, &items);
+  }
+  auto v = spec::EvaluateTemplate(*s.foreach_expr, ctx);
+  if (!v.ok()) return finish_as(StepState::kFailed, "foreach: " + v.status().message());
+  if (!v->is_list())
+    return finish_as(StepState::kFailed, std::string("foreach: ") + s.foreach_expr->source + " gave a " +
+                                             Value::TypeName(v->type()) + ", not a list");
+  spec::List items = v->as_list();
+  return Expand(i, &items);
+}
+
+Status Engine::Expand(size_t i, const spec::List* items) {
+  Node& n = nodes_[i];
+  const spec::Step& s = plan_.pipeline->steps[i];
+  std::map<int, const StepRecord*> restored;
+  for (const StepRecord& r : resume_)
+    if (r.step_id == s.id && r.item >= 0) restored[r.item] = &r;
+  std::vector<const StepRecord*> to_save;
+  size_t first = units_.size();
+  if (!items) {
+    units_.emplace_back();
+    units_.back().rec = &n.rec;
+  } else {
+    n.rec.items = *items;
+    n.rec.state = StepState::kRunning;
+    to_save.push_back(&n.rec);
+    for (size_t k = 0; k < items->size(); ++k) {
+      units_.emplace_back();
+      Unit& u = units_.back();
+      u.rec = &u.own;
+      auto it = restored.find(static_cast<int>(k));
+      if (it != restored.end()) u.own = *it->second;
+      u.own.step_id = s.id;
+      u.own.item = static_cast<int>(k);
+      u.own.item_value = (*items)[k];
+      if (it == restored.end()) to_save.push_back(&u.own);
+    }
+  }
+  for (size_t u = first; u < units_.size(); ++u) {
+    units_[u].node = i;
+    units_[u].slots = std::min(s.cpu, std::max(1, options_.jobs));
+    n.units.push_back(u);
+  }
+  if (!to_save.empty()) {
+    Status st = store_->SaveSteps(run_id_, to_save);
+    if (!st.ok()) return st;
+  }
+  for (size_t u = first; u < units_.size(); ++u) {
+    StepRecord& r = *units_[u].rec;
+    if (IsFinal(r.state)) continue;
+    ++n.unfinished;
+    if (r.state == StepState::kRunning) {
+      // Left running by an orchestrator that died: that attempt is lost.
+      if (r.tries > s.retry.limit) {
+        r.state = StepState::kFailed;
+        r.reason = "attempt " + std::to_string(r.attempts) + " was lost (the orchestrator stopped) and no retries are left";
+        Status st = store_->SaveSteps(run_id_, {&r});
+        if (!st.ok()) return st;
+        st = FinishUnit(u);
+        if (!st.ok()) return st;
+        continue;
+      }
+      r.state = StepState::kPending;
+    }
+    ready_.push_back(u);
+  }
+  if (n.unfinished == 0 && !n.finished) return FinishNode(i);
+  return Status::Ok();
+}
+
+Status Engine::StartReady() {
+  while (!ready_.empty() && !cancelling_) {
+    size_t u = ready_.front();
+    if (units_[u].slots > free_slots_) break;
+    ready_.pop_front();
+    Status s = StartUnit(u);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+}  // namespace
+
+Status Engine::StartUnit(size_t u) {
+  Unit& unit = units_[u];
+  StepRecord& rec = *unit.rec;
+  const spec::Step& s = plan_.pipeline->steps[unit.node];
+  StepContext ctx(this, unit.node, &unit);
+
+  AttemptRequest req;
+  std::vector<std::pair<std::string, std::string>> extra_env;
+  std::string error;
+  if (s.shell) {
+    auto line = spec::RenderShell(s.run[0], ctx);
+    if (!line.ok()) error = "run: " + line.status().message();
+    else {
+      req.argv = {"/bin/sh", "-c", line->script};
+      extra_env = std::move(line->env);
+    }
+  } else {
+    for (const spec::Template& t : s.run) {
+      auto arg = spec::Render(t, ctx);
+      if (!arg.ok()) {
+        error = "run: " + arg.status().message();
+        break;
+      }
+      req.argv.push_back(std::move(*arg));
+    }
+  }
+  std::map<std::string, std::string> env = base_env_;
+  for (const auto& [k, t] : s.env) {
+    if (!error.empty()) break;
+    auto v = spec::Render(t, ctx);
+    if (!v.ok()) error = "env " + k + ": " + v.status().message();
+    else env[k] = *v;
+  }
+  req.workdir = options_.workdir;
+  if (s.workdir && error.empty()) {
+    auto w = spec::Render(*s.workdir, ctx);
+    if (!w.ok()) error = "workdir: " + w.status().message();
+    else req.workdir = (fs::path(options_.workdir) / *w).lexically_normal().string();
+  }
+  if (!error.empty()) return FailBeforeStart(u, error, /*retryable=*/false);
+
+  std::string label = rec.item < 0 ? s.id : s.id + "." + std::to_string(rec.item);
+  int number = rec.attempts + 1;
+  std::string dir = options_.log_dir + "/" + label;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  req.log_path = dir + "/" + std::to_string(number) + ".log";
+  unit.output_path = dir + "/" + std::to_string(number) + ".out";
+  { std::ofstream touch(unit.output_path, std::ios::trunc); }
+
+  env["SLUICE_RUN_ID"] = std::to_string(run_id_);
+  env["SLUICE_STEP"] = s.id;
+  env["SLUICE_ATTEMPT"] = std::to_string(number);
+  env["SLUICE_OUTPUT"] = unit.output_path;
+  if (rec.item >= 0) {
+    env["SLUICE_ITEM"] = rec.item_value.Render();
+    env["SLUICE_ITEM_INDEX"] = std::to_string(rec.item);
+  }
+  for (auto& [k, v] : extra_env) env[k] = std::move(v);
+  req.env.reserve(env.size());
+  for (auto& [k, v] : env) req.env.push_back(k + "=" + v);
+  req.step_label = UnitLabel(u);
+
+  rec.attempts = number;
+  rec.tries += 1;
+  rec.state = StepState::kRunning;
+  unit.attempt = AttemptRecord{};
+  unit.attempt.run_id = run_id_;
+  unit.attempt.step_id = s.id;
+  unit.attempt.item = rec.item;
+  unit.attempt.number = number;
+  unit.attempt.started_ms = clock_->WallMs();
+  unit.attempt.log_path = req.log_path;
+  Status st = store_->BeginAttempt(&unit.attempt, rec);
+  if (!st.ok()) return st;
+  req.attempt_id = unit.attempt.id;
+
+  auto started = executor_->Start(req);
+  if (!started.ok()) {
+    unit.attempt.state = StepState::kFailed;
+    unit.attempt.reason = started.status().message();
+    unit.attempt.finished_ms = clock_->WallMs();
+    std::ofstream(req.log_path, std::ios::app) << "sluice: " << unit.attempt.reason << "\n";
+    return AfterFailure(u);
+  }
+  unit.attempt.pid = started->pid;
+  unit.attempt.pid_start = started->pid_start;
+  st = store_->AttemptStarted(unit.attempt);
+  if (!st.ok()) return st;
+  unit.running = true;
+  unit.stop = Unit::Stop::kNone;
+  unit.killed = false;
+  ++unit.generation;
+  running_[unit.attempt.id] = u;
+  free_slots_ -= unit.slots;
+  ++counts_.running;
+  if (s.timeout) timers_.push({clock_->Now() + *s.timeout, Timer::Kind::kTimeout, u, unit.generation});
+  Event e{Event::Kind::kStarted, s.id, rec.item, number, StepState::kRunning};
+  e.pid = started->pid;
+  Emit(e);
+  return Status::Ok();
+}
+
+Status Engine::FailBeforeStart(size_t u, const std::string& reason, bool retryable) {
+  Unit& unit = units_[u];
+  StepRecord& rec = *unit.rec;
+  rec.attempts += 1;
+  rec.tries += 1;
+  unit.attempt = AttemptRecord{};
+  unit.attempt.run_id = run_id_;
+  unit.attempt.step_id = rec.step_id;
+  unit.attempt.item = rec.item;
+  unit.attempt.number = rec.attempts;
+  unit.attempt.started_ms = unit.attempt.finished_ms = clock_->WallMs();
+  Status st = store_->BeginAttempt(&unit.attempt, rec);
+  if (!st.ok()) return st;
+  unit.attempt.state = StepState::kFailed;
+  unit.attempt.reason = reason;
+  if (!retryable) rec.tries = std::max(rec.tries, plan_.pipeline->steps[unit.node].retry.limit + 1);
+  return AfterFailure(u);
+}
+
+Status Engine::OnExit(const AttemptExit& exit) {
+  auto it = running_.find(exit.attempt_id);
+  if (it == running_.end()) return Status::Internal("exit of unknown attempt " + std::to_string(exit.attempt_id));
+  size_t u = it->second;
+  running_.erase(it);
+  Unit& unit = units_[u];
+  StepRecord& rec = *unit.rec;
+  const spec::Step& s = plan_.pipeline->steps[unit.node];
+  unit.running = false;
+  free_slots_ += unit.slots;
+  --counts_.running;
+  AttemptRecord& a = unit.attempt;
+  a.finished_ms = clock_->WallMs();
+  a.exit_code = exit.exit_code;
+  std::string killed = unit.killed ? " (SIGKILL after the grace period)" : "";
+  if (unit.stop == Unit::Stop::kCancel) {
+    a.state = StepState::kCancelled;
+    a.reason = "cancelled" + killed;
+  } else if (unit.stop == Unit::Stop::kTimeout) {
+    a.state = StepState::kFailed;
+    a.reason = "timed out after " + FormatDuration(*s.timeout) + killed;
+  } else if (exit.signal) {
+    a.state = StepState::kFailed;
+    a.reason = "killed by signal " + std::to_string(exit.signal) + " (" + SignalName(exit.signal) + ")";
+  } else if (exit.exit_code != 0) {
+    a.state = StepState::kFailed;
+    a.reason = "exit code " + std::to_string(exit.exit_code);
+  } else {
+    auto outputs = ReadOutputs(unit.output_path);
+    if (!outputs.ok()) {
+      a.state = StepState::kFailed;
+      a.reason = outputs.status().message();
+    } else {
+      a.state = StepState::kSucceeded;
+      rec.outputs = std::move(*outputs);
+    }
+  }
+  if (a.state == StepState::kFailed) return AfterFailure(u);
+  rec.state = a.state;
+  rec.reason = a.reason;
+  Status st = store_->FinishAttempt(a, rec);
+  if (!st.ok()) return st;
+  Event e{Event::Kind::kFinished, s.id, rec.item, a.number, a.state};
+  e.message = a.reason;
+  Emit(e);
+  return FinishUnit(u);
+}
+
+Status Engine::AfterFailure(size_t u) {
+  Unit& unit = units_[u];
+  StepRecord& rec = *unit.rec;
+  AttemptRecord& a = unit.attempt;
+  const spec::Step& s = plan_.pipeline->steps[unit.node];
+  rec.reason = a.reason;
+  rec.outputs.clear();
+  if (!cancelling_ && rec.tries <= s.retry.limit) {
+    rec.state = StepState::kPending;
+    Status st = store_->FinishAttempt(a, rec);
+    if (!st.ok()) return st;
+    auto delay = Backoff(u);
+    unit.waiting_retry = true;
+    ++unit.generation;
+    timers_.push({clock_->Now() + delay, Timer::Kind::kRetry, u, unit.generation});
+    Event e{Event::Kind::kRetrying, s.id, rec.item, a.number, StepState::kFailed};
+    e.message = a.reason + "; retry " + std::to_string(rec.tries) + "/" + std::to_string(s.retry.limit) + " in " +
+                FormatDuration(delay);
+    Emit(e);
+    return Status::Ok();
+  }
+  rec.state = cancelling_ ? StepState::kCancelled : StepState::kFailed;
+  Status st = store_->FinishAttempt(a, rec);
+  if (!st.ok()) return st;
+  Event e{Event::Kind::kFinished, s.id, rec.item, a.number, rec.state};
+  e.message = a.reason;
+  Emit(e);
+  return FinishUnit(u);
+}
+
+Status Engine::FinishUnit(size_t u) {
+  Node& n = nodes_[units_[u].node];
+  if (--n.unfinished > 0) return Status::Ok();
+  return FinishNode(units_[u].node);
+}
+
+Status Engine::FinishNode(size_t i) {
+  Node& n = nodes_[i];
+  const spec::Step& s = plan_.pipeline->steps[i];
+  if (n.rec.items) {
+    // A foreach step: failed if an item failed, cancelled if one was
+    // cancelled; each output is the list of the items' values in item order.
+    bool failed = false, cancelled = false;
+    std::vector<std::string> keys;
+    for (size_t u : n.units) {
+      const StepRecord& r = *units_[u].rec;
+      failed |= r.state == StepState::kFailed;
+      cancelled |= r.state == StepState::kCancelled;
+      for (const auto& [k, v] : r.outputs)
+        if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+    }
+    n.rec.state = failed ? StepState::kFailed : cancelled ? StepState::kCancelled : StepState::kSucceeded;
+    n.rec.reason = failed ? "an item failed" : cancelled ? "an item was cancelled" : "";
+    n.rec.outputs.clear();
+    for (const std::string& k : keys) {
+      spec::List values;
+      for (size_t u : n.units) {
+        auto it = units_[u].rec->outputs.find(k);
+        values.push_back(it == units_[u].rec->outputs.end() ? Value() : it->second);
+      }
+      n.rec.outputs[k] = Value::Of(std::move(values));
+    }
+    Status st = store_->SaveSteps(run_id_, {&n.rec});
+    if (!st.ok()) return st;
+    Event e{Event::Kind::kFinished, s.id, -1, 0, n.rec.state};
+    e.message = n.rec.reason;
+    Emit(e);
+  }
+  n.finished = true;
+  ++finished_nodes_;
+  ++counts_.finished;
+  if (n.rec.state == StepState::kFailed) ++counts_.failed;
+  for (size_t d : plan_.dependants[i])
+    if (--nodes_[d].waiting == 0) decide_.push_back(d);
+  return Status::Ok();
+}
+
+Status Engine::BeginCancel(bool hard) {
+  if (!cancelling_) {
+    cancelling_ = true;
+    Event e{Event::Kind::kCancelling};
+    e.message = hard ? "cancelling now" : "cancelling";
+    Emit(e);
+    std::deque<size_t> queued;
+    queued.swap(ready_);
+    for (size_t u = 0; u < units_.size(); ++u)
+      if (units_[u].waiting_retry) {
+        units_[u].waiting_retry = false;
+        queued.push_back(u);
+      }
+    for (size_t u : queued) {
+      StepRecord& r = *units_[u].rec;
+      r.state = StepState::kCancelled;
+      r.reason = "run cancelled";
+      Status st = store_->SaveSteps(run_id_, {&r});
+      if (!st.ok()) return st;
+      st = FinishUnit(u);
+      if (!st.ok()) return st;
+    }
+  }
+  if (hard) hard_cancel_ = true;
+  for (auto& [id, u] : running_) {
+    Unit& unit = units_[u];
+    if (unit.stop == Unit::Stop::kNone) unit.stop = Unit::Stop::kCancel;
+    if (hard) {
+      unit.killed = true;
+      executor_->Stop(id, true);
+    } else if (unit.stop == Unit::Stop::kCancel) {
+      executor_->Stop(id, false);
+      timers_.push({clock_->Now() + options_.grace, Timer::Kind::kKill, u, unit.generation});
+    }
+  }
+  return Status::Ok();
+}
+
+Status Engine::FireTimers() {
+  TimePoint now = clock_->Now();
+  while (!timers_.empty() && timers_.top().at <= now) {
+    Timer t = timers_.top();
+    timers_.pop();
+    if (t.kind == Timer::Kind::kCancelPoll) {
+      auto requested = store_->CancelRequested(run_id_);
+      if (!requested.ok()) return requested.status();
+      if (*requested && !cancelling_) {
+        Status st = BeginCancel(false);
+        if (!st.ok()) return st;
+      }
+      timers_.push({now + options_.cancel_poll, Timer::Kind::kCancelPoll, 0, 0});
+      continue;
+    }
+    Unit& unit = units_[t.unit];
+    if (t.generation != unit.generation) continue;
+    if (t.kind == Timer::Kind::kRetry) {
+      if (unit.waiting_retry) {
+        unit.waiting_retry = false;
+        ready_.push_back(t.unit);
+      }
+    } else if (t.kind == Timer::Kind::kTimeout) {
+      if (unit.running && unit.stop == Unit::Stop::kNone) {
+        unit.stop = Unit::Stop::kTimeout;
+        executor_->Stop(unit.attempt.id, false);
+        timers_.push({now + options_.grace, Timer::Kind::kKill, t.unit, unit.generation});
+      }
+    } else if (t.kind == Timer::Kind::kKill) {
+      if (unit.running && !unit.killed) {
+        unit.killed = true;
+        executor_->Stop(unit.attempt.id, true);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+TimePoint Engine::NextDeadline() const {
+  return timers_.empty() ? clock_->Now() + std::chrono::hours(24) : timers_.top().at;
+}
+
+Result<RunState> Engine::Run() {
+  for (const std::string& kv : options_.base_env) {
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos) base_env_[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  StepContext top(this, 0, nullptr);
+  for (const auto& [k, t] : plan_.pipeline->env) {
+    auto v = spec::Render(t, top);
+    if (!v.ok()) return v.status().WithContext("env " + k);
+    pipeline_env_[k] = *v;
+    base_env_[k] = *v;
+  }
+  Status st = store_->SetRunState(run_id_, RunState::kRunning, clock_->WallMs());
+  if (!st.ok()) return st;
+  st = Restore();
+  if (!st.ok()) return st;
+  timers_.push({clock_->Now() + options_.cancel_poll, Timer::Kind::kCancelPoll, 0, 0});
+  while (true) {
+    while (!decide_.empty()) {
+      size_t i = decide_.front();
+      decide_.pop_front();
+      st = Decide(i);
+      if (!st.ok()) return st;
+    }
+    if (int c = cancel_request_.load(); c > 0 && (!cancelling_ || (c == 2 && !hard_cancel_))) {
+      st = BeginCancel(c == 2);
+      if (!st.ok()) return st;
+      continue;
+    }
+    st = StartReady();
+    if (!st.ok()) return st;
+    if (finished_nodes_ == nodes_.size()) break;
+    if (running_.empty() && ready_.empty() && decide_.empty() && timers_.size() <= 1)
+      return Status::Internal("the run stalled with " + std::to_string(nodes_.size() - finished_nodes_) +
+                              " steps unfinished");
+    auto exit = executor_->Wait(NextDeadline());
+    if (exit) {
+      st = OnExit(*exit);
+      if (!st.ok()) return st;
+    }
+    st = FireTimers();
+    if (!st.ok()) return st;
+  }
+  RunState final = RunState::kSucceeded;
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].rec.state == StepState::kFailed && !plan_.pipeline->steps[i].continue_on_error)
+      final = RunState::kFailed;
+  if (cancelling_) final = RunState::kCancelled;
+  st = store_->SetRunState(run_id_, final, clock_->WallMs());
+  if (!st.ok()) return st;
+  Event e{Event::Kind::kRunFinished};
+  e.run_state = final;
+  Emit(e);
+  return final;
+}
+
+}  // namespace sluice::engine

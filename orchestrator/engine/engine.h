@@ -1,0 +1,140 @@
+// Engine: drives one run of a pipeline to its end.
+//
+// Event-driven, like ninja's Builder: it starts every ready step it has
+// slots for, waits for the executor to report an end (or for a timer:
+// retry backoff, timeout, kill escalation, cancel poll), and a finished step
+// wakes only its own dependants. Nothing rescans all steps.
+//
+// Every transition goes to the RunStore before the engine acts on it, so a
+// run can be resumed from the store after the orchestrator dies.
+//
+// The engine owns none of its collaborators. One thread runs Run();
+// RequestCancel() may be called from any thread or a signal handler.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <queue>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/executor.h"
+#include "engine/plan.h"
+#include "engine/run_store.h"
+#include "engine/types.h"
+
+namespace sluice::engine {
+
+struct EngineOptions {
+  int jobs = 2;                               // slots; a step takes resources.cpu of them
+  std::chrono::milliseconds grace{10000};     // SIGTERM -> SIGKILL
+  std::chrono::milliseconds cancel_poll{250}; // how often to look for `sluice cancel`
+  uint64_t seed = 0;                          // for backoff jitter
+  std::string workdir;                        // absolute; where steps run (the spec's folder)
+  std::string log_dir;                        // absolute; <log_dir>/<step>[.<item>]/<n>.log
+  std::vector<std::string> base_env;          // "K=V" entries every step starts from
+};
+
+// Something the CLI shows or logs. One per transition.
+struct Event {
+  enum class Kind { kStarted, kFinished, kRetrying, kSkipped, kCancelling, kRunFinished };
+  Kind kind;
+  std::string step;          // empty for run events
+  int item = -1;
+  int attempt = 0;
+  StepState state = StepState::kPending;
+  RunState run_state = RunState::kRunning;
+  std::string message;       // reason, retry delay, ...
+  int64_t pid = 0;
+};
+
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void OnEvent(const Event& e) = 0;
+};
+
+class Engine {
+ public:
+  // `resume` holds the step records of an interrupted run (empty for a new
+  // one); records of finished steps are kept, the rest run again.
+  Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id, RunStore* store, Executor* executor,
+         Clock* clock, Observer* observer, EngineOptions options, std::vector<StepRecord> resume = {});
+  ~Engine();
+
+  // Runs until every step is final. Returns the run's final state, or a
+  // Status if the store failed (the run is then left running in the store,
+  // for `sluice resume`).
+  Result<RunState> Run();
+
+  // Cancels the run: queued steps are cancelled, running ones get SIGTERM
+  // and, after the grace period, SIGKILL; `hard` sends SIGKILL at once.
+  // Async-signal-safe.
+  void RequestCancel(bool hard);
+
+  // Waiting steps, queued steps and running attempts, for progress displays.
+  struct Counts { int total = 0, finished = 0, running = 0, failed = 0; };
+  Counts counts() const { return counts_; }
+
+ private:
+  struct Unit;
+  struct Node;
+  struct Timer {
+    TimePoint at;
+    enum class Kind { kRetry, kTimeout, kKill, kCancelPoll } kind;
+    size_t unit;
+    uint64_t generation;
+    bool operator>(const Timer& o) const { return at > o.at; }
+  };
+  class StepContext;
+
+  Status Restore();
+  Status Decide(size_t node);
+  Status Expand(size_t node, const spec::List* items);
+  Status StartReady();
+  Status StartUnit(size_t unit);
+  Status FailBeforeStart(size_t unit, const std::string& reason, bool retryable);
+  Status OnExit(const AttemptExit& exit);
+  Status AfterFailure(size_t unit);
+  Status FinishUnit(size_t unit);
+  Status FinishNode(size_t node);
+  Status FireTimers();
+  Status BeginCancel(bool hard);
+  void Emit(Event e);
+  TimePoint NextDeadline() const;
+  std::chrono::milliseconds Backoff(size_t unit);
+  std::string UnitLabel(size_t unit) const;
+
+  const Plan& plan_;
+  const spec::ParamValues& params_;
+  int64_t run_id_;
+  RunStore* store_;
+  Executor* executor_;
+  Clock* clock_;
+  Observer* observer_;
+  EngineOptions options_;
+  std::map<std::string, std::string> pipeline_env_;  // the pipeline's env, rendered
+  std::map<std::string, std::string> base_env_;      // what every step's environment starts from
+
+  std::vector<Node> nodes_;
+  std::deque<Unit> units_;       // a deque: units keep their address as foreach steps expand
+  std::deque<size_t> decide_;    // nodes whose needs are all final, to decide in order
+  std::deque<size_t> ready_;     // units waiting for slots
+  std::map<int64_t, size_t> running_;   // attempt id -> unit
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  int free_slots_;
+  size_t finished_nodes_ = 0;
+  bool cancelling_ = false;
+  bool hard_cancel_ = false;
+  std::atomic<int> cancel_request_{0};  // 1: cancel, 2: cancel now
+  std::mt19937_64 rng_;
+  Counts counts_;
+  std::vector<StepRecord> resume_;
+};
+
+}  // namespace sluice::engine

@@ -1,0 +1,73 @@
+// Executor: how the engine gets a step attempt run somewhere. The engine
+// starts attempts, asks for them to stop, and waits for them to end; it
+// knows nothing of processes. The local subprocess executor (exec/) is the
+// real one; tests use a scripted fake; Slurm and plugins come later through
+// the same interface.
+//
+// Threading: every method but Wake() is called from the engine's thread.
+// Wake() may be called from any thread and from a signal handler.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/types.h"
+#include "util/status.h"
+
+namespace sluice::engine {
+
+struct AttemptRequest {
+  int64_t attempt_id = 0;
+  std::vector<std::string> argv;                           // argv[0] is searched on PATH if it has no '/'
+  std::vector<std::string> env;                            // the whole environment, "KEY=value"
+  std::string workdir;                                     // absolute
+  std::string log_path;                                    // stdout and stderr, appended
+  std::string step_label;                                  // "train" or "shard[2]", for fakes and messages
+};
+
+struct AttemptExit {
+  int64_t attempt_id = 0;
+  int exit_code = 0;   // the child's exit status, or 128 + signal number
+  int signal = 0;      // the signal that ended it, 0 if it exited
+};
+
+struct Started {
+  int64_t pid = 0;        // 0 when the executor has no process to show
+  int64_t pid_start = 0;  // start time of that process (clock ticks since boot)
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // Starts an attempt. A Status error means it never ran ("command not
+  // found: foo"); no AttemptExit will follow for it.
+  virtual Result<Started> Start(const AttemptRequest& request) = 0;
+  // Asks a running attempt to stop: politely (SIGTERM to its whole process
+  // group) or not (SIGKILL). Its AttemptExit still arrives through Wait().
+  virtual void Stop(int64_t attempt_id, bool hard) = 0;
+  // Blocks until an attempt ends, `deadline` passes, or Wake() is called.
+  virtual std::optional<AttemptExit> Wait(TimePoint deadline) = 0;
+  // Makes a blocked Wait() return early. Async-signal-safe.
+  virtual void Wake() = 0;
+};
+
+// Time as the engine sees it; tests substitute a fake that Wait() advances.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual TimePoint Now() = 0;        // monotonic, for deadlines
+  virtual int64_t WallMs() = 0;       // milliseconds since the epoch, for records
+};
+
+class SystemClock : public Clock {
+ public:
+  TimePoint Now() override { return std::chrono::steady_clock::now(); }
+  int64_t WallMs() override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+};
+
+}  // namespace sluice::engine

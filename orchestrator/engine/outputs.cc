@@ -1,0 +1,77 @@
+#include "engine/outputs.h"
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+
+#include "util/strings.h"
+
+namespace sluice::engine {
+
+Result<Outputs> ParseOutputs(const std::string& text) {
+  Outputs out;
+  std::istringstream in(text);
+  std::string line;
+  int n = 0;
+  auto set = [&](const std::string& key, std::string value, int at) -> Status {
+    if (!IsIdentifier(key))
+      return Status::StepFailed("$SLUICE_OUTPUT line " + std::to_string(at) + ": output name " + Quote(key) +
+                                " must match [A-Za-z_][A-Za-z0-9_-]*");
+    if (out.count(key))
+      return Status::StepFailed("$SLUICE_OUTPUT line " + std::to_string(at) + ": output '" + key + "' is set twice");
+    out[key] = spec::Value::Str(std::move(value));
+    return Status::Ok();
+  };
+  while (std::getline(in, line)) {
+    ++n;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    size_t eq = line.find('=');
+    size_t heredoc = line.find("<<");
+    if (heredoc != std::string::npos && (eq == std::string::npos || heredoc < eq)) {
+      std::string key = line.substr(0, heredoc);
+      std::string delim = line.substr(heredoc + 2);
+      if (delim.empty())
+        return Status::StepFailed("$SLUICE_OUTPUT line " + std::to_string(n) + ": '" + key + "<<' needs a delimiter");
+      int start = n;
+      std::string value, body;
+      bool closed = false;
+      bool first = true;
+      while (std::getline(in, body)) {
+        ++n;
+        if (!body.empty() && body.back() == '\r') body.pop_back();
+        if (body == delim) {
+          closed = true;
+          break;
+        }
+        if (!first) value += '\n';
+        value += body;
+        first = false;
+      }
+      if (!closed)
+        return Status::StepFailed("$SLUICE_OUTPUT line " + std::to_string(start) + ": no closing '" + delim + "' line");
+      Status s = set(key, std::move(value), start);
+      if (!s.ok()) return s;
+      continue;
+    }
+    if (eq == std::string::npos)
+      return Status::StepFailed("$SLUICE_OUTPUT line " + std::to_string(n) + ": " + Quote(line.substr(0, 60)) +
+                                " is not key=value or key<<DELIMITER");
+    Status s = set(line.substr(0, eq), line.substr(eq + 1), n);
+    if (!s.ok()) return s;
+  }
+  return out;
+}
+
+Result<Outputs> ReadOutputs(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    if (errno == ENOENT) return Outputs{};
+    return Status::FromErrno("read " + path, errno);
+  }
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ParseOutputs(ss.str());
+}
+
+}  // namespace sluice::engine

@@ -1,0 +1,30 @@
+// RunStore: the journal the engine writes every transition to before it acts
+// on it. The SQLite store (store/) implements it; each call is one
+// transaction, committed when the call returns ok. Called from the engine's
+// thread only.
+#pragma once
+
+#include <vector>
+
+#include "engine/types.h"
+#include "util/status.h"
+
+namespace sluice::engine {
+
+class RunStore {
+ public:
+  virtual ~RunStore() = default;
+  // Writes step records (insert or replace by run, step, item).
+  virtual Status SaveSteps(int64_t run_id, const std::vector<const StepRecord*>& steps) = 0;
+  // Inserts `attempt` (its id is set) and saves `step`, in one transaction.
+  virtual Status BeginAttempt(AttemptRecord* attempt, const StepRecord& step) = 0;
+  // Records the process that runs an attempt.
+  virtual Status AttemptStarted(const AttemptRecord& attempt) = 0;
+  // Saves the attempt's end and the step's new record, in one transaction.
+  virtual Status FinishAttempt(const AttemptRecord& attempt, const StepRecord& step) = 0;
+  virtual Status SetRunState(int64_t run_id, RunState state, int64_t at_ms) = 0;
+  // True once someone asked for the run to be cancelled (`sluice cancel`).
+  virtual Result<bool> CancelRequested(int64_t run_id) = 0;
+};
+
+}  // namespace sluice::engine

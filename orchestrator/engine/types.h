@@ -1,0 +1,62 @@
+// The words the engine, the store and the CLI share: states of runs and
+// steps, and the records the engine writes for every transition.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "spec/value.h"
+
+namespace sluice::engine {
+
+using TimePoint = std::chrono::steady_clock::time_point;
+
+enum class RunState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
+// A step's (or a foreach item's, or an attempt's) state. kCached is reserved
+// for the caching issue; kLost marks an attempt whose orchestrator died.
+enum class StepState { kPending, kRunning, kSucceeded, kFailed, kSkipped, kCached, kCancelled, kLost };
+
+const char* Name(RunState s);
+const char* Name(StepState s);
+std::optional<RunState> ParseRunState(const std::string& s);
+std::optional<StepState> ParseStepState(const std::string& s);
+// Succeeded, failed, skipped, cached or cancelled: nothing more will happen.
+bool IsFinal(StepState s);
+
+using Outputs = std::map<std::string, spec::Value>;
+
+// The state of one step of a run (item == -1) or of one item of a foreach
+// step (item >= 0). A plain step has only its item == -1 record.
+struct StepRecord {
+  std::string step_id;
+  int item = -1;
+  StepState state = StepState::kPending;
+  int tries = 0;       // attempts counted against the retry limit (reset by `retry`)
+  int attempts = 0;    // attempts ever made; the next attempt's number is attempts + 1
+  spec::Value item_value;                 // foreach items: the item
+  std::optional<spec::List> items;        // foreach steps: the expanded list
+  Outputs outputs;
+  std::string reason;                     // why it failed, was skipped or cancelled
+};
+
+// One try of a step (or of a foreach item).
+struct AttemptRecord {
+  int64_t id = 0;
+  int64_t run_id = 0;
+  std::string step_id;
+  int item = -1;
+  int number = 0;                          // 1, 2, ... per step item
+  StepState state = StepState::kRunning;   // running, then succeeded/failed/cancelled/lost
+  std::string reason;                      // "exit code 3", "timed out after 5s", ...
+  int exit_code = -1;                      // 0..255, 128+signal, or -1 if it never ran
+  int64_t pid = 0;
+  int64_t pid_start = 0;                   // the process's start time, to tell a reused pid
+  int64_t started_ms = 0, finished_ms = 0; // wall clock, milliseconds since the epoch
+  std::string log_path;
+};
+
+}  // namespace sluice::engine

@@ -1,0 +1,117 @@
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "exec/process.h"
+
+namespace sluice::exec {
+
+namespace {
+
+// Owns the posix_spawn attribute objects for one call.
+struct SpawnSetup {
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  SpawnSetup() {
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+  }
+  ~SpawnSetup() {
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+  }
+};
+
+}  // namespace
+
+Result<int> Spawn(const SpawnRequest& r) {
+  if (r.argv.empty() || r.argv[0].empty()) return Status::StepFailed("empty command");
+  struct stat st;
+  if (::stat(r.workdir.c_str(), &st) != 0) return Status::FromErrno("workdir " + r.workdir, errno);
+  if (!S_ISDIR(st.st_mode)) return Status::StepFailed("workdir " + r.workdir + ": not a directory");
+
+  SpawnSetup s;
+  posix_spawn_file_actions_addopen(&s.actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&s.actions, 1, r.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&s.actions, 1, 2);
+  posix_spawn_file_actions_addchdir_np(&s.actions, r.workdir.c_str());
+
+  // Signals we catch or block must reach the step in their default state.
+  sigset_t mask, defaults;
+  sigemptyset(&mask);
+  sigemptyset(&defaults);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2}) sigaddset(&defaults, sig);
+  posix_spawnattr_setsigmask(&s.attr, &mask);
+  posix_spawnattr_setsigdefault(&s.attr, &defaults);
+  posix_spawnattr_setpgroup(&s.attr, 0);
+  posix_spawnattr_setflags(&s.attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+  std::vector<char*> argv, envp;
+  for (const std::string& a : r.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const std::string& e : r.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  // A bare name is looked up on the step's own PATH, not ours.
+  std::string program = r.argv[0];
+  if (program.find('/') == std::string::npos) {
+    std::string path = "/usr/local/bin:/usr/bin:/bin";
+    for (const std::string& e : r.env)
+      if (e.compare(0, 5, "PATH=") == 0) path = e.substr(5);
+    std::string found;
+    std::stringstream dirs(path);
+    std::string dir;
+    while (std::getline(dirs, dir, ':')) {
+      std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + program;
+      if (::access(candidate.c_str(), X_OK) == 0) {
+        found = candidate;
+        break;
+      }
+    }
+    if (found.empty()) return Status::StepFailed("command not found: " + program);
+    program = found;
+  } else if (program[0] != '/') {
+    program = r.workdir + "/" + program;
+  }
+
+  pid_t pid;
+  int rc = posix_spawn(&pid, program.c_str(), &s.actions, &s.attr, argv.data(), envp.data());
+  if (rc != 0) {
+    if (rc == ENOENT) return Status::StepFailed("command not found: " + r.argv[0]);
+    if (rc == EACCES) return Status::StepFailed("permission denied: " + r.argv[0]);
+    if (rc == ENOEXEC) return Status::StepFailed("not an executable: " + r.argv[0]);
+    return Status::FromErrno("start " + r.argv[0], rc);
+  }
+  return static_cast<int>(pid);
+}
+
+int64_t ProcessStartTime(int pid) {
+  if (pid <= 0) return 0;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(f, stat)) return 0;
+  // The command name (field 2) may hold spaces and parentheses; fields
+  // after it start past the last ')'.
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) {
+    if (!(rest >> field)) return 0;
+    if (i == 3 && field == "Z") return 0;  // a zombie is not running
+  }
+  return std::stoll(field);
+}
+
+bool SameProcessAlive(int pid, int64_t start_time) {
+  return start_time != 0 && ProcessStartTime(pid) == start_time;
+}
+
+}  // namespace sluice::exec

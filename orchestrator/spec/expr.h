@@ -1,0 +1,64 @@
+// The `${{ }}` expression language: references (params.x, steps.s.outputs.k,
+// steps.s.state, env.X, item), literals, comparison and logic operators,
+// parentheses and a few functions. Grammar and semantics: specs/pipeline.md.
+//
+// Parsing happens once, when the spec is loaded; evaluation happens when the
+// engine needs a value, against an EvalContext it supplies. Exprs are
+// immutable after parsing and may be shared between threads.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "spec/value.h"
+#include "util/status.h"
+
+namespace sluice::spec {
+
+struct Expr {
+  enum class Kind { kLiteral, kRef, kNot, kAnd, kOr, kCompare, kCall };
+  Kind kind = Kind::kLiteral;
+  Value literal;                             // kLiteral
+  std::vector<std::string> path;             // kRef: {"steps", "train", "outputs", "acc"}
+  std::string op;                            // kCompare: == != < <= > >=; kCall: function name
+  std::vector<std::unique_ptr<Expr>> args;   // operands, call arguments
+  size_t offset = 0;                         // byte offset in the expression's text
+};
+
+struct ExprError {
+  size_t offset;        // byte offset in the text where the problem is
+  std::string message;  // "expected ')'", "unknown function 'sucess' (did you mean ...)"
+};
+
+// Parses `text` (the part between `${{` and `}}`). On failure returns the error.
+std::optional<ExprError> ParseExpr(std::string_view text, std::unique_ptr<Expr>* out);
+
+// Calls `visit` for every kRef and kCall node, in source order.
+template <typename F>
+void VisitExpr(const Expr& e, F&& visit) {
+  if (e.kind == Expr::Kind::kRef || e.kind == Expr::Kind::kCall) visit(e);
+  for (const auto& a : e.args) VisitExpr(*a, visit);
+}
+
+// What an expression can see. The engine implements it per step; the loader
+// never evaluates (it only checks names).
+class EvalContext {
+ public:
+  virtual ~EvalContext() = default;
+  // The value at `path` (a kRef's path), or an error naming what is missing.
+  virtual Result<Value> Lookup(const std::vector<std::string>& path) const = 0;
+  // always(), success(), failure(): true/false for the step being decided.
+  virtual bool StatusFunction(std::string_view name) const = 0;
+};
+
+// Evaluates `e`. Errors: a lookup that fails, an ordering comparison between
+// values that are neither both numbers nor both strings, bad function input.
+Result<Value> Evaluate(const Expr& e, const EvalContext& ctx);
+
+// The function names the language knows, for checks and "did you mean".
+const std::vector<std::string>& KnownFunctions();
+
+}  // namespace sluice::spec

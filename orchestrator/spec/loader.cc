@@ -1,0 +1,603 @@
+// YAML -> Pipeline. yaml-cpp throws; everything it throws is caught here and
+// becomes a FILE:LINE:COL diagnostic. The loader keeps going after an error
+// where it can, so one run of `sluice validate` shows every problem.
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "spec/pipeline.h"
+#include "util/strings.h"
+
+namespace sluice::spec {
+
+namespace {
+
+const std::vector<std::string> kTopKeys = {"name", "description", "params", "env", "defaults", "steps", "on"};
+const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "env", "workdir", "timeout", "retry",
+                                            "resources", "if", "foreach", "continue_on_error"};
+const std::vector<std::string> kParamKeys = {"type", "default", "min", "max", "enum", "description"};
+const std::vector<std::string> kDefaultsKeys = {"timeout", "retry"};
+const std::vector<std::string> kRetryKeys = {"limit", "backoff"};
+const std::vector<std::string> kBackoffKeys = {"initial", "factor", "max", "jitter"};
+const std::vector<std::string> kResourceKeys = {"cpu"};
+const std::vector<std::string> kParamTypes = {"int", "float", "string", "bool"};
+constexpr size_t kMaxErrors = 50;
+
+class Loader {
+ public:
+  Loader(const std::string& file, const std::string& text) : file_(file), text_(text) {}
+
+  Result<Pipeline> Load() {
+    p_.file = file_;
+    p_.text = text_;
+    YAML::Node root;
+    try {
+      root = YAML::Load(text_);
+    } catch (const YAML::Exception& e) {
+      SourcePos pos{e.mark.line + 1, e.mark.column + 1};
+      if (e.mark.is_null()) pos = {1, 1};
+      return Status::InvalidSpec(At(file_, pos, "malformed YAML: " + e.msg));
+    }
+    try {
+      LoadRoot(root);
+    } catch (const YAML::Exception& e) {
+      Error(SourcePos{e.mark.line + 1, e.mark.column + 1}, "malformed YAML: " + e.msg);
+    }
+    if (!errors_.empty()) return Status::InvalidSpec(Join(errors_, "\n"));
+    return std::move(p_);
+  }
+
+ private:
+  SourcePos Pos(const YAML::Node& n) const {
+    YAML::Mark m = n.Mark();
+    if (m.is_null()) return {1, 1};
+    return {m.line + 1, m.column + 1};
+  }
+  void Error(SourcePos pos, const std::string& message) {
+    if (errors_.size() < kMaxErrors) errors_.push_back(At(file_, pos, message));
+  }
+  // 1 when the scalar at `n` starts with a quote, so columns skip it.
+  int QuoteShift(const YAML::Node& n) const {
+    YAML::Mark m = n.Mark();
+    if (m.is_null() || m.pos < 0 || static_cast<size_t>(m.pos) >= text_.size()) return 0;
+    char c = text_[m.pos];
+    return (c == '"' || c == '\'') ? 1 : 0;
+  }
+
+  // Checks that `n` is a map, reports unknown and repeated keys, and calls
+  // `each(key, value)` for every known key.
+  template <typename F>
+  bool ForEachKey(const YAML::Node& n, const std::vector<std::string>& known, const std::string& where, F&& each) {
+    if (!n.IsMap()) {
+      Error(Pos(n), where + " must be a mapping");
+      return false;
+    }
+    std::set<std::string> seen;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const YAML::Node& key = it->first;
+      if (!key.IsScalar()) {
+        Error(Pos(key), "keys in " + where + " must be plain words");
+        continue;
+      }
+      std::string k = key.Scalar();
+      if (!seen.insert(k).second) {
+        Error(Pos(key), "key '" + k + "' appears twice in " + where);
+        continue;
+      }
+      if (!known.empty() && std::find(known.begin(), known.end(), k) == known.end()) {
+        Error(Pos(key), "unknown key " + Quote(k) + " in " + where + DidYouMean(k, known));
+        continue;
+      }
+      each(k, key, it->second);
+    }
+    return true;
+  }
+
+  bool Scalar(const YAML::Node& n, const std::string& what, std::string* out) {
+    if (!n.IsScalar()) {
+      Error(Pos(n), what + " must be a single value");
+      return false;
+    }
+    *out = n.Scalar();
+    return true;
+  }
+  bool Bool(const YAML::Node& n, const std::string& what, bool* out) {
+    std::string s;
+    if (!Scalar(n, what, &s)) return false;
+    if (s == "true" || s == "True") *out = true;
+    else if (s == "false" || s == "False") *out = false;
+    else {
+      Error(Pos(n), what + " must be true or false, not " + Quote(s));
+      return false;
+    }
+    return true;
+  }
+  bool Number(const YAML::Node& n, const std::string& what, double* out) {
+    std::string s;
+    if (!Scalar(n, what, &s)) return false;
+    if (!Value::Str(s).AsNumber(out)) {
+      Error(Pos(n), what + " must be a number, not " + Quote(s));
+      return false;
+    }
+    return true;
+  }
+  bool Int(const YAML::Node& n, const std::string& what, int64_t lo, int64_t hi, int64_t* out) {
+    double d;
+    if (!Number(n, what, &d)) return false;
+    if (d != static_cast<double>(static_cast<int64_t>(d)) || d < lo || d > hi) {
+      Error(Pos(n), what + " must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                        ", not " + Quote(n.Scalar()));
+      return false;
+    }
+    *out = static_cast<int64_t>(d);
+    return true;
+  }
+  bool Duration(const YAML::Node& n, const std::string& what, Millis* out) {
+    std::string s;
+    if (!Scalar(n, what, &s)) return false;
+    auto d = ParseDuration(s);
+    if (!d) {
+      Error(Pos(n), "bad duration " + Quote(s) + " for " + what + " (use a number and a unit: 500ms, 10s, 5m, 2h)");
+      return false;
+    }
+    *out = *d;
+    return true;
+  }
+  bool Tmpl(const YAML::Node& n, const std::string& what, Template* out) {
+    std::string s;
+    if (!Scalar(n, what, &s)) return false;
+    if (auto err = ParseTemplate(s, Pos(n), QuoteShift(n), out)) {
+      Error(err->first, err->second);
+      return false;
+    }
+    return true;
+  }
+
+  void LoadRoot(const YAML::Node& root) {
+    if (!root.IsMap()) {
+      Error(root.IsDefined() && !root.IsNull() ? Pos(root) : SourcePos{1, 1},
+            "a pipeline must be a mapping with 'name' and 'steps'");
+      return;
+    }
+    YAML::Node steps_node, env_node;
+    bool have_name = false, have_steps = false;
+    p_.params_pos = {1, 1};
+    ForEachKey(root, kTopKeys, "the pipeline", [&](const std::string& k, const YAML::Node& key, const YAML::Node& v) {
+      if (k == "name") {
+        have_name = true;
+        if (Scalar(v, "name", &p_.name) && !IsPipelineName(p_.name))
+          Error(Pos(v), "pipeline name " + Quote(p_.name) + " must match [a-z0-9][a-z0-9-]*");
+        if (p_.params_pos == SourcePos{1, 1}) p_.params_pos = Pos(key);
+      } else if (k == "description") {
+        Scalar(v, "description", &p_.description);
+      } else if (k == "params") {
+        p_.params_pos = Pos(key);
+        LoadParams(v);
+      } else if (k == "env") {
+        env_node = v;
+      } else if (k == "defaults") {
+        LoadDefaults(v);
+      } else if (k == "steps") {
+        have_steps = true;
+        steps_node = v;
+      } else if (k == "on") {
+        // Triggers are read by `sluice serve`; their shape is checked there.
+      }
+    });
+    if (!have_name) Error({1, 1}, "missing required key 'name'");
+    if (!have_steps) Error({1, 1}, "missing required key 'steps'");
+    if (env_node) p_.env = LoadEnv(env_node, "env");
+    if (have_steps) LoadSteps(steps_node);
+    for (auto& [name, t] : p_.env) CheckRefs(t, nullptr, "env " + name);
+    if (errors_.empty()) FindCycles();
+  }
+
+  void LoadParams(const YAML::Node& n) {
+    if (n.IsNull()) return;
+    ForEachKey(n, {}, "params", [&](const std::string& name, const YAML::Node& key, const YAML::Node& v) {
+      ParamSpec ps;
+      ps.name = name;
+      ps.pos = Pos(key);
+      if (!IsIdentifier(name)) {
+        Error(Pos(key), "param name " + Quote(name) + " must match [A-Za-z_][A-Za-z0-9_-]*");
+        return;
+      }
+      YAML::Node def, min, max, allowed;
+      bool typed = false;
+      ForEachKey(v, kParamKeys, "param '" + name + "'", [&](const std::string& k, const YAML::Node&, const YAML::Node& f) {
+        std::string s;
+        if (k == "type") {
+          if (!Scalar(f, "type", &s)) return;
+          auto it = std::find(kParamTypes.begin(), kParamTypes.end(), s);
+          if (it == kParamTypes.end()) {
+            Error(Pos(f), "param '" + name + "': unknown type " + Quote(s) + " (use int, float, string or bool)");
+            return;
+          }
+          ps.type = static_cast<ParamSpec::Type>(it - kParamTypes.begin());
+          typed = true;
+        } else if (k == "default") def = f;
+        else if (k == "min") min = f;
+        else if (k == "max") max = f;
+        else if (k == "enum") allowed = f;
+        else if (k == "description") Scalar(f, "description", &ps.description);
+      });
+      if (!typed && v.IsMap()) {
+        Error(Pos(key), "param '" + name + "' needs a type (int, float, string or bool)");
+        return;
+      }
+      bool numeric = ps.type == ParamSpec::Type::kInt || ps.type == ParamSpec::Type::kFloat;
+      double d;
+      if (min) {
+        if (!numeric) Error(Pos(min), "param '" + name + "': min applies to int and float params only");
+        else if (Number(min, "min", &d)) ps.min = d;
+      }
+      if (max) {
+        if (!numeric) Error(Pos(max), "param '" + name + "': max applies to int and float params only");
+        else if (Number(max, "max", &d)) ps.max = d;
+      }
+      if (allowed) {
+        if (!allowed.IsSequence() || allowed.size() == 0) {
+          Error(Pos(allowed), "param '" + name + "': enum must be a non-empty list");
+        } else {
+          for (const YAML::Node& a : allowed) {
+            std::string s;
+            if (!Scalar(a, "an enum value", &s)) continue;
+            auto val = CoerceParam(ps, s);
+            if (!val.ok()) Error(Pos(a), val.status().message());
+            else ps.allowed.push_back(*val);
+          }
+        }
+      }
+      if (def) {
+        std::string s;
+        if (Scalar(def, "default", &s)) {
+          auto val = CheckParam(ps, s, "default ");
+          if (!val.ok()) Error(Pos(def), val.status().message());
+          else ps.default_value = *val;
+        }
+      }
+      p_.params.push_back(std::move(ps));
+    });
+  }
+
+  void LoadRetry(const YAML::Node& n, RetryPolicy* r) {
+    int64_t i;
+    if (n.IsScalar()) {  // retry: 3
+      if (Int(n, "retry", 0, 1000, &i)) r->limit = static_cast<int>(i);
+      return;
+    }
+    ForEachKey(n, kRetryKeys, "retry", [&](const std::string& k, const YAML::Node&, const YAML::Node& v) {
+      if (k == "limit") {
+        if (Int(v, "retry limit", 0, 1000, &i)) r->limit = static_cast<int>(i);
+      } else {
+        ForEachKey(v, kBackoffKeys, "backoff", [&](const std::string& bk, const YAML::Node&, const YAML::Node& bv) {
+          double d;
+          if (bk == "initial") Duration(bv, "backoff initial", &r->backoff.initial);
+          else if (bk == "max") Duration(bv, "backoff max", &r->backoff.max);
+          else if (bk == "jitter") Bool(bv, "jitter", &r->backoff.jitter);
+          else if (Number(bv, "backoff factor", &d)) {
+            if (d < 1 || d > 100) Error(Pos(bv), "backoff factor must be from 1 to 100");
+            else r->backoff.factor = d;
+          }
+        });
+      }
+    });
+  }
+
+  void LoadDefaults(const YAML::Node& n) {
+    ForEachKey(n, kDefaultsKeys, "defaults", [&](const std::string& k, const YAML::Node&, const YAML::Node& v) {
+      if (k == "timeout") {
+        Millis d;
+        if (Duration(v, "timeout", &d)) default_timeout_ = d;
+      } else {
+        LoadRetry(v, &default_retry_);
+      }
+    });
+  }
+
+  std::vector<std::pair<std::string, Template>> LoadEnv(const YAML::Node& n, const std::string& where) {
+    std::vector<std::pair<std::string, Template>> env;
+    ForEachKey(n, {}, where, [&](const std::string& k, const YAML::Node& key, const YAML::Node& v) {
+      bool ok = !k.empty() && (std::isalpha(static_cast<unsigned char>(k[0])) || k[0] == '_') &&
+                std::all_of(k.begin(), k.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+      if (!ok) {
+        Error(Pos(key), "environment variable name " + Quote(k) + " must match [A-Za-z_][A-Za-z0-9_]*");
+        return;
+      }
+      Template t;
+      if (Tmpl(v, "env " + k, &t)) env.emplace_back(k, std::move(t));
+    });
+    return env;
+  }
+
+  void LoadSteps(const YAML::Node& n) {
+    if (!n.IsMap() || n.size() == 0) {
+      Error(Pos(n), "steps must be a mapping of step ids to steps, with at least one step");
+      return;
+    }
+    std::vector<YAML::Node> bodies;
+    ForEachKey(n, {}, "steps", [&](const std::string& id, const YAML::Node& key, const YAML::Node& v) {
+      if (!IsIdentifier(id)) {
+        Error(Pos(key), "step id " + Quote(id) + " must match [A-Za-z_][A-Za-z0-9_-]*");
+        return;
+      }
+      Step s;
+      s.id = id;
+      s.pos = Pos(key);
+      p_.index[id] = p_.steps.size();
+      p_.steps.push_back(std::move(s));
+      bodies.push_back(v);
+    });
+    for (size_t i = 0; i < p_.steps.size(); ++i) LoadStep(bodies[i], &p_.steps[i]);
+    for (Step& s : p_.steps) CheckStepRefs(s);
+  }
+
+  void LoadStep(const YAML::Node& n, Step* s) {
+    const std::string where = "step '" + s->id + "'";
+    s->timeout = default_timeout_;
+    s->retry = default_retry_;
+    bool has_run = false, has_uses = false;
+    YAML::Node uses_node;
+    ForEachKey(n, kStepKeys, where, [&](const std::string& k, const YAML::Node& key, const YAML::Node& v) {
+      if (k == "needs") {
+        if (v.IsScalar()) {
+          s->needs.push_back(v.Scalar());
+          s->needs_pos.push_back(Pos(v));
+        } else if (v.IsSequence()) {
+          for (const YAML::Node& e : v) {
+            std::string need;
+            if (!Scalar(e, "each entry of needs", &need)) continue;
+            if (std::find(s->needs.begin(), s->needs.end(), need) != s->needs.end()) {
+              Error(Pos(e), where + " needs '" + need + "' twice");
+              continue;
+            }
+            s->needs.push_back(need);
+            s->needs_pos.push_back(Pos(e));
+          }
+        } else {
+          Error(Pos(v), "needs must be a step id or a list of step ids");
+        }
+      } else if (k == "run") {
+        has_run = true;
+        if (v.IsScalar()) {
+          s->shell = true;
+          Template t;
+          if (Tmpl(v, "run", &t)) s->run.push_back(std::move(t));
+          if (v.Scalar().find_first_not_of(" \t\n") == std::string::npos) Error(Pos(v), where + ": run is empty");
+        } else if (v.IsSequence() && v.size() > 0) {
+          for (const YAML::Node& e : v) {
+            Template t;
+            if (Tmpl(e, "each argument of run", &t)) s->run.push_back(std::move(t));
+          }
+        } else {
+          Error(Pos(v), where + ": run must be a shell line or a non-empty list of arguments");
+        }
+      } else if (k == "uses") {
+        has_uses = true;
+        uses_node = v;
+        Scalar(v, "uses", &s->uses);
+      } else if (k == "with") {
+        // The params of a plugin step; checked against the plugin's schema.
+      } else if (k == "env") {
+        s->env = LoadEnv(v, where + " env");
+      } else if (k == "workdir") {
+        Template t;
+        if (Tmpl(v, "workdir", &t)) s->workdir = std::move(t);
+      } else if (k == "timeout") {
+        Millis d;
+        if (Duration(v, "timeout", &d)) s->timeout = d;
+      } else if (k == "retry") {
+        s->retry = default_retry_;
+        LoadRetry(v, &s->retry);
+      } else if (k == "resources") {
+        ForEachKey(v, kResourceKeys, where + " resources", [&](const std::string&, const YAML::Node&, const YAML::Node& c) {
+          int64_t cpu;
+          if (Int(c, "cpu", 1, 1024, &cpu)) s->cpu = static_cast<int>(cpu);
+        });
+      } else if (k == "if") {
+        LoadCondition(v, s);
+      } else if (k == "foreach") {
+        s->has_foreach = true;
+        if (v.IsSequence()) {
+          for (const YAML::Node& e : v) {
+            if (!e.IsScalar()) {
+              Error(Pos(e), "foreach items must be single values (strings or numbers)");
+              continue;
+            }
+            s->foreach_items.push_back(Value::Str(e.Scalar()));
+          }
+        } else if (v.IsScalar() && v.Scalar().find("${{") != std::string::npos) {
+          Template t;
+          if (Tmpl(v, "foreach", &t)) {
+            if (!t.SingleExpression()) Error(Pos(v), "foreach must be one ${{ }} expression that gives a list");
+            else s->foreach_expr = std::move(t);
+          }
+        } else {
+          Error(Pos(v), "foreach must be a list or a ${{ }} expression that gives a list");
+        }
+      } else if (k == "continue_on_error") {
+        Bool(v, "continue_on_error", &s->continue_on_error);
+      }
+      (void)key;
+    });
+    if (!n.IsMap()) return;
+    if (has_run && has_uses) Error(s->pos, where + " has both 'run' and 'uses'; a step does one of them");
+    else if (!has_run && !has_uses) Error(s->pos, where + " has neither 'run' nor 'uses'");
+    else if (has_uses) Error(Pos(uses_node), where + ": plugin steps ('uses') are not available in this version yet");
+  }
+
+  void LoadCondition(const YAML::Node& v, Step* s) {
+    std::string text;
+    if (!Scalar(v, "if", &text)) return;
+    Template t;
+    int shift = QuoteShift(v);
+    if (text.find("${{") == std::string::npos) {
+      // `if: success() && params.x` without ${{ }} is an expression too.
+      std::unique_ptr<Expr> e;
+      if (auto err = ParseExpr(text, &e)) {
+        SourcePos p = Pos(v);
+        p.column += shift + static_cast<int>(err->offset);
+        Error(p, "bad expression " + Quote(text) + ": " + err->message);
+        return;
+      }
+      Template::Part part;
+      part.expr = std::move(e);
+      part.expr_text = text;
+      part.pos = Pos(v);
+      part.pos.column += shift - 3;  // as if `${{` stood before the text
+      t.parts.push_back(std::move(part));
+      t.source = text;
+      t.pos = Pos(v);
+    } else if (!Tmpl(v, "if", &t)) {
+      return;
+    }
+    s->if_condition = std::move(t);
+  }
+
+  // Checks names in a template's expressions. `step` is null for the
+  // pipeline's env, which sees params and env only.
+  void CheckRefs(const Template& t, const Step* step, const std::string& where, bool item_allowed = true) {
+    std::optional<std::vector<std::string>> ancestors;  // computed on the first steps.* reference
+    auto needs = [&](const std::string& id) {
+      if (std::find(step->needs.begin(), step->needs.end(), id) != step->needs.end()) return true;
+      if (!ancestors) ancestors = Ancestors(p_, step->id);
+      return std::find(ancestors->begin(), ancestors->end(), id) != ancestors->end();
+    };
+    for (const Template::Part& part : t.parts) {
+      if (!part.expr) continue;
+      VisitExpr(*part.expr, [&](const Expr& e) {
+        SourcePos pos = part.pos;
+        if (pos.line == t.pos.line) pos.column += 3 + static_cast<int>(e.offset);
+        if (e.kind == Expr::Kind::kCall) {
+          const auto& known = KnownFunctions();
+          if (std::find(known.begin(), known.end(), e.op) == known.end()) {
+            Error(pos, "unknown function " + Quote(e.op + "()") + DidYouMean(e.op, known));
+            return;
+          }
+          size_t want = (e.op == "fromJSON" || e.op == "toJSON") ? 1 : 0;
+          if (e.args.size() != want)
+            Error(pos, e.op + "() takes " + std::to_string(want) + " argument" + (want == 1 ? "" : "s"));
+          return;
+        }
+        const auto& path = e.path;
+        const std::string& root = path[0];
+        if (root == "params") {
+          if (path.size() != 2) Error(pos, "expected params.<name>");
+          else if (!p_.FindParam(path[1]))
+            Error(pos, "unknown param " + Quote(path[1]) + DidYouMean(path[1], ParamNames()));
+        } else if (root == "env") {
+          if (path.size() != 2) Error(pos, "expected env.<NAME>");
+        } else if (root == "item") {
+          if (path.size() != 1) Error(pos, "expected item");
+          else if (!step || !step->has_foreach || !item_allowed)
+            Error(pos, "'item' is only defined inside a step with foreach");
+        } else if (root == "steps") {
+          if (!step) {
+            Error(pos, where + " cannot read step outputs");
+          } else if (path.size() < 2 || !p_.FindStep(path[1])) {
+            std::string id = path.size() >= 2 ? path[1] : "";
+            Error(pos, "unknown step " + Quote(id) + DidYouMean(id, StepIds()));
+          } else if (!((path.size() == 4 && path[2] == "outputs") || (path.size() == 3 && path[2] == "state"))) {
+            Error(pos, "expected steps." + path[1] + ".outputs.<name> or steps." + path[1] + ".state");
+          } else if (!needs(path[1])) {
+            Error(pos, "step '" + step->id + "' reads steps." + path[1] + " but does not need it (add '" + path[1] +
+                           "' to its needs)");
+          }
+        } else {
+          Error(pos, "unknown name " + Quote(Join(path, ".")) + " (expressions see params, steps, env and item)");
+        }
+      });
+    }
+  }
+
+  std::vector<std::string> StepIds() const {
+    std::vector<std::string> ids;
+    for (const Step& s : p_.steps) ids.push_back(s.id);
+    return ids;
+  }
+  std::vector<std::string> ParamNames() const {
+    std::vector<std::string> names;
+    for (const ParamSpec& ps : p_.params) names.push_back(ps.name);
+    return names;
+  }
+
+  void CheckStepRefs(Step& s) {
+    for (size_t i = 0; i < s.needs.size(); ++i) {
+      if (s.needs[i] == s.id) Error(s.needs_pos[i], "step '" + s.id + "' needs itself");
+      else if (!p_.FindStep(s.needs[i]))
+        Error(s.needs_pos[i], "step '" + s.id + "' needs unknown step " + Quote(s.needs[i]) + DidYouMean(s.needs[i], StepIds()));
+    }
+    // Ancestors() follows needs, so check names only once the graph is sound.
+    for (const Template& t : s.run) CheckRefs(t, &s, "run");
+    for (auto& [name, t] : s.env) CheckRefs(t, &s, "env " + name);
+    if (s.workdir) CheckRefs(*s.workdir, &s, "workdir");
+    if (s.if_condition) CheckRefs(*s.if_condition, &s, "if", /*item_allowed=*/false);
+    if (s.foreach_expr) CheckRefs(*s.foreach_expr, &s, "foreach", /*item_allowed=*/false);
+  }
+
+  // Depth-first search with an explicit stack: specs with long chains of
+  // steps must not overflow the call stack.
+  void FindCycles() {
+    enum Color : char { kWhite, kGrey, kBlack };
+    std::vector<Color> color(p_.steps.size(), kWhite);
+    std::vector<std::pair<size_t, size_t>> stack;  // (step, next need to look at)
+    for (size_t root = 0; root < p_.steps.size(); ++root) {
+      if (color[root] != kWhite) continue;
+      stack.push_back({root, 0});
+      color[root] = kGrey;
+      while (!stack.empty()) {
+        auto& [i, k] = stack.back();
+        const Step& s = p_.steps[i];
+        if (k == s.needs.size()) {
+          color[i] = kBlack;
+          stack.pop_back();
+          continue;
+        }
+        size_t need = k++;
+        auto it = p_.index.find(s.needs[need]);
+        if (it == p_.index.end()) continue;
+        size_t j = it->second;
+        if (color[j] == kGrey) {
+          std::vector<std::string> cycle;
+          size_t from = 0;
+          while (stack[from].first != j) ++from;
+          for (size_t x = from; x < stack.size(); ++x) cycle.push_back(p_.steps[stack[x].first].id);
+          cycle.push_back(p_.steps[j].id);
+          Error(s.needs_pos[need], "dependency cycle: " + Join(cycle, " -> ") + " (each step needs the next)");
+          return;
+        }
+        if (color[j] == kWhite) {
+          color[j] = kGrey;
+          stack.push_back({j, 0});
+        }
+      }
+    }
+  }
+
+  const std::string& file_;
+  const std::string& text_;
+  Pipeline p_;
+  std::vector<std::string> errors_;
+  std::optional<Millis> default_timeout_;
+  RetryPolicy default_retry_;
+};
+
+}  // namespace
+
+Result<Pipeline> ParsePipeline(const std::string& file, const std::string& text) {
+  return Loader(file, text).Load();
+}
+
+Result<Pipeline> LoadPipeline(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::FromErrno("open " + path, errno);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ParsePipeline(path, ss.str());
+}
+
+}  // namespace sluice::spec

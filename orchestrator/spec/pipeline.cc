@@ -1,0 +1,34 @@
+#include "spec/pipeline.h"
+
+#include <set>
+
+namespace sluice::spec {
+
+const char* ParamTypeName(ParamSpec::Type t) {
+  switch (t) {
+    case ParamSpec::Type::kInt: return "int";
+    case ParamSpec::Type::kFloat: return "float";
+    case ParamSpec::Type::kString: return "string";
+    case ParamSpec::Type::kBool: return "bool";
+  }
+  return "?";
+}
+
+std::vector<std::string> Ancestors(const Pipeline& p, const std::string& id) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  std::vector<std::string> stack = {id};
+  while (!stack.empty()) {
+    const Step* s = p.FindStep(stack.back());
+    stack.pop_back();
+    if (!s) continue;
+    for (const std::string& n : s->needs)
+      if (seen.insert(n).second) {
+        out.push_back(n);
+        stack.push_back(n);
+      }
+  }
+  return out;
+}
+
+}  // namespace sluice::spec

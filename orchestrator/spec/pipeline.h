@@ -1,0 +1,108 @@
+// Pipeline: the typed form of a pipeline.yaml, as the loader produced it.
+// It owns its Steps; nothing in it changes after loading, so a Pipeline may
+// be read from any thread. The language itself is described in
+// specs/pipeline.md and specs/pipeline.schema.json.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "spec/source.h"
+#include "spec/template.h"
+#include "spec/value.h"
+#include "util/duration.h"
+
+namespace sluice::spec {
+
+struct ParamSpec {
+  enum class Type { kInt, kFloat, kString, kBool };
+  std::string name;
+  Type type = Type::kString;
+  std::optional<Value> default_value;   // none: the param is required
+  std::optional<double> min, max;
+  std::vector<Value> allowed;           // enum; empty: anything of the type
+  std::string description;
+  SourcePos pos;
+};
+const char* ParamTypeName(ParamSpec::Type t);
+
+struct Backoff {
+  Millis initial{1000};
+  double factor = 2;
+  Millis max{30000};
+  bool jitter = false;   // multiply each delay by a uniform factor in [0.5, 1]
+};
+
+struct RetryPolicy {
+  int limit = 0;         // retries after the first attempt
+  Backoff backoff;
+};
+
+struct Step {
+  std::string id;
+  SourcePos pos;                         // of the step's key
+  std::vector<std::string> needs;
+  std::vector<SourcePos> needs_pos;
+  bool shell = false;                    // run: "line" (sh -c) vs run: [argv]
+  std::vector<Template> run;             // one template for a shell line
+  std::string uses;                      // <plugin>/<step type>; not runnable yet
+  std::vector<std::pair<std::string, Template>> env;
+  std::optional<Template> workdir;
+  std::optional<Millis> timeout;
+  RetryPolicy retry;
+  int cpu = 1;
+  std::optional<Template> if_condition;  // none: success()
+  bool has_foreach = false;
+  std::vector<Value> foreach_items;      // a literal list
+  std::optional<Template> foreach_expr;  // or one expression giving a list
+  bool continue_on_error = false;
+};
+
+struct Pipeline {
+  std::string file;                      // as given on the command line
+  std::string text;                      // the file's bytes, stored with each run
+  std::string name;
+  std::string description;
+  SourcePos params_pos;                  // of the `params` key (or `name` if absent)
+  std::vector<ParamSpec> params;
+  std::vector<std::pair<std::string, Template>> env;
+  std::vector<Step> steps;               // in file order
+  std::map<std::string, size_t> index;   // step id -> position in steps
+
+  const Step* FindStep(const std::string& id) const {
+    auto it = index.find(id);
+    return it == index.end() ? nullptr : &steps[it->second];
+  }
+  const ParamSpec* FindParam(const std::string& name) const {
+    for (const ParamSpec& p : params)
+      if (p.name == name) return &p;
+    return nullptr;
+  }
+};
+
+// Resolved param values, by name.
+using ParamValues = std::map<std::string, Value>;
+
+// Loads and checks a spec. On failure the Status (InvalidSpec or IoError) holds
+// one "FILE:LINE:COL: message" line per problem found.
+Result<Pipeline> LoadPipeline(const std::string& path);
+// The same from text in memory; `file` names it in messages.
+Result<Pipeline> ParsePipeline(const std::string& file, const std::string& text);
+
+// Applies `-p key=value` overrides to the defaults and checks every value
+// against its param's type, range and enum. Errors name the param's place.
+Result<ParamValues> ResolveParams(const Pipeline& p, const std::vector<std::pair<std::string, std::string>>& overrides);
+
+// Converts the text of a param value to the param's type ("3" -> int 3).
+// The error says what was expected: "param 'epochs': 'abc' is not an int".
+Result<Value> CoerceParam(const ParamSpec& ps, const std::string& text);
+// CoerceParam, then the min/max and enum checks. `what` prefixes the value
+// in messages ("default ").
+Result<Value> CheckParam(const ParamSpec& ps, const std::string& text, const std::string& what = "");
+
+// Every step id that `id` depends on, directly or not.
+std::vector<std::string> Ancestors(const Pipeline& p, const std::string& id);
+
+}  // namespace sluice::spec

@@ -1,0 +1,548 @@
+#include "store/store.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+
+namespace sluice::store {
+
+using engine::AttemptRecord;
+using engine::StepRecord;
+using engine::StepState;
+
+// A prepared statement, reset after each use. Bind indexes are 1-based.
+class Store::Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr); }
+  ~Stmt() { sqlite3_finalize(s_); }
+  bool ok() const { return rc_ == SQLITE_OK; }
+  Stmt& Bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); return *this; }
+  Stmt& Bind(int i, const std::string& v) { sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); return *this; }
+  Stmt& BindNull(int i) { sqlite3_bind_null(s_, i); return *this; }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step() { return sqlite3_step(s_); }
+  int64_t Int(int c) { return sqlite3_column_int64(s_, c); }
+  std::string Text(int c) {
+    const unsigned char* t = sqlite3_column_text(s_, c);
+    return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(s_, c)) : std::string();
+  }
+  bool IsNull(int c) { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
+  void Reset() { sqlite3_reset(s_); sqlite3_clear_bindings(s_); }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+  int rc_;
+};
+
+namespace {
+
+// Resets a statement when the scope ends, whatever path leaves it.
+template <typename S>
+struct ResetOnExit {
+  S& s;
+  ~ResetOnExit() { s.Reset(); }
+};
+
+const char* kSchemaV1 = R"sql(
+CREATE TABLE specs (
+  hash TEXT PRIMARY KEY,          -- SHA-256 of the text, hex
+  text TEXT NOT NULL
+);
+CREATE TABLE runs (
+  id INTEGER PRIMARY KEY,
+  pipeline TEXT NOT NULL,
+  spec_hash TEXT NOT NULL REFERENCES specs(hash),
+  spec_path TEXT NOT NULL,
+  workdir TEXT NOT NULL,
+  params TEXT NOT NULL,           -- JSON object of resolved params
+  state TEXT NOT NULL,            -- pending running succeeded failed cancelled
+  jobs INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  started_ms INTEGER,
+  finished_ms INTEGER,
+  owner_pid INTEGER,
+  owner_start INTEGER,
+  cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE steps (
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  step_id TEXT NOT NULL,
+  item INTEGER NOT NULL,          -- -1: the step itself; 0..n-1: a foreach item
+  state TEXT NOT NULL,
+  tries INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  item_value TEXT,                -- JSON
+  items TEXT,                     -- JSON list, once a foreach step is expanded
+  outputs TEXT NOT NULL,          -- JSON object
+  reason TEXT NOT NULL,
+  PRIMARY KEY (run_id, step_id, item)
+) WITHOUT ROWID;
+CREATE TABLE attempts (
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  step_id TEXT NOT NULL,
+  item INTEGER NOT NULL,
+  number INTEGER NOT NULL,
+  state TEXT NOT NULL,            -- running succeeded failed cancelled lost
+  reason TEXT NOT NULL,
+  exit_code INTEGER,
+  pid INTEGER,
+  pid_start INTEGER,
+  started_ms INTEGER,
+  finished_ms INTEGER,
+  log_path TEXT NOT NULL,
+  UNIQUE (run_id, step_id, item, number)
+);
+CREATE INDEX attempts_by_run ON attempts(run_id, step_id, item);
+)sql";
+
+std::string Sha256Hex(const std::string& text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::string OutputsJson(const engine::Outputs& o) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : o) j[k] = v.ToJson();
+  return j.dump();
+}
+
+}  // namespace
+
+Store::Store(sqlite3* db) : db_(db) {}
+
+Store::~Store() {
+  cache_.clear();
+  sqlite3_close(db_);
+}
+
+Status Store::Error(const std::string& what) {
+  return Status::IoError("store: " + what + ": " + sqlite3_errmsg(db_));
+}
+
+Status Store::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string m = err ? err : "unknown error";
+    sqlite3_free(err);
+    return Status::IoError(std::string("store: ") + m);
+  }
+  return Status::Ok();
+}
+
+Store::Stmt& Store::Prepare(const char* sql) {
+  for (auto& [key, stmt] : cache_)
+    if (key == sql) return *stmt;
+  cache_.emplace_back(sql, std::make_unique<Stmt>(db_, sql));
+  return *cache_.back().second;
+}
+
+Status Store::Begin() { return Exec("BEGIN IMMEDIATE"); }
+Status Store::Commit() { return Exec("COMMIT"); }
+void Store::Rollback() { (void)Exec("ROLLBACK"); }
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string m = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return Status::IoError("open " + path + ": " + m);
+  }
+  std::unique_ptr<Store> s(new Store(db));
+  sqlite3_busy_timeout(db, 10000);
+  // NORMAL in WAL mode: a commit survives the process being killed; a power
+  // cut may lose the last commits but never corrupts. SLUICE_SYNC=full syncs
+  // every commit.
+  const char* sync = std::getenv("SLUICE_SYNC");
+  std::string pragmas = std::string("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=") +
+                        (sync && std::strcmp(sync, "full") == 0 ? "FULL" : "NORMAL") + ";";
+  Status st = s->Exec(pragmas.c_str());
+  if (!st.ok()) return st.WithContext("open " + path);
+  st = s->Migrate();
+  if (!st.ok()) return st.WithContext("open " + path);
+  return s;
+}
+
+Status Store::Migrate() {
+  Stmt& v = Prepare("PRAGMA user_version");
+  ResetOnExit<Stmt> r{v};
+  if (v.Step() != SQLITE_ROW) return Error("read schema version");
+  int64_t version = v.Int(0);
+  v.Reset();
+  if (version == kSchemaVersion) return Status::Ok();
+  if (version > kSchemaVersion)
+    return Status::Incompatible("the database has schema version " + std::to_string(version) +
+                                ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
+  // Forward migrations, each in its own transaction with the version bump.
+  static const char* kMigrations[] = {kSchemaV1};
+  for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
+    Status st = Begin();
+    if (!st.ok()) return st;
+    // Another process may have migrated while we waited for the lock.
+    if (v.Step() == SQLITE_ROW && v.Int(0) >= next) {
+      v.Reset();
+      Rollback();
+      continue;
+    }
+    v.Reset();
+    st = Exec(kMigrations[next - 1]);
+    if (st.ok()) st = Exec(("PRAGMA user_version=" + std::to_string(next)).c_str());
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    st = Commit();
+    if (!st.ok()) return st;
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> Store::CreateRun(const std::string& pipeline, const std::string& spec_text,
+                                 const std::string& spec_path, const std::string& workdir,
+                                 const std::string& params_json, int jobs, int64_t now_ms) {
+  std::string hash = Sha256Hex(spec_text);
+  Status st = Begin();
+  if (!st.ok()) return st;
+  Stmt& spec = Prepare("INSERT OR IGNORE INTO specs(hash, text) VALUES (?, ?)");
+  {
+    ResetOnExit<Stmt> r{spec};
+    if (spec.Bind(1, hash).Bind(2, spec_text).Step() != SQLITE_DONE) {
+      Status e = Error("save spec");
+      Rollback();
+      return e;
+    }
+  }
+  Stmt& run = Prepare(
+      "INSERT INTO runs(pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms) "
+      "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)");
+  {
+    ResetOnExit<Stmt> r{run};
+    run.Bind(1, pipeline).Bind(2, hash).Bind(3, spec_path).Bind(4, workdir).Bind(5, params_json).Bind(6, jobs).Bind(7, now_ms);
+    if (run.Step() != SQLITE_DONE) {
+      Status e = Error("create run");
+      Rollback();
+      return e;
+    }
+  }
+  int64_t id = sqlite3_last_insert_rowid(db_);
+  st = Commit();
+  if (!st.ok()) return st;
+  return id;
+}
+
+namespace {
+const char* kRunColumns =
+    "SELECT id, pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, "
+    "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), IFNULL(owner_pid, 0), IFNULL(owner_start, 0), cancel_requested "
+    "FROM runs ";
+}
+
+template <typename S>
+static RunRow ReadRun(S& q) {
+  RunRow r;
+  r.id = q.Int(0);
+  r.pipeline = q.Text(1);
+  r.spec_hash = q.Text(2);
+  r.spec_path = q.Text(3);
+  r.workdir = q.Text(4);
+  r.params_json = q.Text(5);
+  r.state = engine::ParseRunState(q.Text(6)).value_or(engine::RunState::kPending);
+  r.jobs = static_cast<int>(q.Int(7));
+  r.created_ms = q.Int(8);
+  r.started_ms = q.Int(9);
+  r.finished_ms = q.Int(10);
+  r.owner_pid = q.Int(11);
+  r.owner_start = q.Int(12);
+  r.cancel_requested = q.Int(13) != 0;
+  return r;
+}
+
+Result<RunRow> Store::GetRun(int64_t id) {
+  static const std::string sql = std::string(kRunColumns) + "WHERE id = ?";
+  Stmt& q = Prepare(sql.c_str());
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, id);
+  int rc = q.Step();
+  if (rc == SQLITE_DONE) return Status::NotFound("no run " + std::to_string(id));
+  if (rc != SQLITE_ROW) return Error("read run " + std::to_string(id));
+  return ReadRun(q);
+}
+
+Result<std::vector<RunRow>> Store::ListRuns(int limit) {
+  static const std::string sql = std::string(kRunColumns) + "ORDER BY id DESC LIMIT ?";
+  Stmt& q = Prepare(sql.c_str());
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, limit);
+  std::vector<RunRow> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out.push_back(ReadRun(q));
+  if (rc != SQLITE_DONE) return Error("list runs");
+  return out;
+}
+
+Result<std::string> Store::SpecText(const std::string& hash) {
+  Stmt& q = Prepare("SELECT text FROM specs WHERE hash = ?");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, hash);
+  if (q.Step() != SQLITE_ROW) return Status::NotFound("no spec with hash " + hash);
+  return q.Text(0);
+}
+
+Result<std::vector<StepRecord>> Store::LoadSteps(int64_t run_id) {
+  Stmt& q = Prepare(
+      "SELECT step_id, item, state, tries, attempts, item_value, items, outputs, reason FROM steps "
+      "WHERE run_id = ? ORDER BY step_id, item");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, run_id);
+  std::vector<StepRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    StepRecord s;
+    s.step_id = q.Text(0);
+    s.item = static_cast<int>(q.Int(1));
+    s.state = engine::ParseStepState(q.Text(2)).value_or(StepState::kPending);
+    s.tries = static_cast<int>(q.Int(3));
+    s.attempts = static_cast<int>(q.Int(4));
+    auto parse = [](const std::string& t) { return nlohmann::json::parse(t, nullptr, false); };
+    if (!q.IsNull(5)) s.item_value = spec::Value::FromJson(parse(q.Text(5)));
+    if (!q.IsNull(6)) s.items = spec::Value::FromJson(parse(q.Text(6))).as_list();
+    auto outputs = parse(q.Text(7));
+    if (outputs.is_object())
+      for (auto& [k, v] : outputs.items()) s.outputs[k] = spec::Value::FromJson(v);
+    s.reason = q.Text(8);
+    out.push_back(std::move(s));
+  }
+  if (rc != SQLITE_DONE) return Error("load steps of run " + std::to_string(run_id));
+  return out;
+}
+
+Result<std::vector<AttemptRecord>> Store::ListAttempts(int64_t run_id) {
+  Stmt& q = Prepare(
+      "SELECT id, step_id, item, number, state, reason, IFNULL(exit_code, -1), IFNULL(pid, 0), IFNULL(pid_start, 0), "
+      "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), log_path FROM attempts WHERE run_id = ? ORDER BY id");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, run_id);
+  std::vector<AttemptRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    AttemptRecord a;
+    a.id = q.Int(0);
+    a.run_id = run_id;
+    a.step_id = q.Text(1);
+    a.item = static_cast<int>(q.Int(2));
+    a.number = static_cast<int>(q.Int(3));
+    a.state = engine::ParseStepState(q.Text(4)).value_or(StepState::kLost);
+    a.reason = q.Text(5);
+    a.exit_code = static_cast<int>(q.Int(6));
+    a.pid = q.Int(7);
+    a.pid_start = q.Int(8);
+    a.started_ms = q.Int(9);
+    a.finished_ms = q.Int(10);
+    a.log_path = q.Text(11);
+    out.push_back(std::move(a));
+  }
+  if (rc != SQLITE_DONE) return Error("list attempts of run " + std::to_string(run_id));
+  return out;
+}
+
+Status Store::SetOwner(int64_t run_id, int64_t pid, int64_t pid_start) {
+  Stmt& q = Prepare("UPDATE runs SET owner_pid = ?, owner_start = ? WHERE id = ?");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, pid).Bind(2, pid_start).Bind(3, run_id);
+  if (q.Step() != SQLITE_DONE) return Error("set owner of run " + std::to_string(run_id));
+  return Status::Ok();
+}
+
+Status Store::RequestCancel(int64_t run_id) {
+  Stmt& q = Prepare("UPDATE runs SET cancel_requested = 1 WHERE id = ?");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, run_id);
+  if (q.Step() != SQLITE_DONE) return Error("cancel run " + std::to_string(run_id));
+  return Status::Ok();
+}
+
+Result<std::vector<AttemptRecord>> Store::TakeOverRun(int64_t run_id, int64_t now_ms) {
+  auto all = ListAttempts(run_id);
+  if (!all.ok()) return all.status();
+  std::vector<AttemptRecord> lost;
+  for (AttemptRecord& a : *all)
+    if (a.state == StepState::kRunning) lost.push_back(a);
+  Status st = Begin();
+  if (!st.ok()) return st;
+  Stmt& q = Prepare(
+      "UPDATE attempts SET state = 'lost', reason = 'the orchestrator stopped while it ran', finished_ms = ? "
+      "WHERE run_id = ? AND state = 'running'");
+  Stmt& c = Prepare("UPDATE runs SET cancel_requested = 0 WHERE id = ?");
+  bool ok;
+  {
+    ResetOnExit<Stmt> r1{q};
+    ResetOnExit<Stmt> r2{c};
+    ok = q.Bind(1, now_ms).Bind(2, run_id).Step() == SQLITE_DONE && c.Bind(1, run_id).Step() == SQLITE_DONE;
+  }
+  if (!ok) {
+    Status e = Error("take over run " + std::to_string(run_id));
+    Rollback();
+    return e;
+  }
+  st = Commit();
+  if (!st.ok()) return st;
+  for (AttemptRecord& a : lost) a.state = StepState::kLost;
+  return lost;
+}
+
+Status Store::ResetSteps(int64_t run_id, const std::vector<std::string>& rerun,
+                         const std::vector<std::string>& failed_items) {
+  Status st = Begin();
+  if (!st.ok()) return st;
+  Stmt& del = Prepare("DELETE FROM steps WHERE run_id = ? AND step_id = ?");
+  Stmt& items = Prepare(
+      "UPDATE steps SET state = 'pending', tries = 0, reason = '', outputs = '{}' "
+      "WHERE run_id = ? AND step_id = ? AND state IN ('failed', 'cancelled', 'skipped', 'pending', 'running')");
+  Stmt& run = Prepare(
+      "UPDATE runs SET state = 'pending', finished_ms = NULL, cancel_requested = 0 WHERE id = ?");
+  bool ok = true;
+  for (const std::string& s : rerun) {
+    ResetOnExit<Stmt> r{del};
+    ok = ok && del.Bind(1, run_id).Bind(2, s).Step() == SQLITE_DONE;
+  }
+  for (const std::string& s : failed_items) {
+    ResetOnExit<Stmt> r{items};
+    ok = ok && items.Bind(1, run_id).Bind(2, s).Step() == SQLITE_DONE;
+  }
+  {
+    ResetOnExit<Stmt> r{run};
+    ok = ok && run.Bind(1, run_id).Step() == SQLITE_DONE;
+  }
+  if (!ok) {
+    Status e = Error("reset steps of run " + std::to_string(run_id));
+    Rollback();
+    return e;
+  }
+  return Commit();
+}
+
+Result<std::string> Store::IntegrityCheck() {
+  Stmt& q = Prepare("PRAGMA integrity_check");
+  ResetOnExit<Stmt> r{q};
+  std::string out;
+  while (q.Step() == SQLITE_ROW) out += (out.empty() ? "" : "\n") + q.Text(0);
+  return out;
+}
+
+Status Store::SaveStep(int64_t run_id, const StepRecord& s) {
+  Stmt& q = Prepare(
+      "INSERT OR REPLACE INTO steps(run_id, step_id, item, state, tries, attempts, item_value, items, outputs, reason) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, run_id).Bind(2, s.step_id).Bind(3, s.item).Bind(4, std::string(engine::Name(s.state)));
+  q.Bind(5, s.tries).Bind(6, s.attempts);
+  if (s.item >= 0) q.Bind(7, s.item_value.ToJson().dump());
+  else q.BindNull(7);
+  if (s.items) q.Bind(8, spec::Value::Of(*s.items).ToJson().dump());
+  else q.BindNull(8);
+  q.Bind(9, OutputsJson(s.outputs)).Bind(10, s.reason);
+  if (q.Step() != SQLITE_DONE) return Error("save step " + s.step_id);
+  return Status::Ok();
+}
+
+Status Store::SaveSteps(int64_t run_id, const std::vector<const StepRecord*>& steps) {
+  Status st = Begin();
+  if (!st.ok()) return st;
+  for (const StepRecord* s : steps) {
+    st = SaveStep(run_id, *s);
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+  }
+  return Commit();
+}
+
+Status Store::BeginAttempt(AttemptRecord* a, const StepRecord& step) {
+  Status st = Begin();
+  if (!st.ok()) return st;
+  Stmt& q = Prepare(
+      "INSERT INTO attempts(run_id, step_id, item, number, state, reason, started_ms, log_path) "
+      "VALUES (?, ?, ?, ?, 'running', '', ?, ?)");
+  {
+    ResetOnExit<Stmt> r{q};
+    q.Bind(1, a->run_id).Bind(2, a->step_id).Bind(3, a->item).Bind(4, a->number).Bind(5, a->started_ms).Bind(6, a->log_path);
+    if (q.Step() != SQLITE_DONE) {
+      Status e = Error("record attempt " + std::to_string(a->number) + " of step " + a->step_id);
+      Rollback();
+      return e;
+    }
+  }
+  a->id = sqlite3_last_insert_rowid(db_);
+  a->state = StepState::kRunning;
+  st = SaveStep(a->run_id, step);
+  if (!st.ok()) {
+    Rollback();
+    return st;
+  }
+  return Commit();
+}
+
+Status Store::AttemptStarted(const AttemptRecord& a) {
+  Stmt& q = Prepare("UPDATE attempts SET pid = ?, pid_start = ? WHERE id = ?");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, a.pid).Bind(2, a.pid_start).Bind(3, a.id);
+  if (q.Step() != SQLITE_DONE) return Error("record pid of attempt " + std::to_string(a.id));
+  return Status::Ok();
+}
+
+Status Store::FinishAttempt(const AttemptRecord& a, const StepRecord& step) {
+  Status st = Begin();
+  if (!st.ok()) return st;
+  Stmt& q = Prepare("UPDATE attempts SET state = ?, reason = ?, exit_code = ?, finished_ms = ? WHERE id = ?");
+  {
+    ResetOnExit<Stmt> r{q};
+    q.Bind(1, std::string(engine::Name(a.state))).Bind(2, a.reason);
+    if (a.exit_code >= 0) q.Bind(3, a.exit_code);
+    else q.BindNull(3);
+    q.Bind(4, a.finished_ms).Bind(5, a.id);
+    if (q.Step() != SQLITE_DONE) {
+      Status e = Error("finish attempt " + std::to_string(a.id));
+      Rollback();
+      return e;
+    }
+  }
+  st = SaveStep(a.run_id, step);
+  if (!st.ok()) {
+    Rollback();
+    return st;
+  }
+  return Commit();
+}
+
+Status Store::SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms) {
+  bool final = state != engine::RunState::kPending && state != engine::RunState::kRunning;
+  Stmt& q = Prepare(final ? "UPDATE runs SET state = ?, finished_ms = ? WHERE id = ?"
+                          : "UPDATE runs SET state = ?, started_ms = IFNULL(started_ms, ?) WHERE id = ?");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, std::string(engine::Name(state))).Bind(2, at_ms).Bind(3, run_id);
+  if (q.Step() != SQLITE_DONE) return Error("set state of run " + std::to_string(run_id));
+  return Status::Ok();
+}
+
+Result<bool> Store::CancelRequested(int64_t run_id) {
+  Stmt& q = Prepare("SELECT cancel_requested FROM runs WHERE id = ?");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, run_id);
+  if (q.Step() != SQLITE_ROW) return Error("read run " + std::to_string(run_id));
+  return q.Int(0) != 0;
+}
+
+}  // namespace sluice::store

@@ -1,0 +1,95 @@
+// Store: the SQLite file that holds every run, step record and attempt
+// (schema: specs/store.md). It implements the engine's RunStore journal and
+// the queries the CLI needs.
+//
+// WAL mode, busy_timeout, prepared statements only. One Store object is used
+// by one thread; several processes (a running `sluice run`, a `sluice show`,
+// a `sluice cancel`) may open the same file at once: SQLite's locking
+// serialises their writes, each of which is one short transaction.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/run_store.h"
+#include "engine/types.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace sluice::store {
+
+struct RunRow {
+  int64_t id = 0;
+  std::string pipeline;
+  std::string spec_hash;
+  std::string spec_path;     // absolute path of the spec file the run was started from
+  std::string workdir;       // absolute; where steps run
+  std::string params_json;   // {"epochs": 3, ...}
+  engine::RunState state = engine::RunState::kPending;
+  int jobs = 1;
+  int64_t created_ms = 0, started_ms = 0, finished_ms = 0;
+  int64_t owner_pid = 0, owner_start = 0;   // the process driving the run, if any
+  bool cancel_requested = false;
+};
+
+class Store : public engine::RunStore {
+ public:
+  // Opens (creating if needed) the database at `path` and migrates it to the
+  // current schema. Refuses a database written by a newer Sluice.
+  static Result<std::unique_ptr<Store>> Open(const std::string& path);
+  ~Store() override;
+
+  static constexpr int kSchemaVersion = 1;
+
+  // Records a new run in state pending and stores the spec text by hash.
+  Result<int64_t> CreateRun(const std::string& pipeline, const std::string& spec_text, const std::string& spec_path,
+                            const std::string& workdir, const std::string& params_json, int jobs, int64_t now_ms);
+  Result<RunRow> GetRun(int64_t id);
+  // The newest runs first.
+  Result<std::vector<RunRow>> ListRuns(int limit);
+  Result<std::string> SpecText(const std::string& hash);
+  Result<std::vector<engine::StepRecord>> LoadSteps(int64_t run_id);
+  // Every attempt of the run, oldest first.
+  Result<std::vector<engine::AttemptRecord>> ListAttempts(int64_t run_id);
+
+  Status SetOwner(int64_t run_id, int64_t pid, int64_t pid_start);
+  Status RequestCancel(int64_t run_id);
+  // Marks attempts left running as lost and returns them (to kill what is
+  // left of their processes). Clears the cancel request.
+  Result<std::vector<engine::AttemptRecord>> TakeOverRun(int64_t run_id, int64_t now_ms);
+  // For `sluice retry`: every record of the steps in `rerun` is deleted
+  // (they run from scratch); the failed or cancelled items of the steps in
+  // `failed_items` go back to pending with a fresh retry budget. The run
+  // goes back to pending.
+  Status ResetSteps(int64_t run_id, const std::vector<std::string>& rerun, const std::vector<std::string>& failed_items);
+  // "ok", or what PRAGMA integrity_check found.
+  Result<std::string> IntegrityCheck();
+
+  // engine::RunStore
+  Status SaveSteps(int64_t run_id, const std::vector<const engine::StepRecord*>& steps) override;
+  Status BeginAttempt(engine::AttemptRecord* attempt, const engine::StepRecord& step) override;
+  Status AttemptStarted(const engine::AttemptRecord& attempt) override;
+  Status FinishAttempt(const engine::AttemptRecord& attempt, const engine::StepRecord& step) override;
+  Status SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms) override;
+  Result<bool> CancelRequested(int64_t run_id) override;
+
+ private:
+  class Stmt;
+  explicit Store(sqlite3* db);
+  Status Exec(const char* sql);
+  Status Migrate();
+  Status Begin();
+  Status Commit();
+  void Rollback();
+  Status SaveStep(int64_t run_id, const engine::StepRecord& r);
+  Stmt& Prepare(const char* sql);
+  Status Error(const std::string& what);
+
+  sqlite3* db_;
+  std::vector<std::pair<const char*, std::unique_ptr<Stmt>>> cache_;  // keyed by the SQL text's address
+};
+
+}  // namespace sluice::store

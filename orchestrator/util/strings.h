@@ -1,0 +1,30 @@
+// Small string helpers shared by every module.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice {
+
+// Edit distance between two short words (names of keys, steps, params).
+size_t EditDistance(std::string_view a, std::string_view b);
+
+// The candidate closest to `word` if it is close enough to be a likely typo,
+// else an empty string. Used for "did you mean 'prepare'?" hints.
+std::string ClosestMatch(std::string_view word, const std::vector<std::string>& candidates);
+
+// " (did you mean 'x'?)" or "" when nothing is close.
+std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates);
+
+std::string Join(const std::vector<std::string>& parts, std::string_view sep);
+
+// True if `s` matches [a-z0-9][a-z0-9-]*.
+bool IsPipelineName(std::string_view s);
+// True if `s` matches [A-Za-z_][A-Za-z0-9_-]* (step ids, param names, output keys).
+bool IsIdentifier(std::string_view s);
+
+// A string quoted for messages: 'abc' with control characters escaped.
+std::string Quote(std::string_view s);
+
+}  // namespace sluice
