@@ -1,0 +1,98 @@
+// sluice: the command line. Parses arguments and hands each subcommand to
+// cli/commands.h.
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+
+namespace {
+
+// "key=value" -> pair; CLI11 checks the shape.
+sluice::cli::Overrides SplitParams(const std::vector<std::string>& raw) {
+  sluice::cli::Overrides out;
+  for (const std::string& kv : raw) {
+    size_t eq = kv.find('=');
+    out.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace sluice::cli;
+  CLI::App app{"sluice: ML pipelines from YAML specs, with state in one SQLite file"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "sluice 0.1.0");
+
+  auto param_check = CLI::Validator(
+      [](std::string& s) { return s.find('=') == std::string::npos || s[0] == '=' ? "expected key=value" : ""; },
+      "KEY=VALUE");
+  int default_jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+  std::vector<std::string> files;
+  auto* validate = app.add_subcommand("validate", "Check specs; print FILE:LINE:COL errors (exit 2)");
+  validate->add_option("files", files, "pipeline.yaml files")->required();
+
+  std::string file, format = "text", grace = "10s", run_id, step, from;
+  std::vector<std::string> raw_params;
+  int jobs = default_jobs, limit = 20, attempt = 0;
+  bool follow = false;
+
+  auto* plan = app.add_subcommand("plan", "Show the resolved DAG before running");
+  plan->add_option("file", file, "pipeline.yaml")->required();
+  plan->add_option("-p,--param", raw_params, "override a param")->check(param_check);
+  plan->add_option("--format", format, "text, dot or json")->check(CLI::IsMember({"text", "dot", "json"}));
+
+  auto* run = app.add_subcommand("run", "Run a pipeline");
+  run->add_option("file", file, "pipeline.yaml")->required();
+  run->add_option("-p,--param", raw_params, "override a param")->check(param_check);
+  run->add_option("-j,--jobs", jobs, "slots for running steps (default: cores)")->check(CLI::Range(1, 4096));
+  run->add_option("--grace", grace, "SIGTERM to SIGKILL delay for timeouts and cancel");
+
+  auto* resume = app.add_subcommand("resume", "Finish a run whose sluice process died");
+  resume->add_option("run", run_id, "run id")->required();
+  resume->add_option("--grace", grace, "SIGTERM to SIGKILL delay");
+
+  auto* retry = app.add_subcommand("retry", "Run a finished run's failed (or named) steps and their dependants again");
+  retry->add_option("run", run_id, "run id")->required();
+  retry->add_option("--from", from, "retry this step and everything after it");
+  retry->add_option("--grace", grace, "SIGTERM to SIGKILL delay");
+
+  auto* cancel = app.add_subcommand("cancel", "Cancel a run");
+  cancel->add_option("run", run_id, "run id")->required();
+
+  auto* runs = app.add_subcommand("runs", "List runs, newest first");
+  runs->add_option("-n,--limit", limit, "how many")->check(CLI::Range(1, 1000000));
+  runs->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+
+  auto* show = app.add_subcommand("show", "Show a run's steps, attempts and outputs");
+  show->add_option("run", run_id, "run id")->required();
+  show->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+
+  auto* logs = app.add_subcommand("logs", "Print an attempt's output");
+  logs->add_option("run", run_id, "run id")->required();
+  logs->add_option("step", step, "step id, or step[item] for a foreach item")->required();
+  logs->add_option("-a,--attempt", attempt, "attempt number (default: the latest)");
+  logs->add_flag("-f,--follow", follow, "keep printing until the attempt ends");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+
+  Overrides params = SplitParams(raw_params);
+  if (*validate) return Validate(files);
+  if (*plan) return Plan(file, params, format);
+  if (*run) return Run(file, params, jobs, grace);
+  if (*resume) return Resume(run_id, grace);
+  if (*retry) return Retry(run_id, from, grace);
+  if (*cancel) return Cancel(run_id);
+  if (*runs) return Runs(limit, format);
+  if (*show) return Show(run_id, format);
+  if (*logs) return Logs(run_id, step, attempt, follow);
+  return kExitUsage;
+}

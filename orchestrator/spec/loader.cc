@@ -163,8 +163,8 @@ class Loader {
             "a pipeline must be a mapping with 'name' and 'steps'");
       return;
     }
-    YAML::Node steps_node, env_node;
-    bool have_name = false, have_steps = false;
+    std::optional<YAML::Node> steps_node, env_node;
+    bool have_name = false;
     p_.params_pos = {1, 1};
     ForEachKey(root, kTopKeys, "the pipeline", [&](const std::string& k, const YAML::Node& key, const YAML::Node& v) {
       if (k == "name") {
@@ -182,16 +182,15 @@ class Loader {
       } else if (k == "defaults") {
         LoadDefaults(v);
       } else if (k == "steps") {
-        have_steps = true;
         steps_node = v;
       } else if (k == "on") {
         // Triggers are read by `sluice serve`; their shape is checked there.
       }
     });
     if (!have_name) Error({1, 1}, "missing required key 'name'");
-    if (!have_steps) Error({1, 1}, "missing required key 'steps'");
-    if (env_node) p_.env = LoadEnv(env_node, "env");
-    if (have_steps) LoadSteps(steps_node);
+    if (!steps_node) Error({1, 1}, "missing required key 'steps'");
+    if (env_node) p_.env = LoadEnv(*env_node, "env");
+    if (steps_node) LoadSteps(*steps_node);
     for (auto& [name, t] : p_.env) CheckRefs(t, nullptr, "env " + name);
     if (errors_.empty()) FindCycles();
   }
@@ -206,7 +205,7 @@ class Loader {
         Error(Pos(key), "param name " + Quote(name) + " must match [A-Za-z_][A-Za-z0-9_-]*");
         return;
       }
-      YAML::Node def, min, max, allowed;
+      std::optional<YAML::Node> def, min, max, allowed;
       bool typed = false;
       ForEachKey(v, kParamKeys, "param '" + name + "'", [&](const std::string& k, const YAML::Node&, const YAML::Node& f) {
         std::string s;
@@ -232,18 +231,18 @@ class Loader {
       bool numeric = ps.type == ParamSpec::Type::kInt || ps.type == ParamSpec::Type::kFloat;
       double d;
       if (min) {
-        if (!numeric) Error(Pos(min), "param '" + name + "': min applies to int and float params only");
-        else if (Number(min, "min", &d)) ps.min = d;
+        if (!numeric) Error(Pos(*min), "param '" + name + "': min applies to int and float params only");
+        else if (Number(*min, "min", &d)) ps.min = d;
       }
       if (max) {
-        if (!numeric) Error(Pos(max), "param '" + name + "': max applies to int and float params only");
-        else if (Number(max, "max", &d)) ps.max = d;
+        if (!numeric) Error(Pos(*max), "param '" + name + "': max applies to int and float params only");
+        else if (Number(*max, "max", &d)) ps.max = d;
       }
       if (allowed) {
-        if (!allowed.IsSequence() || allowed.size() == 0) {
-          Error(Pos(allowed), "param '" + name + "': enum must be a non-empty list");
+        if (!allowed->IsSequence() || allowed->size() == 0) {
+          Error(Pos(*allowed), "param '" + name + "': enum must be a non-empty list");
         } else {
-          for (const YAML::Node& a : allowed) {
+          for (const YAML::Node& a : *allowed) {
             std::string s;
             if (!Scalar(a, "an enum value", &s)) continue;
             auto val = CoerceParam(ps, s);
@@ -254,9 +253,9 @@ class Loader {
       }
       if (def) {
         std::string s;
-        if (Scalar(def, "default", &s)) {
+        if (Scalar(*def, "default", &s)) {
           auto val = CheckParam(ps, s, "default ");
-          if (!val.ok()) Error(Pos(def), val.status().message());
+          if (!val.ok()) Error(Pos(*def), val.status().message());
           else ps.default_value = *val;
         }
       }
@@ -341,7 +340,7 @@ class Loader {
     s->timeout = default_timeout_;
     s->retry = default_retry_;
     bool has_run = false, has_uses = false;
-    YAML::Node uses_node;
+    std::optional<YAML::Node> uses_node;
     ForEachKey(n, kStepKeys, where, [&](const std::string& k, const YAML::Node& key, const YAML::Node& v) {
       if (k == "needs") {
         if (v.IsScalar()) {
@@ -427,7 +426,7 @@ class Loader {
     if (!n.IsMap()) return;
     if (has_run && has_uses) Error(s->pos, where + " has both 'run' and 'uses'; a step does one of them");
     else if (!has_run && !has_uses) Error(s->pos, where + " has neither 'run' nor 'uses'");
-    else if (has_uses) Error(Pos(uses_node), where + ": plugin steps ('uses') are not available in this version yet");
+    else if (has_uses) Error(Pos(*uses_node), where + ": plugin steps ('uses') are not available in this version yet");
   }
 
   void LoadCondition(const YAML::Node& v, Step* s) {

@@ -404,22 +404,25 @@ Result<std::vector<AttemptRecord>> Store::TakeOverRun(int64_t run_id, int64_t no
 
 Status Store::ResetSteps(int64_t run_id, const std::vector<std::string>& rerun,
                          const std::vector<std::string>& failed_items) {
+  // Records are reset, never deleted: their attempt counters keep attempt
+  // numbers (and log file names) unique within the run.
   Status st = Begin();
   if (!st.ok()) return st;
-  Stmt& del = Prepare("DELETE FROM steps WHERE run_id = ? AND step_id = ?");
-  Stmt& items = Prepare(
+  Stmt& all = Prepare(
+      "UPDATE steps SET state = 'pending', tries = 0, reason = '', outputs = '{}', items = NULL "
+      "WHERE run_id = ? AND step_id = ?");
+  Stmt& failed = Prepare(
       "UPDATE steps SET state = 'pending', tries = 0, reason = '', outputs = '{}' "
-      "WHERE run_id = ? AND step_id = ? AND state IN ('failed', 'cancelled', 'skipped', 'pending', 'running')");
-  Stmt& run = Prepare(
-      "UPDATE runs SET state = 'pending', finished_ms = NULL, cancel_requested = 0 WHERE id = ?");
+      "WHERE run_id = ? AND step_id = ? AND state IN ('failed', 'cancelled', 'pending', 'running')");
+  Stmt& run = Prepare("UPDATE runs SET state = 'pending', finished_ms = NULL, cancel_requested = 0 WHERE id = ?");
   bool ok = true;
   for (const std::string& s : rerun) {
-    ResetOnExit<Stmt> r{del};
-    ok = ok && del.Bind(1, run_id).Bind(2, s).Step() == SQLITE_DONE;
+    ResetOnExit<Stmt> r{all};
+    ok = ok && all.Bind(1, run_id).Bind(2, s).Step() == SQLITE_DONE;
   }
   for (const std::string& s : failed_items) {
-    ResetOnExit<Stmt> r{items};
-    ok = ok && items.Bind(1, run_id).Bind(2, s).Step() == SQLITE_DONE;
+    ResetOnExit<Stmt> r{failed};
+    ok = ok && failed.Bind(1, run_id).Bind(2, s).Step() == SQLITE_DONE;
   }
   {
     ResetOnExit<Stmt> r{run};

@@ -60,10 +60,11 @@ class Store : public engine::RunStore {
   // Marks attempts left running as lost and returns them (to kill what is
   // left of their processes). Clears the cancel request.
   Result<std::vector<engine::AttemptRecord>> TakeOverRun(int64_t run_id, int64_t now_ms);
-  // For `sluice retry`: every record of the steps in `rerun` is deleted
-  // (they run from scratch); the failed or cancelled items of the steps in
-  // `failed_items` go back to pending with a fresh retry budget. The run
-  // goes back to pending.
+  // For `sluice retry`: the steps in `rerun` go back to pending with all
+  // their items (they run from scratch, a foreach list is evaluated again);
+  // the failed or cancelled items of the steps in `failed_items` go back to
+  // pending, their succeeded items are kept. Every reset record gets a fresh
+  // retry budget. The run goes back to pending.
   Status ResetSteps(int64_t run_id, const std::vector<std::string>& rerun, const std::vector<std::string>& failed_items);
   // "ok", or what PRAGMA integrity_check found.
   Result<std::string> IntegrityCheck();

@@ -1,0 +1,37 @@
+// The `sluice` subcommands. Each returns the process exit code:
+//   0 ok, 1 the run failed or something was not found, 2 bad spec, params or
+//   usage, 130 the run was cancelled.
+// cli/ is the one place where concrete classes are wired together.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "store/store.h"
+
+namespace sluice::cli {
+
+constexpr int kExitOk = 0, kExitFailed = 1, kExitUsage = 2, kExitCancelled = 130;
+
+using Overrides = std::vector<std::pair<std::string, std::string>>;
+
+// Where state lives: $SLUICE_HOME, else ./.sluice.
+std::string HomeDir();
+// Opens (creating) the store in HomeDir(); prints the error and returns null on failure.
+std::unique_ptr<store::Store> OpenStore();
+// "42" -> 42; prints an error for anything else.
+bool ParseRunId(const std::string& text, int64_t* id);
+
+int Validate(const std::vector<std::string>& files);
+int Plan(const std::string& file, const Overrides& params, const std::string& format);
+int Run(const std::string& file, const Overrides& params, int jobs, const std::string& grace);
+int Resume(const std::string& run, const std::string& grace);
+int Retry(const std::string& run, const std::string& from, const std::string& grace);
+int Cancel(const std::string& run);
+int Runs(int limit, const std::string& format);
+int Show(const std::string& run, const std::string& format);
+int Logs(const std::string& run, const std::string& step, int attempt, bool follow);
+
+}  // namespace sluice::cli

@@ -1,0 +1,256 @@
+// runs, show, logs: read-only views of the store.
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/progress.h"
+#include "util/duration.h"
+#include "util/strings.h"
+
+namespace sluice::cli {
+
+using engine::AttemptRecord;
+using engine::StepRecord;
+using engine::StepState;
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string RunDuration(const store::RunRow& r) {
+  if (!r.started_ms) return "-";
+  int64_t end = r.finished_ms ? r.finished_ms : NowMs();
+  return FormatDuration(std::chrono::milliseconds(end - r.started_ms));
+}
+
+std::string StepLabel(const std::string& id, int item) {
+  return item < 0 ? id : id + "[" + std::to_string(item) + "]";
+}
+
+std::string OutputText(const spec::Value& v) {
+  std::string s = v.Render();
+  if (s.size() > 120) s = s.substr(0, 117) + "...";
+  return s.find('\n') == std::string::npos ? s : Quote(s);
+}
+
+}  // namespace
+
+int Runs(int limit, const std::string& format) {
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  auto runs = store->ListRuns(limit);
+  if (!runs.ok()) {
+    std::cerr << "sluice: " << runs.status().message() << "\n";
+    return kExitFailed;
+  }
+  if (format == "json") {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& r : *runs)
+      j.push_back({{"id", r.id}, {"pipeline", r.pipeline}, {"state", engine::Name(r.state)},
+                   {"created_ms", r.created_ms}, {"started_ms", r.started_ms}, {"finished_ms", r.finished_ms}});
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::printf("%-6s %-24s %-10s %-20s %s\n", "ID", "PIPELINE", "STATE", "STARTED", "DURATION");
+  for (const auto& r : *runs)
+    std::printf("%-6lld %-24s %-10s %-20s %s\n", static_cast<long long>(r.id), r.pipeline.c_str(), engine::Name(r.state),
+                LocalTime(r.started_ms ? r.started_ms : r.created_ms).c_str(), RunDuration(r).c_str());
+  return kExitOk;
+}
+
+int Show(const std::string& run_text, const std::string& format) {
+  int64_t id;
+  if (!ParseRunId(run_text, &id)) return kExitUsage;
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  auto row = store->GetRun(id);
+  auto steps = row.ok() ? store->LoadSteps(id) : Result<std::vector<StepRecord>>(row.status());
+  auto attempts = steps.ok() ? store->ListAttempts(id) : Result<std::vector<AttemptRecord>>(steps.status());
+  if (!attempts.ok()) {
+    std::cerr << "sluice: " << attempts.status().message() << "\n";
+    return kExitFailed;
+  }
+  // Attempts by (step, item), oldest first.
+  std::map<std::pair<std::string, int>, std::vector<const AttemptRecord*>> by_unit;
+  for (const AttemptRecord& a : *attempts) by_unit[{a.step_id, a.item}].push_back(&a);
+  // Steps in the order they were first attempted or recorded; the spec's
+  // order would need the spec, and records already follow it closely enough.
+  std::vector<const StepRecord*> ordered;
+  std::map<std::string, std::vector<const StepRecord*>> items;
+  std::map<std::string, size_t> item_count;
+  for (const StepRecord& s : *steps)
+    if (s.item < 0) {
+      ordered.push_back(&s);
+      if (s.items) item_count[s.step_id] = s.items->size();
+    }
+  for (const StepRecord& s : *steps)
+    if (s.item >= 0 && item_count.count(s.step_id) && static_cast<size_t>(s.item) < item_count[s.step_id])
+      items[s.step_id].push_back(&s);
+  auto first_start = [&](const StepRecord* s) {
+    int64_t best = INT64_MAX;
+    auto consider = [&](const std::string& step, int item) {
+      auto it = by_unit.find({step, item});
+      if (it != by_unit.end() && !it->second.empty()) best = std::min(best, it->second.front()->started_ms);
+    };
+    consider(s->step_id, -1);
+    for (const StepRecord* i : items[s->step_id]) consider(i->step_id, i->item);
+    return best;
+  };
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [&](const StepRecord* a, const StepRecord* b) { return first_start(a) < first_start(b); });
+  auto span = [&](const std::string& step, int item) -> std::string {
+    auto it = by_unit.find({step, item});
+    if (it == by_unit.end() || it->second.empty()) return "-";
+    int64_t start = it->second.front()->started_ms;
+    int64_t end = it->second.back()->finished_ms ? it->second.back()->finished_ms : NowMs();
+    return FormatDuration(std::chrono::milliseconds(end - start));
+  };
+
+  if (format == "json") {
+    nlohmann::json j;
+    j["id"] = row->id;
+    j["pipeline"] = row->pipeline;
+    j["state"] = engine::Name(row->state);
+    j["spec_path"] = row->spec_path;
+    j["params"] = nlohmann::json::parse(row->params_json, nullptr, false);
+    j["created_ms"] = row->created_ms;
+    j["started_ms"] = row->started_ms;
+    j["finished_ms"] = row->finished_ms;
+    j["steps"] = nlohmann::json::array();
+    auto unit_json = [&](const StepRecord& s) {
+      nlohmann::json u = {{"id", s.step_id}, {"state", engine::Name(s.state)}, {"reason", s.reason}};
+      if (s.item >= 0) {
+        u["item"] = s.item;
+        u["item_value"] = s.item_value.ToJson();
+      }
+      u["outputs"] = nlohmann::json::object();
+      for (const auto& [k, v] : s.outputs) u["outputs"][k] = v.ToJson();
+      u["attempts"] = nlohmann::json::array();
+      for (const AttemptRecord* a : by_unit[{s.step_id, s.item}])
+        u["attempts"].push_back({{"number", a->number}, {"state", engine::Name(a->state)}, {"reason", a->reason},
+                                 {"exit_code", a->exit_code}, {"pid", a->pid}, {"started_ms", a->started_ms},
+                                 {"finished_ms", a->finished_ms}, {"log", a->log_path}});
+      return u;
+    };
+    for (const StepRecord* s : ordered) {
+      nlohmann::json step = unit_json(*s);
+      if (s->items) {
+        step["items"] = nlohmann::json::array();
+        for (const StepRecord* i : items[s->step_id]) step["items"].push_back(unit_json(*i));
+      }
+      j["steps"].push_back(step);
+    }
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+
+  std::printf("run %lld  %s  %s  started %s  took %s\n", static_cast<long long>(row->id), row->pipeline.c_str(),
+              engine::Name(row->state), LocalTime(row->started_ms).c_str(), RunDuration(*row).c_str());
+  std::printf("spec %s\n", row->spec_path.c_str());
+  auto params = nlohmann::json::parse(row->params_json, nullptr, false);
+  if (params.is_object() && !params.empty()) {
+    std::vector<std::string> parts;
+    for (auto& [k, v] : params.items()) parts.push_back(k + "=" + spec::Value::FromJson(v).Render());
+    std::printf("params %s\n", Join(parts, " ").c_str());
+  }
+  std::printf("\n%-24s %-10s %-8s %-9s %s\n", "STEP", "STATE", "ATTEMPTS", "DURATION", "DETAIL");
+  auto print_unit = [&](const StepRecord& s, const std::string& indent) {
+    const auto& tries = by_unit[{s.step_id, s.item}];
+    std::string label = indent + StepLabel(s.step_id, s.item);
+    std::string detail = s.reason;
+    if (s.items && detail.empty()) detail = std::to_string(s.items->size()) + " items";
+    std::printf("%-24s %-10s %-8s %-9s %s\n", label.c_str(), engine::Name(s.state),
+                tries.empty() ? "-" : std::to_string(tries.size()).c_str(), span(s.step_id, s.item).c_str(),
+                detail.c_str());
+    if (tries.size() > 1 || s.state == StepState::kFailed)
+      for (const AttemptRecord* a : tries) {
+        int64_t end = a->finished_ms ? a->finished_ms : NowMs();
+        std::printf("%s    #%d %s %s%s%s\n", indent.c_str(), a->number, engine::Name(a->state),
+                    FormatDuration(std::chrono::milliseconds(end - a->started_ms)).c_str(),
+                    a->reason.empty() ? "" : ": ", a->reason.c_str());
+      }
+    if (!s.items)
+      for (const auto& [k, v] : s.outputs) std::printf("%s    %s = %s\n", indent.c_str(), k.c_str(), OutputText(v).c_str());
+  };
+  for (const StepRecord* s : ordered) {
+    print_unit(*s, "");
+    for (const StepRecord* i : items[s->step_id]) print_unit(*i, "  ");
+  }
+  return kExitOk;
+}
+
+int Logs(const std::string& run_text, const std::string& step_text, int attempt_number, bool follow) {
+  int64_t id;
+  if (!ParseRunId(run_text, &id)) return kExitUsage;
+  std::string step = step_text;
+  int item = -1;
+  size_t bracket = step.find('[');
+  if (bracket != std::string::npos && step.back() == ']') {
+    item = std::atoi(step.substr(bracket + 1).c_str());
+    step = step.substr(0, bracket);
+  }
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  auto find = [&]() -> Result<AttemptRecord> {
+    auto attempts = store->ListAttempts(id);
+    if (!attempts.ok()) return attempts.status();
+    std::vector<std::string> names;
+    std::vector<int> items_seen;
+    const AttemptRecord* chosen = nullptr;
+    for (const AttemptRecord& a : *attempts) {
+      names.push_back(a.step_id);
+      if (a.step_id != step) continue;
+      if (a.item != item) {
+        items_seen.push_back(a.item);
+        continue;
+      }
+      if (attempt_number == 0 || a.number == attempt_number) chosen = &a;
+    }
+    if (chosen) return *chosen;
+    if (item < 0 && !items_seen.empty())
+      return Status::NotFound("step '" + step + "' has items; name one, e.g. " + step + "[0]");
+    if (std::find(names.begin(), names.end(), step) == names.end())
+      return Status::NotFound("run " + run_text + " has no attempts of step " + Quote(step) + DidYouMean(step, names));
+    return Status::NotFound("run " + run_text + " has no attempt " + std::to_string(attempt_number) + " of " + step_text);
+  };
+  auto a = find();
+  if (!a.ok()) {
+    std::cerr << "sluice: " << a.status().message() << "\n";
+    return kExitFailed;
+  }
+  std::ifstream f(a->log_path, std::ios::binary);
+  if (!f && !follow) {
+    std::cerr << "sluice: no log at " << a->log_path << "\n";
+    return kExitFailed;
+  }
+  char buf[65536];
+  auto drain = [&]() {
+    if (!f.is_open()) f.open(a->log_path, std::ios::binary);
+    if (!f) return;
+    f.clear();
+    while (f.read(buf, sizeof buf) || f.gcount() > 0) std::fwrite(buf, 1, static_cast<size_t>(f.gcount()), stdout);
+    f.clear();
+    std::fflush(stdout);
+  };
+  drain();
+  while (follow && a->state == StepState::kRunning) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    drain();
+    auto now = find();
+    if (!now.ok()) break;
+    a = std::move(now);
+  }
+  drain();
+  return kExitOk;
+}
+
+}  // namespace sluice::cli

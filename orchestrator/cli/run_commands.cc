@@ -1,0 +1,417 @@
+// validate, plan, run, resume, retry, cancel.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/progress.h"
+#include "engine/engine.h"
+#include "engine/plan.h"
+#include "exec/local_executor.h"
+#include "exec/process.h"
+#include "spec/pipeline.h"
+#include "util/strings.h"
+
+extern char** environ;
+
+namespace sluice::cli {
+
+namespace fs = std::filesystem;
+using engine::RunState;
+using engine::StepRecord;
+using engine::StepState;
+
+std::string HomeDir() {
+  const char* home = std::getenv("SLUICE_HOME");
+  return home && *home ? home : ".sluice";
+}
+
+std::unique_ptr<store::Store> OpenStore() {
+  std::error_code ec;
+  fs::create_directories(HomeDir(), ec);
+  if (ec) {
+    std::cerr << "sluice: create " << HomeDir() << ": " << ec.message() << "\n";
+    return nullptr;
+  }
+  auto s = store::Store::Open(HomeDir() + "/sluice.db");
+  if (!s.ok()) {
+    std::cerr << "sluice: " << s.status().message() << "\n";
+    return nullptr;
+  }
+  return std::move(s.value());
+}
+
+bool ParseRunId(const std::string& text, int64_t* id) {
+  char* end = nullptr;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || v <= 0) {
+    std::cerr << "sluice: " << Quote(text) << " is not a run id (runs are numbered 1, 2, ...; see sluice runs)\n";
+    return false;
+  }
+  *id = v;
+  return true;
+}
+
+namespace {
+
+int Fail(const std::string& message, int code) {
+  std::cerr << message << "\n";
+  return code;
+}
+
+nlohmann::json ParamsJson(const spec::ParamValues& v) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, val] : v) j[k] = val.ToJson();
+  return j;
+}
+
+std::string ParamsText(const spec::ParamValues& v) {
+  std::vector<std::string> parts;
+  for (const auto& [k, val] : v) parts.push_back(k + "=" + val.Render());
+  return Join(parts, " ");
+}
+
+// The pipeline and params a stored run was started with.
+struct StoredRun {
+  store::RunRow row;
+  spec::Pipeline pipeline;
+  spec::ParamValues params;
+};
+
+Result<StoredRun> LoadStoredRun(store::Store& store, int64_t id) {
+  auto row = store.GetRun(id);
+  if (!row.ok()) return row.status();
+  auto text = store.SpecText(row->spec_hash);
+  if (!text.ok()) return text.status();
+  auto p = spec::ParsePipeline(row->spec_path, *text);
+  if (!p.ok()) return p.status();
+  auto j = nlohmann::json::parse(row->params_json, nullptr, false);
+  spec::ParamValues params;
+  for (const spec::ParamSpec& ps : p->params)
+    if (j.is_object() && j.contains(ps.name)) params[ps.name] = spec::Value::FromJson(j[ps.name]);
+  return StoredRun{std::move(*row), std::move(*p), std::move(params)};
+}
+
+bool OwnerAlive(const store::RunRow& r) {
+  return r.owner_pid != 0 && r.owner_pid != ::getpid() && exec::SameProcessAlive(static_cast<int>(r.owner_pid), r.owner_start);
+}
+
+// Kills what is left of attempts whose orchestrator died. The group id is
+// the attempt's pid; it is signalled only when that pid is gone (the group
+// may still hold its children) or still names the very process we started.
+void KillLeftovers(const std::vector<engine::AttemptRecord>& lost) {
+  for (const auto& a : lost) {
+    if (a.pid <= 0) continue;
+    int64_t start = exec::ProcessStartTime(static_cast<int>(a.pid));
+    if (start == 0 || start == a.pid_start) ::kill(-static_cast<pid_t>(a.pid), SIGKILL);
+  }
+}
+
+std::atomic<engine::Engine*> g_engine{nullptr};
+std::atomic<int> g_interrupts{0};
+
+void OnInterrupt(int) {
+  int n = ++g_interrupts;
+  if (engine::Engine* e = g_engine.load()) e->RequestCancel(n >= 2);
+}
+
+// Runs (or goes on with) a stored run in this process until it ends.
+int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> records, std::chrono::milliseconds grace) {
+  Status st = store.SetOwner(run.row.id, ::getpid(), exec::ProcessStartTime(::getpid()));
+  if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
+  engine::Plan plan = engine::MakePlan(run.pipeline);
+  engine::EngineOptions options;
+  options.jobs = run.row.jobs;
+  options.grace = grace;
+  options.seed = static_cast<uint64_t>(run.row.id) * 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(::getpid());
+  options.workdir = run.row.workdir;
+  options.log_dir = fs::absolute(HomeDir()).lexically_normal().string() + "/logs/" + std::to_string(run.row.id);
+  for (char** e = environ; *e; ++e) options.base_env.emplace_back(*e);
+
+  exec::LocalExecutor executor;
+  engine::SystemClock clock;
+  bool terminal = ::isatty(STDOUT_FILENO);
+  Progress progress(run.row.id, static_cast<int>(run.pipeline.steps.size()), stdout, terminal);
+  engine::Engine eng(plan, run.params, run.row.id, &store, &executor, &clock, &progress, options, std::move(records));
+
+  struct sigaction sa {}, old_int{}, old_term{};
+  sa.sa_handler = OnInterrupt;
+  sigemptyset(&sa.sa_mask);
+  g_interrupts = 0;
+  g_engine = &eng;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  if (!terminal)
+    std::printf("%s run=%lld event=run-started pipeline=%s steps=%zu jobs=%d\n", IsoTime(clock.WallMs()).c_str(),
+                static_cast<long long>(run.row.id), run.pipeline.name.c_str(), run.pipeline.steps.size(), run.row.jobs);
+  auto t0 = std::chrono::steady_clock::now();
+  auto result = eng.Run();
+  progress.Finish();
+  g_engine = nullptr;
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  if (!result.ok()) return Fail("sluice: run " + std::to_string(run.row.id) + ": " + result.status().message(), kExitFailed);
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  auto counts = eng.counts();
+  std::printf("run %lld %s in %s: %d steps, %d failed (sluice show %lld)\n", static_cast<long long>(run.row.id),
+              engine::Name(*result), FormatDuration(elapsed).c_str(), counts.total, counts.failed,
+              static_cast<long long>(run.row.id));
+  std::fflush(stdout);
+  switch (*result) {
+    case RunState::kSucceeded: return kExitOk;
+    case RunState::kCancelled: return kExitCancelled;
+    default: return kExitFailed;
+  }
+}
+
+bool ParseGrace(const std::string& text, std::chrono::milliseconds* out) {
+  auto d = ParseDuration(text);
+  if (!d) {
+    std::cerr << "sluice: bad duration " << Quote(text) << " for --grace (use a number and a unit: 500ms, 10s, 5m)\n";
+    return false;
+  }
+  *out = *d;
+  return true;
+}
+
+}  // namespace
+
+int Validate(const std::vector<std::string>& files) {
+  int code = kExitOk;
+  for (const std::string& f : files) {
+    auto p = spec::LoadPipeline(f);
+    if (!p.ok()) {
+      std::cerr << (p.status().code() == Code::kIoError ? "sluice: " : "") << p.status().message() << "\n";
+      code = kExitUsage;
+      continue;
+    }
+    std::printf("%s: ok (pipeline %s, %zu steps)\n", f.c_str(), p->name.c_str(), p->steps.size());
+  }
+  return code;
+}
+
+int Plan(const std::string& file, const Overrides& overrides, const std::string& format) {
+  auto p = spec::LoadPipeline(file);
+  if (!p.ok()) return Fail((p.status().code() == Code::kIoError ? "sluice: " : "") + p.status().message(), kExitUsage);
+  auto params = spec::ResolveParams(*p, overrides);
+  if (!params.ok()) return Fail(params.status().message(), kExitUsage);
+  engine::Plan plan = engine::MakePlan(*p);
+  auto forecast = engine::ForecastPlan(plan, *params);
+  auto kind_name = [](engine::Forecast::Kind k) {
+    return k == engine::Forecast::Kind::kRuns ? "runs" : k == engine::Forecast::Kind::kSkipped ? "skipped" : "at-run-time";
+  };
+  if (format == "json") {
+    nlohmann::json j;
+    j["pipeline"] = p->name;
+    j["params"] = ParamsJson(*params);
+    j["steps"] = nlohmann::json::array();
+    for (size_t i : plan.order) {
+      const spec::Step& s = p->steps[i];
+      nlohmann::json step = {{"id", s.id}, {"layer", plan.layer[i]}, {"needs", s.needs},
+                             {"forecast", kind_name(forecast[i].kind)}};
+      if (!forecast[i].why.empty()) step["why"] = forecast[i].why;
+      if (forecast[i].items >= 0) step["items"] = forecast[i].items;
+      if (s.has_foreach && forecast[i].items < 0) step["items"] = nullptr;
+      j["steps"].push_back(step);
+    }
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (format == "dot") {
+    std::cout << "digraph \"" << p->name << "\" {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n";
+    for (size_t i : plan.order) {
+      const spec::Step& s = p->steps[i];
+      std::string label = s.id;
+      if (forecast[i].items >= 0) label += " (" + std::to_string(forecast[i].items) + " items)";
+      else if (s.has_foreach) label += " (foreach)";
+      std::cout << "  \"" << s.id << "\" [label=\"" << label << "\"";
+      if (forecast[i].kind == engine::Forecast::Kind::kSkipped) std::cout << ", style=\"rounded,dashed\", color=grey";
+      else if (forecast[i].kind == engine::Forecast::Kind::kAtRunTime) std::cout << ", style=\"rounded,dotted\"";
+      std::cout << "];\n";
+    }
+    for (size_t i : plan.order)
+      for (size_t n : plan.needs[i]) std::cout << "  \"" << p->steps[n].id << "\" -> \"" << p->steps[i].id << "\";\n";
+    std::cout << "}\n";
+    return kExitOk;
+  }
+  int layers = plan.order.empty() ? 0 : plan.layer[plan.order.back()] + 1;
+  std::printf("pipeline %s: %zu steps in %d layers", p->name.c_str(), p->steps.size(), layers);
+  if (!params->empty()) std::printf(" (params: %s)", ParamsText(*params).c_str());
+  std::printf("\n");
+  int layer = -1;
+  for (size_t i : plan.order) {
+    const spec::Step& s = p->steps[i];
+    if (plan.layer[i] != layer) {
+      layer = plan.layer[i];
+      std::printf("layer %d\n", layer);
+    }
+    std::string what = kind_name(forecast[i].kind);
+    if (forecast[i].items >= 0) what += ", " + std::to_string(forecast[i].items) + " items";
+    else if (s.has_foreach) what += ", items at run time";
+    if (!forecast[i].why.empty()) what += " (" + forecast[i].why + ")";
+    std::printf("  %-20s %s", s.id.c_str(), what.c_str());
+    if (!s.needs.empty()) std::printf("  needs %s", Join(s.needs, ", ").c_str());
+    std::printf("\n");
+  }
+  return kExitOk;
+}
+
+int Run(const std::string& file, const Overrides& overrides, int jobs, const std::string& grace_text) {
+  std::chrono::milliseconds grace;
+  if (!ParseGrace(grace_text, &grace)) return kExitUsage;
+  auto p = spec::LoadPipeline(file);
+  if (!p.ok()) return Fail((p.status().code() == Code::kIoError ? "sluice: " : "") + p.status().message(), kExitUsage);
+  auto params = spec::ResolveParams(*p, overrides);
+  if (!params.ok()) return Fail(params.status().message(), kExitUsage);
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  fs::path spec_path = fs::absolute(file).lexically_normal();
+  engine::SystemClock clock;
+  auto id = store->CreateRun(p->name, p->text, spec_path.string(), spec_path.parent_path().string(),
+                             ParamsJson(*params).dump(), jobs, clock.WallMs());
+  if (!id.ok()) return Fail("sluice: " + id.status().message(), kExitFailed);
+  auto row = store->GetRun(*id);
+  if (!row.ok()) return Fail("sluice: " + row.status().message(), kExitFailed);
+  StoredRun run{std::move(*row), std::move(*p), std::move(*params)};
+  return Drive(*store, run, {}, grace);
+}
+
+int Resume(const std::string& run_text, const std::string& grace_text) {
+  int64_t id;
+  std::chrono::milliseconds grace;
+  if (!ParseRunId(run_text, &id) || !ParseGrace(grace_text, &grace)) return kExitUsage;
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  auto run = LoadStoredRun(*store, id);
+  if (!run.ok()) return Fail("sluice: " + run.status().message(), kExitFailed);
+  RunState state = run->row.state;
+  if (state == RunState::kSucceeded || state == RunState::kFailed || state == RunState::kCancelled)
+    return Fail("sluice: run " + run_text + " already " + engine::Name(state) +
+                    "; nothing to resume (sluice retry " + run_text + " runs failed steps again)",
+                kExitFailed);
+  if (OwnerAlive(run->row))
+    return Fail("sluice: run " + run_text + " is still being run by pid " + std::to_string(run->row.owner_pid), kExitFailed);
+  engine::SystemClock clock;
+  auto lost = store->TakeOverRun(id, clock.WallMs());
+  if (!lost.ok()) return Fail("sluice: " + lost.status().message(), kExitFailed);
+  KillLeftovers(*lost);
+  auto records = store->LoadSteps(id);
+  if (!records.ok()) return Fail("sluice: " + records.status().message(), kExitFailed);
+  return Drive(*store, *run, std::move(*records), grace);
+}
+
+int Retry(const std::string& run_text, const std::string& from, const std::string& grace_text) {
+  int64_t id;
+  std::chrono::milliseconds grace;
+  if (!ParseRunId(run_text, &id) || !ParseGrace(grace_text, &grace)) return kExitUsage;
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  auto run = LoadStoredRun(*store, id);
+  if (!run.ok()) return Fail("sluice: " + run.status().message(), kExitFailed);
+  RunState state = run->row.state;
+  if (state == RunState::kRunning || state == RunState::kPending)
+    return Fail("sluice: run " + run_text + " has not finished" +
+                    (OwnerAlive(run->row) ? " (pid " + std::to_string(run->row.owner_pid) + " runs it)"
+                                          : "; sluice resume " + run_text + " finishes it"),
+                kExitFailed);
+  auto records = store->LoadSteps(id);
+  if (!records.ok()) return Fail("sluice: " + records.status().message(), kExitFailed);
+  const spec::Pipeline& p = run->pipeline;
+  engine::Plan plan = engine::MakePlan(p);
+  std::set<size_t> roots;
+  if (!from.empty()) {
+    const spec::Step* s = p.FindStep(from);
+    if (!s) {
+      std::vector<std::string> ids;
+      for (const spec::Step& x : p.steps) ids.push_back(x.id);
+      return Fail("sluice: run " + run_text + " has no step " + Quote(from) + DidYouMean(from, ids), kExitUsage);
+    }
+    roots.insert(p.index.at(from));
+  } else {
+    for (const StepRecord& r : *records)
+      if (r.item < 0 && (r.state == StepState::kFailed || r.state == StepState::kCancelled))
+        roots.insert(p.index.at(r.step_id));
+    if (roots.empty())
+      return Fail("sluice: run " + run_text + " has no failed or cancelled steps; name one with --from STEP", kExitFailed);
+  }
+  // Everything downstream of a root runs again from scratch.
+  std::set<size_t> downstream;
+  std::vector<size_t> stack(roots.begin(), roots.end());
+  while (!stack.empty()) {
+    size_t i = stack.back();
+    stack.pop_back();
+    for (size_t d : plan.dependants[i])
+      if (downstream.insert(d).second) stack.push_back(d);
+  }
+  std::vector<std::string> rerun, failed_items;
+  for (size_t i : downstream) rerun.push_back(p.steps[i].id);
+  for (size_t i : roots)
+    if (!downstream.count(i)) (from.empty() ? failed_items : rerun).push_back(p.steps[i].id);
+  Status st = store->ResetSteps(id, rerun, failed_items);
+  if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
+  engine::SystemClock clock;
+  auto lost = store->TakeOverRun(id, clock.WallMs());
+  if (!lost.ok()) return Fail("sluice: " + lost.status().message(), kExitFailed);
+  records = store->LoadSteps(id);
+  if (!records.ok()) return Fail("sluice: " + records.status().message(), kExitFailed);
+  std::printf("retrying run %s: %zu steps again\n", run_text.c_str(), rerun.size() + failed_items.size());
+  return Drive(*store, *run, std::move(*records), grace);
+}
+
+int Cancel(const std::string& run_text) {
+  int64_t id;
+  if (!ParseRunId(run_text, &id)) return kExitUsage;
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  auto row = store->GetRun(id);
+  if (!row.ok()) return Fail("sluice: " + row.status().message(), kExitFailed);
+  RunState state = row->state;
+  if (state != RunState::kRunning && state != RunState::kPending)
+    return Fail("sluice: run " + run_text + " already " + engine::Name(state), kExitFailed);
+  Status st = store->RequestCancel(id);
+  if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
+  engine::SystemClock clock;
+  if (OwnerAlive(*row)) {
+    // The owner notices within its cancel poll; wait for it to finish.
+    std::printf("cancel requested; sluice (pid %lld) is stopping run %s\n", static_cast<long long>(row->owner_pid),
+                run_text.c_str());
+    std::fflush(stdout);
+    while (true) {
+      auto now = store->GetRun(id);
+      if (!now.ok()) return Fail("sluice: " + now.status().message(), kExitFailed);
+      if (now->state != RunState::kRunning && now->state != RunState::kPending) {
+        std::printf("run %s %s\n", run_text.c_str(), engine::Name(now->state));
+        return kExitOk;
+      }
+      if (!OwnerAlive(*now)) break;  // it died meanwhile: cancel it here
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  // Nobody drives the run: cancel it in the store and kill leftovers.
+  auto lost = store->TakeOverRun(id, clock.WallMs());
+  if (!lost.ok()) return Fail("sluice: " + lost.status().message(), kExitFailed);
+  KillLeftovers(*lost);
+  auto records = store->LoadSteps(id);
+  if (!records.ok()) return Fail("sluice: " + records.status().message(), kExitFailed);
+  std::vector<const StepRecord*> changed;
+  for (StepRecord& r : *records)
+    if (!engine::IsFinal(r.state)) {
+      r.state = StepState::kCancelled;
+      r.reason = "run cancelled";
+      changed.push_back(&r);
+    }
+  st = store->SaveSteps(id, changed);
+  if (st.ok()) st = store->SetRunState(id, RunState::kCancelled, clock.WallMs());
+  if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
+  std::printf("run %s cancelled\n", run_text.c_str());
+  return kExitOk;
+}
+
+}  // namespace sluice::cli
