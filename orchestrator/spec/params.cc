@@ -30,6 +30,16 @@ Result<Value> CoerceParam(const ParamSpec& ps, const std::string& text) {
   return bad();
 }
 
+namespace {
+
+// 100 rather than 100.0 for limits that are whole numbers.
+std::string NumberText(double d) {
+  if (d == std::floor(d) && std::fabs(d) < 1e15) return std::to_string(static_cast<int64_t>(d));
+  return Value::Float(d).Render();
+}
+
+}  // namespace
+
 Result<Value> CheckParam(const ParamSpec& ps, const std::string& text, const std::string& what) {
   auto v = CoerceParam(ps, text);
   if (!v.ok()) {
@@ -40,9 +50,9 @@ Result<Value> CheckParam(const ParamSpec& ps, const std::string& text, const std
   double d;
   if (v->AsNumber(&d) && ps.type != ParamSpec::Type::kString) {
     if (ps.min && d < *ps.min)
-      return Status::InvalidSpec("param '" + ps.name + "': " + what + text + " is below the minimum " + Value::Float(*ps.min).Render());
+      return Status::InvalidSpec("param '" + ps.name + "': " + what + text + " is below the minimum " + NumberText(*ps.min));
     if (ps.max && d > *ps.max)
-      return Status::InvalidSpec("param '" + ps.name + "': " + what + text + " is above the maximum " + Value::Float(*ps.max).Render());
+      return Status::InvalidSpec("param '" + ps.name + "': " + what + text + " is above the maximum " + NumberText(*ps.max));
   }
   if (!ps.allowed.empty() && std::find(ps.allowed.begin(), ps.allowed.end(), *v) == ps.allowed.end()) {
     std::vector<std::string> names;

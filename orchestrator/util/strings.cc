@@ -5,18 +5,19 @@
 
 namespace sluice {
 
+// Optimal string alignment distance: insertions, deletions, substitutions
+// and swaps of two neighbours ("stpes" -> "steps" is one edit).
 size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
     for (size_t j = 1; j <= b.size(); ++j) {
-      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
     }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
+  return d[a.size()][b.size()];
 }
 
 std::string ClosestMatch(std::string_view word, const std::vector<std::string>& candidates) {
@@ -32,7 +33,7 @@ std::string ClosestMatch(std::string_view word, const std::vector<std::string>& 
   // A third of the word's length, at least one edit: "prep" -> "prepare" is
   // too far by this rule, so also accept a candidate that starts with the word.
   size_t limit = std::max<size_t>(1, word.size() / 3);
-  if (best_distance <= limit) return best;
+  if (best_distance <= limit && best_distance < word.size()) return best;
   for (const std::string& c : candidates)
     if (word.size() >= 3 && c.size() > word.size() && c.compare(0, word.size(), word) == 0) return c;
   return "";

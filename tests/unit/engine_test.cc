@@ -1,0 +1,389 @@
+// The engine with a scripted executor and a fake clock: no process, no sleep.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/engine.h"
+#include "spec/pipeline.h"
+#include "store/store.h"
+
+using namespace sluice;
+using namespace sluice::engine;
+using namespace std::chrono_literals;
+
+namespace {
+
+class FakeClock : public Clock {
+ public:
+  TimePoint now{std::chrono::hours(1)};
+  TimePoint Now() override { return now; }
+  int64_t WallMs() override { return std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(); }
+  int64_t Seconds() const { return std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch() - std::chrono::hours(1)).count(); }
+};
+
+// Scripts outcomes per step label ("train", "shard[1]"); unscripted
+// attempts succeed after one second.
+class FakeExecutor : public Executor {
+ public:
+  struct Outcome {
+    int exit_code = 0;
+    std::chrono::milliseconds duration = 1s;
+    std::string outputs;          // written to $SLUICE_OUTPUT
+    bool ignores_sigterm = false;
+  };
+  explicit FakeExecutor(FakeClock* clock) : clock_(clock) {}
+
+  std::map<std::string, std::deque<Outcome>> script;
+  std::vector<std::pair<std::string, int64_t>> starts;  // label, start time in ms
+  std::vector<std::string> stops;                       // "label TERM" / "label KILL"
+  std::map<std::string, AttemptRequest> last_request;
+  size_t max_running = 0;
+
+  Result<Started> Start(const AttemptRequest& r) override {
+    Outcome o;
+    auto& q = script[r.step_label];
+    if (!q.empty()) {
+      o = q.front();
+      q.pop_front();
+    }
+    if (o.exit_code == 127) return Status::StepFailed("command not found: " + r.argv[0]);
+    for (const std::string& e : r.env)
+      if (e.rfind("SLUICE_OUTPUT=", 0) == 0) std::ofstream(e.substr(14)) << o.outputs;
+    running_[r.attempt_id] = {r.step_label, clock_->now + o.duration, o.exit_code, 0, o.ignores_sigterm};
+    starts.emplace_back(r.step_label, clock_->Seconds());
+    last_request[r.step_label] = r;
+    max_running = std::max(max_running, running_.size());
+    return Started{1000 + r.attempt_id, 1};
+  }
+  void Stop(int64_t id, bool hard) override {
+    auto& r = running_.at(id);
+    stops.push_back(r.label + (hard ? " KILL" : " TERM"));
+    if (hard || !r.ignores_sigterm) {
+      r.end = clock_->now;
+      r.signal = hard ? 9 : 15;
+    }
+  }
+  std::optional<AttemptExit> Wait(TimePoint deadline) override {
+    auto next = running_.end();
+    for (auto it = running_.begin(); it != running_.end(); ++it)
+      if (next == running_.end() || it->second.end < next->second.end) next = it;
+    if (next == running_.end() || next->second.end > deadline) {
+      clock_->now = std::max(clock_->now, deadline);
+      return std::nullopt;
+    }
+    clock_->now = std::max(clock_->now, next->second.end);
+    AttemptExit e{next->first, next->second.signal ? 128 + next->second.signal : next->second.exit, next->second.signal};
+    running_.erase(next);
+    return e;
+  }
+  void Wake() override {}
+
+ private:
+  struct Running {
+    std::string label;
+    TimePoint end;
+    int exit;
+    int signal;
+    bool ignores_sigterm;
+  };
+  FakeClock* clock_;
+  std::map<int64_t, Running> running_;
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("sluice-engine-" + std::to_string(::getpid()) + "-" +
+                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    auto s = store::Store::Open((dir_ / "db").string());
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    store_ = std::move(s.value());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Loads `yaml` and runs it to the end; returns the run's state.
+  RunState RunSpec(const std::string& yaml, int jobs = 2, std::vector<StepRecord> resume = {}, bool cancel = false) {
+    auto p = spec::ParsePipeline("p.yaml", yaml);
+    EXPECT_TRUE(p.ok()) << p.status().message();
+    pipeline_ = std::move(p.value());
+    auto params = spec::ResolveParams(pipeline_, {});
+    EXPECT_TRUE(params.ok());
+    params_ = *params;
+    plan_ = MakePlan(pipeline_);
+    if (run_id_ == 0) run_id_ = *store_->CreateRun(pipeline_.name, yaml, "p.yaml", dir_.string(), "{}", jobs, 0);
+    EngineOptions o;
+    o.jobs = jobs;
+    o.grace = 10s;
+    o.workdir = dir_.string();
+    o.log_dir = (dir_ / "logs").string();
+    Engine e(plan_, params_, run_id_, store_.get(), &exec_, &clock_, nullptr, o, std::move(resume));
+    if (cancel) e.RequestCancel(false);
+    auto r = e.Run();
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? *r : RunState::kPending;
+  }
+  StepRecord Step(const std::string& id, int item = -1) {
+    auto records = store_->LoadSteps(run_id_);
+    for (const StepRecord& r : *records)
+      if (r.step_id == id && r.item == item) return r;
+    ADD_FAILURE() << "no record of " << id;
+    return {};
+  }
+  std::vector<std::string> Order() const {
+    std::vector<std::string> out;
+    for (auto& [label, t] : exec_.starts) out.push_back(label);
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<store::Store> store_;
+  FakeClock clock_;
+  FakeExecutor exec_{&clock_};
+  spec::Pipeline pipeline_;
+  spec::ParamValues params_;
+  Plan plan_;
+  int64_t run_id_ = 0;
+};
+
+}  // namespace
+
+TEST_F(EngineTest, RunsStepsAfterTheirNeeds) {
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  c: {needs: [b], run: x}\n  b: {needs: [a], run: x}\n  a: {run: x}\n", 4),
+            RunState::kSucceeded);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(clock_.Seconds(), 3000);
+}
+
+TEST_F(EngineTest, JobsBoundHowManyStepsRunAtOnce) {
+  std::string yaml = "name: t\nsteps:\n";
+  for (int i = 0; i < 10; ++i) yaml += "  s" + std::to_string(i) + ": {run: x}\n";
+  EXPECT_EQ(RunSpec(yaml, 3), RunState::kSucceeded);
+  EXPECT_EQ(exec_.max_running, 3u);
+  EXPECT_EQ(clock_.Seconds(), 4000);  // ceil(10 / 3) rounds of one second
+}
+
+TEST_F(EngineTest, AStepTakesAsManySlotsAsItsCpus) {
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  big: {run: x, resources: {cpu: 2}}\n  a: {run: x}\n  b: {run: x}\n", 2),
+            RunState::kSucceeded);
+  EXPECT_EQ(exec_.max_running, 2u);
+  EXPECT_EQ(exec_.starts[0].first, "big");
+  EXPECT_EQ(exec_.starts[1].second, 1000);  // a waits for big's two slots to free
+}
+
+TEST_F(EngineTest, AFailedStepSkipsItsDependantsAndFailsTheRun) {
+  exec_.script["a"] = {{.exit_code = 3}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: x}\n  c: {needs: [b], run: x}\n"),
+            RunState::kFailed);
+  EXPECT_EQ(Step("a").state, StepState::kFailed);
+  EXPECT_EQ(Step("a").reason, "exit code 3");
+  EXPECT_EQ(Step("b").state, StepState::kSkipped);
+  EXPECT_EQ(Step("b").reason, "a needed step did not succeed");
+  EXPECT_EQ(Step("c").state, StepState::kSkipped);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"a"}));
+}
+
+TEST_F(EngineTest, AlwaysAndFailureStepsRunAfterAFailure) {
+  exec_.script["a"] = {{.exit_code = 1}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: x}\n"
+                    "  cleanup: {needs: [b], if: '${{ always() }}', run: x}\n"
+                    "  alert: {needs: [b], if: failure(), run: x}\n"
+                    "  happy: {needs: [b], if: success(), run: x}\n"),
+            RunState::kFailed);
+  EXPECT_EQ(Step("cleanup").state, StepState::kSucceeded);
+  EXPECT_EQ(Step("alert").state, StepState::kSucceeded);
+  EXPECT_EQ(Step("happy").state, StepState::kSkipped);
+}
+
+TEST_F(EngineTest, FailureStepIsSkippedWhenNothingFailed) {
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x}\n  alert: {needs: [a], if: failure(), run: x}\n"),
+            RunState::kSucceeded);
+  EXPECT_EQ(Step("alert").state, StepState::kSkipped);
+  EXPECT_EQ(Step("alert").reason, "if: failure() is false");
+}
+
+TEST_F(EngineTest, ContinueOnErrorKeepsTheRunGreenAndDependantsRunning) {
+  exec_.script["a"] = {{.exit_code = 1}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x, continue_on_error: true}\n  b: {needs: [a], run: x}\n"),
+            RunState::kSucceeded);
+  EXPECT_EQ(Step("a").state, StepState::kFailed);
+  EXPECT_EQ(Step("b").state, StepState::kSucceeded);
+}
+
+TEST_F(EngineTest, RetriesAFailedStepUntilTheLimit) {
+  exec_.script["a"] = {{.exit_code = 1}, {.exit_code = 1}, {.exit_code = 1}, {.exit_code = 0}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x, retry: {limit: 2, backoff: {initial: 1s}}}\n"), RunState::kFailed);
+  EXPECT_EQ(exec_.starts.size(), 3u);
+  auto attempts = *store_->ListAttempts(run_id_);
+  ASSERT_EQ(attempts.size(), 3u);
+  EXPECT_EQ(attempts[2].number, 3);
+  EXPECT_EQ(attempts[2].reason, "exit code 1");
+}
+
+TEST_F(EngineTest, RetrySucceedsWhenALaterAttemptSucceeds) {
+  exec_.script["a"] = {{.exit_code = 1}, {.exit_code = 0, .outputs = "k=v\n"}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x, retry: 3}\n  b: {needs: [a], run: 'echo ${{ steps.a.outputs.k }}'}\n"),
+            RunState::kSucceeded);
+  EXPECT_EQ(Step("a").attempts, 2);
+  EXPECT_EQ(Step("a").outputs.at("k").as_string(), "v");
+}
+
+TEST_F(EngineTest, BackoffGrowsByItsFactorUpToItsMax) {
+  exec_.script["a"] = {{.exit_code = 1}, {.exit_code = 1}, {.exit_code = 1}, {.exit_code = 1}, {.exit_code = 1}};
+  RunSpec("name: t\nsteps:\n  a:\n    run: x\n    retry: {limit: 4, backoff: {initial: 2s, factor: 3, max: 10s}}\n");
+  std::vector<int64_t> starts;
+  for (auto& [label, t] : exec_.starts) starts.push_back(t);
+  // Each attempt takes 1s; the delays are 2s, 6s, 10s (capped), 10s.
+  EXPECT_EQ(starts, (std::vector<int64_t>{0, 3000, 10000, 21000, 32000}));
+}
+
+TEST_F(EngineTest, JitterKeepsDelaysBetweenHalfAndAll) {
+  exec_.script["a"] = {{.exit_code = 1}, {.exit_code = 1}};
+  RunSpec("name: t\nsteps:\n  a:\n    run: x\n    retry: {limit: 1, backoff: {initial: 10s, jitter: true}}\n");
+  ASSERT_EQ(exec_.starts.size(), 2u);
+  int64_t delay = exec_.starts[1].second - 1000;
+  EXPECT_GE(delay, 5000);
+  EXPECT_LE(delay, 10000);
+}
+
+TEST_F(EngineTest, TimeoutSendsTermThenKillAfterTheGrace) {
+  exec_.script["a"] = {{.duration = 1h, .ignores_sigterm = true}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x, timeout: 5s}\n"), RunState::kFailed);
+  EXPECT_EQ(exec_.stops, (std::vector<std::string>{"a TERM", "a KILL"}));
+  EXPECT_EQ(clock_.Seconds(), 15000);
+  EXPECT_EQ(Step("a").reason, "timed out after 5.0s (SIGKILL after the grace period)");
+}
+
+TEST_F(EngineTest, TimeoutOfAStepThatHonoursTermIsRetried) {
+  exec_.script["a"] = {{.duration = 1h}, {.duration = 1s}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x, timeout: 5s, retry: {limit: 1, backoff: {initial: 1s}}}\n"),
+            RunState::kSucceeded);
+  auto attempts = *store_->ListAttempts(run_id_);
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].reason, "timed out after 5.0s");
+  EXPECT_EQ(clock_.Seconds(), 7000);
+}
+
+TEST_F(EngineTest, ACommandThatCannotStartFailsItsAttempt) {
+  exec_.script["a"] = {{.exit_code = 127}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: [nope]}\n"), RunState::kFailed);
+  EXPECT_EQ(Step("a").reason, "command not found: nope");
+}
+
+TEST_F(EngineTest, ForeachFansOutAndFansInOutputsInItemOrder) {
+  exec_.script["shard[0]"] = {{.duration = 3s, .outputs = "part=A\n"}};
+  exec_.script["shard[1]"] = {{.duration = 1s, .outputs = "part=B\n"}};
+  exec_.script["shard[2]"] = {{.duration = 2s, .outputs = "part=C\n"}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  shard: {foreach: [a, b, c], run: 'echo ${{ item }}'}\n"
+                    "  join: {needs: [shard], run: ['${{ steps.shard.outputs.part }}']}\n",
+                    3),
+            RunState::kSucceeded);
+  EXPECT_EQ(exec_.last_request["join"].argv[0], "[\"A\",\"B\",\"C\"]");
+  EXPECT_EQ(Step("shard", 1).item_value.as_string(), "b");
+  EXPECT_EQ(exec_.last_request["shard[2]"].argv[2], "echo \"${SLUICE_EXPR_1}\"");
+}
+
+TEST_F(EngineTest, ForeachOverAnExpressionUsesTheListItGives) {
+  exec_.script["list"] = {{.outputs = "names=[\"x\", \"y\"]\n"}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  list: {run: x}\n"
+                    "  each: {needs: [list], foreach: '${{ fromJSON(steps.list.outputs.names) }}', run: ['${{ item }}']}\n"),
+            RunState::kSucceeded);
+  EXPECT_EQ(exec_.last_request["each[1]"].argv[0], "y");
+}
+
+TEST_F(EngineTest, ForeachOverSomethingThatIsNotAListFailsTheStep) {
+  exec_.script["list"] = {{.outputs = "names=x\n"}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  list: {run: x}\n"
+                    "  each: {needs: [list], foreach: '${{ steps.list.outputs.names }}', run: x}\n"),
+            RunState::kFailed);
+  EXPECT_EQ(Step("each").reason, "foreach: ${{ steps.list.outputs.names }} gave a string, not a list");
+}
+
+TEST_F(EngineTest, OneFailedItemFailsTheForeachStep) {
+  exec_.script["s[1]"] = {{.exit_code = 2}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  s: {foreach: [a, b, c], run: x}\n"), RunState::kFailed);
+  EXPECT_EQ(Step("s").state, StepState::kFailed);
+  EXPECT_EQ(Step("s", 0).state, StepState::kSucceeded);
+  EXPECT_EQ(Step("s", 1).state, StepState::kFailed);
+}
+
+TEST_F(EngineTest, ConditionComparesAnOutputWithAParam) {
+  exec_.script["eval"] = {{.outputs = "accuracy=0.85\n"}};
+  EXPECT_EQ(RunSpec("name: t\nparams:\n  gate: {type: float, default: 0.9}\nsteps:\n  eval: {run: x}\n"
+                    "  deploy: {needs: [eval], if: '${{ steps.eval.outputs.accuracy >= params.gate }}', run: x}\n"
+                    "  alarm: {needs: [eval], if: '${{ steps.eval.outputs.accuracy < params.gate }}', run: x}\n"),
+            RunState::kSucceeded);
+  EXPECT_EQ(Step("deploy").state, StepState::kSkipped);
+  EXPECT_EQ(Step("alarm").state, StepState::kSucceeded);
+}
+
+TEST_F(EngineTest, AMissingOutputFailsTheStepThatReadsIt) {
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: ['${{ steps.a.outputs.nope }}']}\n"),
+            RunState::kFailed);
+  EXPECT_EQ(Step("b").reason, "run: ${{ steps.a.outputs.nope }}: step 'a' has no output 'nope'");
+}
+
+TEST_F(EngineTest, CancelStopsRunningStepsAndCancelsTheRest) {
+  exec_.script["a"] = {{.duration = 1h}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x}\n  b: {run: x}\n  c: {run: x}\n  d: {needs: [a], run: x}\n", 2, {},
+                    /*cancel=*/true),
+            RunState::kCancelled);
+  EXPECT_EQ(exec_.starts.size(), 0u);
+  EXPECT_EQ(Step("a").state, StepState::kCancelled);
+  EXPECT_EQ(Step("d").state, StepState::kCancelled);
+}
+
+TEST_F(EngineTest, CancelRequestedInTheStoreStopsARunningStep) {
+  exec_.script["a"] = {{.duration = 1h}};
+  auto p = spec::ParsePipeline("p.yaml", "name: t\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: x}\n");
+  run_id_ = *store_->CreateRun("t", "", "p.yaml", dir_.string(), "{}", 2, 0);
+  ASSERT_TRUE(store_->RequestCancel(run_id_).ok());
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: x}\n"), RunState::kCancelled);
+  EXPECT_EQ(exec_.stops, (std::vector<std::string>{"a TERM"}));
+  EXPECT_EQ(clock_.Seconds(), 250);  // the first cancel poll
+  EXPECT_EQ(Step("a").state, StepState::kCancelled);
+  EXPECT_EQ(Step("b").state, StepState::kCancelled);
+}
+
+TEST_F(EngineTest, ResumeRunsOnlyWhatDidNotFinish) {
+  std::string yaml = "name: t\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: x, retry: 1}\n  c: {needs: [b], run: x}\n";
+  StepRecord a{.step_id = "a", .state = StepState::kSucceeded, .tries = 1, .attempts = 1};
+  a.outputs["k"] = spec::Value::Str("v");
+  StepRecord b{.step_id = "b", .state = StepState::kRunning, .tries = 1, .attempts = 1};
+  EXPECT_EQ(RunSpec(yaml, 2, {a, b}), RunState::kSucceeded);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(Step("b").attempts, 2);
+}
+
+TEST_F(EngineTest, ResumeFailsALostStepWithNoRetriesLeft) {
+  std::string yaml = "name: t\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: x}\n";
+  StepRecord a{.step_id = "a", .state = StepState::kRunning, .tries = 1, .attempts = 1};
+  EXPECT_EQ(RunSpec(yaml, 2, {a}), RunState::kFailed);
+  EXPECT_EQ(Step("a").reason, "attempt 1 was lost (the orchestrator stopped) and no retries are left");
+  EXPECT_EQ(Step("b").state, StepState::kSkipped);
+}
+
+TEST_F(EngineTest, ResumeKeepsFinishedForeachItems) {
+  std::string yaml = "name: t\nsteps:\n  s: {foreach: [a, b, c], run: x}\n";
+  StepRecord s{.step_id = "s", .state = StepState::kRunning};
+  s.items = spec::List{spec::Value::Str("a"), spec::Value::Str("b"), spec::Value::Str("c")};
+  StepRecord s0{.step_id = "s", .item = 0, .state = StepState::kSucceeded, .tries = 1, .attempts = 1};
+  StepRecord s1{.step_id = "s", .item = 1, .state = StepState::kPending};
+  EXPECT_EQ(RunSpec(yaml, 2, {s, s0, s1}), RunState::kSucceeded);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"s[1]", "s[2]"}));
+}
+
+TEST_F(EngineTest, EveryTransitionIsInTheStoreWhenTheRunEnds) {
+  exec_.script["a"] = {{.exit_code = 1}, {.exit_code = 0}};
+  RunSpec("name: t\nsteps:\n  a: {run: x, retry: {limit: 1, backoff: {initial: 1s}}}\n");
+  auto run = *store_->GetRun(run_id_);
+  EXPECT_EQ(run.state, RunState::kSucceeded);
+  auto attempts = *store_->ListAttempts(run_id_);
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].state, StepState::kFailed);
+  EXPECT_EQ(attempts[1].state, StepState::kSucceeded);
+  EXPECT_EQ(attempts[1].pid, 1000 + attempts[1].id);
+}

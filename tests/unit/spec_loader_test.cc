@@ -1,0 +1,223 @@
+// Every spec error, word for word, with its FILE:LINE:COL.
+#include <gtest/gtest.h>
+
+#include "spec/pipeline.h"
+
+using sluice::spec::ParsePipeline;
+using sluice::spec::Pipeline;
+
+namespace {
+
+std::string Error(const std::string& yaml) {
+  auto p = ParsePipeline("p.yaml", yaml);
+  EXPECT_FALSE(p.ok()) << "expected an error for:\n" << yaml;
+  return p.ok() ? "" : p.status().message();
+}
+
+Pipeline Load(const std::string& yaml) {
+  auto p = ParsePipeline("p.yaml", yaml);
+  EXPECT_TRUE(p.ok()) << p.status().message();
+  return p.ok() ? std::move(p.value()) : Pipeline{};
+}
+
+}  // namespace
+
+TEST(SpecLoaderTest, LoadsEveryFieldOfAStep) {
+  Pipeline p = Load(R"(name: demo
+description: a demo
+params:
+  epochs: {type: int, default: 3, min: 1, max: 100}
+  mode: {type: string, default: fast, enum: [fast, full]}
+env: {KEY: value}
+defaults:
+  timeout: 30m
+  retry: {limit: 2, backoff: {initial: 1s, factor: 2, max: 30s, jitter: true}}
+steps:
+  prepare:
+    run: ./prepare.sh ${{ params.mode }}
+  train:
+    needs: [prepare]
+    run: [python3, train.py, --epochs, "${{ params.epochs }}"]
+    env: {OMP_NUM_THREADS: "2"}
+    workdir: subdir
+    timeout: 2h
+    retry: {limit: 3}
+    resources: {cpu: 2}
+  shard:
+    needs: [prepare]
+    foreach: [a, b, c]
+    run: ./shard.sh ${{ item }}
+  report:
+    needs: [train, shard]
+    if: ${{ always() }}
+    continue_on_error: true
+    run: echo "${{ steps.train.outputs.accuracy }}"
+)");
+  ASSERT_EQ(p.steps.size(), 4u);
+  EXPECT_EQ(p.name, "demo");
+  EXPECT_EQ(p.params.size(), 2u);
+  const auto& train = p.steps[1];
+  EXPECT_FALSE(train.shell);
+  EXPECT_EQ(train.run.size(), 4u);
+  EXPECT_EQ(train.timeout->count(), 2 * 3600 * 1000);
+  EXPECT_EQ(train.retry.limit, 3);
+  EXPECT_EQ(train.retry.backoff.max.count(), 30000);  // from defaults
+  EXPECT_EQ(train.cpu, 2);
+  EXPECT_EQ(p.steps[0].timeout->count(), 30 * 60 * 1000);
+  EXPECT_EQ(p.steps[0].retry.limit, 2);
+  EXPECT_TRUE(p.steps[0].shell);
+  EXPECT_EQ(p.steps[2].foreach_items.size(), 3u);
+  EXPECT_TRUE(p.steps[3].continue_on_error);
+  EXPECT_TRUE(p.steps[3].if_condition.has_value());
+}
+
+TEST(SpecLoaderTest, MalformedYamlNamesItsPlace) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a: {run: [x\n"),
+            "p.yaml:4:1: malformed YAML: end of sequence flow not found");
+}
+
+TEST(SpecLoaderTest, UnknownTopLevelKeySuggestsTheRightOne) {
+  EXPECT_EQ(Error("name: demo\nstpes:\n  a: {run: x}\n"),
+            "p.yaml:2:1: unknown key 'stpes' in the pipeline (did you mean 'steps'?)\n"
+            "p.yaml:1:1: missing required key 'steps'");
+}
+
+TEST(SpecLoaderTest, UnknownStepKeySuggestsTheRightOne) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: x\n    need: [b]\n"),
+            "p.yaml:5:5: unknown key 'need' in step 'a' (did you mean 'needs'?)");
+}
+
+TEST(SpecLoaderTest, MissingNameIsAnError) {
+  EXPECT_EQ(Error("steps:\n  a: {run: x}\n"), "p.yaml:1:1: missing required key 'name'");
+}
+
+TEST(SpecLoaderTest, MissingStepsIsAnError) {
+  EXPECT_EQ(Error("name: demo\n"), "p.yaml:1:1: missing required key 'steps'");
+}
+
+TEST(SpecLoaderTest, BadPipelineNameIsAnError) {
+  EXPECT_EQ(Error("name: Demo\nsteps:\n  a: {run: x}\n"),
+            "p.yaml:1:7: pipeline name 'Demo' must match [a-z0-9][a-z0-9-]*");
+}
+
+TEST(SpecLoaderTest, StepWithNeitherRunNorUsesIsAnError) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    needs: []\n"), "p.yaml:3:3: step 'a' has neither 'run' nor 'uses'");
+}
+
+TEST(SpecLoaderTest, NeedsOfAnUnknownStepSuggestsTheRightOne) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  prepare: {run: x}\n  train:\n    needs: [prep]\n    run: y\n"),
+            "p.yaml:5:13: step 'train' needs unknown step 'prep' (did you mean 'prepare'?)");
+}
+
+TEST(SpecLoaderTest, CycleIsPrintedStepByStep) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a: {needs: [c], run: x}\n  b: {needs: [a], run: x}\n  c: {needs: [b], run: x}\n"),
+            "p.yaml:4:15: dependency cycle: a -> c -> b -> a (each step needs the next)");
+}
+
+TEST(SpecLoaderTest, BadDurationIsAnError) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: x\n    timeout: 10 minutes\n"),
+            "p.yaml:5:14: bad duration '10 minutes' for timeout (use a number and a unit: 500ms, 10s, 5m, 2h)");
+}
+
+TEST(SpecLoaderTest, ParamDefaultOfTheWrongTypeIsAnError) {
+  EXPECT_EQ(Error("name: demo\nparams:\n  epochs: {type: int, default: three}\nsteps:\n  a: {run: x}\n"),
+            "p.yaml:3:32: param 'epochs': default 'three' is not an int");
+}
+
+TEST(SpecLoaderTest, ParamDefaultOutOfRangeIsAnError) {
+  EXPECT_EQ(Error("name: demo\nparams:\n  epochs: {type: int, default: 500, max: 100}\nsteps:\n  a: {run: x}\n"),
+            "p.yaml:3:32: param 'epochs': default 500 is above the maximum 100");
+}
+
+TEST(SpecLoaderTest, ExpressionThatDoesNotParseNamesTheColumn) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: echo ${{ params.x == }}\n"),
+            "p.yaml:4:31: bad expression ' params.x == ': expected a value at the end of the expression");
+}
+
+TEST(SpecLoaderTest, ExpressionNamingAnUnknownParamSuggestsTheRightOne) {
+  EXPECT_EQ(Error("name: demo\nparams:\n  epochs: {type: int, default: 1}\nsteps:\n  a:\n    run: echo ${{ params.epoch }}\n"),
+            "p.yaml:6:19: unknown param 'epoch' (did you mean 'epochs'?)");
+}
+
+TEST(SpecLoaderTest, ExpressionNamingAnUnknownStepSuggestsTheRightOne) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  train: {run: x}\n  report:\n    needs: [train]\n"
+                  "    run: echo ${{ steps.tran.outputs.acc }}\n"),
+            "p.yaml:6:19: unknown step 'tran' (did you mean 'train'?)");
+}
+
+TEST(SpecLoaderTest, ReadingAStepThatIsNotNeededIsAnError) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  train: {run: x}\n  report:\n    run: echo ${{ steps.train.outputs.acc }}\n"),
+            "p.yaml:5:19: step 'report' reads steps.train but does not need it (add 'train' to its needs)");
+}
+
+TEST(SpecLoaderTest, ItemOutsideForeachIsAnError) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: echo ${{ item }}\n"),
+            "p.yaml:4:19: 'item' is only defined inside a step with foreach");
+}
+
+TEST(SpecLoaderTest, ForeachThatIsNotAListIsAnError) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    foreach: abc\n    run: echo ${{ item }}\n"),
+            "p.yaml:4:14: foreach must be a list or a ${{ }} expression that gives a list");
+}
+
+TEST(SpecLoaderTest, UnknownFunctionSuggestsTheRightOne) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    if: ${{ sucess() }}\n    run: x\n"),
+            "p.yaml:4:13: unknown function 'sucess()' (did you mean 'success'?)");
+}
+
+TEST(SpecLoaderTest, ReportsEveryErrorInOneGo) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a: {run: x, timeout: soon}\n  b: {needs: [c], run: y}\n"),
+            "p.yaml:3:24: bad duration 'soon' for timeout (use a number and a unit: 500ms, 10s, 5m, 2h)\n"
+            "p.yaml:4:15: step 'b' needs unknown step 'c'");
+}
+
+TEST(SpecLoaderTest, DuplicateKeyIsAnError) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a: {run: x}\n  a: {run: y}\n"), "p.yaml:4:3: key 'a' appears twice in steps");
+}
+
+TEST(SpecLoaderTest, PluginStepsAreRefusedUntilPluginsExist) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a: {uses: data/split}\n"),
+            "p.yaml:3:13: step 'a': plugin steps ('uses') are not available in this version yet");
+}
+
+TEST(ParamsTest, OverridesAreTypedAndChecked) {
+  Pipeline p = Load("name: demo\nparams:\n  epochs: {type: int, default: 3, min: 1, max: 100}\n"
+                    "  lr: {type: float, default: 0.1}\n  mode: {type: string, default: fast, enum: [fast, full]}\n"
+                    "  dry: {type: bool, default: false}\nsteps:\n  a: {run: x}\n");
+  auto v = sluice::spec::ResolveParams(p, {{"epochs", "7"}, {"lr", "0.5"}, {"dry", "true"}});
+  ASSERT_TRUE(v.ok()) << v.status().message();
+  EXPECT_EQ(v->at("epochs").as_int(), 7);
+  EXPECT_DOUBLE_EQ(v->at("lr").as_float(), 0.5);
+  EXPECT_EQ(v->at("mode").as_string(), "fast");
+  EXPECT_TRUE(v->at("dry").as_bool());
+}
+
+TEST(ParamsTest, BadOverrideTypeNamesTheParam) {
+  Pipeline p = Load("name: demo\nparams:\n  epochs: {type: int, default: 3}\nsteps:\n  a: {run: x}\n");
+  auto v = sluice::spec::ResolveParams(p, {{"epochs", "3.5"}});
+  EXPECT_EQ(v.status().message(), "p.yaml:3:3: param 'epochs': '3.5' is not an int (given with -p)");
+}
+
+TEST(ParamsTest, OverrideOutOfRangeNamesTheLimit) {
+  Pipeline p = Load("name: demo\nparams:\n  epochs: {type: int, default: 3, min: 1, max: 100}\nsteps:\n  a: {run: x}\n");
+  auto v = sluice::spec::ResolveParams(p, {{"epochs", "0"}});
+  EXPECT_EQ(v.status().message(), "p.yaml:3:3: param 'epochs': 0 is below the minimum 1 (given with -p)");
+}
+
+TEST(ParamsTest, OverrideOutsideTheEnumListsTheChoices) {
+  Pipeline p = Load("name: demo\nparams:\n  mode: {type: string, default: fast, enum: [fast, full]}\nsteps:\n  a: {run: x}\n");
+  auto v = sluice::spec::ResolveParams(p, {{"mode", "slow"}});
+  EXPECT_EQ(v.status().message(), "p.yaml:3:3: param 'mode': 'slow' is not one of fast, full (given with -p)");
+}
+
+TEST(ParamsTest, UnknownOverrideKeySuggestsTheRightOne) {
+  Pipeline p = Load("name: demo\nparams:\n  epochs: {type: int, default: 3}\nsteps:\n  a: {run: x}\n");
+  auto v = sluice::spec::ResolveParams(p, {{"epoch", "3"}});
+  EXPECT_EQ(v.status().message(), "p.yaml:2:1: unknown param 'epoch' given with -p (did you mean 'epochs'?)");
+}
+
+TEST(ParamsTest, ParamWithoutDefaultMustBeGiven) {
+  Pipeline p = Load("name: demo\nparams:\n  data: {type: string}\nsteps:\n  a: {run: x}\n");
+  auto v = sluice::spec::ResolveParams(p, {});
+  EXPECT_EQ(v.status().message(), "p.yaml:3:3: param 'data' has no default; give it with -p data=VALUE");
+}

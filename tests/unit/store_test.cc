@@ -1,0 +1,66 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+using namespace sluice;
+
+namespace {
+
+std::string TempDb(const std::string& name) {
+  auto p = std::filesystem::temp_directory_path() / ("sluice-store-" + std::to_string(::getpid()) + "-" + name);
+  std::filesystem::remove(p);
+  std::filesystem::remove(p.string() + "-wal");
+  std::filesystem::remove(p.string() + "-shm");
+  return p.string();
+}
+
+}  // namespace
+
+TEST(StoreTest, CreatesTheSchemaAndRecordsARun) {
+  std::string path = TempDb("create");
+  auto s = store::Store::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  auto id = (*s)->CreateRun("demo", "name: demo\n", "/x/p.yaml", "/x", "{\"a\":1}", 2, 42);
+  ASSERT_TRUE(id.ok());
+  auto run = (*s)->GetRun(*id);
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->pipeline, "demo");
+  EXPECT_EQ(run->state, engine::RunState::kPending);
+  EXPECT_EQ(*(*s)->SpecText(run->spec_hash), "name: demo\n");
+  EXPECT_EQ(*(*s)->IntegrityCheck(), "ok");
+}
+
+TEST(StoreTest, RefusesADatabaseFromANewerSluice) {
+  std::string path = TempDb("newer");
+  { ASSERT_TRUE(store::Store::Open(path).ok()); }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto s = store::Store::Open(path);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().message(), "open " + path +
+                                      ": the database has schema version 99, newer than this sluice knows (1); upgrade sluice");
+}
+
+TEST(StoreTest, TakeOverMarksRunningAttemptsLost) {
+  std::string path = TempDb("takeover");
+  auto s = std::move(store::Store::Open(path).value());
+  int64_t run = *s->CreateRun("demo", "x", "p", "/", "{}", 1, 0);
+  engine::StepRecord step{.step_id = "a", .state = engine::StepState::kRunning, .tries = 1, .attempts = 1};
+  engine::AttemptRecord a{.run_id = run, .step_id = "a", .number = 1, .log_path = "/l"};
+  ASSERT_TRUE(s->BeginAttempt(&a, step).ok());
+  a.pid = 4242;
+  ASSERT_TRUE(s->AttemptStarted(a).ok());
+  auto lost = s->TakeOverRun(run, 5);
+  ASSERT_TRUE(lost.ok());
+  ASSERT_EQ(lost->size(), 1u);
+  EXPECT_EQ((*lost)[0].pid, 4242);
+  auto attempts = *s->ListAttempts(run);
+  EXPECT_EQ(attempts[0].state, engine::StepState::kLost);
+  EXPECT_EQ(attempts[0].reason, "the orchestrator stopped while it ran");
+}
