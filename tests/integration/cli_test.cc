@@ -1,1 +1,343 @@
+// The `sluice` binary end to end: real processes, a real SQLite file.
+#include <signal.h>
+
+#include <fstream>
+
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+#include "store/store.h"
+
+using namespace sluice::testing;
+using nlohmann::json;
+
+namespace {
+
+json Show(const Sandbox& box, int run) {
+  Output o = box.Sluice({"show", std::to_string(run), "--format", "json"});
+  EXPECT_EQ(o.code, 0) << o.err;
+  return json::parse(o.out, nullptr, false);
+}
+
+json StepOf(const json& run, const std::string& id) {
+  for (const json& s : run["steps"])
+    if (s["id"] == id) return s;
+  ADD_FAILURE() << "no step " << id << " in " << run.dump();
+  return json::object();
+}
+
+std::string Integrity(const Sandbox& box) {
+  auto s = sluice::store::Store::Open((box.home() / "sluice.db").string());
+  if (!s.ok()) return s.status().message();
+  return *(*s)->IntegrityCheck();
+}
+
+int Count(const std::string& text, const std::string& line) {
+  int n = 0;
+  std::istringstream in(text);
+  std::string l;
+  while (std::getline(in, l)) n += l == line;
+  return n;
+}
+
+}  // namespace
+
+TEST(CliTest, ValidatePrintsPositionedErrorsExitsTwoAndWritesNothing) {
+  Sandbox box;
+  box.Write("p.yaml", "name: demo\nsteps:\n  prepare: {run: x}\n  train:\n    needs: [prep]\n    run: y\n");
+  Output o = box.Sluice({"validate", "p.yaml"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_EQ(o.err, "p.yaml:5:13: step 'train' needs unknown step 'prep' (did you mean 'prepare'?)\n");
+  o = box.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_FALSE(box.Exists(".sluice"));
+}
+
+TEST(CliTest, BadParamIsRefusedBeforeAnythingRuns) {
+  Sandbox box;
+  box.Write("p.yaml", "name: demo\nparams:\n  epochs: {type: int, default: 3, max: 10}\nsteps:\n  a: {run: touch ran}\n");
+  Output o = box.Sluice({"run", "p.yaml", "-p", "epochs=11"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_EQ(o.err, "p.yaml:3:3: param 'epochs': 11 is above the maximum 10 (given with -p)\n");
+  o = box.Sluice({"run", "p.yaml", "-p", "epoch=1"});
+  EXPECT_EQ(o.err, "p.yaml:2:1: unknown param 'epoch' given with -p (did you mean 'epochs'?)\n");
+  EXPECT_FALSE(box.Exists("ran"));
+  EXPECT_FALSE(box.Exists(".sluice"));
+}
+
+TEST(CliTest, RunPassesParamsAndOutputsBetweenStepsAndShowPrintsThem) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: demo
+params:
+  epochs: {type: int, default: 3}
+steps:
+  train:
+    run: [sh, -c, 'echo "accuracy=0.9$1" >> "$SLUICE_OUTPUT"', x, "${{ params.epochs }}"]
+  report:
+    needs: [train]
+    run: echo "acc ${{ steps.train.outputs.accuracy }}" > report.txt
+)");
+  Output o = box.Sluice({"run", "p.yaml", "-p", "epochs=5", "--jobs", "2"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_EQ(box.Read("report.txt"), "acc 0.95\n");
+  json run = Show(box, 1);
+  EXPECT_EQ(run["state"], "succeeded");
+  EXPECT_EQ(run["params"]["epochs"], 5);
+  EXPECT_EQ(StepOf(run, "train")["outputs"]["accuracy"], "0.95");
+  Output text = box.Sluice({"show", "1"});
+  EXPECT_NE(text.out.find("    accuracy = 0.95\n"), std::string::npos) << text.out;
+  Output runs = box.Sluice({"runs"});
+  EXPECT_NE(runs.out.find("demo"), std::string::npos);
+  EXPECT_NE(runs.out.find("succeeded"), std::string::npos);
+}
+
+TEST(CliTest, PipedRunPrintsOneLinePerEventWithRunAndStepIds) {
+  Sandbox box;
+  box.Write("p.yaml", "name: demo\nsteps:\n  a: {run: 'true'}\n  b: {needs: [a], run: 'exit 3'}\n");
+  Output o = box.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.out.find(" run=1 step=a attempt=1 event=started pid="), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find(" run=1 step=a attempt=1 event=succeeded\n"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find(" run=1 step=b attempt=1 event=failed reason=\"exit code 3\"\n"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find(" run=1 event=finished state=failed\n"), std::string::npos) << o.out;
+}
+
+TEST(CliTest, StepsRunInTheSpecFolderAndTheirWorkdir) {
+  Sandbox box;
+  box.Write("sub/p.yaml", "name: demo\nsteps:\n  a: {run: pwd > here.txt}\n  b: {run: pwd > ../there.txt, workdir: deeper}\n");
+  std::filesystem::create_directories(box.dir() / "sub/deeper");
+  Output o = box.Sluice({"run", "sub/p.yaml"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_EQ(box.Read("sub/here.txt"), (box.dir() / "sub").string() + "\n");
+  EXPECT_EQ(box.Read("sub/there.txt"), (box.dir() / "sub/deeper").string() + "\n");
+}
+
+TEST(CliTest, FailuresAreRecordedWithTheirReason) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: demo
+steps:
+  missing: {run: [no-such-command-here]}
+  segv: {run: "kill -SEGV $$"}
+  code: {run: "echo oops >&2; exit 4"}
+  baddir: {run: "true", workdir: nowhere}
+)");
+  Output o = box.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(o.code, 1);
+  json run = Show(box, 1);
+  EXPECT_EQ(StepOf(run, "missing")["reason"], "command not found: no-such-command-here");
+  EXPECT_EQ(StepOf(run, "segv")["reason"], "killed by signal 11 (SIGSEGV)");
+  EXPECT_EQ(StepOf(run, "code")["reason"], "exit code 4");
+  EXPECT_EQ(StepOf(run, "baddir")["reason"], "workdir " + (box.dir() / "nowhere").string() + ": No such file or directory");
+  Output logs = box.Sluice({"logs", "1", "code"});
+  EXPECT_EQ(logs.out, "oops\n");
+  logs = box.Sluice({"logs", "1", "missing"});
+  EXPECT_EQ(logs.out, "sluice: command not found: no-such-command-here\n");
+}
+
+TEST(CliTest, TimeoutKillsTheStepsWholeProcessGroup) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: demo
+steps:
+  slow:
+    run: "sleep 100 & echo $! > grandchild.pid; wait"
+    timeout: 500ms
+)");
+  Output o = box.Sluice({"run", "p.yaml", "--grace", "1s"});
+  EXPECT_EQ(o.code, 1);
+  json run = Show(box, 1);
+  EXPECT_EQ(StepOf(run, "slow")["reason"], "timed out after 500ms");
+  pid_t grandchild = std::stoi(box.Read("grandchild.pid"));
+  EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(grandchild); }, std::chrono::seconds(5)))
+      << "sleep 100 survived the timeout";
+}
+
+TEST(CliTest, TimeoutEscalatesToKillWhenTermIsIgnored) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: demo
+steps:
+  stubborn:
+    run: "trap '' TERM; sleep 100 & echo $! > grandchild.pid; while true; do sleep 0.05; done"
+    timeout: 300ms
+)");
+  Output o = box.Sluice({"run", "p.yaml", "--grace", "300ms"});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_EQ(StepOf(Show(box, 1), "stubborn")["reason"], "timed out after 300ms (SIGKILL after the grace period)");
+  pid_t grandchild = std::stoi(box.Read("grandchild.pid"));
+  EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(grandchild); }, std::chrono::seconds(5)));
+}
+
+TEST(CliTest, CancelFromAnotherProcessStopsTheRun) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: demo
+steps:
+  long: {run: "echo $$ > long.pid; sleep 100"}
+  after: {needs: [long], run: touch after-ran}
+)");
+  pid_t pid = box.Start({"run", "p.yaml"}, "run.log");
+  ASSERT_TRUE(WaitFor([&] { return box.Exists("long.pid") && !box.Read("long.pid").empty(); }));
+  pid_t step = std::stoi(box.Read("long.pid"));
+  Output o = box.Sluice({"cancel", "1"});
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("run 1 cancelled"), std::string::npos) << o.out;
+  EXPECT_EQ(Sandbox::Reap(pid), 130);
+  json run = Show(box, 1);
+  EXPECT_EQ(run["state"], "cancelled");
+  EXPECT_EQ(StepOf(run, "long")["state"], "cancelled");
+  EXPECT_EQ(StepOf(run, "after")["state"], "cancelled");
+  EXPECT_FALSE(box.Exists("after-ran"));
+  EXPECT_FALSE(ProcessAlive(step));
+}
+
+TEST(CliTest, InterruptCancelsTheRunCleanly) {
+  Sandbox box;
+  box.Write("p.yaml", "name: demo\nsteps:\n  long: {run: \"echo $$ > long.pid; sleep 100\"}\n");
+  pid_t pid = box.Start({"run", "p.yaml"}, "run.log");
+  ASSERT_TRUE(WaitFor([&] { return box.Exists("long.pid") && !box.Read("long.pid").empty(); }));
+  ::kill(pid, SIGINT);
+  EXPECT_EQ(Sandbox::Reap(pid), 130);
+  EXPECT_EQ(Show(box, 1)["state"], "cancelled");
+  EXPECT_FALSE(ProcessAlive(std::stoi(box.Read("long.pid"))));
+}
+
+TEST(CliTest, ResumeAfterKillNineFinishesTheRunAndRunsNoSucceededStepTwice) {
+  Sandbox box;
+  std::string yaml = "name: demo\nsteps:\n";
+  const char* ids[] = {"a", "b", "c", "d", "e"};
+  for (int i = 0; i < 5; ++i) {
+    yaml += std::string("  ") + ids[i] + ":\n";
+    if (i) yaml += std::string("    needs: [") + ids[i - 1] + "]\n";
+    yaml += "    run: echo $SLUICE_STEP >> ran.txt; sleep 0.3\n    retry: 1\n";
+  }
+  box.Write("p.yaml", yaml);
+  pid_t pid = box.Start({"run", "p.yaml"}, "run.log");
+  ASSERT_TRUE(WaitFor([&] { return Count(box.Read("ran.txt"), "c") == 1; }));
+  ::kill(pid, SIGKILL);
+  Sandbox::Reap(pid);
+  EXPECT_EQ(Show(box, 1)["state"], "running");
+  Output o = box.Sluice({"resume", "1"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  json run = Show(box, 1);
+  EXPECT_EQ(run["state"], "succeeded");
+  std::string ran = box.Read("ran.txt");
+  EXPECT_EQ(Count(ran, "a"), 1);
+  EXPECT_EQ(Count(ran, "b"), 1);
+  EXPECT_EQ(Count(ran, "c"), 2);  // lost when sluice died, then retried
+  EXPECT_EQ(Count(ran, "d"), 1);
+  EXPECT_EQ(Count(ran, "e"), 1);
+  json c = StepOf(run, "c");
+  EXPECT_EQ(c["attempts"][0]["state"], "lost");
+  EXPECT_EQ(c["attempts"][1]["state"], "succeeded");
+  EXPECT_EQ(Integrity(box), "ok");
+  EXPECT_EQ(box.Sluice({"resume", "1"}).err,
+            "sluice: run 1 already succeeded; nothing to resume (sluice retry 1 runs failed steps again)\n");
+}
+
+TEST(CliTest, RetryRunsFailedStepsAndDependantsAndKeepsSucceededOnes) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: demo
+steps:
+  a: {run: echo a >> ran.txt}
+  b: {needs: [a], run: "echo b >> ran.txt; test -e fixed"}
+  c: {needs: [b], run: echo c >> ran.txt}
+  side: {needs: [a], run: echo side >> ran.txt}
+)");
+  EXPECT_EQ(box.Sluice({"run", "p.yaml"}).code, 1);
+  EXPECT_EQ(StepOf(Show(box, 1), "c")["state"], "skipped");
+  box.Write("fixed", "");
+  Output o = box.Sluice({"retry", "1"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  std::string ran = box.Read("ran.txt");
+  EXPECT_EQ(Count(ran, "a"), 1);
+  EXPECT_EQ(Count(ran, "side"), 1);
+  EXPECT_EQ(Count(ran, "b"), 2);
+  EXPECT_EQ(Count(ran, "c"), 1);
+  json run = Show(box, 1);
+  EXPECT_EQ(run["state"], "succeeded");
+  EXPECT_EQ(StepOf(run, "b")["attempts"].size(), 2u);
+  EXPECT_EQ(StepOf(run, "b")["attempts"][1]["number"], 2);
+  o = box.Sluice({"retry", "1", "--from", "c"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_EQ(Count(box.Read("ran.txt"), "c"), 2);
+  EXPECT_EQ(Count(box.Read("ran.txt"), "b"), 2);
+}
+
+TEST(CliTest, LogsFollowPrintsUntilTheAttemptEnds) {
+  Sandbox box;
+  box.Write("p.yaml", "name: demo\nsteps:\n  talk: {run: \"echo one; sleep 0.5; echo two\"}\n");
+  pid_t pid = box.Start({"run", "p.yaml"}, "run.log");
+  ASSERT_TRUE(WaitFor([&] { return box.Sluice({"logs", "1", "talk"}).out == "one\n"; }));
+  Output o = box.Sluice({"logs", "1", "talk", "--follow"});
+  EXPECT_EQ(o.out, "one\ntwo\n");
+  EXPECT_EQ(Sandbox::Reap(pid), 0);
+}
+
+TEST(CliTest, PlanShowsTheDagAndWhatParamsSkip) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: demo
+params:
+  mode: {type: string, default: fast, enum: [fast, full]}
+steps:
+  prepare: {run: x}
+  full: {needs: [prepare], if: "${{ params.mode == 'full' }}", run: x}
+  report: {needs: [full], run: x}
+  shard: {needs: [prepare], foreach: [a, b], run: x}
+)");
+  Output o = box.Sluice({"plan", "p.yaml"});
+  EXPECT_EQ(o.code, 0);
+  EXPECT_EQ(o.out,
+            "pipeline demo: 4 steps in 3 layers (params: mode=fast)\n"
+            "layer 0\n"
+            "  prepare              runs\n"
+            "layer 1\n"
+            "  full                 skipped (if: ${{ params.mode == 'full' }} is false)  needs prepare\n"
+            "  shard                runs, 2 items  needs prepare\n"
+            "layer 2\n"
+            "  report               skipped (needs skipped step 'full')  needs full\n");
+  o = box.Sluice({"plan", "p.yaml", "-p", "mode=full", "--format", "json"});
+  json j = json::parse(o.out);
+  EXPECT_EQ(j["steps"][1]["forecast"], "runs");
+  o = box.Sluice({"plan", "p.yaml", "--format", "dot"});
+  EXPECT_NE(o.out.find("\"prepare\" -> \"full\";"), std::string::npos);
+  EXPECT_FALSE(box.Exists(".sluice"));
+}
+
+// Hostile values reach steps byte for byte and never run as shell text.
+TEST(CliTest, ValuesNeverBecomeShellText) {
+  const std::vector<std::string> corpus = {
+      "$(touch PWNED)", "`touch PWNED`", "; touch PWNED", "a\nb; touch PWNED", "it's", "say \"hi\"",
+      "$HOME", "back\\slash", "${{ params.v }}", "  spaced  ", "*", "-n", "'; touch PWNED; '", "\"; touch PWNED; \""};
+  for (size_t k = 0; k < corpus.size(); ++k) {
+    SCOPED_TRACE("value " + std::to_string(k));
+    Sandbox box;
+    const std::string& v = corpus[k];
+    json items = json::array({v, v + "!"});
+    box.Write("p.yaml", R"(name: hostile
+params:
+  v: {type: string, default: ""}
+steps:
+  bare:
+    run: printf '%s' ${{ params.v }} > bare.out
+  dq:
+    run: printf '%s' "${{ params.v }}" > dq.out
+  sq:
+    run: printf '%s' '${{ params.v }}' > sq.out
+  argv:
+    run: [sh, -c, 'printf "%s" "$1" > argv.out', x, "${{ params.v }}"]
+  emit:
+    env: {V: "${{ params.v }}"}
+    run: printf 'v<<EOF_MARK\n%s\nEOF_MARK\n' "$V" >> "$SLUICE_OUTPUT"
+  out:
+    needs: [emit]
+    run: printf '%s' ${{ steps.emit.outputs.v }} > out.out
+  each:
+    foreach: )" + items.dump() + R"(
+    run: printf '%s' ${{ item }} > "item-$SLUICE_ITEM_INDEX.out"
+)");
+    Output o = box.Sluice({"run", "p.yaml", "-p", "v=" + v});
+    ASSERT_EQ(o.code, 0) << o.out << o.err;
+    for (const char* f : {"bare.out", "dq.out", "sq.out", "argv.out", "out.out", "item-0.out"}) EXPECT_EQ(box.Read(f), v) << f;
+    EXPECT_EQ(box.Read("item-1.out"), v + "!");
+    EXPECT_FALSE(box.Exists("PWNED"));
+  }
+}
