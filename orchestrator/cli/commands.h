@@ -21,7 +21,7 @@ using Overrides = std::vector<std::pair<std::string, std::string>>;
 std::string HomeDir();
 // Opens (creating) the store in HomeDir(); prints the error and returns null on failure.
 std::unique_ptr<store::Store> OpenStore();
-// "42" -> 42; prints an error for anything else.
+// "42" -> 42, "latest" -> the newest run; prints an error for anything else.
 bool ParseRunId(const std::string& text, int64_t* id);
 
 int Validate(const std::vector<std::string>& files);

@@ -52,27 +52,27 @@ int main(int argc, char** argv) {
   run->add_option("--grace", grace, "SIGTERM to SIGKILL delay for timeouts and cancel");
 
   auto* resume = app.add_subcommand("resume", "Finish a run whose sluice process died");
-  resume->add_option("run", run_id, "run id")->required();
+  resume->add_option("run", run_id, "run id, or latest")->required();
   resume->add_option("--grace", grace, "SIGTERM to SIGKILL delay");
 
   auto* retry = app.add_subcommand("retry", "Run a finished run's failed (or named) steps and their dependants again");
-  retry->add_option("run", run_id, "run id")->required();
+  retry->add_option("run", run_id, "run id, or latest")->required();
   retry->add_option("--from", from, "retry this step and everything after it");
   retry->add_option("--grace", grace, "SIGTERM to SIGKILL delay");
 
   auto* cancel = app.add_subcommand("cancel", "Cancel a run");
-  cancel->add_option("run", run_id, "run id")->required();
+  cancel->add_option("run", run_id, "run id, or latest")->required();
 
   auto* runs = app.add_subcommand("runs", "List runs, newest first");
   runs->add_option("-n,--limit", limit, "how many")->check(CLI::Range(1, 1000000));
   runs->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
   auto* show = app.add_subcommand("show", "Show a run's steps, attempts and outputs");
-  show->add_option("run", run_id, "run id")->required();
+  show->add_option("run", run_id, "run id, or latest")->required();
   show->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
   auto* logs = app.add_subcommand("logs", "Print an attempt's output");
-  logs->add_option("run", run_id, "run id")->required();
+  logs->add_option("run", run_id, "run id, or latest")->required();
   logs->add_option("step", step, "step id, or step[item] for a foreach item")->required();
   logs->add_option("-a,--attempt", attempt, "attempt number (default: the latest)");
   logs->add_flag("-f,--follow", follow, "keep printing until the attempt ends");

@@ -49,10 +49,21 @@ std::unique_ptr<store::Store> OpenStore() {
 }
 
 bool ParseRunId(const std::string& text, int64_t* id) {
+  if (text == "latest") {
+    auto store = OpenStore();
+    if (!store) return false;
+    auto runs = store->ListRuns(1);
+    if (!runs.ok() || runs->empty()) {
+      std::cerr << "sluice: there are no runs in " << HomeDir() << " yet\n";
+      return false;
+    }
+    *id = runs->front().id;
+    return true;
+  }
   char* end = nullptr;
   long long v = std::strtoll(text.c_str(), &end, 10);
   if (text.empty() || *end != '\0' || v <= 0) {
-    std::cerr << "sluice: " << Quote(text) << " is not a run id (runs are numbered 1, 2, ...; see sluice runs)\n";
+    std::cerr << "sluice: " << Quote(text) << " is not a run id (runs are numbered 1, 2, ...; `latest` is the newest; see sluice runs)\n";
     return false;
   }
   *id = v;
