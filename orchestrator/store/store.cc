@@ -440,7 +440,10 @@ Result<std::string> Store::IntegrityCheck() {
   Stmt& q = Prepare("PRAGMA integrity_check");
   ResetOnExit<Stmt> r{q};
   std::string out;
-  while (q.Step() == SQLITE_ROW) out += (out.empty() ? "" : "\n") + q.Text(0);
+  while (q.Step() == SQLITE_ROW) {
+    if (!out.empty()) out += '\n';
+    out += q.Text(0);
+  }
   return out;
 }
 

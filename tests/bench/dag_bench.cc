@@ -1,1 +1,220 @@
-int main() { return 0; }
+// dag_bench: sluice against make and ninja on the same layered DAG, in one
+// run, so the ratios hold on a noisy machine. Also prints the time to load
+// and plan a 100,000-step spec, the peak RSS of a 10,000-step run, and the
+// wall time of a one-step `true` pipeline.
+//
+//   dag_bench [--sluice PATH] [--sizes 1000,5000] [--reps 3]
+//
+// The DAG: width 10; step k of layer L needs steps k and k+1 (mod 10) of
+// layer L-1; every step is `touch out/s<N>`.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+extern char** environ;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Measure {
+  double seconds = 0;
+  long max_rss_kb = 0;
+  int code = 0;
+};
+
+// Runs argv in `dir` with extra "K=V" env entries; stdout/stderr to /dev/null.
+Measure Run(const std::vector<std::string>& args, const fs::path& dir, const std::vector<std::string>& extra_env = {}) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  for (const auto& e : extra_env) env.push_back(e);
+  std::vector<char*> envp, argv;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> a = args;
+  for (auto& s : a) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addchdir_np(&fa, dir.c_str());
+  auto t0 = std::chrono::steady_clock::now();
+  pid_t pid;
+  Measure m;
+  if (posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data()) != 0) {
+    std::fprintf(stderr, "cannot start %s\n", argv[0]);
+    std::exit(1);
+  }
+  int status;
+  rusage ru;
+  wait4(pid, &status, 0, &ru);
+  m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  m.max_rss_kb = ru.ru_maxrss;
+  m.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  posix_spawn_file_actions_destroy(&fa);
+  return m;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+struct Dag {
+  int n;
+  std::vector<std::pair<int, int>> needs;  // -1 for the first layer
+};
+
+Dag MakeDag(int n) {
+  Dag d{n, {}};
+  for (int k = 0; k < n; ++k) {
+    int layer = k / 10, i = k % 10;
+    if (layer == 0) d.needs.push_back({-1, -1});
+    else d.needs.push_back({(layer - 1) * 10 + i, (layer - 1) * 10 + (i + 1) % 10});
+  }
+  return d;
+}
+
+void WriteSpec(const Dag& d, const fs::path& file) {
+  std::ofstream f(file);
+  f << "name: bench\nsteps:\n";
+  for (int k = 0; k < d.n; ++k) {
+    f << "  s" << k << ": {";
+    if (d.needs[k].first >= 0) f << "needs: [s" << d.needs[k].first << ", s" << d.needs[k].second << "], ";
+    f << "run: [touch, out/s" << k << "]}\n";
+  }
+}
+
+void WriteMakefile(const Dag& d, const fs::path& file) {
+  std::ofstream f(file);
+  f << "all:";
+  for (int k = 0; k < d.n; ++k) f << " out/s" << k;
+  f << "\n";
+  for (int k = 0; k < d.n; ++k) {
+    f << "out/s" << k << ":";
+    if (d.needs[k].first >= 0) f << " out/s" << d.needs[k].first << " out/s" << d.needs[k].second;
+    f << "\n\ttouch out/s" << k << "\n";
+  }
+}
+
+void WriteNinja(const Dag& d, const fs::path& file) {
+  std::ofstream f(file);
+  f << "rule touch\n  command = touch $out\n";
+  for (int k = 0; k < d.n; ++k) {
+    f << "build out/s" << k << ": touch";
+    if (d.needs[k].first >= 0) f << " | out/s" << d.needs[k].first << " out/s" << d.needs[k].second;
+    f << "\n";
+  }
+}
+
+void Fresh(const fs::path& dir) {
+  fs::remove_all(dir / "out");
+  fs::remove_all(dir / ".sluice");
+  fs::remove(dir / ".ninja_log");
+  fs::remove(dir / ".ninja_deps");
+  fs::create_directories(dir / "out");
+}
+
+void Check(const Measure& m, const char* what) {
+  if (m.code != 0) {
+    std::fprintf(stderr, "%s exited with %d\n", what, m.code);
+    std::exit(1);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string sluice = (fs::canonical("/proc/self/exe").parent_path().parent_path() / "sluice").string();
+  std::vector<int> sizes = {1000, 5000};
+  int reps = 3;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--sluice") sluice = v;
+    else if (k == "--reps") reps = std::atoi(v.c_str());
+    else if (k == "--sizes") {
+      sizes.clear();
+      for (size_t p = 0; p < v.size();) {
+        size_t c = v.find(',', p);
+        sizes.push_back(std::atoi(v.substr(p, c - p).c_str()));
+        p = c == std::string::npos ? v.size() : c + 1;
+      }
+    }
+  }
+  fs::path dir = fs::temp_directory_path() / ("sluice-bench-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::vector<std::string> home = {"SLUICE_HOME=" + (dir / ".sluice").string()};
+
+  std::printf("layered DAG, width 10, touch per step, -j2; median of %d runs\n", reps);
+  std::printf("%7s %12s %12s %12s %10s %10s\n", "steps", "sluice", "make", "ninja", "sl/make", "sl/ninja");
+  for (int n : sizes) {
+    Dag d = MakeDag(n);
+    WriteSpec(d, dir / "pipeline.yaml");
+    WriteMakefile(d, dir / "Makefile");
+    WriteNinja(d, dir / "build.ninja");
+    std::vector<double> ts, tm, tn;
+    for (int r = 0; r < reps; ++r) {
+      Fresh(dir);
+      Measure m = Run({sluice, "run", "pipeline.yaml", "--jobs", "2"}, dir, home);
+      Check(m, "sluice");
+      ts.push_back(m.seconds);
+      Fresh(dir);
+      m = Run({"make", "-j2", "-f", "Makefile"}, dir);
+      Check(m, "make");
+      tm.push_back(m.seconds);
+      Fresh(dir);
+      m = Run({"ninja", "-j2"}, dir);
+      Check(m, "ninja");
+      tn.push_back(m.seconds);
+    }
+    double s = Median(ts), mk = Median(tm), nj = Median(tn);
+    std::printf("%7d %9.3f s  %9.3f s  %9.3f s %9.2fx %9.2fx\n", n, s, mk, nj, s / mk, s / nj);
+    std::printf("%7s %9.2f ms %9.2f ms %9.2f ms   per step\n", "", s * 1e3 / n, mk * 1e3 / n, nj * 1e3 / n);
+  }
+
+  // Load and plan a 100,000-step spec.
+  WriteSpec(MakeDag(100000), dir / "big.yaml");
+  std::vector<double> tp;
+  for (int r = 0; r < reps; ++r) {
+    Measure m = Run({sluice, "plan", "big.yaml", "--format", "json"}, dir, home);
+    Check(m, "sluice plan");
+    tp.push_back(m.seconds);
+  }
+  std::printf("load and plan 100,000 steps (sluice plan --format json): %.3f s (target <= 1 s)\n", Median(tp));
+
+  // Peak RSS of a 10,000-step run.
+  WriteSpec(MakeDag(10000), dir / "ten.yaml");
+  Fresh(dir);
+  Measure big = Run({sluice, "run", "ten.yaml", "--jobs", "2"}, dir, home);
+  Check(big, "sluice run 10,000");
+  std::printf("peak RSS of a 10,000-step run: %.1f MB (target <= 64 MB), wall %.2f s\n", big.max_rss_kb / 1024.0, big.seconds);
+
+  // One-step `true` pipeline, against a bare `true` for the process floor.
+  {
+    std::ofstream(dir / "one.yaml") << "name: one\nsteps:\n  t: {run: [true]}\n";
+    std::vector<double> t1, t0;
+    Fresh(dir);
+    Check(Run({sluice, "run", "one.yaml"}, dir, home), "sluice warm-up");
+    for (int r = 0; r < 20; ++r) {
+      Measure m = Run({sluice, "run", "one.yaml"}, dir, home);
+      Check(m, "sluice run one");
+      t1.push_back(m.seconds);
+      t0.push_back(Run({"true"}, dir).seconds);
+    }
+    std::printf("sluice run of a one-step `true` pipeline: %.1f ms (target <= 20 ms); bare `true`: %.1f ms\n",
+                Median(t1) * 1e3, Median(t0) * 1e3);
+  }
+  fs::remove_all(dir);
+  return 0;
+}

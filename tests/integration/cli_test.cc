@@ -202,18 +202,23 @@ TEST(CliTest, InterruptCancelsTheRunCleanly) {
 
 TEST(CliTest, ResumeAfterKillNineFinishesTheRunAndRunsNoSucceededStepTwice) {
   Sandbox box;
+  // The first attempt of step c never ends by itself: sluice is killed while
+  // it runs, and resume must kill it and run c again.
   std::string yaml = "name: demo\nsteps:\n";
   const char* ids[] = {"a", "b", "c", "d", "e"};
   for (int i = 0; i < 5; ++i) {
     yaml += std::string("  ") + ids[i] + ":\n";
     if (i) yaml += std::string("    needs: [") + ids[i - 1] + "]\n";
-    yaml += "    run: echo $SLUICE_STEP >> ran.txt; sleep 0.3\n    retry: 1\n";
+    yaml += "    run: echo $SLUICE_STEP >> ran.txt; if [ $SLUICE_STEP$SLUICE_ATTEMPT = c1 ]; then echo $$ >> c.pid;"
+            " while true; do sleep 0.05; done; fi\n    retry: 1\n";
   }
   box.Write("p.yaml", yaml);
   pid_t pid = box.Start({"run", "p.yaml"}, "run.log");
-  ASSERT_TRUE(WaitFor([&] { return Count(box.Read("ran.txt"), "c") == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return box.Read("c.pid").find('\n') != std::string::npos; }));
   ::kill(pid, SIGKILL);
   Sandbox::Reap(pid);
+  pid_t orphan = std::stoi(box.Read("c.pid"));
+  EXPECT_TRUE(ProcessAlive(orphan));  // the step outlived its orchestrator
   EXPECT_EQ(Show(box, 1)["state"], "running");
   Output o = box.Sluice({"resume", "1"});
   ASSERT_EQ(o.code, 0) << o.out << o.err;
@@ -228,6 +233,7 @@ TEST(CliTest, ResumeAfterKillNineFinishesTheRunAndRunsNoSucceededStepTwice) {
   json c = StepOf(run, "c");
   EXPECT_EQ(c["attempts"][0]["state"], "lost");
   EXPECT_EQ(c["attempts"][1]["state"], "succeeded");
+  EXPECT_FALSE(ProcessAlive(orphan));
   EXPECT_EQ(Integrity(box), "ok");
   EXPECT_EQ(box.Sluice({"resume", "1"}).err,
             "sluice: run 1 already succeeded; nothing to resume (sluice retry 1 runs failed steps again)\n");
@@ -264,12 +270,15 @@ steps:
 
 TEST(CliTest, LogsFollowPrintsUntilTheAttemptEnds) {
   Sandbox box;
-  box.Write("p.yaml", "name: demo\nsteps:\n  talk: {run: \"echo one; sleep 0.5; echo two\"}\n");
-  pid_t pid = box.Start({"run", "p.yaml"}, "run.log");
+  box.Write("p.yaml", "name: demo\nsteps:\n  talk: {run: \"echo one; while [ ! -e go ]; do sleep 0.05; done; echo two\"}\n");
+  pid_t run = box.Start({"run", "p.yaml"}, "run.log");
   ASSERT_TRUE(WaitFor([&] { return box.Sluice({"logs", "1", "talk"}).out == "one\n"; }));
-  Output o = box.Sluice({"logs", "1", "talk", "--follow"});
-  EXPECT_EQ(o.out, "one\ntwo\n");
-  EXPECT_EQ(Sandbox::Reap(pid), 0);
+  pid_t follow = box.Start({"logs", "1", "talk", "--follow"}, "follow.log");
+  ASSERT_TRUE(WaitFor([&] { return box.Read("follow.log") == "one\n"; }));
+  box.Write("go", "");
+  EXPECT_EQ(Sandbox::Reap(follow), 0);
+  EXPECT_EQ(box.Read("follow.log"), "one\ntwo\n");
+  EXPECT_EQ(Sandbox::Reap(run), 0);
 }
 
 TEST(CliTest, PlanShowsTheDagAndWhatParamsSkip) {
