@@ -1,5 +1,5 @@
-// YAML -> Pipeline. yaml-cpp throws; everything it throws is caught here and
-// becomes a FILE:LINE:COL diagnostic. The loader keeps going after an error
+// YAML -> Pipeline. Every problem, from malformed YAML to a cycle, becomes a
+// FILE:LINE:COL diagnostic. The loader keeps going after an error
 // where it can, so one run of `sluice validate` shows every problem.
 #include <algorithm>
 #include <fstream>
@@ -7,9 +7,8 @@
 #include <set>
 #include <sstream>
 
-#include <yaml-cpp/yaml.h>
-
 #include "spec/pipeline.h"
+#include "spec/yaml_tree.h"
 #include "util/strings.h"
 
 namespace sluice::spec {
@@ -34,51 +33,32 @@ class Loader {
   Result<Pipeline> Load() {
     p_.file = file_;
     p_.text = text_;
-    YAML::Node root;
-    try {
-      root = YAML::Load(text_);
-    } catch (const YAML::Exception& e) {
-      SourcePos pos{e.mark.line + 1, e.mark.column + 1};
-      if (e.mark.is_null()) pos = {1, 1};
-      return Status::InvalidSpec(At(file_, pos, "malformed YAML: " + e.msg));
-    }
-    try {
-      LoadRoot(root);
-    } catch (const YAML::Exception& e) {
-      Error(SourcePos{e.mark.line + 1, e.mark.column + 1}, "malformed YAML: " + e.msg);
-    }
+    auto parsed = ParseYaml(text_);
+    if (auto* err = std::get_if<YamlError>(&parsed))
+      return Status::InvalidSpec(At(file_, err->pos, "malformed YAML: " + err->message));
+    LoadRoot(std::get<YamlNode>(parsed));
     if (!errors_.empty()) return Status::InvalidSpec(Join(errors_, "\n"));
     return std::move(p_);
   }
 
  private:
-  SourcePos Pos(const YAML::Node& n) const {
-    YAML::Mark m = n.Mark();
-    if (m.is_null()) return {1, 1};
-    return {m.line + 1, m.column + 1};
-  }
+  static SourcePos Pos(const YamlNode& n) { return n.pos; }
   void Error(SourcePos pos, const std::string& message) {
     if (errors_.size() < kMaxErrors) errors_.push_back(At(file_, pos, message));
   }
   // 1 when the scalar at `n` starts with a quote, so columns skip it.
-  int QuoteShift(const YAML::Node& n) const {
-    YAML::Mark m = n.Mark();
-    if (m.is_null() || m.pos < 0 || static_cast<size_t>(m.pos) >= text_.size()) return 0;
-    char c = text_[m.pos];
-    return (c == '"' || c == '\'') ? 1 : 0;
-  }
+  static int QuoteShift(const YamlNode& n) { return n.quoted ? 1 : 0; }
 
   // Checks that `n` is a map, reports unknown and repeated keys, and calls
   // `each(key, value)` for every known key.
   template <typename F>
-  bool ForEachKey(const YAML::Node& n, const std::vector<std::string>& known, const std::string& where, F&& each) {
+  bool ForEachKey(const YamlNode& n, const std::vector<std::string>& known, const std::string& where, F&& each) {
     if (!n.IsMap()) {
       Error(Pos(n), where + " must be a mapping");
       return false;
     }
     std::set<std::string> seen;
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node& key = it->first;
+    for (const auto& [key, value] : n.entries) {
       if (!key.IsScalar()) {
         Error(Pos(key), "keys in " + where + " must be plain words");
         continue;
@@ -92,12 +72,12 @@ class Loader {
         Error(Pos(key), "unknown key " + Quote(k) + " in " + where + DidYouMean(k, known));
         continue;
       }
-      each(k, key, it->second);
+      each(k, key, value);
     }
     return true;
   }
 
-  bool Scalar(const YAML::Node& n, const std::string& what, std::string* out) {
+  bool Scalar(const YamlNode& n, const std::string& what, std::string* out) {
     if (!n.IsScalar()) {
       Error(Pos(n), what + " must be a single value");
       return false;
@@ -105,7 +85,7 @@ class Loader {
     *out = n.Scalar();
     return true;
   }
-  bool Bool(const YAML::Node& n, const std::string& what, bool* out) {
+  bool Bool(const YamlNode& n, const std::string& what, bool* out) {
     std::string s;
     if (!Scalar(n, what, &s)) return false;
     if (s == "true" || s == "True") *out = true;
@@ -116,7 +96,7 @@ class Loader {
     }
     return true;
   }
-  bool Number(const YAML::Node& n, const std::string& what, double* out) {
+  bool Number(const YamlNode& n, const std::string& what, double* out) {
     std::string s;
     if (!Scalar(n, what, &s)) return false;
     if (!Value::Str(s).AsNumber(out)) {
@@ -125,7 +105,7 @@ class Loader {
     }
     return true;
   }
-  bool Int(const YAML::Node& n, const std::string& what, int64_t lo, int64_t hi, int64_t* out) {
+  bool Int(const YamlNode& n, const std::string& what, int64_t lo, int64_t hi, int64_t* out) {
     double d;
     if (!Number(n, what, &d)) return false;
     if (d != static_cast<double>(static_cast<int64_t>(d)) || d < lo || d > hi) {
@@ -136,7 +116,7 @@ class Loader {
     *out = static_cast<int64_t>(d);
     return true;
   }
-  bool Duration(const YAML::Node& n, const std::string& what, Millis* out) {
+  bool Duration(const YamlNode& n, const std::string& what, Millis* out) {
     std::string s;
     if (!Scalar(n, what, &s)) return false;
     auto d = ParseDuration(s);
@@ -147,7 +127,7 @@ class Loader {
     *out = *d;
     return true;
   }
-  bool Tmpl(const YAML::Node& n, const std::string& what, Template* out) {
+  bool Tmpl(const YamlNode& n, const std::string& what, Template* out) {
     std::string s;
     if (!Scalar(n, what, &s)) return false;
     if (auto err = ParseTemplate(s, Pos(n), QuoteShift(n), out)) {
@@ -157,16 +137,17 @@ class Loader {
     return true;
   }
 
-  void LoadRoot(const YAML::Node& root) {
+  void LoadRoot(const YamlNode& root) {
     if (!root.IsMap()) {
-      Error(root.IsDefined() && !root.IsNull() ? Pos(root) : SourcePos{1, 1},
+      Error(!root.IsNull() ? Pos(root) : SourcePos{1, 1},
             "a pipeline must be a mapping with 'name' and 'steps'");
       return;
     }
-    std::optional<YAML::Node> steps_node, env_node;
+    const YamlNode* steps_node = nullptr;
+    const YamlNode* env_node = nullptr;
     bool have_name = false;
     p_.params_pos = {1, 1};
-    ForEachKey(root, kTopKeys, "the pipeline", [&](const std::string& k, const YAML::Node& key, const YAML::Node& v) {
+    ForEachKey(root, kTopKeys, "the pipeline", [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
       if (k == "name") {
         have_name = true;
         if (Scalar(v, "name", &p_.name) && !IsPipelineName(p_.name))
@@ -178,11 +159,11 @@ class Loader {
         p_.params_pos = Pos(key);
         LoadParams(v);
       } else if (k == "env") {
-        env_node = v;
+        env_node = &v;
       } else if (k == "defaults") {
         LoadDefaults(v);
       } else if (k == "steps") {
-        steps_node = v;
+        steps_node = &v;
       } else if (k == "on") {
         // Triggers are read by `sluice serve`; their shape is checked there.
       }
@@ -195,9 +176,9 @@ class Loader {
     if (errors_.empty()) FindCycles();
   }
 
-  void LoadParams(const YAML::Node& n) {
+  void LoadParams(const YamlNode& n) {
     if (n.IsNull()) return;
-    ForEachKey(n, {}, "params", [&](const std::string& name, const YAML::Node& key, const YAML::Node& v) {
+    ForEachKey(n, {}, "params", [&](const std::string& name, const YamlNode& key, const YamlNode& v) {
       ParamSpec ps;
       ps.name = name;
       ps.pos = Pos(key);
@@ -205,9 +186,9 @@ class Loader {
         Error(Pos(key), "param name " + Quote(name) + " must match [A-Za-z_][A-Za-z0-9_-]*");
         return;
       }
-      std::optional<YAML::Node> def, min, max, allowed;
+      const YamlNode *def = nullptr, *min = nullptr, *max = nullptr, *allowed = nullptr;
       bool typed = false;
-      ForEachKey(v, kParamKeys, "param '" + name + "'", [&](const std::string& k, const YAML::Node&, const YAML::Node& f) {
+      ForEachKey(v, kParamKeys, "param '" + name + "'", [&](const std::string& k, const YamlNode&, const YamlNode& f) {
         std::string s;
         if (k == "type") {
           if (!Scalar(f, "type", &s)) return;
@@ -218,10 +199,10 @@ class Loader {
           }
           ps.type = static_cast<ParamSpec::Type>(it - kParamTypes.begin());
           typed = true;
-        } else if (k == "default") def = f;
-        else if (k == "min") min = f;
-        else if (k == "max") max = f;
-        else if (k == "enum") allowed = f;
+        } else if (k == "default") def = &f;
+        else if (k == "min") min = &f;
+        else if (k == "max") max = &f;
+        else if (k == "enum") allowed = &f;
         else if (k == "description") Scalar(f, "description", &ps.description);
       });
       if (!typed && v.IsMap()) {
@@ -242,7 +223,7 @@ class Loader {
         if (!allowed->IsSequence() || allowed->size() == 0) {
           Error(Pos(*allowed), "param '" + name + "': enum must be a non-empty list");
         } else {
-          for (const YAML::Node& a : *allowed) {
+          for (const YamlNode& a : allowed->items) {
             std::string s;
             if (!Scalar(a, "an enum value", &s)) continue;
             auto val = CoerceParam(ps, s);
@@ -263,17 +244,17 @@ class Loader {
     });
   }
 
-  void LoadRetry(const YAML::Node& n, RetryPolicy* r) {
+  void LoadRetry(const YamlNode& n, RetryPolicy* r) {
     int64_t i;
     if (n.IsScalar()) {  // retry: 3
       if (Int(n, "retry", 0, 1000, &i)) r->limit = static_cast<int>(i);
       return;
     }
-    ForEachKey(n, kRetryKeys, "retry", [&](const std::string& k, const YAML::Node&, const YAML::Node& v) {
+    ForEachKey(n, kRetryKeys, "retry", [&](const std::string& k, const YamlNode&, const YamlNode& v) {
       if (k == "limit") {
         if (Int(v, "retry limit", 0, 1000, &i)) r->limit = static_cast<int>(i);
       } else {
-        ForEachKey(v, kBackoffKeys, "backoff", [&](const std::string& bk, const YAML::Node&, const YAML::Node& bv) {
+        ForEachKey(v, kBackoffKeys, "backoff", [&](const std::string& bk, const YamlNode&, const YamlNode& bv) {
           double d;
           if (bk == "initial") Duration(bv, "backoff initial", &r->backoff.initial);
           else if (bk == "max") Duration(bv, "backoff max", &r->backoff.max);
@@ -287,8 +268,8 @@ class Loader {
     });
   }
 
-  void LoadDefaults(const YAML::Node& n) {
-    ForEachKey(n, kDefaultsKeys, "defaults", [&](const std::string& k, const YAML::Node&, const YAML::Node& v) {
+  void LoadDefaults(const YamlNode& n) {
+    ForEachKey(n, kDefaultsKeys, "defaults", [&](const std::string& k, const YamlNode&, const YamlNode& v) {
       if (k == "timeout") {
         Millis d;
         if (Duration(v, "timeout", &d)) default_timeout_ = d;
@@ -298,9 +279,9 @@ class Loader {
     });
   }
 
-  std::vector<std::pair<std::string, Template>> LoadEnv(const YAML::Node& n, const std::string& where) {
+  std::vector<std::pair<std::string, Template>> LoadEnv(const YamlNode& n, const std::string& where) {
     std::vector<std::pair<std::string, Template>> env;
-    ForEachKey(n, {}, where, [&](const std::string& k, const YAML::Node& key, const YAML::Node& v) {
+    ForEachKey(n, {}, where, [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
       bool ok = !k.empty() && (std::isalpha(static_cast<unsigned char>(k[0])) || k[0] == '_') &&
                 std::all_of(k.begin(), k.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
       if (!ok) {
@@ -313,13 +294,13 @@ class Loader {
     return env;
   }
 
-  void LoadSteps(const YAML::Node& n) {
+  void LoadSteps(const YamlNode& n) {
     if (!n.IsMap() || n.size() == 0) {
       Error(Pos(n), "steps must be a mapping of step ids to steps, with at least one step");
       return;
     }
-    std::vector<YAML::Node> bodies;
-    ForEachKey(n, {}, "steps", [&](const std::string& id, const YAML::Node& key, const YAML::Node& v) {
+    std::vector<YamlNode> bodies;
+    ForEachKey(n, {}, "steps", [&](const std::string& id, const YamlNode& key, const YamlNode& v) {
       if (!IsIdentifier(id)) {
         Error(Pos(key), "step id " + Quote(id) + " must match [A-Za-z_][A-Za-z0-9_-]*");
         return;
@@ -335,19 +316,19 @@ class Loader {
     for (Step& s : p_.steps) CheckStepRefs(s);
   }
 
-  void LoadStep(const YAML::Node& n, Step* s) {
+  void LoadStep(const YamlNode& n, Step* s) {
     const std::string where = "step '" + s->id + "'";
     s->timeout = default_timeout_;
     s->retry = default_retry_;
     bool has_run = false, has_uses = false;
-    std::optional<YAML::Node> uses_node;
-    ForEachKey(n, kStepKeys, where, [&](const std::string& k, const YAML::Node& key, const YAML::Node& v) {
+    const YamlNode* uses_node = nullptr;
+    ForEachKey(n, kStepKeys, where, [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
       if (k == "needs") {
         if (v.IsScalar()) {
           s->needs.push_back(v.Scalar());
           s->needs_pos.push_back(Pos(v));
         } else if (v.IsSequence()) {
-          for (const YAML::Node& e : v) {
+          for (const YamlNode& e : v.items) {
             std::string need;
             if (!Scalar(e, "each entry of needs", &need)) continue;
             if (std::find(s->needs.begin(), s->needs.end(), need) != s->needs.end()) {
@@ -368,7 +349,7 @@ class Loader {
           if (Tmpl(v, "run", &t)) s->run.push_back(std::move(t));
           if (v.Scalar().find_first_not_of(" \t\n") == std::string::npos) Error(Pos(v), where + ": run is empty");
         } else if (v.IsSequence() && v.size() > 0) {
-          for (const YAML::Node& e : v) {
+          for (const YamlNode& e : v.items) {
             Template t;
             if (Tmpl(e, "each argument of run", &t)) s->run.push_back(std::move(t));
           }
@@ -377,7 +358,7 @@ class Loader {
         }
       } else if (k == "uses") {
         has_uses = true;
-        uses_node = v;
+        uses_node = &v;
         Scalar(v, "uses", &s->uses);
       } else if (k == "with") {
         // The params of a plugin step; checked against the plugin's schema.
@@ -393,7 +374,7 @@ class Loader {
         s->retry = default_retry_;
         LoadRetry(v, &s->retry);
       } else if (k == "resources") {
-        ForEachKey(v, kResourceKeys, where + " resources", [&](const std::string&, const YAML::Node&, const YAML::Node& c) {
+        ForEachKey(v, kResourceKeys, where + " resources", [&](const std::string&, const YamlNode&, const YamlNode& c) {
           int64_t cpu;
           if (Int(c, "cpu", 1, 1024, &cpu)) s->cpu = static_cast<int>(cpu);
         });
@@ -402,7 +383,7 @@ class Loader {
       } else if (k == "foreach") {
         s->has_foreach = true;
         if (v.IsSequence()) {
-          for (const YAML::Node& e : v) {
+          for (const YamlNode& e : v.items) {
             if (!e.IsScalar()) {
               Error(Pos(e), "foreach items must be single values (strings or numbers)");
               continue;
@@ -429,7 +410,7 @@ class Loader {
     else if (has_uses) Error(Pos(*uses_node), where + ": plugin steps ('uses') are not available in this version yet");
   }
 
-  void LoadCondition(const YAML::Node& v, Step* s) {
+  void LoadCondition(const YamlNode& v, Step* s) {
     std::string text;
     if (!Scalar(v, "if", &text)) return;
     Template t;

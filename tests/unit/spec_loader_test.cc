@@ -73,7 +73,7 @@ steps:
 
 TEST(SpecLoaderTest, MalformedYamlNamesItsPlace) {
   EXPECT_EQ(Error("name: demo\nsteps:\n  a: {run: [x\n"),
-            "p.yaml:4:1: malformed YAML: end of sequence flow not found");
+            "p.yaml:4:1: malformed YAML: did not find expected ',' or ']' (while parsing a flow sequence)");
 }
 
 TEST(SpecLoaderTest, UnknownTopLevelKeySuggestsTheRightOne) {
