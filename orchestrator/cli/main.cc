@@ -1,5 +1,6 @@
 // sluice: the command line. Parses arguments and hands each subcommand to
 // cli/commands.h.
+#include <csignal>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -22,6 +23,9 @@ sluice::cli::Overrides SplitParams(const std::vector<std::string>& raw) {
 
 int main(int argc, char** argv) {
   using namespace sluice::cli;
+  // `sluice run | head` must not kill the run halfway: writes to a closed
+  // pipe fail instead. Steps get the default disposition back.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"sluice: ML pipelines from YAML specs, with state in one SQLite file"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "sluice 0.1.0");

@@ -420,6 +420,7 @@ int Cancel(const std::string& run_text) {
     }
   st = store->SaveSteps(id, changed);
   if (st.ok()) st = store->SetRunState(id, RunState::kCancelled, clock.WallMs());
+  if (st.ok()) st = store->Flush();
   if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
   std::printf("run %s cancelled\n", run_text.c_str());
   return kExitOk;

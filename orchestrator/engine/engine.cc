@@ -344,14 +344,14 @@ Status Engine::StartUnit(size_t u) {
   }
   if (!error.empty()) return FailBeforeStart(u, error, /*retryable=*/false);
 
-  std::string label = rec.item < 0 ? s.id : s.id + "." + std::to_string(rec.item);
+  // <log_dir>/<step>[.<item>].<attempt>.log and .out: one folder per run, as
+  // creating files and folders is what costs most per step on some disks.
+  // The step creates its .out file if it sets outputs.
   int number = rec.attempts + 1;
-  std::string dir = options_.log_dir + "/" + label;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  req.log_path = dir + "/" + std::to_string(number) + ".log";
-  unit.output_path = dir + "/" + std::to_string(number) + ".out";
-  { std::ofstream touch(unit.output_path, std::ios::trunc); }
+  std::string base = options_.log_dir + "/" + s.id + (rec.item < 0 ? "" : "." + std::to_string(rec.item)) + "." +
+                     std::to_string(number);
+  req.log_path = base + ".log";
+  unit.output_path = base + ".out";
 
   env["SLUICE_RUN_ID"] = std::to_string(run_id_);
   env["SLUICE_STEP"] = s.id;
@@ -377,6 +377,7 @@ Status Engine::StartUnit(size_t u) {
   unit.attempt.started_ms = clock_->WallMs();
   unit.attempt.log_path = req.log_path;
   Status st = store_->BeginAttempt(&unit.attempt, rec);
+  if (st.ok()) st = store_->Flush();  // the attempt is on record before its process exists
   if (!st.ok()) return st;
   req.attempt_id = unit.attempt.id;
 
@@ -574,6 +575,8 @@ Status Engine::BeginCancel(bool hard) {
     }
   }
   if (hard) hard_cancel_ = true;
+  Status flushed = store_->Flush();
+  if (!flushed.ok()) return flushed;
   for (auto& [id, u] : running_) {
     Unit& unit = units_[u];
     if (unit.stop == Unit::Stop::kNone) unit.stop = Unit::Stop::kCancel;
@@ -612,12 +615,16 @@ Status Engine::FireTimers() {
       }
     } else if (t.kind == Timer::Kind::kTimeout) {
       if (unit.running && unit.stop == Unit::Stop::kNone) {
+        Status st = store_->Flush();
+        if (!st.ok()) return st;
         unit.stop = Unit::Stop::kTimeout;
         executor_->Stop(unit.attempt.id, false);
         timers_.push({now + options_.grace, Timer::Kind::kKill, t.unit, unit.generation});
       }
     } else if (t.kind == Timer::Kind::kKill) {
       if (unit.running && !unit.killed) {
+        Status st = store_->Flush();
+        if (!st.ok()) return st;
         unit.killed = true;
         executor_->Stop(unit.attempt.id, true);
       }
@@ -642,6 +649,9 @@ Result<RunState> Engine::Run() {
     pipeline_env_[k] = *v;
     base_env_[k] = *v;
   }
+  std::error_code ec;
+  fs::create_directories(options_.log_dir, ec);
+  if (ec) return Status::IoError("create " + options_.log_dir + ": " + ec.message());
   Status st = store_->SetRunState(run_id_, RunState::kRunning, clock_->WallMs());
   if (!st.ok()) return st;
   st = Restore();
@@ -665,6 +675,8 @@ Result<RunState> Engine::Run() {
     if (running_.empty() && ready_.empty() && decide_.empty() && timers_.size() <= 1)
       return Status::Internal("the run stalled with " + std::to_string(nodes_.size() - finished_nodes_) +
                               " steps unfinished");
+    st = store_->Flush();  // nothing stays uncommitted while we wait
+    if (!st.ok()) return st;
     auto exit = executor_->Wait(NextDeadline());
     if (exit) {
       st = OnExit(*exit);
@@ -679,6 +691,7 @@ Result<RunState> Engine::Run() {
       final = RunState::kFailed;
   if (cancelling_) final = RunState::kCancelled;
   st = store_->SetRunState(run_id_, final, clock_->WallMs());
+  if (st.ok()) st = store_->Flush();
   if (!st.ok()) return st;
   Event e{Event::Kind::kRunFinished};
   e.run_state = final;

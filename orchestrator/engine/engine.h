@@ -36,7 +36,7 @@ struct EngineOptions {
   std::chrono::milliseconds cancel_poll{250}; // how often to look for `sluice cancel`
   uint64_t seed = 0;                          // for backoff jitter
   std::string workdir;                        // absolute; where steps run (the spec's folder)
-  std::string log_dir;                        // absolute; <log_dir>/<step>[.<item>]/<n>.log
+  std::string log_dir;                        // absolute; <log_dir>/<step>[.<item>].<n>.log
   std::vector<std::string> base_env;          // "K=V" entries every step starts from
 };
 

@@ -1,7 +1,11 @@
 // RunStore: the journal the engine writes every transition to before it acts
-// on it. The SQLite store (store/) implements it; each call is one
-// transaction, committed when the call returns ok. Called from the engine's
-// thread only.
+// on it. The SQLite store (store/) implements it.
+//
+// Writes join one open transaction until Flush() commits it. The engine
+// calls Flush() before every action that depends on what it wrote (starting
+// or signalling a process) and before it blocks waiting, so every transition
+// is durable before anything acts on it, and a step costs about two commits
+// instead of one per call. Called from the engine's thread only.
 #pragma once
 
 #include <vector>
@@ -16,15 +20,18 @@ class RunStore {
   virtual ~RunStore() = default;
   // Writes step records (insert or replace by run, step, item).
   virtual Status SaveSteps(int64_t run_id, const std::vector<const StepRecord*>& steps) = 0;
-  // Inserts `attempt` (its id is set) and saves `step`, in one transaction.
+  // Inserts `attempt` (its id is set) and saves `step`.
   virtual Status BeginAttempt(AttemptRecord* attempt, const StepRecord& step) = 0;
   // Records the process that runs an attempt.
   virtual Status AttemptStarted(const AttemptRecord& attempt) = 0;
-  // Saves the attempt's end and the step's new record, in one transaction.
+  // Saves the attempt's end and the step's new record.
   virtual Status FinishAttempt(const AttemptRecord& attempt, const StepRecord& step) = 0;
   virtual Status SetRunState(int64_t run_id, RunState state, int64_t at_ms) = 0;
   // True once someone asked for the run to be cancelled (`sluice cancel`).
   virtual Result<bool> CancelRequested(int64_t run_id) = 0;
+  // Commits everything written since the last Flush(). A failure leaves
+  // nothing of it in the store.
+  virtual Status Flush() = 0;
 };
 
 }  // namespace sluice::engine

@@ -15,24 +15,56 @@
 
 namespace sluice::exec {
 
-LocalExecutor::LocalExecutor() : wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+namespace {
+constexpr auto kDrainLimit = std::chrono::milliseconds(200);  // after the group is killed
+}
+
+LocalExecutor::LocalExecutor()
+    : wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), null_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
 
 LocalExecutor::~LocalExecutor() {
   for (auto& [id, c] : children_) {
     ::kill(-c.pid, SIGKILL);
     ::waitpid(c.pid, nullptr, 0);
-    if (c.pidfd >= 0) ::close(c.pidfd);
+    for (int fd : {c.pidfd, c.output, c.log})
+      if (fd >= 0) ::close(fd);
   }
   if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (null_fd_ >= 0) ::close(null_fd_);
 }
 
 Result<engine::Started> LocalExecutor::Start(const engine::AttemptRequest& r) {
-  auto pid = Spawn({r.argv, r.env, r.workdir, r.log_path});
-  if (!pid.ok()) return pid.status();
-  int fd = static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0));
-  if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-  children_[r.attempt_id] = Child{*pid, fd};
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return Status::FromErrno("pipe for the output of " + r.step_label, errno);
+  auto pid = Spawn({Resolve(r), r.argv, r.env, r.workdir, null_fd_, pipe_fds[1]});
+  ::close(pipe_fds[1]);
+  if (!pid.ok()) {
+    ::close(pipe_fds[0]);
+    return pid.status();
+  }
+  ::fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK);
+  Child c;
+  c.pid = *pid;
+  c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0));
+  if (c.pidfd >= 0) ::fcntl(c.pidfd, F_SETFD, FD_CLOEXEC);
+  c.output = pipe_fds[0];
+  c.log_path = r.log_path;
+  children_[r.attempt_id] = c;
   return engine::Started{*pid, ProcessStartTime(*pid)};
+}
+
+std::string LocalExecutor::Resolve(const engine::AttemptRequest& r) {
+  if (r.argv.empty()) return "";
+  std::string path = "/usr/local/bin:/usr/bin:/bin";
+  for (const std::string& e : r.env)
+    if (e.compare(0, 5, "PATH=") == 0) path = e.substr(5);
+  if (r.argv[0].find('/') != std::string::npos) return ResolveProgram(r.argv[0], path, r.workdir);
+  std::string key = path + '\0' + r.argv[0];
+  auto it = programs_.find(key);
+  if (it != programs_.end()) return it->second;
+  std::string found = ResolveProgram(r.argv[0], path, r.workdir);
+  if (!found.empty()) programs_[key] = found;
+  return found;
 }
 
 void LocalExecutor::Stop(int64_t attempt_id, bool hard) {
@@ -48,17 +80,50 @@ void LocalExecutor::Wake() {
   (void)n;
 }
 
+bool LocalExecutor::Drain(Child& c) {
+  char buf[65536];
+  while (c.output >= 0) {
+    ssize_t n = ::read(c.output, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return true;
+    if (n <= 0) {
+      ::close(c.output);
+      c.output = -1;
+      return false;
+    }
+    if (c.log < 0) c.log = ::open(c.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    // A log that cannot be written loses output, never the step.
+    for (ssize_t off = 0; c.log >= 0 && off < n;) {
+      ssize_t w = ::write(c.log, buf + off, static_cast<size_t>(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) break;
+      off += w;
+    }
+  }
+  return false;
+}
+
 std::optional<engine::AttemptExit> LocalExecutor::Reap(int64_t attempt_id) {
-  Child c = children_.at(attempt_id);
+  Child& c = children_.at(attempt_id);
   siginfo_t info{};
   // Has it ended? WNOWAIT leaves the zombie, which keeps the pid and so the
   // process group id from being reused while we kill the group's stragglers.
   if (::waitid(P_PID, c.pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid != c.pid) return std::nullopt;
   ::kill(-c.pid, SIGKILL);
+  // The rest of the output: writers are dying, so EOF comes soon, unless a
+  // process left the group (setsid) and holds the pipe; then stop waiting.
+  auto until = std::chrono::steady_clock::now() + kDrainLimit;
+  while (Drain(c)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
+    if (left <= 0) break;
+    pollfd p{c.output, POLLIN, 0};
+    ::poll(&p, 1, static_cast<int>(left));
+  }
   int status = 0;
   while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (c.pidfd >= 0) ::close(c.pidfd);
+  for (int fd : {c.pidfd, c.output, c.log})
+    if (fd >= 0) ::close(fd);
   children_.erase(attempt_id);
   engine::AttemptExit e;
   e.attempt_id = attempt_id;
@@ -73,46 +138,54 @@ std::optional<engine::AttemptExit> LocalExecutor::Reap(int64_t attempt_id) {
 
 std::optional<engine::AttemptExit> LocalExecutor::Wait(engine::TimePoint deadline) {
   std::vector<pollfd> fds;
-  std::vector<int64_t> ids;
-  bool any_without_fd = false;
+  enum class What { kWake, kExit, kOutput };
+  std::vector<std::pair<What, int64_t>> what;
   while (true) {
     fds.clear();
-    ids.clear();
+    what.clear();
     fds.push_back({wake_fd_, POLLIN, 0});
+    what.push_back({What::kWake, 0});
+    bool any_without_pidfd = false;
     for (auto& [id, c] : children_) {
-      if (c.pidfd < 0) {
-        any_without_fd = true;
-        continue;
+      if (c.pidfd >= 0) {
+        fds.push_back({c.pidfd, POLLIN, 0});
+        what.push_back({What::kExit, id});
+      } else {
+        any_without_pidfd = true;
       }
-      fds.push_back({c.pidfd, POLLIN, 0});
-      ids.push_back(id);
+      if (c.output >= 0) {
+        fds.push_back({c.output, POLLIN, 0});
+        what.push_back({What::kOutput, id});
+      }
     }
-    if (any_without_fd) {
+    if (any_without_pidfd)
       for (auto& [id, c] : children_)
         if (c.pidfd < 0)
           if (auto e = Reap(id)) return e;
-    }
     auto now = std::chrono::steady_clock::now();
     int timeout_ms = 0;
     if (deadline > now) {
       auto ms = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
       timeout_ms = static_cast<int>(std::min<int64_t>(ms, 60000));
     }
-    if (any_without_fd) timeout_ms = std::min(timeout_ms, 10);
+    if (any_without_pidfd) timeout_ms = std::min(timeout_ms, 10);
     int n = ::poll(fds.data(), fds.size(), timeout_ms);
-    if (n < 0 && errno != EINTR) return std::nullopt;
-    if (n > 0) {
-      if (fds[0].revents) {
-        uint64_t v;
-        ssize_t r = ::read(wake_fd_, &v, sizeof v);
-        (void)r;
-        return std::nullopt;
-      }
-      for (size_t i = 1; i < fds.size(); ++i)
-        if (fds[i].revents)
-          if (auto e = Reap(ids[i - 1])) return e;
-    }
     if (n < 0) return std::nullopt;  // EINTR: let the engine look at its flags
+    if (n > 0) {
+      for (size_t i = 0; i < fds.size(); ++i)
+        if (fds[i].revents && what[i].first == What::kOutput) Drain(children_.at(what[i].second));
+      for (size_t i = 0; i < fds.size(); ++i) {
+        if (!fds[i].revents) continue;
+        if (what[i].first == What::kWake) {
+          uint64_t v;
+          ssize_t r = ::read(wake_fd_, &v, sizeof v);
+          (void)r;
+          return std::nullopt;
+        }
+        if (what[i].first == What::kExit)
+          if (auto e = Reap(what[i].second)) return e;
+      }
+    }
     if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
   }
 }

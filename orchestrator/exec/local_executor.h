@@ -1,7 +1,10 @@
 // LocalExecutor: runs attempts as child processes on this machine.
 //
-// It is the one reaper of its children: Wait() polls a pidfd per child plus
-// an eventfd for Wake(), so it needs no SIGCHLD handler and no thread. When
+// It is the one reaper of its children: Wait() polls a pidfd per child, the
+// children's output pipes and an eventfd for Wake(), so it needs no SIGCHLD
+// handler and no thread. A child's stdout and stderr go through one pipe to
+// the attempt's log file, which is created when the first byte arrives (on
+// some file systems a file creation costs more than starting a process). When
 // a child ends, whatever is left of its process group is killed before the
 // child is reaped (the zombie keeps the group id from being reused), so a
 // step leaves no background process behind.
@@ -10,6 +13,7 @@
 #pragma once
 
 #include <map>
+#include <string>
 
 #include "engine/executor.h"
 
@@ -27,13 +31,24 @@ class LocalExecutor : public engine::Executor {
 
  private:
   struct Child {
-    int pid;
-    int pidfd;   // -1 when the kernel has no pidfd_open; then Wait() polls
+    int pid = -1;
+    int pidfd = -1;      // -1 when the kernel has no pidfd_open; then Wait() polls
+    int output = -1;     // read end of the output pipe; -1 after EOF
+    int log = -1;        // the log file, once something was written
+    std::string log_path;
   };
+  // Moves what the pipe holds into the log; false on EOF (the pipe is closed).
+  bool Drain(Child& c);
   std::optional<engine::AttemptExit> Reap(int64_t attempt_id);
+  // The program to run for argv[0]. Names found on a PATH are remembered for
+  // the executor's life (one run): a program installed meanwhile earlier on
+  // the PATH is not noticed.
+  std::string Resolve(const engine::AttemptRequest& r);
 
   std::map<int64_t, Child> children_;  // by attempt id
+  std::map<std::string, std::string> programs_;  // PATH + '\0' + name -> file
   int wake_fd_;
+  int null_fd_;                        // /dev/null, every child's stdin
 };
 
 }  // namespace sluice::exec

@@ -10,19 +10,25 @@
 namespace sluice::exec {
 
 struct SpawnRequest {
-  std::vector<std::string> argv;   // argv[0] searched on PATH when it has no '/'
+  std::string program;             // the file to run (see ResolveProgram)
+  std::vector<std::string> argv;
   std::vector<std::string> env;    // "KEY=value"
   std::string workdir;
-  std::string log_path;            // stdout and stderr, opened for append
+  int stdin_fd = -1;               // becomes the child's stdin
+  int output_fd = -1;              // becomes the child's stdout and stderr
 };
 
-// Starts the command with posix_spawn (vfork-like, no copy of our memory):
-// stdin from /dev/null, stdout and stderr appended to the log, its own
-// process group (so the terminal's Ctrl-C does not reach it and a timeout
-// can signal the whole tree), default signal dispositions and mask.
+// Starts the command with posix_spawn (vfork-like: no copy of our memory,
+// and nothing slow happens between the fork and the exec): its own process
+// group (so the terminal's Ctrl-C does not reach it and a timeout can signal
+// the whole tree), default signal dispositions and an empty signal mask.
 // Returns the pid, or an error naming the cause: "command not found: foo",
 // "workdir /x: No such file or directory".
 Result<int> Spawn(const SpawnRequest& r);
+
+// The file `name` names for a step: searched on `path` (the step's PATH) if
+// it has no '/', else relative to `workdir`. An empty string if not found.
+std::string ResolveProgram(const std::string& name, const std::string& path, const std::string& workdir);
 
 // The process's start time in clock ticks after boot (field 22 of
 // /proc/PID/stat), or 0 if there is no such process. A pid with the same

@@ -38,9 +38,9 @@ Result<int> Spawn(const SpawnRequest& r) {
   if (!S_ISDIR(st.st_mode)) return Status::StepFailed("workdir " + r.workdir + ": not a directory");
 
   SpawnSetup s;
-  posix_spawn_file_actions_addopen(&s.actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&s.actions, 1, r.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&s.actions, 1, 2);
+  posix_spawn_file_actions_adddup2(&s.actions, r.stdin_fd, 0);
+  posix_spawn_file_actions_adddup2(&s.actions, r.output_fd, 1);
+  posix_spawn_file_actions_adddup2(&s.actions, r.output_fd, 2);
   posix_spawn_file_actions_addchdir_np(&s.actions, r.workdir.c_str());
 
   // Signals we catch or block must reach the step in their default state.
@@ -59,30 +59,9 @@ Result<int> Spawn(const SpawnRequest& r) {
   for (const std::string& e : r.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
-  // A bare name is looked up on the step's own PATH, not ours.
-  std::string program = r.argv[0];
-  if (program.find('/') == std::string::npos) {
-    std::string path = "/usr/local/bin:/usr/bin:/bin";
-    for (const std::string& e : r.env)
-      if (e.compare(0, 5, "PATH=") == 0) path = e.substr(5);
-    std::string found;
-    std::stringstream dirs(path);
-    std::string dir;
-    while (std::getline(dirs, dir, ':')) {
-      std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + program;
-      if (::access(candidate.c_str(), X_OK) == 0) {
-        found = candidate;
-        break;
-      }
-    }
-    if (found.empty()) return Status::StepFailed("command not found: " + program);
-    program = found;
-  } else if (program[0] != '/') {
-    program = r.workdir + "/" + program;
-  }
-
+  if (r.program.empty()) return Status::StepFailed("command not found: " + r.argv[0]);
   pid_t pid;
-  int rc = posix_spawn(&pid, program.c_str(), &s.actions, &s.attr, argv.data(), envp.data());
+  int rc = posix_spawn(&pid, r.program.c_str(), &s.actions, &s.attr, argv.data(), envp.data());
   if (rc != 0) {
     if (rc == ENOENT) return Status::StepFailed("command not found: " + r.argv[0]);
     if (rc == EACCES) return Status::StepFailed("permission denied: " + r.argv[0]);
@@ -90,6 +69,19 @@ Result<int> Spawn(const SpawnRequest& r) {
     return Status::FromErrno("start " + r.argv[0], rc);
   }
   return static_cast<int>(pid);
+}
+
+std::string ResolveProgram(const std::string& name, const std::string& path, const std::string& workdir) {
+  if (name.find('/') != std::string::npos) return name[0] == '/' ? name : workdir + "/" + name;
+  std::stringstream dirs(path);
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
+    struct stat st;
+    if (::access(candidate.c_str(), X_OK) == 0 && ::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+      return candidate;
+  }
+  return "";
 }
 
 int64_t ProcessStartTime(int pid) {

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
@@ -96,7 +97,6 @@ CREATE TABLE attempts (
   log_path TEXT NOT NULL,
   UNIQUE (run_id, step_id, item, number)
 );
-CREATE INDEX attempts_by_run ON attempts(run_id, step_id, item);
 )sql";
 
 std::string Sha256Hex(const std::string& text) {
@@ -123,6 +123,7 @@ std::string OutputsJson(const engine::Outputs& o) {
 Store::Store(sqlite3* db) : db_(db) {}
 
 Store::~Store() {
+  if (batch_open_) Rollback();  // never flushed, so never acted on
   cache_.clear();
   sqlite3_close(db_);
 }
@@ -168,9 +169,18 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   const char* sync = std::getenv("SLUICE_SYNC");
   std::string pragmas = std::string("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=") +
                         (sync && std::strcmp(sync, "full") == 0 ? "FULL" : "NORMAL") + ";";
-  Status st = s->Exec(pragmas.c_str());
-  if (!st.ok()) return st.WithContext("open " + path);
-  st = s->Migrate();
+  // Switching a new file to WAL, and migrating it, take locks that a second
+  // process opening the same new file at the same moment may hold; SQLite
+  // does not always wait for those, so wait here.
+  Status st;
+  for (int waited_ms = 0;; waited_ms += 10) {
+    st = s->Exec(pragmas.c_str());
+    if (st.ok()) st = s->Migrate();
+    if (st.ok() || waited_ms >= 10000) break;
+    int code = sqlite3_errcode(db);
+    if (code != SQLITE_BUSY && code != SQLITE_LOCKED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   if (!st.ok()) return st.WithContext("open " + path);
   return s;
 }
@@ -463,21 +473,40 @@ Status Store::SaveStep(int64_t run_id, const StepRecord& s) {
   return Status::Ok();
 }
 
-Status Store::SaveSteps(int64_t run_id, const std::vector<const StepRecord*>& steps) {
+Status Store::Join() {
+  if (batch_open_) return Status::Ok();
   Status st = Begin();
+  batch_open_ = st.ok();
+  return st;
+}
+
+// Undoes the open batch after a failed write; returns that failure.
+Status Store::Abandon(Status failure) {
+  if (batch_open_) Rollback();
+  batch_open_ = false;
+  return failure;
+}
+
+Status Store::Flush() {
+  if (!batch_open_) return Status::Ok();
+  batch_open_ = false;
+  Status st = Commit();
+  if (!st.ok()) Rollback();
+  return st;
+}
+
+Status Store::SaveSteps(int64_t run_id, const std::vector<const StepRecord*>& steps) {
+  Status st = Join();
   if (!st.ok()) return st;
   for (const StepRecord* s : steps) {
     st = SaveStep(run_id, *s);
-    if (!st.ok()) {
-      Rollback();
-      return st;
-    }
+    if (!st.ok()) return Abandon(st);
   }
-  return Commit();
+  return Status::Ok();
 }
 
 Status Store::BeginAttempt(AttemptRecord* a, const StepRecord& step) {
-  Status st = Begin();
+  Status st = Join();
   if (!st.ok()) return st;
   Stmt& q = Prepare(
       "INSERT INTO attempts(run_id, step_id, item, number, state, reason, started_ms, log_path) "
@@ -485,32 +514,27 @@ Status Store::BeginAttempt(AttemptRecord* a, const StepRecord& step) {
   {
     ResetOnExit<Stmt> r{q};
     q.Bind(1, a->run_id).Bind(2, a->step_id).Bind(3, a->item).Bind(4, a->number).Bind(5, a->started_ms).Bind(6, a->log_path);
-    if (q.Step() != SQLITE_DONE) {
-      Status e = Error("record attempt " + std::to_string(a->number) + " of step " + a->step_id);
-      Rollback();
-      return e;
-    }
+    if (q.Step() != SQLITE_DONE)
+      return Abandon(Error("record attempt " + std::to_string(a->number) + " of step " + a->step_id));
   }
   a->id = sqlite3_last_insert_rowid(db_);
   a->state = StepState::kRunning;
   st = SaveStep(a->run_id, step);
-  if (!st.ok()) {
-    Rollback();
-    return st;
-  }
-  return Commit();
+  return st.ok() ? st : Abandon(st);
 }
 
 Status Store::AttemptStarted(const AttemptRecord& a) {
+  Status st = Join();
+  if (!st.ok()) return st;
   Stmt& q = Prepare("UPDATE attempts SET pid = ?, pid_start = ? WHERE id = ?");
   ResetOnExit<Stmt> r{q};
   q.Bind(1, a.pid).Bind(2, a.pid_start).Bind(3, a.id);
-  if (q.Step() != SQLITE_DONE) return Error("record pid of attempt " + std::to_string(a.id));
+  if (q.Step() != SQLITE_DONE) return Abandon(Error("record pid of attempt " + std::to_string(a.id)));
   return Status::Ok();
 }
 
 Status Store::FinishAttempt(const AttemptRecord& a, const StepRecord& step) {
-  Status st = Begin();
+  Status st = Join();
   if (!st.ok()) return st;
   Stmt& q = Prepare("UPDATE attempts SET state = ?, reason = ?, exit_code = ?, finished_ms = ? WHERE id = ?");
   {
@@ -519,27 +543,21 @@ Status Store::FinishAttempt(const AttemptRecord& a, const StepRecord& step) {
     if (a.exit_code >= 0) q.Bind(3, a.exit_code);
     else q.BindNull(3);
     q.Bind(4, a.finished_ms).Bind(5, a.id);
-    if (q.Step() != SQLITE_DONE) {
-      Status e = Error("finish attempt " + std::to_string(a.id));
-      Rollback();
-      return e;
-    }
+    if (q.Step() != SQLITE_DONE) return Abandon(Error("finish attempt " + std::to_string(a.id)));
   }
   st = SaveStep(a.run_id, step);
-  if (!st.ok()) {
-    Rollback();
-    return st;
-  }
-  return Commit();
+  return st.ok() ? st : Abandon(st);
 }
 
 Status Store::SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms) {
+  Status st = Join();
+  if (!st.ok()) return st;
   bool final = state != engine::RunState::kPending && state != engine::RunState::kRunning;
   Stmt& q = Prepare(final ? "UPDATE runs SET state = ?, finished_ms = ? WHERE id = ?"
                           : "UPDATE runs SET state = ?, started_ms = IFNULL(started_ms, ?) WHERE id = ?");
   ResetOnExit<Stmt> r{q};
   q.Bind(1, std::string(engine::Name(state))).Bind(2, at_ms).Bind(3, run_id);
-  if (q.Step() != SQLITE_DONE) return Error("set state of run " + std::to_string(run_id));
+  if (q.Step() != SQLITE_DONE) return Abandon(Error("set state of run " + std::to_string(run_id)));
   return Status::Ok();
 }
 

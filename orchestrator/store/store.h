@@ -1,6 +1,7 @@
 // Store: the SQLite file that holds every run, step record and attempt
 // (schema: specs/store.md). It implements the engine's RunStore journal and
-// the queries the CLI needs.
+// the queries the CLI needs. Methods outside the journal are transactions of
+// their own and must not be called while a journal batch is open.
 //
 // WAL mode, busy_timeout, prepared statements only. One Store object is used
 // by one thread; several processes (a running `sluice run`, a `sluice show`,
@@ -76,6 +77,7 @@ class Store : public engine::RunStore {
   Status FinishAttempt(const engine::AttemptRecord& attempt, const engine::StepRecord& step) override;
   Status SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms) override;
   Result<bool> CancelRequested(int64_t run_id) override;
+  Status Flush() override;
 
  private:
   class Stmt;
@@ -86,10 +88,13 @@ class Store : public engine::RunStore {
   Status Commit();
   void Rollback();
   Status SaveStep(int64_t run_id, const engine::StepRecord& r);
+  Status Join();                    // opens the journal's batch if none is open
+  Status Abandon(Status failure);
   Stmt& Prepare(const char* sql);
   Status Error(const std::string& what);
 
   sqlite3* db_;
+  bool batch_open_ = false;         // the engine's writes since its last Flush()
   std::vector<std::pair<const char*, std::unique_ptr<Stmt>>> cache_;  // keyed by the SQL text's address
 };
 

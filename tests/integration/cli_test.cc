@@ -272,7 +272,9 @@ TEST(CliTest, LogsFollowPrintsUntilTheAttemptEnds) {
   Sandbox box;
   box.Write("p.yaml", "name: demo\nsteps:\n  talk: {run: \"echo one; while [ ! -e go ]; do sleep 0.05; done; echo two\"}\n");
   pid_t run = box.Start({"run", "p.yaml"}, "run.log");
-  ASSERT_TRUE(WaitFor([&] { return box.Sluice({"logs", "1", "talk"}).out == "one\n"; }));
+  Output last;
+  ASSERT_TRUE(WaitFor([&] { return (last = box.Sluice({"logs", "1", "talk"})).out == "one\n"; }))
+      << last.out << last.err << box.Read("run.log") << box.Read("run.log.err");
   pid_t follow = box.Start({"logs", "1", "talk", "--follow"}, "follow.log");
   ASSERT_TRUE(WaitFor([&] { return box.Read("follow.log") == "one\n"; }));
   box.Write("go", "");

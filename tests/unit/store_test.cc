@@ -56,6 +56,7 @@ TEST(StoreTest, TakeOverMarksRunningAttemptsLost) {
   ASSERT_TRUE(s->BeginAttempt(&a, step).ok());
   a.pid = 4242;
   ASSERT_TRUE(s->AttemptStarted(a).ok());
+  ASSERT_TRUE(s->Flush().ok());
   auto lost = s->TakeOverRun(run, 5);
   ASSERT_TRUE(lost.ok());
   ASSERT_EQ(lost->size(), 1u);
@@ -63,4 +64,30 @@ TEST(StoreTest, TakeOverMarksRunningAttemptsLost) {
   auto attempts = *s->ListAttempts(run);
   EXPECT_EQ(attempts[0].state, engine::StepState::kLost);
   EXPECT_EQ(attempts[0].reason, "the orchestrator stopped while it ran");
+}
+
+TEST(StoreTest, JournalWritesBecomeVisibleOnlyWhenFlushed) {
+  std::string path = TempDb("flush");
+  auto writer = std::move(store::Store::Open(path).value());
+  int64_t run = *writer->CreateRun("demo", "x", "p", "/", "{}", 1, 0);
+  auto reader = std::move(store::Store::Open(path).value());
+  engine::StepRecord step{.step_id = "a", .state = engine::StepState::kSucceeded};
+  ASSERT_TRUE(writer->SaveSteps(run, {&step}).ok());
+  EXPECT_TRUE(reader->LoadSteps(run)->empty());
+  ASSERT_TRUE(writer->Flush().ok());
+  EXPECT_EQ(reader->LoadSteps(run)->size(), 1u);
+}
+
+TEST(StoreTest, AnUnflushedBatchIsRolledBackWhenTheStoreCloses) {
+  std::string path = TempDb("rollback");
+  int64_t run;
+  {
+    auto s = std::move(store::Store::Open(path).value());
+    run = *s->CreateRun("demo", "x", "p", "/", "{}", 1, 0);
+    engine::StepRecord step{.step_id = "a", .state = engine::StepState::kSucceeded};
+    ASSERT_TRUE(s->SaveSteps(run, {&step}).ok());
+  }
+  auto s = std::move(store::Store::Open(path).value());
+  EXPECT_TRUE(s->LoadSteps(run)->empty());
+  EXPECT_EQ(*s->IntegrityCheck(), "ok");
 }
