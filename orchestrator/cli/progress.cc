@@ -82,6 +82,11 @@ void Progress::Finish() {
   if (ticker_.joinable()) ticker_.join();
 }
 
+void Progress::Idle() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::fflush(out_);
+}
+
 void Progress::Print(const std::string& line) {
   if (terminal_) std::fprintf(out_, "\r\033[K");
   std::fprintf(out_, "%s\n", line.c_str());
@@ -147,7 +152,6 @@ void Progress::OnEvent(const Event& e) {
   }
   if (!terminal_) {
     std::fprintf(out_, "%s\n", line.c_str());
-    std::fflush(out_);
     return;
   }
   if (show_on_terminal) {

@@ -1,7 +1,8 @@
 // What `sluice run` prints while a run goes on. On a terminal: a status line
 // redrawn in place (steps done / total, running steps, failures, elapsed),
 // with failures and retries printed above it. Piped: one plain line per
-// event, with run and step ids in it, for logs and scripts.
+// event, with run and step ids in it, for logs and scripts; lines are
+// written out whenever the engine waits, not one write per line.
 //
 // OnEvent() is called from the engine's thread; a ticker thread redraws the
 // terminal line so the elapsed time moves. Both take mutex_.
@@ -25,6 +26,7 @@ class Progress : public engine::Observer {
   Progress(int64_t run_id, int total_steps, std::FILE* out, bool terminal);
   ~Progress() override;
   void OnEvent(const engine::Event& e) override;
+  void Idle() override;
   // Stops the ticker and clears the status line.
   void Finish();
 

@@ -115,13 +115,18 @@ bool OwnerAlive(const store::RunRow& r) {
 }
 
 // Kills what is left of attempts whose orchestrator died. The group id is
-// the attempt's pid; it is signalled only when that pid is gone (the group
-// may still hold its children) or still names the very process we started.
+// the attempt's pid. It is signalled when that pid names no process (a
+// group id stays reserved while any member lives, so only our leftovers can
+// hold it), or names a group leader started with this attempt's SLUICE_*
+// variables; a reused pid is left alone.
 void KillLeftovers(const std::vector<engine::AttemptRecord>& lost) {
   for (const auto& a : lost) {
     if (a.pid <= 0) continue;
-    int64_t start = exec::ProcessStartTime(static_cast<int>(a.pid));
-    if (start == 0 || start == a.pid_start) ::kill(-static_cast<pid_t>(a.pid), SIGKILL);
+    int pid = static_cast<int>(a.pid);
+    bool ours = exec::StartedWithEnvironment(
+        pid, {"SLUICE_RUN_ID=" + std::to_string(a.run_id), "SLUICE_STEP=" + a.step_id,
+              "SLUICE_ATTEMPT=" + std::to_string(a.number)});
+    if (ours || exec::ProcessStartTime(pid) == 0) ::kill(-pid, SIGKILL);
   }
 }
 

@@ -390,7 +390,6 @@ Status Engine::StartUnit(size_t u) {
     return AfterFailure(u);
   }
   unit.attempt.pid = started->pid;
-  unit.attempt.pid_start = started->pid_start;
   st = store_->AttemptStarted(unit.attempt);
   if (!st.ok()) return st;
   unit.running = true;
@@ -677,6 +676,7 @@ Result<RunState> Engine::Run() {
                               " steps unfinished");
     st = store_->Flush();  // nothing stays uncommitted while we wait
     if (!st.ok()) return st;
+    if (observer_) observer_->Idle();
     auto exit = executor_->Wait(NextDeadline());
     if (exit) {
       st = OnExit(*exit);

@@ -57,6 +57,9 @@ class Observer {
  public:
   virtual ~Observer() = default;
   virtual void OnEvent(const Event& e) = 0;
+  // The engine is about to wait for something to happen: a good moment to
+  // write out what OnEvent() buffered.
+  virtual void Idle() {}
 };
 
 class Engine {

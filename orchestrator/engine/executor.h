@@ -35,7 +35,6 @@ struct AttemptExit {
 
 struct Started {
   int64_t pid = 0;        // 0 when the executor has no process to show
-  int64_t pid_start = 0;  // start time of that process (clock ticks since boot)
 };
 
 class Executor {

@@ -54,7 +54,6 @@ struct AttemptRecord {
   std::string reason;                      // "exit code 3", "timed out after 5s", ...
   int exit_code = -1;                      // 0..255, 128+signal, or -1 if it never ran
   int64_t pid = 0;
-  int64_t pid_start = 0;                   // the process's start time, to tell a reused pid
   int64_t started_ms = 0, finished_ms = 0; // wall clock, milliseconds since the epoch
   std::string log_path;
 };

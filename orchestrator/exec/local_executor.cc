@@ -50,7 +50,7 @@ Result<engine::Started> LocalExecutor::Start(const engine::AttemptRequest& r) {
   c.output = pipe_fds[0];
   c.log_path = r.log_path;
   children_[r.attempt_id] = c;
-  return engine::Started{*pid, ProcessStartTime(*pid)};
+  return engine::Started{*pid};
 }
 
 std::string LocalExecutor::Resolve(const engine::AttemptRequest& r) {

@@ -38,4 +38,9 @@ int64_t ProcessStartTime(int pid);
 // True if `pid` runs and started at `start_time`.
 bool SameProcessAlive(int pid, int64_t start_time);
 
+// True if `pid` is alive, leads its own process group and was started with
+// every one of `markers` ("KEY=value") in its environment: how `sluice
+// resume` recognises a step process of its own among reused pids.
+bool StartedWithEnvironment(int pid, const std::vector<std::string>& markers);
+
 }  // namespace sluice::exec

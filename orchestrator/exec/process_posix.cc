@@ -102,6 +102,18 @@ int64_t ProcessStartTime(int pid) {
   return std::stoll(field);
 }
 
+bool StartedWithEnvironment(int pid, const std::vector<std::string>& markers) {
+  if (pid <= 0 || ::getpgid(pid) != pid) return false;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  std::string env((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (env.empty()) return false;
+  for (const std::string& m : markers) {
+    std::string entry = m + '\0';
+    if (env.compare(0, entry.size(), entry) != 0 && env.find('\0' + entry) == std::string::npos) return false;
+  }
+  return true;
+}
+
 bool SameProcessAlive(int pid, int64_t start_time) {
   return start_time != 0 && ProcessStartTime(pid) == start_time;
 }

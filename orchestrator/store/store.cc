@@ -91,7 +91,6 @@ CREATE TABLE attempts (
   reason TEXT NOT NULL,
   exit_code INTEGER,
   pid INTEGER,
-  pid_start INTEGER,
   started_ms INTEGER,
   finished_ms INTEGER,
   log_path TEXT NOT NULL,
@@ -149,9 +148,20 @@ Store::Stmt& Store::Prepare(const char* sql) {
   return *cache_.back().second;
 }
 
-Status Store::Begin() { return Exec("BEGIN IMMEDIATE"); }
-Status Store::Commit() { return Exec("COMMIT"); }
-void Store::Rollback() { (void)Exec("ROLLBACK"); }
+namespace {
+template <typename S>
+int StepOnce(S& s) {
+  int rc = s.Step();
+  s.Reset();
+  return rc;
+}
+}  // namespace
+
+Status Store::Begin() {
+  return StepOnce(Prepare("BEGIN IMMEDIATE")) == SQLITE_DONE ? Status::Ok() : Error("begin a transaction");
+}
+Status Store::Commit() { return StepOnce(Prepare("COMMIT")) == SQLITE_DONE ? Status::Ok() : Error("commit"); }
+void Store::Rollback() { StepOnce(Prepare("ROLLBACK")); }
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   sqlite3* db = nullptr;
@@ -340,7 +350,7 @@ Result<std::vector<StepRecord>> Store::LoadSteps(int64_t run_id) {
 
 Result<std::vector<AttemptRecord>> Store::ListAttempts(int64_t run_id) {
   Stmt& q = Prepare(
-      "SELECT id, step_id, item, number, state, reason, IFNULL(exit_code, -1), IFNULL(pid, 0), IFNULL(pid_start, 0), "
+      "SELECT id, step_id, item, number, state, reason, IFNULL(exit_code, -1), IFNULL(pid, 0), "
       "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), log_path FROM attempts WHERE run_id = ? ORDER BY id");
   ResetOnExit<Stmt> r{q};
   q.Bind(1, run_id);
@@ -357,10 +367,9 @@ Result<std::vector<AttemptRecord>> Store::ListAttempts(int64_t run_id) {
     a.reason = q.Text(5);
     a.exit_code = static_cast<int>(q.Int(6));
     a.pid = q.Int(7);
-    a.pid_start = q.Int(8);
-    a.started_ms = q.Int(9);
-    a.finished_ms = q.Int(10);
-    a.log_path = q.Text(11);
+    a.started_ms = q.Int(8);
+    a.finished_ms = q.Int(9);
+    a.log_path = q.Text(10);
     out.push_back(std::move(a));
   }
   if (rc != SQLITE_DONE) return Error("list attempts of run " + std::to_string(run_id));
@@ -526,9 +535,9 @@ Status Store::BeginAttempt(AttemptRecord* a, const StepRecord& step) {
 Status Store::AttemptStarted(const AttemptRecord& a) {
   Status st = Join();
   if (!st.ok()) return st;
-  Stmt& q = Prepare("UPDATE attempts SET pid = ?, pid_start = ? WHERE id = ?");
+  Stmt& q = Prepare("UPDATE attempts SET pid = ? WHERE id = ?");
   ResetOnExit<Stmt> r{q};
-  q.Bind(1, a.pid).Bind(2, a.pid_start).Bind(3, a.id);
+  q.Bind(1, a.pid).Bind(2, a.id);
   if (q.Step() != SQLITE_DONE) return Abandon(Error("record pid of attempt " + std::to_string(a.id)));
   return Status::Ok();
 }

@@ -55,7 +55,7 @@ class FakeExecutor : public Executor {
     starts.emplace_back(r.step_label, clock_->Seconds());
     last_request[r.step_label] = r;
     max_running = std::max(max_running, running_.size());
-    return Started{1000 + r.attempt_id, 1};
+    return Started{1000 + r.attempt_id};
   }
   void Stop(int64_t id, bool hard) override {
     auto& r = running_.at(id);
