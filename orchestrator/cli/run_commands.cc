@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <set>
@@ -114,19 +115,30 @@ bool OwnerAlive(const store::RunRow& r) {
   return r.owner_pid != 0 && r.owner_pid != ::getpid() && exec::SameProcessAlive(static_cast<int>(r.owner_pid), r.owner_start);
 }
 
-// Kills what is left of attempts whose orchestrator died. The group id is
-// the attempt's pid. It is signalled when that pid names no process (a
-// group id stays reserved while any member lives, so only our leftovers can
-// hold it), or names a group leader started with this attempt's SLUICE_*
-// variables; a reused pid is left alone.
+// The variables every attempt's process starts with that name it: how a
+// leftover process is told from a stranger with a reused pid.
+std::vector<std::string> AttemptMarkers(const engine::AttemptRecord& a) {
+  std::vector<std::string> m = {"SLUICE_HOME=" + fs::absolute(HomeDir()).lexically_normal().string(),
+                                "SLUICE_RUN_ID=" + std::to_string(a.run_id), "SLUICE_STEP=" + a.step_id,
+                                "SLUICE_ATTEMPT=" + std::to_string(a.number)};
+  if (a.item >= 0) m.push_back("SLUICE_ITEM_INDEX=" + std::to_string(a.item));
+  return m;
+}
+
+// Kills what is left of attempts whose orchestrator died. An attempt's
+// process leads its own group. With a recorded pid, the group is signalled
+// when that pid names no process (a group id stays reserved while a member
+// lives, so only the step's leftovers can hold it) or names a group leader
+// with the attempt's markers; a reused pid is left alone. Without one (the
+// orchestrator died before writing it), the leader is found by its markers.
 void KillLeftovers(const std::vector<engine::AttemptRecord>& lost) {
   for (const auto& a : lost) {
-    if (a.pid <= 0) continue;
+    std::vector<std::string> markers = AttemptMarkers(a);
+    std::vector<int> leaders;
     int pid = static_cast<int>(a.pid);
-    bool ours = exec::StartedWithEnvironment(
-        pid, {"SLUICE_RUN_ID=" + std::to_string(a.run_id), "SLUICE_STEP=" + a.step_id,
-              "SLUICE_ATTEMPT=" + std::to_string(a.number)});
-    if (ours || exec::ProcessStartTime(pid) == 0) ::kill(-pid, SIGKILL);
+    if (pid <= 0) leaders = exec::FindProcessesStartedWith(markers);
+    else if (exec::ProcessStartTime(pid) == 0 || exec::StartedWithEnvironment(pid, markers)) leaders = {pid};
+    for (int leader : leaders) ::kill(-leader, SIGKILL);
   }
 }
 
@@ -149,7 +161,9 @@ int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> rec
   options.seed = static_cast<uint64_t>(run.row.id) * 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(::getpid());
   options.workdir = run.row.workdir;
   options.log_dir = fs::absolute(HomeDir()).lexically_normal().string() + "/logs/" + std::to_string(run.row.id);
-  for (char** e = environ; *e; ++e) options.base_env.emplace_back(*e);
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "SLUICE_HOME=", 12) != 0) options.base_env.emplace_back(*e);
+  options.base_env.push_back("SLUICE_HOME=" + fs::absolute(HomeDir()).lexically_normal().string());
 
   exec::LocalExecutor executor;
   engine::SystemClock clock;

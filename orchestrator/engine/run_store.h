@@ -22,7 +22,9 @@ class RunStore {
   virtual Status SaveSteps(int64_t run_id, const std::vector<const StepRecord*>& steps) = 0;
   // Inserts `attempt` (its id is set) and saves `step`.
   virtual Status BeginAttempt(AttemptRecord* attempt, const StepRecord& step) = 0;
-  // Records the process that runs an attempt.
+  // Records the process that runs an attempt. It is written with the next
+  // transition, not on its own: the pid is for people (`sluice show`);
+  // `sluice resume` finds a leftover process without it.
   virtual Status AttemptStarted(const AttemptRecord& attempt) = 0;
   // Saves the attempt's end and the step's new record.
   virtual Status FinishAttempt(const AttemptRecord& attempt, const StepRecord& step) = 0;

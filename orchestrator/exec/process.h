@@ -43,4 +43,7 @@ bool SameProcessAlive(int pid, int64_t start_time);
 // resume` recognises a step process of its own among reused pids.
 bool StartedWithEnvironment(int pid, const std::vector<std::string>& markers);
 
+// Every process for which StartedWithEnvironment(pid, markers) holds.
+std::vector<int> FindProcessesStartedWith(const std::vector<std::string>& markers);
+
 }  // namespace sluice::exec

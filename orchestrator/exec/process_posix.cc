@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -112,6 +113,18 @@ bool StartedWithEnvironment(int pid, const std::vector<std::string>& markers) {
     if (env.compare(0, entry.size(), entry) != 0 && env.find('\0' + entry) == std::string::npos) return false;
   }
   return true;
+}
+
+std::vector<int> FindProcessesStartedWith(const std::vector<std::string>& markers) {
+  std::vector<int> found;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    int pid = std::stoi(name);
+    if (StartedWithEnvironment(pid, markers)) found.push_back(pid);
+  }
+  return found;
 }
 
 bool SameProcessAlive(int pid, int64_t start_time) {

@@ -486,7 +486,14 @@ Status Store::Join() {
   if (batch_open_) return Status::Ok();
   Status st = Begin();
   batch_open_ = st.ok();
-  return st;
+  if (!st.ok()) return st;
+  Stmt& q = Prepare("UPDATE attempts SET pid = ? WHERE id = ?");
+  for (const auto& [id, pid] : pending_pids_) {
+    ResetOnExit<Stmt> r{q};
+    if (q.Bind(1, pid).Bind(2, id).Step() != SQLITE_DONE) return Abandon(Error("record pid of attempt " + std::to_string(id)));
+  }
+  pending_pids_.clear();
+  return Status::Ok();
 }
 
 // Undoes the open batch after a failed write; returns that failure.
@@ -533,12 +540,7 @@ Status Store::BeginAttempt(AttemptRecord* a, const StepRecord& step) {
 }
 
 Status Store::AttemptStarted(const AttemptRecord& a) {
-  Status st = Join();
-  if (!st.ok()) return st;
-  Stmt& q = Prepare("UPDATE attempts SET pid = ? WHERE id = ?");
-  ResetOnExit<Stmt> r{q};
-  q.Bind(1, a.pid).Bind(2, a.id);
-  if (q.Step() != SQLITE_DONE) return Abandon(Error("record pid of attempt " + std::to_string(a.id)));
+  pending_pids_.emplace_back(a.id, a.pid);
   return Status::Ok();
 }
 

@@ -95,6 +95,7 @@ class Store : public engine::RunStore {
 
   sqlite3* db_;
   bool batch_open_ = false;         // the engine's writes since its last Flush()
+  std::vector<std::pair<int64_t, int64_t>> pending_pids_;  // attempt id, pid: written with the next batch
   std::vector<std::pair<const char*, std::unique_ptr<Stmt>>> cache_;  // keyed by the SQL text's address
 };
 

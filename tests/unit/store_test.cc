@@ -54,8 +54,10 @@ TEST(StoreTest, TakeOverMarksRunningAttemptsLost) {
   engine::StepRecord step{.step_id = "a", .state = engine::StepState::kRunning, .tries = 1, .attempts = 1};
   engine::AttemptRecord a{.run_id = run, .step_id = "a", .number = 1, .log_path = "/l"};
   ASSERT_TRUE(s->BeginAttempt(&a, step).ok());
+  ASSERT_TRUE(s->Flush().ok());
   a.pid = 4242;
   ASSERT_TRUE(s->AttemptStarted(a).ok());
+  ASSERT_TRUE(s->SaveSteps(run, {&step}).ok());  // the pid goes with the next transition
   ASSERT_TRUE(s->Flush().ok());
   auto lost = s->TakeOverRun(run, 5);
   ASSERT_TRUE(lost.ok());
