@@ -5,6 +5,7 @@
 #include <fstream>
 #include <functional>
 #include <set>
+#include <unordered_set>
 #include <sstream>
 
 #include "spec/pipeline.h"
@@ -57,14 +58,23 @@ class Loader {
       Error(Pos(n), where + " must be a mapping");
       return false;
     }
-    std::set<std::string> seen;
-    for (const auto& [key, value] : n.entries) {
+    // Small maps (nearly all of them) check repeats by scanning; the steps
+    // map of a big spec uses a hash set.
+    std::unordered_set<std::string_view> seen;
+    bool big = n.entries.size() > 16;
+    for (size_t i = 0; i < n.entries.size(); ++i) {
+      const YamlNode& key = n.entries[i].first;
+      const YamlNode& value = n.entries[i].second;
       if (!key.IsScalar()) {
         Error(Pos(key), "keys in " + where + " must be plain words");
         continue;
       }
-      std::string k = key.Scalar();
-      if (!seen.insert(k).second) {
+      const std::string& k = key.Scalar();
+      bool repeated = big ? !seen.insert(k).second
+                          : std::any_of(n.entries.begin(), n.entries.begin() + i, [&](const auto& e) {
+                              return e.first.IsScalar() && e.first.Scalar() == k;
+                            });
+      if (repeated) {
         Error(Pos(key), "key '" + k + "' appears twice in " + where);
         continue;
       }
@@ -299,7 +309,10 @@ class Loader {
       Error(Pos(n), "steps must be a mapping of step ids to steps, with at least one step");
       return;
     }
-    std::vector<YamlNode> bodies;
+    std::vector<const YamlNode*> bodies;
+    p_.steps.reserve(n.size());
+    bodies.reserve(n.size());
+    p_.index.reserve(n.size());
     ForEachKey(n, {}, "steps", [&](const std::string& id, const YamlNode& key, const YamlNode& v) {
       if (!IsIdentifier(id)) {
         Error(Pos(key), "step id " + Quote(id) + " must match [A-Za-z_][A-Za-z0-9_-]*");
@@ -310,9 +323,9 @@ class Loader {
       s.pos = Pos(key);
       p_.index[id] = p_.steps.size();
       p_.steps.push_back(std::move(s));
-      bodies.push_back(v);
+      bodies.push_back(&v);
     });
-    for (size_t i = 0; i < p_.steps.size(); ++i) LoadStep(bodies[i], &p_.steps[i]);
+    for (size_t i = 0; i < p_.steps.size(); ++i) LoadStep(*bodies[i], &p_.steps[i]);
     for (Step& s : p_.steps) CheckStepRefs(s);
   }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -69,7 +70,7 @@ struct Pipeline {
   std::vector<ParamSpec> params;
   std::vector<std::pair<std::string, Template>> env;
   std::vector<Step> steps;               // in file order
-  std::map<std::string, size_t> index;   // step id -> position in steps
+  std::unordered_map<std::string, size_t> index;   // step id -> position in steps
 
   const Step* FindStep(const std::string& id) const {
     auto it = index.find(id);
