@@ -128,10 +128,7 @@ Result<ShellLine> RenderShell(const Template& t, const EvalContext& ctx) {
     std::string name = "SLUICE_EXPR_" + std::to_string(line.env.size() + 1);
     line.env.emplace_back(name, v->Render());
     std::string ref = "${" + name + "}";
-    if (escaped) {
-      // "\${{ x }}": the backslash already consumed; keep the value quoted.
-      escaped = false;
-    }
+    escaped = false;  // a backslash before ${{ }} escapes only the quote we insert
     switch (q) {
       case Quoting::kNone: line.script += "\"" + ref + "\""; break;
       case Quoting::kDouble: line.script += ref; break;

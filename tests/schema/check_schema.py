@@ -1,0 +1,42 @@
+"""The editors' JSON Schema (specs/pipeline.schema.json) accepts every
+example pipeline and rejects the mistakes an editor should flag."""
+import glob
+import json
+import os
+import sys
+
+import jsonschema
+import yaml
+
+root = sys.argv[1]
+with open(os.path.join(root, "specs", "pipeline.schema.json")) as f:
+    schema = json.load(f)
+jsonschema.Draft202012Validator.check_schema(schema)
+validator = jsonschema.Draft202012Validator(schema)
+failures = 0
+
+for path in sorted(glob.glob(os.path.join(root, "examples", "*", "*.yaml"))):
+    with open(path) as f:
+        errors = list(validator.iter_errors(yaml.safe_load(f)))
+    for e in errors:
+        print(f"{path}: {e.message}")
+    failures += bool(errors)
+    print(f"accepted {os.path.relpath(path, root)}" if not errors else f"REJECTED {path}")
+
+bad = {
+    "unknown top-level key": {"name": "x", "stpes": {}},
+    "missing steps": {"name": "x"},
+    "bad name": {"name": "X", "steps": {"a": {"run": "true"}}},
+    "step with neither run nor uses": {"name": "x", "steps": {"a": {"needs": []}}},
+    "unknown step key": {"name": "x", "steps": {"a": {"run": "true", "need": ["b"]}}},
+    "bad duration": {"name": "x", "steps": {"a": {"run": "true", "timeout": "10 minutes"}}},
+    "param without a type": {"name": "x", "params": {"p": {"default": 1}}, "steps": {"a": {"run": "true"}}},
+    "foreach that is not a list": {"name": "x", "steps": {"a": {"run": "true", "foreach": "abc"}}},
+}
+for what, spec in bad.items():
+    if validator.is_valid(spec):
+        print(f"NOT REJECTED: {what}")
+        failures += 1
+    else:
+        print(f"rejected {what}")
+sys.exit(1 if failures else 0)
