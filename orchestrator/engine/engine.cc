@@ -329,7 +329,7 @@ Status Engine::StartUnit(size_t u) {
       req.argv.push_back(std::move(*arg));
     }
   }
-  std::map<std::string, std::string> env = base_env_;
+  std::map<std::string, std::string> env;  // on top of base_env_
   for (const auto& [k, t] : s.env) {
     if (!error.empty()) break;
     auto v = spec::Render(t, ctx);
@@ -362,7 +362,9 @@ Status Engine::StartUnit(size_t u) {
     env["SLUICE_ITEM_INDEX"] = std::to_string(rec.item);
   }
   for (auto& [k, v] : extra_env) env[k] = std::move(v);
-  req.env.reserve(env.size());
+  req.env.reserve(base_env_.size() + env.size());
+  for (const auto& [k, entry] : base_env_)
+    if (!env.count(k)) req.env.push_back(entry);
   for (auto& [k, v] : env) req.env.push_back(k + "=" + v);
   req.step_label = UnitLabel(u);
 
@@ -637,17 +639,19 @@ TimePoint Engine::NextDeadline() const {
 }
 
 Result<RunState> Engine::Run() {
+  std::map<std::string, std::string> base;
   for (const std::string& kv : options_.base_env) {
     size_t eq = kv.find('=');
-    if (eq != std::string::npos) base_env_[kv.substr(0, eq)] = kv.substr(eq + 1);
+    if (eq != std::string::npos) base[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   StepContext top(this, 0, nullptr);
   for (const auto& [k, t] : plan_.pipeline->env) {
     auto v = spec::Render(t, top);
     if (!v.ok()) return v.status().WithContext("env " + k);
     pipeline_env_[k] = *v;
-    base_env_[k] = *v;
+    base[k] = *v;
   }
+  for (const auto& [k, v] : base) base_env_.emplace_back(k, k + "=" + v);
   std::error_code ec;
   fs::create_directories(options_.log_dir, ec);
   if (ec) return Status::IoError("create " + options_.log_dir + ": " + ec.message());

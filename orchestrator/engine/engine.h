@@ -122,7 +122,7 @@ class Engine {
   Observer* observer_;
   EngineOptions options_;
   std::map<std::string, std::string> pipeline_env_;  // the pipeline's env, rendered
-  std::map<std::string, std::string> base_env_;      // what every step's environment starts from
+  std::vector<std::pair<std::string, std::string>> base_env_;  // name, "NAME=value": every step's start
 
   std::vector<Node> nodes_;
   std::deque<Unit> units_;       // a deque: units keep their address as foreach steps expand

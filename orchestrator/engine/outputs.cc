@@ -1,7 +1,9 @@
 #include "engine/outputs.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
-#include <fstream>
 #include <sstream>
 
 #include "util/strings.h"
@@ -64,14 +66,20 @@ Result<Outputs> ParseOutputs(const std::string& text) {
 }
 
 Result<Outputs> ReadOutputs(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    if (errno == ENOENT) return Outputs{};
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Outputs{};  // the step set no outputs
     return Status::FromErrno("read " + path, errno);
   }
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ParseOutputs(ss.str());
+  std::string text;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) text.append(buf, static_cast<size_t>(n));
+  int read_errno = errno;
+  ::close(fd);
+  if (n < 0) return Status::FromErrno("read " + path, read_errno);
+  return ParseOutputs(text);
 }
 
 }  // namespace sluice::engine

@@ -545,15 +545,21 @@ Status Store::AttemptStarted(const AttemptRecord& a) {
 }
 
 Status Store::FinishAttempt(const AttemptRecord& a, const StepRecord& step) {
+  // An attempt that ends before its pid was written takes it along here.
+  std::erase_if(pending_pids_, [&](const auto& p) { return p.first == a.id; });
   Status st = Join();
   if (!st.ok()) return st;
-  Stmt& q = Prepare("UPDATE attempts SET state = ?, reason = ?, exit_code = ?, finished_ms = ? WHERE id = ?");
+  Stmt& q = Prepare(
+      "UPDATE attempts SET state = ?, reason = ?, exit_code = ?, finished_ms = ?, pid = IFNULL(?, pid) WHERE id = ?");
   {
     ResetOnExit<Stmt> r{q};
     q.Bind(1, std::string(engine::Name(a.state))).Bind(2, a.reason);
     if (a.exit_code >= 0) q.Bind(3, a.exit_code);
     else q.BindNull(3);
-    q.Bind(4, a.finished_ms).Bind(5, a.id);
+    q.Bind(4, a.finished_ms);
+    if (a.pid > 0) q.Bind(5, a.pid);
+    else q.BindNull(5);
+    q.Bind(6, a.id);
     if (q.Step() != SQLITE_DONE) return Abandon(Error("finish attempt " + std::to_string(a.id)));
   }
   st = SaveStep(a.run_id, step);
