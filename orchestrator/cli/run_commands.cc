@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -313,14 +314,35 @@ int Run(const std::string& file, const Overrides& overrides, int jobs, const std
   return Drive(*store, run, {}, grace);
 }
 
-int Resume(const std::string& run_text, const std::string& grace_text) {
-  int64_t id;
-  std::chrono::milliseconds grace;
-  if (!ParseRunId(run_text, &id) || !ParseGrace(grace_text, &grace)) return kExitUsage;
-  auto store = OpenStore();
-  if (!store) return kExitFailed;
-  auto run = LoadStoredRun(*store, id);
+namespace {
+
+// What `resume` and `retry` start from: the store and the stored run.
+struct Reopened {
+  int64_t id = 0;
+  std::chrono::milliseconds grace{0};
+  std::unique_ptr<store::Store> store;
+  std::optional<StoredRun> run;
+};
+
+// 0 when `out` is ready, else the exit code (the error is printed).
+int Reopen(const std::string& run_text, const std::string& grace_text, Reopened* out) {
+  if (!ParseRunId(run_text, &out->id) || !ParseGrace(grace_text, &out->grace)) return kExitUsage;
+  out->store = OpenStore();
+  if (!out->store) return kExitFailed;
+  auto run = LoadStoredRun(*out->store, out->id);
   if (!run.ok()) return Fail("sluice: " + run.status().message(), kExitFailed);
+  out->run = std::move(*run);
+  return 0;
+}
+
+}  // namespace
+
+int Resume(const std::string& run_text, const std::string& grace_text) {
+  Reopened r;
+  if (int code = Reopen(run_text, grace_text, &r)) return code;
+  int64_t id = r.id;
+  auto& store = r.store;
+  auto& run = r.run;
   RunState state = run->row.state;
   if (state == RunState::kSucceeded || state == RunState::kFailed || state == RunState::kCancelled)
     return Fail("sluice: run " + run_text + " already " + engine::Name(state) +
@@ -334,17 +356,15 @@ int Resume(const std::string& run_text, const std::string& grace_text) {
   KillLeftovers(*lost);
   auto records = store->LoadSteps(id);
   if (!records.ok()) return Fail("sluice: " + records.status().message(), kExitFailed);
-  return Drive(*store, *run, std::move(*records), grace);
+  return Drive(*store, *run, std::move(*records), r.grace);
 }
 
 int Retry(const std::string& run_text, const std::string& from, const std::string& grace_text) {
-  int64_t id;
-  std::chrono::milliseconds grace;
-  if (!ParseRunId(run_text, &id) || !ParseGrace(grace_text, &grace)) return kExitUsage;
-  auto store = OpenStore();
-  if (!store) return kExitFailed;
-  auto run = LoadStoredRun(*store, id);
-  if (!run.ok()) return Fail("sluice: " + run.status().message(), kExitFailed);
+  Reopened r;
+  if (int code = Reopen(run_text, grace_text, &r)) return code;
+  int64_t id = r.id;
+  auto& store = r.store;
+  auto& run = r.run;
   RunState state = run->row.state;
   if (state == RunState::kRunning || state == RunState::kPending)
     return Fail("sluice: run " + run_text + " has not finished" +
@@ -392,7 +412,7 @@ int Retry(const std::string& run_text, const std::string& from, const std::strin
   records = store->LoadSteps(id);
   if (!records.ok()) return Fail("sluice: " + records.status().message(), kExitFailed);
   std::printf("retrying run %s: %zu steps again\n", run_text.c_str(), rerun.size() + failed_items.size());
-  return Drive(*store, *run, std::move(*records), grace);
+  return Drive(*store, *run, std::move(*records), r.grace);
 }
 
 int Cancel(const std::string& run_text) {

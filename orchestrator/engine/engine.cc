@@ -150,8 +150,10 @@ Status Engine::Restore() {
   const spec::Pipeline& p = *plan_.pipeline;
   nodes_.resize(p.steps.size());
   std::map<std::string, StepRecord*> own;
-  for (StepRecord& r : resume_)
+  for (StepRecord& r : resume_) {
     if (r.item < 0) own[r.step_id] = &r;
+    else resumed_items_[r.step_id][r.item] = &r;
+  }
   for (size_t i = 0; i < nodes_.size(); ++i) {
     auto it = own.find(p.steps[i].id);
     if (it != own.end()) nodes_[i].rec = *it->second;
@@ -227,9 +229,9 @@ Status Engine::Decide(size_t i) {
 Status Engine::Expand(size_t i, const spec::List* items) {
   Node& n = nodes_[i];
   const spec::Step& s = plan_.pipeline->steps[i];
-  std::map<int, const StepRecord*> restored;
-  for (const StepRecord& r : resume_)
-    if (r.step_id == s.id && r.item >= 0) restored[r.item] = &r;
+  static const std::map<int, const StepRecord*> kNone;
+  auto found = resumed_items_.find(s.id);
+  const auto& restored = found == resumed_items_.end() ? kNone : found->second;
   std::vector<const StepRecord*> to_save;
   size_t first = units_.size();
   if (!items) {
@@ -260,10 +262,11 @@ Status Engine::Expand(size_t i, const spec::List* items) {
     Status st = store_->SaveSteps(run_id_, to_save);
     if (!st.ok()) return st;
   }
+  for (size_t u = first; u < units_.size(); ++u)
+    if (!IsFinal(units_[u].rec->state)) ++n.unfinished;
   for (size_t u = first; u < units_.size(); ++u) {
     StepRecord& r = *units_[u].rec;
     if (IsFinal(r.state)) continue;
-    ++n.unfinished;
     if (r.state == StepState::kRunning) {
       // Left running by an orchestrator that died: that attempt is lost.
       if (r.tries > s.retry.limit) {
@@ -465,12 +468,18 @@ Status Engine::OnExit(const AttemptExit& exit) {
     }
   }
   if (a.state == StepState::kFailed) return AfterFailure(u);
-  rec.state = a.state;
   rec.reason = a.reason;
-  Status st = store_->FinishAttempt(a, rec);
+  return EndUnit(u, a.state);
+}
+
+Status Engine::EndUnit(size_t u, StepState state) {
+  Unit& unit = units_[u];
+  StepRecord& rec = *unit.rec;
+  rec.state = state;
+  Status st = store_->FinishAttempt(unit.attempt, rec);
   if (!st.ok()) return st;
-  Event e{Event::Kind::kFinished, s.id, rec.item, a.number, a.state};
-  e.message = a.reason;
+  Event e{Event::Kind::kFinished, rec.step_id, rec.item, unit.attempt.number, state};
+  e.message = unit.attempt.reason;
   Emit(e);
   return FinishUnit(u);
 }
@@ -496,13 +505,7 @@ Status Engine::AfterFailure(size_t u) {
     Emit(e);
     return Status::Ok();
   }
-  rec.state = cancelling_ ? StepState::kCancelled : StepState::kFailed;
-  Status st = store_->FinishAttempt(a, rec);
-  if (!st.ok()) return st;
-  Event e{Event::Kind::kFinished, s.id, rec.item, a.number, rec.state};
-  e.message = a.reason;
-  Emit(e);
-  return FinishUnit(u);
+  return EndUnit(u, cancelling_ ? StepState::kCancelled : StepState::kFailed);
 }
 
 Status Engine::FinishUnit(size_t u) {

@@ -104,6 +104,8 @@ class Engine {
   Status FailBeforeStart(size_t unit, const std::string& reason, bool retryable);
   Status OnExit(const AttemptExit& exit);
   Status AfterFailure(size_t unit);
+  // Records the unit's last attempt as its final state and finishes it.
+  Status EndUnit(size_t unit, StepState state);
   Status FinishUnit(size_t unit);
   Status FinishNode(size_t node);
   Status FireTimers();
@@ -138,6 +140,7 @@ class Engine {
   std::mt19937_64 rng_;
   Counts counts_;
   std::vector<StepRecord> resume_;
+  std::map<std::string, std::map<int, const StepRecord*>> resumed_items_;  // into resume_, by step and item
 };
 
 }  // namespace sluice::engine

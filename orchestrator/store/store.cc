@@ -337,7 +337,10 @@ Result<std::vector<StepRecord>> Store::LoadSteps(int64_t run_id) {
     s.attempts = static_cast<int>(q.Int(4));
     auto parse = [](const std::string& t) { return nlohmann::json::parse(t, nullptr, false); };
     if (!q.IsNull(5)) s.item_value = spec::Value::FromJson(parse(q.Text(5)));
-    if (!q.IsNull(6)) s.items = spec::Value::FromJson(parse(q.Text(6))).as_list();
+    if (!q.IsNull(6)) {
+      spec::Value items = spec::Value::FromJson(parse(q.Text(6)));
+      if (items.is_list()) s.items = items.as_list();
+    }
     auto outputs = parse(q.Text(7));
     if (outputs.is_object())
       for (auto& [k, v] : outputs.items()) s.outputs[k] = spec::Value::FromJson(v);

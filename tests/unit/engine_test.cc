@@ -387,3 +387,15 @@ TEST_F(EngineTest, EveryTransitionIsInTheStoreWhenTheRunEnds) {
   EXPECT_EQ(attempts[1].state, StepState::kSucceeded);
   EXPECT_EQ(attempts[1].pid, 1000 + attempts[1].id);
 }
+
+TEST_F(EngineTest, ResumeFailsALostForeachItemAndStillRunsTheOthers) {
+  std::string yaml = "name: t\nsteps:\n  s: {foreach: [a, b, c], run: x}\n";
+  StepRecord s{.step_id = "s", .state = StepState::kRunning};
+  s.items = spec::List{spec::Value::Str("a"), spec::Value::Str("b"), spec::Value::Str("c")};
+  StepRecord s0{.step_id = "s", .item = 0, .state = StepState::kRunning, .tries = 1, .attempts = 1};
+  EXPECT_EQ(RunSpec(yaml, 2, {s, s0}), RunState::kFailed);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"s[1]", "s[2]"}));
+  EXPECT_EQ(Step("s", 0).state, StepState::kFailed);
+  EXPECT_EQ(Step("s", 2).state, StepState::kSucceeded);
+  EXPECT_EQ(Step("s").state, StepState::kFailed);
+}
