@@ -444,7 +444,9 @@ Status Engine::OnExit(const AttemptExit& exit) {
   AttemptRecord& a = unit.attempt;
   a.finished_ms = clock_->WallMs();
   a.exit_code = exit.exit_code;
-  std::string killed = unit.killed ? " (SIGKILL after the grace period)" : "";
+  std::string killed = !unit.killed ? ""
+                       : unit.stop == Unit::Stop::kCancel && hard_cancel_ ? " (SIGKILL at once)"
+                                                                           : " (SIGKILL after the grace period)";
   if (unit.stop == Unit::Stop::kCancel) {
     a.state = StepState::kCancelled;
     a.reason = "cancelled" + killed;

@@ -200,6 +200,22 @@ TEST(CliTest, InterruptCancelsTheRunCleanly) {
   EXPECT_FALSE(ProcessAlive(std::stoi(box.Read("long.pid"))));
 }
 
+TEST(CliTest, SecondInterruptKillsAtOnce) {
+  Sandbox box;
+  box.Write("p.yaml", "name: demo\nsteps:\n  stubborn: {run: \"trap '' TERM; echo $$ > s.pid; while true; do sleep 0.05; done\"}\n");
+  pid_t pid = box.Start({"run", "p.yaml", "--grace", "60s"}, "run.log");
+  ASSERT_TRUE(WaitFor([&] { return box.Read("s.pid").find('\n') != std::string::npos; }));
+  auto t0 = std::chrono::steady_clock::now();
+  ::kill(pid, SIGINT);
+  ASSERT_TRUE(WaitFor([&] { return box.Read("run.log").find("event=cancelling") != std::string::npos; }));
+  ::kill(pid, SIGINT);
+  EXPECT_EQ(Sandbox::Reap(pid), 130);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));  // not the 60 s grace
+  json step = StepOf(Show(box, 1), "stubborn");
+  EXPECT_EQ(step["reason"], "cancelled (SIGKILL at once)");
+  EXPECT_FALSE(ProcessAlive(std::stoi(box.Read("s.pid"))));
+}
+
 TEST(CliTest, ResumeAfterKillNineFinishesTheRunAndRunsNoSucceededStepTwice) {
   Sandbox box;
   // The first attempt of step c never ends by itself: sluice is killed while

@@ -399,3 +399,23 @@ TEST_F(EngineTest, ResumeFailsALostForeachItemAndStillRunsTheOthers) {
   EXPECT_EQ(Step("s", 2).state, StepState::kSucceeded);
   EXPECT_EQ(Step("s").state, StepState::kFailed);
 }
+
+TEST_F(EngineTest, RunsAsManyStepsAtOnceAsThereAreSlotsAtEveryWorkerCount) {
+  std::string yaml = "name: t\nsteps:\n";
+  for (int i = 0; i < 20; ++i) yaml += "  s" + std::to_string(i) + ": {run: x}\n";
+  yaml += "  join: {needs: [";
+  for (int i = 0; i < 20; ++i) yaml += (i ? ", s" : "s") + std::to_string(i);
+  yaml += "], run: x}\n";
+  for (int jobs : {1, 2, 3, 4, 8}) {
+    SCOPED_TRACE("jobs " + std::to_string(jobs));
+    TearDown();
+    SetUp();
+    exec_ = FakeExecutor(&clock_);
+    clock_.now = TimePoint(std::chrono::hours(1));
+    run_id_ = 0;
+    EXPECT_EQ(RunSpec(yaml, jobs), RunState::kSucceeded);
+    EXPECT_EQ(exec_.max_running, static_cast<size_t>(jobs));
+    EXPECT_EQ(clock_.Seconds(), ((20 + jobs - 1) / jobs + 1) * 1000);
+    EXPECT_EQ(exec_.starts.back().first, "join");
+  }
+}
