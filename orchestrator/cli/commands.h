@@ -33,5 +33,6 @@ int Cancel(const std::string& run);
 int Runs(int limit, const std::string& format);
 int Show(const std::string& run, const std::string& format);
 int Logs(const std::string& run, const std::string& step, int attempt, bool follow);
+int Plugins(const std::string& dir, const std::string& format);
 
 }  // namespace sluice::cli

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "exec/plugin_runner.h"
 
 namespace {
 
@@ -81,6 +82,14 @@ int main(int argc, char** argv) {
   logs->add_option("-a,--attempt", attempt, "attempt number (default: the latest)");
   logs->add_flag("-f,--follow", follow, "keep printing until the attempt ends");
 
+  std::string plugin_dir = ".";
+  auto* plugins = app.add_subcommand("plugins", "List the step plugins found, their versions, step types and params");
+  plugins->add_option("--dir", plugin_dir, "a spec's folder: also look in its plugins/ (default: here)");
+  plugins->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+
+  // Not for people: the process that runs isolated plugin steps.
+  auto* host = app.add_subcommand("plugin-host", "")->group("");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -98,5 +107,7 @@ int main(int argc, char** argv) {
   if (*runs) return Runs(limit, format);
   if (*show) return Show(run_id, format);
   if (*logs) return Logs(run_id, step, attempt, follow);
+  if (*plugins) return Plugins(plugin_dir, format);
+  if (*host) return sluice::exec::PluginHostMain(3);
   return kExitUsage;
 }

@@ -18,7 +18,9 @@
 #include "engine/plan.h"
 #include "exec/local_executor.h"
 #include "exec/process.h"
+#include "exec/plugin_catalog.h"
 #include "spec/pipeline.h"
+#include "spec/schema_check.h"
 #include "util/strings.h"
 
 extern char** environ;
@@ -91,6 +93,47 @@ std::string ParamsText(const spec::ParamValues& v) {
   return Join(parts, " ");
 }
 
+// Loads the plugins a pipeline's steps use, and checks each `uses:` and
+// `with:` against them. A pipeline without plugin steps loads nothing.
+Result<exec::PluginCatalog> PluginsFor(const spec::Pipeline& p) {
+  bool any = std::any_of(p.steps.begin(), p.steps.end(), [](const spec::Step& s) { return !s.uses.empty(); });
+  if (!any) return exec::PluginCatalog{};
+  std::string dir = fs::absolute(p.file).parent_path().string();
+  std::vector<std::string> folders = exec::PluginCatalog::SearchPath(dir);
+  exec::PluginCatalog catalog = exec::PluginCatalog::Load(folders);
+  std::vector<std::string> errors;
+  bool explain = false;
+  for (const spec::Step& s : p.steps) {
+    if (s.uses.empty()) continue;
+    auto [plugin_name, type_id] = spec::SplitUses(s.uses);
+    const exec::PluginInfo* plugin = catalog.Find(plugin_name);
+    if (!plugin) {
+      std::vector<std::string> names;
+      for (const auto& x : catalog.plugins()) names.push_back(x->name);
+      errors.push_back(spec::At(p.file, s.uses_pos,
+                                "step '" + s.id + "' uses unknown plugin " + Quote(plugin_name) + DidYouMean(plugin_name, names)));
+      explain = true;
+      continue;
+    }
+    const exec::StepTypeInfo* type = plugin->Find(type_id);
+    if (!type) {
+      std::vector<std::string> ids;
+      for (const auto& t : plugin->step_types) ids.push_back(t.id);
+      errors.push_back(spec::At(p.file, s.uses_pos, "plugin '" + plugin_name + "' has no step type " + Quote(type_id) +
+                                                        DidYouMean(type_id, ids) + " (it has " + Join(ids, ", ") + ")"));
+      continue;
+    }
+    spec::CheckParamsAgainstSchema(p.file, s.id, s.uses, s.with ? &*s.with : nullptr, s.uses_pos, type->params_schema,
+                                   &errors);
+  }
+  if (explain) {
+    errors.push_back("sluice: plugins are looked for in " + Join(folders, ", "));
+    for (const std::string& r : catalog.refused()) errors.push_back("sluice: refused " + r);
+  }
+  if (!errors.empty()) return Status::InvalidSpec(Join(errors, "\n"));
+  return catalog;
+}
+
 // The pipeline and params a stored run was started with.
 struct StoredRun {
   store::RunRow row;
@@ -153,6 +196,8 @@ void OnInterrupt(int) {
 
 // Runs (or goes on with) a stored run in this process until it ends.
 int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> records, std::chrono::milliseconds grace) {
+  auto plugins = PluginsFor(run.pipeline);
+  if (!plugins.ok()) return Fail(plugins.status().message(), kExitUsage);
   Status st = store.SetOwner(run.row.id, ::getpid(), exec::ProcessStartTime(::getpid()));
   if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
   engine::Plan plan = engine::MakePlan(run.pipeline);
@@ -166,7 +211,7 @@ int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> rec
     if (std::strncmp(*e, "SLUICE_HOME=", 12) != 0) options.base_env.emplace_back(*e);
   options.base_env.push_back("SLUICE_HOME=" + fs::absolute(HomeDir()).lexically_normal().string());
 
-  exec::LocalExecutor executor;
+  exec::LocalExecutor executor(&*plugins);
   engine::SystemClock clock;
   bool terminal = ::isatty(STDOUT_FILENO);
   Progress progress(run.row.id, static_cast<int>(run.pipeline.steps.size()), stdout, terminal);
@@ -223,6 +268,12 @@ int Validate(const std::vector<std::string>& files) {
       code = kExitUsage;
       continue;
     }
+    auto plugins = PluginsFor(*p);
+    if (!plugins.ok()) {
+      std::cerr << plugins.status().message() << "\n";
+      code = kExitUsage;
+      continue;
+    }
     std::printf("%s: ok (pipeline %s, %zu steps)\n", f.c_str(), p->name.c_str(), p->steps.size());
   }
   return code;
@@ -233,6 +284,8 @@ int Plan(const std::string& file, const Overrides& overrides, const std::string&
   if (!p.ok()) return Fail((p.status().code() == Code::kIoError ? "sluice: " : "") + p.status().message(), kExitUsage);
   auto params = spec::ResolveParams(*p, overrides);
   if (!params.ok()) return Fail(params.status().message(), kExitUsage);
+  auto plugins = PluginsFor(*p);
+  if (!plugins.ok()) return Fail(plugins.status().message(), kExitUsage);
   engine::Plan plan = engine::MakePlan(*p);
   auto forecast = engine::ForecastPlan(plan, *params);
   auto kind_name = [](engine::Forecast::Kind k) {
@@ -301,6 +354,7 @@ int Run(const std::string& file, const Overrides& overrides, int jobs, const std
   if (!p.ok()) return Fail((p.status().code() == Code::kIoError ? "sluice: " : "") + p.status().message(), kExitUsage);
   auto params = spec::ResolveParams(*p, overrides);
   if (!params.ok()) return Fail(params.status().message(), kExitUsage);
+  if (auto plugins = PluginsFor(*p); !plugins.ok()) return Fail(plugins.status().message(), kExitUsage);
   auto store = OpenStore();
   if (!store) return kExitFailed;
   fs::path spec_path = fs::absolute(file).lexically_normal();
@@ -413,6 +467,42 @@ int Retry(const std::string& run_text, const std::string& from, const std::strin
   if (!records.ok()) return Fail("sluice: " + records.status().message(), kExitFailed);
   std::printf("retrying run %s: %zu steps again\n", run_text.c_str(), rerun.size() + failed_items.size());
   return Drive(*store, *run, std::move(*records), r.grace);
+}
+
+int Plugins(const std::string& dir, const std::string& format) {
+  std::vector<std::string> folders = exec::PluginCatalog::SearchPath(fs::absolute(dir).string());
+  exec::PluginCatalog catalog = exec::PluginCatalog::Load(folders);
+  if (format == "json") {
+    nlohmann::json j = {{"search_path", folders}, {"refused", catalog.refused()}, {"plugins", nlohmann::json::array()}};
+    for (const auto& p : catalog.plugins()) {
+      nlohmann::json types = nlohmann::json::array();
+      for (const auto& t : p->step_types)
+        types.push_back({{"id", t.id}, {"revision", t.revision}, {"description", t.description}, {"params", t.params_schema}});
+      j["plugins"].push_back({{"name", p->name}, {"version", p->version}, {"path", p->path}, {"step_types", types}});
+    }
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::printf("search path: %s\n", Join(folders, ":").c_str());
+  for (const auto& p : catalog.plugins()) {
+    std::printf("\n%s %s  (%s)\n", p->name.c_str(), p->version.c_str(), p->path.c_str());
+    for (const auto& t : p->step_types) {
+      std::printf("  %s/%s  rev %u  %s\n", p->name.c_str(), t.id.c_str(), t.revision, t.description.c_str());
+      const auto& props = t.params_schema.value("properties", nlohmann::json::object());
+      auto required = t.params_schema.value("required", nlohmann::json::array());
+      for (auto it = props.begin(); it != props.end(); ++it) {
+        bool req = std::find(required.begin(), required.end(), it.key()) != required.end();
+        std::string type = it->contains("type") ? ((*it)["type"].is_string() ? (*it)["type"].get<std::string>() : (*it)["type"].dump()) : "any";
+        std::string line = "    " + it.key() + ": " + type + (req ? ", required" : "");
+        if (it->contains("default")) line += ", default " + (*it)["default"].dump();
+        if (it->contains("description")) line += "  " + (*it)["description"].get<std::string>();
+        std::printf("%s\n", line.c_str());
+      }
+    }
+  }
+  for (const std::string& r : catalog.refused()) std::printf("\nrefused: %s\n", r.c_str());
+  if (catalog.plugins().empty() && catalog.refused().empty()) std::printf("\nno plugins found\n");
+  return kExitOk;
 }
 
 int Cancel(const std::string& run_text) {

@@ -315,7 +315,20 @@ Status Engine::StartUnit(size_t u) {
   AttemptRequest req;
   std::vector<std::pair<std::string, std::string>> extra_env;
   std::string error;
-  if (s.shell) {
+  if (!s.uses.empty()) {
+    auto params = s.with ? spec::RenderWith(*s.with, ctx) : Result<nlohmann::json>(nlohmann::json::object());
+    if (!params.ok()) {
+      error = "with: " + params.status().message();
+    } else {
+      auto [plugin, type] = spec::SplitUses(s.uses);
+      PluginCall call;
+      call.plugin = plugin;
+      call.step_type = type;
+      call.params = params->is_null() ? "{}" : params->dump();
+      call.isolated = s.isolation == spec::Step::Isolation::kProcess;
+      req.plugin = std::move(call);
+    }
+  } else if (s.shell) {
     auto line = spec::RenderShell(s.run[0], ctx);
     if (!line.ok()) error = "run: " + line.status().message();
     else {
@@ -355,6 +368,10 @@ Status Engine::StartUnit(size_t u) {
                      std::to_string(number);
   req.log_path = base + ".log";
   unit.output_path = base + ".out";
+  if (req.plugin) {
+    req.plugin->output_dir = base + ".files";
+    req.plugin->attempt = number;
+  }
 
   env["SLUICE_RUN_ID"] = std::to_string(run_id_);
   env["SLUICE_STEP"] = s.id;
@@ -445,6 +462,7 @@ Status Engine::OnExit(const AttemptExit& exit) {
   a.finished_ms = clock_->WallMs();
   a.exit_code = exit.exit_code;
   std::string killed = !unit.killed ? ""
+                       : !exit.reason.empty()                             ? " (" + exit.reason + ")"
                        : unit.stop == Unit::Stop::kCancel && hard_cancel_ ? " (SIGKILL at once)"
                                                                            : " (SIGKILL after the grace period)";
   if (unit.stop == Unit::Stop::kCancel) {
@@ -455,10 +473,17 @@ Status Engine::OnExit(const AttemptExit& exit) {
     a.reason = "timed out after " + FormatDuration(*s.timeout) + killed;
   } else if (exit.signal) {
     a.state = StepState::kFailed;
-    a.reason = "killed by signal " + std::to_string(exit.signal) + " (" + SignalName(exit.signal) + ")";
+    a.reason = (s.uses.empty() ? "killed by signal " : "plugin host killed by signal ") + std::to_string(exit.signal) +
+               " (" + SignalName(exit.signal) + ")";
+  } else if (exit.cancelled) {
+    a.state = StepState::kFailed;
+    a.reason = "the step stopped as cancelled, but nothing cancelled it";
   } else if (exit.exit_code != 0) {
     a.state = StepState::kFailed;
-    a.reason = "exit code " + std::to_string(exit.exit_code);
+    a.reason = exit.reason.empty() ? "exit code " + std::to_string(exit.exit_code) : exit.reason;
+  } else if (exit.outputs) {
+    a.state = StepState::kSucceeded;
+    rec.outputs = *exit.outputs;
   } else {
     auto outputs = ReadOutputs(unit.output_path);
     if (!outputs.ok()) {
@@ -469,6 +494,8 @@ Status Engine::OnExit(const AttemptExit& exit) {
       rec.outputs = std::move(*outputs);
     }
   }
+  Status st = store_->SaveMetrics(a, exit.metrics);
+  if (!st.ok()) return st;
   if (a.state == StepState::kFailed) return AfterFailure(u);
   rec.reason = a.reason;
   return EndUnit(u, a.state);

@@ -18,8 +18,19 @@
 
 namespace sluice::engine {
 
+// A plugin step's attempt.
+struct PluginCall {
+  std::string plugin;       // the plugin's name
+  std::string step_type;    // its step type's id
+  std::string params;       // the resolved `with:`, a JSON object
+  std::string output_dir;   // the attempt's folder for files (created by the step if it wants it)
+  bool isolated = true;     // in a plugin-host process (else on a thread of ours)
+  int attempt = 1;
+};
+
 struct AttemptRequest {
   int64_t attempt_id = 0;
+  std::optional<PluginCall> plugin;                        // set for `uses:` steps; then argv is empty
   std::vector<std::string> argv;                           // argv[0] is searched on PATH if it has no '/'
   std::vector<std::string> env;                            // the whole environment, "KEY=value"
   std::string workdir;                                     // absolute
@@ -27,10 +38,22 @@ struct AttemptRequest {
   std::string step_label;                                  // "train" or "shard[2]", for fakes and messages
 };
 
+struct Metric {
+  std::string name;
+  double value = 0;
+  int64_t step = 0;
+};
+
 struct AttemptExit {
   int64_t attempt_id = 0;
   int exit_code = 0;   // the child's exit status, or 128 + signal number
   int signal = 0;      // the signal that ended it, 0 if it exited
+  // Plugin steps: why it failed (the plugin's message) when exit_code != 0,
+  // whether the plugin itself stopped on cancel, what it set and measured.
+  std::string reason;
+  bool cancelled = false;
+  std::optional<Outputs> outputs;  // subprocess steps: none, the engine reads $SLUICE_OUTPUT
+  std::vector<Metric> metrics;
 };
 
 struct Started {

@@ -10,6 +10,7 @@
 
 #include <vector>
 
+#include "engine/executor.h"
 #include "engine/types.h"
 #include "util/status.h"
 
@@ -28,6 +29,8 @@ class RunStore {
   virtual Status AttemptStarted(const AttemptRecord& attempt) = 0;
   // Saves the attempt's end and the step's new record.
   virtual Status FinishAttempt(const AttemptRecord& attempt, const StepRecord& step) = 0;
+  // Saves what an attempt measured.
+  virtual Status SaveMetrics(const AttemptRecord& attempt, const std::vector<Metric>& metrics) = 0;
   virtual Status SetRunState(int64_t run_id, RunState state, int64_t at_ms) = 0;
   // True once someone asked for the run to be cancelled (`sluice cancel`).
   virtual Result<bool> CancelRequested(int64_t run_id) = 0;

@@ -19,8 +19,11 @@ namespace {
 constexpr auto kDrainLimit = std::chrono::milliseconds(200);  // after the group is killed
 }
 
-LocalExecutor::LocalExecutor()
-    : wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), null_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
+LocalExecutor::LocalExecutor(const PluginCatalog* plugins)
+    : wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      null_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)),
+      plugins_(plugins),
+      hosts_(null_fd_) {}
 
 LocalExecutor::~LocalExecutor() {
   for (auto& [id, c] : children_) {
@@ -34,6 +37,18 @@ LocalExecutor::~LocalExecutor() {
 }
 
 Result<engine::Started> LocalExecutor::Start(const engine::AttemptRequest& r) {
+  if (r.plugin) {
+    const PluginInfo* plugin = plugins_ ? plugins_->Find(r.plugin->plugin) : nullptr;
+    const StepTypeInfo* type = plugin ? plugin->Find(r.plugin->step_type) : nullptr;
+    if (!type) return Status::StepFailed("no plugin step type " + r.plugin->plugin + "/" + r.plugin->step_type);
+    if (!r.plugin->isolated) {
+      in_process_.Start(r.attempt_id, type, r);
+      return engine::Started{0};
+    }
+    auto pid = hosts_.Start(r.attempt_id, *plugin, r);
+    if (!pid.ok()) return pid.status();
+    return engine::Started{*pid};
+  }
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return Status::FromErrno("pipe for the output of " + r.step_label, errno);
   auto pid = Spawn({Resolve(r), r.argv, r.env, r.workdir, null_fd_, pipe_fds[1]});
@@ -68,6 +83,16 @@ std::string LocalExecutor::Resolve(const engine::AttemptRequest& r) {
 }
 
 void LocalExecutor::Stop(int64_t attempt_id, bool hard) {
+  if (in_process_.Has(attempt_id)) {
+    if (!hard) in_process_.Cancel(attempt_id);
+    else if (auto e = in_process_.Abandon(attempt_id)) ended_.push_back(std::move(*e));
+    return;
+  }
+  if (hosts_.Has(attempt_id)) {
+    if (hard) hosts_.Kill(attempt_id);
+    else hosts_.Cancel(attempt_id);
+    return;
+  }
   auto it = children_.find(attempt_id);
   if (it == children_.end()) return;
   // The whole group: a shell's children get the signal too.
@@ -138,13 +163,26 @@ std::optional<engine::AttemptExit> LocalExecutor::Reap(int64_t attempt_id) {
 
 std::optional<engine::AttemptExit> LocalExecutor::Wait(engine::TimePoint deadline) {
   std::vector<pollfd> fds;
-  enum class What { kWake, kExit, kOutput };
+  enum class What { kWake, kExit, kOutput, kInProcess, kHost };
   std::vector<std::pair<What, int64_t>> what;
+  std::vector<size_t> hosts;
   while (true) {
+    if (!ended_.empty()) {
+      engine::AttemptExit e = std::move(ended_.front());
+      ended_.pop_front();
+      return e;
+    }
     fds.clear();
     what.clear();
+    hosts.clear();
     fds.push_back({wake_fd_, POLLIN, 0});
     what.push_back({What::kWake, 0});
+    fds.push_back({in_process_.ready_fd(), POLLIN, 0});
+    what.push_back({What::kInProcess, 0});
+    size_t first_host = fds.size();
+    hosts_.AddPollFds(&fds, &hosts);
+    for (size_t i = 0; i < hosts.size(); ++i)
+      for (int k = 0; k < 3; ++k) what.push_back({What::kHost, static_cast<int64_t>(i)});
     bool any_without_pidfd = false;
     for (auto& [id, c] : children_) {
       if (c.pidfd >= 0) {
@@ -172,6 +210,19 @@ std::optional<engine::AttemptExit> LocalExecutor::Wait(engine::TimePoint deadlin
     int n = ::poll(fds.data(), fds.size(), timeout_ms);
     if (n < 0) return std::nullopt;  // EINTR: let the engine look at its flags
     if (n > 0) {
+      std::optional<engine::AttemptExit> ended;
+      for (size_t k = 0; k < hosts.size(); ++k) {
+        size_t at = first_host + 3 * k;
+        if (!(fds[at].revents | fds[at + 1].revents | fds[at + 2].revents)) continue;
+        auto e = hosts_.OnReady(hosts[k], fds[at].revents, fds[at + 1].revents, fds[at + 2].revents);
+        if (!e) continue;
+        if (ended) ended_.push_back(std::move(*e));
+        else ended = std::move(e);
+      }
+      hosts_.Prune();
+      if (ended) return ended;
+      if (fds[1].revents)
+        if (auto e = in_process_.TakeFinished()) return e;
       for (size_t i = 0; i < fds.size(); ++i)
         if (fds[i].revents && what[i].first == What::kOutput) Drain(children_.at(what[i].second));
       for (size_t i = 0; i < fds.size(); ++i) {

@@ -9,19 +9,26 @@
 // child is reaped (the zombie keeps the group id from being reused), so a
 // step leaves no background process behind.
 //
+// Plugin steps run on its InProcessRunner or PluginHosts (plugin_runner.h);
+// their ends come through the same Wait().
+//
 // Used from the engine's thread only, except Wake().
 #pragma once
 
+#include <deque>
 #include <map>
 #include <string>
 
 #include "engine/executor.h"
+#include "exec/plugin_catalog.h"
+#include "exec/plugin_runner.h"
 
 namespace sluice::exec {
 
 class LocalExecutor : public engine::Executor {
  public:
-  LocalExecutor();
+  // `plugins` (may be null when no step uses one) must outlive the executor.
+  explicit LocalExecutor(const PluginCatalog* plugins = nullptr);
   ~LocalExecutor() override;
 
   Result<engine::Started> Start(const engine::AttemptRequest& request) override;
@@ -49,6 +56,10 @@ class LocalExecutor : public engine::Executor {
   std::map<std::string, std::string> programs_;  // PATH + '\0' + name -> file
   int wake_fd_;
   int null_fd_;                        // /dev/null, every child's stdin
+  const PluginCatalog* plugins_;
+  InProcessRunner in_process_;
+  PluginHosts hosts_;
+  std::deque<engine::AttemptExit> ended_;  // reported by the next Wait()
 };
 
 }  // namespace sluice::exec

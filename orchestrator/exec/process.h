@@ -16,6 +16,7 @@ struct SpawnRequest {
   std::string workdir;
   int stdin_fd = -1;               // becomes the child's stdin
   int output_fd = -1;              // becomes the child's stdout and stderr
+  int channel_fd = -1;             // if set, becomes the child's fd 3 (a plugin host's socket)
 };
 
 // Starts the command with posix_spawn (vfork-like: no copy of our memory,

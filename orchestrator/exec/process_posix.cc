@@ -42,6 +42,7 @@ Result<int> Spawn(const SpawnRequest& r) {
   posix_spawn_file_actions_adddup2(&s.actions, r.stdin_fd, 0);
   posix_spawn_file_actions_adddup2(&s.actions, r.output_fd, 1);
   posix_spawn_file_actions_adddup2(&s.actions, r.output_fd, 2);
+  if (r.channel_fd >= 0) posix_spawn_file_actions_adddup2(&s.actions, r.channel_fd, 3);
   posix_spawn_file_actions_addchdir_np(&s.actions, r.workdir.c_str());
 
   // Signals we catch or block must reach the step in their default state.

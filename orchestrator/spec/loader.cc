@@ -17,8 +17,8 @@ namespace sluice::spec {
 namespace {
 
 const std::vector<std::string> kTopKeys = {"name", "description", "params", "env", "defaults", "steps", "on"};
-const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "env", "workdir", "timeout", "retry",
-                                            "resources", "if", "foreach", "continue_on_error"};
+const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "isolation", "env", "workdir", "timeout",
+                                            "retry", "resources", "if", "foreach", "continue_on_error"};
 const std::vector<std::string> kParamKeys = {"type", "default", "min", "max", "enum", "description"};
 const std::vector<std::string> kDefaultsKeys = {"timeout", "retry"};
 const std::vector<std::string> kRetryKeys = {"limit", "backoff"};
@@ -334,7 +334,6 @@ class Loader {
     s->timeout = default_timeout_;
     s->retry = default_retry_;
     bool has_run = false, has_uses = false;
-    const YamlNode* uses_node = nullptr;
     ForEachKey(n, kStepKeys, where, [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
       if (k == "needs") {
         if (v.IsScalar()) {
@@ -371,10 +370,22 @@ class Loader {
         }
       } else if (k == "uses") {
         has_uses = true;
-        uses_node = &v;
-        Scalar(v, "uses", &s->uses);
+        s->uses_pos = Pos(v);
+        if (Scalar(v, "uses", &s->uses)) {
+          auto [plugin, type] = SplitUses(s->uses);
+          if (!IsPipelineName(plugin) || !IsPipelineName(type) || type.find('-') == 0)
+            Error(Pos(v), where + ": uses must be <plugin>/<step type>, each [a-z0-9][a-z0-9-]*, not " + Quote(s->uses));
+        }
       } else if (k == "with") {
-        // The params of a plugin step; checked against the plugin's schema.
+        if (!v.IsMap() && !v.IsNull()) Error(Pos(v), where + ": with must be a mapping of params");
+        else s->with = v;
+      } else if (k == "isolation") {
+        std::string iso;
+        if (Scalar(v, "isolation", &iso)) {
+          if (iso == "process") s->isolation = Step::Isolation::kProcess;
+          else if (iso == "inprocess") s->isolation = Step::Isolation::kInProcess;
+          else Error(Pos(v), where + ": isolation must be process or inprocess, not " + Quote(iso));
+        }
       } else if (k == "env") {
         s->env = LoadEnv(v, where + " env");
       } else if (k == "workdir") {
@@ -420,7 +431,7 @@ class Loader {
     if (!n.IsMap()) return;
     if (has_run && has_uses) Error(s->pos, where + " has both 'run' and 'uses'; a step does one of them");
     else if (!has_run && !has_uses) Error(s->pos, where + " has neither 'run' nor 'uses'");
-    else if (has_uses) Error(Pos(*uses_node), where + ": plugin steps ('uses') are not available in this version yet");
+    else if (has_run && s->with) Error(s->with->pos, where + ": with is for plugin steps (uses); a run step takes env or arguments");
   }
 
   void LoadCondition(const YamlNode& v, Step* s) {
@@ -530,6 +541,20 @@ class Loader {
     if (s.workdir) CheckRefs(*s.workdir, &s, "workdir");
     if (s.if_condition) CheckRefs(*s.if_condition, &s, "if", /*item_allowed=*/false);
     if (s.foreach_expr) CheckRefs(*s.foreach_expr, &s, "foreach", /*item_allowed=*/false);
+    if (s.with) CheckWithRefs(*s.with, s);
+  }
+
+  // Expressions in `with:` leaves are checked like those of `run`.
+  void CheckWithRefs(const YamlNode& n, const Step& s) {
+    if (n.IsMap())
+      for (const auto& [k, v] : n.entries) CheckWithRefs(v, s);
+    else if (n.IsSequence())
+      for (const YamlNode& v : n.items) CheckWithRefs(v, s);
+    else if (n.IsScalar() && n.scalar.find("${{") != std::string::npos) {
+      Template t;
+      if (auto err = ParseTemplate(n.scalar, n.pos, QuoteShift(n), &t)) Error(err->first, err->second);
+      else CheckRefs(t, &s, "with");
+    }
   }
 
   // Depth-first search with an explicit stack: specs with long chains of

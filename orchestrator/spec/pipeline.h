@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "spec/source.h"
 #include "spec/template.h"
 #include "spec/value.h"
+#include "spec/yaml_tree.h"
 #include "util/duration.h"
 
 namespace sluice::spec {
@@ -48,7 +50,10 @@ struct Step {
   std::vector<SourcePos> needs_pos;
   bool shell = false;                    // run: "line" (sh -c) vs run: [argv]
   std::vector<Template> run;             // one template for a shell line
-  std::string uses;                      // <plugin>/<step type>; not runnable yet
+  std::string uses;                      // <plugin>/<step type>, for a plugin step
+  SourcePos uses_pos;
+  std::optional<YamlNode> with;          // the plugin step's params, as written
+  enum class Isolation { kProcess, kInProcess } isolation = Isolation::kProcess;
   std::vector<std::pair<std::string, Template>> env;
   std::optional<Template> workdir;
   std::optional<Millis> timeout;
@@ -102,6 +107,14 @@ Result<Value> CoerceParam(const ParamSpec& ps, const std::string& text);
 // CoerceParam, then the min/max and enum checks. `what` prefixes the value
 // in messages ("default ").
 Result<Value> CheckParam(const ParamSpec& ps, const std::string& text, const std::string& what = "");
+
+// The plugin and step type of `uses: plugin/type`.
+std::pair<std::string, std::string> SplitUses(const std::string& uses);
+
+// A plugin step's `with:` as JSON: expressions evaluated (one `${{ }}` keeps
+// its value's type), plain scalars typed as YAML reads them (3 is a number,
+// true a bool), quoted ones strings.
+Result<nlohmann::json> RenderWith(const YamlNode& with, const EvalContext& ctx);
 
 // Every step id that `id` depends on, directly or not.
 std::vector<std::string> Ancestors(const Pipeline& p, const std::string& id);

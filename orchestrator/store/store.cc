@@ -31,6 +31,8 @@ class Store::Stmt {
     return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(s_, c)) : std::string();
   }
   bool IsNull(int c) { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
+  double Double(int c) { return sqlite3_column_double(s_, c); }
+  sqlite3_stmt* raw() { return s_; }
   void Reset() { sqlite3_reset(s_); sqlite3_clear_bindings(s_); }
 
  private:
@@ -96,6 +98,18 @@ CREATE TABLE attempts (
   log_path TEXT NOT NULL,
   UNIQUE (run_id, step_id, item, number)
 );
+)sql";
+
+// Version 2: what attempts measured (plugin metric callbacks).
+const char* kSchemaV2 = R"sql(
+CREATE TABLE metrics (
+  attempt_id INTEGER NOT NULL REFERENCES attempts(id),
+  name TEXT NOT NULL,
+  value REAL NOT NULL,
+  step INTEGER NOT NULL,          -- orders values of one name: epoch, batch
+  at_ms INTEGER NOT NULL
+);
+CREATE INDEX metrics_by_attempt ON metrics(attempt_id);
 )sql";
 
 std::string Sha256Hex(const std::string& text) {
@@ -206,7 +220,7 @@ Status Store::Migrate() {
     return Status::Incompatible("the database has schema version " + std::to_string(version) +
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
-  static const char* kMigrations[] = {kSchemaV1};
+  static const char* kMigrations[] = {kSchemaV1, kSchemaV2};
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();
     if (!st.ok()) return st;
@@ -579,6 +593,34 @@ Status Store::SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms)
   q.Bind(1, std::string(engine::Name(state))).Bind(2, at_ms).Bind(3, run_id);
   if (q.Step() != SQLITE_DONE) return Abandon(Error("set state of run " + std::to_string(run_id)));
   return Status::Ok();
+}
+
+Status Store::SaveMetrics(const AttemptRecord& a, const std::vector<engine::Metric>& metrics) {
+  if (metrics.empty()) return Status::Ok();
+  Status st = Join();
+  if (!st.ok()) return st;
+  Stmt& q = Prepare("INSERT INTO metrics(attempt_id, name, value, step, at_ms) VALUES (?, ?, ?, ?, ?)");
+  for (const engine::Metric& m : metrics) {
+    ResetOnExit<Stmt> r{q};
+    q.Bind(1, a.id).Bind(2, m.name).Bind(4, m.step).Bind(5, a.finished_ms);
+    sqlite3_bind_double(q.raw(), 3, m.value);
+    if (q.Step() != SQLITE_DONE) return Abandon(Error("save metric " + m.name + " of attempt " + std::to_string(a.id)));
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<MetricRow>> Store::ListMetrics(int64_t run_id) {
+  Stmt& q = Prepare(
+      "SELECT a.step_id, a.item, a.number, m.name, m.value, m.step FROM metrics m JOIN attempts a ON a.id = m.attempt_id "
+      "WHERE a.run_id = ? ORDER BY m.rowid");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, run_id);
+  std::vector<MetricRow> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW)
+    out.push_back({q.Text(0), static_cast<int>(q.Int(1)), static_cast<int>(q.Int(2)), q.Text(3), q.Double(4), q.Int(5)});
+  if (rc != SQLITE_DONE) return Error("list metrics of run " + std::to_string(run_id));
+  return out;
 }
 
 Result<bool> Store::CancelRequested(int64_t run_id) {

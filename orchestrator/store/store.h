@@ -36,6 +36,15 @@ struct RunRow {
   bool cancel_requested = false;
 };
 
+struct MetricRow {
+  std::string step_id;
+  int item = -1;
+  int attempt = 0;   // the attempt's number
+  std::string name;
+  double value = 0;
+  int64_t step = 0;
+};
+
 class Store : public engine::RunStore {
  public:
   // Opens (creating if needed) the database at `path` and migrates it to the
@@ -43,7 +52,7 @@ class Store : public engine::RunStore {
   static Result<std::unique_ptr<Store>> Open(const std::string& path);
   ~Store() override;
 
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Records a new run in state pending and stores the spec text by hash.
   Result<int64_t> CreateRun(const std::string& pipeline, const std::string& spec_text, const std::string& spec_path,
@@ -55,6 +64,8 @@ class Store : public engine::RunStore {
   Result<std::vector<engine::StepRecord>> LoadSteps(int64_t run_id);
   // Every attempt of the run, oldest first.
   Result<std::vector<engine::AttemptRecord>> ListAttempts(int64_t run_id);
+  // Every metric of the run's attempts, in the order they were saved.
+  Result<std::vector<MetricRow>> ListMetrics(int64_t run_id);
 
   Status SetOwner(int64_t run_id, int64_t pid, int64_t pid_start);
   Status RequestCancel(int64_t run_id);
@@ -75,6 +86,7 @@ class Store : public engine::RunStore {
   Status BeginAttempt(engine::AttemptRecord* attempt, const engine::StepRecord& step) override;
   Status AttemptStarted(const engine::AttemptRecord& attempt) override;
   Status FinishAttempt(const engine::AttemptRecord& attempt, const engine::StepRecord& step) override;
+  Status SaveMetrics(const engine::AttemptRecord& attempt, const std::vector<engine::Metric>& metrics) override;
   Status SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms) override;
   Result<bool> CancelRequested(int64_t run_id) override;
   Status Flush() override;

@@ -1,0 +1,140 @@
+#include "exec/plugin_catalog.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include "util/strings.h"
+
+#ifndef SLUICE_INSTALLED_PLUGIN_DIR
+#define SLUICE_INSTALLED_PLUGIN_DIR "/usr/local/lib/sluice/plugins"
+#endif
+
+namespace sluice::exec {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string Str(sluice_str s) { return s.data ? std::string(s.data, s.size) : std::string(); }
+
+bool IsTypeId(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+// The smallest tables this host can read: everything up to `run`.
+constexpr uint32_t kMinPluginSize = offsetof(sluice_plugin, step_types) + sizeof(const sluice_step_type*);
+constexpr uint32_t kMinStepTypeSize = offsetof(sluice_step_type, run) + sizeof(sluice_run_fn);
+
+}  // namespace
+
+const StepTypeInfo* PluginInfo::Find(const std::string& id) const {
+  for (const StepTypeInfo& t : step_types)
+    if (t.id == id) return &t;
+  return nullptr;
+}
+
+Result<std::shared_ptr<PluginInfo>> LoadPlugin(const std::string& path) {
+  // RTLD_LOCAL: two plugins' symbols never mix. Never unloaded: a plugin's
+  // static data must outlive every attempt that may still run.
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    const char* e = ::dlerror();
+    return Status::Incompatible("plugin " + path + " is not a loadable shared library: " + (e ? e : "unknown error"));
+  }
+  auto entry = reinterpret_cast<sluice_plugin_entry_fn>(::dlsym(handle, SLUICE_PLUGIN_ENTRY_SYMBOL));
+  if (!entry)
+    return Status::Incompatible("plugin " + path + " has no " SLUICE_PLUGIN_ENTRY_SYMBOL "() entry function");
+  const sluice_plugin* p = entry(SLUICE_PLUGIN_ABI_MAJOR);
+  if (!p) return Status::Incompatible("plugin " + path + ": " SLUICE_PLUGIN_ENTRY_SYMBOL "() returned no plugin");
+  if (p->abi_major != SLUICE_PLUGIN_ABI_MAJOR)
+    return Status::Incompatible("plugin " + path + " was built for plugin ABI " + std::to_string(p->abi_major) +
+                                "; this sluice speaks ABI " + std::to_string(SLUICE_PLUGIN_ABI_MAJOR));
+  if (p->struct_size < kMinPluginSize)
+    return Status::Incompatible("plugin " + path + ": its plugin table is " + std::to_string(p->struct_size) +
+                                " bytes, less than the " + std::to_string(kMinPluginSize) + " of ABI 1");
+  auto info = std::make_shared<PluginInfo>();
+  info->name = Str(p->name);
+  info->version = Str(p->version);
+  info->path = path;
+  if (!IsPipelineName(info->name))
+    return Status::Incompatible("plugin " + path + ": name " + Quote(info->name) + " must match [a-z0-9][a-z0-9-]*");
+  std::set<std::string> ids;
+  for (uint32_t i = 0; i < p->step_type_count; ++i) {
+    const sluice_step_type& t = p->step_types[i];
+    StepTypeInfo s;
+    s.id = Str(t.id);
+    if (t.struct_size < kMinStepTypeSize)
+      return Status::Incompatible("plugin " + path + ": step type " + std::to_string(i) + " table is too small");
+    if (!IsTypeId(s.id))
+      return Status::Incompatible("plugin " + path + ": step type id " + Quote(s.id) + " must match [a-z0-9-]+");
+    if (!ids.insert(s.id).second)
+      return Status::Incompatible("plugin " + path + ": step type '" + s.id + "' is defined twice");
+    if (!t.run) return Status::Incompatible("plugin " + path + ": step type '" + s.id + "' has no run function");
+    s.revision = t.revision;
+    s.description = Str(t.description);
+    std::string schema = Str(t.params_schema);
+    if (schema.empty()) schema = "{}";
+    s.params_schema = nlohmann::json::parse(schema, nullptr, false);
+    if (s.params_schema.is_discarded() || !s.params_schema.is_object())
+      return Status::Incompatible("plugin " + path + ": the params schema of step type '" + s.id + "' is not a JSON object");
+    s.run = t.run;
+    info->step_types.push_back(std::move(s));
+  }
+  return info;
+}
+
+std::vector<std::string> PluginCatalog::SearchPath(const std::string& spec_dir) {
+  std::vector<std::string> folders;
+  if (const char* env = std::getenv("SLUICE_PLUGIN_PATH")) {
+    std::stringstream ss(env);
+    std::string dir;
+    while (std::getline(ss, dir, ':'))
+      if (!dir.empty()) folders.push_back(dir);
+  }
+  if (!spec_dir.empty()) folders.push_back((fs::path(spec_dir) / "plugins").string());
+  folders.push_back(SLUICE_INSTALLED_PLUGIN_DIR);
+  return folders;
+}
+
+PluginCatalog PluginCatalog::Load(const std::vector<std::string>& folders) {
+  PluginCatalog c;
+  std::set<std::string> seen_files;
+  for (const std::string& folder : folders) {
+    std::error_code ec;
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(folder, ec))
+      if (e.path().extension() == ".so") files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (const fs::path& file : files) {
+      std::string path = fs::weakly_canonical(file, ec).string();
+      if (!seen_files.insert(path).second) continue;  // the same folder twice on the path
+      auto p = LoadPlugin(path);
+      if (!p.ok()) {
+        c.refused_.push_back(p.status().message());
+        continue;
+      }
+      if (const PluginInfo* other = c.Find((*p)->name)) {
+        c.refused_.push_back("plugin " + path + " is named '" + (*p)->name + "' like " + other->path +
+                             ", which was found first; rename or remove one");
+        continue;
+      }
+      c.plugins_.push_back(std::move(*p));
+    }
+  }
+  return c;
+}
+
+const PluginInfo* PluginCatalog::Find(const std::string& name) const {
+  for (const auto& p : plugins_)
+    if (p->name == name) return p.get();
+  return nullptr;
+}
+
+}  // namespace sluice::exec

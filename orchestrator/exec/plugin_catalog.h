@@ -1,0 +1,64 @@
+// PluginCatalog: the step plugins Sluice can use, found and loaded with
+// dlopen from the plugin search path (specs/plugin-abi.md):
+//   1. each folder of $SLUICE_PLUGIN_PATH (':'-separated), in order;
+//   2. plugins/ beside the spec;
+//   3. the installed plugin folder (<prefix>/lib/sluice/plugins).
+// Every file named *.so in those folders is a plugin; its name comes from its
+// table, not from the file name.
+//
+// A file that cannot be a plugin is refused with a message naming it (and
+// both ABI majors when they differ); refusals do not stop the others from
+// loading. Libraries stay loaded for the catalog's life. Read-only after
+// Load(), so it may be shared between threads.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sluice/plugin.h"
+#include "util/status.h"
+
+namespace sluice::exec {
+
+struct StepTypeInfo {
+  std::string id;
+  uint32_t revision = 0;
+  std::string description;
+  nlohmann::json params_schema;
+  sluice_run_fn run = nullptr;
+};
+
+struct PluginInfo {
+  std::string name;
+  std::string version;
+  std::string path;      // the library file
+  std::vector<StepTypeInfo> step_types;
+  const StepTypeInfo* Find(const std::string& id) const;
+};
+
+// Loads one library. Errors: not a shared library, no entry symbol, a wrong
+// ABI major, a bad or repeated step type id, a params schema that is not JSON.
+Result<std::shared_ptr<PluginInfo>> LoadPlugin(const std::string& path);
+
+class PluginCatalog {
+ public:
+  // The search path for a spec in `spec_dir` (empty: none beside a spec).
+  static std::vector<std::string> SearchPath(const std::string& spec_dir);
+  // Loads every plugin found in `folders`.
+  static PluginCatalog Load(const std::vector<std::string>& folders);
+
+  const std::vector<std::shared_ptr<PluginInfo>>& plugins() const { return plugins_; }
+  // Messages about files that were refused.
+  const std::vector<std::string>& refused() const { return refused_; }
+  const PluginInfo* Find(const std::string& name) const;
+
+ private:
+  std::vector<std::shared_ptr<PluginInfo>> plugins_;
+  std::vector<std::string> refused_;
+};
+
+}  // namespace sluice::exec

@@ -1,0 +1,521 @@
+#include "exec/plugin_runner.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "exec/process.h"
+
+namespace sluice::exec {
+
+namespace {
+
+std::string Str(sluice_str s) { return s.data ? std::string(s.data, s.size) : std::string(); }
+sluice_str View(const std::string& s) { return sluice_str{s.data(), s.size()}; }
+
+void WriteAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // the other side is gone; its death is noticed elsewhere
+    off += static_cast<size_t>(n);
+  }
+}
+
+// The environment a warm host is started with: a step's, without the
+// variables that name one attempt (a plugin gets those through its call).
+std::vector<std::string> HostEnvironment(const std::vector<std::string>& env) {
+  std::vector<std::string> out;
+  for (const std::string& e : env)
+    if (e.rfind("SLUICE_", 0) != 0 || e.rfind("SLUICE_HOME=", 0) == 0) out.push_back(e);
+  return out;
+}
+
+}  // namespace
+
+void PluginReport::Log(const std::string& line) {
+  if (log_fd < 0) log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd >= 0) WriteAll(log_fd, line.empty() || line.back() != '\n' ? line + "\n" : line);
+}
+
+void PluginReport::Close() {
+  if (log_fd >= 0) ::close(log_fd);
+  log_fd = -1;
+}
+
+engine::AttemptExit PluginReport::Exit(int64_t attempt_id) const {
+  engine::AttemptExit e;
+  e.attempt_id = attempt_id;
+  e.metrics = metrics;
+  if (status == SLUICE_STATUS_OK) {
+    e.outputs = outputs;
+  } else if (status == SLUICE_STATUS_CANCELLED) {
+    e.exit_code = 1;
+    e.cancelled = true;
+  } else {
+    e.exit_code = 1;
+    e.reason = failure.empty() ? "the plugin failed without a message" : failure;
+  }
+  return e;
+}
+
+// ---------------------------------------------------------------- in process
+
+struct InProcessRunner::Job {
+  int64_t id = 0;
+  const StepTypeInfo* type = nullptr;
+  engine::PluginCall call;
+  std::string workdir;
+  PluginReport report;               // the worker's until the job is finished
+  std::atomic<bool> cancel{false};
+  std::atomic<bool> abandoned{false};
+};
+
+namespace {
+
+template <typename J>
+J* JobOf(void* host) { return static_cast<J*>(host); }
+
+}  // namespace
+
+InProcessRunner::InProcessRunner() : event_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+InProcessRunner::~InProcessRunner() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    for (auto& [id, job] : running_) job->cancel = true;
+  }
+  cv_.notify_all();
+  // Workers stuck in an abandoned plugin cannot be joined; let them go.
+  for (std::thread& t : workers_) t.detach();
+  ::close(event_fd_);
+}
+
+void InProcessRunner::Start(int64_t attempt_id, const StepTypeInfo* type, const engine::AttemptRequest& r) {
+  auto job = std::make_shared<Job>();
+  job->id = attempt_id;
+  job->type = type;
+  job->call = *r.plugin;
+  job->workdir = r.workdir;
+  job->report.log_path = r.log_path;
+  running_[attempt_id] = job;
+  bool grow;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(job);
+    grow = idle_ == 0;
+    if (!grow) --idle_;
+  }
+  if (grow) workers_.emplace_back([this] { Work(); });
+  else cv_.notify_one();
+}
+
+void InProcessRunner::Work() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (stopping_) return;
+    std::shared_ptr<Job> job = queue_.front();
+    queue_.pop_front();
+    lock.unlock();
+
+    Job* j = job.get();
+    sluice_host host{};
+    host.struct_size = sizeof(sluice_host);
+    host.abi_major = SLUICE_PLUGIN_ABI_MAJOR;
+    host.host = j;
+    host.log = [](void* h, sluice_str line) { JobOf<Job>(h)->report.Log(Str(line)); };
+    host.progress = [](void*, double, sluice_str) {};
+    host.metric = [](void* h, sluice_str name, double value, int64_t step) {
+      JobOf<Job>(h)->report.metrics.push_back({Str(name), value, step});
+    };
+    host.output = [](void* h, sluice_str key, sluice_str value) {
+      JobOf<Job>(h)->report.outputs[Str(key)] = spec::Value::Str(Str(value));
+    };
+    host.fail = [](void* h, sluice_str message) { JobOf<Job>(h)->report.failure = Str(message); };
+    host.cancelled = [](void* h) -> int32_t { return JobOf<Job>(h)->cancel.load() ? 1 : 0; };
+    sluice_step_call call{};
+    call.struct_size = sizeof(sluice_step_call);
+    call.step_type = View(j->call.step_type);
+    call.params = View(j->call.params);
+    call.output_dir = View(j->call.output_dir);
+    call.workdir = View(j->workdir);
+    call.attempt = j->call.attempt;
+    j->report.status = j->type->run(&host, &call);
+    j->report.Close();
+
+    lock.lock();
+    finished_.push_back(std::move(job));
+    ++idle_;
+    uint64_t one = 1;
+    ssize_t n = ::write(event_fd_, &one, sizeof one);
+    (void)n;
+  }
+}
+
+void InProcessRunner::Cancel(int64_t attempt_id) {
+  auto it = running_.find(attempt_id);
+  if (it != running_.end()) it->second->cancel = true;
+}
+
+std::optional<engine::AttemptExit> InProcessRunner::Abandon(int64_t attempt_id) {
+  auto it = running_.find(attempt_id);
+  if (it == running_.end()) return std::nullopt;
+  it->second->cancel = true;
+  it->second->abandoned = true;
+  running_.erase(it);
+  engine::AttemptExit e;
+  e.attempt_id = attempt_id;
+  e.signal = SIGKILL;
+  e.exit_code = 128 + SIGKILL;
+  e.reason = "it ignored cancel past the grace period; its thread was abandoned";
+  return e;
+}
+
+std::optional<engine::AttemptExit> InProcessRunner::TakeFinished() {
+  uint64_t count;
+  ssize_t n = ::read(event_fd_, &count, sizeof count);
+  (void)n;
+  std::lock_guard<std::mutex> lock(mu_);
+  while (!finished_.empty()) {
+    std::shared_ptr<Job> job = std::move(finished_.front());
+    finished_.pop_front();
+    if (job->abandoned) continue;  // already reported
+    running_.erase(job->id);
+    if (!finished_.empty()) {  // more to take: stay readable
+      uint64_t one = 1;
+      n = ::write(event_fd_, &one, sizeof one);
+    }
+    return job->report.Exit(job->id);
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------- isolated
+
+struct PluginHosts::Host {
+  int pid = -1;
+  int pidfd = -1;
+  int socket = -1;
+  int output = -1;
+  std::string key;          // workdir + environment it was started with
+  int64_t attempt = 0;      // the attempt it serves, 0 when idle
+  std::string inbuf;
+  PluginReport report;
+  bool dead = false;
+};
+
+PluginHosts::PluginHosts(int null_fd) : null_fd_(null_fd) {}
+
+PluginHosts::~PluginHosts() {
+  for (auto& h : hosts_) {
+    if (h->socket >= 0) ::close(h->socket);  // an idle host leaves when its socket closes
+    if (!h->dead) {
+      ::kill(h->pid, SIGKILL);
+      ::waitpid(h->pid, nullptr, 0);
+    }
+    for (int fd : {h->pidfd, h->output}) if (fd >= 0) ::close(fd);
+    h->report.Close();
+  }
+}
+
+bool PluginHosts::Has(int64_t attempt_id) const {
+  for (const auto& h : hosts_)
+    if (h->attempt == attempt_id) return true;
+  return false;
+}
+
+Result<int64_t> PluginHosts::Start(int64_t attempt_id, const PluginInfo& plugin, const engine::AttemptRequest& r) {
+  std::vector<std::string> env = HostEnvironment(r.env);
+  std::string key = r.workdir;
+  for (const std::string& e : env) key += '\0' + e;
+  Host* host = nullptr;
+  for (auto& h : hosts_)
+    if (!h->dead && h->attempt == 0 && h->key == key) {
+      host = h.get();
+      break;
+    }
+  if (!host) {
+    int sv[2], out[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+      return Status::FromErrno("socketpair for a plugin host", errno);
+    if (::pipe2(out, O_CLOEXEC) != 0) {
+      ::close(sv[0]);
+      ::close(sv[1]);
+      return Status::FromErrno("pipe for a plugin host", errno);
+    }
+    char self[4096];
+    ssize_t len = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    std::string program = len > 0 ? std::string(self, static_cast<size_t>(len)) : "/proc/self/exe";
+    SpawnRequest spawn{program, {"sluice", "plugin-host"}, env, r.workdir, null_fd_, out[1], sv[1]};
+    auto pid = Spawn(spawn);
+    ::close(sv[1]);
+    ::close(out[1]);
+    if (!pid.ok()) {
+      ::close(sv[0]);
+      ::close(out[0]);
+      return pid.status().WithContext("start a plugin host");
+    }
+    auto h = std::make_unique<Host>();
+    h->pid = *pid;
+    h->pidfd = static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0));
+    if (h->pidfd >= 0) ::fcntl(h->pidfd, F_SETFD, FD_CLOEXEC);
+    h->socket = sv[0];
+    h->output = out[0];
+    ::fcntl(h->output, F_SETFL, O_NONBLOCK);
+    h->key = std::move(key);
+    host = h.get();
+    hosts_.push_back(std::move(h));
+  }
+  host->attempt = attempt_id;
+  host->report = PluginReport{};
+  host->report.log_path = r.log_path;
+  nlohmann::json msg = {{"run",
+                         {{"attempt_id", attempt_id},
+                          {"library", plugin.path},
+                          {"step_type", r.plugin->step_type},
+                          {"params", r.plugin->params},
+                          {"output_dir", r.plugin->output_dir},
+                          {"workdir", r.workdir},
+                          {"attempt", r.plugin->attempt}}}};
+  WriteAll(host->socket, msg.dump() + "\n");
+  return static_cast<int64_t>(host->pid);
+}
+
+void PluginHosts::Cancel(int64_t attempt_id) {
+  for (auto& h : hosts_)
+    if (h->attempt == attempt_id && !h->dead) WriteAll(h->socket, nlohmann::json{{"cancel", attempt_id}}.dump() + "\n");
+}
+
+void PluginHosts::Kill(int64_t attempt_id) {
+  for (auto& h : hosts_)
+    if (h->attempt == attempt_id && !h->dead) ::kill(h->pid, SIGKILL);
+}
+
+void PluginHosts::AddPollFds(std::vector<pollfd>* fds, std::vector<size_t>* hosts) const {
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    const Host& h = *hosts_[i];
+    if (h.dead) continue;
+    fds->push_back({h.socket, POLLIN, 0});
+    fds->push_back({h.pidfd, POLLIN, 0});
+    fds->push_back({h.output, static_cast<short>(h.output >= 0 ? POLLIN : 0), 0});
+    hosts->push_back(i);
+  }
+}
+
+std::optional<engine::AttemptExit> PluginHosts::Handle(Host& h, const std::string& line) {
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  if (!j.is_object() || h.attempt == 0) return std::nullopt;
+  if (j.contains("log")) h.report.Log(j["log"].get<std::string>());
+  else if (j.contains("metric"))
+    h.report.metrics.push_back({j["metric"].get<std::string>(), j.value("value", 0.0), j.value("step", int64_t{0})});
+  else if (j.contains("output"))
+    h.report.outputs[j["output"].get<std::string>()] = spec::Value::Str(j.value("value", std::string()));
+  else if (j.contains("fail"))
+    h.report.failure = j["fail"].get<std::string>();
+  else if (j.contains("done")) {
+    h.report.status = j["done"].get<int32_t>();
+    h.report.Close();
+    int64_t id = h.attempt;
+    h.attempt = 0;
+    return h.report.Exit(id);
+  }
+  return std::nullopt;
+}
+
+std::optional<engine::AttemptExit> PluginHosts::Died(Host& h) {
+  int status = 0;
+  while (::waitpid(h.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  h.dead = true;
+  for (int* fd : {&h.pidfd, &h.socket, &h.output})
+    if (*fd >= 0) {
+      ::close(*fd);
+      *fd = -1;
+    }
+  h.report.Close();
+  if (h.attempt == 0) return std::nullopt;
+  engine::AttemptExit e;
+  e.attempt_id = h.attempt;
+  h.attempt = 0;
+  if (WIFSIGNALED(status)) {
+    e.signal = WTERMSIG(status);
+    e.exit_code = 128 + e.signal;
+  } else {
+    e.exit_code = WEXITSTATUS(status) == 0 ? 1 : WEXITSTATUS(status);
+    e.reason = "the plugin host exited with code " + std::to_string(WEXITSTATUS(status)) + " during the step";
+  }
+  e.metrics = h.report.metrics;
+  return e;
+}
+
+std::optional<engine::AttemptExit> PluginHosts::OnReady(size_t index, short socket_events, short exit_events,
+                                                         short output_events) {
+  Host& h = *hosts_[index];
+  if (output_events && h.output >= 0) {
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(h.output, buf, sizeof buf)) > 0)
+      if (h.attempt) h.report.Log(std::string(buf, static_cast<size_t>(n)));
+    if (n == 0) {
+      ::close(h.output);
+      h.output = -1;
+    }
+  }
+  if (socket_events) {
+    char buf[65536];
+    ssize_t n = ::recv(h.socket, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) h.inbuf.append(buf, static_cast<size_t>(n));
+    size_t nl;
+    while ((nl = h.inbuf.find('\n')) != std::string::npos) {
+      std::string line = h.inbuf.substr(0, nl);
+      h.inbuf.erase(0, nl + 1);
+      if (auto e = Handle(h, line)) return e;
+    }
+    if (n == 0 && !exit_events) {
+      // The host closed its socket: it is exiting; its pidfd says when.
+      pollfd p{h.pidfd, POLLIN, 0};
+      ::poll(&p, 1, 1000);
+      return Died(h);
+    }
+  }
+  if (exit_events) return Died(h);
+  return std::nullopt;
+}
+
+void PluginHosts::Prune() {
+  std::erase_if(hosts_, [](const std::unique_ptr<Host>& h) { return h->dead && h->attempt == 0; });
+}
+
+// ---------------------------------------------------------------- the host process
+
+namespace {
+
+struct HostState {
+  int socket = -1;
+  std::mutex write_mu;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<nlohmann::json> runs;   // GUARDED_BY(mu)
+  bool closed = false;               // GUARDED_BY(mu)
+  std::atomic<int64_t> current{0};
+  std::atomic<bool> cancel{false};
+
+  void Send(const nlohmann::json& j) {
+    std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    std::lock_guard<std::mutex> lock(write_mu);
+    WriteAll(socket, line);
+  }
+};
+
+HostState* g_host = nullptr;
+
+void ReadRequests(HostState* s) {
+  std::string buf;
+  char chunk[65536];
+  while (true) {
+    ssize_t n = ::read(s->socket, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buf.append(chunk, static_cast<size_t>(n));
+    size_t nl;
+    while ((nl = buf.find('\n')) != std::string::npos) {
+      auto j = nlohmann::json::parse(buf.substr(0, nl), nullptr, false);
+      buf.erase(0, nl + 1);
+      if (!j.is_object()) continue;
+      if (j.contains("cancel")) {
+        if (j["cancel"].get<int64_t>() == s->current.load()) s->cancel = true;
+      } else if (j.contains("run")) {
+        std::lock_guard<std::mutex> lock(s->mu);
+        s->runs.push_back(j["run"]);
+        s->cv.notify_one();
+      }
+    }
+  }
+  std::lock_guard<std::mutex> lock(s->mu);
+  s->closed = true;
+  s->cv.notify_one();
+}
+
+}  // namespace
+
+int PluginHostMain(int socket_fd) {
+  HostState state;
+  state.socket = socket_fd;
+  g_host = &state;
+  std::thread reader(ReadRequests, &state);
+  reader.detach();
+  std::map<std::string, std::shared_ptr<PluginInfo>> loaded;
+  sluice_host host{};
+  host.struct_size = sizeof(sluice_host);
+  host.abi_major = SLUICE_PLUGIN_ABI_MAJOR;
+  host.host = &state;
+  host.log = [](void* h, sluice_str line) { static_cast<HostState*>(h)->Send({{"log", Str(line)}}); };
+  host.progress = [](void*, double, sluice_str) {};
+  host.metric = [](void* h, sluice_str name, double value, int64_t step) {
+    static_cast<HostState*>(h)->Send({{"metric", Str(name)}, {"value", value}, {"step", step}});
+  };
+  host.output = [](void* h, sluice_str key, sluice_str value) {
+    static_cast<HostState*>(h)->Send({{"output", Str(key)}, {"value", Str(value)}});
+  };
+  host.fail = [](void* h, sluice_str message) { static_cast<HostState*>(h)->Send({{"fail", Str(message)}}); };
+  host.cancelled = [](void* h) -> int32_t { return static_cast<HostState*>(h)->cancel.load() ? 1 : 0; };
+  while (true) {
+    nlohmann::json run;
+    {
+      std::unique_lock<std::mutex> lock(state.mu);
+      state.cv.wait(lock, [&] { return state.closed || !state.runs.empty(); });
+      if (state.runs.empty()) return 0;  // the orchestrator is gone
+      run = std::move(state.runs.front());
+      state.runs.pop_front();
+    }
+    state.cancel = false;
+    state.current = run.value("attempt_id", int64_t{0});
+    std::string library = run.value("library", std::string());
+    auto it = loaded.find(library);
+    if (it == loaded.end()) {
+      auto p = LoadPlugin(library);
+      if (!p.ok()) {
+        state.Send({{"fail", p.status().message()}});
+        state.Send({{"done", SLUICE_STATUS_FAILED}});
+        continue;
+      }
+      it = loaded.emplace(library, std::move(*p)).first;
+    }
+    std::string type_id = run.value("step_type", std::string());
+    const StepTypeInfo* type = it->second->Find(type_id);
+    if (!type) {
+      state.Send({{"fail", "plugin " + it->second->name + " has no step type '" + type_id + "'"}});
+      state.Send({{"done", SLUICE_STATUS_FAILED}});
+      continue;
+    }
+    std::string params = run.value("params", std::string("{}"));
+    std::string output_dir = run.value("output_dir", std::string());
+    std::string workdir = run.value("workdir", std::string());
+    sluice_step_call call{};
+    call.struct_size = sizeof(sluice_step_call);
+    call.step_type = View(type_id);
+    call.params = View(params);
+    call.output_dir = View(output_dir);
+    call.workdir = View(workdir);
+    call.attempt = run.value("attempt", 1);
+    sluice_status status = type->run(&host, &call);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    state.Send({{"done", status}});
+    state.current = 0;
+  }
+}
+
+}  // namespace sluice::exec

@@ -1,0 +1,107 @@
+// Running plugin steps, for LocalExecutor.
+//
+// InProcessRunner runs attempts on a pool of worker threads of ours. Cancel
+// and timeout set the attempt's cancelled flag; an attempt that ignores it
+// past the grace period is reported as abandoned (a thread cannot be killed)
+// and its late result is dropped.
+//
+// PluginHosts runs attempts in `sluice plugin-host` processes: our binary
+// again, talking newline-delimited JSON over a socketpair (specs/plugin-abi.md).
+// A host serves one attempt at a time and is kept warm for the next attempt
+// with the same environment and workdir; a host that crashes fails its attempt
+// with the cause and is replaced by a new one when next needed. Hosts leave
+// when their socket closes, so they never outlive the orchestrator.
+//
+// Both are used from the engine's thread only (through LocalExecutor).
+#pragma once
+
+#include <poll.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/executor.h"
+#include "exec/plugin_catalog.h"
+
+namespace sluice::exec {
+
+// What one plugin attempt reported. The log file is created on the first line.
+struct PluginReport {
+  std::string log_path;
+  int log_fd = -1;
+  engine::Outputs outputs;
+  std::vector<engine::Metric> metrics;
+  std::string failure;
+  sluice_status status = SLUICE_STATUS_FAILED;
+  void Log(const std::string& line);
+  void Close();
+  engine::AttemptExit Exit(int64_t attempt_id) const;
+};
+
+class InProcessRunner {
+ public:
+  InProcessRunner();
+  ~InProcessRunner();
+  int ready_fd() const { return event_fd_; }  // readable when attempts finished
+  void Start(int64_t attempt_id, const StepTypeInfo* type, const engine::AttemptRequest& r);
+  void Cancel(int64_t attempt_id);
+  // Gives up on an attempt whose thread does not return: it ends now.
+  std::optional<engine::AttemptExit> Abandon(int64_t attempt_id);
+  // One finished attempt, if any.
+  std::optional<engine::AttemptExit> TakeFinished();
+  bool Has(int64_t attempt_id) const { return running_.count(attempt_id) != 0; }
+
+ private:
+  struct Job;
+  void Work();
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Job>> queue_;       // GUARDED_BY(mu_)
+  std::deque<std::shared_ptr<Job>> finished_;    // GUARDED_BY(mu_)
+  int idle_ = 0;                                 // GUARDED_BY(mu_)
+  bool stopping_ = false;                        // GUARDED_BY(mu_)
+  std::vector<std::thread> workers_;
+  std::map<int64_t, std::shared_ptr<Job>> running_;  // engine thread only
+  int event_fd_;
+};
+
+class PluginHosts {
+ public:
+  explicit PluginHosts(int null_fd);
+  ~PluginHosts();
+  // Starts the attempt on an idle host with the same environment and
+  // workdir, or a new host. Returns the host's pid.
+  Result<int64_t> Start(int64_t attempt_id, const PluginInfo& plugin, const engine::AttemptRequest& r);
+  void Cancel(int64_t attempt_id);
+  void Kill(int64_t attempt_id);
+  bool Has(int64_t attempt_id) const;
+
+  // For poll(): every fd of every host, and what to do when one is ready.
+  void AddPollFds(std::vector<pollfd>* fds, std::vector<size_t>* hosts) const;
+  // Handles readiness of host `index`'s fds; returns an attempt that ended.
+  std::optional<engine::AttemptExit> OnReady(size_t index, short socket_events, short exit_events, short output_events);
+  // After OnReady: drops hosts that died while idle.
+  void Prune();
+
+ private:
+  struct Host;
+  std::optional<engine::AttemptExit> Handle(Host& h, const std::string& line);
+  std::optional<engine::AttemptExit> Died(Host& h);
+  std::vector<std::unique_ptr<Host>> hosts_;
+  int null_fd_;
+};
+
+// The plugin-host process: serves run requests from `socket_fd` until it
+// closes. Returns the process's exit code.
+int PluginHostMain(int socket_fd);
+
+}  // namespace sluice::exec
