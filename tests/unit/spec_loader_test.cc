@@ -175,9 +175,24 @@ TEST(SpecLoaderTest, DuplicateKeyIsAnError) {
   EXPECT_EQ(Error("name: demo\nsteps:\n  a: {run: x}\n  a: {run: y}\n"), "p.yaml:4:3: key 'a' appears twice in steps");
 }
 
-TEST(SpecLoaderTest, PluginStepsAreRefusedUntilPluginsExist) {
-  EXPECT_EQ(Error("name: demo\nsteps:\n  a: {uses: data/split}\n"),
-            "p.yaml:3:13: step 'a': plugin steps ('uses') are not available in this version yet");
+TEST(SpecLoaderTest, UsesMustNamePluginAndStepType) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a: {uses: split}\n"),
+            "p.yaml:3:13: step 'a': uses must be <plugin>/<step type>, each [a-z0-9][a-z0-9-]*, not 'split'");
+}
+
+TEST(SpecLoaderTest, WithBelongsToPluginSteps) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: x\n    with: {k: 1}\n"),
+            "p.yaml:5:11: step 'a': with is for plugin steps (uses); a run step takes env or arguments");
+}
+
+TEST(SpecLoaderTest, IsolationIsProcessOrInprocess) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    uses: data/split\n    isolation: thread\n"),
+            "p.yaml:5:16: step 'a': isolation must be process or inprocess, not 'thread'");
+}
+
+TEST(SpecLoaderTest, ExpressionsInWithAreChecked) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    uses: data/split\n    with: {input: '${{ steps.b.outputs.x }}'}\n"),
+            "p.yaml:5:24: unknown step 'b'");
 }
 
 TEST(ParamsTest, OverridesAreTypedAndChecked) {
