@@ -75,9 +75,17 @@ int Show(const std::string& run_text, const std::string& format) {
   auto row = store->GetRun(id);
   auto steps = row.ok() ? store->LoadSteps(id) : Result<std::vector<StepRecord>>(row.status());
   auto attempts = steps.ok() ? store->ListAttempts(id) : Result<std::vector<AttemptRecord>>(steps.status());
-  if (!attempts.ok()) {
-    std::cerr << "sluice: " << attempts.status().message() << "\n";
+  auto metrics = attempts.ok() ? store->ListMetrics(id) : Result<std::vector<store::MetricRow>>(attempts.status());
+  if (!metrics.ok()) {
+    std::cerr << "sluice: " << metrics.status().message() << "\n";
     return kExitFailed;
+  }
+  // Metrics of each unit's latest attempt that has any, by (step, item).
+  std::map<std::pair<std::string, int>, std::vector<const store::MetricRow*>> metrics_of;
+  for (const store::MetricRow& m : *metrics) {
+    auto& list = metrics_of[{m.step_id, m.item}];
+    if (!list.empty() && list.front()->attempt != m.attempt) list.clear();
+    list.push_back(&m);
   }
   // Attempts by (step, item), oldest first.
   std::map<std::pair<std::string, int>, std::vector<const AttemptRecord*>> by_unit;
@@ -134,6 +142,9 @@ int Show(const std::string& run_text, const std::string& format) {
       }
       u["outputs"] = nlohmann::json::object();
       for (const auto& [k, v] : s.outputs) u["outputs"][k] = v.ToJson();
+      u["metrics"] = nlohmann::json::array();
+      for (const store::MetricRow* m : metrics_of[{s.step_id, s.item}])
+        u["metrics"].push_back({{"name", m->name}, {"value", m->value}, {"step", m->step}, {"attempt", m->attempt}});
       u["attempts"] = nlohmann::json::array();
       for (const AttemptRecord* a : by_unit[{s.step_id, s.item}])
         u["attempts"].push_back({{"number", a->number}, {"state", engine::Name(a->state)}, {"reason", a->reason},
@@ -180,6 +191,20 @@ int Show(const std::string& run_text, const std::string& format) {
       }
     if (!s.items)
       for (const auto& [k, v] : s.outputs) std::printf("%s    %s = %s\n", indent.c_str(), k.c_str(), OutputText(v).c_str());
+    // The last value of each metric, and how many there were.
+    std::map<std::string, std::pair<const store::MetricRow*, int>> last;
+    std::vector<std::string> order;
+    for (const store::MetricRow* m : metrics_of[{s.step_id, s.item}]) {
+      auto& [row, count] = last[m->name];
+      if (!row) order.push_back(m->name);
+      row = m;
+      ++count;
+    }
+    for (const std::string& name : order) {
+      auto [row, count] = last[name];
+      std::printf("%s    metric %s = %g (step %lld, %d values)\n", indent.c_str(), name.c_str(), row->value,
+                  static_cast<long long>(row->step), count);
+    }
   };
   for (const StepRecord* s : ordered) {
     print_unit(*s, "");

@@ -470,7 +470,7 @@ int Retry(const std::string& run_text, const std::string& from, const std::strin
 }
 
 int Plugins(const std::string& dir, const std::string& format) {
-  std::vector<std::string> folders = exec::PluginCatalog::SearchPath(fs::absolute(dir).string());
+  std::vector<std::string> folders = exec::PluginCatalog::SearchPath(fs::absolute(dir).lexically_normal().string());
   exec::PluginCatalog catalog = exec::PluginCatalog::Load(folders);
   if (format == "json") {
     nlohmann::json j = {{"search_path", folders}, {"refused", catalog.refused()}, {"plugins", nlohmann::json::array()}};
@@ -492,7 +492,9 @@ int Plugins(const std::string& dir, const std::string& format) {
       auto required = t.params_schema.value("required", nlohmann::json::array());
       for (auto it = props.begin(); it != props.end(); ++it) {
         bool req = std::find(required.begin(), required.end(), it.key()) != required.end();
-        std::string type = it->contains("type") ? ((*it)["type"].is_string() ? (*it)["type"].get<std::string>() : (*it)["type"].dump()) : "any";
+        std::string type = it->contains("type") ? ((*it)["type"].is_string() ? (*it)["type"].get<std::string>() : (*it)["type"].dump())
+                           : it->contains("enum") ? "one of " + (*it)["enum"].dump()
+                                                  : "any";
         std::string line = "    " + it.key() + ": " + type + (req ? ", required" : "");
         if (it->contains("default")) line += ", default " + (*it)["default"].dump();
         if (it->contains("description")) line += "  " + (*it)["description"].get<std::string>();

@@ -1,0 +1,201 @@
+// Plugin steps end to end: the real binary, the testkit plugin built with
+// the SDK, isolated hosts and in-process threads.
+#include <stdlib.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+
+using namespace sluice::testing;
+using nlohmann::json;
+
+namespace {
+
+const std::string kPlugins = SLUICE_TEST_PLUGINS;
+
+class PluginTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ::setenv("SLUICE_PLUGIN_PATH", (kPlugins + "/testkit").c_str(), 1); }
+  json Step(int run, const std::string& id) {
+    Output o = box_.Sluice({"show", std::to_string(run), "--format", "json"});
+    json j = json::parse(o.out, nullptr, false);
+    for (const json& s : j["steps"])
+      if (s["id"] == id) return s;
+    ADD_FAILURE() << "no step " << id << " in " << o.out << o.err;
+    return json::object();
+  }
+  Sandbox box_;
+};
+
+}  // namespace
+
+TEST_F(PluginTest, PluginsListsStepTypesAndRefusesBadLibraries) {
+  ::setenv("SLUICE_PLUGIN_PATH",
+           (kPlugins + "/testkit:" + kPlugins + "/wrong_major:" + kPlugins + "/no_entry").c_str(), 1);
+  box_.Write("plugins/not-a-library.so", "just text\n");
+  Output o = box_.Sluice({"plugins", "--format", "json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  json j = json::parse(o.out);
+  ASSERT_EQ(j["plugins"].size(), 1u);
+  EXPECT_EQ(j["plugins"][0]["name"], "testkit");
+  EXPECT_EQ(j["plugins"][0]["version"], "0.3.1");
+  EXPECT_EQ(j["plugins"][0]["step_types"].size(), 5u);
+  ASSERT_EQ(j["refused"].size(), 3u);
+  EXPECT_EQ(j["refused"][0], "plugin " + kPlugins + "/wrong_major/libwrong_major.so was built for plugin ABI 99; "
+                             "this sluice speaks ABI 1");
+  EXPECT_EQ(j["refused"][1], "plugin " + kPlugins + "/no_entry/libno_entry.so has no sluice_plugin_entry() entry function");
+  EXPECT_NE(j["refused"][2].get<std::string>().find("plugin " + (box_.dir() / "plugins/not-a-library.so").string() +
+                                                    " is not a loadable shared library: "),
+            std::string::npos);
+}
+
+TEST_F(PluginTest, TwoPluginsWithTheSameNameAreRefused) {
+  ::setenv("SLUICE_PLUGIN_PATH", (kPlugins + "/testkit").c_str(), 1);
+  std::filesystem::create_directories(box_.dir() / "plugins");
+  std::filesystem::copy_file(kPlugins + "/testkit/libtestkit.so", box_.dir() / "plugins/libcopy.so");
+  json j = json::parse(box_.Sluice({"plugins", "--format", "json"}).out);
+  ASSERT_EQ(j["refused"].size(), 1u);
+  EXPECT_EQ(j["refused"][0], "plugin " + (box_.dir() / "plugins/libcopy.so").string() + " is named 'testkit' like " +
+                                 kPlugins + "/testkit/libtestkit.so, which was found first; rename or remove one");
+}
+
+TEST_F(PluginTest, ValidateChecksWithAgainstTheStepTypesSchema) {
+  box_.Write("p.yaml", R"(name: demo
+steps:
+  a:
+    uses: testkit/wait
+    with: {secnds: 1}
+  b:
+    uses: testkit/wait
+    with: {seconds: soon}
+  c:
+    uses: testkit/fail
+  d:
+    uses: testkit/wiat
+  e:
+    uses: testkits/wait
+)");
+  Output o = box_.Sluice({"validate", "p.yaml"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_EQ(o.err,
+            "p.yaml:5:12: step 'a': unknown param 'secnds' for testkit/wait (did you mean 'seconds'?)\n"
+            "p.yaml:5:11: step 'a': missing required param 'seconds' for testkit/wait\n"
+            "p.yaml:8:21: step 'b': param 'seconds' of testkit/wait must be a number, not 'soon'\n"
+            "p.yaml:10:11: step 'c': missing required param 'message' for testkit/fail\n"
+            "p.yaml:12:11: plugin 'testkit' has no step type 'wiat' (did you mean 'wait'?) (it has noop, echo, fail, crash, wait)\n"
+            "p.yaml:14:11: step 'e' uses unknown plugin 'testkits' (did you mean 'testkit'?)\n"
+            "sluice: plugins are looked for in " + kPlugins + "/testkit, " + box_.dir().string() +
+                "/plugins, /usr/local/lib/sluice/plugins\n");
+  EXPECT_FALSE(box_.Exists(".sluice"));
+}
+
+TEST_F(PluginTest, OutputsAndMetricsFlowToDependantsInBothIsolationModes) {
+  for (const char* isolation : {"process", "inprocess"}) {
+    SCOPED_TRACE(isolation);
+    Sandbox box;
+    box.Write("p.yaml", std::string(R"(name: demo
+params:
+  who: {type: string, default: world}
+steps:
+  echo:
+    uses: testkit/echo
+    isolation: )") + isolation + R"(
+    with: {epochs: 3, greeting: "hi ${{ params.who }}", nested: {k: [1, 2]}}
+  after:
+    needs: [echo]
+    run: [sh, -c, 'printf "%s|%s" "$1" "$2" > got.txt', x, "${{ steps.echo.outputs.greeting }}", "${{ steps.echo.outputs.nested }}"]
+)");
+    Output o = box.Sluice({"run", "p.yaml", "-p", "who=you"});
+    ASSERT_EQ(o.code, 0) << o.out << o.err;
+    EXPECT_EQ(box.Read("got.txt"), "hi you|{\"k\":[1,2]}");
+    Output show = box.Sluice({"show", "1", "--format", "json"});
+    json j = json::parse(show.out);
+    json echo = j["steps"][0]["id"] == "echo" ? j["steps"][0] : j["steps"][1];
+    ASSERT_EQ(echo["metrics"].size(), 3u);
+    EXPECT_EQ(echo["metrics"][2]["name"], "loss");
+    EXPECT_EQ(echo["metrics"][2]["step"], 3);
+    EXPECT_NE(box.Sluice({"show", "1"}).out.find("    metric loss = 0.333333 (step 3, 3 values)\n"), std::string::npos);
+    EXPECT_EQ(box.Sluice({"logs", "1", "echo"}).out, "echo attempt 1\n");
+  }
+}
+
+TEST_F(PluginTest, ACrashingPluginFailsItsAttemptAndTheRunGoesOn) {
+  box_.Write("p.yaml", R"(name: demo
+steps:
+  segv: {uses: testkit/crash, with: {how: segv}}
+  abort: {uses: testkit/crash, with: {how: abort}}
+  exit: {uses: testkit/crash, with: {how: exit}}
+  fine: {uses: testkit/echo, with: {ok: "yes"}}
+  after: {needs: [fine], run: touch after-ran}
+)");
+  Output o = box_.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_EQ(Step(1, "segv")["reason"], "plugin host killed by signal 11 (SIGSEGV)");
+  EXPECT_EQ(Step(1, "abort")["reason"], "plugin host killed by signal 6 (SIGABRT)");
+  EXPECT_EQ(Step(1, "exit")["reason"], "the plugin host exited with code 3 during the step");
+  EXPECT_EQ(Step(1, "fine")["state"], "succeeded");
+  EXPECT_TRUE(box_.Exists("after-ran"));
+}
+
+TEST_F(PluginTest, AnExceptionBecomesAFailedAttemptWithItsText) {
+  for (const char* isolation : {"process", "inprocess"}) {
+    SCOPED_TRACE(isolation);
+    Sandbox box;
+    box.Write("p.yaml", std::string("name: demo\nsteps:\n  f:\n    uses: testkit/fail\n    isolation: ") + isolation +
+                            "\n    with: {message: 'disk is full'}\n    retry: 1\n");
+    EXPECT_EQ(box.Sluice({"run", "p.yaml"}).code, 1);
+    Output o = box.Sluice({"show", "1", "--format", "json"});
+    json f = json::parse(o.out)["steps"][0];
+    EXPECT_EQ(f["reason"], "disk is full");
+    EXPECT_EQ(f["attempts"].size(), 2u);
+  }
+}
+
+TEST_F(PluginTest, TimeoutStopsAPluginThatHonoursCancelInBothModes) {
+  for (const char* isolation : {"process", "inprocess"}) {
+    SCOPED_TRACE(isolation);
+    Sandbox box;
+    box.Write("p.yaml", std::string("name: demo\nsteps:\n  w:\n    uses: testkit/wait\n    isolation: ") + isolation +
+                            "\n    with: {seconds: 100}\n    timeout: 300ms\n");
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(box.Sluice({"run", "p.yaml", "--grace", "20s"}).code, 1);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+    Output o = box.Sluice({"show", "1", "--format", "json"});
+    EXPECT_EQ(json::parse(o.out)["steps"][0]["reason"], "timed out after 300ms");
+  }
+}
+
+TEST_F(PluginTest, APluginThatIgnoresCancelIsKilledOrAbandonedAfterTheGrace) {
+  for (const char* isolation : {"process", "inprocess"}) {
+    SCOPED_TRACE(isolation);
+    Sandbox box;
+    box.Write("p.yaml", std::string("name: demo\nsteps:\n  w:\n    uses: testkit/wait\n    isolation: ") + isolation +
+                            "\n    with: {seconds: 100, ignore_cancel: true}\n    timeout: 300ms\n");
+    EXPECT_EQ(box.Sluice({"run", "p.yaml", "--grace", "300ms"}).code, 1);
+    Output o = box.Sluice({"show", "1", "--format", "json"});
+    std::string reason = json::parse(o.out)["steps"][0]["reason"];
+    if (std::string(isolation) == "process")
+      EXPECT_EQ(reason, "timed out after 300ms (SIGKILL after the grace period)");
+    else
+      EXPECT_EQ(reason, "timed out after 300ms (it ignored cancel past the grace period; its thread was abandoned)");
+  }
+}
+
+TEST_F(PluginTest, CancelStopsPluginStepsInBothModes) {
+  box_.Write("p.yaml", R"(name: demo
+steps:
+  iso: {uses: testkit/wait, with: {seconds: 100}}
+  thread: {uses: testkit/wait, isolation: inprocess, with: {seconds: 100}}
+)");
+  pid_t pid = box_.Start({"run", "p.yaml"}, "run.log");
+  ASSERT_TRUE(WaitFor([&] {
+    std::string log = box_.Read("run.log");
+    return log.find("step=iso attempt=1 event=started") != std::string::npos &&
+           log.find("step=thread attempt=1 event=started") != std::string::npos;
+  }));
+  EXPECT_EQ(box_.Sluice({"cancel", "1"}).code, 0);
+  EXPECT_EQ(Sandbox::Reap(pid), 130);
+  EXPECT_EQ(Step(1, "iso")["state"], "cancelled");
+  EXPECT_EQ(Step(1, "thread")["state"], "cancelled");
+}
