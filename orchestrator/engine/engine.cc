@@ -286,15 +286,28 @@ Status Engine::Expand(size_t i, const spec::List* items) {
   return Status::Ok();
 }
 
+// Records an attempt for every ready unit there are slots for, commits them
+// together, then starts them: one commit however many steps start at once.
 Status Engine::StartReady() {
+  std::vector<std::pair<size_t, AttemptRequest>> launching;
+  int slots = free_slots_;
   while (!ready_.empty() && !cancelling_) {
     size_t u = ready_.front();
-    if (units_[u].slots > free_slots_) break;
+    if (units_[u].slots > slots) break;
     ready_.pop_front();
-    Status s = StartUnit(u);
+    std::optional<AttemptRequest> req;
+    Status s = PrepareUnit(u, &req);
     if (!s.ok()) return s;
+    if (!req) continue;
+    slots -= units_[u].slots;
+    launching.emplace_back(u, std::move(*req));
   }
-  return Status::Ok();
+  if (launching.empty()) return Status::Ok();
+  Status s = store_->Flush();  // the attempts are on record before their processes exist
+  for (auto& [u, req] : launching) {
+    if (s.ok()) s = LaunchUnit(u, req);
+  }
+  return s;
 }
 
 namespace {
@@ -306,7 +319,7 @@ std::string SignalName(int sig) {
 
 }  // namespace
 
-Status Engine::StartUnit(size_t u) {
+Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   Unit& unit = units_[u];
   StepRecord& rec = *unit.rec;
   const spec::Step& s = plan_.pipeline->steps[unit.node];
@@ -399,10 +412,16 @@ Status Engine::StartUnit(size_t u) {
   unit.attempt.started_ms = clock_->WallMs();
   unit.attempt.log_path = req.log_path;
   Status st = store_->BeginAttempt(&unit.attempt, rec);
-  if (st.ok()) st = store_->Flush();  // the attempt is on record before its process exists
   if (!st.ok()) return st;
   req.attempt_id = unit.attempt.id;
+  *out = std::move(req);
+  return Status::Ok();
+}
 
+Status Engine::LaunchUnit(size_t u, const AttemptRequest& req) {
+  Unit& unit = units_[u];
+  StepRecord& rec = *unit.rec;
+  const spec::Step& s = plan_.pipeline->steps[unit.node];
   auto started = executor_->Start(req);
   if (!started.ok()) {
     unit.attempt.state = StepState::kFailed;
@@ -412,7 +431,7 @@ Status Engine::StartUnit(size_t u) {
     return AfterFailure(u);
   }
   unit.attempt.pid = started->pid;
-  st = store_->AttemptStarted(unit.attempt);
+  Status st = store_->AttemptStarted(unit.attempt);
   if (!st.ok()) return st;
   unit.running = true;
   unit.stop = Unit::Stop::kNone;
@@ -422,7 +441,7 @@ Status Engine::StartUnit(size_t u) {
   free_slots_ -= unit.slots;
   ++counts_.running;
   if (s.timeout) timers_.push({clock_->Now() + *s.timeout, Timer::Kind::kTimeout, u, unit.generation});
-  Event e{Event::Kind::kStarted, s.id, rec.item, number, StepState::kRunning};
+  Event e{Event::Kind::kStarted, s.id, rec.item, unit.attempt.number, StepState::kRunning};
   e.pid = started->pid;
   Emit(e);
   return Status::Ok();
@@ -714,9 +733,12 @@ Result<RunState> Engine::Run() {
     if (!st.ok()) return st;
     if (observer_) observer_->Idle();
     auto exit = executor_->Wait(NextDeadline());
-    if (exit) {
+    // Take every attempt that has ended by now before starting new ones, so
+    // their successors start under one commit.
+    while (exit) {
       st = OnExit(*exit);
       if (!st.ok()) return st;
+      exit = executor_->Wait(clock_->Now());
     }
     st = FireTimers();
     if (!st.ok()) return st;

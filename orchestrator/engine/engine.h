@@ -100,7 +100,10 @@ class Engine {
   Status Decide(size_t node);
   Status Expand(size_t node, const spec::List* items);
   Status StartReady();
-  Status StartUnit(size_t unit);
+  // Renders the unit's next attempt and records it (not yet committed);
+  // leaves `req` empty when the attempt failed before it could start.
+  Status PrepareUnit(size_t unit, std::optional<AttemptRequest>* req);
+  Status LaunchUnit(size_t unit, const AttemptRequest& req);
   Status FailBeforeStart(size_t unit, const std::string& reason, bool retryable);
   Status OnExit(const AttemptExit& exit);
   Status AfterFailure(size_t unit);

@@ -557,7 +557,7 @@ Status Store::BeginAttempt(AttemptRecord* a, const StepRecord& step) {
 }
 
 Status Store::AttemptStarted(const AttemptRecord& a) {
-  pending_pids_.emplace_back(a.id, a.pid);
+  if (a.pid > 0) pending_pids_.emplace_back(a.id, a.pid);
   return Status::Ok();
 }
 
