@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(
   g++ cmake ninja-build ccache pkg-config make
-  libyaml-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libcli11-dev libssl-dev libgtest-dev
+  libyaml-dev zlib1g-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libcli11-dev libssl-dev libgtest-dev
   python3 python3-numpy python3-jsonschema python3-yaml dataset-fashion-mnist
 )
 sudo=""

@@ -100,6 +100,10 @@ std::vector<std::string> PluginCatalog::SearchPath(const std::string& spec_dir) 
   }
   if (!spec_dir.empty()) folders.push_back((fs::path(spec_dir) / "plugins").string());
   folders.push_back(SLUICE_INSTALLED_PLUGIN_DIR);
+  // Beside the running sluice: its build tree's first-party plugins.
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) folders.push_back((self.parent_path() / "plugins").string());
   return folders;
 }
 

@@ -37,10 +37,11 @@ TEST_F(PluginTest, PluginsListsStepTypesAndRefusesBadLibraries) {
   Output o = box_.Sluice({"plugins", "--format", "json"});
   ASSERT_EQ(o.code, 0) << o.err;
   json j = json::parse(o.out);
-  ASSERT_EQ(j["plugins"].size(), 1u);
+  ASSERT_EQ(j["plugins"].size(), 2u);  // testkit, and data beside the sluice binary
   EXPECT_EQ(j["plugins"][0]["name"], "testkit");
   EXPECT_EQ(j["plugins"][0]["version"], "0.3.1");
   EXPECT_EQ(j["plugins"][0]["step_types"].size(), 5u);
+  EXPECT_EQ(j["plugins"][1]["name"], "data");
   ASSERT_EQ(j["refused"].size(), 3u);
   EXPECT_EQ(j["refused"][0], "plugin " + kPlugins + "/wrong_major/libwrong_major.so was built for plugin ABI 99; "
                              "this sluice speaks ABI 1");
@@ -86,7 +87,8 @@ steps:
             "p.yaml:12:11: plugin 'testkit' has no step type 'wiat' (did you mean 'wait'?) (it has noop, echo, fail, crash, wait)\n"
             "p.yaml:14:11: step 'e' uses unknown plugin 'testkits' (did you mean 'testkit'?)\n"
             "sluice: plugins are looked for in " + kPlugins + "/testkit, " + box_.dir().string() +
-                "/plugins, /usr/local/lib/sluice/plugins\n");
+                "/plugins, /usr/local/lib/sluice/plugins, " + std::filesystem::path(SLUICE_BINARY).parent_path().string() +
+                "/plugins\n");
   EXPECT_FALSE(box_.Exists(".sluice"));
 }
 
