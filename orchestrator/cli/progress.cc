@@ -62,7 +62,7 @@ Progress::Progress(int64_t run_id, int total_steps, std::FILE* out, bool termina
       std::unique_lock<std::mutex> lock(mutex_);
       while (!stopped_) {
         Redraw();
-        stop_cv_.wait_for(lock, std::chrono::milliseconds(500));
+        stop_cv_.wait_for(lock, std::chrono::milliseconds(200));
       }
     });
   }
@@ -80,6 +80,16 @@ void Progress::Finish() {
   }
   stop_cv_.notify_all();
   if (ticker_.joinable()) ticker_.join();
+}
+
+void Progress::StepProgress(int64_t attempt_id, double fraction, const std::string& message) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = attempt_label_.find(attempt_id);
+  if (it == attempt_label_.end()) return;
+  char pct[16];
+  std::snprintf(pct, sizeof pct, "%.0f%%", fraction * 100);
+  progress_[it->second] = message.empty() ? pct : std::string(pct) + " " + message;
+  // The ticker redraws: a plugin may report thousands of times a second.
 }
 
 void Progress::Idle() {
@@ -104,6 +114,8 @@ void Progress::Redraw() {
     }
     if (!running.empty()) running += ", ";
     running += r;
+    auto p = progress_.find(r);
+    if (p != progress_.end()) running += " (" + p->second + ")";
   }
   char head[64];
   std::snprintf(head, sizeof head, "[%d/%d] ", done_, total_);
@@ -124,11 +136,14 @@ void Progress::OnEvent(const Event& e) {
   switch (e.kind) {
     case Event::Kind::kStarted:
       running_.insert(label);
+      attempt_label_[e.attempt_id] = label;
       line += " event=started pid=" + std::to_string(e.pid);
       break;
     case Event::Kind::kFinished:
     case Event::Kind::kSkipped:
       running_.erase(label);
+      progress_.erase(label);
+      std::erase_if(attempt_label_, [&](const auto& kv) { return kv.second == label; });
       if (e.item < 0) {
         ++done_;
         if (e.state == engine::StepState::kFailed) ++failed_;

@@ -27,6 +27,8 @@ class Progress : public engine::Observer {
   ~Progress() override;
   void OnEvent(const engine::Event& e) override;
   void Idle() override;
+  // A plugin step's progress: shown in the status line until it ends.
+  void StepProgress(int64_t attempt_id, double fraction, const std::string& message);
   // Stops the ticker and clears the status line.
   void Finish();
 
@@ -44,6 +46,8 @@ class Progress : public engine::Observer {
   bool stopped_ = false;
   int done_ = 0, failed_ = 0;
   std::set<std::string> running_;
+  std::map<int64_t, std::string> attempt_label_;   // running attempts (by id) to their step labels
+  std::map<std::string, std::string> progress_;    // step label -> "45% epoch 3"
   std::thread ticker_;
 };
 

@@ -215,6 +215,9 @@ int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> rec
   engine::SystemClock clock;
   bool terminal = ::isatty(STDOUT_FILENO);
   Progress progress(run.row.id, static_cast<int>(run.pipeline.steps.size()), stdout, terminal);
+  executor.SetProgressSink([&progress](int64_t attempt, double fraction, const std::string& message) {
+    progress.StepProgress(attempt, fraction, message);
+  });
   engine::Engine eng(plan, run.params, run.row.id, &store, &executor, &clock, &progress, options, std::move(records));
 
   struct sigaction sa {}, old_int{}, old_term{};

@@ -441,7 +441,7 @@ Status Engine::LaunchUnit(size_t u, const AttemptRequest& req) {
   free_slots_ -= unit.slots;
   ++counts_.running;
   if (s.timeout) timers_.push({clock_->Now() + *s.timeout, Timer::Kind::kTimeout, u, unit.generation});
-  Event e{Event::Kind::kStarted, s.id, rec.item, unit.attempt.number, StepState::kRunning};
+  Event e{Event::Kind::kStarted, s.id, rec.item, unit.attempt.number, unit.attempt.id, StepState::kRunning};
   e.pid = started->pid;
   Emit(e);
   return Status::Ok();
@@ -526,7 +526,7 @@ Status Engine::EndUnit(size_t u, StepState state) {
   rec.state = state;
   Status st = store_->FinishAttempt(unit.attempt, rec);
   if (!st.ok()) return st;
-  Event e{Event::Kind::kFinished, rec.step_id, rec.item, unit.attempt.number, state};
+  Event e{Event::Kind::kFinished, rec.step_id, rec.item, unit.attempt.number, unit.attempt.id, state};
   e.message = unit.attempt.reason;
   Emit(e);
   return FinishUnit(u);
@@ -547,7 +547,7 @@ Status Engine::AfterFailure(size_t u) {
     unit.waiting_retry = true;
     ++unit.generation;
     timers_.push({clock_->Now() + delay, Timer::Kind::kRetry, u, unit.generation});
-    Event e{Event::Kind::kRetrying, s.id, rec.item, a.number, StepState::kFailed};
+    Event e{Event::Kind::kRetrying, s.id, rec.item, a.number, a.id, StepState::kFailed};
     e.message = a.reason + "; retry " + std::to_string(rec.tries) + "/" + std::to_string(s.retry.limit) + " in " +
                 FormatDuration(delay);
     Emit(e);
@@ -590,7 +590,7 @@ Status Engine::FinishNode(size_t i) {
     }
     Status st = store_->SaveSteps(run_id_, {&n.rec});
     if (!st.ok()) return st;
-    Event e{Event::Kind::kFinished, s.id, -1, 0, n.rec.state};
+    Event e{Event::Kind::kFinished, s.id, -1, 0, 0, n.rec.state};
     e.message = n.rec.reason;
     Emit(e);
   }

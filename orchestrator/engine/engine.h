@@ -47,6 +47,7 @@ struct Event {
   std::string step;          // empty for run events
   int item = -1;
   int attempt = 0;
+  int64_t attempt_id = 0;    // the attempt's row id, for kStarted
   StepState state = StepState::kPending;
   RunState run_state = RunState::kRunning;
   std::string message;       // reason, retry delay, ...

@@ -23,7 +23,8 @@ LocalExecutor::LocalExecutor(const PluginCatalog* plugins)
     : wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       null_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)),
       plugins_(plugins),
-      hosts_(null_fd_) {}
+      in_process_(&progress_),
+      hosts_(null_fd_, &progress_) {}
 
 LocalExecutor::~LocalExecutor() {
   for (auto& [id, c] : children_) {

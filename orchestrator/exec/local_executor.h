@@ -29,6 +29,8 @@ class LocalExecutor : public engine::Executor {
  public:
   // `plugins` (may be null when no step uses one) must outlive the executor.
   explicit LocalExecutor(const PluginCatalog* plugins = nullptr);
+  // Where plugin steps' progress() reports go (the CLI's status line).
+  void SetProgressSink(ProgressSink sink) { progress_ = std::move(sink); }
   ~LocalExecutor() override;
 
   Result<engine::Started> Start(const engine::AttemptRequest& request) override;
@@ -57,6 +59,7 @@ class LocalExecutor : public engine::Executor {
   int wake_fd_;
   int null_fd_;                        // /dev/null, every child's stdin
   const PluginCatalog* plugins_;
+  ProgressSink progress_;
   InProcessRunner in_process_;
   PluginHosts hosts_;
   std::deque<engine::AttemptExit> ended_;  // reported by the next Wait()

@@ -79,6 +79,7 @@ struct InProcessRunner::Job {
   PluginReport report;               // the worker's until the job is finished
   std::atomic<bool> cancel{false};
   std::atomic<bool> abandoned{false};
+  ProgressSink* progress = nullptr;
 };
 
 namespace {
@@ -88,7 +89,8 @@ J* JobOf(void* host) { return static_cast<J*>(host); }
 
 }  // namespace
 
-InProcessRunner::InProcessRunner() : event_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+InProcessRunner::InProcessRunner(ProgressSink* progress)
+    : event_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), progress_(progress) {}
 
 InProcessRunner::~InProcessRunner() {
   {
@@ -109,6 +111,7 @@ void InProcessRunner::Start(int64_t attempt_id, const StepTypeInfo* type, const 
   job->call = *r.plugin;
   job->workdir = r.workdir;
   job->report.log_path = r.log_path;
+  job->progress = progress_;
   running_[attempt_id] = job;
   bool grow;
   {
@@ -136,7 +139,10 @@ void InProcessRunner::Work() {
     host.abi_major = SLUICE_PLUGIN_ABI_MAJOR;
     host.host = j;
     host.log = [](void* h, sluice_str line) { JobOf<Job>(h)->report.Log(Str(line)); };
-    host.progress = [](void*, double, sluice_str) {};
+    host.progress = [](void* h, double fraction, sluice_str message) {
+      Job* job = JobOf<Job>(h);
+      if (job->progress && *job->progress) (*job->progress)(job->id, fraction, Str(message));
+    };
     host.metric = [](void* h, sluice_str name, double value, int64_t step) {
       JobOf<Job>(h)->report.metrics.push_back({Str(name), value, step});
     };
@@ -216,7 +222,7 @@ struct PluginHosts::Host {
   bool dead = false;
 };
 
-PluginHosts::PluginHosts(int null_fd) : null_fd_(null_fd) {}
+PluginHosts::PluginHosts(int null_fd, ProgressSink* progress) : null_fd_(null_fd), progress_(progress) {}
 
 PluginHosts::~PluginHosts() {
   for (auto& h : hosts_) {
@@ -324,6 +330,9 @@ std::optional<engine::AttemptExit> PluginHosts::Handle(Host& h, const std::strin
     h.report.outputs[j["output"].get<std::string>()] = spec::Value::Str(j.value("value", std::string()));
   else if (j.contains("fail"))
     h.report.failure = j["fail"].get<std::string>();
+  else if (j.contains("progress")) {
+    if (progress_ && *progress_) (*progress_)(h.attempt, j.value("progress", 0.0), j.value("message", std::string()));
+  }
   else if (j.contains("done")) {
     h.report.status = j["done"].get<int32_t>();
     h.report.Close();
@@ -462,7 +471,9 @@ int PluginHostMain(int socket_fd) {
   host.abi_major = SLUICE_PLUGIN_ABI_MAJOR;
   host.host = &state;
   host.log = [](void* h, sluice_str line) { static_cast<HostState*>(h)->Send({{"log", Str(line)}}); };
-  host.progress = [](void*, double, sluice_str) {};
+  host.progress = [](void* h, double fraction, sluice_str message) {
+    static_cast<HostState*>(h)->Send({{"progress", fraction}, {"message", Str(message)}});
+  };
   host.metric = [](void* h, sluice_str name, double value, int64_t step) {
     static_cast<HostState*>(h)->Send({{"metric", Str(name)}, {"value", value}, {"step", step}});
   };

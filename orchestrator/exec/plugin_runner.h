@@ -20,6 +20,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,6 +33,10 @@
 #include "exec/plugin_catalog.h"
 
 namespace sluice::exec {
+
+// Where a running plugin step's progress() goes: (attempt id, fraction,
+// message). Called from any thread; must be thread-safe.
+using ProgressSink = std::function<void(int64_t, double, const std::string&)>;
 
 // What one plugin attempt reported. The log file is created on the first line.
 struct PluginReport {
@@ -48,7 +53,7 @@ struct PluginReport {
 
 class InProcessRunner {
  public:
-  InProcessRunner();
+  explicit InProcessRunner(ProgressSink* progress);
   ~InProcessRunner();
   int ready_fd() const { return event_fd_; }  // readable when attempts finished
   void Start(int64_t attempt_id, const StepTypeInfo* type, const engine::AttemptRequest& r);
@@ -72,11 +77,12 @@ class InProcessRunner {
   std::vector<std::thread> workers_;
   std::map<int64_t, std::shared_ptr<Job>> running_;  // engine thread only
   int event_fd_;
+  ProgressSink* progress_;
 };
 
 class PluginHosts {
  public:
-  explicit PluginHosts(int null_fd);
+  PluginHosts(int null_fd, ProgressSink* progress);
   ~PluginHosts();
   // Starts the attempt on an idle host with the same environment and
   // workdir, or a new host. Returns the host's pid.
@@ -98,6 +104,7 @@ class PluginHosts {
   std::optional<engine::AttemptExit> Died(Host& h);
   std::vector<std::unique_ptr<Host>> hosts_;
   int null_fd_;
+  ProgressSink* progress_;
 };
 
 // The plugin-host process: serves run requests from `socket_fd` until it

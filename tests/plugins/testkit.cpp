@@ -47,8 +47,10 @@ struct Wait : sluice::Step {
     double seconds = ctx.param<double>("seconds");
     bool ignore = ctx.param<bool>("ignore_cancel", false);
     auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    auto start = std::chrono::steady_clock::now();
     while (std::chrono::steady_clock::now() < end) {
       if (!ignore) ctx.stop_if_cancelled();
+      ctx.progress(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / seconds, "waiting");
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     ctx.output("waited", "yes");
