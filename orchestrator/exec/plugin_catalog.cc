@@ -10,8 +10,8 @@
 
 #include "util/strings.h"
 
-#ifndef SLUICE_INSTALLED_PLUGIN_DIR
-#define SLUICE_INSTALLED_PLUGIN_DIR "/usr/local/lib/sluice/plugins"
+#ifndef SLUICE_INSTALL_LIBDIR
+#define SLUICE_INSTALL_LIBDIR "lib"
 #endif
 
 namespace sluice::exec {
@@ -99,11 +99,14 @@ std::vector<std::string> PluginCatalog::SearchPath(const std::string& spec_dir) 
       if (!dir.empty()) folders.push_back(dir);
   }
   if (!spec_dir.empty()) folders.push_back((fs::path(spec_dir) / "plugins").string());
-  folders.push_back(SLUICE_INSTALLED_PLUGIN_DIR);
-  // Beside the running sluice: its build tree's first-party plugins.
   std::error_code ec;
-  fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) folders.push_back((self.parent_path() / "plugins").string());
+  fs::path bin = fs::read_symlink("/proc/self/exe", ec).parent_path();
+  if (!ec) {
+    // Installed: <prefix>/bin/sluice and <prefix>/<libdir>/sluice/plugins.
+    folders.push_back((bin.parent_path() / SLUICE_INSTALL_LIBDIR / "sluice" / "plugins").lexically_normal().string());
+    // A build tree: plugins/ beside the binary.
+    folders.push_back((bin / "plugins").string());
+  }
   return folders;
 }
 

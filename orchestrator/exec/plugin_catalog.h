@@ -2,7 +2,8 @@
 // dlopen from the plugin search path (specs/plugin-abi.md):
 //   1. each folder of $SLUICE_PLUGIN_PATH (':'-separated), in order;
 //   2. plugins/ beside the spec;
-//   3. the installed plugin folder (<prefix>/lib/sluice/plugins);
+//   3. the installed plugin folder, found from the running binary
+//      (<prefix>/bin/sluice -> <prefix>/lib/sluice/plugins);
 //   4. plugins/ beside the sluice executable (where a build tree puts ours).
 // Every file named *.so in those folders is a plugin; its name comes from its
 // table, not from the file name.

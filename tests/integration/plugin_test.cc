@@ -87,8 +87,8 @@ steps:
             "p.yaml:12:11: plugin 'testkit' has no step type 'wiat' (did you mean 'wait'?) (it has noop, echo, fail, crash, wait)\n"
             "p.yaml:14:11: step 'e' uses unknown plugin 'testkits' (did you mean 'testkit'?)\n"
             "sluice: plugins are looked for in " + kPlugins + "/testkit, " + box_.dir().string() +
-                "/plugins, /usr/local/lib/sluice/plugins, " + std::filesystem::path(SLUICE_BINARY).parent_path().string() +
-                "/plugins\n");
+                "/plugins, " + std::filesystem::path(SLUICE_BINARY).parent_path().parent_path().string() +
+                "/lib/sluice/plugins, " + std::filesystem::path(SLUICE_BINARY).parent_path().string() + "/plugins\n");
   EXPECT_FALSE(box_.Exists(".sluice"));
 }
 
