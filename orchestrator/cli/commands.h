@@ -26,7 +26,7 @@ bool ParseRunId(const std::string& text, int64_t* id);
 
 int Validate(const std::vector<std::string>& files);
 int Plan(const std::string& file, const Overrides& params, const std::string& format);
-int Run(const std::string& file, const Overrides& params, int jobs, const std::string& grace);
+int Run(const std::string& file, const Overrides& params, int jobs, const std::string& grace, bool no_cache);
 int Resume(const std::string& run, const std::string& grace);
 int Retry(const std::string& run, const std::string& from, const std::string& grace);
 int Cancel(const std::string& run);
@@ -34,5 +34,6 @@ int Runs(int limit, const std::string& format);
 int Show(const std::string& run, const std::string& format);
 int Logs(const std::string& run, const std::string& step, int attempt, bool follow);
 int Plugins(const std::string& dir, const std::string& format);
+int Lineage(const std::string& target, bool downstream, const std::string& format);
 
 }  // namespace sluice::cli

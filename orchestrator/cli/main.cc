@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   run->add_option("-p,--param", raw_params, "override a param")->check(param_check);
   run->add_option("-j,--jobs", jobs, "slots for running steps (default: cores)")->check(CLI::Range(1, 4096));
   run->add_option("--grace", grace, "SIGTERM to SIGKILL delay for timeouts and cancel");
+  bool no_cache = false;
+  run->add_flag("--no-cache", no_cache, "run every step, even those with cache: true");
 
   auto* resume = app.add_subcommand("resume", "Finish a run whose sluice process died");
   resume->add_option("run", run_id, "run id, or latest")->required();
@@ -87,6 +89,14 @@ int main(int argc, char** argv) {
   plugins->add_option("--dir", plugin_dir, "a spec's folder: also look in its plugins/ (default: here)");
   plugins->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
+  std::string target;
+  bool downstream = false, upstream = false;
+  auto* lineage = app.add_subcommand("lineage", "What made an artifact (--upstream) or what it fed (--downstream)");
+  lineage->add_option("target", target, "an artifact (hash or .sluice/artifacts/ path) or RUN/STEP")->required();
+  auto* up_flag = lineage->add_flag("--upstream", upstream, "inputs, their producers and theirs (the default)");
+  lineage->add_flag("--downstream", downstream, "consumers, their outputs and theirs")->excludes(up_flag);
+  lineage->add_option("--format", format, "table, json or dot")->check(CLI::IsMember({"text", "table", "json", "dot"}));
+
   // Not for people: the process that runs isolated plugin steps.
   auto* host = app.add_subcommand("plugin-host", "")->group("");
 
@@ -100,7 +110,7 @@ int main(int argc, char** argv) {
   Overrides params = SplitParams(raw_params);
   if (*validate) return Validate(files);
   if (*plan) return Plan(file, params, format);
-  if (*run) return Run(file, params, jobs, grace);
+  if (*run) return Run(file, params, jobs, grace, no_cache);
   if (*resume) return Resume(run_id, grace);
   if (*retry) return Retry(run_id, from, grace);
   if (*cancel) return Cancel(run_id);
@@ -108,6 +118,7 @@ int main(int argc, char** argv) {
   if (*show) return Show(run_id, format);
   if (*logs) return Logs(run_id, step, attempt, follow);
   if (*plugins) return Plugins(plugin_dir, format);
+  if (*lineage) return Lineage(target, downstream, format);
   if (*host) return sluice::exec::PluginHostMain(3);
   return kExitUsage;
 }

@@ -161,6 +161,10 @@ void Progress::OnEvent(const Event& e) {
       line += " event=cancelling";
       show_on_terminal = true;
       break;
+    case Event::Kind::kWarning:
+      line += " event=warning reason=" + Field(e.message);
+      show_on_terminal = true;
+      break;
     case Event::Kind::kRunFinished:
       line += std::string(" event=finished state=") + engine::Name(e.run_state);
       break;
@@ -171,6 +175,7 @@ void Progress::OnEvent(const Event& e) {
   }
   if (show_on_terminal) {
     std::string msg = e.kind == Event::Kind::kCancelling ? "cancelling (Ctrl-C again to kill at once)"
+                      : e.kind == Event::Kind::kWarning  ? label + ": warning: " + e.message
                                                          : label + ": " + (e.kind == Event::Kind::kRetrying ? "" : "failed: ") + e.message;
     Print(msg);
   }

@@ -21,6 +21,7 @@
 #include "exec/plugin_catalog.h"
 #include "spec/pipeline.h"
 #include "spec/schema_check.h"
+#include "store/artifacts.h"
 #include "util/strings.h"
 
 extern char** environ;
@@ -195,7 +196,8 @@ void OnInterrupt(int) {
 }
 
 // Runs (or goes on with) a stored run in this process until it ends.
-int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> records, std::chrono::milliseconds grace) {
+int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> records, std::chrono::milliseconds grace,
+          bool use_cache = true) {
   auto plugins = PluginsFor(run.pipeline);
   if (!plugins.ok()) return Fail(plugins.status().message(), kExitUsage);
   Status st = store.SetOwner(run.row.id, ::getpid(), exec::ProcessStartTime(::getpid()));
@@ -207,6 +209,9 @@ int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> rec
   options.seed = static_cast<uint64_t>(run.row.id) * 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(::getpid());
   options.workdir = run.row.workdir;
   options.log_dir = fs::absolute(HomeDir()).lexically_normal().string() + "/logs/" + std::to_string(run.row.id);
+  store::ArtifactStore artifacts(fs::absolute(HomeDir()).lexically_normal().string() + "/artifacts");
+  options.artifacts = &artifacts;
+  options.use_cache = use_cache;
   for (char** e = environ; *e; ++e)
     if (std::strncmp(*e, "SLUICE_HOME=", 12) != 0) options.base_env.emplace_back(*e);
   options.base_env.push_back("SLUICE_HOME=" + fs::absolute(HomeDir()).lexically_normal().string());
@@ -350,7 +355,7 @@ int Plan(const std::string& file, const Overrides& overrides, const std::string&
   return kExitOk;
 }
 
-int Run(const std::string& file, const Overrides& overrides, int jobs, const std::string& grace_text) {
+int Run(const std::string& file, const Overrides& overrides, int jobs, const std::string& grace_text, bool no_cache) {
   std::chrono::milliseconds grace;
   if (!ParseGrace(grace_text, &grace)) return kExitUsage;
   auto p = spec::LoadPipeline(file);
@@ -368,7 +373,7 @@ int Run(const std::string& file, const Overrides& overrides, int jobs, const std
   auto row = store->GetRun(*id);
   if (!row.ok()) return Fail("sluice: " + row.status().message(), kExitFailed);
   StoredRun run{std::move(*row), std::move(*p), std::move(*params)};
-  return Drive(*store, run, {}, grace);
+  return Drive(*store, run, {}, grace, !no_cache);
 }
 
 namespace {

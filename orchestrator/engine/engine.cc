@@ -5,8 +5,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 #include "engine/outputs.h"
+#include "util/hash.h"
 #include "util/strings.h"
 
 namespace sluice::engine {
@@ -35,13 +37,16 @@ struct Engine::Unit {
   bool killed = false;
   uint64_t generation = 0;     // bumped per attempt; stale timers are ignored
   std::string output_path;
+  std::string files_dir;       // the attempt's folder for declared outputs
   int slots = 1;
 };
 
 // What expressions of one step (or foreach item) can see.
 class Engine::StepContext : public spec::EvalContext {
  public:
-  StepContext(const Engine* e, size_t node, const Unit* unit) : e_(e), node_(node), unit_(unit) {}
+  // `inputs`, if given, collects every artifact the expressions read.
+  StepContext(const Engine* e, size_t node, const Unit* unit, std::vector<LineageEdge>* inputs = nullptr)
+      : e_(e), node_(node), unit_(unit), inputs_(inputs) {}
 
   Result<Value> Lookup(const std::vector<std::string>& path) const override {
     const std::string& root = path[0];
@@ -65,7 +70,27 @@ class Engine::StepContext : public spec::EvalContext {
       std::string why = r.state == StepState::kSucceeded ? "" : std::string(" (it ") + Name(r.state) + ")";
       return Status::NotFound("step '" + path[1] + "' has no output '" + path[3] + "'" + why);
     }
+    if (inputs_) RecordInput(e_->plan_.pipeline->steps[j], path[3], it->second);
     return it->second;
+  }
+
+  // An output declared as an artifact is a path whose last part is the hash.
+  void RecordInput(const spec::Step& producer, const std::string& name, const Value& v) const {
+    for (const auto& [out, kind] : producer.outputs) {
+      if (out != name) continue;
+      auto add = [&](const Value& p) {
+        if (!p.is_string()) return;
+        LineageEdge e{LineageEdge::Role::kConsumed, producer.id + "." + name, {}};
+        e.artifact.uri = p.as_string();
+        e.artifact.hash = fs::path(p.as_string()).filename().string();
+        e.artifact.kind = kind;
+        inputs_->push_back(std::move(e));
+      };
+      if (v.is_list())
+        for (const Value& p : v.as_list()) add(p);
+      else
+        add(v);
+    }
   }
 
   bool StatusFunction(std::string_view name) const override {
@@ -98,6 +123,7 @@ class Engine::StepContext : public spec::EvalContext {
   const Engine* e_;
   size_t node_;
   const Unit* unit_;
+  std::vector<LineageEdge>* inputs_;
 };
 
 Engine::Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id, RunStore* store, Executor* executor,
@@ -323,7 +349,8 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   Unit& unit = units_[u];
   StepRecord& rec = *unit.rec;
   const spec::Step& s = plan_.pipeline->steps[unit.node];
-  StepContext ctx(this, unit.node, &unit);
+  std::vector<LineageEdge> inputs;
+  StepContext ctx(this, unit.node, &unit, &inputs);
 
   AttemptRequest req;
   std::vector<std::pair<std::string, std::string>> extra_env;
@@ -381,9 +408,49 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
                      std::to_string(number);
   req.log_path = base + ".log";
   unit.output_path = base + ".out";
+  unit.files_dir = base + ".files";
   if (req.plugin) {
-    req.plugin->output_dir = base + ".files";
+    req.plugin->output_dir = unit.files_dir;
     req.plugin->attempt = number;
+  }
+
+  // What identifies this attempt's work: its fingerprint is the cache key.
+  nlohmann::json identity = {{"step", s.id}, {"workdir", fs::relative(req.workdir, options_.workdir).string()}};
+  if (req.plugin) {
+    identity["plugin"] = nlohmann::json::parse(executor_->CodeIdentity(req), nullptr, false);
+    identity["params"] = nlohmann::json::parse(req.plugin->params, nullptr, false);
+  } else {
+    identity["command"] = req.argv;
+    for (const auto& [k, v] : extra_env) identity["values"].push_back(v);
+  }
+  for (const auto& [k, v] : env) identity["env"][k] = v;
+  for (const auto& [k, v] : pipeline_env_) identity["env"][k] = v;
+  for (const auto& [name, kind] : s.outputs) identity["outputs"][name] = kind;
+  std::sort(inputs.begin(), inputs.end(), [](const LineageEdge& a, const LineageEdge& b) {
+    return std::tie(a.name, a.artifact.hash) < std::tie(b.name, b.artifact.hash);
+  });
+  for (const LineageEdge& in : inputs) identity["inputs"].push_back({in.name, in.artifact.hash});
+  std::string identity_text = identity.dump();
+  std::string fingerprint = Sha256Hex(identity_text);
+  if (s.cache && options_.use_cache) {
+    auto hit = store_->FindCached(fingerprint);
+    if (!hit.ok()) return hit.status();
+    if (*hit) {
+      std::string damaged;
+      for (const LineageEdge& p : (*hit)->produced)
+        if (!options_.artifacts || !options_.artifacts->Verify(p.artifact.hash)) damaged = p.artifact.hash;
+      if (damaged.empty()) return ReuseCached(u, **hit, fingerprint, identity_text, inputs);
+      Event w{Event::Kind::kWarning, s.id, rec.item};
+      w.message = "cache entry of run " + std::to_string((*hit)->run_id) + " is damaged (artifact " + damaged +
+                  " is missing or changed); running the step";
+      Emit(w);
+    }
+  }
+  if (!s.outputs.empty()) {
+    std::error_code ec;
+    fs::create_directories(unit.files_dir, ec);
+    if (ec) return FailBeforeStart(u, "create " + unit.files_dir + ": " + ec.message(), /*retryable=*/true);
+    env["SLUICE_OUTPUTS_DIR"] = unit.files_dir;
   }
 
   env["SLUICE_RUN_ID"] = std::to_string(run_id_);
@@ -411,11 +478,81 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   unit.attempt.number = number;
   unit.attempt.started_ms = clock_->WallMs();
   unit.attempt.log_path = req.log_path;
+  unit.attempt.fingerprint = fingerprint;
+  unit.attempt.identity = identity_text;
   Status st = store_->BeginAttempt(&unit.attempt, rec);
+  if (st.ok()) st = store_->SaveLineage(unit.attempt, inputs);
   if (!st.ok()) return st;
   req.attempt_id = unit.attempt.id;
   *out = std::move(req);
   return Status::Ok();
+}
+
+Status Engine::ReuseCached(size_t u, const CachedResult& hit, const std::string& fingerprint,
+                           const std::string& identity, const std::vector<LineageEdge>& inputs) {
+  Unit& unit = units_[u];
+  StepRecord& rec = *unit.rec;
+  rec.attempts += 1;
+  rec.tries += 1;
+  unit.attempt = AttemptRecord{};
+  unit.attempt.run_id = run_id_;
+  unit.attempt.step_id = rec.step_id;
+  unit.attempt.item = rec.item;
+  unit.attempt.number = rec.attempts;
+  unit.attempt.started_ms = unit.attempt.finished_ms = clock_->WallMs();
+  unit.attempt.fingerprint = fingerprint;
+  unit.attempt.identity = identity;
+  Status st = store_->BeginAttempt(&unit.attempt, rec);
+  if (!st.ok()) return st;
+  std::vector<LineageEdge> edges = inputs;
+  for (LineageEdge e : hit.produced) {
+    e.role = LineageEdge::Role::kReused;
+    edges.push_back(std::move(e));
+  }
+  st = store_->SaveLineage(unit.attempt, edges);
+  if (!st.ok()) return st;
+  unit.attempt.state = StepState::kCached;
+  unit.attempt.exit_code = 0;
+  unit.attempt.reason = "cached: the outputs of run " + std::to_string(hit.run_id) + ", step " + hit.step_id +
+                        " (attempt id " + std::to_string(hit.attempt_id) + ")";
+  rec.outputs = hit.outputs;
+  rec.reason = unit.attempt.reason;
+  return EndUnit(u, StepState::kCached);
+}
+
+// Publishes the step's declared outputs from its attempt folder; the step
+// fails if one is missing. Metrics outputs also become metrics.
+Status Engine::PublishOutputs(size_t u, AttemptExit* exit, std::string* failure) {
+  Unit& unit = units_[u];
+  const spec::Step& s = plan_.pipeline->steps[unit.node];
+  std::vector<LineageEdge> produced;
+  for (const auto& [name, kind] : s.outputs) {
+    std::string path = unit.files_dir + "/" + name;
+    std::error_code ec;
+    if (!fs::exists(path, ec)) {
+      *failure = "declared output '" + name + "' was not written (expected " + path + ")";
+      return Status::Ok();
+    }
+    if (kind == "metrics") {
+      std::ifstream f(path);
+      auto j = nlohmann::json::parse(f, nullptr, false);
+      if (!j.is_object()) {
+        *failure = "output '" + name + "' of kind metrics is not a JSON object: " + path;
+        return Status::Ok();
+      }
+      for (auto& [k, v] : j.items())
+        if (v.is_number()) exit->metrics.push_back({k, v.get<double>(), 0});
+    }
+    if (!options_.artifacts) return Status::Internal("no artifact store to publish output '" + name + "'");
+    auto a = options_.artifacts->Publish(path, kind);
+    if (!a.ok()) {
+      *failure = "publish output '" + name + "': " + a.status().message();
+      return Status::Ok();
+    }
+    unit.rec->outputs[name] = Value::Str(a->uri);
+    produced.push_back({LineageEdge::Role::kProduced, name, *a});
+  }
+  return store_->SaveLineage(unit.attempt, produced);
 }
 
 Status Engine::LaunchUnit(size_t u, const AttemptRequest& req) {
@@ -513,7 +650,17 @@ Status Engine::OnExit(const AttemptExit& exit) {
       rec.outputs = std::move(*outputs);
     }
   }
-  Status st = store_->SaveMetrics(a, exit.metrics);
+  AttemptExit result = exit;
+  if (a.state == StepState::kSucceeded && !s.outputs.empty()) {
+    std::string failure;
+    Status published = PublishOutputs(u, &result, &failure);
+    if (!published.ok()) return published;
+    if (!failure.empty()) {
+      a.state = StepState::kFailed;
+      a.reason = failure;
+    }
+  }
+  Status st = store_->SaveMetrics(a, result.metrics);
   if (!st.ok()) return st;
   if (a.state == StepState::kFailed) return AfterFailure(u);
   rec.reason = a.reason;
@@ -725,6 +872,9 @@ Result<RunState> Engine::Run() {
     }
     st = StartReady();
     if (!st.ok()) return st;
+    // A unit can end without running (a cache hit, a failure before it
+    // starts): decide its dependants before waiting for anything.
+    if (!decide_.empty()) continue;
     if (finished_nodes_ == nodes_.size()) break;
     if (running_.empty() && ready_.empty() && decide_.empty() && timers_.size() <= 1)
       return Status::Internal("the run stalled with " + std::to_string(nodes_.size() - finished_nodes_) +

@@ -38,11 +38,13 @@ struct EngineOptions {
   std::string workdir;                        // absolute; where steps run (the spec's folder)
   std::string log_dir;                        // absolute; <log_dir>/<step>[.<item>].<n>.log
   std::vector<std::string> base_env;          // "K=V" entries every step starts from
+  ArtifactPublisher* artifacts = nullptr;     // where declared outputs are published
+  bool use_cache = true;                      // false: `sluice run --no-cache`
 };
 
 // Something the CLI shows or logs. One per transition.
 struct Event {
-  enum class Kind { kStarted, kFinished, kRetrying, kSkipped, kCancelling, kRunFinished };
+  enum class Kind { kStarted, kFinished, kRetrying, kSkipped, kCancelling, kRunFinished, kWarning };
   Kind kind;
   std::string step;          // empty for run events
   int item = -1;
@@ -108,6 +110,9 @@ class Engine {
   Status FailBeforeStart(size_t unit, const std::string& reason, bool retryable);
   Status OnExit(const AttemptExit& exit);
   Status AfterFailure(size_t unit);
+  Status ReuseCached(size_t unit, const CachedResult& hit, const std::string& fingerprint, const std::string& identity,
+                     const std::vector<LineageEdge>& inputs);
+  Status PublishOutputs(size_t unit, AttemptExit* exit, std::string* failure);
   // Records the unit's last attempt as its final state and finishes it.
   Status EndUnit(size_t unit, StepState state);
   Status FinishUnit(size_t unit);

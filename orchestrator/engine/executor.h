@@ -73,6 +73,10 @@ class Executor {
   virtual std::optional<AttemptExit> Wait(TimePoint deadline) = 0;
   // Makes a blocked Wait() return early. Async-signal-safe.
   virtual void Wake() = 0;
+  // What identifies the code a request would run, beyond its command line:
+  // for a plugin step, the plugin's name, version, step type revision and
+  // the hash of its library (JSON text). Empty when there is nothing more.
+  virtual std::string CodeIdentity(const AttemptRequest&) { return ""; }
 };
 
 // Time as the engine sees it; tests substitute a fake that Wait() advances.

@@ -8,6 +8,7 @@
 // instead of one per call. Called from the engine's thread only.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "engine/executor.h"
@@ -15,6 +16,17 @@
 #include "util/status.h"
 
 namespace sluice::engine {
+
+// Publishes declared outputs into the artifact store and checks published
+// ones (store/artifacts.h implements it).
+class ArtifactPublisher {
+ public:
+  virtual ~ArtifactPublisher() = default;
+  // Hashes the file or folder at `path` and moves it into the store.
+  virtual Result<ArtifactRef> Publish(const std::string& path, const std::string& kind) = 0;
+  // True if the artifact is present and still has its hash.
+  virtual bool Verify(const std::string& hash) const = 0;
+};
 
 class RunStore {
  public:
@@ -31,6 +43,10 @@ class RunStore {
   virtual Status FinishAttempt(const AttemptRecord& attempt, const StepRecord& step) = 0;
   // Saves what an attempt measured.
   virtual Status SaveMetrics(const AttemptRecord& attempt, const std::vector<Metric>& metrics) = 0;
+  // Records artifacts (once per hash) and the attempt's edges to them.
+  virtual Status SaveLineage(const AttemptRecord& attempt, const std::vector<LineageEdge>& edges) = 0;
+  // The newest succeeded attempt with this fingerprint, if any.
+  virtual Result<std::optional<CachedResult>> FindCached(const std::string& fingerprint) = 0;
   virtual Status SetRunState(int64_t run_id, RunState state, int64_t at_ms) = 0;
   // True once someone asked for the run to be cancelled (`sluice cancel`).
   virtual Result<bool> CancelRequested(int64_t run_id) = 0;

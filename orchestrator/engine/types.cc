@@ -22,6 +22,15 @@ std::optional<StepState> ParseStepState(const std::string& s) {
   return std::nullopt;
 }
 
+const char* Name(LineageEdge::Role r) {
+  switch (r) {
+    case LineageEdge::Role::kConsumed: return "consumed";
+    case LineageEdge::Role::kProduced: return "produced";
+    case LineageEdge::Role::kReused: return "reused";
+  }
+  return "?";
+}
+
 bool IsFinal(StepState s) {
   return s == StepState::kSucceeded || s == StepState::kFailed || s == StepState::kSkipped ||
          s == StepState::kCached || s == StepState::kCancelled;

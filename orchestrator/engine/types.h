@@ -56,6 +56,34 @@ struct AttemptRecord {
   int64_t pid = 0;
   int64_t started_ms = 0, finished_ms = 0; // wall clock, milliseconds since the epoch
   std::string log_path;
+  std::string fingerprint;                 // SHA-256 of `identity` (caching)
+  std::string identity;                    // JSON: the code, values and inputs the attempt ran with
+};
+
+// An artifact as the lineage records it.
+struct ArtifactRef {
+  std::string hash;    // hex SHA-256 of the content
+  std::string kind;    // file, dir, dataset, model, metrics
+  int64_t size = 0;
+  std::string uri;     // where the published copy is
+};
+
+// An edge between an attempt and an artifact.
+struct LineageEdge {
+  enum class Role { kConsumed, kProduced, kReused };  // reused: a cached attempt's outputs
+  Role role;
+  std::string name;    // the output's name, or "<step>.<output>" for an input
+  ArtifactRef artifact;
+};
+const char* Name(LineageEdge::Role r);
+
+// A finished attempt whose results a cache hit reuses.
+struct CachedResult {
+  int64_t attempt_id = 0;
+  int64_t run_id = 0;
+  std::string step_id;
+  Outputs outputs;
+  std::vector<LineageEdge> produced;
 };
 
 }  // namespace sluice::engine

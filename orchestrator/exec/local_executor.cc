@@ -12,6 +12,9 @@
 #include <vector>
 
 #include "exec/process.h"
+#include "store/artifacts.h"
+
+#include <nlohmann/json.hpp>
 
 namespace sluice::exec {
 
@@ -81,6 +84,22 @@ std::string LocalExecutor::Resolve(const engine::AttemptRequest& r) {
   std::string found = ResolveProgram(r.argv[0], path, r.workdir);
   if (!found.empty()) programs_[key] = found;
   return found;
+}
+
+std::string LocalExecutor::CodeIdentity(const engine::AttemptRequest& r) {
+  if (!r.plugin || !plugins_) return "";
+  const PluginInfo* plugin = plugins_->Find(r.plugin->plugin);
+  const StepTypeInfo* type = plugin ? plugin->Find(r.plugin->step_type) : nullptr;
+  if (!type) return "";
+  auto it = library_hashes_.find(plugin->path);
+  if (it == library_hashes_.end()) {
+    int64_t size = 0;
+    auto h = store::HashPath(plugin->path, &size);
+    it = library_hashes_.emplace(plugin->path, h.ok() ? *h : "unreadable").first;
+  }
+  nlohmann::json j = {{"name", plugin->name},          {"version", plugin->version}, {"step_type", type->id},
+                      {"revision", type->revision},    {"library_sha256", it->second}};
+  return j.dump();
 }
 
 void LocalExecutor::Stop(int64_t attempt_id, bool hard) {

@@ -37,6 +37,7 @@ class LocalExecutor : public engine::Executor {
   void Stop(int64_t attempt_id, bool hard) override;
   std::optional<engine::AttemptExit> Wait(engine::TimePoint deadline) override;
   void Wake() override;
+  std::string CodeIdentity(const engine::AttemptRequest& request) override;
 
  private:
   struct Child {
@@ -56,6 +57,7 @@ class LocalExecutor : public engine::Executor {
 
   std::map<int64_t, Child> children_;  // by attempt id
   std::map<std::string, std::string> programs_;  // PATH + '\0' + name -> file
+  std::map<std::string, std::string> library_hashes_;  // plugin library path -> SHA-256 of the file
   int wake_fd_;
   int null_fd_;                        // /dev/null, every child's stdin
   const PluginCatalog* plugins_;

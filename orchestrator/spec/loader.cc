@@ -18,9 +18,9 @@ namespace {
 
 const std::vector<std::string> kTopKeys = {"name", "description", "params", "env", "defaults", "steps", "on"};
 const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "isolation", "env", "workdir", "timeout",
-                                            "retry", "resources", "if", "foreach", "continue_on_error"};
+                                            "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache"};
 const std::vector<std::string> kParamKeys = {"type", "default", "min", "max", "enum", "description"};
-const std::vector<std::string> kDefaultsKeys = {"timeout", "retry"};
+const std::vector<std::string> kDefaultsKeys = {"timeout", "retry", "cache"};
 const std::vector<std::string> kRetryKeys = {"limit", "backoff"};
 const std::vector<std::string> kBackoffKeys = {"initial", "factor", "max", "jitter"};
 const std::vector<std::string> kResourceKeys = {"cpu"};
@@ -283,6 +283,8 @@ class Loader {
       if (k == "timeout") {
         Millis d;
         if (Duration(v, "timeout", &d)) default_timeout_ = d;
+      } else if (k == "cache") {
+        Bool(v, "cache", &default_cache_);
       } else {
         LoadRetry(v, &default_retry_);
       }
@@ -333,6 +335,7 @@ class Loader {
     const std::string where = "step '" + s->id + "'";
     s->timeout = default_timeout_;
     s->retry = default_retry_;
+    s->cache = default_cache_;
     bool has_run = false, has_uses = false;
     ForEachKey(n, kStepKeys, where, [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
       if (k == "needs") {
@@ -425,6 +428,20 @@ class Loader {
         }
       } else if (k == "continue_on_error") {
         Bool(v, "continue_on_error", &s->continue_on_error);
+      } else if (k == "cache") {
+        Bool(v, "cache", &s->cache);
+      } else if (k == "outputs") {
+        ForEachKey(v, {}, where + " outputs", [&](const std::string& name, const YamlNode& key, const YamlNode& kind) {
+          std::string kind_text;
+          if (!IsIdentifier(name)) Error(Pos(key), "output name " + Quote(name) + " must match [A-Za-z_][A-Za-z0-9_-]*");
+          else if (Scalar(kind, "output kind", &kind_text)) {
+            const auto& kinds = OutputKinds();
+            if (std::find(kinds.begin(), kinds.end(), kind_text) == kinds.end())
+              Error(Pos(kind), where + ": output '" + name + "' has unknown kind " + Quote(kind_text) +
+                                   DidYouMean(kind_text, kinds) + " (kinds: " + Join(kinds, ", ") + ")");
+            else s->outputs.emplace_back(name, kind_text);
+          }
+        });
       }
       (void)key;
     });
@@ -602,6 +619,7 @@ class Loader {
   std::vector<std::string> errors_;
   std::optional<Millis> default_timeout_;
   RetryPolicy default_retry_;
+  bool default_cache_ = false;
 };
 
 }  // namespace

@@ -14,6 +14,11 @@ const char* ParamTypeName(ParamSpec::Type t) {
   return "?";
 }
 
+const std::vector<std::string>& OutputKinds() {
+  static const std::vector<std::string> k = {"file", "dir", "dataset", "model", "metrics"};
+  return k;
+}
+
 std::vector<std::string> Ancestors(const Pipeline& p, const std::string& id) {
   std::vector<std::string> out;
   std::set<std::string> seen;

@@ -64,7 +64,15 @@ struct Step {
   std::vector<Value> foreach_items;      // a literal list
   std::optional<Template> foreach_expr;  // or one expression giving a list
   bool continue_on_error = false;
+  // Declared outputs: files or folders the step writes under
+  // $SLUICE_OUTPUTS_DIR/<name>, published as artifacts. Kinds: file, dir,
+  // dataset, model, metrics.
+  std::vector<std::pair<std::string, std::string>> outputs;
+  bool cache = false;                    // reuse an earlier attempt with the same fingerprint
 };
+
+// The kinds a declared output may have.
+const std::vector<std::string>& OutputKinds();
 
 struct Pipeline {
   std::string file;                      // as given on the command line

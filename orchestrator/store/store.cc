@@ -1,7 +1,10 @@
 #include "store/store.h"
 
+#include "util/hash.h"
+
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -112,18 +115,29 @@ CREATE TABLE metrics (
 CREATE INDEX metrics_by_attempt ON metrics(attempt_id);
 )sql";
 
-std::string Sha256Hex(const std::string& text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
-}
+// Version 3: artifacts, lineage edges, and what identifies each attempt
+// (for caching and lineage).
+const char* kSchemaV3 = R"sql(
+ALTER TABLE attempts ADD COLUMN fingerprint TEXT;
+ALTER TABLE attempts ADD COLUMN identity TEXT;
+ALTER TABLE attempts ADD COLUMN outputs TEXT;
+CREATE INDEX attempts_by_fingerprint ON attempts(fingerprint) WHERE fingerprint IS NOT NULL;
+CREATE TABLE artifacts (
+  hash TEXT PRIMARY KEY,          -- SHA-256 of the content (specs/store.md)
+  kind TEXT NOT NULL,             -- file dir dataset model metrics, as its first producer declared it
+  size INTEGER NOT NULL,
+  uri TEXT NOT NULL,
+  created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE lineage (
+  attempt_id INTEGER NOT NULL REFERENCES attempts(id),
+  artifact TEXT NOT NULL REFERENCES artifacts(hash),
+  role TEXT NOT NULL,             -- consumed produced reused
+  name TEXT NOT NULL,
+  PRIMARY KEY (attempt_id, role, name, artifact)
+) WITHOUT ROWID;
+CREATE INDEX lineage_by_artifact ON lineage(artifact, role);
+)sql";
 
 std::string OutputsJson(const engine::Outputs& o) {
   nlohmann::json j = nlohmann::json::object();
@@ -220,7 +234,7 @@ Status Store::Migrate() {
     return Status::Incompatible("the database has schema version " + std::to_string(version) +
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
-  static const char* kMigrations[] = {kSchemaV1, kSchemaV2};
+  static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();
     if (!st.ok()) return st;
@@ -567,7 +581,8 @@ Status Store::FinishAttempt(const AttemptRecord& a, const StepRecord& step) {
   Status st = Join();
   if (!st.ok()) return st;
   Stmt& q = Prepare(
-      "UPDATE attempts SET state = ?, reason = ?, exit_code = ?, finished_ms = ?, pid = IFNULL(?, pid) WHERE id = ?");
+      "UPDATE attempts SET state = ?, reason = ?, exit_code = ?, finished_ms = ?, pid = IFNULL(?, pid), "
+      "fingerprint = ?, identity = ?, outputs = ? WHERE id = ?");
   {
     ResetOnExit<Stmt> r{q};
     q.Bind(1, std::string(engine::Name(a.state))).Bind(2, a.reason);
@@ -576,7 +591,11 @@ Status Store::FinishAttempt(const AttemptRecord& a, const StepRecord& step) {
     q.Bind(4, a.finished_ms);
     if (a.pid > 0) q.Bind(5, a.pid);
     else q.BindNull(5);
-    q.Bind(6, a.id);
+    if (a.fingerprint.empty()) q.BindNull(6).BindNull(7);
+    else q.Bind(6, a.fingerprint).Bind(7, a.identity);
+    if (a.state == StepState::kSucceeded || a.state == StepState::kCached) q.Bind(8, OutputsJson(step.outputs));
+    else q.BindNull(8);
+    q.Bind(9, a.id);
     if (q.Step() != SQLITE_DONE) return Abandon(Error("finish attempt " + std::to_string(a.id)));
   }
   st = SaveStep(a.run_id, step);
@@ -607,6 +626,134 @@ Status Store::SaveMetrics(const AttemptRecord& a, const std::vector<engine::Metr
     if (q.Step() != SQLITE_DONE) return Abandon(Error("save metric " + m.name + " of attempt " + std::to_string(a.id)));
   }
   return Status::Ok();
+}
+
+Status Store::SaveLineage(const AttemptRecord& a, const std::vector<engine::LineageEdge>& edges) {
+  if (edges.empty()) return Status::Ok();
+  Status st = Join();
+  if (!st.ok()) return st;
+  Stmt& art = Prepare("INSERT OR IGNORE INTO artifacts(hash, kind, size, uri, created_ms) VALUES (?, ?, ?, ?, ?)");
+  Stmt& edge = Prepare("INSERT OR IGNORE INTO lineage(attempt_id, artifact, role, name) VALUES (?, ?, ?, ?)");
+  for (const engine::LineageEdge& e : edges) {
+    {
+      ResetOnExit<Stmt> r{art};
+      art.Bind(1, e.artifact.hash).Bind(2, e.artifact.kind).Bind(3, e.artifact.size).Bind(4, e.artifact.uri);
+      art.Bind(5, a.started_ms);
+      if (art.Step() != SQLITE_DONE) return Abandon(Error("record artifact " + e.artifact.hash));
+    }
+    ResetOnExit<Stmt> r{edge};
+    edge.Bind(1, a.id).Bind(2, e.artifact.hash).Bind(3, std::string(engine::Name(e.role))).Bind(4, e.name);
+    if (edge.Step() != SQLITE_DONE) return Abandon(Error("record lineage of attempt " + std::to_string(a.id)));
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<engine::CachedResult>> Store::FindCached(const std::string& fingerprint) {
+  Stmt& q = Prepare(
+      "SELECT id, run_id, step_id, outputs FROM attempts WHERE fingerprint = ? AND state = 'succeeded' "
+      "ORDER BY id DESC LIMIT 1");
+  engine::CachedResult c;
+  {
+    ResetOnExit<Stmt> r{q};
+    q.Bind(1, fingerprint);
+    int rc = q.Step();
+    if (rc == SQLITE_DONE) return std::optional<engine::CachedResult>();
+    if (rc != SQLITE_ROW) return Error("look up the cache");
+    c.attempt_id = q.Int(0);
+    c.run_id = q.Int(1);
+    c.step_id = q.Text(2);
+    auto outputs = nlohmann::json::parse(q.Text(3), nullptr, false);
+    if (outputs.is_object())
+      for (auto& [k, v] : outputs.items()) c.outputs[k] = spec::Value::FromJson(v);
+  }
+  Stmt& e = Prepare(
+      "SELECT l.name, a.hash, a.kind, a.size, a.uri FROM lineage l JOIN artifacts a ON a.hash = l.artifact "
+      "WHERE l.attempt_id = ? AND l.role = 'produced' ORDER BY l.name");
+  ResetOnExit<Stmt> r{e};
+  e.Bind(1, c.attempt_id);
+  int rc;
+  while ((rc = e.Step()) == SQLITE_ROW)
+    c.produced.push_back({engine::LineageEdge::Role::kProduced, e.Text(0), {e.Text(1), e.Text(2), e.Int(3), e.Text(4)}});
+  if (rc != SQLITE_DONE) return Error("read the outputs of attempt " + std::to_string(c.attempt_id));
+  return std::optional<engine::CachedResult>(std::move(c));
+}
+
+Result<engine::AttemptRecord> Store::LatestAttempt(int64_t run_id, const std::string& step, int item) {
+  auto all = ListAttempts(run_id);
+  if (!all.ok()) return all.status();
+  for (auto it = all->rbegin(); it != all->rend(); ++it)
+    if (it->step_id == step && it->item == item) return *it;
+  return Status::NotFound("run " + std::to_string(run_id) + " has no attempt of step '" + step + "'");
+}
+
+Result<Store::LineageGraph> Store::Lineage(const std::string& artifact_hash, int64_t attempt_id, bool upstream) {
+  // Artifacts reachable from the start, walking producer -> inputs
+  // (upstream) or consumer -> outputs (downstream), then every edge among
+  // them and their attempts.
+  static const char* kUp =
+      "WITH RECURSIVE start(hash) AS (SELECT ?1 WHERE ?1 != '' UNION SELECT artifact FROM lineage "
+      "  WHERE attempt_id = ?2 AND role = 'consumed'),"
+      " up(hash) AS (SELECT hash FROM start UNION SELECT c.artifact FROM up"
+      "  JOIN lineage p ON p.artifact = up.hash AND p.role = 'produced'"
+      "  JOIN lineage c ON c.attempt_id = p.attempt_id AND c.role = 'consumed')"
+      " SELECT a.hash, a.kind, a.size, a.uri FROM up JOIN artifacts a ON a.hash = up.hash";
+  static const char* kDown =
+      "WITH RECURSIVE start(hash) AS (SELECT ?1 WHERE ?1 != '' UNION SELECT artifact FROM lineage "
+      "  WHERE attempt_id = ?2 AND role IN ('produced', 'reused')),"
+      " down(hash) AS (SELECT hash FROM start UNION SELECT p.artifact FROM down"
+      "  JOIN lineage c ON c.artifact = down.hash AND c.role = 'consumed'"
+      "  JOIN lineage p ON p.attempt_id = c.attempt_id AND p.role IN ('produced', 'reused'))"
+      " SELECT a.hash, a.kind, a.size, a.uri FROM down JOIN artifacts a ON a.hash = down.hash";
+  LineageGraph g;
+  Stmt& q = Prepare(upstream ? kUp : kDown);
+  {
+    ResetOnExit<Stmt> r{q};
+    q.Bind(1, artifact_hash).Bind(2, attempt_id);
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW) g.artifacts.push_back({q.Text(0), q.Text(1), q.Int(2), q.Text(3)});
+    if (rc != SQLITE_DONE) return Error("walk the lineage");
+  }
+  // Edges that belong to the walk: upstream, the producers of these
+  // artifacts and what those consumed; downstream, their consumers and
+  // what those produced.
+  std::set<std::string> in_graph;
+  for (const auto& a : g.artifacts) in_graph.insert(a.hash);
+  Stmt& edges = Prepare(
+      "SELECT l.attempt_id, l.artifact, l.role, l.name FROM lineage l WHERE l.artifact = ? AND l.role IN (?, ?)");
+  std::set<int64_t> attempts;
+  if (attempt_id) attempts.insert(attempt_id);
+  for (const auto& a : g.artifacts) {
+    ResetOnExit<Stmt> r{edges};
+    edges.Bind(1, a.hash);
+    if (upstream) edges.Bind(2, std::string("produced")).Bind(3, std::string("produced"));
+    else edges.Bind(2, std::string("consumed")).Bind(3, std::string("consumed"));
+    while (edges.Step() == SQLITE_ROW) attempts.insert(edges.Int(0));
+  }
+  Stmt& of = Prepare("SELECT attempt_id, artifact, role, name FROM lineage WHERE attempt_id = ?");
+  for (int64_t id : attempts) {
+    ResetOnExit<Stmt> r{of};
+    of.Bind(1, id);
+    while (of.Step() == SQLITE_ROW)
+      if (in_graph.count(of.Text(1))) g.edges.push_back({of.Int(0), of.Text(1), of.Text(2), of.Text(3)});
+  }
+  Stmt& att = Prepare(
+      "SELECT id, run_id, step_id, item, number, state, reason, IFNULL(identity, '') FROM attempts WHERE id = ?");
+  for (int64_t id : attempts) {
+    ResetOnExit<Stmt> r{att};
+    att.Bind(1, id);
+    if (att.Step() != SQLITE_ROW) continue;
+    engine::AttemptRecord a;
+    a.id = att.Int(0);
+    a.run_id = att.Int(1);
+    a.step_id = att.Text(2);
+    a.item = static_cast<int>(att.Int(3));
+    a.number = static_cast<int>(att.Int(4));
+    a.state = engine::ParseStepState(att.Text(5)).value_or(StepState::kLost);
+    a.reason = att.Text(6);
+    a.identity = att.Text(7);
+    g.attempts.push_back(std::move(a));
+  }
+  return g;
 }
 
 Result<std::vector<MetricRow>> Store::ListMetrics(int64_t run_id) {

@@ -52,7 +52,7 @@ class Store : public engine::RunStore {
   static Result<std::unique_ptr<Store>> Open(const std::string& path);
   ~Store() override;
 
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Records a new run in state pending and stores the spec text by hash.
   Result<int64_t> CreateRun(const std::string& pipeline, const std::string& spec_text, const std::string& spec_path,
@@ -87,6 +87,21 @@ class Store : public engine::RunStore {
   Status AttemptStarted(const engine::AttemptRecord& attempt) override;
   Status FinishAttempt(const engine::AttemptRecord& attempt, const engine::StepRecord& step) override;
   Status SaveMetrics(const engine::AttemptRecord& attempt, const std::vector<engine::Metric>& metrics) override;
+  Status SaveLineage(const engine::AttemptRecord& attempt, const std::vector<engine::LineageEdge>& edges) override;
+  Result<std::optional<engine::CachedResult>> FindCached(const std::string& fingerprint) override;
+
+  // The lineage graph around an artifact (by hash) or an attempt, walking
+  // producers and inputs (upstream) or consumers and outputs (downstream)
+  // to any depth.
+  struct LineageGraph {
+    std::vector<engine::ArtifactRef> artifacts;
+    std::vector<engine::AttemptRecord> attempts;
+    struct Edge { int64_t attempt_id; std::string hash; std::string role; std::string name; };
+    std::vector<Edge> edges;
+  };
+  Result<LineageGraph> Lineage(const std::string& artifact_hash, int64_t attempt_id, bool upstream);
+  // The newest attempt of `step` (and `item`) in a run.
+  Result<engine::AttemptRecord> LatestAttempt(int64_t run_id, const std::string& step, int item);
   Status SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms) override;
   Result<bool> CancelRequested(int64_t run_id) override;
   Status Flush() override;

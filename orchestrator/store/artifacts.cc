@@ -1,0 +1,124 @@
+#include "store/artifacts.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <vector>
+
+#include <openssl/evp.h>
+
+namespace sluice::store {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string Hex(const unsigned char* d, unsigned n) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < n; ++i) {
+    out += hex[d[i] >> 4];
+    out += hex[d[i] & 15];
+  }
+  return out;
+}
+
+// Streams a file through SHA-256 in 1 MiB blocks.
+Result<std::string> HashFile(const std::string& path, int64_t* size) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("hash " + path, errno);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 20);
+  ssize_t n;
+  while ((n = ::read(fd, buf.data(), buf.size())) > 0 || (n < 0 && errno == EINTR)) {
+    if (n <= 0) continue;
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(n));
+    *size += n;
+  }
+  int read_errno = errno;
+  ::close(fd);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_DigestFinal_ex(ctx, digest, &len);
+  EVP_MD_CTX_free(ctx);
+  if (n < 0) return Status::FromErrno("read " + path, read_errno);
+  return Hex(digest, len);
+}
+
+void MakeReadOnly(const fs::path& p) {
+  std::error_code ec;
+  if (fs::is_directory(p, ec)) {
+    for (const auto& e : fs::recursive_directory_iterator(p, ec))
+      fs::permissions(e.path(), fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write,
+                      fs::perm_options::remove, ec);
+  }
+  fs::permissions(p, fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write, fs::perm_options::remove,
+                  ec);
+}
+
+}  // namespace
+
+Result<std::string> HashPath(const std::string& path, int64_t* size) {
+  *size = 0;
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return HashFile(path, size);
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const auto& e : fs::recursive_directory_iterator(path, ec)) {
+    if (!e.is_regular_file()) continue;
+    auto h = HashFile(e.path().string(), size);
+    if (!h.ok()) return h.status();
+    files.emplace_back(fs::relative(e.path(), path).string(), *h);
+  }
+  if (ec) return Status::IoError("hash " + path + ": " + ec.message());
+  std::sort(files.begin(), files.end());
+  std::string listing;
+  for (const auto& [rel, h] : files) listing += rel + '\0' + h + '\n';
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_Digest(listing.data(), listing.size(), digest, &len, EVP_sha256(), nullptr);
+  return Hex(digest, len);
+}
+
+ArtifactStore::ArtifactStore(std::string root) : root_(std::move(root)) {}
+
+Result<engine::ArtifactRef> ArtifactStore::Publish(const std::string& path, const std::string& kind) {
+  engine::ArtifactRef a;
+  a.kind = kind;
+  auto hash = HashPath(path, &a.size);
+  if (!hash.ok()) return hash.status();
+  a.hash = *hash;
+  a.uri = PathOf(a.hash);
+  std::error_code ec;
+  fs::create_directories(root_, ec);
+  if (ec) return Status::IoError("create " + root_ + ": " + ec.message());
+  if (fs::exists(a.uri, ec)) {
+    fs::remove_all(path, ec);  // stored once
+    return a;
+  }
+  // rename(2) within one file system is atomic; the attempt folder lives
+  // under the same SLUICE_HOME, so it is.
+  if (::rename(path.c_str(), a.uri.c_str()) != 0) {
+    if (errno == ENOTEMPTY || errno == EEXIST) {  // published meanwhile by someone else
+      fs::remove_all(path, ec);
+      return a;
+    }
+    return Status::FromErrno("publish " + path + " as " + a.uri, errno);
+  }
+  MakeReadOnly(a.uri);
+  return a;
+}
+
+bool ArtifactStore::Verify(const std::string& hash) const {
+  int64_t size = 0;
+  std::error_code ec;
+  if (!fs::exists(PathOf(hash), ec)) return false;
+  auto h = HashPath(PathOf(hash), &size);
+  return h.ok() && *h == hash;
+}
+
+}  // namespace sluice::store
