@@ -1,0 +1,182 @@
+// Declared outputs, the artifact store, caching and lineage, end to end.
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+#include "store/store.h"
+
+using namespace sluice::testing;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+int Count(const std::string& text, const std::string& line) {
+  int n = 0;
+  std::istringstream in(text);
+  std::string l;
+  while (std::getline(in, l)) n += l == line;
+  return n;
+}
+
+// raw -> features -> train, each writing a declared output and a line to ran.txt.
+const char* kChain = R"(name: chain
+params:
+  n: {type: int, default: 3}
+  unused: {type: int, default: 0}
+env: {SCALE: "2"}
+steps:
+  raw:
+    run: echo raw >> ran.txt; seq ${{ params.n }} > "$SLUICE_OUTPUTS_DIR/data"
+    outputs: {data: file}
+    cache: true
+  features:
+    needs: [raw]
+    run: echo features >> ran.txt; awk -v s="$SCALE" '{print $1 * s}' "${{ steps.raw.outputs.data }}" > "$SLUICE_OUTPUTS_DIR/features"
+    outputs: {features: dataset}
+    cache: true
+  train:
+    needs: [features]
+    run: |
+      echo train >> ran.txt
+      mkdir "$SLUICE_OUTPUTS_DIR/model"
+      wc -l < "${{ steps.features.outputs.features }}" > "$SLUICE_OUTPUTS_DIR/model/weights"
+      echo '{"accuracy": 0.91}' > "$SLUICE_OUTPUTS_DIR/scores"
+    outputs: {model: model, scores: metrics}
+    cache: true
+)";
+
+class ArtifactTest : public ::testing::Test {
+ protected:
+  json Show(const std::string& run) { return json::parse(box_.Sluice({"show", run, "--format", "json"}).out); }
+  static json StepOf(const json& run, const std::string& id) {
+    for (const json& s : run["steps"])
+      if (s["id"] == id) return s;
+    return json::object();
+  }
+  Sandbox box_;
+};
+
+}  // namespace
+
+TEST_F(ArtifactTest, DeclaredOutputsArePublishedReadOnlyAndStoredOnce) {
+  box_.Write("p.yaml", R"(name: twins
+steps:
+  a: {run: 'echo same > "$SLUICE_OUTPUTS_DIR/out"', outputs: {out: file}}
+  b: {run: 'echo same > "$SLUICE_OUTPUTS_DIR/out"', outputs: {out: file}}
+  use: {needs: [a, b], run: 'cat "${{ steps.a.outputs.out }}" "${{ steps.b.outputs.out }}" > both.txt'}
+)");
+  Output o = box_.Sluice({"run", "p.yaml"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  json run = Show("1");
+  std::string a = StepOf(run, "a")["outputs"]["out"], b = StepOf(run, "b")["outputs"]["out"];
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a, (box_.home() / "artifacts").string() + "/" + fs::path(a).filename().string());
+  EXPECT_EQ(box_.Read("both.txt"), "same\nsame\n");
+  size_t stored = 0;
+  for (const auto& e : fs::directory_iterator(box_.home() / "artifacts")) stored += e.is_regular_file() || e.is_directory();
+  EXPECT_EQ(stored, 1u);
+  struct stat st;
+  ASSERT_EQ(::stat(a.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0222, 0u);
+}
+
+TEST_F(ArtifactTest, AnOutputTheStepDidNotWriteFailsTheAttempt) {
+  box_.Write("p.yaml", "name: x\nsteps:\n  a: {run: 'true', outputs: {model: model}}\n");
+  EXPECT_EQ(box_.Sluice({"run", "p.yaml"}).code, 1);
+  std::string reason = StepOf(Show("1"), "a")["reason"];
+  EXPECT_EQ(reason.rfind("declared output 'model' was not written (expected ", 0), 0u) << reason;
+}
+
+TEST_F(ArtifactTest, AnUnchangedRunIsServedFromTheCache) {
+  box_.Write("p.yaml", kChain);
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  Output o = box_.Sluice({"run", "p.yaml"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_EQ(box_.Read("ran.txt"), "raw\nfeatures\ntrain\n");  // nothing ran the second time
+  json run = Show("2");
+  for (const char* id : {"raw", "features", "train"}) EXPECT_EQ(StepOf(run, id)["state"], "cached") << id;
+  EXPECT_EQ(StepOf(run, "train")["outputs"]["model"], StepOf(Show("1"), "train")["outputs"]["model"]);
+  EXPECT_NE(box_.Sluice({"show", "2"}).out.find("train                    cached"), std::string::npos);
+  // A param the steps do not use changes nothing.
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml", "-p", "unused=5"}).code, 0);
+  EXPECT_EQ(Count(box_.Read("ran.txt"), "raw"), 1);
+  // --no-cache runs everything.
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml", "--no-cache"}).code, 0);
+  EXPECT_EQ(Count(box_.Read("ran.txt"), "train"), 2);
+}
+
+TEST_F(ArtifactTest, EachKindOfChangeIsACacheMiss) {
+  box_.Write("p.yaml", kChain);
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  // A param a step uses: raw runs again; its output changes, so all do.
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml", "-p", "n=4"}).code, 0);
+  EXPECT_EQ(Count(box_.Read("ran.txt"), "raw"), 2);
+  EXPECT_EQ(Count(box_.Read("ran.txt"), "train"), 2);
+  // The pipeline's env: features uses $SCALE; raw is unchanged and cached.
+  std::string spec = kChain;
+  box_.Write("p.yaml", spec.replace(spec.find("SCALE: \"2\""), 10, "SCALE: \"3\""));
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml", "-p", "n=4"}).code, 0);
+  EXPECT_EQ(Count(box_.Read("ran.txt"), "raw"), 3);  // the env is part of every step's fingerprint
+  EXPECT_EQ(Count(box_.Read("ran.txt"), "features"), 3);
+  // The command: train's text changes; raw and features are cached.
+  std::string changed = spec;
+  changed.replace(changed.find("echo train >> ran.txt"), 21, "echo train >> ran.txt; true");
+  box_.Write("p.yaml", changed);
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml", "-p", "n=4"}).code, 0);
+  EXPECT_EQ(Count(box_.Read("ran.txt"), "raw"), 3);
+  EXPECT_EQ(Count(box_.Read("ran.txt"), "features"), 3);
+  EXPECT_EQ(Count(box_.Read("ran.txt"), "train"), 4);
+}
+
+TEST_F(ArtifactTest, ADamagedArtifactIsAMissWithAWarning) {
+  box_.Write("p.yaml", kChain);
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  std::string data = StepOf(Show("1"), "raw")["outputs"]["data"];
+  fs::permissions(data, fs::perms::owner_write, fs::perm_options::add);
+  std::ofstream(data) << "tampered\n";
+  Output o = box_.Sluice({"run", "p.yaml"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_NE(o.out.find("step=raw event=warning reason=\"cache entry of run 1 is damaged (artifact " +
+                       fs::path(data).filename().string() + " is missing or changed); running the step\""),
+            std::string::npos)
+      << o.out;
+  EXPECT_EQ(Count(box_.Read("ran.txt"), "raw"), 2);
+  EXPECT_EQ(StepOf(Show("2"), "features")["state"], "cached");  // raw's content is the same again
+}
+
+TEST_F(ArtifactTest, LineageWalksUpAndDownAFiveStepPipeline) {
+  box_.Write("p.yaml", R"(name: five
+steps:
+  s1: {run: 'echo 1 > "$SLUICE_OUTPUTS_DIR/o"', outputs: {o: file}}
+  s2: {needs: [s1], run: 'cat "${{ steps.s1.outputs.o }}" > "$SLUICE_OUTPUTS_DIR/o"; echo 2 >> "$SLUICE_OUTPUTS_DIR/o"', outputs: {o: file}}
+  s3: {needs: [s2], run: 'cat "${{ steps.s2.outputs.o }}" > "$SLUICE_OUTPUTS_DIR/o"; echo 3 >> "$SLUICE_OUTPUTS_DIR/o"', outputs: {o: file}}
+  s4: {needs: [s3], run: 'cat "${{ steps.s3.outputs.o }}" > "$SLUICE_OUTPUTS_DIR/o"; echo 4 >> "$SLUICE_OUTPUTS_DIR/o"', outputs: {o: file}}
+  s5: {needs: [s4], run: 'cat "${{ steps.s4.outputs.o }}" > "$SLUICE_OUTPUTS_DIR/o"; echo 5 >> "$SLUICE_OUTPUTS_DIR/o"', outputs: {o: model}}
+)");
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  json run = Show("1");
+  std::string first = StepOf(run, "s1")["outputs"]["o"], last = StepOf(run, "s5")["outputs"]["o"];
+  json up = json::parse(box_.Sluice({"lineage", last, "--upstream", "--format", "json"}).out);
+  EXPECT_EQ(up["artifacts"].size(), 5u);
+  EXPECT_EQ(up["attempts"].size(), 5u);
+  json down = json::parse(box_.Sluice({"lineage", fs::path(first).filename().string(), "--downstream", "--format", "json"}).out);
+  EXPECT_EQ(down["artifacts"].size(), 5u);
+  EXPECT_EQ(down["attempts"].size(), 4u);  // the consumers s2..s5
+  json mid = json::parse(box_.Sluice({"lineage", "1/s3", "--format", "json"}).out);
+  EXPECT_EQ(mid["artifacts"].size(), 2u);  // what s3 consumed, and upstream of it
+  for (const json& a : up["attempts"]) {
+    if (a["step"] == "s2") {
+      EXPECT_EQ(a["identity"]["inputs"][0][0], "s1.o");
+    }
+  }
+  std::string dot = box_.Sluice({"lineage", "1/s5", "--format", "dot"}).out;
+  EXPECT_EQ(dot.rfind("digraph lineage {", 0), 0u);
+  EXPECT_NE(dot.find("[shape=box, label=\"run 1 / s4 #1\\nsucceeded\"]"), std::string::npos) << dot;
+  EXPECT_EQ(box_.Sluice({"lineage", "nonsense"}).code, 2);
+}
