@@ -205,7 +205,8 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   // cut may lose the last commits but never corrupts. SLUICE_SYNC=full syncs
   // every commit.
   const char* sync = std::getenv("SLUICE_SYNC");
-  std::string pragmas = std::string("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=") +
+  std::string pragmas = std::string("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; "
+                                    "PRAGMA synchronous=") +
                         (sync && std::strcmp(sync, "full") == 0 ? "FULL" : "NORMAL") + ";";
   // Switching a new file to WAL, and migrating it, take locks that a second
   // process opening the same new file at the same moment may hold; SQLite
@@ -687,71 +688,80 @@ Result<engine::AttemptRecord> Store::LatestAttempt(int64_t run_id, const std::st
 }
 
 Result<Store::LineageGraph> Store::Lineage(const std::string& artifact_hash, int64_t attempt_id, bool upstream) {
-  // Artifacts reachable from the start, walking producer -> inputs
-  // (upstream) or consumer -> outputs (downstream), then every edge among
-  // them and their attempts.
+  // 1. The artifacts reachable from the start, walking producer -> inputs
+  //    (upstream) or consumer -> outputs (downstream), into temp.walk.
+  // 2. The attempts on the walk: the producers (upstream) or consumers
+  //    (downstream) of those artifacts, into temp.walk_attempts.
+  // 3. Everything about them, set-based.
   static const char* kUp =
-      "WITH RECURSIVE start(hash) AS (SELECT ?1 WHERE ?1 != '' UNION SELECT artifact FROM lineage "
-      "  WHERE attempt_id = ?2 AND role = 'consumed'),"
+      "INSERT INTO temp.walk(hash) WITH RECURSIVE start(hash) AS (SELECT ?1 WHERE ?1 != '' UNION "
+      "  SELECT artifact FROM lineage WHERE attempt_id = ?2 AND role = 'consumed'),"
       " up(hash) AS (SELECT hash FROM start UNION SELECT c.artifact FROM up"
       "  JOIN lineage p ON p.artifact = up.hash AND p.role = 'produced'"
       "  JOIN lineage c ON c.attempt_id = p.attempt_id AND c.role = 'consumed')"
-      " SELECT a.hash, a.kind, a.size, a.uri FROM up JOIN artifacts a ON a.hash = up.hash";
+      " SELECT hash FROM up";
   static const char* kDown =
-      "WITH RECURSIVE start(hash) AS (SELECT ?1 WHERE ?1 != '' UNION SELECT artifact FROM lineage "
-      "  WHERE attempt_id = ?2 AND role IN ('produced', 'reused')),"
+      "INSERT INTO temp.walk(hash) WITH RECURSIVE start(hash) AS (SELECT ?1 WHERE ?1 != '' UNION "
+      "  SELECT artifact FROM lineage WHERE attempt_id = ?2 AND role IN ('produced', 'reused')),"
       " down(hash) AS (SELECT hash FROM start UNION SELECT p.artifact FROM down"
       "  JOIN lineage c ON c.artifact = down.hash AND c.role = 'consumed'"
       "  JOIN lineage p ON p.attempt_id = c.attempt_id AND p.role IN ('produced', 'reused'))"
-      " SELECT a.hash, a.kind, a.size, a.uri FROM down JOIN artifacts a ON a.hash = down.hash";
-  LineageGraph g;
-  Stmt& q = Prepare(upstream ? kUp : kDown);
+      " SELECT hash FROM down";
+  Status st = Exec(
+      "CREATE TEMP TABLE IF NOT EXISTS walk(hash TEXT PRIMARY KEY) WITHOUT ROWID;"
+      "CREATE TEMP TABLE IF NOT EXISTS walk_attempts(id INTEGER PRIMARY KEY);"
+      "DELETE FROM temp.walk; DELETE FROM temp.walk_attempts;");
+  if (!st.ok()) return st;
   {
+    Stmt& q = Prepare(upstream ? kUp : kDown);
     ResetOnExit<Stmt> r{q};
     q.Bind(1, artifact_hash).Bind(2, attempt_id);
-    int rc;
-    while ((rc = q.Step()) == SQLITE_ROW) g.artifacts.push_back({q.Text(0), q.Text(1), q.Int(2), q.Text(3)});
-    if (rc != SQLITE_DONE) return Error("walk the lineage");
+    if (q.Step() != SQLITE_DONE) return Error("walk the lineage");
   }
-  // Edges that belong to the walk: upstream, the producers of these
-  // artifacts and what those consumed; downstream, their consumers and
-  // what those produced.
-  std::set<std::string> in_graph;
-  for (const auto& a : g.artifacts) in_graph.insert(a.hash);
-  Stmt& edges = Prepare(
-      "SELECT l.attempt_id, l.artifact, l.role, l.name FROM lineage l WHERE l.artifact = ? AND l.role IN (?, ?)");
-  std::set<int64_t> attempts;
-  if (attempt_id) attempts.insert(attempt_id);
-  for (const auto& a : g.artifacts) {
-    ResetOnExit<Stmt> r{edges};
-    edges.Bind(1, a.hash);
-    if (upstream) edges.Bind(2, std::string("produced")).Bind(3, std::string("produced"));
-    else edges.Bind(2, std::string("consumed")).Bind(3, std::string("consumed"));
-    while (edges.Step() == SQLITE_ROW) attempts.insert(edges.Int(0));
+  {
+    Stmt& q = Prepare(upstream ? "INSERT OR IGNORE INTO temp.walk_attempts(id) SELECT l.attempt_id FROM temp.walk w"
+                                 " JOIN lineage l ON l.artifact = w.hash AND l.role = 'produced'"
+                               : "INSERT OR IGNORE INTO temp.walk_attempts(id) SELECT l.attempt_id FROM temp.walk w"
+                                 " JOIN lineage l ON l.artifact = w.hash AND l.role = 'consumed'");
+    ResetOnExit<Stmt> r{q};
+    if (q.Step() != SQLITE_DONE) return Error("walk the lineage");
   }
-  Stmt& of = Prepare("SELECT attempt_id, artifact, role, name FROM lineage WHERE attempt_id = ?");
-  for (int64_t id : attempts) {
-    ResetOnExit<Stmt> r{of};
-    of.Bind(1, id);
-    while (of.Step() == SQLITE_ROW)
-      if (in_graph.count(of.Text(1))) g.edges.push_back({of.Int(0), of.Text(1), of.Text(2), of.Text(3)});
+  if (attempt_id) {
+    Stmt& q = Prepare("INSERT OR IGNORE INTO temp.walk_attempts(id) VALUES (?)");
+    ResetOnExit<Stmt> r{q};
+    q.Bind(1, attempt_id);
+    if (q.Step() != SQLITE_DONE) return Error("walk the lineage");
   }
-  Stmt& att = Prepare(
-      "SELECT id, run_id, step_id, item, number, state, reason, IFNULL(identity, '') FROM attempts WHERE id = ?");
-  for (int64_t id : attempts) {
-    ResetOnExit<Stmt> r{att};
-    att.Bind(1, id);
-    if (att.Step() != SQLITE_ROW) continue;
-    engine::AttemptRecord a;
-    a.id = att.Int(0);
-    a.run_id = att.Int(1);
-    a.step_id = att.Text(2);
-    a.item = static_cast<int>(att.Int(3));
-    a.number = static_cast<int>(att.Int(4));
-    a.state = engine::ParseStepState(att.Text(5)).value_or(StepState::kLost);
-    a.reason = att.Text(6);
-    a.identity = att.Text(7);
-    g.attempts.push_back(std::move(a));
+  LineageGraph g;
+  {
+    Stmt& q = Prepare("SELECT a.hash, a.kind, a.size, a.uri FROM temp.walk w JOIN artifacts a ON a.hash = w.hash");
+    ResetOnExit<Stmt> r{q};
+    while (q.Step() == SQLITE_ROW) g.artifacts.push_back({q.Text(0), q.Text(1), q.Int(2), q.Text(3)});
+  }
+  {
+    Stmt& q = Prepare(
+        "SELECT l.attempt_id, l.artifact, l.role, l.name FROM temp.walk_attempts t JOIN lineage l ON l.attempt_id = t.id"
+        " WHERE l.artifact IN (SELECT hash FROM temp.walk)");
+    ResetOnExit<Stmt> r{q};
+    while (q.Step() == SQLITE_ROW) g.edges.push_back({q.Int(0), q.Text(1), q.Text(2), q.Text(3)});
+  }
+  {
+    Stmt& q = Prepare(
+        "SELECT a.id, a.run_id, a.step_id, a.item, a.number, a.state, a.reason, IFNULL(a.identity, '')"
+        " FROM temp.walk_attempts t JOIN attempts a ON a.id = t.id");
+    ResetOnExit<Stmt> r{q};
+    while (q.Step() == SQLITE_ROW) {
+      engine::AttemptRecord a;
+      a.id = q.Int(0);
+      a.run_id = q.Int(1);
+      a.step_id = q.Text(2);
+      a.item = static_cast<int>(q.Int(3));
+      a.number = static_cast<int>(q.Int(4));
+      a.state = engine::ParseStepState(q.Text(5)).value_or(StepState::kLost);
+      a.reason = q.Text(6);
+      a.identity = q.Text(7);
+      g.attempts.push_back(std::move(a));
+    }
   }
   return g;
 }
