@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-./scripts/build.sh --target sluice
+./scripts/build.sh --target sluice data
 spec=examples/fashion-softmax/pipeline.yaml
 ./build/sluice validate "$spec"
 ./build/sluice plan "$spec" "$@"

@@ -3,13 +3,12 @@ import os
 import shutil
 import sys
 
-from common import set_output
-
 model, metrics = sys.argv[1], sys.argv[2]
 version = "run-" + os.environ["SLUICE_RUN_ID"]
 target = os.path.join("out", "models", "fashion-softmax", version)
 os.makedirs(target, exist_ok=True)
-shutil.copy(model, target)
-shutil.copy(metrics, target)
+shutil.copyfile(model, os.path.join(target, "model.npz"))
+shutil.copyfile(metrics, os.path.join(target, "metrics.json"))
 print(f"registered {target}")
-set_output("path", target)
+with open(os.environ["SLUICE_OUTPUT"], "a") as f:
+    f.write(f"path={target}\n")

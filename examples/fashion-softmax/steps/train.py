@@ -1,22 +1,21 @@
 """Trains a softmax-regression classifier with mini-batch SGD."""
 import argparse
-import os
 import time
 
 import numpy as np
 
-from common import set_output, work_dir
+from common import images_and_labels, output_path, set_output
 
 p = argparse.ArgumentParser()
+p.add_argument("train")
+p.add_argument("validation")
 p.add_argument("--epochs", type=int, required=True)
 p.add_argument("--lr", type=float, required=True)
 p.add_argument("--batch-size", type=int, required=True)
 p.add_argument("--seed", type=int, required=True)
 a = p.parse_args()
-w = work_dir()
-d = np.load(os.path.join(w, "split.npz"))
-prep = lambda x: x.reshape(len(x), -1).astype(np.float32) / 255.0
-x, y, vx, vy = prep(d["train_x"]), d["train_y"], prep(d["val_x"]), d["val_y"]
+x, y = images_and_labels(a.train)
+vx, vy = images_and_labels(a.validation)
 rng = np.random.default_rng(a.seed)
 weights = np.zeros((784, 10), np.float32)
 bias = np.zeros(10, np.float32)
@@ -37,9 +36,7 @@ for epoch in range(1, a.epochs + 1):
         bias -= a.lr * grad.sum(axis=0)
     val_acc = float(((vx @ weights + bias).argmax(axis=1) == vy).mean())
     print(f"epoch {epoch}/{a.epochs}: loss {loss / len(x):.4f}, validation accuracy {val_acc:.4f}", flush=True)
-elapsed = time.time() - start
-model = os.path.join(w, "model.npz")
-np.savez(model, weights=weights, bias=bias)
-print(f"{a.epochs * len(x) / elapsed:.0f} samples/s")
-set_output("model", model)
+print(f"{a.epochs * len(x) / (time.time() - start):.0f} samples/s")
+with open(output_path("model"), "wb") as f:
+    np.savez(f, weights=weights, bias=bias)
 set_output("val_accuracy", f"{val_acc:.4f}")
