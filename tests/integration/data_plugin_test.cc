@@ -137,3 +137,21 @@ steps:
             "  label 'c' has no rows\n"
             "  labels are imbalanced: 'a' has 3 rows, 'b' 1 (ratio 3, at most 2)");
 }
+
+TEST_F(DataPluginTest, TheFashionMnistExampleTrainsAGatedModelAndReRunsFromTheCache) {
+  std::filesystem::copy(SLUICE_SOURCE_DIR "/examples/fashion-softmax", box_.dir() / "example",
+                        std::filesystem::copy_options::recursive);
+  box_.Write("example/.gitignore", "");
+  Output o = box_.Sluice({"run", "example/pipeline.yaml", "-p", "epochs=1"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  json run = json::parse(box_.Sluice({"show", "1", "--format", "json"}).out);
+  double accuracy = std::stod(StepOf(run, "evaluate")["outputs"]["accuracy"].get<std::string>());
+  EXPECT_GT(accuracy, 0.75);  // chance is 0.10; one epoch of softmax regression gets about 0.8
+  EXPECT_EQ(StepOf(run, "register")["state"], "succeeded");
+  EXPECT_TRUE(box_.Exists("example/out/models/fashion-softmax/run-1/model.npz"));
+  o = box_.Sluice({"run", "example/pipeline.yaml", "-p", "epochs=1"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  run = json::parse(box_.Sluice({"show", "2", "--format", "json"}).out);
+  for (const char* id : {"ingest-train", "ingest-test", "validate", "split", "train", "evaluate"})
+    EXPECT_EQ(StepOf(run, id)["state"], "cached") << id;
+}
