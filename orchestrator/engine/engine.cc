@@ -468,15 +468,7 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   for (auto& [k, v] : env) req.env.push_back(k + "=" + v);
   req.step_label = UnitLabel(u);
 
-  rec.attempts = number;
-  rec.tries += 1;
-  rec.state = StepState::kRunning;
-  unit.attempt = AttemptRecord{};
-  unit.attempt.run_id = run_id_;
-  unit.attempt.step_id = s.id;
-  unit.attempt.item = rec.item;
-  unit.attempt.number = number;
-  unit.attempt.started_ms = clock_->WallMs();
+  NewAttempt(u);
   unit.attempt.log_path = req.log_path;
   unit.attempt.fingerprint = fingerprint;
   unit.attempt.identity = identity_text;
@@ -492,14 +484,8 @@ Status Engine::ReuseCached(size_t u, const CachedResult& hit, const std::string&
                            const std::string& identity, const std::vector<LineageEdge>& inputs) {
   Unit& unit = units_[u];
   StepRecord& rec = *unit.rec;
-  rec.attempts += 1;
-  rec.tries += 1;
-  unit.attempt = AttemptRecord{};
-  unit.attempt.run_id = run_id_;
-  unit.attempt.step_id = rec.step_id;
-  unit.attempt.item = rec.item;
-  unit.attempt.number = rec.attempts;
-  unit.attempt.started_ms = unit.attempt.finished_ms = clock_->WallMs();
+  NewAttempt(u);
+  unit.attempt.finished_ms = unit.attempt.started_ms;
   unit.attempt.fingerprint = fingerprint;
   unit.attempt.identity = identity;
   Status st = store_->BeginAttempt(&unit.attempt, rec);
@@ -584,17 +570,25 @@ Status Engine::LaunchUnit(size_t u, const AttemptRequest& req) {
   return Status::Ok();
 }
 
-Status Engine::FailBeforeStart(size_t u, const std::string& reason, bool retryable) {
+void Engine::NewAttempt(size_t u) {
   Unit& unit = units_[u];
   StepRecord& rec = *unit.rec;
   rec.attempts += 1;
   rec.tries += 1;
+  rec.state = StepState::kRunning;
   unit.attempt = AttemptRecord{};
   unit.attempt.run_id = run_id_;
   unit.attempt.step_id = rec.step_id;
   unit.attempt.item = rec.item;
   unit.attempt.number = rec.attempts;
-  unit.attempt.started_ms = unit.attempt.finished_ms = clock_->WallMs();
+  unit.attempt.started_ms = clock_->WallMs();
+}
+
+Status Engine::FailBeforeStart(size_t u, const std::string& reason, bool retryable) {
+  Unit& unit = units_[u];
+  StepRecord& rec = *unit.rec;
+  NewAttempt(u);
+  unit.attempt.finished_ms = unit.attempt.started_ms;
   Status st = store_->BeginAttempt(&unit.attempt, rec);
   if (!st.ok()) return st;
   unit.attempt.state = StepState::kFailed;

@@ -108,6 +108,8 @@ class Engine {
   Status PrepareUnit(size_t unit, std::optional<AttemptRequest>* req);
   Status LaunchUnit(size_t unit, const AttemptRequest& req);
   Status FailBeforeStart(size_t unit, const std::string& reason, bool retryable);
+  // Counts a new attempt of the unit and fills in its record (not yet stored).
+  void NewAttempt(size_t unit);
   Status OnExit(const AttemptExit& exit);
   Status AfterFailure(size_t unit);
   Status ReuseCached(size_t unit, const CachedResult& hit, const std::string& fingerprint, const std::string& identity,
