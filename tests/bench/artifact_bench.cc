@@ -19,43 +19,16 @@
 #include <string>
 #include <vector>
 
+#include "measure.h"
 #include "store/artifacts.h"
 #include "store/store.h"
 
-extern char** environ;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
 double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double Run(const std::vector<std::string>& args, const fs::path& dir, const std::vector<std::string>& extra_env = {}) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  env.insert(env.end(), extra_env.begin(), extra_env.end());
-  std::vector<char*> envp, argv;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> a = args;
-  for (auto& s : a) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addchdir_np(&fa, dir.c_str());
-  auto t0 = Clock::now();
-  pid_t pid;
-  if (posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data()) != 0) std::exit(1);
-  int status;
-  waitpid(pid, &status, 0);
-  posix_spawn_file_actions_destroy(&fa);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::fprintf(stderr, "%s failed\n", args[0].c_str());
-    std::exit(1);
-  }
-  return Since(t0);
-}
 
 }  // namespace
 
@@ -81,12 +54,12 @@ int main(int argc, char** argv) {
       f.write(block.data(), static_cast<std::streamsize>(block.size()));
     }
     f.close();
-    Run({"cat", (dir / "big").string()}, dir);  // into the page cache for both
+    bench::RunOk({"cat", (dir / "big").string()}, dir);  // into the page cache for both
     int64_t size = 0;
     auto t0 = Clock::now();
     auto h = sluice::store::HashPath((dir / "big").string(), &size);
     double ours = Since(t0);
-    double peer = Run({"sha256sum", (dir / "big").string()}, dir);
+    double peer = bench::RunOk({"sha256sum", (dir / "big").string()}, dir).seconds;
     std::printf("hash %lld MB: sluice %.2f GB/s (%.2f s), sha256sum %.2f GB/s (%.2f s); target >= 1 GB/s\n",
                 static_cast<long long>(mb), size / ours / 1e9, ours, size / peer / 1e9, peer);
     fs::remove(dir / "big");
@@ -106,8 +79,8 @@ int main(int argc, char** argv) {
     }
     f.close();
     std::vector<std::string> env = {"SLUICE_HOME=" + (dir / ".sluice").string()};
-    double cold = Run({sluice, "run", "cached.yaml", "--jobs", "2"}, dir, env);
-    double warm = Run({sluice, "run", "cached.yaml", "--jobs", "2"}, dir, env);
+    double cold = bench::RunOk({sluice, "run", "cached.yaml", "--jobs", "2"}, dir, env).seconds;
+    double warm = bench::RunOk({sluice, "run", "cached.yaml", "--jobs", "2"}, dir, env).seconds;
     std::printf("1,000-step pipeline: cold %.3f s, cached re-run %.3f s = %.1f%% of cold (target <= 10%%)\n", cold, warm,
                 100 * warm / cold);
   }

@@ -22,49 +22,11 @@
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "measure.h"
+
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Measure {
-  double seconds = 0;
-  long max_rss_kb = 0;
-  int code = 0;
-};
-
-// Runs argv in `dir` with extra "K=V" env entries; stdout/stderr to /dev/null.
-Measure Run(const std::vector<std::string>& args, const fs::path& dir, const std::vector<std::string>& extra_env = {}) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  for (const auto& e : extra_env) env.push_back(e);
-  std::vector<char*> envp, argv;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> a = args;
-  for (auto& s : a) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addchdir_np(&fa, dir.c_str());
-  auto t0 = std::chrono::steady_clock::now();
-  pid_t pid;
-  Measure m;
-  if (posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data()) != 0) {
-    std::fprintf(stderr, "cannot start %s\n", argv[0]);
-    std::exit(1);
-  }
-  int status;
-  rusage ru;
-  wait4(pid, &status, 0, &ru);
-  m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  m.max_rss_kb = ru.ru_maxrss;
-  m.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  posix_spawn_file_actions_destroy(&fa);
-  return m;
-}
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -126,13 +88,6 @@ void Fresh(const fs::path& dir) {
   fs::create_directories(dir / "out");
 }
 
-void Check(const Measure& m, const char* what) {
-  if (m.code != 0) {
-    std::fprintf(stderr, "%s exited with %d\n", what, m.code);
-    std::exit(1);
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -166,16 +121,13 @@ int main(int argc, char** argv) {
     std::vector<double> ts, tm, tn;
     for (int r = 0; r < reps; ++r) {
       Fresh(dir);
-      Measure m = Run({sluice, "run", "pipeline.yaml", "--jobs", "2"}, dir, home);
-      Check(m, "sluice");
+      bench::Measure m = bench::RunOk({sluice, "run", "pipeline.yaml", "--jobs", "2"}, dir, home);
       ts.push_back(m.seconds);
       Fresh(dir);
-      m = Run({"make", "-j2", "-f", "Makefile"}, dir);
-      Check(m, "make");
+      m = bench::RunOk({"make", "-j2", "-f", "Makefile"}, dir);
       tm.push_back(m.seconds);
       Fresh(dir);
-      m = Run({"ninja", "-j2"}, dir);
-      Check(m, "ninja");
+      m = bench::RunOk({"ninja", "-j2"}, dir);
       tn.push_back(m.seconds);
     }
     double s = Median(ts), mk = Median(tm), nj = Median(tn);
@@ -187,8 +139,7 @@ int main(int argc, char** argv) {
   WriteSpec(MakeDag(100000), dir / "big.yaml");
   std::vector<double> tp;
   for (int r = 0; r < reps; ++r) {
-    Measure m = Run({sluice, "plan", "big.yaml"}, dir, home);
-    Check(m, "sluice plan");
+    bench::Measure m = bench::RunOk({sluice, "plan", "big.yaml"}, dir, home);
     tp.push_back(m.seconds);
   }
   std::printf("load, check and plan 100,000 steps (sluice plan): %.3f s (target <= 1 s)\n", Median(tp));
@@ -196,8 +147,7 @@ int main(int argc, char** argv) {
   // Peak RSS of a 10,000-step run.
   WriteSpec(MakeDag(10000), dir / "ten.yaml");
   Fresh(dir);
-  Measure big = Run({sluice, "run", "ten.yaml", "--jobs", "2"}, dir, home);
-  Check(big, "sluice run 10,000");
+  bench::Measure big = bench::RunOk({sluice, "run", "ten.yaml", "--jobs", "2"}, dir, home);
   std::printf("peak RSS of a 10,000-step run: %.1f MB (target <= 64 MB), wall %.2f s\n", big.max_rss_kb / 1024.0, big.seconds);
 
   // One-step `true` pipeline, against a bare `true` for the process floor.
@@ -205,12 +155,11 @@ int main(int argc, char** argv) {
     std::ofstream(dir / "one.yaml") << "name: one\nsteps:\n  t: {run: [true]}\n";
     std::vector<double> t1, t0;
     Fresh(dir);
-    Check(Run({sluice, "run", "one.yaml"}, dir, home), "sluice warm-up");
+    bench::RunOk({sluice, "run", "one.yaml"}, dir, home);
     for (int r = 0; r < 20; ++r) {
-      Measure m = Run({sluice, "run", "one.yaml"}, dir, home);
-      Check(m, "sluice run one");
+      bench::Measure m = bench::RunOk({sluice, "run", "one.yaml"}, dir, home);
       t1.push_back(m.seconds);
-      t0.push_back(Run({"true"}, dir).seconds);
+      t0.push_back(bench::RunOk({"true"}, dir).seconds);
     }
     std::printf("sluice run of a one-step `true` pipeline: %.1f ms (target <= 20 ms); bare `true`: %.1f ms\n",
                 Median(t1) * 1e3, Median(t0) * 1e3);

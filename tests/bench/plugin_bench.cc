@@ -19,40 +19,11 @@
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "measure.h"
+
 namespace fs = std::filesystem;
 
 namespace {
-
-double RunSeconds(const std::vector<std::string>& args, const fs::path& dir, const std::vector<std::string>& extra_env) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  env.insert(env.end(), extra_env.begin(), extra_env.end());
-  std::vector<char*> envp, argv;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> a = args;
-  for (auto& s : a) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addchdir_np(&fa, dir.c_str());
-  auto t0 = std::chrono::steady_clock::now();
-  pid_t pid;
-  if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data()) != 0) {
-    std::fprintf(stderr, "cannot start %s\n", argv[0]);
-    std::exit(1);
-  }
-  int status;
-  waitpid(pid, &status, 0);
-  posix_spawn_file_actions_destroy(&fa);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::fprintf(stderr, "%s %s failed\n", args[0].c_str(), args[2].c_str());
-    std::exit(1);
-  }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 void WriteSpec(const fs::path& file, int n, const std::string& body) {
   std::ofstream f(file);
@@ -87,8 +58,9 @@ int main(int argc, char** argv) {
     std::vector<double> t;
     for (int r = 0; r < reps; ++r) {
       fs::remove_all(dir / ".sluice");
-      t.push_back(RunSeconds({sluice, "run", std::string(kind) + ".yaml", "--jobs", "2"}, dir,
-                             {env[0], "SLUICE_HOME=" + (dir / ".sluice").string()}));
+      t.push_back(bench::RunOk({sluice, "run", std::string(kind) + ".yaml", "--jobs", "2"}, dir,
+                               {env[0], "SLUICE_HOME=" + (dir / ".sluice").string()})
+                      .seconds);
     }
     std::sort(t.begin(), t.end());
     double med = t[t.size() / 2];
