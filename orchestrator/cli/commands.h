@@ -35,5 +35,9 @@ int Show(const std::string& run, const std::string& format);
 int Logs(const std::string& run, const std::string& step, int attempt, bool follow);
 int Plugins(const std::string& dir, const std::string& format);
 int Lineage(const std::string& target, bool downstream, const std::string& format);
+int Models(const std::string& name, const std::string& format);
+int PromoteModel(const std::string& name, int version, const std::string& alias);
+int RegisterModel(const std::string& artifact, const std::string& name);
+int ModelPath(const std::string& ref);
 
 }  // namespace sluice::cli

@@ -394,3 +394,105 @@ int Lineage(const std::string& target, bool downstream, const std::string& forma
 }
 
 }  // namespace sluice::cli
+
+namespace sluice::cli {
+
+int Models(const std::string& name, const std::string& format) {
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  auto models = store->ListModels(name);
+  if (!models.ok()) {
+    std::cerr << "sluice: " << models.status().message() << "\n";
+    return kExitFailed;
+  }
+  // The metrics of each producing run, latest value per name.
+  auto metrics_of = [&](int64_t run) {
+    std::map<std::string, double> last;
+    if (!run) return last;
+    auto rows = store->ListMetrics(run);
+    if (rows.ok())
+      for (const auto& m : *rows) last[m.name] = m.value;
+    return last;
+  };
+  if (format == "json") {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& m : *models)
+      j.push_back({{"name", m.name}, {"version", m.version}, {"aliases", m.aliases}, {"artifact", m.artifact},
+                   {"uri", m.uri}, {"run", m.run_id}, {"step", m.step_id}, {"created_ms", m.created_ms},
+                   {"metrics", metrics_of(m.run_id)}});
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (models->empty()) {
+    std::printf("no registered models%s\n", name.empty() ? "" : (" named " + Quote(name)).c_str());
+    return kExitOk;
+  }
+  std::printf("%-20s %-8s %-20s %-8s %-14s %-20s %s\n", "MODEL", "VERSION", "ALIASES", "RUN", "STEP", "CREATED", "METRICS");
+  for (const auto& m : *models) {
+    std::string metrics;
+    int shown = 0;
+    for (const auto& [k, v] : metrics_of(m.run_id)) {
+      if (k.find('/') != std::string::npos || shown++ == 3) continue;  // per-class figures stay in `sluice show`
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%s%s=%.4g", metrics.empty() ? "" : " ", k.c_str(), v);
+      metrics += buf;
+    }
+    std::printf("%-20s %-8d %-20s %-8s %-14s %-20s %s\n", m.name.c_str(), m.version,
+                m.aliases.empty() ? "-" : Join(m.aliases, ",").c_str(), m.run_id ? std::to_string(m.run_id).c_str() : "-",
+                m.step_id.empty() ? "-" : m.step_id.c_str(), LocalTime(m.created_ms).c_str(), metrics.c_str());
+  }
+  return kExitOk;
+}
+
+int PromoteModel(const std::string& name, int version, const std::string& alias) {
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  if (!IsPipelineName(alias)) {
+    std::cerr << "sluice: alias " << Quote(alias) << " must match [a-z0-9][a-z0-9-]*\n";
+    return kExitUsage;
+  }
+  Status st = store->SetAlias(name, version, alias, NowMs());
+  if (!st.ok()) {
+    std::cerr << "sluice: " << st.message() << "\n";
+    return kExitFailed;
+  }
+  std::printf("%s@%s is now version %d\n", name.c_str(), alias.c_str(), version);
+  return kExitOk;
+}
+
+int RegisterModel(const std::string& artifact, const std::string& name) {
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  if (!IsPipelineName(name)) {
+    std::cerr << "sluice: model name " << Quote(name) << " must match [a-z0-9][a-z0-9-]*\n";
+    return kExitUsage;
+  }
+  std::string hash = std::filesystem::path(artifact).filename().string();
+  auto g = store->Lineage(hash, 0, true);
+  if (!g.ok() || g->artifacts.empty() || g->artifacts.front().hash != hash) {
+    std::cerr << "sluice: no artifact " << Quote(hash) << " in the store (give a hash or a path under .sluice/artifacts)\n";
+    return kExitFailed;
+  }
+  auto version = store->RegisterModel(name, hash, 0, "", 0, NowMs());
+  Status st = version.ok() ? store->Flush() : version.status();
+  if (!st.ok()) {
+    std::cerr << "sluice: " << st.message() << "\n";
+    return kExitFailed;
+  }
+  std::printf("%s@%d\n", name.c_str(), *version);
+  return kExitOk;
+}
+
+int ModelPath(const std::string& ref) {
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  auto m = store->ResolveModel(ref);
+  if (!m.ok()) {
+    std::cerr << "sluice: " << m.status().message() << "\n";
+    return m.status().code() == Code::kInvalidSpec ? kExitUsage : kExitFailed;
+  }
+  std::printf("%s\n", m->uri.c_str());
+  return kExitOk;
+}
+
+}  // namespace sluice::cli

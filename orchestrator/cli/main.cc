@@ -97,6 +97,21 @@ int main(int argc, char** argv) {
   lineage->add_flag("--downstream", downstream, "consumers, their outputs and theirs")->excludes(up_flag);
   lineage->add_option("--format", format, "table, json or dot")->check(CLI::IsMember({"text", "table", "json", "dot"}));
 
+  std::string model_name, alias, model_ref, artifact;
+  int model_version = 0;
+  auto* models = app.add_subcommand("models", "Registered models: versions, aliases, producing runs and metrics");
+  models->add_option("name", model_name, "only this model");
+  models->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  auto* promote = models->add_subcommand("promote", "Point an alias (staging, production, ...) at a version");
+  promote->add_option("name", model_name, "model name")->required();
+  promote->add_option("version", model_version, "version number")->required()->check(CLI::PositiveNumber);
+  promote->add_option("--alias", alias, "the alias")->required();
+  auto* reg = models->add_subcommand("register", "Register a published artifact as a new model version");
+  reg->add_option("artifact", artifact, "a hash or a path under .sluice/artifacts")->required();
+  reg->add_option("--name", model_name, "model name")->required();
+  auto* path = models->add_subcommand("path", "Print the file of NAME@VERSION or NAME@ALIAS");
+  path->add_option("ref", model_ref, "fashion@3 or fashion@production")->required();
+
   // Not for people: the process that runs isolated plugin steps.
   auto* host = app.add_subcommand("plugin-host", "")->group("");
 
@@ -119,6 +134,10 @@ int main(int argc, char** argv) {
   if (*logs) return Logs(run_id, step, attempt, follow);
   if (*plugins) return Plugins(plugin_dir, format);
   if (*lineage) return Lineage(target, downstream, format);
+  if (*promote) return PromoteModel(model_name, model_version, alias);
+  if (*reg) return RegisterModel(artifact, model_name);
+  if (*path) return ModelPath(model_ref);
+  if (*models) return Models(model_name, format);
   if (*host) return sluice::exec::PluginHostMain(3);
   return kExitUsage;
 }

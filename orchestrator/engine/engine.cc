@@ -538,7 +538,15 @@ Status Engine::PublishOutputs(size_t u, AttemptExit* exit, std::string* failure)
     unit.rec->outputs[name] = Value::Str(a->uri);
     produced.push_back({LineageEdge::Role::kProduced, name, *a});
   }
-  return store_->SaveLineage(unit.attempt, produced);
+  Status st = store_->SaveLineage(unit.attempt, produced);
+  if (!st.ok() || s.register_name.empty()) return st;
+  for (const LineageEdge& e : produced) {
+    if (e.name != s.register_output) continue;
+    auto version = store_->RegisterModel(s.register_name, e.artifact.hash, run_id_, s.id, unit.attempt.id, clock_->WallMs());
+    if (!version.ok()) return version.status();
+    unit.rec->outputs["registered"] = Value::Str(s.register_name + "@" + std::to_string(*version));
+  }
+  return Status::Ok();
 }
 
 Status Engine::LaunchUnit(size_t u, const AttemptRequest& req) {

@@ -45,6 +45,10 @@ class RunStore {
   virtual Status SaveMetrics(const AttemptRecord& attempt, const std::vector<Metric>& metrics) = 0;
   // Records artifacts (once per hash) and the attempt's edges to them.
   virtual Status SaveLineage(const AttemptRecord& attempt, const std::vector<LineageEdge>& edges) = 0;
+  // Registers `artifact` as a new version of model `name` (or finds the
+  // version it already is); returns the version number.
+  virtual Result<int> RegisterModel(const std::string& name, const std::string& artifact, int64_t run_id,
+                                    const std::string& step_id, int64_t attempt_id, int64_t now_ms) = 0;
   // The newest succeeded attempt with this fingerprint, if any.
   virtual Result<std::optional<CachedResult>> FindCached(const std::string& fingerprint) = 0;
   virtual Status SetRunState(int64_t run_id, RunState state, int64_t at_ms) = 0;

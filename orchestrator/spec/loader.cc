@@ -18,7 +18,7 @@ namespace {
 
 const std::vector<std::string> kTopKeys = {"name", "description", "params", "env", "defaults", "steps", "on"};
 const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "isolation", "env", "workdir", "timeout",
-                                            "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache"};
+                                            "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache", "register"};
 const std::vector<std::string> kParamKeys = {"type", "default", "min", "max", "enum", "description"};
 const std::vector<std::string> kDefaultsKeys = {"timeout", "retry", "cache"};
 const std::vector<std::string> kRetryKeys = {"limit", "backoff"};
@@ -337,6 +337,7 @@ class Loader {
     s->retry = default_retry_;
     s->cache = default_cache_;
     bool has_run = false, has_uses = false;
+    const YamlNode* register_node = nullptr;
     ForEachKey(n, kStepKeys, where, [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
       if (k == "needs") {
         if (v.IsScalar()) {
@@ -430,6 +431,8 @@ class Loader {
         Bool(v, "continue_on_error", &s->continue_on_error);
       } else if (k == "cache") {
         Bool(v, "cache", &s->cache);
+      } else if (k == "register") {
+        register_node = &v;
       } else if (k == "outputs") {
         ForEachKey(v, {}, where + " outputs", [&](const std::string& name, const YamlNode& key, const YamlNode& kind) {
           std::string kind_text;
@@ -446,9 +449,37 @@ class Loader {
       (void)key;
     });
     if (!n.IsMap()) return;
+    if (register_node) LoadRegister(*register_node, s);
     if (has_run && has_uses) Error(s->pos, where + " has both 'run' and 'uses'; a step does one of them");
     else if (!has_run && !has_uses) Error(s->pos, where + " has neither 'run' nor 'uses'");
     else if (has_run && s->with) Error(s->with->pos, where + ": with is for plugin steps (uses); a run step takes env or arguments");
+  }
+
+  // register: {name: fashion, output: model} - output may be left out when
+  // the step declares exactly one output of kind model.
+  void LoadRegister(const YamlNode& v, Step* s) {
+    const std::string where = "step '" + s->id + "' register";
+    ForEachKey(v, {"name", "output"}, where, [&](const std::string& k, const YamlNode&, const YamlNode& f) {
+      if (k == "name") {
+        if (Scalar(f, "name", &s->register_name) && !IsPipelineName(s->register_name))
+          Error(Pos(f), "model name " + Quote(s->register_name) + " must match [a-z0-9][a-z0-9-]*");
+      } else {
+        Scalar(f, "output", &s->register_output);
+      }
+    });
+    if (!v.IsMap()) return;
+    if (s->register_name.empty()) Error(Pos(v), where + " needs a name");
+    std::vector<std::string> models;
+    for (const auto& [name, kind] : s->outputs)
+      if (kind == "model") models.push_back(name);
+    if (s->register_output.empty()) {
+      if (models.size() == 1) s->register_output = models[0];
+      else Error(Pos(v), where + ": say which output to register (the step declares " + std::to_string(models.size()) +
+                             " outputs of kind model)");
+    } else if (std::find(models.begin(), models.end(), s->register_output) == models.end()) {
+      Error(Pos(v), where + ": output '" + s->register_output + "' is not a declared output of kind model" +
+                        DidYouMean(s->register_output, models));
+    }
   }
 
   void LoadCondition(const YamlNode& v, Step* s) {

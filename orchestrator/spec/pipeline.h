@@ -69,6 +69,8 @@ struct Step {
   // dataset, model, metrics.
   std::vector<std::pair<std::string, std::string>> outputs;
   bool cache = false;                    // reuse an earlier attempt with the same fingerprint
+  std::string register_name;             // register: {name} - the model registry name
+  std::string register_output;           // which declared model output to register
 };
 
 // The kinds a declared output may have.

@@ -1,6 +1,7 @@
 #include "store/store.h"
 
 #include "util/hash.h"
+#include "util/strings.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -139,6 +140,29 @@ CREATE TABLE lineage (
 CREATE INDEX lineage_by_artifact ON lineage(artifact, role);
 )sql";
 
+// Version 4: the model registry (MLflow's is the reference).
+const char* kSchemaV4 = R"sql(
+CREATE TABLE model_versions (
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,       -- 1, 2, ... per name
+  artifact TEXT NOT NULL REFERENCES artifacts(hash),
+  run_id INTEGER,                 -- the producing run, step and attempt (NULL if registered by hand)
+  step_id TEXT,
+  attempt_id INTEGER,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX model_versions_by_artifact ON model_versions(name, artifact);
+CREATE TABLE model_aliases (
+  name TEXT NOT NULL,
+  alias TEXT NOT NULL,            -- staging, production, ...
+  version INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (name, alias),
+  FOREIGN KEY (name, version) REFERENCES model_versions(name, version)
+) WITHOUT ROWID;
+)sql";
+
 std::string OutputsJson(const engine::Outputs& o) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : o) j[k] = v.ToJson();
@@ -235,7 +259,7 @@ Status Store::Migrate() {
     return Status::Incompatible("the database has schema version " + std::to_string(version) +
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
-  static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
+  static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();
     if (!st.ok()) return st;
@@ -764,6 +788,92 @@ Result<Store::LineageGraph> Store::Lineage(const std::string& artifact_hash, int
     }
   }
   return g;
+}
+
+Result<int> Store::RegisterModel(const std::string& name, const std::string& artifact, int64_t run_id,
+                                 const std::string& step_id, int64_t attempt_id, int64_t now_ms) {
+  Status st = Join();
+  if (!st.ok()) return st;
+  {
+    Stmt& q = Prepare("SELECT version FROM model_versions WHERE name = ? AND artifact = ?");
+    ResetOnExit<Stmt> r{q};
+    q.Bind(1, name).Bind(2, artifact);
+    if (q.Step() == SQLITE_ROW) return static_cast<int>(q.Int(0));  // the same model: the same version
+  }
+  Stmt& ins = Prepare(
+      "INSERT INTO model_versions(name, version, artifact, run_id, step_id, attempt_id, created_ms) "
+      "SELECT ?1, IFNULL(MAX(version), 0) + 1, ?2, ?3, ?4, ?5, ?6 FROM model_versions WHERE name = ?1 "
+      "RETURNING version");
+  ResetOnExit<Stmt> r{ins};
+  ins.Bind(1, name).Bind(2, artifact).Bind(6, now_ms);
+  if (run_id) ins.Bind(3, run_id).Bind(4, step_id).Bind(5, attempt_id);
+  else ins.BindNull(3).BindNull(4).BindNull(5);
+  if (ins.Step() != SQLITE_ROW) return Abandon(Error("register model " + name));
+  return static_cast<int>(ins.Int(0));
+}
+
+Status Store::SetAlias(const std::string& name, int version, const std::string& alias, int64_t now_ms) {
+  {
+    Stmt& q = Prepare("SELECT 1 FROM model_versions WHERE name = ? AND version = ?");
+    ResetOnExit<Stmt> r{q};
+    q.Bind(1, name).Bind(2, version);
+    if (q.Step() != SQLITE_ROW)
+      return Status::NotFound("model '" + name + "' has no version " + std::to_string(version));
+  }
+  Stmt& q = Prepare("INSERT OR REPLACE INTO model_aliases(name, alias, version, updated_ms) VALUES (?, ?, ?, ?)");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, name).Bind(2, alias).Bind(3, version).Bind(4, now_ms);
+  if (q.Step() != SQLITE_DONE) return Error("set alias " + alias + " of model " + name);
+  return Status::Ok();
+}
+
+Result<std::vector<ModelVersion>> Store::ListModels(const std::string& name) {
+  Stmt& q = Prepare(
+      "SELECT v.name, v.version, v.artifact, a.uri, IFNULL(v.run_id, 0), IFNULL(v.step_id, ''), v.created_ms,"
+      " (SELECT group_concat(alias, ',') FROM (SELECT alias FROM model_aliases m"
+      "   WHERE m.name = v.name AND m.version = v.version ORDER BY alias))"
+      " FROM model_versions v JOIN artifacts a ON a.hash = v.artifact"
+      " WHERE ?1 = '' OR v.name = ?1 ORDER BY v.name, v.version");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, name);
+  std::vector<ModelVersion> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    ModelVersion m;
+    m.name = q.Text(0);
+    m.version = static_cast<int>(q.Int(1));
+    m.artifact = q.Text(2);
+    m.uri = q.Text(3);
+    m.run_id = q.Int(4);
+    m.step_id = q.Text(5);
+    m.created_ms = q.Int(6);
+    std::string aliases = q.Text(7);
+    for (size_t start = 0; !aliases.empty() && start <= aliases.size();) {
+      size_t comma = aliases.find(',', start);
+      m.aliases.push_back(aliases.substr(start, comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    out.push_back(std::move(m));
+  }
+  if (rc != SQLITE_DONE) return Error("list models");
+  return out;
+}
+
+Result<ModelVersion> Store::ResolveModel(const std::string& ref) {
+  size_t at = ref.find('@');
+  if (at == std::string::npos || at == 0 || at + 1 == ref.size())
+    return Status::InvalidSpec(Quote(ref) + " is not NAME@VERSION or NAME@ALIAS");
+  std::string name = ref.substr(0, at), which = ref.substr(at + 1);
+  auto all = ListModels(name);
+  if (!all.ok()) return all.status();
+  if (all->empty()) return Status::NotFound("no model named '" + name + "'");
+  bool numeric = which.find_first_not_of("0123456789") == std::string::npos;
+  for (const ModelVersion& m : *all) {
+    if (numeric && std::to_string(m.version) == which) return m;
+    if (!numeric && std::find(m.aliases.begin(), m.aliases.end(), which) != m.aliases.end()) return m;
+  }
+  return Status::NotFound("model '" + name + "' has no " + (numeric ? "version " : "alias ") + Quote(which));
 }
 
 Result<std::vector<MetricRow>> Store::ListMetrics(int64_t run_id) {

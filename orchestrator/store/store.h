@@ -45,6 +45,18 @@ struct MetricRow {
   int64_t step = 0;
 };
 
+// One registered version of a model.
+struct ModelVersion {
+  std::string name;
+  int version = 0;
+  std::string artifact;              // hash
+  std::string uri;                   // the published file or folder
+  int64_t run_id = 0;                // the producing run (0: registered by hand)
+  std::string step_id;
+  int64_t created_ms = 0;
+  std::vector<std::string> aliases;  // staging, production, ...
+};
+
 class Store : public engine::RunStore {
  public:
   // Opens (creating if needed) the database at `path` and migrates it to the
@@ -52,7 +64,7 @@ class Store : public engine::RunStore {
   static Result<std::unique_ptr<Store>> Open(const std::string& path);
   ~Store() override;
 
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Records a new run in state pending and stores the spec text by hash.
   Result<int64_t> CreateRun(const std::string& pipeline, const std::string& spec_text, const std::string& spec_path,
@@ -100,6 +112,17 @@ class Store : public engine::RunStore {
     std::vector<Edge> edges;
   };
   Result<LineageGraph> Lineage(const std::string& artifact_hash, int64_t attempt_id, bool upstream);
+  // Model registry. RegisterModel is a journal write (committed by the next
+  // Flush()); registering the same artifact under a name again gives its
+  // existing version. SetAlias moves `alias` to `version`.
+  Result<int> RegisterModel(const std::string& name, const std::string& artifact, int64_t run_id,
+                            const std::string& step_id, int64_t attempt_id, int64_t now_ms) override;
+  Status SetAlias(const std::string& name, int version, const std::string& alias, int64_t now_ms);
+  // Every version of `name` (all models when empty), oldest first.
+  Result<std::vector<ModelVersion>> ListModels(const std::string& name);
+  // "fashion@3" or "fashion@production".
+  Result<ModelVersion> ResolveModel(const std::string& ref);
+
   // The newest attempt of `step` (and `item`) in a run.
   Result<engine::AttemptRecord> LatestAttempt(int64_t run_id, const std::string& step, int item);
   Status SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms) override;

@@ -180,3 +180,48 @@ steps:
   EXPECT_NE(dot.find("[shape=box, label=\"run 1 / s4 #1\\nsucceeded\"]"), std::string::npos) << dot;
   EXPECT_EQ(box_.Sluice({"lineage", "nonsense"}).code, 2);
 }
+
+TEST_F(ArtifactTest, RegisteredModelsGetVersionsAndAliases) {
+  auto spec = [](int n) {
+    return std::string(R"(name: reg
+steps:
+  train:
+    run: echo )") + std::to_string(n) + R"( > "$SLUICE_OUTPUTS_DIR/model"
+    outputs: {model: model}
+    register: {name: fashion}
+)";
+  };
+  box_.Write("p.yaml", spec(1));
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(StepOf(Show("1"), "train")["outputs"]["registered"], "fashion@1");
+  box_.Write("p.yaml", spec(2));
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(StepOf(Show("2"), "train")["outputs"]["registered"], "fashion@2");
+  box_.Write("p.yaml", spec(1));
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(StepOf(Show("3"), "train")["outputs"]["registered"], "fashion@1");  // the same content
+  Output o = box_.Sluice({"models", "promote", "fashion", "2", "--alias", "production"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, "fashion@production is now version 2\n");
+  json models = json::parse(box_.Sluice({"models", "--format", "json"}).out);
+  ASSERT_EQ(models.size(), 2u);
+  EXPECT_EQ(models[1]["version"], 2);
+  EXPECT_EQ(models[1]["aliases"], json::array({"production"}));
+  EXPECT_EQ(models[1]["run"], 2);
+  EXPECT_EQ(models[1]["step"], "train");
+  std::string path = box_.Sluice({"models", "path", "fashion@production"}).out;
+  EXPECT_EQ(path, StepOf(Show("2"), "train")["outputs"]["model"].get<std::string>() + "\n");
+  EXPECT_EQ(box_.Sluice({"models", "path", "fashion@staging"}).err, "sluice: model 'fashion' has no alias 'staging'\n");
+  EXPECT_EQ(box_.Sluice({"models", "promote", "fashion", "7", "--alias", "staging"}).err,
+            "sluice: model 'fashion' has no version 7\n");
+  // By hand, from an artifact of the store.
+  o = box_.Sluice({"models", "register", path.substr(0, path.size() - 1), "--name", "other"});
+  EXPECT_EQ(o.out, "other@1\n");
+}
+
+TEST_F(ArtifactTest, RegisterNeedsAModelOutput) {
+  box_.Write("p.yaml", "name: x\nsteps:\n  a:\n    run: 'true'\n    outputs: {data: file}\n    register: {name: m}\n");
+  Output o = box_.Sluice({"validate", "p.yaml"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_EQ(o.err, "p.yaml:6:15: step 'a' register: say which output to register (the step declares 0 outputs of kind model)\n");
+}

@@ -148,7 +148,9 @@ TEST_F(DataPluginTest, TheFashionMnistExampleTrainsAGatedModelAndReRunsFromTheCa
   double accuracy = std::stod(StepOf(run, "evaluate")["outputs"]["accuracy"].get<std::string>());
   EXPECT_GT(accuracy, 0.75);  // chance is 0.10; one epoch of softmax regression gets about 0.8
   EXPECT_EQ(StepOf(run, "register")["state"], "succeeded");
-  EXPECT_TRUE(box_.Exists("example/out/models/fashion-softmax/run-1/model.npz"));
+  EXPECT_EQ(StepOf(run, "register")["outputs"]["registered"], "fashion-softmax@1");
+  EXPECT_EQ(box_.Sluice({"models", "path", "fashion-softmax@1"}).out,
+            StepOf(run, "train")["outputs"]["model"].get<std::string>() + "\n");
   o = box_.Sluice({"run", "example/pipeline.yaml", "-p", "epochs=1"});
   ASSERT_EQ(o.code, 0) << o.out << o.err;
   run = json::parse(box_.Sluice({"show", "2", "--format", "json"}).out);
