@@ -39,5 +39,6 @@ int Models(const std::string& name, const std::string& format);
 int PromoteModel(const std::string& name, int version, const std::string& alias);
 int RegisterModel(const std::string& artifact, const std::string& name);
 int ModelPath(const std::string& ref);
+int Gc(const std::string& older_than, bool dry_run);
 
 }  // namespace sluice::cli

@@ -496,3 +496,50 @@ int ModelPath(const std::string& ref) {
 }
 
 }  // namespace sluice::cli
+
+namespace sluice::cli {
+
+int Gc(const std::string& older_than, bool dry_run) {
+  auto age = ParseDuration(older_than);
+  if (!age) {
+    std::cerr << "sluice: bad duration " << Quote(older_than) << " for --older-than (e.g. 12h, 30d)\n";
+    return kExitUsage;
+  }
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  auto doomed = store->CollectableArtifacts(NowMs() - age->count());
+  if (!doomed.ok()) {
+    std::cerr << "sluice: " << doomed.status().message() << "\n";
+    return kExitFailed;
+  }
+  namespace fs = std::filesystem;
+  std::string root = fs::absolute(HomeDir()).lexically_normal().string() + "/artifacts/";
+  int64_t bytes = 0;
+  int removed = 0;
+  for (const auto& [hash, size] : *doomed) {
+    fs::path p = root + hash;
+    std::error_code ec;
+    if (!fs::exists(p, ec)) continue;  // removed before
+    if (dry_run) {
+      std::printf("would remove %s (%s)\n", p.c_str(), Size(size).c_str());
+    } else {
+      // Published artifacts are read-only; their folders must be writable to empty them.
+      if (fs::is_directory(p, ec))
+        for (const auto& e : fs::recursive_directory_iterator(p, ec))
+          if (e.is_directory()) fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add, ec);
+      fs::permissions(p, fs::perms::owner_all, fs::perm_options::add, ec);
+      fs::remove_all(p, ec);
+      if (ec) {
+        std::cerr << "sluice: remove " << p << ": " << ec.message() << "\n";
+        return kExitFailed;
+      }
+    }
+    bytes += size;
+    ++removed;
+  }
+  std::printf("%s %d artifacts, %s; their lineage stays on record\n", dry_run ? "would remove" : "removed", removed,
+              Size(bytes).c_str());
+  return kExitOk;
+}
+
+}  // namespace sluice::cli

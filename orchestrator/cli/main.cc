@@ -112,6 +112,12 @@ int main(int argc, char** argv) {
   auto* path = models->add_subcommand("path", "Print the file of NAME@VERSION or NAME@ALIAS");
   path->add_option("ref", model_ref, "fashion@3 or fashion@production")->required();
 
+  std::string older_than;
+  bool dry_run = false;
+  auto* gc = app.add_subcommand("gc", "Remove artifacts no registered model and no kept run depends on");
+  gc->add_option("--older-than", older_than, "runs created this long ago are not kept, e.g. 30d")->required();
+  gc->add_flag("-n,--dry-run", dry_run, "only list what would be removed");
+
   // Not for people: the process that runs isolated plugin steps.
   auto* host = app.add_subcommand("plugin-host", "")->group("");
 
@@ -138,6 +144,7 @@ int main(int argc, char** argv) {
   if (*reg) return RegisterModel(artifact, model_name);
   if (*path) return ModelPath(model_ref);
   if (*models) return Models(model_name, format);
+  if (*gc) return Gc(older_than, dry_run);
   if (*host) return sluice::exec::PluginHostMain(3);
   return kExitUsage;
 }

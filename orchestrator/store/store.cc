@@ -876,6 +876,24 @@ Result<ModelVersion> Store::ResolveModel(const std::string& ref) {
   return Status::NotFound("model '" + name + "' has no " + (numeric ? "version " : "alias ") + Quote(which));
 }
 
+Result<std::vector<std::pair<std::string, int64_t>>> Store::CollectableArtifacts(int64_t keep_since_ms) {
+  Stmt& q = Prepare(
+      "WITH RECURSIVE keep(hash) AS ("
+      "  SELECT artifact FROM model_versions"
+      "  UNION SELECT l.artifact FROM lineage l JOIN attempts a ON a.id = l.attempt_id JOIN runs r ON r.id = a.run_id"
+      "    WHERE r.created_ms >= ?1 OR r.state IN ('pending', 'running')"
+      "  UNION SELECT c.artifact FROM keep JOIN lineage p ON p.artifact = keep.hash AND p.role = 'produced'"
+      "    JOIN lineage c ON c.attempt_id = p.attempt_id AND c.role = 'consumed')"
+      " SELECT hash, size FROM artifacts WHERE hash NOT IN (SELECT hash FROM keep) ORDER BY hash");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, keep_since_ms);
+  std::vector<std::pair<std::string, int64_t>> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out.emplace_back(q.Text(0), q.Int(1));
+  if (rc != SQLITE_DONE) return Error("find collectable artifacts");
+  return out;
+}
+
 Result<std::vector<MetricRow>> Store::ListMetrics(int64_t run_id) {
   Stmt& q = Prepare(
       "SELECT a.step_id, a.item, a.number, m.name, m.value, m.step FROM metrics m JOIN attempts a ON a.id = m.attempt_id "

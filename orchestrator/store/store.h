@@ -123,6 +123,11 @@ class Store : public engine::RunStore {
   // "fashion@3" or "fashion@production".
   Result<ModelVersion> ResolveModel(const std::string& ref);
 
+  // Artifacts nothing kept depends on: not a registered model version or
+  // upstream of one, and not touched by a run created at or after
+  // `keep_since_ms` or still unfinished. (hash, size) pairs.
+  Result<std::vector<std::pair<std::string, int64_t>>> CollectableArtifacts(int64_t keep_since_ms);
+
   // The newest attempt of `step` (and `item`) in a run.
   Result<engine::AttemptRecord> LatestAttempt(int64_t run_id, const std::string& step, int item);
   Status SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms) override;

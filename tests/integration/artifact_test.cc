@@ -225,3 +225,36 @@ TEST_F(ArtifactTest, RegisterNeedsAModelOutput) {
   EXPECT_EQ(o.code, 2);
   EXPECT_EQ(o.err, "p.yaml:6:15: step 'a' register: say which output to register (the step declares 0 outputs of kind model)\n");
 }
+
+TEST_F(ArtifactTest, GcKeepsRegisteredModelsWhatMadeThemAndRecentRuns) {
+  box_.Write("p.yaml", R"(name: gc
+params:
+  n: {type: int, default: 1}
+steps:
+  data: {run: 'echo data ${{ params.n }} > "$SLUICE_OUTPUTS_DIR/d"', outputs: {d: file}}
+  train:
+    needs: [data]
+    run: 'cat "${{ steps.data.outputs.d }}" > "$SLUICE_OUTPUTS_DIR/m"; echo m >> "$SLUICE_OUTPUTS_DIR/m"'
+    outputs: {m: model}
+    register: {name: keep-me}
+  scratch: {run: 'echo scratch ${{ params.n }} > "$SLUICE_OUTPUTS_DIR/s"', outputs: {s: file}}
+)");
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml", "-p", "n=1"}).code, 0);
+  json run = Show("1");
+  std::string data = StepOf(run, "data")["outputs"]["d"], model = StepOf(run, "train")["outputs"]["m"],
+              scratch = StepOf(run, "scratch")["outputs"]["s"];
+  // Everything is recent: nothing goes.
+  EXPECT_EQ(box_.Sluice({"gc", "--older-than", "1h"}).out, "removed 0 artifacts, 0 B; their lineage stays on record\n");
+  // Nothing is recent: only what no registered model depends on goes.
+  Output o = box_.Sluice({"gc", "--older-than", "0s", "--dry-run"});
+  EXPECT_EQ(o.out, "would remove " + scratch + " (10 B)\nwould remove 1 artifacts, 10 B; their lineage stays on record\n");
+  EXPECT_TRUE(fs::exists(scratch));
+  o = box_.Sluice({"gc", "--older-than", "0s"});
+  EXPECT_EQ(o.out, "removed 1 artifacts, 10 B; their lineage stays on record\n");
+  EXPECT_FALSE(fs::exists(scratch));
+  EXPECT_TRUE(fs::exists(data));
+  EXPECT_TRUE(fs::exists(model));
+  // The lineage of the removed artifact is still on record.
+  json up = json::parse(box_.Sluice({"lineage", fs::path(scratch).filename().string(), "--format", "json"}).out);
+  EXPECT_EQ(up["attempts"].size(), 1u);
+}
