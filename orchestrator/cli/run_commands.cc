@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/openlineage.h"
 #include "cli/progress.h"
 #include "engine/engine.h"
 #include "engine/plan.h"
@@ -223,7 +224,18 @@ int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> rec
   executor.SetProgressSink([&progress](int64_t attempt, double fraction, const std::string& message) {
     progress.StepProgress(attempt, fraction, message);
   });
-  engine::Engine eng(plan, run.params, run.row.id, &store, &executor, &clock, &progress, options, std::move(records));
+  // OpenLineage events, when $SLUICE_OPENLINEAGE_FILE names a file.
+  engine::Observer* observer = &progress;
+  std::unique_ptr<OpenLineageFile> lineage_events;
+  if (const char* path = std::getenv("SLUICE_OPENLINEAGE_FILE"); path && *path) {
+    const char* ns = std::getenv("SLUICE_OPENLINEAGE_NAMESPACE");
+    lineage_events = std::make_unique<OpenLineageFile>(path, ns && *ns ? ns : "sluice", run.pipeline.name,
+                                                       fs::absolute(HomeDir()).lexically_normal().string(), &store,
+                                                       &progress);
+    if (!lineage_events->ok()) return Fail(std::string("sluice: cannot open ") + path + " for OpenLineage events", kExitFailed);
+    observer = lineage_events.get();
+  }
+  engine::Engine eng(plan, run.params, run.row.id, &store, &executor, &clock, observer, options, std::move(records));
 
   struct sigaction sa {}, old_int{}, old_term{};
   sa.sa_handler = OnInterrupt;

@@ -894,6 +894,25 @@ Result<std::vector<std::pair<std::string, int64_t>>> Store::CollectableArtifacts
   return out;
 }
 
+Result<std::vector<engine::LineageEdge>> Store::AttemptEdges(int64_t attempt_id) {
+  Stmt& q = Prepare(
+      "SELECT l.role, l.name, a.hash, a.kind, a.size, a.uri FROM lineage l JOIN artifacts a ON a.hash = l.artifact"
+      " WHERE l.attempt_id = ? ORDER BY l.role, l.name");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, attempt_id);
+  std::vector<engine::LineageEdge> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    std::string role = q.Text(0);
+    auto kind = role == "consumed" ? engine::LineageEdge::Role::kConsumed
+                : role == "produced" ? engine::LineageEdge::Role::kProduced
+                                     : engine::LineageEdge::Role::kReused;
+    out.push_back({kind, q.Text(1), {q.Text(2), q.Text(3), q.Int(4), q.Text(5)}});
+  }
+  if (rc != SQLITE_DONE) return Error("read the lineage of attempt " + std::to_string(attempt_id));
+  return out;
+}
+
 Result<std::vector<MetricRow>> Store::ListMetrics(int64_t run_id) {
   Stmt& q = Prepare(
       "SELECT a.step_id, a.item, a.number, m.name, m.value, m.step FROM metrics m JOIN attempts a ON a.id = m.attempt_id "

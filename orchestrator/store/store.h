@@ -128,6 +128,9 @@ class Store : public engine::RunStore {
   // `keep_since_ms` or still unfinished. (hash, size) pairs.
   Result<std::vector<std::pair<std::string, int64_t>>> CollectableArtifacts(int64_t keep_since_ms);
 
+  // The attempt's lineage edges, with their artifacts.
+  Result<std::vector<engine::LineageEdge>> AttemptEdges(int64_t attempt_id);
+
   // The newest attempt of `step` (and `item`) in a run.
   Result<engine::AttemptRecord> LatestAttempt(int64_t run_id, const std::string& step, int item);
   Status SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms) override;

@@ -258,3 +258,37 @@ steps:
   json up = json::parse(box_.Sluice({"lineage", fs::path(scratch).filename().string(), "--format", "json"}).out);
   EXPECT_EQ(up["attempts"].size(), 1u);
 }
+
+TEST_F(ArtifactTest, OpenLineageEventsValidateAgainstTheSpec) {
+  const std::string schema = SLUICE_SOURCE_DIR "/../shared/openlineage/OpenLineage.json";
+  if (!fs::exists(schema)) GTEST_SKIP() << "the OpenLineage schema is not at " << schema << "; nothing to validate against";
+  std::string events = (box_.dir() / "events.jsonl").string();
+  ::setenv("SLUICE_OPENLINEAGE_FILE", events.c_str(), 1);
+  box_.Write("p.yaml", R"(name: ol
+steps:
+  make: {run: 'echo x > "$SLUICE_OUTPUTS_DIR/o"', outputs: {o: dataset}}
+  use: {needs: [make], run: 'cat "${{ steps.make.outputs.o }}" > "$SLUICE_OUTPUTS_DIR/m"', outputs: {m: model}}
+  bad: {run: 'exit 1', continue_on_error: true}
+)");
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  ::unsetenv("SLUICE_OPENLINEAGE_FILE");
+  std::vector<json> lines;
+  std::ifstream in(events);
+  for (std::string l; std::getline(in, l);) lines.push_back(json::parse(l));
+  ASSERT_EQ(lines.size(), 6u);  // START and an end for each attempt
+  int complete = 0, fail = 0;
+  for (const json& e : lines) {
+    complete += e["eventType"] == "COMPLETE";
+    fail += e["eventType"] == "FAIL";
+    if (e["job"]["name"] == "ol.use" && e["eventType"] == "COMPLETE") {
+      EXPECT_EQ(e["inputs"].size(), 1u);
+      EXPECT_EQ(e["outputs"].size(), 1u);
+      EXPECT_EQ(e["outputs"][0]["namespace"], "file");
+    }
+  }
+  EXPECT_EQ(complete, 2);
+  EXPECT_EQ(fail, 1);
+  std::string cmd = "/usr/bin/python3 " SLUICE_SOURCE_DIR "/tests/schema/check_openlineage.py '" + schema + "' '" + events +
+                    "' > '" + events + ".check' 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << box_.Read("events.jsonl.check");
+}
