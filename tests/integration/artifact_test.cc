@@ -16,14 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int Count(const std::string& text, const std::string& line) {
-  int n = 0;
-  std::istringstream in(text);
-  std::string l;
-  while (std::getline(in, l)) n += l == line;
-  return n;
-}
-
 // raw -> features -> train, each writing a declared output and a line to ran.txt.
 const char* kChain = R"(name: chain
 params:
@@ -53,12 +45,7 @@ steps:
 
 class ArtifactTest : public ::testing::Test {
  protected:
-  json Show(const std::string& run) { return json::parse(box_.Sluice({"show", run, "--format", "json"}).out); }
-  static json StepOf(const json& run, const std::string& id) {
-    for (const json& s : run["steps"])
-      if (s["id"] == id) return s;
-    return json::object();
-  }
+  json Show(const std::string& run) { return ShowRun(box_, run); }
   Sandbox box_;
 };
 
@@ -105,10 +92,10 @@ TEST_F(ArtifactTest, AnUnchangedRunIsServedFromTheCache) {
   EXPECT_NE(box_.Sluice({"show", "2"}).out.find("train                    cached"), std::string::npos);
   // A param the steps do not use changes nothing.
   ASSERT_EQ(box_.Sluice({"run", "p.yaml", "-p", "unused=5"}).code, 0);
-  EXPECT_EQ(Count(box_.Read("ran.txt"), "raw"), 1);
+  EXPECT_EQ(CountLines(box_.Read("ran.txt"), "raw"), 1);
   // --no-cache runs everything.
   ASSERT_EQ(box_.Sluice({"run", "p.yaml", "--no-cache"}).code, 0);
-  EXPECT_EQ(Count(box_.Read("ran.txt"), "train"), 2);
+  EXPECT_EQ(CountLines(box_.Read("ran.txt"), "train"), 2);
 }
 
 TEST_F(ArtifactTest, EachKindOfChangeIsACacheMiss) {
@@ -116,22 +103,22 @@ TEST_F(ArtifactTest, EachKindOfChangeIsACacheMiss) {
   ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
   // A param a step uses: raw runs again; its output changes, so all do.
   ASSERT_EQ(box_.Sluice({"run", "p.yaml", "-p", "n=4"}).code, 0);
-  EXPECT_EQ(Count(box_.Read("ran.txt"), "raw"), 2);
-  EXPECT_EQ(Count(box_.Read("ran.txt"), "train"), 2);
+  EXPECT_EQ(CountLines(box_.Read("ran.txt"), "raw"), 2);
+  EXPECT_EQ(CountLines(box_.Read("ran.txt"), "train"), 2);
   // The pipeline's env: features uses $SCALE; raw is unchanged and cached.
   std::string spec = kChain;
   box_.Write("p.yaml", spec.replace(spec.find("SCALE: \"2\""), 10, "SCALE: \"3\""));
   ASSERT_EQ(box_.Sluice({"run", "p.yaml", "-p", "n=4"}).code, 0);
-  EXPECT_EQ(Count(box_.Read("ran.txt"), "raw"), 3);  // the env is part of every step's fingerprint
-  EXPECT_EQ(Count(box_.Read("ran.txt"), "features"), 3);
+  EXPECT_EQ(CountLines(box_.Read("ran.txt"), "raw"), 3);  // the env is part of every step's fingerprint
+  EXPECT_EQ(CountLines(box_.Read("ran.txt"), "features"), 3);
   // The command: train's text changes; raw and features are cached.
   std::string changed = spec;
   changed.replace(changed.find("echo train >> ran.txt"), 21, "echo train >> ran.txt; true");
   box_.Write("p.yaml", changed);
   ASSERT_EQ(box_.Sluice({"run", "p.yaml", "-p", "n=4"}).code, 0);
-  EXPECT_EQ(Count(box_.Read("ran.txt"), "raw"), 3);
-  EXPECT_EQ(Count(box_.Read("ran.txt"), "features"), 3);
-  EXPECT_EQ(Count(box_.Read("ran.txt"), "train"), 4);
+  EXPECT_EQ(CountLines(box_.Read("ran.txt"), "raw"), 3);
+  EXPECT_EQ(CountLines(box_.Read("ran.txt"), "features"), 3);
+  EXPECT_EQ(CountLines(box_.Read("ran.txt"), "train"), 4);
 }
 
 TEST_F(ArtifactTest, ADamagedArtifactIsAMissWithAWarning) {
@@ -146,7 +133,7 @@ TEST_F(ArtifactTest, ADamagedArtifactIsAMissWithAWarning) {
                        fs::path(data).filename().string() + " is missing or changed); running the step\""),
             std::string::npos)
       << o.out;
-  EXPECT_EQ(Count(box_.Read("ran.txt"), "raw"), 2);
+  EXPECT_EQ(CountLines(box_.Read("ran.txt"), "raw"), 2);
   EXPECT_EQ(StepOf(Show("2"), "features")["state"], "cached");  // raw's content is the same again
 }
 

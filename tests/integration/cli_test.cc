@@ -14,31 +14,10 @@ using nlohmann::json;
 
 namespace {
 
-json Show(const Sandbox& box, int run) {
-  Output o = box.Sluice({"show", std::to_string(run), "--format", "json"});
-  EXPECT_EQ(o.code, 0) << o.err;
-  return json::parse(o.out, nullptr, false);
-}
-
-json StepOf(const json& run, const std::string& id) {
-  for (const json& s : run["steps"])
-    if (s["id"] == id) return s;
-  ADD_FAILURE() << "no step " << id << " in " << run.dump();
-  return json::object();
-}
-
 std::string Integrity(const Sandbox& box) {
   auto s = sluice::store::Store::Open((box.home() / "sluice.db").string());
   if (!s.ok()) return s.status().message();
   return *(*s)->IntegrityCheck();
-}
-
-int Count(const std::string& text, const std::string& line) {
-  int n = 0;
-  std::istringstream in(text);
-  std::string l;
-  while (std::getline(in, l)) n += l == line;
-  return n;
 }
 
 }  // namespace
@@ -81,7 +60,7 @@ steps:
   Output o = box.Sluice({"run", "p.yaml", "-p", "epochs=5", "--jobs", "2"});
   ASSERT_EQ(o.code, 0) << o.out << o.err;
   EXPECT_EQ(box.Read("report.txt"), "acc 0.95\n");
-  json run = Show(box, 1);
+  json run = ShowRun(box, "1");
   EXPECT_EQ(run["state"], "succeeded");
   EXPECT_EQ(run["params"]["epochs"], 5);
   EXPECT_EQ(StepOf(run, "train")["outputs"]["accuracy"], "0.95");
@@ -124,7 +103,7 @@ steps:
 )");
   Output o = box.Sluice({"run", "p.yaml"});
   EXPECT_EQ(o.code, 1);
-  json run = Show(box, 1);
+  json run = ShowRun(box, "1");
   EXPECT_EQ(StepOf(run, "missing")["reason"], "command not found: no-such-command-here");
   EXPECT_EQ(StepOf(run, "segv")["reason"], "killed by signal 11 (SIGSEGV)");
   EXPECT_EQ(StepOf(run, "code")["reason"], "exit code 4");
@@ -145,7 +124,7 @@ steps:
 )");
   Output o = box.Sluice({"run", "p.yaml", "--grace", "1s"});
   EXPECT_EQ(o.code, 1);
-  json run = Show(box, 1);
+  json run = ShowRun(box, "1");
   EXPECT_EQ(StepOf(run, "slow")["reason"], "timed out after 500ms");
   pid_t grandchild = std::stoi(box.Read("grandchild.pid"));
   EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(grandchild); }, std::chrono::seconds(5)))
@@ -162,7 +141,7 @@ steps:
 )");
   Output o = box.Sluice({"run", "p.yaml", "--grace", "300ms"});
   EXPECT_EQ(o.code, 1);
-  EXPECT_EQ(StepOf(Show(box, 1), "stubborn")["reason"], "timed out after 300ms (SIGKILL after the grace period)");
+  EXPECT_EQ(StepOf(ShowRun(box, "1"), "stubborn")["reason"], "timed out after 300ms (SIGKILL after the grace period)");
   pid_t grandchild = std::stoi(box.Read("grandchild.pid"));
   EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(grandchild); }, std::chrono::seconds(5)));
 }
@@ -181,7 +160,7 @@ steps:
   EXPECT_EQ(o.code, 0) << o.err;
   EXPECT_NE(o.out.find("run 1 cancelled"), std::string::npos) << o.out;
   EXPECT_EQ(Sandbox::Reap(pid), 130);
-  json run = Show(box, 1);
+  json run = ShowRun(box, "1");
   EXPECT_EQ(run["state"], "cancelled");
   EXPECT_EQ(StepOf(run, "long")["state"], "cancelled");
   EXPECT_EQ(StepOf(run, "after")["state"], "cancelled");
@@ -196,7 +175,7 @@ TEST(CliTest, InterruptCancelsTheRunCleanly) {
   ASSERT_TRUE(WaitFor([&] { return box.Exists("long.pid") && !box.Read("long.pid").empty(); }));
   ::kill(pid, SIGINT);
   EXPECT_EQ(Sandbox::Reap(pid), 130);
-  EXPECT_EQ(Show(box, 1)["state"], "cancelled");
+  EXPECT_EQ(ShowRun(box, "1")["state"], "cancelled");
   EXPECT_FALSE(ProcessAlive(std::stoi(box.Read("long.pid"))));
 }
 
@@ -211,7 +190,7 @@ TEST(CliTest, SecondInterruptKillsAtOnce) {
   ::kill(pid, SIGINT);
   EXPECT_EQ(Sandbox::Reap(pid), 130);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));  // not the 60 s grace
-  json step = StepOf(Show(box, 1), "stubborn");
+  json step = StepOf(ShowRun(box, "1"), "stubborn");
   EXPECT_EQ(step["reason"], "cancelled (SIGKILL at once)");
   EXPECT_FALSE(ProcessAlive(std::stoi(box.Read("s.pid"))));
 }
@@ -235,17 +214,17 @@ TEST(CliTest, ResumeAfterKillNineFinishesTheRunAndRunsNoSucceededStepTwice) {
   Sandbox::Reap(pid);
   pid_t orphan = std::stoi(box.Read("c.pid"));
   EXPECT_TRUE(ProcessAlive(orphan));  // the step outlived its orchestrator
-  EXPECT_EQ(Show(box, 1)["state"], "running");
+  EXPECT_EQ(ShowRun(box, "1")["state"], "running");
   Output o = box.Sluice({"resume", "1"});
   ASSERT_EQ(o.code, 0) << o.out << o.err;
-  json run = Show(box, 1);
+  json run = ShowRun(box, "1");
   EXPECT_EQ(run["state"], "succeeded");
   std::string ran = box.Read("ran.txt");
-  EXPECT_EQ(Count(ran, "a"), 1);
-  EXPECT_EQ(Count(ran, "b"), 1);
-  EXPECT_EQ(Count(ran, "c"), 2);  // lost when sluice died, then retried
-  EXPECT_EQ(Count(ran, "d"), 1);
-  EXPECT_EQ(Count(ran, "e"), 1);
+  EXPECT_EQ(CountLines(ran, "a"), 1);
+  EXPECT_EQ(CountLines(ran, "b"), 1);
+  EXPECT_EQ(CountLines(ran, "c"), 2);  // lost when sluice died, then retried
+  EXPECT_EQ(CountLines(ran, "d"), 1);
+  EXPECT_EQ(CountLines(ran, "e"), 1);
   json c = StepOf(run, "c");
   EXPECT_EQ(c["attempts"][0]["state"], "lost");
   EXPECT_EQ(c["attempts"][1]["state"], "succeeded");
@@ -265,23 +244,23 @@ steps:
   side: {needs: [a], run: echo side >> ran.txt}
 )");
   EXPECT_EQ(box.Sluice({"run", "p.yaml"}).code, 1);
-  EXPECT_EQ(StepOf(Show(box, 1), "c")["state"], "skipped");
+  EXPECT_EQ(StepOf(ShowRun(box, "1"), "c")["state"], "skipped");
   box.Write("fixed", "");
   Output o = box.Sluice({"retry", "1"});
   ASSERT_EQ(o.code, 0) << o.out << o.err;
   std::string ran = box.Read("ran.txt");
-  EXPECT_EQ(Count(ran, "a"), 1);
-  EXPECT_EQ(Count(ran, "side"), 1);
-  EXPECT_EQ(Count(ran, "b"), 2);
-  EXPECT_EQ(Count(ran, "c"), 1);
-  json run = Show(box, 1);
+  EXPECT_EQ(CountLines(ran, "a"), 1);
+  EXPECT_EQ(CountLines(ran, "side"), 1);
+  EXPECT_EQ(CountLines(ran, "b"), 2);
+  EXPECT_EQ(CountLines(ran, "c"), 1);
+  json run = ShowRun(box, "1");
   EXPECT_EQ(run["state"], "succeeded");
   EXPECT_EQ(StepOf(run, "b")["attempts"].size(), 2u);
   EXPECT_EQ(StepOf(run, "b")["attempts"][1]["number"], 2);
   o = box.Sluice({"retry", "1", "--from", "c"});
   ASSERT_EQ(o.code, 0) << o.out << o.err;
-  EXPECT_EQ(Count(box.Read("ran.txt"), "c"), 2);
-  EXPECT_EQ(Count(box.Read("ran.txt"), "b"), 2);
+  EXPECT_EQ(CountLines(box.Read("ran.txt"), "c"), 2);
+  EXPECT_EQ(CountLines(box.Read("ran.txt"), "b"), 2);
 }
 
 TEST(CliTest, LogsFollowPrintsUntilTheAttemptEnds) {

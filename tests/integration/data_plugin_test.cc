@@ -27,12 +27,7 @@ class DataPluginTest : public ::testing::Test {
     box_.Write("p.yaml", yaml);
     Output o = box_.Sluice({"run", "p.yaml"});
     EXPECT_EQ(o.code, expect_code) << o.out << o.err;
-    return json::parse(box_.Sluice({"show", "latest", "--format", "json"}).out);
-  }
-  static json StepOf(const json& run, const std::string& id) {
-    for (const json& s : run["steps"])
-      if (s["id"] == id) return s;
-    return json::object();
+    return ShowRun(box_, "latest");
   }
   Sandbox box_;
 };
@@ -76,7 +71,7 @@ steps:
   // The same seed gives the same split.
   Output again = box_.Sluice({"retry", "1", "--from", "split"});
   ASSERT_EQ(again.code, 0) << again.err;
-  json split2 = StepOf(json::parse(box_.Sluice({"show", "1", "--format", "json"}).out), "split")["outputs"];
+  json split2 = StepOf(ShowRun(box_, "1"), "split")["outputs"];
   auto read = [](const std::string& f) {
     std::ifstream in(f, std::ios::binary);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -144,7 +139,7 @@ TEST_F(DataPluginTest, TheFashionMnistExampleTrainsAGatedModelAndReRunsFromTheCa
   box_.Write("example/.gitignore", "");
   Output o = box_.Sluice({"run", "example/pipeline.yaml", "-p", "epochs=1"});
   ASSERT_EQ(o.code, 0) << o.out << o.err;
-  json run = json::parse(box_.Sluice({"show", "1", "--format", "json"}).out);
+  json run = ShowRun(box_, "1");
   double accuracy = std::stod(StepOf(run, "evaluate")["outputs"]["accuracy"].get<std::string>());
   EXPECT_GT(accuracy, 0.75);  // chance is 0.10; one epoch of softmax regression gets about 0.8
   EXPECT_EQ(StepOf(run, "register")["state"], "succeeded");
@@ -153,7 +148,7 @@ TEST_F(DataPluginTest, TheFashionMnistExampleTrainsAGatedModelAndReRunsFromTheCa
             StepOf(run, "train")["outputs"]["model"].get<std::string>() + "\n");
   o = box_.Sluice({"run", "example/pipeline.yaml", "-p", "epochs=1"});
   ASSERT_EQ(o.code, 0) << o.out << o.err;
-  run = json::parse(box_.Sluice({"show", "2", "--format", "json"}).out);
+  run = ShowRun(box_, "2");
   for (const char* id : {"ingest-train", "ingest-test", "validate", "split", "train", "evaluate"})
     EXPECT_EQ(StepOf(run, id)["state"], "cached") << id;
 }

@@ -104,4 +104,26 @@ bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds limit)
 
 bool ProcessAlive(pid_t pid) { return exec::ProcessStartTime(pid) != 0; }
 
+int CountLines(const std::string& text, const std::string& line) {
+  int n = 0;
+  std::istringstream in(text);
+  std::string l;
+  while (std::getline(in, l)) n += l == line;
+  return n;
+}
+
+nlohmann::json ShowRun(const Sandbox& box, const std::string& run) {
+  Output o = box.Sluice({"show", run, "--format", "json"});
+  EXPECT_EQ(o.code, 0) << o.err;
+  return nlohmann::json::parse(o.out, nullptr, false);
+}
+
+nlohmann::json StepOf(const nlohmann::json& run, const std::string& id) {
+  if (run.is_object() && run.contains("steps"))
+    for (const nlohmann::json& s : run["steps"])
+      if (s["id"] == id) return s;
+  ADD_FAILURE() << "no step " << id << " in " << run.dump();
+  return nlohmann::json::object();
+}
+
 }  // namespace sluice::testing

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace sluice::testing {
 
 struct Output {
@@ -44,5 +46,12 @@ bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds limit 
 
 // True if a process with this pid exists and is not a zombie.
 bool ProcessAlive(pid_t pid);
+
+// How many lines of `text` are exactly `line`.
+int CountLines(const std::string& text, const std::string& line);
+// `sluice show RUN --format json` in the sandbox (RUN: a number or latest).
+nlohmann::json ShowRun(const Sandbox& box, const std::string& run);
+// The step `id` of a shown run; a test failure if there is none.
+nlohmann::json StepOf(const nlohmann::json& run, const std::string& id);
 
 }  // namespace sluice::testing

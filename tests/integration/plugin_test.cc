@@ -17,14 +17,7 @@ const std::string kPlugins = SLUICE_TEST_PLUGINS;
 class PluginTest : public ::testing::Test {
  protected:
   void SetUp() override { ::setenv("SLUICE_PLUGIN_PATH", (kPlugins + "/testkit").c_str(), 1); }
-  json Step(int run, const std::string& id) {
-    Output o = box_.Sluice({"show", std::to_string(run), "--format", "json"});
-    json j = json::parse(o.out, nullptr, false);
-    for (const json& s : j["steps"])
-      if (s["id"] == id) return s;
-    ADD_FAILURE() << "no step " << id << " in " << o.out << o.err;
-    return json::object();
-  }
+  json Step(int run, const std::string& id) { return StepOf(ShowRun(box_, std::to_string(run)), id); }
   Sandbox box_;
 };
 
