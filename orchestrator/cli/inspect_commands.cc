@@ -468,8 +468,8 @@ int RegisterModel(const std::string& artifact, const std::string& name) {
     return kExitUsage;
   }
   std::string hash = std::filesystem::path(artifact).filename().string();
-  auto g = store->Lineage(hash, 0, true);
-  if (!g.ok() || g->artifacts.empty() || g->artifacts.front().hash != hash) {
+  auto known = store->HasArtifact(hash);
+  if (!known.ok() || !*known) {
     std::cerr << "sluice: no artifact " << Quote(hash) << " in the store (give a hash or a path under .sluice/artifacts)\n";
     return kExitFailed;
   }

@@ -894,6 +894,15 @@ Result<std::vector<std::pair<std::string, int64_t>>> Store::CollectableArtifacts
   return out;
 }
 
+Result<bool> Store::HasArtifact(const std::string& hash) {
+  Stmt& q = Prepare("SELECT 1 FROM artifacts WHERE hash = ?");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, hash);
+  int rc = q.Step();
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error("look up artifact " + hash);
+  return rc == SQLITE_ROW;
+}
+
 Result<std::vector<engine::LineageEdge>> Store::AttemptEdges(int64_t attempt_id) {
   Stmt& q = Prepare(
       "SELECT l.role, l.name, a.hash, a.kind, a.size, a.uri FROM lineage l JOIN artifacts a ON a.hash = l.artifact"

@@ -128,6 +128,8 @@ class Store : public engine::RunStore {
   // `keep_since_ms` or still unfinished. (hash, size) pairs.
   Result<std::vector<std::pair<std::string, int64_t>>> CollectableArtifacts(int64_t keep_since_ms);
 
+  // True if the store has a record of this artifact.
+  Result<bool> HasArtifact(const std::string& hash);
   // The attempt's lineage edges, with their artifacts.
   Result<std::vector<engine::LineageEdge>> AttemptEdges(int64_t attempt_id);
 
