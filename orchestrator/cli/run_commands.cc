@@ -98,11 +98,13 @@ std::string ParamsText(const spec::ParamValues& v) {
 // Loads the plugins a pipeline's steps use, and checks each `uses:` and
 // `with:` against them. A pipeline without plugin steps loads nothing.
 Result<exec::PluginCatalog> PluginsFor(const spec::Pipeline& p) {
-  bool any = std::any_of(p.steps.begin(), p.steps.end(), [](const spec::Step& s) { return !s.uses.empty(); });
-  if (!any) return exec::PluginCatalog{};
+  std::set<std::string> names;
+  for (const spec::Step& s : p.steps)
+    if (!s.uses.empty()) names.insert(spec::SplitUses(s.uses).first);
+  if (names.empty()) return exec::PluginCatalog{};
   std::string dir = fs::absolute(p.file).parent_path().string();
   std::vector<std::string> folders = exec::PluginCatalog::SearchPath(dir);
-  exec::PluginCatalog catalog = exec::PluginCatalog::Load(folders);
+  exec::PluginCatalog catalog = exec::PluginCatalog::LoadFor(folders, names);
   std::vector<std::string> errors;
   bool explain = false;
   for (const spec::Step& s : p.steps) {

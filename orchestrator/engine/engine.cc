@@ -404,13 +404,16 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   // creating files and folders is what costs most per step on some disks.
   // The step creates its .out file if it sets outputs.
   int number = rec.attempts + 1;
-  std::string base = options_.log_dir + "/" + s.id + (rec.item < 0 ? "" : "." + std::to_string(rec.item)) + "." +
-                     std::to_string(number);
+  std::string stem = options_.log_dir + "/" + s.id + (rec.item < 0 ? "" : "." + std::to_string(rec.item));
+  std::string base = stem + "." + std::to_string(number);
+  std::string state_dir = stem + ".state";  // kept across attempts: checkpoints
   req.log_path = base + ".log";
   unit.output_path = base + ".out";
   unit.files_dir = base + ".files";
   if (req.plugin) {
     req.plugin->output_dir = unit.files_dir;
+    req.plugin->state_dir = state_dir;
+    req.plugin->cpu = s.cpu;
     req.plugin->attempt = number;
   }
 
@@ -457,6 +460,7 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   env["SLUICE_STEP"] = s.id;
   env["SLUICE_ATTEMPT"] = std::to_string(number);
   env["SLUICE_OUTPUT"] = unit.output_path;
+  env["SLUICE_STATE_DIR"] = state_dir;
   if (rec.item >= 0) {
     env["SLUICE_ITEM"] = rec.item_value.Render();
     env["SLUICE_ITEM_INDEX"] = std::to_string(rec.item);

@@ -24,6 +24,8 @@ struct PluginCall {
   std::string step_type;    // its step type's id
   std::string params;       // the resolved `with:`, a JSON object
   std::string output_dir;   // the attempt's folder for files (created by the step if it wants it)
+  std::string state_dir;    // kept across the step's attempts in a run (created by the step if it wants it)
+  int cpu = 1;              // resources.cpu
   bool isolated = true;     // in a plugin-host process (else on a thread of ours)
   int attempt = 1;
 };

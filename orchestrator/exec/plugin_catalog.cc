@@ -110,9 +110,12 @@ std::vector<std::string> PluginCatalog::SearchPath(const std::string& spec_dir) 
   return folders;
 }
 
-PluginCatalog PluginCatalog::Load(const std::vector<std::string>& folders) {
-  PluginCatalog c;
-  std::set<std::string> seen_files;
+namespace {
+
+// The *.so files of `folders`, in search-path order, each once.
+std::vector<std::string> LibraryFiles(const std::vector<std::string>& folders) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
   for (const std::string& folder : folders) {
     std::error_code ec;
     std::vector<fs::path> files;
@@ -121,20 +124,53 @@ PluginCatalog PluginCatalog::Load(const std::vector<std::string>& folders) {
     std::sort(files.begin(), files.end());
     for (const fs::path& file : files) {
       std::string path = fs::weakly_canonical(file, ec).string();
-      if (!seen_files.insert(path).second) continue;  // the same folder twice on the path
-      auto p = LoadPlugin(path);
-      if (!p.ok()) {
-        c.refused_.push_back(p.status().message());
-        continue;
-      }
-      if (const PluginInfo* other = c.Find((*p)->name)) {
-        c.refused_.push_back("plugin " + path + " is named '" + (*p)->name + "' like " + other->path +
-                             ", which was found first; rename or remove one");
-        continue;
-      }
-      c.plugins_.push_back(std::move(*p));
+      if (seen.insert(path).second) out.push_back(path);  // not the same folder twice
     }
   }
+  return out;
+}
+
+// Whether `path` is named as plugin `name`'s library: lib<name>.so or libsluice-<name>.so.
+bool NamedFor(const std::string& path, const std::string& name) {
+  std::string file = fs::path(path).filename().string();
+  return file == "lib" + name + ".so" || file == "libsluice-" + name + ".so";
+}
+
+}  // namespace
+
+void PluginCatalog::Add(const std::string& path) {
+  if (std::any_of(plugins_.begin(), plugins_.end(), [&](const auto& p) { return p->path == path; })) return;
+  auto p = LoadPlugin(path);
+  if (!p.ok()) {
+    refused_.push_back(p.status().message());
+    return;
+  }
+  if (const PluginInfo* other = Find((*p)->name)) {
+    refused_.push_back("plugin " + path + " is named '" + (*p)->name + "' like " + other->path +
+                       ", which was found first; rename or remove one");
+    return;
+  }
+  plugins_.push_back(std::move(*p));
+}
+
+PluginCatalog PluginCatalog::Load(const std::vector<std::string>& folders) {
+  PluginCatalog c;
+  for (const std::string& path : LibraryFiles(folders)) c.Add(path);
+  return c;
+}
+
+PluginCatalog PluginCatalog::LoadFor(const std::vector<std::string>& folders, const std::set<std::string>& names) {
+  std::vector<std::string> files = LibraryFiles(folders);
+  PluginCatalog c;
+  for (const std::string& name : names)
+    for (const std::string& path : files)
+      if (NamedFor(path, name)) {
+        c.Add(path);
+        if (c.Find(name)) break;
+      }
+  bool all = std::all_of(names.begin(), names.end(), [&](const std::string& n) { return c.Find(n) != nullptr; });
+  if (all) return c;
+  for (const std::string& path : files) c.Add(path);
   return c;
 }
 

@@ -6,7 +6,10 @@
 //      (<prefix>/bin/sluice -> <prefix>/lib/sluice/plugins);
 //   4. plugins/ beside the sluice executable (where a build tree puts ours).
 // Every file named *.so in those folders is a plugin; its name comes from its
-// table, not from the file name.
+// table, not from the file name. LoadFor() opens only the files named
+// lib<name>.so or libsluice-<name>.so when those give every plugin it needs
+// (a plugin that links a large library should not slow down every run), and
+// everything otherwise.
 //
 // A file that cannot be a plugin is refused with a message naming it (and
 // both ABI majors when they differ); refusals do not stop the others from
@@ -16,6 +19,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -52,6 +56,8 @@ class PluginCatalog {
   static std::vector<std::string> SearchPath(const std::string& spec_dir);
   // Loads every plugin found in `folders`.
   static PluginCatalog Load(const std::vector<std::string>& folders);
+  // Loads what is needed to find the plugins `names`.
+  static PluginCatalog LoadFor(const std::vector<std::string>& folders, const std::set<std::string>& names);
 
   const std::vector<std::shared_ptr<PluginInfo>>& plugins() const { return plugins_; }
   // Messages about files that were refused.
@@ -59,6 +65,7 @@ class PluginCatalog {
   const PluginInfo* Find(const std::string& name) const;
 
  private:
+  void Add(const std::string& path);  // loads one library unless it is loaded
   std::vector<std::shared_ptr<PluginInfo>> plugins_;
   std::vector<std::string> refused_;
 };

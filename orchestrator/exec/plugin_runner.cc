@@ -158,6 +158,8 @@ void InProcessRunner::Work() {
     call.output_dir = View(j->call.output_dir);
     call.workdir = View(j->workdir);
     call.attempt = j->call.attempt;
+    call.state_dir = View(j->call.state_dir);
+    call.cpu = j->call.cpu;
     j->report.status = j->type->run(&host, &call);
     j->report.Close();
 
@@ -294,7 +296,9 @@ Result<int64_t> PluginHosts::Start(int64_t attempt_id, const PluginInfo& plugin,
                           {"params", r.plugin->params},
                           {"output_dir", r.plugin->output_dir},
                           {"workdir", r.workdir},
-                          {"attempt", r.plugin->attempt}}}};
+                          {"attempt", r.plugin->attempt},
+                          {"state_dir", r.plugin->state_dir},
+                          {"cpu", r.plugin->cpu}}}};
   WriteAll(host->socket, msg.dump() + "\n");
   return static_cast<int64_t>(host->pid);
 }
@@ -521,6 +525,9 @@ int PluginHostMain(int socket_fd) {
     call.output_dir = View(output_dir);
     call.workdir = View(workdir);
     call.attempt = run.value("attempt", 1);
+    std::string state_dir = run.value("state_dir", std::string());
+    call.state_dir = View(state_dir);
+    call.cpu = run.value("cpu", 1);
     sluice_status status = type->run(&host, &call);
     std::fflush(stdout);
     std::fflush(stderr);

@@ -89,6 +89,10 @@ typedef struct sluice_step_call {
   sluice_str output_dir;/* an empty folder of the attempt's own, for its files */
   sluice_str workdir;   /* the step's working directory */
   int32_t attempt;      /* 1, 2, ... */
+  /* Appended in 1.1: hosts built before it pass a smaller struct_size. */
+  sluice_str state_dir; /* a folder kept across this step's attempts in one run
+                           (checkpoints); created on first use by the step */
+  int32_t cpu;          /* the step's resources.cpu: how many threads to use */
 } sluice_step_call;
 
 typedef sluice_status (*sluice_run_fn)(const sluice_host* host, const sluice_step_call* call);

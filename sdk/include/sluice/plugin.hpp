@@ -21,6 +21,7 @@
 // Nothing C++ crosses into the host: the wrapper speaks only sluice/plugin.h.
 #pragma once
 
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <ostream>
@@ -69,7 +70,13 @@ class Context {
         params_(nlohmann::json::parse(std::string_view(call->params.data, call->params.size))),
         output_dir_(call->output_dir.data, call->output_dir.size),
         workdir_(call->workdir.data, call->workdir.size),
-        attempt_(call->attempt) {}
+        attempt_(call->attempt) {
+    // Members appended to sluice_step_call after 1.0 exist only if its size covers them.
+    if (call->struct_size >= offsetof(sluice_step_call, cpu) + sizeof call->cpu) {
+      state_dir_.assign(call->state_dir.data, call->state_dir.size);
+      cpu_ = call->cpu > 0 ? call->cpu : 1;
+    }
+  }
 
   // The step's `with:`, resolved.
   const nlohmann::json& params() const { return params_; }
@@ -99,6 +106,18 @@ class Context {
   }
   const std::string& workdir() const { return workdir_; }
   int attempt() const { return attempt_; }
+  // A folder kept across the step's attempts within one run, for checkpoints
+  // that a retried attempt resumes from; created on first use. Empty if the
+  // host is older than the ABI 1.1 call.
+  const std::string& state_dir() {
+    if (!state_dir_.empty() && !made_state_dir_) {
+      std::filesystem::create_directories(state_dir_);
+      made_state_dir_ = true;
+    }
+    return state_dir_;
+  }
+  // The step's resources.cpu (1 if the host does not say).
+  int cpu() const { return cpu_; }
 
   // ctx.log() << "epoch " << e << " loss " << loss;   (one line per statement)
   LogLine log() { return LogLine(h_); }
@@ -120,9 +139,11 @@ class Context {
  private:
   const sluice_host* h_;
   nlohmann::json params_;
-  std::string output_dir_, workdir_;
+  std::string output_dir_, workdir_, state_dir_;
   int attempt_;
+  int cpu_ = 1;
   bool made_output_dir_ = false;
+  bool made_state_dir_ = false;
 };
 
 class Step {
