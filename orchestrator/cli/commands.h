@@ -41,4 +41,15 @@ int RegisterModel(const std::string& artifact, const std::string& name);
 int ModelPath(const std::string& ref);
 int Gc(const std::string& older_than, bool dry_run);
 
+struct ServeModelOptions {
+  std::string model;  // a TorchScript file or NAME@VERSION / NAME@ALIAS / NAME@latest
+  std::string name;   // in URLs; default: the registry name, or "model"
+  std::string listen = "127.0.0.1";
+  int port = 8081;
+  int threads = 0;  // request threads; 0: the plugin's default
+  int max_batch = 1;
+  double max_wait_ms = 2;
+};
+int ServeModel(const ServeModelOptions& options);
+
 }  // namespace sluice::cli

@@ -118,6 +118,19 @@ int main(int argc, char** argv) {
   gc->add_option("--older-than", older_than, "runs created this long ago are not kept, e.g. 30d")->required();
   gc->add_flag("-n,--dry-run", dry_run, "only list what would be removed");
 
+  ServeModelOptions serving;
+  auto* serve_model = app.add_subcommand("serve-model", "Serve a TorchScript model over the Open Inference Protocol v2");
+  serve_model->add_option("model", serving.model, "a model file, or fashion@production, fashion@3, fashion@latest")
+      ->required();
+  serve_model->add_option("--name", serving.name, "the model's name in URLs (default: its registry name)");
+  serve_model->add_option("--listen", serving.listen, "address to listen on")->capture_default_str();
+  serve_model->add_option("--port", serving.port, "0 picks a free port")->capture_default_str()->check(CLI::Range(0, 65535));
+  serve_model->add_option("--threads", serving.threads, "request threads")->check(CLI::Range(1, 256));
+  serve_model->add_option("--max-batch", serving.max_batch, "micro-batch up to this many images (1: off)")
+      ->capture_default_str()->check(CLI::Range(1, 4096));
+  serve_model->add_option("--max-wait-ms", serving.max_wait_ms, "how long a micro-batch waits to fill")
+      ->capture_default_str()->check(CLI::Range(0.0, 1000.0));
+
   // Not for people: the process that runs isolated plugin steps.
   auto* host = app.add_subcommand("plugin-host", "")->group("");
 
@@ -145,6 +158,7 @@ int main(int argc, char** argv) {
   if (*path) return ModelPath(model_ref);
   if (*models) return Models(model_name, format);
   if (*gc) return Gc(older_than, dry_run);
+  if (*serve_model) return ServeModel(serving);
   if (*host) return sluice::exec::PluginHostMain(3);
   return kExitUsage;
 }

@@ -873,6 +873,9 @@ Result<ModelVersion> Store::ResolveModel(const std::string& ref) {
     if (numeric && std::to_string(m.version) == which) return m;
     if (!numeric && std::find(m.aliases.begin(), m.aliases.end(), which) != m.aliases.end()) return m;
   }
+  if (which == "latest")  // the newest version, unless an alias is named so
+    return *std::max_element(all->begin(), all->end(),
+                             [](const ModelVersion& a, const ModelVersion& b) { return a.version < b.version; });
   return Status::NotFound("model '" + name + "' has no " + (numeric ? "version " : "alias ") + Quote(which));
 }
 

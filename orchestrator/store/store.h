@@ -120,7 +120,8 @@ class Store : public engine::RunStore {
   Status SetAlias(const std::string& name, int version, const std::string& alias, int64_t now_ms);
   // Every version of `name` (all models when empty), oldest first.
   Result<std::vector<ModelVersion>> ListModels(const std::string& name);
-  // "fashion@3" or "fashion@production".
+  // "fashion@3", "fashion@production", or "fashion@latest" (the newest
+  // version, unless an alias is named latest).
   Result<ModelVersion> ResolveModel(const std::string& ref);
 
   // Artifacts nothing kept depends on: not a registered model version or

@@ -1,0 +1,98 @@
+// `sluice serve-model`: runs the torch plugin's `serve` step type in this
+// process, in the foreground, until SIGINT or SIGTERM. The model is a file
+// or a registry reference (fashion@production, fashion@3, fashion@latest).
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "cli/commands.h"
+#include "exec/plugin_catalog.h"
+
+namespace fs = std::filesystem;
+
+namespace sluice::cli {
+namespace {
+
+volatile std::sig_atomic_t stop_requested = 0;
+
+void OnStopSignal(int) { stop_requested = 1; }
+
+std::string Str(sluice_str s) { return std::string(s.data, s.size); }
+
+struct Host {
+  std::string failure;
+};
+
+}  // namespace
+
+int ServeModel(const ServeModelOptions& o) {
+  nlohmann::json params = {{"listen", o.listen}, {"port", o.port}, {"max_batch", o.max_batch},
+                           {"max_wait_ms", o.max_wait_ms}};
+  if (o.threads > 0) params["threads"] = o.threads;
+  std::error_code ec;
+  if (fs::is_regular_file(o.model, ec)) {
+    params["model"] = fs::absolute(o.model).string();
+    params["name"] = o.name.empty() ? "model" : o.name;
+  } else {
+    auto store = OpenStore();
+    if (!store) return kExitFailed;
+    auto m = store->ResolveModel(o.model);
+    if (!m.ok()) {
+      std::cerr << "sluice: serve-model: " << o.model << " is not a model file, and " << m.status().message() << "\n";
+      return kExitFailed;
+    }
+    params["model"] = m->uri;
+    params["name"] = o.name.empty() ? m->name : o.name;
+    params["version"] = std::to_string(m->version);
+  }
+
+  exec::PluginCatalog catalog =
+      exec::PluginCatalog::LoadFor(exec::PluginCatalog::SearchPath(fs::current_path().string()), {"torch"});
+  const exec::PluginInfo* torch = catalog.Find("torch");
+  const exec::StepTypeInfo* serve = torch ? torch->Find("serve") : nullptr;
+  if (!serve) {
+    std::cerr << "sluice: serve-model needs the torch plugin (libsluice-torch.so) with step type 'serve'; not found";
+    for (const std::string& r : catalog.refused()) std::cerr << "\n  " << r;
+    std::cerr << "\n  (sluice plugins lists the search path)\n";
+    return kExitFailed;
+  }
+
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  Host state;
+  sluice_host host{};
+  host.struct_size = sizeof host;
+  host.abi_major = SLUICE_PLUGIN_ABI_MAJOR;
+  host.host = &state;
+  host.log = [](void*, sluice_str line) {
+    std::string l = Str(line);
+    std::fprintf(stderr, "%s\n", l.c_str());
+  };
+  host.progress = [](void*, double, sluice_str) {};
+  host.metric = [](void*, sluice_str, double, int64_t) {};
+  host.output = [](void*, sluice_str, sluice_str) {};
+  host.fail = [](void* h, sluice_str message) { static_cast<Host*>(h)->failure = Str(message); };
+  host.cancelled = [](void*) -> int32_t { return stop_requested ? 1 : 0; };
+  std::string text = params.dump(), type = "serve", cwd = fs::current_path().string();
+  sluice_step_call call{};
+  call.struct_size = sizeof call;
+  call.step_type = {type.data(), type.size()};
+  call.params = {text.data(), text.size()};
+  call.workdir = {cwd.data(), cwd.size()};
+  call.attempt = 1;
+  call.cpu = static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+  sluice_status status = serve->run(&host, &call);
+  if (status == SLUICE_STATUS_FAILED) {
+    std::cerr << "sluice: serve-model: " << state.failure << "\n";
+    return kExitFailed;
+  }
+  return kExitOk;  // stopped by a signal
+}
+
+}  // namespace sluice::cli
