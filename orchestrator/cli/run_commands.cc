@@ -226,15 +226,27 @@ int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> rec
   executor.SetProgressSink([&progress](int64_t attempt, double fraction, const std::string& message) {
     progress.StepProgress(attempt, fraction, message);
   });
-  // OpenLineage events, when $SLUICE_OPENLINEAGE_FILE names a file.
+  // OpenLineage events, to $SLUICE_OPENLINEAGE_FILE and/or $SLUICE_OPENLINEAGE_URL.
   engine::Observer* observer = &progress;
-  std::unique_ptr<OpenLineageFile> lineage_events;
-  if (const char* path = std::getenv("SLUICE_OPENLINEAGE_FILE"); path && *path) {
+  std::unique_ptr<OpenLineageEvents> lineage_events;
+  const char* lineage_file = std::getenv("SLUICE_OPENLINEAGE_FILE");
+  const char* lineage_url = std::getenv("SLUICE_OPENLINEAGE_URL");
+  if ((lineage_file && *lineage_file) || (lineage_url && *lineage_url)) {
+    std::unique_ptr<OpenLineageHttp> http;
+    if (lineage_url && *lineage_url) {
+      OpenLineageHttp::Options o;
+      o.url = lineage_url;
+      if (const char* key = std::getenv("SLUICE_OPENLINEAGE_API_KEY")) o.api_key = key;
+      http = std::make_unique<OpenLineageHttp>(o);
+      if (!http->error().empty()) return Fail("sluice: SLUICE_OPENLINEAGE_URL: " + http->error(), kExitUsage);
+    }
     const char* ns = std::getenv("SLUICE_OPENLINEAGE_NAMESPACE");
-    lineage_events = std::make_unique<OpenLineageFile>(path, ns && *ns ? ns : "sluice", run.pipeline.name,
-                                                       fs::absolute(HomeDir()).lexically_normal().string(), &store,
-                                                       &progress);
-    if (!lineage_events->ok()) return Fail(std::string("sluice: cannot open ") + path + " for OpenLineage events", kExitFailed);
+    std::string path = lineage_file ? lineage_file : "";
+    lineage_events = std::make_unique<OpenLineageEvents>(path, std::move(http), ns && *ns ? ns : "sluice",
+                                                         run.pipeline.name,
+                                                         fs::absolute(HomeDir()).lexically_normal().string(), &store,
+                                                         &progress);
+    if (!lineage_events->ok()) return Fail("sluice: cannot open " + path + " for OpenLineage events", kExitFailed);
     observer = lineage_events.get();
   }
   engine::Engine eng(plan, run.params, run.row.id, &store, &executor, &clock, observer, options, std::move(records));

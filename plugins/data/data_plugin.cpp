@@ -6,7 +6,9 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -26,7 +28,13 @@ namespace {
 // The whole (possibly gzipped) file. zlib reads plain files as they are.
 std::string ReadMaybeGzip(const std::string& path) {
   gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw std::runtime_error(path + ": cannot open");
+  if (!f) {
+    std::string why = std::strerror(errno);
+    // Debian packages the data sets the examples use.
+    if (path.find("/usr/share/datasets/fashion-mnist/") == 0)
+      why += " (Debian's dataset-fashion-mnist package installs these files: apt-get install dataset-fashion-mnist)";
+    throw std::runtime_error(path + ": cannot open: " + why);
+  }
   std::string out;
   char buf[1 << 16];
   int n;

@@ -183,12 +183,13 @@ struct Train : sluice::Step {
     torch::optim::Adam opt(params, torch::optim::AdamOptions(lr));
 
     json shaping = p;
-    for (const char* ignored : {"threads", "epochs"}) shaping.erase(ignored);  // more epochs continue the same run
+    shaping.erase("threads");  // the only param that does not change the result
     Checkpoint checkpoint{ctx.state_dir(), shaping.dump()};
     int start = 0;
     if (!checkpoint.dir.empty()) start = std::min(checkpoint.Load(&net, &opt), epochs);
     if (start > 0) ctx.log() << "resuming from the checkpoint after epoch " << start;
 
+    bool flip = ctx.param<bool>("augment", false);
     int64_t n = train.size(), batches = (n + batch - 1) / batch;
     auto began = std::chrono::steady_clock::now();
     int64_t seen = 0;
@@ -200,12 +201,19 @@ struct Train : sluice::Step {
       std::mt19937_64 rng(seed * 1000003 + static_cast<uint64_t>(epoch));
       std::shuffle(order.begin(), order.end(), rng);
       torch::Tensor index = torch::tensor(order, torch::kInt64);
+      // Cosine annealing per epoch: the last epochs take small steps.
+      double epoch_lr = lr * 0.5 * (1 + std::cos(M_PI * epoch / epochs));
+      for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(epoch_lr);
       double loss_sum = 0;
       int64_t correct = 0;
       for (int64_t b = 0; b < batches; ++b) {
         ctx.stop_if_cancelled();
         torch::Tensor idx = index.slice(0, b * batch, std::min(n, (b + 1) * batch));
         torch::Tensor x = train.images.index_select(0, idx), y = train.labels.index_select(0, idx);
+        if (flip) {  // mirror every other image of the batch left to right
+          torch::Tensor odd = torch::arange(1, x.size(0), 2);
+          x.index_copy_(0, odd, x.index_select(0, odd).flip({3}));
+        }
         opt.zero_grad();
         torch::Tensor logits = net.forward({x}).toTensor();
         torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
@@ -442,6 +450,7 @@ SLUICE_PLUGIN(
             "batch_size": {"type": "integer", "minimum": 1, "maximum": 65536},
             "learning_rate": {"type": "number", "minimum": 0},
             "seed": {"type": "integer", "minimum": 0},
+            "augment": {"type": "boolean", "description": "mirror half of each batch left to right (default false)"},
             "class_names": {"type": "array", "items": {"type": "string"}}, )S" TORCH_COMMON "}}"),
     sluice::StepType<Evaluate>(
         "evaluate", 1, "Accuracy, per-class precision/recall and a confusion matrix (JSON, SVG); an accuracy gate",

@@ -1,8 +1,11 @@
 // Declared outputs, the artifact store, caching and lineage, end to end.
+#include <httplib.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -279,4 +282,99 @@ steps:
   std::string cmd = "/usr/bin/python3 " SLUICE_SOURCE_DIR "/tests/schema/check_openlineage.py '" + schema + "' '" + events +
                     "' > '" + events + ".check' 2>&1";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << box_.Read("events.jsonl.check");
+}
+
+namespace {
+
+// An OpenLineage consumer on a free loopback port that refuses its first
+// `refuse` requests with 503 and records the rest.
+class LineageReceiver {
+ public:
+  explicit LineageReceiver(int refuse) : refuse_(refuse) {
+    server_.Post("/api/v1/lineage", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard<std::mutex> lock(mu_);
+      authorization_ = req.get_header_value("Authorization");
+      if (refuse_ > 0) {
+        --refuse_;
+        res.status = 503;
+        return;
+      }
+      bodies_.push_back(json::parse(req.body));
+      res.status = 201;
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~LineageReceiver() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/api/v1/lineage"; }
+  std::vector<json> bodies() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return bodies_;
+  }
+  std::string authorization() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return authorization_;
+  }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0, refuse_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<json> bodies_;
+  std::string authorization_;
+};
+
+const char* kLineagePipeline = R"(name: ol
+steps:
+  make: {run: 'echo x > "$SLUICE_OUTPUTS_DIR/o"', outputs: {o: dataset}}
+  use: {needs: [make], run: 'cat "${{ steps.make.outputs.o }}" > "$SLUICE_OUTPUTS_DIR/m"', outputs: {m: model}}
+)";
+
+}  // namespace
+
+TEST_F(ArtifactTest, OpenLineageEventsArePostedToTheEndpointAndRetriedAfterAServerError) {
+  LineageReceiver receiver(/*refuse=*/2);
+  std::string events = (box_.dir() / "events.jsonl").string();
+  ::setenv("SLUICE_OPENLINEAGE_FILE", events.c_str(), 1);
+  ::setenv("SLUICE_OPENLINEAGE_URL", receiver.url().c_str(), 1);
+  ::setenv("SLUICE_OPENLINEAGE_API_KEY", "k3y", 1);
+  box_.Write("p.yaml", kLineagePipeline);
+  Output o = box_.Sluice({"run", "p.yaml"});
+  ::unsetenv("SLUICE_OPENLINEAGE_FILE");
+  ::unsetenv("SLUICE_OPENLINEAGE_URL");
+  ::unsetenv("SLUICE_OPENLINEAGE_API_KEY");
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.err.find("not delivered"), std::string::npos) << o.err;
+  std::vector<json> in_file;
+  std::ifstream in(events);
+  for (std::string l; std::getline(in, l);) in_file.push_back(json::parse(l));
+  ASSERT_EQ(in_file.size(), 4u);
+  EXPECT_EQ(receiver.bodies(), in_file);  // every event once, in order, the refused one after its retries
+  EXPECT_EQ(receiver.authorization(), "Bearer k3y");
+}
+
+TEST_F(ArtifactTest, AnUnreachableOpenLineageEndpointNeitherFailsNorHoldsUpTheRun) {
+  ::setenv("SLUICE_OPENLINEAGE_URL", "http://127.0.0.1:9/api/v1/lineage", 1);  // the discard port: refused
+  box_.Write("p.yaml", kLineagePipeline);
+  Output o = box_.Sluice({"run", "p.yaml"});
+  ::unsetenv("SLUICE_OPENLINEAGE_URL");
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.err.find("4 OpenLineage events were not delivered to http://127.0.0.1:9/api/v1/lineage"), std::string::npos)
+      << o.err;
+  json run = ShowRun(box_, "1");
+  // The steps did not wait for the endpoint: the run took well under one retry schedule (3 s).
+  EXPECT_LT(run["finished_ms"].get<int64_t>() - run["started_ms"].get<int64_t>(), 2000);
+}
+
+TEST_F(ArtifactTest, AnOpenLineageUrlThatIsNotHttpIsAUsageError) {
+  ::setenv("SLUICE_OPENLINEAGE_URL", "ftp://example/lineage", 1);
+  box_.Write("p.yaml", kLineagePipeline);
+  Output o = box_.Sluice({"run", "p.yaml"});
+  ::unsetenv("SLUICE_OPENLINEAGE_URL");
+  EXPECT_EQ(o.code, 2);
+  EXPECT_EQ(o.err, "sluice: SLUICE_OPENLINEAGE_URL: 'ftp://example/lineage' is not an http:// or https:// URL\n");
 }

@@ -88,6 +88,15 @@ TEST_F(DataPluginTest, IdxIngestRefusesAWrongMagicNumber) {
             kMnist + "/t10k-labels-idx1-ubyte.gz: bad magic number 0x00000801; expected 0x00000803 (IDX images)");
 }
 
+TEST_F(DataPluginTest, IdxIngestNamesTheMissingFileAndThePackageThatInstallsIt) {
+  json run = Run("name: bad\nsteps:\n  ingest:\n    uses: data/idx-ingest\n    with: {images: " + kMnist +
+                     "/no-such-idx3-ubyte.gz}\n",
+                 1);
+  EXPECT_EQ(StepOf(run, "ingest")["reason"],
+            kMnist + "/no-such-idx3-ubyte.gz: cannot open: No such file or directory (Debian's dataset-fashion-mnist "
+                     "package installs these files: apt-get install dataset-fashion-mnist)");
+}
+
 TEST_F(DataPluginTest, IdxIngestRefusesATruncatedFile) {
   std::ifstream in(kMnist + "/t10k-images-idx3-ubyte.gz", std::ios::binary);
   std::string head(100000, '\0');

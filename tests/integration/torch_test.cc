@@ -1,0 +1,270 @@
+// The torch plugin and the model server, on real Fashion-MNIST data (a
+// subset, so that the suite stays fast): the example pipeline trains,
+// evaluates, exports and registers a model; `sluice serve-model` answers the
+// Open Inference Protocol v2 with the same predictions as torch/evaluate.
+#include <httplib.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <stdlib.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace sluice::testing {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+// A free loopback port, from the kernel.
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// An infer request for images [first, first + n) of a dataset's uint8 image column.
+std::string InferBody(const std::string& images, size_t first, size_t n) {
+  json data = json::array();
+  for (size_t i = first * 784; i < (first + n) * 784; ++i) data.push_back(uint8_t(images[i]) / 255.0f);
+  return json{{"inputs", {{{"name", "input"}, {"shape", {n, 1, 28, 28}}, {"datatype", "FP32"}, {"data", data}}}}}.dump();
+}
+
+class TorchTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ::unsetenv("SLUICE_PLUGIN_PATH"); }  // the build tree's plugins/ beside sluice
+
+  // Runs the example on 3,000 training and 1,000 test images for one epoch.
+  json RunExample(const std::vector<std::string>& extra = {}) {
+    fs::copy(SLUICE_SOURCE_DIR "/examples/fashion-mnist", box_.dir() / "example", fs::copy_options::recursive);
+    std::vector<std::string> args = {"run", "example/pipeline.yaml", "-p", "epochs=1", "-p", "train_limit=3000",
+                                     "-p", "test_limit=1000", "-p", "min_accuracy=0.6"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Output o = box_.Sluice(args);
+    EXPECT_EQ(o.code, 0) << o.out << o.err;
+    return ShowRun(box_, "latest");
+  }
+
+  // Starts `sluice serve-model ARGS --port P` and waits until it is ready.
+  pid_t Serve(const std::vector<std::string>& args, int port) {
+    std::vector<std::string> all = {"serve-model"};
+    all.insert(all.end(), args.begin(), args.end());
+    all.insert(all.end(), {"--port", std::to_string(port)});
+    pid_t pid = box_.Start(all, "serve.log");
+    httplib::Client c("127.0.0.1", port);
+    bool ready = WaitFor([&] {
+      auto r = c.Get("/v2/health/ready");
+      return r && r->status == 200;
+    });
+    EXPECT_TRUE(ready) << box_.Read("serve.log");
+    return pid;
+  }
+
+  Sandbox box_;
+};
+
+TEST_F(TorchTest, TheExampleTrainsEvaluatesExportsAndRegistersAModelThatBeatsChance) {
+  json run = RunExample();
+  ASSERT_EQ(run["state"], "succeeded");
+  double accuracy = std::stod(StepOf(run, "evaluate")["outputs"]["accuracy"].get<std::string>());
+  EXPECT_GT(accuracy, 0.6);  // chance is 0.10; one epoch on 3,000 images gets about 0.75
+  json metrics = json::parse(ReadFile(StepOf(run, "evaluate")["outputs"]["metrics"].get<std::string>()));
+  EXPECT_NEAR(metrics["accuracy"].get<double>(), accuracy, 1e-4);
+  EXPECT_TRUE(metrics.contains("precision_9") && metrics.contains("recall_0")) << metrics.dump();
+  fs::path confusion = StepOf(run, "evaluate")["outputs"]["confusion"].get<std::string>();
+  json matrix = json::parse(ReadFile(confusion / "confusion.json"));
+  int64_t total = 0;
+  for (const auto& row : matrix["matrix"])
+    for (const auto& n : row) total += n.get<int64_t>();
+  EXPECT_EQ(total, 1000);
+  EXPECT_EQ(matrix["classes"][9], "Ankle boot");
+  EXPECT_NE(ReadFile(confusion / "confusion.svg").find("<svg"), std::string::npos);
+  EXPECT_EQ(StepOf(run, "export")["outputs"]["registered"], "fashion@1");
+  EXPECT_GT(std::stod(StepOf(run, "export")["outputs"]["int8_accuracy"].get<std::string>()), 0.6);
+  EXPECT_LT(fs::file_size(StepOf(run, "export")["outputs"]["model_int8"].get<std::string>()),
+            fs::file_size(StepOf(run, "export")["outputs"]["model"].get<std::string>()));
+}
+
+TEST_F(TorchTest, TheServerAnswersWithTheSamePredictionsAsEvaluate) {
+  json run = RunExample();
+  ASSERT_EQ(run["state"], "succeeded");
+  std::string images = ReadFile(fs::path(StepOf(run, "ingest-test")["outputs"]["dataset"].get<std::string>()) / "image.bin");
+  ASSERT_EQ(images.size(), 1000u * 784);
+  json predictions =
+      json::parse(ReadFile(StepOf(run, "evaluate")["outputs"]["predictions"].get<std::string>()))["predictions"];
+
+  int port = FreePort();
+  pid_t server = Serve({"fashion@latest"}, port);
+  httplib::Client c("127.0.0.1", port);
+  for (size_t first : {size_t(0), size_t(100), size_t(900)}) {
+    auto r = c.Post("/v2/models/fashion/infer", InferBody(images, first, 100), "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    json out = json::parse(r->body);
+    EXPECT_EQ(out["model_name"], "fashion");
+    const json& labels = out["outputs"][1];
+    EXPECT_EQ(labels["name"], "label");
+    for (size_t i = 0; i < 100; ++i) EXPECT_EQ(labels["data"][i], predictions[first + i]) << "image " << first + i;
+    const json& p = out["outputs"][0];
+    EXPECT_EQ(p["shape"], json({100, 10}));
+    double sum = 0;
+    for (int k = 0; k < 10; ++k) sum += p["data"][k].get<double>();
+    EXPECT_NEAR(sum, 1.0, 1e-4);
+  }
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("sluice_model_requests_total{model=\"fashion\",code=\"200\"} 3"), std::string::npos) << m->body;
+  EXPECT_NE(m->body.find("sluice_model_images_total{model=\"fashion\"} 300"), std::string::npos) << m->body;
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(Sandbox::Reap(server), 0) << box_.Read("serve.log");
+  EXPECT_NE(box_.Read("serve.log").find("stopped serving"), std::string::npos);
+}
+
+TEST_F(TorchTest, MicroBatchingGivesTheSameAnswersAsSingleRequests) {
+  json run = RunExample();
+  ASSERT_EQ(run["state"], "succeeded");
+  std::string images = ReadFile(fs::path(StepOf(run, "ingest-test")["outputs"]["dataset"].get<std::string>()) / "image.bin");
+  json predictions =
+      json::parse(ReadFile(StepOf(run, "evaluate")["outputs"]["predictions"].get<std::string>()))["predictions"];
+  int port = FreePort();
+  pid_t server = Serve({StepOf(run, "export")["outputs"]["model"].get<std::string>(), "--name", "f", "--max-batch", "16",
+                        "--max-wait-ms", "5", "--threads", "8"},
+                       port);
+  std::vector<std::thread> clients;
+  std::atomic<int> agree{0}, answered{0};
+  for (int t = 0; t < 8; ++t)
+    clients.emplace_back([&, t] {
+      httplib::Client c("127.0.0.1", port);
+      for (size_t i = size_t(t); i < 64; i += 8) {
+        auto r = c.Post("/v2/models/f/infer", InferBody(images, i, 1), "application/json");
+        if (!r || r->status != 200) continue;
+        ++answered;
+        if (json::parse(r->body)["outputs"][1]["data"][0] == predictions[i]) ++agree;
+      }
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(answered.load(), 64);
+  EXPECT_EQ(agree.load(), 64);
+  httplib::Client c("127.0.0.1", port);
+  std::string metrics = c.Get("/metrics")->body;
+  size_t at = metrics.find("sluice_model_batches_total{model=\"f\"} ");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_LT(std::stoi(metrics.substr(at + 38)), 64) << "no request was batched with another";
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(Sandbox::Reap(server), 0);
+}
+
+TEST_F(TorchTest, TheServerRefusesBadRequestsWithAReasonAndKeepsServing) {
+  json run = RunExample();
+  ASSERT_EQ(run["state"], "succeeded");
+  int port = FreePort();
+  pid_t server = Serve({"fashion@1"}, port);
+  httplib::Client c("127.0.0.1", port);
+  auto post = [&](const std::string& path, const std::string& body) {
+    auto r = c.Post(path, body, "application/json");
+    EXPECT_TRUE(r);
+    return std::make_pair(r ? r->status : 0, r ? r->body : "");
+  };
+  auto image = [](json shape, size_t n, const char* type = "FP32") {
+    return json{{"inputs", {{{"name", "input"}, {"shape", shape}, {"datatype", type}, {"data", std::vector<float>(n, 0.5f)}}}}}
+        .dump();
+  };
+  EXPECT_EQ(post("/v2/models/fashion/infer", "{not json"),
+            std::make_pair(400, std::string(R"({"error":"the request body is not JSON"})")));
+  EXPECT_EQ(post("/v2/models/fashion/infer", image({1, 3, 28, 28}, 3 * 784)),
+            std::make_pair(400, std::string(R"({"error":"inputs[0].shape must be [N, 1, 28, 28], not [1,3,28,28]"})")));
+  EXPECT_EQ(post("/v2/models/fashion/infer", image({1, 1, 28, 28}, 783)),
+            std::make_pair(400, std::string(R"({"error":"inputs[0].data holds 783 numbers; shape [1,1,28,28] needs 784"})")));
+  EXPECT_EQ(post("/v2/models/fashion/infer", image({1, 1, 28, 28}, 784, "INT8")).first, 400);
+  EXPECT_EQ(post("/v2/models/fashion/infer", image({100000, 1, 28, 28}, 1)).first, 400);
+  EXPECT_EQ(post("/v2/models/other/infer", image({1, 1, 28, 28}, 784)),
+            std::make_pair(404, std::string(R"({"error":"unknown model 'other'; this server serves 'fashion'"})")));
+  auto big = post("/v2/models/fashion/infer", std::string(17u << 20, ' '));
+  EXPECT_EQ(big.first, 413);
+  // Still serving, and the refusals were counted.
+  EXPECT_EQ(post("/v2/models/fashion/infer", image({1, 1, 28, 28}, 784)).first, 200);
+  auto live = c.Get("/v2/health/live");
+  ASSERT_TRUE(live);
+  EXPECT_EQ(live->status, 200);
+  std::string metrics = c.Get("/metrics")->body;
+  EXPECT_NE(metrics.find("sluice_model_request_errors_total{model=\"fashion\"} 6"), std::string::npos) << metrics;
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(Sandbox::Reap(server), 0);
+}
+
+TEST_F(TorchTest, AFileThatIsNotTorchScriptIsRefusedByNameAndTheServerDoesNotStart) {
+  box_.Write("model.pt", "just text\n");
+  Output o = box_.Sluice({"serve-model", "model.pt", "--port", std::to_string(FreePort())});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("model.pt: not a TorchScript model file"), std::string::npos) << o.err;
+  o = box_.Sluice({"serve-model", "fashion@production", "--port", std::to_string(FreePort())});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("no model named 'fashion'"), std::string::npos) << o.err;
+}
+
+TEST_F(TorchTest, EvaluateFailsTheStepUnderTheAccuracyGateAndNothingIsExported) {
+  json run = RunExample({"-p", "min_accuracy=0.99"});
+  EXPECT_EQ(run["state"], "failed");
+  json evaluate = StepOf(run, "evaluate");
+  EXPECT_EQ(evaluate["state"], "failed");
+  EXPECT_NE(evaluate.dump().find("is under the gate min_accuracy 0.9900"), std::string::npos) << evaluate.dump();
+  EXPECT_EQ(StepOf(run, "export")["state"], "skipped");
+  EXPECT_EQ(box_.Sluice({"models", "path", "fashion@latest"}).code, 1);
+}
+
+TEST_F(TorchTest, TrainingWithTheSameSeedGivesTheSameModel) {
+  json first = RunExample();
+  ASSERT_EQ(first["state"], "succeeded");
+  json second = RunExample({"--no-cache"});
+  ASSERT_EQ(second["state"], "succeeded");
+  EXPECT_EQ(StepOf(first, "train")["outputs"]["model"], StepOf(second, "train")["outputs"]["model"]);
+}
+
+TEST_F(TorchTest, AResumedRunContinuesTrainingFromTheLastCheckpoint) {
+  fs::copy(SLUICE_SOURCE_DIR "/examples/fashion-mnist", box_.dir() / "example", fs::copy_options::recursive);
+  pid_t sluice = box_.Start({"run", "example/pipeline.yaml", "-p", "epochs=3", "-p", "train_limit=3000", "-p",
+                             "test_limit=500", "-p", "min_accuracy=0.5"},
+                            "run.log");
+  // Kill sluice (and so the plugin host) once the first epoch's checkpoint is written.
+  bool checkpointed = WaitFor(
+      [&] {
+        std::error_code ec;
+        for (const auto& e : fs::recursive_directory_iterator(box_.home(), ec))
+          if (e.path().filename() == "checkpoint.json") return true;
+        return false;
+      },
+      std::chrono::seconds(90));
+  ASSERT_TRUE(checkpointed) << box_.Read("run.log");
+  ::kill(sluice, SIGKILL);
+  Sandbox::Reap(sluice);
+  Output o = box_.Sluice({"resume", "1"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  json train = StepOf(ShowRun(box_, "1"), "train");
+  EXPECT_EQ(train["state"], "succeeded");
+  std::string log = box_.Sluice({"logs", "1", "train"}).out;
+  EXPECT_NE(log.find("resuming from the checkpoint after epoch 1"), std::string::npos) << log;
+  EXPECT_EQ(log.find("epoch 1: loss"), std::string::npos) << "epoch 1 ran again:\n" << log;
+  EXPECT_NE(log.find("epoch 3: loss"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace sluice::testing
