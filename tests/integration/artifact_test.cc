@@ -1,5 +1,6 @@
 // Declared outputs, the artifact store, caching and lineage, end to end.
 #include <httplib.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness.h"
+#include "store/artifacts.h"
 #include "store/store.h"
 
 using namespace sluice::testing;
@@ -377,4 +379,51 @@ TEST_F(ArtifactTest, AnOpenLineageUrlThatIsNotHttpIsAUsageError) {
   ::unsetenv("SLUICE_OPENLINEAGE_URL");
   EXPECT_EQ(o.code, 2);
   EXPECT_EQ(o.err, "sluice: SLUICE_OPENLINEAGE_URL: 'ftp://example/lineage' is not an http:// or https:// URL\n");
+}
+
+// Every entry of the artifact store holds exactly the content its name says.
+void ExpectNoHalfArtifacts(const std::filesystem::path& root) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(root / "artifacts", ec)) {
+    int64_t size = 0;
+    auto hash = sluice::store::HashPath(e.path().string(), &size);
+    ASSERT_TRUE(hash.ok()) << e.path();
+    EXPECT_EQ(*hash, e.path().filename().string()) << "a half-published artifact";
+  }
+}
+
+TEST_F(ArtifactTest, AKillDuringPublishLeavesNoHalfArtifactAndResumePublishesIt) {
+  // 256 MB take a few hundred ms to hash: kill -9 lands while sluice hashes
+  // or moves the output, at a different moment each round.
+  box_.Write("p.yaml", R"(name: big
+params:
+  k: {type: int, default: 0}
+steps:
+  big:
+    run: 'head -c 268435456 /dev/zero > "$SLUICE_OUTPUTS_DIR/o" && echo "$K" >> "$SLUICE_OUTPUTS_DIR/o" && touch written.$K'
+    env: {K: "${{ params.k }}"}
+    outputs: {o: file}
+    retry: {limit: 2}
+)");
+  int run = 0;
+  for (int delay_ms : {0, 60, 150, 300}) {
+    SCOPED_TRACE(delay_ms);
+    std::string k = std::to_string(delay_ms);
+    pid_t sluice = box_.Start({"run", "p.yaml", "-p", "k=" + k}, "run.log");
+    ++run;
+    ASSERT_TRUE(WaitFor([&] { return box_.Exists("written." + k); }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    ::kill(sluice, SIGKILL);
+    Sandbox::Reap(sluice);
+    ExpectNoHalfArtifacts(box_.home());
+    if (ShowRun(box_, std::to_string(run))["state"] == "running") {  // else it ended before the kill
+      Output o = box_.Sluice({"resume", std::to_string(run)});
+      EXPECT_EQ(o.code, 0) << o.out << o.err;
+      ExpectNoHalfArtifacts(box_.home());
+    }
+    json big = StepOf(ShowRun(box_, std::to_string(run)), "big");
+    EXPECT_EQ(big["state"], "succeeded");
+    std::string published = big["outputs"]["o"].get<std::string>();
+    EXPECT_EQ(std::filesystem::file_size(published), 268435456u + k.size() + 1);
+  }
 }

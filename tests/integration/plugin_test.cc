@@ -194,3 +194,18 @@ steps:
   EXPECT_EQ(Step(1, "iso")["state"], "cancelled");
   EXPECT_EQ(Step(1, "thread")["state"], "cancelled");
 }
+
+TEST_F(PluginTest, ANewPluginVersionIsACacheMiss) {
+  box_.Write("p.yaml", R"(name: demo
+steps:
+  echo: {uses: testkit/echo, with: {epochs: 1}, cache: true}
+)");
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(Step(2, "echo")["state"], "cached");
+  ::setenv("SLUICE_PLUGIN_PATH", (kPlugins + "/testkit_next").c_str(), 1);
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(Step(3, "echo")["state"], "succeeded");  // 0.3.2 is not 0.3.1: it ran
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(Step(4, "echo")["state"], "cached");
+}

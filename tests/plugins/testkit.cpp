@@ -59,7 +59,11 @@ struct Wait : sluice::Step {
 
 }  // namespace
 
-SLUICE_PLUGIN("testkit", "0.3.1",
+#ifndef TESTKIT_VERSION
+#define TESTKIT_VERSION "0.3.1"
+#endif
+
+SLUICE_PLUGIN("testkit", TESTKIT_VERSION,
               sluice::StepType<Noop>("noop", 1, "Does nothing", R"({"type": "object", "additionalProperties": false})"),
               sluice::StepType<Echo>("echo", 1, "Sets its params as outputs",
                                      R"({"type": "object", "properties": {"epochs": {"type": "integer", "minimum": 0}}})"),
