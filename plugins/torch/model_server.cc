@@ -277,6 +277,9 @@ void Serve::run(sluice::Context& ctx) {
   server.set_payload_max_length(max_body);
   server.set_read_timeout(10, 0);
   server.set_write_timeout(10, 0);
+  server.set_tcp_nodelay(true);  // headers and body go out at once, not after a delayed ACK
+  server.set_keep_alive_max_count(100000);  // clients that keep a connection open keep it
+  server.set_keep_alive_timeout(30);
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.body.empty()) {
       std::string reason = "HTTP status " + std::to_string(res.status);

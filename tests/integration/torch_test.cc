@@ -267,5 +267,22 @@ TEST_F(TorchTest, AResumedRunContinuesTrainingFromTheLastCheckpoint) {
   EXPECT_NE(log.find("epoch 2: loss"), std::string::npos) << log;
 }
 
+TEST_F(TorchTest, CancelStopsTrainingBetweenBatches) {
+  fs::copy(SLUICE_SOURCE_DIR "/examples/fashion-mnist", box_.dir() / "example", fs::copy_options::recursive);
+  pid_t sluice = box_.Start({"run", "example/pipeline.yaml", "-p", "epochs=100", "-p", "train_limit=2000"}, "run.log");
+  ASSERT_TRUE(WaitFor([&] { return box_.Read("run.log").find("step=train attempt=1 event=started") != std::string::npos; },
+                      std::chrono::seconds(60)))
+      << box_.Read("run.log");
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // libtorch loaded, batches running
+  auto asked = std::chrono::steady_clock::now();
+  Output o = box_.Sluice({"cancel", "1"});
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(Sandbox::Reap(sluice), 130) << box_.Read("run.log");
+  // Well before the 10 s grace would have killed the plugin host.
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::seconds(5));
+  json train = StepOf(ShowRun(box_, "1"), "train");
+  EXPECT_EQ(train["state"], "cancelled") << train.dump();
+}
+
 }  // namespace
 }  // namespace sluice::testing
