@@ -30,11 +30,12 @@ TEST_F(PluginTest, PluginsListsStepTypesAndRefusesBadLibraries) {
   Output o = box_.Sluice({"plugins", "--format", "json"});
   ASSERT_EQ(o.code, 0) << o.err;
   json j = json::parse(o.out);
-  ASSERT_EQ(j["plugins"].size(), 2u);  // testkit, and data beside the sluice binary
+  ASSERT_EQ(j["plugins"].size(), 3u);  // testkit, and data and torch beside the sluice binary
   EXPECT_EQ(j["plugins"][0]["name"], "testkit");
   EXPECT_EQ(j["plugins"][0]["version"], "0.3.1");
   EXPECT_EQ(j["plugins"][0]["step_types"].size(), 5u);
   EXPECT_EQ(j["plugins"][1]["name"], "data");
+  EXPECT_EQ(j["plugins"][2]["name"], "torch");
   ASSERT_EQ(j["refused"].size(), 3u);
   EXPECT_EQ(j["refused"][0], "plugin " + kPlugins + "/wrong_major/libwrong_major.so was built for plugin ABI 99; "
                              "this sluice speaks ABI 1");
