@@ -1,0 +1,100 @@
+#include "schedule/timezone.h"
+
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+
+#include "util/strings.h"
+
+namespace sluice::schedule {
+namespace {
+
+int64_t BigEndian(const std::string& b, size_t at, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | uint8_t(b[at + size_t(i)]);
+  if (bytes == 4) return int32_t(uint32_t(v));
+  return int64_t(v);
+}
+
+}  // namespace
+
+int64_t DaysFromCivil(int y, int m, int d) {  // Howard Hinnant's algorithm
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+CivilTime CivilFromSeconds(int64_t s) {
+  int64_t days = s >= 0 ? s / 86400 : -((-s + 86399) / 86400);
+  int64_t rest = s - days * 86400;
+  CivilTime c;
+  c.hour = int(rest / 3600);
+  c.minute = int(rest % 3600 / 60);
+  c.second = int(rest % 60);
+  c.weekday = int((days % 7 + 11) % 7);  // 1970-01-01 was a Thursday
+  int64_t z = days + 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  c.day = int(doy - (153 * mp + 2) / 5 + 1);
+  c.month = int(mp < 10 ? mp + 3 : mp - 9);
+  c.year = int(yoe + era * 400 + (c.month <= 2));
+  return c;
+}
+
+int DaysInMonth(int year, int month) {
+  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return month == 2 && leap ? 29 : kDays[month - 1];
+}
+
+TimeZone TimeZone::Utc() { return TimeZone(); }
+
+Result<TimeZone> TimeZone::Load(const std::string& name, const std::string& zoneinfo_dir) {
+  if (name.empty() || name == "UTC" || name == "Etc/UTC") return Utc();
+  bool bad = name.find("..") != std::string::npos || name[0] == '/' ||
+             name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-/") !=
+                 std::string::npos;
+  if (bad) return Status::InvalidSpec("time zone " + Quote(name) + " is not an IANA zone name like Europe/Berlin");
+  std::string path = zoneinfo_dir + "/" + name;
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::InvalidSpec("unknown time zone " + Quote(name) + " (no " + path + "; Debian's tzdata installs them)");
+  std::string b((std::istreambuf_iterator<char>(f)), {});
+  auto corrupt = [&] { return Status::InvalidSpec(path + ": not a TZif version 2+ time zone file"); };
+  if (b.size() < 44 || b.compare(0, 4, "TZif") != 0 || b[4] < '2') return corrupt();
+  // Skip the version 1 block (32-bit times), then read the version 2 block.
+  auto counts = [&](size_t at, int64_t* c) {
+    for (int i = 0; i < 6; ++i) c[i] = BigEndian(b, at + 20 + size_t(i) * 4, 4);
+  };
+  int64_t c[6];  // isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt
+  counts(0, c);
+  size_t v2 = 44 + size_t(c[3] * 5 + c[4] * 6 + c[5] + c[2] * 8 + c[1] + c[0]);
+  if (b.size() < v2 + 44 || b.compare(v2, 4, "TZif") != 0) return corrupt();
+  counts(v2, c);
+  size_t times = v2 + 44, indices = times + size_t(c[3]) * 8, types = indices + size_t(c[3]);
+  if (c[4] < 1 || b.size() < types + size_t(c[4]) * 6) return corrupt();
+  TimeZone tz;
+  tz.name_ = name;
+  auto offset_of = [&](int64_t type) { return BigEndian(b, types + size_t(type) * 6, 4); };
+  tz.initial_ = offset_of(0);
+  for (int64_t i = 0; i < c[3]; ++i) {
+    int64_t type = uint8_t(b[indices + size_t(i)]);
+    if (type >= c[4]) return corrupt();
+    tz.transitions_.push_back(BigEndian(b, times + size_t(i) * 8, 8));
+    tz.offsets_.push_back(offset_of(type));
+  }
+  return tz;
+}
+
+int64_t TimeZone::OffsetAt(int64_t utc) const {
+  auto it = std::upper_bound(transitions_.begin(), transitions_.end(), utc);
+  if (it == transitions_.begin()) return initial_;
+  return offsets_[size_t(it - transitions_.begin() - 1)];
+}
+
+}  // namespace sluice::schedule
