@@ -40,6 +40,7 @@ int PromoteModel(const std::string& name, int version, const std::string& alias)
 int RegisterModel(const std::string& artifact, const std::string& name);
 int ModelPath(const std::string& ref);
 int Gc(const std::string& older_than, bool dry_run);
+int Schedules(const std::vector<std::string>& paths, int count, const std::string& format);
 
 struct ServeModelOptions {
   std::string model;  // a TorchScript file or NAME@VERSION / NAME@ALIAS / NAME@latest

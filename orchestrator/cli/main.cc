@@ -118,6 +118,13 @@ int main(int argc, char** argv) {
   gc->add_option("--older-than", older_than, "runs created this long ago are not kept, e.g. 30d")->required();
   gc->add_flag("-n,--dry-run", dry_run, "only list what would be removed");
 
+  std::vector<std::string> schedule_paths;
+  int schedule_count = 3;
+  auto* schedules = app.add_subcommand("schedules", "The on.schedule entries of specs and their next fire times");
+  schedules->add_option("paths", schedule_paths, "spec files or folders of them")->required();
+  schedules->add_option("-n,--count", schedule_count, "fire times to show")->capture_default_str()->check(CLI::Range(1, 1000));
+  schedules->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+
   ServeModelOptions serving;
   auto* serve_model = app.add_subcommand("serve-model", "Serve a TorchScript model over the Open Inference Protocol v2");
   serve_model->add_option("model", serving.model, "a model file, or fashion@production, fashion@3, fashion@latest")
@@ -159,6 +166,7 @@ int main(int argc, char** argv) {
   if (*models) return Models(model_name, format);
   if (*gc) return Gc(older_than, dry_run);
   if (*serve_model) return ServeModel(serving);
+  if (*schedules) return Schedules(schedule_paths, schedule_count, format);
   if (*host) return sluice::exec::PluginHostMain(3);
   return kExitUsage;
 }

@@ -175,7 +175,7 @@ class Loader {
       } else if (k == "steps") {
         steps_node = &v;
       } else if (k == "on") {
-        // Triggers are read by `sluice serve`; their shape is checked there.
+        LoadTriggers(v);
       }
     });
     if (!have_name) Error({1, 1}, "missing required key 'name'");
@@ -274,6 +274,56 @@ class Loader {
             else r->backoff.factor = d;
           }
         });
+      }
+    });
+  }
+
+  // on: {schedule: [{cron, timezone, catchup}], webhook: {...}}
+  void LoadTriggers(const YamlNode& n) {
+    ForEachKey(n, {"schedule", "webhook"}, "on", [&](const std::string& k, const YamlNode&, const YamlNode& v) {
+      if (k == "webhook") {
+        if (!v.IsMap()) Error(Pos(v), "on.webhook must be a mapping (secret_env, params)");
+        else p_.webhook = v;
+        return;
+      }
+      if (!v.IsSequence()) {
+        Error(Pos(v), "on.schedule must be a list of {cron: \"...\", timezone: ..., catchup: ...}");
+        return;
+      }
+      for (const YamlNode& item : v.items) {
+        Schedule sched;
+        sched.pos = Pos(item);
+        bool have_cron = false, ok = true;
+        size_t errors_before = errors_.size();
+        ForEachKey(item, {"cron", "timezone", "catchup"}, "a schedule",
+                   [&](const std::string& key, const YamlNode&, const YamlNode& value) {
+                     std::string text;
+                     if (key == "catchup") {
+                       ok = Bool(value, "catchup", &sched.catchup) && ok;
+                     } else if (!Scalar(value, key, &text)) {
+                       ok = false;
+                     } else if (key == "cron") {
+                       auto c = schedule::Cron::Parse(text);
+                       if (!c.ok()) {
+                         Error(Pos(value), c.status().message());
+                         ok = false;
+                       } else {
+                         sched.cron = std::move(*c);
+                         have_cron = true;
+                       }
+                     } else {
+                       auto z = schedule::TimeZone::Load(text);
+                       if (!z.ok()) {
+                         Error(Pos(value), z.status().message());
+                         ok = false;
+                       } else {
+                         sched.timezone = text;
+                         sched.zone = std::move(*z);
+                       }
+                     }
+                   });
+        if (item.IsMap() && !have_cron && errors_.size() == errors_before) Error(Pos(item), "a schedule needs cron: \"MIN HOUR DAY MONTH WEEKDAY\"");
+        if (have_cron && ok) p_.schedules.push_back(std::move(sched));
       }
     });
   }

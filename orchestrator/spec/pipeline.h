@@ -15,6 +15,8 @@
 #include "spec/template.h"
 #include "spec/value.h"
 #include "spec/yaml_tree.h"
+#include "schedule/cron.h"
+#include "schedule/timezone.h"
 #include "util/duration.h"
 
 namespace sluice::spec {
@@ -76,6 +78,15 @@ struct Step {
 // The kinds a declared output may have.
 const std::vector<std::string>& OutputKinds();
 
+// One entry of `on.schedule`.
+struct Schedule {
+  schedule::Cron cron;
+  std::string timezone = "UTC";   // an IANA name
+  schedule::TimeZone zone;
+  bool catchup = true;            // a time missed while nothing ran it runs once on start
+  SourcePos pos;
+};
+
 struct Pipeline {
   std::string file;                      // as given on the command line
   std::string text;                      // the file's bytes, stored with each run
@@ -85,6 +96,8 @@ struct Pipeline {
   std::vector<ParamSpec> params;
   std::vector<std::pair<std::string, Template>> env;
   std::vector<Step> steps;               // in file order
+  std::vector<Schedule> schedules;       // on.schedule
+  std::optional<YamlNode> webhook;       // on.webhook, as written (read by the server)
   std::unordered_map<std::string, size_t> index;   // step id -> position in steps
 
   const Step* FindStep(const std::string& id) const {

@@ -347,3 +347,31 @@ steps:
     EXPECT_FALSE(box.Exists("PWNED"));
   }
 }
+
+TEST(CliTest, SchedulesListsEachScheduleWithItsNextFireTimesInItsZone) {
+  Sandbox box;
+  box.Write("pipelines/nightly.yaml", R"(name: nightly
+on:
+  schedule:
+    - {cron: "0 3 * * *", timezone: Europe/Berlin}
+    - {cron: "@hourly"}
+steps:
+  a: {run: "true"}
+)");
+  box.Write("pipelines/plain.yaml", "name: plain\nsteps:\n  a: {run: 'true'}\n");
+  Output o = box.Sluice({"schedules", "pipelines", "--format", "json", "-n", "2"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  nlohmann::json j = nlohmann::json::parse(o.out);
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0]["timezone"], "Europe/Berlin");
+  ASSERT_EQ(j[0]["next"].size(), 2u);
+  std::string local = j[0]["next"][0]["local"];
+  EXPECT_EQ(local.substr(11, 5), "03:00") << local;  // 03:00 on Berlin's clock
+  EXPECT_TRUE(local.substr(17) == "+01:00" || local.substr(17) == "+02:00") << local;
+  EXPECT_EQ(j[1]["next"][0]["utc"].get<std::string>().substr(14), "00:00.000Z");  // on the hour
+  box.Write("pipelines/bad.yaml", "name: bad\non:\n  schedule: [{cron: '0 25 * * *'}]\nsteps:\n  a: {run: 'true'}\n");
+  o = box.Sluice({"schedules", "pipelines"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_EQ(o.err, "pipelines/bad.yaml:3:21: cron '0 25 * * *': hour: 25 is out of range 0-23\n");
+  EXPECT_NE(o.out.find("nightly"), std::string::npos);  // the others are still listed
+}

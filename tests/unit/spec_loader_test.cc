@@ -236,3 +236,44 @@ TEST(ParamsTest, ParamWithoutDefaultMustBeGiven) {
   auto v = sluice::spec::ResolveParams(p, {});
   EXPECT_EQ(v.status().message(), "p.yaml:3:3: param 'data' has no default; give it with -p data=VALUE");
 }
+
+TEST(SpecLoaderTest, LoadsSchedulesWithTheirZonesAndCatchup) {
+  Pipeline p = Load(R"(name: nightly
+on:
+  schedule:
+    - {cron: "0 3 * * *", timezone: Europe/Berlin}
+    - {cron: "@hourly", catchup: false}
+  webhook: {secret_env: HOOK_SECRET}
+steps:
+  a: {run: "true"}
+)");
+  ASSERT_EQ(p.schedules.size(), 2u);
+  EXPECT_EQ(p.schedules[0].cron.text(), "0 3 * * *");
+  EXPECT_EQ(p.schedules[0].timezone, "Europe/Berlin");
+  EXPECT_TRUE(p.schedules[0].catchup);
+  EXPECT_EQ(p.schedules[1].timezone, "UTC");
+  EXPECT_FALSE(p.schedules[1].catchup);
+  ASSERT_TRUE(p.webhook.has_value());
+}
+
+TEST(SpecLoaderTest, ScheduleErrorsNameThePlace) {
+  EXPECT_EQ(Error(R"(name: bad
+on:
+  schedule:
+    - {cron: "0 25 * * *"}
+    - {cron: "0 3 * * *", timezone: Europe/Berlinn}
+    - {crn: "0 3 * * *"}
+    - {timezone: UTC}
+steps:
+  a: {run: "true"}
+)"),
+            "p.yaml:4:14: cron '0 25 * * *': hour: 25 is out of range 0-23\n"
+            "p.yaml:5:37: unknown time zone 'Europe/Berlinn' (no /usr/share/zoneinfo/Europe/Berlinn; Debian's tzdata "
+            "installs them)\n"
+            "p.yaml:6:8: unknown key 'crn' in a schedule (did you mean 'cron'?)\n"
+            "p.yaml:7:7: a schedule needs cron: \"MIN HOUR DAY MONTH WEEKDAY\"");
+  EXPECT_EQ(Error("name: bad\non: {schedule: {cron: x}}\nsteps: {a: {run: 'true'}}\n"),
+            "p.yaml:2:16: on.schedule must be a list of {cron: \"...\", timezone: ..., catchup: ...}");
+  EXPECT_EQ(Error("name: bad\non: {cron: x}\nsteps: {a: {run: 'true'}}\n"),
+            "p.yaml:2:6: unknown key 'cron' in on");
+}
