@@ -12,9 +12,7 @@
 //    the model's own forward latency measured in-process by torch/export,
 //    the floor that HTTP and JSON add to.
 #include <httplib.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../common/free_port.h"
 #include "measure.h"
 
 namespace fs = std::filesystem;
@@ -61,24 +60,12 @@ double Metric(const json& step, const std::string& name) {
   return 0;
 }
 
-// A free loopback port, from the kernel (the socket is closed again).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 struct Server {
   pid_t pid = -1;
   int port = 0;
   Server(const std::string& sluice, const fs::path& dir, const std::string& model, const std::vector<std::string>& extra) {
-    port = FreePort();
+    port = sluice::testing::FreePort();
     std::vector<std::string> args = {sluice, "serve-model", model, "--name", "m", "--port", std::to_string(port)};
     args.insert(args.end(), extra.begin(), extra.end());
     pid = fork();

@@ -4,10 +4,6 @@
 // Open Inference Protocol v2 with the same predictions as torch/evaluate.
 #include <httplib.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <unistd.h>
-
 #include <stdlib.h>
 
 #include <atomic>
@@ -16,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../common/free_port.h"
 #include "harness.h"
 
 namespace sluice::testing {
@@ -23,19 +20,6 @@ namespace {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-// A free loopback port, from the kernel.
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 std::string ReadFile(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
