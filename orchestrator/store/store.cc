@@ -712,25 +712,30 @@ Result<engine::AttemptRecord> Store::LatestAttempt(int64_t run_id, const std::st
 }
 
 Result<Store::LineageGraph> Store::Lineage(const std::string& artifact_hash, int64_t attempt_id, bool upstream) {
-  // 1. The artifacts reachable from the start, walking producer -> inputs
-  //    (upstream) or consumer -> outputs (downstream), into temp.walk.
-  // 2. The attempts on the walk: the producers (upstream) or consumers
-  //    (downstream) of those artifacts, into temp.walk_attempts.
+  // 1. The attempts on the walk, into temp.walk_attempts: upstream, the
+  //    producers of the start and, transitively, of what they consumed;
+  //    downstream, the consumers of the start and of what they produced.
+  //    Walking integer attempt ids is about three times faster than
+  //    walking 64-character hashes.
+  // 2. The artifacts on the walk, into temp.walk: the start and what those
+  //    attempts consumed (upstream) or produced (downstream).
   // 3. Everything about them, set-based.
   static const char* kUp =
-      "INSERT INTO temp.walk(hash) WITH RECURSIVE start(hash) AS (SELECT ?1 WHERE ?1 != '' UNION "
-      "  SELECT artifact FROM lineage WHERE attempt_id = ?2 AND role = 'consumed'),"
-      " up(hash) AS (SELECT hash FROM start UNION SELECT c.artifact FROM up"
-      "  JOIN lineage p ON p.artifact = up.hash AND p.role = 'produced'"
-      "  JOIN lineage c ON c.attempt_id = p.attempt_id AND c.role = 'consumed')"
-      " SELECT hash FROM up";
+      "INSERT INTO temp.walk_attempts(id) WITH RECURSIVE att(id) AS ("
+      "  SELECT attempt_id FROM lineage WHERE ?1 != '' AND artifact = ?1 AND role = 'produced'"
+      "  UNION SELECT ?2 WHERE ?2 != 0"
+      "  UNION SELECT p.attempt_id FROM att"
+      "  JOIN lineage c ON c.attempt_id = att.id AND c.role = 'consumed'"
+      "  JOIN lineage p ON p.artifact = c.artifact AND p.role = 'produced')"
+      " SELECT id FROM att";
   static const char* kDown =
-      "INSERT INTO temp.walk(hash) WITH RECURSIVE start(hash) AS (SELECT ?1 WHERE ?1 != '' UNION "
-      "  SELECT artifact FROM lineage WHERE attempt_id = ?2 AND role IN ('produced', 'reused')),"
-      " down(hash) AS (SELECT hash FROM start UNION SELECT p.artifact FROM down"
-      "  JOIN lineage c ON c.artifact = down.hash AND c.role = 'consumed'"
-      "  JOIN lineage p ON p.attempt_id = c.attempt_id AND p.role IN ('produced', 'reused'))"
-      " SELECT hash FROM down";
+      "INSERT INTO temp.walk_attempts(id) WITH RECURSIVE att(id) AS ("
+      "  SELECT attempt_id FROM lineage WHERE ?1 != '' AND artifact = ?1 AND role = 'consumed'"
+      "  UNION SELECT ?2 WHERE ?2 != 0"
+      "  UNION SELECT c.attempt_id FROM att"
+      "  JOIN lineage p ON p.attempt_id = att.id AND p.role IN ('produced', 'reused')"
+      "  JOIN lineage c ON c.artifact = p.artifact AND c.role = 'consumed')"
+      " SELECT id FROM att";
   Status st = Exec(
       "CREATE TEMP TABLE IF NOT EXISTS walk(hash TEXT PRIMARY KEY) WITHOUT ROWID;"
       "CREATE TEMP TABLE IF NOT EXISTS walk_attempts(id INTEGER PRIMARY KEY);"
@@ -743,17 +748,14 @@ Result<Store::LineageGraph> Store::Lineage(const std::string& artifact_hash, int
     if (q.Step() != SQLITE_DONE) return Error("walk the lineage");
   }
   {
-    Stmt& q = Prepare(upstream ? "INSERT OR IGNORE INTO temp.walk_attempts(id) SELECT l.attempt_id FROM temp.walk w"
-                                 " JOIN lineage l ON l.artifact = w.hash AND l.role = 'produced'"
-                               : "INSERT OR IGNORE INTO temp.walk_attempts(id) SELECT l.attempt_id FROM temp.walk w"
-                                 " JOIN lineage l ON l.artifact = w.hash AND l.role = 'consumed'");
+    Stmt& q = Prepare(upstream ? "INSERT OR IGNORE INTO temp.walk(hash) SELECT ?1 WHERE ?1 != ''"
+                                 " UNION ALL SELECT l.artifact FROM temp.walk_attempts t"
+                                 " JOIN lineage l ON l.attempt_id = t.id AND l.role = 'consumed'"
+                               : "INSERT OR IGNORE INTO temp.walk(hash) SELECT ?1 WHERE ?1 != ''"
+                                 " UNION ALL SELECT l.artifact FROM temp.walk_attempts t"
+                                 " JOIN lineage l ON l.attempt_id = t.id AND l.role IN ('produced', 'reused')");
     ResetOnExit<Stmt> r{q};
-    if (q.Step() != SQLITE_DONE) return Error("walk the lineage");
-  }
-  if (attempt_id) {
-    Stmt& q = Prepare("INSERT OR IGNORE INTO temp.walk_attempts(id) VALUES (?)");
-    ResetOnExit<Stmt> r{q};
-    q.Bind(1, attempt_id);
+    q.Bind(1, artifact_hash);
     if (q.Step() != SQLITE_DONE) return Error("walk the lineage");
   }
   LineageGraph g;
