@@ -13,7 +13,7 @@
 
 namespace sluice {
 
-enum class Code { kOk, kInvalidSpec, kNotFound, kIoError, kStepFailed, kCancelled, kIncompatible, kInternal };
+enum class Code { kOk, kInvalidSpec, kNotFound, kIoError, kStepFailed, kCancelled, kIncompatible, kInternal, kUnauthenticated };
 
 class [[nodiscard]] Status {
  public:
@@ -26,6 +26,7 @@ class [[nodiscard]] Status {
   static Status Cancelled(std::string m) { return Status(Code::kCancelled, std::move(m)); }
   static Status Incompatible(std::string m) { return Status(Code::kIncompatible, std::move(m)); }
   static Status Internal(std::string m) { return Status(Code::kInternal, std::move(m)); }
+  static Status Unauthenticated(std::string m) { return Status(Code::kUnauthenticated, std::move(m)); }
   // An IoError whose message ends with strerror(errno_value).
   static Status FromErrno(const std::string& context, int errno_value);
 
