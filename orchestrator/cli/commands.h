@@ -40,6 +40,10 @@ int PromoteModel(const std::string& name, int version, const std::string& alias)
 int RegisterModel(const std::string& artifact, const std::string& name);
 int ModelPath(const std::string& ref);
 int Gc(const std::string& older_than, bool dry_run);
+// API tokens for `sluice serve` (scopes read < run < admin).
+int CreateToken(const std::string& name, const std::string& scope);
+int ListTokens(const std::string& format);
+int RevokeToken(int64_t id);
 int Schedules(const std::vector<std::string>& paths, int count, const std::string& format);
 
 struct ServeModelOptions {

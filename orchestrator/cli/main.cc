@@ -125,6 +125,20 @@ int main(int argc, char** argv) {
   schedules->add_option("-n,--count", schedule_count, "fire times to show")->capture_default_str()->check(CLI::Range(1, 1000));
   schedules->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
+  std::string token_name = "token", token_scope;
+  int64_t token_id = 0;
+  auto* token = app.add_subcommand("token", "API tokens for sluice serve: create, list, revoke");
+  token->require_subcommand(1);
+  auto* token_create = token->add_subcommand("create", "Create a token and print it (only its hash is kept)");
+  token_create->add_option("--scope", token_scope, "read, run (start, cancel, retry) or admin")
+      ->required()
+      ->check(CLI::IsMember({"read", "run", "admin"}));
+  token_create->add_option("--name", token_name, "what it is for")->capture_default_str();
+  auto* token_list = token->add_subcommand("list", "List tokens (never their text)");
+  token_list->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  auto* token_revoke = token->add_subcommand("revoke", "Revoke a token by id");
+  token_revoke->add_option("id", token_id, "its id in sluice token list")->required();
+
   ServeModelOptions serving;
   auto* serve_model = app.add_subcommand("serve-model", "Serve a TorchScript model over the Open Inference Protocol v2");
   serve_model->add_option("model", serving.model, "a model file, or fashion@production, fashion@3, fashion@latest")
@@ -166,6 +180,9 @@ int main(int argc, char** argv) {
   if (*models) return Models(model_name, format);
   if (*gc) return Gc(older_than, dry_run);
   if (*serve_model) return ServeModel(serving);
+  if (*token_create) return CreateToken(token_name, token_scope);
+  if (*token_list) return ListTokens(format);
+  if (*token_revoke) return RevokeToken(token_id);
   if (*schedules) return Schedules(schedule_paths, schedule_count, format);
   if (*host) return sluice::exec::PluginHostMain(3);
   return kExitUsage;

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <sqlite3.h>
 
 namespace sluice::store {
@@ -163,6 +164,18 @@ CREATE TABLE model_aliases (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 5: API tokens for `sluice serve`, stored as SHA-256 hashes only.
+const char* kSchemaV5 = R"sql(
+CREATE TABLE tokens (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  scope TEXT NOT NULL,            -- read run admin
+  hash TEXT NOT NULL UNIQUE,      -- SHA-256 of the token's text
+  created_ms INTEGER NOT NULL,
+  revoked_ms INTEGER              -- NULL while it is valid
+);
+)sql";
+
 std::string OutputsJson(const engine::Outputs& o) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : o) j[k] = v.ToJson();
@@ -259,7 +272,7 @@ Status Store::Migrate() {
     return Status::Incompatible("the database has schema version " + std::to_string(version) +
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
-  static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
+  static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();
     if (!st.ok()) return st;
@@ -827,6 +840,79 @@ Status Store::SetAlias(const std::string& name, int version, const std::string& 
   q.Bind(1, name).Bind(2, alias).Bind(3, version).Bind(4, now_ms);
   if (q.Step() != SQLITE_DONE) return Error("set alias " + alias + " of model " + name);
   return Status::Ok();
+}
+
+Result<std::string> Store::CreateToken(const std::string& name, TokenScope scope, int64_t now_ms) {
+  unsigned char random[32];
+  if (RAND_bytes(random, sizeof random) != 1) return Status::Internal("no random bytes for a token");
+  std::string token = "slc_";
+  for (unsigned char b : random) {
+    token += "0123456789abcdef"[b >> 4];
+    token += "0123456789abcdef"[b & 15];
+  }
+  Stmt& q = Prepare("INSERT INTO tokens(name, scope, hash, created_ms) VALUES (?, ?, ?, ?)");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, name).Bind(2, std::string(TokenScopeName(scope))).Bind(3, Sha256Hex(token)).Bind(4, now_ms);
+  if (q.Step() != SQLITE_DONE) return Error("create a token");
+  return token;
+}
+
+Result<std::optional<Token>> Store::FindToken(const std::string& text) {
+  Stmt& q = Prepare("SELECT id, name, scope, created_ms FROM tokens WHERE hash = ? AND revoked_ms IS NULL");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, Sha256Hex(text));
+  int rc = q.Step();
+  if (rc == SQLITE_DONE) return std::optional<Token>();
+  if (rc != SQLITE_ROW) return Error("look up a token");
+  Token t;
+  t.id = q.Int(0);
+  t.name = q.Text(1);
+  t.scope = ParseTokenScope(q.Text(2)).value_or(TokenScope::kRead);
+  t.created_ms = q.Int(3);
+  return std::optional<Token>(t);
+}
+
+Result<std::vector<Token>> Store::ListTokens() {
+  Stmt& q = Prepare("SELECT id, name, scope, created_ms, IFNULL(revoked_ms, 0) FROM tokens ORDER BY id");
+  ResetOnExit<Stmt> r{q};
+  std::vector<Token> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    Token t;
+    t.id = q.Int(0);
+    t.name = q.Text(1);
+    t.scope = ParseTokenScope(q.Text(2)).value_or(TokenScope::kRead);
+    t.created_ms = q.Int(3);
+    t.revoked_ms = q.Int(4);
+    out.push_back(std::move(t));
+  }
+  if (rc != SQLITE_DONE) return Error("list tokens");
+  return out;
+}
+
+Status Store::RevokeToken(int64_t id, int64_t now_ms) {
+  Stmt& q = Prepare("UPDATE tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, now_ms).Bind(2, id);
+  if (q.Step() != SQLITE_DONE) return Error("revoke token " + std::to_string(id));
+  if (sqlite3_changes(db_) == 0) return Status::NotFound("no valid token with id " + std::to_string(id));
+  return Status::Ok();
+}
+
+const char* TokenScopeName(TokenScope s) {
+  switch (s) {
+    case TokenScope::kRead: return "read";
+    case TokenScope::kRun: return "run";
+    case TokenScope::kAdmin: return "admin";
+  }
+  return "read";
+}
+
+std::optional<TokenScope> ParseTokenScope(const std::string& text) {
+  if (text == "read") return TokenScope::kRead;
+  if (text == "run") return TokenScope::kRun;
+  if (text == "admin") return TokenScope::kAdmin;
+  return std::nullopt;
 }
 
 Result<std::vector<ModelVersion>> Store::ListModels(const std::string& name) {

@@ -46,6 +46,20 @@ struct MetricRow {
 };
 
 // One registered version of a model.
+// What an API token may do: read < run (start, cancel, retry) < admin.
+enum class TokenScope { kRead, kRun, kAdmin };
+const char* TokenScopeName(TokenScope s);
+std::optional<TokenScope> ParseTokenScope(const std::string& text);
+
+struct Token {
+  int64_t id = 0;
+  std::string name;
+  TokenScope scope = TokenScope::kRead;
+  int64_t created_ms = 0;
+  int64_t revoked_ms = 0;  // 0 while valid
+  bool Allows(TokenScope needed) const { return static_cast<int>(scope) >= static_cast<int>(needed); }
+};
+
 struct ModelVersion {
   std::string name;
   int version = 0;
@@ -64,7 +78,7 @@ class Store : public engine::RunStore {
   static Result<std::unique_ptr<Store>> Open(const std::string& path);
   ~Store() override;
 
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Records a new run in state pending and stores the spec text by hash.
   Result<int64_t> CreateRun(const std::string& pipeline, const std::string& spec_text, const std::string& spec_path,
@@ -118,6 +132,13 @@ class Store : public engine::RunStore {
   Result<int> RegisterModel(const std::string& name, const std::string& artifact, int64_t run_id,
                             const std::string& step_id, int64_t attempt_id, int64_t now_ms) override;
   Status SetAlias(const std::string& name, int version, const std::string& alias, int64_t now_ms);
+  // API tokens: the text ("slc_" and 64 hex digits) is returned once by
+  // CreateToken; only its SHA-256 is stored. FindToken finds a valid one.
+  Result<std::string> CreateToken(const std::string& name, TokenScope scope, int64_t now_ms);
+  Result<std::optional<Token>> FindToken(const std::string& text);
+  Result<std::vector<Token>> ListTokens();
+  Status RevokeToken(int64_t id, int64_t now_ms);
+
   // Every version of `name` (all models when empty), oldest first.
   Result<std::vector<ModelVersion>> ListModels(const std::string& name);
   // "fashion@3", "fashion@production", or "fashion@latest" (the newest

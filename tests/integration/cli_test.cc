@@ -375,3 +375,21 @@ steps:
   EXPECT_EQ(o.err, "pipelines/bad.yaml:3:21: cron '0 25 * * *': hour: 25 is out of range 0-23\n");
   EXPECT_NE(o.out.find("nightly"), std::string::npos);  // the others are still listed
 }
+
+TEST(CliTest, TokenCreatePrintsATokenOnceAndListAndRevokeNeverShowIt) {
+  Sandbox box;
+  Output created = box.Sluice({"token", "create", "--scope", "run", "--name", "ci"});
+  ASSERT_EQ(created.code, 0) << created.err;
+  std::string token = created.out.substr(0, created.out.size() - 1);
+  EXPECT_EQ(token.size(), 68u);
+  EXPECT_NE(created.err.find("cannot be shown again"), std::string::npos);
+  Output list = box.Sluice({"token", "list", "--format", "json"});
+  EXPECT_EQ(list.out.find(token.substr(4)), std::string::npos);
+  nlohmann::json j = nlohmann::json::parse(list.out);
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["scope"], "run");
+  EXPECT_TRUE(j[0]["revoked"].is_null());
+  EXPECT_EQ(box.Sluice({"token", "revoke", "1"}).code, 0);
+  EXPECT_EQ(box.Sluice({"token", "revoke", "1"}).err, "sluice: no valid token with id 1\n");
+  EXPECT_EQ(box.Sluice({"token", "create", "--scope", "root"}).code, 2);
+}

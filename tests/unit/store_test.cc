@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include <sqlite3.h>
 
@@ -44,7 +45,7 @@ TEST(StoreTest, RefusesADatabaseFromANewerSluice) {
   auto s = store::Store::Open(path);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().message(), "open " + path +
-                                      ": the database has schema version 99, newer than this sluice knows (4); upgrade sluice");
+                                      ": the database has schema version 99, newer than this sluice knows (5); upgrade sluice");
 }
 
 TEST(StoreTest, TakeOverMarksRunningAttemptsLost) {
@@ -92,4 +93,32 @@ TEST(StoreTest, AnUnflushedBatchIsRolledBackWhenTheStoreCloses) {
   auto s = std::move(store::Store::Open(path).value());
   EXPECT_TRUE(s->LoadSteps(run)->empty());
   EXPECT_EQ(*s->IntegrityCheck(), "ok");
+}
+
+TEST(StoreTest, TokensAreStoredOnlyAsHashesAndRevokedTokensAreNotFound) {
+  std::string path = TempDb("tokens");
+  auto s = std::move(store::Store::Open(path).value());
+  auto token = s->CreateToken("ci", store::TokenScope::kRun, 1000);
+  ASSERT_TRUE(token.ok()) << token.status().message();
+  EXPECT_EQ(token->size(), 4u + 64u);
+  EXPECT_EQ(token->substr(0, 4), "slc_");
+  EXPECT_NE(*token, *s->CreateToken("ci", store::TokenScope::kRun, 1000));  // random, never repeated
+  auto found = s->FindToken(*token);
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->name, "ci");
+  EXPECT_TRUE((*found)->Allows(store::TokenScope::kRead));
+  EXPECT_TRUE((*found)->Allows(store::TokenScope::kRun));
+  EXPECT_FALSE((*found)->Allows(store::TokenScope::kAdmin));
+  EXPECT_FALSE(s->FindToken(*token + "0")->has_value());  // a forged one
+  EXPECT_FALSE(s->FindToken("")->has_value());
+  // The database holds no token text.
+  s.reset();
+  std::ifstream f(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_EQ(bytes.find(token->substr(4)), std::string::npos);
+  s = std::move(store::Store::Open(path).value());
+  EXPECT_TRUE(s->RevokeToken((*s->ListTokens())[0].id, 2000).ok());
+  EXPECT_FALSE(s->FindToken(*token)->has_value());
+  EXPECT_EQ(s->RevokeToken((*s->ListTokens())[0].id, 3000).message(), "no valid token with id 1");
+  EXPECT_EQ((*s->ListTokens())[0].revoked_ms, 2000);
 }
