@@ -4,28 +4,19 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "util/hash.h"
+
 namespace sluice::server {
 namespace {
 
 constexpr std::string_view kPrefix = "sha256=";
-
-std::string Hex(const unsigned char* p, size_t n) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out += kDigits[p[i] >> 4];
-    out += kDigits[p[i] & 15];
-  }
-  return out;
-}
 
 std::string Mac(std::string_view secret, std::string_view body) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(body.data()),
        body.size(), mac, &len);
-  return Hex(mac, len);
+  return HexEncode(mac, len);
 }
 
 }  // namespace

@@ -11,21 +11,13 @@
 
 #include <openssl/evp.h>
 
+#include "util/hash.h"
+
 namespace sluice::store {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string Hex(const unsigned char* d, unsigned n) {
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) {
-    out += hex[d[i] >> 4];
-    out += hex[d[i] & 15];
-  }
-  return out;
-}
 
 // Streams a file through SHA-256 in 1 MiB blocks.
 Result<std::string> HashFile(const std::string& path, int64_t* size) {
@@ -47,7 +39,7 @@ Result<std::string> HashFile(const std::string& path, int64_t* size) {
   EVP_DigestFinal_ex(ctx, digest, &len);
   EVP_MD_CTX_free(ctx);
   if (n < 0) return Status::FromErrno("read " + path, read_errno);
-  return Hex(digest, len);
+  return HexEncode(digest, len);
 }
 
 void MakeReadOnly(const fs::path& p) {
@@ -81,7 +73,7 @@ Result<std::string> HashPath(const std::string& path, int64_t* size) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned len = 0;
   EVP_Digest(listing.data(), listing.size(), digest, &len, EVP_sha256(), nullptr);
-  return Hex(digest, len);
+  return HexEncode(digest, len);
 }
 
 ArtifactStore::ArtifactStore(std::string root) : root_(std::move(root)) {}

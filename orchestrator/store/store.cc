@@ -845,11 +845,7 @@ Status Store::SetAlias(const std::string& name, int version, const std::string& 
 Result<std::string> Store::CreateToken(const std::string& name, TokenScope scope, int64_t now_ms) {
   unsigned char random[32];
   if (RAND_bytes(random, sizeof random) != 1) return Status::Internal("no random bytes for a token");
-  std::string token = "slc_";
-  for (unsigned char b : random) {
-    token += "0123456789abcdef"[b >> 4];
-    token += "0123456789abcdef"[b & 15];
-  }
+  std::string token = "slc_" + HexEncode(random, sizeof random);
   Stmt& q = Prepare("INSERT INTO tokens(name, scope, hash, created_ms) VALUES (?, ?, ?, ?)");
   ResetOnExit<Stmt> r{q};
   q.Bind(1, name).Bind(2, std::string(TokenScopeName(scope))).Bind(3, Sha256Hex(token)).Bind(4, now_ms);
