@@ -193,6 +193,7 @@ struct Train : sluice::Step {
     int64_t n = train.size(), batches = (n + batch - 1) / batch;
     auto began = std::chrono::steady_clock::now();
     int64_t seen = 0;
+    std::optional<double> validation_accuracy;  // of the last epoch run here
     for (int epoch = start; epoch < epochs; ++epoch) {
       // The order of an epoch depends on the seed and the epoch only, so a
       // resumed run visits the same batches as an uninterrupted one.
@@ -233,6 +234,7 @@ struct Train : sluice::Step {
       std::string line = "epoch " + std::to_string(epoch + 1) + ": loss " + Fixed(loss) + " train accuracy " + Fixed(accuracy);
       if (validation) {
         double v = Accuracy(Predict(net, validation->images), validation->labels);
+        validation_accuracy = v;
         ctx.metric("validation_accuracy", v, epoch + 1);
         line += " validation accuracy " + Fixed(v);
       }
@@ -247,7 +249,9 @@ struct Train : sluice::Step {
     }
     net.eval();
     SaveModule(net, ctx.output_dir() + "/model");
-    if (validation) ctx.output("accuracy", Fixed(Accuracy(Predict(net, validation->images), validation->labels)));
+    if (validation && !validation_accuracy)  // every epoch was done by an earlier attempt
+      validation_accuracy = Accuracy(Predict(net, validation->images), validation->labels);
+    if (validation_accuracy) ctx.output("accuracy", Fixed(*validation_accuracy));
   }
 };
 
