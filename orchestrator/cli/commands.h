@@ -57,4 +57,15 @@ struct ServeModelOptions {
 };
 int ServeModel(const ServeModelOptions& options);
 
+struct ServeOptions {
+  std::string dir = ".";
+  std::string listen = "127.0.0.1";
+  int port = 8080;
+  int threads = 0;  // 0: one per core, at least 2
+  size_t max_body = 1 << 20;
+  int max_connections = 1024;
+  std::string read_timeout = "10s";
+};
+int Serve(const ServeOptions& options);
+
 }  // namespace sluice::cli

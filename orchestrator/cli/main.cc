@@ -152,6 +152,19 @@ int main(int argc, char** argv) {
   serve_model->add_option("--max-wait-ms", serving.max_wait_ms, "how long a micro-batch waits to fill")
       ->capture_default_str()->check(CLI::Range(0.0, 1000.0));
 
+  ServeOptions server;
+  auto* serve = app.add_subcommand("serve", "Serve the web UI, the HTTP API, schedules and webhooks for a folder of pipelines");
+  serve->add_option("--dir", server.dir, "the folder of pipeline.yaml files")->capture_default_str();
+  serve->add_option("--listen", server.listen, "address to listen on")->capture_default_str();
+  serve->add_option("--port", server.port, "0 picks a free port")->capture_default_str()->check(CLI::Range(0, 65535));
+  serve->add_option("--threads", server.threads, "request threads (default: cores)")->check(CLI::Range(1, 256));
+  serve->add_option("--max-body", server.max_body, "largest request body in bytes")->capture_default_str()
+      ->check(CLI::Range(1024, 1 << 30));
+  serve->add_option("--max-connections", server.max_connections, "open connections at most")->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  serve->add_option("--read-timeout", server.read_timeout, "drop a client that sends nothing for this long")
+      ->capture_default_str();
+
   // Not for people: the process that runs isolated plugin steps.
   auto* host = app.add_subcommand("plugin-host", "")->group("");
 
@@ -180,6 +193,7 @@ int main(int argc, char** argv) {
   if (*models) return Models(model_name, format);
   if (*gc) return Gc(older_than, dry_run);
   if (*serve_model) return ServeModel(serving);
+  if (*serve) return Serve(server);
   if (*token_create) return CreateToken(token_name, token_scope);
   if (*token_list) return ListTokens(format);
   if (*token_revoke) return RevokeToken(token_id);

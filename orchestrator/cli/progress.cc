@@ -9,17 +9,6 @@ namespace sluice::cli {
 
 using engine::Event;
 
-std::string IsoTime(int64_t ms) {
-  std::time_t t = ms / 1000;
-  std::tm tm;
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[80];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-  return out;
-}
-
 std::string LocalTime(int64_t ms) {
   if (ms == 0) return "-";
   std::time_t t = ms / 1000;

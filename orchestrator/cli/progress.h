@@ -51,8 +51,6 @@ class Progress : public engine::Observer {
   std::thread ticker_;
 };
 
-// "2026-11-25T23:59:01.123Z"
-std::string IsoTime(int64_t ms_since_epoch);
 // "2026-11-25 23:59:01" in local time
 std::string LocalTime(int64_t ms_since_epoch);
 

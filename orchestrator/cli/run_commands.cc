@@ -83,12 +83,6 @@ int Fail(const std::string& message, int code) {
   return code;
 }
 
-nlohmann::json ParamsJson(const spec::ParamValues& v) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, val] : v) j[k] = val.ToJson();
-  return j;
-}
-
 std::string ParamsText(const spec::ParamValues& v) {
   std::vector<std::string> parts;
   for (const auto& [k, val] : v) parts.push_back(k + "=" + val.Render());
@@ -328,7 +322,7 @@ int Plan(const std::string& file, const Overrides& overrides, const std::string&
   if (format == "json") {
     nlohmann::json j;
     j["pipeline"] = p->name;
-    j["params"] = ParamsJson(*params);
+    j["params"] = spec::ParamsJson(*params);
     j["steps"] = nlohmann::json::array();
     for (size_t i : plan.order) {
       const spec::Step& s = p->steps[i];
@@ -394,7 +388,7 @@ int Run(const std::string& file, const Overrides& overrides, int jobs, const std
   fs::path spec_path = fs::absolute(file).lexically_normal();
   engine::SystemClock clock;
   auto id = store->CreateRun(p->name, p->text, spec_path.string(), spec_path.parent_path().string(),
-                             ParamsJson(*params).dump(), jobs, clock.WallMs());
+                             spec::ParamsJson(*params).dump(), jobs, clock.WallMs());
   if (!id.ok()) return Fail("sluice: " + id.status().message(), kExitFailed);
   auto row = store->GetRun(*id);
   if (!row.ok()) return Fail("sluice: " + row.status().message(), kExitFailed);

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "util/strings.h"
 #include "spec/pipeline.h"
 
 namespace fs = std::filesystem;

@@ -183,6 +183,7 @@ class Loader {
     if (env_node) p_.env = LoadEnv(*env_node, "env");
     if (steps_node) LoadSteps(*steps_node);
     for (auto& [name, t] : p_.env) CheckRefs(t, nullptr, "env " + name);
+    CheckWebhook();
     if (errors_.empty()) FindCycles();
   }
 
@@ -278,12 +279,56 @@ class Loader {
     });
   }
 
+  // on.webhook: {secret_env: NAME, params: {name: "${{ event.x }}"}}. The
+  // param names are checked once all params are known (CheckWebhook).
+  void LoadWebhook(const YamlNode& v) {
+    if (!v.IsMap()) {
+      Error(Pos(v), "on.webhook must be a mapping (secret_env, params)");
+      return;
+    }
+    Webhook w;
+    w.pos = Pos(v);
+    ForEachKey(v, {"secret_env", "params"}, "on.webhook", [&](const std::string& k, const YamlNode&, const YamlNode& x) {
+      if (k == "secret_env") {
+        if (Scalar(x, "secret_env", &w.secret_env) &&
+            (!IsIdentifier(w.secret_env) || w.secret_env.find('-') != std::string::npos))
+          Error(Pos(x), "secret_env must name an environment variable ([A-Za-z_][A-Za-z0-9_]*)");
+        return;
+      }
+      if (!x.IsMap()) {
+        Error(Pos(x), "on.webhook.params must map param names to values such as \"${{ event.ref }}\"");
+        return;
+      }
+      ForEachKey(x, {}, "on.webhook.params", [&](const std::string& name, const YamlNode& key, const YamlNode& value) {
+        Template t;
+        if (!Tmpl(value, "webhook param " + name, &t)) return;
+        t.pos = Pos(key);
+        w.params.emplace_back(name, std::move(t));
+      });
+    });
+    if (w.secret_env.empty()) Error(w.pos, "on.webhook needs secret_env: the variable that holds its HMAC secret");
+    p_.webhook = std::move(w);
+  }
+
+  void CheckWebhook() {
+    if (!p_.webhook) return;
+    for (const auto& [name, t] : p_.webhook->params) {
+      if (!p_.FindParam(name)) Error(t.pos, "on.webhook sets unknown param " + Quote(name) + DidYouMean(name, ParamNames()));
+      for (const Template::Part& part : t.parts) {
+        if (!part.expr) continue;
+        VisitExpr(*part.expr, [&](const Expr& e) {
+          if (e.kind == Expr::Kind::kRef && e.path[0] != "event")
+            Error(part.pos, "unknown name " + Quote(Join(e.path, ".")) + " (webhook params see event, the delivery's JSON)");
+        });
+      }
+    }
+  }
+
   // on: {schedule: [{cron, timezone, catchup}], webhook: {...}}
   void LoadTriggers(const YamlNode& n) {
     ForEachKey(n, {"schedule", "webhook"}, "on", [&](const std::string& k, const YamlNode&, const YamlNode& v) {
       if (k == "webhook") {
-        if (!v.IsMap()) Error(Pos(v), "on.webhook must be a mapping (secret_env, params)");
-        else p_.webhook = v;
+        LoadWebhook(v);
         return;
       }
       if (!v.IsSequence()) {

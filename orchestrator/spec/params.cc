@@ -88,4 +88,10 @@ Result<ParamValues> ResolveParams(const Pipeline& p, const std::vector<std::pair
   return values;
 }
 
+nlohmann::json ParamsJson(const ParamValues& values) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : values) j[k] = v.ToJson();
+  return j;
+}
+
 }  // namespace sluice::spec

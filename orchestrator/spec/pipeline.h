@@ -87,6 +87,14 @@ struct Schedule {
   SourcePos pos;
 };
 
+// `on.webhook`: a signed POST /hooks/<pipeline> starts a run. Each of
+// `params` is a template over `event`, the delivery's JSON payload.
+struct Webhook {
+  std::string secret_env;   // the environment variable holding the HMAC secret
+  std::vector<std::pair<std::string, Template>> params;
+  SourcePos pos;
+};
+
 struct Pipeline {
   std::string file;                      // as given on the command line
   std::string text;                      // the file's bytes, stored with each run
@@ -97,7 +105,7 @@ struct Pipeline {
   std::vector<std::pair<std::string, Template>> env;
   std::vector<Step> steps;               // in file order
   std::vector<Schedule> schedules;       // on.schedule
-  std::optional<YamlNode> webhook;       // on.webhook, as written (read by the server)
+  std::optional<Webhook> webhook;        // on.webhook
   std::unordered_map<std::string, size_t> index;   // step id -> position in steps
 
   const Step* FindStep(const std::string& id) const {
@@ -123,6 +131,9 @@ Result<Pipeline> ParsePipeline(const std::string& file, const std::string& text)
 // Applies `-p key=value` overrides to the defaults and checks every value
 // against its param's type, range and enum. Errors name the param's place.
 Result<ParamValues> ResolveParams(const Pipeline& p, const std::vector<std::pair<std::string, std::string>>& overrides);
+
+// {"epochs": 3, ...}: how a run's params are stored and shown.
+nlohmann::json ParamsJson(const ParamValues& values);
 
 // Converts the text of a param value to the param's type ("3" -> int 3).
 // The error says what was expected: "param 'epochs': 'abc' is not an int".

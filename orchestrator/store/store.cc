@@ -176,6 +176,25 @@ CREATE TABLE tokens (
 );
 )sql";
 
+// Version 6: what started a run, and the server's trigger bookkeeping.
+const char* kSchemaV6 = R"sql(
+ALTER TABLE runs ADD COLUMN trigger TEXT NOT NULL DEFAULT 'cli';  -- cli api schedule webhook
+CREATE INDEX runs_by_pipeline ON runs(pipeline, id);
+CREATE TABLE schedule_fires (
+  pipeline TEXT NOT NULL,
+  schedule TEXT NOT NULL,         -- "<cron> <timezone>"
+  fired_ms INTEGER NOT NULL,      -- the last fire time handled (run or skipped)
+  PRIMARY KEY (pipeline, schedule)
+) WITHOUT ROWID;
+CREATE TABLE webhook_deliveries (
+  pipeline TEXT NOT NULL,
+  delivery TEXT NOT NULL,         -- the X-GitHub-Delivery id
+  run_id INTEGER,                 -- NULL until its run is created
+  received_ms INTEGER NOT NULL,
+  PRIMARY KEY (pipeline, delivery)
+) WITHOUT ROWID;
+)sql";
+
 std::string OutputsJson(const engine::Outputs& o) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : o) j[k] = v.ToJson();
@@ -272,7 +291,7 @@ Status Store::Migrate() {
     return Status::Incompatible("the database has schema version " + std::to_string(version) +
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
-  static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
+  static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6};
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();
     if (!st.ok()) return st;
@@ -297,7 +316,8 @@ Status Store::Migrate() {
 
 Result<int64_t> Store::CreateRun(const std::string& pipeline, const std::string& spec_text,
                                  const std::string& spec_path, const std::string& workdir,
-                                 const std::string& params_json, int jobs, int64_t now_ms) {
+                                 const std::string& params_json, int jobs, int64_t now_ms,
+                                 const std::string& trigger) {
   std::string hash = Sha256Hex(spec_text);
   Status st = Begin();
   if (!st.ok()) return st;
@@ -311,11 +331,11 @@ Result<int64_t> Store::CreateRun(const std::string& pipeline, const std::string&
     }
   }
   Stmt& run = Prepare(
-      "INSERT INTO runs(pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms) "
-      "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)");
+      "INSERT INTO runs(pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, trigger) "
+      "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)");
   {
     ResetOnExit<Stmt> r{run};
-    run.Bind(1, pipeline).Bind(2, hash).Bind(3, spec_path).Bind(4, workdir).Bind(5, params_json).Bind(6, jobs).Bind(7, now_ms);
+    run.Bind(1, pipeline).Bind(2, hash).Bind(3, spec_path).Bind(4, workdir).Bind(5, params_json).Bind(6, jobs).Bind(7, now_ms).Bind(8, trigger);
     if (run.Step() != SQLITE_DONE) {
       Status e = Error("create run");
       Rollback();
@@ -331,7 +351,7 @@ Result<int64_t> Store::CreateRun(const std::string& pipeline, const std::string&
 namespace {
 const char* kRunColumns =
     "SELECT id, pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, "
-    "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), IFNULL(owner_pid, 0), IFNULL(owner_start, 0), cancel_requested "
+    "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), IFNULL(owner_pid, 0), IFNULL(owner_start, 0), cancel_requested, trigger "
     "FROM runs ";
 }
 
@@ -352,6 +372,7 @@ static RunRow ReadRun(S& q) {
   r.owner_pid = q.Int(11);
   r.owner_start = q.Int(12);
   r.cancel_requested = q.Int(13) != 0;
+  r.trigger = q.Text(14);
   return r;
 }
 
@@ -367,15 +388,74 @@ Result<RunRow> Store::GetRun(int64_t id) {
 }
 
 Result<std::vector<RunRow>> Store::ListRuns(int limit) {
-  static const std::string sql = std::string(kRunColumns) + "ORDER BY id DESC LIMIT ?";
+  RunFilter f;
+  f.limit = limit;
+  return ListRuns(f);
+}
+
+Result<std::vector<RunRow>> Store::ListRuns(const RunFilter& f) {
+  static const std::string sql = std::string(kRunColumns) +
+                                 "WHERE (?1 = '' OR pipeline = ?1) AND (?2 = '' OR state = ?2) AND (?3 = 0 OR id < ?3) "
+                                 "ORDER BY id DESC LIMIT ?4";
   Stmt& q = Prepare(sql.c_str());
   ResetOnExit<Stmt> r{q};
-  q.Bind(1, limit);
+  q.Bind(1, f.pipeline).Bind(2, f.state ? std::string(engine::Name(*f.state)) : std::string()).Bind(3, f.before_id).Bind(4, f.limit);
   std::vector<RunRow> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) out.push_back(ReadRun(q));
   if (rc != SQLITE_DONE) return Error("list runs");
   return out;
+}
+
+Result<int64_t> Store::DataVersion() {
+  Stmt& q = Prepare("PRAGMA data_version");
+  ResetOnExit<Stmt> r{q};
+  if (q.Step() != SQLITE_ROW) return Error("read data_version");
+  return q.Int(0);
+}
+
+Result<std::optional<int64_t>> Store::LastFire(const std::string& pipeline, const std::string& schedule) {
+  Stmt& q = Prepare("SELECT fired_ms FROM schedule_fires WHERE pipeline = ? AND schedule = ?");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, pipeline).Bind(2, schedule);
+  int rc = q.Step();
+  if (rc == SQLITE_DONE) return std::optional<int64_t>();
+  if (rc != SQLITE_ROW) return Error("read schedule of " + pipeline);
+  return std::optional<int64_t>(q.Int(0));
+}
+
+Status Store::SetLastFire(const std::string& pipeline, const std::string& schedule, int64_t fired_ms) {
+  Stmt& q = Prepare(
+      "INSERT INTO schedule_fires(pipeline, schedule, fired_ms) VALUES (?, ?, ?) "
+      "ON CONFLICT(pipeline, schedule) DO UPDATE SET fired_ms = excluded.fired_ms");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, pipeline).Bind(2, schedule).Bind(3, fired_ms);
+  if (q.Step() != SQLITE_DONE) return Error("save schedule of " + pipeline);
+  return Status::Ok();
+}
+
+Result<std::optional<int64_t>> Store::RecordDelivery(const std::string& pipeline, const std::string& delivery,
+                                                     int64_t now_ms) {
+  Stmt& ins = Prepare("INSERT OR IGNORE INTO webhook_deliveries(pipeline, delivery, received_ms) VALUES (?, ?, ?)");
+  {
+    ResetOnExit<Stmt> r{ins};
+    ins.Bind(1, pipeline).Bind(2, delivery).Bind(3, now_ms);
+    if (ins.Step() != SQLITE_DONE) return Error("record webhook delivery");
+  }
+  if (sqlite3_changes(db_) == 1) return std::optional<int64_t>();
+  Stmt& q = Prepare("SELECT IFNULL(run_id, 0) FROM webhook_deliveries WHERE pipeline = ? AND delivery = ?");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, pipeline).Bind(2, delivery);
+  if (q.Step() != SQLITE_ROW) return Error("read webhook delivery");
+  return std::optional<int64_t>(q.Int(0));
+}
+
+Status Store::SetDeliveryRun(const std::string& pipeline, const std::string& delivery, int64_t run_id) {
+  Stmt& q = Prepare("UPDATE webhook_deliveries SET run_id = ? WHERE pipeline = ? AND delivery = ?");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, run_id).Bind(2, pipeline).Bind(3, delivery);
+  if (q.Step() != SQLITE_DONE) return Error("record webhook delivery's run");
+  return Status::Ok();
 }
 
 Result<std::string> Store::SpecText(const std::string& hash) {

@@ -34,6 +34,15 @@ struct RunRow {
   int64_t created_ms = 0, started_ms = 0, finished_ms = 0;
   int64_t owner_pid = 0, owner_start = 0;   // the process driving the run, if any
   bool cancel_requested = false;
+  std::string trigger = "cli";  // what started it: cli, api, schedule, webhook
+};
+
+// Which runs ListRuns returns, newest first.
+struct RunFilter {
+  std::string pipeline;                   // empty: every pipeline
+  std::optional<engine::RunState> state;  // none: any state
+  int64_t before_id = 0;                  // > 0: only runs with a smaller id (the next page)
+  int limit = 50;
 };
 
 struct MetricRow {
@@ -78,14 +87,18 @@ class Store : public engine::RunStore {
   static Result<std::unique_ptr<Store>> Open(const std::string& path);
   ~Store() override;
 
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
   // Records a new run in state pending and stores the spec text by hash.
   Result<int64_t> CreateRun(const std::string& pipeline, const std::string& spec_text, const std::string& spec_path,
-                            const std::string& workdir, const std::string& params_json, int jobs, int64_t now_ms);
+                            const std::string& workdir, const std::string& params_json, int jobs, int64_t now_ms,
+                            const std::string& trigger = "cli");
   Result<RunRow> GetRun(int64_t id);
   // The newest runs first.
   Result<std::vector<RunRow>> ListRuns(int limit);
+  Result<std::vector<RunRow>> ListRuns(const RunFilter& filter);
+  // SQLite's PRAGMA data_version: changes when another connection commits.
+  Result<int64_t> DataVersion();
   Result<std::string> SpecText(const std::string& hash);
   Result<std::vector<engine::StepRecord>> LoadSteps(int64_t run_id);
   // Every attempt of the run, oldest first.
@@ -138,6 +151,15 @@ class Store : public engine::RunStore {
   Result<std::optional<Token>> FindToken(const std::string& text);
   Result<std::vector<Token>> ListTokens();
   Status RevokeToken(int64_t id, int64_t now_ms);
+
+  // The server's schedules: the last fire time handled per pipeline and
+  // schedule ("<cron> <timezone>"); none before the first.
+  Result<std::optional<int64_t>> LastFire(const std::string& pipeline, const std::string& schedule);
+  Status SetLastFire(const std::string& pipeline, const std::string& schedule, int64_t fired_ms);
+  // Webhook deliveries: records a delivery id and returns none when it is
+  // new; for one seen before, the run it started (0 if none yet).
+  Result<std::optional<int64_t>> RecordDelivery(const std::string& pipeline, const std::string& delivery, int64_t now_ms);
+  Status SetDeliveryRun(const std::string& pipeline, const std::string& delivery, int64_t run_id);
 
   // Every version of `name` (all models when empty), oldest first.
   Result<std::vector<ModelVersion>> ListModels(const std::string& name);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 
 namespace sluice {
 
@@ -66,6 +67,29 @@ bool IsIdentifier(std::string_view s) {
   if (!alpha(s[0])) return false;
   return std::all_of(s.begin(), s.end(),
                      [&](char c) { return alpha(c) || (c >= '0' && c <= '9') || c == '-'; });
+}
+
+std::vector<std::string> Split(std::string_view s, char sep) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t end = s.find(sep, start);
+    if (end == std::string_view::npos) end = s.size();
+    parts.emplace_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return parts;
+}
+
+std::string IsoTime(int64_t ms) {
+  std::time_t t = ms / 1000;
+  std::tm tm;
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[80];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
 }
 
 std::string Quote(std::string_view s) {

@@ -1,6 +1,7 @@
 // Small string helpers shared by every module.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,12 +18,18 @@ std::string ClosestMatch(std::string_view word, const std::vector<std::string>& 
 // " (did you mean 'x'?)" or "" when nothing is close.
 std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates);
 
+// "a\nb" -> {"a", "b"}; an empty string gives no parts.
+std::vector<std::string> Split(std::string_view s, char sep);
+
 std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 
 // True if `s` matches [a-z0-9][a-z0-9-]*.
 bool IsPipelineName(std::string_view s);
 // True if `s` matches [A-Za-z_][A-Za-z0-9_-]* (step ids, param names, output keys).
 bool IsIdentifier(std::string_view s);
+
+// "2026-11-25T23:59:01.123Z"
+std::string IsoTime(int64_t ms_since_epoch);
 
 // A string quoted for messages: 'abc' with control characters escaped.
 std::string Quote(std::string_view s);

@@ -1,0 +1,77 @@
+// EventHub: live updates for `GET /api/events` and followed logs. Runs are
+// driven by other processes, so the hub watches the store: every `poll`
+// it reads SQLite's data_version (one cheap query), and when another
+// connection has committed it compares the runs that are pending, running
+// or newest against what it saw last and sends one event per change:
+//   event: run   data: {"run": 12, "pipeline": "p", "state": "running"}
+//   event: step  data: {"run": 12, "step": "train", "item": -1, "state": "succeeded", "attempts": 1}
+// Followed logs get `log` events (data: {"text": "..."}) as the file grows
+// and one `end` event once their attempt has finished and all was sent.
+// Every stream gets a comment every 15 s, so dead clients are noticed.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "server/http.h"
+#include "store/store.h"
+
+namespace sluice::server {
+
+class EventHub {
+ public:
+  explicit EventHub(std::string db_path, std::chrono::milliseconds poll = std::chrono::milliseconds(20));
+  ~EventHub();
+
+  // run_id 0: every run's events.
+  void Subscribe(std::shared_ptr<EventStream> stream, int64_t run_id);
+  // Sends the log at `path` from `offset` on until attempt `number` of
+  // (run, step, item) has finished.
+  void FollowLog(std::shared_ptr<EventStream> stream, const std::string& path, int64_t offset, int64_t run_id,
+                 const std::string& step, int item, int number);
+  size_t subscribers();
+
+ private:
+  struct Subscriber {
+    std::shared_ptr<EventStream> stream;
+    int64_t run_id;
+  };
+  struct Follow {
+    std::shared_ptr<EventStream> stream;
+    std::string path;
+    int64_t offset;
+    int64_t run_id;
+    std::string step;
+    int item, number;
+    bool finished = false;
+    bool checked = false;  // its attempt's state read at least once
+  };
+  struct RunSeen {
+    std::string state;
+    std::map<std::pair<std::string, int>, std::pair<std::string, int>> steps;  // (step, item) -> (state, attempts)
+  };
+
+  void Loop();
+  void Scan(store::Store& store);
+  void Broadcast(int64_t run_id, const char* event, const std::string& data);
+  void PumpLogs(store::Store& store, bool store_changed);
+
+  std::string db_path_;
+  std::chrono::milliseconds poll_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::vector<Subscriber> subscribers_;
+  std::vector<Follow> follows_;
+  std::map<int64_t, RunSeen> seen_;
+  std::thread thread_;
+};
+
+}  // namespace sluice::server

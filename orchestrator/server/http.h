@@ -1,0 +1,97 @@
+// The HTTP server behind `sluice serve`: requests and responses as the API
+// sees them, and the server that reads and writes them (Boost.Beast on
+// Asio, in http_server.cc; nothing else includes Beast).
+//
+// Contract: the handler is called on one of the server's threads, once per
+// request, with the whole body read; it may block briefly (a SQLite query,
+// a process spawn). Limits are enforced before the handler sees anything:
+// a header block over max_header is answered 431, a body over max_body 413
+// (from its Content-Length, before any of it is read), a client that sends
+// nothing for read_timeout is dropped, and connections over max_connections
+// are answered 503 and closed.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "util/status.h"
+
+namespace sluice::server {
+
+struct Request {
+  std::string method;                 // GET, POST, ...
+  std::string target;                 // as sent: /api/runs?limit=5
+  std::vector<std::string> segments;  // the path split on '/', each percent-decoded
+  std::vector<std::pair<std::string, std::string>> query;    // decoded
+  std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
+  std::string body;
+
+  // The first header or query value with this name; "" if none.
+  std::string Header(std::string_view lower_name) const;
+  std::optional<std::string> Query(std::string_view name) const;
+};
+
+// A Server-Sent Events stream to one client. Send may be called from any
+// thread; events are written in order. A client that stops reading is
+// dropped once a bounded amount is queued for it.
+class EventStream {
+ public:
+  virtual ~EventStream() = default;
+  // Queues "event: <event>\ndata: <data>\n\n" (or a comment if event is
+  // empty). False once the client is gone.
+  virtual bool Send(std::string_view event, std::string_view data) = 0;
+  virtual bool open() const = 0;
+  virtual void Close() = 0;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  // For an event stream: called once the response's headers are on their
+  // way, with the stream to send events into. The body is not used.
+  std::function<void(std::shared_ptr<EventStream>)> on_stream;
+};
+
+using Handler = std::function<Response(const Request&)>;
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1";
+  int port = 8080;                    // 0 picks a free one
+  int threads = 2;
+  size_t max_body = 1 << 20;
+  size_t max_header = 16 << 10;
+  std::chrono::milliseconds read_timeout{10000};
+  int max_connections = 1024;
+};
+
+class HttpServer {
+ public:
+  HttpServer(ServerOptions options, Handler handler);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts serving on the server's threads.
+  Status Start();
+  int port() const;
+  // Closes the listener and every connection, and joins the threads.
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "%2e%2E" -> "..", "+" stays "+"; false on a bad escape.
+bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space = false);
+
+}  // namespace sluice::server

@@ -1,0 +1,383 @@
+// HttpServer on Boost.Beast: one strand per connection, Server-Sent Events
+// written straight to the socket after a hand-written header block.
+#include <algorithm>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <utility>  // Boost 1.74's Asio uses std::exchange without including it
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "server/http.h"
+
+namespace sluice::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+int Hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space) {
+  out->clear();
+  out->reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return false;
+      int hi = Hex(in[i + 1]), lo = Hex(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out->push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out->push_back(' ');
+    } else {
+      out->push_back(c);
+    }
+  }
+  return true;
+}
+
+std::string Request::Header(std::string_view lower_name) const {
+  for (const auto& [k, v] : headers)
+    if (k == lower_name) return v;
+  return "";
+}
+
+std::optional<std::string> Request::Query(std::string_view name) const {
+  for (const auto& [k, v] : query)
+    if (k == name) return v;
+  return std::nullopt;
+}
+
+namespace {
+
+struct Shared {
+  ServerOptions options;
+  Handler handler;
+  std::atomic<int> connections{0};
+};
+
+// Splits and decodes the target; false if it is not a decodable origin-form path.
+bool ParseTarget(std::string_view target, Request* r) {
+  if (target.empty() || target[0] != '/') return false;
+  size_t q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    std::string_view seg = path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    std::string decoded;
+    if (!PercentDecode(seg, &decoded)) return false;
+    if (!(decoded.empty() && slash == std::string_view::npos && !r->segments.empty())) r->segments.push_back(decoded);
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  if (!r->segments.empty() && r->segments.back().empty()) r->segments.pop_back();
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    std::string k, v;
+    if (!PercentDecode(pair.substr(0, eq), &k, true)) return false;
+    if (eq != std::string_view::npos && !PercentDecode(pair.substr(eq + 1), &v, true)) return false;
+    if (!k.empty()) r->query.emplace_back(std::move(k), std::move(v));
+    if (amp == std::string_view::npos) break;
+    query = query.substr(amp + 1);
+  }
+  return true;
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Shared* shared) : stream_(std::move(socket)), shared_(shared) {}
+  ~Session() { --shared_->connections; }
+
+  void Start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
+  }
+
+  // The event stream's side (any thread).
+  void Enqueue(std::string text) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), text = std::move(text)]() mutable {
+      if (self->closed_) return;
+      self->queued_bytes_ += text.size();
+      if (self->queued_bytes_ > kMaxQueuedBytes) {  // a client that does not read
+        self->Shutdown();
+        return;
+      }
+      self->queue_.push_back(std::move(text));
+      if (!self->writing_) self->WriteQueue();
+    });
+  }
+  void CloseFromOutside() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->Shutdown(); });
+  }
+  std::atomic<bool> gone{false};
+
+ private:
+  static constexpr size_t kMaxQueuedBytes = 4 << 20;
+
+  void ReadHeader() {
+    header_parser_.emplace();
+    header_parser_->header_limit(static_cast<std::uint32_t>(shared_->options.max_header));
+    header_parser_->eager(false);
+    stream_.expires_after(shared_->options.read_timeout);
+    http::async_read_header(stream_, buffer_, *header_parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec == http::error::header_limit) return Refuse(431, "request header fields too large");
+    if (ec) return Shutdown();
+    auto& h = header_parser_->get();
+    auto length = header_parser_->content_length();
+    if (length && *length > shared_->options.max_body)
+      return Refuse(413, "request body over the limit of " + std::to_string(shared_->options.max_body) + " bytes");
+    body_parser_.emplace(std::move(*header_parser_));
+    body_parser_->body_limit(shared_->options.max_body);
+    if (beast::iequals(h[http::field::expect], "100-continue")) {
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      http::async_write(stream_, *cont, [self = shared_from_this(), cont](beast::error_code ec, size_t) {
+        if (ec) return self->Shutdown();
+        self->ReadBody();
+      });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    http::async_read(stream_, buffer_, *body_parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRequest(ec); });
+  }
+
+  void OnRequest(beast::error_code ec) {
+    if (ec == http::error::body_limit)
+      return Refuse(413, "request body over the limit of " + std::to_string(shared_->options.max_body) + " bytes");
+    if (ec) return Shutdown();
+    auto msg = body_parser_->release();
+    body_parser_.reset();
+    Request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    for (const auto& f : msg) {
+      std::string name(f.name_string());
+      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+      req.headers.emplace_back(std::move(name), std::string(f.value()));
+    }
+    req.body = std::move(msg.body());
+    bool keep_alive = msg.keep_alive();
+    Response res;
+    if (!ParseTarget(req.target, &req)) {
+      res.status = 400;
+      res.body = R"({"error":{"code":"bad_request","message":"the request target is not a valid path"}})";
+    } else {
+      try {
+        res = shared_->handler(req);
+      } catch (const std::exception& e) {
+        res = Response{};
+        res.status = 500;
+        res.body = std::string(R"({"error":{"code":"internal","message":"the server failed to answer"}})");
+      }
+    }
+    if (res.on_stream) return StartStream(std::move(res));
+    Write(std::move(res), keep_alive);
+  }
+
+  void Write(Response res, bool keep_alive) {
+    auto msg = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(res.status), 11);
+    msg->set(http::field::server, "sluice");
+    msg->set(http::field::content_type, res.content_type);
+    msg->set("X-Content-Type-Options", "nosniff");
+    for (auto& [k, v] : res.headers) msg->insert(k, v);
+    msg->body() = std::move(res.body);
+    msg->keep_alive(keep_alive);
+    msg->prepare_payload();
+    stream_.expires_after(shared_->options.read_timeout);
+    http::async_write(stream_, *msg, [self = shared_from_this(), msg](beast::error_code ec, size_t) {
+      if (ec || !msg->keep_alive()) return self->Shutdown();
+      self->ReadHeader();
+    });
+  }
+
+  void Refuse(int status, const std::string& message) {
+    Response res;
+    res.status = status;
+    res.body = R"({"error":{"code":")" + std::string(status == 431 ? "header_too_large" : "body_too_large") +
+               R"(","message":")" + message + "\"}}";
+    Write(std::move(res), false);
+  }
+
+  void StartStream(Response res) {
+    std::string head = "HTTP/1.1 200 OK\r\nServer: sluice\r\nContent-Type: text/event-stream\r\n"
+                       "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n";
+    for (auto& [k, v] : res.headers) head += k + ": " + v + "\r\n";
+    head += "\r\n";
+    stream_.expires_never();
+    streaming_ = true;
+    queue_.push_back(std::move(head));
+    WriteQueue();
+    // Reading tells us when the client goes away.
+    stream_.async_read_some(net::buffer(sink_), [self = shared_from_this()](beast::error_code, size_t) {
+      self->Shutdown();
+    });
+    res.on_stream(std::make_shared<Stream>(weak_from_this()));
+  }
+
+  void WriteQueue() {
+    if (queue_.empty() || closed_) {
+      writing_ = false;
+      return;
+    }
+    writing_ = true;
+    auto text = std::make_shared<std::string>(std::move(queue_.front()));
+    queue_.pop_front();
+    queued_bytes_ -= std::min(queued_bytes_, text->size());
+    net::async_write(stream_.socket(), net::buffer(*text), [self = shared_from_this(), text](beast::error_code ec, size_t) {
+      if (ec) return self->Shutdown();
+      self->WriteQueue();
+    });
+  }
+
+  void Shutdown() {
+    if (closed_) return;
+    closed_ = true;
+    gone = true;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+  }
+
+  class Stream : public EventStream {
+   public:
+    explicit Stream(std::weak_ptr<Session> s) : session_(std::move(s)) {}
+    bool Send(std::string_view event, std::string_view data) override {
+      auto s = session_.lock();
+      if (!s || s->gone) return false;
+      std::string text;
+      if (event.empty()) {
+        text = ": " + std::string(data) + "\n\n";
+      } else {
+        text = "event: " + std::string(event) + "\n";
+        size_t start = 0;
+        while (true) {  // one data: line per line of data
+          size_t nl = data.find('\n', start);
+          text += "data: " + std::string(data.substr(start, nl == std::string_view::npos ? nl : nl - start)) + "\n";
+          if (nl == std::string_view::npos) break;
+          start = nl + 1;
+        }
+        text += "\n";
+      }
+      s->Enqueue(std::move(text));
+      return true;
+    }
+    bool open() const override {
+      auto s = session_.lock();
+      return s && !s->gone;
+    }
+    void Close() override {
+      if (auto s = session_.lock()) s->CloseFromOutside();
+    }
+
+   private:
+    std::weak_ptr<Session> session_;
+  };
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  Shared* shared_;
+  std::optional<http::request_parser<http::empty_body>> header_parser_;
+  std::optional<http::request_parser<http::string_body>> body_parser_;
+  bool streaming_ = false, writing_ = false, closed_ = false;
+  std::deque<std::string> queue_;
+  size_t queued_bytes_ = 0;
+  char sink_[512];
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Shared shared;
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+  int port = 0;
+
+  void Accept() {
+    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted) return;
+      if (!ec) {
+        socket.set_option(tcp::no_delay(true), ec);
+        if (++shared.connections > shared.options.max_connections) {
+          --shared.connections;
+          static const std::string kBody = R"({"error":{"code":"busy","message":"too many connections"}})";
+          static const std::string kBusy =
+              "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+              "Content-Length: " + std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+          beast::error_code ignored;
+          net::write(socket, net::buffer(kBusy), ignored);
+          socket.close(ignored);
+        } else {
+          std::make_shared<Session>(std::move(socket), &shared)->Start();
+        }
+      }
+      Accept();
+    });
+  }
+};
+
+HttpServer::HttpServer(ServerOptions options, Handler handler) : impl_(std::make_unique<Impl>()) {
+  impl_->shared.options = std::move(options);
+  impl_->shared.handler = std::move(handler);
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Start() {
+  beast::error_code ec;
+  auto address = net::ip::make_address(impl_->shared.options.listen, ec);
+  if (ec) return Status::IoError("--listen " + impl_->shared.options.listen + ": not an IP address");
+  tcp::endpoint ep(address, static_cast<unsigned short>(impl_->shared.options.port));
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    return Status::IoError("listen on " + impl_->shared.options.listen + ":" +
+                           std::to_string(impl_->shared.options.port) + ": " + ec.message());
+  impl_->port = a.local_endpoint().port();
+  impl_->Accept();
+  int n = std::max(1, impl_->shared.options.threads);
+  for (int i = 0; i < n; ++i) impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  return Status::Ok();
+}
+
+int HttpServer::port() const { return impl_->port; }
+
+void HttpServer::Stop() {
+  if (!impl_ || impl_->threads.empty()) return;
+  net::post(impl_->ioc, [this] {
+    beast::error_code ec;
+    impl_->acceptor.close(ec);
+  });
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+}  // namespace sluice::server

@@ -1,0 +1,42 @@
+// Scheduler: fires the `on.schedule` entries of the catalog's pipelines.
+// The last fire time handled for each (pipeline, "<cron> <timezone>") is in
+// the store, so a restart knows what it missed:
+//   - a schedule seen for the first time starts counting from now;
+//   - on start, fire times missed while no server ran start one run (not
+//     one per missed time), unless the schedule says `catchup: false`;
+//   - while the server runs, every fire time starts a run.
+// Scheduled runs use the params' defaults; a pipeline with a required
+// param cannot be scheduled (logged, skipped).
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "server/catalog.h"
+#include "server/launcher.h"
+
+namespace sluice::server {
+
+class Scheduler {
+ public:
+  Scheduler(Catalog* catalog, Launcher* launcher, std::string db_path);
+  ~Scheduler();
+
+ private:
+  void Loop();
+  void Tick(store::Store& store, int64_t now_s);
+
+  Catalog* catalog_;
+  Launcher* launcher_;
+  std::string db_path_;
+  std::set<std::string> handled_;  // schedules handled since start
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace sluice::server
