@@ -6,8 +6,13 @@ packages=(
   libyaml-dev zlib1g-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libcli11-dev libssl-dev libgtest-dev
   python3 python3-numpy python3-jsonschema python3-yaml dataset-fashion-mnist
   libtorch-dev libcpp-httplib-dev libopenblas0-pthread
+  libboost-dev chromium nginx-light wrk
 )
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
 $sudo apt-get update -q
+# Node.js for the browser test: Debian's, unless a Node.js is there already.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${packages[@]}"
+# playwright-core (no browser download: the test drives Debian's chromium), at the version package-lock.json pins.
+(cd "$(dirname "$0")/../tests/browser" && npm ci --no-audit --no-fund --loglevel=error)

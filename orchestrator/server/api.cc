@@ -385,11 +385,11 @@ Response Api::SessionInfo(const Request& r) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = sessions_.find(id);
-    if (id.empty() || it == sessions_.end()) return ErrorResponse(401, "unauthenticated", "no session");
+    if (id.empty() || it == sessions_.end()) return Json(200, {{"scope", nullptr}});  // not signed in: not an error
     session = it->second;
   }
   auto found = Store().FindToken(session.token);
-  if (!found.ok() || !*found) return ErrorResponse(401, "unauthenticated", "the session's token was revoked");
+  if (!found.ok() || !*found) return Json(200, {{"scope", nullptr}});
   return Json(200, {{"scope", store::TokenScopeName((*found)->scope)}, {"name", (*found)->name}, {"csrf", session.csrf}});
 }
 

@@ -1,0 +1,215 @@
+// The web UI in Debian's Chromium, driven by playwright-core, against a real
+// `sluice serve` on a free loopback port with a real store:
+// sign in, see an invalid pipeline's errors, start a run from the form with a
+// non-default param (after the page refused an out-of-range one), watch the
+// DAG turn green live, open a step's log, check that markup in data stays
+// text, cancel a second run, retry a failed one; screenshots are kept.
+//
+// usage: node ui_test.mjs SLUICE_BINARY SCREENSHOT_DIR
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const [sluice, shotDir] = process.argv.slice(2);
+if (!sluice || !shotDir) {
+  console.error('usage: node ui_test.mjs SLUICE_BINARY SCREENSHOT_DIR');
+  process.exit(2);
+}
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch {
+  console.error('playwright-core is not installed: run npm ci in tests/browser (scripts/install-deps.sh does)');
+  process.exit(1);
+}
+if (!fs.existsSync('/usr/bin/chromium')) {
+  console.error("Debian's chromium is not installed (apt-get install chromium; scripts/install-deps.sh does)");
+  process.exit(1);
+}
+
+const XSS = '<img src=x onerror=alert(1)>';
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-ui-'));
+const dir = path.join(root, 'pipelines');
+const home = path.join(root, 'home');
+const marker = path.join(root, 'fixed');
+fs.mkdirSync(dir);
+fs.writeFileSync(path.join(dir, 'demo.yaml'), `name: demo
+description: "${XSS} shows as text"
+params:
+  n: {type: int, default: 2, min: 1, max: 9, description: how many}
+  mode: {type: string, default: fast, enum: [fast, slow]}
+  verbose: {type: bool, default: false}
+  note: {type: string, default: "${XSS}"}
+steps:
+  prepare: {run: ["sh", "-c", "echo preparing n=$0 note=$1", "\${{ params.n }}", "\${{ params.note }}"]}
+  shard:
+    needs: [prepare]
+    foreach: [1, 2, 3]
+    run: ["sh", "-c", "sleep 0.5; echo shard $0", "\${{ item }}"]
+  train: {needs: [prepare], run: "sleep 1; echo trained"}
+  report: {needs: [shard, train], run: "echo report"}
+`);
+fs.writeFileSync(path.join(dir, 'slow.yaml'), `name: slow
+steps:
+  wait: {run: "sleep 60"}
+  after: {needs: [wait], run: "echo never"}
+`);
+fs.writeFileSync(path.join(dir, 'flaky.yaml'), `name: flaky
+params:
+  marker: {type: string, default: "${marker}"}
+steps:
+  check: {run: ["sh", "-c", "test -f \\"$0\\" || { echo not fixed yet; exit 3; }", "\${{ params.marker }}"]}
+  finish: {needs: [check], run: "echo finished"}
+`);
+fs.writeFileSync(path.join(dir, 'broken.yaml'), 'name: broken\nsteps:\n  a: {run: "true", nedds: [b]}\n');
+
+const env = { ...process.env, SLUICE_HOME: home };
+const token = execFileSync(sluice, ['token', 'create', '--scope', 'run', '--name', 'browser'], { env, encoding: 'utf8' })
+  .match(/slc_[0-9a-f]+/)[0];
+
+const server = spawn(sluice, ['serve', '--dir', dir, '--port', '0'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+const url = await new Promise((resolve, reject) => {
+  let out = '';
+  server.stdout.on('data', (d) => {
+    out += d;
+    const m = out.match(/url=(http:\/\/127\.0\.0\.1:\d+\/)/);
+    if (m) resolve(m[1]);
+  });
+  server.on('exit', (code) => reject(new Error('sluice serve exited with ' + code)));
+  setTimeout(() => reject(new Error('sluice serve did not start')), 10000);
+});
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+         '--disable-sync', '--no-first-run'],
+});
+const problems = [];
+let failed = false;
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('dialog', (d) => { problems.push('a dialog opened: ' + d.message()); d.dismiss(); });
+  const step = async (name, fn) => {
+    const t0 = Date.now();
+    await fn();
+    console.log(`ok - ${name} (${Date.now() - t0} ms)`);
+  };
+
+  await step('the UI asks for a token and signs in with it', async () => {
+    await page.goto(url);
+    await page.fill('#token', token);
+    await page.click('#login button[type=submit]');
+    await page.waitForSelector('.pipeline[data-pipeline=demo]');
+  });
+
+  await step('an invalid pipeline shows its FILE:LINE:COL error', async () => {
+    const text = await page.textContent('.pipeline[data-pipeline=broken]');
+    if (!/broken\.yaml:3:\d+: unknown key 'nedds'/.test(text)) throw new Error('no located error in: ' + text);
+  });
+
+  await step('the pipeline page draws the DAG before any run and builds the form from the params', async () => {
+    await page.click('.pipeline[data-pipeline=demo] h2 a');
+    await page.waitForSelector('#run-form');
+    const nodes = await page.$$eval('.node', (ns) => ns.map((n) => n.getAttribute('data-step')));
+    if (nodes.sort().join() !== 'prepare,report,shard,train') throw new Error('DAG nodes: ' + nodes);
+    if ((await page.$eval('#param-mode', (e) => e.tagName)) !== 'SELECT') throw new Error('enum is not a select');
+    if ((await page.$eval('#param-verbose', (e) => e.type)) !== 'checkbox') throw new Error('bool is not a checkbox');
+    if ((await page.$eval('#param-n', (e) => e.max)) !== '9') throw new Error('int has no max');
+  });
+
+  await step('the page refuses an out-of-range param without starting a run', async () => {
+    await page.fill('#param-n', '99');
+    await page.click('#run-button');
+    await page.waitForFunction(() => /at most 9/.test(document.getElementById('run-error').textContent));
+    if (!page.url().includes('#/p/demo')) throw new Error('navigated away: ' + page.url());
+  });
+
+  let demoRun;
+  await step('a run started from the form with a non-default param turns green live', async () => {
+    await page.fill('#param-n', '4');
+    await page.selectOption('#param-mode', 'slow');
+    await page.click('#run-button');
+    await page.waitForURL(/#\/r\/\d+$/);
+    demoRun = page.url().match(/#\/r\/(\d+)$/)[1];
+    await page.evaluate(() => { window.__sameDocument = true; });
+    await page.waitForSelector('.node[data-state=running]', { timeout: 15000 });
+    await page.waitForFunction(() => {
+      const ns = [...document.querySelectorAll('.node')];
+      return ns.length === 4 && ns.every((n) => n.getAttribute('data-state') === 'succeeded');
+    }, null, { timeout: 30000 });
+    if (!(await page.evaluate(() => window.__sameDocument === true))) throw new Error('the page reloaded');
+    const params = await page.textContent('main');
+    if (!params.includes('n=4') || !params.includes('mode=slow')) throw new Error('params not shown: ' + params);
+    const foreach = await page.textContent('.node[data-step=shard]');
+    if (!/foreach ×3/.test(foreach)) throw new Error('foreach group without its count: ' + foreach);
+  });
+
+  await step("a step's log opens from the DAG", async () => {
+    await page.click('.node[data-step=prepare]');
+    await page.waitForFunction(() => /preparing n=4/.test(document.getElementById('step-log').textContent));
+  });
+
+  await step('markup in descriptions, params and logs stays text', async () => {
+    const log = await page.textContent('#step-log');
+    if (!log.includes(XSS)) throw new Error('the log lost the text: ' + log);
+    const imgs = await page.$$eval('img', (x) => x.length);
+    if (imgs !== 0) throw new Error(imgs + ' <img> elements were created from data');
+    await page.goto(url + '#/');
+    await page.waitForSelector('.pipeline[data-pipeline=demo]');
+    const desc = await page.textContent('.pipeline[data-pipeline=demo]');
+    if (!desc.includes(XSS)) throw new Error('description not shown as text');
+    if ((await page.$$eval('img', (x) => x.length)) !== 0) throw new Error('<img> created from a description');
+  });
+
+  await step('a running run is cancelled from its page', async () => {
+    await page.goto(url + '#/p/slow');
+    await page.click('#run-button');
+    await page.waitForURL(/#\/r\/\d+$/);
+    await page.waitForSelector('.node[data-step=wait][data-state=running]', { timeout: 15000 });
+    await page.click('#cancel-button');
+    await page.waitForSelector('#run-state .badge.cancelled', { timeout: 20000 });
+  });
+
+  await step('a failed run is retried from its failed step and succeeds', async () => {
+    await page.goto(url + '#/p/flaky');
+    await page.click('#run-button');
+    await page.waitForURL(/#\/r\/\d+$/);
+    await page.waitForSelector('#run-state .badge.failed', { timeout: 15000 });
+    fs.writeFileSync(marker, 'yes');
+    await page.click('#retry-button');
+    await page.waitForSelector('#run-state .badge.succeeded', { timeout: 20000 });
+    const states = await page.$$eval('.node', (ns) => ns.map((n) => n.getAttribute('data-state')));
+    if (!states.every((s) => s === 'succeeded')) throw new Error('after retry: ' + states);
+  });
+
+  await step('screenshots: the run page at 1280x800, dark mode and a phone', async () => {
+    fs.mkdirSync(shotDir, { recursive: true });
+    await page.goto(url + '#/r/' + demoRun);
+    await page.waitForSelector('.node[data-state=succeeded]');
+    await page.click('.node[data-step=shard]');
+    await page.screenshot({ path: path.join(shotDir, 'run-1280x800.png') });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: path.join(shotDir, 'run-dark.png') });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(url + '#/p/demo');
+    await page.waitForSelector('#run-form');
+    await page.screenshot({ path: path.join(shotDir, 'pipeline-phone.png'), fullPage: true });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (overflow > 0) throw new Error(`the phone page is ${overflow}px wider than the screen`);
+    console.log('screenshots in ' + shotDir);
+  });
+
+  if (problems.length) throw new Error('console errors:\n' + problems.join('\n'));
+} catch (e) {
+  failed = true;
+  console.error('FAILED: ' + (e.stack || e));
+} finally {
+  await browser.close();
+  server.kill('SIGTERM');
+  await new Promise((r) => server.once('exit', r));
+  fs.rmSync(root, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
