@@ -55,7 +55,7 @@ int Runs(int limit, const std::string& format) {
   if (format == "json") {
     nlohmann::json j = nlohmann::json::array();
     for (const auto& r : *runs)
-      j.push_back({{"id", r.id}, {"pipeline", r.pipeline}, {"state", engine::Name(r.state)},
+      j.push_back({{"id", r.id}, {"pipeline", r.pipeline}, {"state", engine::Name(r.state)}, {"trigger", r.trigger},
                    {"created_ms", r.created_ms}, {"started_ms", r.started_ms}, {"finished_ms", r.finished_ms}});
     std::cout << j.dump(2) << "\n";
     return kExitOk;

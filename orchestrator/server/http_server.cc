@@ -134,6 +134,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReadHeader() {
     header_parser_.emplace();
     header_parser_->header_limit(static_cast<std::uint32_t>(shared_->options.max_header));
+    header_parser_->body_limit(shared_->options.max_body);  // a larger Content-Length fails the header read
     header_parser_->eager(false);
     stream_.expires_after(shared_->options.read_timeout);
     http::async_read_header(stream_, buffer_, *header_parser_,
@@ -142,6 +143,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnHeader(beast::error_code ec) {
     if (ec == http::error::header_limit) return Refuse(431, "request header fields too large");
+    if (ec == http::error::body_limit)
+      return Refuse(413, "request body over the limit of " + std::to_string(shared_->options.max_body) + " bytes");
     if (ec) return Shutdown();
     auto& h = header_parser_->get();
     auto length = header_parser_->content_length();

@@ -1,0 +1,543 @@
+// `sluice serve` as a user meets it: a real server on a free loopback port,
+// a real store, real runs, and HTTP clients (cpp-httplib, raw sockets).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <regex>
+#include <thread>
+
+#include "../common/free_port.h"
+#include "harness.h"
+#include "server/webhook.h"
+#include "store/store.h"
+
+namespace sluice::testing {
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+const char* kHello = R"(name: hello
+description: says hello
+params:
+  who: {type: string, default: world}
+  n: {type: int, default: 2, min: 1, max: 5}
+on:
+  webhook:
+    secret_env: SLUICE_TEST_HOOK_SECRET
+    params: {who: "${{ event.ref }}", n: "${{ event.count }}"}
+steps:
+  greet: {run: ["sh", "-c", "echo hello $0 $1", "${{ params.who }}", "${{ params.n }}"]}
+  after: {needs: [greet], run: "echo after"}
+)";
+const char* kSlow = "name: slow\nsteps:\n  wait: {run: \"sleep 60\"}\n";
+const char* kFlaky = R"(name: flaky
+steps:
+  check: {run: "test -f fixed || { echo not fixed; exit 3; }"}
+  finish: {needs: [check], run: "echo finished"}
+)";
+const char* kBroken = "name: broken\nsteps:\n  a: {run: \"true\", nedds: [b]}\n";
+
+// Writes `request` to a new connection and reads until the server closes it
+// or `limit` passes.
+std::string Exchange(int port, const std::string& request, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return "";
+  }
+  if (!request.empty()) (void)!::write(fd, request.data(), request.size());
+  std::string out;
+  auto end = std::chrono::steady_clock::now() + limit;
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+class ServeTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Serve({}); }
+  void TearDown() override { Stop(); }
+
+  void Serve(const std::vector<std::string>& extra) {
+    fs::create_directories(box_.dir() / "pipelines");
+    box_.Write("pipelines/hello.yaml", kHello);
+    box_.Write("pipelines/slow.yaml", kSlow);
+    box_.Write("pipelines/flaky.yaml", kFlaky);
+    box_.Write("pipelines/broken.yaml", kBroken);
+    for (const char* scope : {"read", "run", "admin"}) {
+      Output o = box_.Sluice({"token", "create", "--scope", scope});
+      std::smatch m;
+      ASSERT_TRUE(std::regex_search(o.out, m, std::regex("slc_[0-9a-f]{64}"))) << o.out << o.err;
+      tokens_[scope] = m.str();
+    }
+    ::setenv("SLUICE_TEST_HOOK_SECRET", "It's a Secret to Everybody", 1);
+    port_ = FreePort();
+    std::vector<std::string> args = {"serve", "--dir", "pipelines", "--port", std::to_string(port_)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_ = box_.Start(args, "serve.log");
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    client_->set_read_timeout(10, 0);
+    ASSERT_TRUE(WaitFor([&] { return static_cast<bool>(client_->Get("/api/health")); })) << box_.Read("serve.log");
+  }
+
+  void Stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    EXPECT_EQ(Sandbox::Reap(pid_), 0) << box_.Read("serve.log");
+    pid_ = 0;
+  }
+
+  httplib::Headers Auth(const std::string& scope) { return {{"Authorization", "Bearer " + tokens_[scope]}}; }
+
+  httplib::Result Get(const std::string& path, const std::string& scope = "read") { return client_->Get(path.c_str(), Auth(scope)); }
+  httplib::Result Post(const std::string& path, const std::string& body, const std::string& scope = "run") {
+    return client_->Post(path.c_str(), Auth(scope), body, "application/json");
+  }
+
+  json GetJson(const std::string& path) {
+    auto r = Get(path);
+    EXPECT_TRUE(r) << path;
+    if (!r) return json();
+    EXPECT_EQ(r->status, 200) << path << ": " << r->body;
+    return json::parse(r->body, nullptr, false);
+  }
+
+  int64_t StartRun(const std::string& pipeline, const json& params = json::object()) {
+    auto r = Post("/api/pipelines/" + pipeline + "/runs", json{{"params", params}}.dump());
+    EXPECT_TRUE(r);
+    if (!r) return 0;
+    EXPECT_EQ(r->status, 201) << r->body;
+    return json::parse(r->body).value("id", int64_t{0});
+  }
+
+  // Waits for the run to reach `state`.
+  bool WaitForRun(int64_t id, const std::string& state, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    return WaitFor([&] {
+      auto r = Get("/api/runs/" + std::to_string(id));
+      return r && r->status == 200 && json::parse(r->body).value("state", "") == state;
+    }, limit);
+  }
+
+  Sandbox box_;
+  int port_ = 0;
+  pid_t pid_ = 0;
+  std::map<std::string, std::string> tokens_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+// The routes, with the scope each needs.
+struct Route {
+  const char* method;
+  const char* path;
+  const char* scope;
+};
+const Route kRoutes[] = {
+    {"GET", "/api/pipelines", "read"},        {"GET", "/api/pipelines/hello", "read"},
+    {"GET", "/api/pipelines/hello/runs", "read"}, {"POST", "/api/validate", "read"},
+    {"GET", "/api/runs", "read"},             {"GET", "/api/runs/1", "read"},
+    {"GET", "/api/runs/1/attempts", "read"},  {"GET", "/api/runs/1/log", "read"},
+    {"GET", "/api/runs/1/steps/greet/log", "read"}, {"GET", "/api/events", "read"},
+    {"GET", "/api/artifacts/" "0000000000000000000000000000000000000000000000000000000000000000", "read"},
+    {"POST", "/api/pipelines/hello/runs", "run"}, {"POST", "/api/runs/1/cancel", "run"},
+    {"POST", "/api/runs/1/retry", "run"},
+};
+
+httplib::Result Send(httplib::Client& c, const Route& r, const httplib::Headers& h) {
+  if (std::string(r.method) == "GET") return c.Get(r.path, h);
+  return c.Post(r.path, h, "{}", "application/json");
+}
+
+TEST_F(ServeTest, EveryApiRouteRefusesARequestWithoutATokenOrWithAForgedOne) {
+  for (const Route& r : kRoutes) {
+    auto none = Send(*client_, r, {});
+    ASSERT_TRUE(none) << r.path;
+    EXPECT_EQ(none->status, 401) << r.method << " " << r.path;
+    EXPECT_EQ(json::parse(none->body)["error"]["code"], "unauthenticated");
+    std::string forged = "slc_" + std::string(64, 'a');
+    auto bad = Send(*client_, r, {{"Authorization", "Bearer " + forged}});
+    ASSERT_TRUE(bad);
+    EXPECT_EQ(bad->status, 401) << r.method << " " << r.path;
+  }
+  auto list = client_->Get("/api/runs", {{"Authorization", "Basic abc"}});
+  EXPECT_EQ(list->status, 401);
+  EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 0u) << "nothing ran";
+}
+
+TEST_F(ServeTest, ATokenWithTooSmallAScopeIsForbiddenOnEveryRouteThatNeedsMore) {
+  for (const Route& r : kRoutes) {
+    if (std::string(r.scope) != "run") continue;
+    auto res = Send(*client_, r, Auth("read"));
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 403) << r.method << " " << r.path;
+    EXPECT_NE(res->body.find("needs scope run"), std::string::npos) << res->body;
+  }
+  EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 0u);
+}
+
+TEST_F(ServeTest, ARevokedTokenStopsWorkingAtOnce) {
+  ASSERT_EQ(Get("/api/runs")->status, 200);
+  Output list = box_.Sluice({"token", "list", "--format", "json"});
+  for (auto& t : json::parse(list.out)) {
+    if (t["scope"] != "read") continue;
+    ASSERT_EQ(box_.Sluice({"token", "revoke", std::to_string(t["id"].get<int>())}).code, 0);
+  }
+  EXPECT_EQ(Get("/api/runs")->status, 401);
+}
+
+TEST_F(ServeTest, ARunStartedOverTheApiGetsTypedParamsAsArgvAndSucceeds) {
+  std::string evil = "$(touch pwned); `touch pwned2` 'x\" <b>";
+  int64_t id = StartRun("hello", {{"who", evil}, {"n", 4}});
+  ASSERT_GT(id, 0);
+  ASSERT_TRUE(WaitForRun(id, "succeeded")) << box_.Read("serve.log");
+  json run = GetJson("/api/runs/" + std::to_string(id));
+  EXPECT_EQ(run["params"]["n"], 4);
+  EXPECT_EQ(run["params"]["who"], evil);
+  EXPECT_EQ(run["trigger"], "api");
+  auto log = Get("/api/runs/" + std::to_string(id) + "/steps/greet/log");
+  EXPECT_EQ(log->body, "hello " + evil + " 4\n");
+  EXPECT_FALSE(fs::exists(box_.home() / "pwned"));
+  EXPECT_FALSE(box_.Exists("pwned"));
+  // The CLI reads the same store while the server runs.
+  Output show = box_.Sluice({"show", std::to_string(id), "--format", "json"});
+  EXPECT_EQ(show.code, 0) << show.err;
+  EXPECT_EQ(json::parse(show.out)["state"], "succeeded");
+}
+
+TEST_F(ServeTest, BadParamsAre400WithTheParamsPlaceAndStartNothing) {
+  for (const json& params : {json{{"n", 9}}, json{{"n", "many"}}, json{{"nope", 1}}, json{{"n", json::array()}}}) {
+    auto r = Post("/api/pipelines/hello/runs", json{{"params", params}}.dump());
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << params.dump();
+    EXPECT_EQ(json::parse(r->body)["error"]["code"], "invalid_params") << r->body;
+  }
+  auto r = Post("/api/pipelines/hello/runs", json{{"params", {{"n", 9}}}}.dump());
+  EXPECT_NE(r->body.find("hello.yaml:5:"), std::string::npos) << r->body;
+  EXPECT_EQ(Post("/api/pipelines/hello/runs", "not json")->status, 400);
+  EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 0u);
+}
+
+TEST_F(ServeTest, AnInvalidSpecIsListedWithItsFileLineColumnAndCannotBeRun) {
+  json list = GetJson("/api/pipelines");
+  json broken;
+  for (auto& p : list["pipelines"])
+    if (p["name"] == "broken") broken = p;
+  ASSERT_FALSE(broken.is_null()) << list.dump();
+  EXPECT_FALSE(broken["valid"].get<bool>());
+  EXPECT_NE(broken["errors"][0].get<std::string>().find("broken.yaml:3:"), std::string::npos) << broken.dump();
+  auto r = Post("/api/pipelines/broken/runs", "{}");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("broken.yaml:3:"), std::string::npos);
+  auto v = client_->Post("/api/validate?file=mine.yaml", Auth("read"), "name: x\nsteps: {a: {run: 1, bad: 2}}\n", "text/yaml");
+  EXPECT_EQ(v->status, 400);
+  EXPECT_NE(v->body.find("mine.yaml:2:"), std::string::npos) << v->body;
+}
+
+TEST_F(ServeTest, UnknownThingsAre404AndWrongMethodsAre405) {
+  EXPECT_EQ(Get("/api/runs/999")->status, 404);
+  EXPECT_EQ(Get("/api/runs/abc")->status, 404);
+  EXPECT_EQ(Get("/api/pipelines/nope")->status, 404);
+  EXPECT_EQ(Post("/api/pipelines/nope/runs", "{}")->status, 404);
+  EXPECT_EQ(Get("/api/nothing")->status, 404);
+  auto r = client_->Delete("/api/runs", Auth("admin"));
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->get_header_value("Allow"), "GET");
+  EXPECT_EQ(Get("/api/pipelines/hello/runs?limit=0")->status, 400);
+  EXPECT_EQ(Get("/api/runs?state=bogus")->status, 400);
+}
+
+TEST_F(ServeTest, CancelStopsARunningRunAndBadStateChangesAre409) {
+  int64_t id = StartRun("slow");
+  ASSERT_TRUE(WaitForRun(id, "running"));
+  EXPECT_EQ(Post("/api/runs/" + std::to_string(id) + "/retry", "")->status, 409);
+  auto c = Post("/api/runs/" + std::to_string(id) + "/cancel", "");
+  EXPECT_EQ(c->status, 202);
+  ASSERT_TRUE(WaitForRun(id, "cancelled"));
+  auto again = Post("/api/runs/" + std::to_string(id) + "/cancel", "");
+  EXPECT_EQ(again->status, 409);
+  EXPECT_NE(again->body.find("already cancelled"), std::string::npos);
+}
+
+TEST_F(ServeTest, RetryRerunsTheFailedStepsOfAFailedRun) {
+  int64_t id = StartRun("flaky");
+  ASSERT_TRUE(WaitForRun(id, "failed"));
+  json run = GetJson("/api/runs/" + std::to_string(id));
+  EXPECT_EQ(run["steps"][0]["state"], "failed");
+  EXPECT_EQ(run["steps"][1]["state"], "skipped");
+  box_.Write("pipelines/fixed", "");  // the run's workdir is the spec's folder
+  EXPECT_EQ(Post("/api/runs/" + std::to_string(id) + "/retry", "")->status, 202);
+  ASSERT_TRUE(WaitForRun(id, "succeeded"));
+  run = GetJson("/api/runs/" + std::to_string(id));
+  EXPECT_EQ(run["steps"][0]["attempts"], 2);
+  EXPECT_EQ(Post("/api/runs/" + std::to_string(id) + "/retry", "")->status, 409) << "nothing failed any more";
+}
+
+TEST_F(ServeTest, RunsAreListedNewestFirstWithAFilterAndPages) {
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(StartRun("hello"));
+  ids.push_back(StartRun("flaky"));
+  for (int64_t id : ids) ASSERT_TRUE(WaitFor([&] {
+    std::string s = GetJson("/api/runs/" + std::to_string(id))["state"];
+    return s == "succeeded" || s == "failed";
+  }));
+  json page1 = GetJson("/api/runs?pipeline=hello&limit=2");
+  ASSERT_EQ(page1["runs"].size(), 2u);
+  EXPECT_EQ(page1["runs"][0]["id"], ids[2]);
+  EXPECT_EQ(page1["runs"][1]["id"], ids[1]);
+  json page2 = GetJson("/api/runs?pipeline=hello&limit=2&before=" + std::to_string(page1["next_before"].get<int64_t>()));
+  ASSERT_EQ(page2["runs"].size(), 1u);
+  EXPECT_EQ(page2["runs"][0]["id"], ids[0]);
+  json failed = GetJson("/api/runs?state=failed");
+  ASSERT_EQ(failed["runs"].size(), 1u);
+  EXPECT_EQ(failed["runs"][0]["pipeline"], "flaky");
+}
+
+TEST_F(ServeTest, TheEventStreamReportsEachStepChangeOfARun) {
+  int64_t id = 0;
+  std::thread starter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    id = StartRun("hello");
+  });
+  std::string req = "GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tokens_["read"] + "\r\n\r\n";
+  std::string stream = Exchange(port_, req, std::chrono::seconds(4));
+  starter.join();
+  EXPECT_NE(stream.find("Content-Type: text/event-stream"), std::string::npos) << stream;
+  EXPECT_NE(stream.find("event: step\ndata: {\"attempts\":1,\"item\":-1,\"run\":" + std::to_string(id) +
+                        ",\"state\":\"succeeded\",\"step\":\"greet\"}"),
+            std::string::npos)
+      << stream;
+  EXPECT_NE(stream.find("\"state\":\"succeeded\""), std::string::npos);
+  EXPECT_NE(stream.find("event: run\ndata: {\"pipeline\":\"hello\",\"run\":" + std::to_string(id) + ",\"state\":\"succeeded\"}"),
+            std::string::npos)
+      << stream;
+}
+
+TEST_F(ServeTest, LogsAreServedByRangeAsTextAndFollowedUntilTheAttemptEnds) {
+  box_.Write("pipelines/talk.yaml", "name: talk\nsteps:\n  t: {run: \"for i in 1 2 3; do echo line $i; sleep 0.3; done\"}\n");
+  int64_t id = StartRun("talk");
+  ASSERT_TRUE(WaitFor([&] { return Get("/api/runs/" + std::to_string(id) + "/steps/t/log")->status == 200; }));
+  std::string req = "GET /api/runs/" + std::to_string(id) + "/steps/t/log?follow=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                    tokens_["read"] + "\r\n\r\n";
+  std::string stream = Exchange(port_, req, std::chrono::seconds(8));
+  EXPECT_NE(stream.find("event: end"), std::string::npos) << stream;
+  std::string text;
+  for (size_t p = 0; (p = stream.find("event: log\ndata: ", p)) != std::string::npos;) {
+    p += 17;
+    text += json::parse(stream.substr(p, stream.find('\n', p) - p))["text"].get<std::string>();
+  }
+  EXPECT_EQ(text, "line 1\nline 2\nline 3\n");
+  auto range = Get("/api/runs/" + std::to_string(id) + "/steps/t/log?offset=7&limit=7");
+  EXPECT_EQ(range->body, "line 2\n");
+  EXPECT_EQ(range->get_header_value("X-Log-Size"), "21");
+  EXPECT_EQ(range->get_header_value("X-Content-Type-Options"), "nosniff");
+  EXPECT_EQ(range->get_header_value("Content-Type"), "text/plain; charset=utf-8");
+}
+
+TEST_F(ServeTest, NoRouteReadsOutsideTheStoreOrThePipelinesFolder) {
+  box_.Write("outside.yaml", "name: outside\nsteps:\n  a: {run: \"true\"}\n");
+  fs::create_symlink(box_.dir() / "outside.yaml", box_.dir() / "pipelines/outside.yaml");
+  EXPECT_EQ(Get("/api/pipelines/outside")->status, 404);
+  for (const char* path : {"/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc%2fpasswd",
+                           "/%2fetc%2fpasswd", "/api/artifacts/..%2f..%2fsluice.db", "/api/pipelines/..%2foutside",
+                           "/api/runs/1/steps/..%2f..%2fsluice.db/log"}) {
+    auto r = Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 404) << path << ": " << r->body;
+    EXPECT_EQ(r->body.find("root:"), std::string::npos);
+  }
+  // An artifact folder with a symlink that points out of the store.
+  std::string hash(64, 'b');
+  fs::create_directories(box_.home() / "artifacts" / hash);
+  box_.Write(".sluice/artifacts/" + hash + "/ok.txt", "fine");
+  fs::create_symlink("/etc/passwd", box_.home() / "artifacts" / hash / "passwd");
+  auto ok = Get("/api/artifacts/" + hash + "?path=ok.txt");
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(ok->body, "fine");
+  EXPECT_EQ(ok->get_header_value("Content-Disposition"), "attachment; filename=\"ok.txt\"");
+  EXPECT_EQ(ok->get_header_value("X-Content-Type-Options"), "nosniff");
+  for (const char* sub : {"passwd", "../../../etc/passwd", "/etc/passwd", "%2e%2e/ok.txt"}) {
+    auto r = Get("/api/artifacts/" + hash + "?path=" + sub);
+    EXPECT_EQ(r->status, 404) << sub;
+  }
+}
+
+TEST_F(ServeTest, ASessionCookieWorksOnlyWithItsCsrfTokenFromTheSameOrigin) {
+  auto login = client_->Post("/api/session", json{{"token", tokens_["run"]}}.dump(), "application/json");
+  ASSERT_EQ(login->status, 200);
+  std::string cookie = login->get_header_value("Set-Cookie");
+  EXPECT_NE(cookie.find("HttpOnly"), std::string::npos);
+  EXPECT_NE(cookie.find("SameSite=Strict"), std::string::npos);
+  std::string session = cookie.substr(0, cookie.find(';'));
+  std::string csrf = json::parse(login->body)["csrf"];
+  httplib::Headers with_cookie = {{"Cookie", session}};
+  EXPECT_EQ(client_->Get("/api/runs", with_cookie)->status, 200) << "reads need no CSRF token";
+  EXPECT_EQ(client_->Post("/api/pipelines/hello/runs", with_cookie, "{}", "application/json")->status, 403);
+  httplib::Headers cross = {{"Cookie", session}, {"X-CSRF-Token", csrf}, {"Origin", "http://evil.example"}};
+  EXPECT_EQ(client_->Post("/api/pipelines/hello/runs", cross, "{}", "application/json")->status, 403);
+  httplib::Headers wrong = {{"Cookie", session}, {"X-CSRF-Token", std::string(64, '0')}};
+  EXPECT_EQ(client_->Post("/api/pipelines/hello/runs", wrong, "{}", "application/json")->status, 403);
+  EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 0u);
+  httplib::Headers good = {{"Cookie", session}, {"X-CSRF-Token", csrf}, {"Origin", "http://127.0.0.1:" + std::to_string(port_)}};
+  EXPECT_EQ(client_->Post("/api/pipelines/hello/runs", good, "{}", "application/json")->status, 201);
+  auto bad_login = client_->Post("/api/session", json{{"token", "slc_nope"}}.dump(), "application/json");
+  EXPECT_EQ(bad_login->status, 401);
+}
+
+std::string Hook(int port, const std::string& body, const std::string& signature, const std::string& delivery) {
+  std::string req = "POST /hooks/hello HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n";
+  if (!signature.empty()) req += "X-Hub-Signature-256: " + signature + "\r\n";
+  if (!delivery.empty()) req += "X-GitHub-Delivery: " + delivery + "\r\n";
+  req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  return Exchange(port, req);
+}
+
+TEST_F(ServeTest, ASignedWebhookStartsOneRunPerDeliveryWithParamsFromThePayload) {
+  std::string body = R"({"ref": "refs/heads/main; rm -rf /", "count": 3})";
+  std::string sig = server::Sign("It's a Secret to Everybody", body);
+  std::string first = Hook(port_, body, sig, "delivery-1");
+  EXPECT_NE(first.find("HTTP/1.1 202"), std::string::npos) << first;
+  std::string again = Hook(port_, body, sig, "delivery-1");
+  EXPECT_NE(again.find("HTTP/1.1 200"), std::string::npos) << again;
+  EXPECT_NE(again.find("\"duplicate\":true"), std::string::npos);
+  json runs = GetJson("/api/runs");
+  ASSERT_EQ(runs["runs"].size(), 1u);
+  EXPECT_EQ(runs["runs"][0]["trigger"], "webhook");
+  EXPECT_EQ(runs["runs"][0]["params"]["who"], "refs/heads/main; rm -rf /");
+  EXPECT_EQ(runs["runs"][0]["params"]["n"], 3);
+  int64_t id = runs["runs"][0]["id"];
+  ASSERT_TRUE(WaitForRun(id, "succeeded"));
+  EXPECT_EQ(Get("/api/runs/" + std::to_string(id) + "/steps/greet/log")->body, "hello refs/heads/main; rm -rf / 3\n");
+}
+
+TEST_F(ServeTest, AWebhookWithoutOrWithABadSignatureIs401AndStartsNothing) {
+  std::string body = R"({"ref": "main", "count": 1})";
+  std::string good = server::Sign("It's a Secret to Everybody", body);  // "sha256=<hex>"
+  for (const std::string& sig : {std::string(), "sha256=" + std::string(64, '0'), "sha1=" + good.substr(7),
+                                 server::Sign("wrong secret", body), good.substr(0, good.size() - 1)}) {
+    std::string res = Hook(port_, body, sig, "d-" + std::to_string(sig.size()));
+    EXPECT_NE(res.find("HTTP/1.1 401"), std::string::npos) << sig << "\n" << res;
+  }
+  std::string tampered = Hook(port_, R"({"ref": "evil", "count": 1})", good, "d-x");
+  EXPECT_NE(tampered.find("HTTP/1.1 401"), std::string::npos);
+  std::string out_of_range = Hook(port_, R"({"ref": "main", "count": 99})",
+                                  server::Sign("It's a Secret to Everybody", R"({"ref": "main", "count": 99})"), "d-y");
+  EXPECT_NE(out_of_range.find("HTTP/1.1 400"), std::string::npos) << out_of_range;
+  EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 0u);
+}
+
+TEST_F(ServeTest, AnOversizeBodyIsRefusedWith413BeforeItIsRead) {
+  // Only the headers are sent: the answer comes without the 10 MB body.
+  std::string req = "POST /hooks/hello HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=00\r\nContent-Length: 10000000\r\n\r\n";
+  auto t0 = std::chrono::steady_clock::now();
+  std::string res = Exchange(port_, req, std::chrono::seconds(3));
+  EXPECT_NE(res.find("HTTP/1.1 413"), std::string::npos) << res;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  // A chunked body has no length up front: it is cut off when it passes the limit.
+  std::string chunk(1536 << 10, ' ');
+  char size[32];
+  std::snprintf(size, sizeof size, "%zx", chunk.size());
+  std::string chunked = "POST /api/pipelines/hello/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tokens_["run"] +
+                        "\r\nTransfer-Encoding: chunked\r\n\r\n" + size + "\r\n" + chunk + "\r\n0\r\n\r\n";
+  std::string cut = Exchange(port_, chunked, std::chrono::seconds(3));
+  EXPECT_TRUE(cut.empty() || cut.find("HTTP/1.1 413") != std::string::npos) << cut.substr(0, 200);
+  EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 0u);
+}
+
+TEST_F(ServeTest, OversizeHeadersAre431) {
+  std::string req = "GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(64 << 10, 'a') + "\r\n\r\n";
+  std::string res = Exchange(port_, req);
+  EXPECT_NE(res.find("HTTP/1.1 431"), std::string::npos) << res.substr(0, 200);
+}
+
+class ServeLimitsTest : public ServeTest {
+ protected:
+  void SetUp() override { Serve({"--read-timeout", "1s", "--max-connections", "8"}); }
+};
+
+TEST_F(ServeLimitsTest, ASlowClientIsDroppedWhileOthersAreServed) {
+  std::string slow_result;
+  auto t0 = std::chrono::steady_clock::now();
+  std::thread slow([&] { slow_result = Exchange(port_, "GET /api/health HTTP/1.1\r\nHost: x\r\n", std::chrono::seconds(5)); });
+  for (int i = 0; i < 20; ++i) {
+    auto r = client_->Get("/api/health");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+  slow.join();
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(slow_result, "") << "the half-sent request got no answer";
+  EXPECT_LT(took, std::chrono::seconds(3)) << "dropped after the 1 s read timeout, not at the client's 5 s";
+}
+
+TEST_F(ServeLimitsTest, ConnectionsOverTheLimitAreAnswered503AndClosed) {
+  std::vector<int> idle;
+  for (int i = 0; i < 8; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    idle.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::string res = Exchange(port_, "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n", std::chrono::seconds(2));
+  EXPECT_NE(res.find("HTTP/1.1 503"), std::string::npos) << res;
+  for (int fd : idle) ::close(fd);
+  EXPECT_TRUE(WaitFor([&] { return Exchange(port_, "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").find("200 OK") != std::string::npos; }));
+}
+
+TEST(ServeScheduleTest, AScheduleMissedWhileTheServerWasDownRunsOnceOnStartUnlessCatchupIsOff) {
+  Sandbox box;
+  fs::create_directories(box.dir() / "pipelines");
+  box.Write("pipelines/caught.yaml", "name: caught\non:\n  schedule: [{cron: \"*/5 * * * *\"}]\nsteps:\n  a: {run: \"true\"}\n");
+  box.Write("pipelines/skipped.yaml",
+            "name: skipped\non:\n  schedule: [{cron: \"*/5 * * * *\", catchup: false}]\nsteps:\n  a: {run: \"true\"}\n");
+  fs::create_directories(box.home());
+  int64_t hours_ago = (std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
+                       3 * 3600) * 1000;
+  {
+    auto store = store::Store::Open((box.home() / "sluice.db").string());
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->SetLastFire("caught", "*/5 * * * * UTC", hours_ago).ok());
+    ASSERT_TRUE((*store)->SetLastFire("skipped", "*/5 * * * * UTC", hours_ago).ok());
+  }
+  int port = FreePort();
+  pid_t pid = box.Start({"serve", "--dir", "pipelines", "--port", std::to_string(port)}, "serve.log");
+  ASSERT_TRUE(WaitFor([&] { return box.Read("serve.log").find("event=schedule-fired pipeline=caught") != std::string::npos; }))
+      << box.Read("serve.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // a second pass must not fire again
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(Sandbox::Reap(pid), 0);
+  Output runs = box.Sluice({"runs", "--format", "json"});
+  json all = json::parse(runs.out);
+  ASSERT_EQ(all.size(), 1u) << runs.out;
+  EXPECT_EQ(all[0]["pipeline"], "caught");
+  auto store = store::Store::Open((box.home() / "sluice.db").string());
+  auto caught = (*store)->LastFire("caught", "*/5 * * * * UTC");
+  auto skipped = (*store)->LastFire("skipped", "*/5 * * * * UTC");
+  ASSERT_TRUE(caught.ok() && *caught && skipped.ok() && *skipped);
+  EXPECT_GT(**caught, hours_ago + 3 * 3600 * 1000 - 5 * 60 * 1000) << "the newest missed time is remembered";
+  EXPECT_EQ(**caught, **skipped);
+}
+
+}  // namespace
+}  // namespace sluice::testing
