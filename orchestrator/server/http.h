@@ -56,6 +56,8 @@ struct Response {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // Instead of `body`: bytes that outlive the server (the embedded UI), sent without a copy.
+  std::string_view static_body;
   // For an event stream: called once the response's headers are on their
   // way, with the stream to send events into. The body is not used.
   std::function<void(std::shared_ptr<EventStream>)> on_stream;

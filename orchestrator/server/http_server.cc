@@ -150,6 +150,10 @@ class Session : public std::enable_shared_from_this<Session> {
     auto length = header_parser_->content_length();
     if (length && *length > shared_->options.max_body)
       return Refuse(413, "request body over the limit of " + std::to_string(shared_->options.max_body) + " bytes");
+    if (header_parser_->is_done()) {  // no body: answer without a second read
+      auto msg = header_parser_->release();
+      return Dispatch(msg, std::string());
+    }
     body_parser_.emplace(std::move(*header_parser_));
     body_parser_->body_limit(shared_->options.max_body);
     if (beast::iequals(h[http::field::expect], "100-continue")) {
@@ -174,6 +178,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return Shutdown();
     auto msg = body_parser_->release();
     body_parser_.reset();
+    Dispatch(msg, std::move(msg.body()));
+  }
+
+  template <typename Message>
+  void Dispatch(const Message& msg, std::string body) {
     Request req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
@@ -182,7 +191,7 @@ class Session : public std::enable_shared_from_this<Session> {
       std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
       req.headers.emplace_back(std::move(name), std::string(f.value()));
     }
-    req.body = std::move(msg.body());
+    req.body = std::move(body);
     bool keep_alive = msg.keep_alive();
     Response res;
     if (!ParseTarget(req.target, &req)) {
@@ -202,12 +211,22 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(Response res, bool keep_alive) {
+    if (!res.static_body.empty()) {
+      auto msg = std::make_shared<http::response<http::span_body<const char>>>(static_cast<http::status>(res.status), 11);
+      msg->body() = http::span_body<const char>::value_type(res.static_body.data(), res.static_body.size());
+      return Send(std::move(msg), res, keep_alive);
+    }
     auto msg = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(res.status), 11);
+    msg->body() = std::move(res.body);
+    Send(std::move(msg), res, keep_alive);
+  }
+
+  template <typename Message>
+  void Send(std::shared_ptr<Message> msg, const Response& res, bool keep_alive) {
     msg->set(http::field::server, "sluice");
     msg->set(http::field::content_type, res.content_type);
     msg->set("X-Content-Type-Options", "nosniff");
     for (auto& [k, v] : res.headers) msg->insert(k, v);
-    msg->body() = std::move(res.body);
     msg->keep_alive(keep_alive);
     msg->prepare_payload();
     stream_.expires_after(shared_->options.read_timeout);
@@ -313,15 +332,19 @@ class Session : public std::enable_shared_from_this<Session> {
 
 }  // namespace
 
+// One io_context per thread, each connection on one of them (round robin):
+// a connection's handlers never run concurrently, so they need no strand.
 struct HttpServer::Impl {
   Shared shared;
-  net::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
+  size_t next = 0;
   int port = 0;
 
   void Accept() {
-    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    net::io_context& ctx = *contexts[next++ % contexts.size()];
+    acceptor->async_accept(ctx, [this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted) return;
       if (!ec) {
         socket.set_option(tcp::no_delay(true), ec);
@@ -351,11 +374,13 @@ HttpServer::HttpServer(ServerOptions options, Handler handler) : impl_(std::make
 HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::Start() {
+  int n = std::max(1, impl_->shared.options.threads);
+  for (int i = 0; i < n; ++i) impl_->contexts.push_back(std::make_unique<net::io_context>(1));
   beast::error_code ec;
   auto address = net::ip::make_address(impl_->shared.options.listen, ec);
   if (ec) return Status::IoError("--listen " + impl_->shared.options.listen + ": not an IP address");
   tcp::endpoint ep(address, static_cast<unsigned short>(impl_->shared.options.port));
-  auto& a = impl_->acceptor;
+  auto& a = impl_->acceptor.emplace(*impl_->contexts[0]);
   a.open(ep.protocol(), ec);
   if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) a.bind(ep, ec);
@@ -365,8 +390,13 @@ Status HttpServer::Start() {
                            std::to_string(impl_->shared.options.port) + ": " + ec.message());
   impl_->port = a.local_endpoint().port();
   impl_->Accept();
-  int n = std::max(1, impl_->shared.options.threads);
-  for (int i = 0; i < n; ++i) impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  for (auto& ctx : impl_->contexts) {
+    net::io_context* c = ctx.get();
+    impl_->threads.emplace_back([c] {
+      auto guard = net::make_work_guard(*c);  // contexts with no connection yet keep running
+      c->run();
+    });
+  }
   return Status::Ok();
 }
 
@@ -374,11 +404,11 @@ int HttpServer::port() const { return impl_->port; }
 
 void HttpServer::Stop() {
   if (!impl_ || impl_->threads.empty()) return;
-  net::post(impl_->ioc, [this] {
+  net::post(*impl_->contexts[0], [this] {
     beast::error_code ec;
-    impl_->acceptor.close(ec);
+    impl_->acceptor->close(ec);
   });
-  impl_->ioc.stop();
+  for (auto& ctx : impl_->contexts) ctx->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
 }

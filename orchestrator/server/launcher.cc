@@ -21,6 +21,11 @@ namespace {
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
+// SetRunState is a journal write: Flush commits it.
+Status MarkFailed(store::Store& store, int64_t id) {
+  Status st = store.SetRunState(id, engine::RunState::kFailed, NowMs());
+  return st.ok() ? store.Flush() : st;
+}
 }  // namespace
 
 Launcher::Launcher(std::string home, std::string program)
@@ -41,7 +46,7 @@ Result<int64_t> Launcher::Start(store::Store& store, const spec::Pipeline& p, co
   if (!id.ok()) return id.status();
   Status st = Spawn(*id, {"resume", std::to_string(*id)});
   if (!st.ok()) {
-    (void)store.SetRunState(*id, engine::RunState::kFailed, NowMs());  // the spawn error is what we report
+    (void)MarkFailed(store, *id);  // the spawn error is what we report
     return st;
   }
   return *id;
@@ -106,7 +111,7 @@ void Launcher::Reap() {
       bool unfinished = run->state == engine::RunState::kPending || run->state == engine::RunState::kRunning;
       bool driven = run->owner_pid != 0 && exec::SameProcessAlive(static_cast<int>(run->owner_pid), run->owner_start);
       if (unfinished && !driven) {
-        Status st = store->SetRunState(id, engine::RunState::kFailed, NowMs());
+        Status st = MarkFailed(*store, id);
         if (!st.ok()) std::fprintf(stderr, "sluice: run %lld: %s\n", static_cast<long long>(id), st.message().c_str());
       }
     }

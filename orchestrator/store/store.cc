@@ -394,12 +394,22 @@ Result<std::vector<RunRow>> Store::ListRuns(int limit) {
 }
 
 Result<std::vector<RunRow>> Store::ListRuns(const RunFilter& f) {
-  static const std::string sql = std::string(kRunColumns) +
-                                 "WHERE (?1 = '' OR pipeline = ?1) AND (?2 = '' OR state = ?2) AND (?3 = 0 OR id < ?3) "
-                                 "ORDER BY id DESC LIMIT ?4";
-  Stmt& q = Prepare(sql.c_str());
+  // One statement per filter shape, so that SQLite walks the primary key (or
+  // the pipeline index) backwards and stops at the limit; a single statement
+  // with "(? = '' OR ...)" terms made it scan the whole table.
+  static const std::string sqls[4] = {
+      std::string(kRunColumns) + "WHERE id < ?1 ORDER BY id DESC LIMIT ?4",
+      std::string(kRunColumns) + "WHERE pipeline = ?2 AND id < ?1 ORDER BY id DESC LIMIT ?4",
+      std::string(kRunColumns) + "WHERE state = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?4",
+      std::string(kRunColumns) + "WHERE pipeline = ?2 AND state = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?4",
+  };
+  int shape = (f.pipeline.empty() ? 0 : 1) + (f.state ? 2 : 0);
+  Stmt& q = Prepare(sqls[shape].c_str());
   ResetOnExit<Stmt> r{q};
-  q.Bind(1, f.pipeline).Bind(2, f.state ? std::string(engine::Name(*f.state)) : std::string()).Bind(3, f.before_id).Bind(4, f.limit);
+  q.Bind(1, f.before_id > 0 ? f.before_id : std::numeric_limits<int64_t>::max());
+  if (!f.pipeline.empty()) q.Bind(2, f.pipeline);
+  if (f.state) q.Bind(3, std::string(engine::Name(*f.state)));
+  q.Bind(4, f.limit);
   std::vector<RunRow> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) out.push_back(ReadRun(q));

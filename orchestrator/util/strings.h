@@ -31,6 +31,9 @@ bool IsIdentifier(std::string_view s);
 // "2026-11-25T23:59:01.123Z"
 std::string IsoTime(int64_t ms_since_epoch);
 
+// `s` as a JSON string literal, quotes included (bytes >= 0x80 pass as they are).
+std::string JsonString(std::string_view s);
+
 // A string quoted for messages: 'abc' with control characters escaped.
 std::string Quote(std::string_view s);
 
