@@ -39,4 +39,19 @@ for what, spec in bad.items():
         failures += 1
     else:
         print(f"rejected {what}")
+# The HTTP API's OpenAPI document parses and names every route the server has.
+with open(os.path.join(root, "specs", "api.yaml")) as f:
+    api = yaml.safe_load(f)
+routes = ["/api/health", "/api/session", "/api/pipelines", "/api/pipelines/{name}", "/api/pipelines/{name}/runs",
+          "/api/validate", "/api/runs", "/api/runs/{id}", "/api/runs/{id}/cancel", "/api/runs/{id}/retry",
+          "/api/runs/{id}/attempts", "/api/runs/{id}/log", "/api/runs/{id}/steps/{step}/log", "/api/events",
+          "/api/artifacts/{hash}", "/hooks/{pipeline}"]
+if not str(api.get("openapi", "")).startswith("3."):
+    print("specs/api.yaml is not OpenAPI 3")
+    failures += 1
+for r in routes:
+    if r not in api["paths"]:
+        print(f"specs/api.yaml does not document {r}")
+        failures += 1
+print(f"specs/api.yaml documents {len(api['paths'])} routes")
 sys.exit(1 if failures else 0)

@@ -256,6 +256,42 @@ steps:
   ASSERT_TRUE(p.webhook.has_value());
 }
 
+TEST(SpecLoaderTest, AWebhookMapsParamsFromTheEvent) {
+  Pipeline p = Load(R"(name: hooked
+params:
+  branch: {type: string, default: main}
+on:
+  webhook:
+    secret_env: HOOK_SECRET
+    params: {branch: "${{ event.ref }}"}
+steps:
+  a: {run: "true"}
+)");
+  ASSERT_TRUE(p.webhook.has_value());
+  EXPECT_EQ(p.webhook->secret_env, "HOOK_SECRET");
+  ASSERT_EQ(p.webhook->params.size(), 1u);
+  EXPECT_EQ(p.webhook->params[0].first, "branch");
+  EXPECT_EQ(p.webhook->params[0].second.source, "${{ event.ref }}");
+}
+
+TEST(SpecLoaderTest, WebhookErrorsNameThePlace) {
+  EXPECT_EQ(Error(R"(name: bad
+params:
+  branch: {type: string, default: main}
+on:
+  webhook:
+    secret_env: NOT-A-NAME
+    params: {brnch: "${{ event.ref }}", branch: "${{ steps.a.outputs.x }}"}
+steps:
+  a: {run: "true"}
+)"),
+            "p.yaml:6:17: secret_env must name an environment variable ([A-Za-z_][A-Za-z0-9_]*)\n"
+            "p.yaml:7:14: on.webhook sets unknown param 'brnch' (did you mean 'branch'?)\n"
+            "p.yaml:7:50: unknown name 'steps.a.outputs.x' (webhook params see event, the delivery's JSON)");
+  EXPECT_EQ(Error("name: bad\non: {webhook: {params: {}}}\nsteps: {a: {run: 'true'}}\n"),
+            "p.yaml:2:15: on.webhook needs secret_env: the variable that holds its HMAC secret");
+}
+
 TEST(SpecLoaderTest, ScheduleErrorsNameThePlace) {
   EXPECT_EQ(Error(R"(name: bad
 on:
