@@ -24,7 +24,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -120,14 +119,23 @@ WrkResult Wrk(int port, const std::string& path, const std::string& token, int c
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   ::pclose(p);
+  // The number after `label` in wrk's report, in ms for latencies.
+  auto after = [&out](const std::string& label, bool latency) -> double {
+    size_t at = out.find(label);
+    if (at == std::string::npos) return 0;
+    const char* p = out.c_str() + at + label.size();
+    char* end = nullptr;
+    double v = std::strtod(p, &end);
+    if (latency) v = Ms(std::to_string(v), std::string(end, end + (end[0] == 'm' || end[0] == 'u' ? 2 : 1)));
+    return v;
+  };
   WrkResult r;
-  std::smatch m;
-  if (std::regex_search(out, m, std::regex(R"(Requests/sec:\s+([\d.]+))"))) r.rps = std::atof(m[1].str().c_str());
-  if (std::regex_search(out, m, std::regex(R"(\n\s+50%\s+([\d.]+)(us|ms|s))"))) r.p50_ms = Ms(m[1], m[2]);
-  if (std::regex_search(out, m, std::regex(R"(\n\s+99%\s+([\d.]+)(us|ms|s))"))) r.p99_ms = Ms(m[1], m[2]);
-  if (std::regex_search(out, m, std::regex(R"(Non-2xx or 3xx responses:\s+(\d+))"))) r.errors += std::atol(m[1].str().c_str());
-  if (std::regex_search(out, m, std::regex(R"(Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+))")))
-    r.errors += std::atol(m[1].str().c_str()) + std::atol(m[4].str().c_str());
+  r.rps = after("Requests/sec:", false);
+  r.p50_ms = after(" 50%", true);
+  r.p99_ms = after(" 99%", true);
+  r.errors = static_cast<long>(after("Non-2xx or 3xx responses:", false) + after("Socket errors: connect", false));
+  if (size_t t = out.find("timeout "); t != std::string::npos && out.find("Socket errors") != std::string::npos)
+    r.errors += std::atol(out.c_str() + t + 8);
   if (r.rps == 0) std::fprintf(stderr, "wrk said:\n%s\n", out.c_str());
   return r;
 }
