@@ -208,8 +208,13 @@ try {
   console.error('FAILED: ' + (e.stack || e));
 } finally {
   await browser.close();
+  const exited = new Promise((r) => server.once('exit', (code, signal) => r(code ?? signal)));
   server.kill('SIGTERM');
-  await new Promise((r) => server.once('exit', r));
+  const code = await exited;
+  if (code !== 0) {
+    failed = true;
+    console.error('FAILED: sluice serve exited with ' + code + ' after SIGTERM');
+  }
   fs.rmSync(root, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);
