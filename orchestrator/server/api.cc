@@ -210,12 +210,6 @@ store::Store& Api::Store() {
   return *s;
 }
 
-Response Api::Handle(const Request& r) {
-  Response res = Route(r);
-  if (r.Header("origin").empty() == false) res.headers.emplace_back("Vary", "Origin");
-  return res;
-}
-
 bool Api::Authorize(const Request& r, TokenScope needed, Response* refusal) {
   std::string auth = r.Header("authorization");
   std::string token;
@@ -266,7 +260,7 @@ bool Api::Authorize(const Request& r, TokenScope needed, Response* refusal) {
   return true;
 }
 
-Response Api::Route(const Request& r) {
+Response Api::Handle(const Request& r) {
   const auto& s = r.segments;
   const std::string& m = r.method;
   auto method_not_allowed = [&](const char* allow) {

@@ -41,7 +41,6 @@ class Api {
   };
 
   store::Store& Store();
-  Response Route(const Request& r);
   bool Authorize(const Request& r, store::TokenScope needed, Response* refusal);
 
   Response Login(const Request& r);

@@ -250,7 +250,6 @@ class Session : public std::enable_shared_from_this<Session> {
     for (auto& [k, v] : res.headers) head += k + ": " + v + "\r\n";
     head += "\r\n";
     stream_.expires_never();
-    streaming_ = true;
     queue_.push_back(std::move(head));
     WriteQueue();
     // Reading tells us when the client goes away.
@@ -324,7 +323,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Shared* shared_;
   std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> body_parser_;
-  bool streaming_ = false, writing_ = false, closed_ = false;
+  bool writing_ = false, closed_ = false;
   std::deque<std::string> queue_;
   size_t queued_bytes_ = 0;
   char sink_[512];
