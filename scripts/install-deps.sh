@@ -7,6 +7,7 @@ packages=(
   python3 python3-numpy python3-jsonschema python3-yaml dataset-fashion-mnist
   libtorch-dev libcpp-httplib-dev libopenblas0-pthread
   libboost-dev chromium nginx-light wrk
+  slurm-wlm munge
 )
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi

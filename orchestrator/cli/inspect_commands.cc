@@ -148,7 +148,8 @@ int Show(const std::string& run_text, const std::string& format) {
       u["attempts"] = nlohmann::json::array();
       for (const AttemptRecord* a : by_unit[{s.step_id, s.item}])
         u["attempts"].push_back({{"number", a->number}, {"state", engine::Name(a->state)}, {"reason", a->reason},
-                                 {"exit_code", a->exit_code}, {"pid", a->pid}, {"started_ms", a->started_ms},
+                                 {"exit_code", a->exit_code}, {"pid", a->pid}, {"job_id", a->job_id},
+                                 {"started_ms", a->started_ms},
                                  {"finished_ms", a->finished_ms}, {"log", a->log_path}});
       return u;
     };
@@ -182,12 +183,14 @@ int Show(const std::string& run_text, const std::string& format) {
     std::printf("%-24s %-10s %-8s %-9s %s\n", label.c_str(), engine::Name(s.state),
                 tries.empty() ? "-" : std::to_string(tries.size()).c_str(), span(s.step_id, s.item).c_str(),
                 detail.c_str());
-    if (tries.size() > 1 || s.state == StepState::kFailed)
+    bool on_cluster = !tries.empty() && !tries.back()->job_id.empty();
+    if (tries.size() > 1 || s.state == StepState::kFailed || on_cluster)
       for (const AttemptRecord* a : tries) {
         int64_t end = a->finished_ms ? a->finished_ms : NowMs();
-        std::printf("%s    #%d %s %s%s%s\n", indent.c_str(), a->number, engine::Name(a->state),
+        std::printf("%s    #%d %s %s%s%s%s\n", indent.c_str(), a->number, engine::Name(a->state),
                     FormatDuration(std::chrono::milliseconds(end - a->started_ms)).c_str(),
-                    a->reason.empty() ? "" : ": ", a->reason.c_str());
+                    a->job_id.empty() ? "" : (" on " + a->job_id).c_str(), a->reason.empty() ? "" : ": ",
+                    a->reason.c_str());
       }
     if (!s.items)
       for (const auto& [k, v] : s.outputs) std::printf("%s    %s = %s\n", indent.c_str(), k.c_str(), OutputText(v).c_str());

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "exec/slurm_executor.h"
 #include "exec/plugin_runner.h"
 
 namespace {
@@ -165,6 +166,11 @@ int main(int argc, char** argv) {
   serve->add_option("--read-timeout", server.read_timeout, "drop a client that sends nothing for this long")
       ->capture_default_str();
 
+  // Not for people: what a Slurm job runs (exec/slurm_executor.h).
+  std::string exec_request;
+  auto* exec_step = app.add_subcommand("exec-step", "")->group("");
+  exec_step->add_option("request", exec_request)->required();
+
   // Not for people: the process that runs isolated plugin steps.
   auto* host = app.add_subcommand("plugin-host", "")->group("");
 
@@ -199,5 +205,6 @@ int main(int argc, char** argv) {
   if (*token_revoke) return RevokeToken(token_id);
   if (*schedules) return Schedules(schedule_paths, schedule_count, format);
   if (*host) return sluice::exec::PluginHostMain(3);
+  if (*exec_step) return sluice::exec::ExecStepMain(exec_request);
   return kExitUsage;
 }

@@ -20,6 +20,7 @@
 #include "exec/local_executor.h"
 #include "exec/process.h"
 #include "exec/plugin_catalog.h"
+#include "exec/slurm_executor.h"
 #include "spec/pipeline.h"
 #include "spec/schema_check.h"
 #include "store/artifacts.h"
@@ -213,11 +214,19 @@ int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> rec
     if (std::strncmp(*e, "SLUICE_HOME=", 12) != 0) options.base_env.emplace_back(*e);
   options.base_env.push_back("SLUICE_HOME=" + fs::absolute(HomeDir()).lexically_normal().string());
 
-  exec::LocalExecutor executor(&*plugins);
+  exec::LocalExecutor local(&*plugins);
+  // Steps with executor: slurm go to Slurm; the rest stay here.
+  std::unique_ptr<exec::SlurmExecutor> slurm;
+  for (const spec::Step& s : run.pipeline.steps)
+    if (s.executor == "slurm" && !slurm) {
+      std::error_code ec;
+      slurm = std::make_unique<exec::SlurmExecutor>(&local, fs::read_symlink("/proc/self/exe", ec).string());
+    }
+  engine::Executor& executor = slurm ? static_cast<engine::Executor&>(*slurm) : local;
   engine::SystemClock clock;
   bool terminal = ::isatty(STDOUT_FILENO);
   Progress progress(run.row.id, static_cast<int>(run.pipeline.steps.size()), stdout, terminal);
-  executor.SetProgressSink([&progress](int64_t attempt, double fraction, const std::string& message) {
+  local.SetProgressSink([&progress](int64_t attempt, double fraction, const std::string& message) {
     progress.StepProgress(attempt, fraction, message);
   });
   // OpenLineage events, to $SLUICE_OPENLINEAGE_FILE and/or $SLUICE_OPENLINEAGE_URL.

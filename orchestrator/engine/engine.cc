@@ -281,7 +281,8 @@ Status Engine::Expand(size_t i, const spec::List* items) {
   }
   for (size_t u = first; u < units_.size(); ++u) {
     units_[u].node = i;
-    units_[u].slots = std::min(s.cpu, std::max(1, options_.jobs));
+    // A cluster step takes no local slot: the cluster's scheduler queues it.
+    units_[u].slots = s.executor == "local" ? std::min(s.cpu, std::max(1, options_.jobs)) : 0;
     n.units.push_back(u);
   }
   if (!to_save.empty()) {
@@ -410,6 +411,16 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   req.log_path = base + ".log";
   unit.output_path = base + ".out";
   unit.files_dir = base + ".files";
+  req.placement.executor = s.executor;
+  req.placement.cpu = s.cpu;
+  req.placement.memory = s.memory;
+  req.placement.gpu = s.gpu;
+  req.placement.partition = s.slurm.partition;
+  req.placement.account = s.slurm.account;
+  req.placement.qos = s.slurm.qos;
+  req.placement.time = s.slurm.time;
+  req.placement.extra = s.slurm.extra;
+  req.placement.timeout = s.timeout;
   if (req.plugin) {
     req.plugin->output_dir = unit.files_dir;
     req.plugin->state_dir = state_dir;
@@ -566,6 +577,7 @@ Status Engine::LaunchUnit(size_t u, const AttemptRequest& req) {
     return AfterFailure(u);
   }
   unit.attempt.pid = started->pid;
+  unit.attempt.job_id = started->job_id;
   Status st = store_->AttemptStarted(unit.attempt);
   if (!st.ok()) return st;
   unit.running = true;
@@ -578,6 +590,7 @@ Status Engine::LaunchUnit(size_t u, const AttemptRequest& req) {
   if (s.timeout) timers_.push({clock_->Now() + *s.timeout, Timer::Kind::kTimeout, u, unit.generation});
   Event e{Event::Kind::kStarted, s.id, rec.item, unit.attempt.number, unit.attempt.id, StepState::kRunning};
   e.pid = started->pid;
+  e.job_id = started->job_id;
   Emit(e);
   return Status::Ok();
 }

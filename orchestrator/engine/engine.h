@@ -54,6 +54,7 @@ struct Event {
   RunState run_state = RunState::kRunning;
   std::string message;       // reason, retry delay, ...
   int64_t pid = 0;
+  std::string job_id;        // kStarted on a cluster: "slurm:1234"
 };
 
 class Observer {

@@ -30,6 +30,18 @@ struct PluginCall {
   int attempt = 1;
 };
 
+// Where an attempt runs and with what: the step's executor, resources and
+// Slurm settings (the local executor uses none of it but cpu).
+struct Placement {
+  std::string executor = "local";   // local or slurm
+  int cpu = 1;
+  std::string memory;               // 16G; empty: not asked for
+  int gpu = 0;
+  std::string partition, account, qos, time;
+  std::vector<std::string> extra;   // more sbatch arguments
+  std::optional<std::chrono::milliseconds> timeout;
+};
+
 struct AttemptRequest {
   int64_t attempt_id = 0;
   std::optional<PluginCall> plugin;                        // set for `uses:` steps; then argv is empty
@@ -38,6 +50,7 @@ struct AttemptRequest {
   std::string workdir;                                     // absolute
   std::string log_path;                                    // stdout and stderr, appended
   std::string step_label;                                  // "train" or "shard[2]", for fakes and messages
+  Placement placement;
 };
 
 struct Metric {
@@ -60,6 +73,7 @@ struct AttemptExit {
 
 struct Started {
   int64_t pid = 0;        // 0 when the executor has no process to show
+  std::string job_id;     // a cluster's id for it ("slurm:1234"), if any
 };
 
 class Executor {

@@ -54,6 +54,7 @@ struct AttemptRecord {
   std::string reason;                      // "exit code 3", "timed out after 5s", ...
   int exit_code = -1;                      // 0..255, 128+signal, or -1 if it never ran
   int64_t pid = 0;
+  std::string job_id;                      // "slurm:1234" for an attempt a cluster ran
   int64_t started_ms = 0, finished_ms = 0; // wall clock, milliseconds since the epoch
   std::string log_path;
   std::string fingerprint;                 // SHA-256 of `identity` (caching)

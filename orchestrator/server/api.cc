@@ -152,7 +152,7 @@ json RunJson(const store::RunRow& r) { return json::parse(RunJsonText(r)); }
 json AttemptJson(const engine::AttemptRecord& a) {
   return {{"id", a.id},         {"step", a.step_id},         {"item", a.item},
           {"number", a.number}, {"state", engine::Name(a.state)}, {"reason", a.reason},
-          {"exit_code", a.exit_code}, {"started", Time(a.started_ms)}, {"finished", Time(a.finished_ms)},
+          {"exit_code", a.exit_code}, {"job_id", a.job_id}, {"started", Time(a.started_ms)}, {"finished", Time(a.finished_ms)},
           {"started_ms", a.started_ms}, {"finished_ms", a.finished_ms}};
 }
 

@@ -18,12 +18,15 @@ namespace {
 
 const std::vector<std::string> kTopKeys = {"name", "description", "params", "env", "defaults", "steps", "on"};
 const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "isolation", "env", "workdir", "timeout",
-                                            "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache", "register"};
+                                            "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache", "register",
+                                            "executor", "slurm"};
 const std::vector<std::string> kParamKeys = {"type", "default", "min", "max", "enum", "description"};
-const std::vector<std::string> kDefaultsKeys = {"timeout", "retry", "cache"};
+const std::vector<std::string> kDefaultsKeys = {"timeout", "retry", "cache", "executor", "slurm"};
+const std::vector<std::string> kExecutors = {"local", "slurm"};
+const std::vector<std::string> kSlurmKeys = {"partition", "account", "qos", "time", "extra"};
 const std::vector<std::string> kRetryKeys = {"limit", "backoff"};
 const std::vector<std::string> kBackoffKeys = {"initial", "factor", "max", "jitter"};
-const std::vector<std::string> kResourceKeys = {"cpu"};
+const std::vector<std::string> kResourceKeys = {"cpu", "memory", "gpu"};
 const std::vector<std::string> kParamTypes = {"int", "float", "string", "bool"};
 constexpr size_t kMaxErrors = 50;
 
@@ -380,6 +383,10 @@ class Loader {
         if (Duration(v, "timeout", &d)) default_timeout_ = d;
       } else if (k == "cache") {
         Bool(v, "cache", &default_cache_);
+      } else if (k == "executor") {
+        Executor(v, &default_executor_);
+      } else if (k == "slurm") {
+        LoadSlurm(v, &default_slurm_);
       } else {
         LoadRetry(v, &default_retry_);
       }
@@ -426,8 +433,49 @@ class Loader {
     for (Step& s : p_.steps) CheckStepRefs(s);
   }
 
+  bool Executor(const YamlNode& v, std::string* out) {
+    std::string e;
+    if (!Scalar(v, "executor", &e)) return false;
+    if (std::find(kExecutors.begin(), kExecutors.end(), e) == kExecutors.end()) {
+      Error(Pos(v), "unknown executor " + Quote(e) + DidYouMean(e, kExecutors) + " (local or slurm)");
+      return false;
+    }
+    *out = e;
+    return true;
+  }
+
+  // slurm: {partition, account, qos, time, extra: [...]}; keys given replace those in *o.
+  void LoadSlurm(const YamlNode& n, SlurmOptions* o) {
+    ForEachKey(n, kSlurmKeys, "slurm", [&](const std::string& k, const YamlNode&, const YamlNode& v) {
+      if (k == "extra") {
+        if (!v.IsSequence()) {
+          Error(Pos(v), "slurm extra must be a list of sbatch arguments, such as [\"--qos=normal\"]");
+          return;
+        }
+        o->extra.clear();
+        for (const YamlNode& e : v.items) {
+          std::string a;
+          if (Scalar(e, "an sbatch argument", &a)) o->extra.push_back(a);
+        }
+        return;
+      }
+      std::string text;
+      if (!Scalar(v, "slurm " + k, &text)) return;
+      if (k == "time") {
+        bool slurm_format = !text.empty() && text.find_first_not_of("0123456789:-") == std::string::npos;
+        if (!slurm_format && !ParseDuration(text)) {
+          Error(Pos(v), "bad slurm time " + Quote(text) + " (Slurm's 30, 2:00:00, 1-00:00:00, or a duration: 2h)");
+          return;
+        }
+      }
+      (k == "partition" ? o->partition : k == "account" ? o->account : k == "qos" ? o->qos : o->time) = text;
+    });
+  }
+
   void LoadStep(const YamlNode& n, Step* s) {
     const std::string where = "step '" + s->id + "'";
+    s->executor = default_executor_;
+    s->slurm = default_slurm_;
     s->timeout = default_timeout_;
     s->retry = default_retry_;
     s->cache = default_cache_;
@@ -497,10 +545,21 @@ class Loader {
         s->retry = default_retry_;
         LoadRetry(v, &s->retry);
       } else if (k == "resources") {
-        ForEachKey(v, kResourceKeys, where + " resources", [&](const std::string&, const YamlNode&, const YamlNode& c) {
-          int64_t cpu;
-          if (Int(c, "cpu", 1, 1024, &cpu)) s->cpu = static_cast<int>(cpu);
+        ForEachKey(v, kResourceKeys, where + " resources", [&](const std::string& rk, const YamlNode&, const YamlNode& c) {
+          int64_t n;
+          if (rk == "cpu" && Int(c, "cpu", 1, 1024, &n)) s->cpu = static_cast<int>(n);
+          if (rk == "gpu" && Int(c, "gpu", 0, 64, &n)) s->gpu = static_cast<int>(n);
+          if (rk == "memory" && Scalar(c, "memory", &s->memory)) {
+            const std::string& m = s->memory;
+            size_t digits = m.find_first_not_of("0123456789");
+            bool ok = digits > 0 && (digits == std::string::npos || (digits == m.size() - 1 && std::string("KMGT").find(m.back()) != std::string::npos));
+            if (!ok) Error(Pos(c), "memory must be a number of megabytes or end in K, M, G or T (512M, 16G)");
+          }
         });
+      } else if (k == "executor") {
+        Executor(v, &s->executor);
+      } else if (k == "slurm") {
+        LoadSlurm(v, &s->slurm);
       } else if (k == "if") {
         LoadCondition(v, s);
       } else if (k == "foreach") {
@@ -673,6 +732,8 @@ class Loader {
   }
 
   void CheckStepRefs(Step& s) {
+    if (s.executor == "slurm" && !s.uses.empty())
+      Error(s.uses_pos, "step '" + s.id + "' is a plugin step: plugin steps cannot run on Slurm yet (executor: local)");
     for (size_t i = 0; i < s.needs.size(); ++i) {
       if (s.needs[i] == s.id) Error(s.needs_pos[i], "step '" + s.id + "' needs itself");
       else if (!p_.FindStep(s.needs[i]))
@@ -746,6 +807,8 @@ class Loader {
   std::optional<Millis> default_timeout_;
   RetryPolicy default_retry_;
   bool default_cache_ = false;
+  std::string default_executor_ = "local";
+  SlurmOptions default_slurm_;
 };
 
 }  // namespace

@@ -45,6 +45,14 @@ struct RetryPolicy {
   Backoff backoff;
 };
 
+// Where a Slurm step goes: `slurm:` in defaults or on a step (a step's
+// keys replace the defaults' one by one).
+struct SlurmOptions {
+  std::string partition, account, qos;
+  std::string time;                  // Slurm's own format: 30, 2:00:00, 1-00:00:00, or a duration (2h)
+  std::vector<std::string> extra;    // more sbatch arguments, each one argv element
+};
+
 struct Step {
   std::string id;
   SourcePos pos;                         // of the step's key
@@ -61,6 +69,10 @@ struct Step {
   std::optional<Millis> timeout;
   RetryPolicy retry;
   int cpu = 1;
+  std::string memory;                    // resources.memory: 512M, 16G (Slurm's --mem); empty: not set
+  int gpu = 0;                           // resources.gpu: Slurm's --gres=gpu:N
+  std::string executor = "local";        // local or slurm
+  SlurmOptions slurm;
   std::optional<Template> if_condition;  // none: success()
   bool has_foreach = false;
   std::vector<Value> foreach_items;      // a literal list

@@ -195,6 +195,11 @@ CREATE TABLE webhook_deliveries (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 7: the cluster job that ran an attempt.
+const char* kSchemaV7 = R"sql(
+ALTER TABLE attempts ADD COLUMN job_id TEXT;   -- slurm:1234
+)sql";
+
 std::string OutputsJson(const engine::Outputs& o) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : o) j[k] = v.ToJson();
@@ -291,7 +296,7 @@ Status Store::Migrate() {
     return Status::Incompatible("the database has schema version " + std::to_string(version) +
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
-  static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6};
+  static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7};
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();
     if (!st.ok()) return st;
@@ -510,7 +515,8 @@ Result<std::vector<StepRecord>> Store::LoadSteps(int64_t run_id) {
 Result<std::vector<AttemptRecord>> Store::ListAttempts(int64_t run_id) {
   Stmt& q = Prepare(
       "SELECT id, step_id, item, number, state, reason, IFNULL(exit_code, -1), IFNULL(pid, 0), "
-      "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), log_path FROM attempts WHERE run_id = ? ORDER BY id");
+      "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), log_path, IFNULL(job_id, '') FROM attempts WHERE run_id = ? "
+      "ORDER BY id");
   ResetOnExit<Stmt> r{q};
   q.Bind(1, run_id);
   std::vector<AttemptRecord> out;
@@ -529,6 +535,7 @@ Result<std::vector<AttemptRecord>> Store::ListAttempts(int64_t run_id) {
     a.started_ms = q.Int(8);
     a.finished_ms = q.Int(9);
     a.log_path = q.Text(10);
+    a.job_id = q.Text(11);
     out.push_back(std::move(a));
   }
   if (rc != SQLITE_DONE) return Error("list attempts of run " + std::to_string(run_id));
@@ -700,6 +707,13 @@ Status Store::BeginAttempt(AttemptRecord* a, const StepRecord& step) {
 
 Status Store::AttemptStarted(const AttemptRecord& a) {
   if (a.pid > 0) pending_pids_.emplace_back(a.id, a.pid);
+  if (a.job_id.empty()) return Status::Ok();
+  Status st = Join();
+  if (!st.ok()) return st;
+  Stmt& q = Prepare("UPDATE attempts SET job_id = ? WHERE id = ?");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, a.job_id).Bind(2, a.id);
+  if (q.Step() != SQLITE_DONE) return Abandon(Error("record the job of attempt " + std::to_string(a.id)));
   return Status::Ok();
 }
 

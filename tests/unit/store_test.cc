@@ -45,7 +45,7 @@ TEST(StoreTest, RefusesADatabaseFromANewerSluice) {
   auto s = store::Store::Open(path);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().message(), "open " + path +
-                                      ": the database has schema version 99, newer than this sluice knows (6); upgrade sluice");
+                                      ": the database has schema version 99, newer than this sluice knows (7); upgrade sluice");
 }
 
 TEST(StoreTest, TakeOverMarksRunningAttemptsLost) {

@@ -1,0 +1,350 @@
+#include "exec/slurm_executor.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "exec/process.h"
+#include "util/duration.h"
+#include "util/strings.h"
+
+extern char** environ;
+
+namespace sluice::exec {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+struct CommandOutput {
+  int code = -1;
+  std::string text;  // stdout and stderr
+};
+
+// Runs a Slurm command (found on PATH) and collects what it prints.
+CommandOutput RunCommand(const std::vector<std::string>& argv) {
+  CommandOutput out;
+  const char* path_env = std::getenv("PATH");
+  std::string program = ResolveProgram(argv[0], path_env ? path_env : "/usr/bin:/bin", "/");
+  if (program.empty()) {
+    out.text = argv[0] + ": command not found (Debian's slurm-client package installs the Slurm commands)";
+    return out;
+  }
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    out.text = std::string("pipe: ") + std::strerror(errno);
+    return out;
+  }
+  SpawnRequest r;
+  r.program = program;
+  r.argv = argv;
+  for (char** e = environ; *e; ++e) r.env.emplace_back(*e);
+  r.workdir = "/";
+  r.output_fd = fds[1];
+  auto pid = Spawn(r);
+  ::close(fds[1]);
+  if (!pid.ok()) {
+    ::close(fds[0]);
+    out.text = pid.status().message();
+    return out;
+  }
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) out.text.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  out.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  while (!out.text.empty() && (out.text.back() == '\n' || out.text.back() == ' ')) out.text.pop_back();
+  return out;
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// --time: Slurm's own text, or a duration rounded up to whole minutes.
+std::string SlurmTime(const engine::Placement& p) {
+  if (!p.time.empty()) {
+    if (p.time.find_first_not_of("0123456789:-") == std::string::npos) return p.time;
+    if (auto d = ParseDuration(p.time)) return std::to_string(std::max<int64_t>(1, (d->count() + 59999) / 60000));
+  }
+  if (p.timeout) return std::to_string(std::max<int64_t>(1, (p.timeout->count() + 59999) / 60000));
+  return "";
+}
+
+const std::set<std::string>& ActiveStates() {
+  static const std::set<std::string> s = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
+                                          "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT"};
+  return s;
+}
+
+std::string Trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+std::optional<json> ReadResult(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  json j = json::parse(in, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  return j;
+}
+
+}  // namespace
+
+SlurmExecutor::SlurmExecutor(engine::Executor* local, std::string program, std::chrono::milliseconds poll)
+    : local_(local), program_(std::move(program)), poll_(poll), monitor_([this] { Monitor(); }) {}
+
+SlurmExecutor::~SlurmExecutor() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    quit_ = true;
+  }
+  cv_.notify_all();
+  monitor_.join();
+}
+
+std::string SlurmExecutor::CodeIdentity(const engine::AttemptRequest& request) { return local_->CodeIdentity(request); }
+
+void SlurmExecutor::Wake() { local_->Wake(); }
+
+Result<engine::Started> SlurmExecutor::Start(const engine::AttemptRequest& r) {
+  if (r.placement.executor != "slurm") return local_->Start(r);
+  if (r.plugin) return Status::InvalidSpec("plugin steps cannot run on Slurm yet (use a subprocess step)");
+  std::string base = r.log_path.substr(0, r.log_path.size() - std::string(".log").size());
+  std::string request_path = base + ".request.json", script_path = base + ".sbatch", result_path = base + ".result";
+  std::error_code ec;
+  fs::create_directories(fs::path(r.log_path).parent_path(), ec);
+  fs::remove(result_path, ec);
+  {
+    json req = {{"argv", r.argv}, {"env", r.env}, {"workdir", r.workdir}, {"result", result_path}};
+    std::ofstream f(request_path);
+    f << req.dump();
+    if (!f) return Status::IoError("write " + request_path);
+  }
+  {
+    std::ofstream f(script_path);
+    f << "#!/bin/sh\n# " << r.step_label << ": written by sluice; the command and its values are in the request file\n"
+      << "exec " << ShellQuote(program_) << " exec-step " << ShellQuote(request_path) << "\n";
+    if (!f) return Status::IoError("write " + script_path);
+  }
+  std::vector<std::string> argv = {"sbatch", "--parsable", "--job-name=sluice." + r.step_label, "--output=" + r.log_path,
+                                   "--open-mode=append", "--chdir=" + r.workdir,
+                                   "--cpus-per-task=" + std::to_string(r.placement.cpu)};
+  const auto& p = r.placement;
+  if (!p.memory.empty()) argv.push_back("--mem=" + p.memory);
+  if (p.gpu > 0) argv.push_back("--gres=gpu:" + std::to_string(p.gpu));
+  if (!p.partition.empty()) argv.push_back("--partition=" + p.partition);
+  if (!p.account.empty()) argv.push_back("--account=" + p.account);
+  if (!p.qos.empty()) argv.push_back("--qos=" + p.qos);
+  if (std::string t = SlurmTime(p); !t.empty()) argv.push_back("--time=" + t);
+  argv.insert(argv.end(), p.extra.begin(), p.extra.end());
+  argv.push_back(script_path);
+  CommandOutput out = RunCommand(argv);
+  std::string id = out.text.substr(0, out.text.find(';'));
+  if (out.code != 0 || id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
+    return Status::StepFailed("sbatch: " + (out.text.empty() ? "exit code " + std::to_string(out.code) : out.text));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs_[r.attempt_id] = Job{id, result_path, false};
+  }
+  cv_.notify_all();
+  engine::Started s;
+  s.job_id = "slurm:" + id;
+  return s;
+}
+
+void SlurmExecutor::Stop(int64_t attempt_id, bool hard) {
+  std::string id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = jobs_.find(attempt_id);
+    if (it == jobs_.end()) {
+      local_->Stop(attempt_id, hard);
+      return;
+    }
+    it->second.stopping = true;
+    id = it->second.id;
+  }
+  if (hard) RunCommand({"scancel", "--signal=KILL", "--full", id});
+  else RunCommand({"scancel", id});
+}
+
+std::optional<engine::AttemptExit> SlurmExecutor::Wait(engine::TimePoint deadline) {
+  auto pop = [this]() -> std::optional<engine::AttemptExit> {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ended_.empty()) return std::nullopt;
+    engine::AttemptExit e = std::move(ended_.front());
+    ended_.pop_front();
+    return e;
+  };
+  if (auto e = pop()) return e;
+  if (auto e = local_->Wait(deadline)) return e;
+  return pop();  // woken: by the monitor, or for the engine to look at its flags
+}
+
+engine::AttemptExit SlurmExecutor::Finish(int64_t attempt_id, const Job& job, const std::string& state) {
+  engine::AttemptExit e;
+  e.attempt_id = attempt_id;
+  auto result = ReadResult(job.result_path);
+  // Killed by a signal: by us, or by Slurm (then its state says why).
+  bool killed = result && (result->value("terminated", false) || result->value("signal", 0) != 0);
+  if (result && (!killed || job.stopping || state.empty() || state == "COMPLETED" || state == "FAILED")) {
+    e.exit_code = result->value("exit_code", 1);
+    e.signal = result->value("signal", 0);
+    return e;
+  }
+  if (job.stopping) {  // our scancel: the engine words the reason
+    e.exit_code = 128 + SIGTERM;
+    e.signal = SIGTERM;
+    return e;
+  }
+  e.exit_code = 1;
+  if (state == "CANCELLED") e.reason = "Slurm: CANCELLED (scancel from outside sluice) of job " + job.id;
+  else if (state == "TIMEOUT") e.reason = "Slurm: TIMEOUT (job " + job.id + " reached its time limit)";
+  else if (!state.empty()) e.reason = "Slurm: " + state + " (job " + job.id + ")";
+  else e.reason = "Slurm forgot job " + job.id + " before sluice saw it end, and it left no result";
+  return e;
+}
+
+void SlurmExecutor::Monitor() {
+  std::unique_lock<std::mutex> lock(mu_);
+  int tick = 0;
+  const auto step = std::chrono::milliseconds(100);
+  while (!quit_) {
+    cv_.wait_for(lock, step);
+    if (quit_) break;
+    if (jobs_.empty()) continue;
+    // Ended jobs that wrote a clean result are reported at once.
+    std::vector<int64_t> done;
+    for (auto& [attempt, job] : jobs_) {
+      auto result = ReadResult(job.result_path);
+      if (result && !result->value("terminated", false) && result->value("signal", 0) == 0) done.push_back(attempt);
+    }
+    bool ask = ++tick * step >= poll_;
+    std::map<int64_t, std::string> states;
+    if (ask && done.size() < jobs_.size()) {
+      tick = 0;
+      std::map<std::string, int64_t> by_job;
+      std::string ids;
+      for (auto& [attempt, job] : jobs_) {
+        by_job[job.id] = attempt;
+        ids += (ids.empty() ? "" : ",") + job.id;
+      }
+      lock.unlock();
+      CommandOutput out = RunCommand({"squeue", "--noheader", "--states=all", "--format=%i|%T", "--jobs=" + ids});
+      if (out.code != 0) {  // a job Slurm already forgot makes squeue refuse the list: ask one by one
+        out.text.clear();
+        for (auto& [job, attempt] : by_job) {
+          CommandOutput one = RunCommand({"squeue", "--noheader", "--states=all", "--format=%i|%T", "--jobs=" + job});
+          if (one.code == 0) out.text += one.text + "\n";
+          else states[attempt] = "";  // gone
+        }
+      }
+      lock.lock();
+      std::istringstream lines(out.text);
+      for (std::string line; std::getline(lines, line);) {
+        size_t bar = line.find('|');
+        if (bar == std::string::npos) continue;
+        std::string id = Trim(line.substr(0, bar)), state = Trim(line.substr(bar + 1));
+        auto it = by_job.find(id);
+        if (it != by_job.end() && !ActiveStates().count(state)) states[it->second] = state;
+      }
+    }
+    for (int64_t a : done) states.emplace(a, "");
+    bool any = false;
+    for (auto& [attempt, state] : states) {
+      auto it = jobs_.find(attempt);
+      if (it == jobs_.end()) continue;
+      ended_.push_back(Finish(attempt, it->second, state));
+      jobs_.erase(it);
+      any = true;
+    }
+    if (any) local_->Wake();
+  }
+}
+
+// --- sluice exec-step ----------------------------------------------------
+
+namespace {
+volatile sig_atomic_t g_child = 0;
+volatile sig_atomic_t g_terminated = 0;
+void ForwardTerm(int) {
+  g_terminated = 1;
+  if (g_child > 0) ::kill(-g_child, SIGTERM);
+}
+}  // namespace
+
+int ExecStepMain(const std::string& request_path) {
+  std::ifstream in(request_path);
+  json req = in ? json::parse(in, nullptr, false) : json();
+  if (!req.is_object() || !req.contains("argv") || !req["argv"].is_array() || req["argv"].empty()) {
+    std::fprintf(stderr, "sluice exec-step: cannot read the request %s\n", request_path.c_str());
+    return 2;
+  }
+  SpawnRequest r;
+  r.argv = req["argv"].get<std::vector<std::string>>();
+  r.env = req.value("env", std::vector<std::string>{});
+  for (char** e = environ; *e; ++e)  // what Slurm tells the job: SLURM_JOB_ID, SLURM_CPUS_PER_TASK, ...
+    if (std::strncmp(*e, "SLURM_", 6) == 0) r.env.emplace_back(*e);
+  r.workdir = req.value("workdir", std::string("."));
+  std::string path_env = "/usr/local/bin:/usr/bin:/bin";
+  for (const std::string& e : r.env)
+    if (e.rfind("PATH=", 0) == 0) path_env = e.substr(5);
+  r.program = ResolveProgram(r.argv[0], path_env, r.workdir);
+  std::string result_path = req.value("result", std::string());
+  auto write_result = [&](int code, int sig) {
+    json res = {{"exit_code", code}, {"signal", sig}, {"terminated", g_terminated != 0}};
+    std::string tmp = result_path + ".tmp";
+    std::ofstream(tmp) << res.dump();
+    std::rename(tmp.c_str(), result_path.c_str());
+  };
+  if (r.program.empty()) {
+    std::fprintf(stderr, "sluice: command not found: %s\n", r.argv[0].c_str());
+    write_result(127, 0);
+    return 127;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = ForwardTerm;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  r.output_fd = STDOUT_FILENO;  // the job's output file: the attempt's log
+  auto pid = Spawn(r);
+  if (!pid.ok()) {
+    std::fprintf(stderr, "sluice: %s\n", pid.status().message().c_str());
+    write_result(127, 0);
+    return 127;
+  }
+  g_child = *pid;
+  if (g_terminated) ::kill(-*pid, SIGTERM);
+  int status = 0;
+  while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  int code = sig ? 128 + sig : WEXITSTATUS(status);
+  write_result(code, sig);
+  return code;
+}
+
+}  // namespace sluice::exec

@@ -1,0 +1,74 @@
+// SlurmExecutor: runs `executor: slurm` attempts as Slurm batch jobs and
+// hands every other attempt to the executor it wraps (the local one).
+//
+// An attempt becomes: <log base>.request.json (argv, environment, workdir:
+// values stay data, never shell text), a two-line batch script that execs
+// `sluice exec-step <request>` on the node, and `sbatch --parsable` with the
+// step's resources (--cpus-per-task, --mem, --gres=gpu:N) and Slurm settings
+// (--partition, --account, --qos, --time, extra arguments). The job's
+// output file is the attempt's log. `sluice exec-step` runs the command in
+// its own process group, forwards SIGTERM, and writes <log base>.result
+// (exit code, signal) when it ends; it never opens the store.
+//
+// A monitor thread asks `squeue` about the jobs in flight every
+// `poll` (one call for all of them) and reports a job that left the
+// pending and running states: COMPLETED or FAILED with the wrapper's exit
+// code; TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, PREEMPTED, BOOT_FAIL, DEADLINE or
+// CANCELLED (by someone else) as a failed attempt whose reason names Slurm's
+// state. Stop() is `scancel` (hard: `--signal=KILL --full`). A job that
+// sbatch refuses (an unknown partition, say) fails to start with sbatch's
+// own message.
+//
+// Threading: as engine::Executor; the monitor thread only queues results
+// and wakes the engine through the wrapped executor's Wake().
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "engine/executor.h"
+
+namespace sluice::exec {
+
+class SlurmExecutor : public engine::Executor {
+ public:
+  // `program` is the sluice executable the nodes run (on the shared filesystem).
+  SlurmExecutor(engine::Executor* local, std::string program,
+                std::chrono::milliseconds poll = std::chrono::milliseconds(500));
+  ~SlurmExecutor() override;
+
+  Result<engine::Started> Start(const engine::AttemptRequest& request) override;
+  void Stop(int64_t attempt_id, bool hard) override;
+  std::optional<engine::AttemptExit> Wait(engine::TimePoint deadline) override;
+  void Wake() override;
+  std::string CodeIdentity(const engine::AttemptRequest& request) override;
+
+ private:
+  struct Job {
+    std::string id;           // Slurm's job id
+    std::string result_path;  // written by exec-step
+    bool stopping = false;
+  };
+  void Monitor();
+  engine::AttemptExit Finish(int64_t attempt_id, const Job& job, const std::string& state);
+
+  engine::Executor* local_;
+  std::string program_;
+  std::chrono::milliseconds poll_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<int64_t, Job> jobs_;                  // by attempt id
+  std::deque<engine::AttemptExit> ended_;
+  bool quit_ = false;
+  std::thread monitor_;
+};
+
+// `sluice exec-step REQUEST`: what a Slurm job runs. Returns the exit code.
+int ExecStepMain(const std::string& request_path);
+
+}  // namespace sluice::exec

@@ -1,0 +1,251 @@
+// The Slurm executor on a real one-node Slurm cluster that the test starts:
+// munged, slurmctld and slurmd as root, from Debian's slurm-wlm and munge,
+// with a minimal slurm.conf in a temporary folder. Skipped, saying why, only
+// when those packages are missing.
+#include <signal.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include "../common/free_port.h"
+#include "harness.h"
+
+namespace sluice::testing {
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+std::string Capture(const std::string& command) {
+  std::string out;
+  FILE* p = ::popen(command.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
+// A one-node cluster for the test process, stopped by pid at the end.
+class SlurmCluster {
+ public:
+  static std::string Missing() {
+    for (const char* f : {"/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/bin/sbatch"})
+      if (!fs::exists(f)) return std::string(f) + " is missing (apt-get install slurm-wlm munge; scripts/install-deps.sh does)";
+    if (::geteuid() != 0) return "the test cluster's daemons must run as root";
+    return "";
+  }
+
+  bool Start() {
+    dir_ = fs::temp_directory_path() / ("sluice-slurm-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    for (const char* d : {"state", "spool", "munge"}) fs::create_directories(dir_ / d);
+    fs::permissions(dir_ / "munge", fs::perms::owner_all);
+    long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+    long mem_mb = ::sysconf(_SC_PHYS_PAGES) / 1024 * ::sysconf(_SC_PAGE_SIZE) / 1024;
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    std::string d = dir_.string();
+    std::ofstream conf(dir_ / "slurm.conf");
+    conf << "ClusterName=sluicetest\nSlurmctldHost=" << host << "(127.0.0.1)\nSlurmUser=root\nSlurmdUser=root\n"
+         << "AuthType=auth/munge\nCredType=cred/munge\nAuthInfo=socket=" << d << "/munge/munge.socket\n"
+         << "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nSchedulerType=sched/builtin\n"
+         << "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\nReturnToService=2\n"
+         << "SchedulerParameters=batch_sched_delay=0\n"
+         << "SlurmctldPort=" << FreePort() << "\nSlurmdPort=" << FreePort() << "\n"
+         << "StateSaveLocation=" << d << "/state\nSlurmdSpoolDir=" << d << "/spool\n"
+         << "SlurmctldPidFile=" << d << "/slurmctld.pid\nSlurmdPidFile=" << d << "/slurmd.pid\n"
+         << "SlurmctldLogFile=" << d << "/slurmctld.log\nSlurmdLogFile=" << d << "/slurmd.log\n"
+         << "AccountingStorageType=accounting_storage/none\nJobAcctGatherType=jobacct_gather/none\n"
+         << "JobCompType=jobcomp/none\nMpiDefault=none\nKillWait=2\nMinJobAge=3600\n"
+         << "NodeName=" << host << " NodeAddr=127.0.0.1 CPUs=" << cpus << " RealMemory=" << mem_mb * 8 / 10
+         << " State=UNKNOWN\nPartitionName=debug Nodes=" << host << " Default=YES MaxTime=INFINITE State=UP\n";
+    conf.close();
+    ::setenv("SLURM_CONF", (dir_ / "slurm.conf").c_str(), 1);
+    std::string quiet = " > " + d + "/daemons.log 2>&1";
+    if (std::system(("/usr/sbin/munged --force --socket=" + d + "/munge/munge.socket --pid-file=" + d +
+                     "/munge/munged.pid --log-file=" + d + "/munge/munged.log --seed-file=" + d + "/munge/seed" + quiet)
+                        .c_str()) != 0)
+      return false;
+    if (std::system(("/usr/sbin/slurmctld" + quiet).c_str()) != 0) return false;
+    if (std::system(("/usr/sbin/slurmd" + quiet).c_str()) != 0) return false;
+    return WaitFor([] { return Capture("sinfo --noheader --format=%t 2>/dev/null").find("idle") == 0; },
+                   std::chrono::seconds(30));
+  }
+
+  void Stop() {
+    for (const char* pidfile : {"slurmd.pid", "slurmctld.pid", "munge/munged.pid"}) {
+      std::ifstream f(dir_ / pidfile);
+      pid_t pid = 0;
+      if (f >> pid && pid > 0) {
+        ::kill(pid, SIGTERM);
+        WaitFor([&] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(10));
+      }
+    }
+    fs::remove_all(dir_);
+  }
+
+  std::string Log() const {
+    std::ifstream f(dir_ / "slurmctld.log");
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  }
+
+ private:
+  fs::path dir_;
+};
+
+SlurmCluster* g_cluster = nullptr;
+
+class SlurmTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!SlurmCluster::Missing().empty()) return;
+    g_cluster = new SlurmCluster;
+    if (!g_cluster->Start()) {
+      std::fprintf(stderr, "the test cluster did not start:\n%s\n", g_cluster->Log().c_str());
+      g_cluster->Stop();
+      delete g_cluster;
+      g_cluster = nullptr;
+    }
+  }
+  static void TearDownTestSuite() {
+    if (!g_cluster) return;
+    g_cluster->Stop();
+    delete g_cluster;
+    g_cluster = nullptr;
+  }
+  void SetUp() override {
+    if (std::string why = SlurmCluster::Missing(); !why.empty()) GTEST_SKIP() << why;
+    ASSERT_NE(g_cluster, nullptr) << "the one-node Slurm cluster did not start";
+  }
+
+  Sandbox box_;
+};
+
+// Ten steps: a fan-out of eight computing squares, a join, a report.
+std::string TenSteps(const std::string& executor) {
+  std::string spec = "name: squares\ndefaults:\n  executor: " + executor + "\nsteps:\n  start: {run: \"echo n=3 > $SLUICE_OUTPUT\"}\n";
+  for (int i = 1; i <= 8; ++i)
+    spec += "  sq" + std::to_string(i) + ": {needs: [start], run: [\"sh\", \"-c\", \"echo v=$(( $0 * $0 + $1 )) > $SLUICE_OUTPUT\", \"" +
+            std::to_string(i) + "\", \"${{ steps.start.outputs.n }}\"]}\n";
+  spec += "  total:\n    needs: [sq1, sq2, sq3, sq4, sq5, sq6, sq7, sq8]\n    run: [\"sh\", \"-c\", \"echo sum=$(( $0+$1+$2+$3+$4+$5+$6+$7 )) > $SLUICE_OUTPUT\"";
+  for (int i = 1; i <= 8; ++i) spec += ", \"${{ steps.sq" + std::to_string(i) + ".outputs.v }}\"";
+  spec += "]\n";
+  return spec;
+}
+
+std::map<std::string, json> OutputsOf(const json& run) {
+  std::map<std::string, json> out;
+  for (const auto& s : run["steps"]) out[s["id"]] = s["outputs"];
+  return out;
+}
+
+TEST_F(SlurmTest, ATenStepPipelineRunsOnTheClusterWithTheSameOutputsAsLocally) {
+  box_.Write("local.yaml", TenSteps("local"));
+  box_.Write("cluster.yaml", TenSteps("slurm"));
+  Output local = box_.Sluice({"run", "local.yaml"});
+  ASSERT_EQ(local.code, 0) << local.out << local.err;
+  json local_run = ShowRun(box_, "latest");
+  Output cluster = box_.Sluice({"run", "cluster.yaml"});
+  ASSERT_EQ(cluster.code, 0) << cluster.out << cluster.err;
+  json cluster_run = ShowRun(box_, "latest");
+  EXPECT_EQ(OutputsOf(cluster_run), OutputsOf(local_run));
+  EXPECT_EQ(StepOf(cluster_run, "total")["outputs"]["sum"], "228");  // 1+4+...+64 + 8*3
+  for (const auto& s : cluster_run["steps"]) {
+    std::string job = s["attempts"][0]["job_id"];
+    EXPECT_EQ(job.rfind("slurm:", 0), 0u) << s.dump();
+  }
+  EXPECT_NE(cluster.out.find("event=started job=slurm:"), std::string::npos);
+}
+
+TEST_F(SlurmTest, ResourcesAndSlurmSettingsBecomeSbatchArgumentsAndTheLogIsTheJobsOutput) {
+  box_.Write("p.yaml", R"yaml(name: placed
+defaults:
+  executor: slurm
+  slurm: {partition: debug, extra: ["--comment=made by sluice"]}
+steps:
+  show:
+    resources: {cpu: 2, memory: 100M}
+    run: ["sh", "-c", "echo cpus=$SLURM_CPUS_PER_TASK job=$SLURM_JOB_ID partition=$SLURM_JOB_PARTITION; echo arg=$0", "a b; $(touch pwned)"]
+)yaml");
+  Output o = box_.Sluice({"run", "p.yaml"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  Output log = box_.Sluice({"logs", "latest", "show"});
+  EXPECT_NE(log.out.find("cpus=2 job="), std::string::npos) << log.out;
+  EXPECT_NE(log.out.find("partition=debug"), std::string::npos) << log.out;
+  EXPECT_NE(log.out.find("arg=a b; $(touch pwned)"), std::string::npos) << log.out;
+  EXPECT_FALSE(box_.Exists("pwned"));
+  std::string job = StepOf(ShowRun(box_, "latest"), "show")["attempts"][0]["job_id"];
+  std::string info = Capture("scontrol show job " + job.substr(6));
+  EXPECT_NE(info.find("Comment=made by sluice"), std::string::npos) << info;
+  EXPECT_NE(info.find("JobState=COMPLETED"), std::string::npos) << info;
+}
+
+TEST_F(SlurmTest, AnUnknownPartitionFailsTheAttemptWithSlurmsOwnMessage) {
+  box_.Write("p.yaml", "name: bad\nsteps:\n  a: {run: \"true\", executor: slurm, slurm: {partition: nosuch}}\n");
+  Output o = box_.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(o.code, 1);
+  std::string reason = StepOf(ShowRun(box_, "latest"), "a")["attempts"][0]["reason"];
+  EXPECT_NE(reason.find("sbatch: error: invalid partition specified: nosuch"), std::string::npos) << reason;
+}
+
+TEST_F(SlurmTest, AJobScancelledFromOutsideFailsItsAttemptWithThatReasonAndIsRetried) {
+  box_.Write("p.yaml", R"(name: outside
+steps:
+  a:
+    executor: slurm
+    retry: {limit: 1, backoff: {initial: 100ms}}
+    run: "test -f second || { touch second; sleep 60; }"
+)");
+  pid_t pid = box_.Start({"run", "p.yaml"}, "run.log");
+  std::string job;
+  ASSERT_TRUE(WaitFor([&] {
+    std::string log = box_.Read("run.log");
+    size_t at = log.find("job=slurm:");
+    if (at == std::string::npos) return false;
+    job = log.substr(at + 10, log.find_first_not_of("0123456789", at + 10) - at - 10);
+    return Capture("squeue --noheader --format=%T --jobs=" + job).find("RUNNING") != std::string::npos;
+  }));
+  ASSERT_EQ(std::system(("scancel " + job).c_str()), 0);
+  EXPECT_EQ(Sandbox::Reap(pid), 0) << box_.Read("run.log");
+  json a = StepOf(ShowRun(box_, "latest"), "a");
+  EXPECT_EQ(a["attempts"][0]["state"], "failed");
+  EXPECT_EQ(a["attempts"][0]["reason"], "Slurm: CANCELLED (scancel from outside sluice) of job " + job);
+  EXPECT_EQ(a["attempts"][1]["state"], "succeeded");
+}
+
+TEST_F(SlurmTest, CancellingTheRunCancelsItsJobs) {
+  box_.Write("p.yaml", "name: long\ndefaults: {executor: slurm}\nsteps:\n  a: {run: \"sleep 60\"}\n  b: {run: \"sleep 60\"}\n");
+  pid_t pid = box_.Start({"run", "p.yaml"}, "run.log");
+  ASSERT_TRUE(WaitFor([&] {
+    return Capture("squeue --noheader --states=RUNNING --format=%j").find("sluice.b") != std::string::npos &&
+           Capture("squeue --noheader --states=RUNNING --format=%j").find("sluice.a") != std::string::npos;
+  }));
+  Output c = box_.Sluice({"cancel", "latest"});
+  EXPECT_EQ(c.code, 0) << c.err;
+  EXPECT_EQ(Sandbox::Reap(pid), 130);
+  EXPECT_TRUE(WaitFor([] {
+    std::string left = Capture("squeue --noheader --states=PENDING,RUNNING,COMPLETING --format=%j");
+    return left.find("sluice.") == std::string::npos;
+  }, std::chrono::seconds(15))) << Capture("squeue --states=all");
+  json run = ShowRun(box_, "latest");
+  EXPECT_EQ(run["state"], "cancelled");
+  EXPECT_EQ(StepOf(run, "a")["attempts"][0]["state"], "cancelled");
+}
+
+TEST_F(SlurmTest, AJobOverItsSlurmTimeLimitFailsWithTimeout) {
+  // Slurm counts time limits in minutes and checks them every 30 s: this
+  // test takes 60 to 100 s.
+  box_.Write("p.yaml", "name: slow\nsteps:\n  a: {run: \"sleep 600\", executor: slurm, slurm: {time: \"1\"}}\n");
+  Output o = box_.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(o.code, 1) << o.out;
+  std::string reason = StepOf(ShowRun(box_, "latest"), "a")["attempts"][0]["reason"];
+  EXPECT_EQ(reason.rfind("Slurm: TIMEOUT", 0), 0u) << reason;
+}
+
+}  // namespace
+}  // namespace sluice::testing
