@@ -126,7 +126,8 @@ void Progress::OnEvent(const Event& e) {
     case Event::Kind::kStarted:
       running_.insert(label);
       attempt_label_[e.attempt_id] = label;
-      line += " event=started " + (e.job_id.empty() ? "pid=" + std::to_string(e.pid) : "job=" + e.job_id);
+      line += std::string(e.message == "adopted" ? " event=adopted " : " event=started ") +
+              (e.job_id.empty() ? "pid=" + std::to_string(e.pid) : "job=" + e.job_id);
       break;
     case Event::Kind::kFinished:
     case Event::Kind::kSkipped:

@@ -195,7 +195,7 @@ void OnInterrupt(int) {
 
 // Runs (or goes on with) a stored run in this process until it ends.
 int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> records, std::chrono::milliseconds grace,
-          bool use_cache = true) {
+          bool use_cache = true, std::vector<engine::AttemptRecord> adopt = {}) {
   auto plugins = PluginsFor(run.pipeline);
   if (!plugins.ok()) return Fail(plugins.status().message(), kExitUsage);
   Status st = store.SetOwner(run.row.id, ::getpid(), exec::ProcessStartTime(::getpid()));
@@ -210,6 +210,7 @@ int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> rec
   store::ArtifactStore artifacts(fs::absolute(HomeDir()).lexically_normal().string() + "/artifacts");
   options.artifacts = &artifacts;
   options.use_cache = use_cache;
+  options.adopt = std::move(adopt);
   for (char** e = environ; *e; ++e)
     if (std::strncmp(*e, "SLUICE_HOME=", 12) != 0) options.base_env.emplace_back(*e);
   options.base_env.push_back("SLUICE_HOME=" + fs::absolute(HomeDir()).lexically_normal().string());
@@ -447,7 +448,13 @@ int Resume(const std::string& run_text, const std::string& grace_text) {
   KillLeftovers(*lost);
   auto records = store->LoadSteps(id);
   if (!records.ok()) return Fail("sluice: " + records.status().message(), kExitFailed);
-  return Drive(*store, *run, std::move(*records), r.grace);
+  // Cluster jobs left running are followed, not submitted again.
+  auto attempts = store->ListAttempts(id);
+  if (!attempts.ok()) return Fail("sluice: " + attempts.status().message(), kExitFailed);
+  std::vector<engine::AttemptRecord> adopt;
+  for (const auto& a : *attempts)
+    if (a.state == StepState::kRunning && !a.job_id.empty()) adopt.push_back(a);
+  return Drive(*store, *run, std::move(*records), r.grace, true, std::move(adopt));
 }
 
 int Retry(const std::string& run_text, const std::string& from, const std::string& grace_text) {

@@ -294,6 +294,7 @@ Status Engine::Expand(size_t i, const spec::List* items) {
   for (size_t u = first; u < units_.size(); ++u) {
     StepRecord& r = *units_[u].rec;
     if (IsFinal(r.state)) continue;
+    if (r.state == StepState::kRunning && AdoptUnit(u)) continue;
     if (r.state == StepState::kRunning) {
       // Left running by an orchestrator that died: that attempt is lost.
       if (r.tries > s.retry.limit) {
@@ -593,6 +594,36 @@ Status Engine::LaunchUnit(size_t u, const AttemptRequest& req) {
   e.job_id = started->job_id;
   Emit(e);
   return Status::Ok();
+}
+
+// A unit whose attempt a dead orchestrator left running on a cluster, if the
+// executor can follow it: it is running again, as if just started.
+bool Engine::AdoptUnit(size_t u) {
+  Unit& unit = units_[u];
+  const StepRecord& rec = *unit.rec;
+  const spec::Step& s = plan_.pipeline->steps[unit.node];
+  auto it = std::find_if(options_.adopt.begin(), options_.adopt.end(), [&](const AttemptRecord& a) {
+    return a.step_id == rec.step_id && a.item == rec.item && a.number == rec.attempts;
+  });
+  if (it == options_.adopt.end() || !executor_->Adopt(*it).ok()) return false;
+  unit.attempt = *it;
+  unit.attempt.state = StepState::kRunning;
+  std::string base = it->log_path.substr(0, it->log_path.size() - std::string(".log").size());
+  unit.output_path = base + ".out";
+  unit.files_dir = base + ".files";
+  unit.running = true;
+  unit.stop = Unit::Stop::kNone;
+  unit.killed = false;
+  ++unit.generation;
+  running_[unit.attempt.id] = u;
+  free_slots_ -= unit.slots;
+  ++counts_.running;
+  if (s.timeout) timers_.push({clock_->Now() + *s.timeout, Timer::Kind::kTimeout, u, unit.generation});
+  Event e{Event::Kind::kStarted, s.id, rec.item, unit.attempt.number, unit.attempt.id, StepState::kRunning};
+  e.job_id = unit.attempt.job_id;
+  e.message = "adopted";
+  Emit(e);
+  return true;
 }
 
 void Engine::NewAttempt(size_t u) {

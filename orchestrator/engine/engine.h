@@ -40,6 +40,9 @@ struct EngineOptions {
   std::vector<std::string> base_env;          // "K=V" entries every step starts from
   ArtifactPublisher* artifacts = nullptr;     // where declared outputs are published
   bool use_cache = true;                      // false: `sluice run --no-cache`
+  // `resume`: attempts left running on a cluster; the executor follows them
+  // instead of their steps running again.
+  std::vector<AttemptRecord> adopt;
 };
 
 // Something the CLI shows or logs. One per transition.
@@ -111,6 +114,7 @@ class Engine {
   Status FailBeforeStart(size_t unit, const std::string& reason, bool retryable);
   // Counts a new attempt of the unit and fills in its record (not yet stored).
   void NewAttempt(size_t unit);
+  bool AdoptUnit(size_t unit);
   Status OnExit(const AttemptExit& exit);
   Status AfterFailure(size_t unit);
   Status ReuseCached(size_t unit, const CachedResult& hit, const std::string& fingerprint, const std::string& identity,

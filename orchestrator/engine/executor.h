@@ -93,6 +93,12 @@ class Executor {
   // for a plugin step, the plugin's name, version, step type revision and
   // the hash of its library (JSON text). Empty when there is nothing more.
   virtual std::string CodeIdentity(const AttemptRequest&) { return ""; }
+  // Takes over an attempt a previous orchestrator started elsewhere (a
+  // cluster job, by attempt.job_id) and left running: its AttemptExit will
+  // come through Wait() like any other. An error: it cannot be followed.
+  virtual Status Adopt(const AttemptRecord& attempt) {
+    return Status::NotFound("attempt " + std::to_string(attempt.id) + " cannot be adopted here");
+  }
 };
 
 // Time as the engine sees it; tests substitute a fake that Wait() advances.

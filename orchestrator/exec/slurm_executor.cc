@@ -174,6 +174,17 @@ Result<engine::Started> SlurmExecutor::Start(const engine::AttemptRequest& r) {
   return s;
 }
 
+Status SlurmExecutor::Adopt(const engine::AttemptRecord& a) {
+  if (a.job_id.rfind("slurm:", 0) != 0) return local_->Adopt(a);
+  std::string base = a.log_path.substr(0, a.log_path.size() - std::string(".log").size());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs_[a.id] = Job{a.job_id.substr(6), base + ".result", false};
+  }
+  cv_.notify_all();
+  return Status::Ok();
+}
+
 void SlurmExecutor::Stop(int64_t attempt_id, bool hard) {
   std::string id;
   {

@@ -563,12 +563,12 @@ Result<std::vector<AttemptRecord>> Store::TakeOverRun(int64_t run_id, int64_t no
   if (!all.ok()) return all.status();
   std::vector<AttemptRecord> lost;
   for (AttemptRecord& a : *all)
-    if (a.state == StepState::kRunning) lost.push_back(a);
+    if (a.state == StepState::kRunning && a.job_id.empty()) lost.push_back(a);
   Status st = Begin();
   if (!st.ok()) return st;
   Stmt& q = Prepare(
       "UPDATE attempts SET state = 'lost', reason = 'the orchestrator stopped while it ran', finished_ms = ? "
-      "WHERE run_id = ? AND state = 'running'");
+      "WHERE run_id = ? AND state = 'running' AND IFNULL(job_id, '') = ''");
   Stmt& c = Prepare("UPDATE runs SET cancel_requested = 0 WHERE id = ?");
   bool ok;
   {

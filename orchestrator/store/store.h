@@ -109,7 +109,8 @@ class Store : public engine::RunStore {
   Status SetOwner(int64_t run_id, int64_t pid, int64_t pid_start);
   Status RequestCancel(int64_t run_id);
   // Marks attempts left running as lost and returns them (to kill what is
-  // left of their processes). Clears the cancel request.
+  // left of their processes); attempts running as cluster jobs (a job_id)
+  // stay running, for the executor to adopt. Clears the cancel request.
   Result<std::vector<engine::AttemptRecord>> TakeOverRun(int64_t run_id, int64_t now_ms);
   // For `sluice retry`: the steps in `rerun` go back to pending with all
   // their items (they run from scratch, a foreach list is evaluated again);

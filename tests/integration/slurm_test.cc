@@ -237,6 +237,38 @@ TEST_F(SlurmTest, CancellingTheRunCancelsItsJobs) {
   EXPECT_EQ(StepOf(run, "a")["attempts"][0]["state"], "cancelled");
 }
 
+TEST_F(SlurmTest, ResumeAfterKill9AdoptsTheJobsStillRunningInsteadOfSubmittingThemAgain) {
+  // An sbatch first on PATH that counts its calls.
+  box_.Write("shim/sbatch", "#!/bin/sh\necho x >> \"" + (box_.dir() / "sbatch-calls").string() + "\"\nexec /usr/bin/sbatch \"$@\"\n");
+  fs::permissions(box_.dir() / "shim/sbatch", fs::perms::owner_all);
+  std::string old_path = std::getenv("PATH");
+  ::setenv("PATH", ((box_.dir() / "shim").string() + ":" + old_path).c_str(), 1);
+  box_.Write("p.yaml", R"(name: adopt
+defaults: {executor: slurm}
+steps:
+  slow: {run: "sleep 4; echo slow=done > $SLUICE_OUTPUT"}
+  other: {run: "sleep 4; echo other=done > $SLUICE_OUTPUT"}
+  after: {needs: [slow, other], run: "echo after ${{ steps.slow.outputs.slow }}"}
+)");
+  pid_t pid = box_.Start({"run", "p.yaml"}, "run.log");
+  ASSERT_TRUE(WaitFor([&] {
+    std::string q = Capture("squeue --noheader --states=RUNNING --format=%j");
+    return q.find("sluice.slow") != std::string::npos && q.find("sluice.other") != std::string::npos;
+  })) << box_.Read("run.log");
+  ::kill(pid, SIGKILL);
+  Sandbox::Reap(pid);
+  Output resumed = box_.Sluice({"resume", "latest"});
+  ::setenv("PATH", old_path.c_str(), 1);
+  EXPECT_EQ(resumed.code, 0) << resumed.out << resumed.err;
+  EXPECT_NE(resumed.out.find("step=slow attempt=1 event=adopted job=slurm:"), std::string::npos) << resumed.out;
+  EXPECT_EQ(CountLines(box_.Read("sbatch-calls"), "x"), 3) << "slow, other and after: each submitted once";
+  json run = ShowRun(box_, "latest");
+  EXPECT_EQ(run["state"], "succeeded");
+  EXPECT_EQ(StepOf(run, "slow")["attempts"].size(), 1u);
+  EXPECT_EQ(StepOf(run, "slow")["outputs"]["slow"], "done");
+  EXPECT_EQ(StepOf(run, "after")["state"], "succeeded");
+}
+
 TEST_F(SlurmTest, AJobOverItsSlurmTimeLimitFailsWithTimeout) {
   // Slurm counts time limits in minutes and checks them every 30 s: this
   // test takes 60 to 100 s.
