@@ -241,7 +241,7 @@ engine::AttemptExit SlurmExecutor::Finish(int64_t attempt_id, const Job& job, co
 void SlurmExecutor::Monitor() {
   std::unique_lock<std::mutex> lock(mu_);
   int tick = 0;
-  const auto step = std::chrono::milliseconds(100);
+  const auto step = std::chrono::milliseconds(20);  // result files: cheap to look for
   while (!quit_) {
     cv_.wait_for(lock, step);
     if (quit_) break;

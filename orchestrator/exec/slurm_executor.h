@@ -10,8 +10,9 @@
 // its own process group, forwards SIGTERM, and writes <log base>.result
 // (exit code, signal) when it ends; it never opens the store.
 //
-// A monitor thread asks `squeue` about the jobs in flight every
-// `poll` (one call for all of them) and reports a job that left the
+// A monitor thread looks for result files every 20 ms (a job that wrote a
+// clean one has ended), asks `squeue` about the other jobs in flight every
+// `poll` (one call for all of them), and reports a job that left the
 // pending and running states: COMPLETED or FAILED with the wrapper's exit
 // code; TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, PREEMPTED, BOOT_FAIL, DEADLINE or
 // CANCELLED (by someone else) as a failed attempt whose reason names Slurm's

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <thread>
 
-#include "../common/free_port.h"
+#include "../common/slurm_cluster.h"
 #include "harness.h"
 
 namespace sluice::testing {
@@ -18,85 +18,6 @@ namespace {
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
-
-std::string Capture(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
-
-// A one-node cluster for the test process, stopped by pid at the end.
-class SlurmCluster {
- public:
-  static std::string Missing() {
-    for (const char* f : {"/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/bin/sbatch"})
-      if (!fs::exists(f)) return std::string(f) + " is missing (apt-get install slurm-wlm munge; scripts/install-deps.sh does)";
-    if (::geteuid() != 0) return "the test cluster's daemons must run as root";
-    return "";
-  }
-
-  bool Start() {
-    dir_ = fs::temp_directory_path() / ("sluice-slurm-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    for (const char* d : {"state", "spool", "munge"}) fs::create_directories(dir_ / d);
-    fs::permissions(dir_ / "munge", fs::perms::owner_all);
-    long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
-    long mem_mb = ::sysconf(_SC_PHYS_PAGES) / 1024 * ::sysconf(_SC_PAGE_SIZE) / 1024;
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    std::string d = dir_.string();
-    std::ofstream conf(dir_ / "slurm.conf");
-    conf << "ClusterName=sluicetest\nSlurmctldHost=" << host << "(127.0.0.1)\nSlurmUser=root\nSlurmdUser=root\n"
-         << "AuthType=auth/munge\nCredType=cred/munge\nAuthInfo=socket=" << d << "/munge/munge.socket\n"
-         << "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nSchedulerType=sched/builtin\n"
-         << "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\nReturnToService=2\n"
-         << "SchedulerParameters=batch_sched_delay=0\n"
-         << "SlurmctldPort=" << FreePort() << "\nSlurmdPort=" << FreePort() << "\n"
-         << "StateSaveLocation=" << d << "/state\nSlurmdSpoolDir=" << d << "/spool\n"
-         << "SlurmctldPidFile=" << d << "/slurmctld.pid\nSlurmdPidFile=" << d << "/slurmd.pid\n"
-         << "SlurmctldLogFile=" << d << "/slurmctld.log\nSlurmdLogFile=" << d << "/slurmd.log\n"
-         << "AccountingStorageType=accounting_storage/none\nJobAcctGatherType=jobacct_gather/none\n"
-         << "JobCompType=jobcomp/none\nMpiDefault=none\nKillWait=2\nMinJobAge=3600\n"
-         << "NodeName=" << host << " NodeAddr=127.0.0.1 CPUs=" << cpus << " RealMemory=" << mem_mb * 8 / 10
-         << " State=UNKNOWN\nPartitionName=debug Nodes=" << host << " Default=YES MaxTime=INFINITE State=UP\n";
-    conf.close();
-    ::setenv("SLURM_CONF", (dir_ / "slurm.conf").c_str(), 1);
-    std::string quiet = " > " + d + "/daemons.log 2>&1";
-    if (std::system(("/usr/sbin/munged --force --socket=" + d + "/munge/munge.socket --pid-file=" + d +
-                     "/munge/munged.pid --log-file=" + d + "/munge/munged.log --seed-file=" + d + "/munge/seed" + quiet)
-                        .c_str()) != 0)
-      return false;
-    if (std::system(("/usr/sbin/slurmctld" + quiet).c_str()) != 0) return false;
-    if (std::system(("/usr/sbin/slurmd" + quiet).c_str()) != 0) return false;
-    return WaitFor([] { return Capture("sinfo --noheader --format=%t 2>/dev/null").find("idle") == 0; },
-                   std::chrono::seconds(30));
-  }
-
-  void Stop() {
-    for (const char* pidfile : {"slurmd.pid", "slurmctld.pid", "munge/munged.pid"}) {
-      std::ifstream f(dir_ / pidfile);
-      pid_t pid = 0;
-      if (f >> pid && pid > 0) {
-        ::kill(pid, SIGTERM);
-        WaitFor([&] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(10));
-      }
-    }
-    fs::remove_all(dir_);
-  }
-
-  std::string Log() const {
-    std::ifstream f(dir_ / "slurmctld.log");
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  }
-
- private:
-  fs::path dir_;
-};
 
 SlurmCluster* g_cluster = nullptr;
 
