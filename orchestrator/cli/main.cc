@@ -170,6 +170,8 @@ int main(int argc, char** argv) {
   std::string exec_request;
   auto* exec_step = app.add_subcommand("exec-step", "")->group("");
   exec_step->add_option("request", exec_request)->required();
+  bool exec_array = false;
+  exec_step->add_flag("--array", exec_array);
 
   // Not for people: the process that runs isolated plugin steps.
   auto* host = app.add_subcommand("plugin-host", "")->group("");
@@ -205,6 +207,6 @@ int main(int argc, char** argv) {
   if (*token_revoke) return RevokeToken(token_id);
   if (*schedules) return Schedules(schedule_paths, schedule_count, format);
   if (*host) return sluice::exec::PluginHostMain(3);
-  if (*exec_step) return sluice::exec::ExecStepMain(exec_request);
+  if (*exec_step) return sluice::exec::ExecStepMain(exec_request, exec_array);
   return kExitUsage;
 }

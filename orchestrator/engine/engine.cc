@@ -332,9 +332,12 @@ Status Engine::StartReady() {
   }
   if (launching.empty()) return Status::Ok();
   Status s = store_->Flush();  // the attempts are on record before their processes exist
-  for (auto& [u, req] : launching) {
-    if (s.ok()) s = LaunchUnit(u, req);
-  }
+  if (!s.ok()) return s;
+  std::vector<const AttemptRequest*> requests;
+  for (auto& [u, req] : launching) requests.push_back(&req);
+  std::vector<Result<Started>> started = executor_->StartAll(requests);
+  for (size_t i = 0; i < launching.size() && s.ok(); ++i)
+    s = LaunchUnit(launching[i].first, launching[i].second, std::move(started[i]));
   return s;
 }
 
@@ -565,11 +568,10 @@ Status Engine::PublishOutputs(size_t u, AttemptExit* exit, std::string* failure)
   return Status::Ok();
 }
 
-Status Engine::LaunchUnit(size_t u, const AttemptRequest& req) {
+Status Engine::LaunchUnit(size_t u, const AttemptRequest& req, Result<Started> started) {
   Unit& unit = units_[u];
   StepRecord& rec = *unit.rec;
   const spec::Step& s = plan_.pipeline->steps[unit.node];
-  auto started = executor_->Start(req);
   if (!started.ok()) {
     unit.attempt.state = StepState::kFailed;
     unit.attempt.reason = started.status().message();

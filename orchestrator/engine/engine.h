@@ -110,7 +110,7 @@ class Engine {
   // Renders the unit's next attempt and records it (not yet committed);
   // leaves `req` empty when the attempt failed before it could start.
   Status PrepareUnit(size_t unit, std::optional<AttemptRequest>* req);
-  Status LaunchUnit(size_t unit, const AttemptRequest& req);
+  Status LaunchUnit(size_t unit, const AttemptRequest& request, Result<Started> started);
   Status FailBeforeStart(size_t unit, const std::string& reason, bool retryable);
   // Counts a new attempt of the unit and fills in its record (not yet stored).
   void NewAttempt(size_t unit);

@@ -82,6 +82,13 @@ class Executor {
   // Starts an attempt. A Status error means it never ran ("command not
   // found: foo"); no AttemptExit will follow for it.
   virtual Result<Started> Start(const AttemptRequest& request) = 0;
+  // Starts attempts that became ready together; an executor may start them
+  // as one (Slurm: a job array). One result per request, in order.
+  virtual std::vector<Result<Started>> StartAll(const std::vector<const AttemptRequest*>& requests) {
+    std::vector<Result<Started>> out;
+    for (const AttemptRequest* r : requests) out.push_back(Start(*r));
+    return out;
+  }
   // Asks a running attempt to stop: politely (SIGTERM to its whole process
   // group) or not (SIGKILL). Its AttemptExit still arrives through Wait().
   virtual void Stop(int64_t attempt_id, bool hard) = 0;

@@ -128,30 +128,29 @@ std::string SlurmExecutor::CodeIdentity(const engine::AttemptRequest& request) {
 
 void SlurmExecutor::Wake() { local_->Wake(); }
 
-Result<engine::Started> SlurmExecutor::Start(const engine::AttemptRequest& r) {
-  if (r.placement.executor != "slurm") return local_->Start(r);
-  if (r.plugin) return Status::InvalidSpec("plugin steps cannot run on Slurm yet (use a subprocess step)");
-  std::string base = r.log_path.substr(0, r.log_path.size() - std::string(".log").size());
-  std::string request_path = base + ".request.json", script_path = base + ".sbatch", result_path = base + ".result";
+namespace {
+
+std::string Base(const std::string& log_path) { return log_path.substr(0, log_path.size() - std::string(".log").size()); }
+
+// Writes the attempt's request file (and clears an old result); its path.
+Result<std::string> WriteRequest(const engine::AttemptRequest& r, bool with_log) {
+  std::string base = Base(r.log_path);
   std::error_code ec;
   fs::create_directories(fs::path(r.log_path).parent_path(), ec);
-  fs::remove(result_path, ec);
-  {
-    json req = {{"argv", r.argv}, {"env", r.env}, {"workdir", r.workdir}, {"result", result_path}};
-    std::ofstream f(request_path);
-    f << req.dump();
-    if (!f) return Status::IoError("write " + request_path);
-  }
-  {
-    std::ofstream f(script_path);
-    f << "#!/bin/sh\n# " << r.step_label << ": written by sluice; the command and its values are in the request file\n"
-      << "exec " << ShellQuote(program_) << " exec-step " << ShellQuote(request_path) << "\n";
-    if (!f) return Status::IoError("write " + script_path);
-  }
-  std::vector<std::string> argv = {"sbatch", "--parsable", "--job-name=sluice." + r.step_label, "--output=" + r.log_path,
-                                   "--open-mode=append", "--chdir=" + r.workdir,
-                                   "--cpus-per-task=" + std::to_string(r.placement.cpu)};
+  fs::remove(base + ".result", ec);
+  json req = {{"argv", r.argv}, {"env", r.env}, {"workdir", r.workdir}, {"result", base + ".result"}};
+  if (with_log) req["log"] = r.log_path;  // an array task opens its own log
+  std::ofstream f(base + ".request.json");
+  f << req.dump();
+  if (!f) return Status::IoError("write " + base + ".request.json");
+  return base + ".request.json";
+}
+
+// sbatch's arguments for a placement, before the script.
+std::vector<std::string> SbatchArgs(const engine::AttemptRequest& r, const std::string& name) {
   const auto& p = r.placement;
+  std::vector<std::string> argv = {"sbatch", "--parsable", "--job-name=sluice." + name, "--chdir=" + r.workdir,
+                                   "--cpus-per-task=" + std::to_string(p.cpu)};
   if (!p.memory.empty()) argv.push_back("--mem=" + p.memory);
   if (p.gpu > 0) argv.push_back("--gres=gpu:" + std::to_string(p.gpu));
   if (!p.partition.empty()) argv.push_back("--partition=" + p.partition);
@@ -159,19 +158,120 @@ Result<engine::Started> SlurmExecutor::Start(const engine::AttemptRequest& r) {
   if (!p.qos.empty()) argv.push_back("--qos=" + p.qos);
   if (std::string t = SlurmTime(p); !t.empty()) argv.push_back("--time=" + t);
   argv.insert(argv.end(), p.extra.begin(), p.extra.end());
-  argv.push_back(script_path);
+  return argv;
+}
+
+// Runs sbatch; the job id, or sbatch's message.
+Result<std::string> Submit(const std::vector<std::string>& argv) {
   CommandOutput out = RunCommand(argv);
   std::string id = out.text.substr(0, out.text.find(';'));
   if (out.code != 0 || id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
     return Status::StepFailed("sbatch: " + (out.text.empty() ? "exit code " + std::to_string(out.code) : out.text));
+  return id;
+}
+
+Status WriteScript(const std::string& path, const std::string& what, const std::string& program, const std::string& args) {
+  std::ofstream f(path);
+  f << "#!/bin/sh\n# " << what << ": written by sluice; the commands and their values are in the request files\n"
+    << "exec " << ShellQuote(program) << " exec-step " << args << "\n";
+  if (!f) return Status::IoError("write " + path);
+  return Status::Ok();
+}
+
+// The step of a foreach item's label: "shard[3]" -> "shard".
+std::string StepOfLabel(const std::string& label) { return label.substr(0, label.find('[')); }
+
+bool SamePlacement(const engine::Placement& a, const engine::Placement& b) {
+  return a.executor == b.executor && a.cpu == b.cpu && a.memory == b.memory && a.gpu == b.gpu &&
+         a.partition == b.partition && a.account == b.account && a.qos == b.qos && a.time == b.time &&
+         a.extra == b.extra && a.timeout == b.timeout;
+}
+
+}  // namespace
+
+Result<engine::Started> SlurmExecutor::Start(const engine::AttemptRequest& r) {
+  if (r.placement.executor != "slurm") return local_->Start(r);
+  if (r.plugin) return Status::InvalidSpec("plugin steps cannot run on Slurm yet (use a subprocess step)");
+  auto request = WriteRequest(r, false);
+  if (!request.ok()) return request.status();
+  std::string base = Base(r.log_path);
+  Status st = WriteScript(base + ".sbatch", r.step_label, program_, ShellQuote(*request));
+  if (!st.ok()) return st;
+  std::vector<std::string> argv = SbatchArgs(r, r.step_label);
+  argv.insert(argv.end(), {"--output=" + r.log_path, "--open-mode=append", base + ".sbatch"});
+  auto id = Submit(argv);
+  if (!id.ok()) return id.status();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    jobs_[r.attempt_id] = Job{id, result_path, false};
+    jobs_[r.attempt_id] = Job{*id, base + ".result", false};
   }
   cv_.notify_all();
   engine::Started s;
-  s.job_id = "slurm:" + id;
+  s.job_id = "slurm:" + *id;
   return s;
+}
+
+std::vector<Result<engine::Started>> SlurmExecutor::StartAll(const std::vector<const engine::AttemptRequest*>& requests) {
+  std::vector<Result<engine::Started>> out(requests.size(), Result<engine::Started>(engine::Started{}));
+  std::vector<bool> done(requests.size(), false);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (done[i]) continue;
+    const engine::AttemptRequest& first = *requests[i];
+    // Items of one foreach step with the same placement that start together: one job array.
+    std::vector<size_t> group = {i};
+    bool item = first.step_label.find('[') != std::string::npos;
+    if (first.placement.executor == "slurm" && !first.plugin && item)
+      for (size_t j = i + 1; j < requests.size(); ++j)
+        if (!done[j] && StepOfLabel(requests[j]->step_label) == StepOfLabel(first.step_label) &&
+            SamePlacement(requests[j]->placement, first.placement) && requests[j]->workdir == first.workdir &&
+            !requests[j]->plugin)
+          group.push_back(j);
+    if (group.size() == 1) {
+      out[i] = Start(first);
+      done[i] = true;
+      continue;
+    }
+    std::string list_path = Base(first.log_path) + ".array";
+    std::string list;
+    Status st;
+    for (size_t k : group) {
+      auto request = WriteRequest(*requests[k], true);
+      if (!request.ok()) {
+        st = request.status();
+        break;
+      }
+      list += *request + "\n";
+    }
+    if (st.ok()) {
+      std::ofstream f(list_path);
+      f << list;
+      if (!f) st = Status::IoError("write " + list_path);
+    }
+    if (st.ok()) st = WriteScript(list_path + ".sbatch", StepOfLabel(first.step_label) + " (array)", program_,
+                                  "--array " + ShellQuote(list_path));
+    Result<std::string> id = st.ok() ? Result<std::string>(std::string()) : Result<std::string>(st);
+    if (st.ok()) {
+      std::vector<std::string> argv = SbatchArgs(first, StepOfLabel(first.step_label));
+      argv.insert(argv.end(), {"--array=0-" + std::to_string(group.size() - 1), "--output=/dev/null", list_path + ".sbatch"});
+      id = Submit(argv);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t t = 0; t < group.size(); ++t) {
+      size_t k = group[t];
+      done[k] = true;
+      if (!id.ok()) {
+        out[k] = id.status();
+        continue;
+      }
+      std::string task = *id + "_" + std::to_string(t);
+      jobs_[requests[k]->attempt_id] = Job{task, Base(requests[k]->log_path) + ".result", false};
+      engine::Started s;
+      s.job_id = "slurm:" + task;
+      out[k] = s;
+    }
+  }
+  cv_.notify_all();
+  return out;
 }
 
 Status SlurmExecutor::Adopt(const engine::AttemptRecord& a) {
@@ -263,11 +363,13 @@ void SlurmExecutor::Monitor() {
         ids += (ids.empty() ? "" : ",") + job.id;
       }
       lock.unlock();
-      CommandOutput out = RunCommand({"squeue", "--noheader", "--states=all", "--format=%i|%T", "--jobs=" + ids});
+      CommandOutput out =
+          RunCommand({"squeue", "--noheader", "--array", "--states=all", "--format=%i|%T", "--jobs=" + ids});
       if (out.code != 0) {  // a job Slurm already forgot makes squeue refuse the list: ask one by one
         out.text.clear();
         for (auto& [job, attempt] : by_job) {
-          CommandOutput one = RunCommand({"squeue", "--noheader", "--states=all", "--format=%i|%T", "--jobs=" + job});
+          CommandOutput one =
+              RunCommand({"squeue", "--noheader", "--array", "--states=all", "--format=%i|%T", "--jobs=" + job});
           if (one.code == 0) out.text += one.text + "\n";
           else states[attempt] = "";  // gone
         }
@@ -306,7 +408,18 @@ void ForwardTerm(int) {
 }
 }  // namespace
 
-int ExecStepMain(const std::string& request_path) {
+int ExecStepMain(const std::string& path, bool array) {
+  std::string request_path = path;
+  if (array) {  // a job array's task: its request is line $SLURM_ARRAY_TASK_ID of the list
+    const char* task = std::getenv("SLURM_ARRAY_TASK_ID");
+    std::ifstream list(path);
+    std::string line;
+    for (long i = task ? std::atol(task) : -1; i >= 0 && std::getline(list, line); --i) request_path = line;
+    if (!task || request_path == path) {
+      std::fprintf(stderr, "sluice exec-step: no request for array task %s in %s\n", task ? task : "(none)", path.c_str());
+      return 2;
+    }
+  }
   std::ifstream in(request_path);
   json req = in ? json::parse(in, nullptr, false) : json();
   if (!req.is_object() || !req.contains("argv") || !req["argv"].is_array() || req["argv"].empty()) {
@@ -341,6 +454,10 @@ int ExecStepMain(const std::string& request_path) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   r.output_fd = STDOUT_FILENO;  // the job's output file: the attempt's log
+  if (req.contains("log")) {    // an array task writes to its own attempt's log
+    int fd = ::open(req["log"].get<std::string>().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) r.output_fd = fd;
+  }
   auto pid = Spawn(r);
   if (!pid.ok()) {
     std::fprintf(stderr, "sluice: %s\n", pid.status().message().c_str());

@@ -44,6 +44,9 @@ class SlurmExecutor : public engine::Executor {
   ~SlurmExecutor() override;
 
   Result<engine::Started> Start(const engine::AttemptRequest& request) override;
+  // Items of one foreach step that start together go as one job array
+  // (`sbatch --array`, tasks `<job>_<i>`, each reading its own request).
+  std::vector<Result<engine::Started>> StartAll(const std::vector<const engine::AttemptRequest*>& requests) override;
   void Stop(int64_t attempt_id, bool hard) override;
   std::optional<engine::AttemptExit> Wait(engine::TimePoint deadline) override;
   void Wake() override;
@@ -71,7 +74,8 @@ class SlurmExecutor : public engine::Executor {
   std::thread monitor_;
 };
 
-// `sluice exec-step REQUEST`: what a Slurm job runs. Returns the exit code.
-int ExecStepMain(const std::string& request_path);
+// `sluice exec-step REQUEST` (or `--array LIST`, for a job array's task):
+// what a Slurm job runs. Returns the exit code.
+int ExecStepMain(const std::string& path, bool array);
 
 }  // namespace sluice::exec

@@ -190,6 +190,39 @@ steps:
   EXPECT_EQ(StepOf(run, "after")["state"], "succeeded");
 }
 
+TEST_F(SlurmTest, AForeachOfAHundredItemsRunsAsOneJobArray) {
+  box_.Write("shim/sbatch", "#!/bin/sh\necho \"$@\" >> \"" + (box_.dir() / "sbatch-calls").string() + "\"\nexec /usr/bin/sbatch \"$@\"\n");
+  fs::permissions(box_.dir() / "shim/sbatch", fs::perms::owner_all);
+  std::string old_path = std::getenv("PATH");
+  ::setenv("PATH", ((box_.dir() / "shim").string() + ":" + old_path).c_str(), 1);
+  box_.Write("p.yaml", R"(name: fan
+steps:
+  items: {run: "seq 0 99 | paste -sd, | sed 's/^/list=[/; s/$/]/' > $SLUICE_OUTPUT"}
+  square:
+    needs: [items]
+    executor: slurm
+    foreach: "${{ fromJSON(steps.items.outputs.list) }}"
+    run: ["sh", "-c", "echo squared=$(( $0 * $0 )) > $SLUICE_OUTPUT; echo item $0", "${{ item }}"]
+)");
+  Output o = box_.Sluice({"run", "p.yaml"});
+  ::setenv("PATH", old_path.c_str(), 1);
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  std::string calls = box_.Read("sbatch-calls");
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), '\n'), 1) << calls;
+  EXPECT_NE(calls.find("--array=0-99"), std::string::npos) << calls;
+  json square = StepOf(ShowRun(box_, "latest"), "square");
+  ASSERT_EQ(square["items"].size(), 100u);
+  std::string array = square["items"][0]["attempts"][0]["job_id"];
+  array = array.substr(0, array.find('_'));
+  for (int i = 0; i < 100; ++i) {
+    const json& item = square["items"][i];
+    EXPECT_EQ(item["state"], "succeeded");
+    EXPECT_EQ(item["outputs"]["squared"], std::to_string(i * i));
+    EXPECT_EQ(item["attempts"][0]["job_id"], array + "_" + std::to_string(i));
+  }
+  EXPECT_EQ(box_.Sluice({"logs", "latest", "square[42]"}).out, "item 42\n");
+}
+
 TEST_F(SlurmTest, AJobOverItsSlurmTimeLimitFailsWithTimeout) {
   // Slurm counts time limits in minutes and checks them every 30 s: this
   // test takes 60 to 100 s.
