@@ -221,7 +221,9 @@ int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> rec
   for (const spec::Step& s : run.pipeline.steps)
     if (s.executor == "slurm" && !slurm) {
       std::error_code ec;
-      slurm = std::make_unique<exec::SlurmExecutor>(&local, fs::read_symlink("/proc/self/exe", ec).string());
+      slurm = std::make_unique<exec::SlurmExecutor>(
+          &local, fs::read_symlink("/proc/self/exe", ec).string(),
+          exec::PluginCatalog::SearchPath(fs::absolute(run.pipeline.file).parent_path().string()));
     }
   engine::Executor& executor = slurm ? static_cast<engine::Executor&>(*slurm) : local;
   engine::SystemClock clock;

@@ -12,11 +12,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "exec/local_executor.h"
+#include "exec/plugin_catalog.h"
 #include "exec/process.h"
 #include "util/duration.h"
 #include "util/strings.h"
@@ -112,8 +115,13 @@ std::optional<json> ReadResult(const std::string& path) {
 
 }  // namespace
 
-SlurmExecutor::SlurmExecutor(engine::Executor* local, std::string program, std::chrono::milliseconds poll)
-    : local_(local), program_(std::move(program)), poll_(poll), monitor_([this] { Monitor(); }) {}
+SlurmExecutor::SlurmExecutor(engine::Executor* local, std::string program, std::vector<std::string> plugin_folders,
+                             std::chrono::milliseconds poll)
+    : local_(local),
+      program_(std::move(program)),
+      plugin_folders_(std::move(plugin_folders)),
+      poll_(poll),
+      monitor_([this] { Monitor(); }) {}
 
 SlurmExecutor::~SlurmExecutor() {
   {
@@ -133,13 +141,21 @@ namespace {
 std::string Base(const std::string& log_path) { return log_path.substr(0, log_path.size() - std::string(".log").size()); }
 
 // Writes the attempt's request file (and clears an old result); its path.
-Result<std::string> WriteRequest(const engine::AttemptRequest& r, bool with_log) {
+Result<std::string> WriteRequest(const engine::AttemptRequest& r, bool with_log,
+                                 const std::vector<std::string>& plugin_folders) {
   std::string base = Base(r.log_path);
   std::error_code ec;
   fs::create_directories(fs::path(r.log_path).parent_path(), ec);
   fs::remove(base + ".result", ec);
   json req = {{"argv", r.argv}, {"env", r.env}, {"workdir", r.workdir}, {"result", base + ".result"}};
   if (with_log) req["log"] = r.log_path;  // an array task opens its own log
+  if (r.plugin) {  // run on the node by a plugin host, as isolation: process does here
+    const auto& c = *r.plugin;
+    req["plugin"] = {{"plugin", c.plugin},         {"step_type", c.step_type}, {"params", c.params},
+                     {"output_dir", c.output_dir}, {"state_dir", c.state_dir}, {"cpu", c.cpu},
+                     {"attempt", c.attempt},       {"log_path", r.log_path},   {"label", r.step_label}};
+    req["plugin_folders"] = plugin_folders;
+  }
   std::ofstream f(base + ".request.json");
   f << req.dump();
   if (!f) return Status::IoError("write " + base + ".request.json");
@@ -191,8 +207,7 @@ bool SamePlacement(const engine::Placement& a, const engine::Placement& b) {
 
 Result<engine::Started> SlurmExecutor::Start(const engine::AttemptRequest& r) {
   if (r.placement.executor != "slurm") return local_->Start(r);
-  if (r.plugin) return Status::InvalidSpec("plugin steps cannot run on Slurm yet (use a subprocess step)");
-  auto request = WriteRequest(r, false);
+  auto request = WriteRequest(r, false, plugin_folders_);
   if (!request.ok()) return request.status();
   std::string base = Base(r.log_path);
   Status st = WriteScript(base + ".sbatch", r.step_label, program_, ShellQuote(*request));
@@ -235,7 +250,7 @@ std::vector<Result<engine::Started>> SlurmExecutor::StartAll(const std::vector<c
     std::string list;
     Status st;
     for (size_t k : group) {
-      auto request = WriteRequest(*requests[k], true);
+      auto request = WriteRequest(*requests[k], true, plugin_folders_);
       if (!request.ok()) {
         st = request.status();
         break;
@@ -323,6 +338,16 @@ engine::AttemptExit SlurmExecutor::Finish(int64_t attempt_id, const Job& job, co
   if (result && (!killed || job.stopping || state.empty() || state == "COMPLETED" || state == "FAILED")) {
     e.exit_code = result->value("exit_code", 1);
     e.signal = result->value("signal", 0);
+    e.reason = result->value("reason", std::string());
+    e.cancelled = result->value("cancelled", false);
+    if (result->contains("outputs") && (*result)["outputs"].is_object()) {  // plugin steps
+      engine::Outputs outputs;
+      for (auto& [k, v] : (*result)["outputs"].items()) outputs[k] = spec::Value::FromJson(v);
+      e.outputs = std::move(outputs);
+    }
+    if (result->contains("metrics"))
+      for (const auto& m : (*result)["metrics"])
+        e.metrics.push_back({m.value("name", std::string()), m.value("value", 0.0), m.value("step", int64_t{0})});
     return e;
   }
   if (job.stopping) {  // our scancel: the engine words the reason
@@ -408,6 +433,69 @@ void ForwardTerm(int) {
 }
 }  // namespace
 
+namespace {
+LocalExecutor* g_plugin_executor = nullptr;
+void StopPlugin(int) {
+  g_terminated = 1;
+  if (g_plugin_executor) g_plugin_executor->Wake();
+}
+
+// A plugin step on the node: a plugin host, as `isolation: process` runs it
+// locally; its outputs and metrics go into the result file.
+int RunPluginStep(const json& req, const std::function<void(const json&)>& write_result) {
+  const json& c = req["plugin"];
+  std::string name = c.value("plugin", std::string());
+  PluginCatalog catalog = PluginCatalog::LoadFor(req.value("plugin_folders", std::vector<std::string>{}), {name});
+  LocalExecutor local(&catalog);
+  engine::AttemptRequest a;
+  a.attempt_id = 1;
+  engine::PluginCall call;
+  call.plugin = name;
+  call.step_type = c.value("step_type", std::string());
+  call.params = c.value("params", std::string("{}"));
+  call.output_dir = c.value("output_dir", std::string());
+  call.state_dir = c.value("state_dir", std::string());
+  call.cpu = c.value("cpu", 1);
+  call.attempt = c.value("attempt", 1);
+  call.isolated = true;
+  a.plugin = call;
+  a.env = req.value("env", std::vector<std::string>{});
+  a.workdir = req.value("workdir", std::string("."));
+  a.log_path = c.value("log_path", std::string());
+  a.step_label = c.value("label", name);
+  auto started = local.Start(a);
+  if (!started.ok()) {
+    std::fprintf(stderr, "sluice: %s\n", started.status().message().c_str());
+    write_result({{"exit_code", 1}, {"signal", 0}, {"reason", started.status().message()}});
+    return 1;
+  }
+  g_plugin_executor = &local;
+  struct sigaction sa {};
+  sa.sa_handler = StopPlugin;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  bool stopping = false;
+  std::optional<engine::AttemptExit> e;
+  while (!e) {
+    if (g_terminated && !stopping) {
+      local.Stop(1, false);
+      stopping = true;
+    }
+    e = local.Wait(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+  }
+  g_plugin_executor = nullptr;
+  json outputs = json::object();
+  if (e->outputs)
+    for (const auto& [k, v] : *e->outputs) outputs[k] = v.ToJson();
+  json metrics = json::array();
+  for (const auto& m : e->metrics) metrics.push_back({{"name", m.name}, {"value", m.value}, {"step", m.step}});
+  write_result({{"exit_code", e->exit_code}, {"signal", e->signal}, {"reason", e->reason}, {"cancelled", e->cancelled},
+                {"outputs", outputs}, {"metrics", metrics}, {"terminated", g_terminated != 0}});
+  return e->exit_code;
+}
+}  // namespace
+
 int ExecStepMain(const std::string& path, bool array) {
   std::string request_path = path;
   if (array) {  // a job array's task: its request is line $SLURM_ARRAY_TASK_ID of the list
@@ -422,6 +510,14 @@ int ExecStepMain(const std::string& path, bool array) {
   }
   std::ifstream in(request_path);
   json req = in ? json::parse(in, nullptr, false) : json();
+  if (req.is_object() && req.contains("plugin")) {
+    std::string result_path = req.value("result", std::string());
+    return RunPluginStep(req, [&](const json& res) {
+      std::string tmp = result_path + ".tmp";
+      std::ofstream(tmp) << res.dump();
+      std::rename(tmp.c_str(), result_path.c_str());
+    });
+  }
   if (!req.is_object() || !req.contains("argv") || !req["argv"].is_array() || req["argv"].empty()) {
     std::fprintf(stderr, "sluice exec-step: cannot read the request %s\n", request_path.c_str());
     return 2;

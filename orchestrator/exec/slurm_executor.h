@@ -8,7 +8,9 @@
 // (--partition, --account, --qos, --time, extra arguments). The job's
 // output file is the attempt's log. `sluice exec-step` runs the command in
 // its own process group, forwards SIGTERM, and writes <log base>.result
-// (exit code, signal) when it ends; it never opens the store.
+// (exit code, signal) when it ends; it never opens the store. A plugin
+// step runs on the node in a plugin host (as `isolation: process` does
+// locally), and its outputs and metrics travel back in the result file.
 //
 // A monitor thread looks for result files every 20 ms (a job that wrote a
 // clean one has ended), asks `squeue` about the other jobs in flight every
@@ -38,8 +40,9 @@ namespace sluice::exec {
 
 class SlurmExecutor : public engine::Executor {
  public:
-  // `program` is the sluice executable the nodes run (on the shared filesystem).
-  SlurmExecutor(engine::Executor* local, std::string program,
+  // `program` is the sluice executable the nodes run (on the shared
+  // filesystem); plugin steps find their plugin in `plugin_folders` there.
+  SlurmExecutor(engine::Executor* local, std::string program, std::vector<std::string> plugin_folders,
                 std::chrono::milliseconds poll = std::chrono::milliseconds(500));
   ~SlurmExecutor() override;
 
@@ -65,6 +68,7 @@ class SlurmExecutor : public engine::Executor {
 
   engine::Executor* local_;
   std::string program_;
+  std::vector<std::string> plugin_folders_;
   std::chrono::milliseconds poll_;
   std::mutex mu_;
   std::condition_variable cv_;

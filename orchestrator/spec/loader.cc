@@ -732,8 +732,6 @@ class Loader {
   }
 
   void CheckStepRefs(Step& s) {
-    if (s.executor == "slurm" && !s.uses.empty())
-      Error(s.uses_pos, "step '" + s.id + "' is a plugin step: plugin steps cannot run on Slurm yet (executor: local)");
     for (size_t i = 0; i < s.needs.size(); ++i) {
       if (s.needs[i] == s.id) Error(s.needs_pos[i], "step '" + s.id + "' needs itself");
       else if (!p_.FindStep(s.needs[i]))

@@ -190,6 +190,29 @@ steps:
   EXPECT_EQ(StepOf(run, "after")["state"], "succeeded");
 }
 
+TEST_F(SlurmTest, APluginStepRunsOnTheNodeInAPluginHostAndItsOutputsAndMetricsComeBack) {
+  ::setenv("SLUICE_PLUGIN_PATH", (std::string(SLUICE_TEST_PLUGINS) + "/testkit").c_str(), 1);
+  box_.Write("p.yaml", R"(name: plugged
+steps:
+  echo:
+    uses: testkit/echo
+    executor: slurm
+    with: {epochs: 3, greeting: "hi there", nested: {k: [1, 2]}}
+  after:
+    needs: [echo]
+    run: [sh, -c, 'printf "%s|%s" "$0" "$1" > got.txt', "${{ steps.echo.outputs.greeting }}", "${{ steps.echo.outputs.nested }}"]
+)");
+  Output o = box_.Sluice({"run", "p.yaml"});
+  ::unsetenv("SLUICE_PLUGIN_PATH");
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_EQ(box_.Read("got.txt"), "hi there|{\"k\":[1,2]}");
+  json echo = StepOf(ShowRun(box_, "latest"), "echo");
+  EXPECT_EQ(echo["attempts"][0]["job_id"].get<std::string>().rfind("slurm:", 0), 0u);
+  ASSERT_EQ(echo["metrics"].size(), 3u);
+  EXPECT_EQ(echo["metrics"][2]["name"], "loss");
+  EXPECT_NE(box_.Sluice({"logs", "latest", "echo"}).out.find("echo attempt 1\n"), std::string::npos);
+}
+
 TEST_F(SlurmTest, AForeachOfAHundredItemsRunsAsOneJobArray) {
   box_.Write("shim/sbatch", "#!/bin/sh\necho \"$@\" >> \"" + (box_.dir() / "sbatch-calls").string() + "\"\nexec /usr/bin/sbatch \"$@\"\n");
   fs::permissions(box_.dir() / "shim/sbatch", fs::perms::owner_all);
