@@ -6,7 +6,7 @@ packages=(
   libyaml-dev zlib1g-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libcli11-dev libssl-dev libgtest-dev
   python3 python3-numpy python3-jsonschema python3-yaml dataset-fashion-mnist
   libtorch-dev libcpp-httplib-dev libopenblas0-pthread
-  libboost-dev chromium nginx-light wrk
+  libboost-dev chromium fonts-liberation nginx-light wrk
   slurm-wlm munge
 )
 sudo=""
