@@ -3,7 +3,7 @@
 // with textContent or setAttribute, never parsed as markup.
 'use strict';
 
-const state = { csrf: '', scope: '', events: null, logStream: null, refreshTimer: 0, selected: null, run: null };
+const state = { csrf: '', scope: '', events: null, eventsKey: '', onChange: null, logStream: null, refreshTimer: 0, selected: null, run: null };
 const main = () => document.getElementById('main');
 
 // --- small DOM helpers -------------------------------------------------------
@@ -90,13 +90,21 @@ function closeStreams() {
   if (state.logStream) { state.logStream.close(); state.logStream = null; }
   clearTimeout(state.refreshTimer);
 }
+// One event stream per page: a page that draws itself again keeps its
+// stream (and only swaps the callback); navigation closes it (route()).
 function listen(run, onChange) {
+  const key = location.hash + '|' + run;
+  state.onChange = onChange;
+  if (state.events && state.eventsKey === key) return;
+  if (state.events) state.events.close();
   const es = new EventSource('/api/events' + (run ? '?run=' + run : ''));
-  const kick = () => { clearTimeout(state.refreshTimer); state.refreshTimer = setTimeout(onChange, 60); };
+  const kick = () => { clearTimeout(state.refreshTimer); state.refreshTimer = setTimeout(() => state.onChange(), 60); };
+  es.addEventListener('hello', kick);  // subscribed: read again what may have changed before
   es.addEventListener('run', kick);
   es.addEventListener('step', kick);
-  es.onerror = () => {};  // EventSource reconnects by itself
+  es.onerror = () => {};  // EventSource reconnects by itself (and gets a new hello)
   state.events = es;
+  state.eventsKey = key;
 }
 
 // --- the DAG picture -------------------------------------------------------------
@@ -215,7 +223,6 @@ function readParams(form, params) {
 
 async function pipelinePage(name) {
   const p = await api('GET', '/api/pipelines/' + encodeURIComponent(name));
-  const runs = await api('GET', '/api/pipelines/' + encodeURIComponent(name) + '/runs?limit=20');
   const head = el('h1', {}, p.name);
   if (!p.valid) { main().replaceChildren(head, el('pre', { class: 'error' }, p.errors.join('\n'))); return; }
   const err = el('p', { class: 'error', id: 'run-error' });
@@ -230,19 +237,25 @@ async function pipelinePage(name) {
     } catch (x) { err.textContent = x.message; }
   } }, p.params.map(paramInput), el('div', { class: 'actions' },
     el('button', { class: 'primary', type: 'submit', id: 'run-button', disabled: state.scope === 'read' }, 'Run')), err);
-  const runTable = el('table', {}, el('tr', {}, el('th', {}, 'Run'), el('th', {}, 'State'), el('th', {}, 'Trigger'), el('th', {}, 'Created'), el('th', {}, 'Duration')),
-    runs.runs.map((r) => el('tr', {}, el('td', {}, el('a', { href: '#/r/' + r.id }, '#' + r.id)), el('td', {}, badge(r.state)),
-                       el('td', {}, r.trigger), el('td', {}, when(r.created)), el('td', {}, duration(r.duration_ms)))));
+  // Only the runs table follows live changes: the form keeps what is typed in it.
+  const runsBox = el('div', { id: 'pipeline-runs' });
+  const drawRuns = async () => {
+    const runs = await api('GET', '/api/pipelines/' + encodeURIComponent(name) + '/runs?limit=20');
+    runsBox.replaceChildren(runs.runs.length ? el('table', {}, el('tr', {}, el('th', {}, 'Run'), el('th', {}, 'State'), el('th', {}, 'Trigger'), el('th', {}, 'Created'), el('th', {}, 'Duration')),
+      runs.runs.map((r) => el('tr', {}, el('td', {}, el('a', { href: '#/r/' + r.id }, '#' + r.id)), el('td', {}, badge(r.state)),
+                         el('td', {}, r.trigger), el('td', {}, when(r.created)), el('td', {}, duration(r.duration_ms))))) : el('p', { class: 'muted' }, 'No runs yet.'));
+  };
+  await drawRuns();
   main().replaceChildren(head, p.description ? el('p', { class: 'muted' }, p.description) : null,
     el('div', { class: 'cols' },
-      el('div', {}, el('h2', {}, 'DAG'), drawDag(p.dag, {}), el('h2', {}, 'Runs'), runs.runs.length ? runTable : el('p', { class: 'muted' }, 'No runs yet.')),
+      el('div', {}, el('h2', {}, 'DAG'), drawDag(p.dag, {}), el('h2', {}, 'Runs'), runsBox),
       el('div', {}, el('div', { class: 'card' }, el('h2', {}, 'Run with params'), p.params.length ? null : el('p', { class: 'muted' }, 'This pipeline has no params.'), form),
         p.schedules.length ? el('div', { class: 'card' }, el('h2', {}, 'Schedules'), p.schedules.map((s) => el('div', {},
           el('p', {}, `${s.cron} in ${s.timezone}` + (s.catchup ? '' : ' (no catch-up)')),
           el('ul', {}, s.next.map((t) => el('li', {}, when(t))))))) : null,
         p.webhook ? el('div', { class: 'card' }, el('h2', {}, 'Webhook'), el('p', {}, 'POST ', el('code', {}, p.webhook.path),
           ' signed with $' + p.webhook.secret_env)) : null)));
-  listen(0, () => { if (location.hash === '#/p/' + encodeURIComponent(name)) pipelinePage(name).catch(showError); });
+  listen(0, () => { if (location.hash === '#/p/' + encodeURIComponent(name)) drawRuns().catch(showError); });
 }
 
 async function runsPage() {
@@ -294,17 +307,33 @@ function stepPanel(run, stepId) {
   return panel;
 }
 
-// Shows an attempt's log: the whole of it once finished, else live.
+// Shows an attempt's log: the whole of it once finished, else live. The
+// text is kept across redraws of the run page, so the log never flickers.
 function followLog(runId, attempt, pre) {
   if (state.logStream) { state.logStream.close(); state.logStream = null; }
+  const key = `${runId}/${attempt.step}/${attempt.item}/${attempt.number}`;
+  if (!state.logCache || state.logCache.key !== key) state.logCache = { key, text: '', offset: 0, done: false };
+  const c = state.logCache;
+  const show = () => { pre.textContent = c.text || (c.done ? '(empty)' : ''); pre.scrollTop = pre.scrollHeight; };
+  show();
+  if (c.done) return;
   const base = `/api/runs/${runId}/steps/${encodeURIComponent(attempt.step)}/log?attempt=${attempt.number}&item=${attempt.item}`;
   if (attempt.state !== 'running') {
-    fetch(base, { credentials: 'same-origin' }).then((r) => (r.ok ? r.text() : '')).then((t) => { pre.textContent = t || '(empty)'; });
+    fetch(base, { credentials: 'same-origin' }).then((r) => (r.ok ? r.text() : '')).then((t) => {
+      c.text = t;
+      c.done = true;
+      show();
+    });
     return;
   }
-  const es = new EventSource(base + '&follow=1');
-  es.addEventListener('log', (e) => { pre.textContent += JSON.parse(e.data).text; pre.scrollTop = pre.scrollHeight; });
-  es.addEventListener('end', () => es.close());
+  const es = new EventSource(base + '&follow=1&offset=' + c.offset);
+  es.addEventListener('log', (e) => {
+    const d = JSON.parse(e.data);
+    c.text += d.text;
+    c.offset = d.offset;
+    show();
+  });
+  es.addEventListener('end', () => { c.done = true; es.close(); show(); });
   es.onerror = () => es.close();
   state.logStream = es;
 }

@@ -22,9 +22,11 @@ EventHub::~EventHub() {
 }
 
 void EventHub::Subscribe(std::shared_ptr<EventStream> stream, int64_t run_id) {
-  stream->Send("hello", nlohmann::json{{"run", run_id}}.dump());
+  // Subscribed first, then `hello`: a client that reads the state after its
+  // hello misses nothing between that read and its first event.
   std::lock_guard<std::mutex> lock(mu_);
-  subscribers_.push_back({std::move(stream), run_id});
+  subscribers_.push_back({stream, run_id});
+  stream->Send("hello", nlohmann::json{{"run", run_id}}.dump());
 }
 
 void EventHub::FollowLog(std::shared_ptr<EventStream> stream, const std::string& path, int64_t offset, int64_t run_id,

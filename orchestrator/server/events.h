@@ -7,7 +7,9 @@
 //   event: step  data: {"run": 12, "step": "train", "item": -1, "state": "succeeded", "attempts": 1}
 // Followed logs get `log` events (data: {"text": "..."}) as the file grows
 // and one `end` event once their attempt has finished and all was sent.
-// Every stream gets a comment every 15 s, so dead clients are noticed.
+// Every stream gets a comment every 15 s, so dead clients are noticed. A
+// new subscriber gets `hello` once it is subscribed: what it reads after
+// that, plus the events that follow, is the whole story.
 #pragma once
 
 #include <chrono>
