@@ -583,6 +583,19 @@ Status Engine::LaunchUnit(size_t u, const AttemptRequest& req, Result<Started> s
   unit.attempt.job_id = started->job_id;
   Status st = store_->AttemptStarted(unit.attempt);
   if (!st.ok()) return st;
+  MarkRunning(u);
+  Event e{Event::Kind::kStarted, s.id, rec.item, unit.attempt.number, unit.attempt.id, StepState::kRunning};
+  e.pid = started->pid;
+  e.job_id = started->job_id;
+  Emit(e);
+  return Status::Ok();
+}
+
+// The unit's attempt (unit.attempt) is running: count it, take its slots,
+// arm its timeout.
+void Engine::MarkRunning(size_t u) {
+  Unit& unit = units_[u];
+  const spec::Step& s = plan_.pipeline->steps[unit.node];
   unit.running = true;
   unit.stop = Unit::Stop::kNone;
   unit.killed = false;
@@ -591,11 +604,6 @@ Status Engine::LaunchUnit(size_t u, const AttemptRequest& req, Result<Started> s
   free_slots_ -= unit.slots;
   ++counts_.running;
   if (s.timeout) timers_.push({clock_->Now() + *s.timeout, Timer::Kind::kTimeout, u, unit.generation});
-  Event e{Event::Kind::kStarted, s.id, rec.item, unit.attempt.number, unit.attempt.id, StepState::kRunning};
-  e.pid = started->pid;
-  e.job_id = started->job_id;
-  Emit(e);
-  return Status::Ok();
 }
 
 // A unit whose attempt a dead orchestrator left running on a cluster, if the
@@ -613,14 +621,7 @@ bool Engine::AdoptUnit(size_t u) {
   std::string base = it->log_path.substr(0, it->log_path.size() - std::string(".log").size());
   unit.output_path = base + ".out";
   unit.files_dir = base + ".files";
-  unit.running = true;
-  unit.stop = Unit::Stop::kNone;
-  unit.killed = false;
-  ++unit.generation;
-  running_[unit.attempt.id] = u;
-  free_slots_ -= unit.slots;
-  ++counts_.running;
-  if (s.timeout) timers_.push({clock_->Now() + *s.timeout, Timer::Kind::kTimeout, u, unit.generation});
+  MarkRunning(u);
   Event e{Event::Kind::kStarted, s.id, rec.item, unit.attempt.number, unit.attempt.id, StepState::kRunning};
   e.job_id = unit.attempt.job_id;
   e.message = "adopted";

@@ -115,6 +115,7 @@ class Engine {
   // Counts a new attempt of the unit and fills in its record (not yet stored).
   void NewAttempt(size_t unit);
   bool AdoptUnit(size_t unit);
+  void MarkRunning(size_t unit);
   Status OnExit(const AttemptExit& exit);
   Status AfterFailure(size_t unit);
   Status ReuseCached(size_t unit, const CachedResult& hit, const std::string& fingerprint, const std::string& identity,

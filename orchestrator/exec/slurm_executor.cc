@@ -12,7 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <set>
 #include <sstream>
 
@@ -435,6 +434,14 @@ void ForwardTerm(int) {
 
 namespace {
 LocalExecutor* g_plugin_executor = nullptr;
+
+// The result file, whole or not at all: the executor may read it any moment.
+void WriteResult(const std::string& path, const json& result) {
+  std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << result.dump();
+  std::rename(tmp.c_str(), path.c_str());
+}
+
 void StopPlugin(int) {
   g_terminated = 1;
   if (g_plugin_executor) g_plugin_executor->Wake();
@@ -442,7 +449,8 @@ void StopPlugin(int) {
 
 // A plugin step on the node: a plugin host, as `isolation: process` runs it
 // locally; its outputs and metrics go into the result file.
-int RunPluginStep(const json& req, const std::function<void(const json&)>& write_result) {
+int RunPluginStep(const json& req) {
+  std::string result_path = req.value("result", std::string());
   const json& c = req["plugin"];
   std::string name = c.value("plugin", std::string());
   PluginCatalog catalog = PluginCatalog::LoadFor(req.value("plugin_folders", std::vector<std::string>{}), {name});
@@ -466,7 +474,7 @@ int RunPluginStep(const json& req, const std::function<void(const json&)>& write
   auto started = local.Start(a);
   if (!started.ok()) {
     std::fprintf(stderr, "sluice: %s\n", started.status().message().c_str());
-    write_result({{"exit_code", 1}, {"signal", 0}, {"reason", started.status().message()}});
+    WriteResult(result_path, {{"exit_code", 1}, {"signal", 0}, {"reason", started.status().message()}});
     return 1;
   }
   g_plugin_executor = &local;
@@ -490,8 +498,9 @@ int RunPluginStep(const json& req, const std::function<void(const json&)>& write
     for (const auto& [k, v] : *e->outputs) outputs[k] = v.ToJson();
   json metrics = json::array();
   for (const auto& m : e->metrics) metrics.push_back({{"name", m.name}, {"value", m.value}, {"step", m.step}});
-  write_result({{"exit_code", e->exit_code}, {"signal", e->signal}, {"reason", e->reason}, {"cancelled", e->cancelled},
-                {"outputs", outputs}, {"metrics", metrics}, {"terminated", g_terminated != 0}});
+  WriteResult(result_path, {{"exit_code", e->exit_code}, {"signal", e->signal}, {"reason", e->reason},
+                            {"cancelled", e->cancelled}, {"outputs", outputs}, {"metrics", metrics},
+                            {"terminated", g_terminated != 0}});
   return e->exit_code;
 }
 }  // namespace
@@ -510,14 +519,7 @@ int ExecStepMain(const std::string& path, bool array) {
   }
   std::ifstream in(request_path);
   json req = in ? json::parse(in, nullptr, false) : json();
-  if (req.is_object() && req.contains("plugin")) {
-    std::string result_path = req.value("result", std::string());
-    return RunPluginStep(req, [&](const json& res) {
-      std::string tmp = result_path + ".tmp";
-      std::ofstream(tmp) << res.dump();
-      std::rename(tmp.c_str(), result_path.c_str());
-    });
-  }
+  if (req.is_object() && req.contains("plugin")) return RunPluginStep(req);
   if (!req.is_object() || !req.contains("argv") || !req["argv"].is_array() || req["argv"].empty()) {
     std::fprintf(stderr, "sluice exec-step: cannot read the request %s\n", request_path.c_str());
     return 2;
@@ -534,10 +536,7 @@ int ExecStepMain(const std::string& path, bool array) {
   r.program = ResolveProgram(r.argv[0], path_env, r.workdir);
   std::string result_path = req.value("result", std::string());
   auto write_result = [&](int code, int sig) {
-    json res = {{"exit_code", code}, {"signal", sig}, {"terminated", g_terminated != 0}};
-    std::string tmp = result_path + ".tmp";
-    std::ofstream(tmp) << res.dump();
-    std::rename(tmp.c_str(), result_path.c_str());
+    WriteResult(result_path, {{"exit_code", code}, {"signal", sig}, {"terminated", g_terminated != 0}});
   };
   if (r.program.empty()) {
     std::fprintf(stderr, "sluice: command not found: %s\n", r.argv[0].c_str());

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "util/civil_time.h"
+
 #include "util/status.h"
 
 namespace sluice::schedule {
@@ -32,15 +34,9 @@ class TimeZone {
   int64_t initial_ = 0;
 };
 
-// Civil time (proleptic Gregorian), without a zone.
-struct CivilTime {
-  int year = 1970, month = 1, day = 1, hour = 0, minute = 0, second = 0;
-  int weekday = 4;  // 0 Sunday ... 6 Saturday
-};
-
-// Days since 1970-01-01 of a civil date, and back.
-int64_t DaysFromCivil(int year, int month, int day);
-CivilTime CivilFromSeconds(int64_t seconds);  // seconds since 1970-01-01T00:00 of some clock
-int DaysInMonth(int year, int month);
+using sluice::CivilFromSeconds;
+using sluice::CivilTime;
+using sluice::DaysFromCivil;
+using sluice::DaysInMonth;
 
 }  // namespace sluice::schedule

@@ -74,11 +74,6 @@ std::string Cookie(const Request& r, std::string_view name) {
   return "";
 }
 
-bool Inside(const fs::path& p, const fs::path& dir) {
-  auto rel = p.lexically_relative(dir);
-  return !rel.empty() && *rel.begin() != ".." && !rel.is_absolute();
-}
-
 // The real path of `p` if it exists and lies under `dir` (both resolved).
 std::optional<fs::path> ResolveInside(const fs::path& p, const fs::path& dir) {
   std::error_code ec;
@@ -89,12 +84,10 @@ std::optional<fs::path> ResolveInside(const fs::path& p, const fs::path& dir) {
   return real;
 }
 
-const char* ParamType(spec::ParamSpec::Type t) { return spec::ParamTypeName(t); }
-
 json ParamsOf(const spec::Pipeline& p) {
   json out = json::array();
   for (const spec::ParamSpec& ps : p.params) {
-    json j = {{"name", ps.name}, {"type", ParamType(ps.type)}, {"description", ps.description}};
+    json j = {{"name", ps.name}, {"type", spec::ParamTypeName(ps.type)}, {"description", ps.description}};
     j["default"] = ps.default_value ? ps.default_value->ToJson() : json();
     j["required"] = !ps.default_value;
     if (ps.min) j["min"] = *ps.min;

@@ -12,14 +12,10 @@ namespace fs = std::filesystem;
 
 Catalog::Catalog(std::string dir) : dir_(fs::weakly_canonical(fs::absolute(dir)).string()) {}
 
-namespace {
-
 bool Inside(const fs::path& p, const fs::path& dir) {
   auto rel = p.lexically_relative(dir);
   return !rel.empty() && *rel.begin() != ".." && !rel.is_absolute();
 }
-
-}  // namespace
 
 std::vector<std::shared_ptr<const CatalogEntry>> Catalog::List() {
   std::vector<fs::path> files;

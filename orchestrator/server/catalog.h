@@ -4,6 +4,7 @@
 // again when their size or modification time changes.
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,6 +14,10 @@
 #include "spec/pipeline.h"
 
 namespace sluice::server {
+
+// True if the path `p` lies under `dir` (both already resolved or both
+// lexically normal): the check behind every file the server reads.
+bool Inside(const std::filesystem::path& p, const std::filesystem::path& dir);
 
 struct CatalogEntry {
   std::string name;          // the pipeline's name; the file's stem if it has none

@@ -36,11 +36,6 @@ void EventHub::FollowLog(std::shared_ptr<EventStream> stream, const std::string&
   cv_.notify_all();
 }
 
-size_t EventHub::subscribers() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return subscribers_.size();
-}
-
 void EventHub::Broadcast(int64_t run_id, const char* event, const std::string& data) {
   for (auto& s : subscribers_)
     if (s.run_id == 0 || s.run_id == run_id) s.stream->Send(event, data);

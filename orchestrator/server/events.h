@@ -38,7 +38,6 @@ class EventHub {
   // (run, step, item) has finished.
   void FollowLog(std::shared_ptr<EventStream> stream, const std::string& path, int64_t offset, int64_t run_id,
                  const std::string& step, int item, int number);
-  size_t subscribers();
 
  private:
   struct Subscriber {

@@ -23,10 +23,11 @@ struct Measure {
   int code = 0;
 };
 
-// Runs argv (argv[0] searched on PATH) in `dir`, with extra "K=V" entries
-// on top of our environment; stdout and stderr go to /dev/null.
-inline Measure Run(const std::vector<std::string>& args, const std::filesystem::path& dir,
-                   const std::vector<std::string>& extra_env = {}) {
+// Starts argv (argv[0] searched on PATH) in `dir` (here if empty), with
+// extra "K=V" entries on top of our environment; stdout and stderr go to
+// `output`. Exits the benchmark if it cannot start.
+inline pid_t Spawn(const std::vector<std::string>& args, const std::filesystem::path& dir,
+                   const std::vector<std::string>& extra_env = {}, const std::string& output = "/dev/null") {
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) env.emplace_back(*e);
   env.insert(env.end(), extra_env.begin(), extra_env.end());
@@ -38,19 +39,26 @@ inline Measure Run(const std::vector<std::string>& args, const std::filesystem::
   argv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addchdir_np(&fa, dir.c_str());
-  auto t0 = std::chrono::steady_clock::now();
+  posix_spawn_file_actions_addopen(&fa, 1, output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  if (!dir.empty()) posix_spawn_file_actions_addchdir_np(&fa, dir.c_str());
   pid_t pid;
   if (posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data()) != 0) {
     std::fprintf(stderr, "cannot start %s\n", argv[0]);
     std::exit(1);
   }
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+// Runs it to the end (as Spawn, output to /dev/null).
+inline Measure Run(const std::vector<std::string>& args, const std::filesystem::path& dir,
+                   const std::vector<std::string>& extra_env = {}) {
+  auto t0 = std::chrono::steady_clock::now();
+  pid_t pid = Spawn(args, dir, extra_env);
   int status;
   rusage ru;
   wait4(pid, &status, 0, &ru);
-  posix_spawn_file_actions_destroy(&fa);
   Measure m;
   m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   m.max_rss_kb = ru.ru_maxrss;

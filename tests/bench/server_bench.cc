@@ -29,36 +29,13 @@
 #include <vector>
 
 #include "../common/free_port.h"
+#include "measure.h"
 #include "store/store.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-extern char** environ;
 
 namespace {
-
-pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& extra_env, const fs::path& log) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  env.insert(env.end(), extra_env.begin(), extra_env.end());
-  std::vector<char*> envp, argv;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> a = args;
-  for (auto& s : a) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid;
-  if (posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data()) != 0) {
-    std::fprintf(stderr, "cannot start %s\n", argv[0]);
-    std::exit(1);
-  }
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
-}
 
 void Stop(pid_t pid) {
   ::kill(pid, SIGTERM);
@@ -66,22 +43,9 @@ void Stop(pid_t pid) {
   ::waitpid(pid, &status, 0);
 }
 
-int Connect(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // One GET; the body (or "" on failure).
 std::string Fetch(int port, const std::string& path, const std::string& token) {
-  int fd = Connect(port);
+  int fd = sluice::testing::ConnectLoopback(port);
   if (fd < 0) return "";
   std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
@@ -142,7 +106,7 @@ WrkResult Wrk(int port, const std::string& path, const std::string& token, int c
 
 bool WaitHealthy(int port) {
   for (int i = 0; i < 200; ++i) {
-    int fd = Connect(port);
+    int fd = sluice::testing::ConnectLoopback(port);
     if (fd >= 0) {
       ::close(fd);
       return true;
@@ -195,9 +159,9 @@ int main(int argc, char** argv) {
   if (!token.ok()) return 1;
 
   int sport = sluice::testing::FreePort();
-  pid_t server = Spawn({sluice, "serve", "--dir", pipelines.string(), "--port", std::to_string(sport),
-                        "--max-connections", "4096"},
-                       {"SLUICE_HOME=" + home.string()}, dir / "serve.log");
+  pid_t server = bench::Spawn({sluice, "serve", "--dir", pipelines.string(), "--port", std::to_string(sport),
+                               "--max-connections", "4096"},
+                              "", {"SLUICE_HOME=" + home.string()}, (dir / "serve.log").string());
   if (!WaitHealthy(sport)) {
     std::fprintf(stderr, "sluice serve did not start; see %s\n", (dir / "serve.log").c_str());
     return 1;
@@ -224,8 +188,8 @@ int main(int argc, char** argv) {
          << "    location = /api/runs { default_type application/json; try_files /runs.json =404; }\n  }\n}\n";
   }
   fs::create_directories(dir / "tmp");
-  pid_t nginx = Spawn({"nginx", "-p", dir.string(), "-c", (dir / "nginx.conf").string(), "-g", "daemon off;"}, {},
-                      dir / "nginx.log");
+  pid_t nginx = bench::Spawn({"nginx", "-p", dir.string(), "-c", (dir / "nginx.conf").string(), "-g", "daemon off;"}, "",
+                             {}, (dir / "nginx.log").string());
   if (!WaitHealthy(nport) || Fetch(nport, "/api/runs?limit=50", "") != runs_json) {
     std::fprintf(stderr, "nginx did not serve the same JSON; see %s\n", (dir / "nginx.err").c_str());
     Stop(server);
@@ -258,7 +222,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> seen(static_cast<size_t>(clients));
   std::string req = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + *token + "\r\n\r\n";
   for (int i = 0; i < clients; ++i) {
-    int fd = Connect(sport);
+    int fd = sluice::testing::ConnectLoopback(sport);
     if (fd < 0 || ::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
       std::fprintf(stderr, "SSE client %d could not connect\n", i);
       return 1;

@@ -47,15 +47,8 @@ const char* kBroken = "name: broken\nsteps:\n  a: {run: \"true\", nedds: [b]}\n"
 // Writes `request` to a new connection and reads until the server closes it
 // or `limit` passes.
 std::string Exchange(int port, const std::string& request, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return "";
-  }
+  int fd = ConnectLoopback(port);
+  if (fd < 0) return "";
   if (!request.empty()) (void)!::write(fd, request.data(), request.size());
   std::string out;
   auto end = std::chrono::steady_clock::now() + limit;
@@ -489,12 +482,8 @@ TEST_F(ServeLimitsTest, ASlowClientIsDroppedWhileOthersAreServed) {
 TEST_F(ServeLimitsTest, ConnectionsOverTheLimitAreAnswered503AndClosed) {
   std::vector<int> idle;
   for (int i = 0; i < 8; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port_));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    int fd = ConnectLoopback(port_);
+    ASSERT_GE(fd, 0);
     idle.push_back(fd);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
