@@ -1,5 +1,8 @@
 #include "spec/expr.h"
 
+#include <algorithm>
+#include <unordered_map>
+
 #include <nlohmann/json.hpp>
 
 #include "util/strings.h"
@@ -21,6 +24,7 @@ class Parser {
     Skip();
     if (pos_ >= t_.size()) return ExprError{pos_, "empty expression"};
     auto e = ParseOr();
+    levels_.clear();
     if (!error_ && (Skip(), pos_ < t_.size()))
       Fail(pos_, "unexpected " + Quote(t_.substr(pos_, 1)) + " after the expression");
     if (error_) return error_;
@@ -31,6 +35,51 @@ class Parser {
  private:
   void Fail(size_t at, std::string msg) {
     if (!error_) error_ = ExprError{at, std::move(msg)};
+  }
+
+  // Nesting. Every `(`, `!`, function call and binary operator is one level
+  // around what it holds; a reference or literal is level 0. Two checks keep
+  // to kMaxExprDepth: Enter() before the parser recurses into something
+  // (which bounds the parser's own stack: `((((...` fails at the 33rd `(`),
+  // and Wrap() when a construct is complete (which bounds the tree, whose
+  // depth the evaluator and the loader's checks recurse over: `a || b || ...`
+  // builds a left-deep tree without recursing).
+  bool Enter(size_t at) {
+    if (open_ >= kMaxExprDepth) {
+      TooDeep(at);
+      return false;
+    }
+    ++open_;
+    return true;
+  }
+  void Leave() { --open_; }
+  int Level(const Expr* e) const {
+    auto it = levels_.find(e);
+    return it == levels_.end() ? 0 : it->second;
+  }
+  // Records that `e` is one level around parts as deep as `inner`.
+  void Wrap(const Expr* e, int inner, size_t at) {
+    if (inner + 1 > kMaxExprDepth) TooDeep(at);
+    levels_[e] = inner + 1;
+  }
+  void TooDeep(size_t at) {
+    Fail(at, "nested deeper than " + std::to_string(kMaxExprDepth) +
+                 " levels of parentheses, operators and calls (the limit)");
+  }
+  // A binary operator node over `left` and the operand parsed by `right`.
+  template <typename ParseRight>
+  std::unique_ptr<Expr> Binary(Expr::Kind k, std::unique_ptr<Expr> left, size_t op_at, ParseRight right) {
+    auto n = Node(k, left->offset);
+    int inner = Level(left.get());
+    n->args.push_back(std::move(left));
+    if (Enter(op_at)) {
+      n->args.push_back((this->*right)());
+      Leave();
+    } else {
+      n->args.push_back(Node(Expr::Kind::kLiteral, op_at));
+    }
+    Wrap(n.get(), std::max(inner, Level(n->args[1].get())), op_at);
+    return n;
   }
   void Skip() {
     while (pos_ < t_.size() && (t_[pos_] == ' ' || t_[pos_] == '\t' || t_[pos_] == '\n' || t_[pos_] == '\r'))
@@ -56,22 +105,13 @@ class Parser {
 
   std::unique_ptr<Expr> ParseOr() {
     auto left = ParseAnd();
-    while (!error_ && (Skip(), true) && Eat("||")) {
-      auto n = Node(Expr::Kind::kOr, left->offset);
-      n->args.push_back(std::move(left));
-      n->args.push_back(ParseAnd());
-      left = std::move(n);
-    }
+    while (!error_ && (Skip(), true) && Eat("||"))
+      left = Binary(Expr::Kind::kOr, std::move(left), pos_ - 2, &Parser::ParseAnd);
     return left;
   }
   std::unique_ptr<Expr> ParseAnd() {
     auto left = ParseCompare();
-    while (!error_ && Eat("&&")) {
-      auto n = Node(Expr::Kind::kAnd, left->offset);
-      n->args.push_back(std::move(left));
-      n->args.push_back(ParseCompare());
-      left = std::move(n);
-    }
+    while (!error_ && Eat("&&")) left = Binary(Expr::Kind::kAnd, std::move(left), pos_ - 2, &Parser::ParseCompare);
     return left;
   }
   std::unique_ptr<Expr> ParseCompare() {
@@ -81,10 +121,8 @@ class Parser {
     static const char* kOps[] = {"==", "!=", "<=", ">=", "<", ">"};
     for (const char* op : kOps) {
       if (Eat(op)) {
-        auto n = Node(Expr::Kind::kCompare, left->offset);
+        auto n = Binary(Expr::Kind::kCompare, std::move(left), pos_ - std::string_view(op).size(), &Parser::ParseUnary);
         n->op = op;
-        n->args.push_back(std::move(left));
-        n->args.push_back(ParseUnary());
         Skip();
         for (const char* op2 : kOps)
           if (t_.substr(pos_, std::string_view(op2).size()) == op2)
@@ -100,7 +138,10 @@ class Parser {
     if (pos_ < t_.size() && t_[pos_] == '!' && t_.substr(pos_, 2) != "!=") {
       ++pos_;
       auto n = Node(Expr::Kind::kNot, at);
+      if (!Enter(at)) return n;
       n->args.push_back(ParseUnary());
+      Leave();
+      Wrap(n.get(), Level(n->args[0].get()), at);
       return n;
     }
     return ParsePrimary();
@@ -115,8 +156,11 @@ class Parser {
     char c = t_[pos_];
     if (c == '(') {
       ++pos_;
+      if (!Enter(at)) return Node(Expr::Kind::kLiteral, at);
       auto e = ParseOr();
+      Leave();
       if (!Eat(")")) Fail(pos_, "expected ')'");
+      Wrap(e.get(), Level(e.get()), at);  // the parentheses leave no node but count as a level
       return e;
     }
     if (c == '\'' || c == '"') return ParseString(c);
@@ -195,11 +239,17 @@ class Parser {
         ++pos_;
         auto n = Node(Expr::Kind::kCall, at);
         n->op = w;
+        if (!Enter(at)) return n;
+        int inner = 0;
         if (!Eat(")")) {
-          do n->args.push_back(ParseOr());
-          while (!error_ && Eat(","));
+          do {
+            n->args.push_back(ParseOr());
+            inner = std::max(inner, Level(n->args.back().get()));
+          } while (!error_ && Eat(","));
           if (!Eat(")")) Fail(pos_, "expected ')' after the arguments of " + w + "()");
         }
+        Leave();
+        Wrap(n.get(), inner, at);
         return n;
       }
     }
@@ -211,6 +261,8 @@ class Parser {
   std::string_view t_;
   size_t pos_ = 0;
   std::optional<ExprError> error_;
+  int open_ = 0;                                   // constructs the parser is inside
+  std::unordered_map<const Expr*, int> levels_;    // nodes above level 0
 };
 
 std::string Describe(const Value& v) {

@@ -33,7 +33,14 @@ struct ExprError {
   std::string message;  // "expected ')'", "unknown function 'sucess' (did you mean ...)"
 };
 
-// Parses `text` (the part between `${{` and `}}`). On failure returns the error.
+// The deepest nesting an expression may have: each `(`, `!`, function call
+// and binary operator (`||`, `&&`, a comparison) is one level around what it
+// holds, so 32 nested parentheses, or a chain of 32 `||`, is the most. The
+// evaluator and the loader recurse over expressions; this bounds their stack.
+constexpr int kMaxExprDepth = 32;
+
+// Parses `text` (the part between `${{` and `}}`). On failure returns the
+// error; nesting over kMaxExprDepth is one, at the construct that crosses it.
 std::optional<ExprError> ParseExpr(std::string_view text, std::unique_ptr<Expr>* out);
 
 // Calls `visit` for every kRef and kCall node, in source order.

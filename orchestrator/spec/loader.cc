@@ -39,7 +39,7 @@ class Loader {
     p_.text = text_;
     auto parsed = ParseYaml(text_);
     if (auto* err = std::get_if<YamlError>(&parsed))
-      return Status::InvalidSpec(At(file_, err->pos, "malformed YAML: " + err->message));
+      return Status::InvalidSpec(At(file_, err->pos, (err->malformed ? "malformed YAML: " : "") + err->message));
     LoadRoot(std::get<YamlNode>(parsed));
     if (!errors_.empty()) return Status::InvalidSpec(Join(errors_, "\n"));
     return std::move(p_);

@@ -23,20 +23,30 @@ const Expr* Template::SingleExpression() const {
 
 namespace {
 
-// Position of byte `offset` of a scalar that starts at `pos`.
-SourcePos Advance(std::string_view text, SourcePos pos, int column_shift, size_t offset) {
-  SourcePos p = pos;
-  p.column += column_shift;
-  for (size_t i = 0; i < offset && i < text.size(); ++i) {
-    if (text[i] == '\n') {
+// Positions of bytes of a scalar that starts at `pos`, asked for in
+// increasing order: one pass over the text for all of them (a line of many
+// expressions must not cost time quadratic in its length).
+class Positions {
+ public:
+  Positions(std::string_view text, SourcePos pos, int column_shift) : text_(text), start_(pos), at_(pos) {
+    at_.column += column_shift;
+  }
+  SourcePos Of(size_t offset) {
+    for (; done_ < offset && done_ < text_.size() && !lost_; ++done_) {
       // Continuation lines of a block scalar: the column is unknowable from
       // here, so report the scalar's own position.
-      return pos;
+      if (text_[done_] == '\n') lost_ = true;
+      else ++at_.column;
     }
-    ++p.column;
+    return lost_ ? start_ : at_;
   }
-  return p;
-}
+
+ private:
+  std::string_view text_;
+  SourcePos start_, at_;
+  size_t done_ = 0;
+  bool lost_ = false;
+};
 
 }  // namespace
 
@@ -45,6 +55,7 @@ std::optional<std::pair<SourcePos, std::string>> ParseTemplate(std::string_view 
   out->parts.clear();
   out->source = std::string(text);
   out->pos = pos;
+  Positions positions(text, pos, column_shift);
   size_t i = 0;
   while (i < text.size()) {
     size_t open = text.find("${{", i);
@@ -54,12 +65,12 @@ std::optional<std::pair<SourcePos, std::string>> ParseTemplate(std::string_view 
     }
     if (open > i) out->parts.push_back({std::string(text.substr(i, open - i)), nullptr, "", {}});
     size_t close = text.find("}}", open + 3);
-    SourcePos at = Advance(text, pos, column_shift, open);
+    SourcePos at = positions.Of(open);
     if (close == std::string_view::npos) return std::make_pair(at, std::string("'${{' without a closing '}}'"));
     std::string_view body = text.substr(open + 3, close - open - 3);
     std::unique_ptr<Expr> e;
     if (auto err = ParseExpr(body, &e)) {
-      return std::make_pair(Advance(text, pos, column_shift, open + 3 + err->offset),
+      return std::make_pair(positions.Of(open + 3 + err->offset),
                             "bad expression '" + std::string(body) + "': " + err->message);
     }
     Template::Part part;

@@ -1,6 +1,8 @@
 #include "spec/yaml_tree.h"
 
+#include <algorithm>
 #include <map>
+#include <optional>
 
 #include <yaml.h>
 
@@ -24,16 +26,49 @@ struct Event {
   ~Event() { yaml_event_delete(&e); }
 };
 
+// An anchored node with what copying it costs: its height (0 for a scalar,
+// 1 for a collection of scalars), its nodes and its bytes of scalar text.
+struct Anchor {
+  YamlNode node;
+  int height = 0;
+  size_t nodes = 0;
+  size_t bytes = 0;
+};
+
+// Recursion is bounded: a node is at most kMaxYamlDepth deep.
+void Measure(const YamlNode& n, int* height, size_t* nodes, size_t* bytes) {
+  *height = 0;
+  ++*nodes;
+  *bytes += n.scalar.size();
+  auto child = [&](const YamlNode& c) {
+    int h = 0;
+    Measure(c, &h, nodes, bytes);
+    *height = std::max(*height, h + 1);
+  };
+  if (n.IsSequence() || n.IsMap()) *height = 1;
+  for (const YamlNode& c : n.items) child(c);
+  for (const auto& [k, v] : n.entries) {
+    child(k);
+    child(v);
+  }
+}
+
+YamlError LimitError(const yaml_mark_t& m, std::string message) { return YamlError{PosOf(m), std::move(message), false}; }
+
 }  // namespace
 
 std::variant<YamlNode, YamlError> ParseYaml(const std::string& text) {
+  if (text.size() > kMaxSpecBytes)
+    return YamlError{{1, 1}, "the spec is " + std::to_string(text.size()) + " bytes, over the limit of " +
+                                 std::to_string(kMaxSpecBytes) + " bytes (16 MiB)", false};
   Parser parser;
   yaml_parser_set_input_string(&parser.p, reinterpret_cast<const unsigned char*>(text.data()), text.size());
   // Containers being built, innermost last; the bottom one holds the document.
   std::vector<YamlNode> stack(1);
   std::vector<bool> awaiting_value(1, false);
-  std::map<std::string, YamlNode> anchors;
+  std::map<std::string, Anchor> anchors;
   std::vector<std::string> open_anchors(1);
+  size_t copied_nodes = 0, copied_bytes = 0;  // what anchors and aliases have copied so far
   int documents = 0;
   bool done = false;
 
@@ -50,6 +85,28 @@ std::variant<YamlNode, YamlError> ParseYaml(const std::string& text) {
       top.entries.back().second = std::move(node);
       awaiting_value.back() = false;
     }
+  };
+
+  // Counts a copy of `a` against the document's budget; an error at `pos` once it is spent.
+  auto charge = [&](const Anchor& a, SourcePos pos) -> std::optional<YamlError> {
+    copied_nodes += a.nodes;
+    copied_bytes += a.bytes;
+    if (copied_nodes > kMaxAliasNodes)
+      return YamlError{pos, "the anchors and aliases in this spec copy more than " + std::to_string(kMaxAliasNodes) +
+                                " nodes (the limit)", false};
+    if (copied_bytes > kMaxAliasBytes)
+      return YamlError{pos, "the anchors and aliases in this spec copy more than " + std::to_string(kMaxAliasBytes) +
+                                " bytes of text (the limit)", false};
+    return std::nullopt;
+  };
+  // Keeps a copy of `n` for the aliases that name it.
+  auto define = [&](const std::string& name, const YamlNode& n) -> std::optional<YamlError> {
+    Anchor a;
+    Measure(n, &a.height, &a.nodes, &a.bytes);
+    if (auto err = charge(a, n.pos)) return err;
+    a.node = n;  // copied only once it is paid for
+    anchors[name] = std::move(a);
+    return std::nullopt;
   };
 
   while (!done) {
@@ -75,7 +132,8 @@ std::variant<YamlNode, YamlError> ParseYaml(const std::string& text) {
                    e.data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
         bool plain = e.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
         n.kind = plain && IsNullText(n.scalar) ? YamlNode::Kind::kNull : YamlNode::Kind::kScalar;
-        if (e.data.scalar.anchor) anchors[reinterpret_cast<const char*>(e.data.scalar.anchor)] = n;
+        if (e.data.scalar.anchor)
+          if (auto err = define(reinterpret_cast<const char*>(e.data.scalar.anchor), n)) return *err;
         attach(std::move(n));
         break;
       }
@@ -84,11 +142,20 @@ std::variant<YamlNode, YamlError> ParseYaml(const std::string& text) {
         if (it == anchors.end())
           return YamlError{PosOf(e.start_mark), std::string("unknown anchor '") +
                                                     reinterpret_cast<const char*>(e.data.alias.anchor) + "'"};
-        attach(it->second);
+        const Anchor& a = it->second;
+        // stack.size() - 1 collections are open; the copy goes inside the innermost.
+        if (static_cast<int>(stack.size() - 1) + a.height > kMaxYamlDepth)
+          return LimitError(e.start_mark, "this alias nests the YAML deeper than " + std::to_string(kMaxYamlDepth) +
+                                              " levels (the limit)");
+        if (auto err = charge(a, PosOf(e.start_mark))) return *err;
+        attach(a.node);
         break;
       }
       case YAML_SEQUENCE_START_EVENT:
       case YAML_MAPPING_START_EVENT: {
+        if (static_cast<int>(stack.size() - 1) >= kMaxYamlDepth)
+          return LimitError(e.start_mark, "the YAML nests deeper than " + std::to_string(kMaxYamlDepth) +
+                                              " levels (the limit)");
         YamlNode n;
         n.pos = PosOf(e.start_mark);
         n.kind = e.type == YAML_SEQUENCE_START_EVENT ? YamlNode::Kind::kSequence : YamlNode::Kind::kMap;
@@ -106,7 +173,8 @@ std::variant<YamlNode, YamlError> ParseYaml(const std::string& text) {
         stack.pop_back();
         awaiting_value.pop_back();
         open_anchors.pop_back();
-        if (!anchor.empty()) anchors[anchor] = n;
+        if (!anchor.empty())
+          if (auto err = define(anchor, n)) return *err;
         attach(std::move(n));
         break;
       }

@@ -4,6 +4,12 @@
 // report them), scalars keep whether they were quoted. Anchors and aliases
 // are resolved by copying.
 //
+// The text may be hostile (POST /api/validate takes a read-scope token), so
+// the parse is bounded: the text's size, the tree's nesting depth and what
+// aliases may copy (a few hundred bytes of nested aliases, "billion laughs",
+// would otherwise expand to gigabytes). Every limit is an error with the
+// place where it is crossed. The limits are documented in specs/pipeline.md.
+//
 // Why not yaml-cpp: on a 100,000-step spec it took 1.7 s and 490 MB; this
 // takes a small fraction of both (tests/bench/dag_bench prints the load time).
 #pragma once
@@ -36,9 +42,20 @@ class YamlNode {
   size_t size() const { return IsMap() ? entries.size() : items.size(); }
 };
 
+// The largest spec text, in bytes.
+constexpr size_t kMaxSpecBytes = 16 << 20;
+// The deepest nesting of sequences and maps: the document's top-level map is
+// depth 1, a step's `with:` map depth 4. Aliases count where they are copied to.
+constexpr int kMaxYamlDepth = 64;
+// What aliases may add to one document, all aliases together: nodes (every
+// scalar, null, sequence and map copied, keys included) and bytes of scalar text.
+constexpr size_t kMaxAliasNodes = 100'000;
+constexpr size_t kMaxAliasBytes = 16 << 20;
+
 struct YamlError {
   SourcePos pos;
   std::string message;   // "did not find expected ',' or ']' (while parsing a flow sequence)"
+  bool malformed = true;  // false: well-formed YAML over one of the limits above
 };
 
 // Parses the one document in `text`. An empty text is a null node.

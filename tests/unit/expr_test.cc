@@ -144,3 +144,85 @@ TEST(TemplateTest, UnclosedExpressionIsAnError) {
   EXPECT_EQ(err->first.column, 15);
   EXPECT_EQ(err->second, "'${{' without a closing '}}'");
 }
+
+// --- The nesting limit (kMaxExprDepth) --------------------------------------
+
+namespace {
+
+std::optional<ExprError> ParseOnly(const std::string& text) {
+  std::unique_ptr<Expr> e;
+  return ParseExpr(text, &e);
+}
+
+// `op` between `n + 1` operands: n operators, a left-deep chain n levels deep.
+std::string Chain(int n, const std::string& op) {
+  std::string s = "true";
+  for (int i = 0; i < n; ++i) s += " " + op + " true";
+  return s;
+}
+
+const char* kTooDeep = "nested deeper than 32 levels of parentheses, operators and calls (the limit)";
+
+}  // namespace
+
+TEST(ExprTest, ThirtyTwoNestedParenthesesParseAndEvaluate) {
+  MapContext ctx;
+  EXPECT_EQ(Eval(std::string(32, '(') + "true" + std::string(32, ')'), ctx), Value::Bool(true));
+  // The comparison inside is a level of its own.
+  EXPECT_EQ(Eval(std::string(31, '(') + "1 == 1" + std::string(31, ')'), ctx), Value::Bool(true));
+  EXPECT_TRUE(ParseOnly(std::string(32, '(') + "1 == 1" + std::string(32, ')')));
+}
+
+TEST(ExprTest, ThirtyThreeNestedParenthesesAreAnErrorAtTheThirtyThirdParenthesis) {
+  auto err = ParseOnly(std::string(33, '(') + "true" + std::string(33, ')'));
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->offset, 32u);
+  EXPECT_EQ(err->message, kTooDeep);
+}
+
+TEST(ExprTest, AHundredThousandNestedParenthesesAreAnErrorNotAStackOverflow) {
+  auto err = ParseOnly(std::string(100000, '(') + "true" + std::string(100000, ')'));
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->offset, 32u);
+  EXPECT_EQ(err->message, kTooDeep);
+  err = ParseOnly(std::string(100000, '!') + "true");
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->offset, 32u);
+}
+
+TEST(ExprTest, AChainOfThirtyTwoOperatorsParsesAndEvaluates) {
+  MapContext ctx;
+  EXPECT_EQ(Eval(Chain(32, "||"), ctx), Value::Bool(true));
+  EXPECT_EQ(Eval(Chain(32, "&&"), ctx), Value::Bool(true));
+}
+
+TEST(ExprTest, AChainOfThirtyThreeOperatorsIsAnErrorAtTheThirtyThirdOperator) {
+  for (const char* op : {"||", "&&"}) {
+    std::string text = Chain(33, op);
+    auto err = ParseOnly(text);
+    ASSERT_TRUE(err) << op;
+    EXPECT_EQ(err->offset, text.rfind(op)) << op;
+    EXPECT_EQ(err->message, kTooDeep);
+  }
+  // A chain of a hundred thousand builds no tree deeper than the limit.
+  auto err = ParseOnly(Chain(100000, "||"));
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->message, kTooDeep);
+}
+
+TEST(ExprTest, NotsCallsAndComparisonsCountAsLevelsToo) {
+  MapContext ctx;
+  // 31 nots around a comparison: 32 levels.
+  EXPECT_EQ(Eval(std::string(31, '!') + "1 == 1", ctx), Value::Bool(false));
+  auto err = ParseOnly(std::string(32, '!') + "1 == 1");
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->offset, 34u) << "the == that makes the 33rd level";
+  EXPECT_EQ(err->message, kTooDeep);
+  std::string calls;
+  for (int i = 0; i < 32; ++i) calls += "toJSON(";
+  EXPECT_FALSE(ParseOnly(calls + "1" + std::string(32, ')')));
+  err = ParseOnly("toJSON(" + calls + "1" + std::string(33, ')'));
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->offset, 32u * 7u) << "the 33rd call";
+  EXPECT_EQ(err->message, kTooDeep);
+}

@@ -313,3 +313,110 @@ steps:
   EXPECT_EQ(Error("name: bad\non: {cron: x}\nsteps: {a: {run: 'true'}}\n"),
             "p.yaml:2:6: unknown key 'cron' in on");
 }
+
+// --- Limits against hostile specs (specs/pipeline.md, "Limits") -------------
+
+namespace {
+
+// A plugin step whose `with:` (depth 4: top map, steps, the step, with) holds `value` under `k`.
+std::string WithValue(const std::string& value) {
+  return "name: demo\nsteps:\n  a:\n    uses: data/split\n    with:\n      k: " + value + "\n";
+}
+
+std::string Nested(int levels, const std::string& inner = "x") {
+  return std::string(levels, '[') + inner + std::string(levels, ']');
+}
+
+// An anchor on a list of `n - 1` scalars (n nodes) and `copies` aliases of it.
+std::string AnchorAndAliases(int n, int copies) {
+  std::string s = "name: demo\nsteps:\n  a:\n    uses: data/split\n    with:\n      big: &big [x";
+  for (int i = 1; i < n - 1; ++i) s += ",x";
+  s += "]\n      copies: [";
+  for (int i = 0; i < copies; ++i) s += i ? ", *big" : "*big";
+  return s + "]\n";
+}
+
+}  // namespace
+
+TEST(SpecLoaderTest, YamlNestedExactlyAtTheDepthLimitLoads) {
+  // with: is depth 4, so 60 brackets make depth 64.
+  Pipeline p = Load(WithValue(Nested(60)));
+  EXPECT_EQ(p.steps.size(), 1u);
+}
+
+TEST(SpecLoaderTest, YamlNestedOneLevelPastTheDepthLimitIsAnErrorAtTheLevelThatCrossesIt) {
+  EXPECT_EQ(Error(WithValue(Nested(61))), "p.yaml:6:70: the YAML nests deeper than 64 levels (the limit)");
+}
+
+TEST(SpecLoaderTest, DeeplyNestedYamlIsRefusedWithoutExhaustingTheStack) {
+  EXPECT_EQ(Error(WithValue(Nested(200000))), "p.yaml:6:70: the YAML nests deeper than 64 levels (the limit)");
+}
+
+TEST(SpecLoaderTest, AnAliasCountsAtTheDepthItIsCopiedTo) {
+  // The anchored list is 60 deep; copied into with: (4 open levels) it reaches 64, one map further 65.
+  Load(WithValue("&d " + Nested(60)) + "      again: *d\n");
+  EXPECT_EQ(Error(WithValue("&d " + Nested(60)) + "      again: {k: *d}\n"),
+            "p.yaml:7:18: this alias nests the YAML deeper than 64 levels (the limit)");
+}
+
+TEST(SpecLoaderTest, AnchorsAndAliasesCopyingExactlyTheNodeLimitLoad) {
+  // The anchor keeps one copy of its 10,000 nodes, nine aliases copy 90,000 more.
+  Pipeline p = Load(AnchorAndAliases(10000, 9));
+  EXPECT_EQ(p.steps.size(), 1u);
+}
+
+TEST(SpecLoaderTest, AnAliasCopyingOneNodePastTheLimitIsAnErrorAtTheAlias) {
+  EXPECT_EQ(Error(AnchorAndAliases(10000, 10)),
+            "p.yaml:7:70: the anchors and aliases in this spec copy more than 100000 nodes (the limit)");
+  // One node past the other way: an anchor one node larger, and the ninth alias is one too many.
+  EXPECT_EQ(Error(AnchorAndAliases(10001, 9)), "p.yaml:7:64: the anchors and aliases in this spec copy more than 100000 nodes (the limit)");
+}
+
+TEST(SpecLoaderTest, ABillionLaughsIsRefusedAtTheAliasThatSpendsTheBudget) {
+  std::string s = "name: demo\nsteps:\n  a:\n    uses: data/split\n    with:\n      l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  for (int i = 1; i <= 9; ++i) {
+    std::string prev = "*l" + std::to_string(i - 1);
+    s += "      l" + std::to_string(i) + ": &l" + std::to_string(i) + " [" + prev;
+    for (int k = 1; k < 10; ++k) s += ", " + prev;
+    s += "]\n";
+  }
+  // By the end of l3 (11,111 nodes) 24,674 nodes are spent; l4's seventh alias of l3 crosses 100,000.
+  EXPECT_EQ(Error(s), "p.yaml:10:46: the anchors and aliases in this spec copy more than 100000 nodes (the limit)");
+}
+
+TEST(SpecLoaderTest, AnchorsAndAliasesCopyingExactlyTheByteLimitLoad) {
+  // A 1 MiB scalar: the anchor's copy and 15 aliases are 16 MiB of text.
+  std::string big(1 << 20, 'x');
+  Pipeline p = Load(WithValue("&s " + big) + "      copies: [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s]\n");
+  EXPECT_EQ(p.steps.size(), 1u);
+}
+
+TEST(SpecLoaderTest, AnAliasCopyingOneBytePastTheByteLimitIsAnErrorAtTheAlias) {
+  std::string big((1 << 20) + 1, 'x');
+  EXPECT_EQ(Error(WithValue("&s " + big) + "      copies: [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s]\n"),
+            "p.yaml:7:72: the anchors and aliases in this spec copy more than 16777216 bytes of text (the limit)");
+}
+
+TEST(SpecLoaderTest, ASpecExactlyAtTheSizeLimitLoads) {
+  std::string s = "name: demo\nsteps: {a: {run: [\"true\"]}}\n# ";
+  s += std::string((16 << 20) - s.size() - 1, 'x') + "\n";
+  ASSERT_EQ(s.size(), 16u << 20);
+  Load(s);
+}
+
+TEST(SpecLoaderTest, ASpecOneBytePastTheSizeLimitIsAnError) {
+  std::string s = "name: demo\nsteps: {a: {run: [\"true\"]}}\n# ";
+  s += std::string((16 << 20) - s.size(), 'x') + "\n";
+  EXPECT_EQ(Error(s), "p.yaml:1:1: the spec is 16777217 bytes, over the limit of 16777216 bytes (16 MiB)");
+}
+
+TEST(SpecLoaderTest, AnExpressionNestedExactlyAtTheLimitLoads) {
+  Load("name: demo\nsteps:\n  a:\n    run: [\"true\"]\n    if: ${{ " + std::string(32, '(') + "true" + std::string(32, ')') + " }}\n");
+}
+
+TEST(SpecLoaderTest, AnExpressionNestedOnePastTheLimitIsAnErrorAtTheParenthesisThatCrossesIt) {
+  std::string expr = std::string(33, '(') + "true" + std::string(33, ')');
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: [\"true\"]\n    if: ${{ " + expr + " }}\n"),
+            "p.yaml:5:45: bad expression ' " + expr +
+                " ': nested deeper than 32 levels of parentheses, operators and calls (the limit)");
+}
