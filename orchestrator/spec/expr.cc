@@ -318,7 +318,17 @@ Result<Value> Evaluate(const Expr& e, const EvalContext& ctx) {
       if (e.op == "toJSON") return Value::Str(arg->ToJson().dump());
       // fromJSON
       if (!arg->is_string()) return Status::InvalidSpec("fromJSON() needs a string, got " + Describe(*arg));
-      auto j = nlohmann::json::parse(arg->as_string(), nullptr, /*allow_exceptions=*/false);
+      // Value::FromJson and rendering recurse: refuse a document nested deeper than they may go.
+      bool too_deep = false;
+      auto depth_check = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
+        bool opens = event == nlohmann::json::parse_event_t::array_start ||
+                     event == nlohmann::json::parse_event_t::object_start;
+        if (opens && depth >= kMaxJsonDepth) too_deep = true;
+        return !too_deep;
+      };
+      auto j = nlohmann::json::parse(arg->as_string(), depth_check, /*allow_exceptions=*/false);
+      if (too_deep)
+        return Status::InvalidSpec("fromJSON(): nested deeper than " + std::to_string(kMaxJsonDepth) + " levels (the limit)");
       if (j.is_discarded()) return Status::InvalidSpec("fromJSON(): not JSON: " + Quote(arg->as_string().substr(0, 80)));
       return Value::FromJson(j);
     }

@@ -38,6 +38,8 @@ struct ExprError {
 // holds, so 32 nested parentheses, or a chain of 32 `||`, is the most. The
 // evaluator and the loader recurse over expressions; this bounds their stack.
 constexpr int kMaxExprDepth = 32;
+// The deepest JSON fromJSON() accepts: 64 nested arrays or objects.
+constexpr int kMaxJsonDepth = 64;
 
 // Parses `text` (the part between `${{` and `}}`). On failure returns the
 // error; nesting over kMaxExprDepth is one, at the construct that crosses it.

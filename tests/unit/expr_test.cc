@@ -226,3 +226,18 @@ TEST(ExprTest, NotsCallsAndComparisonsCountAsLevelsToo) {
   EXPECT_EQ(err->offset, 32u * 7u) << "the 33rd call";
   EXPECT_EQ(err->message, kTooDeep);
 }
+
+TEST(ExprTest, FromJsonAcceptsSixtyFourNestedArraysAndRefusesSixtyFive) {
+  MapContext ctx;
+  ctx.values["steps.s.outputs.j"] = Value::Str(std::string(64, '[') + std::string(64, ']'));
+  std::unique_ptr<Expr> e;
+  ASSERT_FALSE(ParseExpr("fromJSON(steps.s.outputs.j)", &e));
+  EXPECT_TRUE(Evaluate(*e, ctx).ok());
+  ctx.values["steps.s.outputs.j"] = Value::Str(std::string(65, '[') + std::string(65, ']'));
+  auto v = Evaluate(*e, ctx);
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().message(), "fromJSON(): nested deeper than 64 levels (the limit)");
+  // Deep enough to overflow the stack if it were converted.
+  ctx.values["steps.s.outputs.j"] = Value::Str(std::string(1000000, '[') + std::string(1000000, ']'));
+  EXPECT_EQ(Evaluate(*e, ctx).status().message(), "fromJSON(): nested deeper than 64 levels (the limit)");
+}
