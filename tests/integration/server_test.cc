@@ -459,6 +459,48 @@ TEST_F(ServeTest, OversizeHeadersAre431) {
   EXPECT_NE(res.find("HTTP/1.1 431"), std::string::npos) << res.substr(0, 200);
 }
 
+TEST_F(ServeTest, HostileSpecsSentToValidateAreLocatedErrorsAndTheServerGoesOnAnswering) {
+  // A billion laughs: nine levels of ten aliases, 10^9 nodes if copied.
+  std::string laughs = "name: lol\nsteps:\n  a:\n    uses: data/split\n    with:\n      l0: &l0 [lol";
+  for (int k = 1; k < 10; ++k) laughs += ", lol";
+  laughs += "]\n";
+  for (int i = 1; i <= 9; ++i) {
+    std::string prev = "*l" + std::to_string(i - 1);
+    laughs += "      l" + std::to_string(i) + ": &l" + std::to_string(i) + " [" + prev;
+    for (int k = 1; k < 10; ++k) laughs += ", " + prev;
+    laughs += "]\n";
+  }
+  // An expression nested 100,000 deep, and YAML nested 100,000 deep.
+  std::string deep_expr = "name: deep\nsteps:\n  a:\n    run: [\"true\"]\n    if: ${{ " + std::string(100000, '(') +
+                          "true" + std::string(100000, ')') + " }}\n";
+  std::string deep_yaml = "name: deep\nsteps:\n  a:\n    uses: data/split\n    with:\n      k: " +
+                          std::string(100000, '[') + std::string(100000, ']') + "\n";
+  struct Case {
+    const std::string& body;
+    const char* error;
+  } cases[] = {
+      {laughs, "lol.yaml:10:46: the anchors and aliases in this spec copy more than 100000 nodes (the limit)"},
+      {deep_expr, "nested deeper than 32 levels of parentheses, operators and calls (the limit)"},
+      {deep_yaml, "lol.yaml:6:70: the YAML nests deeper than 64 levels (the limit)"},
+  };
+  for (const Case& c : cases) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = client_->Post("/api/validate?file=lol.yaml", Auth("read"), c.body, "text/yaml");
+    ASSERT_TRUE(r) << "the server did not answer: " << box_.Read("serve.log");
+    EXPECT_EQ(r->status, 400) << r->body.substr(0, 300);
+    json j = json::parse(r->body, nullptr, false);
+    EXPECT_EQ(j["error"]["code"], "invalid_spec");
+    std::string message = j["error"]["message"].is_string() ? j["error"]["message"].get<std::string>() : "";
+    EXPECT_NE(message.find(c.error), std::string::npos) << message.substr(0, 300);
+    EXPECT_EQ(message.rfind("lol.yaml:", 0), 0u) << "located: " << message.substr(0, 100);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+    auto health = client_->Get("/api/health");
+    ASSERT_TRUE(health) << "the server stopped answering: " << box_.Read("serve.log");
+    EXPECT_EQ(health->status, 200);
+  }
+  EXPECT_EQ(GetJson("/api/pipelines")["pipelines"].size(), 4u);
+}
+
 class ServeLimitsTest : public ServeTest {
  protected:
   void SetUp() override { Serve({"--read-timeout", "1s", "--max-connections", "8"}); }
