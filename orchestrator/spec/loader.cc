@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "spec/pipeline.h"
+#include "spec/shell_check.h"
 #include "spec/yaml_tree.h"
 #include "util/strings.h"
 
@@ -505,13 +506,17 @@ class Loader {
         if (v.IsScalar()) {
           s->shell = true;
           Template t;
-          if (Tmpl(v, "run", &t)) s->run.push_back(std::move(t));
+          if (Tmpl(v, "run", &t)) {
+            for (const Injection& i : CheckShellLine(t)) Error(i.pos, where + ": " + i.reason);
+            s->run.push_back(std::move(t));
+          }
           if (v.Scalar().find_first_not_of(" \t\n") == std::string::npos) Error(Pos(v), where + ": run is empty");
         } else if (v.IsSequence() && v.size() > 0) {
           for (const YamlNode& e : v.items) {
             Template t;
             if (Tmpl(e, "each argument of run", &t)) s->run.push_back(std::move(t));
           }
+          for (const Injection& i : CheckArgv(s->run)) Error(i.pos, where + ": " + i.reason);
         } else {
           Error(Pos(v), where + ": run must be a shell line or a non-empty list of arguments");
         }

@@ -348,6 +348,73 @@ steps:
   }
 }
 
+TEST(CliTest, ValuesReachInnerProgramsAsDataThroughEnvAndArgv) {
+  const std::vector<std::string> corpus = {"$(touch PWNED)", "`touch PWNED`", "'; touch PWNED; '", "\"); import os; os.system('touch PWNED'); (\"",
+                                           "a\nb; touch PWNED", "-n", "} system(\"touch PWNED\") {"};
+  for (size_t k = 0; k < corpus.size(); ++k) {
+    SCOPED_TRACE("value " + std::to_string(k));
+    Sandbox box;
+    const std::string& v = corpus[k];
+    box.Write("p.yaml", R"~(name: inner
+params:
+  v: {type: string, default: ""}
+steps:
+  inner_sh:
+    env: {V: "${{ params.v }}"}
+    run: sh -c 'printf "%s" "$V" > inner_sh.out'
+  py:
+    run: python3 -c 'import sys; open("py.out", "w").write(sys.argv[1])' "${{ params.v }}"
+  here:
+    run: |
+      python3 - "${{ params.v }}" <<'EOF'
+      import sys
+      open("here.out", "w").write(sys.argv[1])
+      EOF
+  awk:
+    env: {V: "${{ params.v }}"}
+    run: awk 'BEGIN { printf "%s", ENVIRON["V"] }' > awk.out
+)~");
+    Output o = box.Sluice({"run", "p.yaml", "-p", "v=" + v});
+    ASSERT_EQ(o.code, 0) << o.out << o.err;
+    for (const char* f : {"inner_sh.out", "py.out", "here.out", "awk.out"}) EXPECT_EQ(box.Read(f), v) << f;
+    EXPECT_FALSE(box.Exists("PWNED"));
+  }
+}
+
+TEST(CliTest, ValidateRefusesEveryValueSplicedIntoAnInnerProgramAndRunsNothing) {
+  Sandbox box;
+  box.Write("p.yaml", R"~(name: spliced
+params:
+  v: {type: string, default: "$(touch PWNED)"}
+steps:
+  a:
+    run: sh -c 'echo got ${{ params.v }}'
+  b:
+    run: python3 -c 'print("${{ params.v }}")'
+  c:
+    run: bash -c "echo got ${{ params.v }}"
+  d:
+    run: eval "echo ${{ params.v }}"
+  e:
+    run: |
+      sh <<EOF
+      echo ${{ params.v }}
+      EOF
+)~");
+  Output o = box.Sluice({"validate", "p.yaml"});
+  EXPECT_EQ(o.code, 2);
+  // A block scalar's continuation lines are located at the scalar (14:10).
+  for (const char* at : {"p.yaml:6:26: step 'a': ${{ params.v }} would become part of a program: this line runs `sh -c`",
+                         "p.yaml:8:29: step 'b': ${{ params.v }} would become part of a program: this line runs `python3 -c`",
+                         "p.yaml:10:28: step 'c': ${{ params.v }} would become part of a program: this line runs `bash -c`",
+                         "p.yaml:12:21: step 'd': ${{ params.v }} would become part of a program: this line runs `eval`",
+                         "p.yaml:14:10: step 'e': ${{ params.v }} would become part of a program: it stands inside a heredoc"})
+    EXPECT_NE(o.err.find(at), std::string::npos) << at << "\n" << o.err;
+  EXPECT_EQ(box.Sluice({"run", "p.yaml"}).code, 2);
+  EXPECT_FALSE(box.Exists("PWNED"));
+  EXPECT_FALSE(box.Exists(".sluice"));
+}
+
 TEST(CliTest, SchedulesListsEachScheduleWithItsNextFireTimesInItsZone) {
   Sandbox box;
   box.Write("pipelines/nightly.yaml", R"(name: nightly
