@@ -534,8 +534,14 @@ Status Engine::PublishOutputs(size_t u, AttemptExit* exit, std::string* failure)
   for (const auto& [name, kind] : s.outputs) {
     std::string path = unit.files_dir + "/" + name;
     std::error_code ec;
-    if (!fs::exists(path, ec)) {
+    fs::file_type type = fs::symlink_status(path, ec).type();
+    if (type == fs::file_type::not_found || type == fs::file_type::none) {
       *failure = "declared output '" + name + "' was not written (expected " + path + ")";
+      return Status::Ok();
+    }
+    if (type != fs::file_type::regular && type != fs::file_type::directory) {
+      *failure = "declared output '" + name + "' is not a regular file or folder (a symbolic link, FIFO or device: " +
+                 path + "); only regular files and folders are published";
       return Status::Ok();
     }
     if (kind == "metrics") {

@@ -21,7 +21,7 @@ namespace {
 
 // Streams a file through SHA-256 in 1 MiB blocks.
 Result<std::string> HashFile(const std::string& path, int64_t* size) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return Status::FromErrno("hash " + path, errno);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
@@ -53,6 +53,38 @@ void MakeReadOnly(const fs::path& p) {
                   ec);
 }
 
+// Only regular files and folders are published: a symlink (to $HOME, to the
+// store's own database) would be hashed and made read-only where it points,
+// and a FIFO or device would hang or mislead the hash.
+Status CheckPublishable(const std::string& path) {
+  auto refuse = [&](const fs::path& p, const char* what) {
+    std::string shown = p == fs::path(path) ? p.filename().string() : p.lexically_relative(fs::path(path).parent_path()).string();
+    return Status::StepFailed(shown + " is " + what + ": only regular files and folders are published");
+  };
+  auto kind = [](fs::file_type t) -> const char* {
+    switch (t) {
+      case fs::file_type::symlink: return "a symbolic link";
+      case fs::file_type::fifo: return "a FIFO";
+      case fs::file_type::socket: return "a socket";
+      case fs::file_type::block:
+      case fs::file_type::character: return "a device";
+      default: return "not a regular file";
+    }
+  };
+  std::error_code ec;
+  fs::file_status st = fs::symlink_status(path, ec);
+  if (ec) return Status::IoError("stat " + path + ": " + ec.message());
+  if (st.type() == fs::file_type::regular) return Status::Ok();
+  if (st.type() != fs::file_type::directory) return refuse(path, kind(st.type()));
+  for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    fs::file_type t = it->symlink_status(ec).type();
+    if (t != fs::file_type::regular && t != fs::file_type::directory) return refuse(it->path(), kind(t));
+  }
+  if (ec) return Status::IoError("list " + path + ": " + ec.message());
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::string> HashPath(const std::string& path, int64_t* size) {
@@ -81,6 +113,7 @@ ArtifactStore::ArtifactStore(std::string root) : root_(std::move(root)) {}
 Result<engine::ArtifactRef> ArtifactStore::Publish(const std::string& path, const std::string& kind) {
   engine::ArtifactRef a;
   a.kind = kind;
+  if (Status st = CheckPublishable(path); !st.ok()) return st;
   auto hash = HashPath(path, &a.size);
   if (!hash.ok()) return hash.status();
   a.hash = *hash;

@@ -85,6 +85,37 @@ TEST_F(ArtifactTest, AnOutputTheStepDidNotWriteFailsTheAttempt) {
   EXPECT_EQ(reason.rfind("declared output 'model' was not written (expected ", 0), 0u) << reason;
 }
 
+TEST_F(ArtifactTest, AnOutputThatIsOrHoldsASymlinkFailsTheAttemptAndTouchesNothingOutside) {
+  box_.Write("secret.txt", "keep me writable\n");
+  box_.Write("p.yaml", R"(name: links
+steps:
+  file:
+    run: ln -s "$PWD/secret.txt" "$SLUICE_OUTPUTS_DIR/out"
+    outputs: {out: file}
+  folder:
+    run: mkdir "$SLUICE_OUTPUTS_DIR/model" && echo w > "$SLUICE_OUTPUTS_DIR/model/weights" && ln -s "$PWD/secret.txt" "$SLUICE_OUTPUTS_DIR/model/link"
+    outputs: {model: model}
+  fifo:
+    run: mkfifo "$SLUICE_OUTPUTS_DIR/out"
+    outputs: {out: file}
+)");
+  EXPECT_EQ(box_.Sluice({"run", "p.yaml"}).code, 1);
+  json run = Show("1");
+  EXPECT_EQ(StepOf(run, "file")["state"], "failed");
+  std::string reason = StepOf(run, "file")["reason"];
+  EXPECT_NE(reason.find("declared output 'out' is not a regular file or folder"), std::string::npos) << reason;
+  reason = StepOf(run, "folder")["reason"];
+  EXPECT_NE(reason.find("publish output 'model': model/link is a symbolic link: only regular files and folders are published"),
+            std::string::npos) << reason;
+  reason = StepOf(run, "fifo")["reason"];
+  EXPECT_NE(reason.find("declared output 'out' is not a regular file or folder"), std::string::npos) << reason;
+  struct stat st;
+  ASSERT_EQ(::stat((box_.dir() / "secret.txt").c_str(), &st), 0);
+  EXPECT_NE(st.st_mode & 0200, 0u);  // its write bit is intact
+  std::error_code ec;
+  EXPECT_TRUE(!fs::exists(box_.home() / "artifacts", ec) || fs::is_empty(box_.home() / "artifacts", ec));
+}
+
 TEST_F(ArtifactTest, AnUnchangedRunIsServedFromTheCache) {
   box_.Write("p.yaml", kChain);
   ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
