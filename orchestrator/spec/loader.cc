@@ -38,11 +38,22 @@ class Loader {
   Result<Pipeline> Load() {
     p_.file = file_;
     p_.text = text_;
+    // One error per line, whatever text a message quotes: a control
+    // character left in one (a raw newline would start a line without a
+    // FILE:LINE:COL) is escaped as Quote() escapes it.
+    auto one_line = [](const std::string& m) {
+      std::string quoted = Quote(m);
+      return quoted.substr(1, quoted.size() - 2);
+    };
     auto parsed = ParseYaml(text_);
     if (auto* err = std::get_if<YamlError>(&parsed))
-      return Status::InvalidSpec(At(file_, err->pos, (err->malformed ? "malformed YAML: " : "") + err->message));
+      return Status::InvalidSpec(
+          one_line(At(file_, err->pos, (err->malformed ? "malformed YAML: " : "") + err->message)));
     LoadRoot(std::get<YamlNode>(parsed));
-    if (!errors_.empty()) return Status::InvalidSpec(Join(errors_, "\n"));
+    if (!errors_.empty()) {
+      for (std::string& e : errors_) e = one_line(e);
+      return Status::InvalidSpec(Join(errors_, "\n"));
+    }
     return std::move(p_);
   }
 

@@ -1,5 +1,7 @@
 #include "spec/template.h"
 
+#include "util/strings.h"
+
 namespace sluice::spec {
 
 bool Template::HasExpressions() const {
@@ -48,6 +50,14 @@ class Positions {
   bool lost_ = false;
 };
 
+// An expression for a message: on one line (escaped as Quote does) and at
+// most 100 bytes of it, so a hostile expression does not fill the error.
+std::string QuoteExpression(std::string_view body) {
+  constexpr size_t kShown = 100;
+  if (body.size() <= kShown) return Quote(body);
+  return Quote(std::string(body.substr(0, kShown)) + "...");
+}
+
 }  // namespace
 
 std::optional<std::pair<SourcePos, std::string>> ParseTemplate(std::string_view text, SourcePos pos,
@@ -71,7 +81,7 @@ std::optional<std::pair<SourcePos, std::string>> ParseTemplate(std::string_view 
     std::unique_ptr<Expr> e;
     if (auto err = ParseExpr(body, &e)) {
       return std::make_pair(positions.Of(open + 3 + err->offset),
-                            "bad expression '" + std::string(body) + "': " + err->message);
+                            "bad expression " + QuoteExpression(body) + ": " + err->message);
     }
     Template::Part part;
     part.expr = std::move(e);

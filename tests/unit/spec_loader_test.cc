@@ -420,3 +420,15 @@ TEST(SpecLoaderTest, AnExpressionNestedOnePastTheLimitIsAnErrorAtTheParenthesisT
             "p.yaml:5:45: bad expression ' " + expr +
                 " ': nested deeper than 32 levels of parentheses, operators and calls (the limit)");
 }
+
+TEST(SpecLoaderTest, AnErrorQuotingANewlineStaysOnOneLine) {
+  // Found by tests/fuzz/spec_loader_fuzz: the expression's newline started a line with no FILE:LINE:COL.
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: [\"true\"]\n    if: \"${{ true\\n == }}\"\n"),
+            "p.yaml:5:9: bad expression ' true\\n == ': expected a value at the end of the expression");
+}
+
+TEST(SpecLoaderTest, AnErrorQuotesAtMostAHundredBytesOfTheExpression) {
+  std::string expr = " true ==" + std::string(200, ' ') + ") ";
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: [\"true\"]\n    if: ${{" + expr + "}}\n"),
+            "p.yaml:5:220: bad expression ' true ==" + std::string(92, ' ') + "...': unexpected ')'");
+}
