@@ -79,7 +79,7 @@ std::variant<YamlNode, YamlError> ParseYaml(const std::string& text) {
     } else if (top.IsSequence()) {
       top.items.push_back(std::move(node));
     } else if (!awaiting_value.back()) {
-      top.entries.emplace_back(std::move(node), YamlNode{});
+      top.entries.push_back({std::move(node), YamlNode{}});
       awaiting_value.back() = true;
     } else {
       top.entries.back().second = std::move(node);

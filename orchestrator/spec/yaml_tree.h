@@ -23,6 +23,8 @@
 
 namespace sluice::spec {
 
+struct YamlEntry;
+
 class YamlNode {
  public:
   enum class Kind { kNull, kScalar, kSequence, kMap };
@@ -32,15 +34,24 @@ class YamlNode {
   bool quoted = false;     // kScalar: '...' or "..." (columns start after the quote)
   SourcePos pos;           // where the node starts
   std::vector<YamlNode> items;                           // kSequence
-  std::vector<std::pair<YamlNode, YamlNode>> entries;    // kMap, in file order
+  std::vector<YamlEntry> entries;    // kMap, in file order
 
   bool IsNull() const { return kind == Kind::kNull; }
   bool IsScalar() const { return kind == Kind::kScalar; }
   bool IsSequence() const { return kind == Kind::kSequence; }
   bool IsMap() const { return kind == Kind::kMap; }
   const std::string& Scalar() const { return scalar; }
-  size_t size() const { return IsMap() ? entries.size() : items.size(); }
+  size_t size() const;
 };
+
+// A key and its value. (A struct, not std::pair: a pair of an incomplete
+// type in a member of that type does not compile with clang and libstdc++.)
+struct YamlEntry {
+  YamlNode first;
+  YamlNode second;
+};
+
+inline size_t YamlNode::size() const { return IsMap() ? entries.size() : items.size(); }
 
 // The largest spec text, in bytes.
 constexpr size_t kMaxSpecBytes = 16 << 20;
