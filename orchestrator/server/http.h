@@ -96,4 +96,17 @@ class HttpServer {
 // "%2e%2E" -> "..", "+" stays "+"; false on a bad escape.
 bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space = false);
 
+// What a connection makes of the bytes `wire`, without a socket: the same
+// Beast parsers with the same limits (max_header, max_body), then the same
+// conversion to a Request (header names lower-cased, the target split and
+// decoded). For the fuzzer (tests/fuzz/http_request_fuzz.cc) and tests.
+enum class ParseResult {
+  kRequest,     // a whole request, in *out; bytes after it are not looked at
+  kIncomplete,  // the bytes end inside the request
+  kBad,         // not HTTP, or a target that is not a decodable path: the connection drops it or answers 400
+  kTooLarge,    // 413: a body (declared or chunked) over max_body
+  kHeaderTooLarge,  // 431: a header block over max_header
+};
+ParseResult ParseRequest(std::string_view wire, const ServerOptions& options, Request* out);
+
 }  // namespace sluice::server

@@ -1,6 +1,7 @@
 // HttpServer on Boost.Beast: one strand per connection, Server-Sent Events
 // written straight to the socket after a hand-written header block.
 #include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -101,6 +102,27 @@ bool ParseTarget(std::string_view target, Request* r) {
   return true;
 }
 
+// Fills `req` from a parsed message; false if the target is not a decodable path.
+template <typename Message>
+bool ToRequest(const Message& msg, std::string body, Request* req) {
+  req->method = std::string(msg.method_string());
+  req->target = std::string(msg.target());
+  for (const auto& f : msg) {
+    std::string name(f.name_string());
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    req->headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  req->body = std::move(body);
+  return ParseTarget(req->target, req);
+}
+
+// The header parser a connection starts each request with.
+void LimitHeaderParser(http::request_parser<http::empty_body>& p, const ServerOptions& o) {
+  p.header_limit(static_cast<std::uint32_t>(std::min<size_t>(o.max_header, UINT32_MAX)));
+  p.body_limit(o.max_body);  // a larger Content-Length fails the header read
+  p.eager(false);
+}
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Shared* shared) : stream_(std::move(socket)), shared_(shared) {}
@@ -133,9 +155,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadHeader() {
     header_parser_.emplace();
-    header_parser_->header_limit(static_cast<std::uint32_t>(shared_->options.max_header));
-    header_parser_->body_limit(shared_->options.max_body);  // a larger Content-Length fails the header read
-    header_parser_->eager(false);
+    LimitHeaderParser(*header_parser_, shared_->options);
     stream_.expires_after(shared_->options.read_timeout);
     http::async_read_header(stream_, buffer_, *header_parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
@@ -184,17 +204,9 @@ class Session : public std::enable_shared_from_this<Session> {
   template <typename Message>
   void Dispatch(const Message& msg, std::string body) {
     Request req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
-    for (const auto& f : msg) {
-      std::string name(f.name_string());
-      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-      req.headers.emplace_back(std::move(name), std::string(f.value()));
-    }
-    req.body = std::move(body);
     bool keep_alive = msg.keep_alive();
     Response res;
-    if (!ParseTarget(req.target, &req)) {
+    if (!ToRequest(msg, std::move(body), &req)) {
       res.status = 400;
       res.body = R"({"error":{"code":"bad_request","message":"the request target is not a valid path"}})";
     } else {
@@ -330,6 +342,39 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 }  // namespace
+
+ParseResult ParseRequest(std::string_view wire, const ServerOptions& options, Request* out) {
+  // As ReadHeader, OnHeader, ReadBody and OnRequest do, from a buffer.
+  auto refusal = [](beast::error_code ec) {
+    if (ec == http::error::need_more) return ParseResult::kIncomplete;
+    if (ec == http::error::header_limit) return ParseResult::kHeaderTooLarge;
+    if (ec == http::error::body_limit) return ParseResult::kTooLarge;
+    return ParseResult::kBad;
+  };
+  beast::error_code ec;
+  http::request_parser<http::empty_body> header;
+  LimitHeaderParser(header, options);
+  size_t used = header.put(net::buffer(wire.data(), wire.size()), ec);
+  if (ec) return refusal(ec);
+  if (!header.is_header_done()) return ParseResult::kIncomplete;
+  auto length = header.content_length();
+  if (length && *length > options.max_body) return ParseResult::kTooLarge;
+  if (header.is_done()) {
+    auto msg = header.release();
+    return ToRequest(msg, std::string(), out) ? ParseResult::kRequest : ParseResult::kBad;
+  }
+  http::request_parser<http::string_body> body(std::move(header));
+  body.body_limit(options.max_body);
+  body.eager(true);  // as http::async_read sets it
+  while (!body.is_done()) {
+    size_t n = body.put(net::buffer(wire.data() + used, wire.size() - used), ec);
+    used += n;
+    if (ec) return refusal(ec);
+    if (n == 0) return ParseResult::kIncomplete;
+  }
+  auto msg = body.release();
+  return ToRequest(msg, std::move(msg.body()), out) ? ParseResult::kRequest : ParseResult::kBad;
+}
 
 // One io_context per thread, each connection on one of them (round robin):
 // a connection's handlers never run concurrently, so they need no strand.
