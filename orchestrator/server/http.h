@@ -6,7 +6,10 @@
 // request, with the whole body read; it may block briefly (a SQLite query,
 // a process spawn). Limits are enforced before the handler sees anything:
 // a header block over max_header is answered 431, a body over max_body 413
-// (from its Content-Length, before any of it is read), a client that sends
+// (from its Content-Length, before any of it is read; a chunked body as it
+// passes the limit), trailer fields of a chunked body count against
+// max_header (431), a connection buffers at most max_header + 8 KiB (a chunk
+// extension or trailer block that does not fit is 413), a client that sends
 // nothing for read_timeout is dropped, and connections over max_connections
 // are answered 503 and closed.
 #pragma once

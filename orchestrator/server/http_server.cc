@@ -116,6 +116,22 @@ bool ToRequest(const Message& msg, std::string body, Request* req) {
   return ParseTarget(req->target, req);
 }
 
+// The most a connection buffers: the header block, or (reading a chunked
+// body) one chunk-size line or the trailer block, must fit. Beast 1.74 counts
+// neither a chunk extension nor trailer fields against its header or body
+// limit, so without this cap a client could grow the buffer without bound
+// (found by tests/fuzz/http_request_fuzz). Chunk data and Content-Length
+// bodies pass through the buffer and are bounded by max_body.
+size_t BufferLimit(const ServerOptions& o) { return o.max_header + 8192; }
+
+// The bytes of a message's fields, trailers included: at most max_header.
+template <typename Message>
+size_t FieldBytes(const Message& msg) {
+  size_t n = 0;
+  for (const auto& f : msg) n += f.name_string().size() + f.value().size() + 4;  // ": " and CRLF
+  return n;
+}
+
 // The header parser a connection starts each request with.
 void LimitHeaderParser(http::request_parser<http::empty_body>& p, const ServerOptions& o) {
   p.header_limit(static_cast<std::uint32_t>(std::min<size_t>(o.max_header, UINT32_MAX)));
@@ -125,7 +141,8 @@ void LimitHeaderParser(http::request_parser<http::empty_body>& p, const ServerOp
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Shared* shared) : stream_(std::move(socket)), shared_(shared) {}
+  Session(tcp::socket socket, Shared* shared)
+      : stream_(std::move(socket)), buffer_(BufferLimit(shared->options)), shared_(shared) {}
   ~Session() { --shared_->connections; }
 
   void Start() {
@@ -162,7 +179,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnHeader(beast::error_code ec) {
-    if (ec == http::error::header_limit) return Refuse(431, "request header fields too large");
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow)
+      return Refuse(431, "request header fields too large");
     if (ec == http::error::body_limit)
       return Refuse(413, "request body over the limit of " + std::to_string(shared_->options.max_body) + " bytes");
     if (ec) return Shutdown();
@@ -193,11 +211,12 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnRequest(beast::error_code ec) {
-    if (ec == http::error::body_limit)
+    if (ec == http::error::body_limit || ec == http::error::buffer_overflow)
       return Refuse(413, "request body over the limit of " + std::to_string(shared_->options.max_body) + " bytes");
     if (ec) return Shutdown();
     auto msg = body_parser_->release();
     body_parser_.reset();
+    if (FieldBytes(msg) > shared_->options.max_header) return Refuse(431, "request header fields too large");  // trailers
     Dispatch(msg, std::move(msg.body()));
   }
 
@@ -366,13 +385,17 @@ ParseResult ParseRequest(std::string_view wire, const ServerOptions& options, Re
   http::request_parser<http::string_body> body(std::move(header));
   body.body_limit(options.max_body);
   body.eager(true);  // as http::async_read sets it
+  // The parser sees what the connection's buffer would hold: at most BufferLimit() bytes not yet consumed.
+  const size_t window = BufferLimit(options);
   while (!body.is_done()) {
-    size_t n = body.put(net::buffer(wire.data() + used, wire.size() - used), ec);
+    size_t avail = std::min(window, wire.size() - used);
+    size_t n = body.put(net::buffer(wire.data() + used, avail), ec);
     used += n;
-    if (ec) return refusal(ec);
-    if (n == 0) return ParseResult::kIncomplete;
+    if (ec && ec != http::error::need_more) return refusal(ec);
+    if (n == 0) return avail == window ? ParseResult::kTooLarge : ParseResult::kIncomplete;  // a full buffer is buffer_overflow
   }
   auto msg = body.release();
+  if (FieldBytes(msg) > options.max_header) return ParseResult::kHeaderTooLarge;
   return ToRequest(msg, std::move(msg.body()), out) ? ParseResult::kRequest : ParseResult::kBad;
 }
 

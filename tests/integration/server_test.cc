@@ -453,6 +453,30 @@ TEST_F(ServeTest, AnOversizeBodyIsRefusedWith413BeforeItIsRead) {
   EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 0u);
 }
 
+TEST_F(ServeTest, AChunkedBodysTrailersAndChunkExtensionsAreBoundedToo) {
+  // Found by tests/fuzz/http_request_fuzz: Beast counts neither trailers nor chunk extensions against a limit.
+  std::string head = "POST /api/validate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tokens_["read"] +
+                     "\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nname\r\n";
+  std::string trailers;
+  while (trailers.size() < (20 << 10)) trailers += "X-Trailer: " + std::string(50, 't') + "\r\n";
+  // 20 KiB of trailers, ended: more header fields than the 16 KiB --max-header allows.
+  std::string res = Exchange(port_, head + "0\r\n" + trailers + "\r\n");
+  EXPECT_NE(res.find("HTTP/1.1 431"), std::string::npos) << res.substr(0, 200);
+  // Trailers that never end, and a chunk extension that never ends: refused once the buffer is full.
+  std::string endless;
+  while (endless.size() < (256 << 10)) endless += "X-Trailer: " + std::string(50, 't') + "\r\n";
+  res = Exchange(port_, head + "0\r\n" + endless);
+  EXPECT_NE(res.find("HTTP/1.1 413"), std::string::npos) << res.substr(0, 200);
+  res = Exchange(port_, head + "4;ext=" + std::string(256 << 10, 'e'));
+  EXPECT_NE(res.find("HTTP/1.1 413"), std::string::npos) << res.substr(0, 200);
+  // Trailers within the limit are fine.
+  res = Exchange(port_, head + "0\r\nX-Trailer: t\r\n\r\n");
+  EXPECT_NE(res.find("HTTP/1.1 400"), std::string::npos) << "an invalid spec, not a refusal: " << res.substr(0, 200);
+  auto health = client_->Get("/api/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
 TEST_F(ServeTest, OversizeHeadersAre431) {
   std::string req = "GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(64 << 10, 'a') + "\r\n\r\n";
   std::string res = Exchange(port_, req);
