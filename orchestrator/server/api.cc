@@ -13,6 +13,7 @@
 #include "engine/plan.h"
 #include "server/web_assets.h"
 #include "server/webhook.h"
+#include "spec/expr.h"
 #include "util/hash.h"
 #include "util/strings.h"
 
@@ -149,6 +150,21 @@ json AttemptJson(const engine::AttemptRecord& a) {
           {"started_ms", a.started_ms}, {"finished_ms", a.finished_ms}};
 }
 
+// How deeply `j` nests (0 for a scalar, 1 for [1]), counted without
+// recursion; stops counting past kMaxJsonDepth.
+int Depth(const json& j) {
+  int deepest = 0;
+  std::vector<std::pair<const json*, int>> todo = {{&j, 0}};
+  while (!todo.empty() && deepest <= spec::kMaxJsonDepth) {
+    auto [at, depth] = todo.back();
+    todo.pop_back();
+    if (!at->is_structured()) continue;
+    deepest = std::max(deepest, depth + 1);
+    for (const json& e : *at) todo.emplace_back(&e, depth + 1);
+  }
+  return deepest;
+}
+
 // `event.*` lookups into a webhook delivery's JSON.
 class EventContext : public spec::EvalContext {
  public:
@@ -165,6 +181,10 @@ class EventContext : public spec::EvalContext {
         return Status::NotFound("the delivery has no " + Join(std::vector<std::string>(path.begin(), path.begin() + i + 1), "."));
       }
     }
+    // Value::FromJson and dump() recurse: a delivery may nest deeper than the stack allows.
+    if (Depth(*at) > spec::kMaxJsonDepth)
+      return Status::InvalidSpec("the delivery's " + Join(path, ".") + " nests deeper than " +
+                                 std::to_string(spec::kMaxJsonDepth) + " levels (the limit)");
     if (at->is_object()) return spec::Value::Str(at->dump());
     return spec::Value::FromJson(*at);
   }

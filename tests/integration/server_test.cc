@@ -435,6 +435,25 @@ TEST_F(ServeTest, AWebhookWithoutOrWithABadSignatureIs401AndStartsNothing) {
   EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 0u);
 }
 
+TEST_F(ServeTest, ADeliveryValueNestedDeeperThanSixtyFourIsRefusedAndTheServerGoesOnAnswering) {
+  // The params read event.ref, which would be converted by recursion (200,000 deep crashed the server).
+  auto deliver = [&](int levels, const std::string& id) {
+    std::string body = R"({"count": 2, "ref": )" + std::string(levels, '[') + std::string(levels, ']') + "}";
+    return Hook(port_, body, server::Sign("It's a Secret to Everybody", body), id);
+  };
+  for (int levels : {65, 200000}) {
+    std::string res = deliver(levels, "deep-" + std::to_string(levels));
+    EXPECT_NE(res.find("HTTP/1.1 400"), std::string::npos) << res.substr(0, 300);
+    EXPECT_NE(res.find("the delivery's event.ref nests deeper than 64 levels (the limit)"), std::string::npos)
+        << res.substr(0, 300);
+  }
+  std::string res = deliver(64, "deep-64");
+  EXPECT_NE(res.find("HTTP/1.1 202"), std::string::npos) << res.substr(0, 300);
+  auto health = client_->Get("/api/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
 TEST_F(ServeTest, AnOversizeBodyIsRefusedWith413BeforeItIsRead) {
   // Only the headers are sent: the answer comes without the 10 MB body.
   std::string req = "POST /hooks/hello HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=00\r\nContent-Length: 10000000\r\n\r\n";
