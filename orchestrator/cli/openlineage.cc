@@ -10,6 +10,7 @@
 
 #include "cli/progress.h"
 #include "util/hash.h"
+#include "util/outbound.h"
 #include "util/strings.h"
 
 namespace sluice::cli {
@@ -29,6 +30,13 @@ OpenLineageHttp::OpenLineageHttp(Options o) : o_(std::move(o)) {
   }
   scheme_host_port_ = o_.url.substr(0, slash);
   path_ = slash == std::string::npos ? "/" : o_.url.substr(slash);
+  host_ = UrlHost(o_.url);
+  auto address = CheckOutboundHost(host_, OutboundAllowList());
+  if (!address.ok()) {
+    error_ = address.status().message();
+    return;
+  }
+  address_ = *address;
   worker_ = std::thread([this] { Work(); });
 }
 
@@ -59,6 +67,7 @@ void OpenLineageHttp::Send(std::string event) {
 
 bool OpenLineageHttp::Post(const std::string& body, std::string* why) {
   httplib::Client client(scheme_host_port_);
+  client.set_hostname_addr_map({{host_, address_}});  // the address checked, not a new lookup
   client.set_connection_timeout(2, 0);
   client.set_read_timeout(5, 0);
   client.set_write_timeout(5, 0);

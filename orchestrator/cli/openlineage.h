@@ -50,6 +50,7 @@ class OpenLineageHttp {
 
   Options o_;
   std::string error_, scheme_host_port_, path_;
+  std::string host_, address_;  // the URL's host and the address it was checked at
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;  // GUARDED_BY(mu_)

@@ -9,6 +9,7 @@
 
 #include "engine/outputs.h"
 #include "util/hash.h"
+#include "util/secrets.h"
 #include "util/strings.h"
 
 namespace sluice::engine {
@@ -39,6 +40,7 @@ struct Engine::Unit {
   std::string output_path;
   std::string files_dir;       // the attempt's folder for declared outputs
   int slots = 1;
+  SecretMask secrets;          // the values of the secrets of the current attempt
 };
 
 // What expressions of one step (or foreach item) can see.
@@ -52,6 +54,9 @@ class Engine::StepContext : public spec::EvalContext {
     const std::string& root = path[0];
     if (root == "params") return e_->params_.at(path[1]);
     if (root == "env") {
+      if (spec::IsSecretName(*e_->plan_.pipeline, path[1]))
+        return Status::InvalidSpec("env." + path[1] + " is a secret; list it under secrets: and read $" + path[1] +
+                                   " in the step");
       auto it = e_->pipeline_env_.find(path[1]);
       if (it != e_->pipeline_env_.end()) return Value::Str(it->second);
       if (const char* v = std::getenv(path[1].c_str())) return Value::Str(v);
@@ -444,6 +449,7 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   for (const auto& [k, v] : env) identity["env"][k] = v;
   for (const auto& [k, v] : pipeline_env_) identity["env"][k] = v;
   for (const auto& [name, kind] : s.outputs) identity["outputs"][name] = kind;
+  if (!s.secrets.empty()) identity["secrets"] = s.secrets;  // names only
   std::sort(inputs.begin(), inputs.end(), [](const LineageEdge& a, const LineageEdge& b) {
     return std::tie(a.name, a.artifact.hash) < std::tie(b.name, b.artifact.hash);
   });
@@ -470,6 +476,19 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
     if (ec) return FailBeforeStart(u, "create " + unit.files_dir + ": " + ec.message(), /*retryable=*/true);
     env["SLUICE_OUTPUTS_DIR"] = unit.files_dir;
   }
+
+  // Secrets the step asks for, from sluice's environment; their values are
+  // masked in its log, outputs and reason, and kept out of its identity.
+  std::vector<std::string> secret_values;
+  for (const std::string& name : s.secrets) {
+    auto found = orchestrator_env_.find(name);
+    if (found == orchestrator_env_.end())
+      return FailBeforeStart(u, "secret " + name + " is not set in sluice's environment", /*retryable=*/false);
+    env[name] = found->second;
+    secret_values.push_back(found->second);
+  }
+  unit.secrets = SecretMask(secret_values);
+  req.secrets = std::move(secret_values);
 
   env["SLUICE_RUN_ID"] = std::to_string(run_id_);
   env["SLUICE_STEP"] = s.id;
@@ -662,14 +681,30 @@ Status Engine::FailBeforeStart(size_t u, const std::string& reason, bool retryab
   return AfterFailure(u);
 }
 
-Status Engine::OnExit(const AttemptExit& exit) {
-  auto it = running_.find(exit.attempt_id);
-  if (it == running_.end()) return Status::Internal("exit of unknown attempt " + std::to_string(exit.attempt_id));
+namespace {
+
+// Rewrites a small file of the step's with its secrets masked.
+void MaskFile(const std::string& path, const SecretMask& mask) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return;
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  std::string masked = mask.Mask(text);
+  if (masked != text) std::ofstream(path, std::ios::binary | std::ios::trunc) << masked;
+}
+
+}  // namespace
+
+Status Engine::OnExit(const AttemptExit& raw_exit) {
+  auto it = running_.find(raw_exit.attempt_id);
+  if (it == running_.end()) return Status::Internal("exit of unknown attempt " + std::to_string(raw_exit.attempt_id));
   size_t u = it->second;
   running_.erase(it);
   Unit& unit = units_[u];
   StepRecord& rec = *unit.rec;
   const spec::Step& s = plan_.pipeline->steps[unit.node];
+  AttemptExit exit = raw_exit;
+  exit.reason = unit.secrets.Mask(exit.reason);
   unit.running = false;
   free_slots_ += unit.slots;
   --counts_.running;
@@ -708,6 +743,11 @@ Status Engine::OnExit(const AttemptExit& exit) {
       a.state = StepState::kSucceeded;
       rec.outputs = std::move(*outputs);
     }
+  }
+  if (!unit.secrets.empty()) {
+    for (auto& [k, v] : rec.outputs)
+      if (v.is_string()) v = Value::Str(unit.secrets.Mask(v.as_string()));
+    MaskFile(unit.output_path, unit.secrets);  // the step's $SLUICE_OUTPUT, kept with its log
   }
   AttemptExit result = exit;
   if (a.state == StepState::kSucceeded && !s.outputs.empty()) {
@@ -897,9 +937,13 @@ TimePoint Engine::NextDeadline() const {
 
 Result<RunState> Engine::Run() {
   std::map<std::string, std::string> base;
+  // A step gets sluice's environment without its secrets (specs/pipeline.md).
   for (const std::string& kv : options_.base_env) {
     size_t eq = kv.find('=');
-    if (eq != std::string::npos) base[kv.substr(0, eq)] = kv.substr(eq + 1);
+    if (eq == std::string::npos) continue;
+    std::string name = kv.substr(0, eq);
+    orchestrator_env_[name] = kv.substr(eq + 1);
+    if (!spec::IsSecretName(*plan_.pipeline, name)) base[name] = kv.substr(eq + 1);
   }
   StepContext top(this, 0, nullptr);
   for (const auto& [k, t] : plan_.pipeline->env) {

@@ -142,6 +142,7 @@ class Engine {
   EngineOptions options_;
   std::map<std::string, std::string> pipeline_env_;  // the pipeline's env, rendered
   std::vector<std::pair<std::string, std::string>> base_env_;  // name, "NAME=value": every step's start
+  std::map<std::string, std::string> orchestrator_env_;  // options_.base_env, secrets included
 
   std::vector<Node> nodes_;
   std::deque<Unit> units_;       // a deque: units keep their address as foreach steps expand

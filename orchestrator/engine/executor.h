@@ -50,6 +50,7 @@ struct AttemptRequest {
   std::string workdir;                                     // absolute
   std::string log_path;                                    // stdout and stderr, appended
   std::string step_label;                                  // "train" or "shard[2]", for fakes and messages
+  std::vector<std::string> secrets;                        // values to show as *** in the log
   Placement placement;
 };
 

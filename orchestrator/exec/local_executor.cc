@@ -68,7 +68,8 @@ Result<engine::Started> LocalExecutor::Start(const engine::AttemptRequest& r) {
   if (c.pidfd >= 0) ::fcntl(c.pidfd, F_SETFD, FD_CLOEXEC);
   c.output = pipe_fds[0];
   c.log_path = r.log_path;
-  children_[r.attempt_id] = c;
+  c.mask = SecretMask(r.secrets);
+  children_[r.attempt_id] = std::move(c);
   return engine::Started{*pid};
 }
 
@@ -125,6 +126,18 @@ void LocalExecutor::Wake() {
   (void)n;
 }
 
+void LocalExecutor::WriteLog(Child& c, std::string_view data) {
+  if (data.empty()) return;
+  if (c.log < 0) c.log = ::open(c.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  // A log that cannot be written loses output, never the step.
+  for (size_t off = 0; c.log >= 0 && off < data.size();) {
+    ssize_t w = ::write(c.log, data.data() + off, data.size() - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    off += static_cast<size_t>(w);
+  }
+}
+
 bool LocalExecutor::Drain(Child& c) {
   char buf[65536];
   while (c.output >= 0) {
@@ -134,16 +147,12 @@ bool LocalExecutor::Drain(Child& c) {
     if (n <= 0) {
       ::close(c.output);
       c.output = -1;
+      WriteLog(c, c.mask.Flush());
       return false;
     }
-    if (c.log < 0) c.log = ::open(c.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    // A log that cannot be written loses output, never the step.
-    for (ssize_t off = 0; c.log >= 0 && off < n;) {
-      ssize_t w = ::write(c.log, buf + off, static_cast<size_t>(n - off));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) break;
-      off += w;
-    }
+    std::string_view chunk(buf, static_cast<size_t>(n));
+    if (c.mask.empty()) WriteLog(c, chunk);
+    else WriteLog(c, c.mask.Feed(chunk));
   }
   return false;
 }

@@ -45,10 +45,23 @@ std::vector<std::string> HostEnvironment(const std::vector<std::string>& env) {
 
 void PluginReport::Log(const std::string& line) {
   if (log_fd < 0) log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd >= 0) WriteAll(log_fd, line.empty() || line.back() != '\n' ? line + "\n" : line);
+  std::string text = mask.Mask(line);
+  if (log_fd >= 0) WriteAll(log_fd, text.empty() || text.back() != '\n' ? text + "\n" : text);
+}
+
+void PluginReport::Output(std::string_view bytes) {
+  std::string text = mask.Feed(bytes);
+  if (text.empty()) return;
+  if (log_fd < 0) log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd >= 0) WriteAll(log_fd, text);
 }
 
 void PluginReport::Close() {
+  std::string rest = mask.Flush();
+  if (!rest.empty()) {
+    if (log_fd < 0) log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log_fd >= 0) WriteAll(log_fd, rest);
+  }
   if (log_fd >= 0) ::close(log_fd);
   log_fd = -1;
 }
@@ -111,6 +124,7 @@ void InProcessRunner::Start(int64_t attempt_id, const StepTypeInfo* type, const 
   job->call = *r.plugin;
   job->workdir = r.workdir;
   job->report.log_path = r.log_path;
+  job->report.mask = SecretMask(r.secrets);
   job->progress = progress_;
   running_[attempt_id] = job;
   bool grow;
@@ -289,6 +303,7 @@ Result<int64_t> PluginHosts::Start(int64_t attempt_id, const PluginInfo& plugin,
   host->attempt = attempt_id;
   host->report = PluginReport{};
   host->report.log_path = r.log_path;
+  host->report.mask = SecretMask(r.secrets);
   nlohmann::json msg = {{"run",
                          {{"attempt_id", attempt_id},
                           {"library", plugin.path},
@@ -380,7 +395,7 @@ std::optional<engine::AttemptExit> PluginHosts::OnReady(size_t index, short sock
     char buf[65536];
     ssize_t n;
     while ((n = ::read(h.output, buf, sizeof buf)) > 0)
-      if (h.attempt) h.report.Log(std::string(buf, static_cast<size_t>(n)));
+      if (h.attempt) h.report.Output(std::string_view(buf, static_cast<size_t>(n)));
     if (n == 0) {
       ::close(h.output);
       h.output = -1;

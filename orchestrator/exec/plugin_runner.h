@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "engine/executor.h"
+#include "util/secrets.h"
 #include "exec/plugin_catalog.h"
 
 namespace sluice::exec {
@@ -46,7 +47,11 @@ struct PluginReport {
   std::vector<engine::Metric> metrics;
   std::string failure;
   sluice_status status = SLUICE_STATUS_FAILED;
+  SecretMask mask;  // the attempt's secrets, shown as *** in the log, outputs and failure
+  // A line the plugin logged.
   void Log(const std::string& line);
+  // Raw bytes the host process printed (a secret may be cut across chunks).
+  void Output(std::string_view bytes);
   void Close();
   engine::AttemptExit Exit(int64_t attempt_id) const;
 };

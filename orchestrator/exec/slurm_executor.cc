@@ -155,10 +155,21 @@ Result<std::string> WriteRequest(const engine::AttemptRequest& r, bool with_log,
                      {"attempt", c.attempt},       {"log_path", r.log_path},   {"label", r.step_label}};
     req["plugin_folders"] = plugin_folders;
   }
-  std::ofstream f(base + ".request.json");
-  f << req.dump();
-  if (!f) return Status::IoError("write " + base + ".request.json");
-  return base + ".request.json";
+  // 0600: it holds the step's environment.
+  std::string path = base + ".request.json", text = req.dump();
+  ::unlink(path.c_str());
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::FromErrno("write " + path, errno);
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = ::write(fd, text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+  int close_rc = ::close(fd);
+  if (off < text.size() || close_rc != 0) return Status::IoError("write " + path);
+  return path;
 }
 
 // sbatch's arguments for a placement, before the script.

@@ -17,10 +17,11 @@ namespace sluice::spec {
 
 namespace {
 
-const std::vector<std::string> kTopKeys = {"name", "description", "params", "env", "defaults", "steps", "on"};
+const std::vector<std::string> kTopKeys = {"name", "description", "params", "env", "secrets", "defaults", "steps", "on",
+                                           "max_active_runs"};
 const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "isolation", "env", "workdir", "timeout",
                                             "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache", "register",
-                                            "executor", "slurm"};
+                                            "executor", "slurm", "secrets"};
 const std::vector<std::string> kParamKeys = {"type", "default", "min", "max", "enum", "description"};
 const std::vector<std::string> kDefaultsKeys = {"timeout", "retry", "cache", "executor", "slurm"};
 const std::vector<std::string> kExecutors = {"local", "slurm"};
@@ -185,12 +186,17 @@ class Loader {
         LoadParams(v);
       } else if (k == "env") {
         env_node = &v;
+      } else if (k == "secrets") {
+        LoadSecrets(v, "secrets", &p_.secrets);
       } else if (k == "defaults") {
         LoadDefaults(v);
       } else if (k == "steps") {
         steps_node = &v;
       } else if (k == "on") {
         LoadTriggers(v);
+      } else if (k == "max_active_runs") {
+        int64_t n;
+        if (Int(v, "max_active_runs", 1, 10000, &n)) p_.max_active_runs = static_cast<int>(n);
       }
     });
     if (!have_name) Error({1, 1}, "missing required key 'name'");
@@ -405,6 +411,22 @@ class Loader {
     });
   }
 
+  // `secrets: [NAME, ...]`: variables of sluice's environment a step receives.
+  void LoadSecrets(const YamlNode& n, const std::string& where, std::vector<std::string>* out) {
+    if (!n.IsSequence()) {
+      Error(Pos(n), where + " must be a list of environment variable names, such as [HF_TOKEN]");
+      return;
+    }
+    for (const YamlNode& e : n.items) {
+      std::string name;
+      if (!Scalar(e, "each entry of " + where, &name)) continue;
+      bool ok = !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_') &&
+                std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+      if (!ok) Error(Pos(e), "secret name " + Quote(name) + " must match [A-Za-z_][A-Za-z0-9_]*");
+      else if (std::find(out->begin(), out->end(), name) == out->end()) out->push_back(name);
+    }
+  }
+
   std::vector<std::pair<std::string, Template>> LoadEnv(const YamlNode& n, const std::string& where) {
     std::vector<std::pair<std::string, Template>> env;
     ForEachKey(n, {}, where, [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
@@ -493,6 +515,7 @@ class Loader {
     s->cache = default_cache_;
     bool has_run = false, has_uses = false;
     const YamlNode* register_node = nullptr;
+    const YamlNode* secrets_node = nullptr;
     ForEachKey(n, kStepKeys, where, [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
       if (k == "needs") {
         if (v.IsScalar()) {
@@ -551,6 +574,8 @@ class Loader {
         }
       } else if (k == "env") {
         s->env = LoadEnv(v, where + " env");
+      } else if (k == "secrets") {
+        secrets_node = &v;
       } else if (k == "workdir") {
         Template t;
         if (Tmpl(v, "workdir", &t)) s->workdir = std::move(t);
@@ -620,6 +645,11 @@ class Loader {
     });
     if (!n.IsMap()) return;
     if (register_node) LoadRegister(*register_node, s);
+    s->secrets = p_.secrets;
+    if (secrets_node) LoadSecrets(*secrets_node, where + " secrets", &s->secrets);
+    if (!s->secrets.empty() && s->executor == "slurm")
+      Error(secrets_node ? Pos(*secrets_node) : s->pos,
+            where + ": secrets are not passed to Slurm steps (Slurm writes their logs, so Sluice cannot mask them)");
     if (has_run && has_uses) Error(s->pos, where + " has both 'run' and 'uses'; a step does one of them");
     else if (!has_run && !has_uses) Error(s->pos, where + " has neither 'run' nor 'uses'");
     else if (has_run && s->with) Error(s->with->pos, where + ": with is for plugin steps (uses); a run step takes env or arguments");
@@ -713,6 +743,9 @@ class Loader {
             Error(pos, "unknown param " + Quote(path[1]) + DidYouMean(path[1], ParamNames()));
         } else if (root == "env") {
           if (path.size() != 2) Error(pos, "expected env.<NAME>");
+          else if (IsSecretName(p_, path[1]))
+            Error(pos, "env." + path[1] + " is a secret, and secrets are never rendered into a spec's values; list it "
+                       "under secrets: and read $" + path[1] + " in the step");
         } else if (root == "item") {
           if (path.size() != 1) Error(pos, "expected item");
           else if (!step || !step->has_foreach || !item_allowed)

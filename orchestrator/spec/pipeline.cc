@@ -1,6 +1,9 @@
 #include "spec/pipeline.h"
 
+#include <algorithm>
 #include <set>
+
+#include "util/secrets.h"
 
 namespace sluice::spec {
 
@@ -34,6 +37,13 @@ std::vector<std::string> Ancestors(const Pipeline& p, const std::string& id) {
       }
   }
   return out;
+}
+
+bool IsSecretName(const Pipeline& p, std::string_view name) {
+  auto listed = [&](const std::vector<std::string>& v) { return std::find(v.begin(), v.end(), name) != v.end(); };
+  if (LooksSecret(name) || name == "SLUICE_OPENLINEAGE_API_KEY" || listed(p.secrets)) return true;
+  if (p.webhook && p.webhook->secret_env == name) return true;
+  return std::any_of(p.steps.begin(), p.steps.end(), [&](const Step& s) { return listed(s.secrets); });
 }
 
 }  // namespace sluice::spec

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "spec/source.h"
@@ -65,6 +66,7 @@ struct Step {
   std::optional<YamlNode> with;          // the plugin step's params, as written
   enum class Isolation { kProcess, kInProcess } isolation = Isolation::kProcess;
   std::vector<std::pair<std::string, Template>> env;
+  std::vector<std::string> secrets;      // variables of sluice's environment it receives (the pipeline's too)
   std::optional<Template> workdir;
   std::optional<Millis> timeout;
   RetryPolicy retry;
@@ -115,9 +117,11 @@ struct Pipeline {
   SourcePos params_pos;                  // of the `params` key (or `name` if absent)
   std::vector<ParamSpec> params;
   std::vector<std::pair<std::string, Template>> env;
+  std::vector<std::string> secrets;      // `secrets:` for every step
   std::vector<Step> steps;               // in file order
   std::vector<Schedule> schedules;       // on.schedule
   std::optional<Webhook> webhook;        // on.webhook
+  int max_active_runs = 0;               // runs `sluice serve` drives at once (0: only its global cap)
   std::unordered_map<std::string, size_t> index;   // step id -> position in steps
 
   const Step* FindStep(const std::string& id) const {
@@ -130,6 +134,12 @@ struct Pipeline {
     return nullptr;
   }
 };
+
+// True if the variable `name` of sluice's environment is a secret for this
+// pipeline: it looks like one (util/secrets.h), a `secrets:` list names it,
+// it holds the webhook's HMAC secret, or it is SLUICE_OPENLINEAGE_API_KEY.
+// Steps receive a secret only through `secrets:`; `${{ env.X }}` never reads one.
+bool IsSecretName(const Pipeline& p, std::string_view name);
 
 // Resolved param values, by name.
 using ParamValues = std::map<std::string, Value>;

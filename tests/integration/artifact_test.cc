@@ -374,6 +374,7 @@ TEST_F(ArtifactTest, OpenLineageEventsArePostedToTheEndpointAndRetriedAfterAServ
   std::string events = (box_.dir() / "events.jsonl").string();
   ::setenv("SLUICE_OPENLINEAGE_FILE", events.c_str(), 1);
   ::setenv("SLUICE_OPENLINEAGE_URL", receiver.url().c_str(), 1);
+  ::setenv("SLUICE_OUTBOUND_ALLOW", "127.0.0.1", 1);  // the test's receiver is on loopback
   ::setenv("SLUICE_OPENLINEAGE_API_KEY", "k3y", 1);
   box_.Write("p.yaml", kLineagePipeline);
   Output o = box_.Sluice({"run", "p.yaml"});
@@ -392,6 +393,7 @@ TEST_F(ArtifactTest, OpenLineageEventsArePostedToTheEndpointAndRetriedAfterAServ
 
 TEST_F(ArtifactTest, AnUnreachableOpenLineageEndpointNeitherFailsNorHoldsUpTheRun) {
   ::setenv("SLUICE_OPENLINEAGE_URL", "http://127.0.0.1:9/api/v1/lineage", 1);  // the discard port: refused
+  ::setenv("SLUICE_OUTBOUND_ALLOW", "127.0.0.1", 1);
   box_.Write("p.yaml", kLineagePipeline);
   Output o = box_.Sluice({"run", "p.yaml"});
   ::unsetenv("SLUICE_OPENLINEAGE_URL");
@@ -421,6 +423,35 @@ void ExpectNoHalfArtifacts(const std::filesystem::path& root) {
     ASSERT_TRUE(hash.ok()) << e.path();
     EXPECT_EQ(*hash, e.path().filename().string()) << "a half-published artifact";
   }
+}
+
+TEST_F(ArtifactTest, AnOpenLineageUrlOnLoopbackLinkLocalOrMetadataIsRefusedUnlessAllowListed) {
+  box_.Write("p.yaml", kLineagePipeline);
+  ::unsetenv("SLUICE_OUTBOUND_ALLOW");
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"http://127.0.0.1:8080/api", "'127.0.0.1' resolves to 127.0.0.1, loopback"},
+      {"http://localhost/api", "'localhost' resolves to "},
+      {"http://169.254.169.254/latest/meta-data", "'169.254.169.254' resolves to 169.254.169.254, a cloud metadata address"},
+      {"http://169.254.1.1/x", "'169.254.1.1' resolves to 169.254.1.1, link-local"},
+      {"http://[::1]:9/x", "'::1' resolves to ::1, loopback"},
+      {"http://[::ffff:127.0.0.1]/x", "resolves to ::ffff:127.0.0.1, loopback"},
+      {"http://0.0.0.0/x", "'0.0.0.0' resolves to 0.0.0.0, unspecified"},
+      {"http://user@127.0.0.2/x", "'127.0.0.2' resolves to 127.0.0.2, loopback"}};
+  for (const auto& [url, why] : refused) {
+    ::setenv("SLUICE_OPENLINEAGE_URL", url.c_str(), 1);
+    Output o = box_.Sluice({"run", "p.yaml"});
+    EXPECT_EQ(o.code, 2) << url;
+    EXPECT_EQ(o.err.rfind("sluice: SLUICE_OPENLINEAGE_URL: ", 0), 0u) << o.err;
+    EXPECT_NE(o.err.find(why), std::string::npos) << url << ": " << o.err;
+    EXPECT_NE(o.err.find("unless SLUICE_OUTBOUND_ALLOW names the host"), std::string::npos) << o.err;
+  }
+  // Allow-listed, the run goes on (the endpoint refuses connections: a warning, not a failure).
+  ::setenv("SLUICE_OPENLINEAGE_URL", "http://127.0.0.1:9/api/v1/lineage", 1);
+  ::setenv("SLUICE_OUTBOUND_ALLOW", "example.invalid, 127.0.0.1", 1);
+  Output o = box_.Sluice({"run", "p.yaml"});
+  ::unsetenv("SLUICE_OPENLINEAGE_URL");
+  ::unsetenv("SLUICE_OUTBOUND_ALLOW");
+  EXPECT_EQ(o.code, 0) << o.err;
 }
 
 TEST_F(ArtifactTest, AKillDuringPublishLeavesNoHalfArtifactAndResumePublishesIt) {

@@ -415,6 +415,68 @@ steps:
   EXPECT_FALSE(box.Exists(".sluice"));
 }
 
+// Every file under `dir` that holds `needle`.
+std::vector<std::string> FilesHolding(const std::filesystem::path& dir, const std::string& needle) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
+    if (!e.is_regular_file()) continue;
+    std::ifstream f(e.path(), std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (text.find(needle) != std::string::npos) found.push_back(e.path().string());
+  }
+  return found;
+}
+
+TEST(CliTest, StepsGetSluicesEnvironmentWithoutItsSecretsAndOnlyTheSecretsTheyList) {
+  Sandbox box;
+  const std::string token = "tok-5f2a9c1e-secret";
+  ::setenv("DEPLOY_TOKEN", token.c_str(), 1);
+  ::setenv("HOOK_SIGNING_FOR_TEST", "hook-secret-value", 1);
+  ::setenv("SLUICE_OPENLINEAGE_API_KEY", "ol-key-value-123", 1);
+  ::setenv("PLAIN_SETTING", "visible", 1);
+  box.Write("p.yaml", R"(name: secrets
+on:
+  webhook: {secret_env: HOOK_SIGNING_FOR_TEST}
+steps:
+  plain:
+    run: env > plain.env
+  asks:
+    secrets: [DEPLOY_TOKEN]
+    run: |
+      echo "token is $DEPLOY_TOKEN"
+      printf 'seen=%s\n' "$DEPLOY_TOKEN" >> "$SLUICE_OUTPUT"
+      env > asks.env
+)");
+  Output o = box.Sluice({"run", "p.yaml"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  std::string plain = box.Read("plain.env");
+  EXPECT_NE(plain.find("PLAIN_SETTING=visible\n"), std::string::npos);
+  for (const char* name : {"DEPLOY_TOKEN=", "HOOK_SIGNING_FOR_TEST=", "SLUICE_OPENLINEAGE_API_KEY="})
+    EXPECT_EQ(plain.find(name), std::string::npos) << name;
+  std::string asks = box.Read("asks.env");
+  EXPECT_NE(asks.find("DEPLOY_TOKEN=" + token), std::string::npos);
+  EXPECT_EQ(asks.find("HOOK_SIGNING_FOR_TEST="), std::string::npos);
+  EXPECT_NE(box.Sluice({"logs", "1", "asks"}).out.find("token is ***\n"), std::string::npos);
+  EXPECT_EQ(StepOf(ShowRun(box, "1"), "asks")["outputs"]["seen"], "***");
+  // Nothing sluice keeps (the database, logs, outputs) holds the value.
+  EXPECT_EQ(FilesHolding(box.home(), token), std::vector<std::string>{});
+}
+
+TEST(CliTest, ASecretIsNeverRenderedIntoAValueAndAMissingOneFailsTheStepBeforeItStarts) {
+  Sandbox box;
+  box.Write("p.yaml", "name: s\nsteps:\n  a: {run: [echo, \"${{ env.GITHUB_TOKEN }}\"]}\n");
+  Output o = box.Sluice({"validate", "p.yaml"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_EQ(o.err, "p.yaml:3:24: env.GITHUB_TOKEN is a secret, and secrets are never rendered into a spec's values; "
+                   "list it under secrets: and read $GITHUB_TOKEN in the step\n");
+  ::unsetenv("NOT_SET_TOKEN");
+  box.Write("q.yaml", "name: s\nsecrets: [NOT_SET_TOKEN]\nsteps:\n  a: {run: touch ran}\n");
+  EXPECT_EQ(box.Sluice({"run", "q.yaml"}).code, 1);
+  EXPECT_EQ(StepOf(ShowRun(box, "1"), "a")["reason"], "secret NOT_SET_TOKEN is not set in sluice's environment");
+  EXPECT_FALSE(box.Exists("ran"));
+}
+
 TEST(CliTest, SchedulesListsEachScheduleWithItsNextFireTimesInItsZone) {
   Sandbox box;
   box.Write("pipelines/nightly.yaml", R"(name: nightly
