@@ -338,10 +338,13 @@ function followLog(runId, attempt, pre) {
   state.logStream = es;
 }
 
+// A run that may still change: queued (behind a max_active_runs cap), pending or running.
+function isLive(runState) { return runState === 'queued' || runState === 'pending' || runState === 'running'; }
+
 async function runPage(id) {
   const run = await api('GET', '/api/runs/' + id);
   state.run = run;
-  const live = run.state === 'pending' || run.state === 'running';
+  const live = isLive(run.state);
   const act = el('div', { class: 'actions' },
     el('button', { class: 'danger', id: 'cancel-button', disabled: !live || state.scope === 'read', onclick: async () => {
       try { await api('POST', `/api/runs/${id}/cancel`); } catch (x) { showError(x); } } }, 'Cancel'),
@@ -367,9 +370,9 @@ async function runPage(id) {
     if (location.hash !== '#/r/' + id) return;
     try {
       const fresh = await api('GET', '/api/runs/' + id);
-      const wasLive = state.run.state === 'pending' || state.run.state === 'running';
+      const wasLive = isLive(state.run.state);
       state.run = fresh;
-      const nowLive = fresh.state === 'pending' || fresh.state === 'running';
+      const nowLive = isLive(fresh.state);
       if (wasLive !== nowLive) { closeStreams(); runPage(id).catch(showError); return; }
       renderRun();
     } catch (x) { showError(x); }

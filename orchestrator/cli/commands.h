@@ -65,6 +65,7 @@ struct ServeOptions {
   size_t max_body = 1 << 20;
   int max_connections = 1024;
   std::string read_timeout = "10s";
+  int max_active_runs = 16;  // runs the server drives at once; more wait in state queued
 };
 int Serve(const ServeOptions& options);
 

@@ -163,6 +163,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1024, 1 << 30));
   serve->add_option("--max-connections", server.max_connections, "open connections at most")->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  serve->add_option("--max-active-runs", server.max_active_runs,
+                    "runs the server drives at once; more are queued (state queued) and start in order")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
   serve->add_option("--read-timeout", server.read_timeout, "drop a client that sends nothing for this long")
       ->capture_default_str();
 

@@ -438,6 +438,21 @@ int Resume(const std::string& run_text, const std::string& grace_text) {
   auto& store = r.store;
   auto& run = r.run;
   RunState state = run->row.state;
+  if (state == RunState::kQueued) {
+    if (run->row.queued_retry)
+      return Fail("sluice: run " + run_text + " is queued by sluice serve for a retry; sluice retry " + run_text +
+                      " runs it now",
+                  kExitFailed);
+    // Queued by `sluice serve` behind a max_active_runs cap: asked for by
+    // hand, it starts now, and the server's queue skips it.
+    auto claimed = store->StartQueued(id);
+    if (!claimed.ok()) return Fail("sluice: " + claimed.status().message(), kExitFailed);
+    auto row = store->GetRun(id);
+    if (!row.ok()) return Fail("sluice: " + row.status().message(), kExitFailed);
+    run->row = *row;
+    state = row->state;
+    if (*claimed) std::printf("run %s was queued by sluice serve; starting it now\n", run_text.c_str());
+  }
   if (state == RunState::kSucceeded || state == RunState::kFailed || state == RunState::kCancelled)
     return Fail("sluice: run " + run_text + " already " + engine::Name(state) +
                     "; nothing to resume (sluice retry " + run_text + " runs failed steps again)",
@@ -466,6 +481,19 @@ int Retry(const std::string& run_text, const std::string& from, const std::strin
   auto& store = r.store;
   auto& run = r.run;
   RunState state = run->row.state;
+  if (state == RunState::kQueued && run->row.queued_retry) {
+    // A retry `sluice serve` queued behind a cap: run it now instead.
+    auto claimed = store->StartQueued(id);
+    if (!claimed.ok()) return Fail("sluice: " + claimed.status().message(), kExitFailed);
+    auto row = store->GetRun(id);
+    if (!row.ok()) return Fail("sluice: " + row.status().message(), kExitFailed);
+    run->row = *row;
+    state = row->state;
+  }
+  if (state == RunState::kQueued)
+    return Fail("sluice: run " + run_text + " is queued by sluice serve and has not started; sluice resume " + run_text +
+                    " starts it now",
+                kExitFailed);
   if (state == RunState::kRunning || state == RunState::kPending)
     return Fail("sluice: run " + run_text + " has not finished" +
                     (OwnerAlive(run->row) ? " (pid " + std::to_string(run->row.owner_pid) + " runs it)"
@@ -561,11 +589,23 @@ int Cancel(const std::string& run_text) {
   auto row = store->GetRun(id);
   if (!row.ok()) return Fail("sluice: " + row.status().message(), kExitFailed);
   RunState state = row->state;
+  engine::SystemClock clock;
+  if (state == RunState::kQueued) {
+    // Not started: cancelled where it waits (the server's queue skips it).
+    auto cancelled = store->CancelQueued(id, clock.WallMs());
+    if (!cancelled.ok()) return Fail("sluice: " + cancelled.status().message(), kExitFailed);
+    if (*cancelled) {
+      std::printf("run %s cancelled (it was queued)\n", run_text.c_str());
+      return kExitOk;
+    }
+    row = store->GetRun(id);  // it started meanwhile
+    if (!row.ok()) return Fail("sluice: " + row.status().message(), kExitFailed);
+    state = row->state;
+  }
   if (state != RunState::kRunning && state != RunState::kPending)
     return Fail("sluice: run " + run_text + " already " + engine::Name(state), kExitFailed);
   Status st = store->RequestCancel(id);
   if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
-  engine::SystemClock clock;
   if (OwnerAlive(*row)) {
     // The owner notices within its cancel poll; wait for it to finish.
     std::printf("cancel requested; sluice (pid %lld) is stopping run %s\n", static_cast<long long>(row->owner_pid),

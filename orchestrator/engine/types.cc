@@ -3,7 +3,7 @@
 namespace sluice::engine {
 
 namespace {
-const char* kRunNames[] = {"pending", "running", "succeeded", "failed", "cancelled"};
+const char* kRunNames[] = {"pending", "running", "succeeded", "failed", "cancelled", "queued"};
 const char* kStepNames[] = {"pending", "running", "succeeded", "failed", "skipped", "cached", "cancelled", "lost"};
 }  // namespace
 
@@ -11,7 +11,7 @@ const char* Name(RunState s) { return kRunNames[static_cast<int>(s)]; }
 const char* Name(StepState s) { return kStepNames[static_cast<int>(s)]; }
 
 std::optional<RunState> ParseRunState(const std::string& s) {
-  for (int i = 0; i < 5; ++i)
+  for (int i = 0; i < 6; ++i)
     if (s == kRunNames[i]) return static_cast<RunState>(i);
   return std::nullopt;
 }

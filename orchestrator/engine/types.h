@@ -15,7 +15,9 @@ namespace sluice::engine {
 
 using TimePoint = std::chrono::steady_clock::time_point;
 
-enum class RunState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
+// kQueued: `sluice serve` recorded the run but a max_active_runs cap keeps
+// it from starting yet.
+enum class RunState { kPending, kRunning, kSucceeded, kFailed, kCancelled, kQueued };
 // A step's (or a foreach item's, or an attempt's) state. kCached is reserved
 // for the caching issue; kLost marks an attempt whose orchestrator died.
 enum class StepState { kPending, kRunning, kSucceeded, kFailed, kSkipped, kCached, kCancelled, kLost };

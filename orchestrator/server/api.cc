@@ -618,6 +618,13 @@ Response Api::GetRun(int64_t id) {
 Response Api::CancelRun(int64_t id) {
   auto row = Store().GetRun(id);
   if (!row.ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
+  if (row->state == RunState::kQueued) {
+    auto cancelled = launcher_->CancelQueued(Store(), id);
+    if (!cancelled.ok()) return ErrorResponse(500, "internal", cancelled.status().message());
+    if (*cancelled) return Json(202, {{"id", id}, {"cancel_requested", true}, {"state", "cancelled"}});
+    row = Store().GetRun(id);  // it left the queue meanwhile
+    if (!row.ok()) return ErrorResponse(500, "internal", row.status().message());
+  }
   if (row->state != RunState::kPending && row->state != RunState::kRunning)
     return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " already " + engine::Name(row->state));
   Status st = Store().RequestCancel(id);
@@ -630,11 +637,14 @@ Response Api::RetryRun(int64_t id) {
   if (!row.ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
   if (row->state == RunState::kPending || row->state == RunState::kRunning)
     return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " has not finished");
+  if (row->state == RunState::kQueued)
+    return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " is queued and has not started");
   if (row->state == RunState::kSucceeded)
     return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " succeeded; there are no failed steps to retry");
-  Status st = launcher_->Retry(id);
-  if (!st.ok()) return ErrorResponse(500, "internal", st.message());
-  return Json(202, {{"id", id}, {"retrying", true}});
+  auto p = StoredPipeline(*row);
+  auto queued = launcher_->Retry(Store(), *row, p ? p->max_active_runs : 0);
+  if (!queued.ok()) return ErrorResponse(500, "internal", queued.status().message());
+  return Json(202, {{"id", id}, {"retrying", true}, {"queued", *queued}});
 }
 
 Response Api::ListAttempts(int64_t id) {
@@ -780,8 +790,24 @@ Response Api::Hook(const Request& r, const std::string& name) {
   const char* secret = std::getenv(p.webhook->secret_env.c_str());
   if (!secret || !*secret)
     return ErrorResponse(503, "unavailable", "the webhook's secret ($" + p.webhook->secret_env + ") is not set on the server");
-  Status sig = VerifySignature(secret, r.body, r.Header("x-hub-signature-256"));
-  if (!sig.ok()) return ErrorResponse(401, "unauthenticated", sig.message());
+  // Standard Webhooks (a signed timestamp) when the sender uses its headers,
+  // else GitHub's signature of the body alone.
+  std::string delivery;
+  int64_t now_ms = NowMs();
+  if (!r.Header("webhook-signature").empty() || !r.Header("webhook-id").empty() || !r.Header("webhook-timestamp").empty()) {
+    auto key = DecodeStandardSecret(secret);
+    if (!key.ok())
+      return ErrorResponse(503, "unavailable", "the webhook's secret ($" + p.webhook->secret_env + "): " + key.status().message());
+    delivery = r.Header("webhook-id");
+    Status sig = VerifyStandardSignature(*key, delivery, r.Header("webhook-timestamp"), r.body, r.Header("webhook-signature"),
+                                         now_ms / 1000);
+    if (!sig.ok()) return ErrorResponse(401, "unauthenticated", sig.message());
+  } else {
+    Status sig = VerifySignature(secret, r.body, r.Header("x-hub-signature-256"));
+    if (!sig.ok()) return ErrorResponse(401, "unauthenticated", sig.message());
+    delivery = r.Header("x-github-delivery");
+  }
+  if (delivery.size() > 256) return ErrorResponse(400, "bad_request", "the delivery id is over 256 bytes");
   json event = json::parse(r.body, nullptr, false);
   if (event.is_discarded()) return ErrorResponse(400, "bad_request", "the delivery is not JSON");
   std::vector<std::pair<std::string, std::string>> overrides;
@@ -793,19 +819,26 @@ Response Api::Hook(const Request& r, const std::string& name) {
   }
   auto params = spec::ResolveParams(p, overrides);
   if (!params.ok()) return ErrorResponse(400, "invalid_params", params.status().message());
-  std::string delivery = r.Header("x-github-delivery");
-  if (!delivery.empty()) {
-    auto seen = Store().RecordDelivery(p.name, delivery, NowMs());
-    if (!seen.ok()) return ErrorResponse(500, "internal", seen.status().message());
-    if (*seen) return Json(200, {{"duplicate", true}, {"delivery", delivery}, {"run", **seen ? json(**seen) : json()}});
+  // A replay: the same delivery id, or the same signed body under a new id,
+  // within the window. A delivery without an id is known by its body alone.
+  std::string body_hash = Sha256Hex(r.body);
+  std::string key = delivery.empty() ? "sha256:" + body_hash : delivery;
+  auto seen = Store().RecordDelivery(p.name, key, body_hash, now_ms, kReplayWindowSeconds * 1000);
+  if (!seen.ok()) return ErrorResponse(500, "internal", seen.status().message());
+  if (seen->duplicate) {
+    json answer = {{"duplicate", true}, {"delivery", delivery}, {"run", seen->run_id ? json(seen->run_id) : json()}};
+    if (seen->same_body)
+      answer["reason"] = "the same body was delivered within the last 24 hours" +
+                         (seen->earlier_delivery.rfind("sha256:", 0) == 0 ? std::string()
+                                                                          : " (delivery " + seen->earlier_delivery + ")");
+    return Json(200, answer);
   }
   auto id = launcher_->Start(Store(), p, *params, "webhook");
   if (!id.ok()) return ErrorResponse(500, "internal", id.status().message());
-  if (!delivery.empty()) {
-    Status st = Store().SetDeliveryRun(p.name, delivery, *id);
-    if (!st.ok()) return ErrorResponse(500, "internal", "run " + std::to_string(*id) + " started, but: " + st.message());
-  }
-  return Json(202, {{"run", *id}, {"delivery", delivery}});
+  Status st = Store().SetDeliveryRun(p.name, key, *id);
+  if (!st.ok()) return ErrorResponse(500, "internal", "run " + std::to_string(*id) + " started, but: " + st.message());
+  auto row = Store().GetRun(*id);
+  return Json(202, {{"run", *id}, {"delivery", delivery}, {"state", row.ok() ? engine::Name(row->state) : "pending"}});
 }
 
 // --- the UI -----------------------------------------------------------------

@@ -84,7 +84,7 @@ void EventHub::Scan(store::Store& store) {
   f.limit = 20;
   if (auto r = store.ListRuns(f); r.ok())
     for (auto& row : *r) runs[row.id] = row;
-  for (RunState s : {RunState::kPending, RunState::kRunning}) {
+  for (RunState s : {RunState::kQueued, RunState::kPending, RunState::kRunning}) {
     store::RunFilter g;
     g.state = s;
     g.limit = 1000;
@@ -98,7 +98,8 @@ void EventHub::Scan(store::Store& store) {
     now.state = engine::Name(row.state);
     auto old = seen_.find(id);
     bool unchanged_final = old != seen_.end() && old->second.state == now.state &&
-                           row.state != RunState::kPending && row.state != RunState::kRunning;
+                           row.state != RunState::kPending && row.state != RunState::kRunning &&
+                           row.state != RunState::kQueued;
     if (unchanged_final) {  // nothing moves in a finished run
       next[id] = std::move(old->second);
       continue;

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -28,8 +29,11 @@ Status MarkFailed(store::Store& store, int64_t id) {
 }
 }  // namespace
 
-Launcher::Launcher(std::string home, std::string program)
-    : home_(std::move(home)), program_(std::move(program)), reaper_([this] { Reap(); }) {}
+Launcher::Launcher(std::string home, std::string program, int max_active_runs)
+    : home_(std::move(home)),
+      program_(std::move(program)),
+      max_active_runs_(std::max(1, max_active_runs)),
+      reaper_([this] { Reap(); }) {}
 
 Launcher::~Launcher() { Stop(std::chrono::seconds(10)); }
 
@@ -37,14 +41,47 @@ std::string Launcher::DriverLog(int64_t run_id) const {
   return home_ + "/logs/" + std::to_string(run_id) + "/driver.log";
 }
 
+bool Launcher::HasRoomLocked(const std::string& pipeline, int cap) const {
+  if (static_cast<int>(children_.size()) >= max_active_runs_) return false;
+  if (cap <= 0) return true;
+  int active = 0;
+  for (const auto& [pid, child] : children_)
+    if (child.pipeline == pipeline) ++active;
+  return active < cap;
+}
+
+Status Launcher::Restore(store::Store& store) {
+  auto queued = store.QueuedRuns();
+  if (!queued.ok()) return queued.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const store::RunRow& row : *queued) {
+    int cap = 0;
+    if (auto text = store.SpecText(row.spec_hash); text.ok())
+      if (auto p = spec::ParsePipeline(row.spec_path, *text); p.ok()) cap = p->max_active_runs;
+    queue_.push_back({row.id, row.pipeline, cap, row.queued_retry});
+  }
+  if (!DispatchLocked(store)) dispatch_again_ = true;
+  return Status::Ok();
+}
+
 Result<int64_t> Launcher::Start(store::Store& store, const spec::Pipeline& p, const spec::ParamValues& params,
                                 const std::string& trigger) {
   fs::path spec_path = fs::absolute(p.file).lexically_normal();
   int jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // The decision and the spawn happen under one lock, so two requests cannot
+  // both take the last slot. Queued runs of this pipeline go first.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return Status::Internal("the server is stopping");
+  bool ahead = std::any_of(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.pipeline == p.name; });
+  bool now = !ahead && HasRoomLocked(p.name, p.max_active_runs);
   auto id = store.CreateRun(p.name, p.text, spec_path.string(), spec_path.parent_path().string(),
-                            spec::ParamsJson(params).dump(), jobs, NowMs(), trigger);
+                            spec::ParamsJson(params).dump(), jobs, NowMs(), trigger, !now);
   if (!id.ok()) return id.status();
-  Status st = Spawn(*id, {"resume", std::to_string(*id)});
+  if (!now) {
+    queue_.push_back({*id, p.name, p.max_active_runs, false});
+    return *id;
+  }
+  Status st = SpawnLocked(*id, p.name, {"resume", std::to_string(*id)});
   if (!st.ok()) {
     (void)MarkFailed(store, *id);  // the spawn error is what we report
     return st;
@@ -52,10 +89,55 @@ Result<int64_t> Launcher::Start(store::Store& store, const spec::Pipeline& p, co
   return *id;
 }
 
-Status Launcher::Retry(int64_t run_id) { return Spawn(run_id, {"retry", std::to_string(run_id)}); }
-
-Status Launcher::Spawn(int64_t run_id, const std::vector<std::string>& args) {
+Result<bool> Launcher::Retry(store::Store& store, const store::RunRow& run, int pipeline_cap) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return Status::Internal("the server is stopping");
+  bool ahead = std::any_of(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.pipeline == run.pipeline; });
+  if (!ahead && HasRoomLocked(run.pipeline, pipeline_cap)) {
+    Status st = SpawnLocked(run.id, run.pipeline, {"retry", std::to_string(run.id)});
+    if (!st.ok()) return st;
+    return false;
+  }
+  auto queued = store.QueueRetry(run.id);
+  if (!queued.ok()) return queued.status();
+  if (!*queued) return Status::Internal("run " + std::to_string(run.id) + " is no longer failed or cancelled");
+  queue_.push_back({run.id, run.pipeline, pipeline_cap, true});
+  return true;
+}
+
+Result<bool> Launcher::CancelQueued(store::Store& store, int64_t run_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto cancelled = store.CancelQueued(run_id, NowMs());
+  if (!cancelled.ok()) return cancelled;
+  std::erase_if(queue_, [&](const Queued& q) { return q.run_id == run_id; });
+  return cancelled;
+}
+
+bool Launcher::DispatchLocked(store::Store& store) {
+  for (auto it = queue_.begin(); it != queue_.end() && !stopping_;) {
+    if (static_cast<int>(children_.size()) >= max_active_runs_) break;
+    if (!HasRoomLocked(it->pipeline, it->cap)) {
+      ++it;  // its pipeline is full; later runs of other pipelines may start
+      continue;
+    }
+    auto claimed = store.StartQueued(it->run_id);
+    if (!claimed.ok()) {
+      std::fprintf(stderr, "sluice: run %lld: %s\n", static_cast<long long>(it->run_id), claimed.status().message().c_str());
+      return false;
+    }
+    Queued q = *it;
+    it = queue_.erase(it);
+    if (!*claimed) continue;  // cancelled, or started by `sluice resume`, meanwhile
+    Status st = SpawnLocked(q.run_id, q.pipeline, {q.retry ? "retry" : "resume", std::to_string(q.run_id)});
+    if (!st.ok()) {
+      std::fprintf(stderr, "sluice: run %lld: %s\n", static_cast<long long>(q.run_id), st.message().c_str());
+      if (!q.retry) (void)MarkFailed(store, q.run_id);  // a retry went back to its state
+    }
+  }
+  return true;
+}
+
+Status Launcher::SpawnLocked(int64_t run_id, const std::string& pipeline, const std::vector<std::string>& args) {
   if (stopping_) return Status::Internal("the server is stopping");
   std::string log = DriverLog(run_id);
   std::error_code ec;
@@ -76,13 +158,19 @@ Status Launcher::Spawn(int64_t run_id, const std::vector<std::string>& args) {
   ::close(fd);
   if (r.stdin_fd >= 0) ::close(r.stdin_fd);
   if (!pid.ok()) return pid.status();
-  children_[*pid] = run_id;
+  children_[*pid] = {run_id, pipeline};
   cv_.notify_all();
   return Status::Ok();
 }
 
 void Launcher::Reap() {
   std::unique_ptr<store::Store> store;
+  auto open_store = [&] {
+    if (store) return true;
+    auto s = store::Store::Open(home_ + "/sluice.db");
+    if (s.ok()) store = std::move(*s);
+    return static_cast<bool>(store);
+  };
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_ && children_.empty(); });
@@ -91,19 +179,16 @@ void Launcher::Reap() {
     for (auto it = children_.begin(); it != children_.end();) {
       int status = 0;
       if (::waitpid(it->first, &status, WNOHANG) == it->first) {
-        ended.push_back(it->second);
+        ended.push_back(it->second.run_id);
         it = children_.erase(it);
       } else {
         ++it;
       }
     }
-    if (ended.empty()) continue;
+    if (ended.empty() && !dispatch_again_) continue;
     cv_.notify_all();
     lock.unlock();
-    if (!store) {
-      auto s = store::Store::Open(home_ + "/sluice.db");
-      if (s.ok()) store = std::move(*s);
-    }
+    open_store();
     for (int64_t id : ended) {
       if (!store) break;
       auto run = store->GetRun(id);
@@ -116,6 +201,8 @@ void Launcher::Reap() {
       }
     }
     lock.lock();
+    // A slot is free: the oldest queued runs that fit start now.
+    dispatch_again_ = !store || !DispatchLocked(*store);
   }
 }
 

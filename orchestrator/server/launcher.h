@@ -5,13 +5,25 @@
 // to <home>/logs/<id>/driver.log. The server itself writes only short
 // transactions to the store; each run has one writer, its driver.
 //
+// Caps: at most `max_active_runs` drivers at once, and at most a pipeline's
+// own `max_active_runs` for its runs (counted by pipeline name, over the
+// drivers this launcher started; `sluice run` from a shell is not counted).
+// A run or retry beyond a cap is recorded in state queued and started, first
+// in first out, when a driver exits; a pipeline whose cap holds its runs
+// back does not hold back other pipelines' runs. Queued runs stay queued in
+// the store when the server stops; Restore() queues them again, by id.
+//
 // When a driver exits and its run is still pending or running (it could not
 // load a plugin, say), the run is marked failed. Stop() asks every driver to
-// cancel (SIGTERM, as Ctrl-C does) and waits for them.
+// cancel (SIGTERM, as Ctrl-C does) and waits for them; it starts nothing more.
+//
+// Thread-safe: the API's threads, the scheduler and the launcher's own
+// reaper thread call it; each passes its own Store.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <string>
@@ -25,28 +37,57 @@ namespace sluice::server {
 
 class Launcher {
  public:
+  static constexpr int kDefaultMaxActiveRuns = 16;
+
   // `home` is the state folder (absolute); `program` the sluice executable.
-  Launcher(std::string home, std::string program);
+  Launcher(std::string home, std::string program, int max_active_runs = kDefaultMaxActiveRuns);
   ~Launcher();
 
-  // Records a run of `p` with `params` and starts its driver.
+  // Queues the runs the store holds in state queued (after a restart), in
+  // id order, and starts what the caps allow.
+  Status Restore(store::Store& store);
+  // Records a run of `p` with `params` and starts its driver, or queues it
+  // (state queued) when a cap is reached.
   Result<int64_t> Start(store::Store& store, const spec::Pipeline& p, const spec::ParamValues& params,
                         const std::string& trigger);
-  // Starts `sluice retry <id>` (the caller checked that the run has finished).
-  Status Retry(int64_t run_id);
+  // Starts `sluice retry <id>` for a finished run (the caller checked that it
+  // failed or was cancelled), or queues the retry; true if queued.
+  // `pipeline_cap` is the run's spec's max_active_runs.
+  Result<bool> Retry(store::Store& store, const store::RunRow& run, int pipeline_cap);
+  // Cancels a queued run without starting it. False if it was not queued.
+  Result<bool> CancelQueued(store::Store& store, int64_t run_id);
   // Cancels every driver still running and waits up to `grace` for them.
   void Stop(std::chrono::milliseconds grace);
   // The driver log of a run started here.
   std::string DriverLog(int64_t run_id) const;
 
  private:
-  Status Spawn(int64_t run_id, const std::vector<std::string>& args);
+  struct Child {
+    int64_t run_id = 0;
+    std::string pipeline;
+  };
+  struct Queued {
+    int64_t run_id = 0;
+    std::string pipeline;
+    int cap = 0;         // the pipeline's max_active_runs; 0: none
+    bool retry = false;  // `sluice retry`, not `sluice resume`
+  };
+
+  // REQUIRES: mu_ is held.
+  bool HasRoomLocked(const std::string& pipeline, int cap) const;
+  Status SpawnLocked(int64_t run_id, const std::string& pipeline, const std::vector<std::string>& args);
+  // Starts queued runs, oldest first, while the caps allow. False if the
+  // store failed (try again later).
+  bool DispatchLocked(store::Store& store);
   void Reap();
 
   std::string home_, program_;
+  int max_active_runs_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::map<int, int64_t> children_;  // pid -> run id
+  std::map<int, Child> children_;  // pid -> what it drives
+  std::deque<Queued> queue_;
+  bool dispatch_again_ = false;    // a dispatch met a store error
   bool stopping_ = false;
   std::thread reaper_;
 };

@@ -200,6 +200,14 @@ const char* kSchemaV7 = R"sql(
 ALTER TABLE attempts ADD COLUMN job_id TEXT;   -- slurm:1234
 )sql";
 
+// Version 8: bounded webhook replays, and runs the server queues.
+const char* kSchemaV8 = R"sql(
+ALTER TABLE webhook_deliveries ADD COLUMN body_sha256 TEXT;  -- SHA-256 of the raw body, hex; NULL before version 8
+CREATE INDEX webhook_deliveries_by_body ON webhook_deliveries(pipeline, body_sha256);
+CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries(received_ms);
+ALTER TABLE runs ADD COLUMN queued_from TEXT;  -- a queued retry: the state it goes back to when it starts
+)sql";
+
 std::string OutputsJson(const engine::Outputs& o) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : o) j[k] = v.ToJson();
@@ -296,7 +304,7 @@ Status Store::Migrate() {
     return Status::Incompatible("the database has schema version " + std::to_string(version) +
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
-  static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7};
+  static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7, kSchemaV8};
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();
     if (!st.ok()) return st;
@@ -322,7 +330,7 @@ Status Store::Migrate() {
 Result<int64_t> Store::CreateRun(const std::string& pipeline, const std::string& spec_text,
                                  const std::string& spec_path, const std::string& workdir,
                                  const std::string& params_json, int jobs, int64_t now_ms,
-                                 const std::string& trigger) {
+                                 const std::string& trigger, bool queued) {
   std::string hash = Sha256Hex(spec_text);
   Status st = Begin();
   if (!st.ok()) return st;
@@ -337,10 +345,11 @@ Result<int64_t> Store::CreateRun(const std::string& pipeline, const std::string&
   }
   Stmt& run = Prepare(
       "INSERT INTO runs(pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, trigger) "
-      "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)");
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
   {
     ResetOnExit<Stmt> r{run};
-    run.Bind(1, pipeline).Bind(2, hash).Bind(3, spec_path).Bind(4, workdir).Bind(5, params_json).Bind(6, jobs).Bind(7, now_ms).Bind(8, trigger);
+    run.Bind(1, pipeline).Bind(2, hash).Bind(3, spec_path).Bind(4, workdir).Bind(5, params_json);
+    run.Bind(6, std::string(queued ? "queued" : "pending")).Bind(7, jobs).Bind(8, now_ms).Bind(9, trigger);
     if (run.Step() != SQLITE_DONE) {
       Status e = Error("create run");
       Rollback();
@@ -356,7 +365,8 @@ Result<int64_t> Store::CreateRun(const std::string& pipeline, const std::string&
 namespace {
 const char* kRunColumns =
     "SELECT id, pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, "
-    "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), IFNULL(owner_pid, 0), IFNULL(owner_start, 0), cancel_requested, trigger "
+    "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), IFNULL(owner_pid, 0), IFNULL(owner_start, 0), cancel_requested, trigger, "
+    "queued_from IS NOT NULL "
     "FROM runs ";
 }
 
@@ -378,6 +388,7 @@ static RunRow ReadRun(S& q) {
   r.owner_start = q.Int(12);
   r.cancel_requested = q.Int(13) != 0;
   r.trigger = q.Text(14);
+  r.queued_retry = q.Int(15) != 0;
   return r;
 }
 
@@ -449,20 +460,58 @@ Status Store::SetLastFire(const std::string& pipeline, const std::string& schedu
   return Status::Ok();
 }
 
-Result<std::optional<int64_t>> Store::RecordDelivery(const std::string& pipeline, const std::string& delivery,
-                                                     int64_t now_ms) {
-  Stmt& ins = Prepare("INSERT OR IGNORE INTO webhook_deliveries(pipeline, delivery, received_ms) VALUES (?, ?, ?)");
+Result<DeliveryCheck> Store::RecordDelivery(const std::string& pipeline, const std::string& delivery,
+                                            const std::string& body_sha256, int64_t now_ms, int64_t window_ms) {
+  Status st = Begin();
+  if (!st.ok()) return st;
+  auto fail = [&](const std::string& what) {
+    Status e = Error(what);
+    Rollback();
+    return e;
+  };
+  DeliveryCheck out;
   {
-    ResetOnExit<Stmt> r{ins};
-    ins.Bind(1, pipeline).Bind(2, delivery).Bind(3, now_ms);
-    if (ins.Step() != SQLITE_DONE) return Error("record webhook delivery");
+    // Rows older than the window say nothing any more.
+    Stmt& prune = Prepare("DELETE FROM webhook_deliveries WHERE received_ms < ?");
+    ResetOnExit<Stmt> r{prune};
+    if (prune.Bind(1, now_ms - window_ms).Step() != SQLITE_DONE) return fail("prune webhook deliveries");
   }
-  if (sqlite3_changes(db_) == 1) return std::optional<int64_t>();
-  Stmt& q = Prepare("SELECT IFNULL(run_id, 0) FROM webhook_deliveries WHERE pipeline = ? AND delivery = ?");
-  ResetOnExit<Stmt> r{q};
-  q.Bind(1, pipeline).Bind(2, delivery);
-  if (q.Step() != SQLITE_ROW) return Error("read webhook delivery");
-  return std::optional<int64_t>(q.Int(0));
+  {
+    Stmt& q = Prepare("SELECT IFNULL(run_id, 0) FROM webhook_deliveries WHERE pipeline = ? AND delivery = ?");
+    ResetOnExit<Stmt> r{q};
+    int rc = q.Bind(1, pipeline).Bind(2, delivery).Step();
+    if (rc == SQLITE_ROW) {
+      out.duplicate = true;
+      out.run_id = q.Int(0);
+      out.earlier_delivery = delivery;
+    } else if (rc != SQLITE_DONE) {
+      return fail("read webhook delivery");
+    }
+  }
+  if (!out.duplicate) {
+    Stmt& q = Prepare(
+        "SELECT IFNULL(run_id, 0), delivery FROM webhook_deliveries WHERE pipeline = ? AND body_sha256 = ? "
+        "ORDER BY received_ms LIMIT 1");
+    ResetOnExit<Stmt> r{q};
+    int rc = q.Bind(1, pipeline).Bind(2, body_sha256).Step();
+    if (rc == SQLITE_ROW) {
+      out.duplicate = true;
+      out.same_body = true;
+      out.run_id = q.Int(0);
+      out.earlier_delivery = q.Text(1);
+    } else if (rc != SQLITE_DONE) {
+      return fail("read webhook deliveries");
+    }
+  }
+  if (!out.duplicate) {
+    Stmt& ins = Prepare("INSERT INTO webhook_deliveries(pipeline, delivery, received_ms, body_sha256) VALUES (?, ?, ?, ?)");
+    ResetOnExit<Stmt> r{ins};
+    if (ins.Bind(1, pipeline).Bind(2, delivery).Bind(3, now_ms).Bind(4, body_sha256).Step() != SQLITE_DONE)
+      return fail("record webhook delivery");
+  }
+  st = Commit();
+  if (!st.ok()) return st;
+  return out;
 }
 
 Status Store::SetDeliveryRun(const std::string& pipeline, const std::string& delivery, int64_t run_id) {
@@ -471,6 +520,41 @@ Status Store::SetDeliveryRun(const std::string& pipeline, const std::string& del
   q.Bind(1, run_id).Bind(2, pipeline).Bind(3, delivery);
   if (q.Step() != SQLITE_DONE) return Error("record webhook delivery's run");
   return Status::Ok();
+}
+
+Result<std::vector<RunRow>> Store::QueuedRuns() {
+  static const std::string sql = std::string(kRunColumns) + "WHERE state = 'queued' ORDER BY id";
+  Stmt& q = Prepare(sql.c_str());
+  ResetOnExit<Stmt> r{q};
+  std::vector<RunRow> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out.push_back(ReadRun(q));
+  if (rc != SQLITE_DONE) return Error("list queued runs");
+  return out;
+}
+
+Result<bool> Store::QueueRetry(int64_t run_id) {
+  Stmt& q = Prepare(
+      "UPDATE runs SET queued_from = state, state = 'queued' WHERE id = ? AND state IN ('failed', 'cancelled')");
+  ResetOnExit<Stmt> r{q};
+  if (q.Bind(1, run_id).Step() != SQLITE_DONE) return Error("queue a retry of run " + std::to_string(run_id));
+  return sqlite3_changes(db_) == 1;
+}
+
+Result<bool> Store::StartQueued(int64_t run_id) {
+  Stmt& q = Prepare(
+      "UPDATE runs SET state = IFNULL(queued_from, 'pending'), queued_from = NULL WHERE id = ? AND state = 'queued'");
+  ResetOnExit<Stmt> r{q};
+  if (q.Bind(1, run_id).Step() != SQLITE_DONE) return Error("start queued run " + std::to_string(run_id));
+  return sqlite3_changes(db_) == 1;
+}
+
+Result<bool> Store::CancelQueued(int64_t run_id, int64_t now_ms) {
+  Stmt& q = Prepare(
+      "UPDATE runs SET state = 'cancelled', queued_from = NULL, finished_ms = ? WHERE id = ? AND state = 'queued'");
+  ResetOnExit<Stmt> r{q};
+  if (q.Bind(1, now_ms).Bind(2, run_id).Step() != SQLITE_DONE) return Error("cancel queued run " + std::to_string(run_id));
+  return sqlite3_changes(db_) == 1;
 }
 
 Result<std::string> Store::SpecText(const std::string& hash) {
@@ -747,7 +831,8 @@ Status Store::FinishAttempt(const AttemptRecord& a, const StepRecord& step) {
 Status Store::SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms) {
   Status st = Join();
   if (!st.ok()) return st;
-  bool final = state != engine::RunState::kPending && state != engine::RunState::kRunning;
+  bool final = state != engine::RunState::kPending && state != engine::RunState::kRunning &&
+               state != engine::RunState::kQueued;
   Stmt& q = Prepare(final ? "UPDATE runs SET state = ?, finished_ms = ? WHERE id = ?"
                           : "UPDATE runs SET state = ?, started_ms = IFNULL(started_ms, ?) WHERE id = ?");
   ResetOnExit<Stmt> r{q};
@@ -1072,7 +1157,7 @@ Result<std::vector<std::pair<std::string, int64_t>>> Store::CollectableArtifacts
       "WITH RECURSIVE keep(hash) AS ("
       "  SELECT artifact FROM model_versions"
       "  UNION SELECT l.artifact FROM lineage l JOIN attempts a ON a.id = l.attempt_id JOIN runs r ON r.id = a.run_id"
-      "    WHERE r.created_ms >= ?1 OR r.state IN ('pending', 'running')"
+      "    WHERE r.created_ms >= ?1 OR r.state IN ('pending', 'running', 'queued')"
       "  UNION SELECT c.artifact FROM keep JOIN lineage p ON p.artifact = keep.hash AND p.role = 'produced'"
       "    JOIN lineage c ON c.attempt_id = p.attempt_id AND c.role = 'consumed')"
       " SELECT hash, size FROM artifacts WHERE hash NOT IN (SELECT hash FROM keep) ORDER BY hash");

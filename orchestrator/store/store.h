@@ -35,6 +35,15 @@ struct RunRow {
   int64_t owner_pid = 0, owner_start = 0;   // the process driving the run, if any
   bool cancel_requested = false;
   std::string trigger = "cli";  // what started it: cli, api, schedule, webhook
+  bool queued_retry = false;    // state queued, for a retry (`sluice retry`) rather than a first start
+};
+
+// What RecordDelivery found.
+struct DeliveryCheck {
+  bool duplicate = false;        // the delivery id, or the body, was seen within the window
+  bool same_body = false;        // a duplicate by its body (under another delivery id)
+  int64_t run_id = 0;            // the run the earlier delivery started (0 if none yet)
+  std::string earlier_delivery;  // the earlier delivery's id
 };
 
 // Which runs ListRuns returns, newest first.
@@ -87,12 +96,13 @@ class Store : public engine::RunStore {
   static Result<std::unique_ptr<Store>> Open(const std::string& path);
   ~Store() override;
 
-  static constexpr int kSchemaVersion = 7;
+  static constexpr int kSchemaVersion = 8;
 
-  // Records a new run in state pending and stores the spec text by hash.
+  // Records a new run in state pending (queued if `queued`: `sluice serve`
+  // starts it later) and stores the spec text by hash.
   Result<int64_t> CreateRun(const std::string& pipeline, const std::string& spec_text, const std::string& spec_path,
                             const std::string& workdir, const std::string& params_json, int jobs, int64_t now_ms,
-                            const std::string& trigger = "cli");
+                            const std::string& trigger = "cli", bool queued = false);
   Result<RunRow> GetRun(int64_t id);
   // The newest runs first.
   Result<std::vector<RunRow>> ListRuns(int limit);
@@ -157,10 +167,24 @@ class Store : public engine::RunStore {
   // schedule ("<cron> <timezone>"); none before the first.
   Result<std::optional<int64_t>> LastFire(const std::string& pipeline, const std::string& schedule);
   Status SetLastFire(const std::string& pipeline, const std::string& schedule, int64_t fired_ms);
-  // Webhook deliveries: records a delivery id and returns none when it is
-  // new; for one seen before, the run it started (0 if none yet).
-  Result<std::optional<int64_t>> RecordDelivery(const std::string& pipeline, const std::string& delivery, int64_t now_ms);
+  // Webhook deliveries, in one transaction: forgets deliveries received
+  // before now_ms - window_ms; then a delivery whose id, or whose body's
+  // SHA-256, the pipeline saw since is a duplicate (with the run the earlier
+  // one started); anything else is recorded.
+  Result<DeliveryCheck> RecordDelivery(const std::string& pipeline, const std::string& delivery,
+                                       const std::string& body_sha256, int64_t now_ms, int64_t window_ms);
   Status SetDeliveryRun(const std::string& pipeline, const std::string& delivery, int64_t run_id);
+
+  // Runs `sluice serve` queued (state queued), oldest first.
+  Result<std::vector<RunRow>> QueuedRuns();
+  // Queues a retry of a failed or cancelled run; false if it is in another state.
+  Result<bool> QueueRetry(int64_t run_id);
+  // Takes a run out of the queue: a new run becomes pending, a queued retry
+  // goes back to the state it had. False if it was not queued (cancelled,
+  // or started by `sluice resume`, meanwhile).
+  Result<bool> StartQueued(int64_t run_id);
+  // Cancels a queued run without starting it; false if it was not queued.
+  Result<bool> CancelQueued(int64_t run_id, int64_t now_ms);
 
   // Every version of `name` (all models when empty), oldest first.
   Result<std::vector<ModelVersion>> ListModels(const std::string& name);

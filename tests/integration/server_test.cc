@@ -612,5 +612,254 @@ TEST(ServeScheduleTest, AScheduleMissedWhileTheServerWasDownRunsOnceOnStartUnles
   EXPECT_EQ(**caught, **skipped);
 }
 
+// --- replays and signed timestamps --------------------------------------------
+
+TEST_F(ServeTest, AReplayedSignedBodyWithANewDeliveryIdStartsNoSecondRun) {
+  std::string body = R"({"ref": "main", "count": 2})";
+  std::string sig = server::Sign("It's a Secret to Everybody", body);
+  std::string first = Hook(port_, body, sig, "delivery-a");
+  ASSERT_NE(first.find("HTTP/1.1 202"), std::string::npos) << first;
+  int64_t run = json::parse(first.substr(first.find("\r\n\r\n") + 4))["run"];
+  for (const std::string& replay_id : {std::string("delivery-b"), std::string("delivery-c"), std::string()}) {
+    std::string replay = Hook(port_, body, sig, replay_id);
+    ASSERT_NE(replay.find("HTTP/1.1 200"), std::string::npos) << replay;
+    json answer = json::parse(replay.substr(replay.find("\r\n\r\n") + 4));
+    EXPECT_EQ(answer["duplicate"], true);
+    EXPECT_EQ(answer["run"], run);
+    EXPECT_EQ(answer["reason"], "the same body was delivered within the last 24 hours (delivery delivery-a)");
+  }
+  // Another body is another event.
+  std::string other = R"({"ref": "main", "count": 3})";
+  std::string next = Hook(port_, other, server::Sign("It's a Secret to Everybody", other), "delivery-d");
+  EXPECT_NE(next.find("HTTP/1.1 202"), std::string::npos) << next;
+  EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 2u);
+}
+
+const char* kSvixSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";  // Svix's documented example secret
+const char* kSvixPipeline = R"(name: svix
+on:
+  webhook:
+    secret_env: SLUICE_TEST_SVIX_SECRET
+    params: {who: "${{ event.who }}"}
+params:
+  who: {type: string, default: nobody}
+steps:
+  greet: {run: ["echo", "hello", "${{ params.who }}"]}
+)";
+
+int64_t UnixSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// A Standard Webhooks delivery to /hooks/svix; `signature` empty: signed with kSvixSecret.
+std::string StandardHook(int port, const std::string& body, const std::string& id, int64_t timestamp,
+                         std::string signature = "") {
+  if (signature.empty()) signature = server::SignStandard(*server::DecodeStandardSecret(kSvixSecret), id, timestamp, body);
+  std::string req = "POST /hooks/svix HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n";
+  req += "webhook-id: " + id + "\r\nwebhook-timestamp: " + std::to_string(timestamp) + "\r\n";
+  req += "webhook-signature: " + signature + "\r\n";
+  req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  return Exchange(port, req);
+}
+
+class ServeStandardWebhooksTest : public ServeTest {
+ protected:
+  void SetUp() override {
+    ::setenv("SLUICE_TEST_SVIX_SECRET", kSvixSecret, 1);
+    fs::create_directories(box_.dir() / "pipelines");
+    box_.Write("pipelines/svix.yaml", kSvixPipeline);
+    Serve({});
+  }
+};
+
+TEST_F(ServeStandardWebhooksTest, ADeliveryWithAFreshTimestampStartsOneRunAndItsIdIsTheDeliveryId) {
+  std::string body = R"({"who": "svix"})";
+  int64_t now = UnixSeconds();
+  std::string res = StandardHook(port_, body, "msg_1", now);
+  ASSERT_NE(res.find("HTTP/1.1 202"), std::string::npos) << res;
+  json answer = json::parse(res.substr(res.find("\r\n\r\n") + 4));
+  EXPECT_EQ(answer["delivery"], "msg_1");
+  int64_t run = answer["run"];
+  ASSERT_TRUE(WaitForRun(run, "succeeded"));
+  EXPECT_EQ(Get("/api/runs/" + std::to_string(run) + "/steps/greet/log")->body, "hello svix\n");
+  // The sender's retry: the same webhook-id, re-signed with a new timestamp.
+  std::string again = StandardHook(port_, body, "msg_1", now + 1);
+  EXPECT_NE(again.find("HTTP/1.1 200"), std::string::npos) << again;
+  EXPECT_NE(again.find("\"duplicate\":true"), std::string::npos) << again;
+  EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 1u);
+}
+
+TEST_F(ServeStandardWebhooksTest, ATimestampFiveMinutesAndOneSecondOldIs401AndOneExactlyFiveMinutesOldStartsARun) {
+  std::string old_body = R"({"who": "late"})";
+  std::string res = StandardHook(port_, old_body, "msg_old", UnixSeconds() - 301);
+  EXPECT_NE(res.find("HTTP/1.1 401"), std::string::npos) << res;
+  EXPECT_NE(res.find("webhook-timestamp is 301 s old, more than the 300 s allowed"), std::string::npos) << res;
+  res = StandardHook(port_, old_body, "msg_future", UnixSeconds() + 301);
+  EXPECT_NE(res.find("HTTP/1.1 401"), std::string::npos) << res;
+  EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 0u);
+  // Exactly 300 s: the server reads its clock in whole seconds, so the
+  // request is sent at the start of a second and must arrive within it
+  // (no margin is added; a loopback POST takes milliseconds).
+  WaitFor([] { return std::chrono::system_clock::now().time_since_epoch() % std::chrono::seconds(1) < std::chrono::milliseconds(50); },
+          std::chrono::seconds(2));
+  res = StandardHook(port_, R"({"who": "on time"})", "msg_edge", UnixSeconds() - 300);
+  EXPECT_NE(res.find("HTTP/1.1 202"), std::string::npos) << res;
+  EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 1u);
+}
+
+TEST_F(ServeStandardWebhooksTest, ABadV1SignatureIs401AndStartsNothing) {
+  std::string body = R"({"who": "mallory"})";
+  int64_t now = UnixSeconds();
+  std::string key = *server::DecodeStandardSecret(kSvixSecret);
+  std::string good = server::SignStandard(key, "msg_2", now, body);
+  for (const std::string& sig : {server::SignStandard("wrong key", "msg_2", now, body),  // another secret
+                                 server::SignStandard(kSvixSecret, "msg_2", now, body),  // the whsec_ text, not decoded
+                                 server::SignStandard(key, "msg_other", now, body),      // signed for another id
+                                 "v1," + std::string(44, 'A'), "v1a," + good.substr(3), good.substr(0, good.size() - 4)}) {
+    std::string res = StandardHook(port_, body, "msg_2", now, sig);
+    EXPECT_NE(res.find("HTTP/1.1 401"), std::string::npos) << sig << "\n" << res;
+  }
+  // A good signature over another body (a tampered payload).
+  std::string tampered = StandardHook(port_, R"({"who": "eve"})", "msg_2", now, good);
+  EXPECT_NE(tampered.find("HTTP/1.1 401"), std::string::npos) << tampered;
+  EXPECT_NE(tampered.find("webhook-signature does not match"), std::string::npos) << tampered;
+  EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 0u);
+  // The refusals recorded nothing: the good delivery still starts its run.
+  EXPECT_NE(StandardHook(port_, body, "msg_2", now).find("HTTP/1.1 202"), std::string::npos);
+}
+
+// --- caps on active runs --------------------------------------------------------
+
+// Each run waits for the file `release` in the pipelines folder.
+const char* kGated = "name: gated\nmax_active_runs: 1\nsteps:\n  wait: {run: \"while [ ! -f release ]; do sleep 0.05; done\"}\n";
+const char* kGate = "name: gate\nsteps:\n  wait: {run: \"while [ ! -f release ]; do sleep 0.05; done\"}\n";
+
+class ServeQueueTest : public ServeTest {
+ protected:
+  void SetUp() override {
+    fs::create_directories(box_.dir() / "pipelines");
+    box_.Write("pipelines/gated.yaml", kGated);
+    box_.Write("pipelines/gate.yaml", kGate);
+    Serve(extra_);
+  }
+  std::string State(int64_t id) { return GetJson("/api/runs/" + std::to_string(id)).value("state", ""); }
+  void Release() { box_.Write("pipelines/release", ""); }
+  // Milliseconds: when the run's first attempt started, and when its last ended.
+  std::pair<int64_t, int64_t> Span(int64_t id) {
+    json a = GetJson("/api/runs/" + std::to_string(id) + "/attempts")["attempts"];
+    if (a.empty()) return {0, 0};
+    return {a.front()["started_ms"], a.back()["finished_ms"]};
+  }
+  std::vector<std::string> extra_;
+};
+
+TEST_F(ServeQueueTest, WithMaxActiveRunsOneThreeRunsQueueThenRunOneAfterAnotherAndAllSucceed) {
+  int64_t a = StartRun("gated"), b = StartRun("gated"), c = StartRun("gated");
+  EXPECT_NE(State(a), "queued");
+  EXPECT_EQ(State(b), "queued");
+  EXPECT_EQ(State(c), "queued");
+  EXPECT_EQ(GetJson("/api/runs?state=queued")["runs"].size(), 2u);
+  // Another pipeline is not held back by this one's cap.
+  int64_t other = StartRun("hello");
+  EXPECT_TRUE(WaitForRun(other, "succeeded"));
+  EXPECT_EQ(State(b), "queued");
+  Release();
+  for (int64_t id : {a, b, c}) EXPECT_TRUE(WaitForRun(id, "succeeded")) << id;
+  auto [a0, a1] = Span(a);
+  auto [b0, b1] = Span(b);
+  auto [c0, c1] = Span(c);
+  EXPECT_GE(b0, a1) << "b started after a finished";
+  EXPECT_GE(c0, b1) << "c started after b finished";
+  EXPECT_GT(a0, 0);
+}
+
+class ServeGlobalCapTest : public ServeQueueTest {
+ protected:
+  void SetUp() override {
+    extra_ = {"--max-active-runs", "1"};
+    ServeQueueTest::SetUp();
+  }
+};
+
+TEST_F(ServeGlobalCapTest, TheServersCapQueuesRunsOfEveryPipelineAndRetriesToo) {
+  int64_t failed = StartRun("flaky");
+  ASSERT_TRUE(WaitForRun(failed, "failed"));
+  int64_t a = StartRun("gate");
+  int64_t b = StartRun("hello");
+  EXPECT_EQ(State(b), "queued");
+  auto retry = Post("/api/runs/" + std::to_string(failed) + "/retry", "");
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(retry->status, 202) << retry->body;
+  EXPECT_EQ(json::parse(retry->body)["queued"], true);
+  EXPECT_EQ(State(failed), "queued");
+  EXPECT_EQ(Post("/api/runs/" + std::to_string(failed) + "/retry", "")->status, 409) << "already queued";
+  box_.Write("pipelines/fixed", "");
+  Release();
+  EXPECT_TRUE(WaitForRun(a, "succeeded"));
+  EXPECT_TRUE(WaitForRun(b, "succeeded"));
+  EXPECT_TRUE(WaitForRun(failed, "succeeded"));
+  EXPECT_GE(Span(b).first, Span(a).second);
+  json attempts = GetJson("/api/runs/" + std::to_string(failed) + "/attempts")["attempts"];
+  ASSERT_FALSE(attempts.empty());
+  EXPECT_GE(attempts.back()["started_ms"].get<int64_t>(), Span(b).second) << "the retry waited its turn";
+}
+
+TEST_F(ServeQueueTest, CancellingAQueuedRunMarksItCancelledWithoutStartingIt) {
+  int64_t a = StartRun("gated"), b = StartRun("gated");
+  ASSERT_EQ(State(b), "queued");
+  auto r = Post("/api/runs/" + std::to_string(b) + "/cancel", "");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 202) << r->body;
+  EXPECT_EQ(State(b), "cancelled");
+  EXPECT_EQ(Post("/api/runs/" + std::to_string(b) + "/cancel", "")->status, 409);
+  Release();
+  EXPECT_TRUE(WaitForRun(a, "succeeded"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the slot a left must not go to b
+  json run = GetJson("/api/runs/" + std::to_string(b));
+  EXPECT_EQ(run["state"], "cancelled");
+  EXPECT_TRUE(run["started"].is_null());
+  EXPECT_TRUE(run["attempts"].empty());
+  EXPECT_FALSE(run["driver_log"].get<bool>());
+}
+
+TEST_F(ServeQueueTest, QueuedRunsSurviveARestartAndStartInIdOrder) {
+  int64_t a = StartRun("gated"), b = StartRun("gated"), c = StartRun("gated");
+  ASSERT_EQ(State(c), "queued");
+  ASSERT_TRUE(WaitForRun(a, "running"));
+  Stop();  // cancels a, the run it drives; b and c stay queued
+  Output runs = box_.Sluice({"runs", "--format", "json"});
+  std::map<int64_t, std::string> states;
+  for (const json& r : json::parse(runs.out)) states[r["id"]] = r["state"];
+  EXPECT_EQ(states[a], "cancelled");
+  EXPECT_EQ(states[b], "queued");
+  EXPECT_EQ(states[c], "queued");
+  Output shown = box_.Sluice({"show", std::to_string(b)});
+  EXPECT_EQ(shown.code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("queued"), std::string::npos) << shown.out;
+  Release();
+  Serve({});
+  EXPECT_TRUE(WaitForRun(b, "succeeded"));
+  EXPECT_TRUE(WaitForRun(c, "succeeded"));
+  EXPECT_GE(Span(c).first, Span(b).second) << "b, the older, went first";
+}
+
+TEST_F(ServeQueueTest, SluiceResumeStartsAQueuedRunAtOnceAndSluiceCancelCancelsOne) {
+  int64_t a = StartRun("gated"), b = StartRun("gated"), c = StartRun("gated");
+  ASSERT_EQ(State(c), "queued");
+  Output cancelled = box_.Sluice({"cancel", std::to_string(c)});
+  EXPECT_EQ(cancelled.code, 0) << cancelled.err;
+  EXPECT_EQ(cancelled.out, "run " + std::to_string(c) + " cancelled (it was queued)\n");
+  Release();
+  Output resumed = box_.Sluice({"resume", std::to_string(b)});  // outside the cap, while a may still run
+  EXPECT_EQ(resumed.code, 0) << resumed.out << resumed.err;
+  EXPECT_NE(resumed.out.find("was queued by sluice serve; starting it now"), std::string::npos) << resumed.out;
+  EXPECT_TRUE(WaitForRun(a, "succeeded"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the server's queue must skip b and c
+  EXPECT_EQ(State(b), "succeeded");
+  EXPECT_EQ(State(c), "cancelled");
+  EXPECT_EQ(GetJson("/api/runs/" + std::to_string(b) + "/attempts")["attempts"].size(), 1u) << "b ran once";
+  EXPECT_FALSE(GetJson("/api/runs/" + std::to_string(b))["driver_log"].get<bool>()) << "the server never started b";
+}
+
 }  // namespace
 }  // namespace sluice::testing

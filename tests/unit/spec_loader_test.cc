@@ -119,6 +119,19 @@ TEST(SpecLoaderTest, BadDurationIsAnError) {
             "p.yaml:5:14: bad duration '10 minutes' for timeout (use a number and a unit: 500ms, 10s, 5m, 2h)");
 }
 
+TEST(SpecLoaderTest, MaxActiveRunsIsAWholeNumberFromOne) {
+  EXPECT_EQ(Load("name: demo\nmax_active_runs: 2\nsteps:\n  a: {run: x}\n").max_active_runs, 2);
+  EXPECT_EQ(Load("name: demo\nsteps:\n  a: {run: x}\n").max_active_runs, 0);
+  EXPECT_EQ(Error("name: demo\nmax_active_runs: 0\nsteps:\n  a: {run: x}\n"),
+            "p.yaml:2:18: max_active_runs must be a whole number from 1 to 10000, not '0'");
+  EXPECT_EQ(Error("name: demo\nmax_active_runs: 1.5\nsteps:\n  a: {run: x}\n"),
+            "p.yaml:2:18: max_active_runs must be a whole number from 1 to 10000, not '1.5'");
+  EXPECT_EQ(Error("name: demo\nmax_active_runs: many\nsteps:\n  a: {run: x}\n"),
+            "p.yaml:2:18: max_active_runs must be a number, not 'many'");
+  EXPECT_EQ(Error("name: demo\nmax_activ_runs: 2\nsteps:\n  a: {run: x}\n"),
+            "p.yaml:2:1: unknown key 'max_activ_runs' in the pipeline (did you mean 'max_active_runs'?)");
+}
+
 TEST(SpecLoaderTest, ParamDefaultOfTheWrongTypeIsAnError) {
   EXPECT_EQ(Error("name: demo\nparams:\n  epochs: {type: int, default: three}\nsteps:\n  a: {run: x}\n"),
             "p.yaml:3:32: param 'epochs': default 'three' is not an int");

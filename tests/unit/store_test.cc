@@ -45,7 +45,7 @@ TEST(StoreTest, RefusesADatabaseFromANewerSluice) {
   auto s = store::Store::Open(path);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().message(), "open " + path +
-                                      ": the database has schema version 99, newer than this sluice knows (7); upgrade sluice");
+                                      ": the database has schema version 99, newer than this sluice knows (8); upgrade sluice");
 }
 
 TEST(StoreTest, TakeOverMarksRunningAttemptsLost) {
@@ -121,4 +121,84 @@ TEST(StoreTest, TokensAreStoredOnlyAsHashesAndRevokedTokensAreNotFound) {
   EXPECT_FALSE(s->FindToken(*token)->has_value());
   EXPECT_EQ(s->RevokeToken((*s->ListTokens())[0].id, 3000).message(), "no valid token with id 1");
   EXPECT_EQ((*s->ListTokens())[0].revoked_ms, 2000);
+}
+
+TEST(StoreTest, ADatabaseAtSchemaVersion7MigratesTo8AndKeepsItsRunsAndDeliveries) {
+  std::string path = TempDb("v7");
+  int64_t run = 0;
+  {
+    auto s = std::move(store::Store::Open(path).value());
+    run = *s->CreateRun("demo", "name: demo\n", "/x/p.yaml", "/x", "{}", 1, 42, "webhook");
+    ASSERT_TRUE(s->RecordDelivery("demo", "d-1", "aa", 1000, 10).ok());
+  }
+  // Undo version 8 by hand: what a version 7 file looks like.
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  for (const char* sql : {"DROP INDEX webhook_deliveries_by_body", "DROP INDEX webhook_deliveries_by_time",
+                          "ALTER TABLE webhook_deliveries DROP COLUMN body_sha256", "ALTER TABLE runs DROP COLUMN queued_from",
+                          "PRAGMA user_version=7"})
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql << ": " << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  auto s = std::move(store::Store::Open(path).value());
+  EXPECT_EQ((*s->GetRun(run)).trigger, "webhook");
+  auto again = s->RecordDelivery("demo", "d-1", "bb", 1001, 10);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_TRUE(again->duplicate) << "a delivery recorded at version 7 is still known";
+  auto same_body = s->RecordDelivery("demo", "d-2", "bb", 1002, 10);
+  ASSERT_TRUE(same_body.ok());
+  EXPECT_FALSE(same_body->duplicate) << "d-1's body hash was never recorded";
+  EXPECT_TRUE(s->QueueRetry(run).ok());
+  EXPECT_EQ(*s->IntegrityCheck(), "ok");
+}
+
+TEST(StoreTest, ADeliveryIsADuplicateByItsIdOrItsBodyWithinTheWindowOnly) {
+  auto s = std::move(store::Store::Open(TempDb("deliveries")).value());
+  const int64_t window = 24 * 3600 * 1000LL;
+  auto first = s->RecordDelivery("demo", "d-1", "body-a", 1000, window);
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->duplicate);
+  ASSERT_TRUE(s->SetDeliveryRun("demo", "d-1", 7).ok());
+  auto same_id = *s->RecordDelivery("demo", "d-1", "body-b", 2000, window);
+  EXPECT_TRUE(same_id.duplicate);
+  EXPECT_FALSE(same_id.same_body);
+  EXPECT_EQ(same_id.run_id, 7);
+  auto same_body = *s->RecordDelivery("demo", "d-2", "body-a", 3000, window);
+  EXPECT_TRUE(same_body.duplicate);
+  EXPECT_TRUE(same_body.same_body);
+  EXPECT_EQ(same_body.run_id, 7);
+  EXPECT_EQ(same_body.earlier_delivery, "d-1");
+  EXPECT_FALSE(s->RecordDelivery("other", "d-1", "body-a", 3000, window)->duplicate) << "per pipeline";
+  EXPECT_FALSE(s->RecordDelivery("demo", "d-3", "body-c", 3000, window)->duplicate);
+  // At the window's end the row still counts; one millisecond later it is pruned.
+  EXPECT_TRUE(s->RecordDelivery("demo", "d-4", "body-a", 1000 + window, window)->duplicate);
+  auto later = *s->RecordDelivery("demo", "d-5", "body-a", 1001 + window, window);
+  EXPECT_FALSE(later.duplicate);
+}
+
+TEST(StoreTest, AQueuedRunStartsOrIsCancelledOnceAndAQueuedRetryGoesBackToItsState) {
+  auto s = std::move(store::Store::Open(TempDb("queue")).value());
+  int64_t a = *s->CreateRun("demo", "x", "p", "/", "{}", 1, 0, "api", true);
+  int64_t b = *s->CreateRun("demo", "x", "p", "/", "{}", 1, 0, "api", true);
+  int64_t c = *s->CreateRun("demo", "x", "p", "/", "{}", 1, 0, "api");
+  EXPECT_EQ(s->GetRun(a)->state, engine::RunState::kQueued);
+  auto queued = *s->QueuedRuns();
+  ASSERT_EQ(queued.size(), 2u);
+  EXPECT_EQ(queued[0].id, a);
+  EXPECT_EQ(queued[1].id, b);
+  EXPECT_TRUE(*s->StartQueued(a));
+  EXPECT_FALSE(*s->StartQueued(a));
+  EXPECT_EQ(s->GetRun(a)->state, engine::RunState::kPending);
+  EXPECT_TRUE(*s->CancelQueued(b, 5));
+  EXPECT_FALSE(*s->StartQueued(b));
+  EXPECT_EQ(s->GetRun(b)->state, engine::RunState::kCancelled);
+  EXPECT_EQ(s->GetRun(b)->finished_ms, 5);
+  EXPECT_FALSE(*s->QueueRetry(c)) << "pending: nothing to retry";
+  ASSERT_TRUE(s->SetRunState(c, engine::RunState::kFailed, 9).ok());
+  ASSERT_TRUE(s->Flush().ok());
+  EXPECT_TRUE(*s->QueueRetry(c));
+  EXPECT_TRUE(s->GetRun(c)->queued_retry);
+  EXPECT_EQ(s->GetRun(c)->state, engine::RunState::kQueued);
+  EXPECT_TRUE(*s->StartQueued(c));
+  EXPECT_EQ(s->GetRun(c)->state, engine::RunState::kFailed);
+  EXPECT_FALSE(s->GetRun(c)->queued_retry);
 }
