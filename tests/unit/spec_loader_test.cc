@@ -445,3 +445,9 @@ TEST(SpecLoaderTest, AnErrorQuotesAtMostAHundredBytesOfTheExpression) {
   EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: [\"true\"]\n    if: ${{" + expr + "}}\n"),
             "p.yaml:5:220: bad expression ' true ==" + std::string(92, ' ') + "...': unexpected ')'");
 }
+
+TEST(SpecLoaderTest, ATimeZoneThatNamesAFolderIsALocatedErrorNotAnAbort) {
+  // Found by tests/fuzz/spec_loader_fuzz: reading /usr/share/zoneinfo/Etc/ threw out of the loader.
+  std::string error = Error("name: tz\non:\n  schedule:\n    - {cron: \"0 3 * * *\", timezone: Etc/}\nsteps:\n  a: {run: [\"true\"]}\n");
+  EXPECT_EQ(error.rfind("p.yaml:", 0), 0u) << error;
+}
