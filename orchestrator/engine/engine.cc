@@ -301,16 +301,22 @@ Status Engine::Expand(size_t i, const spec::List* items) {
     if (IsFinal(r.state)) continue;
     if (r.state == StepState::kRunning && AdoptUnit(u)) continue;
     if (r.state == StepState::kRunning) {
-      // Left running by an orchestrator that died: that attempt is lost.
-      if (r.tries > s.retry.limit) {
+      // Left running by an orchestrator that died: that attempt is lost. The
+      // orchestrator's death is not the step's failure, so it runs again
+      // without spending a retry; only a step lost kMaxLostInARow times in a
+      // row (it may be what kills the orchestrator) fails.
+      auto lost = store_->LostInARow(run_id_, r.step_id, r.item);
+      if (!lost.ok()) return lost.status();
+      if (*lost >= kMaxLostInARow) {
         r.state = StepState::kFailed;
-        r.reason = "attempt " + std::to_string(r.attempts) + " was lost (the orchestrator stopped) and no retries are left";
+        r.reason = "its last " + std::to_string(*lost) + " attempts were lost (the orchestrator stopped while each ran)";
         Status st = store_->SaveSteps(run_id_, {&r});
         if (!st.ok()) return st;
         st = FinishUnit(u);
         if (!st.ok()) return st;
         continue;
       }
+      if (*lost > 0) r.tries = std::max(0, r.tries - 1);
       r.state = StepState::kPending;
     }
     ready_.push_back(u);

@@ -71,6 +71,10 @@ class Observer {
 
 class Engine {
  public:
+  // A step whose attempts were lost this many times in a row (each time the
+  // orchestrator died while it ran) fails instead of running again.
+  static constexpr int kMaxLostInARow = 3;
+
   // `resume` holds the step records of an interrupted run (empty for a new
   // one); records of finished steps are kept, the rest run again.
   Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id, RunStore* store, Executor* executor,

@@ -54,6 +54,8 @@ class RunStore {
   virtual Status SetRunState(int64_t run_id, RunState state, int64_t at_ms) = 0;
   // True once someone asked for the run to be cancelled (`sluice cancel`).
   virtual Result<bool> CancelRequested(int64_t run_id) = 0;
+  // How many of the step's (or item's) latest attempts were lost in a row.
+  virtual Result<int> LostInARow(int64_t run_id, const std::string& step_id, int item) = 0;
   // Commits everything written since the last Flush(). A failure leaves
   // nothing of it in the store.
   virtual Status Flush() = 0;

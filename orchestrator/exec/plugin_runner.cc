@@ -455,7 +455,14 @@ void ReadRequests(HostState* s) {
   while (true) {
     ssize_t n = ::read(s->socket, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
+    if (n <= 0) {
+      // The orchestrator is gone (it closes the socket only by dying or when
+      // the host is idle). A step still running here must not outlive it:
+      // resume would start a second copy beside it. The host leads its own
+      // process group, so this takes whatever the plugin started too.
+      if (s->current.load() != 0) ::kill(0, SIGKILL);
+      break;
+    }
     buf.append(chunk, static_cast<size_t>(n));
     size_t nl;
     while ((nl = buf.find('\n')) != std::string::npos) {
@@ -506,7 +513,7 @@ int PluginHostMain(int socket_fd) {
     {
       std::unique_lock<std::mutex> lock(state.mu);
       state.cv.wait(lock, [&] { return state.closed || !state.runs.empty(); });
-      if (state.runs.empty()) return 0;  // the orchestrator is gone
+      if (state.closed) return 0;  // the orchestrator is gone: run nothing more
       run = std::move(state.runs.front());
       state.runs.pop_front();
     }

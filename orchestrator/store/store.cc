@@ -1220,4 +1220,15 @@ Result<bool> Store::CancelRequested(int64_t run_id) {
   return q.Int(0) != 0;
 }
 
+Result<int> Store::LostInARow(int64_t run_id, const std::string& step_id, int item) {
+  Stmt& q = Prepare("SELECT state FROM attempts WHERE run_id = ? AND step_id = ? AND item = ? ORDER BY number DESC");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, run_id).Bind(2, step_id).Bind(3, item);
+  int lost = 0;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW && q.Text(0) == "lost") ++lost;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error("read the attempts of " + step_id);
+  return lost;
+}
+
 }  // namespace sluice::store

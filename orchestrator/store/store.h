@@ -206,6 +206,7 @@ class Store : public engine::RunStore {
   Result<engine::AttemptRecord> LatestAttempt(int64_t run_id, const std::string& step, int item);
   Status SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms) override;
   Result<bool> CancelRequested(int64_t run_id) override;
+  Result<int> LostInARow(int64_t run_id, const std::string& step_id, int item) override;
   Status Flush() override;
 
  private:

@@ -1,6 +1,10 @@
 // Plugin steps end to end: the real binary, the testkit plugin built with
 // the SDK, isolated hosts and in-process threads.
+#include <signal.h>
 #include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -194,6 +198,33 @@ steps:
   EXPECT_EQ(Sandbox::Reap(pid), 130);
   EXPECT_EQ(Step(1, "iso")["state"], "cancelled");
   EXPECT_EQ(Step(1, "thread")["state"], "cancelled");
+}
+
+// Pids of `sluice plugin-host` processes whose working folder is `dir`.
+std::vector<pid_t> PluginHostsIn(const std::filesystem::path& dir) {
+  std::vector<pid_t> found;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream f(e.path() / "cmdline", std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (cmdline.find(std::string("plugin-host") + '\0') == std::string::npos) continue;
+    if (std::filesystem::read_symlink(e.path() / "cwd", ec) == dir && ProcessAlive(std::stoi(name)))
+      found.push_back(std::stoi(name));
+  }
+  return found;
+}
+
+TEST_F(PluginTest, APluginHostRunningAStepDiesWithItsOrchestrator) {
+  box_.Write("p.yaml", "name: demo\nsteps:\n  iso: {uses: testkit/wait, with: {seconds: 100}}\n");
+  pid_t pid = box_.Start({"run", "p.yaml"}, "run.log");
+  ASSERT_TRUE(WaitFor([&] { return box_.Read("run.log").find("step=iso attempt=1 event=started") != std::string::npos; }));
+  std::vector<pid_t> hosts = PluginHostsIn(box_.dir());
+  ASSERT_EQ(hosts.size(), 1u);
+  ::kill(pid, SIGKILL);
+  Sandbox::Reap(pid);
+  EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(hosts[0]); }, std::chrono::seconds(5)));
 }
 
 TEST_F(PluginTest, ANewPluginVersionIsACacheMiss) {

@@ -133,6 +133,25 @@ class EngineTest : public ::testing::Test {
     ADD_FAILURE() << "no record of " << id;
     return {};
   }
+  // Records `n` attempts of `step` (or its item) that a dead orchestrator
+  // left running, then takes the run over as `sluice resume` does: they
+  // become lost. The step's record says it is running, after `n` tries.
+  StepRecord LoseAttempts(const std::string& step, int n, int item = -1) {
+    if (run_id_ == 0) run_id_ = *store_->CreateRun("t", "", "p.yaml", dir_.string(), "{}", 2, 0);
+    StepRecord rec{.step_id = step, .item = item, .state = StepState::kRunning, .tries = n, .attempts = n};
+    for (int k = 1; k <= n; ++k) {
+      AttemptRecord a;
+      a.run_id = run_id_;
+      a.step_id = step;
+      a.item = item;
+      a.number = k;
+      a.state = StepState::kRunning;
+      EXPECT_TRUE(store_->BeginAttempt(&a, rec).ok());
+      EXPECT_TRUE(store_->Flush().ok());
+      EXPECT_TRUE(store_->TakeOverRun(run_id_, 0).ok());
+    }
+    return rec;
+  }
   std::vector<std::string> Order() const {
     std::vector<std::string> out;
     for (auto& [label, t] : exec_.starts) out.push_back(label);
@@ -358,11 +377,28 @@ TEST_F(EngineTest, ResumeRunsOnlyWhatDidNotFinish) {
   EXPECT_EQ(Step("b").attempts, 2);
 }
 
-TEST_F(EngineTest, ResumeFailsALostStepWithNoRetriesLeft) {
+TEST_F(EngineTest, ResumeRunsALostStepAgainWithoutSpendingARetry) {
   std::string yaml = "name: t\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: x}\n";
-  StepRecord a{.step_id = "a", .state = StepState::kRunning, .tries = 1, .attempts = 1};
+  StepRecord a = LoseAttempts("a", 1);
+  EXPECT_EQ(RunSpec(yaml, 2, {a}), RunState::kSucceeded);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(Step("a").attempts, 2);
+  EXPECT_EQ(Step("a").tries, 1);  // the lost attempt did not count
+}
+
+TEST_F(EngineTest, ResumeRunsAStepLostTwiceInARowOnceMore) {
+  std::string yaml = "name: t\nsteps:\n  a: {run: x}\n";
+  StepRecord a = LoseAttempts("a", Engine::kMaxLostInARow - 1);
+  EXPECT_EQ(RunSpec(yaml, 2, {a}), RunState::kSucceeded);
+  EXPECT_EQ(Step("a").attempts, Engine::kMaxLostInARow);
+}
+
+TEST_F(EngineTest, ResumeFailsAStepLostThreeTimesInARow) {
+  std::string yaml = "name: t\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: x}\n";
+  StepRecord a = LoseAttempts("a", Engine::kMaxLostInARow);
   EXPECT_EQ(RunSpec(yaml, 2, {a}), RunState::kFailed);
-  EXPECT_EQ(Step("a").reason, "attempt 1 was lost (the orchestrator stopped) and no retries are left");
+  EXPECT_EQ(Step("a").reason, "its last 3 attempts were lost (the orchestrator stopped while each ran)");
+  EXPECT_EQ(Order(), std::vector<std::string>{});
   EXPECT_EQ(Step("b").state, StepState::kSkipped);
 }
 
@@ -388,11 +424,11 @@ TEST_F(EngineTest, EveryTransitionIsInTheStoreWhenTheRunEnds) {
   EXPECT_EQ(attempts[1].pid, 1000 + attempts[1].id);
 }
 
-TEST_F(EngineTest, ResumeFailsALostForeachItemAndStillRunsTheOthers) {
+TEST_F(EngineTest, ResumeFailsAForeachItemLostThreeTimesAndStillRunsTheOthers) {
   std::string yaml = "name: t\nsteps:\n  s: {foreach: [a, b, c], run: x}\n";
   StepRecord s{.step_id = "s", .state = StepState::kRunning};
   s.items = spec::List{spec::Value::Str("a"), spec::Value::Str("b"), spec::Value::Str("c")};
-  StepRecord s0{.step_id = "s", .item = 0, .state = StepState::kRunning, .tries = 1, .attempts = 1};
+  StepRecord s0 = LoseAttempts("s", Engine::kMaxLostInARow, 0);
   EXPECT_EQ(RunSpec(yaml, 2, {s, s0}), RunState::kFailed);
   EXPECT_EQ(Order(), (std::vector<std::string>{"s[1]", "s[2]"}));
   EXPECT_EQ(Step("s", 0).state, StepState::kFailed);
