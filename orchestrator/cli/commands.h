@@ -54,6 +54,9 @@ struct ServeModelOptions {
   int threads = 0;  // request threads; 0: the plugin's default
   int max_batch = 1;
   double max_wait_ms = 2;
+  int max_queue = -1;                      // -1: the plugin's default
+  std::string token_env;                   // a variable holding a bearer token
+  std::vector<std::string> allowed_hosts;  // Host names answered besides IP addresses and localhost
 };
 int ServeModel(const ServeModelOptions& options);
 

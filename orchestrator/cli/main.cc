@@ -147,7 +147,13 @@ int main(int argc, char** argv) {
   serve_model->add_option("--name", serving.name, "the model's name in URLs (default: its registry name)");
   serve_model->add_option("--listen", serving.listen, "address to listen on")->capture_default_str();
   serve_model->add_option("--port", serving.port, "0 picks a free port")->capture_default_str()->check(CLI::Range(0, 65535));
-  serve_model->add_option("--threads", serving.threads, "request threads")->check(CLI::Range(1, 256));
+  serve_model->add_option("--threads", serving.threads, "requests that run the model at once")->check(CLI::Range(1, 256));
+  serve_model->add_option("--max-queue", serving.max_queue, "requests that may wait for a thread; beyond it 503 (default 64)")
+      ->check(CLI::Range(0, 100000));
+  serve_model->add_option("--token-env", serving.token_env,
+                          "an environment variable holding a bearer token that every route but health needs");
+  serve_model->add_option("--allow-host", serving.allowed_hosts,
+                          "a Host name to answer besides IP addresses and localhost (repeatable)");
   serve_model->add_option("--max-batch", serving.max_batch, "micro-batch up to this many images (1: off)")
       ->capture_default_str()->check(CLI::Range(1, 4096));
   serve_model->add_option("--max-wait-ms", serving.max_wait_ms, "how long a micro-batch waits to fill")

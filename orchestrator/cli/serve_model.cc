@@ -31,6 +31,9 @@ int ServeModel(const ServeModelOptions& o) {
   nlohmann::json params = {{"listen", o.listen}, {"port", o.port}, {"max_batch", o.max_batch},
                            {"max_wait_ms", o.max_wait_ms}};
   if (o.threads > 0) params["threads"] = o.threads;
+  if (o.max_queue >= 0) params["max_queue"] = o.max_queue;
+  if (!o.token_env.empty()) params["token_env"] = o.token_env;
+  if (!o.allowed_hosts.empty()) params["allowed_hosts"] = o.allowed_hosts;
   std::error_code ec;
   if (fs::is_regular_file(o.model, ec)) {
     params["model"] = fs::absolute(o.model).string();

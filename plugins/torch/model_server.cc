@@ -1,18 +1,22 @@
 #include "model_server.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
 #include <ATen/Parallel.h>
 #include <torch/script.h>
 
 #include <array>
+#include <cmath>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 
+#include "bounded_json.h"
 #include "net.h"
 
 using nlohmann::json;
@@ -179,12 +183,19 @@ class Runner {
   std::thread worker_;
 };
 
-// Appends the numbers of a (possibly nested) JSON array to `out`.
+constexpr size_t kMaxDepth = 16;
+constexpr size_t kMaxHeaders = 100;
+constexpr size_t kMaxHeaderBytes = 16 << 10;
+
+// Appends the numbers of a JSON array nested at most kMaxDepth deep (the
+// parser saw to that) to `out`, as finite floats.
 void Flatten(const json& v, std::vector<float>* out) {
   if (v.is_array()) {
     for (const json& e : v) Flatten(e, out);
   } else if (v.is_number()) {
-    out->push_back(v.get<float>());
+    float f = v.get<float>();
+    if (!std::isfinite(f)) throw Refused{400, "input data holds " + v.dump() + ", which is out of FP32's range"};
+    out->push_back(f);
   } else {
     throw Refused{400, "input data holds " + std::string(v.type_name()) + " values; FP32 data must be numbers"};
   }
@@ -192,8 +203,11 @@ void Flatten(const json& v, std::vector<float>* out) {
 
 // The images of an infer request, checked against the model's [C, H, W].
 torch::Tensor ParseInfer(const std::string& body, const std::vector<int64_t>& chw, int64_t max_images, json* id) {
-  json req = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (req.is_discarded()) throw Refused{400, "the request body is not JSON"};
+  // Every value the largest request allowed can hold, and some room for names.
+  size_t max_values = size_t(max_images) * size_t(chw[0] * chw[1] * chw[2]) + 4096;
+  json req;
+  std::string why = ParseBounded(body, kMaxDepth, max_values, &req);
+  if (!why.empty()) throw Refused{400, why};
   if (!req.is_object()) throw Refused{400, "the request body must be a JSON object with \"inputs\""};
   if (req.contains("id")) *id = req["id"];
   const json* inputs = req.contains("inputs") ? &req["inputs"] : nullptr;
@@ -201,7 +215,7 @@ torch::Tensor ParseInfer(const std::string& body, const std::vector<int64_t>& ch
     throw Refused{400, "\"inputs\" must be an array of exactly one input tensor"};
   const json& in = (*inputs)[0];
   if (!in.is_object()) throw Refused{400, "inputs[0] must be an object with name, shape, datatype and data"};
-  if (in.value("datatype", std::string()) != "FP32")
+  if (!in.contains("datatype") || !in["datatype"].is_string() || in["datatype"].get<std::string>() != "FP32")
     throw Refused{400, "inputs[0].datatype must be \"FP32\", not " + (in.contains("datatype") ? in["datatype"].dump() : "missing")};
   std::string want = "[N";
   for (int64_t d : chw) want += ", " + std::to_string(d);
@@ -231,6 +245,92 @@ torch::Tensor ParseInfer(const std::string& body, const std::vector<int64_t>& ch
   return torch::from_blob(values.data(), dims, torch::kFloat32).clone();
 }
 
+// Bounds inference: at most `slots` requests run the model at once and at
+// most `max_waiting` wait for a slot; a request beyond that is refused (503)
+// at once, so a burst costs neither memory nor unbounded latency.
+class Admission {
+ public:
+  Admission(int slots, int max_waiting) : free_(slots), max_waiting_(max_waiting) {}
+
+  class Ticket {
+   public:
+    Ticket() = default;
+    explicit Ticket(Admission* a) : a_(a) {}
+    Ticket(Ticket&& o) noexcept : a_(std::exchange(o.a_, nullptr)), running_(o.running_) {}
+    Ticket& operator=(Ticket&&) = delete;
+    ~Ticket() {
+      if (a_) a_->Leave(running_);
+    }
+    explicit operator bool() const { return a_ != nullptr; }
+    // Blocks until a slot is free.
+    void Wait() {
+      if (!a_ || running_) return;
+      a_->Take();
+      running_ = true;
+    }
+
+   private:
+    Admission* a_ = nullptr;
+    bool running_ = false;
+  };
+
+  // A ticket, or an empty one when the queue is full.
+  Ticket Enter() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (waiting_ >= max_waiting_ + free_) return Ticket();
+    ++waiting_;
+    return Ticket(this);
+  }
+
+ private:
+  void Take() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return free_ > 0; });
+    --free_;
+    --waiting_;
+  }
+  void Leave(bool running) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (running) ++free_;
+      else --waiting_;
+    }
+    cv_.notify_one();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int free_;           // GUARDED_BY(mu_)
+  int waiting_ = 0;    // GUARDED_BY(mu_): admitted, not yet running
+  int max_waiting_;
+};
+
+// Compares in time that depends on the lengths only.
+bool SameSecret(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+// Why a request's Host is not one this server answers for, if it is not: a
+// web page can reach a loopback server through DNS rebinding (its own name
+// resolving to 127.0.0.1), but its requests then carry that name as Host.
+// Accepted: IP literals, localhost, and `allowed` names.
+std::optional<std::string> ForeignHost(const std::string& host_header, const std::vector<std::string>& allowed) {
+  std::string host = host_header;
+  if (!host.empty() && host[0] == '[') host = host.substr(1, host.find(']') - 1);  // [::1]:8081
+  else host = host.substr(0, host.rfind(':') == std::string::npos ? host.size() : host.rfind(':'));
+  if (host.empty()) return std::nullopt;  // HTTP/1.0 without Host
+  std::string lower = host;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  unsigned char buf[sizeof(in6_addr)];
+  if (lower == "localhost" || inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1)
+    return std::nullopt;
+  if (std::find(allowed.begin(), allowed.end(), lower) != allowed.end()) return std::nullopt;
+  return "Host " + host_header.substr(0, 100) + " is not served here (allowed_hosts names the hosts besides IP addresses and localhost)";
+}
+
 void Reply(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump(), "application/json");
@@ -248,6 +348,16 @@ void Serve::run(sluice::Context& ctx) {
   std::string listen = ctx.param<std::string>("listen", "127.0.0.1");
   int port = ctx.param<int>("port", 8081);
   int threads = ctx.param<int>("threads", std::max(2, ctx.cpu() * 2));
+  int connections = ctx.param<int>("connections", 512);
+  int max_queue = ctx.param<int>("max_queue", 64);
+  std::string token_env = ctx.param<std::string>("token_env", "");
+  std::vector<std::string> allowed_hosts = ctx.param<std::vector<std::string>>("allowed_hosts", {});
+  std::string token;
+  if (!token_env.empty()) {
+    const char* t = std::getenv(token_env.c_str());
+    if (!t || !*t) throw std::runtime_error("token_env names " + token_env + ", which is not set");
+    token = t;
+  }
   int max_batch = ctx.param<int>("max_batch", 1);
   double max_wait_ms = ctx.param<double>("max_wait_ms", 2.0);
   auto max_body = ctx.param<size_t>("max_body_bytes", 16u << 20);
@@ -272,14 +382,53 @@ void Serve::run(sluice::Context& ctx) {
                      {{"name", "label"}, {"datatype", "INT64"}, {"shape", {-1}}},
                      {{"name", "class"}, {"datatype", "BYTES"}, {"shape", {-1}}}}}};
 
+  // A thread per connection (cpp-httplib's model): many, so that idle and
+  // slow clients cannot take every thread; inference itself is bounded by
+  // `threads` slots and a queue of `max_queue` waiting requests.
   httplib::Server server;
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  server.new_task_queue = [connections] { return new httplib::ThreadPool(size_t(connections)); };
   server.set_payload_max_length(max_body);
-  server.set_read_timeout(10, 0);
-  server.set_write_timeout(10, 0);
+  server.set_read_timeout(5, 0);
+  server.set_write_timeout(5, 0);
   server.set_tcp_nodelay(true);  // headers and body go out at once, not after a delayed ACK
   server.set_keep_alive_max_count(100000);  // clients that keep a connection open keep it
-  server.set_keep_alive_timeout(30);
+  server.set_keep_alive_timeout(5);
+  Admission admission(threads, max_queue);
+  server.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {
+    auto refuse = [&](int status, const std::string& why) {
+      Reply(res, status, {{"error", why}});
+      res.set_header("Connection", "close");  // the rest of what it sent is not read
+      return httplib::Server::HandlerResponse::Handled;
+    };
+    if (auto why = ForeignHost(req.get_header_value("Host"), allowed_hosts))
+      return refuse(403, *why);
+    if (!token.empty() && req.path != "/v2/health/live" && req.path != "/v2/health/ready") {
+      std::string auth = req.get_header_value("Authorization");
+      std::string want = "Bearer " + token;
+      if (!SameSecret(auth, want))
+        return refuse(401, "this server needs Authorization: Bearer <token>");
+    }
+    // cpp-httplib has read them already (bounded only by its read timeout);
+    // refuse a request that sent more than a header block should hold.
+    size_t header_bytes = 0;
+    for (const auto& [k, v] : req.headers) header_bytes += k.size() + v.size() + 4;
+    if (req.headers.size() > kMaxHeaders || header_bytes > kMaxHeaderBytes)
+      return refuse(431, "request header fields too large (at most " + std::to_string(kMaxHeaders) + " fields, " +
+                             std::to_string(kMaxHeaderBytes / 1024) + " KiB)");
+    // cpp-httplib 0.11 does not bound chunked bodies (CVE-2025-46728):
+    // a body must say its length, and a length over the limit is refused
+    // before any of it is read.
+    if (req.has_header("Transfer-Encoding"))
+      return refuse(411, "chunked request bodies are not accepted; send Content-Length");
+    std::string length = req.get_header_value("Content-Length");
+    if (!length.empty()) {
+      if (length.size() > 18 || length.find_first_not_of("0123456789") != std::string::npos)
+        return refuse(400, "bad Content-Length");
+      if (std::stoull(length) > max_body)
+        return refuse(413, "the request body is larger than the server's limit of " + std::to_string(max_body) + " bytes");
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.body.empty()) {
       std::string reason = "HTTP status " + std::to_string(res.status);
@@ -309,10 +458,15 @@ void Serve::run(sluice::Context& ctx) {
   });
   server.Post(R"(/v2/models/([^/]+)/infer)", [&](const httplib::Request& req, httplib::Response& res) {
     Clock::time_point began = Clock::now();
-    if (known(req, res)) {
+    Admission::Ticket ticket = admission.Enter();
+    if (!ticket) {
+      Reply(res, 503, {{"error", "the server is busy: " + std::to_string(max_queue) + " requests are waiting"}});
+      res.set_header("Retry-After", "1");
+    } else if (known(req, res)) {
       try {
         json id;
         torch::Tensor x = ParseInfer(req.body, chw, max_images, &id);
+        ticket.Wait();
         torch::Tensor p = torch::softmax(runner.Logits(x), 1).contiguous();
         torch::Tensor label = p.argmax(1).contiguous();
         int64_t n = p.size(0), k = p.size(1);

@@ -5,12 +5,16 @@
 //   POST /v2/models/{name}/infer   {"inputs": [{"name", "shape": [N, C, H, W], "datatype": "FP32", "data"}]}
 //   GET  /metrics                  Prometheus text: requests, errors, latency histogram, batches
 //
-// Requests run on a pool of threads; with max_batch > 1 they are gathered
-// into micro-batches of at most max_batch images, waiting at most
-// max_wait_ms for a batch to fill. Every request is checked (JSON, one FP32
-// input, the model's [C, H, W], at most max_images images, data count and
-// types) and a bad one gets a 400 {"error": reason}; a body over
-// max_body_bytes gets 413 before it is parsed.
+// Connections run on a pool of threads; at most `threads` requests run the
+// model at once and `max_queue` wait (beyond that 503 with Retry-After).
+// With max_batch > 1 requests are gathered into micro-batches of at most
+// max_batch images, waiting at most max_wait_ms for a batch to fill. Every
+// request is bounded before it costs memory or stack (header count and size,
+// Content-Length, no chunked bodies, JSON depth and value count, finite
+// numbers) and checked (one FP32 input, the model's [C, H, W], at most
+// max_images images, data count and types); a refusal is a 4xx with
+// {"error": reason}. An optional bearer token (token_env) and a Host check
+// (allowed_hosts) keep web pages out. specs/model-server.md lists every limit.
 #pragma once
 
 #include <sluice/plugin.hpp>

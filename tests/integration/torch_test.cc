@@ -4,9 +4,11 @@
 // Open Inference Protocol v2 with the same predictions as torch/evaluate.
 #include <httplib.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 
 #include <atomic>
+#include <mutex>
 #include <fstream>
 #include <thread>
 
@@ -33,9 +35,35 @@ std::string InferBody(const std::string& images, size_t first, size_t n) {
   return json{{"inputs", {{{"name", "input"}, {"shape", {n, 1, 28, 28}}, {"datatype", "FP32"}, {"data", data}}}}}.dump();
 }
 
+// Sends `raw` on a new connection and returns what comes back (up to 64 KiB,
+// until the server closes or 5 s pass).
+std::string RawExchange(int port, const std::string& raw) {
+  int fd = ConnectLoopback(port);
+  if (fd < 0) return "";
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  for (size_t off = 0; off < raw.size();) {
+    ssize_t n = ::send(fd, raw.data() + off, raw.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    off += size_t(n);
+  }
+  std::string got;
+  char buf[65536];
+  ssize_t n;
+  while (got.size() < sizeof buf && (n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+    got.append(buf, size_t(n));
+    if (got.find("\r\n\r\n") != std::string::npos && got.find("}") != std::string::npos) break;
+  }
+  ::close(fd);
+  return got;
+}
+
 class TorchTest : public ::testing::Test {
  protected:
-  void SetUp() override { ::unsetenv("SLUICE_PLUGIN_PATH"); }  // the build tree's plugins/ beside sluice
+  void SetUp() override {
+    ::unsetenv("SLUICE_PLUGIN_PATH");  // the build tree's plugins/ beside sluice
+    ::signal(SIGPIPE, SIG_IGN);        // a server that refuses a body closes while the client writes
+  }
 
   // Runs the example on 3,000 training and 1,000 test images for one epoch.
   json RunExample(const std::vector<std::string>& extra = {}, int expect_code = 0) {
@@ -47,6 +75,13 @@ class TorchTest : public ::testing::Test {
     Output o = box_.Sluice(args);
     EXPECT_EQ(o.code, expect_code) << o.out << o.err;
     return ShowRun(box_, "latest");
+  }
+
+  // A registered model `fashion@1` from a few hundred images, for the
+  // server's tests (its accuracy does not matter there).
+  void TinyModel() {
+    json run = RunExample({"-p", "train_limit=300", "-p", "test_limit=100", "-p", "min_accuracy=0"});
+    ASSERT_EQ(run["state"], "succeeded");
   }
 
   // Starts `sluice serve-model ARGS --port P` and waits until it is ready.
@@ -183,8 +218,10 @@ TEST_F(TorchTest, TheServerRefusesBadRequestsWithAReasonAndKeepsServing) {
   EXPECT_EQ(post("/v2/models/fashion/infer", image({100000, 1, 28, 28}, 1)).first, 400);
   EXPECT_EQ(post("/v2/models/other/infer", image({1, 1, 28, 28}, 784)),
             std::make_pair(404, std::string(R"({"error":"unknown model 'other'; this server serves 'fashion'"})")));
-  auto big = post("/v2/models/fashion/infer", std::string(17u << 20, ' '));
-  EXPECT_EQ(big.first, 413);
+  // Over the limit: refused from its Content-Length, before the body is sent.
+  std::string big = RawExchange(port, "POST /v2/models/fashion/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
+                                          std::to_string(17u << 20) + "\r\n\r\n");
+  EXPECT_EQ(big.rfind("HTTP/1.1 413", 0), 0u) << big;
   // Still serving, and the refusals were counted.
   EXPECT_EQ(post("/v2/models/fashion/infer", image({1, 1, 28, 28}, 784)).first, 200);
   auto live = c.Get("/v2/health/live");
@@ -192,6 +229,164 @@ TEST_F(TorchTest, TheServerRefusesBadRequestsWithAReasonAndKeepsServing) {
   EXPECT_EQ(live->status, 200);
   std::string metrics = c.Get("/metrics")->body;
   EXPECT_NE(metrics.find("sluice_model_request_errors_total{model=\"fashion\"} 6"), std::string::npos) << metrics;
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(Sandbox::Reap(server), 0);
+}
+
+TEST_F(TorchTest, TheServerRefusesDeepHugeChunkedAndNonFiniteBodiesBeforeTheyCostMemoryAndKeepsServing) {
+  TinyModel();
+  int port = FreePort();
+  pid_t server = Serve({"fashion@1"}, port);
+  httplib::Client c("127.0.0.1", port);
+  auto post = [&](const std::string& body) {
+    auto r = c.Post("/v2/models/fashion/infer", body, "application/json");
+    EXPECT_TRUE(r);
+    return std::make_pair(r ? r->status : 0, r ? r->body : "");
+  };
+  // 200,000 levels deep: refused at the 17th.
+  std::string deep = R"({"inputs":)" + std::string(200000, '[') + std::string(200000, ']') + "}";
+  EXPECT_EQ(post(deep), std::make_pair(400, std::string(R"({"error":"the request body is nested deeper than 16"})")));
+  // Exactly 16 deep is parsed (and then refused for its shape, not its depth).
+  std::string sixteen = R"({"inputs":)" + std::string(15, '[') + std::string(15, ']') + "}";
+  EXPECT_EQ(post(sixteen).second.find("nested deeper"), std::string::npos);
+  // More values than the largest allowed request holds (256 images of 784 pixels, plus 4,096).
+  std::string many = R"({"inputs":[{"data":[)";
+  for (int i = 0; i < 256 * 784 + 4096; ++i) many += "0,";
+  many += "0]}]}";
+  EXPECT_EQ(post(many), std::make_pair(400, std::string(R"({"error":"the request body holds more than 204800 JSON values"})")));
+  auto image = [](const std::string& value) {
+    std::string data;
+    for (int i = 0; i < 784; ++i) {
+      if (i) data += ',';
+      data += i == 3 ? value : std::string("0.5");
+    }
+    return R"({"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":[)" + data + "]}]}";
+  };
+  EXPECT_EQ(post(image("1e999")).first, 400);
+  EXPECT_NE(post(image("1e999")).second.find("NaN and Inf are refused"), std::string::npos);
+  EXPECT_EQ(post(image("1e39")),
+            std::make_pair(400, std::string(R"({"error":"input data holds 1e+39, which is out of FP32's range"})")));
+  EXPECT_EQ(post(image("3.4e38")).first, 200);
+  // A chunked body is refused before it is read; so is a huge Content-Length.
+  std::string chunked = RawExchange(port, "POST /v2/models/fashion/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                          "Transfer-Encoding: chunked\r\n\r\n100000\r\n" + std::string(1000, 'x'));
+  EXPECT_EQ(chunked.rfind("HTTP/1.1 411", 0), 0u) << chunked;
+  std::string huge = RawExchange(port, "POST /v2/models/fashion/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                       "Content-Length: 2000000000\r\n\r\n{");
+  EXPECT_EQ(huge.rfind("HTTP/1.1 413", 0), 0u) << huge;
+  std::string headers = "GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  for (int i = 0; i < 1000; ++i) headers += "X-Filler-" + std::to_string(i) + ": " + std::string(90, 'a') + "\r\n";
+  std::string too_many = RawExchange(port, headers + "\r\n");
+  EXPECT_EQ(too_many.rfind("HTTP/1.1 431", 0), 0u) << too_many.substr(0, 200);
+  EXPECT_EQ(post(image("0.5")).first, 200);
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(Sandbox::Reap(server), 0);
+}
+
+TEST_F(TorchTest, AFullQueueIsAnswered503WithRetryAfterAndTheServerRecovers) {
+  TinyModel();
+  int port = FreePort();
+  pid_t server = Serve({"fashion@1", "--threads", "1", "--max-queue", "1"}, port);
+  std::string body;
+  {
+    std::string data;
+    for (int i = 0; i < 256 * 784; ++i) data += i ? ",0.5" : "0.5";
+    body = R"({"inputs":[{"name":"input","shape":[256,1,28,28],"datatype":"FP32","data":[)" + data + "]}]}";
+  }
+  std::atomic<int> ok{0}, busy{0}, other{0};
+  std::string retry_after;
+  std::mutex mu;
+  for (int round = 0; round < 10 && busy == 0; ++round) {
+    std::vector<std::thread> clients;
+    for (int i = 0; i < 12; ++i)
+      clients.emplace_back([&] {
+        httplib::Client c("127.0.0.1", port);
+        c.set_read_timeout(30, 0);
+        auto r = c.Post("/v2/models/fashion/infer", body, "application/json");
+        if (r && r->status == 200) ++ok;
+        else if (r && r->status == 503) {
+          ++busy;
+          std::lock_guard<std::mutex> lock(mu);
+          retry_after = r->get_header_value("Retry-After");
+        } else {
+          ++other;
+        }
+      });
+    for (auto& t : clients) t.join();
+  }
+  EXPECT_GT(busy.load(), 0);
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(retry_after, "1");
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Post("/v2/models/fashion/infer", body, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(Sandbox::Reap(server), 0);
+}
+
+TEST_F(TorchTest, ThreeHundredIdleAndSlowConnectionsDoNotKeepARealRequestWaitingASecond) {
+  TinyModel();
+  int port = FreePort();
+  pid_t server = Serve({"fashion@1"}, port);
+  std::vector<int> held;
+  for (int i = 0; i < 300; ++i) {
+    int fd = ConnectLoopback(port);
+    ASSERT_GE(fd, 0);
+    if (i % 2) {  // slow: a request line, then nothing more
+      std::string start = "POST /v2/models/fashion/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+      ASSERT_GT(::send(fd, start.data(), start.size(), MSG_NOSIGNAL), 0);
+    }
+    held.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::string data;
+  for (int i = 0; i < 784; ++i) data += i ? ",0.5" : "0.5";
+  std::string body = R"({"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":[)" + data + "]}]}";
+  httplib::Client c("127.0.0.1", port);
+  auto began = std::chrono::steady_clock::now();
+  auto r = c.Post("/v2/models/fashion/infer", body, "application/json");
+  auto took = std::chrono::steady_clock::now() - began;
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(took, std::chrono::seconds(1));
+  for (int fd : held) ::close(fd);
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(Sandbox::Reap(server), 0);
+}
+
+TEST_F(TorchTest, ATokenGuardsEveryRouteButHealthAndAForeignHostIsRefused) {
+  TinyModel();
+  ::setenv("MODEL_SERVER_TOKEN", "s3rv3r-t0ken", 1);
+  int port = FreePort();
+  pid_t server = Serve({"fashion@1", "--token-env", "MODEL_SERVER_TOKEN", "--allow-host", "models.internal"}, port);
+  ::unsetenv("MODEL_SERVER_TOKEN");
+  httplib::Client c("127.0.0.1", port);
+  auto status = [&](const std::string& path, httplib::Headers h) {
+    auto r = c.Get(path, h);
+    return r ? r->status : 0;
+  };
+  EXPECT_EQ(status("/v2/health/live", {}), 200);
+  EXPECT_EQ(status("/v2/health/ready", {}), 200);
+  for (const char* path : {"/v2", "/v2/models/fashion", "/metrics", "/v2/models/fashion/ready"}) {
+    EXPECT_EQ(status(path, {}), 401) << path;
+    EXPECT_EQ(status(path, {{"Authorization", "Bearer wrong-t0ken!"}}), 401) << path;
+    EXPECT_EQ(status(path, {{"Authorization", "Bearer s3rv3r-t0ken"}}), 200) << path;
+  }
+  httplib::Headers good = {{"Authorization", "Bearer s3rv3r-t0ken"}};
+  auto infer = c.Post("/v2/models/fashion/infer", "{}", "application/json");
+  ASSERT_TRUE(infer);
+  EXPECT_EQ(infer->status, 401);
+  // DNS rebinding: a page's own name as Host is refused; IP literals, localhost and allowed names are not.
+  std::string rebound = RawExchange(port, "GET /v2/health/live HTTP/1.1\r\nHost: attacker.example:" + std::to_string(port) +
+                                              "\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(rebound.rfind("HTTP/1.1 403", 0), 0u) << rebound;
+  for (std::string host : {"localhost", "127.0.0.1", "[::1]", "models.internal", "MODELS.internal"}) {
+    std::string answer = RawExchange(port, "GET /v2/health/live HTTP/1.1\r\nHost: " + host + ":" + std::to_string(port) +
+                                               "\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << host << ": " << answer;
+  }
   ::kill(server, SIGTERM);
   EXPECT_EQ(Sandbox::Reap(server), 0);
 }
