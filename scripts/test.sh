@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 ./scripts/build.sh
+# The libFuzzer targets, each for a bounded time (tests/fuzz; about 3 minutes).
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}" ./scripts/fuzz.sh
 ctest --test-dir build -j2 --output-on-failure --timeout 300

@@ -1,6 +1,7 @@
 #include "schedule/timezone.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -28,8 +29,11 @@ Result<TimeZone> TimeZone::Load(const std::string& name, const std::string& zone
                  std::string::npos;
   if (bad) return Status::InvalidSpec("time zone " + Quote(name) + " is not an IANA zone name like Europe/Berlin");
   std::string path = zoneinfo_dir + "/" + name;
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::InvalidSpec("unknown time zone " + Quote(name) + " (no " + path + "; Debian's tzdata installs them)");
+  std::error_code ec;
+  // A folder (Etc/, America/) opens but cannot be read: a zone is a file.
+  std::ifstream f;
+  if (std::filesystem::is_regular_file(path, ec)) f.open(path, std::ios::binary);
+  if (!f.is_open() || !f) return Status::InvalidSpec("unknown time zone " + Quote(name) + " (no " + path + "; Debian's tzdata installs them)");
   std::string b((std::istreambuf_iterator<char>(f)), {});
   auto corrupt = [&] { return Status::InvalidSpec(path + ": not a TZif version 2+ time zone file"); };
   if (b.size() < 44 || b.compare(0, 4, "TZif") != 0 || b[4] < '2') return corrupt();

@@ -449,5 +449,5 @@ TEST(SpecLoaderTest, AnErrorQuotesAtMostAHundredBytesOfTheExpression) {
 TEST(SpecLoaderTest, ATimeZoneThatNamesAFolderIsALocatedErrorNotAnAbort) {
   // Found by tests/fuzz/spec_loader_fuzz: reading /usr/share/zoneinfo/Etc/ threw out of the loader.
   std::string error = Error("name: tz\non:\n  schedule:\n    - {cron: \"0 3 * * *\", timezone: Etc/}\nsteps:\n  a: {run: [\"true\"]}\n");
-  EXPECT_EQ(error.rfind("p.yaml:", 0), 0u) << error;
+  EXPECT_EQ(error, "p.yaml:4:37: unknown time zone 'Etc/' (no /usr/share/zoneinfo/Etc/; Debian's tzdata installs them)");
 }
