@@ -778,6 +778,8 @@ Response Api::Artifact(const Request& r, const std::string& hash) {
   std::string safe;
   for (char c : name) safe += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') ? c : '_';
   res.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + safe + "\"");
+  // Opened in a tab anyway, an HTML artifact runs no script in the UI's origin.
+  res.headers.emplace_back("Content-Security-Policy", "sandbox");
   return res;
 }
 

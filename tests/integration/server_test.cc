@@ -365,6 +365,7 @@ TEST_F(ServeTest, NoRouteReadsOutsideTheStoreOrThePipelinesFolder) {
   EXPECT_EQ(ok->body, "fine");
   EXPECT_EQ(ok->get_header_value("Content-Disposition"), "attachment; filename=\"ok.txt\"");
   EXPECT_EQ(ok->get_header_value("X-Content-Type-Options"), "nosniff");
+  EXPECT_EQ(ok->get_header_value("Content-Security-Policy"), "sandbox");
   for (const char* sub : {"passwd", "../../../etc/passwd", "/etc/passwd", "%2e%2e/ok.txt"}) {
     auto r = Get("/api/artifacts/" + hash + "?path=" + sub);
     EXPECT_EQ(r->status, 404) << sub;

@@ -455,3 +455,53 @@ TEST_F(EngineTest, RunsAsManyStepsAtOnceAsThereAreSlotsAtEveryWorkerCount) {
     EXPECT_EQ(exec_.starts.back().first, "join");
   }
 }
+
+TEST_F(EngineTest, ReplayingARecordedEventLogWithAFakeClockGivesTheSameDecisions) {
+  // Retries with jittered backoff, a timeout, a fan-out, a tolerated failure
+  // and a cleanup step: every kind of decision the scheduler makes.
+  const std::string yaml = R"(name: t
+steps:
+  a: {run: x, retry: {limit: 2, backoff: {initial: 1s, factor: 2, jitter: true}}}
+  b: {needs: [a], run: x, timeout: 5s, retry: 1}
+  c: {needs: [a], foreach: [p, q, r], run: x}
+  d: {needs: [b, c], run: x, continue_on_error: true}
+  e: {needs: [d], run: x}
+  cleanup: {needs: [e], if: "${{ always() }}", run: x}
+)";
+  using Script = std::map<std::string, std::deque<FakeExecutor::Outcome>>;
+  // The event log: what each attempt did and how long it took.
+  const Script log = {{"a", {{.exit_code = 1}, {.exit_code = 2, .duration = 3s}, {}}},
+                      {"b", {{.duration = 10s}, {.duration = 2s}}},
+                      {"c[0]", {{.duration = 4s}}},
+                      {"c[1]", {{.duration = 1s}}},
+                      {"c[2]", {{.duration = 2s}}},
+                      {"d", {{.exit_code = 3}}}};
+  struct Decisions {
+    std::vector<std::pair<std::string, int64_t>> starts;
+    std::vector<std::string> stops;
+    std::vector<std::string> states;
+    RunState run;
+  };
+  auto replay = [&] {
+    exec_.script = log;
+    exec_.starts.clear();
+    exec_.stops.clear();
+    clock_.now = TimePoint(std::chrono::hours(1));
+    run_id_ = 0;
+    Decisions d;
+    d.run = RunSpec(yaml);
+    d.starts = exec_.starts;
+    d.stops = exec_.stops;
+    auto records = store_->LoadSteps(run_id_);
+    for (const StepRecord& r : *records)
+      d.states.push_back(r.step_id + "[" + std::to_string(r.item) + "] " + Name(r.state) + " " + std::to_string(r.attempts));
+    return d;
+  };
+  Decisions first = replay(), second = replay();
+  EXPECT_EQ(first.run, RunState::kSucceeded);  // d failed, tolerated
+  EXPECT_EQ(first.starts, second.starts);
+  EXPECT_EQ(first.stops, second.stops);
+  EXPECT_EQ(first.states, second.states);
+  EXPECT_EQ(first.stops, (std::vector<std::string>{"b TERM"}));  // the timeout
+  EXPECT_EQ(first.starts.size(), 11u);  // a x3, b x2, c x3, d, e, cleanup
+}
