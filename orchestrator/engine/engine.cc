@@ -69,8 +69,11 @@ class Engine::StepContext : public spec::EvalContext {
     // steps.<id>.state | steps.<id>.outputs.<key>
     size_t j = e_->plan_.pipeline->index.at(path[1]);
     const StepRecord& r = e_->nodes_[j].rec;
-    if (path[2] == "state") return Value::Str(Name(r.state));
+    // A step served from the cache succeeded, as far as conditions go.
+    if (path[2] == "state") return Value::Str(Name(r.state == StepState::kCached ? StepState::kSucceeded : r.state));
     auto it = r.outputs.find(path[3]);
+    if (it == r.outputs.end() && r.items && r.items->empty() && r.state == StepState::kSucceeded)
+      return Value::Of({});  // a foreach over no items: every output is the empty list
     if (it == r.outputs.end()) {
       std::string why = r.state == StepState::kSucceeded ? "" : std::string(" (it ") + Name(r.state) + ")";
       return Status::NotFound("step '" + path[1] + "' has no output '" + path[3] + "'" + why);
@@ -232,6 +235,11 @@ Status Engine::Decide(size_t i) {
   };
   if (cancelling_) return finish_as(StepState::kCancelled, "run cancelled");
   StepContext ctx(this, i, nullptr);
+  if (s.if_condition && !s.if_checks_status && !ctx.StatusFunction("success")) {
+    // A custom condition without always(), success() or failure() means
+    // success() && it (GitHub Actions' rule): it is not even evaluated.
+    return finish_as(StepState::kSkipped, "a needed step did not succeed");
+  }
   if (s.if_condition) {
     auto v = spec::EvaluateTemplate(*s.if_condition, ctx);
     if (!v.ok()) return finish_as(StepState::kFailed, "if: " + v.status().message());

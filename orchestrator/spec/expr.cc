@@ -336,4 +336,11 @@ Result<Value> Evaluate(const Expr& e, const EvalContext& ctx) {
   return Status::Internal("unknown expression kind");
 }
 
+bool CallsStatusFunction(const Expr& e) {
+  if (e.kind == Expr::Kind::kCall && (e.op == "always" || e.op == "success" || e.op == "failure")) return true;
+  for (const auto& a : e.args)
+    if (CallsStatusFunction(*a)) return true;
+  return false;
+}
+
 }  // namespace sluice::spec

@@ -28,6 +28,10 @@ struct Expr {
   size_t offset = 0;                         // byte offset in the expression's text
 };
 
+// True if `e` calls always(), success() or failure() anywhere: an `if:`
+// without one means `success() && (if)`, as in GitHub Actions.
+bool CallsStatusFunction(const Expr& e);
+
 struct ExprError {
   size_t offset;        // byte offset in the text where the problem is
   std::string message;  // "expected ')'", "unknown function 'sucess' (did you mean ...)"

@@ -716,6 +716,8 @@ class Loader {
     } else if (!Tmpl(v, "if", &t)) {
       return;
     }
+    for (const Template::Part& part : t.parts)
+      if (part.expr && CallsStatusFunction(*part.expr)) s->if_checks_status = true;
     s->if_condition = std::move(t);
   }
 

@@ -76,6 +76,7 @@ struct Step {
   std::string executor = "local";        // local or slurm
   SlurmOptions slurm;
   std::optional<Template> if_condition;  // none: success()
+  bool if_checks_status = false;         // the if calls always(), success() or failure(); else success() && if
   bool has_foreach = false;
   std::vector<Value> foreach_items;      // a literal list
   std::optional<Template> foreach_expr;  // or one expression giving a list

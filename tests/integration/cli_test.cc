@@ -477,6 +477,22 @@ TEST(CliTest, ASecretIsNeverRenderedIntoAValueAndAMissingOneFailsTheStepBeforeIt
   EXPECT_FALSE(box.Exists("ran"));
 }
 
+TEST(CliTest, ACachedStepReadsAsSucceededInConditions) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: gate
+steps:
+  a: {run: 'true', cache: true}
+  b:
+    needs: [a]
+    if: "${{ steps.a.state == 'succeeded' }}"
+    run: echo b >> ran.txt
+)");
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(StepOf(ShowRun(box, "2"), "a")["state"], "cached");  // still shown as cached
+  EXPECT_EQ(box.Read("ran.txt"), "b\nb\n");
+}
+
 TEST(CliTest, SchedulesListsEachScheduleWithItsNextFireTimesInItsZone) {
   Sandbox box;
   box.Write("pipelines/nightly.yaml", R"(name: nightly

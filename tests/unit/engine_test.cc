@@ -505,3 +505,21 @@ steps:
   EXPECT_EQ(first.stops, (std::vector<std::string>{"b TERM"}));  // the timeout
   EXPECT_EQ(first.starts.size(), 11u);  // a x3, b x2, c x3, d, e, cleanup
 }
+
+TEST_F(EngineTest, AnIfWithoutAStatusFunctionMeansSuccessAndIt) {
+  exec_.script["a"] = {{.exit_code = 1}};
+  EXPECT_EQ(RunSpec("name: t\nparams: {go: {type: bool, default: true}}\nsteps:\n  a: {run: x}\n"
+                    "  gated: {needs: [a], if: \"${{ params.go }}\", run: x}\n"
+                    "  cleanup: {needs: [a], if: \"${{ failure() && params.go }}\", run: x}\n"),
+            RunState::kFailed);
+  EXPECT_EQ(Step("gated").state, StepState::kSkipped);
+  EXPECT_EQ(Step("gated").reason, "a needed step did not succeed");
+  EXPECT_EQ(Step("cleanup").state, StepState::kSucceeded);
+}
+
+TEST_F(EngineTest, AForeachOverNoItemsGivesItsDependantsEmptyLists) {
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  shard: {foreach: [], run: x}\n"
+                    "  join: {needs: [shard], run: [echo, '${{ steps.shard.outputs.part }}']}\n"),
+            RunState::kSucceeded);
+  EXPECT_EQ(exec_.last_request["join"].argv, (std::vector<std::string>{"echo", "[]"}));
+}
