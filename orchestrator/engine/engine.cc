@@ -746,8 +746,13 @@ Status Engine::OnExit(const AttemptExit& raw_exit) {
     a.state = StepState::kFailed;
     a.reason = exit.reason.empty() ? "exit code " + std::to_string(exit.exit_code) : exit.reason;
   } else if (exit.outputs) {
-    a.state = StepState::kSucceeded;
-    rec.outputs = *exit.outputs;
+    if (Status sizes = CheckOutputSizes(*exit.outputs); !sizes.ok()) {
+      a.state = StepState::kFailed;
+      a.reason = sizes.message();
+    } else {
+      a.state = StepState::kSucceeded;
+      rec.outputs = *exit.outputs;
+    }
   } else {
     auto outputs = ReadOutputs(unit.output_path);
     if (!outputs.ok()) {

@@ -1,6 +1,7 @@
 #include "engine/outputs.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -65,11 +66,29 @@ Result<Outputs> ParseOutputs(const std::string& text) {
   return out;
 }
 
+Status CheckOutputSizes(const Outputs& outputs) {
+  for (const auto& [key, value] : outputs) {
+    size_t size = value.is_string() ? value.as_string().size() : value.Render().size();
+    if (size > kMaxOutputValue)
+      return Status::StepFailed("output '" + key + "' is " + std::to_string(size) + " bytes, over the limit of " +
+                                std::to_string(kMaxOutputValue) + "; write it to a file and declare that as an output " +
+                                "(outputs: {" + key + ": file})");
+  }
+  return Status::Ok();
+}
+
 Result<Outputs> ReadOutputs(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return Outputs{};  // the step set no outputs
     return Status::FromErrno("read " + path, errno);
+  }
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) > kMaxOutputFile) {
+    ::close(fd);
+    return Status::StepFailed("$SLUICE_OUTPUT is " + std::to_string(st.st_size) + " bytes, over the limit of " +
+                              std::to_string(kMaxOutputFile) + "; write large values to files and declare them as " +
+                              "outputs (outputs: {name: file})");
   }
   std::string text;
   char buf[65536];
@@ -79,7 +98,10 @@ Result<Outputs> ReadOutputs(const std::string& path) {
   int read_errno = errno;
   ::close(fd);
   if (n < 0) return Status::FromErrno("read " + path, read_errno);
-  return ParseOutputs(text);
+  auto outputs = ParseOutputs(text);
+  if (!outputs.ok()) return outputs;
+  if (Status st = CheckOutputSizes(*outputs); !st.ok()) return st;
+  return outputs;
 }
 
 }  // namespace sluice::engine

@@ -11,6 +11,15 @@
 
 namespace sluice::engine {
 
+// Output values travel in the store and reach steps as argv elements and
+// environment variables (Linux refuses one over 128 KiB), so they are
+// bounded; what is larger belongs in a declared file output.
+constexpr size_t kMaxOutputValue = 64 << 10;   // bytes per value
+constexpr size_t kMaxOutputFile = 1 << 20;     // bytes of $SLUICE_OUTPUT
+
+// StepFailed naming the first value over kMaxOutputValue, with the way out.
+Status CheckOutputSizes(const Outputs& outputs);
+
 // Parses the file's text. Errors name the line: "line 3: 'x y' is not key=value".
 Result<Outputs> ParseOutputs(const std::string& text);
 

@@ -162,6 +162,13 @@ class Loader {
     *out = *d;
     return true;
   }
+  // A timeout of 0 would kill the step at once: refused, not a silent kill.
+  bool Timeout(const YamlNode& n, Millis* out) {
+    if (!Duration(n, "timeout", out)) return false;
+    if (out->count() > 0) return true;
+    Error(Pos(n), "timeout must be longer than 0 (leave it out for no timeout)");
+    return false;
+  }
   bool Tmpl(const YamlNode& n, const std::string& what, Template* out) {
     std::string s;
     if (!Scalar(n, what, &s)) return false;
@@ -407,7 +414,7 @@ class Loader {
     ForEachKey(n, kDefaultsKeys, "defaults", [&](const std::string& k, const YamlNode&, const YamlNode& v) {
       if (k == "timeout") {
         Millis d;
-        if (Duration(v, "timeout", &d)) default_timeout_ = d;
+        if (Timeout(v, &d)) default_timeout_ = d;
       } else if (k == "cache") {
         Bool(v, "cache", &default_cache_);
       } else if (k == "executor") {
@@ -590,7 +597,7 @@ class Loader {
         if (Tmpl(v, "workdir", &t)) s->workdir = std::move(t);
       } else if (k == "timeout") {
         Millis d;
-        if (Duration(v, "timeout", &d)) s->timeout = d;
+        if (Timeout(v, &d)) s->timeout = d;
       } else if (k == "retry") {
         s->retry = default_retry_;
         LoadRetry(v, &s->retry);

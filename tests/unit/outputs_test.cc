@@ -1,8 +1,15 @@
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
+
 #include "engine/outputs.h"
 
+using sluice::engine::CheckOutputSizes;
+using sluice::engine::kMaxOutputFile;
+using sluice::engine::kMaxOutputValue;
 using sluice::engine::ParseOutputs;
+using sluice::engine::ReadOutputs;
 
 TEST(OutputsTest, ReadsKeyValueLines) {
   auto o = ParseOutputs("accuracy=0.93\npath=/tmp/a=b\n\n");
@@ -33,4 +40,28 @@ TEST(OutputsTest, ALineWithoutEqualsFails) {
 TEST(OutputsTest, AnUnclosedDelimiterFails) {
   auto o = ParseOutputs("a<<END\nline\n");
   EXPECT_EQ(o.status().message(), "$SLUICE_OUTPUT line 1: no closing 'END' line");
+}
+
+TEST(OutputsTest, AValueExactlyAtTheLimitIsKeptAndOneByteMoreFailsWithTheWayOut) {
+  std::string at(kMaxOutputValue, 'x');
+  auto ok = ParseOutputs("big=" + at + "\n");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE(CheckOutputSizes(*ok).ok());
+  auto over = ParseOutputs("big=" + at + "y\n");
+  ASSERT_TRUE(over.ok());
+  EXPECT_EQ(CheckOutputSizes(*over).message(),
+            "output 'big' is 65537 bytes, over the limit of 65536; write it to a file and declare that as an output "
+            "(outputs: {big: file})");
+}
+
+TEST(OutputsTest, AnOutputFileOverTheLimitIsRefusedBeforeItIsRead) {
+  std::string path = ::testing::TempDir() + "/outputs-limit.out";
+  std::ofstream(path) << std::string(kMaxOutputFile, '\n');  // exactly at the limit: blank lines
+  EXPECT_TRUE(ReadOutputs(path).ok());
+  std::ofstream(path, std::ios::app) << "\n";
+  auto r = ReadOutputs(path);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "$SLUICE_OUTPUT is 1048577 bytes, over the limit of 1048576; write large values to "
+                                  "files and declare them as outputs (outputs: {name: file})");
+  std::remove(path.c_str());
 }

@@ -451,3 +451,11 @@ TEST(SpecLoaderTest, ATimeZoneThatNamesAFolderIsALocatedErrorNotAnAbort) {
   std::string error = Error("name: tz\non:\n  schedule:\n    - {cron: \"0 3 * * *\", timezone: Etc/}\nsteps:\n  a: {run: [\"true\"]}\n");
   EXPECT_EQ(error, "p.yaml:4:37: unknown time zone 'Etc/' (no /usr/share/zoneinfo/Etc/; Debian's tzdata installs them)");
 }
+
+TEST(SpecLoaderTest, AZeroTimeoutIsRefusedAndOneMillisecondIsAccepted) {
+  EXPECT_EQ(Error("name: t\nsteps:\n  a: {run: x, timeout: 0s}\n"),
+            "p.yaml:3:24: timeout must be longer than 0 (leave it out for no timeout)");
+  EXPECT_EQ(Error("name: t\ndefaults: {timeout: 0ms}\nsteps:\n  a: {run: x}\n"),
+            "p.yaml:2:21: timeout must be longer than 0 (leave it out for no timeout)");
+  EXPECT_EQ(Load("name: t\nsteps:\n  a: {run: x, timeout: 1ms}\n").steps[0].timeout, sluice::Millis(1));
+}
