@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "exec/process.h"
 #include "util/duration.h"
 #include "util/strings.h"
 
@@ -26,7 +27,17 @@ int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// A run left running or pending by a sluice that is gone (kill -9, a
+// reboot): shown as interrupted, with `sluice resume` as the way on.
+bool Interrupted(const store::RunRow& r) {
+  bool live = r.state == engine::RunState::kRunning || r.state == engine::RunState::kPending;
+  return live && r.owner_pid != 0 && !exec::SameProcessAlive(static_cast<int>(r.owner_pid), r.owner_start);
+}
+
+const char* ShownState(const store::RunRow& r) { return Interrupted(r) ? "interrupted" : engine::Name(r.state); }
+
 std::string RunDuration(const store::RunRow& r) {
+  if (Interrupted(r)) return "-";
   if (!r.started_ms) return "-";
   int64_t end = r.finished_ms ? r.finished_ms : NowMs();
   return FormatDuration(std::chrono::milliseconds(end - r.started_ms));
@@ -55,14 +66,14 @@ int Runs(int limit, const std::string& format) {
   if (format == "json") {
     nlohmann::json j = nlohmann::json::array();
     for (const auto& r : *runs)
-      j.push_back({{"id", r.id}, {"pipeline", r.pipeline}, {"state", engine::Name(r.state)}, {"trigger", r.trigger},
+      j.push_back({{"id", r.id}, {"pipeline", r.pipeline}, {"state", ShownState(r)}, {"trigger", r.trigger},
                    {"created_ms", r.created_ms}, {"started_ms", r.started_ms}, {"finished_ms", r.finished_ms}});
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
-  std::printf("%-6s %-24s %-10s %-20s %s\n", "ID", "PIPELINE", "STATE", "STARTED", "DURATION");
+  std::printf("%-6s %-24s %-11s %-20s %s\n", "ID", "PIPELINE", "STATE", "STARTED", "DURATION");
   for (const auto& r : *runs)
-    std::printf("%-6lld %-24s %-10s %-20s %s\n", static_cast<long long>(r.id), r.pipeline.c_str(), engine::Name(r.state),
+    std::printf("%-6lld %-24s %-11s %-20s %s\n", static_cast<long long>(r.id), r.pipeline.c_str(), ShownState(r),
                 LocalTime(r.started_ms ? r.started_ms : r.created_ms).c_str(), RunDuration(r).c_str());
   return kExitOk;
 }
@@ -127,7 +138,7 @@ int Show(const std::string& run_text, const std::string& format) {
     nlohmann::json j;
     j["id"] = row->id;
     j["pipeline"] = row->pipeline;
-    j["state"] = engine::Name(row->state);
+    j["state"] = ShownState(*row);
     j["spec_path"] = row->spec_path;
     j["params"] = nlohmann::json::parse(row->params_json, nullptr, false);
     j["created_ms"] = row->created_ms;
@@ -166,7 +177,10 @@ int Show(const std::string& run_text, const std::string& format) {
   }
 
   std::printf("run %lld  %s  %s  started %s  took %s\n", static_cast<long long>(row->id), row->pipeline.c_str(),
-              engine::Name(row->state), LocalTime(row->started_ms).c_str(), RunDuration(*row).c_str());
+              ShownState(*row), LocalTime(row->started_ms).c_str(), RunDuration(*row).c_str());
+  if (Interrupted(*row))
+    std::printf("its sluice (pid %lld) is gone; sluice resume %lld finishes it\n", static_cast<long long>(row->owner_pid),
+                static_cast<long long>(row->id));
   std::printf("spec %s\n", row->spec_path.c_str());
   auto params = nlohmann::json::parse(row->params_json, nullptr, false);
   if (params.is_object() && !params.empty()) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/plan.h"
+#include "exec/process.h"
 #include "server/web_assets.h"
 #include "server/webhook.h"
 #include "spec/expr.h"
@@ -137,6 +138,10 @@ std::string RunJsonText(const store::RunRow& r) {
   out += ",\"started\":" + time(r.started_ms);
   out += ",\"finished\":" + time(r.finished_ms);
   out += ",\"duration_ms\":" + (r.started_ms ? std::to_string(end - r.started_ms) : std::string("null"));
+  // Left running or pending by a driver that is gone (kill -9): `sluice resume` finishes it.
+  bool live = r.state == RunState::kRunning || r.state == RunState::kPending;
+  bool interrupted = live && r.owner_pid != 0 && !exec::SameProcessAlive(static_cast<int>(r.owner_pid), r.owner_start);
+  out += ",\"interrupted\":" + std::string(interrupted ? "true" : "false");
   out += ",\"cancel_requested\":" + std::string(r.cancel_requested ? "true" : "false") + "}";
   return out;
 }

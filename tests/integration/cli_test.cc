@@ -493,6 +493,28 @@ steps:
   EXPECT_EQ(box.Read("ran.txt"), "b\nb\n");
 }
 
+TEST(CliTest, ARunWhoseSluiceWasKilledShowsAsInterruptedWithTheResumeHint) {
+  Sandbox box;
+  box.Write("p.yaml", "name: long\nsteps:\n  a: {run: sleep 30}\n");
+  pid_t pid = box.Start({"run", "p.yaml"}, "run.log");
+  ASSERT_TRUE(WaitFor([&] { return box.Read("run.log").find("step=a attempt=1 event=started") != std::string::npos; }));
+  ::kill(pid, SIGKILL);
+  Sandbox::Reap(pid);
+  Output runs = box.Sluice({"runs"});
+  EXPECT_NE(runs.out.find("1      long                     interrupted "), std::string::npos) << runs.out;
+  EXPECT_EQ(runs.out.substr(runs.out.size() - 2), "-\n") << runs.out;  // no growing duration
+  Output show = box.Sluice({"show", "1"});
+  EXPECT_NE(show.out.find(") is gone; sluice resume 1 finishes it\n"), std::string::npos) << show.out;
+  EXPECT_EQ(ShowRun(box, "1")["state"], "interrupted");
+  box.Write("p.yaml", "name: long\nsteps:\n  a: {run: 'true'}\n");
+  // Resume runs the stored spec (sleep 30): cancel it from here instead of waiting.
+  pid_t resumed = box.Start({"resume", "1"}, "resume.log");
+  ASSERT_TRUE(WaitFor([&] { return box.Read("resume.log").find("event=started") != std::string::npos; }));
+  EXPECT_NE(box.Sluice({"runs"}).out.find("running"), std::string::npos);  // driven again
+  EXPECT_EQ(box.Sluice({"cancel", "1"}).code, 0);
+  EXPECT_EQ(Sandbox::Reap(resumed), 130);
+}
+
 TEST(CliTest, SchedulesListsEachScheduleWithItsNextFireTimesInItsZone) {
   Sandbox box;
   box.Write("pipelines/nightly.yaml", R"(name: nightly
