@@ -79,6 +79,18 @@ void Progress::StepProgress(int64_t attempt_id, double fraction, const std::stri
   std::snprintf(pct, sizeof pct, "%.0f%%", fraction * 100);
   progress_[it->second] = message.empty() ? pct : std::string(pct) + " " + message;
   // The ticker redraws: a plugin may report thousands of times a second.
+  // Piped (CI, a log file), a line per step every kPipedProgressEvery at most,
+  // so a long training step is not silent.
+  if (terminal_) return;
+  auto now = std::chrono::steady_clock::now();
+  auto last = progress_printed_.find(attempt_id);
+  if (last != progress_printed_.end() && now - last->second < kPipedProgressEvery) return;
+  progress_printed_[attempt_id] = now;
+  std::string line = IsoTime(NowMs()) + " run=" + std::to_string(run_id_) + " step=" + Field(it->second) +
+                     " event=progress progress=" + pct;
+  if (!message.empty()) line += " message=" + Field(message);
+  std::fprintf(out_, "%s\n", line.c_str());
+  std::fflush(out_);
 }
 
 void Progress::Idle() {
@@ -134,6 +146,7 @@ void Progress::OnEvent(const Event& e) {
       running_.erase(label);
       progress_.erase(label);
       std::erase_if(attempt_label_, [&](const auto& kv) { return kv.second == label; });
+      progress_printed_.erase(e.attempt_id);
       if (e.item < 0) {
         ++done_;
         if (e.state == engine::StepState::kFailed) ++failed_;

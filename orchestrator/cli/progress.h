@@ -2,7 +2,8 @@
 // redrawn in place (steps done / total, running steps, failures, elapsed),
 // with failures and retries printed above it. Piped: one plain line per
 // event, with run and step ids in it, for logs and scripts; lines are
-// written out whenever the engine waits, not one write per line.
+// written out whenever the engine waits, not one write per line; a plugin
+// step's progress gets a line at most every 10 s.
 //
 // OnEvent() is called from the engine's thread; a ticker thread redraws the
 // terminal line so the elapsed time moves. Both take mutex_.
@@ -23,6 +24,9 @@ namespace sluice::cli {
 
 class Progress : public engine::Observer {
  public:
+  // Piped, a step's progress is printed at most this often.
+  static constexpr std::chrono::seconds kPipedProgressEvery{10};
+
   Progress(int64_t run_id, int total_steps, std::FILE* out, bool terminal);
   ~Progress() override;
   void OnEvent(const engine::Event& e) override;
@@ -48,6 +52,7 @@ class Progress : public engine::Observer {
   std::set<std::string> running_;
   std::map<int64_t, std::string> attempt_label_;   // running attempts (by id) to their step labels
   std::map<std::string, std::string> progress_;    // step label -> "45% epoch 3"
+  std::map<int64_t, std::chrono::steady_clock::time_point> progress_printed_;  // piped: when each attempt's last line went out
   std::thread ticker_;
 };
 

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -225,6 +226,18 @@ TEST_F(PluginTest, APluginHostRunningAStepDiesWithItsOrchestrator) {
   ::kill(pid, SIGKILL);
   Sandbox::Reap(pid);
   EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(hosts[0]); }, std::chrono::seconds(5)));
+}
+
+TEST_F(PluginTest, PipedOutputGetsAStepsProgressAtMostEveryTenSeconds) {
+  box_.Write("p.yaml", "name: demo\nsteps:\n  w: {uses: testkit/wait, with: {seconds: 10.6}}\n");
+  Output o = box_.Sluice({"run", "p.yaml"});  // stdout is a file here: piped
+  ASSERT_EQ(o.code, 0) << o.err;
+  int lines = 0;
+  std::istringstream in(o.out);
+  for (std::string l; std::getline(in, l);)
+    if (l.find(" run=1 step=w event=progress progress=") != std::string::npos && l.find("message=waiting") != std::string::npos)
+      ++lines;
+  EXPECT_EQ(lines, 2) << o.out;  // at the start and ten seconds in, of a thousand reports
 }
 
 TEST_F(PluginTest, ANewPluginVersionIsACacheMiss) {
