@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "engine/outputs.h"
+#include "spec/schema_check.h"
 #include "util/hash.h"
 #include "util/secrets.h"
 #include "util/strings.h"
@@ -388,9 +389,14 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
       PluginCall call;
       call.plugin = plugin;
       call.step_type = type;
-      call.params = params->is_null() ? "{}" : params->dump();
       call.isolated = s.isolation == spec::Step::Isolation::kProcess;
       req.plugin = std::move(call);
+      // The loader checked what it could see; values from ${{ }} are
+      // checked here, before the attempt starts, and defaults filled in.
+      nlohmann::json schema = executor_->ParamsSchema(req);
+      std::string problem = schema.is_object() ? spec::CheckRenderedParams(&*params, schema) : "";
+      if (!problem.empty()) error = "with: " + problem + " (checked against " + s.uses + "'s params schema)";
+      req.plugin->params = params->is_null() ? "{}" : params->dump();
     }
   } else if (s.shell) {
     auto line = spec::RenderShell(s.run[0], ctx);

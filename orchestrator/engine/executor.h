@@ -9,6 +9,8 @@
 #pragma once
 
 #include <optional>
+
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -101,6 +103,9 @@ class Executor {
   // for a plugin step, the plugin's name, version, step type revision and
   // the hash of its library (JSON text). Empty when there is nothing more.
   virtual std::string CodeIdentity(const AttemptRequest&) { return ""; }
+  // The JSON Schema of a plugin step's params (null when unknown): the engine
+  // checks the rendered `with:` against it and fills in its defaults.
+  virtual nlohmann::json ParamsSchema(const AttemptRequest&) { return nullptr; }
   // Takes over an attempt a previous orchestrator started elsewhere (a
   // cluster job, by attempt.job_id) and left running: its AttemptExit will
   // come through Wait() like any other. An error: it cannot be followed.

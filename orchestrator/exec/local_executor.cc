@@ -87,6 +87,13 @@ std::string LocalExecutor::Resolve(const engine::AttemptRequest& r) {
   return found;
 }
 
+nlohmann::json LocalExecutor::ParamsSchema(const engine::AttemptRequest& r) {
+  if (!r.plugin || !plugins_) return nullptr;
+  const PluginInfo* plugin = plugins_->Find(r.plugin->plugin);
+  const StepTypeInfo* type = plugin ? plugin->Find(r.plugin->step_type) : nullptr;
+  return type ? type->params_schema : nlohmann::json();
+}
+
 std::string LocalExecutor::CodeIdentity(const engine::AttemptRequest& r) {
   if (!r.plugin || !plugins_) return "";
   const PluginInfo* plugin = plugins_->Find(r.plugin->plugin);

@@ -39,6 +39,7 @@ class LocalExecutor : public engine::Executor {
   std::optional<engine::AttemptExit> Wait(engine::TimePoint deadline) override;
   void Wake() override;
   std::string CodeIdentity(const engine::AttemptRequest& request) override;
+  nlohmann::json ParamsSchema(const engine::AttemptRequest& request) override;
 
  private:
   struct Child {

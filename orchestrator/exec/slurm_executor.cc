@@ -132,6 +132,7 @@ SlurmExecutor::~SlurmExecutor() {
 }
 
 std::string SlurmExecutor::CodeIdentity(const engine::AttemptRequest& request) { return local_->CodeIdentity(request); }
+nlohmann::json SlurmExecutor::ParamsSchema(const engine::AttemptRequest& request) { return local_->ParamsSchema(request); }
 
 void SlurmExecutor::Wake() { local_->Wake(); }
 

@@ -54,6 +54,7 @@ class SlurmExecutor : public engine::Executor {
   std::optional<engine::AttemptExit> Wait(engine::TimePoint deadline) override;
   void Wake() override;
   std::string CodeIdentity(const engine::AttemptRequest& request) override;
+  nlohmann::json ParamsSchema(const engine::AttemptRequest& request) override;
   // A job of an attempt that a killed sluice left: followed from here on.
   Status Adopt(const engine::AttemptRecord& attempt) override;
 

@@ -155,4 +155,108 @@ void CheckParamsAgainstSchema(const std::string& file, const std::string& step_i
   else c.CheckMissing(at, schema);
 }
 
+namespace {
+
+bool JsonTypeMatches(const nlohmann::json& v, const nlohmann::json& type) {
+  if (type.is_array()) {
+    for (const auto& t : type)
+      if (JsonTypeMatches(v, t)) return true;
+    return false;
+  }
+  if (!type.is_string()) return true;
+  const std::string t = type.get<std::string>();
+  if (t == "object") return v.is_object();
+  if (t == "array") return v.is_array();
+  if (t == "string") return v.is_string();
+  if (t == "boolean") return v.is_boolean();
+  if (t == "null") return v.is_null();
+  if (t == "number") return v.is_number();
+  if (t == "integer") return v.is_number_integer() || (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())));
+  return true;
+}
+
+// "an integer", "a string or a number"
+std::string WantedType(const nlohmann::json& type) {
+  if (type.is_array()) {
+    std::vector<std::string> parts;
+    for (const auto& t : type) parts.push_back(WantedType(t));
+    return Join(parts, " or ");
+  }
+  std::string t = type.is_string() ? type.get<std::string>() : type.dump();
+  return (t == "object" || t == "array" || t == "integer") ? "an " + t : "a " + t;
+}
+
+std::string Shown(const nlohmann::json& v) {
+  std::string s = v.dump();
+  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+}
+
+// The first problem of `v` at `path` against `schema`, or "". Fills in the
+// `default` of each property the object leaves out.
+std::string CheckJson(nlohmann::json* v, const nlohmann::json& schema, const std::string& path) {
+  if (!schema.is_object()) return "";
+  std::string name = "param '" + path + "'";
+  if (schema.contains("type") && !JsonTypeMatches(*v, schema["type"]))
+    return name + " must be " + WantedType(schema["type"]) + ", not " + Shown(*v);
+  if (schema.contains("enum") && schema["enum"].is_array()) {
+    bool found = false;
+    for (const auto& e : schema["enum"]) found |= e == *v;
+    if (!found) return name + " must be one of " + schema["enum"].dump() + ", not " + Shown(*v);
+  }
+  if (schema.contains("const") && schema["const"] != *v) return name + " must be " + schema["const"].dump();
+  if (v->is_number()) {
+    double d = v->get<double>();
+    if (schema.contains("minimum") && schema["minimum"].is_number() && d < schema["minimum"].get<double>())
+      return name + " must be at least " + schema["minimum"].dump() + ", not " + Shown(*v);
+    if (schema.contains("maximum") && schema["maximum"].is_number() && d > schema["maximum"].get<double>())
+      return name + " must be at most " + schema["maximum"].dump() + ", not " + Shown(*v);
+  }
+  if (v->is_string()) {
+    size_t n = v->get_ref<const std::string&>().size();
+    if (schema.contains("minLength") && schema["minLength"].is_number() && n < schema["minLength"].get<size_t>())
+      return name + " must have at least " + schema["minLength"].dump() + " characters";
+    if (schema.contains("maxLength") && schema["maxLength"].is_number() && n > schema["maxLength"].get<size_t>())
+      return name + " must have at most " + schema["maxLength"].dump() + " characters";
+  }
+  if (v->is_array()) {
+    if (schema.contains("minItems") && schema["minItems"].is_number() && v->size() < schema["minItems"].get<size_t>())
+      return name + " needs at least " + schema["minItems"].dump() + " items";
+    if (schema.contains("maxItems") && schema["maxItems"].is_number() && v->size() > schema["maxItems"].get<size_t>())
+      return name + " takes at most " + schema["maxItems"].dump() + " items";
+    if (schema.contains("items"))
+      for (size_t i = 0; i < v->size(); ++i)
+        if (auto e = CheckJson(&(*v)[i], schema["items"], path + "[" + std::to_string(i) + "]"); !e.empty()) return e;
+  }
+  if (v->is_object()) {
+    const nlohmann::json empty = nlohmann::json::object();
+    const nlohmann::json& props = schema.contains("properties") && schema["properties"].is_object() ? schema["properties"] : empty;
+    for (auto it = v->begin(); it != v->end(); ++it) {
+      std::string child = path.empty() ? it.key() : path + "." + it.key();
+      if (props.contains(it.key())) {
+        if (auto e = CheckJson(&it.value(), props[it.key()], child); !e.empty()) return e;
+      } else if (schema.contains("additionalProperties")) {
+        const auto& extra = schema["additionalProperties"];
+        if (extra.is_boolean() && !extra.get<bool>()) return "unknown param '" + child + "'";
+        if (extra.is_object())
+          if (auto e = CheckJson(&it.value(), extra, child); !e.empty()) return e;
+      }
+    }
+    if (schema.contains("required") && schema["required"].is_array())
+      for (const auto& r : schema["required"])
+        if (r.is_string() && !v->contains(r.get<std::string>()))
+          return "missing required param '" + (path.empty() ? "" : path + ".") + r.get<std::string>() + "'";
+    for (auto it = props.begin(); it != props.end(); ++it)
+      if (!v->contains(it.key()) && it.value().is_object() && it.value().contains("default"))
+        (*v)[it.key()] = it.value()["default"];
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string CheckRenderedParams(nlohmann::json* params, const nlohmann::json& schema) {
+  if (params->is_null()) *params = nlohmann::json::object();
+  return CheckJson(params, schema, "");
+}
+
 }  // namespace sluice::spec

@@ -23,4 +23,10 @@ void CheckParamsAgainstSchema(const std::string& file, const std::string& step_i
                               const YamlNode* with, SourcePos at, const nlohmann::json& schema,
                               std::vector<std::string>* errors);
 
+// The same checks on a plugin step's params as rendered for an attempt
+// (every `${{ }}` evaluated), and the schema's `default`s filled in for the
+// properties left out, so a plugin need not repeat them. Returns the first
+// problem ("param 'top' must be at least 1, not -5"), or "" when they pass.
+std::string CheckRenderedParams(nlohmann::json* params, const nlohmann::json& schema);
+
 }  // namespace sluice::spec

@@ -240,6 +240,26 @@ TEST_F(PluginTest, PipedOutputGetsAStepsProgressAtMostEveryTenSeconds) {
   EXPECT_EQ(lines, 2) << o.out;  // at the start and ten seconds in, of a thousand reports
 }
 
+TEST_F(PluginTest, ExpressionValuesInWithAreCheckedAgainstTheSchemaAndDefaultsAreFilledIn) {
+  box_.Write("p.yaml", R"(name: demo
+params:
+  e: {type: int, default: 2}
+steps:
+  echo: {uses: testkit/echo, with: {epochs: "${{ params.e }}"}}
+)");
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(Step(1, "echo")["outputs"]["greeting"], "hello");  // the schema's default reached the plugin
+  EXPECT_EQ(Step(1, "echo")["outputs"]["epochs"], "2");
+  // At the limit (minimum 0) it runs; one past it never reaches the plugin.
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml", "-p", "e=0"}).code, 0);
+  EXPECT_EQ(box_.Sluice({"run", "p.yaml", "-p", "e=-1"}).code, 1);
+  json step = Step(3, "echo");
+  EXPECT_EQ(step["state"], "failed");
+  EXPECT_EQ(step["reason"], "with: param 'epochs' must be at least 0, not -1 (checked against testkit/echo's params schema)");
+  EXPECT_EQ(step["attempts"].size(), 1u);
+  EXPECT_EQ(step["outputs"], json::object());
+}
+
 TEST_F(PluginTest, ANewPluginVersionIsACacheMiss) {
   box_.Write("p.yaml", R"(name: demo
 steps:
