@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -173,8 +174,9 @@ int Depth(const json& j) {
 // `event.*` lookups into a webhook delivery's JSON.
 class EventContext : public spec::EvalContext {
  public:
-  explicit EventContext(const json& event) : event_(event) {}
+  EventContext(const json& event, std::string event_name) : event_(event), event_name_(std::move(event_name)) {}
   Result<spec::Value> Lookup(const std::vector<std::string>& path) const override {
+    if (path[0] == "event_name") return spec::Value::Str(event_name_);
     const json* at = &event_;
     for (size_t i = 1; i < path.size(); ++i) {
       if (at->is_object() && at->contains(path[i])) {
@@ -197,6 +199,7 @@ class EventContext : public spec::EvalContext {
 
  private:
   const json& event_;
+  std::string event_name_;
 };
 
 // A JSON param value as the text `-p name=value` would give.
@@ -817,8 +820,20 @@ Response Api::Hook(const Request& r, const std::string& name) {
   if (delivery.size() > 256) return ErrorResponse(400, "bad_request", "the delivery id is over 256 bytes");
   json event = json::parse(r.body, nullptr, false);
   if (event.is_discarded()) return ErrorResponse(400, "bad_request", "the delivery is not JSON");
+  // The event's name: GitHub's X-GitHub-Event, else the payload's "type"
+  // (Standard Webhooks). GitHub's ping, sent when a hook is added, is
+  // answered and starts nothing; so is an event the pipeline does not list.
+  std::string event_name = r.Header("x-github-event");
+  if (event_name.empty() && event.is_object() && event.contains("type") && event["type"].is_string())
+    event_name = event["type"].get<std::string>();
+  if (event_name == "ping") return Json(200, {{"ping", true}, {"pipeline", p.name}});
+  const auto& wanted = p.webhook->events;
+  if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), event_name) == wanted.end())
+    return Json(200, {{"ignored", true},
+                      {"event", event_name},
+                      {"reason", "on.webhook.events of " + p.name + " does not list " + Quote(event_name)}});
   std::vector<std::pair<std::string, std::string>> overrides;
-  EventContext ctx(event);
+  EventContext ctx(event, event_name);
   for (const auto& [k, t] : p.webhook->params) {
     auto v = spec::EvaluateTemplate(t, ctx);
     if (!v.ok()) return ErrorResponse(400, "invalid_params", "webhook param " + Quote(k) + ": " + v.status().message());

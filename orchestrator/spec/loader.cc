@@ -325,7 +325,18 @@ class Loader {
     }
     Webhook w;
     w.pos = Pos(v);
-    ForEachKey(v, {"secret_env", "params"}, "on.webhook", [&](const std::string& k, const YamlNode&, const YamlNode& x) {
+    ForEachKey(v, {"secret_env", "events", "params"}, "on.webhook", [&](const std::string& k, const YamlNode&, const YamlNode& x) {
+      if (k == "events") {
+        if (!x.IsSequence()) {
+          Error(Pos(x), "on.webhook.events must be a list of event names, such as [push, release]");
+          return;
+        }
+        for (const YamlNode& e : x.items) {
+          std::string name;
+          if (Scalar(e, "each entry of on.webhook.events", &name)) w.events.push_back(name);
+        }
+        return;
+      }
       if (k == "secret_env") {
         if (Scalar(x, "secret_env", &w.secret_env) &&
             (!IsIdentifier(w.secret_env) || w.secret_env.find('-') != std::string::npos))
@@ -354,8 +365,10 @@ class Loader {
       for (const Template::Part& part : t.parts) {
         if (!part.expr) continue;
         VisitExpr(*part.expr, [&](const Expr& e) {
-          if (e.kind == Expr::Kind::kRef && e.path[0] != "event")
-            Error(part.pos, "unknown name " + Quote(Join(e.path, ".")) + " (webhook params see event, the delivery's JSON)");
+          bool known = e.path[0] == "event" || (e.path[0] == "event_name" && e.path.size() == 1);
+          if (e.kind == Expr::Kind::kRef && !known)
+            Error(part.pos, "unknown name " + Quote(Join(e.path, ".")) +
+                                " (webhook params see event, the delivery's JSON, and event_name)");
         });
       }
     }

@@ -106,6 +106,7 @@ struct Schedule {
 // `params` is a template over `event`, the delivery's JSON payload.
 struct Webhook {
   std::string secret_env;   // the environment variable holding the HMAC secret
+  std::vector<std::string> events;  // event names that start a run (X-GitHub-Event); empty: every one but ping
   std::vector<std::pair<std::string, Template>> params;
   SourcePos pos;
 };

@@ -863,4 +863,54 @@ TEST_F(ServeQueueTest, SluiceResumeStartsAQueuedRunAtOnceAndSluiceCancelCancelsO
 }
 
 }  // namespace
+const char* kPushPipeline = R"(name: pushed
+on:
+  webhook:
+    secret_env: SLUICE_TEST_HOOK_SECRET
+    events: [push]
+    params: {ref: "${{ event.ref }}", kind: "${{ event_name }}"}
+params:
+  ref: {type: string, default: none}
+  kind: {type: string, default: none}
+steps:
+  greet: {run: [echo, "${{ params.kind }}", "${{ params.ref }}"]}
+)";
+
+// A GitHub delivery of event `event` to /hooks/pushed.
+std::string GitHubHook(int port, const std::string& event, const std::string& body, const std::string& delivery) {
+  std::string req = "POST /hooks/pushed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n";
+  req += "X-GitHub-Event: " + event + "\r\nX-GitHub-Delivery: " + delivery + "\r\n";
+  req += "X-Hub-Signature-256: " + server::Sign("It's a Secret to Everybody", body) + "\r\n";
+  req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  return Exchange(port, req);
+}
+
+class ServeWebhookEventsTest : public ServeTest {
+ protected:
+  void SetUp() override {
+    fs::create_directories(box_.dir() / "pipelines");
+    box_.Write("pipelines/pushed.yaml", kPushPipeline);
+    Serve({});
+  }
+};
+
+TEST_F(ServeWebhookEventsTest, GitHubsPingIsAnsweredAnUnlistedEventIsIgnoredAndTheEventNameReachesTheParams) {
+  std::string ping = GitHubHook(port_, "ping", R"({"zen": "Keep it logically awesome.", "hook_id": 1})", "d-ping");
+  EXPECT_NE(ping.find("HTTP/1.1 200"), std::string::npos) << ping;
+  EXPECT_NE(ping.find("\"ping\":true"), std::string::npos) << ping;
+  std::string issue = GitHubHook(port_, "issues", R"({"action": "opened"})", "d-issue");
+  EXPECT_NE(issue.find("HTTP/1.1 200"), std::string::npos) << issue;
+  EXPECT_NE(issue.find("\"ignored\":true"), std::string::npos) << issue;
+  EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 0u);
+  std::string push = GitHubHook(port_, "push", R"({"ref": "refs/heads/main"})", "d-push");
+  ASSERT_NE(push.find("HTTP/1.1 202"), std::string::npos) << push;
+  int64_t run = json::parse(push.substr(push.find("\r\n\r\n") + 4))["run"];
+  ASSERT_TRUE(WaitForRun(run, "succeeded"));
+  EXPECT_EQ(Get("/api/runs/" + std::to_string(run) + "/steps/greet/log")->body, "push refs/heads/main\n");
+  // A bad signature is refused before the event is looked at, ping or not.
+  std::string forged = "POST /hooks/pushed HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\r\nConnection: close\r\n"
+                       "X-Hub-Signature-256: sha256=" + std::string(64, '0') + "\r\nContent-Length: 2\r\n\r\n{}";
+  EXPECT_NE(Exchange(port_, forged).find("HTTP/1.1 401"), std::string::npos);
+}
+
 }  // namespace sluice::testing
