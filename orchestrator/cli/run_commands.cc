@@ -276,8 +276,8 @@ int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> rec
   if (!result.ok()) return Fail("sluice: run " + std::to_string(run.row.id) + ": " + result.status().message(), kExitFailed);
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   auto counts = eng.counts();
-  std::printf("run %lld %s in %s: %d steps, %d failed (sluice show %lld)\n", static_cast<long long>(run.row.id),
-              engine::Name(*result), FormatDuration(elapsed).c_str(), counts.total, counts.failed,
+  std::printf("run %lld %s in %s: %d step%s, %d failed (sluice show %lld)\n", static_cast<long long>(run.row.id),
+              engine::Name(*result), FormatDuration(elapsed).c_str(), counts.total, counts.total == 1 ? "" : "s", counts.failed,
               static_cast<long long>(run.row.id));
   std::fflush(stdout);
   switch (*result) {

@@ -2,6 +2,9 @@
 // FILE:LINE:COL diagnostic. The loader keeps going after an error
 // where it can, so one run of `sluice validate` shows every problem.
 #include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -32,6 +35,31 @@ const std::vector<std::string> kResourceKeys = {"cpu", "memory", "gpu"};
 const std::vector<std::string> kParamTypes = {"int", "float", "string", "bool"};
 constexpr size_t kMaxErrors = 50;
 
+// The place and description of the first byte that is not UTF-8, if any:
+// libyaml says only "invalid leading UTF-8 octet", at the file's start.
+std::optional<std::pair<SourcePos, std::string>> FirstInvalidUtf8(const std::string& text) {
+  SourcePos pos{1, 1};
+  for (size_t i = 0; i < text.size();) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = len > 0 && i + len <= text.size();
+    for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(text[i + k]) >> 6) == 0x2;
+    if (!ok) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02x", c);
+      return std::make_pair(pos, std::string("the file is not UTF-8 here (byte ") + hex + "); save it as UTF-8");
+    }
+    if (c == '\n') {
+      ++pos.line;
+      pos.column = 1;
+    } else {
+      ++pos.column;
+    }
+    i += len;
+  }
+  return std::nullopt;
+}
+
 class Loader {
  public:
   Loader(const std::string& file, const std::string& text) : file_(file), text_(text) {}
@@ -46,6 +74,9 @@ class Loader {
       std::string quoted = Quote(m);
       return quoted.substr(1, quoted.size() - 2);
     };
+    if (text_.find_first_not_of(" \t\r\n") == std::string::npos)
+      return Status::InvalidSpec(At(file_, {1, 1}, "the file is empty; a pipeline needs 'name' and 'steps'"));
+    if (auto bad = FirstInvalidUtf8(text_)) return Status::InvalidSpec(At(file_, bad->first, bad->second));
     auto parsed = ParseYaml(text_);
     if (auto* err = std::get_if<YamlError>(&parsed))
       return Status::InvalidSpec(
@@ -896,6 +927,9 @@ Result<Pipeline> ParsePipeline(const std::string& file, const std::string& text)
 }
 
 Result<Pipeline> LoadPipeline(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    return Status::InvalidSpec(path + ": is a folder, not a pipeline file (name a .yaml file in it)");
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::FromErrno("open " + path, errno);
   std::ostringstream ss;

@@ -214,7 +214,7 @@ TEST(CliTest, ResumeAfterKillNineFinishesTheRunAndRunsNoSucceededStepTwice) {
   Sandbox::Reap(pid);
   pid_t orphan = std::stoi(box.Read("c.pid"));
   EXPECT_TRUE(ProcessAlive(orphan));  // the step outlived its orchestrator
-  EXPECT_EQ(ShowRun(box, "1")["state"], "running");
+  EXPECT_EQ(ShowRun(box, "1")["state"], "interrupted");
   Output o = box.Sluice({"resume", "1"});
   ASSERT_EQ(o.code, 0) << o.out << o.err;
   json run = ShowRun(box, "1");

@@ -300,7 +300,7 @@ steps:
 )"),
             "p.yaml:6:17: secret_env must name an environment variable ([A-Za-z_][A-Za-z0-9_]*)\n"
             "p.yaml:7:14: on.webhook sets unknown param 'brnch' (did you mean 'branch'?)\n"
-            "p.yaml:7:50: unknown name 'steps.a.outputs.x' (webhook params see event, the delivery's JSON)");
+            "p.yaml:7:50: unknown name 'steps.a.outputs.x' (webhook params see event, the delivery's JSON, and event_name)");
   EXPECT_EQ(Error("name: bad\non: {webhook: {params: {}}}\nsteps: {a: {run: 'true'}}\n"),
             "p.yaml:2:15: on.webhook needs secret_env: the variable that holds its HMAC secret");
 }
@@ -458,4 +458,15 @@ TEST(SpecLoaderTest, AZeroTimeoutIsRefusedAndOneMillisecondIsAccepted) {
   EXPECT_EQ(Error("name: t\ndefaults: {timeout: 0ms}\nsteps:\n  a: {run: x}\n"),
             "p.yaml:2:21: timeout must be longer than 0 (leave it out for no timeout)");
   EXPECT_EQ(Load("name: t\nsteps:\n  a: {run: x, timeout: 1ms}\n").steps[0].timeout, sluice::Millis(1));
+}
+
+TEST(SpecLoaderTest, AnEmptyFileSaysItIsEmpty) {
+  EXPECT_EQ(Error(""), "p.yaml:1:1: the file is empty; a pipeline needs 'name' and 'steps'");
+  EXPECT_EQ(Error("\n  \n"), "p.yaml:1:1: the file is empty; a pipeline needs 'name' and 'steps'");
+}
+
+TEST(SpecLoaderTest, ABadByteIsLocatedWhereItIs) {
+  EXPECT_EQ(Error("name: x\nsteps:\n  a: {run: \"echo \xff\"}\n"),
+            "p.yaml:3:18: the file is not UTF-8 here (byte 0xff); save it as UTF-8");
+  EXPECT_EQ(Error("name: x\n# caf\xc3\xa9 \xc3\n"), "p.yaml:2:8: the file is not UTF-8 here (byte 0xc3); save it as UTF-8");
 }
