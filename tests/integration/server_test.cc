@@ -4,13 +4,17 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <iostream>
+#include <thread>
+
 #include <gtest/gtest.h>
 #include <httplib.h>
-
-#include <thread>
 
 #include "../common/free_port.h"
 #include "harness.h"
@@ -577,6 +581,70 @@ TEST_F(ServeLimitsTest, ConnectionsOverTheLimitAreAnswered503AndClosed) {
   EXPECT_NE(res.find("HTTP/1.1 503"), std::string::npos) << res;
   for (int fd : idle) ::close(fd);
   EXPECT_TRUE(WaitFor([&] { return Exchange(port_, "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").find("200 OK") != std::string::npos; }));
+}
+
+class ServeSlowlorisTest : public ServeTest {
+ protected:
+  void SetUp() override {
+    rlimit files{};
+    ::getrlimit(RLIMIT_NOFILE, &files);
+    files.rlim_cur = std::min<rlim_t>(files.rlim_max, 4096);  // 1,000 clients here, 1,000 in the server it starts
+    ::setrlimit(RLIMIT_NOFILE, &files);
+    Serve({"--read-timeout", "2s", "--max-connections", "1100"});
+  }
+  // The 99th percentile of 100 sequential /api/health requests, in ms.
+  double P99() {
+    std::vector<double> ms;
+    for (int i = 0; i < 100; ++i) {
+      auto t = std::chrono::steady_clock::now();
+      auto r = client_->Get("/api/health");
+      EXPECT_TRUE(r && r->status == 200);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[98];
+  }
+};
+
+TEST_F(ServeSlowlorisTest, AThousandSlowlorisClientsDoNotMoveOthersP99AndEachIsClosedAtItsDeadline) {
+  double before = P99();
+  std::vector<int> slow;
+  auto opened = std::chrono::steady_clock::now();
+  for (int i = 0; i < 1000; ++i) {
+    int fd = ConnectLoopback(port_);
+    ASSERT_GE(fd, 0) << "client " << i;
+    ASSERT_EQ(::send(fd, "G", 1, MSG_NOSIGNAL), 1);
+    slow.push_back(fd);
+  }
+  // A header byte from each every 250 ms: never idle, never done.
+  std::atomic<bool> stop{false};
+  std::thread drip([&] {
+    const std::string rest = "ET /api/health HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(200, 'a');
+    for (size_t k = 0; k < rest.size() && !stop; ++k) {
+      for (int fd : slow) ::send(fd, &rest[k], 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  });
+  double during = P99();
+  // Each is closed when its 2 s header deadline passes, trickle or not.
+  size_t closed = 0;
+  WaitFor([&] {
+    closed = 0;
+    for (int fd : slow) {
+      char c;
+      ssize_t n = ::recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
+      closed += n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+    return closed == slow.size();
+  }, std::chrono::seconds(6));
+  auto took = std::chrono::steady_clock::now() - opened;
+  stop = true;
+  drip.join();
+  for (int fd : slow) ::close(fd);
+  EXPECT_EQ(closed, slow.size());
+  EXPECT_LT(took, std::chrono::milliseconds(4500)) << "closed at the 2 s deadline, not left open";
+  std::cout << "p99 of /api/health: " << before << " ms alone, " << during << " ms beside 1,000 slowloris clients\n";
+  EXPECT_LT(during, std::max(50.0, before * 5));
 }
 
 TEST(ServeScheduleTest, AScheduleMissedWhileTheServerWasDownRunsOnceOnStartUnlessCatchupIsOff) {
