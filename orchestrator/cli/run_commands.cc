@@ -429,6 +429,17 @@ int Reopen(const std::string& run_text, const std::string& grace_text, Reopened*
   return 0;
 }
 
+// Takes a run `sluice serve` queued out of its queue to drive it here, and
+// reads its row again; true if this call took it.
+Result<bool> ClaimQueued(store::Store& store, int64_t id, store::RunRow* row) {
+  auto claimed = store.StartQueued(id);
+  if (!claimed.ok()) return claimed.status();
+  auto fresh = store.GetRun(id);
+  if (!fresh.ok()) return fresh.status();
+  *row = *fresh;
+  return *claimed;
+}
+
 }  // namespace
 
 int Resume(const std::string& run_text, const std::string& grace_text) {
@@ -445,12 +456,9 @@ int Resume(const std::string& run_text, const std::string& grace_text) {
                   kExitFailed);
     // Queued by `sluice serve` behind a max_active_runs cap: asked for by
     // hand, it starts now, and the server's queue skips it.
-    auto claimed = store->StartQueued(id);
+    auto claimed = ClaimQueued(*store, id, &run->row);
     if (!claimed.ok()) return Fail("sluice: " + claimed.status().message(), kExitFailed);
-    auto row = store->GetRun(id);
-    if (!row.ok()) return Fail("sluice: " + row.status().message(), kExitFailed);
-    run->row = *row;
-    state = row->state;
+    state = run->row.state;
     if (*claimed) std::printf("run %s was queued by sluice serve; starting it now\n", run_text.c_str());
   }
   if (state == RunState::kSucceeded || state == RunState::kFailed || state == RunState::kCancelled)
@@ -483,12 +491,9 @@ int Retry(const std::string& run_text, const std::string& from, const std::strin
   RunState state = run->row.state;
   if (state == RunState::kQueued && run->row.queued_retry) {
     // A retry `sluice serve` queued behind a cap: run it now instead.
-    auto claimed = store->StartQueued(id);
+    auto claimed = ClaimQueued(*store, id, &run->row);
     if (!claimed.ok()) return Fail("sluice: " + claimed.status().message(), kExitFailed);
-    auto row = store->GetRun(id);
-    if (!row.ok()) return Fail("sluice: " + row.status().message(), kExitFailed);
-    run->row = *row;
-    state = row->state;
+    state = run->row.state;
   }
   if (state == RunState::kQueued)
     return Fail("sluice: run " + run_text + " is queued by sluice serve and has not started; sluice resume " + run_text +

@@ -29,22 +29,23 @@ SecretMask::SecretMask(std::vector<std::string> values) {
   for (const std::string& v : values_) longest_ = std::max(longest_, v.size());
 }
 
+size_t SecretMask::MatchAt(std::string_view text, size_t i) const {
+  for (const std::string& v : values_)
+    if (text.compare(i, v.size(), v) == 0) return v.size();
+  return 0;
+}
+
 std::string SecretMask::Mask(std::string_view text) const {
   if (values_.empty()) return std::string(text);
   std::string out;
   out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    bool hit = false;
-    for (const std::string& v : values_) {
-      if (text.compare(i, v.size(), v) == 0) {
-        out += "***";
-        i += v.size();
-        hit = true;
-        break;
-      }
+  for (size_t i = 0; i < text.size();) {
+    if (size_t n = MatchAt(text, i)) {
+      out += "***";
+      i += n;
+    } else {
+      out += text[i++];
     }
-    if (!hit) out += text[i++];
   }
   return out;
 }
@@ -63,16 +64,12 @@ std::string SecretMask::Feed(std::string_view chunk) {
         if (v.compare(0, held_.size() - i, held_, i, held_.size() - i) == 0) could_start = true;
       if (could_start) break;
     }
-    bool hit = false;
-    for (const std::string& v : values_) {
-      if (held_.compare(i, v.size(), v) == 0) {
-        out += "***";
-        i += v.size();
-        hit = true;
-        break;
-      }
+    if (size_t n = MatchAt(held_, i)) {
+      out += "***";
+      i += n;
+    } else {
+      out += held_[i++];
     }
-    if (!hit) out += held_[i++];
   }
   held_.erase(0, i);
   return out;

@@ -34,6 +34,9 @@ class SecretMask {
   std::string Flush();
 
  private:
+  // The length of the secret that starts at text[i], or 0.
+  size_t MatchAt(std::string_view text, size_t i) const;
+
   std::vector<std::string> values_;  // longest first, so a secret inside another is masked whole
   size_t longest_ = 0;
   std::string held_;
