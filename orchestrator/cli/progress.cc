@@ -138,8 +138,10 @@ void Progress::OnEvent(const Event& e) {
     case Event::Kind::kStarted:
       running_.insert(label);
       attempt_label_[e.attempt_id] = label;
-      line += std::string(e.message == "adopted" ? " event=adopted " : " event=started ") +
-              (e.job_id.empty() ? "pid=" + std::to_string(e.pid) : "job=" + e.job_id);
+      line += std::string(e.message == "adopted" ? " event=adopted" : " event=started");
+      if (!e.job_id.empty()) line += " job=" + e.job_id;
+      else if (e.pid != 0) line += " pid=" + std::to_string(e.pid);
+      else line += " in-process";  // a plugin step on one of sluice's threads
       break;
     case Event::Kind::kFinished:
     case Event::Kind::kSkipped:

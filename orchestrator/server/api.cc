@@ -546,7 +546,7 @@ Response Api::StartRun(const Request& r, const std::string& name) {
       overrides.emplace_back(k, OverrideText(v));
     }
   }
-  auto params = spec::ResolveParams(*e->pipeline, overrides);
+  auto params = spec::ResolveParams(*e->pipeline, overrides, "in the request");
   if (!params.ok()) return ErrorResponse(400, "invalid_params", params.status().message());
   auto id = launcher_->Start(Store(), *e->pipeline, *params, "api");
   if (!id.ok()) return ErrorResponse(500, "internal", id.status().message());
@@ -839,7 +839,7 @@ Response Api::Hook(const Request& r, const std::string& name) {
     if (!v.ok()) return ErrorResponse(400, "invalid_params", "webhook param " + Quote(k) + ": " + v.status().message());
     overrides.emplace_back(k, v->Render());
   }
-  auto params = spec::ResolveParams(p, overrides);
+  auto params = spec::ResolveParams(p, overrides, "by on.webhook.params");
   if (!params.ok()) return ErrorResponse(400, "invalid_params", params.status().message());
   // A replay: the same delivery id, or the same signed body under a new id,
   // within the window. A delivery without an id is known by its body alone.

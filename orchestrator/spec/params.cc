@@ -62,7 +62,8 @@ Result<Value> CheckParam(const ParamSpec& ps, const std::string& text, const std
   return v;
 }
 
-Result<ParamValues> ResolveParams(const Pipeline& p, const std::vector<std::pair<std::string, std::string>>& overrides) {
+Result<ParamValues> ResolveParams(const Pipeline& p, const std::vector<std::pair<std::string, std::string>>& overrides,
+                                  const std::string& via) {
   ParamValues values;
   std::vector<std::string> errors;
   std::vector<std::string> names;
@@ -70,11 +71,11 @@ Result<ParamValues> ResolveParams(const Pipeline& p, const std::vector<std::pair
   for (const auto& [key, text] : overrides) {
     const ParamSpec* ps = p.FindParam(key);
     if (!ps) {
-      errors.push_back(At(p.file, p.params_pos, "unknown param " + Quote(key) + " given with -p" + DidYouMean(key, names)));
+      errors.push_back(At(p.file, p.params_pos, "unknown param " + Quote(key) + " given " + via + DidYouMean(key, names)));
       continue;
     }
     auto v = CheckParam(*ps, text);
-    if (!v.ok()) errors.push_back(At(p.file, ps->pos, v.status().message() + " (given with -p)"));
+    if (!v.ok()) errors.push_back(At(p.file, ps->pos, v.status().message() + " (given " + via + ")"));
     else values[key] = *v;
   }
   for (const ParamSpec& ps : p.params) {
@@ -82,7 +83,8 @@ Result<ParamValues> ResolveParams(const Pipeline& p, const std::vector<std::pair
     bool overridden = std::any_of(overrides.begin(), overrides.end(), [&](auto& o) { return o.first == ps.name; });
     if (overridden) continue;
     if (ps.default_value) values[ps.name] = *ps.default_value;
-    else errors.push_back(At(p.file, ps.pos, "param '" + ps.name + "' has no default; give it with -p " + ps.name + "=VALUE"));
+    else errors.push_back(At(p.file, ps.pos, "param '" + ps.name + "' has no default; give it " +
+                                          (via == "with -p" ? "with -p " + ps.name + "=VALUE" : via)));
   }
   if (!errors.empty()) return Status::InvalidSpec(Join(errors, "\n"));
   return values;

@@ -154,7 +154,10 @@ Result<Pipeline> ParsePipeline(const std::string& file, const std::string& text)
 
 // Applies `-p key=value` overrides to the defaults and checks every value
 // against its param's type, range and enum. Errors name the param's place.
-Result<ParamValues> ResolveParams(const Pipeline& p, const std::vector<std::pair<std::string, std::string>>& overrides);
+// `via` says where the overrides came from, for messages: "with -p" (the
+// CLI), "in the request" (the API), "by on.webhook.params".
+Result<ParamValues> ResolveParams(const Pipeline& p, const std::vector<std::pair<std::string, std::string>>& overrides,
+                                  const std::string& via = "with -p");
 
 // {"epochs": 3, ...}: how a run's params are stored and shown.
 nlohmann::json ParamsJson(const ParamValues& values);

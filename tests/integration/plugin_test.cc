@@ -195,6 +195,7 @@ steps:
     return log.find("step=iso attempt=1 event=started") != std::string::npos &&
            log.find("step=thread attempt=1 event=started") != std::string::npos;
   }));
+  EXPECT_NE(box_.Read("run.log").find("step=thread attempt=1 event=started in-process\n"), std::string::npos);  // no pid=0
   EXPECT_EQ(box_.Sluice({"cancel", "1"}).code, 0);
   EXPECT_EQ(Sandbox::Reap(pid), 130);
   EXPECT_EQ(Step(1, "iso")["state"], "cancelled");

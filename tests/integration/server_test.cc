@@ -227,6 +227,8 @@ TEST_F(ServeTest, BadParamsAre400WithTheParamsPlaceAndStartNothing) {
   }
   auto r = Post("/api/pipelines/hello/runs", json{{"params", {{"n", 9}}}}.dump());
   EXPECT_NE(r->body.find("hello.yaml:5:"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("9 is above the maximum 5 (given in the request)"), std::string::npos) << r->body;
+  EXPECT_EQ(r->body.find("-p"), std::string::npos) << r->body;  // not the CLI's words
   EXPECT_EQ(Post("/api/pipelines/hello/runs", "not json")->status, 400);
   EXPECT_EQ(GetJson("/api/runs")["runs"].size(), 0u);
 }
