@@ -19,13 +19,13 @@ constexpr char kExpansion = '\x02';
 // input are code in a way the check does not follow. An expression anywhere
 // in a line that runs one is refused: the value could reach the program
 // through a variable (`V="${{ x }}"; eval "$V"`).
-constexpr std::array<std::string_view, 52> kCodeRunners = {
+constexpr std::array<std::string_view, 51> kCodeRunners = {
     "eval",    "source",  ".",       "trap",     "alias",  "let",    "[[",     "exec",      "command",  "builtin",
     "xargs",   "find",    "parallel", "ssh",     "rsh",    "su",     "sudo",   "doas",      "runuser",  "env",
     "nohup",   "timeout", "nice",    "ionice",   "setsid", "stdbuf", "time",   "watch",     "flock",    "chroot",
     "unshare", "nsenter", "taskset", "strace",   "script", "expect", "at",     "batch",     "dc",       "m4",
     "make",    "busybox", "pwsh",    "powershell", "deno", "bun",    "osascript", "gdb",    "valgrind", "sg",
-    "yq",      "nawk"};
+    "yq"};
 
 // A program that takes its code as text: an interpreter (whose first operand
 // is a script file) or a text tool such as awk (whose first operand is the
@@ -66,9 +66,9 @@ constexpr std::array<Interpreter, 24> kInterpreters = {{
     {"tclsh", false, "", {}, {}, {}},
 }};
 // The same shapes under other names.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 7> kInterpreterAliases = {{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kInterpreterAliases = {{
     {"nodejs", "node"}, {"Rscript", "lua"}, {"R", "lua"}, {"wish", "tclsh"},
-    {"gawk", "awk"}, {"mawk", "awk"}, {"gsed", "sed"}}};
+    {"gawk", "awk"}, {"mawk", "awk"}, {"nawk", "awk"}, {"gsed", "sed"}}};
 // jq options that take two arguments (a name and a value: data).
 constexpr std::array<std::string_view, 4> kTwoArgOptions = {"--arg", "--argjson", "--slurpfile", "--rawfile"};
 
@@ -489,9 +489,8 @@ Verdict Judge(const Command& cmd) {
   return v;
 }
 
-std::string WayOut(const Template::Part& p) {
-  return "${{" + p.expr_text + "}} would become part of a program: ";
-}
+// "${{ params.v }} would become part of a program: "
+std::string Lead(const Template::Part& p) { return "${{" + p.expr_text + "}} would become part of a program: "; }
 
 constexpr const char* kHint =
     "; pass the value through the step's env: (env: {VALUE: \"${{ ... }}\"}) and use \"$VALUE\" in the program "
@@ -514,7 +513,7 @@ std::vector<Injection> Report(const std::vector<const Template::Part*>& slots, c
   }
   std::vector<Injection> out;
   for (size_t i = 0; i < slots.size(); ++i)
-    if (!why[i].empty()) out.push_back({slots[i]->pos, WayOut(*slots[i]) + why[i] + kHint});
+    if (!why[i].empty()) out.push_back({slots[i]->pos, Lead(*slots[i]) + why[i] + kHint});
   return out;
 }
 

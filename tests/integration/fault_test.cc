@@ -167,14 +167,20 @@ TEST(FaultTest, KillNineAtFiftyRandomMomentsOfA200StepRunLosesNothingAndRerunsOn
   }
   box.Write("p.yaml", spec);
   std::mt19937 rng(20261201);
-  // Longer than a resumed step takes to start and end, so a step is rarely
-  // lost twice in a row (three times fails it, by design).
-  std::uniform_int_distribution<int> delay_ms(60, 160);
+  // Longer than a resumed step (50 ms) takes to start and end, so a step is
+  // rarely lost twice in a row (three times fails it, by design).
+  std::uniform_int_distribution<int> delay_ms(60, 140);
   int kills = 0;
   for (int round = 0; round < 50; ++round) {
     pid_t pid = box.Start(round == 0 ? std::vector<std::string>{"run", "p.yaml", "--jobs", "2"}
                                      : std::vector<std::string>{"resume", "1"},
                          "round.log");
+    // The delay counts from the round's first started step: a slow machine,
+    // or a sanitizer build, may take longer than a whole delay to start.
+    WaitFor([&] {
+      std::string log = box.Read("round.log");
+      return log.find("event=started") != std::string::npos || log.find("event=finished") != std::string::npos;
+    }, std::chrono::seconds(10));
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
     ::kill(pid, SIGKILL);
     int code = Sandbox::Reap(pid);

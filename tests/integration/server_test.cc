@@ -920,10 +920,14 @@ TEST_F(ServeQueueTest, SluiceResumeStartsAQueuedRunAtOnceAndSluiceCancelCancelsO
   Output cancelled = box_.Sluice({"cancel", std::to_string(c)});
   EXPECT_EQ(cancelled.code, 0) << cancelled.err;
   EXPECT_EQ(cancelled.out, "run " + std::to_string(c) + " cancelled (it was queued)\n");
+  // Claimed while a still holds the cap (both wait at the gate), so the
+  // server's queue cannot start b first however slow this machine is.
+  pid_t resumed = box_.Start({"resume", std::to_string(b)}, "resume.log");  // outside the cap
+  ASSERT_TRUE(WaitFor([&] { return State(b) == "running"; }));
   Release();
-  Output resumed = box_.Sluice({"resume", std::to_string(b)});  // outside the cap, while a may still run
-  EXPECT_EQ(resumed.code, 0) << resumed.out << resumed.err;
-  EXPECT_NE(resumed.out.find("was queued by sluice serve; starting it now"), std::string::npos) << resumed.out;
+  EXPECT_EQ(Sandbox::Reap(resumed), 0) << box_.Read("resume.log.err");
+  EXPECT_NE(box_.Read("resume.log").find("was queued by sluice serve; starting it now"), std::string::npos)
+      << box_.Read("resume.log");
   EXPECT_TRUE(WaitForRun(a, "succeeded"));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the server's queue must skip b and c
   EXPECT_EQ(State(b), "succeeded");
