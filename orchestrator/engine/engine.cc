@@ -60,7 +60,10 @@ class Engine::StepContext : public spec::EvalContext {
                                    " in the step");
       auto it = e_->pipeline_env_.find(path[1]);
       if (it != e_->pipeline_env_.end()) return Value::Str(it->second);
-      if (const char* v = std::getenv(path[1].c_str())) return Value::Str(v);
+      if (const char* v = std::getenv(path[1].c_str())) {
+        if (!IsUtf8(v)) return Status::InvalidSpec("env." + path[1] + " is not UTF-8 text");
+        return Value::Str(v);
+      }
       return Status::NotFound("env." + path[1] + " is not set");
     }
     if (root == "item") {
@@ -396,7 +399,7 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
       nlohmann::json schema = executor_->ParamsSchema(req);
       std::string problem = schema.is_object() ? spec::CheckRenderedParams(&*params, schema) : "";
       if (!problem.empty()) error = "with: " + problem + " (checked against " + s.uses + "'s params schema)";
-      req.plugin->params = params->is_null() ? "{}" : params->dump();
+      req.plugin->params = params->is_null() ? "{}" : params->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     }
   } else if (s.shell) {
     auto line = spec::RenderShell(s.run[0], ctx);
@@ -474,7 +477,7 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
     return std::tie(a.name, a.artifact.hash) < std::tie(b.name, b.artifact.hash);
   });
   for (const LineageEdge& in : inputs) identity["inputs"].push_back({in.name, in.artifact.hash});
-  std::string identity_text = identity.dump();
+  std::string identity_text = identity.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string fingerprint = Sha256Hex(identity_text);
   if (s.cache && options_.use_cache) {
     auto hit = store_->FindCached(fingerprint);

@@ -68,6 +68,9 @@ Result<Outputs> ParseOutputs(const std::string& text) {
 
 Status CheckOutputSizes(const Outputs& outputs) {
   for (const auto& [key, value] : outputs) {
+    if (value.is_string() && !IsUtf8(value.as_string()))
+      return Status::StepFailed("output '" + key + "' is not UTF-8 text; write binary data to a file and declare that " +
+                                "as an output (outputs: {" + key + ": file})");
     size_t size = value.is_string() ? value.as_string().size() : value.Render().size();
     if (size > kMaxOutputValue)
       return Status::StepFailed("output '" + key + "' is " + std::to_string(size) + " bytes, over the limit of " +

@@ -17,7 +17,8 @@ namespace sluice::engine {
 constexpr size_t kMaxOutputValue = 64 << 10;   // bytes per value
 constexpr size_t kMaxOutputFile = 1 << 20;     // bytes of $SLUICE_OUTPUT
 
-// StepFailed naming the first value over kMaxOutputValue, with the way out.
+// StepFailed naming the first value over kMaxOutputValue or not UTF-8 text,
+// with the way out.
 Status CheckOutputSizes(const Outputs& outputs);
 
 // Parses the file's text. Errors name the line: "line 3: 'x y' is not key=value".

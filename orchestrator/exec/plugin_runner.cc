@@ -314,7 +314,7 @@ Result<int64_t> PluginHosts::Start(int64_t attempt_id, const PluginInfo& plugin,
                           {"attempt", r.plugin->attempt},
                           {"state_dir", r.plugin->state_dir},
                           {"cpu", r.plugin->cpu}}}};
-  WriteAll(host->socket, msg.dump() + "\n");
+  WriteAll(host->socket, msg.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   return static_cast<int64_t>(host->pid);
 }
 

@@ -157,7 +157,7 @@ Result<std::string> WriteRequest(const engine::AttemptRequest& r, bool with_log,
     req["plugin_folders"] = plugin_folders;
   }
   // 0600: it holds the step's environment.
-  std::string path = base + ".request.json", text = req.dump();
+  std::string path = base + ".request.json", text = req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   ::unlink(path.c_str());
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return Status::FromErrno("write " + path, errno);

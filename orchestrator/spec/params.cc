@@ -74,6 +74,10 @@ Result<ParamValues> ResolveParams(const Pipeline& p, const std::vector<std::pair
       errors.push_back(At(p.file, p.params_pos, "unknown param " + Quote(key) + " given " + via + DidYouMean(key, names)));
       continue;
     }
+    if (!IsUtf8(text)) {
+      errors.push_back(At(p.file, ps->pos, "param '" + key + "': the value is not UTF-8 text (given " + via + ")"));
+      continue;
+    }
     auto v = CheckParam(*ps, text);
     if (!v.ok()) errors.push_back(At(p.file, ps->pos, v.status().message() + " (given " + via + ")"));
     else values[key] = *v;

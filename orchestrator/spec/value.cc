@@ -60,7 +60,7 @@ std::string Value::Render() const {
     case Type::kInt: return std::to_string(as_int());
     case Type::kFloat: return FormatFloat(as_float());
     case Type::kString: return as_string();
-    case Type::kList: return ToJson().dump();
+    case Type::kList: return ToJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   return "";
 }

@@ -27,6 +27,8 @@ std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 bool IsPipelineName(std::string_view s);
 // True if `s` matches [A-Za-z_][A-Za-z0-9_-]* (step ids, param names, output keys).
 bool IsIdentifier(std::string_view s);
+// True if `s` is valid UTF-8 (values that go into JSON must be).
+bool IsUtf8(std::string_view s);
 
 // "2026-11-25T23:59:01.123Z"
 std::string IsoTime(int64_t ms_since_epoch);

@@ -515,6 +515,19 @@ TEST(CliTest, ARunWhoseSluiceWasKilledShowsAsInterruptedWithTheResumeHint) {
   EXPECT_EQ(Sandbox::Reap(resumed), 130);
 }
 
+TEST(CliTest, AnOutputThatIsNotUtf8FailsItsStepInsteadOfCrashingSluice) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: u8
+steps:
+  a: {run: 'printf "x=\377bad\n" >> "$SLUICE_OUTPUT"'}
+  b: {needs: [a], run: [echo, "${{ steps.a.outputs.x }}"]}
+)");
+  Output o = box.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(o.code, 1) << o.err;  // a failed run, not an abort (it was 134)
+  EXPECT_EQ(StepOf(ShowRun(box, "1"), "a")["reason"],
+            "output 'x' is not UTF-8 text; write binary data to a file and declare that as an output (outputs: {x: file})");
+}
+
 TEST(CliTest, SchedulesListsEachScheduleWithItsNextFireTimesInItsZone) {
   Sandbox box;
   box.Write("pipelines/nightly.yaml", R"(name: nightly

@@ -65,3 +65,12 @@ TEST(OutputsTest, AnOutputFileOverTheLimitIsRefusedBeforeItIsRead) {
                                   "files and declare them as outputs (outputs: {name: file})");
   std::remove(path.c_str());
 }
+
+TEST(OutputsTest, AValueThatIsNotUtf8FailsWithTheWayOut) {
+  auto o = ParseOutputs("x=\xff" "bad\n");
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(CheckOutputSizes(*o).message(),
+            "output 'x' is not UTF-8 text; write binary data to a file and declare that as an output (outputs: {x: file})");
+  auto fine = ParseOutputs("x=caf\xc3\xa9\n");
+  EXPECT_TRUE(CheckOutputSizes(*fine).ok());
+}
