@@ -185,7 +185,7 @@ void OpenLineageEvents::OnEvent(const engine::Event& e) {
       if (!input && !end) continue;
       ev[input ? "inputs" : "outputs"].push_back({{"namespace", "file"}, {"name", edge.artifact.uri}});
     }
-  std::string text = ev.dump();
+  std::string text = ev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (http_) http_->Send(text);
   if (file_) {
     text += '\n';
