@@ -13,6 +13,7 @@
 #include "cli/progress.h"
 #include "exec/process.h"
 #include "util/duration.h"
+#include "util/json.h"
 #include "util/strings.h"
 
 namespace sluice::cli {
@@ -68,7 +69,7 @@ int Runs(int limit, const std::string& format) {
     for (const auto& r : *runs)
       j.push_back({{"id", r.id}, {"pipeline", r.pipeline}, {"state", ShownState(r)}, {"trigger", r.trigger},
                    {"created_ms", r.created_ms}, {"started_ms", r.started_ms}, {"finished_ms", r.finished_ms}});
-    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << JsonText(j, 2) << "\n";
     return kExitOk;
   }
   std::printf("%-6s %-24s %-11s %-20s %s\n", "ID", "PIPELINE", "STATE", "STARTED", "DURATION");
@@ -172,7 +173,7 @@ int Show(const std::string& run_text, const std::string& format) {
       }
       j["steps"].push_back(step);
     }
-    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << JsonText(j, 2) << "\n";
     return kExitOk;
   }
 
@@ -379,7 +380,7 @@ int Lineage(const std::string& target, bool downstream, const std::string& forma
     }
     for (const auto& e : g->edges)
       j["edges"].push_back({{"attempt", e.attempt_id}, {"artifact", e.hash}, {"role", e.role}, {"name", e.name}});
-    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << JsonText(j, 2) << "\n";
     return kExitOk;
   }
   if (format == "dot") {
@@ -437,7 +438,7 @@ int Models(const std::string& name, const std::string& format) {
       j.push_back({{"name", m.name}, {"version", m.version}, {"aliases", m.aliases}, {"artifact", m.artifact},
                    {"uri", m.uri}, {"run", m.run_id}, {"step", m.step_id}, {"created_ms", m.created_ms},
                    {"metrics", metrics_of(m.run_id)}});
-    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << JsonText(j, 2) << "\n";
     return kExitOk;
   }
   if (models->empty()) {
@@ -598,7 +599,7 @@ int ListTokens(const std::string& format) {
                    {"scope", store::TokenScopeName(t.scope)},
                    {"created", IsoTime(t.created_ms)},
                    {"revoked", t.revoked_ms ? nlohmann::json(IsoTime(t.revoked_ms)) : nlohmann::json()}});
-    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::printf("%s\n", JsonText(j, 2).c_str());
     return kExitOk;
   }
   std::printf("%-4s %-20s %-6s %-20s %s\n", "ID", "NAME", "SCOPE", "CREATED", "STATE");

@@ -10,6 +10,7 @@
 
 #include "cli/progress.h"
 #include "util/hash.h"
+#include "util/json.h"
 #include "util/outbound.h"
 #include "util/strings.h"
 
@@ -185,7 +186,7 @@ void OpenLineageEvents::OnEvent(const engine::Event& e) {
       if (!input && !end) continue;
       ev[input ? "inputs" : "outputs"].push_back({{"namespace", "file"}, {"name", edge.artifact.uri}});
     }
-  std::string text = ev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string text = JsonText(ev);
   if (http_) http_->Send(text);
   if (file_) {
     text += '\n';

@@ -24,6 +24,7 @@
 #include "spec/pipeline.h"
 #include "spec/schema_check.h"
 #include "store/artifacts.h"
+#include "util/json.h"
 #include "util/strings.h"
 
 extern char** environ;
@@ -345,7 +346,7 @@ int Plan(const std::string& file, const Overrides& overrides, const std::string&
       if (s.has_foreach && forecast[i].items < 0) step["items"] = nullptr;
       j["steps"].push_back(step);
     }
-    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << JsonText(j, 2) << "\n";
     return kExitOk;
   }
   if (format == "dot") {
@@ -559,7 +560,7 @@ int Plugins(const std::string& dir, const std::string& format) {
         types.push_back({{"id", t.id}, {"revision", t.revision}, {"description", t.description}, {"params", t.params_schema}});
       j["plugins"].push_back({{"name", p->name}, {"version", p->version}, {"path", p->path}, {"step_types", types}});
     }
-    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << JsonText(j, 2) << "\n";
     return kExitOk;
   }
   std::printf("search path: %s\n", Join(folders, ":").c_str());

@@ -10,6 +10,7 @@
 #include "engine/outputs.h"
 #include "spec/schema_check.h"
 #include "util/hash.h"
+#include "util/json.h"
 #include "util/secrets.h"
 #include "util/strings.h"
 
@@ -399,7 +400,7 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
       nlohmann::json schema = executor_->ParamsSchema(req);
       std::string problem = schema.is_object() ? spec::CheckRenderedParams(&*params, schema) : "";
       if (!problem.empty()) error = "with: " + problem + " (checked against " + s.uses + "'s params schema)";
-      req.plugin->params = params->is_null() ? "{}" : params->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      req.plugin->params = params->is_null() ? "{}" : JsonText(*params);
     }
   } else if (s.shell) {
     auto line = spec::RenderShell(s.run[0], ctx);
@@ -477,7 +478,7 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
     return std::tie(a.name, a.artifact.hash) < std::tie(b.name, b.artifact.hash);
   });
   for (const LineageEdge& in : inputs) identity["inputs"].push_back({in.name, in.artifact.hash});
-  std::string identity_text = identity.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string identity_text = JsonText(identity);
   std::string fingerprint = Sha256Hex(identity_text);
   if (s.cache && options_.use_cache) {
     auto hit = store_->FindCached(fingerprint);
@@ -755,7 +756,7 @@ Status Engine::OnExit(const AttemptExit& raw_exit) {
     a.state = StepState::kFailed;
     a.reason = exit.reason.empty() ? "exit code " + std::to_string(exit.exit_code) : exit.reason;
   } else if (exit.outputs) {
-    if (Status sizes = CheckOutputSizes(*exit.outputs); !sizes.ok()) {
+    if (Status sizes = CheckOutputs(*exit.outputs); !sizes.ok()) {
       a.state = StepState::kFailed;
       a.reason = sizes.message();
     } else {

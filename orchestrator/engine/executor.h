@@ -9,11 +9,11 @@
 #pragma once
 
 #include <optional>
-
-#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/types.h"
 #include "util/status.h"

@@ -66,7 +66,7 @@ Result<Outputs> ParseOutputs(const std::string& text) {
   return out;
 }
 
-Status CheckOutputSizes(const Outputs& outputs) {
+Status CheckOutputs(const Outputs& outputs) {
   for (const auto& [key, value] : outputs) {
     if (value.is_string() && !IsUtf8(value.as_string()))
       return Status::StepFailed("output '" + key + "' is not UTF-8 text; write binary data to a file and declare that " +
@@ -103,7 +103,7 @@ Result<Outputs> ReadOutputs(const std::string& path) {
   if (n < 0) return Status::FromErrno("read " + path, read_errno);
   auto outputs = ParseOutputs(text);
   if (!outputs.ok()) return outputs;
-  if (Status st = CheckOutputSizes(*outputs); !st.ok()) return st;
+  if (Status st = CheckOutputs(*outputs); !st.ok()) return st;
   return outputs;
 }
 

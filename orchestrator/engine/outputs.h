@@ -19,7 +19,7 @@ constexpr size_t kMaxOutputFile = 1 << 20;     // bytes of $SLUICE_OUTPUT
 
 // StepFailed naming the first value over kMaxOutputValue or not UTF-8 text,
 // with the way out.
-Status CheckOutputSizes(const Outputs& outputs);
+Status CheckOutputs(const Outputs& outputs);
 
 // Parses the file's text. Errors name the line: "line 3: 'x y' is not key=value".
 Result<Outputs> ParseOutputs(const std::string& text);

@@ -20,9 +20,9 @@
 #include <string>
 
 #include "engine/executor.h"
-#include "util/secrets.h"
 #include "exec/plugin_catalog.h"
 #include "exec/plugin_runner.h"
+#include "util/secrets.h"
 
 namespace sluice::exec {
 

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "exec/process.h"
+#include "util/json.h"
 
 namespace sluice::exec {
 
@@ -43,25 +44,21 @@ std::vector<std::string> HostEnvironment(const std::vector<std::string>& env) {
 
 }  // namespace
 
-void PluginReport::Log(const std::string& line) {
-  if (log_fd < 0) log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  std::string text = mask.Mask(line);
-  if (log_fd >= 0) WriteAll(log_fd, text.empty() || text.back() != '\n' ? text + "\n" : text);
-}
-
-void PluginReport::Output(std::string_view bytes) {
-  std::string text = mask.Feed(bytes);
+void PluginReport::Write(const std::string& text) {
   if (text.empty()) return;
   if (log_fd < 0) log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd >= 0) WriteAll(log_fd, text);
 }
 
+void PluginReport::Log(const std::string& line) {
+  std::string text = mask.Mask(line);
+  Write(text.empty() || text.back() != '\n' ? text + "\n" : text);
+}
+
+void PluginReport::Output(std::string_view bytes) { Write(mask.Feed(bytes)); }
+
 void PluginReport::Close() {
-  std::string rest = mask.Flush();
-  if (!rest.empty()) {
-    if (log_fd < 0) log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd >= 0) WriteAll(log_fd, rest);
-  }
+  Write(mask.Flush());
   if (log_fd >= 0) ::close(log_fd);
   log_fd = -1;
 }
@@ -314,7 +311,7 @@ Result<int64_t> PluginHosts::Start(int64_t attempt_id, const PluginInfo& plugin,
                           {"attempt", r.plugin->attempt},
                           {"state_dir", r.plugin->state_dir},
                           {"cpu", r.plugin->cpu}}}};
-  WriteAll(host->socket, msg.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  WriteAll(host->socket, JsonText(msg) + "\n");
   return static_cast<int64_t>(host->pid);
 }
 
@@ -441,7 +438,7 @@ struct HostState {
   std::atomic<bool> cancel{false};
 
   void Send(const nlohmann::json& j) {
-    std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    std::string line = JsonText(j) + "\n";
     std::lock_guard<std::mutex> lock(write_mu);
     WriteAll(socket, line);
   }

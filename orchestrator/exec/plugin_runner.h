@@ -30,8 +30,8 @@
 #include <vector>
 
 #include "engine/executor.h"
-#include "util/secrets.h"
 #include "exec/plugin_catalog.h"
+#include "util/secrets.h"
 
 namespace sluice::exec {
 
@@ -52,6 +52,8 @@ struct PluginReport {
   void Log(const std::string& line);
   // Raw bytes the host process printed (a secret may be cut across chunks).
   void Output(std::string_view bytes);
+  // Appends to the log, opened on the first write.
+  void Write(const std::string& text);
   void Close();
   engine::AttemptExit Exit(int64_t attempt_id) const;
 };

@@ -21,6 +21,7 @@
 #include "exec/plugin_catalog.h"
 #include "exec/process.h"
 #include "util/duration.h"
+#include "util/json.h"
 #include "util/strings.h"
 
 extern char** environ;
@@ -157,7 +158,7 @@ Result<std::string> WriteRequest(const engine::AttemptRequest& r, bool with_log,
     req["plugin_folders"] = plugin_folders;
   }
   // 0600: it holds the step's environment.
-  std::string path = base + ".request.json", text = req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string path = base + ".request.json", text = JsonText(req);
   ::unlink(path.c_str());
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return Status::FromErrno("write " + path, errno);

@@ -17,6 +17,7 @@
 #include "server/webhook.h"
 #include "spec/expr.h"
 #include "util/hash.h"
+#include "util/json.h"
 #include "util/strings.h"
 
 namespace sluice::server {
@@ -36,7 +37,7 @@ int64_t NowMs() {
 Response Json(int status, const json& body) {
   Response r;
   r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  r.body = JsonText(body);
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;
 }

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/json.h"
+
 namespace sluice::server {
 
 using engine::RunState;
@@ -151,8 +153,7 @@ void EventHub::PumpLogs(store::Store& store, bool store_changed) {
       while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0) {
         std::string text = chunk.substr(0, static_cast<size_t>(in.gcount()));
         f.offset += static_cast<int64_t>(text.size());
-        f.stream->Send("log", nlohmann::json{{"text", text}, {"offset", f.offset}}.dump(
-                                  -1, ' ', false, nlohmann::json::error_handler_t::replace));
+        f.stream->Send("log", JsonText(nlohmann::json{{"text", text}, {"offset", f.offset}}));
         if (text.size() < chunk.size()) break;
       }
     }

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/json.h"
 #include "util/strings.h"
 
 namespace sluice::spec {
@@ -315,7 +316,7 @@ Result<Value> Evaluate(const Expr& e, const EvalContext& ctx) {
       if (e.op == "always" || e.op == "success" || e.op == "failure") return Value::Bool(ctx.StatusFunction(e.op));
       auto arg = Evaluate(*e.args.at(0), ctx);
       if (!arg.ok()) return arg;
-      if (e.op == "toJSON") return Value::Str(arg->ToJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      if (e.op == "toJSON") return Value::Str(JsonText(arg->ToJson()));
       // fromJSON
       if (!arg->is_string()) return Status::InvalidSpec("fromJSON() needs a string, got " + Describe(*arg));
       // Value::FromJson and rendering recurse: refuse a document nested deeper than they may go.

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/json.h"
+
 namespace sluice::spec {
 
 namespace {
@@ -60,7 +62,7 @@ std::string Value::Render() const {
     case Type::kInt: return std::to_string(as_int());
     case Type::kFloat: return FormatFloat(as_float());
     case Type::kString: return as_string();
-    case Type::kList: return ToJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    case Type::kList: return JsonText(ToJson());
   }
   return "";
 }

@@ -1,6 +1,7 @@
 #include "store/store.h"
 
 #include "util/hash.h"
+#include "util/json.h"
 #include "util/strings.h"
 
 #include <cstdlib>
@@ -211,7 +212,7 @@ ALTER TABLE runs ADD COLUMN queued_from TEXT;  -- a queued retry: the state it g
 std::string OutputsJson(const engine::Outputs& o) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : o) j[k] = v.ToJson();
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return JsonText(j);
 }
 
 }  // namespace
@@ -723,9 +724,9 @@ Status Store::SaveStep(int64_t run_id, const StepRecord& s) {
   ResetOnExit<Stmt> r{q};
   q.Bind(1, run_id).Bind(2, s.step_id).Bind(3, s.item).Bind(4, std::string(engine::Name(s.state)));
   q.Bind(5, s.tries).Bind(6, s.attempts);
-  if (s.item >= 0) q.Bind(7, s.item_value.ToJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (s.item >= 0) q.Bind(7, JsonText(s.item_value.ToJson()));
   else q.BindNull(7);
-  if (s.items) q.Bind(8, spec::Value::Of(*s.items).ToJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (s.items) q.Bind(8, JsonText(spec::Value::Of(*s.items).ToJson()));
   else q.BindNull(8);
   q.Bind(9, OutputsJson(s.outputs)).Bind(10, s.reason);
   if (q.Step() != SQLITE_DONE) return Error("save step " + s.step_id);

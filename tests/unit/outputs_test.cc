@@ -5,7 +5,7 @@
 
 #include "engine/outputs.h"
 
-using sluice::engine::CheckOutputSizes;
+using sluice::engine::CheckOutputs;
 using sluice::engine::kMaxOutputFile;
 using sluice::engine::kMaxOutputValue;
 using sluice::engine::ParseOutputs;
@@ -46,10 +46,10 @@ TEST(OutputsTest, AValueExactlyAtTheLimitIsKeptAndOneByteMoreFailsWithTheWayOut)
   std::string at(kMaxOutputValue, 'x');
   auto ok = ParseOutputs("big=" + at + "\n");
   ASSERT_TRUE(ok.ok());
-  EXPECT_TRUE(CheckOutputSizes(*ok).ok());
+  EXPECT_TRUE(CheckOutputs(*ok).ok());
   auto over = ParseOutputs("big=" + at + "y\n");
   ASSERT_TRUE(over.ok());
-  EXPECT_EQ(CheckOutputSizes(*over).message(),
+  EXPECT_EQ(CheckOutputs(*over).message(),
             "output 'big' is 65537 bytes, over the limit of 65536; write it to a file and declare that as an output "
             "(outputs: {big: file})");
 }
@@ -69,8 +69,8 @@ TEST(OutputsTest, AnOutputFileOverTheLimitIsRefusedBeforeItIsRead) {
 TEST(OutputsTest, AValueThatIsNotUtf8FailsWithTheWayOut) {
   auto o = ParseOutputs("x=\xff" "bad\n");
   ASSERT_TRUE(o.ok());
-  EXPECT_EQ(CheckOutputSizes(*o).message(),
+  EXPECT_EQ(CheckOutputs(*o).message(),
             "output 'x' is not UTF-8 text; write binary data to a file and declare that as an output (outputs: {x: file})");
   auto fine = ParseOutputs("x=caf\xc3\xa9\n");
-  EXPECT_TRUE(CheckOutputSizes(*fine).ok());
+  EXPECT_TRUE(CheckOutputs(*fine).ok());
 }
