@@ -7,6 +7,17 @@ namespace sluice::spec {
 
 namespace {
 
+// "an integer", "a string or a number"
+std::string WantedType(const nlohmann::json& type) {
+  if (type.is_array()) {
+    std::vector<std::string> parts;
+    for (const auto& t : type) parts.push_back(WantedType(t));
+    return Join(parts, " or ");
+  }
+  std::string t = type.is_string() ? type.get<std::string>() : type.dump();
+  return (t == "object" || t == "array" || t == "integer") ? "an " + t : "a " + t;
+}
+
 class Checker {
  public:
   Checker(const std::string& file, const std::string& step_id, const std::string& what, std::vector<std::string>* errors)
@@ -16,7 +27,7 @@ class Checker {
     if (!schema.is_object()) return;
     bool expression = n.IsScalar() && n.scalar.find("${{") != std::string::npos;
     if (schema.contains("type") && !expression && !TypeMatches(n, schema["type"])) {
-      Error(n.pos, Name(path) + " must be " + TypeText(schema["type"]) + ", not " + Describe(n));
+      Error(n.pos, Name(path) + " must be " + WantedType(schema["type"]) + ", not " + Describe(n));
       return;
     }
     if (expression) return;
@@ -116,15 +127,6 @@ class Checker {
     if (v.is_boolean()) return n.scalar == (v.get<bool>() ? "true" : "false");
     return false;
   }
-  static std::string TypeText(const nlohmann::json& type) {
-    if (type.is_array()) {
-      std::vector<std::string> parts;
-      for (const auto& t : type) parts.push_back(TypeText(t));
-      return Join(parts, " or ");
-    }
-    std::string t = type.is_string() ? type.get<std::string>() : type.dump();
-    return (t == "object" || t == "array" || t == "integer") ? "an " + t : "a " + t;
-  }
   static std::string JoinJson(const nlohmann::json& a) {
     std::vector<std::string> parts;
     for (const auto& v : a) parts.push_back(v.is_string() ? v.get<std::string>() : v.dump());
@@ -173,17 +175,6 @@ bool JsonTypeMatches(const nlohmann::json& v, const nlohmann::json& type) {
   if (t == "number") return v.is_number();
   if (t == "integer") return v.is_number_integer() || (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())));
   return true;
-}
-
-// "an integer", "a string or a number"
-std::string WantedType(const nlohmann::json& type) {
-  if (type.is_array()) {
-    std::vector<std::string> parts;
-    for (const auto& t : type) parts.push_back(WantedType(t));
-    return Join(parts, " or ");
-  }
-  std::string t = type.is_string() ? type.get<std::string>() : type.dump();
-  return (t == "object" || t == "array" || t == "integer") ? "an " + t : "a " + t;
 }
 
 std::string Shown(const nlohmann::json& v) {
