@@ -134,6 +134,8 @@ class Loader {
         Error(Pos(key), "key '" + k + "' appears twice in " + where);
         continue;
       }
+      // `x-` keys are the user's own (anchors for `<<:` merges, notes): ignored.
+      if (!known.empty() && k.rfind("x-", 0) == 0) continue;
       if (!known.empty() && std::find(known.begin(), known.end(), k) == known.end()) {
         Error(Pos(key), "unknown key " + Quote(k) + " in " + where + DidYouMean(k, known));
         continue;

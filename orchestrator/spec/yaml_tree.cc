@@ -55,6 +55,45 @@ void Measure(const YamlNode& n, int* height, size_t* nodes, size_t* bytes) {
 
 YamlError LimitError(const yaml_mark_t& m, std::string message) { return YamlError{PosOf(m), std::move(message), false}; }
 
+// YAML's merge key: `<<: *base` (or `<<: [*a, *b]`) in a map brings in the
+// entries of the named maps whose keys the map does not set itself; of two
+// merged maps, the earlier wins. The `<<` entry itself goes.
+std::optional<YamlError> ApplyMergeKeys(YamlNode* map) {
+  auto is_merge = [](const YamlEntry& e) { return e.first.IsScalar() && !e.first.quoted && e.first.scalar == "<<"; };
+  if (std::none_of(map->entries.begin(), map->entries.end(), is_merge)) return std::nullopt;
+  std::vector<YamlEntry> own, merged;
+  for (YamlEntry& e : map->entries) {
+    if (!is_merge(e)) {
+      own.push_back(std::move(e));
+      continue;
+    }
+    std::vector<const YamlNode*> sources;
+    if (e.second.IsMap()) {
+      sources.push_back(&e.second);
+    } else if (e.second.IsSequence()) {
+      for (const YamlNode& item : e.second.items) sources.push_back(&item);
+    } else {
+      return YamlError{e.second.pos, "a merge key '<<' takes a mapping or a list of mappings (an alias such as *common)",
+                       false};
+    }
+    for (const YamlNode* src : sources) {
+      if (!src->IsMap())
+        return YamlError{src->pos, "a merge key '<<' takes a mapping or a list of mappings (an alias such as *common)",
+                         false};
+      for (const YamlEntry& m : src->entries) merged.push_back(m);
+    }
+  }
+  auto has_key = [](const std::vector<YamlEntry>& list, const YamlNode& key) {
+    return key.IsScalar() && std::any_of(list.begin(), list.end(), [&](const YamlEntry& e) {
+             return e.first.IsScalar() && e.first.scalar == key.scalar;
+           });
+  };
+  for (YamlEntry& m : merged)
+    if (!has_key(own, m.first)) own.push_back(std::move(m));
+  map->entries = std::move(own);
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::variant<YamlNode, YamlError> ParseYaml(const std::string& text) {
@@ -169,6 +208,8 @@ std::variant<YamlNode, YamlError> ParseYaml(const std::string& text) {
       case YAML_SEQUENCE_END_EVENT:
       case YAML_MAPPING_END_EVENT: {
         YamlNode n = std::move(stack.back());
+        if (n.IsMap())
+          if (auto err = ApplyMergeKeys(&n)) return *err;
         std::string anchor = std::move(open_anchors.back());
         stack.pop_back();
         awaiting_value.pop_back();

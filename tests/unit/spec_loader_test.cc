@@ -470,3 +470,47 @@ TEST(SpecLoaderTest, ABadByteIsLocatedWhereItIs) {
             "p.yaml:3:18: the file is not UTF-8 here (byte 0xff); save it as UTF-8");
   EXPECT_EQ(Error("name: x\n# caf\xc3\xa9 \xc3\n"), "p.yaml:2:8: the file is not UTF-8 here (byte 0xc3); save it as UTF-8");
 }
+
+TEST(SpecLoaderTest, AMergeKeyBringsInAnAnchoredMapAndTheStepsOwnKeysWin) {
+  Pipeline p = Load(
+      "name: demo\n"
+      "x-common: &common\n"
+      "  timeout: 5m\n"
+      "  retry: 2\n"
+      "  env: {A: common}\n"
+      "steps:\n"
+      "  a:\n"
+      "    <<: *common\n"
+      "    run: x\n"
+      "    retry: 4\n");
+  ASSERT_EQ(p.steps.size(), 1u);
+  EXPECT_EQ(p.steps[0].retry.limit, 4);
+  EXPECT_EQ(p.steps[0].timeout, std::chrono::minutes(5));
+  ASSERT_EQ(p.steps[0].env.size(), 1u);
+}
+
+TEST(SpecLoaderTest, AMergeKeyListTakesTheEarlierMapFirst) {
+  Pipeline p = Load(
+      "name: demo\n"
+      "x-a: &a {retry: 1}\n"
+      "x-b: &b {retry: 2, timeout: 1m}\n"
+      "steps:\n"
+      "  a: {<<: [*a, *b], run: x}\n");
+  EXPECT_EQ(p.steps[0].retry.limit, 1);
+  EXPECT_EQ(p.steps[0].timeout, std::chrono::minutes(1));
+}
+
+TEST(SpecLoaderTest, AMergeKeyOfAScalarIsALocatedError) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    <<: 3\n    run: x\n"),
+            "p.yaml:4:9: a merge key '<<' takes a mapping or a list of mappings (an alias such as *common)");
+}
+
+TEST(SpecLoaderTest, XKeysAreTheUsersOwnAndIgnoredInTheRootAndInSteps) {
+  Pipeline p = Load("name: demo\nx-notes: anything [at] all\nsteps:\n  a: {run: x, x-owner: ml-team}\n");
+  EXPECT_EQ(p.steps.size(), 1u);
+}
+
+TEST(SpecLoaderTest, AKeyThatOnlyLooksLikeAMergeKeyWhenQuotedIsUnknown) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a: {'<<': {retry: 1}, run: x}\n"),
+            "p.yaml:3:7: unknown key '<<' in step 'a'");
+}
