@@ -90,7 +90,7 @@ class Engine::StepContext : public spec::EvalContext {
   // An output declared as an artifact is a path whose last part is the hash.
   void RecordInput(const spec::Step& producer, const std::string& name, const Value& v) const {
     for (const auto& [out, kind] : producer.outputs) {
-      if (out != name) continue;
+      if (out != name || kind == "value") continue;
       auto add = [&](const Value& p) {
         if (!p.is_string()) return;
         LineageEdge e{LineageEdge::Role::kConsumed, producer.id + "." + name, {}};
@@ -569,12 +569,19 @@ Status Engine::ReuseCached(size_t u, const CachedResult& hit, const std::string&
 }
 
 // Publishes the step's declared outputs from its attempt folder; the step
-// fails if one is missing. Metrics outputs also become metrics.
+// fails if one is missing (a declared value it did not set, too). Metrics outputs also become metrics.
 Status Engine::PublishOutputs(size_t u, AttemptExit* exit, std::string* failure) {
   Unit& unit = units_[u];
   const spec::Step& s = plan_.pipeline->steps[unit.node];
   std::vector<LineageEdge> produced;
   for (const auto& [name, kind] : s.outputs) {
+    if (kind == "value") {
+      if (!unit.rec->outputs.count(name)) {
+        *failure = "declared output '" + name + "' was not set (a value: write " + name + "=... to $SLUICE_OUTPUT)";
+        return Status::Ok();
+      }
+      continue;
+    }
     std::string path = unit.files_dir + "/" + name;
     std::error_code ec;
     fs::file_type type = fs::symlink_status(path, ec).type();
