@@ -209,6 +209,16 @@ CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries(received_ms);
 ALTER TABLE runs ADD COLUMN queued_from TEXT;  -- a queued retry: the state it goes back to when it starts
 )sql";
 
+// Version 9: archived and deleted model versions. A deleted version keeps
+// its row, so its number is never given again; the same content may then
+// be registered as a new version.
+const char* kSchemaV9 = R"sql(
+ALTER TABLE model_versions ADD COLUMN archived_ms INTEGER;  -- NULL unless archived
+ALTER TABLE model_versions ADD COLUMN deleted_ms INTEGER;   -- NULL unless deleted
+DROP INDEX model_versions_by_artifact;
+CREATE UNIQUE INDEX model_versions_by_artifact ON model_versions(name, artifact) WHERE deleted_ms IS NULL;
+)sql";
+
 std::string OutputsJson(const engine::Outputs& o) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : o) j[k] = v.ToJson();
@@ -305,7 +315,8 @@ Status Store::Migrate() {
     return Status::Incompatible("the database has schema version " + std::to_string(version) +
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
-  static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7, kSchemaV8};
+  static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7, kSchemaV8,
+                                       kSchemaV9};
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();
     if (!st.ok()) return st;
@@ -673,11 +684,28 @@ Result<std::vector<AttemptRecord>> Store::TakeOverRun(int64_t run_id, int64_t no
 }
 
 Status Store::ResetSteps(int64_t run_id, const std::vector<std::string>& rerun,
-                         const std::vector<std::string>& failed_items) {
+                         const std::vector<std::string>& failed_items, const RunSpecUpdate* reload) {
   // Records are reset, never deleted: their attempt counters keep attempt
   // numbers (and log file names) unique within the run.
   Status st = Begin();
   if (!st.ok()) return st;
+  if (reload) {
+    std::string hash = Sha256Hex(reload->spec_text);
+    Stmt& spec = Prepare("INSERT OR IGNORE INTO specs(hash, text) VALUES (?, ?)");
+    Stmt& run = Prepare("UPDATE runs SET spec_hash = ?, params = ? WHERE id = ?");
+    bool ok;
+    {
+      ResetOnExit<Stmt> r1{spec};
+      ResetOnExit<Stmt> r2{run};
+      ok = spec.Bind(1, hash).Bind(2, reload->spec_text).Step() == SQLITE_DONE &&
+           run.Bind(1, hash).Bind(2, reload->params_json).Bind(3, run_id).Step() == SQLITE_DONE;
+    }
+    if (!ok) {
+      Status e = Error("store the reloaded spec of run " + std::to_string(run_id));
+      Rollback();
+      return e;
+    }
+  }
   Stmt& all = Prepare(
       "UPDATE steps SET state = 'pending', tries = 0, reason = '', outputs = '{}', items = NULL "
       "WHERE run_id = ? AND step_id = ?");
@@ -878,7 +906,7 @@ Status Store::SaveLineage(const AttemptRecord& a, const std::vector<engine::Line
 
 Result<std::optional<engine::CachedResult>> Store::FindCached(const std::string& fingerprint) {
   Stmt& q = Prepare(
-      "SELECT id, run_id, step_id, outputs FROM attempts WHERE fingerprint = ? AND state = 'succeeded' "
+      "SELECT id, run_id, step_id, outputs, IFNULL(finished_ms, 0) FROM attempts WHERE fingerprint = ? AND state = 'succeeded' "
       "ORDER BY id DESC LIMIT 1");
   engine::CachedResult c;
   {
@@ -890,6 +918,7 @@ Result<std::optional<engine::CachedResult>> Store::FindCached(const std::string&
     c.attempt_id = q.Int(0);
     c.run_id = q.Int(1);
     c.step_id = q.Text(2);
+    c.finished_ms = q.Int(4);
     auto outputs = nlohmann::json::parse(q.Text(3), nullptr, false);
     if (outputs.is_object())
       for (auto& [k, v] : outputs.items()) c.outputs[k] = spec::Value::FromJson(v);
@@ -904,6 +933,29 @@ Result<std::optional<engine::CachedResult>> Store::FindCached(const std::string&
     c.produced.push_back({engine::LineageEdge::Role::kProduced, e.Text(0), {e.Text(1), e.Text(2), e.Int(3), e.Text(4)}});
   if (rc != SQLITE_DONE) return Error("read the outputs of attempt " + std::to_string(c.attempt_id));
   return std::optional<engine::CachedResult>(std::move(c));
+}
+
+Result<std::optional<engine::AttemptRecord>> Store::LatestResult(const std::string& pipeline,
+                                                                 const std::string& step, int item) {
+  Stmt& q = Prepare(
+      "SELECT a.id, a.run_id, a.state, IFNULL(a.identity, ''), IFNULL(a.fingerprint, ''), IFNULL(a.finished_ms, 0)"
+      " FROM runs r JOIN attempts a ON a.run_id = r.id AND a.step_id = ?2 AND a.item = ?3"
+      " WHERE r.pipeline = ?1 AND a.state IN ('succeeded', 'cached') ORDER BY a.id DESC LIMIT 1");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, pipeline).Bind(2, step).Bind(3, static_cast<int64_t>(item));
+  int rc = q.Step();
+  if (rc == SQLITE_DONE) return std::optional<engine::AttemptRecord>();
+  if (rc != SQLITE_ROW) return Error("find the latest result of step '" + step + "'");
+  engine::AttemptRecord a;
+  a.id = q.Int(0);
+  a.run_id = q.Int(1);
+  a.step_id = step;
+  a.item = item;
+  a.state = engine::ParseStepState(q.Text(2)).value_or(engine::StepState::kSucceeded);
+  a.identity = q.Text(3);
+  a.fingerprint = q.Text(4);
+  a.finished_ms = q.Int(5);
+  return std::optional<engine::AttemptRecord>(std::move(a));
 }
 
 Result<engine::AttemptRecord> Store::LatestAttempt(int64_t run_id, const std::string& step, int item) {
@@ -1000,7 +1052,7 @@ Result<int> Store::RegisterModel(const std::string& name, const std::string& art
   Status st = Join();
   if (!st.ok()) return st;
   {
-    Stmt& q = Prepare("SELECT version FROM model_versions WHERE name = ? AND artifact = ?");
+    Stmt& q = Prepare("SELECT version FROM model_versions WHERE name = ? AND artifact = ? AND deleted_ms IS NULL");
     ResetOnExit<Stmt> r{q};
     q.Bind(1, name).Bind(2, artifact);
     if (q.Step() == SQLITE_ROW) return static_cast<int>(q.Int(0));  // the same model: the same version
@@ -1017,18 +1069,105 @@ Result<int> Store::RegisterModel(const std::string& name, const std::string& art
   return static_cast<int>(ins.Int(0));
 }
 
-Status Store::SetAlias(const std::string& name, int version, const std::string& alias, int64_t now_ms) {
+namespace {
+Status DeletedVersion(const std::string& name, int version) {
+  return Status::NotFound("model '" + name + "' has no version " + std::to_string(version) + " (it was deleted)");
+}
+}  // namespace
+
+Result<Store::VersionState> Store::FindVersion(const std::string& name, int version) {
+  std::string ref = name + "@" + std::to_string(version);
+  VersionState v;
   {
-    Stmt& q = Prepare("SELECT 1 FROM model_versions WHERE name = ? AND version = ?");
+    Stmt& q = Prepare(
+        "SELECT archived_ms IS NOT NULL, deleted_ms IS NOT NULL FROM model_versions WHERE name = ? AND version = ?");
     ResetOnExit<Stmt> r{q};
     q.Bind(1, name).Bind(2, version);
-    if (q.Step() != SQLITE_ROW)
-      return Status::NotFound("model '" + name + "' has no version " + std::to_string(version));
+    int rc = q.Step();
+    if (rc == SQLITE_DONE) return Status::NotFound("model '" + name + "' has no version " + std::to_string(version));
+    if (rc != SQLITE_ROW) return Error("look up " + ref);
+    v.archived = q.Int(0) != 0;
+    v.deleted = q.Int(1) != 0;
   }
+  Stmt& q = Prepare("SELECT alias FROM model_aliases WHERE name = ? AND version = ? ORDER BY alias");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, name).Bind(2, version);
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) v.aliases.push_back(q.Text(0));
+  if (rc != SQLITE_DONE) return Error("read the aliases of " + ref);
+  return v;
+}
+
+namespace {
+// Why a version that aliases point at is not archived or deleted: an alias
+// like production must never point at something hidden or gone.
+Status AliasesInTheWay(const std::string& name, int version, const std::vector<std::string>& aliases,
+                       const std::string& what) {
+  std::string ref = name + "@" + std::to_string(version);
+  return Status::Incompatible(
+      (aliases.size() == 1 ? "alias " + Quote(aliases[0]) + " points" : "aliases " + Join(aliases, ", ") + " point") +
+      " at " + ref + "; move or remove " + (aliases.size() == 1 ? "it" : "them") + " before it is " + what +
+      " (sluice models promote " + name + " --alias " + aliases[0] + " --remove)");
+}
+}  // namespace
+
+Status Store::SetAlias(const std::string& name, int version, const std::string& alias, int64_t now_ms) {
+  auto v = FindVersion(name, version);
+  if (!v.ok()) return v.status();
+  if (v->deleted) return DeletedVersion(name, version);
+  if (v->archived)
+    return Status::Incompatible(name + "@" + std::to_string(version) + " is archived; an alias points only at a version "
+                                "in use (sluice models unarchive " + name + "@" + std::to_string(version) + ")");
   Stmt& q = Prepare("INSERT OR REPLACE INTO model_aliases(name, alias, version, updated_ms) VALUES (?, ?, ?, ?)");
   ResetOnExit<Stmt> r{q};
   q.Bind(1, name).Bind(2, alias).Bind(3, version).Bind(4, now_ms);
   if (q.Step() != SQLITE_DONE) return Error("set alias " + alias + " of model " + name);
+  return Status::Ok();
+}
+
+Result<int> Store::RemoveAlias(const std::string& name, const std::string& alias, int expected) {
+  int version = 0;
+  {
+    Stmt& q = Prepare("SELECT version FROM model_aliases WHERE name = ? AND alias = ?");
+    ResetOnExit<Stmt> r{q};
+    q.Bind(1, name).Bind(2, alias);
+    int rc = q.Step();
+    if (rc == SQLITE_DONE) return Status::NotFound("model '" + name + "' has no alias " + Quote(alias));
+    if (rc != SQLITE_ROW) return Error("read alias " + alias + " of model " + name);
+    version = static_cast<int>(q.Int(0));
+  }
+  if (expected > 0 && expected != version)
+    return Status::Incompatible(name + "@" + alias + " points at version " + std::to_string(version) + ", not " +
+                                std::to_string(expected) + "; nothing removed");
+  Stmt& q = Prepare("DELETE FROM model_aliases WHERE name = ? AND alias = ? AND version = ?");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, name).Bind(2, alias).Bind(3, version);
+  if (q.Step() != SQLITE_DONE) return Error("remove alias " + alias + " of model " + name);
+  return version;
+}
+
+Status Store::ArchiveModel(const std::string& name, int version, bool archived, int64_t now_ms) {
+  auto v = FindVersion(name, version);
+  if (!v.ok()) return v.status();
+  if (v->deleted) return DeletedVersion(name, version);
+  if (archived && !v->aliases.empty()) return AliasesInTheWay(name, version, v->aliases, "archived");
+  Stmt& q = Prepare(archived ? "UPDATE model_versions SET archived_ms = IFNULL(archived_ms, ?1) WHERE name = ?2 AND version = ?3"
+                             : "UPDATE model_versions SET archived_ms = NULL WHERE name = ?2 AND version = ?3");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, now_ms).Bind(2, name).Bind(3, version);
+  if (q.Step() != SQLITE_DONE) return Error(std::string(archived ? "archive " : "unarchive ") + name + "@" + std::to_string(version));
+  return Status::Ok();
+}
+
+Status Store::DeleteModel(const std::string& name, int version, int64_t now_ms) {
+  auto v = FindVersion(name, version);
+  if (!v.ok()) return v.status();
+  if (v->deleted) return DeletedVersion(name, version);
+  if (!v->aliases.empty()) return AliasesInTheWay(name, version, v->aliases, "deleted");
+  Stmt& q = Prepare("UPDATE model_versions SET deleted_ms = ? WHERE name = ? AND version = ?");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, now_ms).Bind(2, name).Bind(3, version);
+  if (q.Step() != SQLITE_DONE) return Error("delete " + name + "@" + std::to_string(version));
   return Status::Ok();
 }
 
@@ -1105,9 +1244,10 @@ Result<std::vector<ModelVersion>> Store::ListModels(const std::string& name) {
   Stmt& q = Prepare(
       "SELECT v.name, v.version, v.artifact, a.uri, IFNULL(v.run_id, 0), IFNULL(v.step_id, ''), v.created_ms,"
       " (SELECT group_concat(alias, ',') FROM (SELECT alias FROM model_aliases m"
-      "   WHERE m.name = v.name AND m.version = v.version ORDER BY alias))"
+      "   WHERE m.name = v.name AND m.version = v.version ORDER BY alias)),"
+      " IFNULL(v.attempt_id, 0), IFNULL(v.archived_ms, 0)"
       " FROM model_versions v JOIN artifacts a ON a.hash = v.artifact"
-      " WHERE ?1 = '' OR v.name = ?1 ORDER BY v.name, v.version");
+      " WHERE (?1 = '' OR v.name = ?1) AND v.deleted_ms IS NULL ORDER BY v.name, v.version");
   ResetOnExit<Stmt> r{q};
   q.Bind(1, name);
   std::vector<ModelVersion> out;
@@ -1121,6 +1261,8 @@ Result<std::vector<ModelVersion>> Store::ListModels(const std::string& name) {
     m.run_id = q.Int(4);
     m.step_id = q.Text(5);
     m.created_ms = q.Int(6);
+    m.attempt_id = q.Int(8);
+    m.archived_ms = q.Int(9);
     std::string aliases = q.Text(7);
     for (size_t start = 0; !aliases.empty() && start <= aliases.size();) {
       size_t comma = aliases.find(',', start);
@@ -1141,22 +1283,35 @@ Result<ModelVersion> Store::ResolveModel(const std::string& ref) {
   std::string name = ref.substr(0, at), which = ref.substr(at + 1);
   auto all = ListModels(name);
   if (!all.ok()) return all.status();
-  if (all->empty()) return Status::NotFound("no model named '" + name + "'");
   bool numeric = which.find_first_not_of("0123456789") == std::string::npos;
+  if (numeric && which.size() < 10) {
+    int version = std::atoi(which.c_str());
+    if (std::none_of(all->begin(), all->end(), [&](const ModelVersion& m) { return m.version == version; })) {
+      auto v = FindVersion(name, version);
+      if (v.ok() && v->deleted) return DeletedVersion(name, version);
+      if (!v.ok() && v.status().code() != Code::kNotFound) return v.status();
+    }
+  }
+  if (all->empty()) return Status::NotFound("no model named '" + name + "'");
   for (const ModelVersion& m : *all) {
     if (numeric && std::to_string(m.version) == which) return m;
     if (!numeric && std::find(m.aliases.begin(), m.aliases.end(), which) != m.aliases.end()) return m;
   }
-  if (which == "latest")  // the newest version, unless an alias is named so
-    return *std::max_element(all->begin(), all->end(),
-                             [](const ModelVersion& a, const ModelVersion& b) { return a.version < b.version; });
+  if (which == "latest") {  // the newest version in use, unless an alias is named so
+    const ModelVersion* newest = nullptr;
+    for (const ModelVersion& m : *all)
+      if (!m.archived_ms && (!newest || m.version > newest->version)) newest = &m;
+    if (newest) return *newest;
+    return Status::NotFound("model '" + name + "' has only archived versions; name one by its number (" + name + "@" +
+                            std::to_string(all->back().version) + ")");
+  }
   return Status::NotFound("model '" + name + "' has no " + (numeric ? "version " : "alias ") + Quote(which));
 }
 
 Result<std::vector<std::pair<std::string, int64_t>>> Store::CollectableArtifacts(int64_t keep_since_ms) {
   Stmt& q = Prepare(
       "WITH RECURSIVE keep(hash) AS ("
-      "  SELECT artifact FROM model_versions"
+      "  SELECT artifact FROM model_versions WHERE deleted_ms IS NULL"
       "  UNION SELECT l.artifact FROM lineage l JOIN attempts a ON a.id = l.attempt_id JOIN runs r ON r.id = a.run_id"
       "    WHERE r.created_ms >= ?1 OR r.state IN ('pending', 'running', 'queued')"
       "  UNION SELECT c.artifact FROM keep JOIN lineage p ON p.artifact = keep.hash AND p.role = 'produced'"
@@ -1210,6 +1365,20 @@ Result<std::vector<MetricRow>> Store::ListMetrics(int64_t run_id) {
   while ((rc = q.Step()) == SQLITE_ROW)
     out.push_back({q.Text(0), static_cast<int>(q.Int(1)), static_cast<int>(q.Int(2)), q.Text(3), q.Double(4), q.Int(5)});
   if (rc != SQLITE_DONE) return Error("list metrics of run " + std::to_string(run_id));
+  return out;
+}
+
+Result<std::vector<MetricRow>> Store::ListAttemptMetrics(int64_t attempt_id) {
+  Stmt& q = Prepare(
+      "SELECT a.step_id, a.item, a.number, m.name, m.value, m.step FROM metrics m JOIN attempts a ON a.id = m.attempt_id "
+      "WHERE m.attempt_id = ? ORDER BY m.rowid");
+  ResetOnExit<Stmt> r{q};
+  q.Bind(1, attempt_id);
+  std::vector<MetricRow> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW)
+    out.push_back({q.Text(0), static_cast<int>(q.Int(1)), static_cast<int>(q.Int(2)), q.Text(3), q.Double(4), q.Int(5)});
+  if (rc != SQLITE_DONE) return Error("list metrics of attempt " + std::to_string(attempt_id));
   return out;
 }
 

@@ -85,8 +85,16 @@ struct ModelVersion {
   std::string uri;                   // the published file or folder
   int64_t run_id = 0;                // the producing run (0: registered by hand)
   std::string step_id;
+  int64_t attempt_id = 0;            // the registering attempt (0: registered by hand)
   int64_t created_ms = 0;
+  int64_t archived_ms = 0;           // 0 unless archived
   std::vector<std::string> aliases;  // staging, production, ...
+};
+
+// `sluice retry --reload`: the spec text and params the run goes on with.
+struct RunSpecUpdate {
+  std::string spec_text;
+  std::string params_json;
 };
 
 class Store : public engine::RunStore {
@@ -96,7 +104,7 @@ class Store : public engine::RunStore {
   static Result<std::unique_ptr<Store>> Open(const std::string& path);
   ~Store() override;
 
-  static constexpr int kSchemaVersion = 8;
+  static constexpr int kSchemaVersion = 9;
 
   // Records a new run in state pending (queued if `queued`: `sluice serve`
   // starts it later) and stores the spec text by hash.
@@ -115,6 +123,8 @@ class Store : public engine::RunStore {
   Result<std::vector<engine::AttemptRecord>> ListAttempts(int64_t run_id);
   // Every metric of the run's attempts, in the order they were saved.
   Result<std::vector<MetricRow>> ListMetrics(int64_t run_id);
+  // The metrics of one attempt (by its row id), in the order they were saved.
+  Result<std::vector<MetricRow>> ListAttemptMetrics(int64_t attempt_id);
 
   Status SetOwner(int64_t run_id, int64_t pid, int64_t pid_start);
   Status RequestCancel(int64_t run_id);
@@ -127,7 +137,10 @@ class Store : public engine::RunStore {
   // the failed or cancelled items of the steps in `failed_items` go back to
   // pending, their succeeded items are kept. Every reset record gets a fresh
   // retry budget. The run goes back to pending.
-  Status ResetSteps(int64_t run_id, const std::vector<std::string>& rerun, const std::vector<std::string>& failed_items);
+  // With `reload`, the run's spec and params are replaced in the same
+  // transaction (the spec text is stored by hash like CreateRun's).
+  Status ResetSteps(int64_t run_id, const std::vector<std::string>& rerun, const std::vector<std::string>& failed_items,
+                    const RunSpecUpdate* reload = nullptr);
   // "ok", or what PRAGMA integrity_check found.
   Result<std::string> IntegrityCheck();
 
@@ -150,12 +163,25 @@ class Store : public engine::RunStore {
     std::vector<Edge> edges;
   };
   Result<LineageGraph> Lineage(const std::string& artifact_hash, int64_t attempt_id, bool upstream);
-  // Model registry. RegisterModel is a journal write (committed by the next
-  // Flush()); registering the same artifact under a name again gives its
-  // existing version. SetAlias moves `alias` to `version`.
+  // Model registry (MLflow's is the reference). RegisterModel is a journal
+  // write (committed by the next Flush()); registering the same artifact
+  // under a name again gives its existing version (an archived one stays
+  // archived), unless that version was deleted: then it is a new version.
+  // Version numbers are never given twice.
   Result<int> RegisterModel(const std::string& name, const std::string& artifact, int64_t run_id,
                             const std::string& step_id, int64_t attempt_id, int64_t now_ms) override;
+  // Moves `alias` to `version`, which must be neither archived nor deleted.
   Status SetAlias(const std::string& name, int version, const std::string& alias, int64_t now_ms);
+  // Removes `alias`; returns the version it pointed at. With `expected` > 0
+  // it is removed only if it points there.
+  Result<int> RemoveAlias(const std::string& name, const std::string& alias, int expected);
+  // Archives (or with `archived` false, restores) a version: archived
+  // versions are left out of `sluice models` and of @latest, and still
+  // resolve by their number. Refused while an alias points at the version.
+  Status ArchiveModel(const std::string& name, int version, bool archived, int64_t now_ms);
+  // Deletes a version: it no longer resolves, is not listed, and no longer
+  // keeps its artifact from `sluice gc`. Refused while an alias points at it.
+  Status DeleteModel(const std::string& name, int version, int64_t now_ms);
   // API tokens: the text ("slc_" and 64 hex digits) is returned once by
   // CreateToken; only its SHA-256 is stored. FindToken finds a valid one.
   Result<std::string> CreateToken(const std::string& name, TokenScope scope, int64_t now_ms);
@@ -186,10 +212,12 @@ class Store : public engine::RunStore {
   // Cancels a queued run without starting it; false if it was not queued.
   Result<bool> CancelQueued(int64_t run_id, int64_t now_ms);
 
-  // Every version of `name` (all models when empty), oldest first.
+  // Every version of `name` (all models when empty), oldest first, archived
+  // ones included (archived_ms set); deleted ones are never listed.
   Result<std::vector<ModelVersion>> ListModels(const std::string& name);
   // "fashion@3", "fashion@production", or "fashion@latest" (the newest
-  // version, unless an alias is named latest).
+  // version that is not archived, unless an alias is named latest). A
+  // deleted version resolves to nothing.
   Result<ModelVersion> ResolveModel(const std::string& ref);
 
   // Artifacts nothing kept depends on: not a registered model version or
@@ -203,6 +231,11 @@ class Store : public engine::RunStore {
   Result<std::vector<engine::LineageEdge>> AttemptEdges(int64_t attempt_id);
 
   // The newest attempt of `step` (and `item`) in a run.
+  // The newest succeeded or cached attempt of the step (or foreach item)
+  // in any run of the pipeline, if any: what `sluice plan` compares a step's
+  // identity with. Its identity, fingerprint, run and finish time are set.
+  Result<std::optional<engine::AttemptRecord>> LatestResult(const std::string& pipeline, const std::string& step,
+                                                            int item);
   Result<engine::AttemptRecord> LatestAttempt(int64_t run_id, const std::string& step, int item);
   Status SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms) override;
   Result<bool> CancelRequested(int64_t run_id) override;
@@ -221,6 +254,12 @@ class Store : public engine::RunStore {
   Status Join();                    // opens the journal's batch if none is open
   Status Abandon(Status failure);
   Stmt& Prepare(const char* sql);
+  // A version's row (NotFound if there is none), with its aliases.
+  struct VersionState {
+    bool archived = false, deleted = false;
+    std::vector<std::string> aliases;
+  };
+  Result<VersionState> FindVersion(const std::string& name, int version);
   Status Error(const std::string& what);
 
   sqlite3* db_;

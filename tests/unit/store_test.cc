@@ -11,6 +11,29 @@ using namespace sluice;
 
 namespace {
 
+// Undoes schema version 9 by hand, so a test can step further back.
+void UndoVersion9(sqlite3* db) {
+  for (const char* sql : {"DROP INDEX model_versions_by_artifact", "ALTER TABLE model_versions DROP COLUMN archived_ms",
+                          "ALTER TABLE model_versions DROP COLUMN deleted_ms",
+                          "CREATE UNIQUE INDEX model_versions_by_artifact ON model_versions(name, artifact)",
+                          "PRAGMA user_version=8"})
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql << ": " << sqlite3_errmsg(db);
+}
+
+// A run with one attempt that produced the model artifacts `hashes`.
+int64_t RunProducingModels(store::Store& s, const std::vector<std::string>& hashes) {
+  int64_t run = *s.CreateRun("demo", "x", "p", "/", "{}", 1, 0);
+  engine::StepRecord step{.step_id = "train", .state = engine::StepState::kRunning, .tries = 1, .attempts = 1};
+  engine::AttemptRecord a{.run_id = run, .step_id = "train", .number = 1, .log_path = "/l"};
+  EXPECT_TRUE(s.BeginAttempt(&a, step).ok());
+  std::vector<engine::LineageEdge> edges;
+  for (const std::string& h : hashes)
+    edges.push_back({engine::LineageEdge::Role::kProduced, "model-" + h, {h, "model", 1, "/a/" + h}});
+  EXPECT_TRUE(s.SaveLineage(a, edges).ok());
+  EXPECT_TRUE(s.Flush().ok());
+  return run;
+}
+
 std::string TempDb(const std::string& name) {
   auto p = std::filesystem::temp_directory_path() / ("sluice-store-" + std::to_string(::getpid()) + "-" + name);
   std::filesystem::remove(p);
@@ -45,7 +68,7 @@ TEST(StoreTest, RefusesADatabaseFromANewerSluice) {
   auto s = store::Store::Open(path);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().message(), "open " + path +
-                                      ": the database has schema version 99, newer than this sluice knows (8); upgrade sluice");
+                                      ": the database has schema version 99, newer than this sluice knows (9); upgrade sluice");
 }
 
 TEST(StoreTest, TakeOverMarksRunningAttemptsLost) {
@@ -131,9 +154,10 @@ TEST(StoreTest, ADatabaseAtSchemaVersion7MigratesTo8AndKeepsItsRunsAndDeliveries
     run = *s->CreateRun("demo", "name: demo\n", "/x/p.yaml", "/x", "{}", 1, 42, "webhook");
     ASSERT_TRUE(s->RecordDelivery("demo", "d-1", "aa", 1000, 10).ok());
   }
-  // Undo version 8 by hand: what a version 7 file looks like.
+  // Undo versions 9 and 8 by hand: what a version 7 file looks like.
   sqlite3* db;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  UndoVersion9(db);
   for (const char* sql : {"DROP INDEX webhook_deliveries_by_body", "DROP INDEX webhook_deliveries_by_time",
                           "ALTER TABLE webhook_deliveries DROP COLUMN body_sha256", "ALTER TABLE runs DROP COLUMN queued_from",
                           "PRAGMA user_version=7"})
@@ -201,4 +225,77 @@ TEST(StoreTest, AQueuedRunStartsOrIsCancelledOnceAndAQueuedRetryGoesBackToItsSta
   EXPECT_TRUE(*s->StartQueued(c));
   EXPECT_EQ(s->GetRun(c)->state, engine::RunState::kFailed);
   EXPECT_FALSE(s->GetRun(c)->queued_retry);
+}
+
+TEST(StoreTest, ADatabaseAtSchemaVersion8MigratesTo9AndKeepsItsModelVersions) {
+  std::string path = TempDb("v8");
+  {
+    auto s = std::move(store::Store::Open(path).value());
+    RunProducingModels(*s, {"aa"});
+    ASSERT_EQ(*s->RegisterModel("fashion", "aa", 0, "", 0, 5), 1);
+    ASSERT_TRUE(s->Flush().ok());
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  UndoVersion9(db);
+  sqlite3_close(db);
+  auto s = std::move(store::Store::Open(path).value());
+  auto models = s->ListModels("fashion");
+  ASSERT_TRUE(models.ok()) << models.status().message();
+  ASSERT_EQ(models->size(), 1u);
+  EXPECT_EQ((*models)[0].archived_ms, 0);
+  EXPECT_TRUE(s->DeleteModel("fashion", 1, 6).ok());
+  EXPECT_EQ(*s->IntegrityCheck(), "ok");
+}
+
+TEST(StoreTest, ADeletedModelVersionsNumberIsNeverGivenAgainAndItsContentMayComeBack) {
+  auto s = std::move(store::Store::Open(TempDb("deleted-model")).value());
+  RunProducingModels(*s, {"aa", "bb"});
+  ASSERT_EQ(*s->RegisterModel("fashion", "aa", 0, "", 0, 1), 1);
+  ASSERT_EQ(*s->RegisterModel("fashion", "bb", 0, "", 0, 2), 2);
+  ASSERT_TRUE(s->Flush().ok());
+  ASSERT_TRUE(s->DeleteModel("fashion", 2, 3).ok());
+  EXPECT_EQ(s->ResolveModel("fashion@2").status().message(), "model 'fashion' has no version 2 (it was deleted)");
+  EXPECT_EQ(s->ResolveModel("fashion@latest")->version, 1);
+  EXPECT_EQ(s->DeleteModel("fashion", 2, 4).message(), "model 'fashion' has no version 2 (it was deleted)");
+  EXPECT_EQ(*s->RegisterModel("fashion", "bb", 0, "", 0, 5), 3);  // the same content, a new version
+  ASSERT_TRUE(s->Flush().ok());
+  EXPECT_EQ(s->ListModels("fashion")->size(), 2u);
+}
+
+TEST(StoreTest, AnArchivedVersionResolvesByItsNumberButNotAsLatest) {
+  auto s = std::move(store::Store::Open(TempDb("archived-model")).value());
+  RunProducingModels(*s, {"aa", "bb"});
+  ASSERT_EQ(*s->RegisterModel("fashion", "aa", 0, "", 0, 1), 1);
+  ASSERT_EQ(*s->RegisterModel("fashion", "bb", 0, "", 0, 2), 2);
+  ASSERT_TRUE(s->Flush().ok());
+  ASSERT_TRUE(s->ArchiveModel("fashion", 2, true, 3).ok());
+  EXPECT_EQ(s->ResolveModel("fashion@latest")->version, 1);
+  EXPECT_EQ(s->ResolveModel("fashion@2")->archived_ms, 3);
+  EXPECT_EQ(s->SetAlias("fashion", 2, "production", 4).message(),
+            "fashion@2 is archived; an alias points only at a version in use (sluice models unarchive fashion@2)");
+  ASSERT_TRUE(s->ArchiveModel("fashion", 1, true, 5).ok());
+  EXPECT_EQ(s->ResolveModel("fashion@latest").status().message(),
+            "model 'fashion' has only archived versions; name one by its number (fashion@2)");
+  ASSERT_TRUE(s->ArchiveModel("fashion", 2, false, 6).ok());
+  EXPECT_EQ(s->ResolveModel("fashion@latest")->version, 2);
+}
+
+TEST(StoreTest, AVersionAnAliasPointsAtIsNeitherArchivedNorDeletedUntilTheAliasMoves) {
+  auto s = std::move(store::Store::Open(TempDb("aliased-model")).value());
+  RunProducingModels(*s, {"aa"});
+  ASSERT_EQ(*s->RegisterModel("fashion", "aa", 0, "", 0, 1), 1);
+  ASSERT_TRUE(s->Flush().ok());
+  ASSERT_TRUE(s->SetAlias("fashion", 1, "production", 2).ok());
+  ASSERT_TRUE(s->SetAlias("fashion", 1, "staging", 2).ok());
+  EXPECT_EQ(s->DeleteModel("fashion", 1, 3).message(),
+            "aliases production, staging point at fashion@1; move or remove them before it is deleted "
+            "(sluice models promote fashion --alias production --remove)");
+  EXPECT_EQ(s->ArchiveModel("fashion", 1, true, 3).code(), Code::kIncompatible);
+  EXPECT_EQ(s->RemoveAlias("fashion", "production", 2).status().message(),
+            "fashion@production points at version 1, not 2; nothing removed");
+  EXPECT_EQ(*s->RemoveAlias("fashion", "production", 0), 1);
+  EXPECT_EQ(*s->RemoveAlias("fashion", "staging", 1), 1);
+  EXPECT_EQ(s->RemoveAlias("fashion", "staging", 0).status().message(), "model 'fashion' has no alias 'staging'");
+  EXPECT_TRUE(s->DeleteModel("fashion", 1, 4).ok());
 }
