@@ -85,6 +85,7 @@ struct CachedResult {
   int64_t attempt_id = 0;
   int64_t run_id = 0;
   std::string step_id;
+  int64_t finished_ms = 0;   // when that attempt ended: the result's age (cache max_age)
   Outputs outputs;
   std::vector<LineageEdge> produced;
 };
