@@ -125,6 +125,12 @@ Result<exec::PluginCatalog> PluginsFor(const spec::Pipeline& p) {
     }
     spec::CheckParamsAgainstSchema(p.file, s.id, s.uses, s.with ? &*s.with : nullptr, s.uses_pos, type->params_schema,
                                    &errors);
+    if (type->outputs) {
+      std::vector<std::string> known = spec::DeclaredOutputs(s);
+      for (const auto& [name, kind] : *type->outputs)
+        if (std::find(known.begin(), known.end(), name) == known.end()) known.push_back(name);
+      spec::CheckOutputRefs(p.file, p.output_refs, s.id, known, &errors);
+    }
   }
   if (explain) {
     errors.push_back("sluice: plugins are looked for in " + Join(folders, ", "));
@@ -556,8 +562,14 @@ int Plugins(const std::string& dir, const std::string& format) {
     nlohmann::json j = {{"search_path", folders}, {"refused", catalog.refused()}, {"plugins", nlohmann::json::array()}};
     for (const auto& p : catalog.plugins()) {
       nlohmann::json types = nlohmann::json::array();
-      for (const auto& t : p->step_types)
+      for (const auto& t : p->step_types) {
         types.push_back({{"id", t.id}, {"revision", t.revision}, {"description", t.description}, {"params", t.params_schema}});
+        if (t.outputs) {
+          nlohmann::json outputs = nlohmann::json::object();
+          for (const auto& [name, kind] : *t.outputs) outputs[name] = kind;
+          types.back()["outputs"] = outputs;
+        }
+      }
       j["plugins"].push_back({{"name", p->name}, {"version", p->version}, {"path", p->path}, {"step_types", types}});
     }
     std::cout << JsonText(j, 2) << "\n";
@@ -579,6 +591,11 @@ int Plugins(const std::string& dir, const std::string& format) {
         if (it->contains("default")) line += ", default " + (*it)["default"].dump();
         if (it->contains("description")) line += "  " + (*it)["description"].get<std::string>();
         std::printf("%s\n", line.c_str());
+      }
+      if (t.outputs) {
+        std::vector<std::string> outputs;
+        for (const auto& [name, kind] : *t.outputs) outputs.push_back(name + " (" + kind + ")");
+        std::printf("    outputs: %s\n", outputs.empty() ? "none" : Join(outputs, ", ").c_str());
       }
     }
   }

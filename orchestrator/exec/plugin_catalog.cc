@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "spec/pipeline.h"
 #include "util/strings.h"
 
 #ifndef SLUICE_INSTALL_LIBDIR
@@ -31,6 +32,8 @@ bool IsTypeId(const std::string& s) {
 // The smallest tables this host can read: everything up to `run`.
 constexpr uint32_t kMinPluginSize = offsetof(sluice_plugin, step_types) + sizeof(const sluice_step_type*);
 constexpr uint32_t kMinStepTypeSize = offsetof(sluice_step_type, run) + sizeof(sluice_run_fn);
+// A step type built with ABI 1.2 or later may declare its outputs.
+constexpr uint32_t kOutputsStepTypeSize = offsetof(sluice_step_type, outputs) + sizeof(sluice_str);
 
 }  // namespace
 
@@ -85,6 +88,19 @@ Result<std::shared_ptr<PluginInfo>> LoadPlugin(const std::string& path) {
     if (s.params_schema.is_discarded() || !s.params_schema.is_object())
       return Status::Incompatible("plugin " + path + ": the params schema of step type '" + s.id + "' is not a JSON object");
     s.run = t.run;
+    if (t.struct_size >= kOutputsStepTypeSize && t.outputs.size > 0) {
+      auto outputs = nlohmann::json::parse(Str(t.outputs), nullptr, false);
+      if (!outputs.is_object())
+        return Status::Incompatible("plugin " + path + ": the outputs of step type '" + s.id + "' are not a JSON object");
+      const auto& kinds = spec::OutputKinds();
+      s.outputs.emplace();
+      for (const auto& [name, kind] : outputs.items()) {
+        if (!kind.is_string() || std::find(kinds.begin(), kinds.end(), kind.get<std::string>()) == kinds.end())
+          return Status::Incompatible("plugin " + path + ": output '" + name + "' of step type '" + s.id +
+                                      "' has no known kind (kinds: " + Join(kinds, ", ") + ")");
+        s.outputs->emplace_back(name, kind.get<std::string>());
+      }
+    }
     info->step_types.push_back(std::move(s));
   }
   return info;

@@ -19,6 +19,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -36,6 +37,8 @@ struct StepTypeInfo {
   std::string description;
   nlohmann::json params_schema;
   sluice_run_fn run = nullptr;
+  // The outputs run() sets (name, kind), if the step type declares them.
+  std::optional<std::vector<std::pair<std::string, std::string>>> outputs;
 };
 
 struct PluginInfo {

@@ -527,6 +527,15 @@ class Loader {
     });
     for (size_t i = 0; i < p_.steps.size(); ++i) LoadStep(*bodies[i], &p_.steps[i]);
     for (Step& s : p_.steps) CheckStepRefs(s);
+    // A run step that declares outputs declares all it has; a plugin step's
+    // outputs are its step type's, checked once the plugin is loaded.
+    for (const Step& s : p_.steps)
+      if (s.uses.empty() && !s.outputs.empty()) {
+        std::vector<std::string> errors;
+        CheckOutputRefs(file_, p_.output_refs, s.id, DeclaredOutputs(s), &errors);
+        for (std::string& e : errors)
+          if (errors_.size() < kMaxErrors) errors_.push_back(std::move(e));
+      }
   }
 
   bool Executor(const YamlNode& v, std::string* out) {
@@ -825,6 +834,8 @@ class Loader {
           } else if (!needs(path[1])) {
             Error(pos, "step '" + step->id + "' reads steps." + path[1] + " but does not need it (add '" + path[1] +
                            "' to its needs)");
+          } else if (path.size() == 4) {
+            p_.output_refs.push_back({step->id, path[1], path[3], pos});
           }
         } else {
           Error(pos, "unknown name " + Quote(Join(path, ".")) + " (expressions see params, steps, env and item)");

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "util/secrets.h"
+#include "util/strings.h"
 
 namespace sluice::spec {
 
@@ -18,8 +19,26 @@ const char* ParamTypeName(ParamSpec::Type t) {
 }
 
 const std::vector<std::string>& OutputKinds() {
-  static const std::vector<std::string> k = {"file", "dir", "dataset", "model", "metrics"};
+  static const std::vector<std::string> k = {"value", "file", "dir", "dataset", "model", "metrics"};
   return k;
+}
+
+std::vector<std::string> DeclaredOutputs(const Step& s) {
+  std::vector<std::string> names;
+  for (const auto& [name, kind] : s.outputs) names.push_back(name);
+  if (!s.register_name.empty()) names.push_back("registered");
+  return names;
+}
+
+void CheckOutputRefs(const std::string& file, const std::vector<OutputRef>& refs, const std::string& producer,
+                     const std::vector<std::string>& known, std::vector<std::string>* errors) {
+  for (const OutputRef& r : refs) {
+    if (r.producer != producer || std::find(known.begin(), known.end(), r.name) != known.end()) continue;
+    std::string has = known.empty() ? "none" : Join(known, ", ");
+    errors->push_back(At(file, r.pos, "step '" + r.reader + "' reads steps." + producer + ".outputs." + r.name +
+                                          ", which step '" + producer + "' does not declare" + DidYouMean(r.name, known) +
+                                          " (it declares " + has + ")"));
+  }
 }
 
 std::vector<std::string> Ancestors(const Pipeline& p, const std::string& id) {

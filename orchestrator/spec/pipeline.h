@@ -82,8 +82,9 @@ struct Step {
   std::optional<Template> foreach_expr;  // or one expression giving a list
   bool continue_on_error = false;
   // Declared outputs: files or folders the step writes under
-  // $SLUICE_OUTPUTS_DIR/<name>, published as artifacts. Kinds: file, dir,
-  // dataset, model, metrics.
+  // $SLUICE_OUTPUTS_DIR/<name>, published as artifacts (kinds file, dir,
+  // dataset, model, metrics), and values it sets in $SLUICE_OUTPUT (kind
+  // value). A run step that declares outputs declares all it has.
   std::vector<std::pair<std::string, std::string>> outputs;
   bool cache = false;                    // reuse an earlier attempt with the same fingerprint
   std::string register_name;             // register: {name} - the model registry name
@@ -92,6 +93,22 @@ struct Step {
 
 // The kinds a declared output may have.
 const std::vector<std::string>& OutputKinds();
+
+// A `steps.<producer>.outputs.<name>` in a reader step's expression.
+struct OutputRef {
+  std::string reader;
+  std::string producer;
+  std::string name;
+  SourcePos pos;
+};
+
+// The names of the outputs `s` declares in the spec (and `registered`, with register:).
+std::vector<std::string> DeclaredOutputs(const Step& s);
+
+// An error for each ref of `refs` to `producer` whose name is not in `known`
+// (the outputs the producer declares), with a "did you mean".
+void CheckOutputRefs(const std::string& file, const std::vector<OutputRef>& refs, const std::string& producer,
+                     const std::vector<std::string>& known, std::vector<std::string>* errors);
 
 // One entry of `on.schedule`.
 struct Schedule {
@@ -124,6 +141,7 @@ struct Pipeline {
   std::vector<Schedule> schedules;       // on.schedule
   std::optional<Webhook> webhook;        // on.webhook
   int max_active_runs = 0;               // runs `sluice serve` drives at once (0: only its global cap)
+  std::vector<OutputRef> output_refs;    // every steps.X.outputs.Y read, in file order
   std::unordered_map<std::string, size_t> index;   // step id -> position in steps
 
   const Step* FindStep(const std::string& id) const {

@@ -372,14 +372,16 @@ SLUICE_PLUGIN(
                                     "properties": {
                                       "images": {"type": "string", "description": "IDX3 image file"},
                                       "labels": {"type": "string", "description": "IDX1 label file"},
-                                      "limit": {"type": "integer", "minimum": 0, "description": "keep the first N rows"}}})"),
+                                      "limit": {"type": "integer", "minimum": 0, "description": "keep the first N rows"}}})",
+                                R"({"dataset": "dataset", "rows": "value"})"),
     sluice::StepType<CsvIngest>("csv-ingest", 1, "A CSV file with a header to a dataset; types inferred or declared",
                                 R"({"type": "object", "additionalProperties": false, "required": ["path"],
                                     "properties": {
                                       "path": {"type": "string"},
                                       "delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
                                       "columns": {"type": "object", "description": "name: int64, float64 or string",
-                                                  "additionalProperties": {"enum": ["int64", "float64", "string"]}}}})"),
+                                                  "additionalProperties": {"enum": ["int64", "float64", "string"]}}}})",
+                                R"({"dataset": "dataset", "rows": "value"})"),
     sluice::StepType<Validate>("validate", 1, "Checks rules over a dataset; fails listing every broken rule",
                                R"({"type": "object", "additionalProperties": false, "required": ["dataset"],
                                    "properties": {
@@ -390,7 +392,8 @@ SLUICE_PLUGIN(
                                                       "min": {"type": "number"}, "max": {"type": "number"},
                                                       "max_null_fraction": {"type": "number", "minimum": 0, "maximum": 1}}}},
                                      "label": {"type": "object", "properties": {"column": {"type": "string"},
-                                       "values": {"type": "array"}, "max_imbalance": {"type": "number", "minimum": 1}}}}})"),
+                                       "values": {"type": "array"}, "max_imbalance": {"type": "number", "minimum": 1}}}}})",
+                               R"({"rows": "value"})"),
     sluice::StepType<Split>("split", 1, "Seeded train / validation / test split, stratified by a column if asked",
                             R"({"type": "object", "additionalProperties": false, "required": ["dataset"],
                                 "properties": {
@@ -399,4 +402,6 @@ SLUICE_PLUGIN(
                                   "train": {"type": "number", "minimum": 0, "maximum": 1},
                                   "validation": {"type": "number", "minimum": 0, "maximum": 1},
                                   "test": {"type": "number", "minimum": 0, "maximum": 1},
-                                  "stratify": {"type": "string"}}})"))
+                                  "stratify": {"type": "string"}}})",
+                            R"({"train": "dataset", "validation": "dataset", "test": "dataset", "train_rows": "value",
+                                "validation_rows": "value", "test_rows": "value"})"))

@@ -455,20 +455,23 @@ SLUICE_PLUGIN(
             "learning_rate": {"type": "number", "minimum": 0},
             "seed": {"type": "integer", "minimum": 0},
             "augment": {"type": "boolean", "description": "mirror half of each batch left to right (default false)"},
-            "class_names": {"type": "array", "items": {"type": "string"}}, )S" TORCH_COMMON "}}"),
+            "class_names": {"type": "array", "items": {"type": "string"}}, )S" TORCH_COMMON "}}",
+        R"({"model": "model", "accuracy": "value"})"),
     sluice::StepType<Evaluate>(
         "evaluate", 1, "Accuracy, per-class precision/recall and a confusion matrix (JSON, SVG); an accuracy gate",
         R"S({"type": "object", "additionalProperties": false, "required": ["model", "dataset"], "properties": {
             "model": {"type": "string", "description": "a TorchScript model file"},
             "dataset": {"type": "string", "description": "dataset folder to evaluate on"},
-            "min_accuracy": {"type": "number", "minimum": 0, "maximum": 1, "description": "fail the step below this"}, )S" TORCH_COMMON "}}"),
+            "min_accuracy": {"type": "number", "minimum": 0, "maximum": 1, "description": "fail the step below this"}, )S" TORCH_COMMON "}}",
+        R"({"metrics": "metrics", "confusion": "dir", "predictions": "file", "accuracy": "value"})"),
     sluice::StepType<Export>(
         "export", 1, "TorchScript for serving plus an int8 dynamically quantized variant; sizes and latencies",
         R"S({"type": "object", "additionalProperties": false, "required": ["model"], "properties": {
             "model": {"type": "string", "description": "a model file from torch/train"},
             "quantize": {"type": "boolean", "description": "also write model_int8 (default true)"},
             "latency_runs": {"type": "integer", "minimum": 1, "maximum": 100000},
-            "dataset": {"type": "string", "description": "compare float32 and int8 predictions on this dataset"}, )S" TORCH_COMMON "}}"),
+            "dataset": {"type": "string", "description": "compare float32 and int8 predictions on this dataset"}, )S" TORCH_COMMON "}}",
+        R"({"model": "model", "model_int8": "model", "int8_accuracy": "value"})"),
     sluice::StepType<Serve>(
         "serve", 1, "Serves a TorchScript model over the Open Inference Protocol v2 until cancelled",
         R"S({"type": "object", "additionalProperties": false, "required": ["model"], "properties": {
@@ -485,4 +488,5 @@ SLUICE_PLUGIN(
             "max_batch": {"type": "integer", "minimum": 1, "maximum": 4096, "description": "micro-batch size (1: off)"},
             "max_wait_ms": {"type": "number", "minimum": 0, "maximum": 1000, "description": "how long a micro-batch waits to fill"},
             "max_body_bytes": {"type": "integer", "minimum": 1024},
-            "max_images": {"type": "integer", "minimum": 1, "description": "images per request"}}})S"))
+            "max_images": {"type": "integer", "minimum": 1, "description": "images per request"}}})S",
+        R"({"url": "value"})"))

@@ -573,3 +573,18 @@ TEST(CliTest, TokenCreatePrintsATokenOnceAndListAndRevokeNeverShowIt) {
   EXPECT_EQ(box.Sluice({"token", "revoke", "1"}).err, "sluice: no valid token with id 1\n");
   EXPECT_EQ(box.Sluice({"token", "create", "--scope", "root"}).code, 2);
 }
+
+TEST(CliTest, ADeclaredValueOutputTheStepDidNotSetFailsItsAttempt) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: demo
+steps:
+  a:
+    run: echo "other=1" >> "$SLUICE_OUTPUT"
+    outputs: {accuracy: value}
+)");
+  Output o = box.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(o.code, 1);
+  json a = StepOf(ShowRun(box, "1"), "a");
+  EXPECT_EQ(a["state"], "failed");
+  EXPECT_EQ(a["reason"], "declared output 'accuracy' was not set (a value: write accuracy=... to $SLUICE_OUTPUT)");
+}

@@ -275,3 +275,31 @@ steps:
   ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
   EXPECT_EQ(Step(4, "echo")["state"], "cached");
 }
+
+TEST_F(PluginTest, ValidateRefusesAReadOfAnOutputTheStepTypeDoesNotDeclare) {
+  box_.Write("p.yaml", R"(name: demo
+steps:
+  a:
+    uses: testkit/noop
+  b:
+    needs: [a]
+    run: echo ${{ steps.a.outputs.rows }}
+)");
+  Output o = box_.Sluice({"validate", "p.yaml"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_EQ(o.err, "p.yaml:7:19: step 'b' reads steps.a.outputs.rows, which step 'a' does not declare (it declares none)\n");
+}
+
+TEST_F(PluginTest, AStepTypeBuiltBeforeOutputsWereDeclaredLoadsAndItsReadsAreNotChecked) {
+  ::setenv("SLUICE_PLUGIN_PATH", (kPlugins + "/abi_1_0").c_str(), 1);
+  box_.Write("p.yaml", R"(name: demo
+steps:
+  a:
+    uses: abi-one-oh/old
+  b:
+    needs: [a]
+    run: test "${{ steps.a.outputs.anything }}" = 1
+)");
+  Output o = box_.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(o.code, 0) << o.err;
+}

@@ -64,7 +64,7 @@ struct Wait : sluice::Step {
 #endif
 
 SLUICE_PLUGIN("testkit", TESTKIT_VERSION,
-              sluice::StepType<Noop>("noop", 1, "Does nothing", R"({"type": "object", "additionalProperties": false})"),
+              sluice::StepType<Noop>("noop", 1, "Does nothing", R"({"type": "object", "additionalProperties": false})", "{}"),
               sluice::StepType<Echo>("echo", 1, "Sets its params as outputs",
                                      R"({"type": "object", "properties": {"epochs": {"type": "integer", "minimum": 0},
                                                                           "greeting": {"type": "string", "default": "hello"}}})"),

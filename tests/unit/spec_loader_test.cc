@@ -514,3 +514,21 @@ TEST(SpecLoaderTest, AKeyThatOnlyLooksLikeAMergeKeyWhenQuotedIsUnknown) {
   EXPECT_EQ(Error("name: demo\nsteps:\n  a: {'<<': {retry: 1}, run: x}\n"),
             "p.yaml:3:7: unknown key '<<' in step 'a'");
 }
+
+TEST(SpecLoaderTest, AReadOfAnOutputARunStepDoesNotDeclareSuggestsTheRightOne) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n"
+                  "  a: {run: x, outputs: {model: model, accuracy: value}}\n"
+                  "  b: {needs: [a], run: 'echo ${{ steps.a.outputs.acuracy }}'}\n"),
+            "p.yaml:4:34: step 'b' reads steps.a.outputs.acuracy, which step 'a' does not declare (did you mean "
+            "'accuracy'?) (it declares model, accuracy)");
+}
+
+TEST(SpecLoaderTest, ARunStepThatRegistersAModelDeclaresRegistered) {
+  Load("name: demo\nsteps:\n"
+       "  a: {run: x, outputs: {model: model}, register: {name: m}}\n"
+       "  b: {needs: [a], run: 'echo ${{ steps.a.outputs.registered }}'}\n");
+}
+
+TEST(SpecLoaderTest, ReadsOfARunStepThatDeclaresNoOutputsAreNotChecked) {
+  Load("name: demo\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: 'echo ${{ steps.a.outputs.anything }}'}\n");
+}

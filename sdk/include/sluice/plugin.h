@@ -104,6 +104,12 @@ typedef struct sluice_step_type {
   sluice_str description;
   sluice_str params_schema; /* JSON Schema (draft 2020-12 subset) of `with:` */
   sluice_run_fn run;
+  /* Appended in ABI 1.2. The outputs run() sets, as a JSON object of
+   * name: kind (kinds: value, file, dir, dataset, model, metrics), e.g.
+   * {"model": "model", "accuracy": "value"}. `sluice validate` checks every
+   * steps.<id>.outputs.<name> a pipeline reads against it. Empty: not
+   * declared, and such reads are not checked. */
+  sluice_str outputs;
 } sluice_step_type;
 
 typedef struct sluice_plugin {

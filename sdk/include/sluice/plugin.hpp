@@ -178,16 +178,18 @@ sluice_status Run(const sluice_host* h, const sluice_step_call* call) noexcept {
 }  // namespace detail
 
 // One step type of a plugin: a Step class, its id ([a-z0-9-]+), revision,
-// description and the JSON Schema of its params.
+// description, the JSON Schema of its params and the outputs it sets
+// (a JSON object of name: kind; empty: not declared).
 template <class S>
 constexpr sluice_step_type StepType(std::string_view id, uint32_t revision, std::string_view description,
-                                    std::string_view params_schema) {
+                                    std::string_view params_schema, std::string_view outputs = {}) {
   return sluice_step_type{sizeof(sluice_step_type),
                           {id.data(), id.size()},
                           revision,
                           {description.data(), description.size()},
                           {params_schema.data(), params_schema.size()},
-                          &detail::Run<S>};
+                          &detail::Run<S>,
+                          {outputs.data(), outputs.size()}};
 }
 
 }  // namespace sluice
