@@ -24,7 +24,7 @@ const std::vector<std::string> kTopKeys = {"name", "description", "params", "env
                                            "max_active_runs"};
 const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "isolation", "env", "workdir", "timeout",
                                             "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache", "register",
-                                            "executor", "slurm", "secrets"};
+                                            "executor", "slurm", "secrets", "deps"};
 const std::vector<std::string> kParamKeys = {"type", "default", "min", "max", "enum", "description"};
 const std::vector<std::string> kDefaultsKeys = {"timeout", "retry", "cache", "executor", "slurm"};
 const std::vector<std::string> kExecutors = {"local", "slurm"};
@@ -202,6 +202,57 @@ class Loader {
     Error(Pos(n), "timeout must be longer than 0 (leave it out for no timeout)");
     return false;
   }
+  // cache: true | false | {max_age: 7d}. A map turns the cache on; `true`
+  // keeps the max_age it had (from defaults), `false` turns it off.
+  void Cache(const YamlNode& n, bool* on, std::optional<Millis>* max_age) {
+    if (!n.IsMap()) {
+      std::string s;
+      if (!Scalar(n, "cache", &s)) return;
+      if (s == "true" || s == "True") *on = true;
+      else if (s == "false" || s == "False") *on = false;
+      else Error(Pos(n), "cache must be true, false or {max_age: 7d}, not " + Quote(s));
+      return;
+    }
+    *on = true;
+    ForEachKey(n, {"max_age"}, "cache", [&](const std::string&, const YamlNode&, const YamlNode& v) {
+      Millis d;
+      if (!Duration(v, "cache max_age", &d)) return;
+      if (d.count() <= 0) Error(Pos(v), "cache max_age must be longer than 0 (use cache: false to never reuse a result)");
+      else *max_age = d;
+    });
+  }
+
+  // deps: a path or a list of paths and globs under the spec's folder. They
+  // are literal: an expression would make the files unknown until run time.
+  void LoadDeps(const YamlNode& n, Step* s) {
+    const std::string where = "step '" + s->id + "'";
+    std::vector<const YamlNode*> items;
+    if (n.IsScalar()) items.push_back(&n);
+    else if (n.IsSequence()) for (const YamlNode& e : n.items) items.push_back(&e);
+    else {
+      Error(Pos(n), where + ": deps must be a path or a list of paths and globs, relative to the spec's folder");
+      return;
+    }
+    for (const YamlNode* e : items) {
+      std::string dep;
+      if (!Scalar(*e, "each entry of deps", &dep)) continue;
+      SourcePos pos = Pos(*e);
+      pos.column += QuoteShift(*e);
+      std::string problem = DepProblem(dep);
+      if (!problem.empty()) Error(pos, where + ": dep " + Quote(dep) + " " + problem);
+      else s->deps.push_back({dep, pos});
+    }
+  }
+  static std::string DepProblem(const std::string& dep) {
+    if (dep.find_first_not_of(" \t") == std::string::npos) return "is empty";
+    if (dep.find("${{") != std::string::npos) return "has an expression; deps are literal paths and globs";
+    if (dep[0] == '/') return "is an absolute path; deps are relative to the spec's folder";
+    if (dep[0] == '~') return "starts with ~; deps are relative to the spec's folder";
+    std::string norm = std::filesystem::path(dep).lexically_normal().generic_string();
+    if (norm == ".." || norm.rfind("../", 0) == 0) return "is outside the spec's folder; deps must stay under it";
+    return "";
+  }
+
   bool Tmpl(const YamlNode& n, const std::string& what, Template* out) {
     std::string s;
     if (!Scalar(n, what, &s)) return false;
@@ -462,7 +513,7 @@ class Loader {
         Millis d;
         if (Timeout(v, &d)) default_timeout_ = d;
       } else if (k == "cache") {
-        Bool(v, "cache", &default_cache_);
+        Cache(v, &default_cache_, &default_cache_max_age_);
       } else if (k == "executor") {
         Executor(v, &default_executor_);
       } else if (k == "slurm") {
@@ -584,6 +635,7 @@ class Loader {
     s->timeout = default_timeout_;
     s->retry = default_retry_;
     s->cache = default_cache_;
+    s->cache_max_age = default_cache_max_age_;
     bool has_run = false, has_uses = false;
     const YamlNode* register_node = nullptr;
     const YamlNode* secrets_node = nullptr;
@@ -696,7 +748,9 @@ class Loader {
       } else if (k == "continue_on_error") {
         Bool(v, "continue_on_error", &s->continue_on_error);
       } else if (k == "cache") {
-        Bool(v, "cache", &s->cache);
+        Cache(v, &s->cache, &s->cache_max_age);
+      } else if (k == "deps") {
+        LoadDeps(v, s);
       } else if (k == "register") {
         register_node = &v;
       } else if (k == "outputs") {
@@ -929,6 +983,7 @@ class Loader {
   std::optional<Millis> default_timeout_;
   RetryPolicy default_retry_;
   bool default_cache_ = false;
+  std::optional<Millis> default_cache_max_age_;
   std::string default_executor_ = "local";
   SlurmOptions default_slurm_;
 };

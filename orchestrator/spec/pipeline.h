@@ -54,6 +54,14 @@ struct SlurmOptions {
   std::vector<std::string> extra;    // more sbatch arguments, each one argv element
 };
 
+// One entry of a step's `deps:`: a path or glob relative to the spec's
+// folder, as written (the loader refused absolute ones and ones that leave
+// the folder).
+struct Dep {
+  std::string pattern;
+  SourcePos pos;
+};
+
 struct Step {
   std::string id;
   SourcePos pos;                         // of the step's key
@@ -87,6 +95,8 @@ struct Step {
   // value). A run step that declares outputs declares all it has.
   std::vector<std::pair<std::string, std::string>> outputs;
   bool cache = false;                    // reuse an earlier attempt with the same fingerprint
+  std::optional<Millis> cache_max_age;   // cache: {max_age: 7d}: an older result is not reused
+  std::vector<Dep> deps;                 // files the step reads, hashed into its fingerprint
   std::string register_name;             // register: {name} - the model registry name
   std::string register_output;           // which declared model output to register
 };

@@ -532,3 +532,52 @@ TEST(SpecLoaderTest, ARunStepThatRegistersAModelDeclaresRegistered) {
 TEST(SpecLoaderTest, ReadsOfARunStepThatDeclaresNoOutputsAreNotChecked) {
   Load("name: demo\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: 'echo ${{ steps.a.outputs.anything }}'}\n");
 }
+
+TEST(SpecLoaderTest, DepsAndCacheMaxAgeLoadAndACacheMapInDefaultsGivesItsMaxAge) {
+  Pipeline p = Load(R"(name: demo
+defaults:
+  cache: {max_age: 7d}
+steps:
+  a: {run: x, deps: [train.py, 'data/*.csv', ./src/]}
+  b: {run: x, cache: true, deps: model.pt}
+  c: {run: x, cache: {max_age: 1h30m}}
+  d: {run: x, cache: false}
+)");
+  const auto& a = *p.FindStep("a");
+  ASSERT_EQ(a.deps.size(), 3u);
+  EXPECT_EQ(a.deps[1].pattern, "data/*.csv");
+  EXPECT_EQ(a.deps[1].pos, (sluice::spec::SourcePos{5, 33}));  // inside the quotes
+  EXPECT_TRUE(a.cache);
+  EXPECT_EQ(a.cache_max_age, sluice::Millis(7 * 86400000LL));
+  EXPECT_EQ(p.FindStep("b")->deps[0].pattern, "model.pt");
+  EXPECT_EQ(p.FindStep("b")->cache_max_age, sluice::Millis(7 * 86400000LL));
+  EXPECT_EQ(p.FindStep("c")->cache_max_age, sluice::Millis(5400000));
+  EXPECT_FALSE(p.FindStep("d")->cache);
+  EXPECT_FALSE(Load("name: x\nsteps:\n  a: {run: x}\n").steps[0].cache_max_age.has_value());
+}
+
+TEST(SpecLoaderTest, DepsOutsideTheSpecFolderAndBadCacheValuesAreRefusedAtTheirPlace) {
+  EXPECT_EQ(Error(R"(name: bad
+steps:
+  train:
+    run: x
+    deps: [../shared/lib.py, /etc/hosts, 'a/../../b', "${{ params.x }}", '', ~/x, {a: 1}]
+  other: {run: x, deps: {a: 1}}
+  c1: {run: x, cache: yes}
+  c2: {run: x, cache: {max_age: 0s}}
+  c3: {run: x, cache: {max_age: soon}}
+  c4: {run: x, cache: {maxage: 1d}}
+)"),
+            "p.yaml:5:12: step 'train': dep '../shared/lib.py' is outside the spec's folder; deps must stay under it\n"
+            "p.yaml:5:30: step 'train': dep '/etc/hosts' is an absolute path; deps are relative to the spec's folder\n"
+            "p.yaml:5:43: step 'train': dep 'a/../../b' is outside the spec's folder; deps must stay under it\n"
+            "p.yaml:5:56: step 'train': dep '${{ params.x }}' has an expression; deps are literal paths and globs\n"
+            "p.yaml:5:75: step 'train': dep '' is empty\n"
+            "p.yaml:5:78: step 'train': dep '~/x' starts with ~; deps are relative to the spec's folder\n"
+            "p.yaml:5:83: each entry of deps must be a single value\n"
+            "p.yaml:6:25: step 'other': deps must be a path or a list of paths and globs, relative to the spec's folder\n"
+            "p.yaml:7:23: cache must be true, false or {max_age: 7d}, not 'yes'\n"
+            "p.yaml:8:33: cache max_age must be longer than 0 (use cache: false to never reuse a result)\n"
+            "p.yaml:9:33: bad duration 'soon' for cache max_age (use a number and a unit: 500ms, 10s, 5m, 2h)\n"
+            "p.yaml:10:24: unknown key 'maxage' in cache (did you mean 'max_age'?)");
+}
