@@ -108,17 +108,28 @@ class Engine::StepContext : public spec::EvalContext {
 
   bool StatusFunction(std::string_view name) const override {
     if (name == "always") return true;
+    if (name == "cancelled") return e_->cancelling_;
     const Plan& plan = e_->plan_;
     if (name == "success") {
+      // Every need succeeded, or was skipped by its own condition (a branch
+      // not taken), or failed with continue_on_error; and nothing upstream
+      // failed (a step skipped because of a failure passes the skip on).
+      if (e_->cancelling_) return false;
       for (size_t n : plan.needs[node_]) {
         const Node& need = e_->nodes_[n];
         bool ok = need.rec.state == StepState::kSucceeded || need.rec.state == StepState::kCached ||
+                  need.rec.state == StepState::kSkipped ||
                   (need.rec.state == StepState::kFailed && plan.pipeline->steps[n].continue_on_error);
         if (!ok) return false;
       }
-      return true;
+      return !UpstreamFailed();
     }
-    // failure(): some step this one depends on, directly or not, failed.
+    return UpstreamFailed();  // failure()
+  }
+
+  // Some step this one depends on, directly or not, failed.
+  bool UpstreamFailed() const {
+    const Plan& plan = e_->plan_;
     std::vector<size_t> stack = plan.needs[node_];
     std::vector<bool> seen(plan.needs.size());
     while (!stack.empty()) {
@@ -238,7 +249,7 @@ Status Engine::Decide(size_t i) {
     Emit(e);
     return FinishNode(i);
   };
-  if (cancelling_) return finish_as(StepState::kCancelled, "run cancelled");
+  if (cancelling_ && !RunsDuringCancel(i)) return finish_as(StepState::kCancelled, "run cancelled");
   StepContext ctx(this, i, nullptr);
   if (s.if_condition && !s.if_checks_status && !ctx.StatusFunction("success")) {
     // A custom condition without always(), success() or failure() means
@@ -343,7 +354,7 @@ Status Engine::Expand(size_t i, const spec::List* items) {
 Status Engine::StartReady() {
   std::vector<std::pair<size_t, AttemptRequest>> launching;
   int slots = free_slots_;
-  while (!ready_.empty() && !cancelling_) {
+  while (!ready_.empty() && !hard_cancel_) {
     size_t u = ready_.front();
     if (units_[u].slots > slots) break;
     ready_.pop_front();
@@ -835,7 +846,9 @@ Status Engine::AfterFailure(size_t u) {
     Emit(e);
     return Status::Ok();
   }
-  return EndUnit(u, cancelling_ ? StepState::kCancelled : StepState::kFailed);
+  // Running units are all asked to stop by a cancel (and end cancelled): one
+  // that fails during a cancel is a cleanup step that started after it.
+  return EndUnit(u, StepState::kFailed);
 }
 
 Status Engine::FinishUnit(size_t u) {
@@ -885,30 +898,44 @@ Status Engine::FinishNode(size_t i) {
   return Status::Ok();
 }
 
+// A step whose `if` calls always() or cancelled() and holds during a
+// cancel runs then: a cleanup step. Nothing runs after a hard cancel.
+bool Engine::RunsDuringCancel(size_t node) const {
+  const spec::Step& s = plan_.pipeline->steps[node];
+  if (hard_cancel_ || !s.if_condition || !s.if_checks_status) return false;
+  StepContext ctx(this, node, nullptr);
+  auto v = spec::EvaluateTemplate(*s.if_condition, ctx);
+  return v.ok() && v->Truthy();
+}
+
 Status Engine::BeginCancel(bool hard) {
-  if (!cancelling_) {
-    cancelling_ = true;
+  bool first = !cancelling_;
+  cancelling_ = true;
+  if (hard) hard_cancel_ = true;
+  if (first) {
     Event e{Event::Kind::kCancelling};
     e.message = hard ? "cancelling now" : "cancelling";
     Emit(e);
-    std::deque<size_t> queued;
-    queued.swap(ready_);
-    for (size_t u = 0; u < units_.size(); ++u)
-      if (units_[u].waiting_retry) {
-        units_[u].waiting_retry = false;
-        queued.push_back(u);
-      }
-    for (size_t u : queued) {
-      StepRecord& r = *units_[u].rec;
-      r.state = StepState::kCancelled;
-      r.reason = "run cancelled";
-      Status st = store_->SaveSteps(run_id_, {&r});
-      if (!st.ok()) return st;
-      st = FinishUnit(u);
-      if (!st.ok()) return st;
-    }
   }
-  if (hard) hard_cancel_ = true;
+  // Queued units stay queued only if their step runs during a cancel;
+  // units waiting to retry do not retry.
+  std::deque<size_t> keep, cancelled;
+  for (size_t u : ready_) (RunsDuringCancel(units_[u].node) ? keep : cancelled).push_back(u);
+  ready_.swap(keep);
+  for (size_t u = 0; u < units_.size(); ++u)
+    if (units_[u].waiting_retry) {
+      units_[u].waiting_retry = false;
+      cancelled.push_back(u);
+    }
+  for (size_t u : cancelled) {
+    StepRecord& r = *units_[u].rec;
+    r.state = StepState::kCancelled;
+    r.reason = "run cancelled";
+    Status st = store_->SaveSteps(run_id_, {&r});
+    if (!st.ok()) return st;
+    st = FinishUnit(u);
+    if (!st.ok()) return st;
+  }
   Status flushed = store_->Flush();
   if (!flushed.ok()) return flushed;
   for (auto& [id, u] : running_) {

@@ -131,6 +131,7 @@ class Engine {
   Status FinishNode(size_t node);
   Status FireTimers();
   Status BeginCancel(bool hard);
+  bool RunsDuringCancel(size_t node) const;
   void Emit(Event e);
   TimePoint NextDeadline() const;
   std::chrono::milliseconds Backoff(size_t unit);

@@ -10,8 +10,12 @@
 
 namespace sluice::spec {
 
+bool IsStatusFunction(std::string_view name) {
+  return name == "always" || name == "success" || name == "failure" || name == "cancelled";
+}
+
 const std::vector<std::string>& KnownFunctions() {
-  static const std::vector<std::string> k = {"always", "success", "failure", "fromJSON", "toJSON"};
+  static const std::vector<std::string> k = {"always", "success", "failure", "cancelled", "fromJSON", "toJSON"};
   return k;
 }
 
@@ -313,7 +317,7 @@ Result<Value> Evaluate(const Expr& e, const EvalContext& ctx) {
       return Compare(e.op, *a, *b);
     }
     case Expr::Kind::kCall: {
-      if (e.op == "always" || e.op == "success" || e.op == "failure") return Value::Bool(ctx.StatusFunction(e.op));
+      if (IsStatusFunction(e.op)) return Value::Bool(ctx.StatusFunction(e.op));
       auto arg = Evaluate(*e.args.at(0), ctx);
       if (!arg.ok()) return arg;
       if (e.op == "toJSON") return Value::Str(JsonText(arg->ToJson()));
@@ -338,7 +342,7 @@ Result<Value> Evaluate(const Expr& e, const EvalContext& ctx) {
 }
 
 bool CallsStatusFunction(const Expr& e) {
-  if (e.kind == Expr::Kind::kCall && (e.op == "always" || e.op == "success" || e.op == "failure")) return true;
+  if (e.kind == Expr::Kind::kCall && IsStatusFunction(e.op)) return true;
   for (const auto& a : e.args)
     if (CallsStatusFunction(*a)) return true;
   return false;

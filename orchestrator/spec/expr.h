@@ -31,6 +31,8 @@ struct Expr {
 // True if `e` calls always(), success() or failure() anywhere: an `if:`
 // without one means `success() && (if)`, as in GitHub Actions.
 bool CallsStatusFunction(const Expr& e);
+// always, success, failure or cancelled: the functions that read the run's state.
+bool IsStatusFunction(std::string_view name);
 
 struct ExprError {
   size_t offset;        // byte offset in the text where the problem is
@@ -63,7 +65,7 @@ class EvalContext {
   virtual ~EvalContext() = default;
   // The value at `path` (a kRef's path), or an error naming what is missing.
   virtual Result<Value> Lookup(const std::vector<std::string>& path) const = 0;
-  // always(), success(), failure(): true/false for the step being decided.
+  // always(), success(), failure(), cancelled(): true/false for the step being decided.
   virtual bool StatusFunction(std::string_view name) const = 0;
 };
 

@@ -106,7 +106,8 @@ class EngineTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Loads `yaml` and runs it to the end; returns the run's state.
-  RunState RunSpec(const std::string& yaml, int jobs = 2, std::vector<StepRecord> resume = {}, bool cancel = false) {
+  // `cancel`: 1 cancels the run as it starts, 2 cancels it hard.
+  RunState RunSpec(const std::string& yaml, int jobs = 2, std::vector<StepRecord> resume = {}, int cancel = 0) {
     auto p = spec::ParsePipeline("p.yaml", yaml);
     EXPECT_TRUE(p.ok()) << p.status().message();
     pipeline_ = std::move(p.value());
@@ -121,7 +122,7 @@ class EngineTest : public ::testing::Test {
     o.workdir = dir_.string();
     o.log_dir = (dir_ / "logs").string();
     Engine e(plan_, params_, run_id_, store_.get(), &exec_, &clock_, nullptr, o, std::move(resume));
-    if (cancel) e.RequestCancel(false);
+    if (cancel) e.RequestCancel(cancel == 2);
     auto r = e.Run();
     EXPECT_TRUE(r.ok()) << r.status().message();
     return r.ok() ? *r : RunState::kPending;
@@ -522,4 +523,63 @@ TEST_F(EngineTest, AForeachOverNoItemsGivesItsDependantsEmptyLists) {
                     "  join: {needs: [shard], run: [echo, '${{ steps.shard.outputs.part }}']}\n"),
             RunState::kSucceeded);
   EXPECT_EQ(exec_.last_request["join"].argv, (std::vector<std::string>{"echo", "[]"}));
+}
+
+TEST_F(EngineTest, AJoinAfterABranchNotTakenRuns) {
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x}\n  gpu: {needs: [a], if: 'false', run: x}\n"
+                    "  cpu: {needs: [a], run: x}\n  join: {needs: [gpu, cpu], run: x}\n"),
+            RunState::kSucceeded);
+  EXPECT_EQ(Step("gpu").state, StepState::kSkipped);
+  EXPECT_EQ(Step("join").state, StepState::kSucceeded);
+}
+
+TEST_F(EngineTest, AJoinAfterAStepSkippedBecauseOfAFailureIsSkipped) {
+  exec_.script["a"] = {{.exit_code = 1}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: x}\n  c: {run: x}\n"
+                    "  join: {needs: [b, c], run: x}\n"),
+            RunState::kFailed);
+  EXPECT_EQ(Step("b").state, StepState::kSkipped);
+  EXPECT_EQ(Step("join").state, StepState::kSkipped);
+  EXPECT_EQ(Step("join").reason, "a needed step did not succeed");
+}
+
+TEST_F(EngineTest, ACancelRunsTheAlwaysAndCancelledStepsAndNothingElse) {
+  exec_.script["a"] = {{.duration = 1h}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: x}\n"
+                    "  cleanup: {needs: [b], if: always(), run: x}\n"
+                    "  on_cancel: {needs: [b], if: cancelled(), run: x}\n"
+                    "  on_failure: {needs: [b], if: failure(), run: x}\n"
+                    "  plain: {needs: [b], if: 'true', run: x}\n",
+                    2, {}, /*cancel=*/1),
+            RunState::kCancelled);
+  EXPECT_EQ(Step("a").state, StepState::kCancelled);
+  EXPECT_EQ(Step("b").state, StepState::kCancelled);
+  EXPECT_EQ(Step("cleanup").state, StepState::kSucceeded);
+  EXPECT_EQ(Step("on_cancel").state, StepState::kSucceeded);
+  EXPECT_EQ(Step("on_failure").state, StepState::kCancelled);
+  EXPECT_EQ(Step("plain").state, StepState::kCancelled);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"cleanup", "on_cancel"}));
+}
+
+TEST_F(EngineTest, ACancelledStepIsSkippedWhenNothingWasCancelled) {
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x}\n  on_cancel: {needs: [a], if: cancelled(), run: x}\n"),
+            RunState::kSucceeded);
+  EXPECT_EQ(Step("on_cancel").state, StepState::kSkipped);
+}
+
+TEST_F(EngineTest, AHardCancelRunsNoCleanupStep) {
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x}\n  cleanup: {needs: [a], if: always(), run: x}\n", 2, {},
+                    /*cancel=*/2),
+            RunState::kCancelled);
+  EXPECT_EQ(Step("cleanup").state, StepState::kCancelled);
+  EXPECT_TRUE(exec_.starts.empty());
+}
+
+TEST_F(EngineTest, ACleanupStepThatFailsDuringACancelIsFailed) {
+  exec_.script["cleanup"] = {{.exit_code = 2}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x}\n  cleanup: {needs: [a], if: always(), run: x, retry: 3}\n", 2,
+                    {}, /*cancel=*/1),
+            RunState::kCancelled);
+  EXPECT_EQ(Step("cleanup").state, StepState::kFailed);
+  EXPECT_EQ(Step("cleanup").attempts, 1);  // no retries during a cancel
 }
