@@ -33,7 +33,7 @@ LocalExecutor::~LocalExecutor() {
   for (auto& [id, c] : children_) {
     ::kill(-c.pid, SIGKILL);
     ::waitpid(c.pid, nullptr, 0);
-    for (int fd : {c.pidfd, c.output, c.log})
+    for (int fd : {c.pidfd, c.output})
       if (fd >= 0) ::close(fd);
   }
   if (wake_fd_ >= 0) ::close(wake_fd_);
@@ -67,7 +67,7 @@ Result<engine::Started> LocalExecutor::Start(const engine::AttemptRequest& r) {
   c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0));
   if (c.pidfd >= 0) ::fcntl(c.pidfd, F_SETFD, FD_CLOEXEC);
   c.output = pipe_fds[0];
-  c.log_path = r.log_path;
+  c.log = AttemptLog(r.log_path);
   c.mask = SecretMask(r.secrets);
   children_[r.attempt_id] = std::move(c);
   return engine::Started{*pid};
@@ -133,18 +133,6 @@ void LocalExecutor::Wake() {
   (void)n;
 }
 
-void LocalExecutor::WriteLog(Child& c, std::string_view data) {
-  if (data.empty()) return;
-  if (c.log < 0) c.log = ::open(c.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  // A log that cannot be written loses output, never the step.
-  for (size_t off = 0; c.log >= 0 && off < data.size();) {
-    ssize_t w = ::write(c.log, data.data() + off, data.size() - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
-    off += static_cast<size_t>(w);
-  }
-}
-
 bool LocalExecutor::Drain(Child& c) {
   char buf[65536];
   while (c.output >= 0) {
@@ -154,12 +142,12 @@ bool LocalExecutor::Drain(Child& c) {
     if (n <= 0) {
       ::close(c.output);
       c.output = -1;
-      WriteLog(c, c.mask.Flush());
+      c.log.Write(c.mask.Flush());
       return false;
     }
     std::string_view chunk(buf, static_cast<size_t>(n));
-    if (c.mask.empty()) WriteLog(c, chunk);
-    else WriteLog(c, c.mask.Feed(chunk));
+    if (c.mask.empty()) c.log.Write(chunk);
+    else c.log.Write(c.mask.Feed(chunk));
   }
   return false;
 }
@@ -183,8 +171,9 @@ std::optional<engine::AttemptExit> LocalExecutor::Reap(int64_t attempt_id) {
   int status = 0;
   while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
   }
-  for (int fd : {c.pidfd, c.output, c.log})
+  for (int fd : {c.pidfd, c.output})
     if (fd >= 0) ::close(fd);
+  c.log.Close();
   children_.erase(attempt_id);
   engine::AttemptExit e;
   e.attempt_id = attempt_id;

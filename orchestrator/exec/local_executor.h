@@ -20,6 +20,7 @@
 #include <string>
 
 #include "engine/executor.h"
+#include "exec/attempt_log.h"
 #include "exec/plugin_catalog.h"
 #include "exec/plugin_runner.h"
 #include "util/secrets.h"
@@ -46,13 +47,11 @@ class LocalExecutor : public engine::Executor {
     int pid = -1;
     int pidfd = -1;      // -1 when the kernel has no pidfd_open; then Wait() polls
     int output = -1;     // read end of the output pipe; -1 after EOF
-    int log = -1;        // the log file, once something was written
-    std::string log_path;
+    AttemptLog log;      // the log file, opened on the first write
     SecretMask mask;     // the attempt's secrets, shown as ***
   };
   // Moves what the pipe holds into the log; false on EOF (the pipe is closed).
   bool Drain(Child& c);
-  void WriteLog(Child& c, std::string_view data);
   std::optional<engine::AttemptExit> Reap(int64_t attempt_id);
   // The program to run for argv[0]. Names found on a PATH are remembered for
   // the executor's life (one run): a program installed meanwhile earlier on

@@ -46,8 +46,7 @@ std::vector<std::string> HostEnvironment(const std::vector<std::string>& env) {
 
 void PluginReport::Write(const std::string& text) {
   if (text.empty()) return;
-  if (log_fd < 0) log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd >= 0) WriteAll(log_fd, text);
+  log.Write(text);
 }
 
 void PluginReport::Log(const std::string& line) {
@@ -59,8 +58,7 @@ void PluginReport::Output(std::string_view bytes) { Write(mask.Feed(bytes)); }
 
 void PluginReport::Close() {
   Write(mask.Flush());
-  if (log_fd >= 0) ::close(log_fd);
-  log_fd = -1;
+  log.Close();
 }
 
 engine::AttemptExit PluginReport::Exit(int64_t attempt_id) const {
@@ -120,7 +118,7 @@ void InProcessRunner::Start(int64_t attempt_id, const StepTypeInfo* type, const 
   job->type = type;
   job->call = *r.plugin;
   job->workdir = r.workdir;
-  job->report.log_path = r.log_path;
+  job->report.log = AttemptLog(r.log_path);
   job->report.mask = SecretMask(r.secrets);
   job->progress = progress_;
   running_[attempt_id] = job;
@@ -299,7 +297,7 @@ Result<int64_t> PluginHosts::Start(int64_t attempt_id, const PluginInfo& plugin,
   }
   host->attempt = attempt_id;
   host->report = PluginReport{};
-  host->report.log_path = r.log_path;
+  host->report.log = AttemptLog(r.log_path);
   host->report.mask = SecretMask(r.secrets);
   nlohmann::json msg = {{"run",
                          {{"attempt_id", attempt_id},

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "engine/executor.h"
+#include "exec/attempt_log.h"
 #include "exec/plugin_catalog.h"
 #include "util/secrets.h"
 
@@ -41,8 +42,7 @@ using ProgressSink = std::function<void(int64_t, double, const std::string&)>;
 
 // What one plugin attempt reported. The log file is created on the first line.
 struct PluginReport {
-  std::string log_path;
-  int log_fd = -1;
+  AttemptLog log;
   engine::Outputs outputs;
   std::vector<engine::Metric> metrics;
   std::string failure;

@@ -588,3 +588,24 @@ steps:
   EXPECT_EQ(a["state"], "failed");
   EXPECT_EQ(a["reason"], "declared output 'accuracy' was not set (a value: write accuracy=... to $SLUICE_OUTPUT)");
 }
+
+TEST(CliTest, ARunawayStepsLogKeepsItsFirstAndLastEightMebibytes) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: demo
+steps:
+  a:
+    run: head -c 20000000 /dev/zero | tr '\0' x; echo END
+)");
+  Output o = box.Sluice({"run", "p.yaml"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  Output log = box.Sluice({"logs", "1", "a"});
+  ASSERT_EQ(log.code, 0) << log.err;
+  const size_t kKept = 16u << 20;
+  EXPECT_GT(log.out.size(), kKept);
+  EXPECT_LT(log.out.size(), kKept + 400);
+  EXPECT_EQ(log.out.substr(0, 8), "xxxxxxxx");
+  EXPECT_EQ(log.out.substr(log.out.size() - 8), "xxxxEND\n");
+  EXPECT_NE(log.out.find("[sluice: " + std::to_string(20000004 - kKept) +
+                         " bytes of output were dropped here; the last 8388608 follow]\n"),
+            std::string::npos);
+}
