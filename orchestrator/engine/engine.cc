@@ -7,6 +7,7 @@
 #include <fstream>
 #include <tuple>
 
+#include "engine/fingerprint.h"
 #include "engine/outputs.h"
 #include "spec/schema_check.h"
 #include "util/hash.h"
@@ -83,27 +84,8 @@ class Engine::StepContext : public spec::EvalContext {
       std::string why = r.state == StepState::kSucceeded ? "" : std::string(" (it ") + Name(r.state) + ")";
       return Status::NotFound("step '" + path[1] + "' has no output '" + path[3] + "'" + why);
     }
-    if (inputs_) RecordInput(e_->plan_.pipeline->steps[j], path[3], it->second);
+    if (inputs_) RecordInputs(e_->plan_.pipeline->steps[j], path[3], it->second, inputs_);
     return it->second;
-  }
-
-  // An output declared as an artifact is a path whose last part is the hash.
-  void RecordInput(const spec::Step& producer, const std::string& name, const Value& v) const {
-    for (const auto& [out, kind] : producer.outputs) {
-      if (out != name || kind == "value") continue;
-      auto add = [&](const Value& p) {
-        if (!p.is_string()) return;
-        LineageEdge e{LineageEdge::Role::kConsumed, producer.id + "." + name, {}};
-        e.artifact.uri = p.as_string();
-        e.artifact.hash = fs::path(p.as_string()).filename().string();
-        e.artifact.kind = kind;
-        inputs_->push_back(std::move(e));
-      };
-      if (v.is_list())
-        for (const Value& p : v.as_list()) add(p);
-      else
-        add(v);
-    }
   }
 
   bool StatusFunction(std::string_view name) const override {
@@ -160,9 +142,15 @@ Engine::Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id
       clock_(clock),
       observer_(observer),
       options_(std::move(options)),
+      files_(options_.files),
       free_slots_(std::max(1, options_.jobs)),
       rng_(options_.seed),
-      resume_(std::move(resume)) {}
+      resume_(std::move(resume)) {
+  if (!files_) {
+    own_files_ = std::make_unique<RealFileSystem>();
+    files_ = own_files_.get();
+  }
+}
 
 Engine::~Engine() = default;
 
@@ -392,58 +380,14 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   std::vector<LineageEdge> inputs;
   StepContext ctx(this, unit.node, &unit, &inputs);
 
+  auto rendered = RenderStep(s, ctx, options_.workdir, executor_);
+  if (!rendered.ok()) return FailBeforeStart(u, rendered.status().message(), /*retryable=*/false);
   AttemptRequest req;
-  std::vector<std::pair<std::string, std::string>> extra_env;
-  std::string error;
-  if (!s.uses.empty()) {
-    auto params = s.with ? spec::RenderWith(*s.with, ctx) : Result<nlohmann::json>(nlohmann::json::object());
-    if (!params.ok()) {
-      error = "with: " + params.status().message();
-    } else {
-      auto [plugin, type] = spec::SplitUses(s.uses);
-      PluginCall call;
-      call.plugin = plugin;
-      call.step_type = type;
-      call.isolated = s.isolation == spec::Step::Isolation::kProcess;
-      req.plugin = std::move(call);
-      // The loader checked what it could see; values from ${{ }} are
-      // checked here, before the attempt starts, and defaults filled in.
-      nlohmann::json schema = executor_->ParamsSchema(req);
-      std::string problem = schema.is_object() ? spec::CheckRenderedParams(&*params, schema) : "";
-      if (!problem.empty()) error = "with: " + problem + " (checked against " + s.uses + "'s params schema)";
-      req.plugin->params = params->is_null() ? "{}" : JsonText(*params);
-    }
-  } else if (s.shell) {
-    auto line = spec::RenderShell(s.run[0], ctx);
-    if (!line.ok()) error = "run: " + line.status().message();
-    else {
-      req.argv = {"/bin/sh", "-c", line->script};
-      extra_env = std::move(line->env);
-    }
-  } else {
-    for (const spec::Template& t : s.run) {
-      auto arg = spec::Render(t, ctx);
-      if (!arg.ok()) {
-        error = "run: " + arg.status().message();
-        break;
-      }
-      req.argv.push_back(std::move(*arg));
-    }
-  }
-  std::map<std::string, std::string> env;  // on top of base_env_
-  for (const auto& [k, t] : s.env) {
-    if (!error.empty()) break;
-    auto v = spec::Render(t, ctx);
-    if (!v.ok()) error = "env " + k + ": " + v.status().message();
-    else env[k] = *v;
-  }
-  req.workdir = options_.workdir;
-  if (s.workdir && error.empty()) {
-    auto w = spec::Render(*s.workdir, ctx);
-    if (!w.ok()) error = "workdir: " + w.status().message();
-    else req.workdir = (fs::path(options_.workdir) / *w).lexically_normal().string();
-  }
-  if (!error.empty()) return FailBeforeStart(u, error, /*retryable=*/false);
+  req.argv = rendered->argv;
+  req.plugin = rendered->plugin;
+  req.workdir = rendered->workdir;
+  std::map<std::string, std::string> env = rendered->env;  // on top of base_env_
+  std::vector<std::pair<std::string, std::string>> extra_env = rendered->shell_values;
 
   // <log_dir>/<step>[.<item>].<attempt>.log and .out: one folder per run, as
   // creating files and folders is what costs most per step on some disks.
@@ -473,36 +417,37 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   }
 
   // What identifies this attempt's work: its fingerprint is the cache key.
-  nlohmann::json identity = {{"step", s.id}, {"workdir", fs::relative(req.workdir, options_.workdir).string()}};
-  if (req.plugin) {
-    identity["plugin"] = nlohmann::json::parse(executor_->CodeIdentity(req), nullptr, false);
-    identity["params"] = nlohmann::json::parse(req.plugin->params, nullptr, false);
-  } else {
-    identity["command"] = req.argv;
-    for (const auto& [k, v] : extra_env) identity["values"].push_back(v);
-  }
-  for (const auto& [k, v] : env) identity["env"][k] = v;
-  for (const auto& [k, v] : pipeline_env_) identity["env"][k] = v;
-  for (const auto& [name, kind] : s.outputs) identity["outputs"][name] = kind;
-  if (!s.secrets.empty()) identity["secrets"] = s.secrets;  // names only
-  std::sort(inputs.begin(), inputs.end(), [](const LineageEdge& a, const LineageEdge& b) {
-    return std::tie(a.name, a.artifact.hash) < std::tie(b.name, b.artifact.hash);
-  });
-  for (const LineageEdge& in : inputs) identity["inputs"].push_back({in.name, in.artifact.hash});
-  std::string identity_text = JsonText(identity);
-  std::string fingerprint = Sha256Hex(identity_text);
+  IdentityParts parts;
+  parts.step = &s;
+  parts.rendered = &*rendered;
+  if (req.plugin) parts.code_identity = executor_->CodeIdentity(req);
+  parts.pipeline_env = &pipeline_env_;
+  parts.inputs = inputs;
+  parts.spec_dir = options_.workdir;
+  auto fp = ComputeFingerprint(parts, *files_);
+  if (!fp.ok()) return FailBeforeStart(u, fp.status().message(), /*retryable=*/false);
+  const std::string& fingerprint = fp->sha256;
+  const std::string& identity_text = fp->identity;
   if (s.cache && options_.use_cache) {
     auto hit = store_->FindCached(fingerprint);
     if (!hit.ok()) return hit.status();
     if (*hit) {
-      std::string damaged;
-      for (const LineageEdge& p : (*hit)->produced)
-        if (!options_.artifacts || !options_.artifacts->Verify(p.artifact.hash)) damaged = p.artifact.hash;
-      if (damaged.empty()) return ReuseCached(u, **hit, fingerprint, identity_text, inputs);
+      // Reused up to max_age after the attempt that computed it ended.
+      Millis age(clock_->WallMs() - (*hit)->finished_ms);
       Event w{Event::Kind::kWarning, s.id, rec.item};
-      w.message = "cache entry of run " + std::to_string((*hit)->run_id) + " is damaged (artifact " + damaged +
-                  " is missing or changed); running the step";
-      Emit(w);
+      if (s.cache_max_age && age > *s.cache_max_age) {
+        w.message = "cache entry of run " + std::to_string((*hit)->run_id) + " is " + FormatAge(age) +
+                    " old, older than max_age " + FormatAge(*s.cache_max_age) + "; running the step";
+        Emit(w);
+      } else {
+        std::string damaged;
+        for (const LineageEdge& p : (*hit)->produced)
+          if (!options_.artifacts || !options_.artifacts->Verify(p.artifact.hash)) damaged = p.artifact.hash;
+        if (damaged.empty()) return ReuseCached(u, **hit, fingerprint, identity_text, inputs);
+        w.message = "cache entry of run " + std::to_string((*hit)->run_id) + " is damaged (artifact " + damaged +
+                    " is missing or changed); running the step";
+        Emit(w);
+      }
     }
   }
   if (!s.outputs.empty()) {

@@ -30,6 +30,8 @@
 
 namespace sluice::engine {
 
+class FileSystem;  // engine/fingerprint.h
+
 struct EngineOptions {
   int jobs = 2;                               // slots; a step takes resources.cpu of them
   std::chrono::milliseconds grace{10000};     // SIGTERM -> SIGKILL
@@ -40,6 +42,7 @@ struct EngineOptions {
   std::vector<std::string> base_env;          // "K=V" entries every step starts from
   ArtifactPublisher* artifacts = nullptr;     // where declared outputs are published
   bool use_cache = true;                      // false: `sluice run --no-cache`
+  FileSystem* files = nullptr;                // how fingerprints read deps; null: the real file system
   // `resume`: attempts left running on a cluster; the executor follows them
   // instead of their steps running again.
   std::vector<AttemptRecord> adopt;
@@ -145,6 +148,8 @@ class Engine {
   Clock* clock_;
   Observer* observer_;
   EngineOptions options_;
+  std::unique_ptr<FileSystem> own_files_;  // when options_.files is null
+  FileSystem* files_;
   std::map<std::string, std::string> pipeline_env_;  // the pipeline's env, rendered
   std::vector<std::pair<std::string, std::string>> base_env_;  // name, "NAME=value": every step's start
   std::map<std::string, std::string> orchestrator_env_;  // options_.base_env, secrets included

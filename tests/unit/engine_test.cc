@@ -525,6 +525,42 @@ TEST_F(EngineTest, AForeachOverNoItemsGivesItsDependantsEmptyLists) {
   EXPECT_EQ(exec_.last_request["join"].argv, (std::vector<std::string>{"echo", "[]"}));
 }
 
+TEST_F(EngineTest, ACachedResultIsReusedUntilItIsExactlyMaxAgeOldAndRunsOnceItIsOlder) {
+  const char* yaml = "name: t\nsteps:\n  s: {run: x, cache: {max_age: 1h}}\n";
+  EXPECT_EQ(RunSpec(yaml), RunState::kSucceeded);
+  int64_t computed = store_->ListAttempts(run_id_)->back().finished_ms;
+  run_id_ = 0;
+  clock_.now = TimePoint(std::chrono::milliseconds(computed + 3600000));  // exactly 1h old
+  EXPECT_EQ(RunSpec(yaml), RunState::kSucceeded);
+  EXPECT_EQ(Step("s").state, StepState::kCached);
+  run_id_ = 0;
+  clock_.now = TimePoint(std::chrono::milliseconds(computed + 3600001));  // 1 ms past it
+  EXPECT_EQ(RunSpec(yaml), RunState::kSucceeded);
+  EXPECT_EQ(Step("s").state, StepState::kSucceeded);
+  EXPECT_EQ(exec_.starts.size(), 2u);
+}
+
+TEST_F(EngineTest, ADepThatMatchesNothingFailsTheStepBeforeItStartsWithoutRetrying) {
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  s: {run: x, deps: [model.pt], retry: 3}\n"), RunState::kFailed);
+  EXPECT_TRUE(exec_.starts.empty());
+  EXPECT_EQ(Step("s").reason, "deps: 'model.pt' of step 's' matches no file or folder in " + dir_.string());
+  EXPECT_EQ(Step("s").attempts, 1);
+}
+
+TEST_F(EngineTest, EditingAFileTheCommandNamesRunsACachedStepAgain) {
+  std::ofstream(dir_ / "train.py") << "print(1)\n";
+  const char* yaml = "name: t\nsteps:\n  s: {run: python3 train.py, cache: true}\n";
+  EXPECT_EQ(RunSpec(yaml), RunState::kSucceeded);
+  run_id_ = 0;
+  EXPECT_EQ(RunSpec(yaml), RunState::kSucceeded);
+  EXPECT_EQ(Step("s").state, StepState::kCached);
+  std::ofstream(dir_ / "train.py") << "print(2)\n";
+  run_id_ = 0;
+  EXPECT_EQ(RunSpec(yaml), RunState::kSucceeded);
+  EXPECT_EQ(Step("s").state, StepState::kSucceeded);
+  EXPECT_EQ(exec_.starts.size(), 2u);
+}
+
 TEST_F(EngineTest, AJoinAfterABranchNotTakenRuns) {
   EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x}\n  gpu: {needs: [a], if: 'false', run: x}\n"
                     "  cpu: {needs: [a], run: x}\n  join: {needs: [gpu, cpu], run: x}\n"),
