@@ -32,7 +32,22 @@ bad = {
     "bad duration": {"name": "x", "steps": {"a": {"run": "true", "timeout": "10 minutes"}}},
     "param without a type": {"name": "x", "params": {"p": {"default": 1}}, "steps": {"a": {"run": "true"}}},
     "foreach that is not a list": {"name": "x", "steps": {"a": {"run": "true", "foreach": "abc"}}},
+    "dep outside the spec's folder": {"name": "x", "steps": {"a": {"run": "true", "deps": ["../lib.py"]}}},
+    "absolute dep": {"name": "x", "steps": {"a": {"run": "true", "deps": "/etc/hosts"}}},
+    "cache map with an unknown key": {"name": "x", "steps": {"a": {"run": "true", "cache": {"maxage": "1d"}}}},
+    "cache max_age that is not a duration": {"name": "x", "defaults": {"cache": {"max_age": "a week"}}, "steps": {"a": {"run": "true"}}},
 }
+good = {
+    "deps and a cache map": {"name": "x", "defaults": {"cache": {"max_age": "7d"}},
+                             "steps": {"a": {"run": "true", "deps": ["train.py", "data/*.csv", "src/**/*.py"], "cache": True},
+                                       "b": {"run": "true", "deps": "model.pt", "cache": {"max_age": "1h30m"}}}},
+}
+for what, spec in good.items():
+    errors = list(validator.iter_errors(spec))
+    for e in errors:
+        print(f"{what}: {e.message}")
+    failures += bool(errors)
+    print(f"accepted {what}" if not errors else f"REJECTED {what}")
 for what, spec in bad.items():
     if validator.is_valid(spec):
         print(f"NOT REJECTED: {what}")
