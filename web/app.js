@@ -169,7 +169,7 @@ async function pipelinesPage() {
   const cards = data.pipelines.map((p) => el('div', { class: 'card pipeline', 'data-pipeline': p.name },
     el('h2', {}, p.valid ? el('a', { href: '#/p/' + encodeURIComponent(p.name) }, p.name) : p.name, ' ',
        p.valid ? '' : badge('invalid')),
-    p.valid ? el('p', { class: 'muted' }, p.description || p.file + ' · ' + p.steps + ' steps') : null,
+    p.valid ? el('p', { class: 'muted' }, p.description || p.file + ' · ' + p.steps + (p.steps === 1 ? ' step' : ' steps')) : null,
     p.valid ? null : el('pre', { class: 'error' }, p.errors.join('\n')),
     p.schedules && p.schedules.length ? el('p', {}, 'Schedules: ', p.schedules.map((s) => `${s.cron} (${s.timezone}) next ${when(s.next[0])}`).join('; ')) : null,
     p.runs && p.runs.length ? el('table', {}, el('tr', {}, el('th', {}, 'Run'), el('th', {}, 'State'), el('th', {}, 'Started'), el('th', {}, 'Duration')),

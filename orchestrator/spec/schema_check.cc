@@ -47,15 +47,15 @@ class Checker {
     }
     if (n.IsScalar()) {
       if (schema.contains("minLength") && n.scalar.size() < schema["minLength"].get<size_t>())
-        Error(n.pos, Name(path) + " must have at least " + schema["minLength"].dump() + " characters");
+        Error(n.pos, Name(path) + " must have at least " + Plural(schema["minLength"].get<int64_t>(), "character"));
       if (schema.contains("maxLength") && n.scalar.size() > schema["maxLength"].get<size_t>())
-        Error(n.pos, Name(path) + " must have at most " + schema["maxLength"].dump() + " characters");
+        Error(n.pos, Name(path) + " must have at most " + Plural(schema["maxLength"].get<int64_t>(), "character"));
     }
     if (n.IsSequence()) {
       if (schema.contains("minItems") && n.items.size() < schema["minItems"].get<size_t>())
-        Error(n.pos, Name(path) + " needs at least " + schema["minItems"].dump() + " items");
+        Error(n.pos, Name(path) + " needs at least " + Plural(schema["minItems"].get<int64_t>(), "item"));
       if (schema.contains("maxItems") && n.items.size() > schema["maxItems"].get<size_t>())
-        Error(n.pos, Name(path) + " takes at most " + schema["maxItems"].dump() + " items");
+        Error(n.pos, Name(path) + " takes at most " + Plural(schema["maxItems"].get<int64_t>(), "item"));
       if (schema.contains("items"))
         for (size_t i = 0; i < n.items.size(); ++i) Check(n.items[i], schema["items"], path + "[" + std::to_string(i) + "]");
     }
@@ -205,15 +205,15 @@ std::string CheckJson(nlohmann::json* v, const nlohmann::json& schema, const std
   if (v->is_string()) {
     size_t n = v->get_ref<const std::string&>().size();
     if (schema.contains("minLength") && schema["minLength"].is_number() && n < schema["minLength"].get<size_t>())
-      return name + " must have at least " + schema["minLength"].dump() + " characters";
+      return name + " must have at least " + Plural(schema["minLength"].get<int64_t>(), "character");
     if (schema.contains("maxLength") && schema["maxLength"].is_number() && n > schema["maxLength"].get<size_t>())
-      return name + " must have at most " + schema["maxLength"].dump() + " characters";
+      return name + " must have at most " + Plural(schema["maxLength"].get<int64_t>(), "character");
   }
   if (v->is_array()) {
     if (schema.contains("minItems") && schema["minItems"].is_number() && v->size() < schema["minItems"].get<size_t>())
-      return name + " needs at least " + schema["minItems"].dump() + " items";
+      return name + " needs at least " + Plural(schema["minItems"].get<int64_t>(), "item");
     if (schema.contains("maxItems") && schema["maxItems"].is_number() && v->size() > schema["maxItems"].get<size_t>())
-      return name + " takes at most " + schema["maxItems"].dump() + " items";
+      return name + " takes at most " + Plural(schema["maxItems"].get<int64_t>(), "item");
     if (schema.contains("items"))
       for (size_t i = 0; i < v->size(); ++i)
         if (auto e = CheckJson(&(*v)[i], schema["items"], path + "[" + std::to_string(i) + "]"); !e.empty()) return e;

@@ -55,6 +55,10 @@ std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
   return out;
 }
 
+std::string Plural(int64_t n, std::string_view noun) {
+  return std::to_string(n) + " " + std::string(noun) + (n == 1 ? "" : "s");
+}
+
 bool IsPipelineName(std::string_view s) {
   if (s.empty()) return false;
   auto ok = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
@@ -142,6 +146,29 @@ std::string JsonString(std::string_view s) {
   }
   out += '"';
   return out;
+}
+
+std::string LogValue(std::string_view v) {
+  bool plain = !v.empty() && std::none_of(v.begin(), v.end(), [](unsigned char c) {
+    return c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f;
+  });
+  if (plain) return std::string(v);
+  std::string out = "\"";
+  for (unsigned char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < ' ' || c == 0x7f) {  // no control character reaches a log line as itself
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
 }
 
 std::string Quote(std::string_view s) {

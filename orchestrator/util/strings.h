@@ -23,6 +23,9 @@ std::vector<std::string> Split(std::string_view s, char sep);
 
 std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 
+// "1 step", "0 steps", "3 steps": a count and its noun (regular plurals only).
+std::string Plural(int64_t n, std::string_view noun);
+
 // True if `s` matches [a-z0-9][a-z0-9-]*.
 bool IsPipelineName(std::string_view s);
 // True if `s` matches [A-Za-z_][A-Za-z0-9_-]* (step ids, param names, output keys).
@@ -38,5 +41,9 @@ std::string JsonString(std::string_view s);
 
 // A string quoted for messages: 'abc' with control characters escaped.
 std::string Quote(std::string_view s);
+
+// A value of a logfmt line (key=value): bare if simple, else double-quoted
+// with quotes, backslashes and newlines escaped.
+std::string LogValue(std::string_view v);
 
 }  // namespace sluice

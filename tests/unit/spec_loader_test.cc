@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "spec/pipeline.h"
+#include "spec/schema_check.h"
 
 using sluice::spec::ParsePipeline;
 using sluice::spec::Pipeline;
@@ -580,4 +581,13 @@ steps:
             "p.yaml:8:33: cache max_age must be longer than 0 (use cache: false to never reuse a result)\n"
             "p.yaml:9:33: bad duration 'soon' for cache max_age (use a number and a unit: 500ms, 10s, 5m, 2h)\n"
             "p.yaml:10:24: unknown key 'maxage' in cache (did you mean 'max_age'?)");
+}
+
+TEST(SchemaCheckTest, ABoundOfOneIsCountedInTheSingular) {
+  nlohmann::json schema = nlohmann::json::parse(R"({"type": "object", "properties": {
+      "tag": {"type": "string", "minLength": 1}, "tags": {"type": "array", "minItems": 1}}})");
+  nlohmann::json params = {{"tag", ""}};
+  EXPECT_EQ(sluice::spec::CheckRenderedParams(&params, schema), "param 'tag' must have at least 1 character");
+  params = {{"tags", nlohmann::json::array()}};
+  EXPECT_EQ(sluice::spec::CheckRenderedParams(&params, schema), "param 'tags' needs at least 1 item");
 }
