@@ -29,19 +29,6 @@ int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// logfmt value: bare if simple, else double-quoted with escapes.
-std::string Field(const std::string& v) {
-  bool plain = !v.empty() && v.find_first_of(" \"=\n\t\\") == std::string::npos;
-  if (plain) return v;
-  std::string out = "\"";
-  for (char c : v) {
-    if (c == '"' || c == '\\') out += '\\', out += c;
-    else if (c == '\n') out += "\\n";
-    else out += c;
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 Progress::Progress(int64_t run_id, int total_steps, std::FILE* out, bool terminal)
@@ -86,9 +73,9 @@ void Progress::StepProgress(int64_t attempt_id, double fraction, const std::stri
   auto last = progress_printed_.find(attempt_id);
   if (last != progress_printed_.end() && now - last->second < kPipedProgressEvery) return;
   progress_printed_[attempt_id] = now;
-  std::string line = IsoTime(NowMs()) + " run=" + std::to_string(run_id_) + " step=" + Field(it->second) +
+  std::string line = IsoTime(NowMs()) + " run=" + std::to_string(run_id_) + " step=" + LogValue(it->second) +
                      " event=progress progress=" + pct;
-  if (!message.empty()) line += " message=" + Field(message);
+  if (!message.empty()) line += " message=" + LogValue(message);
   std::fprintf(out_, "%s\n", line.c_str());
   std::fflush(out_);
 }
@@ -131,7 +118,7 @@ void Progress::OnEvent(const Event& e) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string label = Label(e);
   std::string line = IsoTime(NowMs()) + " run=" + std::to_string(run_id_);
-  if (!e.step.empty()) line += " step=" + Field(label);
+  if (!e.step.empty()) line += " step=" + LogValue(label);
   if (e.attempt) line += " attempt=" + std::to_string(e.attempt);
   bool show_on_terminal = false;
   switch (e.kind) {
@@ -154,12 +141,12 @@ void Progress::OnEvent(const Event& e) {
         if (e.state == engine::StepState::kFailed) ++failed_;
       }
       line += std::string(" event=") + engine::Name(e.state);
-      if (!e.message.empty()) line += " reason=" + Field(e.message);
+      if (!e.message.empty()) line += " reason=" + LogValue(e.message);
       show_on_terminal = e.state == engine::StepState::kFailed;
       break;
     case Event::Kind::kRetrying:
       running_.erase(label);
-      line += " event=retrying reason=" + Field(e.message);
+      line += " event=retrying reason=" + LogValue(e.message);
       show_on_terminal = true;
       break;
     case Event::Kind::kCancelling:
@@ -167,7 +154,7 @@ void Progress::OnEvent(const Event& e) {
       show_on_terminal = true;
       break;
     case Event::Kind::kWarning:
-      line += " event=warning reason=" + Field(e.message);
+      line += " event=warning reason=" + LogValue(e.message);
       show_on_terminal = true;
       break;
     case Event::Kind::kRunFinished:

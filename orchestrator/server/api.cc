@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -209,6 +210,10 @@ std::string OverrideText(const json& v) {
   return v.dump();
 }
 
+// Who the request in hand on this thread authenticated as (a request is
+// answered on one thread, start to end): its token's name, for the log line.
+thread_local std::string t_caller;
+
 }  // namespace
 
 Response ErrorResponse(int status, const std::string& code, const std::string& message) {
@@ -273,6 +278,7 @@ bool Api::Authorize(const Request& r, TokenScope needed, Response* refusal) {
       return false;
     }
   }
+  t_caller = (*found)->name.empty() ? "token " + std::to_string((*found)->id) : (*found)->name;
   if (!(*found)->Allows(needed)) {
     *refusal = ErrorResponse(403, "forbidden",
                              std::string("this route needs scope ") + store::TokenScopeName(needed) + "; the token has " +
@@ -283,6 +289,39 @@ bool Api::Authorize(const Request& r, TokenScope needed, Response* refusal) {
 }
 
 Response Api::Handle(const Request& r) {
+  t_caller.clear();
+  Response res = Route(r);
+  bool reading = r.method == "GET" || r.method == "HEAD";
+  bool validating = r.method == "POST" && r.segments.size() == 2 && r.segments[0] == "api" && r.segments[1] == "validate";
+  bool refused = res.status == 401 || res.status == 403;
+  if ((reading || validating) && !refused) return res;
+  std::string path = r.target.substr(0, r.target.find('?'));
+  std::string line = IsoTime(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count()) +
+                     " event=request method=" + LogValue(r.method) + " path=" + LogValue(path) +
+                     " status=" + std::to_string(res.status);
+  if (!t_caller.empty()) line += " who=" + LogValue(t_caller);
+  else if (!r.segments.empty() && r.segments[0] == "hooks") line += " who=webhook";
+  auto body = json::parse(res.body, nullptr, false);
+  if (body.is_object()) {
+    for (const char* key : {"run", "id"})
+      if (body.contains(key) && body[key].is_number_integer()) {
+        line += " run=" + std::to_string(body[key].get<int64_t>());
+        break;
+      }
+    if (body.contains("delivery") && body["delivery"].is_string()) line += " delivery=" + LogValue(body["delivery"].get<std::string>());
+    const json& error = body.contains("error") ? body["error"] : json();
+    if (error.is_object() && error.contains("message") && error["message"].is_string())
+      line += " reason=" + LogValue(error["message"].get<std::string>());
+  }
+  line += "\n";
+  std::fputs(line.c_str(), stdout);
+  std::fflush(stdout);
+  return res;
+}
+
+Response Api::Route(const Request& r) {
   const auto& s = r.segments;
   const std::string& m = r.method;
   auto method_not_allowed = [&](const char* allow) {

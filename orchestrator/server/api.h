@@ -31,9 +31,14 @@ class Api {
  public:
   Api(ApiOptions options, Catalog* catalog, Launcher* launcher, EventHub* events);
   ~Api();
+  // Answers `r`. A request that changes something (any method but GET and
+  // HEAD, but POST /api/validate) or is refused for its credentials (401,
+  // 403) also writes one logfmt line to stdout: time, method, path,
+  // status, the token's name, the run it started or touched, the reason.
   Response Handle(const Request& r);
 
  private:
+  Response Route(const Request& r);
   struct Caller;
   struct Session {
     std::string token;  // its text, kept in memory only, so revoking it ends the session

@@ -20,6 +20,7 @@
 #include "harness.h"
 #include "server/webhook.h"
 #include "store/store.h"
+#include "util/strings.h"
 
 namespace sluice::testing {
 namespace {
@@ -985,6 +986,39 @@ TEST_F(ServeWebhookEventsTest, GitHubsPingIsAnsweredAnUnlistedEventIsIgnoredAndT
   std::string forged = "POST /hooks/pushed HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\r\nConnection: close\r\n"
                        "X-Hub-Signature-256: sha256=" + std::string(64, '0') + "\r\nContent-Length: 2\r\n\r\n{}";
   EXPECT_NE(Exchange(port_, forged).find("HTTP/1.1 401"), std::string::npos);
+}
+
+TEST_F(ServeTest, EachRequestThatChangesSomethingOrIsRefusedWritesOneLogLineAndReadsWriteNone) {
+  int64_t id = StartRun("hello", {{"who", "a b"}, {"n", 1}});
+  ASSERT_GT(id, 0);
+  ASSERT_TRUE(WaitForRun(id, "succeeded"));
+  GetJson("/api/runs");
+  ASSERT_TRUE(client_->Post("/api/validate", Auth("read"), "name: x\nsteps: {a: {run: x}}\n", "application/yaml"));
+  ASSERT_EQ(client_->Get("/api/runs", httplib::Headers{{"Authorization", "Bearer slc_forged"}})->status, 401);
+  std::string body = R"({"ref": "main", "count": 1})";
+  EXPECT_NE(Hook(port_, body, server::Sign("wrong secret", body), "d-1").find("HTTP/1.1 401"), std::string::npos);
+  std::string log;
+  ASSERT_TRUE(WaitFor([&] {
+    log = box_.Read("serve.log");
+    return log.find("path=/hooks/hello") != std::string::npos;
+  })) << log;
+  auto lines_with = [&](const std::string& text) {
+    std::vector<std::string> found;
+    for (const std::string& line : Split(log, '\n'))
+      if (line.find(text) != std::string::npos) found.push_back(line);
+    return found;
+  };
+  auto started = lines_with("event=request method=POST path=/api/pipelines/hello/runs status=201 who=");
+  ASSERT_EQ(started.size(), 1u) << log;
+  EXPECT_NE(started[0].find(" run=" + std::to_string(id)), std::string::npos) << started[0];
+  auto refused = lines_with("event=request method=GET path=/api/runs status=401");
+  ASSERT_EQ(refused.size(), 1u) << log;
+  EXPECT_NE(refused[0].find(" reason=\"the token is not valid (unknown or revoked)\""), std::string::npos) << refused[0];
+  auto hook = lines_with("event=request method=POST path=/hooks/hello status=401 who=webhook reason=");
+  EXPECT_EQ(hook.size(), 1u) << log;
+  EXPECT_TRUE(lines_with("status=200").empty()) << log;       // reads are not logged
+  EXPECT_TRUE(lines_with("path=/api/validate").empty()) << log;
+  EXPECT_TRUE(lines_with("slc_").empty()) << log;             // no token text
 }
 
 }  // namespace sluice::testing
