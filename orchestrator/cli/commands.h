@@ -34,6 +34,10 @@ int Runs(int limit, const std::string& format);
 int Show(const std::string& run, const std::string& format);
 int Logs(const std::string& run, const std::string& step, int attempt, bool follow);
 int Plugins(const std::string& dir, const std::string& format);
+// Loads `library` as sluice would (refusing it with the reason if it cannot
+// serve), then copies it into DIR/plugins/ under its own file name,
+// replacing an older build of the same plugin atomically.
+int InstallPlugin(const std::string& library, const std::string& dir);
 int Lineage(const std::string& target, bool downstream, const std::string& format);
 int Models(const std::string& name, const std::string& format);
 int PromoteModel(const std::string& name, int version, const std::string& alias);

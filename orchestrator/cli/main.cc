@@ -89,6 +89,10 @@ int main(int argc, char** argv) {
   auto* plugins = app.add_subcommand("plugins", "List the step plugins found, their versions, step types and params");
   plugins->add_option("--dir", plugin_dir, "a spec's folder: also look in its plugins/ (default: here)");
   plugins->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  std::string plugin_file;
+  auto* plugins_install = plugins->add_subcommand("install", "Check a built plugin library and copy it into a plugins folder");
+  plugins_install->add_option("library", plugin_file, "lib<name>.so")->required();
+  plugins_install->add_option("--dir", plugin_dir, "the folder whose plugins/ gets it: a spec's folder (default: here)");
 
   std::string target;
   bool downstream = false, upstream = false;
@@ -202,6 +206,7 @@ int main(int argc, char** argv) {
   if (*runs) return Runs(limit, format);
   if (*show) return Show(run_id, format);
   if (*logs) return Logs(run_id, step, attempt, follow);
+  if (*plugins_install) return InstallPlugin(plugin_file, plugin_dir);
   if (*plugins) return Plugins(plugin_dir, format);
   if (*lineage) return Lineage(target, downstream, format);
   if (*promote) return PromoteModel(model_name, model_version, alias);

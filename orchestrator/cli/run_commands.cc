@@ -604,6 +604,42 @@ int Plugins(const std::string& dir, const std::string& format) {
   return kExitOk;
 }
 
+int InstallPlugin(const std::string& library, const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_regular_file(library, ec)) return Fail("sluice: " + Quote(library) + " is not a file", kExitUsage);
+  fs::path source = fs::absolute(library).lexically_normal();
+  auto info = exec::LoadPlugin(source.string());
+  if (!info.ok()) return Fail("sluice: not installed: " + info.status().message(), kExitUsage);
+  fs::path folder = fs::absolute(dir).lexically_normal() / "plugins";
+  fs::path target = folder / source.filename();
+  // Another library in the folder that holds a plugin of the same name would
+  // make both refused: name it.
+  for (const fs::directory_entry& e : fs::directory_iterator(folder, ec)) {
+    if (e.path().extension() != ".so" || e.path().filename() == target.filename()) continue;
+    auto other = exec::LoadPlugin(e.path().string());
+    if (other.ok() && (*other)->name == (*info)->name)
+      return Fail("sluice: not installed: " + e.path().string() + " already holds plugin " + Quote((*info)->name) +
+                      " (version " + (*other)->version + "); remove it first",
+                  kExitUsage);
+  }
+  fs::create_directories(folder, ec);
+  if (ec) return Fail("sluice: create " + folder.string() + ": " + ec.message(), kExitFailed);
+  if (fs::exists(target, ec) && fs::equivalent(source, target, ec))
+    return Fail("sluice: " + source.string() + " is already the installed file", kExitUsage);
+  // Copy, then rename over: a process that loaded the old file keeps it.
+  fs::path partial = target;
+  partial += ".partial";
+  fs::copy_file(source, partial, fs::copy_options::overwrite_existing, ec);
+  if (!ec) fs::rename(partial, target, ec);
+  if (ec) {
+    fs::remove(partial);
+    return Fail("sluice: copy to " + target.string() + ": " + ec.message(), kExitFailed);
+  }
+  std::printf("installed %s %s (%s) as %s\n", (*info)->name.c_str(), (*info)->version.c_str(),
+              Plural(static_cast<int64_t>((*info)->step_types.size()), "step type").c_str(), target.c_str());
+  return kExitOk;
+}
+
 int Cancel(const std::string& run_text) {
   int64_t id;
   if (!ParseRunId(run_text, &id)) return kExitUsage;

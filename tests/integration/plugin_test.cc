@@ -303,3 +303,24 @@ steps:
   Output o = box_.Sluice({"run", "p.yaml"});
   EXPECT_EQ(o.code, 0) << o.err;
 }
+
+TEST_F(PluginTest, PluginsInstallCopiesALoadableLibraryBesideTheSpecsAndRefusesOneSluiceWouldRefuse) {
+  ::setenv("SLUICE_PLUGIN_PATH", "", 1);
+  Output bad = box_.Sluice({"plugins", "install", kPlugins + "/wrong_major/libwrong_major.so"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_EQ(bad.err, "sluice: not installed: plugin " + kPlugins + "/wrong_major/libwrong_major.so was built for "
+                     "plugin ABI 99; this sluice speaks ABI 1\n");
+  EXPECT_FALSE(box_.Exists("plugins"));
+  Output ok = box_.Sluice({"plugins", "install", kPlugins + "/testkit/libtestkit.so"});
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_EQ(ok.out, "installed testkit 0.3.1 (5 step types) as " + (box_.dir() / "plugins/libtestkit.so").string() + "\n");
+  box_.Write("p.yaml", "name: demo\nsteps:\n  a: {uses: testkit/noop}\n");
+  Output run = box_.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(run.code, 0) << run.err;
+  // The next version of the same file replaces it; the same plugin in another file is refused.
+  std::filesystem::copy_file(kPlugins + "/testkit_next/libtestkit_next.so", box_.dir() / "libother.so");
+  Output clash = box_.Sluice({"plugins", "install", "libother.so"});
+  EXPECT_EQ(clash.code, 2);
+  EXPECT_EQ(clash.err, "sluice: not installed: " + (box_.dir() / "plugins/libtestkit.so").string() +
+                           " already holds plugin 'testkit' (version 0.3.1); remove it first\n");
+}

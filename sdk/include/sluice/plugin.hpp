@@ -30,6 +30,11 @@
 #include <string>
 #include <string_view>
 
+#if defined(__has_include)
+#if !__has_include(<nlohmann/json.hpp>)
+#error "sluice/plugin.hpp needs nlohmann-json 3 (Debian: apt-get install nlohmann-json3-dev); a C plugin needs only sluice/plugin.h"
+#endif
+#endif
 #include <nlohmann/json.hpp>
 
 #include "sluice/plugin.h"
