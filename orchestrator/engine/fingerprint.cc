@@ -396,9 +396,9 @@ class DepReader {
     return Status::Ok();
   }
 
-  // A match: a file is hashed, a folder walked. A link the walk meets is
-  // followed to a file, not to a folder (no cycles); `link` says a match
-  // came from a walk or a glob.
+  // A match: a file is hashed, a folder walked. `link`: the match is a
+  // symbolic link a walk or a glob met; it is followed to a file but not to
+  // a folder (no cycles). A dep that names a link to a folder is followed.
   Status Add(const std::string& rel, FileSystem::Kind kind, bool link) {
     matched_ = true;
     switch (kind) {
