@@ -549,7 +549,8 @@ Response Api::ListRuns(const Request& r) {
   f.pipeline = r.Query("pipeline").value_or("");
   if (auto st = r.Query("state")) {
     auto parsed = engine::ParseRunState(*st);
-    if (!parsed) return ErrorResponse(400, "bad_request", "state must be pending, running, succeeded, failed or cancelled");
+    if (!parsed)
+      return ErrorResponse(400, "bad_request", "state must be queued, pending, running, succeeded, failed or cancelled");
     f.state = parsed;
   }
   if (auto before = r.Query("before"); before && !ParseId(*before, &f.before_id))
@@ -628,11 +629,27 @@ Response Api::GetRun(int64_t id) {
     if (rec.item < 0) main_records[rec.step_id] = &rec;
     else item_counts[rec.step_id][engine::Name(rec.state)]++;
   }
+  // A step's (or item's) duration is its last attempt's; a foreach step's
+  // runs from the first start to the last end of its items' last attempts.
+  std::map<std::pair<std::string, int>, const engine::AttemptRecord*> last;
+  for (const auto& a : *attempts) last[{a.step_id, a.item}] = &a;  // oldest first: the last one wins
+  int64_t now = NowMs();
+  auto duration = [&](const std::string& step, int item) -> json {
+    int64_t start = INT64_MAX, end = 0;
+    // For item -1 every entry of the step: its own attempts, or its items'.
+    for (auto it = last.lower_bound({step, item}); it != last.end() && it->first.first == step; ++it) {
+      if (item >= 0 && it->first.second != item) break;
+      start = std::min(start, it->second->started_ms);
+      end = std::max(end, it->second->finished_ms ? it->second->finished_ms : now);
+    }
+    return start == INT64_MAX ? json() : json(end - start);
+  };
   json steps = p ? DagOf(*p, nullptr) : json::array();
   for (auto& s : steps) {
     std::string sid = s["id"];
     auto it = main_records.find(sid);
     s["state"] = it != main_records.end() ? engine::Name(it->second->state) : "pending";
+    s["duration_ms"] = duration(sid, -1);
     if (it != main_records.end()) {
       const auto& rec = *it->second;
       s["reason"] = rec.reason;
@@ -649,7 +666,8 @@ Response Api::GetRun(int64_t id) {
   for (const auto& rec : *records)
     if (rec.item >= 0)
       items.push_back({{"step", rec.step_id}, {"item", rec.item}, {"value", rec.item_value.ToJson()},
-                       {"state", engine::Name(rec.state)}, {"attempts", rec.attempts}, {"reason", rec.reason}});
+                       {"state", engine::Name(rec.state)}, {"attempts", rec.attempts}, {"reason", rec.reason},
+                       {"duration_ms", duration(rec.step_id, rec.item)}});
   j["items"] = items;
   json at = json::array();
   for (const auto& a : *attempts) at.push_back(AttemptJson(a));
