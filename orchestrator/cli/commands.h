@@ -22,15 +22,19 @@ std::string HomeDir();
 // Opens (creating) the store in HomeDir(); prints the error and returns null on failure.
 std::unique_ptr<store::Store> OpenStore();
 // "42" -> 42, "latest" -> the newest run; prints an error for anything else.
+// Messages name the run by its number, never as "latest".
 bool ParseRunId(const std::string& text, int64_t* id);
 
 int Validate(const std::vector<std::string>& files);
 int Plan(const std::string& file, const Overrides& params, const std::string& format);
 int Run(const std::string& file, const Overrides& params, int jobs, const std::string& grace, bool no_cache);
-int Resume(const std::string& run, const std::string& grace);
-int Retry(const std::string& run, const std::string& from, const std::string& grace);
+int Resume(const std::string& run, const std::string& grace, bool no_cache);
+// `from`: that step and everything after it run again, none from the cache.
+// `reload`: the spec file as it is now replaces the stored one.
+int Retry(const std::string& run, const std::string& from, const std::string& grace, bool no_cache, bool reload);
 int Cancel(const std::string& run);
-int Runs(int limit, const std::string& format);
+// `pipeline` and `state` filter as the API's GET /api/runs does (empty: any).
+int Runs(int limit, const std::string& pipeline, const std::string& state, const std::string& format);
 int Show(const std::string& run, const std::string& format);
 int Logs(const std::string& run, const std::string& step, int attempt, bool follow);
 int Plugins(const std::string& dir, const std::string& format);
@@ -39,8 +43,13 @@ int Plugins(const std::string& dir, const std::string& format);
 // replacing an older build of the same plugin atomically.
 int InstallPlugin(const std::string& library, const std::string& dir);
 int Lineage(const std::string& target, bool downstream, const std::string& format);
-int Models(const std::string& name, const std::string& format);
-int PromoteModel(const std::string& name, int version, const std::string& alias);
+int Models(const std::string& name, bool all, const std::string& format);
+// Sets `alias` to `version`; with `remove`, removes it (only if it points at
+// `version`, when that is given).
+int PromoteModel(const std::string& name, int version, const std::string& alias, bool remove);
+// NAME@VERSION: archive (or unarchive) and delete.
+int ArchiveModel(const std::string& ref, bool archived);
+int DeleteModel(const std::string& ref);
 int RegisterModel(const std::string& artifact, const std::string& name);
 int ModelPath(const std::string& ref);
 int Gc(const std::string& older_than, bool dry_run);
@@ -61,6 +70,8 @@ struct ServeModelOptions {
   int max_queue = -1;                      // -1: the plugin's default
   std::string token_env;                   // a variable holding a bearer token
   std::vector<std::string> allowed_hosts;  // Host names answered besides IP addresses and localhost
+  std::string read_timeout = "10s";        // a request's header and body, or an idle connection
+  int max_connections = 1024;
 };
 int ServeModel(const ServeModelOptions& options);
 

@@ -2,16 +2,20 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "engine/plan.h"
 #include "exec/process.h"
+#include "spec/pipeline.h"
 #include "util/duration.h"
 #include "util/json.h"
 #include "util/strings.h"
@@ -54,12 +58,49 @@ std::string OutputText(const spec::Value& v) {
   return s.find('\n') == std::string::npos ? s : Quote(s);
 }
 
+// A foreach item's value beside its label: `sweep[2] 0.1`, at most 40
+// characters, on one line.
+std::string ItemText(const spec::Value& v) {
+  std::string s = v.Render();
+  if (s.find_first_of("\n\r\t") != std::string::npos) s = Quote(s);
+  if (s.size() > 40) {
+    size_t cut = 37;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+    s = s.substr(0, cut) + "...";
+  }
+  return s;
+}
+
+// The order `sluice show` lists a run's steps in: the plan's (by layer, then
+// the spec's order) of the spec the run goes on with. Steps the spec does not
+// have (a retry --reload dropped them) come last, by name.
+std::map<std::string, size_t> StepOrder(store::Store& store, const store::RunRow& row) {
+  std::map<std::string, size_t> rank;
+  auto text = store.SpecText(row.spec_hash);
+  if (!text.ok()) return rank;
+  auto p = spec::ParsePipeline(row.spec_path, *text);
+  if (!p.ok()) return rank;
+  engine::Plan plan = engine::MakePlan(*p);
+  for (size_t i : plan.order) rank.emplace(p->steps[i].id, rank.size());
+  return rank;
+}
+
 }  // namespace
 
-int Runs(int limit, const std::string& format) {
+int Runs(int limit, const std::string& pipeline, const std::string& state, const std::string& format) {
+  store::RunFilter filter;
+  filter.limit = limit;
+  filter.pipeline = pipeline;
+  if (!state.empty()) {
+    filter.state = engine::ParseRunState(state);
+    if (!filter.state) {
+      std::cerr << "sluice: --state must be queued, pending, running, succeeded, failed or cancelled\n";
+      return kExitUsage;
+    }
+  }
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  auto runs = store->ListRuns(limit);
+  auto runs = store->ListRuns(filter);
   if (!runs.ok()) {
     std::cerr << "sluice: " << runs.status().message() << "\n";
     return kExitFailed;
@@ -102,8 +143,6 @@ int Show(const std::string& run_text, const std::string& format) {
   // Attempts by (step, item), oldest first.
   std::map<std::pair<std::string, int>, std::vector<const AttemptRecord*>> by_unit;
   for (const AttemptRecord& a : *attempts) by_unit[{a.step_id, a.item}].push_back(&a);
-  // Steps in the order they were first attempted or recorded; the spec's
-  // order would need the spec, and records already follow it closely enough.
   std::vector<const StepRecord*> ordered;
   std::map<std::string, std::vector<const StepRecord*>> items;
   std::map<std::string, size_t> item_count;
@@ -115,24 +154,36 @@ int Show(const std::string& run_text, const std::string& format) {
   for (const StepRecord& s : *steps)
     if (s.item >= 0 && item_count.count(s.step_id) && static_cast<size_t>(s.item) < item_count[s.step_id])
       items[s.step_id].push_back(&s);
-  auto first_start = [&](const StepRecord* s) {
-    int64_t best = INT64_MAX;
-    auto consider = [&](const std::string& step, int item) {
-      auto it = by_unit.find({step, item});
-      if (it != by_unit.end() && !it->second.empty()) best = std::min(best, it->second.front()->started_ms);
-    };
-    consider(s->step_id, -1);
-    for (const StepRecord* i : items[s->step_id]) consider(i->step_id, i->item);
-    return best;
+  std::map<std::string, size_t> rank = StepOrder(*store, *row);
+  auto rank_of = [&](const StepRecord* s) {
+    auto it = rank.find(s->step_id);
+    return it == rank.end() ? rank.size() : it->second;
   };
-  std::stable_sort(ordered.begin(), ordered.end(),
-                   [&](const StepRecord* a, const StepRecord* b) { return first_start(a) < first_start(b); });
-  auto span = [&](const std::string& step, int item) -> std::string {
+  std::stable_sort(ordered.begin(), ordered.end(), [&](const StepRecord* a, const StepRecord* b) {
+    return std::make_pair(rank_of(a), a->step_id) < std::make_pair(rank_of(b), b->step_id);
+  });
+  // A unit's duration is its last attempt's (earlier attempts and the
+  // backoff between them are not the step's work); a foreach step's runs from
+  // the first start to the last end of its items' last attempts. -1: none.
+  int64_t now = NowMs();
+  auto last_span = [&](const std::string& step, int item, int64_t* start, int64_t* end) {
     auto it = by_unit.find({step, item});
-    if (it == by_unit.end() || it->second.empty()) return "-";
-    int64_t start = it->second.front()->started_ms;
-    int64_t end = it->second.back()->finished_ms ? it->second.back()->finished_ms : NowMs();
-    return FormatDuration(std::chrono::milliseconds(end - start));
+    if (it == by_unit.end() || it->second.empty()) return false;
+    const AttemptRecord* a = it->second.back();
+    *start = std::min(*start, a->started_ms);
+    *end = std::max(*end, a->finished_ms ? a->finished_ms : now);
+    return true;
+  };
+  auto duration_ms = [&](const StepRecord& s) -> int64_t {
+    int64_t start = INT64_MAX, end = 0;
+    bool any = last_span(s.step_id, s.item, &start, &end);
+    if (s.item < 0 && s.items)
+      for (const StepRecord* i : items[s.step_id]) any = last_span(i->step_id, i->item, &start, &end) || any;
+    return any ? end - start : -1;
+  };
+  auto duration_text = [&](const StepRecord& s) -> std::string {
+    int64_t ms = duration_ms(s);
+    return ms < 0 ? "-" : FormatDuration(std::chrono::milliseconds(ms));
   };
 
   if (format == "json") {
@@ -148,6 +199,8 @@ int Show(const std::string& run_text, const std::string& format) {
     j["steps"] = nlohmann::json::array();
     auto unit_json = [&](const StepRecord& s) {
       nlohmann::json u = {{"id", s.step_id}, {"state", engine::Name(s.state)}, {"reason", s.reason}};
+      int64_t ms = duration_ms(s);
+      u["duration_ms"] = ms < 0 ? nlohmann::json() : nlohmann::json(ms);
       if (s.item >= 0) {
         u["item"] = s.item;
         u["item_value"] = s.item_value.ToJson();
@@ -189,15 +242,22 @@ int Show(const std::string& run_text, const std::string& format) {
     for (auto& [k, v] : params.items()) parts.push_back(k + "=" + spec::Value::FromJson(v).Render());
     std::printf("params %s\n", Join(parts, " ").c_str());
   }
-  std::printf("\n%-24s %-10s %-8s %-9s %s\n", "STEP", "STATE", "ATTEMPTS", "DURATION", "DETAIL");
+  auto label_of = [&](const StepRecord& s) {
+    return s.item < 0 ? s.step_id : "  " + StepLabel(s.step_id, s.item) + " " + ItemText(s.item_value);
+  };
+  int width = 24;
+  for (const StepRecord* s : ordered) {
+    width = std::max(width, static_cast<int>(label_of(*s).size()) + 1);
+    for (const StepRecord* i : items[s->step_id]) width = std::max(width, static_cast<int>(label_of(*i).size()) + 1);
+  }
+  std::printf("\n%-*s %-10s %-8s %-9s %s\n", width, "STEP", "STATE", "ATTEMPTS", "DURATION", "DETAIL");
   auto print_unit = [&](const StepRecord& s, const std::string& indent) {
     const auto& tries = by_unit[{s.step_id, s.item}];
-    std::string label = indent + StepLabel(s.step_id, s.item);
+    std::string label = label_of(s);
     std::string detail = s.reason;
-    if (s.items && detail.empty()) detail = std::to_string(s.items->size()) + " items";
-    std::printf("%-24s %-10s %-8s %-9s %s\n", label.c_str(), engine::Name(s.state),
-                tries.empty() ? "-" : std::to_string(tries.size()).c_str(), span(s.step_id, s.item).c_str(),
-                detail.c_str());
+    if (s.items && detail.empty()) detail = Plural(static_cast<int64_t>(s.items->size()), "item");
+    std::printf("%-*s %-10s %-8s %-9s %s\n", width, label.c_str(), engine::Name(s.state),
+                tries.empty() ? "-" : std::to_string(tries.size()).c_str(), duration_text(s).c_str(), detail.c_str());
     bool on_cluster = !tries.empty() && !tries.back()->job_id.empty();
     if (tries.size() > 1 || s.state == StepState::kFailed || on_cluster)
       for (const AttemptRecord* a : tries) {
@@ -220,8 +280,8 @@ int Show(const std::string& run_text, const std::string& format) {
     }
     for (const std::string& name : order) {
       auto [row, count] = last[name];
-      std::printf("%s    metric %s = %g (step %lld, %d values)\n", indent.c_str(), name.c_str(), row->value,
-                  static_cast<long long>(row->step), count);
+      std::printf("%s    metric %s = %g (step %lld, %s)\n", indent.c_str(), name.c_str(), row->value,
+                  static_cast<long long>(row->step), Plural(count, "value").c_str());
     }
   };
   for (const StepRecord* s : ordered) {
@@ -230,6 +290,24 @@ int Show(const std::string& run_text, const std::string& format) {
   }
   return kExitOk;
 }
+
+namespace {
+
+// The attempt a cached attempt reused, from the reason Engine::ReuseCached
+// gives it: "cached: the outputs of run N, step X (attempt id K)".
+std::optional<AttemptRecord> CachedSource(store::Store& store, const AttemptRecord& cached) {
+  size_t run_at = cached.reason.find("of run "), id_at = cached.reason.find("(attempt id ");
+  if (run_at == std::string::npos || id_at == std::string::npos) return std::nullopt;
+  int64_t run = std::atoll(cached.reason.c_str() + run_at + 7);
+  int64_t attempt = std::atoll(cached.reason.c_str() + id_at + 12);
+  auto attempts = store.ListAttempts(run);
+  if (!attempts.ok()) return std::nullopt;
+  for (const AttemptRecord& a : *attempts)
+    if (a.id == attempt) return a;
+  return std::nullopt;
+}
+
+}  // namespace
 
 int Logs(const std::string& run_text, const std::string& step_text, int attempt_number, bool follow) {
   int64_t id;
@@ -262,13 +340,33 @@ int Logs(const std::string& run_text, const std::string& step_text, int attempt_
     if (item < 0 && !items_seen.empty())
       return Status::NotFound("step '" + step + "' has items; name one, e.g. " + step + "[0]");
     if (std::find(names.begin(), names.end(), step) == names.end())
-      return Status::NotFound("run " + run_text + " has no attempts of step " + Quote(step) + DidYouMean(step, names));
-    return Status::NotFound("run " + run_text + " has no attempt " + std::to_string(attempt_number) + " of " + step_text);
+      return Status::NotFound("run " + std::to_string(id) + " has no attempts of step " + Quote(step) +
+                              DidYouMean(step, names));
+    return Status::NotFound("run " + std::to_string(id) + " has no attempt " + std::to_string(attempt_number) + " of " +
+                            step_text);
   };
   auto a = find();
   if (!a.ok()) {
     std::cerr << "sluice: " << a.status().message() << "\n";
     return kExitFailed;
+  }
+  if (a->state == StepState::kCached) {
+    // A cache hit ran nothing: its log is the one of the attempt it reused.
+    std::string here = "run " + std::to_string(id) + " step " + StepLabel(a->step_id, a->item);
+    auto source = CachedSource(*store, *a);
+    if (!source) {
+      std::cerr << "sluice: " << here << " came from the cache (" << a->reason
+                << "); sluice logs RUN STEP of that run shows its log\n";
+      return kExitOk;
+    }
+    std::string there = "run " + std::to_string(source->run_id) + " step " + StepLabel(source->step_id, source->item);
+    std::error_code ec;
+    if (!std::filesystem::exists(source->log_path, ec)) {
+      std::cerr << "sluice: " << here << " was cached from " << there << ", which wrote no output\n";
+      return kExitOk;
+    }
+    std::cerr << "sluice: " << here << " was cached from " << there << "; its log:\n";
+    a = std::move(*source);
   }
   // A step that never wrote anything has no log file: its log is empty.
   std::ifstream f(a->log_path, std::ios::binary);
@@ -397,8 +495,9 @@ int Lineage(const std::string& target, bool downstream, const std::string& forma
     std::cout << "}\n";
     return kExitOk;
   }
-  std::printf("%s lineage: %zu artifacts, %zu attempts (%lld us)\n", downstream ? "downstream" : "upstream",
-              g->artifacts.size(), g->attempts.size(), static_cast<long long>(took.count()));
+  std::printf("%s lineage: %s, %s (%lld us)\n", downstream ? "downstream" : "upstream",
+              Plural(static_cast<int64_t>(g->artifacts.size()), "artifact").c_str(),
+              Plural(static_cast<int64_t>(g->attempts.size()), "attempt").c_str(), static_cast<long long>(took.count()));
   for (const auto& a : g->artifacts) {
     std::printf("\nartifact %s  %s  %s\n  %s\n", a.hash.substr(0, 16).c_str(), a.kind.c_str(), Size(a.size).c_str(),
                 a.uri.c_str());
@@ -415,7 +514,7 @@ int Lineage(const std::string& target, bool downstream, const std::string& forma
 
 namespace sluice::cli {
 
-int Models(const std::string& name, const std::string& format) {
+int Models(const std::string& name, bool all, const std::string& format) {
   auto store = OpenStore();
   if (!store) return kExitFailed;
   auto models = store->ListModels(name);
@@ -423,13 +522,18 @@ int Models(const std::string& name, const std::string& format) {
     std::cerr << "sluice: " << models.status().message() << "\n";
     return kExitFailed;
   }
-  // The metrics of each producing run, latest value per name.
-  auto metrics_of = [&](int64_t run) {
+  // Archived versions only with --all.
+  size_t archived = static_cast<size_t>(
+      std::count_if(models->begin(), models->end(), [](const store::ModelVersion& m) { return m.archived_ms != 0; }));
+  if (!all) std::erase_if(*models, [](const store::ModelVersion& m) { return m.archived_ms != 0; });
+  // What the registering attempt measured, latest value per name (a model
+  // registered by hand has none).
+  auto metrics_of = [&](const store::ModelVersion& m) {
     std::map<std::string, double> last;
-    if (!run) return last;
-    auto rows = store->ListMetrics(run);
+    if (!m.attempt_id) return last;
+    auto rows = store->ListAttemptMetrics(m.attempt_id);
     if (rows.ok())
-      for (const auto& m : *rows) last[m.name] = m.value;
+      for (const auto& row : *rows) last[row.name] = row.value;
     return last;
   };
   if (format == "json") {
@@ -437,34 +541,53 @@ int Models(const std::string& name, const std::string& format) {
     for (const auto& m : *models)
       j.push_back({{"name", m.name}, {"version", m.version}, {"aliases", m.aliases}, {"artifact", m.artifact},
                    {"uri", m.uri}, {"run", m.run_id}, {"step", m.step_id}, {"created_ms", m.created_ms},
-                   {"metrics", metrics_of(m.run_id)}});
+                   {"archived", m.archived_ms != 0}, {"metrics", metrics_of(m)}});
     std::cout << JsonText(j, 2) << "\n";
     return kExitOk;
   }
+  std::string hidden =
+      !all && archived ? Plural(static_cast<int64_t>(archived), "archived version") + " not shown: sluice models --all" : "";
   if (models->empty()) {
-    std::printf("no registered models%s\n", name.empty() ? "" : (" named " + Quote(name)).c_str());
+    std::printf("no registered models%s%s\n", name.empty() ? "" : (" named " + Quote(name)).c_str(),
+                hidden.empty() ? "" : (" in use (" + hidden + ")").c_str());
     return kExitOk;
   }
   std::printf("%-20s %-8s %-20s %-8s %-14s %-20s %s\n", "MODEL", "VERSION", "ALIASES", "RUN", "STEP", "CREATED", "METRICS");
   for (const auto& m : *models) {
     std::string metrics;
     int shown = 0;
-    for (const auto& [k, v] : metrics_of(m.run_id)) {
+    for (const auto& [k, v] : metrics_of(m)) {
       if (k.find('/') != std::string::npos || shown++ == 3) continue;  // per-class figures stay in `sluice show`
       char buf[64];
       std::snprintf(buf, sizeof buf, "%s%s=%.4g", metrics.empty() ? "" : " ", k.c_str(), v);
       metrics += buf;
     }
-    std::printf("%-20s %-8d %-20s %-8s %-14s %-20s %s\n", m.name.c_str(), m.version,
-                m.aliases.empty() ? "-" : Join(m.aliases, ",").c_str(), m.run_id ? std::to_string(m.run_id).c_str() : "-",
-                m.step_id.empty() ? "-" : m.step_id.c_str(), LocalTime(m.created_ms).c_str(), metrics.c_str());
+    // An archived version has no aliases: the column says it is archived.
+    std::string aliases = m.archived_ms ? "(archived)" : m.aliases.empty() ? "-" : Join(m.aliases, ",");
+    std::printf("%-20s %-8d %-20s %-8s %-14s %-20s %s\n", m.name.c_str(), m.version, aliases.c_str(),
+                m.run_id ? std::to_string(m.run_id).c_str() : "-", m.step_id.empty() ? "-" : m.step_id.c_str(),
+                LocalTime(m.created_ms).c_str(), metrics.c_str());
   }
+  if (!hidden.empty()) std::printf("(%s)\n", hidden.c_str());
   return kExitOk;
 }
 
-int PromoteModel(const std::string& name, int version, const std::string& alias) {
+int PromoteModel(const std::string& name, int version, const std::string& alias, bool remove) {
   auto store = OpenStore();
   if (!store) return kExitFailed;
+  if (remove) {
+    auto was = store->RemoveAlias(name, alias, version);
+    if (!was.ok()) {
+      std::cerr << "sluice: " << was.status().message() << "\n";
+      return kExitFailed;
+    }
+    std::printf("%s@%s removed (it pointed at version %d)\n", name.c_str(), alias.c_str(), *was);
+    return kExitOk;
+  }
+  if (version <= 0) {
+    std::cerr << "sluice: models promote needs the VERSION the alias is to point at (or --remove)\n";
+    return kExitUsage;
+  }
   if (!IsPipelineName(alias)) {
     std::cerr << "sluice: alias " << Quote(alias) << " must match [a-z0-9][a-z0-9-]*\n";
     return kExitUsage;
@@ -475,6 +598,63 @@ int PromoteModel(const std::string& name, int version, const std::string& alias)
     return kExitFailed;
   }
   std::printf("%s@%s is now version %d\n", name.c_str(), alias.c_str(), version);
+  return kExitOk;
+}
+
+namespace {
+
+// NAME@VERSION with a number, for the commands that change one version;
+// prints the error (naming `verb`) and returns false for anything else.
+bool ParseVersionRef(const std::string& ref, const std::string& verb, std::string* name, int* version) {
+  size_t at = ref.find('@');
+  std::string which = at == std::string::npos ? "" : ref.substr(at + 1);
+  if (at == std::string::npos || at == 0 || which.empty()) {
+    std::cerr << "sluice: " << Quote(ref) << " is not NAME@VERSION (e.g. fashion@3)\n";
+    return false;
+  }
+  *name = ref.substr(0, at);
+  if (which.size() > 9 || which.find_first_not_of("0123456789") != std::string::npos || std::atoi(which.c_str()) <= 0) {
+    std::cerr << "sluice: " << verb << " takes NAME@VERSION with a version number, not " << Quote(which) << "\n";
+    return false;
+  }
+  *version = std::atoi(which.c_str());
+  return true;
+}
+
+}  // namespace
+
+int ArchiveModel(const std::string& ref, bool archived) {
+  std::string name;
+  int version = 0;
+  if (!ParseVersionRef(ref, archived ? "archive" : "unarchive", &name, &version)) return kExitUsage;
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  Status st = store->ArchiveModel(name, version, archived, NowMs());
+  if (!st.ok()) {
+    std::cerr << "sluice: " << st.message() << "\n";
+    return kExitFailed;
+  }
+  std::string v = name + "@" + std::to_string(version);
+  if (archived)
+    std::printf("%s archived: left out of sluice models and of %s@latest; %s still resolves\n", v.c_str(), name.c_str(),
+                v.c_str());
+  else
+    std::printf("%s is in use again\n", v.c_str());
+  return kExitOk;
+}
+
+int DeleteModel(const std::string& ref) {
+  std::string name;
+  int version = 0;
+  if (!ParseVersionRef(ref, "delete", &name, &version)) return kExitUsage;
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  Status st = store->DeleteModel(name, version, NowMs());
+  if (!st.ok()) {
+    std::cerr << "sluice: " << st.message() << "\n";
+    return kExitFailed;
+  }
+  std::printf("%s@%d deleted; sluice gc removes its file once nothing else needs it\n", name.c_str(), version);
   return kExitOk;
 }
 
@@ -489,6 +669,36 @@ int RegisterModel(const std::string& artifact, const std::string& name) {
   auto known = store->HasArtifact(hash);
   if (!known.ok() || !*known) {
     std::cerr << "sluice: no artifact " << Quote(hash) << " in the store (give a hash or a path under .sluice/artifacts)\n";
+    return kExitFailed;
+  }
+  // Only what a step declared as a model is registered; the error names the
+  // step that made the artifact.
+  auto g = store->Lineage(hash, 0, /*upstream=*/true);
+  if (!g.ok()) {
+    std::cerr << "sluice: " << g.status().message() << "\n";
+    return kExitFailed;
+  }
+  // The kind its first producer declared; content some step registered as
+  // a model is one whatever that producer said.
+  std::string kind;
+  for (const auto& a : g->artifacts)
+    if (a.hash == hash) kind = a.kind;
+  auto registered = store->ListModels("");
+  if (registered.ok() && std::any_of(registered->begin(), registered->end(),
+                                     [&](const store::ModelVersion& m) { return m.artifact == hash; }))
+    kind = "model";
+  if (kind != "model") {
+    std::string made_by;
+    const store::Store::LineageGraph::Edge* first = nullptr;
+    for (const auto& e : g->edges)
+      if (e.hash == hash && e.role == "produced" && (!first || e.attempt_id < first->attempt_id)) first = &e;
+    if (first)
+      for (const auto& at : g->attempts)
+        if (at.id == first->attempt_id)
+          made_by = " (output '" + first->name + "' of run " + std::to_string(at.run_id) + " step " +
+                    StepLabel(at.step_id, at.item) + ")";
+    std::cerr << "sluice: artifact " << hash.substr(0, 12) << " has kind " << kind << made_by
+              << ", not model; only outputs of kind model are registered\n";
     return kExitFailed;
   }
   auto version = store->RegisterModel(name, hash, 0, "", 0, NowMs());
@@ -555,8 +765,8 @@ int Gc(const std::string& older_than, bool dry_run) {
     bytes += size;
     ++removed;
   }
-  std::printf("%s %d artifacts, %s; their lineage stays on record\n", dry_run ? "would remove" : "removed", removed,
-              Size(bytes).c_str());
+  std::printf("%s %s, %s; their lineage stays on record\n", dry_run ? "would remove" : "removed",
+              Plural(removed, "artifact").c_str(), Size(bytes).c_str());
   return kExitOk;
 }
 

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   std::string file, format = "text", grace = "10s", run_id, step, from;
   std::vector<std::string> raw_params;
   int jobs = default_jobs, limit = 20, attempt = 0;
-  bool follow = false;
+  bool follow = false, no_cache = false;
 
   auto* plan = app.add_subcommand("plan", "Show the resolved DAG before running");
   plan->add_option("file", file, "pipeline.yaml")->required();
@@ -56,23 +56,32 @@ int main(int argc, char** argv) {
   run->add_option("-p,--param", raw_params, "override a param")->check(param_check);
   run->add_option("-j,--jobs", jobs, "slots for running steps (default: cores)")->check(CLI::Range(1, 4096));
   run->add_option("--grace", grace, "SIGTERM to SIGKILL delay for timeouts and cancel");
-  bool no_cache = false;
   run->add_flag("--no-cache", no_cache, "run every step, even those with cache: true");
 
   auto* resume = app.add_subcommand("resume", "Finish a run whose sluice process died");
   resume->add_option("run", run_id, "run id, or latest")->required();
   resume->add_option("--grace", grace, "SIGTERM to SIGKILL delay");
+  resume->add_flag("--no-cache", no_cache, "run every step, even those with cache: true");
 
+  bool reload = false;
   auto* retry = app.add_subcommand("retry", "Run a finished run's failed (or named) steps and their dependants again");
   retry->add_option("run", run_id, "run id, or latest")->required();
-  retry->add_option("--from", from, "retry this step and everything after it");
+  retry->add_option("--from", from, "run this step and everything after it again, fresh (not from the cache)");
   retry->add_option("--grace", grace, "SIGTERM to SIGKILL delay");
+  retry->add_flag("--no-cache", no_cache, "run every step, even those with cache: true");
+  retry->add_flag("--reload", reload,
+                  "use the spec file as it is now (checked first) instead of the spec stored with the run; "
+                  "steps whose definition changed run again too");
 
   auto* cancel = app.add_subcommand("cancel", "Cancel a run");
   cancel->add_option("run", run_id, "run id, or latest")->required();
 
+  std::string pipeline_filter, state_filter;
   auto* runs = app.add_subcommand("runs", "List runs, newest first");
   runs->add_option("-n,--limit", limit, "how many")->check(CLI::Range(1, 1000000));
+  runs->add_option("--pipeline", pipeline_filter, "only this pipeline's runs");
+  runs->add_option("--state", state_filter, "only runs in this state (an interrupted run is running)")
+      ->check(CLI::IsMember({"queued", "pending", "running", "succeeded", "failed", "cancelled"}));
   runs->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
   auto* show = app.add_subcommand("show", "Show a run's steps, attempts and outputs");
@@ -104,13 +113,25 @@ int main(int argc, char** argv) {
 
   std::string model_name, alias, model_ref, artifact;
   int model_version = 0;
+  bool all_versions = false, remove_alias = false;
   auto* models = app.add_subcommand("models", "Registered models: versions, aliases, producing runs and metrics");
   models->add_option("name", model_name, "only this model");
   models->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
-  auto* promote = models->add_subcommand("promote", "Point an alias (staging, production, ...) at a version");
+  models->add_flag("--all", all_versions, "archived versions too");
+  auto* promote = models->add_subcommand("promote", "Point an alias (staging, production, ...) at a version, or --remove it");
   promote->add_option("name", model_name, "model name")->required();
-  promote->add_option("version", model_version, "version number")->required()->check(CLI::PositiveNumber);
+  promote->add_option("version", model_version, "version number (with --remove: only if the alias points there)")
+      ->check(CLI::PositiveNumber);
   promote->add_option("--alias", alias, "the alias")->required();
+  promote->add_flag("--remove", remove_alias, "remove the alias instead");
+  auto* archive = models->add_subcommand(
+      "archive", "Archive a version: left out of listings and of NAME@latest, still served as NAME@VERSION");
+  archive->add_option("ref", model_ref, "NAME@VERSION, e.g. fashion@3")->required();
+  auto* unarchive = models->add_subcommand("unarchive", "Bring an archived version back into use");
+  unarchive->add_option("ref", model_ref, "NAME@VERSION")->required();
+  auto* del = models->add_subcommand(
+      "delete", "Delete a version: it no longer resolves, its number is not given again, sluice gc may remove its file");
+  del->add_option("ref", model_ref, "NAME@VERSION")->required();
   auto* reg = models->add_subcommand("register", "Register a published artifact as a new model version");
   reg->add_option("artifact", artifact, "a hash or a path under .sluice/artifacts")->required();
   reg->add_option("--name", model_name, "model name")->required();
@@ -162,6 +183,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 4096));
   serve_model->add_option("--max-wait-ms", serving.max_wait_ms, "how long a micro-batch waits to fill")
       ->capture_default_str()->check(CLI::Range(0.0, 1000.0));
+  serve_model->add_option("--read-timeout", serving.read_timeout,
+                          "drop a client whose request has not all arrived this long after its first byte, or idle this long")
+      ->capture_default_str();
+  serve_model->add_option("--max-connections", serving.max_connections, "open connections at most; beyond it 503")
+      ->capture_default_str()->check(CLI::Range(4, 100000));
 
   ServeOptions server;
   auto* serve = app.add_subcommand("serve", "Serve the web UI, the HTTP API, schedules and webhooks for a folder of pipelines");
@@ -200,19 +226,22 @@ int main(int argc, char** argv) {
   if (*validate) return Validate(files);
   if (*plan) return Plan(file, params, format);
   if (*run) return Run(file, params, jobs, grace, no_cache);
-  if (*resume) return Resume(run_id, grace);
-  if (*retry) return Retry(run_id, from, grace);
+  if (*resume) return Resume(run_id, grace, no_cache);
+  if (*retry) return Retry(run_id, from, grace, no_cache, reload);
   if (*cancel) return Cancel(run_id);
-  if (*runs) return Runs(limit, format);
+  if (*runs) return Runs(limit, pipeline_filter, state_filter, format);
   if (*show) return Show(run_id, format);
   if (*logs) return Logs(run_id, step, attempt, follow);
   if (*plugins_install) return InstallPlugin(plugin_file, plugin_dir);
   if (*plugins) return Plugins(plugin_dir, format);
   if (*lineage) return Lineage(target, downstream, format);
-  if (*promote) return PromoteModel(model_name, model_version, alias);
+  if (*promote) return PromoteModel(model_name, model_version, alias, remove_alias);
+  if (*archive) return ArchiveModel(model_ref, true);
+  if (*unarchive) return ArchiveModel(model_ref, false);
+  if (*del) return DeleteModel(model_ref);
   if (*reg) return RegisterModel(artifact, model_name);
   if (*path) return ModelPath(model_ref);
-  if (*models) return Models(model_name, format);
+  if (*models) return Models(model_name, all_versions, format);
   if (*gc) return Gc(older_than, dry_run);
   if (*serve_model) return ServeModel(serving);
   if (*serve) return Serve(server);

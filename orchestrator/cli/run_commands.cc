@@ -6,15 +6,20 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <set>
+#include <sstream>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/openlineage.h"
 #include "cli/progress.h"
+#include "engine/cache_forecast.h"
 #include "engine/engine.h"
 #include "engine/plan.h"
 #include "exec/local_executor.h"
@@ -23,7 +28,9 @@
 #include "exec/slurm_executor.h"
 #include "spec/pipeline.h"
 #include "spec/schema_check.h"
+#include "spec/yaml_tree.h"
 #include "store/artifacts.h"
+#include "util/hash.h"
 #include "util/json.h"
 #include "util/strings.h"
 
@@ -283,8 +290,8 @@ int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> rec
   if (!result.ok()) return Fail("sluice: run " + std::to_string(run.row.id) + ": " + result.status().message(), kExitFailed);
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   auto counts = eng.counts();
-  std::printf("run %lld %s in %s: %d step%s, %d failed (sluice show %lld)\n", static_cast<long long>(run.row.id),
-              engine::Name(*result), FormatDuration(elapsed).c_str(), counts.total, counts.total == 1 ? "" : "s", counts.failed,
+  std::printf("run %lld %s in %s: %s, %d failed (sluice show %lld)\n", static_cast<long long>(run.row.id),
+              engine::Name(*result), FormatDuration(elapsed).c_str(), Plural(counts.total, "step").c_str(), counts.failed,
               static_cast<long long>(run.row.id));
   std::fflush(stdout);
   switch (*result) {
@@ -321,10 +328,83 @@ int Validate(const std::vector<std::string>& files) {
       code = kExitUsage;
       continue;
     }
-    std::printf("%s: ok (pipeline %s, %zu steps)\n", f.c_str(), p->name.c_str(), p->steps.size());
+    std::printf("%s: ok (pipeline %s, %s)\n", f.c_str(), p->name.c_str(),
+                Plural(static_cast<int64_t>(p->steps.size()), "step").c_str());
   }
   return code;
 }
+
+namespace {
+
+// The store's earlier results for `sluice plan`; none when there is no store.
+class StoreHistory : public engine::ResultHistory {
+ public:
+  StoreHistory(store::Store* store, std::string pipeline) : store_(store), pipeline_(std::move(pipeline)) {}
+  Result<std::optional<engine::CachedResult>> FindCached(const std::string& fingerprint) override {
+    if (!store_) return std::optional<engine::CachedResult>();
+    return store_->FindCached(fingerprint);
+  }
+  Result<std::optional<engine::AttemptRecord>> LatestResult(const std::string& step, int item) override {
+    if (!store_) return std::optional<engine::AttemptRecord>();
+    return store_->LatestResult(pipeline_, step, item);
+  }
+
+ private:
+  store::Store* store_;
+  std::string pipeline_;
+};
+
+// What a run now would do with each step's cache (kOff for steps without).
+// Reads the store if there is one; never creates it.
+Result<std::vector<engine::CacheForecast>> ForecastCache(const spec::Pipeline& p, const engine::Plan& plan,
+                                                         const spec::ParamValues& params,
+                                                         const std::vector<engine::Forecast>& forecast,
+                                                         const exec::PluginCatalog& plugins) {
+  bool any = std::any_of(p.steps.begin(), p.steps.end(), [](const spec::Step& s) { return s.cache; });
+  if (!any) return std::vector<engine::CacheForecast>(p.steps.size());
+  std::unique_ptr<store::Store> store;
+  std::error_code ec;
+  std::string home = fs::absolute(HomeDir()).lexically_normal().string();
+  if (fs::exists(home + "/sluice.db", ec)) {
+    auto s = store::Store::Open(home + "/sluice.db");
+    if (!s.ok()) return s.status();
+    store = std::move(s.value());
+  }
+  StoreHistory history(store.get(), p.name);
+  store::ArtifactStore artifacts(home + "/artifacts");
+  exec::LocalExecutor executor(&plugins);
+  engine::RealFileSystem files;
+  engine::SystemClock clock;
+  engine::CacheForecastOptions o;
+  o.spec_dir = fs::absolute(p.file).lexically_normal().parent_path().string();
+  o.now_ms = clock.WallMs();
+  o.executor = &executor;
+  o.artifacts = &artifacts;
+  o.files = &files;
+  return engine::ForecastCache(plan, params, forecast, history, o);
+}
+
+const char* CacheKindName(engine::CacheForecast::Kind k) {
+  switch (k) {
+    case engine::CacheForecast::Kind::kCached: return "cached";
+    case engine::CacheForecast::Kind::kRuns: return "runs";
+    case engine::CacheForecast::Kind::kAtRunTime: return "at-run-time";
+    default: return "off";
+  }
+}
+
+// "cached (run 3)", "runs: deps changed: train.py", or what the decision
+// waits for ("depends on outputs of 'prepare'; cached if they match").
+std::string CacheText(const engine::CacheForecast& c) {
+  switch (c.kind) {
+    case engine::CacheForecast::Kind::kCached: return "cached (run " + std::to_string(c.run_id) + ")";
+    case engine::CacheForecast::Kind::kRuns: return "runs: " + c.why;
+    case engine::CacheForecast::Kind::kAtRunTime: return c.why;
+    default: return "";
+  }
+}
+
+}  // namespace
 
 int Plan(const std::string& file, const Overrides& overrides, const std::string& format) {
   auto p = spec::LoadPipeline(file);
@@ -335,6 +415,8 @@ int Plan(const std::string& file, const Overrides& overrides, const std::string&
   if (!plugins.ok()) return Fail(plugins.status().message(), kExitUsage);
   engine::Plan plan = engine::MakePlan(*p);
   auto forecast = engine::ForecastPlan(plan, *params);
+  auto cache = ForecastCache(*p, plan, *params, forecast, *plugins);
+  if (!cache.ok()) return Fail("sluice: " + cache.status().message(), kExitFailed);
   auto kind_name = [](engine::Forecast::Kind k) {
     return k == engine::Forecast::Kind::kRuns ? "runs" : k == engine::Forecast::Kind::kSkipped ? "skipped" : "at-run-time";
   };
@@ -350,6 +432,12 @@ int Plan(const std::string& file, const Overrides& overrides, const std::string&
       if (!forecast[i].why.empty()) step["why"] = forecast[i].why;
       if (forecast[i].items >= 0) step["items"] = forecast[i].items;
       if (s.has_foreach && forecast[i].items < 0) step["items"] = nullptr;
+      const engine::CacheForecast& c = (*cache)[i];
+      if (c.kind != engine::CacheForecast::Kind::kOff) {
+        step["cache"] = {{"decision", CacheKindName(c.kind)}};
+        if (c.kind == engine::CacheForecast::Kind::kCached) step["cache"]["run"] = c.run_id;
+        else step["cache"]["why"] = c.why;
+      }
       j["steps"].push_back(step);
     }
     std::cout << JsonText(j, 2) << "\n";
@@ -360,8 +448,9 @@ int Plan(const std::string& file, const Overrides& overrides, const std::string&
     for (size_t i : plan.order) {
       const spec::Step& s = p->steps[i];
       std::string label = s.id;
-      if (forecast[i].items >= 0) label += " (" + std::to_string(forecast[i].items) + " items)";
+      if (forecast[i].items >= 0) label += " (" + Plural(forecast[i].items, "item") + ")";
       else if (s.has_foreach) label += " (foreach)";
+      if ((*cache)[i].kind == engine::CacheForecast::Kind::kCached) label += " (cached)";
       std::cout << "  \"" << s.id << "\" [label=\"" << label << "\"";
       if (forecast[i].kind == engine::Forecast::Kind::kSkipped) std::cout << ", style=\"rounded,dashed\", color=grey";
       else if (forecast[i].kind == engine::Forecast::Kind::kAtRunTime) std::cout << ", style=\"rounded,dotted\"";
@@ -373,7 +462,8 @@ int Plan(const std::string& file, const Overrides& overrides, const std::string&
     return kExitOk;
   }
   int layers = plan.order.empty() ? 0 : plan.layer[plan.order.back()] + 1;
-  std::printf("pipeline %s: %zu steps in %d layers", p->name.c_str(), p->steps.size(), layers);
+  std::printf("pipeline %s: %s in %s", p->name.c_str(), Plural(static_cast<int64_t>(p->steps.size()), "step").c_str(),
+              Plural(layers, "layer").c_str());
   if (!params->empty()) std::printf(" (params: %s)", ParamsText(*params).c_str());
   std::printf("\n");
   int layer = -1;
@@ -383,10 +473,16 @@ int Plan(const std::string& file, const Overrides& overrides, const std::string&
       layer = plan.layer[i];
       std::printf("layer %d\n", layer);
     }
-    std::string what = kind_name(forecast[i].kind);
-    if (forecast[i].items >= 0) what += ", " + std::to_string(forecast[i].items) + " items";
+    // A step with cache on says what its cache does: "cached (run 3)" or
+    // "runs: deps changed: train.py" instead of "runs".
+    const engine::CacheForecast& c = (*cache)[i];
+    bool cached_kind = c.kind != engine::CacheForecast::Kind::kOff;
+    std::string what = cached_kind && forecast[i].kind == engine::Forecast::Kind::kRuns ? CacheText(c)
+                                                                                         : kind_name(forecast[i].kind);
+    if (forecast[i].items >= 0) what += ", " + Plural(forecast[i].items, "item");
     else if (s.has_foreach) what += ", items at run time";
     if (!forecast[i].why.empty()) what += " (" + forecast[i].why + ")";
+    if (cached_kind && forecast[i].kind == engine::Forecast::Kind::kAtRunTime) what += "; if it runs: " + CacheText(c);
     std::printf("  %-20s %s", s.id.c_str(), what.c_str());
     if (!s.needs.empty()) std::printf("  needs %s", Join(s.needs, ", ").c_str());
     std::printf("\n");
@@ -420,14 +516,69 @@ namespace {
 // What `resume` and `retry` start from: the store and the stored run.
 struct Reopened {
   int64_t id = 0;
+  std::string name;  // "run 7", for messages (never "run latest")
   std::chrono::milliseconds grace{0};
   std::unique_ptr<store::Store> store;
   std::optional<StoredRun> run;
 };
 
+// One line on stderr when the run's spec file is no longer the spec stored
+// with the run, which is what `doing` (resuming, retrying) goes on with.
+void WarnIfSpecChanged(const Reopened& r, const std::string& doing, const std::string& hint) {
+  const std::string& path = r.run->row.spec_path;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::cerr << "sluice: " << path << " is gone; " << doing << " with the spec stored with the run\n";
+    return;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (Sha256Hex(text.str()) != r.run->row.spec_hash)
+    std::cerr << "sluice: " << path << " changed since " << r.name << " started; " << doing
+              << " with the spec stored with the run" << hint << "\n";
+}
+
+// Each step's definition as written (its YAML without positions; map keys
+// sorted), by id; under "" the keys every step inherits (env, defaults,
+// secrets). `sluice retry --reload` runs the steps whose definition changed.
+std::string Canonical(const spec::YamlNode& n) {
+  switch (n.kind) {
+    case spec::YamlNode::Kind::kNull: return "~";
+    case spec::YamlNode::Kind::kScalar: return (n.quoted ? "q" : "p") + JsonString(n.scalar);
+    case spec::YamlNode::Kind::kSequence: {
+      std::string out = "[";
+      for (const spec::YamlNode& i : n.items) out += Canonical(i) + ",";
+      return out + "]";
+    }
+    case spec::YamlNode::Kind::kMap: {
+      std::vector<std::string> entries;
+      for (const spec::YamlEntry& e : n.entries) entries.push_back(Canonical(e.first) + ":" + Canonical(e.second));
+      std::sort(entries.begin(), entries.end());
+      return "{" + Join(entries, ",") + "}";
+    }
+  }
+  return "";
+}
+
+std::map<std::string, std::string> StepDefinitions(const std::string& text) {
+  std::map<std::string, std::string> out;
+  auto tree = spec::ParseYaml(text);
+  const spec::YamlNode* root = std::get_if<spec::YamlNode>(&tree);
+  if (!root || !root->IsMap()) return out;
+  for (const spec::YamlEntry& e : root->entries) {
+    const std::string& key = e.first.scalar;
+    if (key == "steps" && e.second.IsMap())
+      for (const spec::YamlEntry& step : e.second.entries) out[step.first.scalar] = Canonical(step.second);
+    else if (key == "env" || key == "defaults" || key == "secrets")
+      out[""] += key + "=" + Canonical(e.second) + ";";
+  }
+  return out;
+}
+
 // 0 when `out` is ready, else the exit code (the error is printed).
 int Reopen(const std::string& run_text, const std::string& grace_text, Reopened* out) {
   if (!ParseRunId(run_text, &out->id) || !ParseGrace(grace_text, &out->grace)) return kExitUsage;
+  out->name = "run " + std::to_string(out->id);
   out->store = OpenStore();
   if (!out->store) return kExitFailed;
   auto run = LoadStoredRun(*out->store, out->id);
@@ -449,31 +600,33 @@ Result<bool> ClaimQueued(store::Store& store, int64_t id, store::RunRow* row) {
 
 }  // namespace
 
-int Resume(const std::string& run_text, const std::string& grace_text) {
+int Resume(const std::string& run_text, const std::string& grace_text, bool no_cache) {
   Reopened r;
   if (int code = Reopen(run_text, grace_text, &r)) return code;
   int64_t id = r.id;
+  const std::string& name = r.name;
+  std::string number = std::to_string(id);
   auto& store = r.store;
   auto& run = r.run;
   RunState state = run->row.state;
   if (state == RunState::kQueued) {
     if (run->row.queued_retry)
-      return Fail("sluice: run " + run_text + " is queued by sluice serve for a retry; sluice retry " + run_text +
-                      " runs it now",
+      return Fail("sluice: " + name + " is queued by sluice serve for a retry; sluice retry " + number + " runs it now",
                   kExitFailed);
     // Queued by `sluice serve` behind a max_active_runs cap: asked for by
     // hand, it starts now, and the server's queue skips it.
     auto claimed = ClaimQueued(*store, id, &run->row);
     if (!claimed.ok()) return Fail("sluice: " + claimed.status().message(), kExitFailed);
     state = run->row.state;
-    if (*claimed) std::printf("run %s was queued by sluice serve; starting it now\n", run_text.c_str());
+    if (*claimed) std::printf("%s was queued by sluice serve; starting it now\n", name.c_str());
   }
   if (state == RunState::kSucceeded || state == RunState::kFailed || state == RunState::kCancelled)
-    return Fail("sluice: run " + run_text + " already " + engine::Name(state) +
-                    "; nothing to resume (sluice retry " + run_text + " runs failed steps again)",
+    return Fail("sluice: " + name + " already " + engine::Name(state) + "; nothing to resume (sluice retry " + number +
+                    " runs failed steps again)",
                 kExitFailed);
   if (OwnerAlive(run->row))
-    return Fail("sluice: run " + run_text + " is still being run by pid " + std::to_string(run->row.owner_pid), kExitFailed);
+    return Fail("sluice: " + name + " is still being run by pid " + std::to_string(run->row.owner_pid), kExitFailed);
+  WarnIfSpecChanged(r, "resuming", "");
   engine::SystemClock clock;
   auto lost = store->TakeOverRun(id, clock.WallMs());
   if (!lost.ok()) return Fail("sluice: " + lost.status().message(), kExitFailed);
@@ -486,13 +639,44 @@ int Resume(const std::string& run_text, const std::string& grace_text) {
   std::vector<engine::AttemptRecord> adopt;
   for (const auto& a : *attempts)
     if (a.state == StepState::kRunning && !a.job_id.empty()) adopt.push_back(a);
-  return Drive(*store, *run, std::move(*records), r.grace, true, std::move(adopt));
+  return Drive(*store, *run, std::move(*records), r.grace, !no_cache, std::move(adopt));
 }
 
-int Retry(const std::string& run_text, const std::string& from, const std::string& grace_text) {
+namespace {
+
+// `retry --reload`: the spec file as it is now, checked like `sluice run`
+// checks it, with the run's params carried over (new params take their
+// defaults). 0 when `reloaded` is ready, else the exit code.
+int ReloadSpec(const Reopened& r, spec::Pipeline* reloaded, spec::ParamValues* params) {
+  const store::RunRow& row = r.run->row;
+  auto p = spec::LoadPipeline(row.spec_path);
+  if (!p.ok()) return Fail((p.status().code() == Code::kIoError ? "sluice: " : "") + p.status().message(), kExitUsage);
+  if (p->name != row.pipeline)
+    return Fail("sluice: " + row.spec_path + " now names pipeline " + Quote(p->name) + ", not " + Quote(row.pipeline) +
+                    "; start a new run with sluice run",
+                kExitUsage);
+  if (auto plugins = PluginsFor(*p); !plugins.ok()) return Fail(plugins.status().message(), kExitUsage);
+  auto stored = nlohmann::json::parse(row.params_json, nullptr, false);
+  Overrides overrides;
+  for (const spec::ParamSpec& ps : p->params)
+    if (stored.is_object() && stored.contains(ps.name))
+      overrides.emplace_back(ps.name, spec::Value::FromJson(stored[ps.name]).Render());
+  auto resolved = spec::ResolveParams(*p, overrides, "by " + r.name);
+  if (!resolved.ok()) return Fail(resolved.status().message(), kExitUsage);
+  *reloaded = std::move(*p);
+  *params = std::move(*resolved);
+  return 0;
+}
+
+}  // namespace
+
+int Retry(const std::string& run_text, const std::string& from, const std::string& grace_text, bool no_cache,
+          bool reload) {
   Reopened r;
   if (int code = Reopen(run_text, grace_text, &r)) return code;
   int64_t id = r.id;
+  const std::string& name = r.name;
+  std::string number = std::to_string(id);
   auto& store = r.store;
   auto& run = r.run;
   RunState state = run->row.state;
@@ -503,34 +687,62 @@ int Retry(const std::string& run_text, const std::string& from, const std::strin
     state = run->row.state;
   }
   if (state == RunState::kQueued)
-    return Fail("sluice: run " + run_text + " is queued by sluice serve and has not started; sluice resume " + run_text +
+    return Fail("sluice: " + name + " is queued by sluice serve and has not started; sluice resume " + number +
                     " starts it now",
                 kExitFailed);
   if (state == RunState::kRunning || state == RunState::kPending)
-    return Fail("sluice: run " + run_text + " has not finished" +
+    return Fail("sluice: " + name + " has not finished" +
                     (OwnerAlive(run->row) ? " (pid " + std::to_string(run->row.owner_pid) + " runs it)"
-                                          : "; sluice resume " + run_text + " finishes it"),
+                                          : "; sluice resume " + number + " finishes it"),
                 kExitFailed);
+  // The spec: the one stored with the run, or with --reload the file as it
+  // is now, whose changed steps run again too.
+  std::optional<store::RunSpecUpdate> update;
+  std::vector<std::string> changed;
+  if (reload) {
+    spec::Pipeline current;
+    spec::ParamValues params;
+    if (int code = ReloadSpec(r, &current, &params)) return code;
+    auto before = StepDefinitions(run->pipeline.text), now = StepDefinitions(current.text);
+    bool all = before[""] != now[""];
+    for (const spec::Step& s : current.steps)
+      if (all || !before.count(s.id) || before[s.id] != now[s.id]) changed.push_back(s.id);
+    update = store::RunSpecUpdate{current.text, spec::ParamsJson(params).dump()};
+    run->pipeline = std::move(current);
+    run->params = std::move(params);
+  } else {
+    WarnIfSpecChanged(r, "retrying", " (--reload uses the file as it is now)");
+  }
   auto records = store->LoadSteps(id);
   if (!records.ok()) return Fail("sluice: " + records.status().message(), kExitFailed);
   const spec::Pipeline& p = run->pipeline;
   engine::Plan plan = engine::MakePlan(p);
-  std::set<size_t> roots;
+  // Roots run again with everything downstream of them: the named step, or
+  // the failed and cancelled ones; with --reload, changed steps too.
+  std::set<size_t> roots, whole;
   if (!from.empty()) {
     const spec::Step* s = p.FindStep(from);
     if (!s) {
       std::vector<std::string> ids;
       for (const spec::Step& x : p.steps) ids.push_back(x.id);
-      return Fail("sluice: run " + run_text + " has no step " + Quote(from) + DidYouMean(from, ids), kExitUsage);
+      return Fail("sluice: " + name + " has no step " + Quote(from) + DidYouMean(from, ids), kExitUsage);
     }
     roots.insert(p.index.at(from));
+    whole.insert(p.index.at(from));
   } else {
-    for (const StepRecord& r : *records)
-      if (r.item < 0 && (r.state == StepState::kFailed || r.state == StepState::kCancelled))
-        roots.insert(p.index.at(r.step_id));
-    if (roots.empty())
-      return Fail("sluice: run " + run_text + " has no failed or cancelled steps; name one with --from STEP", kExitFailed);
+    for (const StepRecord& rec : *records)
+      if (rec.item < 0 && (rec.state == StepState::kFailed || rec.state == StepState::kCancelled) &&
+          p.index.count(rec.step_id))
+        roots.insert(p.index.at(rec.step_id));
   }
+  for (const std::string& c : changed) {
+    roots.insert(p.index.at(c));
+    whole.insert(p.index.at(c));
+  }
+  if (roots.empty())
+    return Fail("sluice: " + name + " has no failed or cancelled steps" + (reload ? " and no changed ones" : "") +
+                    "; name one with --from STEP",
+                kExitFailed);
   // Everything downstream of a root runs again from scratch.
   std::set<size_t> downstream;
   std::vector<size_t> stack(roots.begin(), roots.end());
@@ -543,16 +755,23 @@ int Retry(const std::string& run_text, const std::string& from, const std::strin
   std::vector<std::string> rerun, failed_items;
   for (size_t i : downstream) rerun.push_back(p.steps[i].id);
   for (size_t i : roots)
-    if (!downstream.count(i)) (from.empty() ? failed_items : rerun).push_back(p.steps[i].id);
-  Status st = store->ResetSteps(id, rerun, failed_items);
+    if (!downstream.count(i)) (whole.count(i) ? rerun : failed_items).push_back(p.steps[i].id);
+  Status st = store->ResetSteps(id, rerun, failed_items, update ? &*update : nullptr);
   if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
   engine::SystemClock clock;
   auto lost = store->TakeOverRun(id, clock.WallMs());
   if (!lost.ok()) return Fail("sluice: " + lost.status().message(), kExitFailed);
   records = store->LoadSteps(id);
   if (!records.ok()) return Fail("sluice: " + records.status().message(), kExitFailed);
-  std::printf("retrying run %s: %zu steps again\n", run_text.c_str(), rerun.size() + failed_items.size());
-  return Drive(*store, *run, std::move(*records), r.grace);
+  std::string again = Plural(static_cast<int64_t>(rerun.size() + failed_items.size()), "step") + " again";
+  if (reload)
+    std::printf("retrying %s with the current %s: %s%s\n", name.c_str(),
+                fs::path(run->row.spec_path).filename().c_str(), again.c_str(),
+                changed.empty() ? " (no step changed)" : (" (changed: " + Join(changed, ", ") + ")").c_str());
+  else
+    std::printf("retrying %s: %s\n", name.c_str(), again.c_str());
+  // --from: the named step and what follows run fresh, not from the cache.
+  return Drive(*store, *run, std::move(*records), r.grace, !no_cache && from.empty());
 }
 
 int Plugins(const std::string& dir, const std::string& format) {
@@ -643,6 +862,7 @@ int InstallPlugin(const std::string& library, const std::string& dir) {
 int Cancel(const std::string& run_text) {
   int64_t id;
   if (!ParseRunId(run_text, &id)) return kExitUsage;
+  const std::string name = "run " + std::to_string(id);
   auto store = OpenStore();
   if (!store) return kExitFailed;
   auto row = store->GetRun(id);
@@ -654,7 +874,7 @@ int Cancel(const std::string& run_text) {
     auto cancelled = store->CancelQueued(id, clock.WallMs());
     if (!cancelled.ok()) return Fail("sluice: " + cancelled.status().message(), kExitFailed);
     if (*cancelled) {
-      std::printf("run %s cancelled (it was queued)\n", run_text.c_str());
+      std::printf("%s cancelled (it was queued)\n", name.c_str());
       return kExitOk;
     }
     row = store->GetRun(id);  // it started meanwhile
@@ -662,19 +882,19 @@ int Cancel(const std::string& run_text) {
     state = row->state;
   }
   if (state != RunState::kRunning && state != RunState::kPending)
-    return Fail("sluice: run " + run_text + " already " + engine::Name(state), kExitFailed);
+    return Fail("sluice: " + name + " already " + engine::Name(state), kExitFailed);
   Status st = store->RequestCancel(id);
   if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
   if (OwnerAlive(*row)) {
     // The owner notices within its cancel poll; wait for it to finish.
-    std::printf("cancel requested; sluice (pid %lld) is stopping run %s\n", static_cast<long long>(row->owner_pid),
-                run_text.c_str());
+    std::printf("cancel requested; sluice (pid %lld) is stopping %s\n", static_cast<long long>(row->owner_pid),
+                name.c_str());
     std::fflush(stdout);
     while (true) {
       auto now = store->GetRun(id);
       if (!now.ok()) return Fail("sluice: " + now.status().message(), kExitFailed);
       if (now->state != RunState::kRunning && now->state != RunState::kPending) {
-        std::printf("run %s %s\n", run_text.c_str(), engine::Name(now->state));
+        std::printf("%s %s\n", name.c_str(), engine::Name(now->state));
         return kExitOk;
       }
       if (!OwnerAlive(*now)) break;  // it died meanwhile: cancel it here
@@ -698,7 +918,7 @@ int Cancel(const std::string& run_text) {
   if (st.ok()) st = store->SetRunState(id, RunState::kCancelled, clock.WallMs());
   if (st.ok()) st = store->Flush();
   if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
-  std::printf("run %s cancelled\n", run_text.c_str());
+  std::printf("%s cancelled\n", name.c_str());
   return kExitOk;
 }
 

@@ -270,10 +270,10 @@ steps:
   EXPECT_EQ(box_.Sluice({"gc", "--older-than", "1h"}).out, "removed 0 artifacts, 0 B; their lineage stays on record\n");
   // Nothing is recent: only what no registered model depends on goes.
   Output o = box_.Sluice({"gc", "--older-than", "0s", "--dry-run"});
-  EXPECT_EQ(o.out, "would remove " + scratch + " (10 B)\nwould remove 1 artifacts, 10 B; their lineage stays on record\n");
+  EXPECT_EQ(o.out, "would remove " + scratch + " (10 B)\nwould remove 1 artifact, 10 B; their lineage stays on record\n");
   EXPECT_TRUE(fs::exists(scratch));
   o = box_.Sluice({"gc", "--older-than", "0s"});
-  EXPECT_EQ(o.out, "removed 1 artifacts, 10 B; their lineage stays on record\n");
+  EXPECT_EQ(o.out, "removed 1 artifact, 10 B; their lineage stays on record\n");
   EXPECT_FALSE(fs::exists(scratch));
   EXPECT_TRUE(fs::exists(data));
   EXPECT_TRUE(fs::exists(model));
