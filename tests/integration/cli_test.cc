@@ -1,6 +1,8 @@
 // The `sluice` binary end to end: real processes, a real SQLite file.
 #include <signal.h>
+#include <sqlite3.h>
 
+#include <chrono>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -13,6 +15,29 @@ using namespace sluice::testing;
 using nlohmann::json;
 
 namespace {
+
+// Runs one SQL statement on the sandbox's store (to age a result).
+void Sql(const Sandbox& box, const std::string& sql) {
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open((box.home() / "sluice.db").c_str(), &h), SQLITE_OK);
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK) << (error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(h);
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The line of `step` in `sluice plan`'s text.
+std::string PlanLine(const Sandbox& box, const std::string& step) {
+  Output o = box.Sluice({"plan", "p.yaml"});
+  EXPECT_EQ(o.code, 0) << o.err;
+  size_t at = o.out.find("\n  " + step + " ");
+  if (at == std::string::npos) return "no line for " + step + " in:\n" + o.out;
+  return o.out.substr(at + 1, o.out.find('\n', at + 1) - at - 1);
+}
 
 std::string Integrity(const Sandbox& box) {
   auto s = sluice::store::Store::Open((box.home() / "sluice.db").string());
@@ -587,6 +612,90 @@ steps:
   json a = StepOf(ShowRun(box, "1"), "a");
   EXPECT_EQ(a["state"], "failed");
   EXPECT_EQ(a["reason"], "declared output 'accuracy' was not set (a value: write accuracy=... to $SLUICE_OUTPUT)");
+}
+
+TEST(CliTest, EditingAScriptTheCommandNamesOrADepRunsACachedStepAgainAndPlanNamesTheFile) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: stale
+steps:
+  train:
+    run: sh train.sh --config=conf.txt
+    deps: ['data/*.csv']
+    cache: true
+  report: {needs: [train], run: echo report >> ran.txt}
+)");
+  box.Write("train.sh", "echo train >> ran.txt\n");
+  box.Write("conf.txt", "lr=1\n");
+  box.Write("data/a.csv", "1\n");
+  auto trained = [&] { return CountLines(box.Read("ran.txt"), "train"); };
+  EXPECT_EQ(PlanLine(box, "train"), "  train                runs: no earlier result");
+  EXPECT_FALSE(box.Exists(".sluice"));  // plan creates no store
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(trained(), 1);
+  // Unchanged: cached.
+  EXPECT_EQ(PlanLine(box, "train"), "  train                cached (run 1)");
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(trained(), 1);
+  EXPECT_EQ(StepOf(ShowRun(box, "2"), "train")["state"], "cached");
+  // The script the command runs.
+  box.Write("train.sh", "echo train >> ran.txt; true\n");
+  EXPECT_EQ(PlanLine(box, "train"), "  train                runs: deps changed: train.sh");
+  json plan = json::parse(box.Sluice({"plan", "p.yaml", "--format", "json"}).out);
+  EXPECT_EQ(plan["steps"][0]["cache"], json({{"decision", "runs"}, {"why", "deps changed: train.sh"}}));
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(trained(), 2);
+  // A file named after --config=.
+  box.Write("conf.txt", "lr=2\n");
+  EXPECT_EQ(PlanLine(box, "train"), "  train                runs: deps changed: conf.txt");
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(trained(), 3);
+  // A declared dep: edited, then one more file matching its glob.
+  box.Write("data/a.csv", "2\n");
+  EXPECT_EQ(PlanLine(box, "train"), "  train                runs: deps changed: data/*.csv");
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(trained(), 4);
+  box.Write("data/b.csv", "3\n");
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(trained(), 5);
+  // A file the glob does not match changes nothing.
+  box.Write("data/notes.txt", "x\n");
+  EXPECT_EQ(PlanLine(box, "train"), "  train                cached (run 6)");
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(trained(), 5);
+  // A dep that matches nothing fails the step before it starts.
+  std::filesystem::remove(box.dir() / "data/a.csv");
+  std::filesystem::remove(box.dir() / "data/b.csv");
+  std::string why = "deps: 'data/*.csv' of step 'train' matches no file or folder in " + box.dir().string();
+  EXPECT_EQ(PlanLine(box, "train"), "  train                runs: fails before it starts: " + why);
+  EXPECT_EQ(box.Sluice({"run", "p.yaml"}).code, 1);
+  EXPECT_EQ(StepOf(ShowRun(box, "latest"), "train")["reason"], why);
+  EXPECT_EQ(trained(), 5);
+}
+
+TEST(CliTest, ACachedResultIsReusedUntilMaxAgeAndRunsOnceItIsOlderSayingWhy) {
+  Sandbox box;
+  box.Write("p.yaml", "name: aged\nsteps:\n  fetch: {run: echo fetch >> ran.txt, cache: {max_age: 1h}}\n");
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  // Just within max_age (the few seconds are for starting sluice): reused.
+  Sql(box, "UPDATE attempts SET finished_ms = " + std::to_string(NowMs() - 3600000 + 5000) + " WHERE run_id = 1");
+  EXPECT_EQ(PlanLine(box, "fetch"), "  fetch                cached (run 1)");
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(StepOf(ShowRun(box, "2"), "fetch")["state"], "cached");
+  EXPECT_EQ(CountLines(box.Read("ran.txt"), "fetch"), 1);
+  // A second past it: the step runs, and the run says why.
+  Sql(box, "UPDATE attempts SET finished_ms = " + std::to_string(NowMs() - 3600000 - 1000) + " WHERE run_id = 1");
+  std::string line = PlanLine(box, "fetch");
+  EXPECT_EQ(line.rfind("  fetch                runs: the result of run 1 is 1h00m0", 0), 0u) << line;
+  EXPECT_NE(line.find("s old, older than max_age 1h"), std::string::npos) << line;
+  Output o = box.Sluice({"run", "p.yaml"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("step=fetch event=warning reason=\"cache entry of run 1 is 1h00m0"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("s old, older than max_age 1h; running the step\""), std::string::npos) << o.out;
+  EXPECT_EQ(StepOf(ShowRun(box, "3"), "fetch")["state"], "succeeded");
+  EXPECT_EQ(CountLines(box.Read("ran.txt"), "fetch"), 2);
+  // The fresh result is reused again.
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(StepOf(ShowRun(box, "4"), "fetch")["state"], "cached");
 }
 
 TEST(CliTest, ARunawayStepsLogKeepsItsFirstAndLastEightMebibytes) {
