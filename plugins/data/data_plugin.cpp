@@ -54,6 +54,9 @@ uint32_t BigEndian32(const std::string& b, size_t at) {
          uint32_t(uint8_t(b[at + 3]));
 }
 
+// "1 row", "3 rows": a count and its noun.
+std::string Count(int64_t n, const char* noun) { return std::to_string(n) + " " + noun + (n == 1 ? "" : "s"); }
+
 std::string Hex(uint32_t v) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "0x%08x", v);
@@ -276,9 +279,9 @@ struct Validate : sluice::Step {
         else if (v > hi) ++above, worst_hi = std::max(worst_hi, v);
       }
       std::ostringstream m;
-      if (below) m << "column '" << c->name << "': " << below << " values below " << lo << " (lowest " << worst_lo << ")";
+      if (below) m << "column '" << c->name << "': " << Count(below, "value") << " below " << lo << " (lowest " << worst_lo << ")";
       if (!m.str().empty()) broken.push_back(m.str()), m.str("");
-      if (above) m << "column '" << c->name << "': " << above << " values above " << hi << " (highest " << worst_hi << ")";
+      if (above) m << "column '" << c->name << "': " << Count(above, "value") << " above " << hi << " (highest " << worst_hi << ")";
       if (!m.str().empty()) broken.push_back(m.str()), m.str("");
       if (rule.contains("max_null_fraction") && n > 0 && double(nulls) / double(n) > rule["max_null_fraction"].get<double>()) {
         m << "column '" << c->name << "': " << nulls << " of " << n << " values missing, more than the fraction "
@@ -299,7 +302,7 @@ struct Validate : sluice::Step {
           std::map<std::string, bool> allowed;
           for (const auto& v : rule["values"]) allowed[v.is_string() ? v.get<std::string>() : v.dump()] = true;
           for (const auto& [v, n] : counts)
-            if (!allowed.count(v)) broken.push_back("label '" + v + "' (" + std::to_string(n) + " rows) is not in the label set");
+            if (!allowed.count(v)) broken.push_back("label '" + v + "' (" + Count(n, "row") + ") is not in the label set");
           for (const auto& [v, yes] : allowed)
             if (!counts.count(v)) broken.push_back("label '" + v + "' has no rows");
         }
@@ -309,7 +312,7 @@ struct Validate : sluice::Step {
           double ratio = double(hi->second) / double(lo->second);
           if (ratio > rule["max_imbalance"].get<double>()) {
             std::ostringstream m;
-            m << "labels are imbalanced: '" << hi->first << "' has " << hi->second << " rows, '" << lo->first << "' "
+            m << "labels are imbalanced: '" << hi->first << "' has " << Count(hi->second, "row") << ", '" << lo->first << "' "
               << lo->second << " (ratio " << ratio << ", at most " << rule["max_imbalance"].get<double>() << ")";
             broken.push_back(m.str());
           }
@@ -322,7 +325,7 @@ struct Validate : sluice::Step {
       for (const std::string& b : broken) report += "\n  " + b;
       throw std::runtime_error(report);
     }
-    ctx.log() << "all rules hold for " << d.rows << " rows";
+    ctx.log() << "all rules hold for " << Count(d.rows, "row");
   }
 };
 

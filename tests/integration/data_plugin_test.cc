@@ -134,8 +134,8 @@ steps:
   EXPECT_EQ(StepOf(run, "check")["reason"],
             "7 rules broken:\n"
             "  rows: 4 is fewer than the minimum 10\n"
-            "  column 'age': 1 values below 0 (lowest -2)\n"
-            "  column 'age': 1 values above 120 (highest 140)\n"
+            "  column 'age': 1 value below 0 (lowest -2)\n"
+            "  column 'age': 1 value above 120 (highest 140)\n"
             "  column 'height' is missing\n"
             "  column 'score': 2 of 4 values missing, more than the fraction 0.25\n"
             "  label 'c' has no rows\n"
