@@ -521,6 +521,16 @@ Status Engine::ReuseCached(size_t u, const CachedResult& hit, const std::string&
                         " (attempt id " + std::to_string(hit.attempt_id) + ")";
   rec.outputs = hit.outputs;
   rec.reason = unit.attempt.reason;
+  // The registry is asked again, not the cache: the version may have been
+  // deleted since (the same content then becomes a new version).
+  const spec::Step& s = plan_.pipeline->steps[unit.node];
+  for (const LineageEdge& e : hit.produced) {
+    if (s.register_name.empty() || e.name != s.register_output) continue;
+    auto version = store_->RegisterModel(s.register_name, e.artifact.hash, hit.run_id, hit.step_id, hit.attempt_id,
+                                         clock_->WallMs());
+    if (!version.ok()) return version.status();
+    rec.outputs["registered"] = Value::Str(s.register_name + "@" + std::to_string(*version));
+  }
   return EndUnit(u, StepState::kCached);
 }
 

@@ -379,3 +379,24 @@ TEST_F(ModelsTest, ModelsShowsTheRegisteringStepsMetricsNotEveryMetricOfTheRun) 
   EXPECT_NE(text.out.find("loss=0.5"), std::string::npos) << text.out;
   EXPECT_EQ(text.out.find("accuracy"), std::string::npos) << text.out;
 }
+
+TEST(ModelsCacheTest, ACachedRegisteringStepRegistersItsModelAgainAfterItsVersionWasDeleted) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: c
+steps:
+  train:
+    run: echo 1 > "$SLUICE_OUTPUTS_DIR/model"
+    outputs: {model: model}
+    register: {name: m}
+    cache: true
+)");
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(StepOf(ShowRun(box, "2"), "train")["outputs"]["registered"], "m@1");  // the same version
+  ASSERT_EQ(box.Sluice({"models", "delete", "m@1"}).code, 0);
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  json train = StepOf(ShowRun(box, "3"), "train");
+  EXPECT_EQ(train["state"], "cached");
+  EXPECT_EQ(train["outputs"]["registered"], "m@2");
+  EXPECT_EQ(box.Sluice({"models", "path", "m@latest"}).out, train["outputs"]["model"].get<std::string>() + "\n");
+}
