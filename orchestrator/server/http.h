@@ -1,17 +1,25 @@
-// The HTTP server behind `sluice serve`: requests and responses as the API
-// sees them, and the server that reads and writes them (Boost.Beast on
-// Asio, in http_server.cc; nothing else includes Beast).
+// The project's HTTP server (library `sluice_http`, Boost.Beast on Asio, in
+// http_server.cc; nothing else includes Beast): requests and responses as
+// a handler sees them, and the server that reads and writes them. `sluice
+// serve` (the API, UI, webhooks, SSE) and the model server (`torch/serve`,
+// `sluice serve-model`) run on it; so will the serving gateway. It depends
+// on Boost and util/status.h (header-only use) and nothing else of Sluice.
 //
-// Contract: the handler is called on one of the server's threads, once per
-// request, with the whole body read; it may block briefly (a SQLite query,
-// a process spawn). Limits are enforced before the handler sees anything:
-// a header block over max_header is answered 431, a body over max_body 413
-// (from its Content-Length, before any of it is read; a chunked body as it
-// passes the limit), trailer fields of a chunked body count against
-// max_header (431), a connection buffers at most max_header + 8 KiB (a chunk
-// extension or trailer block that does not fit is 413), a client that sends
-// nothing for read_timeout is dropped, and connections over max_connections
-// are answered 503 and closed.
+// Contract: the handler is called on one of the server's I/O threads, once
+// per request, with the whole body read. A plain Handler answers at once and
+// may block only briefly (a SQLite query, a process spawn); an AsyncHandler
+// hands slow work elsewhere and answers later through its Responder, from
+// any thread, so that no I/O thread waits. Limits are enforced before the
+// handler sees anything: a header block over max_header is answered 431, a
+// body over max_body 413 (from its Content-Length, before any of it is read;
+// a chunked body as it passes the limit), trailer fields of a chunked body
+// count against max_header (431), a connection buffers at most max_header +
+// 8 KiB (a chunk extension or trailer block that does not fit is 413), bytes
+// the parser cannot make a request of are answered 400, a request whose
+// header and body have not both arrived within read_timeout of its first
+// byte (or of the previous answer, for an idle keep-alive connection) is
+// dropped unanswered, and connections over max_connections are answered 503
+// and closed. Every refusal closes the connection.
 #pragma once
 
 #include <atomic>
@@ -68,19 +76,52 @@ struct Response {
 
 using Handler = std::function<Response(const Request&)>;
 
+// Answers one request later (a deferred response), from any thread. Cheap to
+// copy; every copy answers the same request. The first Send is the answer
+// (a Response with on_stream starts an event stream) and later ones are
+// ignored; if every copy is destroyed unsent, the client gets a 500. The
+// connection reads nothing more until the answer is written. After the
+// server's Stop() an answer is dropped. REQUIRES: every copy is sent or
+// destroyed before the HttpServer is destroyed (it holds the connection).
+class Responder {
+ public:
+  void Send(Response response) const;
+
+  struct State;  // http_server.cc
+  explicit Responder(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+// Called on an I/O thread with the request (its body moved in); must return
+// quickly and answer through the Responder, now or later.
+using AsyncHandler = std::function<void(Request, Responder)>;
+
 struct ServerOptions {
   std::string listen = "127.0.0.1";
   int port = 8080;                    // 0 picks a free one
-  int threads = 2;
+  int threads = 2;                    // I/O threads
   size_t max_body = 1 << 20;
   size_t max_header = 16 << 10;
   std::chrono::milliseconds read_timeout{10000};
   int max_connections = 1024;
+  // Optional: called on an I/O thread once a request's header is read,
+  // before any of its body (the Request's body is empty). A Response
+  // refuses the request without reading the body and closes the
+  // connection; nullopt lets it through. Must not block. For checks that
+  // need only the header: credentials, Host, header counts.
+  std::function<std::optional<Response>(const Request&)> screen;
+  // Optional: the body of the server's own refusals (400, 413, 431, 500,
+  // 503), from the status, a short code ("body_too_large") and a message.
+  // Default: {"error":{"code":"...","message":"..."}} (the API's shape).
+  std::function<std::string(int status, const std::string& code, const std::string& message)> error_body;
 };
 
 class HttpServer {
  public:
   HttpServer(ServerOptions options, Handler handler);
+  HttpServer(ServerOptions options, AsyncHandler handler);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -1,5 +1,7 @@
-// HttpServer on Boost.Beast: one strand per connection, Server-Sent Events
-// written straight to the socket after a hand-written header block.
+// HttpServer on Boost.Beast: one io_context (one thread) per set of
+// connections, Server-Sent Events written straight to the socket after a
+// hand-written header block, deferred answers posted back to the
+// connection's thread.
 #include <algorithm>
 #include <cstdint>
 #include <deque>
@@ -67,9 +69,30 @@ namespace {
 
 struct Shared {
   ServerOptions options;
-  Handler handler;
+  Handler handler;             // one of these two
+  AsyncHandler async_handler;
   std::atomic<int> connections{0};
+
+  // The body of one of the server's own refusals.
+  std::string ErrorBody(int status, const std::string& code, const std::string& message) const {
+    if (options.error_body) return options.error_body(status, code, message);
+    return R"({"error":{"code":")" + code + R"(","message":")" + message + "\"}}";
+  }
+  Response Error(int status, const std::string& code, const std::string& message) const {
+    Response res;
+    res.status = status;
+    res.body = ErrorBody(status, code, message);
+    return res;
+  }
 };
+
+// A parser's verdict that the bytes are not HTTP (answered 400), as opposed
+// to a client that went away, a timeout, or a limit (413/431).
+bool IsMalformed(beast::error_code ec) {
+  if (ec.category() != http::make_error_code(http::error::bad_method).category()) return false;
+  auto e = static_cast<http::error>(ec.value());
+  return e >= http::error::bad_line_ending && e <= http::error::bad_obs_fold;
+}
 
 // Splits and decodes the target; false if it is not a decodable origin-form path.
 bool ParseTarget(std::string_view target, Request* r) {
@@ -139,6 +162,20 @@ void LimitHeaderParser(http::request_parser<http::empty_body>& p, const ServerOp
   p.eager(false);
 }
 
+class Session;
+
+}  // namespace
+
+// One request's pending answer (see Responder in http.h).
+struct Responder::State {
+  explicit State(std::shared_ptr<Session> s) : session(std::move(s)) {}
+  ~State();
+  std::shared_ptr<Session> session;
+  std::atomic<bool> sent{false};
+};
+
+namespace {
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Shared* shared)
@@ -165,6 +202,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void CloseFromOutside() {
     net::post(stream_.get_executor(), [self = shared_from_this()] { self->Shutdown(); });
   }
+  // A deferred answer (any thread): written on the connection's thread.
+  void Answer(Response res) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), res = std::move(res)]() mutable {
+      if (self->closed_) return;
+      if (res.on_stream) return self->StartStream(std::move(res));
+      self->Write(std::move(res), self->keep_alive_);
+    });
+  }
+  const Shared& shared() const { return *shared_; }
   std::atomic<bool> gone{false};
 
  private:
@@ -183,11 +229,23 @@ class Session : public std::enable_shared_from_this<Session> {
       return Refuse(431, "request header fields too large");
     if (ec == http::error::body_limit)
       return Refuse(413, "request body over the limit of " + std::to_string(shared_->options.max_body) + " bytes");
+    if (IsMalformed(ec)) return Refuse(400, "the request is not valid HTTP");
     if (ec) return Shutdown();
     auto& h = header_parser_->get();
     auto length = header_parser_->content_length();
     if (length && *length > shared_->options.max_body)
       return Refuse(413, "request body over the limit of " + std::to_string(shared_->options.max_body) + " bytes");
+    if (shared_->options.screen) {
+      Request req;
+      if (!ToRequest(h, std::string(), &req)) return Refuse(400, "the request target is not a valid path");
+      std::optional<Response> refusal;
+      try {
+        refusal = shared_->options.screen(req);
+      } catch (const std::exception&) {
+        refusal = shared_->Error(500, "internal", "the server failed to answer");
+      }
+      if (refusal) return Write(std::move(*refusal), false);  // the body, if any, is not read
+    }
     if (header_parser_->is_done()) {  // no body: answer without a second read
       auto msg = header_parser_->release();
       return Dispatch(msg, std::string());
@@ -213,6 +271,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnRequest(beast::error_code ec) {
     if (ec == http::error::body_limit || ec == http::error::buffer_overflow)
       return Refuse(413, "request body over the limit of " + std::to_string(shared_->options.max_body) + " bytes");
+    if (IsMalformed(ec)) return Refuse(400, "the request is not valid HTTP");
     if (ec) return Shutdown();
     auto msg = body_parser_->release();
     body_parser_.reset();
@@ -223,22 +282,25 @@ class Session : public std::enable_shared_from_this<Session> {
   template <typename Message>
   void Dispatch(const Message& msg, std::string body) {
     Request req;
-    bool keep_alive = msg.keep_alive();
-    Response res;
-    if (!ToRequest(msg, std::move(body), &req)) {
-      res.status = 400;
-      res.body = R"({"error":{"code":"bad_request","message":"the request target is not a valid path"}})";
-    } else {
+    keep_alive_ = msg.keep_alive();
+    if (!ToRequest(msg, std::move(body), &req)) return Refuse(400, "the request target is not a valid path");
+    if (shared_->async_handler) {
+      // Unsent and destroyed (the handler threw, or dropped it): the State answers 500.
+      Responder responder(std::make_shared<Responder::State>(shared_from_this()));
       try {
-        res = shared_->handler(req);
-      } catch (const std::exception& e) {
-        res = Response{};
-        res.status = 500;
-        res.body = std::string(R"({"error":{"code":"internal","message":"the server failed to answer"}})");
+        shared_->async_handler(std::move(req), std::move(responder));
+      } catch (const std::exception&) {
       }
+      return;
+    }
+    Response res;
+    try {
+      res = shared_->handler(req);
+    } catch (const std::exception&) {
+      res = shared_->Error(500, "internal", "the server failed to answer");
     }
     if (res.on_stream) return StartStream(std::move(res));
-    Write(std::move(res), keep_alive);
+    Write(std::move(res), keep_alive_);
   }
 
   void Write(Response res, bool keep_alive) {
@@ -268,11 +330,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Refuse(int status, const std::string& message) {
-    Response res;
-    res.status = status;
-    res.body = R"({"error":{"code":")" + std::string(status == 431 ? "header_too_large" : "body_too_large") +
-               R"(","message":")" + message + "\"}}";
-    Write(std::move(res), false);
+    const char* code = status == 431 ? "header_too_large" : status == 413 ? "body_too_large" : "bad_request";
+    Write(shared_->Error(status, code, message), false);
   }
 
   void StartStream(Response res) {
@@ -355,12 +414,21 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> body_parser_;
   bool writing_ = false, closed_ = false;
+  bool keep_alive_ = false;  // of the request being answered
   std::deque<std::string> queue_;
   size_t queued_bytes_ = 0;
   char sink_[512];
 };
 
 }  // namespace
+
+Responder::State::~State() {
+  if (!sent.exchange(true)) session->Answer(session->shared().Error(500, "internal", "the server failed to answer"));
+}
+
+void Responder::Send(Response response) const {
+  if (state_ && !state_->sent.exchange(true)) state_->session->Answer(std::move(response));
+}
 
 ParseResult ParseRequest(std::string_view wire, const ServerOptions& options, Request* out) {
   // As ReadHeader, OnHeader, ReadBody and OnRequest do, from a buffer.
@@ -408,6 +476,7 @@ struct HttpServer::Impl {
   std::vector<std::thread> threads;
   size_t next = 0;
   int port = 0;
+  std::string busy;  // the answer over max_connections
 
   void Accept() {
     net::io_context& ctx = *contexts[next++ % contexts.size()];
@@ -417,12 +486,8 @@ struct HttpServer::Impl {
         socket.set_option(tcp::no_delay(true), ec);
         if (++shared.connections > shared.options.max_connections) {
           --shared.connections;
-          static const std::string kBody = R"({"error":{"code":"busy","message":"too many connections"}})";
-          static const std::string kBusy =
-              "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
-              "Content-Length: " + std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
           beast::error_code ignored;
-          net::write(socket, net::buffer(kBusy), ignored);
+          net::write(socket, net::buffer(busy), ignored);
           socket.close(ignored);
         } else {
           std::make_shared<Session>(std::move(socket), &shared)->Start();
@@ -438,9 +503,17 @@ HttpServer::HttpServer(ServerOptions options, Handler handler) : impl_(std::make
   impl_->shared.handler = std::move(handler);
 }
 
+HttpServer::HttpServer(ServerOptions options, AsyncHandler handler) : impl_(std::make_unique<Impl>()) {
+  impl_->shared.options = std::move(options);
+  impl_->shared.async_handler = std::move(handler);
+}
+
 HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::Start() {
+  std::string body = impl_->shared.ErrorBody(503, "busy", "too many connections");
+  impl_->busy = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   int n = std::max(1, impl_->shared.options.threads);
   for (int i = 0; i < n; ++i) impl_->contexts.push_back(std::make_unique<net::io_context>(1));
   beast::error_code ec;
