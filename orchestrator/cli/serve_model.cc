@@ -9,6 +9,8 @@
 
 #include "cli/commands.h"
 #include "exec/plugin_catalog.h"
+#include "util/duration.h"
+#include "util/strings.h"
 
 namespace fs = std::filesystem;
 
@@ -28,8 +30,14 @@ struct Host {
 }  // namespace
 
 int ServeModel(const ServeModelOptions& o) {
+  auto timeout = ParseDuration(o.read_timeout);
+  if (!timeout || timeout->count() <= 0) {
+    std::cerr << "sluice: bad duration " << Quote(o.read_timeout) << " for --read-timeout (use 500ms, 10s, 1m)\n";
+    return kExitUsage;
+  }
   nlohmann::json params = {{"listen", o.listen}, {"port", o.port}, {"max_batch", o.max_batch},
-                           {"max_wait_ms", o.max_wait_ms}};
+                           {"max_wait_ms", o.max_wait_ms}, {"read_timeout_ms", timeout->count()},
+                           {"connections", o.max_connections}};
   if (o.threads > 0) params["threads"] = o.threads;
   if (o.max_queue >= 0) params["max_queue"] = o.max_queue;
   if (!o.token_env.empty()) params["token_env"] = o.token_env;

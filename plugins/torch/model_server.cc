@@ -1,7 +1,5 @@
 #include "model_server.h"
 
-#include <arpa/inet.h>
-#include <httplib.h>
 #include <ATen/Parallel.h>
 #include <torch/script.h>
 
@@ -18,6 +16,8 @@
 
 #include "bounded_json.h"
 #include "net.h"
+#include "request_guard.h"
+#include "server/http.h"
 
 using nlohmann::json;
 
@@ -25,12 +25,6 @@ namespace sluice::torchplugin {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// A request the server refuses: its status and the reason.
-struct Refused {
-  int status;
-  std::string message;
-};
 
 // Prometheus counters for the infer route.
 class Metrics {
@@ -186,6 +180,7 @@ class Runner {
 constexpr size_t kMaxDepth = 16;
 constexpr size_t kMaxHeaders = 100;
 constexpr size_t kMaxHeaderBytes = 16 << 10;
+constexpr int kIoThreads = 2;  // they only route and copy bytes; the model runs on the workers
 
 // Appends the numbers of a JSON array nested at most kMaxDepth deep (the
 // parser saw to that) to `out`, as finite floats.
@@ -245,95 +240,78 @@ torch::Tensor ParseInfer(const std::string& body, const std::vector<int64_t>& ch
   return torch::from_blob(values.data(), dims, torch::kFloat32).clone();
 }
 
-// Bounds inference: at most `slots` requests run the model at once and at
-// most `max_waiting` wait for a slot; a request beyond that is refused (503)
-// at once, so a burst costs neither memory nor unbounded latency.
-class Admission {
+// Runs infer requests off the server's I/O threads: `threads` workers, and
+// at most `max_waiting` requests waiting for one; a request beyond that is
+// refused (503) at once, so a burst costs neither memory nor unbounded
+// latency. Any thread may submit.
+class WorkQueue {
  public:
-  Admission(int slots, int max_waiting) : free_(slots), max_waiting_(max_waiting) {}
+  WorkQueue(int threads, int max_waiting) : slots_(threads + max_waiting) {
+    for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
+  }
+  ~WorkQueue() { Stop(); }
 
-  class Ticket {
-   public:
-    Ticket() = default;
-    explicit Ticket(Admission* a) : a_(a) {}
-    Ticket(Ticket&& o) noexcept : a_(std::exchange(o.a_, nullptr)), running_(o.running_) {}
-    Ticket& operator=(Ticket&&) = delete;
-    ~Ticket() {
-      if (a_) a_->Leave(running_);
+  // Queues `job`; false (and `job` dropped) when `threads` jobs run and
+  // `max_waiting` wait, or after Stop().
+  bool TrySubmit(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ || in_system_ >= slots_) return false;
+      ++in_system_;
+      queue_.push_back(std::move(job));
     }
-    explicit operator bool() const { return a_ != nullptr; }
-    // Blocks until a slot is free.
-    void Wait() {
-      if (!a_ || running_) return;
-      a_->Take();
-      running_ = true;
+    cv_.notify_one();
+    return true;
+  }
+
+  // Drops the waiting jobs (destroying them), lets running ones finish and
+  // joins the workers.
+  void Stop() {
+    std::deque<std::function<void()>> dropped;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      dropped.swap(queue_);
     }
-
-   private:
-    Admission* a_ = nullptr;
-    bool running_ = false;
-  };
-
-  // A ticket, or an empty one when the queue is full.
-  Ticket Enter() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (waiting_ >= max_waiting_ + free_) return Ticket();
-    ++waiting_;
-    return Ticket(this);
+    cv_.notify_all();
+    dropped.clear();
+    for (auto& t : workers_)
+      if (t.joinable()) t.join();
   }
 
  private:
-  void Take() {
+  void Work() {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return free_ > 0; });
-    --free_;
-    --waiting_;
-  }
-  void Leave(bool running) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (running) ++free_;
-      else --waiting_;
+    for (;;) {
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping
+      std::function<void()> job = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      try {
+        job();
+      } catch (...) {  // jobs catch their own; nothing crosses the thread
+      }
+      job = nullptr;
+      lock.lock();
+      --in_system_;
     }
-    cv_.notify_one();
   }
 
+  const int slots_;
   std::mutex mu_;
   std::condition_variable cv_;
-  int free_;           // GUARDED_BY(mu_)
-  int waiting_ = 0;    // GUARDED_BY(mu_): admitted, not yet running
-  int max_waiting_;
+  std::deque<std::function<void()>> queue_;  // GUARDED_BY(mu_)
+  int in_system_ = 0;                         // GUARDED_BY(mu_): queued or running
+  bool stopping_ = false;                     // GUARDED_BY(mu_)
+  std::vector<std::thread> workers_;
 };
 
-// Compares in time that depends on the lengths only.
-bool SameSecret(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
-// Why a request's Host is not one this server answers for, if it is not: a
-// web page can reach a loopback server through DNS rebinding (its own name
-// resolving to 127.0.0.1), but its requests then carry that name as Host.
-// Accepted: IP literals, localhost, and `allowed` names.
-std::optional<std::string> ForeignHost(const std::string& host_header, const std::vector<std::string>& allowed) {
-  std::string host = host_header;
-  if (!host.empty() && host[0] == '[') host = host.substr(1, host.find(']') - 1);  // [::1]:8081
-  else host = host.substr(0, host.rfind(':') == std::string::npos ? host.size() : host.rfind(':'));
-  if (host.empty()) return std::nullopt;  // HTTP/1.0 without Host
-  std::string lower = host;
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  unsigned char buf[sizeof(in6_addr)];
-  if (lower == "localhost" || inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1)
-    return std::nullopt;
-  if (std::find(allowed.begin(), allowed.end(), lower) != allowed.end()) return std::nullopt;
-  return "Host " + host_header.substr(0, 100) + " is not served here (allowed_hosts names the hosts besides IP addresses and localhost)";
-}
-
-void Reply(httplib::Response& res, int status, const json& body) {
+server::Response Reply(int status, const json& body) {
+  server::Response res;
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.body = body.dump(-1, ' ', false, json::error_handler_t::replace);  // class names come from the model file
+  return res;
 }
 
 }  // namespace
@@ -348,15 +326,20 @@ void Serve::run(sluice::Context& ctx) {
   std::string listen = ctx.param<std::string>("listen", "127.0.0.1");
   int port = ctx.param<int>("port", 8081);
   int threads = ctx.param<int>("threads", std::max(2, ctx.cpu() * 2));
-  int connections = ctx.param<int>("connections", 512);
+  int connections = ctx.param<int>("connections", 1024);
+  int64_t read_timeout_ms = ctx.param<int64_t>("read_timeout_ms", 10000);
   int max_queue = ctx.param<int>("max_queue", 64);
   std::string token_env = ctx.param<std::string>("token_env", "");
-  std::vector<std::string> allowed_hosts = ctx.param<std::vector<std::string>>("allowed_hosts", {});
-  std::string token;
+  Guard guard;
+  for (std::string host : ctx.param<std::vector<std::string>>("allowed_hosts", {})) {
+    for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    guard.allowed_hosts.push_back(host);
+  }
+  guard.max_header_fields = kMaxHeaders;
   if (!token_env.empty()) {
     const char* t = std::getenv(token_env.c_str());
     if (!t || !*t) throw std::runtime_error("token_env names " + token_env + ", which is not set");
-    token = t;
+    guard.token = t;
   }
   int max_batch = ctx.param<int>("max_batch", 1);
   double max_wait_ms = ctx.param<double>("max_wait_ms", 2.0);
@@ -382,133 +365,111 @@ void Serve::run(sluice::Context& ctx) {
                      {{"name", "label"}, {"datatype", "INT64"}, {"shape", {-1}}},
                      {{"name", "class"}, {"datatype", "BYTES"}, {"shape", {-1}}}}}};
 
-  // A thread per connection (cpp-httplib's model): many, so that idle and
-  // slow clients cannot take every thread; inference itself is bounded by
-  // `threads` slots and a queue of `max_queue` waiting requests.
-  httplib::Server server;
-  server.new_task_queue = [connections] { return new httplib::ThreadPool(size_t(connections)); };
-  server.set_payload_max_length(max_body);
-  server.set_read_timeout(5, 0);
-  server.set_write_timeout(5, 0);
-  server.set_tcp_nodelay(true);  // headers and body go out at once, not after a delayed ACK
-  server.set_keep_alive_max_count(100000);  // clients that keep a connection open keep it
-  server.set_keep_alive_timeout(5);
-  Admission admission(threads, max_queue);
-  server.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {
-    auto refuse = [&](int status, const std::string& why) {
-      Reply(res, status, {{"error", why}});
-      res.set_header("Connection", "close");  // the rest of what it sent is not read
-      return httplib::Server::HandlerResponse::Handled;
-    };
-    if (auto why = ForeignHost(req.get_header_value("Host"), allowed_hosts))
-      return refuse(403, *why);
-    if (!token.empty() && req.path != "/v2/health/live" && req.path != "/v2/health/ready") {
-      std::string auth = req.get_header_value("Authorization");
-      std::string want = "Bearer " + token;
-      if (!SameSecret(auth, want))
-        return refuse(401, "this server needs Authorization: Bearer <token>");
+  // One infer request, on a worker: parse, run (alone or in a micro-batch), answer.
+  auto infer = [&](const std::string& body) {
+    try {
+      json id;
+      torch::Tensor x = ParseInfer(body, chw, max_images, &id);
+      torch::Tensor p = torch::softmax(runner.Logits(x), 1).contiguous();
+      torch::Tensor label = p.argmax(1).contiguous();
+      int64_t n = p.size(0), k = p.size(1);
+      std::vector<float> probabilities(p.data_ptr<float>(), p.data_ptr<float>() + n * k);
+      std::vector<int64_t> labels(label.data_ptr<int64_t>(), label.data_ptr<int64_t>() + n);
+      json names = json::array();
+      for (int64_t l : labels) names.push_back(size_t(l) < classes.size() ? classes[size_t(l)] : std::to_string(l));
+      json out = {{"model_name", name},
+                  {"model_version", version},
+                  {"outputs",
+                   {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {n, k}}, {"data", probabilities}},
+                    {{"name", "label"}, {"datatype", "INT64"}, {"shape", {n}}, {"data", labels}},
+                    {{"name", "class"}, {"datatype", "BYTES"}, {"shape", {n}}, {"data", names}}}}};
+      if (!id.is_null()) out["id"] = id;
+      return Reply(200, out);
+    } catch (const Refused& r) {
+      return Reply(r.status, {{"error", r.message}});
+    } catch (const std::exception& e) {
+      return Reply(500, {{"error", std::string("inference failed: ") + e.what()}});
     }
-    // cpp-httplib has read them already (bounded only by its read timeout);
-    // refuse a request that sent more than a header block should hold.
-    size_t header_bytes = 0;
-    for (const auto& [k, v] : req.headers) header_bytes += k.size() + v.size() + 4;
-    if (req.headers.size() > kMaxHeaders || header_bytes > kMaxHeaderBytes)
-      return refuse(431, "request header fields too large (at most " + std::to_string(kMaxHeaders) + " fields, " +
-                             std::to_string(kMaxHeaderBytes / 1024) + " KiB)");
-    // cpp-httplib 0.11 does not bound chunked bodies (CVE-2025-46728):
-    // a body must say its length, and a length over the limit is refused
-    // before any of it is read.
-    if (req.has_header("Transfer-Encoding"))
-      return refuse(411, "chunked request bodies are not accepted; send Content-Length");
-    std::string length = req.get_header_value("Content-Length");
-    if (!length.empty()) {
-      if (length.size() > 18 || length.find_first_not_of("0123456789") != std::string::npos)
-        return refuse(400, "bad Content-Length");
-      if (std::stoull(length) > max_body)
-        return refuse(413, "the request body is larger than the server's limit of " + std::to_string(max_body) + " bytes");
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (res.body.empty()) {
-      std::string reason = "HTTP status " + std::to_string(res.status);
-      if (res.status == 404) reason = "no such route";
-      if (res.status == 413) reason = "the request body is larger than the server's limit";
-      res.set_content(json{{"error", reason}}.dump(), "application/json");
-    }
-  });
-  auto known = [&](const httplib::Request& req, httplib::Response& res) {
-    if (req.matches[1] == name) return true;
-    Reply(res, 404, {{"error", "unknown model '" + std::string(req.matches[1]) + "'; this server serves '" + name + "'"}});
-    return false;
   };
-  server.Get("/v2/health/live", [](const httplib::Request&, httplib::Response& res) { Reply(res, 200, {{"live", true}}); });
-  server.Get("/v2/health/ready", [](const httplib::Request&, httplib::Response& res) { Reply(res, 200, {{"ready", true}}); });
-  server.Get("/v2", [](const httplib::Request&, httplib::Response& res) {
-    Reply(res, 200, {{"name", "sluice-model-server"}, {"version", "1.0.0"}, {"extensions", json::array()}});
-  });
-  server.Get(R"(/v2/models/([^/]+))", [&](const httplib::Request& req, httplib::Response& res) {
-    if (known(req, res)) Reply(res, 200, metadata);
-  });
-  server.Get(R"(/v2/models/([^/]+)/ready)", [&](const httplib::Request& req, httplib::Response& res) {
-    if (known(req, res)) Reply(res, 200, {{"name", name}, {"ready", true}});
-  });
-  server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics.Text(name), "text/plain; version=0.0.4");
-  });
-  server.Post(R"(/v2/models/([^/]+)/infer)", [&](const httplib::Request& req, httplib::Response& res) {
-    Clock::time_point began = Clock::now();
-    Admission::Ticket ticket = admission.Enter();
-    if (!ticket) {
-      Reply(res, 503, {{"error", "the server is busy: " + std::to_string(max_queue) + " requests are waiting"}});
-      res.set_header("Retry-After", "1");
-    } else if (known(req, res)) {
-      try {
-        json id;
-        torch::Tensor x = ParseInfer(req.body, chw, max_images, &id);
-        ticket.Wait();
-        torch::Tensor p = torch::softmax(runner.Logits(x), 1).contiguous();
-        torch::Tensor label = p.argmax(1).contiguous();
-        int64_t n = p.size(0), k = p.size(1);
-        std::vector<float> probabilities(p.data_ptr<float>(), p.data_ptr<float>() + n * k);
-        std::vector<int64_t> labels(label.data_ptr<int64_t>(), label.data_ptr<int64_t>() + n);
-        json names = json::array();
-        for (int64_t l : labels) names.push_back(size_t(l) < classes.size() ? classes[size_t(l)] : std::to_string(l));
-        json out = {{"model_name", name},
-                    {"model_version", version},
-                    {"outputs",
-                     {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {n, k}}, {"data", probabilities}},
-                      {{"name", "label"}, {"datatype", "INT64"}, {"shape", {n}}, {"data", labels}},
-                      {{"name", "class"}, {"datatype", "BYTES"}, {"shape", {n}}, {"data", names}}}}};
-        if (!id.is_null()) out["id"] = id;
-        Reply(res, 200, out);
-      } catch (const Refused& r) {
-        Reply(res, r.status, {{"error", r.message}});
-      } catch (const std::exception& e) {
-        Reply(res, 500, {{"error", std::string("inference failed: ") + e.what()}});
-      }
-    }
-    metrics.Request(res.status, std::chrono::duration<double>(Clock::now() - began).count());
-  });
 
-  int bound = port == 0 ? server.bind_to_any_port(listen) : (server.bind_to_port(listen, port) ? port : -1);
-  if (bound <= 0) throw std::runtime_error("cannot listen on " + listen + ":" + std::to_string(port) + " (in use?)");
-  std::string url = "http://" + listen + ":" + std::to_string(bound);
-  std::atomic<bool> http_ended{false};
-  std::thread http([&] {
-    server.listen_after_bind();
-    http_ended = true;
-  });
+  // The HTTP server's I/O threads only route: requests that run the model go
+  // to `threads` workers (and at most `max_queue` wait for one), and each is
+  // answered from its worker when done.
+  WorkQueue work(threads, max_queue);
+  auto handle = [&](server::Request req, server::Responder respond) {
+    const std::vector<std::string>& s = req.segments;
+    auto is = [&](std::initializer_list<const char*> want) {
+      return s.size() == want.size() && std::equal(want.begin(), want.end(), s.begin());
+    };
+    bool get = req.method == "GET", post = req.method == "POST";
+    bool model_route = s.size() >= 3 && s.size() <= 4 && s[0] == "v2" && s[1] == "models";
+    auto unknown = [&] {
+      return Reply(404, {{"error", "unknown model '" + s[2] + "'; this server serves '" + name + "'"}});
+    };
+    if (post && model_route && s.size() == 4 && s[3] == "infer") {
+      Clock::time_point began = Clock::now();
+      auto answer = [&metrics, began](const server::Responder& r, server::Response res) {
+        metrics.Request(res.status, std::chrono::duration<double>(Clock::now() - began).count());
+        r.Send(std::move(res));
+      };
+      if (s[2] != name) return answer(respond, unknown());
+      bool queued = work.TrySubmit([&infer, answer, respond, body = std::move(req.body)] { answer(respond, infer(body)); });
+      if (queued) return;
+      server::Response busy = Reply(503, {{"error", "the server is busy: " + std::to_string(max_queue) + " requests are waiting"}});
+      busy.headers.emplace_back("Retry-After", "1");
+      return answer(respond, std::move(busy));
+    }
+    if (get && is({"v2", "health", "live"})) return respond.Send(Reply(200, {{"live", true}}));
+    if (get && is({"v2", "health", "ready"})) return respond.Send(Reply(200, {{"ready", true}}));
+    if (get && is({"v2"}))
+      return respond.Send(Reply(200, {{"name", "sluice-model-server"}, {"version", "1.0.0"}, {"extensions", json::array()}}));
+    if (get && model_route && s.size() == 3) return respond.Send(s[2] == name ? Reply(200, metadata) : unknown());
+    if (get && model_route && s[3] == "ready")
+      return respond.Send(s[2] == name ? Reply(200, {{"name", name}, {"ready", true}}) : unknown());
+    if (get && is({"metrics"})) {
+      server::Response res;
+      res.content_type = "text/plain; version=0.0.4";
+      res.body = metrics.Text(name);
+      return respond.Send(std::move(res));
+    }
+    respond.Send(Reply(404, {{"error", "no such route"}}));
+  };
+
+  server::ServerOptions options;
+  options.listen = listen;
+  options.port = port;
+  options.threads = kIoThreads;
+  options.max_body = max_body;
+  options.max_header = kMaxHeaderBytes;
+  options.read_timeout = std::chrono::milliseconds(read_timeout_ms);
+  options.max_connections = connections;
+  options.screen = [&guard](const server::Request& req) -> std::optional<server::Response> {
+    if (auto refused = Screen(req, guard)) return Reply(refused->status, {{"error", refused->message}});
+    return std::nullopt;
+  };
+  options.error_body = [](int, const std::string&, const std::string& message) { return json{{"error", message}}.dump(); };
+  server::HttpServer http(options, server::AsyncHandler(handle));
+  // On every way out, in this order: no new request, then no job holding a
+  // Responder, before `http` is destroyed (server/http.h asks for that).
+  struct StopInOrder {
+    server::HttpServer& http;
+    WorkQueue& work;
+    ~StopInOrder() {
+      http.Stop();
+      work.Stop();
+    }
+  } stop_in_order{http, work};
+  if (Status started = http.Start(); !started.ok())
+    throw std::runtime_error("cannot serve: " + started.message());
+  std::string url = "http://" + listen + ":" + std::to_string(http.port());
   ctx.log() << "serving " << path << " as model '" << name << "' version " << version << " on " << url << " ("
             << threads << " threads, micro-batch " << max_batch << (max_batch > 1 ? " within " + std::to_string(max_wait_ms) + " ms" : "")
             << ")";
   ctx.output("url", url);
-  while (!ctx.cancelled() && !http_ended) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  bool stopped_by_cancel = ctx.cancelled();
-  server.stop();
-  http.join();
+  while (!ctx.cancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  http.Stop();
+  work.Stop();
   ctx.log() << "stopped serving " << url;
-  if (!stopped_by_cancel) throw std::runtime_error("the HTTP server on " + url + " stopped by itself");
   throw sluice::Cancelled{};
 }
 

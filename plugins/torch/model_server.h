@@ -5,16 +5,20 @@
 //   POST /v2/models/{name}/infer   {"inputs": [{"name", "shape": [N, C, H, W], "datatype": "FP32", "data"}]}
 //   GET  /metrics                  Prometheus text: requests, errors, latency histogram, batches
 //
-// Connections run on a pool of threads; at most `threads` requests run the
-// model at once and `max_queue` wait (beyond that 503 with Retry-After).
-// With max_batch > 1 requests are gathered into micro-batches of at most
-// max_batch images, waiting at most max_wait_ms for a batch to fill. Every
-// request is bounded before it costs memory or stack (header count and size,
-// Content-Length, no chunked bodies, JSON depth and value count, finite
-// numbers) and checked (one FP32 input, the model's [C, H, W], at most
-// max_images images, data count and types); a refusal is a 4xx with
+// HTTP is the project's Beast server (server/http.h): two I/O threads route
+// requests and never run the model; header size, body size (Content-Length
+// or chunked), a whole-request read deadline and the connection count are
+// bounded there. Infer requests go to `threads` workers, with at most
+// `max_queue` waiting (beyond that 503 with Retry-After), and are answered
+// from the worker when done. With max_batch > 1 the workers' requests are
+// gathered into micro-batches of at most max_batch images, waiting at most
+// max_wait_ms for a batch to fill. Every request is bounded before it costs
+// memory or stack (header count and size, body size, JSON depth and value
+// count, finite numbers) and checked (one FP32 input, the model's [C, H, W],
+// at most max_images images, data count and types); a refusal is a 4xx with
 // {"error": reason}. An optional bearer token (token_env) and a Host check
-// (allowed_hosts) keep web pages out. specs/model-server.md lists every limit.
+// (allowed_hosts), both made before the body is read (request_guard.h),
+// keep web pages out. specs/model-server.md lists every limit.
 #pragma once
 
 #include <sluice/plugin.hpp>

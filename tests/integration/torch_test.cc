@@ -3,13 +3,18 @@
 // evaluates, exports and registers a model; `sluice serve-model` answers the
 // Open Inference Protocol v2 with the same predictions as torch/evaluate.
 #include <httplib.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <fstream>
+#include <iostream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -58,11 +63,79 @@ std::string RawExchange(int port, const std::string& raw) {
   return got;
 }
 
+// Sends `raw` on a new connection without waiting to send it all (the server
+// may answer and close first), and returns what comes back until the server
+// closes or `limit` passes; *sent is what could be written.
+std::string SendAndRead(int port, const std::string& raw, std::chrono::milliseconds limit, size_t* sent = nullptr) {
+  int fd = ConnectLoopback(port);
+  if (fd < 0) return "";
+  size_t off = 0;
+  std::string got;
+  auto end = std::chrono::steady_clock::now() + limit;
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, short(POLLIN | (off < raw.size() ? POLLOUT : 0)), 0};
+    if (::poll(&p, 1, 20) <= 0) continue;
+    if (p.revents & POLLIN) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, size_t(n));
+    } else if (p.revents & POLLOUT) {
+      ssize_t n = ::send(fd, raw.data() + off, std::min<size_t>(raw.size() - off, 4096), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n <= 0) break;
+      off += size_t(n);
+    } else {
+      break;  // POLLERR, POLLHUP
+    }
+  }
+  ::close(fd);
+  if (sent) *sent = off;
+  return got;
+}
+
+// The most virtual memory the process `pid` has held, in bytes (VmPeak):
+// an allocation shows here even if its pages are never touched.
+size_t PeakVirtualBytes(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmPeak:", 0) == 0) return size_t(std::stoull(line.substr(7))) * 1024;
+  return 0;
+}
+
+// A one-image infer request for a 1x28x28 model.
+std::string OneImageBody() {
+  std::string data;
+  for (int i = 0; i < 784; ++i) data += i ? ",0.5" : "0.5";
+  return R"({"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":[)" + data + "]}]}";
+}
+
+// Wraps `body` in chunks of `chunk` bytes, with the last chunk and no trailers.
+std::string Chunked(const std::string& body, size_t chunk) {
+  std::string out;
+  for (size_t at = 0; at < body.size(); at += chunk) {
+    size_t n = std::min(chunk, body.size() - at);
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", n);
+    out += size + body.substr(at, n) + "\r\n";
+  }
+  return out + "0\r\n\r\n";
+}
+
 class TorchTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ::unsetenv("SLUICE_PLUGIN_PATH");  // the build tree's plugins/ beside sluice
     ::signal(SIGPIPE, SIG_IGN);        // a server that refuses a body closes while the client writes
+  }
+  // A server a failed ASSERT left running is stopped (only if it is still
+  // our unreaped child: a reaped pid may belong to someone else by now).
+  void TearDown() override {
+    for (pid_t pid : servers_)
+      if (::waitpid(pid, nullptr, WNOHANG) == 0) {
+        ::kill(pid, SIGKILL);
+        Sandbox::Reap(pid);
+      }
   }
 
   // Runs the example on 3,000 training and 1,000 test images for one epoch.
@@ -90,6 +163,7 @@ class TorchTest : public ::testing::Test {
     all.insert(all.end(), args.begin(), args.end());
     all.insert(all.end(), {"--port", std::to_string(port)});
     pid_t pid = box_.Start(all, "serve.log");
+    servers_.push_back(pid);
     httplib::Client c("127.0.0.1", port);
     bool ready = WaitFor([&] {
       auto r = c.Get("/v2/health/ready");
@@ -100,6 +174,7 @@ class TorchTest : public ::testing::Test {
   }
 
   Sandbox box_;
+  std::vector<pid_t> servers_;  // started by Serve()
 };
 
 TEST_F(TorchTest, TheExampleTrainsEvaluatesExportsAndRegistersAModelThatBeatsChance) {
@@ -222,6 +297,9 @@ TEST_F(TorchTest, TheServerRefusesBadRequestsWithAReasonAndKeepsServing) {
   std::string big = RawExchange(port, "POST /v2/models/fashion/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
                                           std::to_string(17u << 20) + "\r\n\r\n");
   EXPECT_EQ(big.rfind("HTTP/1.1 413", 0), 0u) << big;
+  std::string bad_length = RawExchange(port, "POST /v2/models/fashion/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                             "Content-Length: 12abc\r\n\r\n{}");
+  EXPECT_EQ(bad_length.rfind("HTTP/1.1 400", 0), 0u) << bad_length;
   // Still serving, and the refusals were counted.
   EXPECT_EQ(post("/v2/models/fashion/infer", image({1, 1, 28, 28}, 784)).first, 200);
   auto live = c.Get("/v2/health/live");
@@ -233,7 +311,7 @@ TEST_F(TorchTest, TheServerRefusesBadRequestsWithAReasonAndKeepsServing) {
   EXPECT_EQ(Sandbox::Reap(server), 0);
 }
 
-TEST_F(TorchTest, TheServerRefusesDeepHugeChunkedAndNonFiniteBodiesBeforeTheyCostMemoryAndKeepsServing) {
+TEST_F(TorchTest, TheServerRefusesDeepHugeAndNonFiniteJsonBeforeItCostsMemoryAndKeepsServing) {
   TinyModel();
   int port = FreePort();
   pid_t server = Serve({"fashion@1"}, port);
@@ -267,17 +345,6 @@ TEST_F(TorchTest, TheServerRefusesDeepHugeChunkedAndNonFiniteBodiesBeforeTheyCos
   EXPECT_EQ(post(image("1e39")),
             std::make_pair(400, std::string(R"({"error":"input data holds 1e+39, which is out of FP32's range"})")));
   EXPECT_EQ(post(image("3.4e38")).first, 200);
-  // A chunked body is refused before it is read; so is a huge Content-Length.
-  std::string chunked = RawExchange(port, "POST /v2/models/fashion/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                          "Transfer-Encoding: chunked\r\n\r\n100000\r\n" + std::string(1000, 'x'));
-  EXPECT_EQ(chunked.rfind("HTTP/1.1 411", 0), 0u) << chunked;
-  std::string huge = RawExchange(port, "POST /v2/models/fashion/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                       "Content-Length: 2000000000\r\n\r\n{");
-  EXPECT_EQ(huge.rfind("HTTP/1.1 413", 0), 0u) << huge;
-  std::string headers = "GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n";
-  for (int i = 0; i < 1000; ++i) headers += "X-Filler-" + std::to_string(i) + ": " + std::string(90, 'a') + "\r\n";
-  std::string too_many = RawExchange(port, headers + "\r\n");
-  EXPECT_EQ(too_many.rfind("HTTP/1.1 431", 0), 0u) << too_many.substr(0, 200);
   EXPECT_EQ(post(image("0.5")).first, 200);
   ::kill(server, SIGTERM);
   EXPECT_EQ(Sandbox::Reap(server), 0);
@@ -356,6 +423,182 @@ TEST_F(TorchTest, ThreeHundredIdleAndSlowConnectionsDoNotKeepARealRequestWaiting
   EXPECT_EQ(Sandbox::Reap(server), 0);
 }
 
+TEST_F(TorchTest, AThousandSlowlorisClientsDoNotMoveAnInferClientsP99AndEachIsClosedAtItsDeadline) {
+  TinyModel();
+  rlimit files{};
+  ::getrlimit(RLIMIT_NOFILE, &files);
+  files.rlim_cur = std::min<rlim_t>(files.rlim_max, 4096);  // 1,000 clients here, 1,000 in the server it starts
+  ::setrlimit(RLIMIT_NOFILE, &files);
+  int port = FreePort();
+  pid_t server = Serve({"fashion@1", "--read-timeout", "2s", "--max-connections", "1100"}, port);
+  httplib::Client c("127.0.0.1", port);
+  const std::string body = OneImageBody();
+  // The 99th percentile of 100 sequential one-image infer requests, in ms.
+  auto p99 = [&] {
+    std::vector<double> ms;
+    for (int i = 0; i < 100; ++i) {
+      auto t = std::chrono::steady_clock::now();
+      auto r = c.Post("/v2/models/fashion/infer", body, "application/json");
+      EXPECT_TRUE(r && r->status == 200);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[98];
+  };
+  double before = p99();
+  std::vector<int> slow;
+  std::vector<std::chrono::steady_clock::time_point> opened;
+  for (int i = 0; i < 1000; ++i) {
+    int fd = ConnectLoopback(port);
+    ASSERT_GE(fd, 0) << "client " << i;
+    opened.push_back(std::chrono::steady_clock::now());
+    ASSERT_EQ(::send(fd, "P", 1, MSG_NOSIGNAL), 1);
+    slow.push_back(fd);
+  }
+  // A header byte from each every 250 ms: never idle, never done.
+  std::atomic<bool> stop{false};
+  std::thread drip([&] {
+    const std::string rest = "OST /v2/models/fashion/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + std::string(200, 'a');
+    for (size_t k = 0; k < rest.size() && !stop; ++k) {
+      for (int fd : slow) ::send(fd, &rest[k], 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  });
+  // When each is closed (by the server: it never answers), watched while the infer client runs.
+  std::vector<std::chrono::steady_clock::duration> open_for(slow.size(), std::chrono::hours(1));
+  size_t answered = 0;
+  std::thread watch([&] {
+    std::vector<pollfd> fds;
+    for (int fd : slow) fds.push_back(pollfd{fd, POLLIN | POLLRDHUP, 0});
+    size_t left = fds.size();
+    auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (left > 0 && std::chrono::steady_clock::now() < give_up) {
+      if (::poll(fds.data(), fds.size(), 50) <= 0) continue;
+      auto now = std::chrono::steady_clock::now();
+      for (size_t i = 0; i < fds.size(); ++i) {
+        if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+        char c;
+        answered += ::recv(fds[i].fd, &c, 1, MSG_DONTWAIT | MSG_PEEK) > 0;
+        open_for[i] = now - opened[i];
+        fds[i].fd = -1;  // poll skips it from now on
+        --left;
+      }
+    }
+  });
+  double during = p99();
+  watch.join();
+  stop = true;
+  drip.join();
+  for (int fd : slow) ::close(fd);
+  auto [first, last] = std::minmax_element(open_for.begin(), open_for.end());
+  using ms = std::chrono::milliseconds;
+  EXPECT_EQ(answered, 0u);
+  EXPECT_GE(*first, ms(1900)) << "one was closed before its 2 s deadline";
+  EXPECT_LT(*last, ms(4500)) << "each is closed at its 2 s deadline, trickle or not, not left open";
+  std::cout << "slowloris clients closed " << std::chrono::duration_cast<ms>(*first).count() << " to "
+            << std::chrono::duration_cast<ms>(*last).count() << " ms after they connected (deadline 2000 ms)\n";
+  std::cout << "p99 of one-image infer: " << before << " ms alone, " << during << " ms beside 1,000 slowloris clients\n";
+  EXPECT_LT(during, std::max(50.0, before * 5));
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(Sandbox::Reap(server), 0);
+}
+
+TEST_F(TorchTest, HeadersOverTheLimitAre431BeforeTheyAreReadWhole) {
+  TinyModel();
+  int port = FreePort();
+  pid_t server = Serve({"fashion@1"}, port);
+  std::string head = "POST /v2/models/fashion/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  std::string fields;
+  for (int i = 0; fields.size() < (100 << 10); ++i) fields += "X-Filler-" + std::to_string(i) + ": " + std::string(90, 'a') + "\r\n";
+  // 100 KB of header fields that never end: answered once they pass 16 KiB, not at the read deadline.
+  auto t0 = std::chrono::steady_clock::now();
+  size_t sent = 0;
+  std::string res = SendAndRead(port, head + fields, std::chrono::seconds(5), &sent);
+  EXPECT_EQ(res.rfind("HTTP/1.1 431", 0), 0u) << res.substr(0, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_NE(res.find(R"({"error":")"), std::string::npos) << res;
+  // The same ended, and 101 small fields (under 16 KiB, over 100 fields).
+  res = SendAndRead(port, head + fields + "\r\n", std::chrono::seconds(5));
+  EXPECT_EQ(res.rfind("HTTP/1.1 431", 0), 0u) << res.substr(0, 200);
+  std::string many;
+  for (int i = 0; i < 101; ++i) many += "X-" + std::to_string(i) + ": a\r\n";
+  res = SendAndRead(port, head + many + "Content-Length: 2\r\n\r\n{}", std::chrono::seconds(5));
+  EXPECT_EQ(res.rfind("HTTP/1.1 431", 0), 0u) << res.substr(0, 200);
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Post("/v2/models/fashion/infer", OneImageBody(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(Sandbox::Reap(server), 0);
+}
+
+TEST_F(TorchTest, ATwoGigabyteContentLengthIs413BeforeAnyOfTheBodyIsReadOrAllocated) {
+  TinyModel();
+  int port = FreePort();
+  pid_t server = Serve({"fashion@1"}, port);
+  size_t peak = PeakVirtualBytes(server);
+  ASSERT_GT(peak, 0u);
+  // Only the header is sent: the answer comes without the body, and at once.
+  auto t0 = std::chrono::steady_clock::now();
+  std::string res = SendAndRead(port, "POST /v2/models/fashion/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                      "Content-Length: 2000000000\r\n\r\n{\"inputs\":",
+                                std::chrono::seconds(5));
+  EXPECT_EQ(res.rfind("HTTP/1.1 413", 0), 0u) << res;
+  EXPECT_NE(res.find("Connection: close"), std::string::npos) << res;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_LT(PeakVirtualBytes(server), peak + (512u << 20)) << "2 GB were allocated";
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Post("/v2/models/fashion/infer", OneImageBody(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(Sandbox::Reap(server), 0);
+}
+
+TEST_F(TorchTest, AChunkedBodyOverTheLimitIs413AsItPassesTheLimit) {
+  TinyModel();
+  int port = FreePort();
+  pid_t server = Serve({"fashion@1"}, port);
+  size_t peak = PeakVirtualBytes(server);
+  const std::string head = "POST /v2/models/fashion/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  // One chunk that says it is 1 GiB: refused at its size line.
+  auto t0 = std::chrono::steady_clock::now();
+  std::string res = SendAndRead(port, head + "40000000\r\n" + std::string(1000, ' '), std::chrono::seconds(5));
+  EXPECT_EQ(res.rfind("HTTP/1.1 413", 0), 0u) << res;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  // 1 MiB chunks that go on: refused once they pass the 16 MiB limit, not after 64 MiB.
+  std::string chunks = head;
+  std::string mib(1 << 20, ' ');
+  for (int i = 0; i < 64; ++i) chunks += "100000\r\n" + mib + "\r\n";
+  size_t sent = 0;
+  res = SendAndRead(port, chunks, std::chrono::seconds(10), &sent);
+  EXPECT_EQ(res.rfind("HTTP/1.1 413", 0), 0u) << res.substr(0, 200);
+  EXPECT_LT(sent, size_t(48) << 20) << "the server read far past its limit";
+  EXPECT_LT(PeakVirtualBytes(server), peak + (512u << 20));
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Post("/v2/models/fashion/infer", OneImageBody(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(Sandbox::Reap(server), 0);
+}
+
+TEST_F(TorchTest, AChunkedInferRequestWithinTheLimitIsAnsweredLikeAnyOther) {
+  TinyModel();
+  int port = FreePort();
+  pid_t server = Serve({"fashion@1"}, port);
+  std::string res = SendAndRead(port, "POST /v2/models/fashion/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                                      "Transfer-Encoding: chunked\r\n\r\n" + Chunked(OneImageBody(), 1000),
+                                std::chrono::seconds(5));
+  ASSERT_EQ(res.rfind("HTTP/1.1 200", 0), 0u) << res.substr(0, 300);
+  std::string body = res.substr(res.find("\r\n\r\n") + 4);
+  json out = json::parse(body, nullptr, false);
+  ASSERT_FALSE(out.is_discarded()) << body;
+  EXPECT_EQ(out["outputs"][1]["shape"], json({1}));
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(Sandbox::Reap(server), 0);
+}
+
 TEST_F(TorchTest, ATokenGuardsEveryRouteButHealthAndAForeignHostIsRefused) {
   TinyModel();
   ::setenv("MODEL_SERVER_TOKEN", "s3rv3r-t0ken", 1);
@@ -378,6 +621,10 @@ TEST_F(TorchTest, ATokenGuardsEveryRouteButHealthAndAForeignHostIsRefused) {
   auto infer = c.Post("/v2/models/fashion/infer", "{}", "application/json");
   ASSERT_TRUE(infer);
   EXPECT_EQ(infer->status, 401);
+  // Refused from the header alone: the 10 MB body it announces is never sent.
+  std::string unread = SendAndRead(port, "POST /v2/models/fashion/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                         "Content-Length: 10000000\r\n\r\n", std::chrono::seconds(2));
+  EXPECT_EQ(unread.rfind("HTTP/1.1 401", 0), 0u) << unread;
   // DNS rebinding: a page's own name as Host is refused; IP literals, localhost and allowed names are not.
   std::string rebound = RawExchange(port, "GET /v2/health/live HTTP/1.1\r\nHost: attacker.example:" + std::to_string(port) +
                                               "\r\nConnection: close\r\n\r\n");
