@@ -1,14 +1,19 @@
-// libFuzzer target: the request parsing of `sluice serve` (Beast's parsers
-// with the server's limits, then the Request the API sees), through
-// server::ParseRequest, which runs the same code as a connection. No input
-// may crash it, and no request that passes may exceed the limits.
+// libFuzzer target: the request parsing of the project's HTTP server, which
+// `sluice serve` and the model server (`sluice serve-model`) both run on
+// (Beast's parsers with the server's limits, then the Request a handler
+// sees), through server::ParseRequest, which runs the same code as a
+// connection; then the model server's header checks (Screen in
+// plugins/torch/request_guard.h) on every request that passes. No input may
+// crash them, and no request that passes may exceed the limits.
 //
-// The first byte picks the limits: the server's defaults, or small ones the
-// fuzzer can cross with short inputs (header and body limits, 413/431).
+// The first byte picks the limits: bit 0, the server's defaults or small
+// ones the fuzzer can cross with short inputs (header and body limits,
+// 413/431); bit 1, whether the model server's checks want a token.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
+#include "request_guard.h"
 #include "server/http.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -33,5 +38,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (r.target.empty() || r.target[0] != '/') std::abort();
   (void)r.Header("authorization");
   (void)r.Query("limit");
+
+  sluice::torchplugin::Guard guard;
+  guard.allowed_hosts = {"models.internal"};
+  if (data[0] & 2) guard.token = "s3rv3r-t0ken";
+  auto refused = sluice::torchplugin::Screen(r, guard);
+  if (refused && refused->status != 401 && refused->status != 403 && refused->status != 431) std::abort();
+  if (refused && refused->status == 401 && guard.token.empty()) std::abort();  // no token, no 401
   return 0;
 }
