@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"sluice: ML pipelines from YAML specs, with state in one SQLite file"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "sluice 0.1.0");
+  app.set_version_flag("--version", "sluice " SLUICE_VERSION);
 
   auto param_check = CLI::Validator(
       [](std::string& s) { return s.find('=') == std::string::npos || s[0] == '=' ? "expected key=value" : ""; },

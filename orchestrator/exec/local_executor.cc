@@ -99,6 +99,10 @@ std::string LocalExecutor::CodeIdentity(const engine::AttemptRequest& r) {
   const PluginInfo* plugin = plugins_->Find(r.plugin->plugin);
   const StepTypeInfo* type = plugin ? plugin->Find(r.plugin->step_type) : nullptr;
   if (!type) return "";
+  if (plugin->builtin())  // its code is the binary's: its version stands for it
+    return nlohmann::json{{"name", plugin->name}, {"step_type", type->id}, {"revision", type->revision},
+                          {"builtin", "sluice " SLUICE_VERSION}}
+        .dump();
   auto it = library_hashes_.find(plugin->path);
   if (it == library_hashes_.end()) {
     int64_t size = 0;

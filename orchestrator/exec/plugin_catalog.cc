@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "exec/builtin.h"
 #include "spec/pipeline.h"
 #include "util/strings.h"
 
@@ -56,6 +57,10 @@ Result<std::shared_ptr<PluginInfo>> LoadPlugin(const std::string& path) {
     return Status::Incompatible("plugin " + path + " has no " SLUICE_PLUGIN_ENTRY_SYMBOL "() entry function");
   const sluice_plugin* p = entry(SLUICE_PLUGIN_ABI_MAJOR);
   if (!p) return Status::Incompatible("plugin " + path + ": " SLUICE_PLUGIN_ENTRY_SYMBOL "() returned no plugin");
+  return ReadPlugin(p, path);
+}
+
+Result<std::shared_ptr<PluginInfo>> ReadPlugin(const sluice_plugin* p, const std::string& path) {
   if (p->abi_major != SLUICE_PLUGIN_ABI_MAJOR)
     return Status::Incompatible("plugin " + path + " was built for plugin ABI " + std::to_string(p->abi_major) +
                                 "; this sluice speaks ABI " + std::to_string(SLUICE_PLUGIN_ABI_MAJOR));
@@ -154,6 +159,20 @@ bool NamedFor(const std::string& path, const std::string& name) {
 
 }  // namespace
 
+PluginCatalog::PluginCatalog() {
+  for (const sluice_plugin* table : BuiltinPlugins()) {
+    auto p = ReadPlugin(table, kBuiltinPath);
+    if (p.ok()) plugins_.push_back(std::move(*p));
+    else refused_.push_back(p.status().message());  // a defect of this binary, shown by sluice plugins
+  }
+}
+
+Result<std::shared_ptr<PluginInfo>> LoadBuiltinPlugin(const std::string& name) {
+  for (const sluice_plugin* table : BuiltinPlugins())
+    if (std::string_view(table->name.data, table->name.size) == name) return ReadPlugin(table, kBuiltinPath);
+  return Status::NotFound("this sluice has no built-in plugin " + Quote(name));
+}
+
 void PluginCatalog::Add(const std::string& path) {
   if (std::any_of(plugins_.begin(), plugins_.end(), [&](const auto& p) { return p->path == path; })) return;
   auto p = LoadPlugin(path);
@@ -162,8 +181,9 @@ void PluginCatalog::Add(const std::string& path) {
     return;
   }
   if (const PluginInfo* other = Find((*p)->name)) {
-    refused_.push_back("plugin " + path + " is named '" + (*p)->name + "' like " + other->path +
-                       ", which was found first; rename or remove one");
+    refused_.push_back("plugin " + path + " is named '" + (*p)->name + "' like " +
+                       (other->builtin() ? "the step types built into sluice" : other->path + ", which was found first") +
+                       "; rename or remove one");
     return;
   }
   plugins_.push_back(std::move(*p));

@@ -41,20 +41,31 @@ struct StepTypeInfo {
   std::optional<std::vector<std::pair<std::string, std::string>>> outputs;
 };
 
+// What `path` says of a plugin compiled into the sluice binary.
+inline constexpr const char* kBuiltinPath = "built into sluice";
+
 struct PluginInfo {
   std::string name;
   std::string version;
-  std::string path;      // the library file
+  std::string path;      // the library file, or kBuiltinPath
   std::vector<StepTypeInfo> step_types;
   const StepTypeInfo* Find(const std::string& id) const;
+  bool builtin() const { return path == kBuiltinPath; }
 };
 
 // Loads one library. Errors: not a shared library, no entry symbol, a wrong
 // ABI major, a bad or repeated step type id, a params schema that is not JSON.
 Result<std::shared_ptr<PluginInfo>> LoadPlugin(const std::string& path);
+// Reads a plugin table, from a library at `path` or built in, with the same checks.
+Result<std::shared_ptr<PluginInfo>> ReadPlugin(const sluice_plugin* table, const std::string& path);
+// The built-in plugin `name` (exec/builtin.h), for a plugin host.
+Result<std::shared_ptr<PluginInfo>> LoadBuiltinPlugin(const std::string& name);
 
+// A catalog always holds the plugins built into sluice (exec/builtin.h),
+// first: a library of the same name is refused.
 class PluginCatalog {
  public:
+  PluginCatalog();
   // The search path for a spec in `spec_dir` (empty: none beside a spec).
   static std::vector<std::string> SearchPath(const std::string& spec_dir);
   // Loads every plugin found in `folders`.

@@ -302,6 +302,7 @@ Result<int64_t> PluginHosts::Start(int64_t attempt_id, const PluginInfo& plugin,
   nlohmann::json msg = {{"run",
                          {{"attempt_id", attempt_id},
                           {"library", plugin.path},
+                          {"plugin", plugin.name},
                           {"step_type", r.plugin->step_type},
                           {"params", r.plugin->params},
                           {"output_dir", r.plugin->output_dir},
@@ -517,7 +518,7 @@ int PluginHostMain(int socket_fd) {
     std::string library = run.value("library", std::string());
     auto it = loaded.find(library);
     if (it == loaded.end()) {
-      auto p = LoadPlugin(library);
+      auto p = library == kBuiltinPath ? LoadBuiltinPlugin(run.value("plugin", std::string())) : LoadPlugin(library);
       if (!p.ok()) {
         state.Send({{"fail", p.status().message()}});
         state.Send({{"done", SLUICE_STATUS_FAILED}});

@@ -35,12 +35,14 @@ TEST_F(PluginTest, PluginsListsStepTypesAndRefusesBadLibraries) {
   Output o = box_.Sluice({"plugins", "--format", "json"});
   ASSERT_EQ(o.code, 0) << o.err;
   json j = json::parse(o.out);
-  ASSERT_EQ(j["plugins"].size(), 3u);  // testkit, and data and torch beside the sluice binary
-  EXPECT_EQ(j["plugins"][0]["name"], "testkit");
-  EXPECT_EQ(j["plugins"][0]["version"], "0.3.1");
-  EXPECT_EQ(j["plugins"][0]["step_types"].size(), 5u);
-  EXPECT_EQ(j["plugins"][1]["name"], "data");
-  EXPECT_EQ(j["plugins"][2]["name"], "torch");
+  ASSERT_EQ(j["plugins"].size(), 4u);  // the built-in one, testkit, and data and torch beside the sluice binary
+  EXPECT_EQ(j["plugins"][0]["name"], "sluice");
+  EXPECT_EQ(j["plugins"][0]["path"], "built into sluice");
+  EXPECT_EQ(j["plugins"][1]["name"], "testkit");
+  EXPECT_EQ(j["plugins"][1]["version"], "0.3.1");
+  EXPECT_EQ(j["plugins"][1]["step_types"].size(), 5u);
+  EXPECT_EQ(j["plugins"][2]["name"], "data");
+  EXPECT_EQ(j["plugins"][3]["name"], "torch");
   ASSERT_EQ(j["refused"].size(), 3u);
   EXPECT_EQ(j["refused"][0], "plugin " + kPlugins + "/wrong_major/libwrong_major.so was built for plugin ABI 99; "
                              "this sluice speaks ABI 1");
@@ -323,4 +325,72 @@ TEST_F(PluginTest, PluginsInstallCopiesALoadableLibraryBesideTheSpecsAndRefusesO
   EXPECT_EQ(clash.code, 2);
   EXPECT_EQ(clash.err, "sluice: not installed: " + (box_.dir() / "plugins/libtestkit.so").string() +
                            " already holds plugin 'testkit' (version 0.3.1); remove it first\n");
+}
+
+TEST_F(PluginTest, ABuiltInStepTypeRunsInBothIsolationsWithItsOutputsChecked) {
+  box_.Write("p.yaml", R"(name: demo
+steps:
+  pause:
+    uses: sluice/wait
+    with: {duration: 300ms}
+  inproc:
+    uses: sluice/wait
+    isolation: inprocess
+    with: {duration: 100ms}
+  after:
+    needs: [pause]
+    run: echo "waited ${{ steps.pause.outputs.waited_ms }}" > waited.txt
+)");
+  Output o = box_.Sluice({"run", "p.yaml"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(box_.Read("waited.txt"), "waited 300\n");
+  json shown = ShowRun(box_, "1");
+  EXPECT_EQ(StepOf(shown, "pause")["state"], "succeeded");
+  EXPECT_EQ(StepOf(shown, "inproc")["state"], "succeeded");
+}
+
+TEST_F(PluginTest, ABuiltInStepTypesWithIsCheckedAtValidateLikeAPlugins) {
+  box_.Write("p.yaml", R"(name: demo
+steps:
+  pause:
+    uses: sluice/wait
+    with: {duraton: 3s}
+  after:
+    needs: [pause]
+    run: echo ${{ steps.pause.outputs.waited }}
+)");
+  Output o = box_.Sluice({"validate", "p.yaml"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("p.yaml:5:12: step 'pause': unknown param 'duraton' for sluice/wait (did you mean 'duration'?)"),
+            std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("p.yaml:8:19: step 'after' reads steps.pause.outputs.waited, which step 'pause' does not declare "
+                       "(did you mean 'waited_ms'?)"),
+            std::string::npos)
+      << o.err;
+}
+
+TEST_F(PluginTest, ABuiltInWaitIsCancelledAtOnceAndABadDurationFailsTheStep) {
+  box_.Write("p.yaml", "name: demo\nsteps:\n  bad:\n    uses: sluice/wait\n    with: {duration: soon}\n");
+  Output bad = box_.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_EQ(StepOf(ShowRun(box_, "1"), "bad")["reason"], "duration: 'soon' is not a duration (use 500ms, 30s, 5m, 1h)");
+  box_.Write("q.yaml", "name: demo\nsteps:\n  long:\n    uses: sluice/wait\n    with: {duration: 1h}\n");
+  pid_t pid = box_.Start({"run", "q.yaml"}, "q.log");
+  ASSERT_TRUE(WaitFor([&] { return box_.Sluice({"show", "2"}).out.find("running") != std::string::npos; }));
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(box_.Sluice({"cancel", "2"}).code, 0);
+  EXPECT_EQ(Sandbox::Reap(pid), 130) << box_.Read("q.log");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  EXPECT_EQ(StepOf(ShowRun(box_, "2"), "long")["state"], "cancelled");
+}
+
+TEST_F(PluginTest, ALibraryNamedLikeTheBuiltInPluginIsRefused) {
+  ::setenv("SLUICE_PLUGIN_PATH", (kPlugins + "/testkit_as_sluice").c_str(), 1);
+  json j = json::parse(box_.Sluice({"plugins", "--format", "json"}).out);
+  EXPECT_EQ(j["plugins"][0]["name"], "sluice");
+  EXPECT_EQ(j["plugins"][0]["path"], "built into sluice");
+  ASSERT_EQ(j["refused"].size(), 1u);
+  EXPECT_EQ(j["refused"][0], "plugin " + kPlugins + "/testkit_as_sluice/libtestkit_as_sluice.so is named 'sluice' like "
+                             "the step types built into sluice; rename or remove one");
 }

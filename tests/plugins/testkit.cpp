@@ -62,8 +62,11 @@ struct Wait : sluice::Step {
 #ifndef TESTKIT_VERSION
 #define TESTKIT_VERSION "0.3.1"
 #endif
+#ifndef TESTKIT_NAME
+#define TESTKIT_NAME "testkit"
+#endif
 
-SLUICE_PLUGIN("testkit", TESTKIT_VERSION,
+SLUICE_PLUGIN(TESTKIT_NAME, TESTKIT_VERSION,
               sluice::StepType<Noop>("noop", 1, "Does nothing", R"({"type": "object", "additionalProperties": false})", "{}"),
               sluice::StepType<Echo>("echo", 1, "Sets its params as outputs",
                                      R"({"type": "object", "properties": {"epochs": {"type": "integer", "minimum": 0},
