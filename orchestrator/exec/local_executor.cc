@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "exec/process.h"
-#include "store/artifacts.h"
+#include "util/hash.h"
 
 #include <nlohmann/json.hpp>
 
@@ -105,8 +105,7 @@ std::string LocalExecutor::CodeIdentity(const engine::AttemptRequest& r) {
         .dump();
   auto it = library_hashes_.find(plugin->path);
   if (it == library_hashes_.end()) {
-    int64_t size = 0;
-    auto h = store::HashPath(plugin->path, &size);
+    auto h = Sha256File(plugin->path);
     it = library_hashes_.emplace(plugin->path, h.ok() ? *h : "unreadable").first;
   }
   nlohmann::json j = {{"name", plugin->name},          {"version", plugin->version}, {"step_type", type->id},

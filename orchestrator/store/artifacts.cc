@@ -9,8 +9,6 @@
 #include <filesystem>
 #include <vector>
 
-#include <openssl/evp.h>
-
 #include "util/hash.h"
 
 namespace sluice::store {
@@ -19,27 +17,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Streams a file through SHA-256 in 1 MiB blocks.
+// A published file's hash: a link is never followed.
 Result<std::string> HashFile(const std::string& path, int64_t* size) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return Status::FromErrno("hash " + path, errno);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  ssize_t n;
-  while ((n = ::read(fd, buf.data(), buf.size())) > 0 || (n < 0 && errno == EINTR)) {
-    if (n <= 0) continue;
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(n));
-    *size += n;
-  }
-  int read_errno = errno;
-  ::close(fd);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  EVP_DigestFinal_ex(ctx, digest, &len);
-  EVP_MD_CTX_free(ctx);
-  if (n < 0) return Status::FromErrno("read " + path, read_errno);
-  return HexEncode(digest, len);
+  return Sha256File(path, {.follow_links = false, .size = size});
 }
 
 void MakeReadOnly(const fs::path& p) {
@@ -102,10 +82,7 @@ Result<std::string> HashPath(const std::string& path, int64_t* size) {
   std::sort(files.begin(), files.end());
   std::string listing;
   for (const auto& [rel, h] : files) listing += rel + '\0' + h + '\n';
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  EVP_Digest(listing.data(), listing.size(), digest, &len, EVP_sha256(), nullptr);
-  return HexEncode(digest, len);
+  return Sha256Hex(listing);
 }
 
 ArtifactStore::ArtifactStore(std::string root) : root_(std::move(root)) {}

@@ -17,15 +17,18 @@ std::string Sha256Hex(std::string_view data) {
   return HexEncode(digest, len);
 }
 
-Result<std::string> Sha256File(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+Result<std::string> Sha256File(const std::string& path, FileHashOptions options) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (options.follow_links ? 0 : O_NOFOLLOW));
   if (fd < 0) return Status::FromErrno("open " + path, errno);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   std::vector<char> buf(1 << 20);
   ssize_t n;
-  while ((n = ::read(fd, buf.data(), buf.size())) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0) EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(n));
+  while ((n = ::read(fd, buf.data(), buf.size())) > 0 || (n < 0 && errno == EINTR)) {
+    if (n <= 0) continue;
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(n));
+    if (options.size) *options.size += n;
+  }
   int read_errno = errno;
   ::close(fd);
   unsigned char digest[EVP_MAX_MD_SIZE];

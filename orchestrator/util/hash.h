@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -11,8 +12,12 @@
 namespace sluice {
 
 std::string Sha256Hex(std::string_view data);
-// The file's bytes, read in 1 MiB blocks (symbolic links are followed).
-Result<std::string> Sha256File(const std::string& path);
+struct FileHashOptions {
+  bool follow_links = true;  // false: a symbolic link is an error (O_NOFOLLOW)
+  int64_t* size = nullptr;   // if set, the bytes read are added to it
+};
+// The file's bytes, read in 1 MiB blocks.
+Result<std::string> Sha256File(const std::string& path, FileHashOptions options = {});
 std::string HexEncode(const unsigned char* bytes, size_t n);  // lowercase
 
 }  // namespace sluice
