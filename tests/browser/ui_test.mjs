@@ -3,13 +3,17 @@
 // sign in, see an invalid pipeline's errors, start a run from the form with a
 // non-default param (after the page refused an out-of-range one), watch the
 // DAG turn green live, open a step's log, check that markup in data stays
-// text, cancel a second run, retry a failed one; screenshots are kept.
+// text, cancel a second run, retry a failed one, sign out and be asked to sign
+// in again when the session is gone; screenshots are kept. Along the way:
+// every file of web/ is served by the binary as it is in the source, the UI's
+// ES modules as JavaScript, and the page asks nothing of any other origin.
 //
 // usage: node ui_test.mjs SLUICE_BINARY SCREENSHOT_DIR
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const [sluice, shotDir] = process.argv.slice(2);
 if (!sluice || !shotDir) {
@@ -89,7 +93,16 @@ const problems = [];
 let failed = false;
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
+  let expect401 = false;  // Chromium logs each refused request as a console error
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    if (expect401 && /status of 401/.test(m.text())) return;
+    problems.push('console: ' + m.text());
+  });
+  const foreign = [];
+  page.on('request', (r) => { if (!r.url().startsWith(url)) foreign.push(r.url()); });
+  const scripts = [];
+  page.on('response', (r) => { if (r.request().resourceType() === 'script') scripts.push(r); });
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
   page.on('dialog', (d) => { problems.push('a dialog opened: ' + d.message()); d.dismiss(); });
   const step = async (name, fn) => {
@@ -103,6 +116,30 @@ try {
     await page.fill('#token', token);
     await page.click('#login button[type=submit]');
     await page.waitForSelector('.pipeline[data-pipeline=demo]');
+  });
+
+  await step("every file of web/ is served as it is, the UI's modules as JavaScript", async () => {
+    const web = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'web');
+    const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
+    for (const name of fs.readdirSync(web).filter((n) => !n.startsWith('.') && !n.endsWith('~'))) {
+      const res = await fetch(url + name);
+      const body = Buffer.from(await res.arrayBuffer());
+      if (res.status !== 200) throw new Error(`${name}: ${res.status}`);
+      if (!(res.headers.get('content-type') || '').startsWith(types[path.extname(name)])) {
+        throw new Error(`${name} served as ${res.headers.get('content-type')}`);
+      }
+      if (!body.equals(fs.readFileSync(path.join(web, name)))) throw new Error(`${name} is not the file in web/`);
+    }
+    if ((await page.$eval('script[src="app.js"]', (e) => e.type)) !== 'module') throw new Error('app.js is not a module');
+    const loaded = scripts.map((r) => path.basename(new URL(r.url()).pathname)).sort();
+    for (const name of ['api.js', 'app.js', 'dag.js', 'dom.js', 'login.js', 'pipelines.js']) {
+      if (!loaded.includes(name)) throw new Error(`${name} was not loaded; loaded: ${loaded}`);
+    }
+    for (const r of scripts) {
+      if (r.status() !== 200 || !r.headers()['content-type'].startsWith('text/javascript')) {
+        throw new Error(`${r.url()}: ${r.status()} ${r.headers()['content-type']}`);
+      }
+    }
   });
 
   await step('an invalid pipeline shows its FILE:LINE:COL error', async () => {
@@ -185,6 +222,25 @@ try {
     if (!states.every((s) => s === 'succeeded')) throw new Error('after retry: ' + states);
   });
 
+  await step('signing out asks for a token; so does a page read after the session is gone', async () => {
+    await page.click('#who button');
+    await page.waitForSelector('#login #token');
+    if ((await page.textContent('#who')) !== '') throw new Error('still shown as signed in');
+    await page.fill('#token', token);
+    await page.click('#login button[type=submit]');
+    await page.waitForSelector('#run-state .badge.succeeded');  // back on the page it was on
+    expect401 = true;
+    await page.context().clearCookies();
+    await page.evaluate(() => { location.hash = '#/runs'; });  // the same document, which still holds a CSRF token
+    await page.waitForFunction(() => /needs a token/.test((document.getElementById('login-error') || {}).textContent));
+    if (await page.$('#page-error')) throw new Error('a 401 was shown as a page error too');
+    await page.fill('#token', token);
+    await page.click('#login button[type=submit]');
+    await page.waitForSelector('main h1:text-is("Runs")');
+    expect401 = false;
+    if (!/browser · run/.test(await page.textContent('#who'))) throw new Error('who: ' + (await page.textContent('#who')));
+  });
+
   await step('screenshots: the run page at 1280x800, dark mode and a phone', async () => {
     fs.mkdirSync(shotDir, { recursive: true });
     await page.goto(url + '#/r/' + demoRun);
@@ -202,6 +258,7 @@ try {
     console.log('screenshots in ' + shotDir);
   });
 
+  if (foreign.length) throw new Error('requests to other origins:\n' + foreign.join('\n'));
   if (problems.length) throw new Error('console errors:\n' + problems.join('\n'));
 } catch (e) {
   failed = true;

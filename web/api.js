@@ -1,0 +1,109 @@
+// The JSON API (specs/api.yaml) as the pages use it: requests with the
+// session cookie and its CSRF token, the session itself, and the event
+// streams (a page's /api/events and a followed log). Nothing here draws.
+
+// The signed-in session: its CSRF token ('' when signed out) and scope.
+export const session = { csrf: '', scope: '' };
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+    this.handled = status === 401;  // the unauthorized handler has shown the sign-in form
+  }
+}
+
+let unauthorized = () => {};
+// fn(message) is called when a request is refused for want of a session.
+export function onUnauthorized(fn) { unauthorized = fn; }
+
+// The answer's JSON (or text); an ApiError for any status but 2xx.
+export async function api(method, path, body) {
+  const headers = {};
+  if (method !== 'GET') headers['X-CSRF-Token'] = session.csrf;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
+  const type = res.headers.get('Content-Type') || '';
+  const data = type.startsWith('application/json') ? await res.json() : await res.text();
+  if (!res.ok) {
+    if (res.status === 401) { unauthorized(data.error ? data.error.message : ''); }
+    throw new ApiError(res.status, data.error ? data.error.message : String(data));
+  }
+  return data;
+}
+
+// The current session ({name, scope, csrf}), kept in `session`; null when
+// there is none.
+export async function readSession() {
+  const s = await fetch('/api/session', { credentials: 'same-origin' });
+  const data = await s.json();
+  if (!s.ok || !data.scope) return null;
+  session.csrf = data.csrf; session.scope = data.scope;
+  return data;
+}
+
+// Signs in with an API token; the new session, or an ApiError saying why not.
+export async function signIn(token) {
+  const s = await fetch('/api/session', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+                                          body: JSON.stringify({ token }) });
+  const data = await s.json();
+  if (!s.ok) throw new ApiError(s.status, data.error.message);
+  session.csrf = data.csrf; session.scope = data.scope;
+  return data;
+}
+
+export async function signOut() {
+  await api('DELETE', '/api/session');
+  session.csrf = '';
+}
+
+// --- streams -------------------------------------------------------------------
+const streams = { events: null, eventsKey: '', onChange: null, log: null, refreshTimer: 0 };
+
+// Closes the page's event stream and log stream; the router calls it on
+// every navigation.
+export function closeStreams() {
+  if (streams.events) { streams.events.close(); streams.events = null; }
+  closeLogStream();
+  clearTimeout(streams.refreshTimer);
+}
+
+// One event stream per page: a page that draws itself again keeps its
+// stream (and only swaps the callback); navigation closes it (closeStreams).
+// onChange() runs shortly after each run or step event of `run` (0: all runs)
+// and after each (re)connection, to read again what may have changed before.
+export function listen(run, onChange) {
+  const key = location.hash + '|' + run;
+  streams.onChange = onChange;
+  if (streams.events && streams.eventsKey === key) return;
+  if (streams.events) streams.events.close();
+  const es = new EventSource('/api/events' + (run ? '?run=' + run : ''));
+  const kick = () => { clearTimeout(streams.refreshTimer); streams.refreshTimer = setTimeout(() => streams.onChange(), 60); };
+  es.addEventListener('hello', kick);  // subscribed: read again what may have changed before
+  es.addEventListener('run', kick);
+  es.addEventListener('step', kick);
+  es.onerror = () => {};  // EventSource reconnects by itself (and gets a new hello)
+  streams.events = es;
+  streams.eventsKey = key;
+}
+
+// A log's text so far ('' if it cannot be read).
+export function fetchText(path) {
+  return fetch(path, { credentials: 'same-origin' }).then((r) => (r.ok ? r.text() : ''));
+}
+
+export function closeLogStream() {
+  if (streams.log) { streams.log.close(); streams.log = null; }
+}
+
+// Follows a log from byte `offset`: onLog({text, offset}) for each piece,
+// onEnd() once the attempt has ended. One log stream at a time: it is
+// closed by the next one, closeLogStream() or closeStreams().
+export function followLog(path, offset, onLog, onEnd) {
+  closeLogStream();
+  const es = new EventSource(path + '&follow=1&offset=' + offset);
+  es.addEventListener('log', (e) => onLog(JSON.parse(e.data)));
+  es.addEventListener('end', () => { es.close(); onEnd(); });
+  es.onerror = () => es.close();
+  streams.log = es;
+}

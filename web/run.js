@@ -1,0 +1,124 @@
+// A run's page (#/r/ID): its DAG drawn live, a timeline of its attempts, and
+// for the step clicked its attempts, exit reasons, outputs, metrics and its
+// log tailing live; Cancel and Retry failed steps.
+import { api, closeLogStream, closeStreams, fetchText, followLog, listen, session } from './api.js';
+import { drawDag } from './dag.js';
+import { badge, duration, el, main, showError, when } from './dom.js';
+
+export const path = /^#\/r\/(\d+)$/;
+
+// The run as last read, the step clicked (kept while the page redraws itself;
+// none on arriving) and the log shown, with its text so far.
+const view = { run: null, selected: null, log: null };
+
+export function show(match) {
+  view.selected = null;
+  return runPage(Number(match[1]));
+}
+
+function gantt(run) {
+  const attempts = run.attempts.filter((a) => a.started_ms);
+  if (!attempts.length) return el('p', { class: 'muted' }, 'No attempts yet.');
+  const t0 = Math.min(...attempts.map((a) => a.started_ms));
+  const now = Date.now();
+  const t1 = Math.max(...attempts.map((a) => a.finished_ms || now), t0 + 1);
+  return el('div', { class: 'gantt' }, attempts.map((a) => {
+    const left = ((a.started_ms - t0) / (t1 - t0)) * 100, right = (((a.finished_ms || now) - t0) / (t1 - t0)) * 100;
+    const name = a.step + (a.item >= 0 ? `[${a.item}]` : '') + ' #' + a.number;
+    const bar = el('div', { class: 'bar ' + a.state, title: `${name}: ${a.state}, ${duration((a.finished_ms || now) - a.started_ms)}` });
+    bar.style.left = left + '%';  // CSSOM, which the page's CSP allows (style attributes it does not)
+    bar.style.width = Math.max(0.3, right - left) + '%';
+    return el('div', { class: 'lane' }, el('div', { class: 'label', title: name }, name),
+      el('div', { class: 'row' }, bar));
+  }));
+}
+
+function stepPanel(run, stepId) {
+  const step = run.steps.find((s) => s.id === stepId);
+  if (!step) return el('p', { class: 'muted' }, 'Click a step to see its attempts and log.');
+  const attempts = run.attempts.filter((a) => a.step === stepId);
+  const metrics = run.metrics.filter((m) => m.step === stepId);
+  const latest = attempts[attempts.length - 1];
+  const log = el('pre', { id: 'step-log' }, latest ? '' : 'No attempt yet.');
+  const panel = el('div', { class: 'card', id: 'step-panel' }, el('h2', {}, 'Step ', step.id, ' ', badge(step.state)),
+    step.reason ? el('p', { class: 'error' }, step.reason) : null,
+    el('table', {}, el('tr', {}, el('th', {}, 'Attempt'), el('th', {}, 'State'), el('th', {}, 'Exit'), el('th', {}, 'Why'), el('th', {}, 'Took'),
+                      attempts.some((a) => a.job_id) ? el('th', {}, 'Job') : null),
+      attempts.map((a) => el('tr', {}, el('td', {}, (a.item >= 0 ? `[${a.item}] ` : '') + '#' + a.number), el('td', {}, badge(a.state)),
+                         el('td', {}, a.exit_code >= 0 ? a.exit_code : '–'), el('td', {}, a.reason),
+                         el('td', {}, a.finished_ms ? duration(a.finished_ms - a.started_ms) : 'running'),
+                         attempts.some((x) => x.job_id) ? el('td', {}, a.job_id || '–') : null))),
+    step.outputs && Object.keys(step.outputs).length ? el('div', {}, el('h2', {}, 'Outputs'),
+      el('dl', { class: 'kv' }, Object.entries(step.outputs).flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, typeof v === 'string' ? v : JSON.stringify(v))]))) : null,
+    metrics.length ? el('div', {}, el('h2', {}, 'Metrics'), el('dl', { class: 'kv' }, metrics.flatMap((m) => [el('dt', {}, m.name + (m.step_index ? ' @' + m.step_index : '')), el('dd', {}, String(m.value))]))) : null,
+    el('h2', {}, 'Log', latest ? ` (attempt ${latest.number}${latest.item >= 0 ? ', item ' + latest.item : ''})` : ''), log);
+  if (latest) showLog(run.id, latest, log);
+  return panel;
+}
+
+// Shows an attempt's log: the whole of it once finished, else live. The
+// text is kept across redraws of the run page, so the log never flickers.
+function showLog(runId, attempt, pre) {
+  closeLogStream();
+  const key = `${runId}/${attempt.step}/${attempt.item}/${attempt.number}`;
+  if (!view.log || view.log.key !== key) view.log = { key, text: '', offset: 0, done: false };
+  const c = view.log;
+  const show = () => { pre.textContent = c.text || (c.done ? '(empty)' : ''); pre.scrollTop = pre.scrollHeight; };
+  show();
+  if (c.done) return;
+  const base = `/api/runs/${runId}/steps/${encodeURIComponent(attempt.step)}/log?attempt=${attempt.number}&item=${attempt.item}`;
+  if (attempt.state !== 'running') {
+    fetchText(base).then((t) => {
+      c.text = t;
+      c.done = true;
+      show();
+    });
+    return;
+  }
+  followLog(base, c.offset, (d) => {
+    c.text += d.text;
+    c.offset = d.offset;
+    show();
+  }, () => { c.done = true; show(); });
+}
+
+// A run that may still change: queued (behind a max_active_runs cap), pending or running.
+function isLive(runState) { return runState === 'queued' || runState === 'pending' || runState === 'running'; }
+
+async function runPage(id) {
+  const run = await api('GET', '/api/runs/' + id);
+  view.run = run;
+  const live = isLive(run.state);
+  const act = el('div', { class: 'actions' },
+    el('button', { class: 'danger', id: 'cancel-button', disabled: !live || session.scope === 'read', onclick: async () => {
+      try { await api('POST', `/api/runs/${id}/cancel`); } catch (x) { showError(x); } } }, 'Cancel'),
+    el('button', { id: 'retry-button', disabled: live || run.state === 'succeeded' || session.scope === 'read', onclick: async () => {
+      try { await api('POST', `/api/runs/${id}/retry`); } catch (x) { showError(x); } } }, 'Retry failed steps'),
+    run.driver_log ? el('a', { class: 'button', href: `/api/runs/${id}/log`, target: '_blank' }, 'Run log') : null);
+  const params = Object.entries(run.params);
+  const select = (sid) => { view.selected = sid; renderRun(); };
+  const renderRun = () => {
+    const r = view.run;
+    main().replaceChildren(
+      el('h1', {}, `Run #${r.id} · `, el('a', { href: '#/p/' + encodeURIComponent(r.pipeline) }, r.pipeline), ' ', el('span', { id: 'run-state' }, badge(r.state))),
+      el('p', { class: 'muted' }, `${r.trigger} · created ${when(r.created)} · ${duration(r.duration_ms)}` + (r.cancel_requested && live ? ' · cancelling' : '')),
+      params.length ? el('p', {}, 'Params: ', params.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join('  ')) : null,
+      act,
+      el('div', { class: 'cols' },
+        el('div', {}, el('h2', {}, 'DAG'), drawDag(r.steps, { selected: view.selected, onSelect: select }),
+          el('h2', {}, 'Timeline'), gantt(r)),
+        el('div', {}, stepPanel(r, view.selected))));
+  };
+  renderRun();
+  listen(id, async () => {
+    if (location.hash !== '#/r/' + id) return;
+    try {
+      const fresh = await api('GET', '/api/runs/' + id);
+      const wasLive = isLive(view.run.state);
+      view.run = fresh;
+      const nowLive = isLive(fresh.state);
+      if (wasLive !== nowLive) { closeStreams(); runPage(id).catch(showError); return; }
+      renderRun();
+    } catch (x) { showError(x); }
+  });
+}
