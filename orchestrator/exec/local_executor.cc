@@ -180,12 +180,9 @@ std::optional<engine::AttemptExit> LocalExecutor::Reap(int64_t attempt_id) {
   children_.erase(attempt_id);
   engine::AttemptExit e;
   e.attempt_id = attempt_id;
-  if (WIFSIGNALED(status)) {
-    e.signal = WTERMSIG(status);
-    e.exit_code = 128 + e.signal;
-  } else {
-    e.exit_code = WEXITSTATUS(status);
-  }
+  ChildEnd end = DecodeWaitStatus(status);
+  e.signal = end.signal;
+  e.exit_code = end.code;
   return e;
 }
 

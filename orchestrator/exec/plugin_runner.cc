@@ -373,12 +373,12 @@ std::optional<engine::AttemptExit> PluginHosts::Died(Host& h) {
   engine::AttemptExit e;
   e.attempt_id = h.attempt;
   h.attempt = 0;
-  if (WIFSIGNALED(status)) {
-    e.signal = WTERMSIG(status);
-    e.exit_code = 128 + e.signal;
-  } else {
-    e.exit_code = WEXITSTATUS(status) == 0 ? 1 : WEXITSTATUS(status);
-    e.reason = "the plugin host exited with code " + std::to_string(WEXITSTATUS(status)) + " during the step";
+  ChildEnd end = DecodeWaitStatus(status);
+  e.signal = end.signal;
+  e.exit_code = end.code;
+  if (!end.signal) {
+    e.exit_code = end.code == 0 ? 1 : end.code;
+    e.reason = "the plugin host exited with code " + std::to_string(end.code) + " during the step";
   }
   e.metrics = h.report.metrics;
   return e;

@@ -14,7 +14,7 @@ struct SpawnRequest {
   std::vector<std::string> argv;
   std::vector<std::string> env;    // "KEY=value"
   std::string workdir;
-  int stdin_fd = -1;               // becomes the child's stdin
+  int stdin_fd = -1;               // becomes the child's stdin; -1: /dev/null
   int output_fd = -1;              // becomes the child's stdout and stderr
   int channel_fd = -1;             // if set, becomes the child's fd 3 (a plugin host's socket)
 };
@@ -26,6 +26,14 @@ struct SpawnRequest {
 // Returns the pid, or an error naming the cause: "command not found: foo",
 // "workdir /x: No such file or directory".
 Result<int> Spawn(const SpawnRequest& r);
+
+// How a child ended, from a waitpid() status: its exit code, or for a
+// signal the signal and 128 + it, as a shell reports it.
+struct ChildEnd {
+  int code = 0;
+  int signal = 0;  // 0: it exited
+};
+ChildEnd DecodeWaitStatus(int status);
 
 // The file `name` names for a step: searched on `path` (the step's PATH) if
 // it has no '/', else relative to `workdir`. An empty string if not found.

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,6 +33,11 @@ struct SpawnSetup {
 
 }  // namespace
 
+ChildEnd DecodeWaitStatus(int status) {
+  if (WIFSIGNALED(status)) return {128 + WTERMSIG(status), WTERMSIG(status)};
+  return {WEXITSTATUS(status), 0};
+}
+
 Result<int> Spawn(const SpawnRequest& r) {
   if (r.argv.empty() || r.argv[0].empty()) return Status::StepFailed("empty command");
   struct stat st;
@@ -39,7 +45,8 @@ Result<int> Spawn(const SpawnRequest& r) {
   if (!S_ISDIR(st.st_mode)) return Status::StepFailed("workdir " + r.workdir + ": not a directory");
 
   SpawnSetup s;
-  posix_spawn_file_actions_adddup2(&s.actions, r.stdin_fd, 0);
+  if (r.stdin_fd >= 0) posix_spawn_file_actions_adddup2(&s.actions, r.stdin_fd, 0);
+  else posix_spawn_file_actions_addopen(&s.actions, 0, "/dev/null", O_RDONLY, 0);  // never the orchestrator's
   posix_spawn_file_actions_adddup2(&s.actions, r.output_fd, 1);
   posix_spawn_file_actions_adddup2(&s.actions, r.output_fd, 2);
   if (r.channel_fd >= 0) posix_spawn_file_actions_adddup2(&s.actions, r.channel_fd, 3);

@@ -73,7 +73,7 @@ CommandOutput RunCommand(const std::vector<std::string>& argv) {
   int status = 0;
   while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
   }
-  out.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  out.code = DecodeWaitStatus(status).code;
   while (!out.text.empty() && (out.text.back() == '\n' || out.text.back() == ' ')) out.text.pop_back();
   return out;
 }
@@ -577,10 +577,9 @@ int ExecStepMain(const std::string& path, bool array) {
   int status = 0;
   while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
   }
-  int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-  int code = sig ? 128 + sig : WEXITSTATUS(status);
-  write_result(code, sig);
-  return code;
+  ChildEnd end = DecodeWaitStatus(status);
+  write_result(end.code, end.signal);
+  return end.code;
 }
 
 }  // namespace sluice::exec
