@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "store/store.h"
+#include "store/open.h"
 
 namespace sluice::cli {
 

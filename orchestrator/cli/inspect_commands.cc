@@ -74,9 +74,9 @@ std::string ItemText(const spec::Value& v) {
 // The order `sluice show` lists a run's steps in: the plan's (by layer, then
 // the spec's order) of the spec the run goes on with. Steps the spec does not
 // have (a retry --reload dropped them) come last, by name.
-std::map<std::string, size_t> StepOrder(store::Store& store, const store::RunRow& row) {
+std::map<std::string, size_t> StepOrder(store::RunsStore& runs, const store::RunRow& row) {
   std::map<std::string, size_t> rank;
-  auto text = store.SpecText(row.spec_hash);
+  auto text = runs.SpecText(row.spec_hash);
   if (!text.ok()) return rank;
   auto p = spec::ParsePipeline(row.spec_path, *text);
   if (!p.ok()) return rank;
@@ -100,7 +100,7 @@ int Runs(int limit, const std::string& pipeline, const std::string& state, const
   }
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  auto runs = store->ListRuns(filter);
+  auto runs = store->runs().ListRuns(filter);
   if (!runs.ok()) {
     std::cerr << "sluice: " << runs.status().message() << "\n";
     return kExitFailed;
@@ -125,10 +125,10 @@ int Show(const std::string& run_text, const std::string& format) {
   if (!ParseRunId(run_text, &id)) return kExitUsage;
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  auto row = store->GetRun(id);
-  auto steps = row.ok() ? store->LoadSteps(id) : Result<std::vector<StepRecord>>(row.status());
-  auto attempts = steps.ok() ? store->ListAttempts(id) : Result<std::vector<AttemptRecord>>(steps.status());
-  auto metrics = attempts.ok() ? store->ListMetrics(id) : Result<std::vector<store::MetricRow>>(attempts.status());
+  auto row = store->runs().GetRun(id);
+  auto steps = row.ok() ? store->runs().LoadSteps(id) : Result<std::vector<StepRecord>>(row.status());
+  auto attempts = steps.ok() ? store->runs().ListAttempts(id) : Result<std::vector<AttemptRecord>>(steps.status());
+  auto metrics = attempts.ok() ? store->runs().ListMetrics(id) : Result<std::vector<store::MetricRow>>(attempts.status());
   if (!metrics.ok()) {
     std::cerr << "sluice: " << metrics.status().message() << "\n";
     return kExitFailed;
@@ -154,7 +154,7 @@ int Show(const std::string& run_text, const std::string& format) {
   for (const StepRecord& s : *steps)
     if (s.item >= 0 && item_count.count(s.step_id) && static_cast<size_t>(s.item) < item_count[s.step_id])
       items[s.step_id].push_back(&s);
-  std::map<std::string, size_t> rank = StepOrder(*store, *row);
+  std::map<std::string, size_t> rank = StepOrder(store->runs(), *row);
   auto rank_of = [&](const StepRecord* s) {
     auto it = rank.find(s->step_id);
     return it == rank.end() ? rank.size() : it->second;
@@ -295,12 +295,12 @@ namespace {
 
 // The attempt a cached attempt reused, from the reason Engine::ReuseCached
 // gives it: "cached: the outputs of run N, step X (attempt id K)".
-std::optional<AttemptRecord> CachedSource(store::Store& store, const AttemptRecord& cached) {
+std::optional<AttemptRecord> CachedSource(store::RunsStore& runs, const AttemptRecord& cached) {
   size_t run_at = cached.reason.find("of run "), id_at = cached.reason.find("(attempt id ");
   if (run_at == std::string::npos || id_at == std::string::npos) return std::nullopt;
   int64_t run = std::atoll(cached.reason.c_str() + run_at + 7);
   int64_t attempt = std::atoll(cached.reason.c_str() + id_at + 12);
-  auto attempts = store.ListAttempts(run);
+  auto attempts = runs.ListAttempts(run);
   if (!attempts.ok()) return std::nullopt;
   for (const AttemptRecord& a : *attempts)
     if (a.id == attempt) return a;
@@ -322,7 +322,7 @@ int Logs(const std::string& run_text, const std::string& step_text, int attempt_
   auto store = OpenStore();
   if (!store) return kExitFailed;
   auto find = [&]() -> Result<AttemptRecord> {
-    auto attempts = store->ListAttempts(id);
+    auto attempts = store->runs().ListAttempts(id);
     if (!attempts.ok()) return attempts.status();
     std::vector<std::string> names;
     std::vector<int> items_seen;
@@ -353,7 +353,7 @@ int Logs(const std::string& run_text, const std::string& step_text, int attempt_
   if (a->state == StepState::kCached) {
     // A cache hit ran nothing: its log is the one of the attempt it reused.
     std::string here = "run " + std::to_string(id) + " step " + StepLabel(a->step_id, a->item);
-    auto source = CachedSource(*store, *a);
+    auto source = CachedSource(store->runs(), *a);
     if (!source) {
       std::cerr << "sluice: " << here << " came from the cache (" << a->reason
                 << "); sluice logs RUN STEP of that run shows its log\n";
@@ -435,7 +435,7 @@ int Lineage(const std::string& target, bool downstream, const std::string& forma
       item = std::atoi(step.substr(bracket + 1).c_str());
       step = step.substr(0, bracket);
     }
-    auto a = store->LatestAttempt(run, step, item);
+    auto a = store->runs().LatestAttempt(run, step, item);
     if (!a.ok()) {
       std::cerr << "sluice: " << a.status().message() << "\n";
       return kExitFailed;
@@ -447,7 +447,7 @@ int Lineage(const std::string& target, bool downstream, const std::string& forma
     return kExitUsage;
   }
   auto t0 = std::chrono::steady_clock::now();
-  auto g = store->Lineage(hash, attempt_id, !downstream);
+  auto g = store->lineage().Lineage(hash, attempt_id, !downstream);
   auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
   if (!g.ok()) {
     std::cerr << "sluice: " << g.status().message() << "\n";
@@ -517,7 +517,7 @@ namespace sluice::cli {
 int Models(const std::string& name, bool all, const std::string& format) {
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  auto models = store->ListModels(name);
+  auto models = store->registry().ListModels(name);
   if (!models.ok()) {
     std::cerr << "sluice: " << models.status().message() << "\n";
     return kExitFailed;
@@ -531,7 +531,7 @@ int Models(const std::string& name, bool all, const std::string& format) {
   auto metrics_of = [&](const store::ModelVersion& m) {
     std::map<std::string, double> last;
     if (!m.attempt_id) return last;
-    auto rows = store->ListAttemptMetrics(m.attempt_id);
+    auto rows = store->runs().ListAttemptMetrics(m.attempt_id);
     if (rows.ok())
       for (const auto& row : *rows) last[row.name] = row.value;
     return last;
@@ -576,7 +576,7 @@ int PromoteModel(const std::string& name, int version, const std::string& alias,
   auto store = OpenStore();
   if (!store) return kExitFailed;
   if (remove) {
-    auto was = store->RemoveAlias(name, alias, version);
+    auto was = store->registry().RemoveAlias(name, alias, version);
     if (!was.ok()) {
       std::cerr << "sluice: " << was.status().message() << "\n";
       return kExitFailed;
@@ -592,7 +592,7 @@ int PromoteModel(const std::string& name, int version, const std::string& alias,
     std::cerr << "sluice: alias " << Quote(alias) << " must match [a-z0-9][a-z0-9-]*\n";
     return kExitUsage;
   }
-  Status st = store->SetAlias(name, version, alias, NowMs());
+  Status st = store->registry().SetAlias(name, version, alias, NowMs());
   if (!st.ok()) {
     std::cerr << "sluice: " << st.message() << "\n";
     return kExitFailed;
@@ -629,7 +629,7 @@ int ArchiveModel(const std::string& ref, bool archived) {
   if (!ParseVersionRef(ref, archived ? "archive" : "unarchive", &name, &version)) return kExitUsage;
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  Status st = store->ArchiveModel(name, version, archived, NowMs());
+  Status st = store->registry().ArchiveModel(name, version, archived, NowMs());
   if (!st.ok()) {
     std::cerr << "sluice: " << st.message() << "\n";
     return kExitFailed;
@@ -649,7 +649,7 @@ int DeleteModel(const std::string& ref) {
   if (!ParseVersionRef(ref, "delete", &name, &version)) return kExitUsage;
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  Status st = store->DeleteModel(name, version, NowMs());
+  Status st = store->registry().DeleteModel(name, version, NowMs());
   if (!st.ok()) {
     std::cerr << "sluice: " << st.message() << "\n";
     return kExitFailed;
@@ -666,14 +666,14 @@ int RegisterModel(const std::string& artifact, const std::string& name) {
     return kExitUsage;
   }
   std::string hash = std::filesystem::path(artifact).filename().string();
-  auto known = store->HasArtifact(hash);
+  auto known = store->lineage().HasArtifact(hash);
   if (!known.ok() || !*known) {
     std::cerr << "sluice: no artifact " << Quote(hash) << " in the store (give a hash or a path under .sluice/artifacts)\n";
     return kExitFailed;
   }
   // Only what a step declared as a model is registered; the error names the
   // step that made the artifact.
-  auto g = store->Lineage(hash, 0, /*upstream=*/true);
+  auto g = store->lineage().Lineage(hash, 0, /*upstream=*/true);
   if (!g.ok()) {
     std::cerr << "sluice: " << g.status().message() << "\n";
     return kExitFailed;
@@ -683,13 +683,13 @@ int RegisterModel(const std::string& artifact, const std::string& name) {
   std::string kind;
   for (const auto& a : g->artifacts)
     if (a.hash == hash) kind = a.kind;
-  auto registered = store->ListModels("");
+  auto registered = store->registry().ListModels("");
   if (registered.ok() && std::any_of(registered->begin(), registered->end(),
                                      [&](const store::ModelVersion& m) { return m.artifact == hash; }))
     kind = "model";
   if (kind != "model") {
     std::string made_by;
-    const store::Store::LineageGraph::Edge* first = nullptr;
+    const store::LineageStore::Graph::Edge* first = nullptr;
     for (const auto& e : g->edges)
       if (e.hash == hash && e.role == "produced" && (!first || e.attempt_id < first->attempt_id)) first = &e;
     if (first)
@@ -701,8 +701,8 @@ int RegisterModel(const std::string& artifact, const std::string& name) {
               << ", not model; only outputs of kind model are registered\n";
     return kExitFailed;
   }
-  auto version = store->RegisterModel(name, hash, 0, "", 0, NowMs());
-  Status st = version.ok() ? store->Flush() : version.status();
+  auto version = store->registry().RegisterModel(name, hash, 0, "", 0, NowMs());
+  Status st = version.ok() ? store->db().Flush() : version.status();
   if (!st.ok()) {
     std::cerr << "sluice: " << st.message() << "\n";
     return kExitFailed;
@@ -714,7 +714,7 @@ int RegisterModel(const std::string& artifact, const std::string& name) {
 int ModelPath(const std::string& ref) {
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  auto m = store->ResolveModel(ref);
+  auto m = store->registry().ResolveModel(ref);
   if (!m.ok()) {
     std::cerr << "sluice: " << m.status().message() << "\n";
     return m.status().code() == Code::kInvalidSpec ? kExitUsage : kExitFailed;
@@ -735,7 +735,7 @@ int Gc(const std::string& older_than, bool dry_run) {
   }
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  auto doomed = store->CollectableArtifacts(NowMs() - age->count());
+  auto doomed = store->lineage().CollectableArtifacts(NowMs() - age->count());
   if (!doomed.ok()) {
     std::cerr << "sluice: " << doomed.status().message() << "\n";
     return kExitFailed;
@@ -782,7 +782,7 @@ int CreateToken(const std::string& name, const std::string& scope_text) {
   }
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  auto token = store->CreateToken(name, *scope, NowMs());
+  auto token = store->access().CreateToken(name, *scope, NowMs());
   if (!token.ok()) {
     std::cerr << "sluice: " << token.status().message() << "\n";
     return kExitFailed;
@@ -796,7 +796,7 @@ int CreateToken(const std::string& name, const std::string& scope_text) {
 int ListTokens(const std::string& format) {
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  auto tokens = store->ListTokens();
+  auto tokens = store->access().ListTokens();
   if (!tokens.ok()) {
     std::cerr << "sluice: " << tokens.status().message() << "\n";
     return kExitFailed;
@@ -823,7 +823,7 @@ int ListTokens(const std::string& format) {
 int RevokeToken(int64_t id) {
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  Status st = store->RevokeToken(id, NowMs());
+  Status st = store->access().RevokeToken(id, NowMs());
   if (!st.ok()) {
     std::cerr << "sluice: " << st.message() << "\n";
     return kExitFailed;

@@ -126,7 +126,7 @@ void OpenLineageHttp::Work() {
 
 OpenLineageEvents::OpenLineageEvents(const std::string& path, std::unique_ptr<OpenLineageHttp> http,
                                      const std::string& job_namespace, const std::string& pipeline,
-                                     const std::string& store_id, store::Store* store, engine::Observer* next)
+                                     const std::string& store_id, store::LineageStore* store, engine::Observer* next)
     : path_(path),
       file_(path.empty() ? nullptr : std::fopen(path.c_str(), "a")),
       http_(std::move(http)),

@@ -23,7 +23,7 @@
 #include <thread>
 
 #include "engine/engine.h"
-#include "store/store.h"
+#include "store/lineage.h"
 
 namespace sluice::cli {
 
@@ -65,7 +65,7 @@ class OpenLineageEvents : public engine::Observer {
   // Appends to `path` if it is not empty and posts to `http` if it is not
   // null; `next` gets every event too.
   OpenLineageEvents(const std::string& path, std::unique_ptr<OpenLineageHttp> http, const std::string& job_namespace,
-                    const std::string& pipeline, const std::string& store_id, store::Store* store,
+                    const std::string& pipeline, const std::string& store_id, store::LineageStore* store,
                     engine::Observer* next);
   ~OpenLineageEvents() override;
   bool ok() const { return file_ != nullptr || path_.empty(); }
@@ -80,7 +80,7 @@ class OpenLineageEvents : public engine::Observer {
   std::FILE* file_;
   std::unique_ptr<OpenLineageHttp> http_;
   std::string namespace_, pipeline_, store_id_;
-  store::Store* store_;
+  store::LineageStore* store_;
   engine::Observer* next_;
 };
 

@@ -67,7 +67,7 @@ bool ParseRunId(const std::string& text, int64_t* id) {
   if (text == "latest") {
     auto store = OpenStore();
     if (!store) return false;
-    auto runs = store->ListRuns(1);
+    auto runs = store->runs().ListRuns(1);
     if (!runs.ok() || runs->empty()) {
       std::cerr << "sluice: there are no runs in " << HomeDir() << " yet\n";
       return false;
@@ -154,10 +154,10 @@ struct StoredRun {
   spec::ParamValues params;
 };
 
-Result<StoredRun> LoadStoredRun(store::Store& store, int64_t id) {
-  auto row = store.GetRun(id);
+Result<StoredRun> LoadStoredRun(store::RunsStore& runs, int64_t id) {
+  auto row = runs.GetRun(id);
   if (!row.ok()) return row.status();
-  auto text = store.SpecText(row->spec_hash);
+  auto text = runs.SpecText(row->spec_hash);
   if (!text.ok()) return text.status();
   auto p = spec::ParsePipeline(row->spec_path, *text);
   if (!p.ok()) return p.status();
@@ -212,7 +212,7 @@ int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> rec
           bool use_cache = true, std::vector<engine::AttemptRecord> adopt = {}) {
   auto plugins = PluginsFor(run.pipeline);
   if (!plugins.ok()) return Fail(plugins.status().message(), kExitUsage);
-  Status st = store.SetOwner(run.row.id, ::getpid(), exec::ProcessStartTime(::getpid()));
+  Status st = store.runs().SetOwner(run.row.id, ::getpid(), exec::ProcessStartTime(::getpid()));
   if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
   engine::Plan plan = engine::MakePlan(run.pipeline);
   engine::EngineOptions options;
@@ -264,12 +264,12 @@ int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> rec
     std::string path = lineage_file ? lineage_file : "";
     lineage_events = std::make_unique<OpenLineageEvents>(path, std::move(http), ns && *ns ? ns : "sluice",
                                                          run.pipeline.name,
-                                                         fs::absolute(HomeDir()).lexically_normal().string(), &store,
+                                                         fs::absolute(HomeDir()).lexically_normal().string(), &store.lineage(),
                                                          &progress);
     if (!lineage_events->ok()) return Fail("sluice: cannot open " + path + " for OpenLineage events", kExitFailed);
     observer = lineage_events.get();
   }
-  engine::Engine eng(plan, run.params, run.row.id, &store, &executor, &clock, observer, options, std::move(records));
+  engine::Engine eng(plan, run.params, run.row.id, &store.runs(), &executor, &clock, observer, options, std::move(records));
 
   struct sigaction sa {}, old_int{}, old_term{};
   sa.sa_handler = OnInterrupt;
@@ -339,7 +339,7 @@ namespace {
 // The store's earlier results for `sluice plan`; none when there is no store.
 class StoreHistory : public engine::ResultHistory {
  public:
-  StoreHistory(store::Store* store, std::string pipeline) : store_(store), pipeline_(std::move(pipeline)) {}
+  StoreHistory(store::RunsStore* store, std::string pipeline) : store_(store), pipeline_(std::move(pipeline)) {}
   Result<std::optional<engine::CachedResult>> FindCached(const std::string& fingerprint) override {
     if (!store_) return std::optional<engine::CachedResult>();
     return store_->FindCached(fingerprint);
@@ -350,7 +350,7 @@ class StoreHistory : public engine::ResultHistory {
   }
 
  private:
-  store::Store* store_;
+  store::RunsStore* store_;
   std::string pipeline_;
 };
 
@@ -370,7 +370,7 @@ Result<std::vector<engine::CacheForecast>> ForecastCache(const spec::Pipeline& p
     if (!s.ok()) return s.status();
     store = std::move(s.value());
   }
-  StoreHistory history(store.get(), p.name);
+  StoreHistory history(store ? &store->runs() : nullptr, p.name);
   store::ArtifactStore artifacts(home + "/artifacts");
   exec::LocalExecutor executor(&plugins);
   engine::RealFileSystem files;
@@ -502,10 +502,10 @@ int Run(const std::string& file, const Overrides& overrides, int jobs, const std
   if (!store) return kExitFailed;
   fs::path spec_path = fs::absolute(file).lexically_normal();
   engine::SystemClock clock;
-  auto id = store->CreateRun(p->name, p->text, spec_path.string(), spec_path.parent_path().string(),
+  auto id = store->runs().CreateRun(p->name, p->text, spec_path.string(), spec_path.parent_path().string(),
                              spec::ParamsJson(*params).dump(), jobs, clock.WallMs());
   if (!id.ok()) return Fail("sluice: " + id.status().message(), kExitFailed);
-  auto row = store->GetRun(*id);
+  auto row = store->runs().GetRun(*id);
   if (!row.ok()) return Fail("sluice: " + row.status().message(), kExitFailed);
   StoredRun run{std::move(*row), std::move(*p), std::move(*params)};
   return Drive(*store, run, {}, grace, !no_cache);
@@ -581,7 +581,7 @@ int Reopen(const std::string& run_text, const std::string& grace_text, Reopened*
   out->name = "run " + std::to_string(out->id);
   out->store = OpenStore();
   if (!out->store) return kExitFailed;
-  auto run = LoadStoredRun(*out->store, out->id);
+  auto run = LoadStoredRun(out->store->runs(), out->id);
   if (!run.ok()) return Fail("sluice: " + run.status().message(), kExitFailed);
   out->run = std::move(*run);
   return 0;
@@ -589,10 +589,10 @@ int Reopen(const std::string& run_text, const std::string& grace_text, Reopened*
 
 // Takes a run `sluice serve` queued out of its queue to drive it here, and
 // reads its row again; true if this call took it.
-Result<bool> ClaimQueued(store::Store& store, int64_t id, store::RunRow* row) {
-  auto claimed = store.StartQueued(id);
+Result<bool> ClaimQueued(store::RunsStore& runs, int64_t id, store::RunRow* row) {
+  auto claimed = runs.StartQueued(id);
   if (!claimed.ok()) return claimed.status();
-  auto fresh = store.GetRun(id);
+  auto fresh = runs.GetRun(id);
   if (!fresh.ok()) return fresh.status();
   *row = *fresh;
   return *claimed;
@@ -615,7 +615,7 @@ int Resume(const std::string& run_text, const std::string& grace_text, bool no_c
                   kExitFailed);
     // Queued by `sluice serve` behind a max_active_runs cap: asked for by
     // hand, it starts now, and the server's queue skips it.
-    auto claimed = ClaimQueued(*store, id, &run->row);
+    auto claimed = ClaimQueued(store->runs(), id, &run->row);
     if (!claimed.ok()) return Fail("sluice: " + claimed.status().message(), kExitFailed);
     state = run->row.state;
     if (*claimed) std::printf("%s was queued by sluice serve; starting it now\n", name.c_str());
@@ -628,13 +628,13 @@ int Resume(const std::string& run_text, const std::string& grace_text, bool no_c
     return Fail("sluice: " + name + " is still being run by pid " + std::to_string(run->row.owner_pid), kExitFailed);
   WarnIfSpecChanged(r, "resuming", "");
   engine::SystemClock clock;
-  auto lost = store->TakeOverRun(id, clock.WallMs());
+  auto lost = store->runs().TakeOverRun(id, clock.WallMs());
   if (!lost.ok()) return Fail("sluice: " + lost.status().message(), kExitFailed);
   KillLeftovers(*lost);
-  auto records = store->LoadSteps(id);
+  auto records = store->runs().LoadSteps(id);
   if (!records.ok()) return Fail("sluice: " + records.status().message(), kExitFailed);
   // Cluster jobs left running are followed, not submitted again.
-  auto attempts = store->ListAttempts(id);
+  auto attempts = store->runs().ListAttempts(id);
   if (!attempts.ok()) return Fail("sluice: " + attempts.status().message(), kExitFailed);
   std::vector<engine::AttemptRecord> adopt;
   for (const auto& a : *attempts)
@@ -682,7 +682,7 @@ int Retry(const std::string& run_text, const std::string& from, const std::strin
   RunState state = run->row.state;
   if (state == RunState::kQueued && run->row.queued_retry) {
     // A retry `sluice serve` queued behind a cap: run it now instead.
-    auto claimed = ClaimQueued(*store, id, &run->row);
+    auto claimed = ClaimQueued(store->runs(), id, &run->row);
     if (!claimed.ok()) return Fail("sluice: " + claimed.status().message(), kExitFailed);
     state = run->row.state;
   }
@@ -713,7 +713,7 @@ int Retry(const std::string& run_text, const std::string& from, const std::strin
   } else {
     WarnIfSpecChanged(r, "retrying", " (--reload uses the file as it is now)");
   }
-  auto records = store->LoadSteps(id);
+  auto records = store->runs().LoadSteps(id);
   if (!records.ok()) return Fail("sluice: " + records.status().message(), kExitFailed);
   const spec::Pipeline& p = run->pipeline;
   engine::Plan plan = engine::MakePlan(p);
@@ -756,12 +756,12 @@ int Retry(const std::string& run_text, const std::string& from, const std::strin
   for (size_t i : downstream) rerun.push_back(p.steps[i].id);
   for (size_t i : roots)
     if (!downstream.count(i)) (whole.count(i) ? rerun : failed_items).push_back(p.steps[i].id);
-  Status st = store->ResetSteps(id, rerun, failed_items, update ? &*update : nullptr);
+  Status st = store->runs().ResetSteps(id, rerun, failed_items, update ? &*update : nullptr);
   if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
   engine::SystemClock clock;
-  auto lost = store->TakeOverRun(id, clock.WallMs());
+  auto lost = store->runs().TakeOverRun(id, clock.WallMs());
   if (!lost.ok()) return Fail("sluice: " + lost.status().message(), kExitFailed);
-  records = store->LoadSteps(id);
+  records = store->runs().LoadSteps(id);
   if (!records.ok()) return Fail("sluice: " + records.status().message(), kExitFailed);
   std::string again = Plural(static_cast<int64_t>(rerun.size() + failed_items.size()), "step") + " again";
   if (reload)
@@ -865,25 +865,25 @@ int Cancel(const std::string& run_text) {
   const std::string name = "run " + std::to_string(id);
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  auto row = store->GetRun(id);
+  auto row = store->runs().GetRun(id);
   if (!row.ok()) return Fail("sluice: " + row.status().message(), kExitFailed);
   RunState state = row->state;
   engine::SystemClock clock;
   if (state == RunState::kQueued) {
     // Not started: cancelled where it waits (the server's queue skips it).
-    auto cancelled = store->CancelQueued(id, clock.WallMs());
+    auto cancelled = store->runs().CancelQueued(id, clock.WallMs());
     if (!cancelled.ok()) return Fail("sluice: " + cancelled.status().message(), kExitFailed);
     if (*cancelled) {
       std::printf("%s cancelled (it was queued)\n", name.c_str());
       return kExitOk;
     }
-    row = store->GetRun(id);  // it started meanwhile
+    row = store->runs().GetRun(id);  // it started meanwhile
     if (!row.ok()) return Fail("sluice: " + row.status().message(), kExitFailed);
     state = row->state;
   }
   if (state != RunState::kRunning && state != RunState::kPending)
     return Fail("sluice: " + name + " already " + engine::Name(state), kExitFailed);
-  Status st = store->RequestCancel(id);
+  Status st = store->runs().RequestCancel(id);
   if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
   if (OwnerAlive(*row)) {
     // The owner notices within its cancel poll; wait for it to finish.
@@ -891,7 +891,7 @@ int Cancel(const std::string& run_text) {
                 name.c_str());
     std::fflush(stdout);
     while (true) {
-      auto now = store->GetRun(id);
+      auto now = store->runs().GetRun(id);
       if (!now.ok()) return Fail("sluice: " + now.status().message(), kExitFailed);
       if (now->state != RunState::kRunning && now->state != RunState::kPending) {
         std::printf("%s %s\n", name.c_str(), engine::Name(now->state));
@@ -902,10 +902,10 @@ int Cancel(const std::string& run_text) {
     }
   }
   // Nobody drives the run: cancel it in the store and kill leftovers.
-  auto lost = store->TakeOverRun(id, clock.WallMs());
+  auto lost = store->runs().TakeOverRun(id, clock.WallMs());
   if (!lost.ok()) return Fail("sluice: " + lost.status().message(), kExitFailed);
   KillLeftovers(*lost);
-  auto records = store->LoadSteps(id);
+  auto records = store->runs().LoadSteps(id);
   if (!records.ok()) return Fail("sluice: " + records.status().message(), kExitFailed);
   std::vector<const StepRecord*> changed;
   for (StepRecord& r : *records)
@@ -914,9 +914,9 @@ int Cancel(const std::string& run_text) {
       r.reason = "run cancelled";
       changed.push_back(&r);
     }
-  st = store->SaveSteps(id, changed);
-  if (st.ok()) st = store->SetRunState(id, RunState::kCancelled, clock.WallMs());
-  if (st.ok()) st = store->Flush();
+  st = store->runs().SaveSteps(id, changed);
+  if (st.ok()) st = store->runs().SetRunState(id, RunState::kCancelled, clock.WallMs());
+  if (st.ok()) st = store->runs().Flush();
   if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
   std::printf("%s cancelled\n", name.c_str());
   return kExitOk;

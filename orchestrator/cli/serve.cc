@@ -49,7 +49,7 @@ int Serve(const ServeOptions& o) {
   server::Catalog catalog(o.dir);
   server::Launcher launcher(home, program, o.max_active_runs);
   // Runs queued before a restart start again, oldest first, as the caps allow.
-  if (Status restored = launcher.Restore(*store); !restored.ok())
+  if (Status restored = launcher.Restore(store->runs()); !restored.ok())
     std::cerr << "sluice: the queued runs: " << restored.message() << "\n";
   server::EventHub events(home + "/sluice.db");
   server::Api api({home}, &catalog, &launcher, &events);

@@ -49,7 +49,7 @@ int ServeModel(const ServeModelOptions& o) {
   } else {
     auto store = OpenStore();
     if (!store) return kExitFailed;
-    auto m = store->ResolveModel(o.model);
+    auto m = store->registry().ResolveModel(o.model);
     if (!m.ok()) {
       std::cerr << "sluice: serve-model: " << o.model << " is not a model file, and " << m.status().message() << "\n";
       return kExitFailed;

@@ -1,5 +1,5 @@
 // RunStore: the journal the engine writes every transition to before it acts
-// on it. The SQLite store (store/) implements it.
+// on it. store::RunsStore (store/runs.h) implements it on SQLite.
 //
 // Writes join one open transaction until Flush() commits it. The engine
 // calls Flush() before every action that depends on what it wrote (starting

@@ -17,6 +17,7 @@
 #include "server/web_assets.h"
 #include "server/webhook.h"
 #include "spec/expr.h"
+#include "store/open.h"
 #include "util/hash.h"
 #include "util/json.h"
 #include "util/strings.h"
@@ -225,17 +226,22 @@ Api::Api(ApiOptions options, Catalog* catalog, Launcher* launcher, EventHub* eve
 
 Api::~Api() = default;
 
-store::Store& Api::Store() {
-  // One connection per server thread (a Store is used by one thread).
+namespace {
+// One connection per server thread (a Store is used by one thread).
+store::Store& ThreadStore(const std::string& home) {
   thread_local std::map<std::string, std::unique_ptr<store::Store>> stores;
-  auto& s = stores[options_.home];
+  auto& s = stores[home];
   if (!s) {
-    auto opened = store::Store::Open(options_.home + "/sluice.db");
+    auto opened = store::Store::Open(home + "/sluice.db");
     if (!opened.ok()) throw std::runtime_error(opened.status().message());
     s = std::move(*opened);
   }
   return *s;
 }
+}  // namespace
+
+store::RunsStore& Api::Runs() { return ThreadStore(options_.home).runs(); }
+store::AccessStore& Api::Access() { return ThreadStore(options_.home).access(); }
 
 bool Api::Authorize(const Request& r, TokenScope needed, Response* refusal) {
   std::string auth = r.Header("authorization");
@@ -262,7 +268,7 @@ bool Api::Authorize(const Request& r, TokenScope needed, Response* refusal) {
                              "this route needs a token (Authorization: Bearer <token>; sluice token create) or a session");
     return false;
   }
-  auto found = Store().FindToken(token);
+  auto found = Access().FindToken(token);
   if (!found.ok() || !*found) {
     *refusal = ErrorResponse(401, "unauthenticated", "the token is not valid (unknown or revoked)");
     return false;
@@ -429,7 +435,7 @@ Response Api::Login(const Request& r) {
   if (!body.is_object() || !body.contains("token") || !body["token"].is_string())
     return ErrorResponse(400, "bad_request", "expected {\"token\": \"slc_...\"}");
   std::string token = body["token"];
-  auto found = Store().FindToken(token);
+  auto found = Access().FindToken(token);
   if (!found.ok() || !*found) return ErrorResponse(401, "unauthenticated", "the token is not valid (unknown or revoked)");
   std::string id = RandomHex(32), csrf = RandomHex(32);
   {
@@ -450,7 +456,7 @@ Response Api::SessionInfo(const Request& r) {
     if (id.empty() || it == sessions_.end()) return Json(200, {{"scope", nullptr}});  // not signed in: not an error
     session = it->second;
   }
-  auto found = Store().FindToken(session.token);
+  auto found = Access().FindToken(session.token);
   if (!found.ok() || !*found) return Json(200, {{"scope", nullptr}});
   return Json(200, {{"scope", store::TokenScopeName((*found)->scope)}, {"name", (*found)->name}, {"csrf", session.csrf}});
 }
@@ -500,7 +506,7 @@ Response Api::ListPipelines() {
       f.pipeline = e->name;
       f.limit = 5;
       json runs = json::array();
-      if (auto rows = Store().ListRuns(f); rows.ok())
+      if (auto rows = Runs().ListRuns(f); rows.ok())
         for (auto& row : *rows) runs.push_back(RunJson(row));
       j["runs"] = runs;
     } else {
@@ -560,7 +566,7 @@ Response Api::ListRuns(const Request& r) {
     if (!ParseId(*limit, &n) || n > 1000) return ErrorResponse(400, "bad_request", "limit must be from 1 to 1000");
     f.limit = static_cast<int>(n);
   }
-  auto rows = Store().ListRuns(f);
+  auto rows = Runs().ListRuns(f);
   if (!rows.ok()) return ErrorResponse(500, "internal", rows.status().message());
   Response res;
   res.headers.emplace_back("Cache-Control", "no-store");
@@ -589,9 +595,9 @@ Response Api::StartRun(const Request& r, const std::string& name) {
   }
   auto params = spec::ResolveParams(*e->pipeline, overrides, "in the request");
   if (!params.ok()) return ErrorResponse(400, "invalid_params", params.status().message());
-  auto id = launcher_->Start(Store(), *e->pipeline, *params, "api");
+  auto id = launcher_->Start(Runs(), *e->pipeline, *params, "api");
   if (!id.ok()) return ErrorResponse(500, "internal", id.status().message());
-  auto row = Store().GetRun(*id);
+  auto row = Runs().GetRun(*id);
   if (!row.ok()) return ErrorResponse(500, "internal", row.status().message());
   Response res = Json(201, RunJson(*row));
   res.headers.emplace_back("Location", "/api/runs/" + std::to_string(*id));
@@ -604,7 +610,7 @@ std::shared_ptr<const spec::Pipeline> Api::StoredPipeline(const store::RunRow& r
     auto it = specs_.find(row.spec_hash);
     if (it != specs_.end()) return it->second;
   }
-  auto text = Store().SpecText(row.spec_hash);
+  auto text = Runs().SpecText(row.spec_hash);
   if (!text.ok()) return nullptr;
   auto p = spec::ParsePipeline(row.spec_path, *text);
   if (!p.ok()) return nullptr;
@@ -615,13 +621,13 @@ std::shared_ptr<const spec::Pipeline> Api::StoredPipeline(const store::RunRow& r
 }
 
 Response Api::GetRun(int64_t id) {
-  auto row = Store().GetRun(id);
+  auto row = Runs().GetRun(id);
   if (!row.ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
   json j = RunJson(*row);
   auto p = StoredPipeline(*row);
-  auto records = Store().LoadSteps(id);
-  auto attempts = Store().ListAttempts(id);
-  auto metrics = Store().ListMetrics(id);
+  auto records = Runs().LoadSteps(id);
+  auto attempts = Runs().ListAttempts(id);
+  auto metrics = Runs().ListMetrics(id);
   if (!records.ok() || !attempts.ok() || !metrics.ok()) return ErrorResponse(500, "internal", "cannot read run " + std::to_string(id));
   std::map<std::string, const engine::StepRecord*> main_records;
   std::map<std::string, std::map<std::string, int>> item_counts;
@@ -682,24 +688,24 @@ Response Api::GetRun(int64_t id) {
 }
 
 Response Api::CancelRun(int64_t id) {
-  auto row = Store().GetRun(id);
+  auto row = Runs().GetRun(id);
   if (!row.ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
   if (row->state == RunState::kQueued) {
-    auto cancelled = launcher_->CancelQueued(Store(), id);
+    auto cancelled = launcher_->CancelQueued(Runs(), id);
     if (!cancelled.ok()) return ErrorResponse(500, "internal", cancelled.status().message());
     if (*cancelled) return Json(202, {{"id", id}, {"cancel_requested", true}, {"state", "cancelled"}});
-    row = Store().GetRun(id);  // it left the queue meanwhile
+    row = Runs().GetRun(id);  // it left the queue meanwhile
     if (!row.ok()) return ErrorResponse(500, "internal", row.status().message());
   }
   if (row->state != RunState::kPending && row->state != RunState::kRunning)
     return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " already " + engine::Name(row->state));
-  Status st = Store().RequestCancel(id);
+  Status st = Runs().RequestCancel(id);
   if (!st.ok()) return ErrorResponse(500, "internal", st.message());
   return Json(202, {{"id", id}, {"cancel_requested", true}});
 }
 
 Response Api::RetryRun(int64_t id) {
-  auto row = Store().GetRun(id);
+  auto row = Runs().GetRun(id);
   if (!row.ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
   if (row->state == RunState::kPending || row->state == RunState::kRunning)
     return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " has not finished");
@@ -708,15 +714,15 @@ Response Api::RetryRun(int64_t id) {
   if (row->state == RunState::kSucceeded)
     return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " succeeded; there are no failed steps to retry");
   auto p = StoredPipeline(*row);
-  auto queued = launcher_->Retry(Store(), *row, p ? p->max_active_runs : 0);
+  auto queued = launcher_->Retry(Runs(), *row, p ? p->max_active_runs : 0);
   if (!queued.ok()) return ErrorResponse(500, "internal", queued.status().message());
   return Json(202, {{"id", id}, {"retrying", true}, {"queued", *queued}});
 }
 
 Response Api::ListAttempts(int64_t id) {
-  auto row = Store().GetRun(id);
+  auto row = Runs().GetRun(id);
   if (!row.ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
-  auto attempts = Store().ListAttempts(id);
+  auto attempts = Runs().ListAttempts(id);
   if (!attempts.ok()) return ErrorResponse(500, "internal", attempts.status().message());
   json at = json::array();
   for (const auto& a : *attempts) at.push_back(AttemptJson(a));
@@ -759,7 +765,7 @@ Response FileRange(const fs::path& path, const Request& r, size_t max_chunk, con
 }  // namespace
 
 Response Api::DriverLog(const Request& r, int64_t id) {
-  if (!Store().GetRun(id).ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
+  if (!Runs().GetRun(id).ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
   fs::path log = launcher_->DriverLog(id);
   auto real = ResolveInside(log, options_.home + "/logs");
   if (!real) return ErrorResponse(404, "not_found", "run " + std::to_string(id) + " was not started by this server");
@@ -767,13 +773,13 @@ Response Api::DriverLog(const Request& r, int64_t id) {
 }
 
 Response Api::StepLog(const Request& r, int64_t id, const std::string& step) {
-  if (!Store().GetRun(id).ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
+  if (!Runs().GetRun(id).ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
   int64_t item = -1, number = 0;
   if (auto i = r.Query("item"); i && *i != "-1" && !(*i == "0" ? (item = 0, true) : ParseId(*i, &item)))
     return ErrorResponse(400, "bad_request", "item must be a foreach item index");
   if (auto a = r.Query("attempt"); a && !ParseId(*a, &number))
     return ErrorResponse(400, "bad_request", "attempt must be an attempt number (1, 2, ...)");
-  auto attempts = Store().ListAttempts(id);
+  auto attempts = Runs().ListAttempts(id);
   if (!attempts.ok()) return ErrorResponse(500, "internal", attempts.status().message());
   const engine::AttemptRecord* found = nullptr;
   for (const auto& a : *attempts)
@@ -903,7 +909,7 @@ Response Api::Hook(const Request& r, const std::string& name) {
   // within the window. A delivery without an id is known by its body alone.
   std::string body_hash = Sha256Hex(r.body);
   std::string key = delivery.empty() ? "sha256:" + body_hash : delivery;
-  auto seen = Store().RecordDelivery(p.name, key, body_hash, now_ms, kReplayWindowSeconds * 1000);
+  auto seen = Access().RecordDelivery(p.name, key, body_hash, now_ms, kReplayWindowSeconds * 1000);
   if (!seen.ok()) return ErrorResponse(500, "internal", seen.status().message());
   if (seen->duplicate) {
     json answer = {{"duplicate", true}, {"delivery", delivery}, {"run", seen->run_id ? json(seen->run_id) : json()}};
@@ -913,11 +919,11 @@ Response Api::Hook(const Request& r, const std::string& name) {
                                                                           : " (delivery " + seen->earlier_delivery + ")");
     return Json(200, answer);
   }
-  auto id = launcher_->Start(Store(), p, *params, "webhook");
+  auto id = launcher_->Start(Runs(), p, *params, "webhook");
   if (!id.ok()) return ErrorResponse(500, "internal", id.status().message());
-  Status st = Store().SetDeliveryRun(p.name, key, *id);
+  Status st = Access().SetDeliveryRun(p.name, key, *id);
   if (!st.ok()) return ErrorResponse(500, "internal", "run " + std::to_string(*id) + " started, but: " + st.message());
-  auto row = Store().GetRun(*id);
+  auto row = Runs().GetRun(*id);
   return Json(202, {{"run", *id}, {"delivery", delivery}, {"state", row.ok() ? engine::Name(row->state) : "pending"}});
 }
 

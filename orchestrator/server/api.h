@@ -19,6 +19,8 @@
 #include "server/events.h"
 #include "server/http.h"
 #include "server/launcher.h"
+#include "store/access.h"
+#include "store/runs.h"
 
 namespace sluice::server {
 
@@ -45,7 +47,10 @@ class Api {
     std::string csrf;
   };
 
-  store::Store& Store();
+  // This thread's connection to the store (one per server thread), by the
+  // part a route uses.
+  store::RunsStore& Runs();
+  store::AccessStore& Access();
   bool Authorize(const Request& r, store::TokenScope needed, Response* refusal);
 
   Response Login(const Request& r);

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "store/open.h"
 #include "util/json.h"
 
 namespace sluice::server {
@@ -57,19 +58,19 @@ void EventHub::Loop() {
       if (!s.ok()) continue;
       store = std::move(*s);
     }
-    auto v = store->DataVersion();
+    auto v = store->db().DataVersion();
     bool changed = v.ok() && *v != version;
     if (changed) {
       version = *v;
       if (!primed) {  // the state at start is the baseline, not news
-        Scan(*store);
+        Scan(store->runs());
         primed = true;
         changed = false;
       } else {
-        Scan(*store);
+        Scan(store->runs());
       }
     }
-    PumpLogs(*store, changed);
+    PumpLogs(store->runs(), changed);
     auto now = std::chrono::steady_clock::now();
     if (now - last_ping > std::chrono::seconds(15)) {
       last_ping = now;
@@ -80,7 +81,7 @@ void EventHub::Loop() {
 }
 
 // Called with mu_ held, on the hub's thread.
-void EventHub::Scan(store::Store& store) {
+void EventHub::Scan(store::RunsStore& store) {
   std::map<int64_t, store::RunRow> runs;
   store::RunFilter f;
   f.limit = 20;
@@ -129,7 +130,7 @@ void EventHub::Scan(store::Store& store) {
   seen_ = std::move(next);
 }
 
-void EventHub::PumpLogs(store::Store& store, bool store_changed) {
+void EventHub::PumpLogs(store::RunsStore& store, bool store_changed) {
   if (follows_.empty()) return;
   std::map<int64_t, std::vector<engine::AttemptRecord>> attempts;
   for (Follow& f : follows_) {

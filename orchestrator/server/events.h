@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "server/http.h"
-#include "store/store.h"
+#include "store/runs.h"
 
 namespace sluice::server {
 
@@ -60,9 +60,9 @@ class EventHub {
   };
 
   void Loop();
-  void Scan(store::Store& store);
+  void Scan(store::RunsStore& store);
   void Broadcast(int64_t run_id, const char* event, const std::string& data);
-  void PumpLogs(store::Store& store, bool store_changed);
+  void PumpLogs(store::RunsStore& store, bool store_changed);
 
   std::string db_path_;
   std::chrono::milliseconds poll_;

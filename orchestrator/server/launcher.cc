@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "exec/process.h"
+#include "store/open.h"
 
 extern char** environ;
 
@@ -23,9 +24,9 @@ int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 // SetRunState is a journal write: Flush commits it.
-Status MarkFailed(store::Store& store, int64_t id) {
-  Status st = store.SetRunState(id, engine::RunState::kFailed, NowMs());
-  return st.ok() ? store.Flush() : st;
+Status MarkFailed(store::RunsStore& runs, int64_t id) {
+  Status st = runs.SetRunState(id, engine::RunState::kFailed, NowMs());
+  return st.ok() ? runs.Flush() : st;
 }
 }  // namespace
 
@@ -50,21 +51,21 @@ bool Launcher::HasRoomLocked(const std::string& pipeline, int cap) const {
   return active < cap;
 }
 
-Status Launcher::Restore(store::Store& store) {
-  auto queued = store.QueuedRuns();
+Status Launcher::Restore(store::RunsStore& runs) {
+  auto queued = runs.QueuedRuns();
   if (!queued.ok()) return queued.status();
   std::lock_guard<std::mutex> lock(mu_);
   for (const store::RunRow& row : *queued) {
     int cap = 0;
-    if (auto text = store.SpecText(row.spec_hash); text.ok())
+    if (auto text = runs.SpecText(row.spec_hash); text.ok())
       if (auto p = spec::ParsePipeline(row.spec_path, *text); p.ok()) cap = p->max_active_runs;
     queue_.push_back({row.id, row.pipeline, cap, row.queued_retry});
   }
-  if (!DispatchLocked(store)) dispatch_again_ = true;
+  if (!DispatchLocked(runs)) dispatch_again_ = true;
   return Status::Ok();
 }
 
-Result<int64_t> Launcher::Start(store::Store& store, const spec::Pipeline& p, const spec::ParamValues& params,
+Result<int64_t> Launcher::Start(store::RunsStore& runs, const spec::Pipeline& p, const spec::ParamValues& params,
                                 const std::string& trigger) {
   fs::path spec_path = fs::absolute(p.file).lexically_normal();
   int jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -74,7 +75,7 @@ Result<int64_t> Launcher::Start(store::Store& store, const spec::Pipeline& p, co
   if (stopping_) return Status::Internal("the server is stopping");
   bool ahead = std::any_of(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.pipeline == p.name; });
   bool now = !ahead && HasRoomLocked(p.name, p.max_active_runs);
-  auto id = store.CreateRun(p.name, p.text, spec_path.string(), spec_path.parent_path().string(),
+  auto id = runs.CreateRun(p.name, p.text, spec_path.string(), spec_path.parent_path().string(),
                             spec::ParamsJson(params).dump(), jobs, NowMs(), trigger, !now);
   if (!id.ok()) return id.status();
   if (!now) {
@@ -83,13 +84,13 @@ Result<int64_t> Launcher::Start(store::Store& store, const spec::Pipeline& p, co
   }
   Status st = SpawnLocked(*id, p.name, {"resume", std::to_string(*id)});
   if (!st.ok()) {
-    (void)MarkFailed(store, *id);  // the spawn error is what we report
+    (void)MarkFailed(runs, *id);  // the spawn error is what we report
     return st;
   }
   return *id;
 }
 
-Result<bool> Launcher::Retry(store::Store& store, const store::RunRow& run, int pipeline_cap) {
+Result<bool> Launcher::Retry(store::RunsStore& runs, const store::RunRow& run, int pipeline_cap) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) return Status::Internal("the server is stopping");
   bool ahead = std::any_of(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.pipeline == run.pipeline; });
@@ -98,29 +99,29 @@ Result<bool> Launcher::Retry(store::Store& store, const store::RunRow& run, int 
     if (!st.ok()) return st;
     return false;
   }
-  auto queued = store.QueueRetry(run.id);
+  auto queued = runs.QueueRetry(run.id);
   if (!queued.ok()) return queued.status();
   if (!*queued) return Status::Internal("run " + std::to_string(run.id) + " is no longer failed or cancelled");
   queue_.push_back({run.id, run.pipeline, pipeline_cap, true});
   return true;
 }
 
-Result<bool> Launcher::CancelQueued(store::Store& store, int64_t run_id) {
+Result<bool> Launcher::CancelQueued(store::RunsStore& runs, int64_t run_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto cancelled = store.CancelQueued(run_id, NowMs());
+  auto cancelled = runs.CancelQueued(run_id, NowMs());
   if (!cancelled.ok()) return cancelled;
   std::erase_if(queue_, [&](const Queued& q) { return q.run_id == run_id; });
   return cancelled;
 }
 
-bool Launcher::DispatchLocked(store::Store& store) {
+bool Launcher::DispatchLocked(store::RunsStore& runs) {
   for (auto it = queue_.begin(); it != queue_.end() && !stopping_;) {
     if (static_cast<int>(children_.size()) >= max_active_runs_) break;
     if (!HasRoomLocked(it->pipeline, it->cap)) {
       ++it;  // its pipeline is full; later runs of other pipelines may start
       continue;
     }
-    auto claimed = store.StartQueued(it->run_id);
+    auto claimed = runs.StartQueued(it->run_id);
     if (!claimed.ok()) {
       std::fprintf(stderr, "sluice: run %lld: %s\n", static_cast<long long>(it->run_id), claimed.status().message().c_str());
       return false;
@@ -131,7 +132,7 @@ bool Launcher::DispatchLocked(store::Store& store) {
     Status st = SpawnLocked(q.run_id, q.pipeline, {q.retry ? "retry" : "resume", std::to_string(q.run_id)});
     if (!st.ok()) {
       std::fprintf(stderr, "sluice: run %lld: %s\n", static_cast<long long>(q.run_id), st.message().c_str());
-      if (!q.retry) (void)MarkFailed(store, q.run_id);  // a retry went back to its state
+      if (!q.retry) (void)MarkFailed(runs, q.run_id);  // a retry went back to its state
     }
   }
   return true;
@@ -191,18 +192,18 @@ void Launcher::Reap() {
     open_store();
     for (int64_t id : ended) {
       if (!store) break;
-      auto run = store->GetRun(id);
+      auto run = store->runs().GetRun(id);
       if (!run.ok()) continue;
       bool unfinished = run->state == engine::RunState::kPending || run->state == engine::RunState::kRunning;
       bool driven = run->owner_pid != 0 && exec::SameProcessAlive(static_cast<int>(run->owner_pid), run->owner_start);
       if (unfinished && !driven) {
-        Status st = MarkFailed(*store, id);
+        Status st = MarkFailed(store->runs(), id);
         if (!st.ok()) std::fprintf(stderr, "sluice: run %lld: %s\n", static_cast<long long>(id), st.message().c_str());
       }
     }
     lock.lock();
     // A slot is free: the oldest queued runs that fit start now.
-    dispatch_again_ = !store || !DispatchLocked(*store);
+    dispatch_again_ = !store || !DispatchLocked(store->runs());
   }
 }
 

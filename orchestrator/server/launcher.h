@@ -18,7 +18,7 @@
 // cancel (SIGTERM, as Ctrl-C does) and waits for them; it starts nothing more.
 //
 // Thread-safe: the API's threads, the scheduler and the launcher's own
-// reaper thread call it; each passes its own Store.
+// reaper thread call it; each passes the RunsStore of its own connection.
 #pragma once
 
 #include <chrono>
@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "spec/pipeline.h"
-#include "store/store.h"
+#include "store/runs.h"
 
 namespace sluice::server {
 
@@ -45,17 +45,17 @@ class Launcher {
 
   // Queues the runs the store holds in state queued (after a restart), in
   // id order, and starts what the caps allow.
-  Status Restore(store::Store& store);
+  Status Restore(store::RunsStore& runs);
   // Records a run of `p` with `params` and starts its driver, or queues it
   // (state queued) when a cap is reached.
-  Result<int64_t> Start(store::Store& store, const spec::Pipeline& p, const spec::ParamValues& params,
+  Result<int64_t> Start(store::RunsStore& runs, const spec::Pipeline& p, const spec::ParamValues& params,
                         const std::string& trigger);
   // Starts `sluice retry <id>` for a finished run (the caller checked that it
   // failed or was cancelled), or queues the retry; true if queued.
   // `pipeline_cap` is the run's spec's max_active_runs.
-  Result<bool> Retry(store::Store& store, const store::RunRow& run, int pipeline_cap);
+  Result<bool> Retry(store::RunsStore& runs, const store::RunRow& run, int pipeline_cap);
   // Cancels a queued run without starting it. False if it was not queued.
-  Result<bool> CancelQueued(store::Store& store, int64_t run_id);
+  Result<bool> CancelQueued(store::RunsStore& runs, int64_t run_id);
   // Cancels every driver still running and waits up to `grace` for them.
   void Stop(std::chrono::milliseconds grace);
   // The driver log of a run started here.
@@ -78,7 +78,7 @@ class Launcher {
   Status SpawnLocked(int64_t run_id, const std::string& pipeline, const std::vector<std::string>& args);
   // Starts queued runs, oldest first, while the caps allow. False if the
   // store failed (try again later).
-  bool DispatchLocked(store::Store& store);
+  bool DispatchLocked(store::RunsStore& runs);
   void Reap();
 
   std::string home_, program_;

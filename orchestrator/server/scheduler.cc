@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "store/open.h"
 #include "util/strings.h"
 
 namespace sluice::server {
@@ -31,7 +32,7 @@ void Scheduler::Loop() {
       lock.unlock();
       int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                         std::chrono::system_clock::now().time_since_epoch()).count();
-      Tick(*store, now);
+      Tick(store->access(), store->runs(), now);
       lock.lock();
     }
     cv_.wait_for(lock, std::chrono::milliseconds(500));
@@ -39,23 +40,23 @@ void Scheduler::Loop() {
 }
 
 namespace {
-void Remember(store::Store& store, const std::string& pipeline, const std::string& key, int64_t ms) {
-  Status st = store.SetLastFire(pipeline, key, ms);
+void Remember(store::AccessStore& fires, const std::string& pipeline, const std::string& key, int64_t ms) {
+  Status st = fires.SetLastFire(pipeline, key, ms);
   if (!st.ok()) std::fprintf(stderr, "sluice: schedule %s of %s: %s\n", key.c_str(), pipeline.c_str(), st.message().c_str());
 }
 }  // namespace
 
-void Scheduler::Tick(store::Store& store, int64_t now) {
+void Scheduler::Tick(store::AccessStore& fires, store::RunsStore& runs, int64_t now) {
   for (const auto& entry : catalog_->List()) {
     if (!entry->pipeline) continue;
     const spec::Pipeline& p = *entry->pipeline;
     for (const spec::Schedule& s : p.schedules) {
       std::string key = s.cron.text() + " " + s.timezone;
-      auto last = store.LastFire(p.name, key);
+      auto last = fires.LastFire(p.name, key);
       if (!last.ok()) continue;
       bool first_look = handled_.insert(p.name + "\n" + key).second;
       if (!*last) {  // new schedule: count from now
-        Remember(store, p.name, key, now * 1000);
+        Remember(fires, p.name, key, now * 1000);
         continue;
       }
       auto next = s.cron.Next(**last / 1000, s.zone);
@@ -73,7 +74,7 @@ void Scheduler::Tick(store::Store& store, int64_t now) {
           std::fprintf(stderr, "%s event=schedule-skipped pipeline=%s cron=%s reason=%s\n", IsoTime(now * 1000).c_str(),
                        p.name.c_str(), Quote(key).c_str(), Quote(params.status().message()).c_str());
         } else {
-          auto id = launcher_->Start(store, p, *params, "schedule");
+          auto id = launcher_->Start(runs, p, *params, "schedule");
           if (id.ok())
             std::printf("%s event=schedule-fired pipeline=%s run=%lld cron=%s for=%s\n", IsoTime(now * 1000).c_str(),
                         p.name.c_str(), static_cast<long long>(*id), Quote(key).c_str(), IsoTime(latest * 1000).c_str());
@@ -84,7 +85,7 @@ void Scheduler::Tick(store::Store& store, int64_t now) {
           std::fflush(stdout);
         }
       }
-      Remember(store, p.name, key, latest * 1000);
+      Remember(fires, p.name, key, latest * 1000);
     }
   }
 }

@@ -17,6 +17,7 @@
 
 #include "server/catalog.h"
 #include "server/launcher.h"
+#include "store/access.h"
 
 namespace sluice::server {
 
@@ -27,7 +28,7 @@ class Scheduler {
 
  private:
   void Loop();
-  void Tick(store::Store& store, int64_t now_s);
+  void Tick(store::AccessStore& fires, store::RunsStore& runs, int64_t now_s);
 
   Catalog* catalog_;
   Launcher* launcher_;

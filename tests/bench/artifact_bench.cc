@@ -21,7 +21,7 @@
 
 #include "measure.h"
 #include "store/artifacts.h"
-#include "store/store.h"
+#include "store/open.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -88,7 +88,8 @@ int main(int argc, char** argv) {
   // 3. Lineage on a store of 10,000 artifacts: a chain where each attempt
   // consumes the previous artifact and produces the next.
   {
-    auto store = std::move(sluice::store::Store::Open((dir / "lineage.db").string()).value());
+    auto opened = std::move(sluice::store::Store::Open((dir / "lineage.db").string()).value());
+    sluice::store::RunsStore* store = &opened->runs();
     int64_t run = *store->CreateRun("chain", "x", "p", "/", "{}", 1, 0);
     std::string prev;
     auto t0 = Clock::now();
@@ -110,7 +111,7 @@ int main(int argc, char** argv) {
     }
     double fill = Since(t0);
     t0 = Clock::now();
-    auto g = store->Lineage(prev, 0, /*upstream=*/true);
+    auto g = opened->lineage().Lineage(prev, 0, /*upstream=*/true);
     double query = Since(t0);
     if (!g.ok()) return 1;
     std::printf("full upstream lineage of the last of 10,000 chained artifacts: %.1f ms (%zu artifacts, %zu attempts; "

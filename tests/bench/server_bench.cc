@@ -30,7 +30,7 @@
 
 #include "../common/free_port.h"
 #include "measure.h"
-#include "store/store.h"
+#include "store/open.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -146,16 +146,16 @@ int main(int argc, char** argv) {
   }
   auto t0 = Clock::now();
   for (int i = 0; i < 10000; ++i) {
-    auto id = (*store)->CreateRun("bench", "name: bench\n", (pipelines / "bench.yaml").string(), pipelines.string(),
+    auto id = (*store)->runs().CreateRun("bench", "name: bench\n", (pipelines / "bench.yaml").string(), pipelines.string(),
                                   "{\"n\": " + std::to_string(i) + "}", 2, 1700000000000 + i * 1000);
-    if (!id.ok() || !(*store)->SetRunState(*id, sluice::engine::RunState::kSucceeded, 1700000000500 + i * 1000).ok() ||
-        !(*store)->Flush().ok()) {
+    if (!id.ok() || !(*store)->runs().SetRunState(*id, sluice::engine::RunState::kSucceeded, 1700000000500 + i * 1000).ok() ||
+        !(*store)->runs().Flush().ok()) {
       std::fprintf(stderr, "cannot fill the store\n");
       return 1;
     }
   }
   std::printf("store of 10,000 runs made in %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());
-  auto token = (*store)->CreateToken("bench", sluice::store::TokenScope::kRead, 0);
+  auto token = (*store)->access().CreateToken("bench", sluice::store::TokenScope::kRead, 0);
   if (!token.ok()) return 1;
 
   int sport = sluice::testing::FreePort();
@@ -254,7 +254,7 @@ int main(int argc, char** argv) {
   for (int round = 0; round < rounds; ++round) {
     for (auto& s : seen) s.clear();
     auto change = Clock::now();
-    auto id = (*store)->CreateRun("bench", "name: bench\n", (pipelines / "bench.yaml").string(), pipelines.string(), "{}", 2,
+    auto id = (*store)->runs().CreateRun("bench", "name: bench\n", (pipelines / "bench.yaml").string(), pipelines.string(), "{}", 2,
                                   1800000000000 + round);
     if (!id.ok()) return 1;
     std::string needle = "\"run\":" + std::to_string(*id) + ",\"state\":\"pending\"";

@@ -13,7 +13,6 @@
 
 #include "harness.h"
 #include "store/artifacts.h"
-#include "store/store.h"
 
 using namespace sluice::testing;
 using nlohmann::json;

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness.h"
-#include "store/store.h"
+#include "store/open.h"
 
 using namespace sluice::testing;
 using nlohmann::json;
@@ -42,7 +42,7 @@ std::string PlanLine(const Sandbox& box, const std::string& step) {
 std::string Integrity(const Sandbox& box) {
   auto s = sluice::store::Store::Open((box.home() / "sluice.db").string());
   if (!s.ok()) return s.status().message();
-  return *(*s)->IntegrityCheck();
+  return *(*s)->db().IntegrityCheck();
 }
 
 }  // namespace

@@ -19,7 +19,7 @@
 #include "../common/free_port.h"
 #include "harness.h"
 #include "server/webhook.h"
-#include "store/store.h"
+#include "store/open.h"
 #include "util/strings.h"
 
 namespace sluice::testing {
@@ -678,8 +678,8 @@ TEST(ServeScheduleTest, AScheduleMissedWhileTheServerWasDownRunsOnceOnStartUnles
   {
     auto store = store::Store::Open((box.home() / "sluice.db").string());
     ASSERT_TRUE(store.ok());
-    ASSERT_TRUE((*store)->SetLastFire("caught", "*/5 * * * * UTC", hours_ago).ok());
-    ASSERT_TRUE((*store)->SetLastFire("skipped", "*/5 * * * * UTC", hours_ago).ok());
+    ASSERT_TRUE((*store)->access().SetLastFire("caught", "*/5 * * * * UTC", hours_ago).ok());
+    ASSERT_TRUE((*store)->access().SetLastFire("skipped", "*/5 * * * * UTC", hours_ago).ok());
   }
   int port = FreePort();
   pid_t pid = box.Start({"serve", "--dir", "pipelines", "--port", std::to_string(port)}, "serve.log");
@@ -693,8 +693,8 @@ TEST(ServeScheduleTest, AScheduleMissedWhileTheServerWasDownRunsOnceOnStartUnles
   ASSERT_EQ(all.size(), 1u) << runs.out;
   EXPECT_EQ(all[0]["pipeline"], "caught");
   auto store = store::Store::Open((box.home() / "sluice.db").string());
-  auto caught = (*store)->LastFire("caught", "*/5 * * * * UTC");
-  auto skipped = (*store)->LastFire("skipped", "*/5 * * * * UTC");
+  auto caught = (*store)->access().LastFire("caught", "*/5 * * * * UTC");
+  auto skipped = (*store)->access().LastFire("skipped", "*/5 * * * * UTC");
   ASSERT_TRUE(caught.ok() && *caught && skipped.ok() && *skipped);
   EXPECT_GT(**caught, hours_ago + 3 * 3600 * 1000 - 5 * 60 * 1000) << "the newest missed time is remembered";
   EXPECT_EQ(**caught, **skipped);

@@ -7,7 +7,7 @@
 
 #include "engine/engine.h"
 #include "spec/pipeline.h"
-#include "store/store.h"
+#include "store/open.h"
 
 using namespace sluice;
 using namespace sluice::engine;
@@ -101,7 +101,8 @@ class EngineTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     auto s = store::Store::Open((dir_ / "db").string());
     ASSERT_TRUE(s.ok()) << s.status().message();
-    store_ = std::move(s.value());
+    opened_ = std::move(s.value());
+    store_ = &opened_->runs();
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
@@ -121,7 +122,7 @@ class EngineTest : public ::testing::Test {
     o.grace = 10s;
     o.workdir = dir_.string();
     o.log_dir = (dir_ / "logs").string();
-    Engine e(plan_, params_, run_id_, store_.get(), &exec_, &clock_, nullptr, o, std::move(resume));
+    Engine e(plan_, params_, run_id_, store_, &exec_, &clock_, nullptr, o, std::move(resume));
     if (cancel) e.RequestCancel(cancel == 2);
     auto r = e.Run();
     EXPECT_TRUE(r.ok()) << r.status().message();
@@ -160,7 +161,8 @@ class EngineTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<store::Store> opened_;
+  store::RunsStore* store_ = nullptr;  // the journal the engine writes, in opened_
   FakeClock clock_;
   FakeExecutor exec_{&clock_};
   spec::Pipeline pipeline_;

@@ -1,0 +1,54 @@
+// Store: the store file opened once, with one object per concern of it.
+// Store::Open() opens (creating and migrating) the SQLite file and wires
+// the concerns to its one connection; callers hand each consumer the part
+// it uses, and hold the Store for as long as any part is in use:
+//
+//   db()        the connection, the journal's batch (Flush), data_version,
+//               integrity_check (db.h)
+//   runs()      runs, step records, attempts, metrics; the engine's
+//               journal, engine::RunStore (runs.h)
+//   lineage()   artifacts, lineage, cache lookups, gc (lineage.h)
+//   registry()  the model registry (registry.h)
+//   access()    API tokens, schedule fires, webhook deliveries (access.h)
+//
+// One Store is used by one thread (a server thread opens its own); several
+// processes may open the same file (db.h). A store for another database
+// (PostgreSQL, for several schedulers) would provide the same concern
+// classes' methods; they are concrete classes until a second one exists.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/access.h"
+#include "store/db.h"
+#include "store/lineage.h"
+#include "store/registry.h"
+#include "store/runs.h"
+
+namespace sluice::store {
+
+class Store {
+ public:
+  // Opens (creating if needed) the database at `path` and migrates it to
+  // the current schema. Refuses a database written by a newer Sluice.
+  static Result<std::unique_ptr<Store>> Open(const std::string& path);
+
+  Db& db() { return *db_; }
+  RunsStore& runs() { return runs_; }
+  LineageStore& lineage() { return lineage_; }
+  RegistryStore& registry() { return registry_; }
+  AccessStore& access() { return access_; }
+
+ private:
+  explicit Store(std::unique_ptr<Db> db)
+      : db_(std::move(db)), lineage_(*db_), registry_(*db_), runs_(*db_, lineage_, registry_), access_(*db_) {}
+
+  std::unique_ptr<Db> db_;  // first: destroyed last
+  LineageStore lineage_;
+  RegistryStore registry_;
+  RunsStore runs_;
+  AccessStore access_;
+};
+
+}  // namespace sluice::store

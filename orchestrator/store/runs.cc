@@ -1,0 +1,499 @@
+#include "store/runs.h"
+
+#include <limits>
+
+#include <nlohmann/json.hpp>
+#include <sqlite3.h>
+
+#include "store/lineage.h"
+#include "store/registry.h"
+#include "util/hash.h"
+#include "util/json.h"
+
+namespace sluice::store {
+
+using engine::AttemptRecord;
+using engine::StepRecord;
+using engine::StepState;
+
+namespace {
+
+std::string OutputsJson(const engine::Outputs& o) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : o) j[k] = v.ToJson();
+  return JsonText(j);
+}
+
+const char* kRunColumns =
+    "SELECT id, pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, "
+    "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), IFNULL(owner_pid, 0), IFNULL(owner_start, 0), cancel_requested, trigger, "
+    "queued_from IS NOT NULL "
+    "FROM runs ";
+
+RunRow ReadRun(Query& q) {
+  RunRow r;
+  r.id = q.Int(0);
+  r.pipeline = q.Text(1);
+  r.spec_hash = q.Text(2);
+  r.spec_path = q.Text(3);
+  r.workdir = q.Text(4);
+  r.params_json = q.Text(5);
+  r.state = engine::ParseRunState(q.Text(6)).value_or(engine::RunState::kPending);
+  r.jobs = static_cast<int>(q.Int(7));
+  r.created_ms = q.Int(8);
+  r.started_ms = q.Int(9);
+  r.finished_ms = q.Int(10);
+  r.owner_pid = q.Int(11);
+  r.owner_start = q.Int(12);
+  r.cancel_requested = q.Int(13) != 0;
+  r.trigger = q.Text(14);
+  r.queued_retry = q.Int(15) != 0;
+  return r;
+}
+
+// Stores a spec's text under its hash (once).
+Status SaveSpec(Db& db, const std::string& hash, const std::string& text) {
+  Query q = db.Prepare("INSERT OR IGNORE INTO specs(hash, text) VALUES (?, ?)");
+  if (q.Bind(1, hash).Bind(2, text).Step() != SQLITE_DONE) return db.Error("save spec");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<int64_t> RunsStore::CreateRun(const std::string& pipeline, const std::string& spec_text,
+                                     const std::string& spec_path, const std::string& workdir,
+                                     const std::string& params_json, int jobs, int64_t now_ms,
+                                     const std::string& trigger, bool queued) {
+  std::string hash = Sha256Hex(spec_text);
+  int64_t id = 0;
+  Status st = db_.Transaction([&] {
+    Status saved = SaveSpec(db_, hash, spec_text);
+    if (!saved.ok()) return saved;
+    Query run = db_.Prepare(
+        "INSERT INTO runs(pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, trigger) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    run.Bind(1, pipeline).Bind(2, hash).Bind(3, spec_path).Bind(4, workdir).Bind(5, params_json);
+    run.Bind(6, std::string(queued ? "queued" : "pending")).Bind(7, jobs).Bind(8, now_ms).Bind(9, trigger);
+    if (run.Step() != SQLITE_DONE) return db_.Error("create run");
+    id = db_.LastInsertId();
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return id;
+}
+
+Result<RunRow> RunsStore::GetRun(int64_t id) {
+  static const std::string sql = std::string(kRunColumns) + "WHERE id = ?";
+  Query q = db_.Prepare(sql.c_str());
+  q.Bind(1, id);
+  int rc = q.Step();
+  if (rc == SQLITE_DONE) return Status::NotFound("no run " + std::to_string(id));
+  if (rc != SQLITE_ROW) return db_.Error("read run " + std::to_string(id));
+  return ReadRun(q);
+}
+
+Result<std::vector<RunRow>> RunsStore::ListRuns(int limit) {
+  RunFilter f;
+  f.limit = limit;
+  return ListRuns(f);
+}
+
+Result<std::vector<RunRow>> RunsStore::ListRuns(const RunFilter& f) {
+  // One statement per filter shape, so that SQLite walks the primary key (or
+  // the pipeline index) backwards and stops at the limit; a single statement
+  // with "(? = '' OR ...)" terms made it scan the whole table.
+  static const std::string sqls[4] = {
+      std::string(kRunColumns) + "WHERE id < ?1 ORDER BY id DESC LIMIT ?4",
+      std::string(kRunColumns) + "WHERE pipeline = ?2 AND id < ?1 ORDER BY id DESC LIMIT ?4",
+      std::string(kRunColumns) + "WHERE state = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?4",
+      std::string(kRunColumns) + "WHERE pipeline = ?2 AND state = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?4",
+  };
+  int shape = (f.pipeline.empty() ? 0 : 1) + (f.state ? 2 : 0);
+  Query q = db_.Prepare(sqls[shape].c_str());
+  q.Bind(1, f.before_id > 0 ? f.before_id : std::numeric_limits<int64_t>::max());
+  if (!f.pipeline.empty()) q.Bind(2, f.pipeline);
+  if (f.state) q.Bind(3, std::string(engine::Name(*f.state)));
+  q.Bind(4, f.limit);
+  std::vector<RunRow> out;
+  Status st = q.ForEachRow("list runs", [&] { out.push_back(ReadRun(q)); });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<std::vector<RunRow>> RunsStore::QueuedRuns() {
+  static const std::string sql = std::string(kRunColumns) + "WHERE state = 'queued' ORDER BY id";
+  Query q = db_.Prepare(sql.c_str());
+  std::vector<RunRow> out;
+  Status st = q.ForEachRow("list queued runs", [&] { out.push_back(ReadRun(q)); });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<bool> RunsStore::QueueRetry(int64_t run_id) {
+  Query q = db_.Prepare(
+      "UPDATE runs SET queued_from = state, state = 'queued' WHERE id = ? AND state IN ('failed', 'cancelled')");
+  if (q.Bind(1, run_id).Step() != SQLITE_DONE) return db_.Error("queue a retry of run " + std::to_string(run_id));
+  return db_.Changes() == 1;
+}
+
+Result<bool> RunsStore::StartQueued(int64_t run_id) {
+  Query q = db_.Prepare(
+      "UPDATE runs SET state = IFNULL(queued_from, 'pending'), queued_from = NULL WHERE id = ? AND state = 'queued'");
+  if (q.Bind(1, run_id).Step() != SQLITE_DONE) return db_.Error("start queued run " + std::to_string(run_id));
+  return db_.Changes() == 1;
+}
+
+Result<bool> RunsStore::CancelQueued(int64_t run_id, int64_t now_ms) {
+  Query q = db_.Prepare(
+      "UPDATE runs SET state = 'cancelled', queued_from = NULL, finished_ms = ? WHERE id = ? AND state = 'queued'");
+  if (q.Bind(1, now_ms).Bind(2, run_id).Step() != SQLITE_DONE)
+    return db_.Error("cancel queued run " + std::to_string(run_id));
+  return db_.Changes() == 1;
+}
+
+Result<std::string> RunsStore::SpecText(const std::string& hash) {
+  Query q = db_.Prepare("SELECT text FROM specs WHERE hash = ?");
+  q.Bind(1, hash);
+  if (q.Step() != SQLITE_ROW) return Status::NotFound("no spec with hash " + hash);
+  return q.Text(0);
+}
+
+Result<std::vector<StepRecord>> RunsStore::LoadSteps(int64_t run_id) {
+  Query q = db_.Prepare(
+      "SELECT step_id, item, state, tries, attempts, item_value, items, outputs, reason FROM steps "
+      "WHERE run_id = ? ORDER BY step_id, item");
+  q.Bind(1, run_id);
+  std::vector<StepRecord> out;
+  auto parse = [](const std::string& t) { return nlohmann::json::parse(t, nullptr, false); };
+  Status st = q.ForEachRow("load steps of run " + std::to_string(run_id), [&] {
+    StepRecord s;
+    s.step_id = q.Text(0);
+    s.item = static_cast<int>(q.Int(1));
+    s.state = engine::ParseStepState(q.Text(2)).value_or(StepState::kPending);
+    s.tries = static_cast<int>(q.Int(3));
+    s.attempts = static_cast<int>(q.Int(4));
+    if (!q.IsNull(5)) s.item_value = spec::Value::FromJson(parse(q.Text(5)));
+    if (!q.IsNull(6)) {
+      spec::Value items = spec::Value::FromJson(parse(q.Text(6)));
+      if (items.is_list()) s.items = items.as_list();
+    }
+    auto outputs = parse(q.Text(7));
+    if (outputs.is_object())
+      for (auto& [k, v] : outputs.items()) s.outputs[k] = spec::Value::FromJson(v);
+    s.reason = q.Text(8);
+    out.push_back(std::move(s));
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<std::vector<AttemptRecord>> RunsStore::ListAttempts(int64_t run_id) {
+  Query q = db_.Prepare(
+      "SELECT id, step_id, item, number, state, reason, IFNULL(exit_code, -1), IFNULL(pid, 0), "
+      "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), log_path, IFNULL(job_id, '') FROM attempts WHERE run_id = ? "
+      "ORDER BY id");
+  q.Bind(1, run_id);
+  std::vector<AttemptRecord> out;
+  Status st = q.ForEachRow("list attempts of run " + std::to_string(run_id), [&] {
+    AttemptRecord a;
+    a.id = q.Int(0);
+    a.run_id = run_id;
+    a.step_id = q.Text(1);
+    a.item = static_cast<int>(q.Int(2));
+    a.number = static_cast<int>(q.Int(3));
+    a.state = engine::ParseStepState(q.Text(4)).value_or(StepState::kLost);
+    a.reason = q.Text(5);
+    a.exit_code = static_cast<int>(q.Int(6));
+    a.pid = q.Int(7);
+    a.started_ms = q.Int(8);
+    a.finished_ms = q.Int(9);
+    a.log_path = q.Text(10);
+    a.job_id = q.Text(11);
+    out.push_back(std::move(a));
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<AttemptRecord> RunsStore::LatestAttempt(int64_t run_id, const std::string& step, int item) {
+  auto all = ListAttempts(run_id);
+  if (!all.ok()) return all.status();
+  for (auto it = all->rbegin(); it != all->rend(); ++it)
+    if (it->step_id == step && it->item == item) return *it;
+  return Status::NotFound("run " + std::to_string(run_id) + " has no attempt of step '" + step + "'");
+}
+
+Result<std::optional<AttemptRecord>> RunsStore::LatestResult(const std::string& pipeline, const std::string& step,
+                                                             int item) {
+  Query q = db_.Prepare(
+      "SELECT a.id, a.run_id, a.state, IFNULL(a.identity, ''), IFNULL(a.fingerprint, ''), IFNULL(a.finished_ms, 0)"
+      " FROM runs r JOIN attempts a ON a.run_id = r.id AND a.step_id = ?2 AND a.item = ?3"
+      " WHERE r.pipeline = ?1 AND a.state IN ('succeeded', 'cached') ORDER BY a.id DESC LIMIT 1");
+  q.Bind(1, pipeline).Bind(2, step).Bind(3, static_cast<int64_t>(item));
+  int rc = q.Step();
+  if (rc == SQLITE_DONE) return std::optional<AttemptRecord>();
+  if (rc != SQLITE_ROW) return db_.Error("find the latest result of step '" + step + "'");
+  AttemptRecord a;
+  a.id = q.Int(0);
+  a.run_id = q.Int(1);
+  a.step_id = step;
+  a.item = item;
+  a.state = engine::ParseStepState(q.Text(2)).value_or(StepState::kSucceeded);
+  a.identity = q.Text(3);
+  a.fingerprint = q.Text(4);
+  a.finished_ms = q.Int(5);
+  return std::optional<AttemptRecord>(std::move(a));
+}
+
+Result<std::vector<MetricRow>> RunsStore::ListMetrics(int64_t run_id) {
+  Query q = db_.Prepare(
+      "SELECT a.step_id, a.item, a.number, m.name, m.value, m.step FROM metrics m JOIN attempts a ON a.id = m.attempt_id "
+      "WHERE a.run_id = ? ORDER BY m.rowid");
+  q.Bind(1, run_id);
+  std::vector<MetricRow> out;
+  Status st = q.ForEachRow("list metrics of run " + std::to_string(run_id), [&] {
+    out.push_back({q.Text(0), static_cast<int>(q.Int(1)), static_cast<int>(q.Int(2)), q.Text(3), q.Double(4), q.Int(5)});
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<std::vector<MetricRow>> RunsStore::ListAttemptMetrics(int64_t attempt_id) {
+  Query q = db_.Prepare(
+      "SELECT a.step_id, a.item, a.number, m.name, m.value, m.step FROM metrics m JOIN attempts a ON a.id = m.attempt_id "
+      "WHERE m.attempt_id = ? ORDER BY m.rowid");
+  q.Bind(1, attempt_id);
+  std::vector<MetricRow> out;
+  Status st = q.ForEachRow("list metrics of attempt " + std::to_string(attempt_id), [&] {
+    out.push_back({q.Text(0), static_cast<int>(q.Int(1)), static_cast<int>(q.Int(2)), q.Text(3), q.Double(4), q.Int(5)});
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Status RunsStore::SetOwner(int64_t run_id, int64_t pid, int64_t pid_start) {
+  Query q = db_.Prepare("UPDATE runs SET owner_pid = ?, owner_start = ? WHERE id = ?");
+  q.Bind(1, pid).Bind(2, pid_start).Bind(3, run_id);
+  if (q.Step() != SQLITE_DONE) return db_.Error("set owner of run " + std::to_string(run_id));
+  return Status::Ok();
+}
+
+Status RunsStore::RequestCancel(int64_t run_id) {
+  Query q = db_.Prepare("UPDATE runs SET cancel_requested = 1 WHERE id = ?");
+  q.Bind(1, run_id);
+  if (q.Step() != SQLITE_DONE) return db_.Error("cancel run " + std::to_string(run_id));
+  return Status::Ok();
+}
+
+Result<std::vector<AttemptRecord>> RunsStore::TakeOverRun(int64_t run_id, int64_t now_ms) {
+  auto all = ListAttempts(run_id);
+  if (!all.ok()) return all.status();
+  std::vector<AttemptRecord> lost;
+  for (AttemptRecord& a : *all)
+    if (a.state == StepState::kRunning && a.job_id.empty()) lost.push_back(a);
+  Status st = db_.Transaction([&] {
+    Query q = db_.Prepare(
+        "UPDATE attempts SET state = 'lost', reason = 'the orchestrator stopped while it ran', finished_ms = ? "
+        "WHERE run_id = ? AND state = 'running' AND IFNULL(job_id, '') = ''");
+    Query c = db_.Prepare("UPDATE runs SET cancel_requested = 0 WHERE id = ?");
+    if (q.Bind(1, now_ms).Bind(2, run_id).Step() != SQLITE_DONE || c.Bind(1, run_id).Step() != SQLITE_DONE)
+      return db_.Error("take over run " + std::to_string(run_id));
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  for (AttemptRecord& a : lost) a.state = StepState::kLost;
+  return lost;
+}
+
+Status RunsStore::ResetSteps(int64_t run_id, const std::vector<std::string>& rerun,
+                             const std::vector<std::string>& failed_items, const RunSpecUpdate* reload) {
+  // Records are reset, never deleted: their attempt counters keep attempt
+  // numbers (and log file names) unique within the run.
+  return db_.Transaction([&] {
+    if (reload) {
+      std::string hash = Sha256Hex(reload->spec_text);
+      Query run = db_.Prepare("UPDATE runs SET spec_hash = ?, params = ? WHERE id = ?");
+      if (!SaveSpec(db_, hash, reload->spec_text).ok() ||
+          run.Bind(1, hash).Bind(2, reload->params_json).Bind(3, run_id).Step() != SQLITE_DONE)
+        return db_.Error("store the reloaded spec of run " + std::to_string(run_id));
+    }
+    Query all = db_.Prepare(
+        "UPDATE steps SET state = 'pending', tries = 0, reason = '', outputs = '{}', items = NULL "
+        "WHERE run_id = ? AND step_id = ?");
+    Query failed = db_.Prepare(
+        "UPDATE steps SET state = 'pending', tries = 0, reason = '', outputs = '{}' "
+        "WHERE run_id = ? AND step_id = ? AND state IN ('failed', 'cancelled', 'pending', 'running')");
+    Query run = db_.Prepare("UPDATE runs SET state = 'pending', finished_ms = NULL, cancel_requested = 0 WHERE id = ?");
+    bool ok = true;
+    for (const std::string& s : rerun) {
+      ok = ok && all.Bind(1, run_id).Bind(2, s).Step() == SQLITE_DONE;
+      all.Reset();
+    }
+    for (const std::string& s : failed_items) {
+      ok = ok && failed.Bind(1, run_id).Bind(2, s).Step() == SQLITE_DONE;
+      failed.Reset();
+    }
+    ok = ok && run.Bind(1, run_id).Step() == SQLITE_DONE;
+    if (!ok) return db_.Error("reset steps of run " + std::to_string(run_id));
+    return Status::Ok();
+  });
+}
+
+// --- the journal
+
+Status RunsStore::Join() {
+  if (db_.batch_open()) return Status::Ok();
+  Status st = db_.JoinBatch();
+  if (!st.ok()) return st;
+  Query q = db_.Prepare("UPDATE attempts SET pid = ? WHERE id = ?");
+  for (const auto& [id, pid] : pending_pids_) {
+    if (q.Bind(1, pid).Bind(2, id).Step() != SQLITE_DONE)
+      return db_.Abandon(db_.Error("record pid of attempt " + std::to_string(id)));
+    q.Reset();
+  }
+  pending_pids_.clear();
+  return Status::Ok();
+}
+
+Status RunsStore::Flush() { return db_.Flush(); }
+
+Status RunsStore::SaveStep(int64_t run_id, const StepRecord& s) {
+  Query q = db_.Prepare(
+      "INSERT OR REPLACE INTO steps(run_id, step_id, item, state, tries, attempts, item_value, items, outputs, reason) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  q.Bind(1, run_id).Bind(2, s.step_id).Bind(3, s.item).Bind(4, std::string(engine::Name(s.state)));
+  q.Bind(5, s.tries).Bind(6, s.attempts);
+  if (s.item >= 0) q.Bind(7, JsonText(s.item_value.ToJson()));
+  else q.BindNull(7);
+  if (s.items) q.Bind(8, JsonText(spec::Value::Of(*s.items).ToJson()));
+  else q.BindNull(8);
+  q.Bind(9, OutputsJson(s.outputs)).Bind(10, s.reason);
+  if (q.Step() != SQLITE_DONE) return db_.Error("save step " + s.step_id);
+  return Status::Ok();
+}
+
+Status RunsStore::SaveSteps(int64_t run_id, const std::vector<const StepRecord*>& steps) {
+  Status st = Join();
+  if (!st.ok()) return st;
+  for (const StepRecord* s : steps) {
+    st = SaveStep(run_id, *s);
+    if (!st.ok()) return db_.Abandon(st);
+  }
+  return Status::Ok();
+}
+
+Status RunsStore::BeginAttempt(AttemptRecord* a, const StepRecord& step) {
+  Status st = Join();
+  if (!st.ok()) return st;
+  {
+    Query q = db_.Prepare(
+        "INSERT INTO attempts(run_id, step_id, item, number, state, reason, started_ms, log_path) "
+        "VALUES (?, ?, ?, ?, 'running', '', ?, ?)");
+    q.Bind(1, a->run_id).Bind(2, a->step_id).Bind(3, a->item).Bind(4, a->number).Bind(5, a->started_ms).Bind(6, a->log_path);
+    if (q.Step() != SQLITE_DONE)
+      return db_.Abandon(db_.Error("record attempt " + std::to_string(a->number) + " of step " + a->step_id));
+  }
+  a->id = db_.LastInsertId();
+  a->state = StepState::kRunning;
+  st = SaveStep(a->run_id, step);
+  return st.ok() ? st : db_.Abandon(st);
+}
+
+Status RunsStore::AttemptStarted(const AttemptRecord& a) {
+  if (a.pid > 0) pending_pids_.emplace_back(a.id, a.pid);
+  if (a.job_id.empty()) return Status::Ok();
+  Status st = Join();
+  if (!st.ok()) return st;
+  Query q = db_.Prepare("UPDATE attempts SET job_id = ? WHERE id = ?");
+  q.Bind(1, a.job_id).Bind(2, a.id);
+  if (q.Step() != SQLITE_DONE) return db_.Abandon(db_.Error("record the job of attempt " + std::to_string(a.id)));
+  return Status::Ok();
+}
+
+Status RunsStore::FinishAttempt(const AttemptRecord& a, const StepRecord& step) {
+  // An attempt that ends before its pid was written takes it along here.
+  std::erase_if(pending_pids_, [&](const auto& p) { return p.first == a.id; });
+  Status st = Join();
+  if (!st.ok()) return st;
+  {
+    Query q = db_.Prepare(
+        "UPDATE attempts SET state = ?, reason = ?, exit_code = ?, finished_ms = ?, pid = IFNULL(?, pid), "
+        "fingerprint = ?, identity = ?, outputs = ? WHERE id = ?");
+    q.Bind(1, std::string(engine::Name(a.state))).Bind(2, a.reason);
+    if (a.exit_code >= 0) q.Bind(3, a.exit_code);
+    else q.BindNull(3);
+    q.Bind(4, a.finished_ms);
+    if (a.pid > 0) q.Bind(5, a.pid);
+    else q.BindNull(5);
+    if (a.fingerprint.empty()) q.BindNull(6).BindNull(7);
+    else q.Bind(6, a.fingerprint).Bind(7, a.identity);
+    if (a.state == StepState::kSucceeded || a.state == StepState::kCached) q.Bind(8, OutputsJson(step.outputs));
+    else q.BindNull(8);
+    q.Bind(9, a.id);
+    if (q.Step() != SQLITE_DONE) return db_.Abandon(db_.Error("finish attempt " + std::to_string(a.id)));
+  }
+  st = SaveStep(a.run_id, step);
+  return st.ok() ? st : db_.Abandon(st);
+}
+
+Status RunsStore::SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms) {
+  Status st = Join();
+  if (!st.ok()) return st;
+  bool final = state != engine::RunState::kPending && state != engine::RunState::kRunning &&
+               state != engine::RunState::kQueued;
+  Query q = db_.Prepare(final ? "UPDATE runs SET state = ?, finished_ms = ? WHERE id = ?"
+                              : "UPDATE runs SET state = ?, started_ms = IFNULL(started_ms, ?) WHERE id = ?");
+  q.Bind(1, std::string(engine::Name(state))).Bind(2, at_ms).Bind(3, run_id);
+  if (q.Step() != SQLITE_DONE) return db_.Abandon(db_.Error("set state of run " + std::to_string(run_id)));
+  return Status::Ok();
+}
+
+Status RunsStore::SaveMetrics(const AttemptRecord& a, const std::vector<engine::Metric>& metrics) {
+  if (metrics.empty()) return Status::Ok();
+  Status st = Join();
+  if (!st.ok()) return st;
+  Query q = db_.Prepare("INSERT INTO metrics(attempt_id, name, value, step, at_ms) VALUES (?, ?, ?, ?, ?)");
+  for (const engine::Metric& m : metrics) {
+    q.Bind(1, a.id).Bind(2, m.name).BindDouble(3, m.value).Bind(4, m.step).Bind(5, a.finished_ms);
+    if (q.Step() != SQLITE_DONE)
+      return db_.Abandon(db_.Error("save metric " + m.name + " of attempt " + std::to_string(a.id)));
+    q.Reset();
+  }
+  return Status::Ok();
+}
+
+Status RunsStore::SaveLineage(const AttemptRecord& a, const std::vector<engine::LineageEdge>& edges) {
+  if (edges.empty()) return Status::Ok();
+  Status st = Join();
+  return st.ok() ? lineage_.SaveLineage(a, edges) : st;
+}
+
+Result<int> RunsStore::RegisterModel(const std::string& name, const std::string& artifact, int64_t run_id,
+                                     const std::string& step_id, int64_t attempt_id, int64_t now_ms) {
+  Status st = Join();
+  if (!st.ok()) return st;
+  return registry_.RegisterModel(name, artifact, run_id, step_id, attempt_id, now_ms);
+}
+
+Result<std::optional<engine::CachedResult>> RunsStore::FindCached(const std::string& fingerprint) {
+  return lineage_.FindCached(fingerprint);
+}
+
+Result<bool> RunsStore::CancelRequested(int64_t run_id) {
+  Query q = db_.Prepare("SELECT cancel_requested FROM runs WHERE id = ?");
+  q.Bind(1, run_id);
+  if (q.Step() != SQLITE_ROW) return db_.Error("read run " + std::to_string(run_id));
+  return q.Int(0) != 0;
+}
+
+Result<int> RunsStore::LostInARow(int64_t run_id, const std::string& step_id, int item) {
+  Query q = db_.Prepare("SELECT state FROM attempts WHERE run_id = ? AND step_id = ? AND item = ? ORDER BY number DESC");
+  q.Bind(1, run_id).Bind(2, step_id).Bind(3, item);
+  int lost = 0;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW && q.Text(0) == "lost") ++lost;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_.Error("read the attempts of " + step_id);
+  return lost;
+}
+
+}  // namespace sluice::store
