@@ -24,6 +24,7 @@ std::optional<TokenScope> ParseTokenScope(const std::string& text) {
 }
 
 Result<std::string> AccessStore::CreateToken(const std::string& name, TokenScope scope, int64_t now_ms) {
+  if (Status st = db_.RequireNoBatch("CreateToken"); !st.ok()) return st;
   unsigned char random[32];
   if (RAND_bytes(random, sizeof random) != 1) return Status::Internal("no random bytes for a token");
   std::string token = "slc_" + HexEncode(random, sizeof random);
@@ -64,6 +65,7 @@ Result<std::vector<Token>> AccessStore::ListTokens() {
 }
 
 Status AccessStore::RevokeToken(int64_t id, int64_t now_ms) {
+  if (Status st = db_.RequireNoBatch("RevokeToken"); !st.ok()) return st;
   Query q = db_.Prepare("UPDATE tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL");
   q.Bind(1, now_ms).Bind(2, id);
   if (q.Step() != SQLITE_DONE) return db_.Error("revoke token " + std::to_string(id));
@@ -81,6 +83,7 @@ Result<std::optional<int64_t>> AccessStore::LastFire(const std::string& pipeline
 }
 
 Status AccessStore::SetLastFire(const std::string& pipeline, const std::string& schedule, int64_t fired_ms) {
+  if (Status st = db_.RequireNoBatch("SetLastFire"); !st.ok()) return st;
   Query q = db_.Prepare(
       "INSERT INTO schedule_fires(pipeline, schedule, fired_ms) VALUES (?, ?, ?) "
       "ON CONFLICT(pipeline, schedule) DO UPDATE SET fired_ms = excluded.fired_ms");
@@ -92,7 +95,7 @@ Status AccessStore::SetLastFire(const std::string& pipeline, const std::string& 
 Result<DeliveryCheck> AccessStore::RecordDelivery(const std::string& pipeline, const std::string& delivery,
                                                   const std::string& body_sha256, int64_t now_ms, int64_t window_ms) {
   DeliveryCheck out;
-  Status st = db_.Transaction([&] {
+  Status st = db_.Transaction("RecordDelivery", [&] {
     {
       // Rows older than the window say nothing any more.
       Query prune = db_.Prepare("DELETE FROM webhook_deliveries WHERE received_ms < ?");
@@ -136,6 +139,7 @@ Result<DeliveryCheck> AccessStore::RecordDelivery(const std::string& pipeline, c
 }
 
 Status AccessStore::SetDeliveryRun(const std::string& pipeline, const std::string& delivery, int64_t run_id) {
+  if (Status st = db_.RequireNoBatch("SetDeliveryRun"); !st.ok()) return st;
   Query q = db_.Prepare("UPDATE webhook_deliveries SET run_id = ? WHERE pipeline = ? AND delivery = ?");
   q.Bind(1, run_id).Bind(2, pipeline).Bind(3, delivery);
   if (q.Step() != SQLITE_DONE) return db_.Error("record webhook delivery's run");

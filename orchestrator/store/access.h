@@ -6,8 +6,8 @@
 // Who uses it: `sluice token`, the server's API (tokens, webhook
 // deliveries) and its scheduler (fire times).
 //
-// Writes are transactions of their own and
-// must not be called while a journal batch is open (db.h).
+// Writes are transactions of their own:
+// REQUIRES: no journal batch is open (db.h; checked, an Internal error).
 // One object per thread, like its Db.
 #pragma once
 
@@ -47,22 +47,27 @@ class AccessStore {
 
   // API tokens: the text ("slc_" and 64 hex digits) is returned once by
   // CreateToken; only its SHA-256 is stored. FindToken finds a valid one.
+  // REQUIRES: no journal batch is open.
   Result<std::string> CreateToken(const std::string& name, TokenScope scope, int64_t now_ms);
   Result<std::optional<Token>> FindToken(const std::string& text);
   Result<std::vector<Token>> ListTokens();
+  // REQUIRES: no journal batch is open.
   Status RevokeToken(int64_t id, int64_t now_ms);
 
   // The server's schedules: the last fire time handled per pipeline and
   // schedule ("<cron> <timezone>"); none before the first.
   Result<std::optional<int64_t>> LastFire(const std::string& pipeline, const std::string& schedule);
+  // REQUIRES: no journal batch is open.
   Status SetLastFire(const std::string& pipeline, const std::string& schedule, int64_t fired_ms);
 
   // Webhook deliveries, in one transaction: forgets deliveries received
   // before now_ms - window_ms; then a delivery whose id, or whose body's
   // SHA-256, the pipeline saw since is a duplicate (with the run the earlier
   // one started); anything else is recorded.
+  // REQUIRES: no journal batch is open.
   Result<DeliveryCheck> RecordDelivery(const std::string& pipeline, const std::string& delivery,
                                        const std::string& body_sha256, int64_t now_ms, int64_t window_ms);
+  // REQUIRES: no journal batch is open.
   Status SetDeliveryRun(const std::string& pipeline, const std::string& delivery, int64_t run_id);
 
  private:

@@ -330,6 +330,12 @@ Status Db::Migrate() {
   return Status::Ok();
 }
 
+Status Db::RequireNoBatch(const char* method) const {
+  if (!batch_open_) return Status::Ok();
+  return Status::Internal(std::string("store: ") + method +
+                          " is a transaction of its own and was called while a journal batch is open (Flush() first)");
+}
+
 Status Db::JoinBatch() {
   if (batch_open_) return Status::Ok();
   Status st = Begin();

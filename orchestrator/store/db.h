@@ -12,8 +12,11 @@
 // Two kinds of write:
 //   - the journal (engine::RunStore, implemented by RunsStore): writes join
 //     one open transaction, the batch, until Flush() commits it;
-//   - everything else: a transaction of its own, which must not be called
-//     while a batch is open.
+//   - everything else: a transaction of its own. REQUIRES: no batch is
+//     open. Inside the batch such a write would be committed, or rolled
+//     back, with the engine's writes, long after its caller thought it done.
+//     The rule is checked in every build: the write returns an Internal
+//     error (the daemon never aborts) and changes nothing.
 // Reads may be called at any time; inside the batch they see its writes.
 #pragma once
 
@@ -111,11 +114,15 @@ class Db {
   int Changes();
 
   // --- writes of their own
+  // Checks the rule above for `method` (named in the error).
+  Status RequireNoBatch(const char* method) const;
   // Runs `body` in a transaction of its own (BEGIN IMMEDIATE): committed if
   // it returns Ok, else rolled back and its failure returned.
+  // REQUIRES: no journal batch is open.
   template <typename F>
-  Status Transaction(F&& body) {
-    Status st = Begin();
+  Status Transaction(const char* method, F&& body) {
+    Status st = RequireNoBatch(method);
+    if (st.ok()) st = Begin();
     if (!st.ok()) return st;
     st = body();
     if (!st.ok()) {

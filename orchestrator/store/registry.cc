@@ -69,6 +69,7 @@ Result<RegistryStore::VersionState> RegistryStore::FindVersion(const std::string
 }
 
 Status RegistryStore::SetAlias(const std::string& name, int version, const std::string& alias, int64_t now_ms) {
+  if (Status st = db_.RequireNoBatch("SetAlias"); !st.ok()) return st;
   auto v = FindVersion(name, version);
   if (!v.ok()) return v.status();
   if (v->deleted) return DeletedVersion(name, version);
@@ -82,6 +83,7 @@ Status RegistryStore::SetAlias(const std::string& name, int version, const std::
 }
 
 Result<int> RegistryStore::RemoveAlias(const std::string& name, const std::string& alias, int expected) {
+  if (Status st = db_.RequireNoBatch("RemoveAlias"); !st.ok()) return st;
   int version = 0;
   {
     Query q = db_.Prepare("SELECT version FROM model_aliases WHERE name = ? AND alias = ?");
@@ -101,6 +103,7 @@ Result<int> RegistryStore::RemoveAlias(const std::string& name, const std::strin
 }
 
 Status RegistryStore::ArchiveModel(const std::string& name, int version, bool archived, int64_t now_ms) {
+  if (Status st = db_.RequireNoBatch("ArchiveModel"); !st.ok()) return st;
   auto v = FindVersion(name, version);
   if (!v.ok()) return v.status();
   if (v->deleted) return DeletedVersion(name, version);
@@ -115,6 +118,7 @@ Status RegistryStore::ArchiveModel(const std::string& name, int version, bool ar
 }
 
 Status RegistryStore::DeleteModel(const std::string& name, int version, int64_t now_ms) {
+  if (Status st = db_.RequireNoBatch("DeleteModel"); !st.ok()) return st;
   auto v = FindVersion(name, version);
   if (!v.ok()) return v.status();
   if (v->deleted) return DeletedVersion(name, version);

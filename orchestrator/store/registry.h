@@ -8,8 +8,8 @@
 // models` (list, promote, archive, delete, register), `sluice serve-model`
 // (resolving NAME@VERSION or NAME@ALIAS).
 //
-// Writes other than RegisterModel are transactions of their own and
-// must not be called while a journal batch is open (db.h).
+// Writes other than RegisterModel are transactions of their own:
+// REQUIRES: no journal batch is open (db.h; checked, an Internal error).
 // One object per thread, like its Db.
 #pragma once
 
@@ -56,16 +56,20 @@ class RegistryStore {
   Result<ModelVersion> ResolveModel(const std::string& ref);
 
   // Moves `alias` to `version`, which must be neither archived nor deleted.
+  // REQUIRES: no journal batch is open.
   Status SetAlias(const std::string& name, int version, const std::string& alias, int64_t now_ms);
   // Removes `alias`; returns the version it pointed at. With `expected` > 0
   // it is removed only if it points there.
+  // REQUIRES: no journal batch is open.
   Result<int> RemoveAlias(const std::string& name, const std::string& alias, int expected);
   // Archives (or with `archived` false, restores) a version: archived
   // versions are left out of `sluice models` and of @latest, and still
   // resolve by their number. Refused while an alias points at the version.
+  // REQUIRES: no journal batch is open.
   Status ArchiveModel(const std::string& name, int version, bool archived, int64_t now_ms);
   // Deletes a version: it no longer resolves, is not listed, and no longer
   // keeps its artifact from `sluice gc`. Refused while an alias points at it.
+  // REQUIRES: no journal batch is open.
   Status DeleteModel(const std::string& name, int version, int64_t now_ms);
 
  private:

@@ -66,7 +66,7 @@ Result<int64_t> RunsStore::CreateRun(const std::string& pipeline, const std::str
                                      const std::string& trigger, bool queued) {
   std::string hash = Sha256Hex(spec_text);
   int64_t id = 0;
-  Status st = db_.Transaction([&] {
+  Status st = db_.Transaction("CreateRun", [&] {
     Status saved = SaveSpec(db_, hash, spec_text);
     if (!saved.ok()) return saved;
     Query run = db_.Prepare(
@@ -130,6 +130,7 @@ Result<std::vector<RunRow>> RunsStore::QueuedRuns() {
 }
 
 Result<bool> RunsStore::QueueRetry(int64_t run_id) {
+  if (Status st = db_.RequireNoBatch("QueueRetry"); !st.ok()) return st;
   Query q = db_.Prepare(
       "UPDATE runs SET queued_from = state, state = 'queued' WHERE id = ? AND state IN ('failed', 'cancelled')");
   if (q.Bind(1, run_id).Step() != SQLITE_DONE) return db_.Error("queue a retry of run " + std::to_string(run_id));
@@ -137,6 +138,7 @@ Result<bool> RunsStore::QueueRetry(int64_t run_id) {
 }
 
 Result<bool> RunsStore::StartQueued(int64_t run_id) {
+  if (Status st = db_.RequireNoBatch("StartQueued"); !st.ok()) return st;
   Query q = db_.Prepare(
       "UPDATE runs SET state = IFNULL(queued_from, 'pending'), queued_from = NULL WHERE id = ? AND state = 'queued'");
   if (q.Bind(1, run_id).Step() != SQLITE_DONE) return db_.Error("start queued run " + std::to_string(run_id));
@@ -144,6 +146,7 @@ Result<bool> RunsStore::StartQueued(int64_t run_id) {
 }
 
 Result<bool> RunsStore::CancelQueued(int64_t run_id, int64_t now_ms) {
+  if (Status st = db_.RequireNoBatch("CancelQueued"); !st.ok()) return st;
   Query q = db_.Prepare(
       "UPDATE runs SET state = 'cancelled', queued_from = NULL, finished_ms = ? WHERE id = ? AND state = 'queued'");
   if (q.Bind(1, now_ms).Bind(2, run_id).Step() != SQLITE_DONE)
@@ -272,6 +275,7 @@ Result<std::vector<MetricRow>> RunsStore::ListAttemptMetrics(int64_t attempt_id)
 }
 
 Status RunsStore::SetOwner(int64_t run_id, int64_t pid, int64_t pid_start) {
+  if (Status st = db_.RequireNoBatch("SetOwner"); !st.ok()) return st;
   Query q = db_.Prepare("UPDATE runs SET owner_pid = ?, owner_start = ? WHERE id = ?");
   q.Bind(1, pid).Bind(2, pid_start).Bind(3, run_id);
   if (q.Step() != SQLITE_DONE) return db_.Error("set owner of run " + std::to_string(run_id));
@@ -279,6 +283,7 @@ Status RunsStore::SetOwner(int64_t run_id, int64_t pid, int64_t pid_start) {
 }
 
 Status RunsStore::RequestCancel(int64_t run_id) {
+  if (Status st = db_.RequireNoBatch("RequestCancel"); !st.ok()) return st;
   Query q = db_.Prepare("UPDATE runs SET cancel_requested = 1 WHERE id = ?");
   q.Bind(1, run_id);
   if (q.Step() != SQLITE_DONE) return db_.Error("cancel run " + std::to_string(run_id));
@@ -291,7 +296,7 @@ Result<std::vector<AttemptRecord>> RunsStore::TakeOverRun(int64_t run_id, int64_
   std::vector<AttemptRecord> lost;
   for (AttemptRecord& a : *all)
     if (a.state == StepState::kRunning && a.job_id.empty()) lost.push_back(a);
-  Status st = db_.Transaction([&] {
+  Status st = db_.Transaction("TakeOverRun", [&] {
     Query q = db_.Prepare(
         "UPDATE attempts SET state = 'lost', reason = 'the orchestrator stopped while it ran', finished_ms = ? "
         "WHERE run_id = ? AND state = 'running' AND IFNULL(job_id, '') = ''");
@@ -309,7 +314,7 @@ Status RunsStore::ResetSteps(int64_t run_id, const std::vector<std::string>& rer
                              const std::vector<std::string>& failed_items, const RunSpecUpdate* reload) {
   // Records are reset, never deleted: their attempt counters keep attempt
   // numbers (and log file names) unique within the run.
-  return db_.Transaction([&] {
+  return db_.Transaction("ResetSteps", [&] {
     if (reload) {
       std::string hash = Sha256Hex(reload->spec_text);
       Query run = db_.Prepare("UPDATE runs SET spec_hash = ?, params = ? WHERE id = ?");

@@ -7,8 +7,8 @@
 // `retry`, `cancel`, `show`, `runs`, `plan` (earlier results), and the
 // server's API, launcher and event hub.
 //
-// Writes that are not journal calls are transactions of their own and
-// must not be called while a journal batch is open (db.h).
+// Writes that are not journal calls are transactions of their own:
+// REQUIRES: no journal batch is open (db.h; checked, an Internal error).
 // One object per thread, like its Db.
 #pragma once
 
@@ -73,6 +73,7 @@ class RunsStore : public engine::RunStore {
 
   // Records a new run in state pending (queued if `queued`: `sluice serve`
   // starts it later) and stores the spec text by hash.
+  // REQUIRES: no journal batch is open.
   Result<int64_t> CreateRun(const std::string& pipeline, const std::string& spec_text, const std::string& spec_path,
                             const std::string& workdir, const std::string& params_json, int jobs, int64_t now_ms,
                             const std::string& trigger = "cli", bool queued = false);
@@ -96,6 +97,7 @@ class RunsStore : public engine::RunStore {
   // The metrics of one attempt (by its row id), in the order they were saved.
   Result<std::vector<MetricRow>> ListAttemptMetrics(int64_t attempt_id);
 
+  // REQUIRES (all below): no journal batch is open.
   Status SetOwner(int64_t run_id, int64_t pid, int64_t pid_start);
   Status RequestCancel(int64_t run_id);
   // Marks attempts left running as lost and returns them (to kill what is
@@ -115,13 +117,15 @@ class RunsStore : public engine::RunStore {
   // Runs `sluice serve` queued (state queued), oldest first.
   Result<std::vector<RunRow>> QueuedRuns();
   // Queues a retry of a failed or cancelled run; false if it is in another
-  // state.
+  // state. REQUIRES: no journal batch is open.
   Result<bool> QueueRetry(int64_t run_id);
   // Takes a run out of the queue: a new run becomes pending, a queued retry
   // goes back to the state it had. False if it was not queued (cancelled,
   // or started by `sluice resume`, meanwhile).
+  // REQUIRES: no journal batch is open.
   Result<bool> StartQueued(int64_t run_id);
   // Cancels a queued run without starting it; false if it was not queued.
+  // REQUIRES: no journal batch is open.
   Result<bool> CancelQueued(int64_t run_id, int64_t now_ms);
 
   // engine::RunStore: the journal. Writes join the batch (opening it) until

@@ -93,6 +93,49 @@ TEST(DbTest, RefusesADatabaseFromANewerSluice) {
                                       ": the database has schema version 99, newer than this sluice knows (9); upgrade sluice");
 }
 
+TEST(DbTest, AWriteOfItsOwnIsRefusedWhileAJournalBatchIsOpen) {
+  auto s = Open(TempDb("batch-rule"));
+  ASSERT_TRUE(s);
+  store::RunsStore& runs = s->runs();
+  int64_t run = *runs.CreateRun("demo", "x", "p", "/", "{}", 1, 0);
+  RunProducingModels(runs, {"aa"});
+  ASSERT_EQ(*s->registry().RegisterModel("m", "aa", 0, "", 0, 1), 1);
+  ASSERT_TRUE(s->db().Flush().ok());
+
+  engine::StepRecord step{.step_id = "a", .state = engine::StepState::kRunning};
+  ASSERT_TRUE(runs.SaveSteps(run, {&step}).ok());  // opens the batch
+  ASSERT_TRUE(s->db().batch_open());
+  auto created = runs.CreateRun("demo", "x", "p", "/", "{}", 1, 0);
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.status().code(), Code::kInternal);
+  EXPECT_EQ(created.status().message(),
+            "store: CreateRun is a transaction of its own and was called while a journal batch is open (Flush() first)");
+  EXPECT_EQ(runs.RequestCancel(run).code(), Code::kInternal);
+  EXPECT_EQ(runs.TakeOverRun(run, 1).status().code(), Code::kInternal);
+  EXPECT_EQ(runs.StartQueued(run).status().code(), Code::kInternal);
+  EXPECT_EQ(s->registry().SetAlias("m", 1, "production", 2).code(), Code::kInternal);
+  EXPECT_EQ(s->registry().DeleteModel("m", 1, 2).code(), Code::kInternal);
+  EXPECT_EQ(s->access().CreateToken("ci", store::TokenScope::kRun, 2).status().code(), Code::kInternal);
+  EXPECT_EQ(s->access().SetLastFire("demo", "* * * * * UTC", 2).code(), Code::kInternal);
+  EXPECT_EQ(s->access().RecordDelivery("demo", "d-1", "b", 2, 10).status().code(), Code::kInternal);
+  // Reads are fine inside the batch, and see its writes.
+  EXPECT_EQ(runs.LoadSteps(run)->size(), 1u);
+  EXPECT_EQ(s->registry().ListModels("m")->size(), 1u);
+
+  // The refused writes changed nothing, and the batch is whole.
+  ASSERT_TRUE(runs.Flush().ok());
+  EXPECT_FALSE(s->db().batch_open());
+  EXPECT_EQ(runs.ListRuns(10)->size(), 2u);
+  EXPECT_FALSE(runs.GetRun(run)->cancel_requested);
+  EXPECT_EQ(runs.LoadSteps(run)->size(), 1u);
+  EXPECT_EQ(s->registry().ResolveModel("m@production").status().code(), Code::kNotFound);
+  EXPECT_TRUE(s->access().ListTokens()->empty());
+  // Once flushed, they go through.
+  EXPECT_TRUE(runs.RequestCancel(run).ok());
+  EXPECT_TRUE(s->registry().SetAlias("m", 1, "production", 3).ok());
+  EXPECT_TRUE(s->access().CreateToken("ci", store::TokenScope::kRun, 3).ok());
+}
+
 TEST(DbTest, JournalWritesBecomeVisibleOnlyWhenFlushed) {
   std::string path = TempDb("flush");
   auto writer = Open(path);
