@@ -66,6 +66,26 @@ int64_t RunProducingModels(store::RunsStore& runs, const std::vector<std::string
   return run;
 }
 
+// Schema version 1 as the first Sluice wrote it (specs/store.md), kept here
+// as it was, whatever the migrations in db.cc become.
+const char* kSchemaVersion1 = R"sql(
+CREATE TABLE specs (hash TEXT PRIMARY KEY, text TEXT NOT NULL);
+CREATE TABLE runs (
+  id INTEGER PRIMARY KEY, pipeline TEXT NOT NULL, spec_hash TEXT NOT NULL REFERENCES specs(hash),
+  spec_path TEXT NOT NULL, workdir TEXT NOT NULL, params TEXT NOT NULL, state TEXT NOT NULL, jobs INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL, started_ms INTEGER, finished_ms INTEGER, owner_pid INTEGER, owner_start INTEGER,
+  cancel_requested INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE steps (
+  run_id INTEGER NOT NULL REFERENCES runs(id), step_id TEXT NOT NULL, item INTEGER NOT NULL, state TEXT NOT NULL,
+  tries INTEGER NOT NULL, attempts INTEGER NOT NULL, item_value TEXT, items TEXT, outputs TEXT NOT NULL,
+  reason TEXT NOT NULL, PRIMARY KEY (run_id, step_id, item)) WITHOUT ROWID;
+CREATE TABLE attempts (
+  id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id), step_id TEXT NOT NULL, item INTEGER NOT NULL,
+  number INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, exit_code INTEGER, pid INTEGER,
+  started_ms INTEGER, finished_ms INTEGER, log_path TEXT NOT NULL, UNIQUE (run_id, step_id, item, number));
+PRAGMA user_version=1;
+)sql";
+
 }  // namespace
 
 // --- Db
@@ -91,6 +111,74 @@ TEST(DbTest, RefusesADatabaseFromANewerSluice) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().message(), "open " + path +
                                       ": the database has schema version 99, newer than this sluice knows (9); upgrade sluice");
+}
+
+TEST(DbTest, ADatabaseMadeBySchemaVersion1OpensWithItsRunsIntactAndTheSchemaCurrent) {
+  std::string path = TempDb("v1");
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ExecAll(db, {kSchemaVersion1,
+               "INSERT INTO specs VALUES ('h1', 'name: old\nsteps:\n  a: {run: x}\n')",
+               "INSERT INTO runs(id, pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, started_ms,"
+               " finished_ms, owner_pid, owner_start) VALUES (1, 'old', 'h1', '/x/p.yaml', '/x', '{\"n\":2}', 'succeeded',"
+               " 2, 1000, 1001, 1500, 77, 88)",
+               "INSERT INTO runs(id, pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms)"
+               " VALUES (2, 'old', 'h1', '/x/p.yaml', '/x', '{}', 'failed', 1, 2000)",
+               "INSERT INTO steps VALUES (1, 'a', -1, 'succeeded', 1, 1, NULL, NULL, '{\"n\":\"1\"}', '')",
+               "INSERT INTO steps VALUES (1, 'each', -1, 'succeeded', 0, 0, NULL, '[\"p\",\"q\"]', '{}', '')",
+               "INSERT INTO steps VALUES (1, 'each', 0, 'succeeded', 1, 1, '\"p\"', NULL, '{}', '')",
+               "INSERT INTO steps VALUES (2, 'a', -1, 'failed', 3, 3, NULL, NULL, '{}', 'exit code 3')",
+               "INSERT INTO attempts VALUES (1, 1, 'a', -1, 1, 'succeeded', '', 0, 4242, 1001, 1400, '/l/1/a.1.log')",
+               "INSERT INTO attempts VALUES (2, 2, 'a', -1, 1, 'failed', 'exit code 3', 3, 4343, 2001, 2400, '/l/2/a.1.log')"});
+  sqlite3_close(db);
+
+  {
+    auto s = Open(path);
+    ASSERT_TRUE(s);
+    store::RunsStore& runs = s->runs();
+    auto all = runs.ListRuns(10);
+    ASSERT_TRUE(all.ok()) << all.status().message();
+    ASSERT_EQ(all->size(), 2u);
+    store::RunRow first = *runs.GetRun(1);
+    EXPECT_EQ(first.pipeline, "old");
+    EXPECT_EQ(first.state, engine::RunState::kSucceeded);
+    EXPECT_EQ(first.params_json, "{\"n\":2}");
+    EXPECT_EQ(first.jobs, 2);
+    EXPECT_EQ(first.started_ms, 1001);
+    EXPECT_EQ(first.finished_ms, 1500);
+    EXPECT_EQ(first.owner_pid, 77);
+    EXPECT_EQ(first.trigger, "cli") << "runs from before triggers were recorded came from the command line";
+    EXPECT_FALSE(first.queued_retry);
+    EXPECT_EQ(*runs.SpecText(first.spec_hash), "name: old\nsteps:\n  a: {run: x}\n");
+    auto steps = *runs.LoadSteps(1);
+    ASSERT_EQ(steps.size(), 3u);
+    EXPECT_EQ(steps[0].step_id, "a");
+    EXPECT_EQ(steps[0].outputs.at("n").Render(), "1");
+    ASSERT_TRUE(steps[1].items.has_value());
+    EXPECT_EQ(steps[1].items->size(), 2u);
+    EXPECT_EQ(steps[2].item, 0);
+    EXPECT_EQ(steps[2].item_value.Render(), "p");
+    auto attempts = *runs.ListAttempts(2);
+    ASSERT_EQ(attempts.size(), 1u);
+    EXPECT_EQ(attempts[0].reason, "exit code 3");
+    EXPECT_EQ(attempts[0].pid, 4343);
+    EXPECT_EQ(attempts[0].job_id, "");
+    EXPECT_EQ(runs.ListMetrics(1)->size(), 0u);
+
+    // Every later table works on the old file.
+    EXPECT_TRUE(*runs.QueueRetry(2));
+    EXPECT_TRUE(*runs.StartQueued(2));
+    EXPECT_EQ(runs.GetRun(2)->state, engine::RunState::kFailed);
+    int64_t fresh = RunProducingModels(runs, {"aa"});
+    EXPECT_EQ(fresh, 3);
+    EXPECT_EQ(*s->registry().RegisterModel("old", "aa", 0, "", 0, 5), 1);
+    ASSERT_TRUE(s->db().Flush().ok());
+    EXPECT_TRUE(s->access().CreateToken("ci", store::TokenScope::kRead, 6).ok());
+    EXPECT_TRUE(s->access().RecordDelivery("old", "d-1", "body", 7, 1000).ok());
+    EXPECT_TRUE(s->access().SetLastFire("old", "0 3 * * * UTC", 8).ok());
+    EXPECT_EQ(*s->db().IntegrityCheck(), "ok");
+  }
+  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
 }
 
 TEST(DbTest, AWriteOfItsOwnIsRefusedWhileAJournalBatchIsOpen) {
