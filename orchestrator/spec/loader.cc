@@ -2,6 +2,7 @@
 // FILE:LINE:COL diagnostic. The loader keeps going after an error
 // where it can, so one run of `sluice validate` shows every problem.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 #include <filesystem>
@@ -176,7 +177,8 @@ class Loader {
   bool Int(const YamlNode& n, const std::string& what, int64_t lo, int64_t hi, int64_t* out) {
     double d;
     if (!Number(n, what, &d)) return false;
-    if (d != static_cast<double>(static_cast<int64_t>(d)) || d < lo || d > hi) {
+    // Range first: casting a double outside int64_t's range is undefined.
+    if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != std::trunc(d)) {
       Error(Pos(n), what + " must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) +
                         ", not " + Quote(n.Scalar()));
       return false;

@@ -591,3 +591,8 @@ TEST(SchemaCheckTest, ABoundOfOneIsCountedInTheSingular) {
   params = {{"tags", nlohmann::json::array()}};
   EXPECT_EQ(sluice::spec::CheckRenderedParams(&params, schema), "param 'tags' needs at least 1 item");
 }
+
+TEST(SpecLoaderTest, AWholeNumberFarPastItsRangeIsALocatedErrorNotAnOverflow) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a: {run: x, retry: {limit: 1e60}}\n"),
+            "p.yaml:3:30: retry limit must be a whole number from 0 to 1000, not '1e60'");
+}
