@@ -1,4 +1,5 @@
-// A file system in memory for fingerprint tests (engine/fingerprint.h).
+// FakeFiles: a file system in memory (engine/fingerprint.h's FileSystem) for
+// tests of the fingerprint, the cache forecast and the engine. Not thread-safe.
 #pragma once
 
 #include <algorithm>

@@ -5,7 +5,7 @@
 #include <map>
 
 #include "engine/cache_forecast.h"
-#include "fake_files.h"
+#include "../common/fake_files.h"
 #include "spec/pipeline.h"
 
 using namespace sluice;

@@ -9,88 +9,16 @@
 #include "spec/pipeline.h"
 #include "store/open.h"
 
+#include "../common/fake_clock.h"
+#include "../common/fake_executor.h"
+
 using namespace sluice;
 using namespace sluice::engine;
 using namespace std::chrono_literals;
+using sluice::testing::FakeClock;
+using sluice::testing::FakeExecutor;
 
 namespace {
-
-class FakeClock : public Clock {
- public:
-  TimePoint now{std::chrono::hours(1)};
-  TimePoint Now() override { return now; }
-  int64_t WallMs() override { return std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(); }
-  int64_t Seconds() const { return std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch() - std::chrono::hours(1)).count(); }
-};
-
-// Scripts outcomes per step label ("train", "shard[1]"); unscripted
-// attempts succeed after one second.
-class FakeExecutor : public Executor {
- public:
-  struct Outcome {
-    int exit_code = 0;
-    std::chrono::milliseconds duration = 1s;
-    std::string outputs;          // written to $SLUICE_OUTPUT
-    bool ignores_sigterm = false;
-  };
-  explicit FakeExecutor(FakeClock* clock) : clock_(clock) {}
-
-  std::map<std::string, std::deque<Outcome>> script;
-  std::vector<std::pair<std::string, int64_t>> starts;  // label, start time in ms
-  std::vector<std::string> stops;                       // "label TERM" / "label KILL"
-  std::map<std::string, AttemptRequest> last_request;
-  size_t max_running = 0;
-
-  Result<Started> Start(const AttemptRequest& r) override {
-    Outcome o;
-    auto& q = script[r.step_label];
-    if (!q.empty()) {
-      o = q.front();
-      q.pop_front();
-    }
-    if (o.exit_code == 127) return Status::StepFailed("command not found: " + r.argv[0]);
-    for (const std::string& e : r.env)
-      if (e.rfind("SLUICE_OUTPUT=", 0) == 0) std::ofstream(e.substr(14)) << o.outputs;
-    running_[r.attempt_id] = {r.step_label, clock_->now + o.duration, o.exit_code, 0, o.ignores_sigterm};
-    starts.emplace_back(r.step_label, clock_->Seconds());
-    last_request[r.step_label] = r;
-    max_running = std::max(max_running, running_.size());
-    return Started{1000 + r.attempt_id};
-  }
-  void Stop(int64_t id, bool hard) override {
-    auto& r = running_.at(id);
-    stops.push_back(r.label + (hard ? " KILL" : " TERM"));
-    if (hard || !r.ignores_sigterm) {
-      r.end = clock_->now;
-      r.signal = hard ? 9 : 15;
-    }
-  }
-  std::optional<AttemptExit> Wait(TimePoint deadline) override {
-    auto next = running_.end();
-    for (auto it = running_.begin(); it != running_.end(); ++it)
-      if (next == running_.end() || it->second.end < next->second.end) next = it;
-    if (next == running_.end() || next->second.end > deadline) {
-      clock_->now = std::max(clock_->now, deadline);
-      return std::nullopt;
-    }
-    clock_->now = std::max(clock_->now, next->second.end);
-    AttemptExit e{next->first, next->second.signal ? 128 + next->second.signal : next->second.exit, next->second.signal};
-    running_.erase(next);
-    return e;
-  }
-  void Wake() override {}
-
- private:
-  struct Running {
-    std::string label;
-    TimePoint end;
-    int exit;
-    int signal;
-    bool ignores_sigterm;
-  };
-  FakeClock* clock_;
-  std::map<int64_t, Running> running_;
-};
 
 class EngineTest : public ::testing::Test {
  protected:

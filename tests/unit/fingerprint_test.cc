@@ -6,7 +6,7 @@
 #include <set>
 
 #include "engine/fingerprint.h"
-#include "fake_files.h"
+#include "../common/fake_files.h"
 #include "spec/pipeline.h"
 #include "util/hash.h"
 

@@ -1,0 +1,27 @@
+// FakeClock: time that moves only when a test (or FakeExecutor::Wait) moves
+// it, for engine tests with no sleep. Starts at an hour past the steady
+// clock's epoch, so deadlines before it are representable. Not thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "engine/executor.h"
+
+namespace sluice::testing {
+
+class FakeClock : public engine::Clock {
+ public:
+  engine::TimePoint now{std::chrono::hours(1)};
+  engine::TimePoint Now() override { return now; }
+  int64_t WallMs() override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  }
+  // Milliseconds since the start (an hour past the epoch).
+  int64_t Seconds() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch() - std::chrono::hours(1))
+        .count();
+  }
+};
+
+}  // namespace sluice::testing
