@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,7 +31,7 @@ LocalExecutor::LocalExecutor(const PluginCatalog* plugins)
 LocalExecutor::~LocalExecutor() {
   for (auto& [id, c] : children_) {
     ::kill(-c.pid, SIGKILL);
-    ::waitpid(c.pid, nullptr, 0);
+    WaitChild(c.pid);
     for (int fd : {c.pidfd, c.output})
       if (fd >= 0) ::close(fd);
   }
@@ -157,10 +156,9 @@ bool LocalExecutor::Drain(Child& c) {
 
 std::optional<engine::AttemptExit> LocalExecutor::Reap(int64_t attempt_id) {
   Child& c = children_.at(attempt_id);
-  siginfo_t info{};
-  // Has it ended? WNOWAIT leaves the zombie, which keeps the pid and so the
+  // Has it ended? Not reaped yet: the zombie keeps the pid and so the
   // process group id from being reused while we kill the group's stragglers.
-  if (::waitid(P_PID, c.pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid != c.pid) return std::nullopt;
+  if (!ChildEnded(c.pid)) return std::nullopt;
   ::kill(-c.pid, SIGKILL);
   // The rest of the output: writers are dying, so EOF comes soon, unless a
   // process left the group (setsid) and holds the pipe; then stop waiting.
@@ -171,16 +169,13 @@ std::optional<engine::AttemptExit> LocalExecutor::Reap(int64_t attempt_id) {
     pollfd p{c.output, POLLIN, 0};
     ::poll(&p, 1, static_cast<int>(left));
   }
-  int status = 0;
-  while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  ChildEnd end = WaitChild(c.pid);
   for (int fd : {c.pidfd, c.output})
     if (fd >= 0) ::close(fd);
   c.log.Close();
   children_.erase(attempt_id);
   engine::AttemptExit e;
   e.attempt_id = attempt_id;
-  ChildEnd end = DecodeWaitStatus(status);
   e.signal = end.signal;
   e.exit_code = end.code;
   return e;

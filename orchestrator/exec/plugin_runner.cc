@@ -5,7 +5,6 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -240,7 +239,7 @@ PluginHosts::~PluginHosts() {
     if (h->socket >= 0) ::close(h->socket);  // an idle host leaves when its socket closes
     if (!h->dead) {
       ::kill(h->pid, SIGKILL);
-      ::waitpid(h->pid, nullptr, 0);
+      WaitChild(h->pid);
     }
     for (int fd : {h->pidfd, h->output}) if (fd >= 0) ::close(fd);
     h->report.Close();
@@ -359,9 +358,7 @@ std::optional<engine::AttemptExit> PluginHosts::Handle(Host& h, const std::strin
 }
 
 std::optional<engine::AttemptExit> PluginHosts::Died(Host& h) {
-  int status = 0;
-  while (::waitpid(h.pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  ChildEnd end = WaitChild(h.pid);
   h.dead = true;
   for (int* fd : {&h.pidfd, &h.socket, &h.output})
     if (*fd >= 0) {
@@ -373,7 +370,6 @@ std::optional<engine::AttemptExit> PluginHosts::Died(Host& h) {
   engine::AttemptExit e;
   e.attempt_id = h.attempt;
   h.attempt = 0;
-  ChildEnd end = DecodeWaitStatus(status);
   e.signal = end.signal;
   e.exit_code = end.code;
   if (!end.signal) {

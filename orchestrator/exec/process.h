@@ -1,7 +1,9 @@
-// Processes on POSIX: spawning a step's command in its own process group,
-// and telling whether a recorded pid still names the same process.
+// Processes on POSIX: spawning a child in its own process group with stdin
+// from /dev/null, reaping it and decoding how it ended, and telling whether a
+// recorded pid still names the same process. Thread-safe: no state of its own.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,23 @@ struct ChildEnd {
   int signal = 0;  // 0: it exited
 };
 ChildEnd DecodeWaitStatus(int status);
+
+// The reaper: every child of ours (steps, plugin hosts, Slurm commands,
+// `sluice exec-step`'s command, `sluice serve`'s run drivers) is reaped by
+// one of these three, nowhere else by waitpid. Whoever spawned a child reaps
+// it, once; none of them touches another's children.
+//
+// Blocks until the child `pid` ends, reaps it and says how it ended. A signal
+// that interrupts the wait does not end it (EINTR is retried). For a pid that
+// is not an unreaped child of ours: code -1, signal 0.
+ChildEnd WaitChild(int pid);
+// Reaps the child `pid` if it has ended; nullopt while it runs, and for a pid
+// that is not an unreaped child of ours. Never blocks.
+std::optional<ChildEnd> PollChild(int pid);
+// True if the child `pid` has ended, without reaping it: the zombie keeps the
+// pid, and so its process group id, from being reused (LocalExecutor kills
+// the group's stragglers before WaitChild). Never blocks.
+bool ChildEnded(int pid);
 
 // The file `name` names for a step: searched on `path` (the step's PATH) if
 // it has no '/', else relative to `workdir`. An empty string if not found.

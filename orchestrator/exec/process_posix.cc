@@ -38,6 +38,33 @@ ChildEnd DecodeWaitStatus(int status) {
   return {WEXITSTATUS(status), 0};
 }
 
+ChildEnd WaitChild(int pid) {
+  int status = 0;
+  while (true) {
+    pid_t r = ::waitpid(pid, &status, 0);
+    if (r == pid) return DecodeWaitStatus(status);
+    if (r < 0 && errno == EINTR) continue;
+    return {-1, 0};
+  }
+}
+
+std::optional<ChildEnd> PollChild(int pid) {
+  int status = 0;
+  pid_t r;
+  while ((r = ::waitpid(pid, &status, WNOHANG)) < 0 && errno == EINTR) {
+  }
+  if (r != pid) return std::nullopt;
+  return DecodeWaitStatus(status);
+}
+
+bool ChildEnded(int pid) {
+  siginfo_t info{};
+  int r;
+  while ((r = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT)) < 0 && errno == EINTR) {
+  }
+  return r == 0 && info.si_pid == pid;
+}
+
 Result<int> Spawn(const SpawnRequest& r) {
   if (r.argv.empty() || r.argv[0].empty()) return Status::StepFailed("empty command");
   struct stat st;

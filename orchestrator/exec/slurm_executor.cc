@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,10 +69,7 @@ CommandOutput RunCommand(const std::vector<std::string>& argv) {
   while ((n = ::read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
     if (n > 0) out.text.append(buf, static_cast<size_t>(n));
   ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  out.code = DecodeWaitStatus(status).code;
+  out.code = WaitChild(*pid).code;
   while (!out.text.empty() && (out.text.back() == '\n' || out.text.back() == ' ')) out.text.pop_back();
   return out;
 }
@@ -574,10 +570,7 @@ int ExecStepMain(const std::string& path, bool array) {
   }
   g_child = *pid;
   if (g_terminated) ::kill(-*pid, SIGTERM);
-  int status = 0;
-  while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  ChildEnd end = DecodeWaitStatus(status);
+  ChildEnd end = WaitChild(*pid);
   write_result(end.code, end.signal);
   return end.code;
 }

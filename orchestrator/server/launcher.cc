@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -153,11 +152,9 @@ Status Launcher::SpawnLocked(int64_t run_id, const std::string& pipeline, const 
     if (std::strncmp(*e, "SLUICE_HOME=", 12) != 0) r.env.emplace_back(*e);
   r.env.push_back("SLUICE_HOME=" + home_);
   r.workdir = home_;
-  r.output_fd = fd;
-  r.stdin_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  r.output_fd = fd;  // stdin: /dev/null, as for every child
   auto pid = exec::Spawn(r);
   ::close(fd);
-  if (r.stdin_fd >= 0) ::close(r.stdin_fd);
   if (!pid.ok()) return pid.status();
   children_[*pid] = {run_id, pipeline};
   cv_.notify_all();
@@ -178,8 +175,7 @@ void Launcher::Reap() {
     if (stopping_ && children_.empty()) return;
     std::vector<int64_t> ended;
     for (auto it = children_.begin(); it != children_.end();) {
-      int status = 0;
-      if (::waitpid(it->first, &status, WNOHANG) == it->first) {
+      if (exec::PollChild(it->first)) {
         ended.push_back(it->second.run_id);
         it = children_.erase(it);
       } else {
