@@ -16,6 +16,7 @@
 #include "engine/plan.h"
 #include "exec/process.h"
 #include "spec/pipeline.h"
+#include "store/run_json.h"
 #include "util/duration.h"
 #include "util/json.h"
 #include "util/strings.h"
@@ -107,9 +108,8 @@ int Runs(int limit, const std::string& pipeline, const std::string& state, const
   }
   if (format == "json") {
     nlohmann::json j = nlohmann::json::array();
-    for (const auto& r : *runs)
-      j.push_back({{"id", r.id}, {"pipeline", r.pipeline}, {"state", ShownState(r)}, {"trigger", r.trigger},
-                   {"created_ms", r.created_ms}, {"started_ms", r.started_ms}, {"finished_ms", r.finished_ms}});
+    int64_t now = NowMs();
+    for (const auto& r : *runs) j.push_back(store::RunJson(r, Interrupted(r), now));
     std::cout << JsonText(j, 2) << "\n";
     return kExitOk;
   }
@@ -162,60 +162,22 @@ int Show(const std::string& run_text, const std::string& format) {
   std::stable_sort(ordered.begin(), ordered.end(), [&](const StepRecord* a, const StepRecord* b) {
     return std::make_pair(rank_of(a), a->step_id) < std::make_pair(rank_of(b), b->step_id);
   });
-  // A unit's duration is its last attempt's (earlier attempts and the
-  // backoff between them are not the step's work); a foreach step's runs from
-  // the first start to the last end of its items' last attempts. -1: none.
-  int64_t now = NowMs();
-  auto last_span = [&](const std::string& step, int item, int64_t* start, int64_t* end) {
-    auto it = by_unit.find({step, item});
-    if (it == by_unit.end() || it->second.empty()) return false;
-    const AttemptRecord* a = it->second.back();
-    *start = std::min(*start, a->started_ms);
-    *end = std::max(*end, a->finished_ms ? a->finished_ms : now);
-    return true;
-  };
-  auto duration_ms = [&](const StepRecord& s) -> int64_t {
-    int64_t start = INT64_MAX, end = 0;
-    bool any = last_span(s.step_id, s.item, &start, &end);
-    if (s.item < 0 && s.items)
-      for (const StepRecord* i : items[s.step_id]) any = last_span(i->step_id, i->item, &start, &end) || any;
-    return any ? end - start : -1;
-  };
+  store::UnitDurations durations(*attempts, NowMs());
   auto duration_text = [&](const StepRecord& s) -> std::string {
-    int64_t ms = duration_ms(s);
-    return ms < 0 ? "-" : FormatDuration(std::chrono::milliseconds(ms));
+    std::optional<int64_t> ms = durations.Of(s.step_id, s.item);
+    return ms ? FormatDuration(std::chrono::milliseconds(*ms)) : "-";
   };
 
   if (format == "json") {
-    nlohmann::json j;
-    j["id"] = row->id;
-    j["pipeline"] = row->pipeline;
-    j["state"] = ShownState(*row);
+    nlohmann::json j = store::RunJson(*row, Interrupted(*row), NowMs());
     j["spec_path"] = row->spec_path;
-    j["params"] = nlohmann::json::parse(row->params_json, nullptr, false);
-    j["created_ms"] = row->created_ms;
-    j["started_ms"] = row->started_ms;
-    j["finished_ms"] = row->finished_ms;
     j["steps"] = nlohmann::json::array();
     auto unit_json = [&](const StepRecord& s) {
-      nlohmann::json u = {{"id", s.step_id}, {"state", engine::Name(s.state)}, {"reason", s.reason}};
-      int64_t ms = duration_ms(s);
-      u["duration_ms"] = ms < 0 ? nlohmann::json() : nlohmann::json(ms);
-      if (s.item >= 0) {
-        u["item"] = s.item;
-        u["item_value"] = s.item_value.ToJson();
-      }
-      u["outputs"] = nlohmann::json::object();
-      for (const auto& [k, v] : s.outputs) u["outputs"][k] = v.ToJson();
+      nlohmann::json u = store::StepRecordJson(s, durations.Of(s.step_id, s.item));
       u["metrics"] = nlohmann::json::array();
-      for (const store::MetricRow* m : metrics_of[{s.step_id, s.item}])
-        u["metrics"].push_back({{"name", m->name}, {"value", m->value}, {"step", m->step}, {"attempt", m->attempt}});
+      for (const store::MetricRow* m : metrics_of[{s.step_id, s.item}]) u["metrics"].push_back(store::MetricJson(*m));
       u["attempts"] = nlohmann::json::array();
-      for (const AttemptRecord* a : by_unit[{s.step_id, s.item}])
-        u["attempts"].push_back({{"number", a->number}, {"state", engine::Name(a->state)}, {"reason", a->reason},
-                                 {"exit_code", a->exit_code}, {"pid", a->pid}, {"job_id", a->job_id},
-                                 {"started_ms", a->started_ms},
-                                 {"finished_ms", a->finished_ms}, {"log", a->log_path}});
+      for (const AttemptRecord* a : by_unit[{s.step_id, s.item}]) u["attempts"].push_back(store::AttemptJson(*a));
       return u;
     };
     for (const StepRecord* s : ordered) {

@@ -18,6 +18,7 @@
 #include "server/webhook.h"
 #include "spec/expr.h"
 #include "store/open.h"
+#include "store/run_json.h"
 #include "util/hash.h"
 #include "util/json.h"
 #include "util/strings.h"
@@ -43,8 +44,6 @@ Response Json(int status, const json& body) {
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;
 }
-
-json Time(int64_t ms) { return ms ? json(IsoTime(ms)) : json(); }
 
 bool ParseId(const std::string& text, int64_t* id) {
   if (text.empty() || text.size() > 18) return false;
@@ -126,38 +125,15 @@ json DagOf(const spec::Pipeline& p, const spec::ParamValues* params) {
   return steps;
 }
 
-// A run as JSON text, written by hand: the run lists are the API's busiest
-// answers. The params column holds JSON that Sluice wrote itself.
-std::string RunJsonText(const store::RunRow& r) {
-  int64_t end = r.finished_ms ? r.finished_ms : (r.started_ms ? NowMs() : 0);
-  auto time = [](int64_t ms) { return ms ? "\"" + IsoTime(ms) + "\"" : std::string("null"); };
-  std::string out;
-  out.reserve(320 + r.params_json.size());
-  out += "{\"id\":" + std::to_string(r.id);
-  out += ",\"pipeline\":" + JsonString(r.pipeline);
-  out += ",\"state\":\"" + std::string(engine::Name(r.state)) + "\"";
-  out += ",\"trigger\":" + JsonString(r.trigger);
-  out += ",\"params\":" + (!r.params_json.empty() && r.params_json[0] == '{' ? r.params_json : std::string("{}"));
-  out += ",\"created\":" + time(r.created_ms);
-  out += ",\"started\":" + time(r.started_ms);
-  out += ",\"finished\":" + time(r.finished_ms);
-  out += ",\"duration_ms\":" + (r.started_ms ? std::to_string(end - r.started_ms) : std::string("null"));
-  // Left running or pending by a driver that is gone (kill -9): `sluice resume` finishes it.
+// Left running or pending by a driver that is gone (kill -9): `sluice resume` finishes it.
+bool Interrupted(const store::RunRow& r) {
   bool live = r.state == RunState::kRunning || r.state == RunState::kPending;
-  bool interrupted = live && r.owner_pid != 0 && !exec::SameProcessAlive(static_cast<int>(r.owner_pid), r.owner_start);
-  out += ",\"interrupted\":" + std::string(interrupted ? "true" : "false");
-  out += ",\"cancel_requested\":" + std::string(r.cancel_requested ? "true" : "false") + "}";
-  return out;
+  return live && r.owner_pid != 0 && !exec::SameProcessAlive(static_cast<int>(r.owner_pid), r.owner_start);
 }
 
-json RunJson(const store::RunRow& r) { return json::parse(RunJsonText(r)); }
+std::string RunJsonText(const store::RunRow& r) { return store::RunJsonText(r, Interrupted(r), NowMs()); }
 
-json AttemptJson(const engine::AttemptRecord& a) {
-  return {{"id", a.id},         {"step", a.step_id},         {"item", a.item},
-          {"number", a.number}, {"state", engine::Name(a.state)}, {"reason", a.reason},
-          {"exit_code", a.exit_code}, {"job_id", a.job_id}, {"started", Time(a.started_ms)}, {"finished", Time(a.finished_ms)},
-          {"started_ms", a.started_ms}, {"finished_ms", a.finished_ms}};
-}
+json RunJson(const store::RunRow& r) { return store::RunJson(r, Interrupted(r), NowMs()); }
 
 // How deeply `j` nests (0 for a scalar, 1 for [1]), counted without
 // recursion; stops counting past kMaxJsonDepth.
@@ -635,53 +611,36 @@ Response Api::GetRun(int64_t id) {
     if (rec.item < 0) main_records[rec.step_id] = &rec;
     else item_counts[rec.step_id][engine::Name(rec.state)]++;
   }
-  // A step's (or item's) duration is its last attempt's; a foreach step's
-  // runs from the first start to the last end of its items' last attempts.
-  std::map<std::pair<std::string, int>, const engine::AttemptRecord*> last;
-  for (const auto& a : *attempts) last[{a.step_id, a.item}] = &a;  // oldest first: the last one wins
-  int64_t now = NowMs();
-  auto duration = [&](const std::string& step, int item) -> json {
-    int64_t start = INT64_MAX, end = 0;
-    // For item -1 every entry of the step: its own attempts, or its items'.
-    for (auto it = last.lower_bound({step, item}); it != last.end() && it->first.first == step; ++it) {
-      if (item >= 0 && it->first.second != item) break;
-      start = std::min(start, it->second->started_ms);
-      end = std::max(end, it->second->finished_ms ? it->second->finished_ms : now);
-    }
-    return start == INT64_MAX ? json() : json(end - start);
-  };
+  store::UnitDurations durations(*attempts, NowMs());
   json steps = p ? DagOf(*p, nullptr) : json::array();
   for (auto& s : steps) {
     std::string sid = s["id"];
     auto it = main_records.find(sid);
-    s["state"] = it != main_records.end() ? engine::Name(it->second->state) : "pending";
-    s["duration_ms"] = duration(sid, -1);
     if (it != main_records.end()) {
       const auto& rec = *it->second;
-      s["reason"] = rec.reason;
+      s.update(store::StepRecordJson(rec, durations.Of(sid, -1)));
       s["attempts"] = rec.attempts;
-      json outputs = json::object();
-      for (const auto& [k, v] : rec.outputs) outputs[k] = v.ToJson();
-      s["outputs"] = outputs;
       if (rec.items) s["items"] = rec.items->size();
+    } else {
+      s["state"] = "pending";
+      s["duration_ms"] = store::DurationJson(durations.Of(sid, -1));
     }
     if (item_counts.count(sid)) s["item_states"] = item_counts[sid];
   }
   j["steps"] = steps;
   json items = json::array();
   for (const auto& rec : *records)
-    if (rec.item >= 0)
-      items.push_back({{"step", rec.step_id}, {"item", rec.item}, {"value", rec.item_value.ToJson()},
-                       {"state", engine::Name(rec.state)}, {"attempts", rec.attempts}, {"reason", rec.reason},
-                       {"duration_ms", duration(rec.step_id, rec.item)}});
+    if (rec.item >= 0) {
+      json item = store::StepRecordJson(rec, durations.Of(rec.step_id, rec.item));
+      item["attempts"] = rec.attempts;
+      items.push_back(std::move(item));
+    }
   j["items"] = items;
   json at = json::array();
-  for (const auto& a : *attempts) at.push_back(AttemptJson(a));
+  for (const auto& a : *attempts) at.push_back(store::AttemptJson(a));
   j["attempts"] = at;
   json ms = json::array();
-  for (const auto& mrow : *metrics)
-    ms.push_back({{"step", mrow.step_id}, {"item", mrow.item}, {"attempt", mrow.attempt}, {"name", mrow.name},
-                  {"value", mrow.value}, {"step_index", mrow.step}});
+  for (const auto& mrow : *metrics) ms.push_back(store::MetricJson(mrow));
   j["metrics"] = ms;
   j["driver_log"] = fs::exists(launcher_->DriverLog(id));
   return Json(200, j);
@@ -725,7 +684,7 @@ Response Api::ListAttempts(int64_t id) {
   auto attempts = Runs().ListAttempts(id);
   if (!attempts.ok()) return ErrorResponse(500, "internal", attempts.status().message());
   json at = json::array();
-  for (const auto& a : *attempts) at.push_back(AttemptJson(a));
+  for (const auto& a : *attempts) at.push_back(store::AttemptJson(a));
   return Json(200, {{"attempts", at}});
 }
 

@@ -477,7 +477,7 @@ steps:
     ::kill(sluice, SIGKILL);
     Sandbox::Reap(sluice);
     ExpectNoHalfArtifacts(box_.home());
-    if (ShowRun(box_, std::to_string(run))["state"] == "interrupted") {  // else it ended before the kill
+    if (ShowRun(box_, std::to_string(run))["interrupted"] == true) {  // else it ended before the kill
       Output o = box_.Sluice({"resume", std::to_string(run)});
       EXPECT_EQ(o.code, 0) << o.out << o.err;
       ExpectNoHalfArtifacts(box_.home());
