@@ -20,20 +20,9 @@ namespace sluice::engine {
 namespace fs = std::filesystem;
 using spec::Value;
 
-struct Engine::Node {
-  StepRecord rec;              // the step's own record (item -1)
-  int waiting = 0;             // needs that are not final yet
-  bool decided = false;
-  bool finished = false;
-  std::vector<size_t> units;
-  int unfinished = 0;          // units not final yet
-};
-
-// One runnable thing: a plain step, or one item of a foreach step.
+// What the builder keeps of one unit of the RunGraph (a plain step, or one
+// item of a foreach step) while it runs; same index as the graph's unit.
 struct Engine::Unit {
-  size_t node = 0;
-  StepRecord own;              // foreach items keep their record here
-  StepRecord* rec = nullptr;   // &own, or the node's record for a plain step
   AttemptRecord attempt;       // the current (or last) attempt
   bool running = false;
   bool waiting_retry = false;
@@ -50,7 +39,9 @@ struct Engine::Unit {
 class Engine::StepContext : public spec::EvalContext {
  public:
   // `inputs`, if given, collects every artifact the expressions read.
-  StepContext(const Engine* e, size_t node, const Unit* unit, std::vector<LineageEdge>* inputs = nullptr)
+  // `unit` is the record of the unit whose attempt is rendered (null when
+  // deciding a step).
+  StepContext(const Engine* e, size_t node, const StepRecord* unit, std::vector<LineageEdge>* inputs = nullptr)
       : e_(e), node_(node), unit_(unit), inputs_(inputs) {}
 
   Result<Value> Lookup(const std::vector<std::string>& path) const override {
@@ -70,11 +61,11 @@ class Engine::StepContext : public spec::EvalContext {
     }
     if (root == "item") {
       if (!unit_) return Status::NotFound("'item' is only defined inside a foreach item");
-      return unit_->rec->item_value;
+      return unit_->item_value;
     }
     // steps.<id>.state | steps.<id>.outputs.<key>
     size_t j = e_->plan_.pipeline->index.at(path[1]);
-    const StepRecord& r = e_->nodes_[j].rec;
+    const StepRecord& r = e_->graph_.record(j);
     // A step served from the cache succeeded, as far as conditions go.
     if (path[2] == "state") return Value::Str(Name(r.state == StepState::kCached ? StepState::kSucceeded : r.state));
     auto it = r.outputs.find(path[3]);
@@ -98,10 +89,9 @@ class Engine::StepContext : public spec::EvalContext {
       // failed (a step skipped because of a failure passes the skip on).
       if (e_->cancelling_) return false;
       for (size_t n : plan.needs[node_]) {
-        const Node& need = e_->nodes_[n];
-        bool ok = need.rec.state == StepState::kSucceeded || need.rec.state == StepState::kCached ||
-                  need.rec.state == StepState::kSkipped ||
-                  (need.rec.state == StepState::kFailed && plan.pipeline->steps[n].continue_on_error);
+        StepState need = e_->graph_.record(n).state;
+        bool ok = need == StepState::kSucceeded || need == StepState::kCached || need == StepState::kSkipped ||
+                  (need == StepState::kFailed && plan.pipeline->steps[n].continue_on_error);
         if (!ok) return false;
       }
       return !UpstreamFailed();
@@ -119,7 +109,7 @@ class Engine::StepContext : public spec::EvalContext {
       stack.pop_back();
       if (seen[n]) continue;
       seen[n] = true;
-      if (e_->nodes_[n].rec.state == StepState::kFailed && !plan.pipeline->steps[n].continue_on_error) return true;
+      if (e_->graph_.record(n).state == StepState::kFailed && !plan.pipeline->steps[n].continue_on_error) return true;
       for (size_t m : plan.needs[n]) stack.push_back(m);
     }
     return false;
@@ -128,7 +118,7 @@ class Engine::StepContext : public spec::EvalContext {
  private:
   const Engine* e_;
   size_t node_;
-  const Unit* unit_;
+  const StepRecord* unit_;
   std::vector<LineageEdge>* inputs_;
 };
 
@@ -143,6 +133,7 @@ Engine::Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id
       observer_(observer),
       options_(std::move(options)),
       files_(options_.files),
+      graph_(plan),
       free_slots_(std::max(1, options_.jobs)),
       rng_(options_.seed),
       resume_(std::move(resume)) {
@@ -167,73 +158,51 @@ void Engine::Emit(Event e) {
 }
 
 std::string Engine::UnitLabel(size_t u) const {
-  const Unit& unit = units_[u];
-  const std::string& id = plan_.pipeline->steps[unit.node].id;
-  return unit.rec->item < 0 ? id : id + "[" + std::to_string(unit.rec->item) + "]";
+  const std::string& id = plan_.pipeline->steps[graph_.node_of(u)].id;
+  int item = graph_.unit_record(u).item;
+  return item < 0 ? id : id + "[" + std::to_string(item) + "]";
+}
+
+Engine::Counts Engine::counts() const {
+  RunGraph::Counts c = graph_.counts();
+  return {c.total, c.finished, static_cast<int>(running_.size()), c.failed};
+}
+
+// Slot accounting is here and in MarkRunning / OnExit (free_slots_): a local
+// step takes resources.cpu slots (at most all of them); a cluster step takes
+// none, as the cluster's scheduler queues it.
+int Engine::SlotsFor(const spec::Step& s) const {
+  return s.executor == "local" ? std::min(s.cpu, std::max(1, options_.jobs)) : 0;
 }
 
 // The delay before the next attempt of unit `u`: initial * factor^(tries-1),
 // capped at max; with jitter, a uniform fraction from 1/2 to all of it.
 std::chrono::milliseconds Engine::Backoff(size_t u) {
-  const Unit& unit = units_[u];
-  const spec::Backoff& b = plan_.pipeline->steps[unit.node].retry.backoff;
+  const spec::Backoff& b = plan_.pipeline->steps[graph_.node_of(u)].retry.backoff;
   double ms = static_cast<double>(b.initial.count());
-  for (int i = 1; i < unit.rec->tries && ms < b.max.count(); ++i) ms *= b.factor;
+  for (int i = 1; i < graph_.unit_record(u).tries && ms < b.max.count(); ++i) ms *= b.factor;
   ms = std::min(ms, static_cast<double>(b.max.count()));
   if (b.jitter) ms *= std::uniform_real_distribution<double>(0.5, 1.0)(rng_);
   return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
 
 Status Engine::Restore() {
-  const spec::Pipeline& p = *plan_.pipeline;
-  nodes_.resize(p.steps.size());
-  std::map<std::string, StepRecord*> own;
-  for (StepRecord& r : resume_) {
-    if (r.item < 0) own[r.step_id] = &r;
-    else resumed_items_[r.step_id][r.item] = &r;
-  }
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    auto it = own.find(p.steps[i].id);
-    if (it != own.end()) nodes_[i].rec = *it->second;
-    nodes_[i].rec.step_id = p.steps[i].id;
-    nodes_[i].rec.item = -1;
-  }
-  counts_.total = static_cast<int>(nodes_.size());
-  std::vector<const StepRecord*> fresh;
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    Node& n = nodes_[i];
-    if (IsFinal(n.rec.state)) {
-      n.decided = n.finished = true;
-      ++finished_nodes_;
-      ++counts_.finished;
-      if (n.rec.state == StepState::kFailed) ++counts_.failed;
-      continue;
-    }
-    if (!own.count(n.rec.step_id)) fresh.push_back(&n.rec);
-    for (size_t need : plan_.needs[i])
-      if (!IsFinal(nodes_[need].rec.state)) ++n.waiting;
-  }
-  if (!fresh.empty()) {
-    Status s = store_->SaveSteps(run_id_, fresh);
-    if (!s.ok()) return s;
-  }
-  for (size_t i : plan_.order)
-    if (!nodes_[i].finished && nodes_[i].waiting == 0) decide_.push_back(i);
-  return Status::Ok();
+  std::vector<const StepRecord*> fresh = graph_.Restore(std::move(resume_));
+  if (fresh.empty()) return Status::Ok();
+  return store_->SaveSteps(run_id_, fresh);
 }
 
 Status Engine::Decide(size_t i) {
-  Node& n = nodes_[i];
+  StepRecord& rec = graph_.record(i);
   const spec::Step& s = plan_.pipeline->steps[i];
-  n.decided = true;
   auto finish_as = [&](StepState state, std::string reason) -> Status {
-    n.rec.state = state;
-    n.rec.reason = std::move(reason);
-    Status st = store_->SaveSteps(run_id_, {&n.rec});
+    rec.state = state;
+    rec.reason = std::move(reason);
+    Status st = store_->SaveSteps(run_id_, {&rec});
     if (!st.ok()) return st;
     Event e{Event::Kind::kSkipped, s.id};
     e.state = state;
-    e.message = n.rec.reason;
+    e.message = rec.reason;
     Emit(e);
     return FinishNode(i);
   };
@@ -252,8 +221,8 @@ Status Engine::Decide(size_t i) {
     return finish_as(StepState::kSkipped, "a needed step did not succeed");
   }
   if (!s.has_foreach) return Expand(i, nullptr);
-  if (n.rec.items) {
-    spec::List items = *n.rec.items;  // resumed: keep the list the run expanded
+  if (rec.items) {
+    spec::List items = *rec.items;  // resumed: keep the list the run expanded
     return Expand(i, &items);
   }
   if (!s.foreach_expr) {
@@ -270,46 +239,16 @@ Status Engine::Decide(size_t i) {
 }
 
 Status Engine::Expand(size_t i, const spec::List* items) {
-  Node& n = nodes_[i];
-  const spec::Step& s = plan_.pipeline->steps[i];
-  static const std::map<int, const StepRecord*> kNone;
-  auto found = resumed_items_.find(s.id);
-  const auto& restored = found == resumed_items_.end() ? kNone : found->second;
-  std::vector<const StepRecord*> to_save;
-  size_t first = units_.size();
-  if (!items) {
-    units_.emplace_back();
-    units_.back().rec = &n.rec;
-  } else {
-    n.rec.items = *items;
-    n.rec.state = StepState::kRunning;
-    to_save.push_back(&n.rec);
-    for (size_t k = 0; k < items->size(); ++k) {
-      units_.emplace_back();
-      Unit& u = units_.back();
-      u.rec = &u.own;
-      auto it = restored.find(static_cast<int>(k));
-      if (it != restored.end()) u.own = *it->second;
-      u.own.step_id = s.id;
-      u.own.item = static_cast<int>(k);
-      u.own.item_value = (*items)[k];
-      if (it == restored.end()) to_save.push_back(&u.own);
-    }
-  }
-  for (size_t u = first; u < units_.size(); ++u) {
-    units_[u].node = i;
-    // A cluster step takes no local slot: the cluster's scheduler queues it.
-    units_[u].slots = s.executor == "local" ? std::min(s.cpu, std::max(1, options_.jobs)) : 0;
-    n.units.push_back(u);
-  }
-  if (!to_save.empty()) {
-    Status st = store_->SaveSteps(run_id_, to_save);
+  RunGraph::Expansion x = graph_.Expand(i, items);
+  units_.resize(graph_.unit_count());
+  int slots = SlotsFor(plan_.pipeline->steps[i]);
+  for (size_t u = x.first; u < x.end; ++u) units_[u].slots = slots;
+  if (!x.to_save.empty()) {
+    Status st = store_->SaveSteps(run_id_, x.to_save);
     if (!st.ok()) return st;
   }
-  for (size_t u = first; u < units_.size(); ++u)
-    if (!IsFinal(units_[u].rec->state)) ++n.unfinished;
-  for (size_t u = first; u < units_.size(); ++u) {
-    StepRecord& r = *units_[u].rec;
+  for (size_t u = x.first; u < x.end; ++u) {
+    StepRecord& r = graph_.unit_record(u);
     if (IsFinal(r.state)) continue;
     if (r.state == StepState::kRunning && AdoptUnit(u)) continue;
     if (r.state == StepState::kRunning) {
@@ -331,9 +270,9 @@ Status Engine::Expand(size_t i, const spec::List* items) {
       if (*lost > 0) r.tries = std::max(0, r.tries - 1);
       r.state = StepState::kPending;
     }
-    ready_.push_back(u);
+    graph_.PushReady(u);
   }
-  if (n.unfinished == 0 && !n.finished) return FinishNode(i);
+  if (graph_.unfinished_units(i) == 0 && !graph_.finished(i)) return FinishNode(i);
   return Status::Ok();
 }
 
@@ -342,10 +281,10 @@ Status Engine::Expand(size_t i, const spec::List* items) {
 Status Engine::StartReady() {
   std::vector<std::pair<size_t, AttemptRequest>> launching;
   int slots = free_slots_;
-  while (!ready_.empty() && !hard_cancel_) {
-    size_t u = ready_.front();
+  while (!graph_.ready().empty() && !hard_cancel_) {
+    size_t u = graph_.ready().front();
     if (units_[u].slots > slots) break;
-    ready_.pop_front();
+    graph_.PopReady();
     std::optional<AttemptRequest> req;
     Status s = PrepareUnit(u, &req);
     if (!s.ok()) return s;
@@ -375,10 +314,10 @@ std::string SignalName(int sig) {
 
 Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   Unit& unit = units_[u];
-  StepRecord& rec = *unit.rec;
-  const spec::Step& s = plan_.pipeline->steps[unit.node];
+  StepRecord& rec = graph_.unit_record(u);
+  const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   std::vector<LineageEdge> inputs;
-  StepContext ctx(this, unit.node, &unit, &inputs);
+  StepContext ctx(this, graph_.node_of(u), &rec, &inputs);
 
   auto rendered = RenderStep(s, ctx, options_.workdir, executor_);
   if (!rendered.ok()) return FailBeforeStart(u, rendered.status().message(), /*retryable=*/false);
@@ -501,7 +440,7 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
 Status Engine::ReuseCached(size_t u, const CachedResult& hit, const std::string& fingerprint,
                            const std::string& identity, const std::vector<LineageEdge>& inputs) {
   Unit& unit = units_[u];
-  StepRecord& rec = *unit.rec;
+  StepRecord& rec = graph_.unit_record(u);
   NewAttempt(u);
   unit.attempt.finished_ms = unit.attempt.started_ms;
   unit.attempt.fingerprint = fingerprint;
@@ -523,7 +462,7 @@ Status Engine::ReuseCached(size_t u, const CachedResult& hit, const std::string&
   rec.reason = unit.attempt.reason;
   // The registry is asked again, not the cache: the version may have been
   // deleted since (the same content then becomes a new version).
-  const spec::Step& s = plan_.pipeline->steps[unit.node];
+  const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   for (const LineageEdge& e : hit.produced) {
     if (s.register_name.empty() || e.name != s.register_output) continue;
     auto version = store_->RegisterModel(s.register_name, e.artifact.hash, hit.run_id, hit.step_id, hit.attempt_id,
@@ -538,11 +477,12 @@ Status Engine::ReuseCached(size_t u, const CachedResult& hit, const std::string&
 // fails if one is missing (a declared value it did not set, too). Metrics outputs also become metrics.
 Status Engine::PublishOutputs(size_t u, AttemptExit* exit, std::string* failure) {
   Unit& unit = units_[u];
-  const spec::Step& s = plan_.pipeline->steps[unit.node];
+  StepRecord& rec = graph_.unit_record(u);
+  const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   std::vector<LineageEdge> produced;
   for (const auto& [name, kind] : s.outputs) {
     if (kind == "value") {
-      if (!unit.rec->outputs.count(name)) {
+      if (!rec.outputs.count(name)) {
         *failure = "declared output '" + name + "' was not set (a value: write " + name + "=... to $SLUICE_OUTPUT)";
         return Status::Ok();
       }
@@ -576,7 +516,7 @@ Status Engine::PublishOutputs(size_t u, AttemptExit* exit, std::string* failure)
       *failure = "publish output '" + name + "': " + a.status().message();
       return Status::Ok();
     }
-    unit.rec->outputs[name] = Value::Str(a->uri);
+    rec.outputs[name] = Value::Str(a->uri);
     produced.push_back({LineageEdge::Role::kProduced, name, *a});
   }
   Status st = store_->SaveLineage(unit.attempt, produced);
@@ -585,15 +525,15 @@ Status Engine::PublishOutputs(size_t u, AttemptExit* exit, std::string* failure)
     if (e.name != s.register_output) continue;
     auto version = store_->RegisterModel(s.register_name, e.artifact.hash, run_id_, s.id, unit.attempt.id, clock_->WallMs());
     if (!version.ok()) return version.status();
-    unit.rec->outputs["registered"] = Value::Str(s.register_name + "@" + std::to_string(*version));
+    rec.outputs["registered"] = Value::Str(s.register_name + "@" + std::to_string(*version));
   }
   return Status::Ok();
 }
 
 Status Engine::LaunchUnit(size_t u, const AttemptRequest& req, Result<Started> started) {
   Unit& unit = units_[u];
-  StepRecord& rec = *unit.rec;
-  const spec::Step& s = plan_.pipeline->steps[unit.node];
+  const StepRecord& rec = graph_.unit_record(u);
+  const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   if (!started.ok()) {
     unit.attempt.state = StepState::kFailed;
     unit.attempt.reason = started.status().message();
@@ -617,14 +557,13 @@ Status Engine::LaunchUnit(size_t u, const AttemptRequest& req, Result<Started> s
 // arm its timeout.
 void Engine::MarkRunning(size_t u) {
   Unit& unit = units_[u];
-  const spec::Step& s = plan_.pipeline->steps[unit.node];
+  const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   unit.running = true;
   unit.stop = Unit::Stop::kNone;
   unit.killed = false;
   ++unit.generation;
   running_[unit.attempt.id] = u;
   free_slots_ -= unit.slots;
-  ++counts_.running;
   if (s.timeout) timers_.push({clock_->Now() + *s.timeout, Timer::Kind::kTimeout, u, unit.generation});
 }
 
@@ -632,8 +571,8 @@ void Engine::MarkRunning(size_t u) {
 // executor can follow it: it is running again, as if just started.
 bool Engine::AdoptUnit(size_t u) {
   Unit& unit = units_[u];
-  const StepRecord& rec = *unit.rec;
-  const spec::Step& s = plan_.pipeline->steps[unit.node];
+  const StepRecord& rec = graph_.unit_record(u);
+  const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   auto it = std::find_if(options_.adopt.begin(), options_.adopt.end(), [&](const AttemptRecord& a) {
     return a.step_id == rec.step_id && a.item == rec.item && a.number == rec.attempts;
   });
@@ -653,7 +592,7 @@ bool Engine::AdoptUnit(size_t u) {
 
 void Engine::NewAttempt(size_t u) {
   Unit& unit = units_[u];
-  StepRecord& rec = *unit.rec;
+  StepRecord& rec = graph_.unit_record(u);
   rec.attempts += 1;
   rec.tries += 1;
   rec.state = StepState::kRunning;
@@ -667,14 +606,14 @@ void Engine::NewAttempt(size_t u) {
 
 Status Engine::FailBeforeStart(size_t u, const std::string& reason, bool retryable) {
   Unit& unit = units_[u];
-  StepRecord& rec = *unit.rec;
+  StepRecord& rec = graph_.unit_record(u);
   NewAttempt(u);
   unit.attempt.finished_ms = unit.attempt.started_ms;
   Status st = store_->BeginAttempt(&unit.attempt, rec);
   if (!st.ok()) return st;
   unit.attempt.state = StepState::kFailed;
   unit.attempt.reason = reason;
-  if (!retryable) rec.tries = std::max(rec.tries, plan_.pipeline->steps[unit.node].retry.limit + 1);
+  if (!retryable) rec.tries = std::max(rec.tries, plan_.pipeline->steps[graph_.node_of(u)].retry.limit + 1);
   return AfterFailure(u);
 }
 
@@ -698,13 +637,12 @@ Status Engine::OnExit(const AttemptExit& raw_exit) {
   size_t u = it->second;
   running_.erase(it);
   Unit& unit = units_[u];
-  StepRecord& rec = *unit.rec;
-  const spec::Step& s = plan_.pipeline->steps[unit.node];
+  StepRecord& rec = graph_.unit_record(u);
+  const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   AttemptExit exit = raw_exit;
   exit.reason = unit.secrets.Mask(exit.reason);
   unit.running = false;
   free_slots_ += unit.slots;
-  --counts_.running;
   AttemptRecord& a = unit.attempt;
   a.finished_ms = clock_->WallMs();
   a.exit_code = exit.exit_code;
@@ -770,7 +708,7 @@ Status Engine::OnExit(const AttemptExit& raw_exit) {
 
 Status Engine::EndUnit(size_t u, StepState state) {
   Unit& unit = units_[u];
-  StepRecord& rec = *unit.rec;
+  StepRecord& rec = graph_.unit_record(u);
   rec.state = state;
   Status st = store_->FinishAttempt(unit.attempt, rec);
   if (!st.ok()) return st;
@@ -782,9 +720,9 @@ Status Engine::EndUnit(size_t u, StepState state) {
 
 Status Engine::AfterFailure(size_t u) {
   Unit& unit = units_[u];
-  StepRecord& rec = *unit.rec;
+  StepRecord& rec = graph_.unit_record(u);
   AttemptRecord& a = unit.attempt;
-  const spec::Step& s = plan_.pipeline->steps[unit.node];
+  const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   rec.reason = a.reason;
   rec.outputs.clear();
   if (!cancelling_ && rec.tries <= s.retry.limit) {
@@ -807,49 +745,21 @@ Status Engine::AfterFailure(size_t u) {
 }
 
 Status Engine::FinishUnit(size_t u) {
-  Node& n = nodes_[units_[u].node];
-  if (--n.unfinished > 0) return Status::Ok();
-  return FinishNode(units_[u].node);
+  if (!graph_.FinishUnit(u)) return Status::Ok();
+  return FinishNode(graph_.node_of(u));
 }
 
 Status Engine::FinishNode(size_t i) {
-  Node& n = nodes_[i];
-  const spec::Step& s = plan_.pipeline->steps[i];
-  if (n.rec.items) {
-    // A foreach step: failed if an item failed, cancelled if one was
-    // cancelled; each output is the list of the items' values in item order.
-    bool failed = false, cancelled = false;
-    std::vector<std::string> keys;
-    for (size_t u : n.units) {
-      const StepRecord& r = *units_[u].rec;
-      failed |= r.state == StepState::kFailed;
-      cancelled |= r.state == StepState::kCancelled;
-      for (const auto& [k, v] : r.outputs)
-        if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
-    }
-    n.rec.state = failed ? StepState::kFailed : cancelled ? StepState::kCancelled : StepState::kSucceeded;
-    n.rec.reason = failed ? "an item failed" : cancelled ? "an item was cancelled" : "";
-    n.rec.outputs.clear();
-    for (const std::string& k : keys) {
-      spec::List values;
-      for (size_t u : n.units) {
-        auto it = units_[u].rec->outputs.find(k);
-        values.push_back(it == units_[u].rec->outputs.end() ? Value() : it->second);
-      }
-      n.rec.outputs[k] = Value::Of(std::move(values));
-    }
-    Status st = store_->SaveSteps(run_id_, {&n.rec});
+  StepRecord& rec = graph_.record(i);
+  if (rec.items) {
+    graph_.FoldItems(i);
+    Status st = store_->SaveSteps(run_id_, {&rec});
     if (!st.ok()) return st;
-    Event e{Event::Kind::kFinished, s.id, -1, 0, 0, n.rec.state};
-    e.message = n.rec.reason;
+    Event e{Event::Kind::kFinished, rec.step_id, -1, 0, 0, rec.state};
+    e.message = rec.reason;
     Emit(e);
   }
-  n.finished = true;
-  ++finished_nodes_;
-  ++counts_.finished;
-  if (n.rec.state == StepState::kFailed) ++counts_.failed;
-  for (size_t d : plan_.dependants[i])
-    if (--nodes_[d].waiting == 0) decide_.push_back(d);
+  graph_.FinishStep(i);
   return Status::Ok();
 }
 
@@ -874,16 +784,15 @@ Status Engine::BeginCancel(bool hard) {
   }
   // Queued units stay queued only if their step runs during a cancel;
   // units waiting to retry do not retry.
-  std::deque<size_t> keep, cancelled;
-  for (size_t u : ready_) (RunsDuringCancel(units_[u].node) ? keep : cancelled).push_back(u);
-  ready_.swap(keep);
+  std::vector<size_t> cancelled =
+      graph_.DropReady([this](size_t u) { return RunsDuringCancel(graph_.node_of(u)); });
   for (size_t u = 0; u < units_.size(); ++u)
     if (units_[u].waiting_retry) {
       units_[u].waiting_retry = false;
       cancelled.push_back(u);
     }
   for (size_t u : cancelled) {
-    StepRecord& r = *units_[u].rec;
+    StepRecord& r = graph_.unit_record(u);
     r.state = StepState::kCancelled;
     r.reason = "run cancelled";
     Status st = store_->SaveSteps(run_id_, {&r});
@@ -927,7 +836,7 @@ Status Engine::FireTimers() {
     if (t.kind == Timer::Kind::kRetry) {
       if (unit.waiting_retry) {
         unit.waiting_retry = false;
-        ready_.push_back(t.unit);
+        graph_.PushReady(t.unit);
       }
     } else if (t.kind == Timer::Kind::kTimeout) {
       if (unit.running && unit.stop == Unit::Stop::kNone) {
@@ -980,10 +889,8 @@ Result<RunState> Engine::Run() {
   if (!st.ok()) return st;
   timers_.push({clock_->Now() + options_.cancel_poll, Timer::Kind::kCancelPoll, 0, 0});
   while (true) {
-    while (!decide_.empty()) {
-      size_t i = decide_.front();
-      decide_.pop_front();
-      st = Decide(i);
+    while (auto i = graph_.NextToDecide()) {
+      st = Decide(*i);
       if (!st.ok()) return st;
     }
     if (int c = cancel_request_.load(); c > 0 && (!cancelling_ || (c == 2 && !hard_cancel_))) {
@@ -995,10 +902,10 @@ Result<RunState> Engine::Run() {
     if (!st.ok()) return st;
     // A unit can end without running (a cache hit, a failure before it
     // starts): decide its dependants before waiting for anything.
-    if (!decide_.empty()) continue;
-    if (finished_nodes_ == nodes_.size()) break;
-    if (running_.empty() && ready_.empty() && decide_.empty() && timers_.size() <= 1)
-      return Status::Internal("the run stalled with " + std::to_string(nodes_.size() - finished_nodes_) +
+    if (graph_.HasToDecide()) continue;
+    if (graph_.AllFinished()) break;
+    if (running_.empty() && graph_.ready().empty() && timers_.size() <= 1)
+      return Status::Internal("the run stalled with " + std::to_string(graph_.unfinished_steps()) +
                               " steps unfinished");
     st = store_->Flush();  // nothing stays uncommitted while we wait
     if (!st.ok()) return st;
@@ -1015,8 +922,8 @@ Result<RunState> Engine::Run() {
     if (!st.ok()) return st;
   }
   RunState final = RunState::kSucceeded;
-  for (size_t i = 0; i < nodes_.size(); ++i)
-    if (nodes_[i].rec.state == StepState::kFailed && !plan_.pipeline->steps[i].continue_on_error)
+  for (size_t i = 0; i < graph_.step_count(); ++i)
+    if (graph_.record(i).state == StepState::kFailed && !plan_.pipeline->steps[i].continue_on_error)
       final = RunState::kFailed;
   if (cancelling_) final = RunState::kCancelled;
   st = store_->SetRunState(run_id_, final, clock_->WallMs());

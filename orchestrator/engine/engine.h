@@ -25,6 +25,7 @@
 
 #include "engine/executor.h"
 #include "engine/plan.h"
+#include "engine/run_graph.h"
 #include "engine/run_store.h"
 #include "engine/types.h"
 
@@ -96,11 +97,10 @@ class Engine {
 
   // Waiting steps, queued steps and running attempts, for progress displays.
   struct Counts { int total = 0, finished = 0, running = 0, failed = 0; };
-  Counts counts() const { return counts_; }
+  Counts counts() const;
 
  private:
   struct Unit;
-  struct Node;
   struct Timer {
     TimePoint at;
     enum class Kind { kRetry, kTimeout, kKill, kCancelPoll } kind;
@@ -139,6 +139,8 @@ class Engine {
   TimePoint NextDeadline() const;
   std::chrono::milliseconds Backoff(size_t unit);
   std::string UnitLabel(size_t unit) const;
+  // How many of the `jobs` slots an attempt of `s` takes.
+  int SlotsFor(const spec::Step& s) const;
 
   const Plan& plan_;
   const spec::ParamValues& params_;
@@ -154,21 +156,16 @@ class Engine {
   std::vector<std::pair<std::string, std::string>> base_env_;  // name, "NAME=value": every step's start
   std::map<std::string, std::string> orchestrator_env_;  // options_.base_env, secrets included
 
-  std::vector<Node> nodes_;
-  std::deque<Unit> units_;       // a deque: units keep their address as foreach steps expand
-  std::deque<size_t> decide_;    // nodes whose needs are all final, to decide in order
-  std::deque<size_t> ready_;     // units waiting for slots
+  RunGraph graph_;                // the DAG's changing state: records, what to decide, what is ready
+  std::deque<Unit> units_;        // by the graph's unit index: what runs them
   std::map<int64_t, size_t> running_;   // attempt id -> unit
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   int free_slots_;
-  size_t finished_nodes_ = 0;
   bool cancelling_ = false;
   bool hard_cancel_ = false;
   std::atomic<int> cancel_request_{0};  // 1: cancel, 2: cancel now
   std::mt19937_64 rng_;
-  Counts counts_;
-  std::vector<StepRecord> resume_;
-  std::map<std::string, std::map<int, const StepRecord*>> resumed_items_;  // into resume_, by step and item
+  std::vector<StepRecord> resume_;  // handed to graph_ by Restore()
 };
 
 }  // namespace sluice::engine

@@ -1,0 +1,145 @@
+#include "engine/run_graph.h"
+
+#include <algorithm>
+#include <string>
+
+namespace sluice::engine {
+
+using spec::Value;
+
+RunGraph::RunGraph(const Plan& plan) : plan_(plan) {}
+
+std::vector<const StepRecord*> RunGraph::Restore(std::vector<StepRecord> resume) {
+  const spec::Pipeline& p = *plan_.pipeline;
+  resume_ = std::move(resume);
+  nodes_.resize(p.steps.size());
+  std::map<std::string, StepRecord*> own;
+  for (StepRecord& r : resume_) {
+    if (r.item < 0) own[r.step_id] = &r;
+    else resumed_items_[r.step_id][r.item] = &r;
+  }
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    auto it = own.find(p.steps[i].id);
+    if (it != own.end()) nodes_[i].rec = *it->second;
+    nodes_[i].rec.step_id = p.steps[i].id;
+    nodes_[i].rec.item = -1;
+  }
+  counts_.total = static_cast<int>(nodes_.size());
+  std::vector<const StepRecord*> fresh;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    Node& n = nodes_[i];
+    if (IsFinal(n.rec.state)) {
+      n.finished = true;
+      ++finished_nodes_;
+      ++counts_.finished;
+      if (n.rec.state == StepState::kFailed) ++counts_.failed;
+      continue;
+    }
+    if (!own.count(n.rec.step_id)) fresh.push_back(&n.rec);
+    for (size_t need : plan_.needs[i])
+      if (!IsFinal(nodes_[need].rec.state)) ++n.waiting;
+  }
+  for (size_t i : plan_.order)
+    if (!nodes_[i].finished && nodes_[i].waiting == 0) decide_.push_back(i);
+  return fresh;
+}
+
+std::optional<size_t> RunGraph::NextToDecide() {
+  if (decide_.empty()) return std::nullopt;
+  size_t i = decide_.front();
+  decide_.pop_front();
+  return i;
+}
+
+std::vector<size_t> RunGraph::DropReady(const std::function<bool(size_t)>& keep) {
+  std::deque<size_t> kept;
+  std::vector<size_t> dropped;
+  for (size_t u : ready_) {
+    if (keep(u)) kept.push_back(u);
+    else dropped.push_back(u);
+  }
+  ready_.swap(kept);
+  return dropped;
+}
+
+RunGraph::Expansion RunGraph::Expand(size_t i, const spec::List* items) {
+  Node& n = nodes_[i];
+  const std::string& id = plan_.pipeline->steps[i].id;
+  static const std::map<int, const StepRecord*> kNone;
+  auto found = resumed_items_.find(id);
+  const auto& restored = found == resumed_items_.end() ? kNone : found->second;
+  Expansion x;
+  x.first = units_.size();
+  if (!items) {
+    units_.emplace_back();
+    units_.back().rec = &n.rec;
+  } else {
+    n.rec.items = *items;
+    n.rec.state = StepState::kRunning;
+    x.to_save.push_back(&n.rec);
+    for (size_t k = 0; k < items->size(); ++k) {
+      units_.emplace_back();
+      Unit& u = units_.back();
+      u.rec = &u.own;
+      auto it = restored.find(static_cast<int>(k));
+      if (it != restored.end()) u.own = *it->second;
+      u.own.step_id = id;
+      u.own.item = static_cast<int>(k);
+      u.own.item_value = (*items)[k];
+      if (it == restored.end()) x.to_save.push_back(&u.own);
+    }
+  }
+  x.end = units_.size();
+  for (size_t u = x.first; u < x.end; ++u) {
+    units_[u].node = i;
+    n.units.push_back(u);
+    if (!IsFinal(units_[u].rec->state)) ++n.unfinished;
+  }
+  return x;
+}
+
+bool RunGraph::FinishUnit(size_t u) {
+  Node& n = nodes_[units_[u].node];
+  return --n.unfinished <= 0;
+}
+
+void RunGraph::FoldItems(size_t i) {
+  Node& n = nodes_[i];
+  bool failed = false, cancelled = false;
+  std::vector<std::string> keys;
+  for (size_t u : n.units) {
+    const StepRecord& r = *units_[u].rec;
+    failed |= r.state == StepState::kFailed;
+    cancelled |= r.state == StepState::kCancelled;
+    for (const auto& [k, v] : r.outputs)
+      if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+  }
+  n.rec.state = failed ? StepState::kFailed : cancelled ? StepState::kCancelled : StepState::kSucceeded;
+  n.rec.reason = failed ? "an item failed" : cancelled ? "an item was cancelled" : "";
+  n.rec.outputs.clear();
+  for (const std::string& k : keys) {
+    spec::List values;
+    for (size_t u : n.units) {
+      auto it = units_[u].rec->outputs.find(k);
+      values.push_back(it == units_[u].rec->outputs.end() ? Value() : it->second);
+    }
+    n.rec.outputs[k] = Value::Of(std::move(values));
+  }
+}
+
+size_t RunGraph::FinishStep(size_t i) {
+  Node& n = nodes_[i];
+  n.finished = true;
+  ++finished_nodes_;
+  ++counts_.finished;
+  if (n.rec.state == StepState::kFailed) ++counts_.failed;
+  size_t queued = 0;
+  for (size_t d : plan_.dependants[i])
+    if (--nodes_[d].waiting == 0) {
+      decide_.push_back(d);
+      ++queued;
+    }
+  return queued;
+}
+
+}  // namespace sluice::engine

@@ -1,0 +1,128 @@
+// RunGraph: the changing state of one run's DAG, apart from what runs it
+// (ninja's Plan, apart from its Builder). Plan (plan.h) is the static DAG
+// made from the spec; RunGraph holds, for that DAG, each step's record,
+// how many of its needs are not final yet, the units it expanded into (one
+// for a plain step, one per item for a foreach step), and two queues of
+// work: steps whose needs are all final (to decide: skip, fail, or expand),
+// and units ready to start. The Engine (engine.h) takes work from it and
+// tells it what finished; it does the store writes, the executor calls,
+// slots and timers itself.
+//
+// Every transition is O(1) or O(the step's dependants, or items): nothing
+// rescans all steps (dag_bench runs 100,000 steps).
+//
+// Records live as long as the RunGraph and keep their address (units are in
+// a deque), so the engine may hand pointers to them to the store. It points
+// into the Plan, which must outlive it. One thread uses it.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/plan.h"
+#include "engine/types.h"
+
+namespace sluice::engine {
+
+class RunGraph {
+ public:
+  explicit RunGraph(const Plan& plan);
+  RunGraph(const RunGraph&) = delete;
+  RunGraph& operator=(const RunGraph&) = delete;
+
+  // Starts the run's state from `resume`, the step records of an
+  // interrupted run (empty for a new one): final steps stay final, the rest
+  // start over from their records. Queues the steps with no unfinished need,
+  // in plan order. Returns the records `resume` did not have, to be saved.
+  // Call once, first.
+  std::vector<const StepRecord*> Restore(std::vector<StepRecord> resume);
+
+  // Finding work ---------------------------------------------------------
+  // The next step whose needs are all final, in the order they became so.
+  std::optional<size_t> NextToDecide();
+  bool HasToDecide() const { return !decide_.empty(); }
+  // Units waiting to start, first in line first.
+  const std::deque<size_t>& ready() const { return ready_; }
+  void PopReady() { ready_.pop_front(); }
+  // Puts a unit at the end of the line (a retry whose backoff passed).
+  void PushReady(size_t unit) { ready_.push_back(unit); }
+  // Takes the units `keep` says no to out of the line (a cancel); returns
+  // them in line order.
+  std::vector<size_t> DropReady(const std::function<bool(size_t unit)>& keep);
+
+  // Expansion ------------------------------------------------------------
+  struct Expansion {
+    size_t first = 0, end = 0;               // the new units: [first, end)
+    std::vector<const StepRecord*> to_save;  // new records (a resumed item keeps its own)
+  };
+  // Makes the units of a decided step: one for a plain step (`items` null),
+  // one per item for a foreach step, whose record then holds the list and is
+  // running. A resumed item keeps its record. The new units are not queued:
+  // the engine queues each that is to run (PushReady) and finishes the rest.
+  // If no unit is unfinished (a foreach over nothing, or over finished
+  // items), the caller finishes the step (FinishStep).
+  Expansion Expand(size_t node, const spec::List* items);
+
+  // Transitions ----------------------------------------------------------
+  // Unit `unit`'s record is final: true when it was the last unfinished unit
+  // of its step (the caller then finishes the step).
+  bool FinishUnit(size_t unit);
+  // A foreach step whose units are all final: its state (failed if an item
+  // failed, else cancelled if one was cancelled, else succeeded), reason and
+  // outputs (each the list of the items' values, in item order) from its
+  // items. O(items x outputs).
+  void FoldItems(size_t node);
+  // The step's record is final: counts it and queues each dependant whose
+  // needs are now all final. Returns how many it queued.
+  size_t FinishStep(size_t node);
+
+  // State ----------------------------------------------------------------
+  StepRecord& record(size_t node) { return nodes_[node].rec; }
+  const StepRecord& record(size_t node) const { return nodes_[node].rec; }
+  StepRecord& unit_record(size_t unit) { return *units_[unit].rec; }
+  const StepRecord& unit_record(size_t unit) const { return *units_[unit].rec; }
+  size_t node_of(size_t unit) const { return units_[unit].node; }
+  const std::vector<size_t>& units_of(size_t node) const { return nodes_[node].units; }
+  size_t unit_count() const { return units_.size(); }
+  size_t step_count() const { return nodes_.size(); }
+  bool finished(size_t node) const { return nodes_[node].finished; }
+  int unfinished_units(size_t node) const { return nodes_[node].unfinished; }
+  size_t unfinished_steps() const { return nodes_.size() - finished_nodes_; }
+  bool AllFinished() const { return finished_nodes_ == nodes_.size(); }
+
+  struct Counts {
+    int total = 0, finished = 0, failed = 0;  // steps
+  };
+  Counts counts() const { return counts_; }
+
+ private:
+  struct Node {
+    StepRecord rec;               // the step's own record (item -1)
+    int waiting = 0;              // needs that are not final yet
+    bool finished = false;
+    std::vector<size_t> units;
+    int unfinished = 0;           // units not final yet
+  };
+  struct Unit {
+    size_t node = 0;
+    StepRecord own;               // foreach items keep their record here
+    StepRecord* rec = nullptr;    // &own, or the node's record for a plain step
+  };
+
+  const Plan& plan_;
+  std::vector<Node> nodes_;
+  std::deque<Unit> units_;        // a deque: records keep their address as steps expand
+  std::deque<size_t> decide_;     // steps whose needs are all final, to decide in order
+  std::deque<size_t> ready_;      // units waiting to start
+  size_t finished_nodes_ = 0;
+  Counts counts_;
+  std::vector<StepRecord> resume_;
+  std::map<std::string, std::map<int, const StepRecord*>> resumed_items_;  // into resume_, by step and item
+};
+
+}  // namespace sluice::engine
