@@ -1,0 +1,173 @@
+// The spec loader's class, internal to spec/ (the module's interface is
+// ParsePipeline and LoadPipeline in spec/pipeline.h). YAML -> Pipeline: every
+// problem, from malformed YAML to a cycle, becomes a FILE:LINE:COL
+// diagnostic, and the loader keeps going after an error where it can, so one
+// run of `sluice validate` shows every problem. Its methods are split by
+// what they read: loader.cc the file, params, env, secrets, triggers and
+// defaults; loader_steps.cc the steps and the checks across them
+// (references, cycles).
+#pragma once
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "spec/pipeline.h"
+#include "spec/yaml_tree.h"
+#include "util/strings.h"
+
+namespace sluice::spec::internal {
+
+inline const std::vector<std::string> kTopKeys = {"name", "description", "params", "env", "secrets", "defaults", "steps", "on",
+                                                  "max_active_runs"};
+inline const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "isolation", "env", "workdir", "timeout",
+                                                   "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache", "register",
+                                                   "executor", "slurm", "secrets", "deps"};
+inline const std::vector<std::string> kParamKeys = {"type", "default", "min", "max", "enum", "description"};
+inline const std::vector<std::string> kDefaultsKeys = {"timeout", "retry", "cache", "executor", "slurm"};
+inline const std::vector<std::string> kExecutors = {"local", "slurm"};
+inline const std::vector<std::string> kSlurmKeys = {"partition", "account", "qos", "time", "extra"};
+inline const std::vector<std::string> kRetryKeys = {"limit", "backoff"};
+inline const std::vector<std::string> kBackoffKeys = {"initial", "factor", "max", "jitter"};
+inline const std::vector<std::string> kResourceKeys = {"cpu", "memory", "gpu"};
+inline const std::vector<std::string> kParamTypes = {"int", "float", "string", "bool"};
+inline constexpr size_t kMaxErrors = 50;
+
+class Loader {
+ public:
+  Loader(const std::string& file, const std::string& text) : file_(file), text_(text) {}
+
+  Result<Pipeline> Load();
+
+ private:
+  static SourcePos Pos(const YamlNode& n) { return n.pos; }
+  void Error(SourcePos pos, const std::string& message);
+  // 1 when the scalar at `n` starts with a quote, so columns skip it.
+  static int QuoteShift(const YamlNode& n) { return n.quoted ? 1 : 0; }
+
+  // Checks that `n` is a map, reports unknown and repeated keys, and calls
+  // `each(key, value)` for every known key.
+  template <typename F>
+  bool ForEachKey(const YamlNode& n, const std::vector<std::string>& known, const std::string& where, F&& each) {
+    if (!n.IsMap()) {
+      Error(Pos(n), where + " must be a mapping");
+      return false;
+    }
+    // Small maps (nearly all of them) check repeats by scanning; the steps
+    // map of a big spec uses a hash set.
+    std::unordered_set<std::string_view> seen;
+    bool big = n.entries.size() > 16;
+    for (size_t i = 0; i < n.entries.size(); ++i) {
+      const YamlNode& key = n.entries[i].first;
+      const YamlNode& value = n.entries[i].second;
+      if (!key.IsScalar()) {
+        Error(Pos(key), "keys in " + where + " must be plain words");
+        continue;
+      }
+      const std::string& k = key.Scalar();
+      bool repeated = big ? !seen.insert(k).second
+                          : std::any_of(n.entries.begin(), n.entries.begin() + i, [&](const auto& e) {
+                              return e.first.IsScalar() && e.first.Scalar() == k;
+                            });
+      if (repeated) {
+        Error(Pos(key), "key '" + k + "' appears twice in " + where);
+        continue;
+      }
+      // `x-` keys are the user's own (anchors for `<<:` merges, notes): ignored.
+      if (!known.empty() && k.rfind("x-", 0) == 0) continue;
+      if (!known.empty() && std::find(known.begin(), known.end(), k) == known.end()) {
+        Error(Pos(key), "unknown key " + Quote(k) + " in " + where + DidYouMean(k, known));
+        continue;
+      }
+      each(k, key, value);
+    }
+    return true;
+  }
+
+  bool Scalar(const YamlNode& n, const std::string& what, std::string* out);
+  bool Bool(const YamlNode& n, const std::string& what, bool* out);
+  bool Number(const YamlNode& n, const std::string& what, double* out);
+  bool Int(const YamlNode& n, const std::string& what, int64_t lo, int64_t hi, int64_t* out);
+  bool Duration(const YamlNode& n, const std::string& what, Millis* out);
+  // A timeout of 0 would kill the step at once: refused, not a silent kill.
+  bool Timeout(const YamlNode& n, Millis* out);
+  // cache: true | false | {max_age: 7d}. A map turns the cache on; `true`
+  // keeps the max_age it had (from defaults), `false` turns it off.
+  void Cache(const YamlNode& n, bool* on, std::optional<Millis>* max_age);
+
+  // deps: a path or a list of paths and globs under the spec's folder. They
+  // are literal: an expression would make the files unknown until run time.
+  void LoadDeps(const YamlNode& n, Step* s);
+  static std::string DepProblem(const std::string& dep);
+
+  bool Tmpl(const YamlNode& n, const std::string& what, Template* out);
+
+  void LoadRoot(const YamlNode& root);
+
+  void LoadParams(const YamlNode& n);
+
+  void LoadRetry(const YamlNode& n, RetryPolicy* r);
+
+  // on.webhook: {secret_env: NAME, params: {name: "${{ event.x }}"}}. The
+  // param names are checked once all params are known (CheckWebhook).
+  void LoadWebhook(const YamlNode& v);
+
+  void CheckWebhook();
+
+  // on: {schedule: [{cron, timezone, catchup}], webhook: {...}}
+  void LoadTriggers(const YamlNode& n);
+
+  void LoadDefaults(const YamlNode& n);
+
+  // `secrets: [NAME, ...]`: variables of sluice's environment a step receives.
+  void LoadSecrets(const YamlNode& n, const std::string& where, std::vector<std::string>* out);
+
+  std::vector<std::pair<std::string, Template>> LoadEnv(const YamlNode& n, const std::string& where);
+
+  void LoadSteps(const YamlNode& n);
+
+  bool Executor(const YamlNode& v, std::string* out);
+
+  // slurm: {partition, account, qos, time, extra: [...]}; keys given replace those in *o.
+  void LoadSlurm(const YamlNode& n, SlurmOptions* o);
+
+  void LoadStep(const YamlNode& n, Step* s);
+
+  // register: {name: fashion, output: model} - output may be left out when
+  // the step declares exactly one output of kind model.
+  void LoadRegister(const YamlNode& v, Step* s);
+
+  void LoadCondition(const YamlNode& v, Step* s);
+
+  // Checks names in a template's expressions. `step` is null for the
+  // pipeline's env, which sees params and env only.
+  void CheckRefs(const Template& t, const Step* step, const std::string& where, bool item_allowed = true);
+
+  std::vector<std::string> StepIds() const;
+  std::vector<std::string> ParamNames() const;
+
+  void CheckStepRefs(Step& s);
+
+  // Expressions in `with:` leaves are checked like those of `run`.
+  void CheckWithRefs(const YamlNode& n, const Step& s);
+
+  // Depth-first search with an explicit stack: specs with long chains of
+  // steps must not overflow the call stack.
+  void FindCycles();
+
+  const std::string& file_;
+  const std::string& text_;
+  Pipeline p_;
+  std::vector<std::string> errors_;
+  std::optional<Millis> default_timeout_;
+  RetryPolicy default_retry_;
+  bool default_cache_ = false;
+  std::optional<Millis> default_cache_max_age_;
+  std::string default_executor_ = "local";
+  SlurmOptions default_slurm_;
+};
+
+}  // namespace sluice::spec::internal
