@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -25,6 +26,7 @@
 #include "exec/local_executor.h"
 #include "exec/process.h"
 #include "exec/plugin_catalog.h"
+#include "exec/routing_executor.h"
 #include "exec/slurm_executor.h"
 #include "spec/pipeline.h"
 #include "spec/schema_check.h"
@@ -230,16 +232,20 @@ int Drive(store::Store& store, const StoredRun& run, std::vector<StepRecord> rec
   options.base_env.push_back("SLUICE_HOME=" + fs::absolute(HomeDir()).lexically_normal().string());
 
   exec::LocalExecutor local(&*plugins);
-  // Steps with executor: slurm go to Slurm; the rest stay here.
+  // A Slurm executor when a step asks for one; the router sends each attempt
+  // where its placement says and waits in local's Wait(), which a Slurm
+  // job's end wakes.
   std::unique_ptr<exec::SlurmExecutor> slurm;
-  for (const spec::Step& s : run.pipeline.steps)
-    if (s.executor == "slurm" && !slurm) {
-      std::error_code ec;
-      slurm = std::make_unique<exec::SlurmExecutor>(
-          &local, fs::read_symlink("/proc/self/exe", ec).string(),
-          exec::PluginCatalog::SearchPath(fs::absolute(run.pipeline.file).parent_path().string()));
-    }
-  engine::Executor& executor = slurm ? static_cast<engine::Executor&>(*slurm) : local;
+  if (std::any_of(run.pipeline.steps.begin(), run.pipeline.steps.end(), [](const spec::Step& s) {
+        return exec::RoutingExecutor::Route(s.executor) == exec::RoutingExecutor::Where::kSlurm;
+      })) {
+    std::error_code ec;
+    slurm = std::make_unique<exec::SlurmExecutor>(
+        fs::read_symlink("/proc/self/exe", ec).string(),
+        exec::PluginCatalog::SearchPath(fs::absolute(run.pipeline.file).parent_path().string()),
+        [&local] { local.Wake(); });
+  }
+  exec::RoutingExecutor executor(&local, slurm.get());
   engine::SystemClock clock;
   bool terminal = ::isatty(STDOUT_FILENO);
   Progress progress(run.row.id, static_cast<int>(run.pipeline.steps.size()), stdout, terminal);

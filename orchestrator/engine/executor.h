@@ -1,8 +1,11 @@
 // Executor: how the engine gets a step attempt run somewhere. The engine
 // starts attempts, asks for them to stop, and waits for them to end; it
-// knows nothing of processes. The local subprocess executor (exec/) is the
-// real one; tests use a scripted fake; Slurm and plugins come later through
-// the same interface.
+// knows nothing of processes. It also asks how many of its slots an attempt
+// takes (Slots(), ninja's CanRunMore): the executor knows what uses this
+// machine's CPUs, the engine keeps the count. In exec/: LocalExecutor
+// (subprocesses, plugin steps on threads or in plugin hosts), SlurmExecutor
+// (batch jobs), and RoutingExecutor, which composes them by Placement and is
+// the one the engine gets; tests use a scripted fake.
 //
 // Threading: every method but Wake() is called from the engine's thread.
 // Wake() may be called from any thread and from a signal handler.
@@ -35,7 +38,7 @@ struct PluginCall {
 // Where an attempt runs and with what: the step's executor, resources and
 // Slurm settings (the local executor uses none of it but cpu).
 struct Placement {
-  std::string executor = "local";   // local or slurm
+  std::string executor = "local";   // local or slurm: exec::RoutingExecutor::Route reads it
   int cpu = 1;
   std::string memory;               // 16G; empty: not asked for
   int gpu = 0;
@@ -99,6 +102,14 @@ class Executor {
   virtual std::optional<AttemptExit> Wait(TimePoint deadline) = 0;
   // Makes a blocked Wait() return early. Async-signal-safe.
   virtual void Wake() = 0;
+  // How many of the run's slots (--jobs) an attempt of `request` holds while
+  // it runs: the CPUs it takes on this machine. 0 for work that runs
+  // elsewhere (a cluster queues it) or only waits (a built-in step type that
+  // sleeps on a timer, exec/builtin.h). The engine asks once per step (or
+  // foreach item), before it renders the attempt: only request.placement and
+  // request.plugin's plugin, step_type and isolated are set then. The engine
+  // caps the answer at its slots, so a step asking more than --jobs runs alone.
+  virtual int Slots(const AttemptRequest& request) { return request.placement.cpu; }
   // What identifies the code a request would run, beyond its command line:
   // for a plugin step, the plugin's name, version, step type revision and
   // the hash of its library (JSON text). Empty when there is nothing more.

@@ -4,9 +4,11 @@
 
 namespace sluice::exec {
 
-const std::vector<const sluice_plugin*>& BuiltinPlugins() {
-  static const std::vector<const sluice_plugin*> tables = {steps::CorePlugin()};
-  return tables;
+const std::vector<BuiltinPlugin>& BuiltinPlugins() {
+  static const std::vector<BuiltinPlugin> plugins = {
+      {steps::CorePlugin(), {"wait"}},  // sluice/wait sleeps until its duration passes
+  };
+  return plugins;
 }
 
 }  // namespace sluice::exec

@@ -86,6 +86,15 @@ std::string LocalExecutor::Resolve(const engine::AttemptRequest& r) {
   return found;
 }
 
+int LocalExecutor::Slots(const engine::AttemptRequest& r) {
+  if (r.plugin && plugins_) {
+    const PluginInfo* plugin = plugins_->Find(r.plugin->plugin);
+    const StepTypeInfo* type = plugin ? plugin->Find(r.plugin->step_type) : nullptr;
+    if (type && !type->takes_slot) return 0;  // it only waits: no CPU of ours
+  }
+  return r.placement.cpu;
+}
+
 nlohmann::json LocalExecutor::ParamsSchema(const engine::AttemptRequest& r) {
   if (!r.plugin || !plugins_) return nullptr;
   const PluginInfo* plugin = plugins_->Find(r.plugin->plugin);

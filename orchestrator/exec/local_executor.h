@@ -12,6 +12,9 @@
 // Plugin steps run on its InProcessRunner or PluginHosts (plugin_runner.h);
 // their ends come through the same Wait().
 //
+// Slots: an attempt takes resources.cpu slots, but one of a built-in step
+// type registered as only waiting (exec/builtin.h: sluice/wait) takes none.
+//
 // Used from the engine's thread only, except Wake().
 #pragma once
 
@@ -39,6 +42,7 @@ class LocalExecutor : public engine::Executor {
   void Stop(int64_t attempt_id, bool hard) override;
   std::optional<engine::AttemptExit> Wait(engine::TimePoint deadline) override;
   void Wake() override;
+  int Slots(const engine::AttemptRequest& request) override;
   std::string CodeIdentity(const engine::AttemptRequest& request) override;
   nlohmann::json ParamsSchema(const engine::AttemptRequest& request) override;
 

@@ -157,19 +157,34 @@ bool NamedFor(const std::string& path, const std::string& name) {
   return file == "lib" + name + ".so" || file == "libsluice-" + name + ".so";
 }
 
+// A built-in plugin's table, with what its registration adds.
+Result<std::shared_ptr<PluginInfo>> ReadBuiltin(const BuiltinPlugin& builtin) {
+  auto p = ReadPlugin(builtin.table, kBuiltinPath);
+  if (!p.ok()) return p;
+  for (const std::string& id : builtin.waiting_types) {
+    auto it = std::find_if((*p)->step_types.begin(), (*p)->step_types.end(),
+                           [&](const StepTypeInfo& t) { return t.id == id; });
+    if (it == (*p)->step_types.end())
+      return Status::Internal("built-in plugin " + Quote((*p)->name) + " registers " + Quote(id) +
+                              " as a waiting step type, but has no such step type");
+    it->takes_slot = false;
+  }
+  return p;
+}
+
 }  // namespace
 
 PluginCatalog::PluginCatalog() {
-  for (const sluice_plugin* table : BuiltinPlugins()) {
-    auto p = ReadPlugin(table, kBuiltinPath);
+  for (const BuiltinPlugin& builtin : BuiltinPlugins()) {
+    auto p = ReadBuiltin(builtin);
     if (p.ok()) plugins_.push_back(std::move(*p));
     else refused_.push_back(p.status().message());  // a defect of this binary, shown by sluice plugins
   }
 }
 
 Result<std::shared_ptr<PluginInfo>> LoadBuiltinPlugin(const std::string& name) {
-  for (const sluice_plugin* table : BuiltinPlugins())
-    if (std::string_view(table->name.data, table->name.size) == name) return ReadPlugin(table, kBuiltinPath);
+  for (const BuiltinPlugin& builtin : BuiltinPlugins())
+    if (std::string_view(builtin.table->name.data, builtin.table->name.size) == name) return ReadBuiltin(builtin);
   return Status::NotFound("this sluice has no built-in plugin " + Quote(name));
 }
 

@@ -39,6 +39,9 @@ struct StepTypeInfo {
   sluice_run_fn run = nullptr;
   // The outputs run() sets (name, kind), if the step type declares them.
   std::optional<std::vector<std::pair<std::string, std::string>>> outputs;
+  // False for a built-in step type registered as one that only waits
+  // (exec/builtin.h): its attempts take no local slot. A library's: true.
+  bool takes_slot = true;
 };
 
 // What `path` says of a plugin compiled into the sluice binary.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -111,12 +112,13 @@ std::optional<json> ReadResult(const std::string& path) {
 
 }  // namespace
 
-SlurmExecutor::SlurmExecutor(engine::Executor* local, std::string program, std::vector<std::string> plugin_folders,
-                             std::chrono::milliseconds poll)
-    : local_(local),
-      program_(std::move(program)),
+SlurmExecutor::SlurmExecutor(std::string program, std::vector<std::string> plugin_folders,
+                             std::function<void()> on_end, std::chrono::milliseconds poll)
+    : program_(std::move(program)),
       plugin_folders_(std::move(plugin_folders)),
       poll_(poll),
+      on_end_(std::move(on_end)),
+      wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       monitor_([this] { Monitor(); }) {}
 
 SlurmExecutor::~SlurmExecutor() {
@@ -126,12 +128,14 @@ SlurmExecutor::~SlurmExecutor() {
   }
   cv_.notify_all();
   monitor_.join();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-std::string SlurmExecutor::CodeIdentity(const engine::AttemptRequest& request) { return local_->CodeIdentity(request); }
-nlohmann::json SlurmExecutor::ParamsSchema(const engine::AttemptRequest& request) { return local_->ParamsSchema(request); }
-
-void SlurmExecutor::Wake() { local_->Wake(); }
+void SlurmExecutor::Wake() {
+  uint64_t one = 1;
+  ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  (void)n;
+}
 
 namespace {
 
@@ -214,7 +218,6 @@ bool SamePlacement(const engine::Placement& a, const engine::Placement& b) {
 }  // namespace
 
 Result<engine::Started> SlurmExecutor::Start(const engine::AttemptRequest& r) {
-  if (r.placement.executor != "slurm") return local_->Start(r);
   auto request = WriteRequest(r, false, plugin_folders_);
   if (!request.ok()) return request.status();
   std::string base = Base(r.log_path);
@@ -243,7 +246,7 @@ std::vector<Result<engine::Started>> SlurmExecutor::StartAll(const std::vector<c
     // Items of one foreach step with the same placement that start together: one job array.
     std::vector<size_t> group = {i};
     bool item = first.step_label.find('[') != std::string::npos;
-    if (first.placement.executor == "slurm" && !first.plugin && item)
+    if (!first.plugin && item)
       for (size_t j = i + 1; j < requests.size(); ++j)
         if (!done[j] && StepOfLabel(requests[j]->step_label) == StepOfLabel(first.step_label) &&
             SamePlacement(requests[j]->placement, first.placement) && requests[j]->workdir == first.workdir &&
@@ -298,7 +301,8 @@ std::vector<Result<engine::Started>> SlurmExecutor::StartAll(const std::vector<c
 }
 
 Status SlurmExecutor::Adopt(const engine::AttemptRecord& a) {
-  if (a.job_id.rfind("slurm:", 0) != 0) return local_->Adopt(a);
+  if (a.job_id.rfind("slurm:", 0) != 0)
+    return Status::NotFound("attempt " + std::to_string(a.id) + " was no Slurm job (job id '" + a.job_id + "')");
   std::string base = a.log_path.substr(0, a.log_path.size() - std::string(".log").size());
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -313,10 +317,7 @@ void SlurmExecutor::Stop(int64_t attempt_id, bool hard) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = jobs_.find(attempt_id);
-    if (it == jobs_.end()) {
-      local_->Stop(attempt_id, hard);
-      return;
-    }
+    if (it == jobs_.end()) return;  // ended already
     it->second.stopping = true;
     id = it->second.id;
   }
@@ -333,8 +334,17 @@ std::optional<engine::AttemptExit> SlurmExecutor::Wait(engine::TimePoint deadlin
     return e;
   };
   if (auto e = pop()) return e;
-  if (auto e = local_->Wait(deadline)) return e;
-  return pop();  // woken: by the monitor, or for the engine to look at its flags
+  auto now = std::chrono::steady_clock::now();
+  int timeout_ms = 0;
+  if (deadline > now)
+    timeout_ms = static_cast<int>(
+        std::min<int64_t>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count(), 60000));
+  pollfd p{wake_fd_, POLLIN, 0};
+  if (timeout_ms > 0) ::poll(&p, 1, timeout_ms);
+  uint64_t v;
+  ssize_t n = ::read(wake_fd_, &v, sizeof v);  // non-blocking: clears the count if set
+  (void)n;
+  return pop();  // empty: woken by Wake(), or the deadline passed
 }
 
 engine::AttemptExit SlurmExecutor::Finish(int64_t attempt_id, const Job& job, const std::string& state) {
@@ -426,7 +436,10 @@ void SlurmExecutor::Monitor() {
       jobs_.erase(it);
       any = true;
     }
-    if (any) local_->Wake();
+    if (any) {
+      Wake();
+      if (on_end_) on_end_();
+    }
   }
 }
 

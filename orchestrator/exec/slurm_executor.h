@@ -1,5 +1,6 @@
-// SlurmExecutor: runs `executor: slurm` attempts as Slurm batch jobs and
-// hands every other attempt to the executor it wraps (the local one).
+// SlurmExecutor: runs `executor: slurm` attempts as Slurm batch jobs. It is
+// given only those (RoutingExecutor sends it the attempts placed on Slurm
+// and the local executor the rest); it wraps no other executor.
 //
 // An attempt becomes: <log base>.request.json (argv, environment, workdir:
 // values stay data, never shell text), a two-line batch script that execs
@@ -20,15 +21,24 @@
 // CANCELLED (by someone else) as a failed attempt whose reason names Slurm's
 // state. Stop() is `scancel` (hard: `--signal=KILL --full`). A job that
 // sbatch refuses (an unknown partition, say) fails to start with sbatch's
-// own message.
+// own message. Every Slurm command runs with stdin from /dev/null and is
+// reaped by WaitChild (process.h).
 //
-// Threading: as engine::Executor; the monitor thread only queues results
-// and wakes the engine through the wrapped executor's Wake().
+// Slots() is 0: the cluster has its own capacity, so a job waiting in its
+// queue holds none of the run's --jobs slots.
+//
+// Wait() is its own: it blocks on an eventfd that the monitor thread and
+// Wake() write. When another executor's Wait() is where the engine blocks
+// (RoutingExecutor blocks in the local one's), `on_end` wakes that one.
+//
+// Threading: as engine::Executor; the monitor thread only queues results,
+// writes the eventfd and calls `on_end`.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -42,10 +52,13 @@ class SlurmExecutor : public engine::Executor {
  public:
   // `program` is the sluice executable the nodes run (on the shared
   // filesystem); plugin steps find their plugin in `plugin_folders` there.
-  SlurmExecutor(engine::Executor* local, std::string program, std::vector<std::string> plugin_folders,
+  // `on_end` (may be empty) is called on the monitor thread each time it
+  // queues ends for Wait(); it must be thread-safe and must not block.
+  SlurmExecutor(std::string program, std::vector<std::string> plugin_folders, std::function<void()> on_end = {},
                 std::chrono::milliseconds poll = std::chrono::milliseconds(500));
   ~SlurmExecutor() override;
 
+  // REQUIRES: request.placement is a Slurm one (RoutingExecutor::Route).
   Result<engine::Started> Start(const engine::AttemptRequest& request) override;
   // Items of one foreach step that start together go as one job array
   // (`sbatch --array`, tasks `<job>_<i>`, each reading its own request).
@@ -53,9 +66,9 @@ class SlurmExecutor : public engine::Executor {
   void Stop(int64_t attempt_id, bool hard) override;
   std::optional<engine::AttemptExit> Wait(engine::TimePoint deadline) override;
   void Wake() override;
-  std::string CodeIdentity(const engine::AttemptRequest& request) override;
-  nlohmann::json ParamsSchema(const engine::AttemptRequest& request) override;
+  int Slots(const engine::AttemptRequest&) override { return 0; }
   // A job of an attempt that a killed sluice left: followed from here on.
+  // NotFound for an attempt that was no Slurm job.
   Status Adopt(const engine::AttemptRecord& attempt) override;
 
  private:
@@ -67,10 +80,11 @@ class SlurmExecutor : public engine::Executor {
   void Monitor();
   engine::AttemptExit Finish(int64_t attempt_id, const Job& job, const std::string& state);
 
-  engine::Executor* local_;
   std::string program_;
   std::vector<std::string> plugin_folders_;
   std::chrono::milliseconds poll_;
+  std::function<void()> on_end_;
+  int wake_fd_;                                  // eventfd: an end was queued, or Wake()
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<int64_t, Job> jobs_;                  // by attempt id
