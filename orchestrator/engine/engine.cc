@@ -7,6 +7,7 @@
 #include <fstream>
 #include <tuple>
 
+#include "engine/attempt_render.h"
 #include "engine/fingerprint.h"
 #include "engine/outputs.h"
 #include "spec/schema_check.h"
@@ -35,93 +36,6 @@ struct Engine::Unit {
   SecretMask secrets;          // the values of the secrets of the current attempt
 };
 
-// What expressions of one step (or foreach item) can see.
-class Engine::StepContext : public spec::EvalContext {
- public:
-  // `inputs`, if given, collects every artifact the expressions read.
-  // `unit` is the record of the unit whose attempt is rendered (null when
-  // deciding a step).
-  StepContext(const Engine* e, size_t node, const StepRecord* unit, std::vector<LineageEdge>* inputs = nullptr)
-      : e_(e), node_(node), unit_(unit), inputs_(inputs) {}
-
-  Result<Value> Lookup(const std::vector<std::string>& path) const override {
-    const std::string& root = path[0];
-    if (root == "params") return e_->params_.at(path[1]);
-    if (root == "env") {
-      if (spec::IsSecretName(*e_->plan_.pipeline, path[1]))
-        return Status::InvalidSpec("env." + path[1] + " is a secret; list it under secrets: and read $" + path[1] +
-                                   " in the step");
-      auto it = e_->pipeline_env_.find(path[1]);
-      if (it != e_->pipeline_env_.end()) return Value::Str(it->second);
-      if (const char* v = std::getenv(path[1].c_str())) {
-        if (!IsUtf8(v)) return Status::InvalidSpec("env." + path[1] + " is not UTF-8 text");
-        return Value::Str(v);
-      }
-      return Status::NotFound("env." + path[1] + " is not set");
-    }
-    if (root == "item") {
-      if (!unit_) return Status::NotFound("'item' is only defined inside a foreach item");
-      return unit_->item_value;
-    }
-    // steps.<id>.state | steps.<id>.outputs.<key>
-    size_t j = e_->plan_.pipeline->index.at(path[1]);
-    const StepRecord& r = e_->graph_.record(j);
-    // A step served from the cache succeeded, as far as conditions go.
-    if (path[2] == "state") return Value::Str(Name(r.state == StepState::kCached ? StepState::kSucceeded : r.state));
-    auto it = r.outputs.find(path[3]);
-    if (it == r.outputs.end() && r.items && r.items->empty() && r.state == StepState::kSucceeded)
-      return Value::Of({});  // a foreach over no items: every output is the empty list
-    if (it == r.outputs.end()) {
-      std::string why = r.state == StepState::kSucceeded ? "" : std::string(" (it ") + Name(r.state) + ")";
-      return Status::NotFound("step '" + path[1] + "' has no output '" + path[3] + "'" + why);
-    }
-    if (inputs_) RecordInputs(e_->plan_.pipeline->steps[j], path[3], it->second, inputs_);
-    return it->second;
-  }
-
-  bool StatusFunction(std::string_view name) const override {
-    if (name == "always") return true;
-    if (name == "cancelled") return e_->cancelling_;
-    const Plan& plan = e_->plan_;
-    if (name == "success") {
-      // Every need succeeded, or was skipped by its own condition (a branch
-      // not taken), or failed with continue_on_error; and nothing upstream
-      // failed (a step skipped because of a failure passes the skip on).
-      if (e_->cancelling_) return false;
-      for (size_t n : plan.needs[node_]) {
-        StepState need = e_->graph_.record(n).state;
-        bool ok = need == StepState::kSucceeded || need == StepState::kCached || need == StepState::kSkipped ||
-                  (need == StepState::kFailed && plan.pipeline->steps[n].continue_on_error);
-        if (!ok) return false;
-      }
-      return !UpstreamFailed();
-    }
-    return UpstreamFailed();  // failure()
-  }
-
-  // Some step this one depends on, directly or not, failed.
-  bool UpstreamFailed() const {
-    const Plan& plan = e_->plan_;
-    std::vector<size_t> stack = plan.needs[node_];
-    std::vector<bool> seen(plan.needs.size());
-    while (!stack.empty()) {
-      size_t n = stack.back();
-      stack.pop_back();
-      if (seen[n]) continue;
-      seen[n] = true;
-      if (e_->graph_.record(n).state == StepState::kFailed && !plan.pipeline->steps[n].continue_on_error) return true;
-      for (size_t m : plan.needs[n]) stack.push_back(m);
-    }
-    return false;
-  }
-
- private:
-  const Engine* e_;
-  size_t node_;
-  const StepRecord* unit_;
-  std::vector<LineageEdge>* inputs_;
-};
-
 Engine::Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id, RunStore* store, Executor* executor,
                Clock* clock, Observer* observer, EngineOptions options, std::vector<StepRecord> resume)
     : plan_(plan),
@@ -133,6 +47,7 @@ Engine::Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id
       observer_(observer),
       options_(std::move(options)),
       files_(options_.files),
+      renderer_(*plan.pipeline, run_id, options_.log_dir),
       graph_(plan),
       free_slots_(std::max(1, options_.jobs)),
       rng_(options_.seed),
@@ -141,6 +56,7 @@ Engine::Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id
     own_files_ = std::make_unique<RealFileSystem>();
     files_ = own_files_.get();
   }
+  scope_ = {&plan_, &params_, &graph_, &renderer_.pipeline_env(), &cancelling_};
 }
 
 Engine::~Engine() = default;
@@ -207,7 +123,7 @@ Status Engine::Decide(size_t i) {
     return FinishNode(i);
   };
   if (cancelling_ && !RunsDuringCancel(i)) return finish_as(StepState::kCancelled, "run cancelled");
-  StepContext ctx(this, i, nullptr);
+  StepContext ctx(scope_, i, nullptr);
   if (s.if_condition && !s.if_checks_status && !ctx.StatusFunction("success")) {
     // A custom condition without always(), success() or failure() means
     // success() && it (GitHub Actions' rule): it is not even evaluated.
@@ -317,50 +233,22 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   StepRecord& rec = graph_.unit_record(u);
   const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   std::vector<LineageEdge> inputs;
-  StepContext ctx(this, graph_.node_of(u), &rec, &inputs);
+  StepContext ctx(scope_, graph_.node_of(u), &rec, &inputs);
 
   auto rendered = RenderStep(s, ctx, options_.workdir, executor_);
   if (!rendered.ok()) return FailBeforeStart(u, rendered.status().message(), /*retryable=*/false);
-  AttemptRequest req;
-  req.argv = rendered->argv;
-  req.plugin = rendered->plugin;
-  req.workdir = rendered->workdir;
-  std::map<std::string, std::string> env = rendered->env;  // on top of base_env_
-  std::vector<std::pair<std::string, std::string>> extra_env = rendered->shell_values;
-
-  // <log_dir>/<step>[.<item>].<attempt>.log and .out: one folder per run, as
-  // creating files and folders is what costs most per step on some disks.
-  // The step creates its .out file if it sets outputs.
   int number = rec.attempts + 1;
-  std::string stem = options_.log_dir + "/" + s.id + (rec.item < 0 ? "" : "." + std::to_string(rec.item));
-  std::string base = stem + "." + std::to_string(number);
-  std::string state_dir = stem + ".state";  // kept across attempts: checkpoints
-  req.log_path = base + ".log";
-  unit.output_path = base + ".out";
-  unit.files_dir = base + ".files";
-  req.placement.executor = s.executor;
-  req.placement.cpu = s.cpu;
-  req.placement.memory = s.memory;
-  req.placement.gpu = s.gpu;
-  req.placement.partition = s.slurm.partition;
-  req.placement.account = s.slurm.account;
-  req.placement.qos = s.slurm.qos;
-  req.placement.time = s.slurm.time;
-  req.placement.extra = s.slurm.extra;
-  req.placement.timeout = s.timeout;
-  if (req.plugin) {
-    req.plugin->output_dir = unit.files_dir;
-    req.plugin->state_dir = state_dir;
-    req.plugin->cpu = s.cpu;
-    req.plugin->attempt = number;
-  }
+  AttemptPaths paths;
+  AttemptRequest req = renderer_.Request(s, rec, number, *rendered, &paths);
+  unit.output_path = paths.output;
+  unit.files_dir = paths.files_dir;
 
   // What identifies this attempt's work: its fingerprint is the cache key.
   IdentityParts parts;
   parts.step = &s;
   parts.rendered = &*rendered;
   if (req.plugin) parts.code_identity = executor_->CodeIdentity(req);
-  parts.pipeline_env = &pipeline_env_;
+  parts.pipeline_env = &renderer_.pipeline_env();
   parts.inputs = inputs;
   parts.spec_dir = options_.workdir;
   auto fp = ComputeFingerprint(parts, *files_);
@@ -393,37 +281,10 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
     std::error_code ec;
     fs::create_directories(unit.files_dir, ec);
     if (ec) return FailBeforeStart(u, "create " + unit.files_dir + ": " + ec.message(), /*retryable=*/true);
-    env["SLUICE_OUTPUTS_DIR"] = unit.files_dir;
   }
-
-  // Secrets the step asks for, from sluice's environment; their values are
-  // masked in its log, outputs and reason, and kept out of its identity.
-  std::vector<std::string> secret_values;
-  for (const std::string& name : s.secrets) {
-    auto found = orchestrator_env_.find(name);
-    if (found == orchestrator_env_.end())
-      return FailBeforeStart(u, "secret " + name + " is not set in sluice's environment", /*retryable=*/false);
-    env[name] = found->second;
-    secret_values.push_back(found->second);
-  }
-  unit.secrets = SecretMask(secret_values);
-  req.secrets = std::move(secret_values);
-
-  env["SLUICE_RUN_ID"] = std::to_string(run_id_);
-  env["SLUICE_STEP"] = s.id;
-  env["SLUICE_ATTEMPT"] = std::to_string(number);
-  env["SLUICE_OUTPUT"] = unit.output_path;
-  env["SLUICE_STATE_DIR"] = state_dir;
-  if (rec.item >= 0) {
-    env["SLUICE_ITEM"] = rec.item_value.Render();
-    env["SLUICE_ITEM_INDEX"] = std::to_string(rec.item);
-  }
-  for (auto& [k, v] : extra_env) env[k] = std::move(v);
-  req.env.reserve(base_env_.size() + env.size());
-  for (const auto& [k, entry] : base_env_)
-    if (!env.count(k)) req.env.push_back(entry);
-  for (auto& [k, v] : env) req.env.push_back(k + "=" + v);
-  req.step_label = UnitLabel(u);
+  Status env = renderer_.SetEnv(s, rec, number, *rendered, paths, !s.outputs.empty(), &req);
+  if (!env.ok()) return FailBeforeStart(u, env.message(), /*retryable=*/false);
+  unit.secrets = SecretMask(req.secrets);
 
   NewAttempt(u);
   unit.attempt.log_path = req.log_path;
@@ -579,9 +440,9 @@ bool Engine::AdoptUnit(size_t u) {
   if (it == options_.adopt.end() || !executor_->Adopt(*it).ok()) return false;
   unit.attempt = *it;
   unit.attempt.state = StepState::kRunning;
-  std::string base = it->log_path.substr(0, it->log_path.size() - std::string(".log").size());
-  unit.output_path = base + ".out";
-  unit.files_dir = base + ".files";
+  AttemptPaths paths = PathsOfLog(it->log_path);
+  unit.output_path = paths.output;
+  unit.files_dir = paths.files_dir;
   MarkRunning(u);
   Event e{Event::Kind::kStarted, s.id, rec.item, unit.attempt.number, unit.attempt.id, StepState::kRunning};
   e.job_id = unit.attempt.job_id;
@@ -768,7 +629,7 @@ Status Engine::FinishNode(size_t i) {
 bool Engine::RunsDuringCancel(size_t node) const {
   const spec::Step& s = plan_.pipeline->steps[node];
   if (hard_cancel_ || !s.if_condition || !s.if_checks_status) return false;
-  StepContext ctx(this, node, nullptr);
+  StepContext ctx(scope_, node, nullptr);
   auto v = spec::EvaluateTemplate(*s.if_condition, ctx);
   return v.ok() && v->Truthy();
 }
@@ -863,27 +724,13 @@ TimePoint Engine::NextDeadline() const {
 }
 
 Result<RunState> Engine::Run() {
-  std::map<std::string, std::string> base;
-  // A step gets sluice's environment without its secrets (specs/pipeline.md).
-  for (const std::string& kv : options_.base_env) {
-    size_t eq = kv.find('=');
-    if (eq == std::string::npos) continue;
-    std::string name = kv.substr(0, eq);
-    orchestrator_env_[name] = kv.substr(eq + 1);
-    if (!spec::IsSecretName(*plan_.pipeline, name)) base[name] = kv.substr(eq + 1);
-  }
-  StepContext top(this, 0, nullptr);
-  for (const auto& [k, t] : plan_.pipeline->env) {
-    auto v = spec::Render(t, top);
-    if (!v.ok()) return v.status().WithContext("env " + k);
-    pipeline_env_[k] = *v;
-    base[k] = *v;
-  }
-  for (const auto& [k, v] : base) base_env_.emplace_back(k, k + "=" + v);
+  StepContext top(scope_, 0, nullptr);
+  Status st = renderer_.SetEnvironment(options_.base_env, top);
+  if (!st.ok()) return st;
   std::error_code ec;
   fs::create_directories(options_.log_dir, ec);
   if (ec) return Status::IoError("create " + options_.log_dir + ": " + ec.message());
-  Status st = store_->SetRunState(run_id_, RunState::kRunning, clock_->WallMs());
+  st = store_->SetRunState(run_id_, RunState::kRunning, clock_->WallMs());
   if (!st.ok()) return st;
   st = Restore();
   if (!st.ok()) return st;

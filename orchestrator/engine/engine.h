@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/attempt_render.h"
 #include "engine/executor.h"
 #include "engine/plan.h"
 #include "engine/run_graph.h"
@@ -108,7 +109,6 @@ class Engine {
     uint64_t generation;
     bool operator>(const Timer& o) const { return at > o.at; }
   };
-  class StepContext;
 
   Status Restore();
   Status Decide(size_t node);
@@ -152,9 +152,8 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<FileSystem> own_files_;  // when options_.files is null
   FileSystem* files_;
-  std::map<std::string, std::string> pipeline_env_;  // the pipeline's env, rendered
-  std::vector<std::pair<std::string, std::string>> base_env_;  // name, "NAME=value": every step's start
-  std::map<std::string, std::string> orchestrator_env_;  // options_.base_env, secrets included
+  AttemptRenderer renderer_;      // files, placement and environment of attempts
+  RunScope scope_;                // what expressions see: params, env, the graph's records
 
   RunGraph graph_;                // the DAG's changing state: records, what to decide, what is ready
   std::deque<Unit> units_;        // by the graph's unit index: what runs them

@@ -1,0 +1,185 @@
+#include "engine/attempt_render.h"
+
+#include <cstdlib>
+
+#include "spec/template.h"
+#include "util/strings.h"
+
+namespace sluice::engine {
+
+using spec::Value;
+
+Result<Value> StepContext::Lookup(const std::vector<std::string>& path) const {
+  const std::string& root = path[0];
+  const spec::Pipeline& p = *run_.plan->pipeline;
+  if (root == "params") return run_.params->at(path[1]);
+  if (root == "env") {
+    if (spec::IsSecretName(p, path[1]))
+      return Status::InvalidSpec("env." + path[1] + " is a secret; list it under secrets: and read $" + path[1] +
+                                 " in the step");
+    auto it = run_.pipeline_env->find(path[1]);
+    if (it != run_.pipeline_env->end()) return Value::Str(it->second);
+    if (const char* v = std::getenv(path[1].c_str())) {
+      if (!IsUtf8(v)) return Status::InvalidSpec("env." + path[1] + " is not UTF-8 text");
+      return Value::Str(v);
+    }
+    return Status::NotFound("env." + path[1] + " is not set");
+  }
+  if (root == "item") {
+    if (!unit_) return Status::NotFound("'item' is only defined inside a foreach item");
+    return unit_->item_value;
+  }
+  // steps.<id>.state | steps.<id>.outputs.<key>
+  size_t j = p.index.at(path[1]);
+  const StepRecord& r = run_.graph->record(j);
+  // A step served from the cache succeeded, as far as conditions go.
+  if (path[2] == "state") return Value::Str(Name(r.state == StepState::kCached ? StepState::kSucceeded : r.state));
+  auto it = r.outputs.find(path[3]);
+  if (it == r.outputs.end() && r.items && r.items->empty() && r.state == StepState::kSucceeded)
+    return Value::Of({});  // a foreach over no items: every output is the empty list
+  if (it == r.outputs.end()) {
+    std::string why = r.state == StepState::kSucceeded ? "" : std::string(" (it ") + Name(r.state) + ")";
+    return Status::NotFound("step '" + path[1] + "' has no output '" + path[3] + "'" + why);
+  }
+  if (inputs_) RecordInputs(p.steps[j], path[3], it->second, inputs_);
+  return it->second;
+}
+
+bool StepContext::StatusFunction(std::string_view name) const {
+  if (name == "always") return true;
+  if (name == "cancelled") return *run_.cancelling;
+  const Plan& plan = *run_.plan;
+  if (name == "success") {
+    // Every need succeeded, or was skipped by its own condition (a branch
+    // not taken), or failed with continue_on_error; and nothing upstream
+    // failed (a step skipped because of a failure passes the skip on).
+    if (*run_.cancelling) return false;
+    for (size_t n : plan.needs[node_]) {
+      StepState need = run_.graph->record(n).state;
+      bool ok = need == StepState::kSucceeded || need == StepState::kCached || need == StepState::kSkipped ||
+                (need == StepState::kFailed && plan.pipeline->steps[n].continue_on_error);
+      if (!ok) return false;
+    }
+    return !UpstreamFailed();
+  }
+  return UpstreamFailed();  // failure()
+}
+
+bool StepContext::UpstreamFailed() const {
+  const Plan& plan = *run_.plan;
+  std::vector<size_t> stack = plan.needs[node_];
+  std::vector<bool> seen(plan.needs.size());
+  while (!stack.empty()) {
+    size_t n = stack.back();
+    stack.pop_back();
+    if (seen[n]) continue;
+    seen[n] = true;
+    if (run_.graph->record(n).state == StepState::kFailed && !plan.pipeline->steps[n].continue_on_error) return true;
+    for (size_t m : plan.needs[n]) stack.push_back(m);
+  }
+  return false;
+}
+
+AttemptPaths PathsOf(const std::string& log_dir, const std::string& step_id, int item, int attempt) {
+  // Appended piece by piece: GCC 12 warns (-Wrestrict, falsely) on "." + std::to_string() here.
+  std::string stem = log_dir;
+  stem.append("/").append(step_id);
+  if (item >= 0) stem.append(".").append(std::to_string(item));
+  std::string base = stem;
+  base.append(".").append(std::to_string(attempt));
+  return {base + ".log", base + ".out", base + ".files", stem + ".state"};
+}
+
+AttemptPaths PathsOfLog(const std::string& log_path) {
+  std::string base = log_path.substr(0, log_path.size() - std::string(".log").size());
+  std::string stem = base.substr(0, base.rfind('.'));
+  return {log_path, base + ".out", base + ".files", stem + ".state"};
+}
+
+Placement PlacementOf(const spec::Step& s) {
+  Placement p;
+  p.executor = s.executor;
+  p.cpu = s.cpu;
+  p.memory = s.memory;
+  p.gpu = s.gpu;
+  p.partition = s.slurm.partition;
+  p.account = s.slurm.account;
+  p.qos = s.slurm.qos;
+  p.time = s.slurm.time;
+  p.extra = s.slurm.extra;
+  p.timeout = s.timeout;
+  return p;
+}
+
+Status AttemptRenderer::SetEnvironment(const std::vector<std::string>& sluice_env, const spec::EvalContext& ctx) {
+  std::map<std::string, std::string> base;
+  // A step gets sluice's environment without its secrets (specs/pipeline.md).
+  for (const std::string& kv : sluice_env) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos) continue;
+    std::string name = kv.substr(0, eq);
+    sluice_env_[name] = kv.substr(eq + 1);
+    if (!spec::IsSecretName(pipeline_, name)) base[name] = kv.substr(eq + 1);
+  }
+  for (const auto& [k, t] : pipeline_.env) {
+    auto v = spec::Render(t, ctx);
+    if (!v.ok()) return v.status().WithContext("env " + k);
+    pipeline_env_[k] = *v;
+    base[k] = *v;
+  }
+  for (const auto& [k, v] : base) base_env_.emplace_back(k, k + "=" + v);
+  return Status::Ok();
+}
+
+AttemptRequest AttemptRenderer::Request(const spec::Step& s, const StepRecord& unit, int attempt,
+                                        const RenderedStep& rendered, AttemptPaths* paths) const {
+  *paths = PathsOf(log_dir_, s.id, unit.item, attempt);
+  AttemptRequest req;
+  req.argv = rendered.argv;
+  req.plugin = rendered.plugin;
+  req.workdir = rendered.workdir;
+  req.log_path = paths->log;
+  req.placement = PlacementOf(s);
+  if (req.plugin) {
+    req.plugin->output_dir = paths->files_dir;
+    req.plugin->state_dir = paths->state_dir;
+    req.plugin->cpu = s.cpu;
+    req.plugin->attempt = attempt;
+  }
+  req.step_label = unit.item < 0 ? s.id : s.id + "[" + std::to_string(unit.item) + "]";
+  return req;
+}
+
+Status AttemptRenderer::SetEnv(const spec::Step& s, const StepRecord& unit, int attempt, const RenderedStep& rendered,
+                               const AttemptPaths& paths, bool outputs_dir, AttemptRequest* req) const {
+  std::map<std::string, std::string> env = rendered.env;  // on top of base_env_
+  if (outputs_dir) env["SLUICE_OUTPUTS_DIR"] = paths.files_dir;
+  // Secrets the step asks for, from sluice's environment; their values are
+  // masked in its log, outputs and reason, and kept out of its identity.
+  std::vector<std::string> secret_values;
+  for (const std::string& name : s.secrets) {
+    auto found = sluice_env_.find(name);
+    if (found == sluice_env_.end()) return Status::InvalidSpec("secret " + name + " is not set in sluice's environment");
+    env[name] = found->second;
+    secret_values.push_back(found->second);
+  }
+  env["SLUICE_RUN_ID"] = std::to_string(run_id_);
+  env["SLUICE_STEP"] = s.id;
+  env["SLUICE_ATTEMPT"] = std::to_string(attempt);
+  env["SLUICE_OUTPUT"] = paths.output;
+  env["SLUICE_STATE_DIR"] = paths.state_dir;
+  if (unit.item >= 0) {
+    env["SLUICE_ITEM"] = unit.item_value.Render();
+    env["SLUICE_ITEM_INDEX"] = std::to_string(unit.item);
+  }
+  for (const auto& [k, v] : rendered.shell_values) env[k] = v;
+  req->env.clear();
+  req->env.reserve(base_env_.size() + env.size());
+  for (const auto& [k, entry] : base_env_)
+    if (!env.count(k)) req->env.push_back(entry);
+  for (auto& [k, v] : env) req->env.push_back(k + "=" + v);
+  req->secrets = std::move(secret_values);
+  return Status::Ok();
+}
+
+}  // namespace sluice::engine
