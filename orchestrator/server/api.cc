@@ -14,6 +14,7 @@
 
 #include "engine/plan.h"
 #include "exec/process.h"
+#include "runs/verbs.h"
 #include "server/web_assets.h"
 #include "server/webhook.h"
 #include "spec/expr.h"
@@ -649,29 +650,34 @@ Response Api::GetRun(int64_t id) {
 Response Api::CancelRun(int64_t id) {
   auto row = Runs().GetRun(id);
   if (!row.ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
-  if (row->state == RunState::kQueued) {
-    auto cancelled = launcher_->CancelQueued(Runs(), id);
-    if (!cancelled.ok()) return ErrorResponse(500, "internal", cancelled.status().message());
-    if (*cancelled) return Json(202, {{"id", id}, {"cancel_requested", true}, {"state", "cancelled"}});
-    row = Runs().GetRun(id);  // it left the queue meanwhile
-    if (!row.ok()) return ErrorResponse(500, "internal", row.status().message());
+  // A queued run is cancelled now; a started one gets the request its driver polls.
+  auto cancel = runs::RunVerbs(Runs(), options_.home).Cancel(*row);
+  if (!cancel.ok()) return ErrorResponse(500, "internal", cancel.status().message());
+  if (cancel->was_queued) {
+    launcher_->Forget(Runs(), id);
+    return Json(202, {{"id", id}, {"cancel_requested", true}, {"state", "cancelled"}});
   }
-  if (row->state != RunState::kPending && row->state != RunState::kRunning)
-    return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " already " + engine::Name(row->state));
-  Status st = Runs().RequestCancel(id);
-  if (!st.ok()) return ErrorResponse(500, "internal", st.message());
+  if (cancel->refused)
+    return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " already " + engine::Name(cancel->refused.state));
   return Json(202, {{"id", id}, {"cancel_requested", true}});
 }
 
 Response Api::RetryRun(int64_t id) {
   auto row = Runs().GetRun(id);
   if (!row.ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
-  if (row->state == RunState::kPending || row->state == RunState::kRunning)
-    return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " has not finished");
-  if (row->state == RunState::kQueued)
-    return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " is queued and has not started");
-  if (row->state == RunState::kSucceeded)
-    return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " succeeded; there are no failed steps to retry");
+  // The API's retry names no steps: the failed and cancelled ones run again.
+  using Why = runs::Refusal::Why;
+  switch (runs::CanRetry(*row, /*names_steps=*/false).why) {
+    case Why::kNone: break;
+    case Why::kUnfinished:
+    case Why::kDriven: return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " has not finished");
+    case Why::kQueued:
+    case Why::kQueuedForRetry:
+      return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " is queued and has not started");
+    case Why::kNothingToRetry:
+    default:
+      return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " succeeded; there are no failed steps to retry");
+  }
   auto p = StoredPipeline(*row);
   auto queued = launcher_->Retry(Runs(), *row, p ? p->max_active_runs : 0);
   if (!queued.ok()) return ErrorResponse(500, "internal", queued.status().message());

@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "exec/process.h"
+#include "runs/verbs.h"
 #include "store/open.h"
 
 extern char** environ;
@@ -17,17 +18,6 @@ extern char** environ;
 namespace sluice::server {
 
 namespace fs = std::filesystem;
-
-namespace {
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-// SetRunState is a journal write: Flush commits it.
-Status MarkFailed(store::RunsStore& runs, int64_t id) {
-  Status st = runs.SetRunState(id, engine::RunState::kFailed, NowMs());
-  return st.ok() ? runs.Flush() : st;
-}
-}  // namespace
 
 Launcher::Launcher(std::string home, std::string program, int max_active_runs)
     : home_(std::move(home)),
@@ -66,7 +56,6 @@ Status Launcher::Restore(store::RunsStore& runs) {
 
 Result<int64_t> Launcher::Start(store::RunsStore& runs, const spec::Pipeline& p, const spec::ParamValues& params,
                                 const std::string& trigger) {
-  fs::path spec_path = fs::absolute(p.file).lexically_normal();
   int jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // The decision and the spawn happen under one lock, so two requests cannot
   // both take the last slot. Queued runs of this pipeline go first.
@@ -74,8 +63,8 @@ Result<int64_t> Launcher::Start(store::RunsStore& runs, const spec::Pipeline& p,
   if (stopping_) return Status::Internal("the server is stopping");
   bool ahead = std::any_of(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.pipeline == p.name; });
   bool now = !ahead && HasRoomLocked(p.name, p.max_active_runs);
-  auto id = runs.CreateRun(p.name, p.text, spec_path.string(), spec_path.parent_path().string(),
-                            spec::ParamsJson(params).dump(), jobs, NowMs(), trigger, !now);
+  runs::RunVerbs verbs(runs, home_);
+  auto id = verbs.Create(p, params, jobs, trigger, !now);
   if (!id.ok()) return id.status();
   if (!now) {
     queue_.push_back({*id, p.name, p.max_active_runs, false});
@@ -83,7 +72,7 @@ Result<int64_t> Launcher::Start(store::RunsStore& runs, const spec::Pipeline& p,
   }
   Status st = SpawnLocked(*id, p.name, {"resume", std::to_string(*id)});
   if (!st.ok()) {
-    (void)MarkFailed(runs, *id);  // the spawn error is what we report
+    (void)verbs.FailAbandoned(*id);  // the spawn error is what we report
     return st;
   }
   return *id;
@@ -105,12 +94,11 @@ Result<bool> Launcher::Retry(store::RunsStore& runs, const store::RunRow& run, i
   return true;
 }
 
-Result<bool> Launcher::CancelQueued(store::RunsStore& runs, int64_t run_id) {
+void Launcher::Forget(store::RunsStore& runs, int64_t run_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto cancelled = runs.CancelQueued(run_id, NowMs());
-  if (!cancelled.ok()) return cancelled;
   std::erase_if(queue_, [&](const Queued& q) { return q.run_id == run_id; });
-  return cancelled;
+  // Until now it held back the runs of its pipeline queued behind it.
+  if (!DispatchLocked(runs)) dispatch_again_ = true;
 }
 
 bool Launcher::DispatchLocked(store::RunsStore& runs) {
@@ -131,7 +119,7 @@ bool Launcher::DispatchLocked(store::RunsStore& runs) {
     Status st = SpawnLocked(q.run_id, q.pipeline, {q.retry ? "retry" : "resume", std::to_string(q.run_id)});
     if (!st.ok()) {
       std::fprintf(stderr, "sluice: run %lld: %s\n", static_cast<long long>(q.run_id), st.message().c_str());
-      if (!q.retry) (void)MarkFailed(runs, q.run_id);  // a retry went back to its state
+      if (!q.retry) (void)runs::RunVerbs(runs, home_).FailAbandoned(q.run_id);  // a retry went back to its state
     }
   }
   return true;
@@ -188,14 +176,10 @@ void Launcher::Reap() {
     open_store();
     for (int64_t id : ended) {
       if (!store) break;
-      auto run = store->runs().GetRun(id);
-      if (!run.ok()) continue;
-      bool unfinished = run->state == engine::RunState::kPending || run->state == engine::RunState::kRunning;
-      bool driven = run->owner_pid != 0 && exec::SameProcessAlive(static_cast<int>(run->owner_pid), run->owner_start);
-      if (unfinished && !driven) {
-        Status st = MarkFailed(store->runs(), id);
-        if (!st.ok()) std::fprintf(stderr, "sluice: run %lld: %s\n", static_cast<long long>(id), st.message().c_str());
-      }
+      // Its driver exited: a run it left pending or running is failed.
+      auto failed = runs::RunVerbs(store->runs(), home_).FailAbandoned(id);
+      if (!failed.ok() && failed.status().code() != Code::kNotFound)
+        std::fprintf(stderr, "sluice: run %lld: %s\n", static_cast<long long>(id), failed.status().message().c_str());
     }
     lock.lock();
     // A slot is free: the oldest queued runs that fit start now.

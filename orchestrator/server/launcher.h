@@ -14,8 +14,10 @@
 // the store when the server stops; Restore() queues them again, by id.
 //
 // When a driver exits and its run is still pending or running (it could not
-// load a plugin, say), the run is marked failed. Stop() asks every driver to
-// cancel (SIGTERM, as Ctrl-C does) and waits for them; it starts nothing more.
+// load a plugin, say), the run is marked failed (runs::RunVerbs::
+// FailAbandoned: the decisions about a run are the run verbs', here as in
+// the CLI). Stop() asks every driver to cancel (SIGTERM, as Ctrl-C does) and
+// waits for them; it starts nothing more.
 //
 // Thread-safe: the API's threads, the scheduler and the launcher's own
 // reaper thread call it; each passes the RunsStore of its own connection.
@@ -54,8 +56,9 @@ class Launcher {
   // failed or was cancelled), or queues the retry; true if queued.
   // `pipeline_cap` is the run's spec's max_active_runs.
   Result<bool> Retry(store::RunsStore& runs, const store::RunRow& run, int pipeline_cap);
-  // Cancels a queued run without starting it. False if it was not queued.
-  Result<bool> CancelQueued(store::RunsStore& runs, int64_t run_id);
+  // A queued run was cancelled (runs::RunVerbs::Cancel): it leaves the
+  // queue, and runs it held back start if the caps allow.
+  void Forget(store::RunsStore& runs, int64_t run_id);
   // Cancels every driver still running and waits up to `grace` for them.
   void Stop(std::chrono::milliseconds grace);
   // The driver log of a run started here.

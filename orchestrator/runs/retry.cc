@@ -1,0 +1,152 @@
+// The pure half of the run verbs (verbs.h): retry's plan, --reload's changed
+// steps and carried params, and how a run's spec file compares with the
+// spec stored with it.
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/plan.h"
+#include "runs/verbs.h"
+#include "spec/yaml_tree.h"
+#include "util/hash.h"
+#include "util/json.h"
+#include "util/strings.h"
+
+namespace sluice::runs {
+
+using engine::StepState;
+
+namespace {
+
+// A node as written, without positions; map keys sorted.
+std::string Canonical(const spec::YamlNode& n) {
+  switch (n.kind) {
+    case spec::YamlNode::Kind::kNull: return "~";
+    case spec::YamlNode::Kind::kScalar: {
+      std::string out = n.quoted ? "q" : "p";  // appended, not "q" + ...: GCC 12 warns there (-Wrestrict)
+      out += JsonString(n.scalar);
+      return out;
+    }
+    case spec::YamlNode::Kind::kSequence: {
+      std::string out = "[";
+      for (const spec::YamlNode& i : n.items) out += Canonical(i) + ",";
+      return out + "]";
+    }
+    case spec::YamlNode::Kind::kMap: {
+      std::vector<std::string> entries;
+      for (const spec::YamlEntry& e : n.entries) entries.push_back(Canonical(e.first) + ":" + Canonical(e.second));
+      std::sort(entries.begin(), entries.end());
+      std::string out = "{";
+      out += Join(entries, ",");
+      out += "}";
+      return out;
+    }
+  }
+  return "";
+}
+
+// Each step's definition by id; under "" the keys every step inherits (env,
+// defaults, secrets).
+std::map<std::string, std::string> StepDefinitions(const std::string& text) {
+  std::map<std::string, std::string> out;
+  auto tree = spec::ParseYaml(text);
+  const spec::YamlNode* root = std::get_if<spec::YamlNode>(&tree);
+  if (!root || !root->IsMap()) return out;
+  for (const spec::YamlEntry& e : root->entries) {
+    const std::string& key = e.first.scalar;
+    if (key == "steps" && e.second.IsMap())
+      for (const spec::YamlEntry& step : e.second.entries) out[step.first.scalar] = Canonical(step.second);
+    else if (key == "env" || key == "defaults" || key == "secrets")
+      out[""] += key + "=" + Canonical(e.second) + ";";
+  }
+  return out;
+}
+
+}  // namespace
+
+RetryPlan PlanRetry(const spec::Pipeline& p, const std::vector<engine::StepRecord>& records, const std::string& from,
+                    const std::vector<std::string>& changed) {
+  RetryPlan out;
+  out.changed = changed;
+  std::set<size_t> roots, whole;
+  if (!from.empty()) {
+    if (!p.FindStep(from)) {
+      std::vector<std::string> ids;
+      for (const spec::Step& x : p.steps) ids.push_back(x.id);
+      out.refused.why = Refusal::Why::kNoSuchStep;
+      out.refused.hint = DidYouMean(from, ids);
+      return out;
+    }
+    roots.insert(p.index.at(from));
+    whole.insert(p.index.at(from));
+  } else {
+    for (const engine::StepRecord& rec : records)
+      if (rec.item < 0 && (rec.state == StepState::kFailed || rec.state == StepState::kCancelled) &&
+          p.index.count(rec.step_id))
+        roots.insert(p.index.at(rec.step_id));
+  }
+  for (const std::string& c : changed) {
+    roots.insert(p.index.at(c));
+    whole.insert(p.index.at(c));
+  }
+  if (roots.empty()) {
+    out.refused.why = Refusal::Why::kNothingToRetry;
+    return out;
+  }
+  // Everything downstream of a root runs again from scratch.
+  engine::Plan plan = engine::MakePlan(p);
+  std::set<size_t> downstream;
+  std::vector<size_t> stack(roots.begin(), roots.end());
+  while (!stack.empty()) {
+    size_t i = stack.back();
+    stack.pop_back();
+    for (size_t d : plan.dependants[i])
+      if (downstream.insert(d).second) stack.push_back(d);
+  }
+  for (size_t i : downstream) out.rerun.push_back(p.steps[i].id);
+  for (size_t i : roots)
+    if (!downstream.count(i)) (whole.count(i) ? out.rerun : out.failed_items).push_back(p.steps[i].id);
+  return out;
+}
+
+std::vector<std::string> ChangedSteps(const std::string& before_text, const spec::Pipeline& now) {
+  auto before = StepDefinitions(before_text), after = StepDefinitions(now.text);
+  bool all = before[""] != after[""];
+  std::vector<std::string> changed;
+  for (const spec::Step& s : now.steps)
+    if (all || !before.count(s.id) || before[s.id] != after[s.id]) changed.push_back(s.id);
+  return changed;
+}
+
+SpecFile CompareSpecFile(const store::RunRow& row) {
+  std::ifstream in(row.spec_path, std::ios::binary);
+  if (!in) return SpecFile::kGone;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return Sha256Hex(text.str()) == row.spec_hash ? SpecFile::kSame : SpecFile::kChanged;
+}
+
+Result<spec::Pipeline> ReloadSpec(const store::RunRow& row) {
+  auto p = spec::LoadPipeline(row.spec_path);
+  if (!p.ok()) return p.status();
+  if (p->name != row.pipeline)
+    return Status::Incompatible(row.spec_path + " now names pipeline " + Quote(p->name) + ", not " +
+                                Quote(row.pipeline));
+  return std::move(*p);
+}
+
+Result<spec::ParamValues> CarryParams(const store::RunRow& row, const spec::Pipeline& p, const std::string& via) {
+  auto stored = nlohmann::json::parse(row.params_json, nullptr, false);
+  std::vector<std::pair<std::string, std::string>> overrides;
+  for (const spec::ParamSpec& ps : p.params)
+    if (stored.is_object() && stored.contains(ps.name))
+      overrides.emplace_back(ps.name, spec::Value::FromJson(stored[ps.name]).Render());
+  return spec::ResolveParams(p, overrides, via);
+}
+
+}  // namespace sluice::runs
