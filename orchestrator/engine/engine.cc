@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -84,11 +85,20 @@ Engine::Counts Engine::counts() const {
   return {c.total, c.finished, static_cast<int>(running_.size()), c.failed};
 }
 
-// Slot accounting is here and in MarkRunning / OnExit (free_slots_): a local
-// step takes resources.cpu slots (at most all of them); a cluster step takes
-// none, as the cluster's scheduler queues it.
+// Slot accounting is here and in MarkRunning / OnExit (free_slots_). What an
+// attempt takes is the executor's answer (Executor::Slots: locally
+// resources.cpu; none on a cluster, whose scheduler queues it, or for a
+// built-in step that only waits), at most all of them. Asked when the step's
+// units are made, before an attempt is rendered: from where and what it runs.
 int Engine::SlotsFor(const spec::Step& s) const {
-  return s.executor == "local" ? std::min(s.cpu, std::max(1, options_.jobs)) : 0;
+  AttemptRequest shape;
+  shape.placement = PlacementOf(s);
+  if (!s.uses.empty()) {
+    auto [plugin, type] = spec::SplitUses(s.uses);
+    shape.plugin = PluginCall{plugin, type};
+    shape.plugin->isolated = s.isolation == spec::Step::Isolation::kProcess;
+  }
+  return std::clamp(executor_->Slots(shape), 0, std::max(1, options_.jobs));
 }
 
 // The delay before the next attempt of unit `u`: initial * factor^(tries-1),
