@@ -1,6 +1,5 @@
 #include "engine/attempt_render.h"
 
-#include <cstdlib>
 
 #include "spec/template.h"
 #include "util/strings.h"
@@ -19,9 +18,9 @@ Result<Value> StepContext::Lookup(const std::vector<std::string>& path) const {
                                  " in the step");
     auto it = run_.pipeline_env->find(path[1]);
     if (it != run_.pipeline_env->end()) return Value::Str(it->second);
-    if (const char* v = std::getenv(path[1].c_str())) {
-      if (!IsUtf8(v)) return Status::InvalidSpec("env." + path[1] + " is not UTF-8 text");
-      return Value::Str(v);
+    if (std::optional<std::string> v = run_.env->GetVar(path[1])) {
+      if (!IsUtf8(*v)) return Status::InvalidSpec("env." + path[1] + " is not UTF-8 text");
+      return Value::Str(*v);
     }
     return Status::NotFound("env." + path[1] + " is not set");
   }

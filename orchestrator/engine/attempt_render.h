@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/env.h"
 #include "engine/executor.h"
 #include "engine/fingerprint.h"
 #include "engine/plan.h"
@@ -39,6 +40,7 @@ struct RunScope {
   const RunGraph* graph = nullptr;                               // the steps' records
   const std::map<std::string, std::string>* pipeline_env = nullptr;  // rendered so far
   const bool* cancelling = nullptr;
+  Env* env = nullptr;                                            // env.NAME not in the pipeline's env
 };
 
 // What expressions of one step (or foreach item) can see.

@@ -47,17 +47,18 @@ Engine::Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id
       clock_(clock),
       observer_(observer),
       options_(std::move(options)),
-      files_(options_.files),
+      env_(options_.env),
       renderer_(*plan.pipeline, run_id, options_.log_dir),
       graph_(plan),
       free_slots_(std::max(1, options_.jobs)),
       rng_(options_.seed),
       resume_(std::move(resume)) {
-  if (!files_) {
-    own_files_ = std::make_unique<RealFileSystem>();
-    files_ = own_files_.get();
+  if (!env_) {
+    own_env_ = std::make_unique<RealEnv>();
+    env_ = own_env_.get();
   }
-  scope_ = {&plan_, &params_, &graph_, &renderer_.pipeline_env(), &cancelling_};
+  files_ = options_.files ? options_.files : env_;
+  scope_ = {&plan_, &params_, &graph_, &renderer_.pipeline_env(), &cancelling_, env_};
 }
 
 Engine::~Engine() = default;
@@ -288,9 +289,8 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
     }
   }
   if (!s.outputs.empty()) {
-    std::error_code ec;
-    fs::create_directories(unit.files_dir, ec);
-    if (ec) return FailBeforeStart(u, "create " + unit.files_dir + ": " + ec.message(), /*retryable=*/true);
+    Status made = env_->CreateDirs(unit.files_dir);
+    if (!made.ok()) return FailBeforeStart(u, made.message(), /*retryable=*/true);
   }
   Status env = renderer_.SetEnv(s, rec, number, *rendered, paths, !s.outputs.empty(), &req);
   if (!env.ok()) return FailBeforeStart(u, env.message(), /*retryable=*/false);
@@ -360,20 +360,20 @@ Status Engine::PublishOutputs(size_t u, AttemptExit* exit, std::string* failure)
       continue;
     }
     std::string path = unit.files_dir + "/" + name;
-    std::error_code ec;
-    fs::file_type type = fs::symlink_status(path, ec).type();
-    if (type == fs::file_type::not_found || type == fs::file_type::none) {
+    FileSystem::Kind type = env_->LinkStat(path);
+    if (type == FileSystem::Kind::kMissing) {
       *failure = "declared output '" + name + "' was not written (expected " + path + ")";
       return Status::Ok();
     }
-    if (type != fs::file_type::regular && type != fs::file_type::directory) {
+    if (type != FileSystem::Kind::kFile && type != FileSystem::Kind::kDir) {
       *failure = "declared output '" + name + "' is not a regular file or folder (a symbolic link, FIFO or device: " +
                  path + "); only regular files and folders are published";
       return Status::Ok();
     }
     if (kind == "metrics") {
-      std::ifstream f(path);
-      auto j = nlohmann::json::parse(f, nullptr, false);
+      int64_t size = 0;
+      auto text = env_->ReadFile(path, SIZE_MAX, &size);
+      auto j = nlohmann::json::parse(text.ok() ? *text : std::string(), nullptr, false);
       if (!j.is_object()) {
         *failure = "output '" + name + "' of kind metrics is not a JSON object: " + path;
         return Status::Ok();
@@ -409,7 +409,7 @@ Status Engine::LaunchUnit(size_t u, const AttemptRequest& req, Result<Started> s
     unit.attempt.state = StepState::kFailed;
     unit.attempt.reason = started.status().message();
     unit.attempt.finished_ms = clock_->WallMs();
-    std::ofstream(req.log_path, std::ios::app) << "sluice: " << unit.attempt.reason << "\n";
+    (void)env_->AppendFile(req.log_path, "sluice: " + unit.attempt.reason + "\n");  // best effort: the reason is recorded
     return AfterFailure(u);
   }
   unit.attempt.pid = started->pid;
@@ -490,14 +490,13 @@ Status Engine::FailBeforeStart(size_t u, const std::string& reason, bool retryab
 
 namespace {
 
-// Rewrites a small file of the step's with its secrets masked.
-void MaskFile(const std::string& path, const SecretMask& mask) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return;
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  in.close();
-  std::string masked = mask.Mask(text);
-  if (masked != text) std::ofstream(path, std::ios::binary | std::ios::trunc) << masked;
+// Rewrites a small file of the step's with its secrets masked (best effort).
+void MaskFile(Env& env, const std::string& path, const SecretMask& mask) {
+  int64_t size = 0;
+  auto text = env.ReadFile(path, SIZE_MAX, &size);
+  if (!text.ok()) return;
+  std::string masked = mask.Mask(*text);
+  if (masked != *text) (void)env.WriteFile(path, masked);
 }
 
 }  // namespace
@@ -546,7 +545,7 @@ Status Engine::OnExit(const AttemptExit& raw_exit) {
       rec.outputs = *exit.outputs;
     }
   } else {
-    auto outputs = ReadOutputs(unit.output_path);
+    auto outputs = ReadOutputs(unit.output_path, *env_);
     if (!outputs.ok()) {
       a.state = StepState::kFailed;
       a.reason = outputs.status().message();
@@ -558,7 +557,7 @@ Status Engine::OnExit(const AttemptExit& raw_exit) {
   if (!unit.secrets.empty()) {
     for (auto& [k, v] : rec.outputs)
       if (v.is_string()) v = Value::Str(unit.secrets.Mask(v.as_string()));
-    MaskFile(unit.output_path, unit.secrets);  // the step's $SLUICE_OUTPUT, kept with its log
+    MaskFile(*env_, unit.output_path, unit.secrets);  // the step's $SLUICE_OUTPUT, kept with its log
   }
   AttemptExit result = exit;
   if (a.state == StepState::kSucceeded && !s.outputs.empty()) {
@@ -737,9 +736,8 @@ Result<RunState> Engine::Run() {
   StepContext top(scope_, 0, nullptr);
   Status st = renderer_.SetEnvironment(options_.base_env, top);
   if (!st.ok()) return st;
-  std::error_code ec;
-  fs::create_directories(options_.log_dir, ec);
-  if (ec) return Status::IoError("create " + options_.log_dir + ": " + ec.message());
+  st = env_->CreateDirs(options_.log_dir);
+  if (!st.ok()) return st;
   st = store_->SetRunState(run_id_, RunState::kRunning, clock_->WallMs());
   if (!st.ok()) return st;
   st = Restore();

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "engine/attempt_render.h"
+#include "engine/env.h"
 #include "engine/executor.h"
 #include "engine/plan.h"
 #include "engine/run_graph.h"
@@ -32,7 +33,6 @@
 
 namespace sluice::engine {
 
-class FileSystem;  // engine/fingerprint.h
 
 struct EngineOptions {
   int jobs = 2;                               // slots; a step takes resources.cpu of them
@@ -44,7 +44,8 @@ struct EngineOptions {
   std::vector<std::string> base_env;          // "K=V" entries every step starts from
   ArtifactPublisher* artifacts = nullptr;     // where declared outputs are published
   bool use_cache = true;                      // false: `sluice run --no-cache`
-  FileSystem* files = nullptr;                // how fingerprints read deps; null: the real file system
+  Env* env = nullptr;                         // the process environment and files; null: a RealEnv
+  FileSystem* files = nullptr;                // how fingerprints read deps; null: `env`
   // `resume`: attempts left running on a cluster; the executor follows them
   // instead of their steps running again.
   std::vector<AttemptRecord> adopt;
@@ -150,8 +151,9 @@ class Engine {
   Clock* clock_;
   Observer* observer_;
   EngineOptions options_;
-  std::unique_ptr<FileSystem> own_files_;  // when options_.files is null
-  FileSystem* files_;
+  std::unique_ptr<Env> own_env_;  // when options_.env is null
+  Env* env_;
+  FileSystem* files_;             // options_.files, or env_
   AttemptRenderer renderer_;      // files, placement and environment of attempts
   RunScope scope_;                // what expressions see: params, env, the graph's records
 

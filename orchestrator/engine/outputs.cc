@@ -80,31 +80,24 @@ Status CheckOutputs(const Outputs& outputs) {
   return Status::Ok();
 }
 
-Result<Outputs> ReadOutputs(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return Outputs{};  // the step set no outputs
-    return Status::FromErrno("read " + path, errno);
-  }
-  struct stat st;
-  if (::fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) > kMaxOutputFile) {
-    ::close(fd);
-    return Status::StepFailed("$SLUICE_OUTPUT is " + std::to_string(st.st_size) + " bytes, over the limit of " +
+Result<Outputs> ReadOutputs(const std::string& path, Env& env) {
+  int64_t size = 0;
+  auto text = env.ReadFile(path, kMaxOutputFile, &size);
+  if (!text.ok() && text.status().code() == Code::kNotFound) return Outputs{};  // the step set no outputs
+  if (!text.ok()) return text.status();
+  if (static_cast<uint64_t>(size) > kMaxOutputFile)
+    return Status::StepFailed("$SLUICE_OUTPUT is " + std::to_string(size) + " bytes, over the limit of " +
                               std::to_string(kMaxOutputFile) + "; write large values to files and declare them as " +
                               "outputs (outputs: {name: file})");
-  }
-  std::string text;
-  char buf[65536];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0) text.append(buf, static_cast<size_t>(n));
-  int read_errno = errno;
-  ::close(fd);
-  if (n < 0) return Status::FromErrno("read " + path, read_errno);
-  auto outputs = ParseOutputs(text);
+  auto outputs = ParseOutputs(*text);
   if (!outputs.ok()) return outputs;
   if (Status st = CheckOutputs(*outputs); !st.ok()) return st;
   return outputs;
+}
+
+Result<Outputs> ReadOutputs(const std::string& path) {
+  RealEnv env;
+  return ReadOutputs(path, env);
 }
 
 }  // namespace sluice::engine

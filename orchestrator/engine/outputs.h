@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "engine/env.h"
 #include "engine/types.h"
 #include "util/status.h"
 
@@ -24,7 +25,9 @@ Status CheckOutputs(const Outputs& outputs);
 // Parses the file's text. Errors name the line: "line 3: 'x y' is not key=value".
 Result<Outputs> ParseOutputs(const std::string& text);
 
-// Reads and parses the file; a missing file has no outputs.
+// Reads and parses the file through `env`; a missing file has no outputs.
+Result<Outputs> ReadOutputs(const std::string& path, Env& env);
+// The same on the real file system.
 Result<Outputs> ReadOutputs(const std::string& path);
 
 }  // namespace sluice::engine

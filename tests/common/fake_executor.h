@@ -1,6 +1,7 @@
 // FakeExecutor: a scripted engine::Executor for engine tests. Outcomes are
 // scripted per step label ("train", "shard[1]"); an unscripted attempt
-// succeeds after one second. It runs nothing: Wait() moves the FakeClock to
+// succeeds after one second; its $SLUICE_OUTPUT is written to the Env given
+// (the engine's, often a FakeFiles). It runs nothing: Wait() moves the FakeClock to
 // the next scripted end (or to the deadline), so a test never sleeps.
 // Not thread-safe; Wake() does nothing (nothing blocks).
 #pragma once
@@ -8,13 +9,13 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "engine/env.h"
 #include "engine/executor.h"
 #include "fake_clock.h"
 
@@ -28,7 +29,7 @@ class FakeExecutor : public engine::Executor {
     std::string outputs;  // written to $SLUICE_OUTPUT
     bool ignores_sigterm = false;
   };
-  explicit FakeExecutor(FakeClock* clock) : clock_(clock) {}
+  FakeExecutor(FakeClock* clock, engine::Env* env) : clock_(clock), env_(env) {}
 
   std::map<std::string, std::deque<Outcome>> script;
   std::vector<std::pair<std::string, int64_t>> starts;  // label, start time in ms (FakeClock::Seconds)
@@ -84,9 +85,10 @@ class FakeExecutor : public engine::Executor {
     int signal;
     bool ignores_sigterm;
   };
-  void WriteOutput(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+  void WriteOutput(const std::string& path, const std::string& text) { (void)env_->WriteFile(path, text); }
 
   FakeClock* clock_;
+  engine::Env* env_;
   std::map<int64_t, Running> running_;
 };
 

@@ -11,6 +11,8 @@
 #include "spec/pipeline.h"
 #include "spec/template.h"
 
+#include "../common/fake_files.h"
+
 using namespace sluice;
 using namespace sluice::engine;
 
@@ -28,7 +30,7 @@ class AttemptRenderTest : public ::testing::Test {
     plan_ = MakePlan(pipeline_);
     graph_ = std::make_unique<RunGraph>(plan_);
     graph_->Restore({});
-    scope_ = {&plan_, &params_, graph_.get(), &renderer_.pipeline_env(), &cancelling_};
+    scope_ = {&plan_, &params_, graph_.get(), &renderer_.pipeline_env(), &cancelling_, &env_};
   }
   const spec::Step& StepOf(const std::string& id) const { return pipeline_.steps[pipeline_.index.at(id)]; }
   // Renders `step`'s attempt `attempt` with sluice's environment `sluice_env`.
@@ -61,6 +63,7 @@ class AttemptRenderTest : public ::testing::Test {
   Plan plan_;
   std::unique_ptr<RunGraph> graph_;
   bool cancelling_ = false;
+  sluice::testing::FakeFiles env_;  // the environment env.NAME reads
   AttemptRenderer renderer_{pipeline_, 42, "/home/logs/42"};
   RunScope scope_;
 };
@@ -206,4 +209,16 @@ TEST_F(AttemptRenderTest, AForeachOverNoItemsGivesEveryOutputAsTheEmptyList) {
   auto v = j.Lookup({"steps", "s", "outputs", "part"});
   ASSERT_TRUE(v.ok()) << v.status().message();
   EXPECT_EQ(v->Render(), "[]");
+}
+
+TEST_F(AttemptRenderTest, EnvReadsThePipelinesEnvFirstThenTheInjectedEnvironment) {
+  Load("name: t\nenv: {MODE: fast}\nsteps:\n  a: {run: x}\n");
+  env_.vars["MODE"] = "slow";
+  env_.vars["REGION"] = "eu";
+  StepContext top(scope_, 0, nullptr);
+  ASSERT_TRUE(renderer_.SetEnvironment({}, top).ok());
+  StepContext a(scope_, 0, nullptr);
+  EXPECT_EQ(a.Lookup({"env", "MODE"})->as_string(), "fast");
+  EXPECT_EQ(a.Lookup({"env", "REGION"})->as_string(), "eu");
+  EXPECT_EQ(a.Lookup({"env", "HOME"}).status().message(), "env.HOME is not set");  // not the process's
 }

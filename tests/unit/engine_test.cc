@@ -1,38 +1,35 @@
-// The engine with a scripted executor and a fake clock: no process, no sleep.
+// The engine with a scripted executor, a fake clock, files and environment
+// in memory and a journal in memory: no process, no sleep, no SQLite, no
+// temp folder. (The SQLite journal has its own tests in store_test.cc.)
 #include <gtest/gtest.h>
 
 #include <deque>
-#include <filesystem>
-#include <fstream>
 
 #include "engine/engine.h"
 #include "spec/pipeline.h"
-#include "store/open.h"
 
 #include "../common/fake_clock.h"
 #include "../common/fake_executor.h"
+#include "../common/fake_files.h"
+#include "../common/fake_run_store.h"
 
 using namespace sluice;
 using namespace sluice::engine;
 using namespace std::chrono_literals;
 using sluice::testing::FakeClock;
 using sluice::testing::FakeExecutor;
+using sluice::testing::FakeFiles;
+using sluice::testing::FakeRunStore;
 
 namespace {
 
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("sluice-engine-" + std::to_string(::getpid()) + "-" +
-                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto s = store::Store::Open((dir_ / "db").string());
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    opened_ = std::move(s.value());
-    store_ = &opened_->runs();
+    files_ = FakeFiles();
+    files_.MakeDir(dir_);
+    fake_store_ = FakeRunStore();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Loads `yaml` and runs it to the end; returns the run's state.
   // `cancel`: 1 cancels the run as it starts, 2 cancels it hard.
@@ -44,12 +41,13 @@ class EngineTest : public ::testing::Test {
     EXPECT_TRUE(params.ok());
     params_ = *params;
     plan_ = MakePlan(pipeline_);
-    if (run_id_ == 0) run_id_ = *store_->CreateRun(pipeline_.name, yaml, "p.yaml", dir_.string(), "{}", jobs, 0);
+    if (run_id_ == 0) run_id_ = store_->CreateRun();
     EngineOptions o;
     o.jobs = jobs;
     o.grace = 10s;
-    o.workdir = dir_.string();
-    o.log_dir = (dir_ / "logs").string();
+    o.workdir = dir_;
+    o.log_dir = dir_ + "/logs";
+    o.env = &files_;
     Engine e(plan_, params_, run_id_, store_, &exec_, &clock_, nullptr, o, std::move(resume));
     if (cancel) e.RequestCancel(cancel == 2);
     auto r = e.Run();
@@ -57,8 +55,7 @@ class EngineTest : public ::testing::Test {
     return r.ok() ? *r : RunState::kPending;
   }
   StepRecord Step(const std::string& id, int item = -1) {
-    auto records = store_->LoadSteps(run_id_);
-    for (const StepRecord& r : *records)
+    for (const StepRecord& r : store_->LoadSteps(run_id_))
       if (r.step_id == id && r.item == item) return r;
     ADD_FAILURE() << "no record of " << id;
     return {};
@@ -67,7 +64,7 @@ class EngineTest : public ::testing::Test {
   // left running, then takes the run over as `sluice resume` does: they
   // become lost. The step's record says it is running, after `n` tries.
   StepRecord LoseAttempts(const std::string& step, int n, int item = -1) {
-    if (run_id_ == 0) run_id_ = *store_->CreateRun("t", "", "p.yaml", dir_.string(), "{}", 2, 0);
+    if (run_id_ == 0) run_id_ = store_->CreateRun();
     StepRecord rec{.step_id = step, .item = item, .state = StepState::kRunning, .tries = n, .attempts = n};
     for (int k = 1; k <= n; ++k) {
       AttemptRecord a;
@@ -78,7 +75,7 @@ class EngineTest : public ::testing::Test {
       a.state = StepState::kRunning;
       EXPECT_TRUE(store_->BeginAttempt(&a, rec).ok());
       EXPECT_TRUE(store_->Flush().ok());
-      EXPECT_TRUE(store_->TakeOverRun(run_id_, 0).ok());
+      store_->TakeOverRun(run_id_);
     }
     return rec;
   }
@@ -88,11 +85,12 @@ class EngineTest : public ::testing::Test {
     return out;
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<store::Store> opened_;
-  store::RunsStore* store_ = nullptr;  // the journal the engine writes, in opened_
+  const std::string dir_ = "/work/p";  // the spec's folder, in files_
+  FakeFiles files_;
+  FakeRunStore fake_store_;
+  FakeRunStore* store_ = &fake_store_;  // the journal the engine writes
   FakeClock clock_;
-  FakeExecutor exec_{&clock_};
+  FakeExecutor exec_{&clock_, &files_};
   spec::Pipeline pipeline_;
   spec::ParamValues params_;
   Plan plan_;
@@ -167,7 +165,7 @@ TEST_F(EngineTest, RetriesAFailedStepUntilTheLimit) {
   exec_.script["a"] = {{.exit_code = 1}, {.exit_code = 1}, {.exit_code = 1}, {.exit_code = 0}};
   EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x, retry: {limit: 2, backoff: {initial: 1s}}}\n"), RunState::kFailed);
   EXPECT_EQ(exec_.starts.size(), 3u);
-  auto attempts = *store_->ListAttempts(run_id_);
+  auto attempts = store_->ListAttempts(run_id_);
   ASSERT_EQ(attempts.size(), 3u);
   EXPECT_EQ(attempts[2].number, 3);
   EXPECT_EQ(attempts[2].reason, "exit code 1");
@@ -211,7 +209,7 @@ TEST_F(EngineTest, TimeoutOfAStepThatHonoursTermIsRetried) {
   exec_.script["a"] = {{.duration = 1h}, {.duration = 1s}};
   EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x, timeout: 5s, retry: {limit: 1, backoff: {initial: 1s}}}\n"),
             RunState::kSucceeded);
-  auto attempts = *store_->ListAttempts(run_id_);
+  auto attempts = store_->ListAttempts(run_id_);
   ASSERT_EQ(attempts.size(), 2u);
   EXPECT_EQ(attempts[0].reason, "timed out after 5.0s");
   EXPECT_EQ(clock_.Seconds(), 7000);
@@ -289,8 +287,8 @@ TEST_F(EngineTest, CancelStopsRunningStepsAndCancelsTheRest) {
 TEST_F(EngineTest, CancelRequestedInTheStoreStopsARunningStep) {
   exec_.script["a"] = {{.duration = 1h}};
   auto p = spec::ParsePipeline("p.yaml", "name: t\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: x}\n");
-  run_id_ = *store_->CreateRun("t", "", "p.yaml", dir_.string(), "{}", 2, 0);
-  ASSERT_TRUE(store_->RequestCancel(run_id_).ok());
+  run_id_ = store_->CreateRun();
+  store_->RequestCancel(run_id_);
   EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: x}\n"), RunState::kCancelled);
   EXPECT_EQ(exec_.stops, (std::vector<std::string>{"a TERM"}));
   EXPECT_EQ(clock_.Seconds(), 250);  // the first cancel poll
@@ -346,9 +344,8 @@ TEST_F(EngineTest, ResumeKeepsFinishedForeachItems) {
 TEST_F(EngineTest, EveryTransitionIsInTheStoreWhenTheRunEnds) {
   exec_.script["a"] = {{.exit_code = 1}, {.exit_code = 0}};
   RunSpec("name: t\nsteps:\n  a: {run: x, retry: {limit: 1, backoff: {initial: 1s}}}\n");
-  auto run = *store_->GetRun(run_id_);
-  EXPECT_EQ(run.state, RunState::kSucceeded);
-  auto attempts = *store_->ListAttempts(run_id_);
+  EXPECT_EQ(store_->GetRunState(run_id_), RunState::kSucceeded);
+  auto attempts = store_->ListAttempts(run_id_);
   ASSERT_EQ(attempts.size(), 2u);
   EXPECT_EQ(attempts[0].state, StepState::kFailed);
   EXPECT_EQ(attempts[1].state, StepState::kSucceeded);
@@ -377,7 +374,7 @@ TEST_F(EngineTest, RunsAsManyStepsAtOnceAsThereAreSlotsAtEveryWorkerCount) {
     SCOPED_TRACE("jobs " + std::to_string(jobs));
     TearDown();
     SetUp();
-    exec_ = FakeExecutor(&clock_);
+    exec_ = FakeExecutor(&clock_, &files_);
     clock_.now = TimePoint(std::chrono::hours(1));
     run_id_ = 0;
     EXPECT_EQ(RunSpec(yaml, jobs), RunState::kSucceeded);
@@ -423,8 +420,7 @@ steps:
     d.run = RunSpec(yaml);
     d.starts = exec_.starts;
     d.stops = exec_.stops;
-    auto records = store_->LoadSteps(run_id_);
-    for (const StepRecord& r : *records)
+    for (const StepRecord& r : store_->LoadSteps(run_id_))
       d.states.push_back(r.step_id + "[" + std::to_string(r.item) + "] " + Name(r.state) + " " + std::to_string(r.attempts));
     return d;
   };
@@ -458,7 +454,7 @@ TEST_F(EngineTest, AForeachOverNoItemsGivesItsDependantsEmptyLists) {
 TEST_F(EngineTest, ACachedResultIsReusedUntilItIsExactlyMaxAgeOldAndRunsOnceItIsOlder) {
   const char* yaml = "name: t\nsteps:\n  s: {run: x, cache: {max_age: 1h}}\n";
   EXPECT_EQ(RunSpec(yaml), RunState::kSucceeded);
-  int64_t computed = store_->ListAttempts(run_id_)->back().finished_ms;
+  int64_t computed = store_->ListAttempts(run_id_).back().finished_ms;
   run_id_ = 0;
   clock_.now = TimePoint(std::chrono::milliseconds(computed + 3600000));  // exactly 1h old
   EXPECT_EQ(RunSpec(yaml), RunState::kSucceeded);
@@ -473,18 +469,18 @@ TEST_F(EngineTest, ACachedResultIsReusedUntilItIsExactlyMaxAgeOldAndRunsOnceItIs
 TEST_F(EngineTest, ADepThatMatchesNothingFailsTheStepBeforeItStartsWithoutRetrying) {
   EXPECT_EQ(RunSpec("name: t\nsteps:\n  s: {run: x, deps: [model.pt], retry: 3}\n"), RunState::kFailed);
   EXPECT_TRUE(exec_.starts.empty());
-  EXPECT_EQ(Step("s").reason, "deps: 'model.pt' of step 's' matches no file or folder in " + dir_.string());
+  EXPECT_EQ(Step("s").reason, "deps: 'model.pt' of step 's' matches no file or folder in " + dir_);
   EXPECT_EQ(Step("s").attempts, 1);
 }
 
 TEST_F(EngineTest, EditingAFileTheCommandNamesRunsACachedStepAgain) {
-  std::ofstream(dir_ / "train.py") << "print(1)\n";
+  files_.Write(dir_ + "/train.py", "print(1)\n");
   const char* yaml = "name: t\nsteps:\n  s: {run: python3 train.py, cache: true}\n";
   EXPECT_EQ(RunSpec(yaml), RunState::kSucceeded);
   run_id_ = 0;
   EXPECT_EQ(RunSpec(yaml), RunState::kSucceeded);
   EXPECT_EQ(Step("s").state, StepState::kCached);
-  std::ofstream(dir_ / "train.py") << "print(2)\n";
+  files_.Write(dir_ + "/train.py", "print(2)\n");
   run_id_ = 0;
   EXPECT_EQ(RunSpec(yaml), RunState::kSucceeded);
   EXPECT_EQ(Step("s").state, StepState::kSucceeded);
@@ -548,4 +544,11 @@ TEST_F(EngineTest, ACleanupStepThatFailsDuringACancelIsFailed) {
             RunState::kCancelled);
   EXPECT_EQ(Step("cleanup").state, StepState::kFailed);
   EXPECT_EQ(Step("cleanup").attempts, 1);  // no retries during a cancel
+}
+
+TEST_F(EngineTest, TheLogFolderAndALineForACommandThatCannotStartGoThroughTheEnv) {
+  exec_.script["a"] = {{.exit_code = 127}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: [nope]}\n"), RunState::kFailed);
+  EXPECT_TRUE(files_.Exists(dir_ + "/logs"));
+  EXPECT_EQ(files_.Read(dir_ + "/logs/a.1.log"), "sluice: command not found: nope\n");
 }
