@@ -1,15 +1,32 @@
-// Engine: drives one run of a pipeline to its end.
+// Engine: drives one run of a pipeline to its end: the builder, as ninja's
+// Builder is to its Plan.
 //
-// Event-driven, like ninja's Builder: it starts every ready step it has
-// slots for, waits for the executor to report an end (or for a timer:
-// retry backoff, timeout, kill escalation, cancel poll), and a finished step
-// wakes only its own dependants. Nothing rescans all steps.
+// Event-driven: it starts every ready unit it has slots for, waits for the
+// executor to report an end (or for a timer: retry backoff, timeout, kill
+// escalation, cancel poll), and a finished step wakes only its own
+// dependants. Nothing rescans all steps.
+//
+// What it leaves to others: the DAG's changing state (records, what can be
+// decided, what is ready) is a RunGraph (run_graph.h); an attempt's request
+// (paths, placement, environment) and what expressions see come from
+// attempt_render.h; the cache key from fingerprint.h. What it keeps: each
+// decision (skip, fail, expand, retry, cancel), attempts and their ends,
+// slot accounting (SlotsFor, MarkRunning, OnExit), timers, publishing
+// outputs and registering models, and every store write.
 //
 // Every transition goes to the RunStore before the engine acts on it, so a
 // run can be resumed from the store after the orchestrator dies.
 //
-// The engine owns none of its collaborators. One thread runs Run();
-// RequestCancel() may be called from any thread or a signal handler.
+// The world reaches it only through interfaces: Executor, RunStore, Clock,
+// Env (environment variables and files; FileSystem for the fingerprint),
+// ArtifactPublisher, Observer; tests give fakes for all (tests/common/).
+// The engine owns none of its collaborators (it makes a RealEnv when given
+// none). One thread runs Run(); RequestCancel() may be called from any
+// thread or a signal handler.
+//
+// engine.cc is over 600 lines: the builder's transitions (attempt start,
+// end, retry, cancel, timers) share the unit state and the journal's order,
+// and are read together.
 #pragma once
 
 #include <atomic>
