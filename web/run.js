@@ -50,7 +50,7 @@ function stepPanel(run, stepId) {
                          attempts.some((x) => x.job_id) ? el('td', {}, a.job_id || '–') : null))),
     step.outputs && Object.keys(step.outputs).length ? el('div', {}, el('h2', {}, 'Outputs'),
       el('dl', { class: 'kv' }, Object.entries(step.outputs).flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, typeof v === 'string' ? v : JSON.stringify(v))]))) : null,
-    metrics.length ? el('div', {}, el('h2', {}, 'Metrics'), el('dl', { class: 'kv' }, metrics.flatMap((m) => [el('dt', {}, m.name + (m.step_index ? ' @' + m.step_index : '')), el('dd', {}, String(m.value))]))) : null,
+    metrics.length ? el('div', {}, el('h2', {}, 'Metrics'), el('dl', { class: 'kv' }, metrics.flatMap((m) => [el('dt', {}, m.name + (m.index ? ' @' + m.index : '')), el('dd', {}, String(m.value))]))) : null,
     el('h2', {}, 'Log', latest ? ` (attempt ${latest.number}${latest.item >= 0 ? ', item ' + latest.item : ''})` : ''), log);
   if (latest) showLog(run.id, latest, log);
   return panel;

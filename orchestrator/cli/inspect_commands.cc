@@ -242,8 +242,8 @@ int Show(const std::string& run_text, const std::string& format) {
     }
     for (const std::string& name : order) {
       auto [row, count] = last[name];
-      std::printf("%s    metric %s = %g (step %lld, %s)\n", indent.c_str(), name.c_str(), row->value,
-                  static_cast<long long>(row->step), Plural(count, "value").c_str());
+      std::printf("%s    metric %s = %g (index %lld, %s)\n", indent.c_str(), name.c_str(), row->value,
+                  static_cast<long long>(row->index), Plural(count, "value").c_str());
     }
   };
   for (const StepRecord* s : ordered) {

@@ -62,7 +62,7 @@ struct AttemptRequest {
 struct Metric {
   std::string name;
   double value = 0;
-  int64_t step = 0;
+  int64_t index = 0;  // the epoch or batch it was measured at; orders values of one name
 };
 
 struct AttemptExit {

@@ -151,8 +151,8 @@ void InProcessRunner::Work() {
       Job* job = JobOf<Job>(h);
       if (job->progress && *job->progress) (*job->progress)(job->id, fraction, Str(message));
     };
-    host.metric = [](void* h, sluice_str name, double value, int64_t step) {
-      JobOf<Job>(h)->report.metrics.push_back({Str(name), value, step});
+    host.metric = [](void* h, sluice_str name, double value, int64_t index) {
+      JobOf<Job>(h)->report.metrics.push_back({Str(name), value, index});
     };
     host.output = [](void* h, sluice_str key, sluice_str value) {
       JobOf<Job>(h)->report.outputs[Str(key)] = spec::Value::Str(Str(value));
@@ -339,7 +339,7 @@ std::optional<engine::AttemptExit> PluginHosts::Handle(Host& h, const std::strin
   if (!j.is_object() || h.attempt == 0) return std::nullopt;
   if (j.contains("log")) h.report.Log(j["log"].get<std::string>());
   else if (j.contains("metric"))
-    h.report.metrics.push_back({j["metric"].get<std::string>(), j.value("value", 0.0), j.value("step", int64_t{0})});
+    h.report.metrics.push_back({j["metric"].get<std::string>(), j.value("value", 0.0), j.value("index", int64_t{0})});
   else if (j.contains("output"))
     h.report.outputs[j["output"].get<std::string>()] = spec::Value::Str(j.value("value", std::string()));
   else if (j.contains("fail"))
@@ -492,8 +492,8 @@ int PluginHostMain(int socket_fd) {
   host.progress = [](void* h, double fraction, sluice_str message) {
     static_cast<HostState*>(h)->Send({{"progress", fraction}, {"message", Str(message)}});
   };
-  host.metric = [](void* h, sluice_str name, double value, int64_t step) {
-    static_cast<HostState*>(h)->Send({{"metric", Str(name)}, {"value", value}, {"step", step}});
+  host.metric = [](void* h, sluice_str name, double value, int64_t index) {
+    static_cast<HostState*>(h)->Send({{"metric", Str(name)}, {"value", value}, {"index", index}});
   };
   host.output = [](void* h, sluice_str key, sluice_str value) {
     static_cast<HostState*>(h)->Send({{"output", Str(key)}, {"value", Str(value)}});

@@ -365,7 +365,8 @@ engine::AttemptExit SlurmExecutor::Finish(int64_t attempt_id, const Job& job, co
     }
     if (result->contains("metrics"))
       for (const auto& m : (*result)["metrics"])
-        e.metrics.push_back({m.value("name", std::string()), m.value("value", 0.0), m.value("step", int64_t{0})});
+        e.metrics.push_back({m.value("name", std::string()), m.value("value", 0.0),
+                             m.value("index", m.value("step", int64_t{0}))});  // "step": a job an older sluice ran
     return e;
   }
   if (job.stopping) {  // our scancel: the engine words the reason
@@ -519,7 +520,7 @@ int RunPluginStep(const json& req) {
   if (e->outputs)
     for (const auto& [k, v] : *e->outputs) outputs[k] = v.ToJson();
   json metrics = json::array();
-  for (const auto& m : e->metrics) metrics.push_back({{"name", m.name}, {"value", m.value}, {"step", m.step}});
+  for (const auto& m : e->metrics) metrics.push_back({{"name", m.name}, {"value", m.value}, {"index", m.index}});
   WriteResult(result_path, {{"exit_code", e->exit_code}, {"signal", e->signal}, {"reason", e->reason},
                             {"cancelled", e->cancelled}, {"outputs", outputs}, {"metrics", metrics},
                             {"terminated", g_terminated != 0}});

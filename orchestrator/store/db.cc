@@ -223,6 +223,13 @@ DROP INDEX model_versions_by_artifact;
 CREATE UNIQUE INDEX model_versions_by_artifact ON model_versions(name, artifact) WHERE deleted_ms IS NULL;
 )sql";
 
+// Version 10: a metric's counter is its index (the epoch or batch it was
+// measured at); "step" names a pipeline's step everywhere else. INDEX is an
+// SQL keyword, so the column is written "index".
+const char* kSchemaV10 = R"sql(
+ALTER TABLE metrics RENAME COLUMN step TO "index";
+)sql";
+
 }  // namespace
 
 Db::~Db() {
@@ -306,7 +313,7 @@ Status Db::Migrate() {
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
   static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7, kSchemaV8,
-                                       kSchemaV9};
+                                       kSchemaV9, kSchemaV10};
   static_assert(std::size(kMigrations) == kSchemaVersion);
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();

@@ -60,7 +60,7 @@ json AttemptJson(const engine::AttemptRecord& a) {
 
 json MetricJson(const MetricRow& m) {
   return {{"step", m.step_id}, {"item", m.item},   {"attempt", m.attempt},
-          {"name", m.name},    {"value", m.value}, {"step_index", m.step}};
+          {"name", m.name},    {"value", m.value}, {"index", m.index}};
 }
 
 json StepRecordJson(const engine::StepRecord& s, std::optional<int64_t> duration_ms) {

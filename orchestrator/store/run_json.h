@@ -43,7 +43,7 @@ nlohmann::json RunJson(const RunRow& r, bool interrupted, int64_t now_ms);
 nlohmann::json AttemptJson(const engine::AttemptRecord& a);
 
 // A metric: step (the step's id), item, attempt (its number), name, value,
-// step_index (the epoch or batch it was measured at).
+// index (the epoch or batch it was measured at).
 nlohmann::json MetricJson(const MetricRow& m);
 
 // A step record: id (the step's), state, reason, outputs, duration_ms; a

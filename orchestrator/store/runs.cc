@@ -250,7 +250,7 @@ Result<std::optional<AttemptRecord>> RunsStore::LatestResult(const std::string& 
 
 Result<std::vector<MetricRow>> RunsStore::ListMetrics(int64_t run_id) {
   Query q = db_.Prepare(
-      "SELECT a.step_id, a.item, a.number, m.name, m.value, m.step FROM metrics m JOIN attempts a ON a.id = m.attempt_id "
+      "SELECT a.step_id, a.item, a.number, m.name, m.value, m.\"index\" FROM metrics m JOIN attempts a ON a.id = m.attempt_id "
       "WHERE a.run_id = ? ORDER BY m.rowid");
   q.Bind(1, run_id);
   std::vector<MetricRow> out;
@@ -263,7 +263,7 @@ Result<std::vector<MetricRow>> RunsStore::ListMetrics(int64_t run_id) {
 
 Result<std::vector<MetricRow>> RunsStore::ListAttemptMetrics(int64_t attempt_id) {
   Query q = db_.Prepare(
-      "SELECT a.step_id, a.item, a.number, m.name, m.value, m.step FROM metrics m JOIN attempts a ON a.id = m.attempt_id "
+      "SELECT a.step_id, a.item, a.number, m.name, m.value, m.\"index\" FROM metrics m JOIN attempts a ON a.id = m.attempt_id "
       "WHERE m.attempt_id = ? ORDER BY m.rowid");
   q.Bind(1, attempt_id);
   std::vector<MetricRow> out;
@@ -457,9 +457,9 @@ Status RunsStore::SaveMetrics(const AttemptRecord& a, const std::vector<engine::
   if (metrics.empty()) return Status::Ok();
   Status st = Join();
   if (!st.ok()) return st;
-  Query q = db_.Prepare("INSERT INTO metrics(attempt_id, name, value, step, at_ms) VALUES (?, ?, ?, ?, ?)");
+  Query q = db_.Prepare("INSERT INTO metrics(attempt_id, name, value, \"index\", at_ms) VALUES (?, ?, ?, ?, ?)");
   for (const engine::Metric& m : metrics) {
-    q.Bind(1, a.id).Bind(2, m.name).BindDouble(3, m.value).Bind(4, m.step).Bind(5, a.finished_ms);
+    q.Bind(1, a.id).Bind(2, m.name).BindDouble(3, m.value).Bind(4, m.index).Bind(5, a.finished_ms);
     if (q.Step() != SQLITE_DONE)
       return db_.Abandon(db_.Error("save metric " + m.name + " of attempt " + std::to_string(a.id)));
     q.Reset();

@@ -56,7 +56,7 @@ struct MetricRow {
   int attempt = 0;   // the attempt's number
   std::string name;
   double value = 0;
-  int64_t step = 0;
+  int64_t index = 0;  // the epoch or batch it was measured at
 };
 
 // `sluice retry --reload`: the spec text and params the run goes on with.

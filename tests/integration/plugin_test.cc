@@ -117,8 +117,8 @@ steps:
     json echo = j["steps"][0]["id"] == "echo" ? j["steps"][0] : j["steps"][1];
     ASSERT_EQ(echo["metrics"].size(), 3u);
     EXPECT_EQ(echo["metrics"][2]["name"], "loss");
-    EXPECT_EQ(echo["metrics"][2]["step_index"], 3);
-    EXPECT_NE(box.Sluice({"show", "1"}).out.find("    metric loss = 0.333333 (step 3, 3 values)\n"), std::string::npos);
+    EXPECT_EQ(echo["metrics"][2]["index"], 3);
+    EXPECT_NE(box.Sluice({"show", "1"}).out.find("    metric loss = 0.333333 (index 3, 3 values)\n"), std::string::npos);
     EXPECT_EQ(box.Sluice({"logs", "1", "echo"}).out, "echo attempt 1\n");
   }
 }

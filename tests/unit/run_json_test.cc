@@ -104,11 +104,11 @@ TEST(RunJsonTest, AMetricNamesItsStepAndTheIndexItWasMeasuredAt) {
   m.attempt = 2;
   m.name = "loss";
   m.value = 0.25;
-  m.step = 5;
+  m.index = 5;
   json j = MetricJson(m);
-  EXPECT_EQ(Keys(j), (std::set<std::string>{"step", "item", "attempt", "name", "value", "step_index"}));
+  EXPECT_EQ(Keys(j), (std::set<std::string>{"step", "item", "attempt", "name", "value", "index"}));
   EXPECT_EQ(j["step"], "fit");
-  EXPECT_EQ(j["step_index"], 5);
+  EXPECT_EQ(j["index"], 5);
 }
 
 TEST(RunJsonTest, AStepRecordHasItsFieldsAndAnItemItsIndexAndValue) {

@@ -71,8 +71,9 @@ typedef struct sluice_host {
   void (*log)(void* host, sluice_str line);
   /* How far the step is, from 0 to 1, with a short message. */
   void (*progress)(void* host, double fraction, sluice_str message);
-  /* A measurement; `step` orders values of the same name (epoch, batch). */
-  void (*metric)(void* host, sluice_str name, double value, int64_t step);
+  /* A measurement; `index`, the epoch or batch it was measured at, orders
+     values of the same name. (ABI 1.0 named the parameter `step`.) */
+  void (*metric)(void* host, sluice_str name, double value, int64_t index);
   /* Sets output `key` (as a subprocess step's $SLUICE_OUTPUT line does). */
   void (*output)(void* host, sluice_str key, sluice_str value);
   /* Why the attempt failed; call before returning SLUICE_STATUS_FAILED. */

@@ -129,8 +129,9 @@ class Context {
   void progress(double fraction, std::string_view message = {}) {
     h_->progress(h_->host, fraction, sluice_str{message.data(), message.size()});
   }
-  void metric(std::string_view name, double value, int64_t step = 0) {
-    h_->metric(h_->host, sluice_str{name.data(), name.size()}, value, step);
+  // `index`: the epoch or batch the value was measured at.
+  void metric(std::string_view name, double value, int64_t index = 0) {
+    h_->metric(h_->host, sluice_str{name.data(), name.size()}, value, index);
   }
   void output(std::string_view key, std::string_view value) {
     h_->output(h_->host, sluice_str{key.data(), key.size()}, sluice_str{value.data(), value.size()});
