@@ -14,7 +14,7 @@
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "engine/plan.h"
-#include "exec/process.h"
+#include "runs/verbs.h"
 #include "spec/pipeline.h"
 #include "store/run_json.h"
 #include "util/duration.h"
@@ -35,10 +35,7 @@ int64_t NowMs() {
 
 // A run left running or pending by a sluice that is gone (kill -9, a
 // reboot): shown as interrupted, with `sluice resume` as the way on.
-bool Interrupted(const store::RunRow& r) {
-  bool live = r.state == engine::RunState::kRunning || r.state == engine::RunState::kPending;
-  return live && r.owner_pid != 0 && !exec::SameProcessAlive(static_cast<int>(r.owner_pid), r.owner_start);
-}
+using runs::Interrupted;
 
 const char* ShownState(const store::RunRow& r) { return Interrupted(r) ? "interrupted" : engine::Name(r.state); }
 

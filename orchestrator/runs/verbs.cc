@@ -48,6 +48,10 @@ bool DriverAlive(const store::RunRow& row) {
          exec::SameProcessAlive(static_cast<int>(row.owner_pid), row.owner_start);
 }
 
+bool Interrupted(const store::RunRow& row) {
+  return Unfinished(row.state) && row.owner_pid != 0 && !DriverAlive(row);
+}
+
 Refusal CanResume(const store::RunRow& row) {
   using Why = Refusal::Why;
   if (row.state == RunState::kQueued) return Refuse(row.queued_retry ? Why::kQueuedForRetry : Why::kQueued, row);

@@ -46,6 +46,9 @@ Result<StoredRun> LoadStoredRun(store::RunsStore& runs, int64_t id);
 // driving the run and is still that process (pid and start time; a reused
 // pid is another process). The one liveness check for every caller.
 bool DriverAlive(const store::RunRow& row);
+// A run left pending or running by a driver that is gone (kill -9, a
+// reboot): shown as interrupted; `sluice resume` finishes it.
+bool Interrupted(const store::RunRow& row);
 
 // Why a verb does not apply to a run as it is now.
 struct Refusal {

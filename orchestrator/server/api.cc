@@ -13,7 +13,6 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/plan.h"
-#include "exec/process.h"
 #include "runs/verbs.h"
 #include "server/web_assets.h"
 #include "server/webhook.h"
@@ -127,10 +126,7 @@ json DagOf(const spec::Pipeline& p, const spec::ParamValues* params) {
 }
 
 // Left running or pending by a driver that is gone (kill -9): `sluice resume` finishes it.
-bool Interrupted(const store::RunRow& r) {
-  bool live = r.state == RunState::kRunning || r.state == RunState::kPending;
-  return live && r.owner_pid != 0 && !exec::SameProcessAlive(static_cast<int>(r.owner_pid), r.owner_start);
-}
+using runs::Interrupted;
 
 std::string RunJsonText(const store::RunRow& r) { return store::RunJsonText(r, Interrupted(r), NowMs()); }
 

@@ -62,6 +62,18 @@ TEST(RunVerbsTest, TheDriverIsAliveOnlyWhileItsRecordedProcessIsAnotherLiveOne) 
   EXPECT_FALSE(runs::DriverAlive(Row(RunState::kRunning))) << "no driver recorded";
 }
 
+TEST(RunVerbsTest, AnUnfinishedRunIsInterruptedWhenItsRecordedDriverIsGone) {
+  store::RunRow r = Driven(RunState::kRunning);
+  EXPECT_FALSE(runs::Interrupted(r));
+  r.owner_start += 1;  // gone; its pid reused
+  EXPECT_TRUE(runs::Interrupted(r));
+  r.state = RunState::kPending;
+  EXPECT_TRUE(runs::Interrupted(r));
+  r.state = RunState::kFailed;
+  EXPECT_FALSE(runs::Interrupted(r)) << "it ended";
+  EXPECT_FALSE(runs::Interrupted(Row(RunState::kRunning))) << "no driver recorded yet";
+}
+
 TEST(RunVerbsTest, ARunWhoseDriverIsGoneCanBeResumed) {
   EXPECT_FALSE(runs::CanResume(Row(RunState::kRunning)));
   EXPECT_FALSE(runs::CanResume(Row(RunState::kPending)));
