@@ -52,8 +52,9 @@ class Launcher {
   // (state queued) when a cap is reached.
   Result<int64_t> Start(store::RunsStore& runs, const spec::Pipeline& p, const spec::ParamValues& params,
                         const std::string& trigger);
-  // Starts `sluice retry <id>` for a finished run (the caller checked that it
-  // failed or was cancelled), or queues the retry; true if queued.
+  // Starts `sluice retry <id>` for a finished run (the caller asked
+  // runs::CanRetry: it failed or was cancelled), or queues the retry; true
+  // if queued.
   // `pipeline_cap` is the run's spec's max_active_runs.
   Result<bool> Retry(store::RunsStore& runs, const store::RunRow& run, int pipeline_cap);
   // A queued run was cancelled (runs::RunVerbs::Cancel): it leaves the
