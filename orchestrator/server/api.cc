@@ -318,7 +318,10 @@ Response Api::Route(const Request& r) {
     return Hook(r, s[1]);
   }
   if (s[0] != "api") return ErrorResponse(404, "not_found", "no such route");
-  if (s.size() == 2 && s[1] == "health") return Json(200, {{"ok", true}});
+  if (s.size() == 2 && s[1] == "health") {
+    if (m != "GET" && m != "HEAD") return method_not_allowed("GET");
+    return Json(200, {{"ok", true}});
+  }
   if (s.size() == 2 && s[1] == "session") {
     if (m == "POST") return Login(r);
     if (m == "GET") return SessionInfo(r);
