@@ -24,6 +24,10 @@ std::unique_ptr<store::Store> OpenStore();
 // "42" -> 42, "latest" -> the newest run; prints an error for anything else.
 // Messages name the run by its number, never as "latest".
 bool ParseRunId(const std::string& text, int64_t* id);
+// Now, in milliseconds since the epoch (the wall clock the store records).
+int64_t WallClockMs();
+// "train", or "sweep[2]" for a foreach item.
+std::string StepLabel(const std::string& step, int item);
 
 int Validate(const std::vector<std::string>& files);
 int Plan(const std::string& file, const Overrides& params, const std::string& format);
