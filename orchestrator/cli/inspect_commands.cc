@@ -192,7 +192,7 @@ int Show(const std::string& run_text, const std::string& format) {
   std::printf("run %lld  %s  %s  started %s  took %s\n", static_cast<long long>(row->id), row->pipeline.c_str(),
               ShownState(*row), LocalTime(row->started_ms).c_str(), RunDuration(*row).c_str());
   if (Interrupted(*row))
-    std::printf("its sluice (pid %lld) is gone; sluice resume %lld finishes it\n", static_cast<long long>(row->owner_pid),
+    std::printf("its driver (pid %lld) is gone; sluice resume %lld finishes it\n", static_cast<long long>(row->driver_pid),
                 static_cast<long long>(row->id));
   std::printf("spec %s\n", row->spec_path.c_str());
   auto params = nlohmann::json::parse(row->params_json, nullptr, false);

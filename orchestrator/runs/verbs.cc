@@ -23,7 +23,7 @@ Refusal Refuse(Refusal::Why why, const store::RunRow& row) {
   Refusal r;
   r.why = why;
   r.state = row.state;
-  if (why == Refusal::Why::kDriven) r.driver_pid = row.owner_pid;
+  if (why == Refusal::Why::kDriven) r.driver_pid = row.driver_pid;
   return r;
 }
 
@@ -44,12 +44,12 @@ Result<StoredRun> LoadStoredRun(store::RunsStore& runs, int64_t id) {
 }
 
 bool DriverAlive(const store::RunRow& row) {
-  return row.owner_pid != 0 && row.owner_pid != ::getpid() &&
-         exec::SameProcessAlive(static_cast<int>(row.owner_pid), row.owner_start);
+  return row.driver_pid != 0 && row.driver_pid != ::getpid() &&
+         exec::SameProcessAlive(static_cast<int>(row.driver_pid), row.driver_start);
 }
 
 bool Interrupted(const store::RunRow& row) {
-  return Unfinished(row.state) && row.owner_pid != 0 && !DriverAlive(row);
+  return Unfinished(row.state) && row.driver_pid != 0 && !DriverAlive(row);
 }
 
 Refusal CanResume(const store::RunRow& row) {
@@ -84,7 +84,7 @@ Result<int64_t> RunVerbs::Create(const spec::Pipeline& p, const spec::ParamValue
 }
 
 Status RunVerbs::BecomeDriver(int64_t run_id) {
-  return runs_.SetOwner(run_id, ::getpid(), exec::ProcessStartTime(::getpid()));
+  return runs_.SetDriver(run_id, ::getpid(), exec::ProcessStartTime(::getpid()));
 }
 
 Result<bool> RunVerbs::Claim(store::RunRow* row) {
@@ -176,7 +176,7 @@ Result<Cancellation> RunVerbs::Cancel(const store::RunRow& row) {
   Status st = runs_.RequestCancel(now.id);
   if (!st.ok()) return st;
   out.driven = DriverAlive(now);
-  if (out.driven) out.driver_pid = now.owner_pid;
+  if (out.driven) out.driver_pid = now.driver_pid;
   return out;
 }
 

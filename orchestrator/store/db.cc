@@ -223,11 +223,14 @@ DROP INDEX model_versions_by_artifact;
 CREATE UNIQUE INDEX model_versions_by_artifact ON model_versions(name, artifact) WHERE deleted_ms IS NULL;
 )sql";
 
-// Version 10: a metric's counter is its index (the epoch or batch it was
-// measured at); "step" names a pipeline's step everywhere else. INDEX is an
-// SQL keyword, so the column is written "index".
+// Version 10, words: a metric's counter is its index (the epoch or batch it
+// was measured at); "step" names a pipeline's step everywhere else. INDEX is
+// an SQL keyword, so the column is written "index". The process that drives
+// a run is its driver, as the logs and the launcher say, not its owner.
 const char* kSchemaV10 = R"sql(
 ALTER TABLE metrics RENAME COLUMN step TO "index";
+ALTER TABLE runs RENAME COLUMN owner_pid TO driver_pid;
+ALTER TABLE runs RENAME COLUMN owner_start TO driver_start;
 )sql";
 
 }  // namespace

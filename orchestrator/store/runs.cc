@@ -26,7 +26,7 @@ std::string OutputsJson(const engine::Outputs& o) {
 
 const char* kRunColumns =
     "SELECT id, pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, "
-    "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), IFNULL(owner_pid, 0), IFNULL(owner_start, 0), cancel_requested, trigger, "
+    "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), IFNULL(driver_pid, 0), IFNULL(driver_start, 0), cancel_requested, trigger, "
     "queued_from IS NOT NULL "
     "FROM runs ";
 
@@ -43,8 +43,8 @@ RunRow ReadRun(Query& q) {
   r.created_ms = q.Int(8);
   r.started_ms = q.Int(9);
   r.finished_ms = q.Int(10);
-  r.owner_pid = q.Int(11);
-  r.owner_start = q.Int(12);
+  r.driver_pid = q.Int(11);
+  r.driver_start = q.Int(12);
   r.cancel_requested = q.Int(13) != 0;
   r.trigger = q.Text(14);
   r.queued_retry = q.Int(15) != 0;
@@ -274,11 +274,11 @@ Result<std::vector<MetricRow>> RunsStore::ListAttemptMetrics(int64_t attempt_id)
   return out;
 }
 
-Status RunsStore::SetOwner(int64_t run_id, int64_t pid, int64_t pid_start) {
-  if (Status st = db_.RequireNoBatch("SetOwner"); !st.ok()) return st;
-  Query q = db_.Prepare("UPDATE runs SET owner_pid = ?, owner_start = ? WHERE id = ?");
+Status RunsStore::SetDriver(int64_t run_id, int64_t pid, int64_t pid_start) {
+  if (Status st = db_.RequireNoBatch("SetDriver"); !st.ok()) return st;
+  Query q = db_.Prepare("UPDATE runs SET driver_pid = ?, driver_start = ? WHERE id = ?");
   q.Bind(1, pid).Bind(2, pid_start).Bind(3, run_id);
-  if (q.Step() != SQLITE_DONE) return db_.Error("set owner of run " + std::to_string(run_id));
+  if (q.Step() != SQLITE_DONE) return db_.Error("set the driver of run " + std::to_string(run_id));
   return Status::Ok();
 }
 

@@ -36,7 +36,7 @@ struct RunRow {
   engine::RunState state = engine::RunState::kPending;
   int jobs = 1;
   int64_t created_ms = 0, started_ms = 0, finished_ms = 0;
-  int64_t owner_pid = 0, owner_start = 0;   // the process driving the run, if any
+  int64_t driver_pid = 0, driver_start = 0;  // the process driving the run (its driver), if any
   bool cancel_requested = false;
   std::string trigger = "cli";  // what started it: cli, api, schedule, webhook
   bool queued_retry = false;    // state queued, for a retry (`sluice retry`) rather than a first start
@@ -98,7 +98,7 @@ class RunsStore : public engine::RunStore {
   Result<std::vector<MetricRow>> ListAttemptMetrics(int64_t attempt_id);
 
   // REQUIRES (all below): no journal batch is open.
-  Status SetOwner(int64_t run_id, int64_t pid, int64_t pid_start);
+  Status SetDriver(int64_t run_id, int64_t pid, int64_t pid_start);
   Status RequestCancel(int64_t run_id);
   // Marks attempts left running as lost and returns them (to kill what is
   // left of their processes); attempts running as cluster jobs (a job_id)

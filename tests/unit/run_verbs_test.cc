@@ -33,8 +33,8 @@ store::RunRow Row(RunState state) {
 // A row whose driver is this test's parent: alive, and not this process.
 store::RunRow Driven(RunState state) {
   store::RunRow r = Row(state);
-  r.owner_pid = ::getppid();
-  r.owner_start = exec::ProcessStartTime(::getppid());
+  r.driver_pid = ::getppid();
+  r.driver_start = exec::ProcessStartTime(::getppid());
   return r;
 }
 
@@ -54,10 +54,10 @@ std::vector<std::string> Sorted(std::vector<std::string> v) {
 TEST(RunVerbsTest, TheDriverIsAliveOnlyWhileItsRecordedProcessIsAnotherLiveOne) {
   store::RunRow r = Driven(RunState::kRunning);
   EXPECT_TRUE(runs::DriverAlive(r));
-  r.owner_start += 1;  // the pid was reused by another process
+  r.driver_start += 1;  // the pid was reused by another process
   EXPECT_FALSE(runs::DriverAlive(r));
-  r.owner_pid = ::getpid();  // a process does not wait for itself
-  r.owner_start = exec::ProcessStartTime(::getpid());
+  r.driver_pid = ::getpid();  // a process does not wait for itself
+  r.driver_start = exec::ProcessStartTime(::getpid());
   EXPECT_FALSE(runs::DriverAlive(r));
   EXPECT_FALSE(runs::DriverAlive(Row(RunState::kRunning))) << "no driver recorded";
 }
@@ -65,7 +65,7 @@ TEST(RunVerbsTest, TheDriverIsAliveOnlyWhileItsRecordedProcessIsAnotherLiveOne) 
 TEST(RunVerbsTest, AnUnfinishedRunIsInterruptedWhenItsRecordedDriverIsGone) {
   store::RunRow r = Driven(RunState::kRunning);
   EXPECT_FALSE(runs::Interrupted(r));
-  r.owner_start += 1;  // gone; its pid reused
+  r.driver_start += 1;  // gone; its pid reused
   EXPECT_TRUE(runs::Interrupted(r));
   r.state = RunState::kPending;
   EXPECT_TRUE(runs::Interrupted(r));
@@ -346,7 +346,7 @@ TEST_F(RunVerbsStoreTest, ARunItsDriverLeftUnfinishedIsFailedAndNoOtherIs) {
   Set(left, RunState::kRunning);
   Set(done, RunState::kSucceeded);
   Set(driven, RunState::kRunning);
-  ASSERT_TRUE(store_->runs().SetOwner(driven, ::getppid(), exec::ProcessStartTime(::getppid())).ok());
+  ASSERT_TRUE(store_->runs().SetDriver(driven, ::getppid(), exec::ProcessStartTime(::getppid())).ok());
   EXPECT_TRUE(*verbs_->FailAbandoned(left));
   EXPECT_EQ(Get(left).state, RunState::kFailed);
   EXPECT_FALSE(*verbs_->FailAbandoned(done));
@@ -359,6 +359,6 @@ TEST_F(RunVerbsStoreTest, ARunItsDriverLeftUnfinishedIsFailedAndNoOtherIs) {
 TEST_F(RunVerbsStoreTest, ThisProcessBecomesTheDriver) {
   int64_t id = Create();
   ASSERT_TRUE(verbs_->BecomeDriver(id).ok());
-  EXPECT_EQ(Get(id).owner_pid, ::getpid());
-  EXPECT_EQ(Get(id).owner_start, exec::ProcessStartTime(::getpid()));
+  EXPECT_EQ(Get(id).driver_pid, ::getpid());
+  EXPECT_EQ(Get(id).driver_start, exec::ProcessStartTime(::getpid()));
 }

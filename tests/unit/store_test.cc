@@ -44,8 +44,16 @@ int64_t UserVersion(const std::string& path) {
   return v;
 }
 
-// Undoes schema version 9 by hand, so a test can step further back.
+// Undoes schema version 10 by hand (its renames), so a test can step further back.
+void UndoVersion10(sqlite3* db) {
+  ExecAll(db, {"ALTER TABLE metrics RENAME COLUMN \"index\" TO step",
+               "ALTER TABLE runs RENAME COLUMN driver_pid TO owner_pid",
+               "ALTER TABLE runs RENAME COLUMN driver_start TO owner_start", "PRAGMA user_version=9"});
+}
+
+// Undoes schema versions 10 and 9 by hand, so a test can step further back.
 void UndoVersion9(sqlite3* db) {
+  UndoVersion10(db);
   ExecAll(db, {"DROP INDEX model_versions_by_artifact", "ALTER TABLE model_versions DROP COLUMN archived_ms",
                "ALTER TABLE model_versions DROP COLUMN deleted_ms",
                "CREATE UNIQUE INDEX model_versions_by_artifact ON model_versions(name, artifact)",
@@ -110,7 +118,8 @@ TEST(DbTest, RefusesADatabaseFromANewerSluice) {
   auto s = store::Store::Open(path);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().message(), "open " + path +
-                                      ": the database has schema version 99, newer than this sluice knows (9); upgrade sluice");
+                                      ": the database has schema version 99, newer than this sluice knows (" +
+                                          std::to_string(store::Db::kSchemaVersion) + "); upgrade sluice");
 }
 
 TEST(DbTest, ADatabaseMadeBySchemaVersion1OpensWithItsRunsIntactAndTheSchemaCurrent) {
@@ -146,7 +155,7 @@ TEST(DbTest, ADatabaseMadeBySchemaVersion1OpensWithItsRunsIntactAndTheSchemaCurr
     EXPECT_EQ(first.jobs, 2);
     EXPECT_EQ(first.started_ms, 1001);
     EXPECT_EQ(first.finished_ms, 1500);
-    EXPECT_EQ(first.owner_pid, 77);
+    EXPECT_EQ(first.driver_pid, 77);
     EXPECT_EQ(first.trigger, "cli") << "runs from before triggers were recorded came from the command line";
     EXPECT_FALSE(first.queued_retry);
     EXPECT_EQ(*runs.SpecText(first.spec_hash), "name: old\nsteps:\n  a: {run: x}\n");
@@ -275,6 +284,34 @@ TEST(DbTest, ADatabaseAtSchemaVersion7MigratesTo8AndKeepsItsRunsAndDeliveries) {
   ASSERT_TRUE(same_body.ok());
   EXPECT_FALSE(same_body->duplicate) << "d-1's body hash was never recorded";
   EXPECT_TRUE(s->runs().QueueRetry(run).ok());
+  EXPECT_EQ(*s->db().IntegrityCheck(), "ok");
+}
+
+TEST(DbTest, ADatabaseAtSchemaVersion9MigratesTo10AndKeepsItsMetricsAndRunDrivers) {
+  std::string path = TempDb("v9");
+  int64_t run = 0;
+  {
+    auto s = Open(path);
+    run = RunProducingModels(s->runs(), {"aa"});
+    ASSERT_TRUE(s->runs().SetDriver(run, 4242, 99).ok());
+    engine::AttemptRecord a = (*s->runs().ListAttempts(run))[0];
+    ASSERT_TRUE(s->runs().SaveMetrics(a, {{"loss", 0.5, 3}}).ok());
+    ASSERT_TRUE(s->db().Flush().ok());
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  UndoVersion10(db);
+  sqlite3_close(db);
+  auto s = Open(path);
+  auto row = s->runs().GetRun(run);
+  ASSERT_TRUE(row.ok()) << row.status().message();
+  EXPECT_EQ(row->driver_pid, 4242);
+  EXPECT_EQ(row->driver_start, 99);
+  auto metrics = s->runs().ListMetrics(run);
+  ASSERT_TRUE(metrics.ok()) << metrics.status().message();
+  ASSERT_EQ(metrics->size(), 1u);
+  EXPECT_EQ((*metrics)[0].name, "loss");
+  EXPECT_EQ((*metrics)[0].index, 3);
   EXPECT_EQ(*s->db().IntegrityCheck(), "ok");
 }
 
