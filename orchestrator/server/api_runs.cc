@@ -1,0 +1,469 @@
+// The API's routes for pipelines, runs, their attempts, logs, events and
+// artifacts (server/api.h).
+#include "server/api.h"
+#include "server/api_helpers.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/plan.h"
+#include "runs/verbs.h"
+#include "server/web_assets.h"
+#include "server/webhook.h"
+#include "spec/expr.h"
+#include "store/open.h"
+#include "store/run_json.h"
+#include "util/hash.h"
+#include "util/json.h"
+#include "util/strings.h"
+
+namespace sluice::server {
+
+namespace fs = std::filesystem;
+using engine::RunState;
+using engine::StepState;
+using json = nlohmann::json;
+using store::TokenScope;
+
+using internal::Json;
+using internal::NowMs;
+using internal::ParseId;
+using internal::ResolveInside;
+
+namespace {
+
+json ParamsOf(const spec::Pipeline& p) {
+  json out = json::array();
+  for (const spec::ParamSpec& ps : p.params) {
+    json j = {{"name", ps.name}, {"type", spec::ParamTypeName(ps.type)}, {"description", ps.description}};
+    j["default"] = ps.default_value ? ps.default_value->ToJson() : json();
+    j["required"] = !ps.default_value;
+    if (ps.min) j["min"] = *ps.min;
+    if (ps.max) j["max"] = *ps.max;
+    if (!ps.allowed.empty()) {
+      j["enum"] = json::array();
+      for (const auto& v : ps.allowed) j["enum"].push_back(v.ToJson());
+    }
+    out.push_back(j);
+  }
+  return out;
+}
+
+json DagOf(const spec::Pipeline& p, const spec::ParamValues* params) {
+  engine::Plan plan = engine::MakePlan(p);
+  std::vector<engine::Forecast> forecast;
+  if (params) forecast = engine::ForecastPlan(plan, *params);
+  json steps = json::array();
+  for (size_t i : plan.order) {
+    const spec::Step& s = p.steps[i];
+    json j = {{"id", s.id}, {"needs", s.needs}, {"layer", plan.layer[i]}, {"foreach", s.has_foreach},
+              {"kind", s.uses.empty() ? "run" : s.uses}};
+    if (!forecast.empty()) {
+      auto k = forecast[i].kind;
+      j["forecast"] = k == engine::Forecast::Kind::kRuns ? "runs" : k == engine::Forecast::Kind::kSkipped ? "skipped" : "at-run-time";
+      if (forecast[i].items >= 0) j["items"] = forecast[i].items;
+    }
+    steps.push_back(j);
+  }
+  return steps;
+}
+
+// Left running or pending by a driver that is gone (kill -9): `sluice resume` finishes it.
+using runs::Interrupted;
+
+std::string RunJsonText(const store::RunRow& r) { return store::RunJsonText(r, Interrupted(r), NowMs()); }
+
+json RunJson(const store::RunRow& r) { return store::RunJson(r, Interrupted(r), NowMs()); }
+
+// How deeply `j` nests (0 for a scalar, 1 for [1]), counted without
+// recursion; stops counting past kMaxJsonDepth.
+// A JSON param value as the text `-p name=value` would give.
+std::string OverrideText(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();
+}
+
+}  // namespace
+
+// --- pipelines --------------------------------------------------------------
+
+namespace {
+
+json SchedulesOf(const spec::Pipeline& p, int count) {
+  json out = json::array();
+  int64_t now = NowMs() / 1000;
+  for (const spec::Schedule& s : p.schedules) {
+    json next = json::array();
+    for (int64_t t = now; static_cast<int>(next.size()) < count;) {
+      auto n = s.cron.Next(t, s.zone);
+      if (!n) break;
+      next.push_back(IsoTime(*n * 1000));
+      t = *n;
+    }
+    out.push_back({{"cron", s.cron.text()}, {"timezone", s.timezone}, {"catchup", s.catchup}, {"next", next}});
+  }
+  return out;
+}
+
+}  // namespace
+
+Response Api::ListPipelines() {
+  json out = json::array();
+  for (const auto& e : catalog_->List()) {
+    json j = {{"name", e->name}, {"file", fs::path(e->file).filename().string()}, {"valid", e->pipeline != nullptr}};
+    if (e->pipeline) {
+      j["description"] = e->pipeline->description;
+      j["steps"] = e->pipeline->steps.size();
+      j["schedules"] = SchedulesOf(*e->pipeline, 1);
+      j["webhook"] = e->pipeline->webhook.has_value();
+      store::RunFilter f;
+      f.pipeline = e->name;
+      f.limit = 5;
+      json runs = json::array();
+      if (auto rows = Runs().ListRuns(f); rows.ok())
+        for (auto& row : *rows) runs.push_back(RunJson(row));
+      j["runs"] = runs;
+    } else {
+      j["errors"] = Split(e->error, '\n');
+    }
+    out.push_back(j);
+  }
+  return Json(200, {{"pipelines", out}});
+}
+
+Response Api::GetPipeline(const std::string& name) {
+  auto e = catalog_->Find(name);
+  if (!e) return ErrorResponse(404, "not_found", "no pipeline " + Quote(name) + " in " + catalog_->dir());
+  json j = {{"name", e->name}, {"file", fs::path(e->file).filename().string()}, {"valid", e->pipeline != nullptr}};
+  if (!e->pipeline) {
+    j["errors"] = Split(e->error, '\n');
+    return Json(200, j);
+  }
+  const spec::Pipeline& p = *e->pipeline;
+  auto defaults = spec::ResolveParams(p, {});
+  j["description"] = p.description;
+  j["params"] = ParamsOf(p);
+  j["dag"] = DagOf(p, defaults.ok() ? &*defaults : nullptr);
+  j["schedules"] = SchedulesOf(p, 5);
+  if (p.webhook) {
+    json params = json::object();
+    for (const auto& [k, t] : p.webhook->params) params[k] = t.source;
+    j["webhook"] = {{"path", "/hooks/" + p.name}, {"secret_env", p.webhook->secret_env}, {"params", params}};
+  } else {
+    j["webhook"] = nullptr;
+  }
+  return Json(200, j);
+}
+
+Response Api::ValidateSpec(const Request& r) {
+  auto p = spec::ParsePipeline(r.Query("file").value_or("pipeline.yaml"), r.body);
+  if (!p.ok()) return ErrorResponse(400, "invalid_spec", p.status().message());
+  auto defaults = spec::ResolveParams(*p, {});
+  return Json(200, {{"valid", true}, {"name", p->name}, {"dag", DagOf(*p, defaults.ok() ? &*defaults : nullptr)}});
+}
+
+// --- runs -------------------------------------------------------------------
+
+Response Api::ListRuns(const Request& r) {
+  store::RunFilter f;
+  f.pipeline = r.Query("pipeline").value_or("");
+  if (auto st = r.Query("state")) {
+    auto parsed = engine::ParseRunState(*st);
+    if (!parsed)
+      return ErrorResponse(400, "bad_request", "state must be queued, pending, running, succeeded, failed or cancelled");
+    f.state = parsed;
+  }
+  if (auto before = r.Query("before"); before && !ParseId(*before, &f.before_id))
+    return ErrorResponse(400, "bad_request", "before must be a run id");
+  if (auto limit = r.Query("limit")) {
+    int64_t n = 0;
+    if (!ParseId(*limit, &n) || n > 1000) return ErrorResponse(400, "bad_request", "limit must be from 1 to 1000");
+    f.limit = static_cast<int>(n);
+  }
+  auto rows = Runs().ListRuns(f);
+  if (!rows.ok()) return ErrorResponse(500, "internal", rows.status().message());
+  Response res;
+  res.headers.emplace_back("Cache-Control", "no-store");
+  res.body.reserve(rows->size() * 400 + 64);
+  res.body = "{\"runs\":[";
+  for (size_t i = 0; i < rows->size(); ++i) res.body += (i ? "," : "") + RunJsonText((*rows)[i]);
+  bool more = static_cast<int>(rows->size()) == f.limit && !rows->empty();
+  res.body += "],\"next_before\":" + (more ? std::to_string(rows->back().id) : std::string("null")) + "}";
+  return res;
+}
+
+Response Api::StartRun(const Request& r, const std::string& name) {
+  auto e = catalog_->Find(name);
+  if (!e) return ErrorResponse(404, "not_found", "no pipeline " + Quote(name) + " in " + catalog_->dir());
+  if (!e->pipeline) return ErrorResponse(400, "invalid_spec", e->error);
+  json body = r.body.empty() ? json::object() : json::parse(r.body, nullptr, false);
+  if (!body.is_object()) return ErrorResponse(400, "bad_request", "the body must be a JSON object: {\"params\": {...}}");
+  std::vector<std::pair<std::string, std::string>> overrides;
+  if (body.contains("params")) {
+    if (!body["params"].is_object()) return ErrorResponse(400, "bad_request", "params must be an object");
+    for (auto& [k, v] : body["params"].items()) {
+      if (v.is_object() || v.is_array() || v.is_null())
+        return ErrorResponse(400, "invalid_params", "param " + Quote(k) + " must be a string, number or boolean");
+      overrides.emplace_back(k, OverrideText(v));
+    }
+  }
+  auto params = spec::ResolveParams(*e->pipeline, overrides, "in the request");
+  if (!params.ok()) return ErrorResponse(400, "invalid_params", params.status().message());
+  auto id = launcher_->Start(Runs(), *e->pipeline, *params, "api");
+  if (!id.ok()) return ErrorResponse(500, "internal", id.status().message());
+  auto row = Runs().GetRun(*id);
+  if (!row.ok()) return ErrorResponse(500, "internal", row.status().message());
+  Response res = Json(201, RunJson(*row));
+  res.headers.emplace_back("Location", "/api/runs/" + std::to_string(*id));
+  return res;
+}
+
+std::shared_ptr<const spec::Pipeline> Api::StoredPipeline(const store::RunRow& row) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = specs_.find(row.spec_hash);
+    if (it != specs_.end()) return it->second;
+  }
+  auto text = Runs().SpecText(row.spec_hash);
+  if (!text.ok()) return nullptr;
+  auto p = spec::ParsePipeline(row.spec_path, *text);
+  if (!p.ok()) return nullptr;
+  auto shared = std::make_shared<const spec::Pipeline>(std::move(*p));
+  std::lock_guard<std::mutex> lock(mu_);
+  specs_[row.spec_hash] = shared;
+  return shared;
+}
+
+Response Api::GetRun(int64_t id) {
+  auto row = Runs().GetRun(id);
+  if (!row.ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
+  json j = RunJson(*row);
+  auto p = StoredPipeline(*row);
+  auto records = Runs().LoadSteps(id);
+  auto attempts = Runs().ListAttempts(id);
+  auto metrics = Runs().ListMetrics(id);
+  if (!records.ok() || !attempts.ok() || !metrics.ok()) return ErrorResponse(500, "internal", "cannot read run " + std::to_string(id));
+  std::map<std::string, const engine::StepRecord*> main_records;
+  std::map<std::string, std::map<std::string, int>> item_counts;
+  for (const auto& rec : *records) {
+    if (rec.item < 0) main_records[rec.step_id] = &rec;
+    else item_counts[rec.step_id][engine::Name(rec.state)]++;
+  }
+  store::UnitDurations durations(*attempts, NowMs());
+  json steps = p ? DagOf(*p, nullptr) : json::array();
+  for (auto& s : steps) {
+    std::string sid = s["id"];
+    auto it = main_records.find(sid);
+    if (it != main_records.end()) {
+      const auto& rec = *it->second;
+      s.update(store::StepRecordJson(rec, durations.Of(sid, -1)));
+      s["attempts"] = rec.attempts;
+      if (rec.items) s["items"] = rec.items->size();
+    } else {
+      s["state"] = "pending";
+      s["duration_ms"] = store::DurationJson(durations.Of(sid, -1));
+    }
+    if (item_counts.count(sid)) s["item_states"] = item_counts[sid];
+  }
+  j["steps"] = steps;
+  json items = json::array();
+  for (const auto& rec : *records)
+    if (rec.item >= 0) {
+      json item = store::StepRecordJson(rec, durations.Of(rec.step_id, rec.item));
+      item["attempts"] = rec.attempts;
+      items.push_back(std::move(item));
+    }
+  j["items"] = items;
+  json at = json::array();
+  for (const auto& a : *attempts) at.push_back(store::AttemptJson(a));
+  j["attempts"] = at;
+  json ms = json::array();
+  for (const auto& mrow : *metrics) ms.push_back(store::MetricJson(mrow));
+  j["metrics"] = ms;
+  j["driver_log"] = fs::exists(launcher_->DriverLog(id));
+  return Json(200, j);
+}
+
+Response Api::CancelRun(int64_t id) {
+  auto row = Runs().GetRun(id);
+  if (!row.ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
+  // A queued run is cancelled now; a started one gets the request its driver polls.
+  auto cancel = runs::RunVerbs(Runs(), options_.home).Cancel(*row);
+  if (!cancel.ok()) return ErrorResponse(500, "internal", cancel.status().message());
+  if (cancel->was_queued) {
+    launcher_->Forget(Runs(), id);
+    return Json(202, {{"id", id}, {"cancel_requested", true}, {"state", "cancelled"}});
+  }
+  if (cancel->refused)
+    return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " already " + engine::Name(cancel->refused.state));
+  return Json(202, {{"id", id}, {"cancel_requested", true}});
+}
+
+Response Api::RetryRun(int64_t id) {
+  auto row = Runs().GetRun(id);
+  if (!row.ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
+  // The API's retry names no steps: the failed and cancelled ones run again.
+  using Why = runs::Refusal::Why;
+  switch (runs::CanRetry(*row, /*names_steps=*/false).why) {
+    case Why::kNone: break;
+    case Why::kUnfinished:
+    case Why::kDriven: return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " has not finished");
+    case Why::kQueued:
+    case Why::kQueuedForRetry:
+      return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " is queued and has not started");
+    case Why::kNothingToRetry:
+    default:
+      return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " succeeded; there are no failed steps to retry");
+  }
+  auto p = StoredPipeline(*row);
+  auto queued = launcher_->Retry(Runs(), *row, p ? p->max_active_runs : 0);
+  if (!queued.ok()) return ErrorResponse(500, "internal", queued.status().message());
+  return Json(202, {{"id", id}, {"retrying", true}, {"queued", *queued}});
+}
+
+Response Api::ListAttempts(int64_t id) {
+  auto row = Runs().GetRun(id);
+  if (!row.ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
+  auto attempts = Runs().ListAttempts(id);
+  if (!attempts.ok()) return ErrorResponse(500, "internal", attempts.status().message());
+  json at = json::array();
+  for (const auto& a : *attempts) at.push_back(store::AttemptJson(a));
+  return Json(200, {{"attempts", at}});
+}
+
+namespace {
+
+// Bytes [offset, offset + limit) of a file, as text/plain, with its size.
+Response FileRange(const fs::path& path, const Request& r, size_t max_chunk, const std::string& state) {
+  int64_t offset = 0, limit = static_cast<int64_t>(max_chunk);
+  if (auto o = r.Query("offset")) {
+    if (*o != "0" && !ParseId(*o, &offset)) return ErrorResponse(400, "bad_request", "offset must be a number of bytes");
+  }
+  if (auto l = r.Query("limit")) {
+    if (!ParseId(*l, &limit)) return ErrorResponse(400, "bad_request", "limit must be a positive number of bytes");
+    limit = std::min<int64_t>(limit, static_cast<int64_t>(max_chunk));
+  }
+  std::error_code ec;
+  int64_t size = static_cast<int64_t>(fs::file_size(path, ec));
+  if (ec) size = 0;
+  std::string text;
+  if (offset < size) {
+    std::ifstream in(path, std::ios::binary);
+    in.seekg(offset);
+    text.resize(static_cast<size_t>(std::min(limit, size - offset)));
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<size_t>(in.gcount()));
+  }
+  Response res;
+  res.content_type = "text/plain; charset=utf-8";
+  res.body = std::move(text);
+  res.headers.emplace_back("Cache-Control", "no-store");
+  res.headers.emplace_back("X-Log-Size", std::to_string(size));
+  res.headers.emplace_back("X-Log-Offset", std::to_string(std::min(offset, size)));
+  if (!state.empty()) res.headers.emplace_back("X-Attempt-State", state);
+  return res;
+}
+
+}  // namespace
+
+Response Api::DriverLog(const Request& r, int64_t id) {
+  if (!Runs().GetRun(id).ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
+  fs::path log = launcher_->DriverLog(id);
+  auto real = ResolveInside(log, options_.home + "/logs");
+  if (!real) return ErrorResponse(404, "not_found", "run " + std::to_string(id) + " was not started by this server");
+  return FileRange(*real, r, options_.max_log_chunk, "");
+}
+
+Response Api::StepLog(const Request& r, int64_t id, const std::string& step) {
+  if (!Runs().GetRun(id).ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
+  int64_t item = -1, number = 0;
+  if (auto i = r.Query("item"); i && *i != "-1" && !(*i == "0" ? (item = 0, true) : ParseId(*i, &item)))
+    return ErrorResponse(400, "bad_request", "item must be a foreach item index");
+  if (auto a = r.Query("attempt"); a && !ParseId(*a, &number))
+    return ErrorResponse(400, "bad_request", "attempt must be an attempt number (1, 2, ...)");
+  auto attempts = Runs().ListAttempts(id);
+  if (!attempts.ok()) return ErrorResponse(500, "internal", attempts.status().message());
+  const engine::AttemptRecord* found = nullptr;
+  for (const auto& a : *attempts)
+    if (a.step_id == step && a.item == item && (number == 0 || a.number == number)) found = &a;
+  if (!found)
+    return ErrorResponse(404, "not_found", "run " + std::to_string(id) + " has no attempt of " + Quote(step) +
+                                               (item >= 0 ? "[" + std::to_string(item) + "]" : std::string()));
+  fs::path logs = options_.home + "/logs";
+  auto real = ResolveInside(found->log_path, logs);
+  bool follow = r.Query("follow").value_or("") == "1" || r.Query("follow").value_or("") == "true";
+  if (!real && !follow) return ErrorResponse(404, "not_found", "the attempt has no log yet");
+  if (follow) {
+    int64_t offset = 0;
+    if (auto o = r.Query("offset"); o && *o != "0" && !ParseId(*o, &offset))
+      return ErrorResponse(400, "bad_request", "offset must be a number of bytes");
+    if (!Inside(fs::path(found->log_path).lexically_normal(), fs::path(logs).lexically_normal()))
+      return ErrorResponse(404, "not_found", "the attempt's log is not in the store");
+    Response res;
+    std::string path = found->log_path, step_id = found->step_id;
+    int it = found->item, n = found->number;
+    EventHub* hub = events_;
+    res.on_stream = [=](std::shared_ptr<EventStream> stream) { hub->FollowLog(stream, path, offset, id, step_id, it, n); };
+    return res;
+  }
+  return FileRange(*real, r, options_.max_log_chunk, engine::Name(found->state));
+}
+
+Response Api::Events(const Request& r) {
+  int64_t run = 0;
+  if (auto q = r.Query("run"); q && !ParseId(*q, &run)) return ErrorResponse(400, "bad_request", "run must be a run id");
+  Response res;
+  EventHub* hub = events_;
+  res.on_stream = [hub, run](std::shared_ptr<EventStream> stream) { hub->Subscribe(stream, run); };
+  return res;
+}
+
+Response Api::Artifact(const Request& r, const std::string& hash) {
+  bool hex = hash.size() == 64 && hash.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (!hex) return ErrorResponse(404, "not_found", "artifacts are named by their SHA-256 (64 hex digits)");
+  fs::path root = options_.home + "/artifacts";
+  fs::path base = root / hash;
+  auto real = ResolveInside(base, root);
+  if (!real) return ErrorResponse(404, "not_found", "no artifact " + hash);
+  fs::path file = *real;
+  std::string sub = r.Query("path").value_or("");
+  std::error_code ec;
+  if (fs::is_directory(file, ec)) {
+    if (sub.empty()) {
+      json files = json::array();
+      for (auto it = fs::recursive_directory_iterator(file, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+        if (it->is_regular_file()) files.push_back({{"path", it->path().lexically_relative(file).string()}, {"size", it->file_size()}});
+      return Json(200, {{"hash", hash}, {"kind", "dir"}, {"files", files}});
+    }
+    auto inner = ResolveInside(file / sub, file);
+    if (fs::path(sub).is_absolute() || !inner) return ErrorResponse(404, "not_found", "no file " + Quote(sub) + " in artifact " + hash);
+    file = *inner;
+  } else if (!sub.empty()) {
+    return ErrorResponse(404, "not_found", "artifact " + hash + " is a file, not a folder");
+  }
+  if (!fs::is_regular_file(file, ec)) return ErrorResponse(404, "not_found", "not a file");
+  auto size = fs::file_size(file, ec);
+  if (size > (256u << 20)) return ErrorResponse(413, "too_large", "the file is over 256 MB; read it from the store's folder");
+  std::ifstream in(file, std::ios::binary);
+  Response res;
+  res.content_type = "application/octet-stream";
+  res.body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  std::string name = sub.empty() ? hash : fs::path(sub).filename().string();
+  std::string safe;
+  for (char c : name) safe += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') ? c : '_';
+  res.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + safe + "\"");
+  // Opened in a tab anyway, an HTML artifact runs no script in the UI's origin.
+  res.headers.emplace_back("Content-Security-Policy", "sandbox");
+  return res;
+}
+
+}  // namespace sluice::server
