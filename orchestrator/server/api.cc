@@ -16,13 +16,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/plan.h"
 #include "runs/verbs.h"
 #include "server/web_assets.h"
-#include "server/webhook.h"
-#include "spec/expr.h"
 #include "store/open.h"
-#include "store/run_json.h"
 #include "util/hash.h"
 #include "util/json.h"
 #include "util/strings.h"
@@ -30,15 +26,11 @@
 namespace sluice::server {
 
 namespace fs = std::filesystem;
-using engine::RunState;
-using engine::StepState;
 using json = nlohmann::json;
 using store::TokenScope;
 
 using internal::Json;
-using internal::NowMs;
 using internal::ParseId;
-using internal::ResolveInside;
 
 namespace internal {
 

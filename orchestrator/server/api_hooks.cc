@@ -3,41 +3,27 @@
 #include "server/api.h"
 #include "server/api_helpers.h"
 
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <set>
 
 #include <nlohmann/json.hpp>
 
-#include "engine/plan.h"
 #include "runs/verbs.h"
-#include "server/web_assets.h"
 #include "server/webhook.h"
 #include "spec/expr.h"
 #include "store/open.h"
-#include "store/run_json.h"
 #include "util/hash.h"
 #include "util/json.h"
 #include "util/strings.h"
 
 namespace sluice::server {
 
-namespace fs = std::filesystem;
-using engine::RunState;
-using engine::StepState;
 using json = nlohmann::json;
-using store::TokenScope;
 
 using internal::Json;
 using internal::NowMs;
-using internal::ParseId;
-using internal::ResolveInside;
 
 namespace {
 

@@ -3,8 +3,6 @@
 #include "server/api.h"
 #include "server/api_helpers.h"
 
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,8 +15,6 @@
 
 #include "engine/plan.h"
 #include "runs/verbs.h"
-#include "server/web_assets.h"
-#include "server/webhook.h"
 #include "spec/expr.h"
 #include "store/open.h"
 #include "store/run_json.h"
@@ -30,9 +26,7 @@ namespace sluice::server {
 
 namespace fs = std::filesystem;
 using engine::RunState;
-using engine::StepState;
 using json = nlohmann::json;
-using store::TokenScope;
 
 using internal::Json;
 using internal::NowMs;
