@@ -10,10 +10,9 @@
 // local one when it queues an end (SlurmExecutor's `on_end`, set to the
 // local executor's Wake() by whoever builds them, cli/ today).
 //
-// Slots(), CodeIdentity() and ParamsSchema() are the routed executor's, but
-// a plugin step's code identity and params schema always come from the local
-// executor: they are the plugin catalog's, and a Slurm node loads the same
-// plugin folders.
+// Slots() is the answer of the executor the placement names (Slurm: 0).
+// CodeIdentity() and ParamsSchema() are always the local executor's: they
+// are the plugin catalog's, and a Slurm node loads the same plugin folders.
 //
 // Ownership: borrows both executors; they must outlive it. Threading: as
 // engine::Executor (the engine's thread; Wake() from anywhere).
