@@ -24,6 +24,8 @@ std::unique_ptr<store::Store> OpenStore();
 // "42" -> 42, "latest" -> the newest run; prints an error for anything else.
 // Messages name the run by its number, never as "latest".
 bool ParseRunId(const std::string& text, int64_t* id);
+// Prints `message` (and a newline) to stderr; returns `code`.
+int Fail(const std::string& message, int code);
 // Now, in milliseconds since the epoch (the wall clock the store records).
 int64_t WallClockMs();
 // "train", or "sweep[2]" for a foreach item.

@@ -23,11 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int Fail(const std::string& message, int code) {
-  std::cerr << message << "\n";
-  return code;
-}
-
 std::string ParamsText(const spec::ParamValues& v) {
   std::vector<std::string> parts;
   for (const auto& [k, val] : v) parts.push_back(k + "=" + val.Render());

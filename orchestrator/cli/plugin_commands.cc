@@ -17,15 +17,6 @@ namespace sluice::cli {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-int Fail(const std::string& message, int code) {
-  std::cerr << message << "\n";
-  return code;
-}
-
-}  // namespace
-
 Result<exec::PluginCatalog> PluginsFor(const spec::Pipeline& p) {
   std::set<std::string> names;
   for (const spec::Step& s : p.steps)

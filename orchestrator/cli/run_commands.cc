@@ -59,6 +59,11 @@ std::unique_ptr<store::Store> OpenStore() {
   return std::move(s.value());
 }
 
+int Fail(const std::string& message, int code) {
+  std::cerr << message << "\n";
+  return code;
+}
+
 bool ParseRunId(const std::string& text, int64_t* id) {
   if (text == "latest") {
     auto store = OpenStore();
@@ -82,11 +87,6 @@ bool ParseRunId(const std::string& text, int64_t* id) {
 }
 
 namespace {
-
-int Fail(const std::string& message, int code) {
-  std::cerr << message << "\n";
-  return code;
-}
 
 std::atomic<engine::Engine*> g_engine{nullptr};
 std::atomic<int> g_interrupts{0};
