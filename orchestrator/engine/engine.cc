@@ -1,26 +1,15 @@
 #include "engine/engine.h"
 
 #include <algorithm>
-#include <csignal>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <tuple>
 
+#include "engine/attempt_end.h"
 #include "engine/attempt_render.h"
+#include "engine/decide.h"
 #include "engine/fingerprint.h"
-#include "engine/outputs.h"
-#include "spec/schema_check.h"
-#include "util/hash.h"
-#include "util/json.h"
+#include "util/duration.h"
 #include "util/secrets.h"
-#include "util/strings.h"
 
 namespace sluice::engine {
-
-namespace fs = std::filesystem;
-using spec::Value;
 
 // What the builder keeps of one unit of the RunGraph (a plain step, or one
 // item of a foreach step) while it runs; same index as the graph's unit.
@@ -28,7 +17,7 @@ struct Engine::Unit {
   AttemptRecord attempt;       // the current (or last) attempt
   bool running = false;
   bool waiting_retry = false;
-  enum class Stop { kNone, kTimeout, kCancel } stop = Stop::kNone;
+  StopCause::Kind stop = StopCause::Kind::kNone;  // why the engine stopped it, if it did
   bool killed = false;
   uint64_t generation = 0;     // bumped per attempt; stale timers are ignored
   std::string output_path;
@@ -75,12 +64,6 @@ void Engine::Emit(Event e) {
   if (observer_) observer_->OnEvent(e);
 }
 
-std::string Engine::UnitLabel(size_t u) const {
-  const std::string& id = plan_.pipeline->steps[graph_.node_of(u)].id;
-  int item = graph_.unit_record(u).item;
-  return item < 0 ? id : id + "[" + std::to_string(item) + "]";
-}
-
 Engine::Counts Engine::counts() const {
   RunGraph::Counts c = graph_.counts();
   return {c.total, c.finished, static_cast<int>(running_.size()), c.failed};
@@ -100,17 +83,6 @@ int Engine::SlotsFor(const spec::Step& s) const {
     shape.plugin->isolated = s.isolation == spec::Step::Isolation::kProcess;
   }
   return std::clamp(executor_->Slots(shape), 0, std::max(1, options_.jobs));
-}
-
-// The delay before the next attempt of unit `u`: initial * factor^(tries-1),
-// capped at max; with jitter, a uniform fraction from 1/2 to all of it.
-std::chrono::milliseconds Engine::Backoff(size_t u) {
-  const spec::Backoff& b = plan_.pipeline->steps[graph_.node_of(u)].retry.backoff;
-  double ms = static_cast<double>(b.initial.count());
-  for (int i = 1; i < graph_.unit_record(u).tries && ms < b.max.count(); ++i) ms *= b.factor;
-  ms = std::min(ms, static_cast<double>(b.max.count()));
-  if (b.jitter) ms *= std::uniform_real_distribution<double>(0.5, 1.0)(rng_);
-  return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
 
 Status Engine::Restore() {
@@ -134,35 +106,9 @@ Status Engine::Decide(size_t i) {
     return FinishNode(i);
   };
   if (cancelling_ && !RunsDuringCancel(i)) return finish_as(StepState::kCancelled, "run cancelled");
-  StepContext ctx(scope_, i, nullptr);
-  if (s.if_condition && !s.if_checks_status && !ctx.StatusFunction("success")) {
-    // A custom condition without always(), success() or failure() means
-    // success() && it (GitHub Actions' rule): it is not even evaluated.
-    return finish_as(StepState::kSkipped, "a needed step did not succeed");
-  }
-  if (s.if_condition) {
-    auto v = spec::EvaluateTemplate(*s.if_condition, ctx);
-    if (!v.ok()) return finish_as(StepState::kFailed, "if: " + v.status().message());
-    if (!v->Truthy()) return finish_as(StepState::kSkipped, "if: " + s.if_condition->source + " is false");
-  } else if (!ctx.StatusFunction("success")) {
-    return finish_as(StepState::kSkipped, "a needed step did not succeed");
-  }
-  if (!s.has_foreach) return Expand(i, nullptr);
-  if (rec.items) {
-    spec::List items = *rec.items;  // resumed: keep the list the run expanded
-    return Expand(i, &items);
-  }
-  if (!s.foreach_expr) {
-    spec::List items = s.foreach_items;
-    return Expand(i, &items);
-  }
-  auto v = spec::EvaluateTemplate(*s.foreach_expr, ctx);
-  if (!v.ok()) return finish_as(StepState::kFailed, "foreach: " + v.status().message());
-  if (!v->is_list())
-    return finish_as(StepState::kFailed, std::string("foreach: ") + s.foreach_expr->source + " gave a " +
-                                             Value::TypeName(v->type()) + ", not a list");
-  spec::List items = v->as_list();
-  return Expand(i, &items);
+  StepDecision d = DecideStep(s, rec, StepContext(scope_, i, nullptr));
+  if (d.end) return finish_as(*d.end, std::move(d.reason));
+  return Expand(i, d.items ? &*d.items : nullptr);
 }
 
 Status Engine::Expand(size_t i, const spec::List* items) {
@@ -230,15 +176,6 @@ Status Engine::StartReady() {
   return s;
 }
 
-namespace {
-
-std::string SignalName(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
-}
-
-}  // namespace
-
 Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   Unit& unit = units_[u];
   StepRecord& rec = graph_.unit_record(u);
@@ -270,22 +207,10 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
     auto hit = store_->FindCached(fingerprint);
     if (!hit.ok()) return hit.status();
     if (*hit) {
-      // Reused up to max_age after the attempt that computed it ended.
-      Millis age(clock_->WallMs() - (*hit)->finished_ms);
       Event w{Event::Kind::kWarning, s.id, rec.item};
-      if (s.cache_max_age && age > *s.cache_max_age) {
-        w.message = "cache entry of run " + std::to_string((*hit)->run_id) + " is " + FormatAge(age) +
-                    " old, older than max_age " + FormatAge(*s.cache_max_age) + "; running the step";
-        Emit(w);
-      } else {
-        std::string damaged;
-        for (const LineageEdge& p : (*hit)->produced)
-          if (!options_.artifacts || !options_.artifacts->Verify(p.artifact.hash)) damaged = p.artifact.hash;
-        if (damaged.empty()) return ReuseCached(u, **hit, fingerprint, identity_text, inputs);
-        w.message = "cache entry of run " + std::to_string((*hit)->run_id) + " is damaged (artifact " + damaged +
-                    " is missing or changed); running the step";
-        Emit(w);
-      }
+      w.message = WhyNotReuse(s, **hit, clock_->WallMs(), options_.artifacts);
+      if (w.message.empty()) return ReuseCached(u, **hit, fingerprint, identity_text, inputs);
+      Emit(w);
     }
   }
   if (!s.outputs.empty()) {
@@ -333,72 +258,10 @@ Status Engine::ReuseCached(size_t u, const CachedResult& hit, const std::string&
   rec.reason = unit.attempt.reason;
   // The registry is asked again, not the cache: the version may have been
   // deleted since (the same content then becomes a new version).
-  const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
-  for (const LineageEdge& e : hit.produced) {
-    if (s.register_name.empty() || e.name != s.register_output) continue;
-    auto version = store_->RegisterModel(s.register_name, e.artifact.hash, hit.run_id, hit.step_id, hit.attempt_id,
-                                         clock_->WallMs());
-    if (!version.ok()) return version.status();
-    rec.outputs["registered"] = Value::Str(s.register_name + "@" + std::to_string(*version));
-  }
+  Status registered = RegisterModels(plan_.pipeline->steps[graph_.node_of(u)], hit.produced, hit.run_id, hit.step_id,
+                                     hit.attempt_id, *store_, *clock_, &rec.outputs);
+  if (!registered.ok()) return registered;
   return EndUnit(u, StepState::kCached);
-}
-
-// Publishes the step's declared outputs from its attempt folder; the step
-// fails if one is missing (a declared value it did not set, too). Metrics outputs also become metrics.
-Status Engine::PublishOutputs(size_t u, AttemptExit* exit, std::string* failure) {
-  Unit& unit = units_[u];
-  StepRecord& rec = graph_.unit_record(u);
-  const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
-  std::vector<LineageEdge> produced;
-  for (const auto& [name, kind] : s.outputs) {
-    if (kind == "value") {
-      if (!rec.outputs.count(name)) {
-        *failure = "declared output '" + name + "' was not set (a value: write " + name + "=... to $SLUICE_OUTPUT)";
-        return Status::Ok();
-      }
-      continue;
-    }
-    std::string path = unit.files_dir + "/" + name;
-    FileSystem::Kind type = env_->LinkStat(path);
-    if (type == FileSystem::Kind::kMissing) {
-      *failure = "declared output '" + name + "' was not written (expected " + path + ")";
-      return Status::Ok();
-    }
-    if (type != FileSystem::Kind::kFile && type != FileSystem::Kind::kDir) {
-      *failure = "declared output '" + name + "' is not a regular file or folder (a symbolic link, FIFO or device: " +
-                 path + "); only regular files and folders are published";
-      return Status::Ok();
-    }
-    if (kind == "metrics") {
-      int64_t size = 0;
-      auto text = env_->ReadFile(path, SIZE_MAX, &size);
-      auto j = nlohmann::json::parse(text.ok() ? *text : std::string(), nullptr, false);
-      if (!j.is_object()) {
-        *failure = "output '" + name + "' of kind metrics is not a JSON object: " + path;
-        return Status::Ok();
-      }
-      for (auto& [k, v] : j.items())
-        if (v.is_number()) exit->metrics.push_back({k, v.get<double>(), 0});
-    }
-    if (!options_.artifacts) return Status::Internal("no artifact store to publish output '" + name + "'");
-    auto a = options_.artifacts->Publish(path, kind);
-    if (!a.ok()) {
-      *failure = "publish output '" + name + "': " + a.status().message();
-      return Status::Ok();
-    }
-    rec.outputs[name] = Value::Str(a->uri);
-    produced.push_back({LineageEdge::Role::kProduced, name, *a});
-  }
-  Status st = store_->SaveLineage(unit.attempt, produced);
-  if (!st.ok() || s.register_name.empty()) return st;
-  for (const LineageEdge& e : produced) {
-    if (e.name != s.register_output) continue;
-    auto version = store_->RegisterModel(s.register_name, e.artifact.hash, run_id_, s.id, unit.attempt.id, clock_->WallMs());
-    if (!version.ok()) return version.status();
-    rec.outputs["registered"] = Value::Str(s.register_name + "@" + std::to_string(*version));
-  }
-  return Status::Ok();
 }
 
 Status Engine::LaunchUnit(size_t u, const AttemptRequest& req, Result<Started> started) {
@@ -430,7 +293,7 @@ void Engine::MarkRunning(size_t u) {
   Unit& unit = units_[u];
   const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   unit.running = true;
-  unit.stop = Unit::Stop::kNone;
+  unit.stop = StopCause::Kind::kNone;
   unit.killed = false;
   ++unit.generation;
   running_[unit.attempt.id] = u;
@@ -488,19 +351,6 @@ Status Engine::FailBeforeStart(size_t u, const std::string& reason, bool retryab
   return AfterFailure(u);
 }
 
-namespace {
-
-// Rewrites a small file of the step's with its secrets masked (best effort).
-void MaskFile(Env& env, const std::string& path, const SecretMask& mask) {
-  int64_t size = 0;
-  auto text = env.ReadFile(path, SIZE_MAX, &size);
-  if (!text.ok()) return;
-  std::string masked = mask.Mask(*text);
-  if (masked != *text) (void)env.WriteFile(path, masked);
-}
-
-}  // namespace
-
 Status Engine::OnExit(const AttemptExit& raw_exit) {
   auto it = running_.find(raw_exit.attempt_id);
   if (it == running_.end()) return Status::Internal("exit of unknown attempt " + std::to_string(raw_exit.attempt_id));
@@ -516,53 +366,17 @@ Status Engine::OnExit(const AttemptExit& raw_exit) {
   AttemptRecord& a = unit.attempt;
   a.finished_ms = clock_->WallMs();
   a.exit_code = exit.exit_code;
-  std::string killed = !unit.killed ? ""
-                       : !exit.reason.empty()                             ? " (" + exit.reason + ")"
-                       : unit.stop == Unit::Stop::kCancel && hard_cancel_ ? " (SIGKILL at once)"
-                                                                           : " (SIGKILL after the grace period)";
-  if (unit.stop == Unit::Stop::kCancel) {
-    a.state = StepState::kCancelled;
-    a.reason = "cancelled" + killed;
-  } else if (unit.stop == Unit::Stop::kTimeout) {
-    a.state = StepState::kFailed;
-    a.reason = "timed out after " + FormatDuration(*s.timeout) + killed;
-  } else if (exit.signal) {
-    a.state = StepState::kFailed;
-    a.reason = (s.uses.empty() ? "killed by signal " : "plugin host killed by signal ") + std::to_string(exit.signal) +
-               " (" + SignalName(exit.signal) + ")";
-  } else if (exit.cancelled) {
-    a.state = StepState::kFailed;
-    a.reason = "the step stopped as cancelled, but nothing cancelled it";
-  } else if (exit.exit_code != 0) {
-    a.state = StepState::kFailed;
-    a.reason = exit.reason.empty() ? "exit code " + std::to_string(exit.exit_code) : exit.reason;
-  } else if (exit.outputs) {
-    if (Status sizes = CheckOutputs(*exit.outputs); !sizes.ok()) {
-      a.state = StepState::kFailed;
-      a.reason = sizes.message();
-    } else {
-      a.state = StepState::kSucceeded;
-      rec.outputs = *exit.outputs;
-    }
-  } else {
-    auto outputs = ReadOutputs(unit.output_path, *env_);
-    if (!outputs.ok()) {
-      a.state = StepState::kFailed;
-      a.reason = outputs.status().message();
-    } else {
-      a.state = StepState::kSucceeded;
-      rec.outputs = std::move(*outputs);
-    }
-  }
-  if (!unit.secrets.empty()) {
-    for (auto& [k, v] : rec.outputs)
-      if (v.is_string()) v = Value::Str(unit.secrets.Mask(v.as_string()));
-    MaskFile(*env_, unit.output_path, unit.secrets);  // the step's $SLUICE_OUTPUT, kept with its log
-  }
+  StopCause stop{unit.stop, unit.killed, hard_cancel_};
+  AttemptVerdict verdict = JudgeExit(s, exit, stop, unit.output_path, *env_);
+  a.state = verdict.state;
+  a.reason = std::move(verdict.reason);
+  if (verdict.outputs) rec.outputs = std::move(*verdict.outputs);
+  MaskSecrets(unit.secrets, &rec.outputs, unit.output_path, *env_);  // $SLUICE_OUTPUT is kept with the log
   AttemptExit result = exit;
   if (a.state == StepState::kSucceeded && !s.outputs.empty()) {
     std::string failure;
-    Status published = PublishOutputs(u, &result, &failure);
+    OutputSink sink{store_, options_.artifacts, env_, clock_, run_id_};
+    Status published = PublishOutputs(s, a, unit.files_dir, sink, &rec.outputs, &result.metrics, &failure);
     if (!published.ok()) return published;
     if (!failure.empty()) {
       a.state = StepState::kFailed;
@@ -599,7 +413,7 @@ Status Engine::AfterFailure(size_t u) {
     rec.state = StepState::kPending;
     Status st = store_->FinishAttempt(a, rec);
     if (!st.ok()) return st;
-    auto delay = Backoff(u);
+    auto delay = RetryDelay(s.retry.backoff, rec.tries, rng_);
     unit.waiting_retry = true;
     ++unit.generation;
     timers_.push({clock_->Now() + delay, Timer::Kind::kRetry, u, unit.generation});
@@ -633,14 +447,8 @@ Status Engine::FinishNode(size_t i) {
   return Status::Ok();
 }
 
-// A step whose `if` calls always() or cancelled() and holds during a
-// cancel runs then: a cleanup step. Nothing runs after a hard cancel.
 bool Engine::RunsDuringCancel(size_t node) const {
-  const spec::Step& s = plan_.pipeline->steps[node];
-  if (hard_cancel_ || !s.if_condition || !s.if_checks_status) return false;
-  StepContext ctx(scope_, node, nullptr);
-  auto v = spec::EvaluateTemplate(*s.if_condition, ctx);
-  return v.ok() && v->Truthy();
+  return engine::RunsDuringCancel(plan_.pipeline->steps[node], StepContext(scope_, node, nullptr), hard_cancel_);
 }
 
 Status Engine::BeginCancel(bool hard) {
@@ -674,11 +482,11 @@ Status Engine::BeginCancel(bool hard) {
   if (!flushed.ok()) return flushed;
   for (auto& [id, u] : running_) {
     Unit& unit = units_[u];
-    if (unit.stop == Unit::Stop::kNone) unit.stop = Unit::Stop::kCancel;
+    if (unit.stop == StopCause::Kind::kNone) unit.stop = StopCause::Kind::kCancel;
     if (hard) {
       unit.killed = true;
       executor_->Stop(id, true);
-    } else if (unit.stop == Unit::Stop::kCancel) {
+    } else if (unit.stop == StopCause::Kind::kCancel) {
       executor_->Stop(id, false);
       timers_.push({clock_->Now() + options_.grace, Timer::Kind::kKill, u, unit.generation});
     }
@@ -709,10 +517,10 @@ Status Engine::FireTimers() {
         graph_.PushReady(t.unit);
       }
     } else if (t.kind == Timer::Kind::kTimeout) {
-      if (unit.running && unit.stop == Unit::Stop::kNone) {
+      if (unit.running && unit.stop == StopCause::Kind::kNone) {
         Status st = store_->Flush();
         if (!st.ok()) return st;
-        unit.stop = Unit::Stop::kTimeout;
+        unit.stop = StopCause::Kind::kTimeout;
         executor_->Stop(unit.attempt.id, false);
         timers_.push({now + options_.grace, Timer::Kind::kKill, t.unit, unit.generation});
       }
@@ -776,11 +584,7 @@ Result<RunState> Engine::Run() {
     st = FireTimers();
     if (!st.ok()) return st;
   }
-  RunState final = RunState::kSucceeded;
-  for (size_t i = 0; i < graph_.step_count(); ++i)
-    if (graph_.record(i).state == StepState::kFailed && !plan_.pipeline->steps[i].continue_on_error)
-      final = RunState::kFailed;
-  if (cancelling_) final = RunState::kCancelled;
+  RunState final = FinalRunState(plan_, graph_, cancelling_);
   st = store_->SetRunState(run_id_, final, clock_->WallMs());
   if (st.ok()) st = store_->Flush();
   if (!st.ok()) return st;

@@ -9,10 +9,14 @@
 // What it leaves to others: the DAG's changing state (records, what can be
 // decided, what is ready) is a RunGraph (run_graph.h); an attempt's request
 // (paths, placement, environment) and what expressions see come from
-// attempt_render.h; the cache key from fingerprint.h. What it keeps: each
-// decision (skip, fail, expand, retry, cancel), attempts and their ends,
-// slot accounting (SlotsFor, MarkRunning, OnExit), timers, publishing
-// outputs and registering models, and every store write.
+// attempt_render.h; the cache key from fingerprint.h; what a step's `if` and
+// `foreach` decide, whether it runs during a cancel, a retry's delay and the
+// run's final state from decide.h; what an ended attempt comes to (state,
+// reason, outputs, secrets masked, declared outputs published, models
+// registered) and whether a cache entry may be reused from attempt_end.h.
+// What it keeps: acting on each decision (skip, fail, expand, retry,
+// cancel), attempts and their ends, slot accounting (SlotsFor, MarkRunning,
+// OnExit), timers, and the order of every store write.
 //
 // Every transition goes to the RunStore before the engine acts on it, so a
 // run can be resumed from the store after the orchestrator dies.
@@ -23,10 +27,6 @@
 // The engine owns none of its collaborators (it makes a RealEnv when given
 // none). One thread runs Run(); RequestCancel() may be called from any
 // thread or a signal handler.
-//
-// engine.cc is over 600 lines: the builder's transitions (attempt start,
-// end, retry, cancel, timers) share the unit state and the journal's order,
-// and are read together.
 #pragma once
 
 #include <atomic>
@@ -145,7 +145,6 @@ class Engine {
   Status AfterFailure(size_t unit);
   Status ReuseCached(size_t unit, const CachedResult& hit, const std::string& fingerprint, const std::string& identity,
                      const std::vector<LineageEdge>& inputs);
-  Status PublishOutputs(size_t unit, AttemptExit* exit, std::string* failure);
   // Records the unit's last attempt as its final state and finishes it.
   Status EndUnit(size_t unit, StepState state);
   Status FinishUnit(size_t unit);
@@ -155,8 +154,6 @@ class Engine {
   bool RunsDuringCancel(size_t node) const;
   void Emit(Event e);
   TimePoint NextDeadline() const;
-  std::chrono::milliseconds Backoff(size_t unit);
-  std::string UnitLabel(size_t unit) const;
   // How many of the `jobs` slots an attempt of `s` takes.
   int SlotsFor(const spec::Step& s) const;
 

@@ -1,0 +1,54 @@
+// The builder's decisions that need none of its own state: whether a step
+// runs at all (its `if`, its `foreach`, a cancel), how long a failed
+// attempt waits before the next, and how the run ends. The Engine (engine.h) asks these and does
+// what they say (records the step, expands it, arms a timer).
+//
+// Pure but for what a StepContext reads (the run's records, the environment)
+// and the random generator RetryDelay draws from; used on the engine's
+// thread only.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "engine/attempt_render.h"
+#include "engine/plan.h"
+#include "engine/run_graph.h"
+#include "engine/types.h"
+#include "spec/pipeline.h"
+
+namespace sluice::engine {
+
+// What a step whose dependencies are final comes to.
+struct StepDecision {
+  // Set when the step ends without running: skipped, or failed because its
+  // `if` or `foreach` could not be evaluated. `reason` says why.
+  std::optional<StepState> end;
+  std::string reason;
+  // A foreach step's items (those of `rec` when resumed, else its list or
+  // its expression's); empty for a plain step.
+  std::optional<spec::List> items;
+};
+
+// Decides step `s` (record `rec`) as `ctx` sees the run (not during a
+// cancel; see RunsDuringCancel). A custom `if` without a status function
+// means success() && it (GitHub Actions' rule) and is not even evaluated
+// when a needed step did not succeed.
+StepDecision DecideStep(const spec::Step& s, const StepRecord& rec, const StepContext& ctx);
+
+// A step whose `if` calls always() or cancelled() and holds during a cancel
+// runs then: a cleanup step. Nothing runs after a hard cancel.
+bool RunsDuringCancel(const spec::Step& s, const StepContext& ctx, bool hard_cancel);
+
+// The state a run ends in once every step of `graph` is final: cancelled if
+// it was, failed if a step failed without continue_on_error, else succeeded.
+RunState FinalRunState(const Plan& plan, const RunGraph& graph, bool cancelled);
+
+// The delay before the next attempt after `tries` of them: initial *
+// factor^(tries-1), capped at max; with jitter, a uniform fraction from 1/2
+// to all of it, drawn from `rng`.
+std::chrono::milliseconds RetryDelay(const spec::Backoff& b, int tries, std::mt19937_64& rng);
+
+}  // namespace sluice::engine
