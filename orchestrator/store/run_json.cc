@@ -12,7 +12,14 @@ namespace {
 
 json Time(int64_t ms) { return ms ? json(IsoTime(ms)) : json(); }
 
-std::string TimeText(int64_t ms) { return ms ? "\"" + IsoTime(ms) + "\"" : std::string("null"); }
+// Built by appending: `"\"" + IsoTime(ms)` draws a false -Wrestrict from GCC 12.
+std::string TimeText(int64_t ms) {
+  if (!ms) return "null";
+  std::string out = "\"";
+  out += IsoTime(ms);
+  out += '"';
+  return out;
+}
 
 }  // namespace
 
