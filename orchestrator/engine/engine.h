@@ -52,7 +52,7 @@ namespace sluice::engine {
 
 
 struct EngineOptions {
-  int jobs = 2;                               // slots; a step takes resources.cpu of them
+  int jobs = 2;                               // slots; an attempt takes Executor::Slots of them
   std::chrono::milliseconds grace{10000};     // SIGTERM -> SIGKILL
   std::chrono::milliseconds cancel_poll{250}; // how often to look for `sluice cancel`
   uint64_t seed = 0;                          // for backoff jitter
@@ -154,7 +154,8 @@ class Engine {
   bool RunsDuringCancel(size_t node) const;
   void Emit(Event e);
   TimePoint NextDeadline() const;
-  // How many of the `jobs` slots an attempt of `s` takes.
+  // How many of the `jobs` slots an attempt of `s` takes: the executor's
+  // Slots(), asked before the attempt is rendered, at most all of them.
   int SlotsFor(const spec::Step& s) const;
 
   const Plan& plan_;
