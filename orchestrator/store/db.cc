@@ -233,6 +233,118 @@ ALTER TABLE runs RENAME COLUMN owner_pid TO driver_pid;
 ALTER TABLE runs RENAME COLUMN owner_start TO driver_start;
 )sql";
 
+// Version 11: services (specs/services-design.md): their desired state, its
+// history, the gateway's replicas and statistics windows, and the one gateway.
+// Every desired-state write appends its service_changes row in the same
+// transaction (services.h).
+const char* kSchemaV11 = R"sql(
+CREATE TABLE services (
+  name TEXT PRIMARY KEY,
+  spec TEXT NOT NULL,             -- canonical JSON of the applied document
+  spec_hash TEXT NOT NULL,        -- the same hash again: unchanged, no history row
+  sticky_header TEXT,
+  sticky_field TEXT,
+  sticky_salt TEXT,
+  mirror_version TEXT,
+  mirror_bp INTEGER NOT NULL DEFAULT 0,   -- 0..10000
+  infer_token_hash TEXT,          -- NULL: infer is open
+  traffic_owner TEXT,             -- 'run:12/deploy' while a rollout drives weights
+  generation INTEGER NOT NULL,    -- +1 per change
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  deleted_ms INTEGER              -- NULL unless deleted
+) WITHOUT ROWID;
+CREATE TABLE service_versions (
+  service TEXT NOT NULL,
+  version TEXT NOT NULL,
+  ordinal INTEGER NOT NULL,       -- order first applied; orders the sticky bucket ranges
+  kind TEXT NOT NULL,             -- model command
+  model_ref TEXT,
+  model_name TEXT,
+  model_version INTEGER,
+  artifact TEXT REFERENCES artifacts(hash),
+  uri TEXT,
+  command TEXT,                   -- JSON list
+  env TEXT,                       -- JSON object
+  workdir TEXT,
+  port_env TEXT,
+  options TEXT NOT NULL,          -- JSON: threads, max_batch, ready_timeout_ms, ...
+  replicas INTEGER NOT NULL,
+  weight_bp INTEGER NOT NULL,     -- 0..10000
+  revision INTEGER NOT NULL,      -- +1 when what runs changes
+  state TEXT NOT NULL,            -- active removing removed
+  run_id INTEGER,
+  step_id TEXT,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (service, version)
+) WITHOUT ROWID;
+CREATE TABLE service_replicas (
+  service TEXT NOT NULL,
+  version TEXT NOT NULL,
+  slot INTEGER NOT NULL,          -- 0..replicas-1; written by the gateway only
+  revision INTEGER NOT NULL,
+  pid INTEGER,
+  start_time INTEGER,
+  port INTEGER,
+  state TEXT NOT NULL,            -- starting ready unready ejected draining backoff stopped
+  restarts INTEGER NOT NULL,
+  last_exit TEXT,
+  log_path TEXT NOT NULL,
+  started_ms INTEGER,
+  ready_ms INTEGER,
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (service, version, slot)
+) WITHOUT ROWID;
+CREATE TABLE service_changes (
+  id INTEGER PRIMARY KEY,
+  service TEXT NOT NULL,
+  at_ms INTEGER NOT NULL,
+  kind TEXT NOT NULL,             -- apply traffic mirror delete replica ejection
+  actor TEXT NOT NULL,            -- user:alice token:ci run:12/deploy#3 gateway
+  reason TEXT NOT NULL,
+  before TEXT,                    -- JSON of what changed
+  after TEXT
+);
+CREATE INDEX service_changes_by_service ON service_changes(service, id);
+CREATE TABLE service_windows (
+  service TEXT NOT NULL,
+  version TEXT NOT NULL,
+  role TEXT NOT NULL,             -- live mirror pinned
+  start_ms INTEGER NOT NULL,      -- a multiple of 10,000: [start, start + 10 s)
+  requests INTEGER NOT NULL,
+  errors INTEGER NOT NULL,
+  codes TEXT NOT NULL,
+  latency_bounds TEXT NOT NULL,
+  latency TEXT NOT NULL,
+  latency_sum_us INTEGER NOT NULL,
+  latency_max_us INTEGER NOT NULL,
+  retried INTEGER NOT NULL,
+  rerouted INTEGER NOT NULL,
+  cache_hits INTEGER NOT NULL,
+  mirror_dropped INTEGER NOT NULL,
+  mirror_compared INTEGER NOT NULL,
+  mirror_agreed INTEGER NOT NULL,
+  classes TEXT,
+  payload TEXT,
+  PRIMARY KEY (service, version, role, start_ms)
+) WITHOUT ROWID;
+CREATE INDEX service_windows_by_time ON service_windows(start_ms);
+CREATE TABLE gateway (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  pid INTEGER,
+  start_time INTEGER,
+  listen TEXT,
+  port INTEGER,
+  mode TEXT,                      -- background foreground serve
+  log_path TEXT,
+  started_ms INTEGER,
+  heartbeat_ms INTEGER,
+  stop_requested INTEGER NOT NULL DEFAULT 0,
+  handoff_to INTEGER
+);
+)sql";
+
 }  // namespace
 
 Db::~Db() {
@@ -316,7 +428,7 @@ Status Db::Migrate() {
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
   static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7, kSchemaV8,
-                                       kSchemaV9, kSchemaV10};
+                                       kSchemaV9, kSchemaV10, kSchemaV11};
   static_assert(std::size(kMigrations) == kSchemaVersion);
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();

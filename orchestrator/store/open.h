@@ -10,6 +10,7 @@
 //   lineage()   artifacts, lineage, cache lookups, gc (lineage.h)
 //   registry()  the model registry (registry.h)
 //   access()    API tokens, schedule fires, webhook deliveries (access.h)
+//   services()  services' desired state and history (services.h)
 //
 // One Store is used by one thread (a server thread opens its own); several
 // processes may open the same file (db.h). A store for another database
@@ -25,6 +26,7 @@
 #include "store/lineage.h"
 #include "store/registry.h"
 #include "store/runs.h"
+#include "store/services.h"
 
 namespace sluice::store {
 
@@ -39,16 +41,23 @@ class Store {
   LineageStore& lineage() { return lineage_; }
   RegistryStore& registry() { return registry_; }
   AccessStore& access() { return access_; }
+  ServicesStore& services() { return services_; }
 
  private:
   explicit Store(std::unique_ptr<Db> db)
-      : db_(std::move(db)), lineage_(*db_), registry_(*db_), runs_(*db_, lineage_, registry_), access_(*db_) {}
+      : db_(std::move(db)),
+        lineage_(*db_),
+        registry_(*db_),
+        runs_(*db_, lineage_, registry_),
+        access_(*db_),
+        services_(*db_) {}
 
   std::unique_ptr<Db> db_;  // first: destroyed last
   LineageStore lineage_;
   RegistryStore registry_;
   RunsStore runs_;
   AccessStore access_;
+  ServicesStore services_;
 };
 
 }  // namespace sluice::store

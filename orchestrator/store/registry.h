@@ -1,8 +1,7 @@
 // RegistryStore: the model registry (MLflow's is the reference): named
 // models with numbered versions, each a registered artifact, aliases that
 // point at versions, archived and deleted versions (specs/store.md, schema
-// versions 4 and 9). Services and their versions (DESIGN.md, serving) are
-// meant to live here next.
+// versions 4 and 9). Services and their versions live in services.h.
 //
 // Who uses it: the engine through RunsStore (a step's `register:`), `sluice
 // models` (list, promote, archive, delete, register), `sluice serve-model`

@@ -44,8 +44,16 @@ int64_t UserVersion(const std::string& path) {
   return v;
 }
 
-// Undoes schema version 10 by hand (its renames), so a test can step further back.
+// Undoes schema version 11 by hand (its new tables), so a test can step further back.
+void UndoVersion11(sqlite3* db) {
+  ExecAll(db, {"DROP TABLE services", "DROP TABLE service_versions", "DROP TABLE service_replicas",
+               "DROP TABLE service_changes", "DROP TABLE service_windows", "DROP TABLE gateway",
+               "PRAGMA user_version=10"});
+}
+
+// Undoes schema versions 11 and 10 by hand (10's renames), so a test can step further back.
 void UndoVersion10(sqlite3* db) {
+  UndoVersion11(db);
   ExecAll(db, {"ALTER TABLE metrics RENAME COLUMN \"index\" TO step",
                "ALTER TABLE runs RENAME COLUMN driver_pid TO owner_pid",
                "ALTER TABLE runs RENAME COLUMN driver_start TO owner_start", "PRAGMA user_version=9"});

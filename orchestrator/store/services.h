@@ -1,0 +1,130 @@
+// ServicesStore: services' desired state and its history (specs/store.md,
+// schema version 11; the design is specs/services-design.md section 2). A
+// service is a deployed model with versions; what a user, the admin API or
+// a deployment step wants of it is its desired state: the applied document,
+// its versions (what runs, how many replicas, which weight), sticky and
+// mirror settings. The gateway (serving/) reads it and makes it so.
+//
+// Every desired-state write is one transaction of its own (BEGIN IMMEDIATE)
+// that also appends its service_changes row: no writer skips the history.
+// REQUIRES: no journal batch is open (db.h; checked, an Internal error).
+//
+// Who uses it: `sluice services` (apply, list, show, history, delete), the
+// gateway, and later the admin API and the deployment step types. It knows
+// nothing of service.yaml: serving::ServiceSpec turns a document into a
+// ServiceState. One object per thread, like its Db.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "store/db.h"
+
+namespace sluice::store {
+
+// One version of a service, as desired.
+struct ServiceVersionState {
+  std::string name;                  // blue, green, ...
+  std::string kind;                  // "model" or "command"
+  // kind model: the reference as written and what it resolved to at apply.
+  std::string model_ref;             // fashion@2, or a file
+  std::string model_name;            // empty for a file
+  int model_version = 0;             // 0 for a file
+  std::string artifact;              // hash; empty if unregistered
+  std::string uri;                   // the file or folder served
+  // kind command: JSON text of argv and env.
+  std::string command;               // ["python3","srv.py"]
+  std::string env;                   // {"MODE":"fast"}
+  std::string workdir;
+  std::string port_env;
+  std::string options = "{}";        // JSON: threads, max_batch, ready_timeout_ms, ...
+  int replicas = 1;
+  int weight_bp = 0;                 // basis points, 0..10000
+  // Filled by the store on reads, ignored by Apply:
+  int ordinal = 0;                   // order first applied (sticky bucket order)
+  int revision = 0;                  // +1 each time what runs changes
+  std::string state;                 // active | removing | removed
+};
+
+// A service's desired state.
+struct ServiceState {
+  std::string name;
+  std::string spec;                  // canonical JSON of the applied document
+  std::string spec_hash;             // of `spec`: the same hash again is no change
+  std::string sticky_header, sticky_field, sticky_salt;  // empty: not sticky
+  std::string mirror_version;        // empty: no mirror
+  int mirror_bp = 0;                 // 0..10000
+  std::string infer_token_hash;      // empty: infer is open
+  // Apply: true when the document had no traffic (an existing service keeps
+  // its versions' weights, a new version gets 0); the versions' weight_bp
+  // are then ignored.
+  bool keep_weights = false;
+  std::vector<ServiceVersionState> versions;  // reads: by ordinal, removed ones left out
+  // Filled by the store on reads:
+  std::string traffic_owner;
+  int64_t generation = 0;
+  int64_t created_ms = 0, updated_ms = 0;
+};
+
+// One row of a service's history.
+struct ServiceChange {
+  int64_t id = 0;
+  std::string service;
+  int64_t at_ms = 0;
+  std::string kind;                  // apply | delete (later: traffic, mirror, replica, ejection)
+  std::string actor;                 // user:alice, token:ci, run:12/deploy#3, gateway
+  std::string reason;
+  std::string before, after;         // the spec before and after; empty for none
+};
+
+// What Apply did.
+struct ApplyOutcome {
+  bool changed = false;              // false: the same document was applied already
+  int64_t change_id = 0;             // the history row (0 when unchanged)
+  int64_t generation = 0;            // the service's generation after the call
+};
+
+class ServicesStore {
+ public:
+  explicit ServicesStore(Db& db) : db_(db) {}
+
+  // Makes `desired` the service's desired state and appends an "apply" row
+  // to its history, in one transaction. Applying a document whose
+  // spec_hash equals the live one changes nothing and records nothing.
+  // A version named for the first time gets the next ordinal and revision
+  // 1; a version whose kind, model, command, env, workdir, port_env or
+  // options change gets revision + 1 (its replicas are replaced); a version
+  // left out of the document becomes "removing" with weight 0. Applying a
+  // deleted service's name creates it again (its generation goes on).
+  // REQUIRES: no journal batch is open.
+  Result<ApplyOutcome> Apply(const ServiceState& desired, const std::string& actor, const std::string& reason,
+                             int64_t now_ms);
+  // Deletes a service: it is no longer listed or found, its versions become
+  // "removing" with weight 0 (the gateway stops their replicas), and a
+  // "delete" row goes into its history, which stays readable. NotFound if
+  // there is no such service.
+  // REQUIRES: no journal batch is open.
+  Status Delete(const std::string& name, const std::string& actor, const std::string& reason, int64_t now_ms);
+
+  // A service's desired state (NotFound if none, or deleted), with its
+  // versions that are not removed, by ordinal.
+  Result<ServiceState> Get(const std::string& name);
+  // Every service that is not deleted, by name.
+  Result<std::vector<ServiceState>> List();
+  // A service's history, newest first: at most `limit` rows with an id
+  // below `before_id` (0: from the newest). Deleted services keep theirs;
+  // an unknown name has none.
+  Result<std::vector<ServiceChange>> History(const std::string& name, int64_t before_id, int limit);
+
+ private:
+  Status ReadVersions(ServiceState& s);
+  Result<int64_t> AppendChange(const std::string& service, const std::string& kind, const std::string& actor,
+                               const std::string& reason, const std::string& before, const std::string& after,
+                               int64_t now_ms);
+  Status ApplyVersions(const ServiceState& desired, int64_t now_ms);
+
+  Db& db_;
+};
+
+}  // namespace sluice::store

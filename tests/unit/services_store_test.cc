@@ -1,0 +1,301 @@
+// ServicesStore (store/services.h): services' desired state and its history,
+// schema version 11.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include <sqlite3.h>
+
+#include "store/open.h"
+
+using namespace sluice;
+
+namespace {
+
+std::string TempDb(const std::string& name) {
+  auto p = std::filesystem::temp_directory_path() / ("sluice-services-" + std::to_string(::getpid()) + "-" + name);
+  std::filesystem::remove(p);
+  std::filesystem::remove(p.string() + "-wal");
+  std::filesystem::remove(p.string() + "-shm");
+  return p.string();
+}
+
+std::unique_ptr<store::Store> Open(const std::string& path) {
+  auto s = store::Store::Open(path);
+  EXPECT_TRUE(s.ok()) << s.status().message();
+  return s.ok() ? std::move(s.value()) : nullptr;
+}
+
+store::ServiceVersionState CommandVersion(const std::string& name, int weight_bp, int replicas = 1) {
+  store::ServiceVersionState v;
+  v.name = name;
+  v.kind = "command";
+  v.command = R"(["python3","srv.py"])";
+  v.port_env = "PORT";
+  v.replicas = replicas;
+  v.weight_bp = weight_bp;
+  return v;
+}
+
+// A two-version service whose spec text (and hash) is `tag`.
+store::ServiceState Fashion(const std::string& tag) {
+  store::ServiceState s;
+  s.name = "fashion";
+  s.spec = R"({"service":"fashion","tag":")" + tag + R"("})";
+  s.spec_hash = "hash-" + tag;
+  s.versions = {CommandVersion("blue", 9000, 2), CommandVersion("green", 1000)};
+  return s;
+}
+
+std::vector<std::string> Names(const store::ServiceState& s) {
+  std::vector<std::string> out;
+  for (const auto& v : s.versions) out.push_back(v.name + ":" + v.state);
+  return out;
+}
+
+}  // namespace
+
+TEST(ServicesStoreTest, ApplyingTheSameSpecTwiceRecordsOneChange) {
+  auto s = Open(TempDb("twice"));
+  auto first = s->services().Apply(Fashion("a"), "user:alice", "first", 10);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_TRUE(first->changed);
+  EXPECT_GT(first->change_id, 0);
+  EXPECT_EQ(first->generation, 1);
+  auto second = s->services().Apply(Fashion("a"), "user:alice", "again", 20);
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  EXPECT_FALSE(second->changed);
+  EXPECT_EQ(second->change_id, 0);
+  EXPECT_EQ(second->generation, 1);
+  auto history = s->services().History("fashion", 0, 10);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_EQ((*history)[0].reason, "first");
+  EXPECT_EQ(s->services().Get("fashion")->updated_ms, 10);
+}
+
+TEST(ServicesStoreTest, AChangedSpecBumpsTheGenerationAndRecordsTheSpecBeforeAndAfter) {
+  auto s = Open(TempDb("changed"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "first", 10).ok());
+  auto out = s->services().Apply(Fashion("b"), "run:12/deploy#3", "canary", 20);
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  EXPECT_TRUE(out->changed);
+  EXPECT_EQ(out->generation, 2);
+  auto history = s->services().History("fashion", 0, 10);
+  ASSERT_EQ(history->size(), 2u);
+  const store::ServiceChange& c = (*history)[0];  // newest first
+  EXPECT_EQ(c.id, out->change_id);
+  EXPECT_EQ(c.kind, "apply");
+  EXPECT_EQ(c.actor, "run:12/deploy#3");
+  EXPECT_EQ(c.reason, "canary");
+  EXPECT_EQ(c.at_ms, 20);
+  EXPECT_EQ(c.before, Fashion("a").spec);
+  EXPECT_EQ(c.after, Fashion("b").spec);
+  EXPECT_EQ((*history)[1].before, "") << "the first apply has nothing before it";
+  auto got = s->services().Get("fashion");
+  EXPECT_EQ(got->created_ms, 10);
+  EXPECT_EQ(got->updated_ms, 20);
+}
+
+TEST(ServicesStoreTest, GetGivesBackWhatWasAppliedWithVersionsInTheOrderFirstApplied) {
+  auto s = Open(TempDb("get"));
+  store::ServiceState want = Fashion("a");
+  want.sticky_header = "x-user-id";
+  want.sticky_salt = "fashion";
+  want.mirror_version = "green";
+  want.mirror_bp = 10000;
+  want.infer_token_hash = "ab12";
+  want.versions[0].options = R"({"threads":2})";
+  ASSERT_TRUE(s->services().Apply(want, "user:alice", "", 10).ok());
+  auto got = s->services().Get("fashion");
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got->spec, want.spec);
+  EXPECT_EQ(got->spec_hash, want.spec_hash);
+  EXPECT_EQ(got->sticky_header, "x-user-id");
+  EXPECT_EQ(got->sticky_field, "");
+  EXPECT_EQ(got->sticky_salt, "fashion");
+  EXPECT_EQ(got->mirror_version, "green");
+  EXPECT_EQ(got->mirror_bp, 10000);
+  EXPECT_EQ(got->infer_token_hash, "ab12");
+  EXPECT_EQ(got->traffic_owner, "");
+  ASSERT_EQ(got->versions.size(), 2u);
+  EXPECT_EQ(got->versions[0].name, "blue");
+  EXPECT_EQ(got->versions[0].ordinal, 0);
+  EXPECT_EQ(got->versions[0].revision, 1);
+  EXPECT_EQ(got->versions[0].state, "active");
+  EXPECT_EQ(got->versions[0].replicas, 2);
+  EXPECT_EQ(got->versions[0].weight_bp, 9000);
+  EXPECT_EQ(got->versions[0].options, R"({"threads":2})");
+  EXPECT_EQ(got->versions[0].command, R"(["python3","srv.py"])");
+  EXPECT_EQ(got->versions[1].name, "green");
+  EXPECT_EQ(got->versions[1].ordinal, 1);
+  EXPECT_EQ(got->versions[1].options, "{}");
+}
+
+TEST(ServicesStoreTest, ChangingWhatRunsBumpsTheRevisionAndChangingReplicasOrWeightDoesNot) {
+  auto s = Open(TempDb("revision"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  store::ServiceState next = Fashion("b");
+  next.versions[0].replicas = 3;
+  next.versions[0].weight_bp = 5000;
+  next.versions[1].weight_bp = 5000;
+  next.versions[1].env = R"({"MODE":"fast"})";
+  ASSERT_TRUE(s->services().Apply(next, "user:alice", "", 20).ok());
+  auto got = s->services().Get("fashion");
+  EXPECT_EQ(got->versions[0].revision, 1);
+  EXPECT_EQ(got->versions[0].replicas, 3);
+  EXPECT_EQ(got->versions[0].weight_bp, 5000);
+  EXPECT_EQ(got->versions[1].revision, 2);
+}
+
+TEST(ServicesStoreTest, AVersionLeftOutIsRemovingWithWeightZeroAndKeepsItsOrdinalWhenItComesBack) {
+  auto s = Open(TempDb("removing"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  store::ServiceState only_green = Fashion("b");
+  only_green.versions = {CommandVersion("green", 10000)};
+  ASSERT_TRUE(s->services().Apply(only_green, "user:alice", "", 20).ok());
+  auto got = s->services().Get("fashion");
+  EXPECT_EQ(Names(*got), (std::vector<std::string>{"blue:removing", "green:active"}));
+  EXPECT_EQ(got->versions[0].weight_bp, 0);
+  ASSERT_TRUE(s->services().Apply(Fashion("c"), "user:alice", "", 30).ok());
+  got = s->services().Get("fashion");
+  EXPECT_EQ(Names(*got), (std::vector<std::string>{"blue:active", "green:active"}));
+  EXPECT_EQ(got->versions[0].ordinal, 0);
+  EXPECT_EQ(got->versions[0].weight_bp, 9000);
+}
+
+TEST(ServicesStoreTest, KeepWeightsKeepsTheExistingWeightsAndGivesANewVersionZero) {
+  auto s = Open(TempDb("keep"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  store::ServiceState next = Fashion("b");
+  next.keep_weights = true;
+  for (auto& v : next.versions) v.weight_bp = 1234;  // ignored
+  next.versions.push_back(CommandVersion("mine", 1234));
+  ASSERT_TRUE(s->services().Apply(next, "user:alice", "", 20).ok());
+  auto got = s->services().Get("fashion");
+  ASSERT_EQ(got->versions.size(), 3u);
+  EXPECT_EQ(got->versions[0].weight_bp, 9000);
+  EXPECT_EQ(got->versions[1].weight_bp, 1000);
+  EXPECT_EQ(got->versions[2].name, "mine");
+  EXPECT_EQ(got->versions[2].ordinal, 2);
+  EXPECT_EQ(got->versions[2].weight_bp, 0);
+}
+
+TEST(ServicesStoreTest, ListGivesEveryServiceByNameWithItsVersions) {
+  auto s = Open(TempDb("list"));
+  store::ServiceState b = Fashion("a");
+  b.name = "zebra";
+  ASSERT_TRUE(s->services().Apply(b, "user:alice", "", 10).ok());
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  auto all = s->services().List();
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].name, "fashion");
+  EXPECT_EQ((*all)[1].name, "zebra");
+  EXPECT_EQ((*all)[1].versions.size(), 2u);
+}
+
+TEST(ServicesStoreTest, AnUnknownServiceIsNotFoundAndHasNoHistory) {
+  auto s = Open(TempDb("unknown"));
+  auto got = s->services().Get("nope");
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().message(), "no service 'nope'");
+  Status del = s->services().Delete("nope", "user:alice", "", 10);
+  EXPECT_EQ(del.code(), got.status().code());
+  EXPECT_EQ(del.message(), "no service 'nope'");
+  EXPECT_TRUE(s->services().History("nope", 0, 10)->empty());
+  EXPECT_TRUE(s->services().List()->empty());
+}
+
+TEST(ServicesStoreTest, ADeletedServiceIsNeitherFoundNorListedAndKeepsItsHistory) {
+  auto s = Open(TempDb("delete"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  ASSERT_TRUE(s->services().Delete("fashion", "user:bob", "retired", 20).ok());
+  EXPECT_FALSE(s->services().Get("fashion").ok());
+  EXPECT_TRUE(s->services().List()->empty());
+  EXPECT_FALSE(s->services().Delete("fashion", "user:bob", "", 30).ok()) << "deleted once only";
+  auto history = s->services().History("fashion", 0, 10);
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].kind, "delete");
+  EXPECT_EQ((*history)[0].actor, "user:bob");
+  EXPECT_EQ((*history)[0].reason, "retired");
+  EXPECT_EQ((*history)[0].before, Fashion("a").spec);
+  EXPECT_EQ((*history)[0].after, "");
+}
+
+TEST(ServicesStoreTest, ApplyingADeletedNameCreatesItAgainAndItsGenerationGoesOn) {
+  auto s = Open(TempDb("again"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  ASSERT_TRUE(s->services().Delete("fashion", "user:alice", "", 20).ok());
+  auto out = s->services().Apply(Fashion("a"), "user:alice", "back", 30);
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  EXPECT_TRUE(out->changed) << "the same document as before the delete is still a change";
+  EXPECT_EQ(out->generation, 3);
+  auto got = s->services().Get("fashion");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->created_ms, 30);
+  EXPECT_EQ(Names(*got), (std::vector<std::string>{"blue:active", "green:active"}));
+  EXPECT_EQ(got->versions[0].revision, 1) << "what runs is the same; its revision stays";
+  EXPECT_EQ((*s->services().History("fashion", 0, 10))[0].before, "");
+}
+
+TEST(ServicesStoreTest, HistoryPagesNewestFirstBelowBeforeIdUpToLimit) {
+  auto s = Open(TempDb("history"));
+  std::vector<int64_t> ids;
+  for (const char* tag : {"a", "b", "c", "d"})
+    ids.push_back(s->services().Apply(Fashion(tag), "user:alice", tag, 1)->change_id);
+  auto page = s->services().History("fashion", 0, 2);
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ((*page)[0].id, ids[3]);
+  EXPECT_EQ((*page)[1].id, ids[2]);
+  page = s->services().History("fashion", ids[2], 2);  // below, not at
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ((*page)[0].id, ids[1]);
+  EXPECT_EQ((*page)[1].id, ids[0]);
+  EXPECT_TRUE(s->services().History("fashion", ids[0], 2)->empty());
+  EXPECT_EQ(s->services().History("fashion", 0, 4)->size(), 4u);
+  EXPECT_EQ(s->services().History("fashion", 0, 5)->size(), 4u);
+}
+
+TEST(ServicesStoreTest, EveryDesiredStateWriteAppendsItsHistoryRowInTheSameTransaction) {
+  auto s = Open(TempDb("atomic"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  store::ServiceState bad = Fashion("b");
+  bad.versions[1].kind = "model";
+  bad.versions[1].artifact = "no-such-artifact";  // its foreign key fails after the services row is written
+  auto out = s->services().Apply(bad, "user:alice", "", 20);
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("apply service fashion"), std::string::npos) << out.status().message();
+  auto got = s->services().Get("fashion");
+  EXPECT_EQ(got->spec_hash, "hash-a") << "the services row was rolled back with the version";
+  EXPECT_EQ(got->generation, 1);
+  EXPECT_EQ(s->services().History("fashion", 0, 10)->size(), 1u);
+}
+
+TEST(ServicesStoreTest, WritesAreRefusedWhileAJournalBatchIsOpenAndChangeNothing) {
+  auto s = Open(TempDb("batch"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  ASSERT_TRUE(s->db().JoinBatch().ok());
+  auto out = s->services().Apply(Fashion("b"), "user:alice", "", 20);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), Code::kInternal);
+  EXPECT_EQ(s->services().Delete("fashion", "user:alice", "", 20).code(), Code::kInternal);
+  ASSERT_TRUE(s->db().Flush().ok());
+  EXPECT_EQ(s->services().Get("fashion")->spec_hash, "hash-a");
+  EXPECT_EQ(s->services().History("fashion", 0, 10)->size(), 1u);
+}
+
+TEST(ServicesStoreTest, ASchema10DatabaseMigratesTo11) {
+  std::string path = TempDb("v10");
+  { auto s = Open(path); }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  for (const char* sql : {"DROP TABLE services", "DROP TABLE service_versions", "DROP TABLE service_replicas",
+                          "DROP TABLE service_changes", "DROP TABLE service_windows", "DROP TABLE gateway",
+                          "PRAGMA user_version=10"})
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
+  sqlite3_close(db);
+  auto s = Open(path);
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  EXPECT_EQ(*s->db().IntegrityCheck(), "ok");
+}
