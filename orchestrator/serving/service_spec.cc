@@ -35,6 +35,10 @@ bool IsEnvName(const std::string& s) {
   });
 }
 
+bool AllDigits(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 // "90", "12.5", "100.00" -> basis points; nullopt unless digits with at most
 // two decimals (no sign, no exponent).
 std::optional<int> BasisPoints(const std::string& s) {
@@ -42,8 +46,7 @@ std::optional<int> BasisPoints(const std::string& s) {
   std::string whole = s.substr(0, dot);
   std::string frac = dot == std::string::npos ? "" : s.substr(dot + 1);
   if (whole.empty() || whole.size() > 6 || frac.size() > 2 || (dot != std::string::npos && frac.empty())) return {};
-  auto digits = [](const std::string& t) { return std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; }); };
-  if (!digits(whole) || !digits(frac)) return {};
+  if (!AllDigits(whole) || !AllDigits(frac)) return {};
   while (frac.size() < 2) frac += '0';
   return std::stoi(whole) * 100 + std::stoi(frac);
 }
@@ -102,11 +105,11 @@ class Parser {
   bool Int(const YamlNode& n, const std::string& what, int lo, int hi, int* out) {
     std::string s;
     if (!Scalar(n, what, &s)) return false;
-    bool ok = !s.empty() && s.size() <= 9 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    bool ok = !s.empty() && s.size() <= 9 && AllDigits(s);
     int v = ok ? std::stoi(s) : 0;
     if (!ok || v < lo || v > hi) {
-      Error(n.pos, what + " must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", not " +
-                       Quote(s));
+      Error(n.pos, what + " must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                       ", not " + Quote(s));
       return false;
     }
     *out = v;
@@ -333,12 +336,14 @@ void Parser::Traffic(const YamlNode& n) {
     auto bp = BasisPoints(w);
     if (!bp || *bp > 10'000) {
       bad = true;
-      Error(x.pos, "traffic." + k + ": weight " + Quote(w) + " must be a number from 0 to 100 with at most two decimals");
+      Error(x.pos,
+            "traffic." + k + ": weight " + Quote(w) + " must be a number from 0 to 100 with at most two decimals");
       return;
     }
     if (it == s_.versions.end()) {
       bad = true;
-      Error(key.pos, "traffic: " + Quote(k) + " is not a version of this service (versions: " + Join(names, ", ") + ")");
+      Error(key.pos,
+            "traffic: " + Quote(k) + " is not a version of this service (versions: " + Join(names, ", ") + ")");
       return;
     }
     it->weight_bp = *bp;
@@ -361,16 +366,18 @@ void Parser::Sticky(const YamlNode& n) {
       bool token = !st.header.empty() && std::all_of(st.header.begin(), st.header.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
       });
-      if (!token) Error(x.pos, "sticky.header: " + Quote(st.header) + " is not a lower-case header name, such as x-user-id");
+      if (!token)
+        Error(x.pos, "sticky.header: " + Quote(st.header) + " is not a lower-case header name, such as x-user-id");
     } else if (k == "field") {
       field = &x;
       std::string path;
       if (!Scalar(x, "sticky.field", &path)) return;
       st.field = Split(path, '.');
-      bool empty_part = path.empty() || std::any_of(st.field.begin(), st.field.end(), [](auto& p) { return p.empty(); }) ||
-                        path.back() == '.';
+      bool empty_part = path.empty() || path.back() == '.' ||
+                        std::any_of(st.field.begin(), st.field.end(), [](auto& p) { return p.empty(); });
       if (empty_part || st.field.size() > 4)
-        Error(x.pos, "sticky.field: " + Quote(path) + " must be a path of 1 to 4 object keys, such as parameters.user_id");
+        Error(x.pos,
+              "sticky.field: " + Quote(path) + " must be a path of 1 to 4 object keys, such as parameters.user_id");
     } else {
       Scalar(x, "sticky.salt", &st.salt);
     }
