@@ -7,24 +7,14 @@
 #include <sqlite3.h>
 
 #include "store/open.h"
+#include "../common/temp_store.h"
 
 using namespace sluice;
 
 namespace {
 
-std::string TempDb(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("sluice-services-" + std::to_string(::getpid()) + "-" + name);
-  std::filesystem::remove(p);
-  std::filesystem::remove(p.string() + "-wal");
-  std::filesystem::remove(p.string() + "-shm");
-  return p.string();
-}
-
-std::unique_ptr<store::Store> Open(const std::string& path) {
-  auto s = store::Store::Open(path);
-  EXPECT_TRUE(s.ok()) << s.status().message();
-  return s.ok() ? std::move(s.value()) : nullptr;
-}
+using sluice::testing::OpenStore;
+using sluice::testing::TempDb;
 
 store::ServiceVersionState CommandVersion(const std::string& name, int weight_bp, int replicas = 1) {
   store::ServiceVersionState v;
@@ -56,7 +46,7 @@ std::vector<std::string> Names(const store::ServiceState& s) {
 }  // namespace
 
 TEST(ServicesStoreTest, ApplyingTheSameSpecTwiceRecordsOneChange) {
-  auto s = Open(TempDb("twice"));
+  auto s = OpenStore(TempDb("twice"));
   auto first = s->services().Apply(Fashion("a"), "user:alice", "first", 10);
   ASSERT_TRUE(first.ok()) << first.status().message();
   EXPECT_TRUE(first->changed);
@@ -75,7 +65,7 @@ TEST(ServicesStoreTest, ApplyingTheSameSpecTwiceRecordsOneChange) {
 }
 
 TEST(ServicesStoreTest, AChangedSpecBumpsTheGenerationAndRecordsTheSpecBeforeAndAfter) {
-  auto s = Open(TempDb("changed"));
+  auto s = OpenStore(TempDb("changed"));
   ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "first", 10).ok());
   auto out = s->services().Apply(Fashion("b"), "run:12/deploy#3", "canary", 20);
   ASSERT_TRUE(out.ok()) << out.status().message();
@@ -98,7 +88,7 @@ TEST(ServicesStoreTest, AChangedSpecBumpsTheGenerationAndRecordsTheSpecBeforeAnd
 }
 
 TEST(ServicesStoreTest, GetGivesBackWhatWasAppliedWithVersionsInTheOrderFirstApplied) {
-  auto s = Open(TempDb("get"));
+  auto s = OpenStore(TempDb("get"));
   store::ServiceState want = Fashion("a");
   want.sticky_header = "x-user-id";
   want.sticky_salt = "fashion";
@@ -133,7 +123,7 @@ TEST(ServicesStoreTest, GetGivesBackWhatWasAppliedWithVersionsInTheOrderFirstApp
 }
 
 TEST(ServicesStoreTest, ChangingWhatRunsBumpsTheRevisionAndChangingReplicasOrWeightDoesNot) {
-  auto s = Open(TempDb("revision"));
+  auto s = OpenStore(TempDb("revision"));
   ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
   store::ServiceState next = Fashion("b");
   next.versions[0].replicas = 3;
@@ -149,7 +139,7 @@ TEST(ServicesStoreTest, ChangingWhatRunsBumpsTheRevisionAndChangingReplicasOrWei
 }
 
 TEST(ServicesStoreTest, AVersionLeftOutIsRemovingWithWeightZeroAndKeepsItsOrdinalWhenItComesBack) {
-  auto s = Open(TempDb("removing"));
+  auto s = OpenStore(TempDb("removing"));
   ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
   store::ServiceState only_green = Fashion("b");
   only_green.versions = {CommandVersion("green", 10000)};
@@ -165,7 +155,7 @@ TEST(ServicesStoreTest, AVersionLeftOutIsRemovingWithWeightZeroAndKeepsItsOrdina
 }
 
 TEST(ServicesStoreTest, KeepWeightsKeepsTheExistingWeightsAndGivesANewVersionZero) {
-  auto s = Open(TempDb("keep"));
+  auto s = OpenStore(TempDb("keep"));
   ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
   store::ServiceState next = Fashion("b");
   next.keep_weights = true;
@@ -182,7 +172,7 @@ TEST(ServicesStoreTest, KeepWeightsKeepsTheExistingWeightsAndGivesANewVersionZer
 }
 
 TEST(ServicesStoreTest, ListGivesEveryServiceByNameWithItsVersions) {
-  auto s = Open(TempDb("list"));
+  auto s = OpenStore(TempDb("list"));
   store::ServiceState b = Fashion("a");
   b.name = "zebra";
   ASSERT_TRUE(s->services().Apply(b, "user:alice", "", 10).ok());
@@ -196,7 +186,7 @@ TEST(ServicesStoreTest, ListGivesEveryServiceByNameWithItsVersions) {
 }
 
 TEST(ServicesStoreTest, AnUnknownServiceIsNotFoundAndHasNoHistory) {
-  auto s = Open(TempDb("unknown"));
+  auto s = OpenStore(TempDb("unknown"));
   auto got = s->services().Get("nope");
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.status().message(), "no service 'nope'");
@@ -208,7 +198,7 @@ TEST(ServicesStoreTest, AnUnknownServiceIsNotFoundAndHasNoHistory) {
 }
 
 TEST(ServicesStoreTest, ADeletedServiceIsNeitherFoundNorListedAndKeepsItsHistory) {
-  auto s = Open(TempDb("delete"));
+  auto s = OpenStore(TempDb("delete"));
   ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
   ASSERT_TRUE(s->services().Delete("fashion", "user:bob", "retired", 20).ok());
   EXPECT_FALSE(s->services().Get("fashion").ok());
@@ -224,7 +214,7 @@ TEST(ServicesStoreTest, ADeletedServiceIsNeitherFoundNorListedAndKeepsItsHistory
 }
 
 TEST(ServicesStoreTest, ApplyingADeletedNameCreatesItAgainAndItsGenerationGoesOn) {
-  auto s = Open(TempDb("again"));
+  auto s = OpenStore(TempDb("again"));
   ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
   ASSERT_TRUE(s->services().Delete("fashion", "user:alice", "", 20).ok());
   auto out = s->services().Apply(Fashion("a"), "user:alice", "back", 30);
@@ -240,7 +230,7 @@ TEST(ServicesStoreTest, ApplyingADeletedNameCreatesItAgainAndItsGenerationGoesOn
 }
 
 TEST(ServicesStoreTest, HistoryPagesNewestFirstBelowBeforeIdUpToLimit) {
-  auto s = Open(TempDb("history"));
+  auto s = OpenStore(TempDb("history"));
   std::vector<int64_t> ids;
   for (const char* tag : {"a", "b", "c", "d"})
     ids.push_back(s->services().Apply(Fashion(tag), "user:alice", tag, 1)->change_id);
@@ -258,7 +248,7 @@ TEST(ServicesStoreTest, HistoryPagesNewestFirstBelowBeforeIdUpToLimit) {
 }
 
 TEST(ServicesStoreTest, EveryDesiredStateWriteAppendsItsHistoryRowInTheSameTransaction) {
-  auto s = Open(TempDb("atomic"));
+  auto s = OpenStore(TempDb("atomic"));
   ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
   store::ServiceState bad = Fashion("b");
   bad.versions[1].kind = "model";
@@ -273,7 +263,7 @@ TEST(ServicesStoreTest, EveryDesiredStateWriteAppendsItsHistoryRowInTheSameTrans
 }
 
 TEST(ServicesStoreTest, WritesAreRefusedWhileAJournalBatchIsOpenAndChangeNothing) {
-  auto s = Open(TempDb("batch"));
+  auto s = OpenStore(TempDb("batch"));
   ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
   ASSERT_TRUE(s->db().JoinBatch().ok());
   auto out = s->services().Apply(Fashion("b"), "user:alice", "", 20);
@@ -287,7 +277,7 @@ TEST(ServicesStoreTest, WritesAreRefusedWhileAJournalBatchIsOpenAndChangeNothing
 
 TEST(ServicesStoreTest, ASchema10DatabaseMigratesTo11) {
   std::string path = TempDb("v10");
-  { auto s = Open(path); }
+  { auto s = OpenStore(path); }
   sqlite3* db;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   for (const char* sql : {"DROP TABLE services", "DROP TABLE service_versions", "DROP TABLE service_replicas",
@@ -295,7 +285,7 @@ TEST(ServicesStoreTest, ASchema10DatabaseMigratesTo11) {
                           "PRAGMA user_version=10"})
     ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
   sqlite3_close(db);
-  auto s = Open(path);
+  auto s = OpenStore(path);
   ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
   EXPECT_EQ(*s->db().IntegrityCheck(), "ok");
 }

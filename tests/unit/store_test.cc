@@ -8,24 +8,14 @@
 #include <sqlite3.h>
 
 #include "store/open.h"
+#include "../common/temp_store.h"
 
 using namespace sluice;
 
 namespace {
 
-std::string TempDb(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("sluice-store-" + std::to_string(::getpid()) + "-" + name);
-  std::filesystem::remove(p);
-  std::filesystem::remove(p.string() + "-wal");
-  std::filesystem::remove(p.string() + "-shm");
-  return p.string();
-}
-
-std::unique_ptr<store::Store> Open(const std::string& path) {
-  auto s = store::Store::Open(path);
-  EXPECT_TRUE(s.ok()) << s.status().message();
-  return s.ok() ? std::move(s.value()) : nullptr;
-}
+using sluice::testing::OpenStore;
+using sluice::testing::TempDb;
 
 void ExecAll(sqlite3* db, std::initializer_list<const char*> sqls) {
   for (const char* sql : sqls)
@@ -109,7 +99,7 @@ PRAGMA user_version=1;
 TEST(DbTest, CreatesTheSchemaAtTheCurrentVersion) {
   std::string path = TempDb("create");
   {
-    auto s = Open(path);
+    auto s = OpenStore(path);
     ASSERT_TRUE(s);
     EXPECT_EQ(*s->db().IntegrityCheck(), "ok");
   }
@@ -150,7 +140,7 @@ TEST(DbTest, ADatabaseMadeBySchemaVersion1OpensWithItsRunsIntactAndTheSchemaCurr
   sqlite3_close(db);
 
   {
-    auto s = Open(path);
+    auto s = OpenStore(path);
     ASSERT_TRUE(s);
     store::RunsStore& runs = s->runs();
     auto all = runs.ListRuns(10);
@@ -199,7 +189,7 @@ TEST(DbTest, ADatabaseMadeBySchemaVersion1OpensWithItsRunsIntactAndTheSchemaCurr
 }
 
 TEST(DbTest, AWriteOfItsOwnIsRefusedWhileAJournalBatchIsOpen) {
-  auto s = Open(TempDb("batch-rule"));
+  auto s = OpenStore(TempDb("batch-rule"));
   ASSERT_TRUE(s);
   store::RunsStore& runs = s->runs();
   int64_t run = *runs.CreateRun("demo", "x", "p", "/", "{}", 1, 0);
@@ -243,9 +233,9 @@ TEST(DbTest, AWriteOfItsOwnIsRefusedWhileAJournalBatchIsOpen) {
 
 TEST(DbTest, JournalWritesBecomeVisibleOnlyWhenFlushed) {
   std::string path = TempDb("flush");
-  auto writer = Open(path);
+  auto writer = OpenStore(path);
   int64_t run = *writer->runs().CreateRun("demo", "x", "p", "/", "{}", 1, 0);
-  auto reader = Open(path);
+  auto reader = OpenStore(path);
   engine::StepRecord step{.step_id = "a", .state = engine::StepState::kSucceeded};
   ASSERT_TRUE(writer->runs().SaveSteps(run, {&step}).ok());
   EXPECT_TRUE(reader->runs().LoadSteps(run)->empty());
@@ -257,12 +247,12 @@ TEST(DbTest, AnUnflushedBatchIsRolledBackWhenTheStoreCloses) {
   std::string path = TempDb("rollback");
   int64_t run;
   {
-    auto s = Open(path);
+    auto s = OpenStore(path);
     run = *s->runs().CreateRun("demo", "x", "p", "/", "{}", 1, 0);
     engine::StepRecord step{.step_id = "a", .state = engine::StepState::kSucceeded};
     ASSERT_TRUE(s->runs().SaveSteps(run, {&step}).ok());
   }
-  auto s = Open(path);
+  auto s = OpenStore(path);
   EXPECT_TRUE(s->runs().LoadSteps(run)->empty());
   EXPECT_EQ(*s->db().IntegrityCheck(), "ok");
 }
@@ -271,7 +261,7 @@ TEST(DbTest, ADatabaseAtSchemaVersion7MigratesTo8AndKeepsItsRunsAndDeliveries) {
   std::string path = TempDb("v7");
   int64_t run = 0;
   {
-    auto s = Open(path);
+    auto s = OpenStore(path);
     run = *s->runs().CreateRun("demo", "name: demo\n", "/x/p.yaml", "/x", "{}", 1, 42, "webhook");
     ASSERT_TRUE(s->access().RecordDelivery("demo", "d-1", "aa", 1000, 10).ok());
   }
@@ -283,7 +273,7 @@ TEST(DbTest, ADatabaseAtSchemaVersion7MigratesTo8AndKeepsItsRunsAndDeliveries) {
                "ALTER TABLE webhook_deliveries DROP COLUMN body_sha256", "ALTER TABLE runs DROP COLUMN queued_from",
                "PRAGMA user_version=7"});
   sqlite3_close(db);
-  auto s = Open(path);
+  auto s = OpenStore(path);
   EXPECT_EQ((*s->runs().GetRun(run)).trigger, "webhook");
   auto again = s->access().RecordDelivery("demo", "d-1", "bb", 1001, 10);
   ASSERT_TRUE(again.ok()) << again.status().message();
@@ -299,7 +289,7 @@ TEST(DbTest, ADatabaseAtSchemaVersion9MigratesTo10AndKeepsItsMetricsAndRunDriver
   std::string path = TempDb("v9");
   int64_t run = 0;
   {
-    auto s = Open(path);
+    auto s = OpenStore(path);
     run = RunProducingModels(s->runs(), {"aa"});
     ASSERT_TRUE(s->runs().SetDriver(run, 4242, 99).ok());
     engine::AttemptRecord a = (*s->runs().ListAttempts(run))[0];
@@ -310,7 +300,7 @@ TEST(DbTest, ADatabaseAtSchemaVersion9MigratesTo10AndKeepsItsMetricsAndRunDriver
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   UndoVersion10(db);
   sqlite3_close(db);
-  auto s = Open(path);
+  auto s = OpenStore(path);
   auto row = s->runs().GetRun(run);
   ASSERT_TRUE(row.ok()) << row.status().message();
   EXPECT_EQ(row->driver_pid, 4242);
@@ -326,7 +316,7 @@ TEST(DbTest, ADatabaseAtSchemaVersion9MigratesTo10AndKeepsItsMetricsAndRunDriver
 TEST(DbTest, ADatabaseAtSchemaVersion8MigratesTo9AndKeepsItsModelVersions) {
   std::string path = TempDb("v8");
   {
-    auto s = Open(path);
+    auto s = OpenStore(path);
     RunProducingModels(s->runs(), {"aa"});
     ASSERT_EQ(*s->registry().RegisterModel("fashion", "aa", 0, "", 0, 5), 1);
     ASSERT_TRUE(s->db().Flush().ok());
@@ -335,7 +325,7 @@ TEST(DbTest, ADatabaseAtSchemaVersion8MigratesTo9AndKeepsItsModelVersions) {
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   UndoVersion9(db);
   sqlite3_close(db);
-  auto s = Open(path);
+  auto s = OpenStore(path);
   auto models = s->registry().ListModels("fashion");
   ASSERT_TRUE(models.ok()) << models.status().message();
   ASSERT_EQ(models->size(), 1u);
@@ -347,7 +337,7 @@ TEST(DbTest, ADatabaseAtSchemaVersion8MigratesTo9AndKeepsItsModelVersions) {
 // --- RunsStore
 
 TEST(RunsStoreTest, RecordsARunAndItsSpec) {
-  auto s = Open(TempDb("run"));
+  auto s = OpenStore(TempDb("run"));
   auto id = s->runs().CreateRun("demo", "name: demo\n", "/x/p.yaml", "/x", "{\"a\":1}", 2, 42);
   ASSERT_TRUE(id.ok());
   auto run = s->runs().GetRun(*id);
@@ -359,7 +349,7 @@ TEST(RunsStoreTest, RecordsARunAndItsSpec) {
 }
 
 TEST(RunsStoreTest, TakeOverMarksRunningAttemptsLost) {
-  auto s = Open(TempDb("takeover"));
+  auto s = OpenStore(TempDb("takeover"));
   store::RunsStore& runs = s->runs();
   int64_t run = *runs.CreateRun("demo", "x", "p", "/", "{}", 1, 0);
   engine::StepRecord step{.step_id = "a", .state = engine::StepState::kRunning, .tries = 1, .attempts = 1};
@@ -380,7 +370,7 @@ TEST(RunsStoreTest, TakeOverMarksRunningAttemptsLost) {
 }
 
 TEST(RunsStoreTest, AQueuedRunStartsOrIsCancelledOnceAndAQueuedRetryGoesBackToItsState) {
-  auto s = Open(TempDb("queue"));
+  auto s = OpenStore(TempDb("queue"));
   store::RunsStore& runs = s->runs();
   int64_t a = *runs.CreateRun("demo", "x", "p", "/", "{}", 1, 0, "api", true);
   int64_t b = *runs.CreateRun("demo", "x", "p", "/", "{}", 1, 0, "api", true);
@@ -411,7 +401,7 @@ TEST(RunsStoreTest, AQueuedRunStartsOrIsCancelledOnceAndAQueuedRetryGoesBackToIt
 // --- RegistryStore
 
 TEST(RegistryStoreTest, ADeletedModelVersionsNumberIsNeverGivenAgainAndItsContentMayComeBack) {
-  auto s = Open(TempDb("deleted-model"));
+  auto s = OpenStore(TempDb("deleted-model"));
   RunProducingModels(s->runs(), {"aa", "bb"});
   ASSERT_EQ(*s->registry().RegisterModel("fashion", "aa", 0, "", 0, 1), 1);
   ASSERT_EQ(*s->registry().RegisterModel("fashion", "bb", 0, "", 0, 2), 2);
@@ -426,7 +416,7 @@ TEST(RegistryStoreTest, ADeletedModelVersionsNumberIsNeverGivenAgainAndItsConten
 }
 
 TEST(RegistryStoreTest, AnArchivedVersionResolvesByItsNumberButNotAsLatest) {
-  auto s = Open(TempDb("archived-model"));
+  auto s = OpenStore(TempDb("archived-model"));
   RunProducingModels(s->runs(), {"aa", "bb"});
   ASSERT_EQ(*s->registry().RegisterModel("fashion", "aa", 0, "", 0, 1), 1);
   ASSERT_EQ(*s->registry().RegisterModel("fashion", "bb", 0, "", 0, 2), 2);
@@ -444,7 +434,7 @@ TEST(RegistryStoreTest, AnArchivedVersionResolvesByItsNumberButNotAsLatest) {
 }
 
 TEST(RegistryStoreTest, AVersionAnAliasPointsAtIsNeitherArchivedNorDeletedUntilTheAliasMoves) {
-  auto s = Open(TempDb("aliased-model"));
+  auto s = OpenStore(TempDb("aliased-model"));
   RunProducingModels(s->runs(), {"aa"});
   ASSERT_EQ(*s->registry().RegisterModel("fashion", "aa", 0, "", 0, 1), 1);
   ASSERT_TRUE(s->db().Flush().ok());
@@ -466,7 +456,7 @@ TEST(RegistryStoreTest, AVersionAnAliasPointsAtIsNeitherArchivedNorDeletedUntilT
 
 TEST(AccessStoreTest, TokensAreStoredOnlyAsHashesAndRevokedTokensAreNotFound) {
   std::string path = TempDb("tokens");
-  auto s = Open(path);
+  auto s = OpenStore(path);
   auto token = s->access().CreateToken("ci", store::TokenScope::kRun, 1000);
   ASSERT_TRUE(token.ok()) << token.status().message();
   EXPECT_EQ(token->size(), 4u + 64u);
@@ -485,7 +475,7 @@ TEST(AccessStoreTest, TokensAreStoredOnlyAsHashesAndRevokedTokensAreNotFound) {
   std::ifstream f(path, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(f)), {});
   EXPECT_EQ(bytes.find(token->substr(4)), std::string::npos);
-  s = Open(path);
+  s = OpenStore(path);
   EXPECT_TRUE(s->access().RevokeToken((*s->access().ListTokens())[0].id, 2000).ok());
   EXPECT_FALSE(s->access().FindToken(*token)->has_value());
   EXPECT_EQ(s->access().RevokeToken((*s->access().ListTokens())[0].id, 3000).message(), "no valid token with id 1");
@@ -493,7 +483,7 @@ TEST(AccessStoreTest, TokensAreStoredOnlyAsHashesAndRevokedTokensAreNotFound) {
 }
 
 TEST(AccessStoreTest, ADeliveryIsADuplicateByItsIdOrItsBodyWithinTheWindowOnly) {
-  auto s = Open(TempDb("deliveries"));
+  auto s = OpenStore(TempDb("deliveries"));
   const int64_t window = 24 * 3600 * 1000LL;
   auto first = s->access().RecordDelivery("demo", "d-1", "body-a", 1000, window);
   ASSERT_TRUE(first.ok());
