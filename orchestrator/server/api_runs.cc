@@ -319,6 +319,15 @@ Response Api::RetryRun(int64_t id) {
       return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " succeeded; there are no failed steps to retry");
   }
   auto p = StoredPipeline(*row);
+  // A failed run may have nothing to run again (its driver died before any
+  // step started): refused here as `sluice retry` would refuse it, not
+  // accepted and then failed by the child.
+  if (p) {
+    auto steps = Runs().LoadSteps(id);
+    if (!steps.ok()) return ErrorResponse(500, "internal", steps.status().message());
+    if (runs::PlanRetry(*p, *steps, "", {}).refused.why == Why::kNothingToRetry)
+      return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " has no failed or cancelled steps to retry");
+  }
   auto queued = launcher_->Retry(Runs(), *row, p ? p->max_active_runs : 0);
   if (!queued.ok()) return ErrorResponse(500, "internal", queued.status().message());
   return Json(202, {{"id", id}, {"retrying", true}, {"queued", *queued}});

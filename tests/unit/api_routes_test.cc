@@ -26,6 +26,7 @@
 #include "server/events.h"
 #include "server/launcher.h"
 #include "spec/yaml_tree.h"
+#include "runs/verbs.h"
 #include "store/open.h"
 
 namespace sluice::server {
@@ -259,6 +260,17 @@ TEST_F(ApiRoutesTest, ASessionCookieChangesStateOnlyWithItsCsrfTokenFromItsOwnOr
   Request read = Make("GET", "/api/runs", std::nullopt);
   read.headers.emplace_back("cookie", cookie);
   EXPECT_EQ(api_->Handle(read).status, 200);
+}
+
+TEST_F(ApiRoutesTest, ARetryOfAFailedRunWithNoFailedStepsIs409AndStartsNothing) {
+  // The run's driver never started a step: the run is failed, its steps pending.
+  runs::RunVerbs verbs(store_->runs(), home_.string());
+  auto failed = verbs.FailAbandoned(run_id_);
+  ASSERT_TRUE(failed.ok() && *failed);
+  Response r = Send("POST", "/api/runs/" + std::to_string(run_id_) + "/retry", store::TokenScope::kRun);
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_NE(r.body.find("no failed or cancelled steps"), std::string::npos) << r.body;
+  EXPECT_EQ(store_->runs().GetRun(run_id_)->state, engine::RunState::kFailed);
 }
 
 }  // namespace
