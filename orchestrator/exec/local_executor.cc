@@ -39,10 +39,14 @@ LocalExecutor::~LocalExecutor() {
   if (null_fd_ >= 0) ::close(null_fd_);
 }
 
+std::pair<const PluginInfo*, const StepTypeInfo*> LocalExecutor::TypeOf(const engine::AttemptRequest& r) const {
+  const PluginInfo* plugin = r.plugin && plugins_ ? plugins_->Find(r.plugin->plugin) : nullptr;
+  return {plugin, plugin ? plugin->Find(r.plugin->step_type) : nullptr};
+}
+
 Result<engine::Started> LocalExecutor::Start(const engine::AttemptRequest& r) {
   if (r.plugin) {
-    const PluginInfo* plugin = plugins_ ? plugins_->Find(r.plugin->plugin) : nullptr;
-    const StepTypeInfo* type = plugin ? plugin->Find(r.plugin->step_type) : nullptr;
+    auto [plugin, type] = TypeOf(r);
     if (!type) return Status::StepFailed("no plugin step type " + r.plugin->plugin + "/" + r.plugin->step_type);
     if (!r.plugin->isolated) {
       in_process_.Start(r.attempt_id, type, r);
@@ -87,25 +91,19 @@ std::string LocalExecutor::Resolve(const engine::AttemptRequest& r) {
 }
 
 int LocalExecutor::Slots(const engine::AttemptRequest& r) {
-  if (r.plugin && plugins_) {
-    const PluginInfo* plugin = plugins_->Find(r.plugin->plugin);
-    const StepTypeInfo* type = plugin ? plugin->Find(r.plugin->step_type) : nullptr;
-    if (type && !type->takes_slot) return 0;  // it only waits: no CPU of ours
-  }
+  const StepTypeInfo* type = TypeOf(r).second;
+  if (type && !type->takes_slot) return 0;  // it only waits: no CPU of ours
   return r.placement.cpu;
 }
 
 nlohmann::json LocalExecutor::ParamsSchema(const engine::AttemptRequest& r) {
   if (!r.plugin || !plugins_) return nullptr;
-  const PluginInfo* plugin = plugins_->Find(r.plugin->plugin);
-  const StepTypeInfo* type = plugin ? plugin->Find(r.plugin->step_type) : nullptr;
+  const StepTypeInfo* type = TypeOf(r).second;
   return type ? type->params_schema : nlohmann::json();
 }
 
 std::string LocalExecutor::CodeIdentity(const engine::AttemptRequest& r) {
-  if (!r.plugin || !plugins_) return "";
-  const PluginInfo* plugin = plugins_->Find(r.plugin->plugin);
-  const StepTypeInfo* type = plugin ? plugin->Find(r.plugin->step_type) : nullptr;
+  auto [plugin, type] = TypeOf(r);
   if (!type) return "";
   if (plugin->builtin())  // its code is the binary's: its version stands for it
     return nlohmann::json{{"name", plugin->name}, {"step_type", type->id}, {"revision", type->revision},

@@ -21,6 +21,7 @@
 #include <deque>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "engine/executor.h"
 #include "exec/attempt_log.h"
@@ -54,6 +55,9 @@ class LocalExecutor : public engine::Executor {
     AttemptLog log;      // the log file, opened on the first write
     SecretMask mask;     // the attempt's secrets, shown as ***
   };
+  // The plugin and step type a plugin step's request names; null where the
+  // catalog has none (or the request is not a plugin step's).
+  std::pair<const PluginInfo*, const StepTypeInfo*> TypeOf(const engine::AttemptRequest& r) const;
   // Moves what the pipe holds into the log; false on EOF (the pipe is closed).
   bool Drain(Child& c);
   std::optional<engine::AttemptExit> Reap(int64_t attempt_id);
