@@ -3,7 +3,6 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <string>
 #include <vector>
 
@@ -196,22 +195,21 @@ TEST_F(RunGraphTest, DroppingReadyUnitsKeepsTheOthersInLine) {
   EXPECT_EQ(graph_->ready().front(), b);
 }
 
-TEST_F(RunGraphTest, AHundredThousandStepChainRunsInLinearTime) {
-  // Each transition touches only the step's dependants: a chain of 100,000
-  // steps is decided and finished in well under a second.
+TEST_F(RunGraphTest, AHundredThousandStepChainIsDecidedAndFinishedOneStepAtATime) {
+  // Each finished step makes exactly its one dependant decidable. How long
+  // this takes is dag_bench's to measure (the plan of 100,000 steps), not a
+  // unit test's.
   std::string yaml = "name: t\nsteps:\n  s0: {run: x}\n";
   for (int i = 1; i < 100000; ++i)
     yaml += "  s" + std::to_string(i) + ": {needs: [s" + std::to_string(i - 1) + "], run: x}\n";
   Start(yaml);
-  auto t0 = std::chrono::steady_clock::now();
   size_t steps = 0;
   while (auto i = graph_->NextToDecide()) {
+    EXPECT_EQ(*i, steps);
     RunGraph::Expansion x = graph_->Expand(*i, nullptr);
     End(x.first, StepState::kSucceeded);
     ++steps;
   }
-  auto elapsed = std::chrono::steady_clock::now() - t0;
   EXPECT_EQ(steps, 100000u);
   EXPECT_TRUE(graph_->AllFinished());
-  EXPECT_LT(elapsed, std::chrono::seconds(2));
 }
