@@ -362,8 +362,9 @@ void Loader::CheckWebhook() {
     for (const Template::Part& part : t.parts) {
       if (!part.expr) continue;
       VisitExpr(*part.expr, [&](const Expr& e) {
+        if (e.kind != Expr::Kind::kRef) return;  // a call (toJSON(...)) has no path; its arguments are visited
         bool known = e.path[0] == "event" || (e.path[0] == "event_name" && e.path.size() == 1);
-        if (e.kind == Expr::Kind::kRef && !known)
+        if (!known)
           Error(part.pos, "unknown name " + Quote(Join(e.path, ".")) +
                               " (webhook params see event, the delivery's JSON, and event_name)");
       });

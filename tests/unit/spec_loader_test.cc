@@ -288,6 +288,32 @@ steps:
   EXPECT_EQ(p.webhook->params[0].second.source, "${{ event.ref }}");
 }
 
+TEST(SpecLoaderTest, AWebhookParamMayCallAFunctionOfTheEvent) {
+  // The check of the names a webhook param reads once read a call's (empty) path; the fuzzer found it.
+  Pipeline p = Load(R"(name: hooked
+params:
+  commits: {type: string, default: "[]"}
+on:
+  webhook:
+    secret_env: HOOK_SECRET
+    params: {commits: "${{ toJSON(event.commits) }}"}
+steps:
+  a: {run: "true"}
+)");
+  ASSERT_TRUE(p.webhook.has_value());
+  EXPECT_EQ(Error(R"(name: bad
+params:
+  commits: {type: string, default: "[]"}
+on:
+  webhook:
+    secret_env: HOOK_SECRET
+    params: {commits: "${{ toJSON(steps.a.outputs.x) }}"}
+steps:
+  a: {run: "true"}
+)"),
+            "p.yaml:7:24: unknown name 'steps.a.outputs.x' (webhook params see event, the delivery's JSON, and event_name)");
+}
+
 TEST(SpecLoaderTest, WebhookErrorsNameThePlace) {
   EXPECT_EQ(Error(R"(name: bad
 params:
