@@ -362,7 +362,10 @@ void Loader::CheckWebhook() {
     for (const Template::Part& part : t.parts) {
       if (!part.expr) continue;
       VisitExpr(*part.expr, [&](const Expr& e) {
-        if (e.kind != Expr::Kind::kRef) return;  // a call (toJSON(...)) has no path; its arguments are visited
+        if (e.kind == Expr::Kind::kCall) {  // a call has no path; its arguments are visited on their own
+          CheckCall(part.pos, e);
+          return;
+        }
         bool known = e.path[0] == "event" || (e.path[0] == "event_name" && e.path.size() == 1);
         if (!known)
           Error(part.pos, "unknown name " + Quote(Join(e.path, ".")) +

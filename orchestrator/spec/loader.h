@@ -146,6 +146,9 @@ class Loader {
   // pipeline's env, which sees params and env only.
   void CheckRefs(const Template& t, const Step* step, const std::string& where, bool item_allowed = true);
 
+  // Reports a call of an unknown function or with the wrong number of arguments.
+  void CheckCall(SourcePos pos, const Expr& call);
+
   std::vector<std::string> StepIds() const;
   std::vector<std::string> ParamNames() const;
 

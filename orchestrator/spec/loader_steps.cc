@@ -340,14 +340,7 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
       SourcePos pos = part.pos;
       if (pos.line == t.pos.line) pos.column += 3 + static_cast<int>(e.offset);
       if (e.kind == Expr::Kind::kCall) {
-        const auto& known = KnownFunctions();
-        if (std::find(known.begin(), known.end(), e.op) == known.end()) {
-          Error(pos, "unknown function " + Quote(e.op + "()") + DidYouMean(e.op, known));
-          return;
-        }
-        size_t want = (e.op == "fromJSON" || e.op == "toJSON") ? 1 : 0;
-        if (e.args.size() != want)
-          Error(pos, e.op + "() takes " + std::to_string(want) + " argument" + (want == 1 ? "" : "s"));
+        CheckCall(pos, e);
         return;
       }
       const auto& path = e.path;
@@ -396,6 +389,17 @@ std::vector<std::string> Loader::ParamNames() const {
   std::vector<std::string> names;
   for (const ParamSpec& ps : p_.params) names.push_back(ps.name);
   return names;
+}
+
+void Loader::CheckCall(SourcePos pos, const Expr& call) {
+  const auto& known = KnownFunctions();
+  if (std::find(known.begin(), known.end(), call.op) == known.end()) {
+    Error(pos, "unknown function " + Quote(call.op + "()") + DidYouMean(call.op, known));
+    return;
+  }
+  size_t want = (call.op == "fromJSON" || call.op == "toJSON") ? 1 : 0;
+  if (call.args.size() != want)
+    Error(pos, call.op + "() takes " + std::to_string(want) + " argument" + (want == 1 ? "" : "s"));
 }
 
 void Loader::CheckStepRefs(Step& s) {

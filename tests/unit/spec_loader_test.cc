@@ -312,6 +312,17 @@ steps:
   a: {run: "true"}
 )"),
             "p.yaml:7:24: unknown name 'steps.a.outputs.x' (webhook params see event, the delivery's JSON, and event_name)");
+  EXPECT_EQ(Error(R"(name: bad
+params:
+  commits: {type: string, default: "[]"}
+on:
+  webhook:
+    secret_env: HOOK_SECRET
+    params: {commits: "${{ toJSN(event.commits) }}"}
+steps:
+  a: {run: "true"}
+)"),
+            "p.yaml:7:24: unknown function 'toJSN()' (did you mean 'toJSON'?)");
 }
 
 TEST(SpecLoaderTest, WebhookErrorsNameThePlace) {
