@@ -11,6 +11,7 @@
 //   registry()  the model registry (registry.h)
 //   access()    API tokens, schedule fires, webhook deliveries (access.h)
 //   services()  services' desired state and history (services.h)
+//   gateway()   the serving gateway's claim and statistics windows (gateway.h)
 //
 // One Store is used by one thread (a server thread opens its own); several
 // processes may open the same file (db.h). A store for another database
@@ -23,6 +24,7 @@
 
 #include "store/access.h"
 #include "store/db.h"
+#include "store/gateway.h"
 #include "store/lineage.h"
 #include "store/registry.h"
 #include "store/runs.h"
@@ -42,6 +44,7 @@ class Store {
   RegistryStore& registry() { return registry_; }
   AccessStore& access() { return access_; }
   ServicesStore& services() { return services_; }
+  GatewayStore& gateway() { return gateway_; }
 
  private:
   explicit Store(std::unique_ptr<Db> db)
@@ -50,7 +53,8 @@ class Store {
         registry_(*db_),
         runs_(*db_, lineage_, registry_),
         access_(*db_),
-        services_(*db_) {}
+        services_(*db_),
+        gateway_(*db_) {}
 
   std::unique_ptr<Db> db_;  // first: destroyed last
   LineageStore lineage_;
@@ -58,6 +62,7 @@ class Store {
   RunsStore runs_;
   AccessStore access_;
   ServicesStore services_;
+  GatewayStore gateway_;
 };
 
 }  // namespace sluice::store
