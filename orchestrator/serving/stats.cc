@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace sluice::serving {
 namespace {
@@ -135,10 +136,15 @@ void WindowStats::Record(Role role, int status, double latency_ms, bool upstream
     slot.start_ms.compare_exchange_strong(held, start, std::memory_order_acq_rel);
     held = slot.start_ms.load(std::memory_order_acquire);
   }
+  CountInto(totals_[static_cast<int>(role)], status, latency_ms, upstream_failed);
   if (held != start) {  // still holds an unflushed window, or (clock went back) a newer one
     late_samples_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  CountInto(slot, status, latency_ms, upstream_failed);
+}
+
+void WindowStats::CountInto(Slot& slot, int status, double latency_ms, bool upstream_failed) {
   constexpr auto relaxed = std::memory_order_relaxed;
   slot.requests.fetch_add(1, relaxed);
   if (status >= 500 || upstream_failed) slot.errors.fetch_add(1, relaxed);
@@ -177,6 +183,73 @@ std::vector<Window> WindowStats::TakeClosed() {
     return a.start_ms != b.start_ms ? a.start_ms < b.start_ms : a.role < b.role;
   });
   return closed;
+}
+
+Window WindowStats::Total(Role role) const {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  const Slot& t = totals_[static_cast<int>(role)];
+  Window w;
+  w.role = role;
+  w.start_ms = 0;
+  w.end_ms = clock_();
+  w.requests = t.requests.load(relaxed);
+  w.errors = t.errors.load(relaxed);
+  w.upstream_failures = t.upstream_failures.load(relaxed);
+  for (int i = 0; i < kStatusSlotCount; ++i) w.status[i] = t.status[i].load(relaxed);
+  for (int i = 0; i < kLatencyBuckets; ++i) w.latency[i] = t.latency[i].load(relaxed);
+  w.latency_sum_us = t.latency_sum_us.load(relaxed);
+  w.latency_max_us = t.latency_max_us.load(relaxed);
+  return w;
+}
+
+std::string PrometheusLabel(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+void AppendRequestMetrics(const std::vector<MetricSeries>& series, std::string* out) {
+  auto labels = [](const MetricSeries& m) {
+    return "service=\"" + PrometheusLabel(m.service) + "\",version=\"" + PrometheusLabel(m.version) +
+           "\",role=\"" + RoleName(m.role) + "\"";
+  };
+  *out += "# HELP sluice_requests_total Requests answered, by service, version, role and status code.\n";
+  *out += "# TYPE sluice_requests_total counter\n";
+  for (const MetricSeries& m : series) {
+    if (m.total.requests == 0) continue;
+    for (int i = 0; i < kStatusSlotCount; ++i) {
+      if (m.total.status[i] == 0) continue;
+      const std::string code = i < static_cast<int>(kStatusSlots.size()) ? std::to_string(kStatusSlots[i]) : "other";
+      *out += "sluice_requests_total{" + labels(m) + ",code=\"" + code + "\"} " + std::to_string(m.total.status[i]) +
+              "\n";
+    }
+  }
+  *out += "# HELP sluice_request_duration_seconds Time from a request's arrival to its answer's hand-off.\n";
+  *out += "# TYPE sluice_request_duration_seconds histogram\n";
+  for (const MetricSeries& m : series) {
+    if (m.total.requests == 0) continue;
+    int64_t cumulative = 0;
+    for (int i = 0; i < kLatencyBuckets; ++i) {
+      cumulative += m.total.latency[i];
+      std::string le = "+Inf";
+      if (i < static_cast<int>(kLatencyBoundsMs.size())) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%g", kLatencyBoundsMs[i] / 1000.0);
+        le = buf;
+      }
+      *out += "sluice_request_duration_seconds_bucket{" + labels(m) + ",le=\"" + le + "\"} " +
+              std::to_string(cumulative) + "\n";
+    }
+    char sum[32];
+    std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(m.total.latency_sum_us) / 1e6);
+    *out += "sluice_request_duration_seconds_sum{" + labels(m) + "} " + sum + "\n";
+    *out += "sluice_request_duration_seconds_count{" + labels(m) + "} " + std::to_string(cumulative) + "\n";
+  }
 }
 
 }  // namespace sluice::serving

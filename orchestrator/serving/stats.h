@@ -25,6 +25,8 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace sluice::serving {
@@ -111,6 +113,12 @@ class WindowStats {
 
   int64_t late_samples() const { return late_samples_.load(std::memory_order_relaxed); }
 
+  // Every sample of a role since construction, late ones included, as one
+  // window spanning [0, now): what /metrics shows (cumulative counters).
+  // Thread-safe; a snapshot of counters read one by one, not atomically as
+  // a whole.
+  Window Total(Role role) const;
+
  private:
   static constexpr int64_t kFree = -1;
   struct Slot {
@@ -121,9 +129,28 @@ class WindowStats {
     std::atomic<int64_t> latency_sum_us{0}, latency_max_us{0};
   };
 
+  static void CountInto(Slot& slot, int status, double latency_ms, bool upstream_failed);
+
   WallClockMs clock_;
   std::array<std::array<Slot, 3>, kRoles> slots_;
+  std::array<Slot, kRoles> totals_;  // start_ms unused
   std::atomic<int64_t> late_samples_{0};
 };
+
+// The request metrics of one version and role, for /metrics.
+struct MetricSeries {
+  std::string service, version;
+  Role role = Role::kLive;
+  Window total;  // WindowStats::Total
+};
+// Appends, in the Prometheus text format 0.0.4, `sluice_requests_total`
+// {service,version,role,code} (code: the answer's status, or "other") and
+// the histogram `sluice_request_duration_seconds` (buckets `v1` in seconds,
+// cumulative, +Inf, _sum, _count), each with its HELP and TYPE once.
+// Series without requests are left out.
+void AppendRequestMetrics(const std::vector<MetricSeries>& series, std::string* out);
+
+// A label value escaped for the text format (backslash, quote, newline).
+std::string PrometheusLabel(std::string_view value);
 
 }  // namespace sluice::serving

@@ -178,5 +178,50 @@ TEST(StatsTest, AWriterFindingAnUnflushedWindowCountsTheSampleLate) {
   EXPECT_EQ(windows[0].requests, 1);
 }
 
+TEST(StatsTest, TheTotalKeepsEverySampleTakenWindowsAndLateOnesIncluded) {
+  Fixture f;
+  f.stats.Record(Role::kLive, 200, 1);
+  f.now = kT0 + 3 * kWindowMs;  // late: slot 0 still holds window 0
+  f.stats.Record(Role::kLive, 503, 60);
+  f.stats.Record(Role::kMirror, 200, 1);
+  EXPECT_EQ(f.stats.TakeClosed().size(), 1u);
+  Window live = f.stats.Total(Role::kLive);
+  EXPECT_EQ(live.requests, 2);
+  EXPECT_EQ(live.errors, 1);
+  EXPECT_EQ(live.status[StatusSlot(503)], 1);
+  EXPECT_EQ(live.latency[LatencyBucket(60)], 1);
+  EXPECT_EQ(f.stats.Total(Role::kMirror).requests, 1);
+  EXPECT_EQ(f.stats.Total(Role::kPinned).requests, 0);
+}
+
+TEST(StatsTest, RequestMetricsAreCumulativeBucketsInSecondsWithCodesAndOther) {
+  Fixture f;
+  f.stats.Record(Role::kLive, 200, 0.25);
+  f.stats.Record(Role::kLive, 200, 50);
+  f.stats.Record(Role::kLive, 418, 40000);
+  std::string text;
+  AppendRequestMetrics({{"fashion", "blue", Role::kLive, f.stats.Total(Role::kLive)},
+                        {"fashion", "green", Role::kLive, f.stats.Total(Role::kPinned)}},
+                       &text);
+  const std::string labels = R"(service="fashion",version="blue",role="live")";
+  EXPECT_NE(text.find("# TYPE sluice_requests_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("sluice_requests_total{" + labels + R"(,code="200"} 2)" "\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("sluice_requests_total{" + labels + R"(,code="other"} 1)" "\n"), std::string::npos);
+  EXPECT_NE(text.find("sluice_request_duration_seconds_bucket{" + labels + R"(,le="0.00025"} 1)" "\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("sluice_request_duration_seconds_bucket{" + labels + R"(,le="0.05"} 2)" "\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("sluice_request_duration_seconds_bucket{" + labels + R"(,le="30"} 2)" "\n"), std::string::npos);
+  EXPECT_NE(text.find("sluice_request_duration_seconds_bucket{" + labels + R"(,le="+Inf"} 3)" "\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("sluice_request_duration_seconds_sum{" + labels + "} 40.050250\n"), std::string::npos);
+  EXPECT_NE(text.find("sluice_request_duration_seconds_count{" + labels + "} 3\n"), std::string::npos);
+  EXPECT_EQ(text.find("green"), std::string::npos);  // no requests: no series
+}
+
+TEST(StatsTest, ALabelValueEscapesBackslashQuoteAndNewline) {
+  EXPECT_EQ(PrometheusLabel("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+}
+
 }  // namespace
 }  // namespace sluice::serving
