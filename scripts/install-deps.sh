@@ -8,6 +8,7 @@ packages=(
   libtorch-dev libcpp-httplib-dev libopenblas0-pthread
   libboost-dev chromium fonts-liberation nginx-light wrk
   slurm-wlm munge
+  prometheus  # promtool checks the gateway's /metrics text
   clang libclang-rt-14-dev  # scripts/fuzz.sh: clang with its libFuzzer and sanitizer runtimes
 )
 sudo=""
