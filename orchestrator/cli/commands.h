@@ -78,6 +78,14 @@ struct ServeModelOptions {
   std::vector<std::string> allowed_hosts;  // Host names answered besides IP addresses and localhost
   std::string read_timeout = "10s";        // a request's header and body, or an idle connection
   int max_connections = 1024;
+  // Once listening, the bound port is written to PORT_FILE.tmp, which is
+  // then renamed to this file: a reader never sees a partial number, and
+  // --port 0 has no race between picking a port and using it. Empty: none.
+  std::string port_file;
+  // The version reported as model_version (and in the metadata's versions)
+  // for a model file; 0: "1". With a registry reference it must be the
+  // version the reference resolves to.
+  int model_version = 0;
 };
 int ServeModel(const ServeModelOptions& options);
 

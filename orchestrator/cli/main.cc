@@ -188,6 +188,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_model->add_option("--max-connections", serving.max_connections, "open connections at most; beyond it 503")
       ->capture_default_str()->check(CLI::Range(4, 100000));
+  serve_model->add_option("--port-file", serving.port_file,
+                          "once listening, write the bound port to FILE (through FILE.tmp and a rename)");
+  serve_model->add_option("--model-version", serving.model_version,
+                          "the version a model file is reported as (model_version; default 1)")
+      ->check(CLI::Range(1, 1000000000));
 
   ServeOptions server;
   auto* serve = app.add_subcommand("serve", "Serve the web UI, the HTTP API, schedules and webhooks for a folder of pipelines");
