@@ -65,6 +65,15 @@ int ListTokens(const std::string& format);
 int RevokeToken(int64_t id);
 int Schedules(const std::vector<std::string>& paths, int count, const std::string& format);
 
+// Services (cli/services_commands.cc): the desired state in the store; a
+// change is recorded with actor user:<login name> and `reason` (empty: a
+// default naming the command). Exit 2 on a spec error (FILE:LINE:COL lines).
+int ServicesApply(const std::string& file, const std::string& reason);
+int Services(bool as_json);
+int ShowService(const std::string& name, bool as_json);
+int ServiceHistory(const std::string& name, int limit);
+int DeleteService(const std::string& name, const std::string& reason);
+
 struct ServeModelOptions {
   std::string model;  // a TorchScript file or NAME@VERSION / NAME@ALIAS / NAME@latest
   std::string name;   // in URLs; default: the registry name, or "model"
