@@ -65,6 +65,15 @@ int ListTokens(const std::string& format);
 int RevokeToken(int64_t id);
 int Schedules(const std::vector<std::string>& paths, int count, const std::string& format);
 
+// Services (cli/services_commands.cc): the desired state in the store; a
+// change is recorded with actor user:<login name> and `reason` (empty: a
+// default naming the command). Exit 2 on a spec error (FILE:LINE:COL lines).
+int ServicesApply(const std::string& file, const std::string& reason);
+int Services(bool as_json);
+int ShowService(const std::string& name, bool as_json);
+int ServiceHistory(const std::string& name, int limit);
+int DeleteService(const std::string& name, const std::string& reason);
+
 struct ServeModelOptions {
   std::string model;  // a TorchScript file or NAME@VERSION / NAME@ALIAS / NAME@latest
   std::string name;   // in URLs; default: the registry name, or "model"
@@ -78,6 +87,14 @@ struct ServeModelOptions {
   std::vector<std::string> allowed_hosts;  // Host names answered besides IP addresses and localhost
   std::string read_timeout = "10s";        // a request's header and body, or an idle connection
   int max_connections = 1024;
+  // Once listening, the bound port is written to PORT_FILE.tmp, which is
+  // then renamed to this file: a reader never sees a partial number, and
+  // --port 0 has no race between picking a port and using it. Empty: none.
+  std::string port_file;
+  // The version reported as model_version (and in the metadata's versions)
+  // for a model file; 0: "1". With a registry reference it must be the
+  // version the reference resolves to.
+  int model_version = 0;
 };
 int ServeModel(const ServeModelOptions& options);
 

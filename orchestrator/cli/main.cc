@@ -165,6 +165,25 @@ int main(int argc, char** argv) {
   auto* token_revoke = token->add_subcommand("revoke", "Revoke a token by id");
   token_revoke->add_option("id", token_id, "its id in sluice token list")->required();
 
+  std::string service_file, service_name, service_reason;
+  bool services_json = false;
+  int history_limit = 20;
+  auto* services = app.add_subcommand("services", "Deployed models: versions, weights, replicas (apply, show, history, delete)");
+  services->add_flag("--json", services_json, "JSON instead of a table");
+  auto* services_apply = services->add_subcommand(
+      "apply", "Make a service.yaml the service's desired state (models resolved and pinned now; FILE:LINE:COL errors exit 2)");
+  services_apply->add_option("file", service_file, "service.yaml")->required();
+  services_apply->add_option("--reason", service_reason, "why, for its history (default: apply FILE)");
+  auto* services_show = services->add_subcommand("show", "One service: its versions, settings and applied spec");
+  services_show->add_option("service", service_name, "the service's name")->required();
+  services_show->add_flag("--json", services_json, "JSON instead of text");
+  auto* services_history = services->add_subcommand("history", "A service's changes, newest first");
+  services_history->add_option("service", service_name, "the service's name")->required();
+  services_history->add_option("-n,--limit", history_limit, "how many")->capture_default_str()->check(CLI::Range(1, 100000));
+  auto* services_delete = services->add_subcommand("delete", "Delete a service (its history stays)");
+  services_delete->add_option("service", service_name, "the service's name")->required();
+  services_delete->add_option("--reason", service_reason, "why, for its history (default: delete SERVICE)");
+
   ServeModelOptions serving;
   auto* serve_model = app.add_subcommand("serve-model", "Serve a TorchScript model over the Open Inference Protocol v2");
   serve_model->add_option("model", serving.model, "a model file, or fashion@production, fashion@3, fashion@latest")
@@ -188,6 +207,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_model->add_option("--max-connections", serving.max_connections, "open connections at most; beyond it 503")
       ->capture_default_str()->check(CLI::Range(4, 100000));
+  serve_model->add_option("--port-file", serving.port_file,
+                          "once listening, write the bound port to FILE (through FILE.tmp and a rename)");
+  serve_model->add_option("--model-version", serving.model_version,
+                          "the version a model file is reported as (model_version; default 1)")
+      ->check(CLI::Range(1, 1000000000));
 
   ServeOptions server;
   auto* serve = app.add_subcommand("serve", "Serve the web UI, the HTTP API, schedules and webhooks for a folder of pipelines");
@@ -249,6 +273,11 @@ int main(int argc, char** argv) {
   if (*token_list) return ListTokens(format);
   if (*token_revoke) return RevokeToken(token_id);
   if (*schedules) return Schedules(schedule_paths, schedule_count, format);
+  if (*services_apply) return ServicesApply(service_file, service_reason);
+  if (*services_show) return ShowService(service_name, services_json);
+  if (*services_history) return ServiceHistory(service_name, history_limit);
+  if (*services_delete) return DeleteService(service_name, service_reason);
+  if (*services) return Services(services_json);
   if (*host) return sluice::exec::PluginHostMain(3);
   if (*exec_step) return sluice::exec::ExecStepMain(exec_request, exec_array);
   return kExitUsage;

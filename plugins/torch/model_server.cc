@@ -16,13 +16,17 @@
 
 #include "bounded_json.h"
 #include "net.h"
-#include "request_guard.h"
 #include "server/http.h"
+#include "server/request_guard.h"
 
 using nlohmann::json;
 
 namespace sluice::torchplugin {
 namespace {
+
+using server::Guard;
+using server::Refused;
+using server::Screen;
 
 using Clock = std::chrono::steady_clock;
 

@@ -17,7 +17,7 @@
 // count, finite numbers) and checked (one FP32 input, the model's [C, H, W],
 // at most max_images images, data count and types); a refusal is a 4xx with
 // {"error": reason}. An optional bearer token (token_env) and a Host check
-// (allowed_hosts), both made before the body is read (request_guard.h),
+// (allowed_hosts), both made before the body is read (server/request_guard.h),
 // keep web pages out. specs/model-server.md lists every limit.
 #pragma once
 

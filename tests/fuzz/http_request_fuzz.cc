@@ -3,7 +3,7 @@
 // (Beast's parsers with the server's limits, then the Request a handler
 // sees), through server::ParseRequest, which runs the same code as a
 // connection; then the model server's header checks (Screen in
-// plugins/torch/request_guard.h) on every request that passes. No input may
+// orchestrator/server/request_guard.h) on every request that passes. No input may
 // crash them, and no request that passes may exceed the limits.
 //
 // The first byte picks the limits: bit 0, the server's defaults or small
@@ -13,8 +13,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "request_guard.h"
 #include "server/http.h"
+#include "server/request_guard.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
@@ -39,10 +39,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)r.Header("authorization");
   (void)r.Query("limit");
 
-  sluice::torchplugin::Guard guard;
+  sluice::server::Guard guard;
   guard.allowed_hosts = {"models.internal"};
   if (data[0] & 2) guard.token = "s3rv3r-t0ken";
-  auto refused = sluice::torchplugin::Screen(r, guard);
+  auto refused = sluice::server::Screen(r, guard);
   if (refused && refused->status != 401 && refused->status != 403 && refused->status != 431) std::abort();
   if (refused && refused->status == 401 && guard.token.empty()) std::abort();  // no token, no 401
   return 0;

@@ -638,6 +638,58 @@ TEST_F(TorchTest, ATokenGuardsEveryRouteButHealthAndAForeignHostIsRefused) {
   EXPECT_EQ(Sandbox::Reap(server), 0);
 }
 
+TEST_F(TorchTest, WithPort0APortFileNamesTheBoundPortOnceTheServerListensThere) {
+  TinyModel();
+  pid_t server = box_.Start({"serve-model", "fashion@1", "--port", "0", "--port-file", "port"}, "serve.log");
+  servers_.push_back(server);
+  ASSERT_TRUE(WaitFor([&] { return box_.Exists("port"); })) << box_.Read("serve.log.err");
+  EXPECT_FALSE(box_.Exists("port.tmp"));  // renamed, not copied
+  std::string text = box_.Read("port");
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.find_first_not_of("0123456789"), text.size() - 1) << text;  // digits and a newline
+  int port = std::stoi(text);
+  EXPECT_GT(port, 0);
+  // Written after the server listens: no retry needed.
+  httplib::Client c("127.0.0.1", port);
+  auto ready = c.Get("/v2/health/ready");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  EXPECT_EQ(json::parse(c.Get("/v2/models/fashion")->body)["versions"], json::array({"1"}));
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(Sandbox::Reap(server), 0);
+}
+
+TEST_F(TorchTest, AModelFileIsReportedAsTheModelVersionGivenAndAsVersion1Without) {
+  json run = RunExample({"-p", "train_limit=300", "-p", "test_limit=100", "-p", "min_accuracy=0"});
+  ASSERT_EQ(run["state"], "succeeded");
+  std::string file = StepOf(run, "export")["outputs"]["model"];
+  for (const char* given : {"7", ""}) {
+    std::vector<std::string> args = {file, "--name", "fashion"};
+    if (*given) args.insert(args.end(), {"--model-version", given});
+    int port = FreePort();
+    pid_t server = Serve(args, port);
+    std::string want = *given ? given : "1";
+    httplib::Client c("127.0.0.1", port);
+    auto meta = c.Get("/v2/models/fashion");
+    ASSERT_TRUE(meta);
+    EXPECT_EQ(json::parse(meta->body)["versions"], json::array({want})) << meta->body;
+    auto infer = c.Post("/v2/models/fashion/infer", OneImageBody(), "application/json");
+    ASSERT_TRUE(infer);
+    ASSERT_EQ(infer->status, 200) << infer->body;
+    EXPECT_EQ(json::parse(infer->body)["model_version"], want);
+    ::kill(server, SIGTERM);
+    EXPECT_EQ(Sandbox::Reap(server), 0);
+  }
+}
+
+TEST_F(TorchTest, AModelVersionThatContradictsTheRegistryReferenceIsRefused) {
+  TinyModel();
+  Output o = box_.Sluice({"serve-model", "fashion@1", "--model-version", "2", "--port", std::to_string(FreePort())});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_EQ(o.err, "sluice: serve-model: --model-version 2 contradicts fashion@1, which is version 1 "
+                   "(--model-version is for a model file)\n");
+}
+
 TEST_F(TorchTest, AFileThatIsNotTorchScriptIsRefusedByNameAndTheServerDoesNotStart) {
   box_.Write("model.pt", "just text\n");
   Output o = box_.Sluice({"serve-model", "model.pt", "--port", std::to_string(FreePort())});

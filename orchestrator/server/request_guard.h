@@ -1,9 +1,11 @@
-// The model server's checks on a request's header, made before any of its
-// body is read (the HTTP server's `screen`, server/http.h): the count of
-// header fields, the Host against DNS rebinding, and the bearer token.
+// Checks on a request's header, made before any of its body is read (the
+// HTTP server's `screen`, server/http.h): the count of header fields, the
+// Host against DNS rebinding, and the bearer token. Used by the model server
+// (plugins/torch/model_server.cc) and, later, the serving gateway; it lives
+// in sluice_http's include root (server/http.h beside it) so both reach it.
 // Header-only and free of libtorch, so the fuzz target
 // (tests/fuzz/http_request_fuzz.cc) runs them on every request it parses,
-// as the model server does.
+// as the model server does. Pure: any thread.
 #pragma once
 
 #include <arpa/inet.h>
@@ -16,7 +18,7 @@
 
 #include "server/http.h"
 
-namespace sluice::torchplugin {
+namespace sluice::server {
 
 struct Guard {
   std::string token;                       // "": no token needed
@@ -72,4 +74,4 @@ inline std::optional<Refused> Screen(const server::Request& req, const Guard& gu
   return std::nullopt;
 }
 
-}  // namespace sluice::torchplugin
+}  // namespace sluice::server

@@ -1,0 +1,192 @@
+// `sluice services` (apply, list, show, history, delete) end to end: the real
+// binary on a store in a scratch folder, with models registered by real runs.
+#include <pwd.h>
+#include <unistd.h>
+
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+
+using namespace sluice::testing;
+using nlohmann::json;
+
+namespace {
+
+const char* kNoGateway = "no gateway serves this store yet; start one with: sluice gateway --port 8080\n";
+
+const char* kBlueGreen = R"(service: fashion
+versions:
+  blue: {model: fashion@1, replicas: 2}
+  green: {model: fashion@2}
+traffic: {blue: 90, green: 10}
+)";
+
+std::string LoginActor() {
+  const passwd* pw = ::getpwuid(::getuid());
+  return "user:" + std::string(pw ? pw->pw_name : "");
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+// Two registered versions, fashion@1 and fashion@2, each from a run.
+class ServicesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    box_.Write("p.yaml", R"(name: reg
+params:
+  n: {type: int, default: 1}
+steps:
+  train:
+    run: echo ${{ params.n }} > "$SLUICE_OUTPUTS_DIR/model"
+    outputs: {model: model}
+    register: {name: fashion}
+)");
+    for (const char* n : {"n=1", "n=2"}) ASSERT_EQ(box_.Sluice({"run", "p.yaml", "-p", n}).code, 0);
+  }
+  json List() {
+    Output o = box_.Sluice({"services", "--json"});
+    EXPECT_EQ(o.code, 0) << o.err;
+    return json::parse(o.out, nullptr, false);
+  }
+  Output Apply(const std::string& text) {
+    box_.Write("service.yaml", text);
+    return box_.Sluice({"services", "apply", "service.yaml"});
+  }
+  Sandbox box_;
+};
+
+}  // namespace
+
+TEST_F(ServicesTest, ApplyThenListShowsTheServiceItsVersionsWeightsAndReplicas) {
+  Output o = Apply(kBlueGreen);
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, std::string("service fashion: applied (change 1, generation 1)\n") + kNoGateway);
+  json j = List();
+  ASSERT_EQ(j.size(), 1u) << j.dump();
+  EXPECT_EQ(j[0]["name"], "fashion");
+  EXPECT_EQ(j[0]["generation"], 1);
+  ASSERT_EQ(j[0]["versions"].size(), 2u);
+  json blue = j[0]["versions"][0];
+  EXPECT_EQ(blue["name"], "blue");
+  EXPECT_EQ(blue["model"]["name"], "fashion");
+  EXPECT_EQ(blue["model"]["version"], 1);
+  EXPECT_EQ(blue["weight"], "90");
+  EXPECT_EQ(blue["replicas"], 2);
+  EXPECT_EQ(blue["revision"], 1);
+  EXPECT_EQ(blue["state"], "active");
+  EXPECT_EQ(j[0]["versions"][1]["weight"], "10");
+  Output text = box_.Sluice({"services"});
+  ASSERT_EQ(text.code, 0) << text.err;
+  std::vector<std::string> lines = Lines(text.out);
+  ASSERT_EQ(lines.size(), 4u) << text.out;
+  EXPECT_EQ(lines[0], "fashion: generation 1");
+  EXPECT_EQ(lines[2].substr(0, 60), "  blue             fashion@1                        1       ");
+  EXPECT_NE(lines[2].find("90%"), std::string::npos) << lines[2];
+  EXPECT_NE(lines[3].find("10%"), std::string::npos) << lines[3];
+}
+
+TEST_F(ServicesTest, ApplyingTheSameFileTwiceIsUnchangedWithNoSecondHistoryRow) {
+  ASSERT_EQ(Apply(kBlueGreen).code, 0);
+  Output o = Apply(kBlueGreen);
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, std::string("service fashion: unchanged\n") + kNoGateway);
+  Output history = box_.Sluice({"services", "history", "fashion"});
+  EXPECT_EQ(Lines(history.out).size(), 2u) << history.out;  // the heading and one apply
+  EXPECT_EQ(List()[0]["generation"], 1);
+}
+
+TEST_F(ServicesTest, ASpecErrorExitsTwoWithItsFileLineAndColumnAndStoresNothing) {
+  Output o = Apply("service: fashion\nversions:\n  blue: {model: fashion@1}\nmirorr: {version: blue}\n");
+  EXPECT_EQ(o.code, 2);
+  EXPECT_EQ(o.err, "service.yaml:4:1: unknown key 'mirorr' (did you mean 'mirror'?)\n");
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(List(), json::array());
+}
+
+TEST_F(ServicesTest, AnUnknownModelVersionIsRefusedAtTheModelScalar) {
+  Output o = Apply("service: fashion\nversions:\n  blue: {model: fashion@9}\n");
+  EXPECT_EQ(o.code, 2);
+  EXPECT_EQ(o.err, "service.yaml:3:17: versions.blue.model: model 'fashion' has no version '9'\n");
+  EXPECT_EQ(List(), json::array());
+}
+
+TEST_F(ServicesTest, AnAliasIsPinnedAtApplyToTheNumberItNamesAndStaysThereWhenTheAliasMoves) {
+  ASSERT_EQ(box_.Sluice({"models", "promote", "fashion", "1", "--alias", "production"}).code, 0);
+  const char* spec = "service: fashion\nversions:\n  live: {model: fashion@production}\n";
+  ASSERT_EQ(Apply(spec).code, 0);
+  EXPECT_EQ(List()[0]["versions"][0]["model"]["version"], 1);
+  ASSERT_EQ(box_.Sluice({"models", "promote", "fashion", "2", "--alias", "production"}).code, 0);
+  json live = List()[0]["versions"][0];
+  EXPECT_EQ(live["model"]["version"], 1);
+  EXPECT_EQ(live["model"]["ref"], "fashion@production");
+  // Applying the same file again follows the alias: what runs changes.
+  Output o = Apply(spec);
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, std::string("service fashion: applied (change 2, generation 2)\n") + kNoGateway);
+  live = List()[0]["versions"][0];
+  EXPECT_EQ(live["model"]["version"], 2);
+  EXPECT_EQ(live["revision"], 2);
+}
+
+TEST_F(ServicesTest, HistoryListsApplyAndDeleteNewestFirstWithTheActorAndReason) {
+  ASSERT_EQ(Apply(kBlueGreen).code, 0);
+  Output d = box_.Sluice({"services", "delete", "fashion", "--reason", "retired"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_EQ(d.out, "service fashion: deleted (its history stays: sluice services history fashion)\n");
+  Output o = box_.Sluice({"services", "history", "fashion"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  std::vector<std::string> lines = Lines(o.out);
+  ASSERT_EQ(lines.size(), 3u) << o.out;
+  EXPECT_EQ(lines[0].substr(0, 40), "CHANGE   TIME                     KIND  ");
+  std::string actor = LoginActor();
+  EXPECT_EQ(lines[1].substr(0, 9), "2        ");
+  EXPECT_NE(lines[1].find(" delete   " + actor), std::string::npos) << lines[1];
+  EXPECT_EQ(lines[1].substr(lines[1].size() - 8), " retired");
+  EXPECT_EQ(lines[2].substr(0, 9), "1        ");
+  EXPECT_NE(lines[2].find(" apply    " + actor), std::string::npos) << lines[2];
+  EXPECT_EQ(lines[2].substr(lines[2].size() - 19), " apply service.yaml");
+  EXPECT_EQ(lines[2][9 + 4], '-');  // an ISO time: 2026-...
+  EXPECT_EQ(Lines(box_.Sluice({"services", "history", "fashion", "--limit", "1"}).out).size(), 2u);
+}
+
+TEST_F(ServicesTest, ADeletedServiceIsNoLongerListedAndShowSaysThereIsNoSuchService) {
+  ASSERT_EQ(Apply(kBlueGreen).code, 0);
+  Output typo = box_.Sluice({"services", "show", "fasion"});
+  EXPECT_EQ(typo.code, 1);
+  EXPECT_EQ(typo.err, "sluice: no service named 'fasion' (services: fashion) (did you mean 'fashion'?)\n");
+  ASSERT_EQ(box_.Sluice({"services", "delete", "fashion"}).code, 0);
+  EXPECT_EQ(List(), json::array());
+  Output o = box_.Sluice({"services", "show", "fashion"});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_EQ(o.err, "sluice: no service named 'fashion' (there are none; sluice services apply FILE makes one)\n");
+  EXPECT_EQ(box_.Sluice({"services", "delete", "fashion"}).code, 1);
+}
+
+TEST_F(ServicesTest, ShowPrintsTheVersionsAndTheAppliedSpec) {
+  ASSERT_EQ(Apply(kBlueGreen).code, 0);
+  Output o = box_.Sluice({"services", "show", "fashion", "--json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  json j = json::parse(o.out);
+  EXPECT_EQ(j["spec"]["traffic"], (json{{"blue", 90}, {"green", 10}}));
+  EXPECT_EQ(j["versions"][1]["model"]["artifact"].get<std::string>().size(), 64u);
+  Output text = box_.Sluice({"services", "show", "fashion"});
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_EQ(text.out.rfind("fashion: generation 1\n", 0), 0u) << text.out;
+  EXPECT_NE(text.out.find("\"model\": \"fashion@1\""), std::string::npos) << text.out;
+}
+
+TEST_F(ServicesTest, ANewTwoVersionServiceWithoutTrafficIsRefused) {
+  Output o = Apply("service: fashion\nversions:\n  blue: {model: fashion@1}\n  green: {model: fashion@2}\n");
+  EXPECT_EQ(o.code, 2);
+  EXPECT_EQ(o.err, "service.yaml:1:1: traffic: a new service with several versions needs traffic weights (versions: "
+                   "blue, green), e.g. traffic: {blue: 100, green: 0}\n");
+  EXPECT_EQ(List(), json::array());
+}
