@@ -156,13 +156,17 @@ void WindowStats::CountInto(Slot& slot, int status, double latency_ms, bool upst
   AtomicMax(slot.latency_max_us, us);
 }
 
-std::vector<Window> WindowStats::TakeClosed() {
+std::vector<Window> WindowStats::TakeClosed() { return Take(false); }
+
+std::vector<Window> WindowStats::TakeAll() { return Take(true); }
+
+std::vector<Window> WindowStats::Take(bool open_ones_too) {
   const int64_t now = clock_();
   std::vector<Window> closed;
   for (int r = 0; r < kRoles; ++r) {
     for (Slot& slot : slots_[r]) {
       const int64_t start = slot.start_ms.load(std::memory_order_acquire);
-      if (start == kFree || start + kWindowMs + kFlushLagMs > now) continue;
+      if (start == kFree || (!open_ones_too && start + kWindowMs + kFlushLagMs > now)) continue;
       constexpr auto relaxed = std::memory_order_relaxed;
       Window w;
       w.role = static_cast<Role>(r);

@@ -110,6 +110,9 @@ class WindowStats {
   // Every window, of every role, that closed at least kFlushLagMs ago and
   // holds samples, oldest first; their slots are emptied. One caller at a time.
   std::vector<Window> TakeClosed();
+  // Every window that holds samples, open ones included, emptied: the last
+  // flush of a gateway going away. REQUIRES: no Record runs meanwhile.
+  std::vector<Window> TakeAll();
 
   int64_t late_samples() const { return late_samples_.load(std::memory_order_relaxed); }
 
@@ -129,6 +132,7 @@ class WindowStats {
     std::atomic<int64_t> latency_sum_us{0}, latency_max_us{0};
   };
 
+  std::vector<Window> Take(bool open_ones_too);
   static void CountInto(Slot& slot, int status, double latency_ms, bool upstream_failed);
 
   WallClockMs clock_;

@@ -223,5 +223,15 @@ TEST(StatsTest, ALabelValueEscapesBackslashQuoteAndNewline) {
   EXPECT_EQ(PrometheusLabel("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
 }
 
+TEST(StatsTest, TakeAllEmptiesTheOpenWindowsToo) {
+  Fixture f;
+  f.stats.Record(Role::kLive, 200, 1);
+  EXPECT_TRUE(f.stats.TakeClosed().empty());
+  auto all = f.stats.TakeAll();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].start_ms, kT0);
+  EXPECT_TRUE(f.stats.TakeAll().empty());
+}
+
 }  // namespace
 }  // namespace sluice::serving
