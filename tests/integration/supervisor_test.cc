@@ -5,6 +5,7 @@
 // measured.
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -363,6 +364,42 @@ TEST_F(SupervisorTest, AReplicaThatStopsAnsweringLeavesRotationAfterUnreadyAfter
   ASSERT_EQ(::kill(row.pid, SIGCONT), 0);
   ASSERT_TRUE(Until([&] { return InRotation("blue", 0); }, 5000)) << "one good poll brings it back";
   EXPECT_EQ(Rows()[0].state, "ready");
+}
+
+// A probe whose answers the test sets (the replica process is real).
+class ScriptedProbe : public serving::ReadinessProbe {
+ public:
+  explicit ScriptedProbe(std::shared_ptr<std::atomic<bool>> ready) : ready_(std::move(ready)) {}
+  std::vector<bool> Probe(const std::vector<int>& ports, int64_t) override {
+    ++*polls;
+    return std::vector<bool>(ports.size(), ready_->load());
+  }
+  std::shared_ptr<std::atomic<int>> polls = std::make_shared<std::atomic<int>>(0);
+
+ private:
+  std::shared_ptr<std::atomic<bool>> ready_;
+};
+
+TEST_F(SupervisorTest, OneFailedPollBelowUnreadyAfterKeepsAReplicaInRotationAndTheNextTakesItOut) {
+  options_.health_interval_ms = 0;  // a poll every Tick
+  auto ready = std::make_shared<std::atomic<bool>>(true);
+  auto probe = std::make_unique<ScriptedProbe>(ready);
+  auto polls = probe->polls;
+  sup_ = std::make_unique<serving::Supervisor>(options_, store_->services(), std::move(probe));
+  Sup().Reconcile({Service({FakeVersion("blue", 1, 1, {})})}, NowMs());
+  ASSERT_TRUE(Until([&] { return InRotation("blue", 0); }, 5000));
+  ready->store(false);
+  int before = polls->load();
+  Sup().Tick(NowMs());
+  ASSERT_EQ(polls->load(), before + 1);
+  EXPECT_TRUE(InRotation("blue", 0)) << "1 failed poll, unready_after 2";
+  Sup().Tick(NowMs());
+  ASSERT_EQ(polls->load(), before + 2);
+  EXPECT_FALSE(InRotation("blue", 0)) << "2 failed polls in a row";
+  EXPECT_EQ(Rows()[0].state, "unready");
+  ready->store(true);
+  Sup().Tick(NowMs());
+  EXPECT_TRUE(InRotation("blue", 0)) << "one good poll brings it back";
 }
 
 }  // namespace
