@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include <gtest/gtest.h>
 
@@ -71,7 +72,7 @@ TEST(SupervisorSignalTest, APidWhoseStartTimeNoLongerMatchesIsNeverSignalled) {
   exec::SpawnRequest r;
   r.program = "/bin/sleep";
   r.argv = {"sleep", "30"};
-  r.workdir = "/";
+  r.workdir = std::filesystem::temp_directory_path().string();
   auto pid = exec::Spawn(r);
   ASSERT_TRUE(pid.ok()) << pid.status().message();
   int64_t start = exec::ProcessStartTime(*pid);
