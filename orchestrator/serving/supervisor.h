@@ -45,7 +45,8 @@ struct SupervisorOptions {
   // The sluice executable that model versions run `serve-model` with.
   std::string sluice_executable = "/proc/self/exe";
   // Logs go to <sluice_home>/services/<service>/<version>.<slot>.log, the
-  // model server's port file beside it (.port). Also SLUICE_HOME of children.
+  // model server's port file beside it (<version>.<slot>.r<revision>.port).
+  // Also SLUICE_HOME of children.
   std::string sluice_home;
   int64_t starting_poll_ms = 100;       // readiness poll while starting
   int64_t health_interval_ms = 1000;    // readiness poll once ready
