@@ -69,6 +69,9 @@ struct Replica {
   std::atomic<bool> in_rotation{false};
   std::atomic<int> outstanding{0};
   std::atomic<int> consecutive_failures{0};
+  // 127.0.0.1:port: set by the supervisor (serving/supervisor.h) before
+  // in_rotation goes true; the gateway forwards to it. 0: not known yet.
+  std::atomic<int> port{0};
 };
 
 // What a table is built from: one entry per version, in the service's

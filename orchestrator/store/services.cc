@@ -312,4 +312,71 @@ Result<std::vector<ServiceChange>> ServicesStore::History(const std::string& nam
   return out;
 }
 
+Status ServicesStore::PutReplica(const ReplicaRow& r, const std::string& change_reason) {
+  std::string what = "replica " + std::to_string(r.slot) + " of version " + r.version + " of service " + r.service;
+  return db_.Transaction("PutReplica", [&]() -> Status {
+    Query q = db_.Prepare(
+        "INSERT OR REPLACE INTO service_replicas(service, version, slot, revision, pid, start_time, port, state, "
+        "restarts, last_exit, log_path, started_ms, ready_ms, updated_ms) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+    q.Bind(1, r.service).Bind(2, r.version).Bind(3, r.slot).Bind(4, r.revision);
+    auto bind_positive = [&](int i, int64_t v) {
+      if (v > 0) q.Bind(i, v);
+      else q.BindNull(i);
+    };
+    bind_positive(5, r.pid);
+    bind_positive(6, r.start_time);
+    bind_positive(7, r.port);
+    q.Bind(8, r.state).Bind(9, r.restarts);
+    BindOptional(q, 10, r.last_exit);
+    q.Bind(11, r.log_path);
+    bind_positive(12, r.started_ms);
+    bind_positive(13, r.ready_ms);
+    q.Bind(14, r.updated_ms);
+    if (q.Step() != SQLITE_DONE) return db_.Error("write " + what);
+    if (change_reason.empty()) return Status::Ok();
+    auto id = AppendChange(r.service, "replica", "gateway", change_reason, "", "", r.updated_ms);
+    return id.ok() ? Status::Ok() : id.status();
+  });
+}
+
+Status ServicesStore::DeleteReplica(const std::string& service, const std::string& version, int slot) {
+  return db_.Transaction("DeleteReplica", [&]() -> Status {
+    Query q = db_.Prepare("DELETE FROM service_replicas WHERE service = ? AND version = ? AND slot = ?");
+    q.Bind(1, service).Bind(2, version).Bind(3, slot);
+    if (q.Step() != SQLITE_DONE)
+      return db_.Error("delete replica " + std::to_string(slot) + " of version " + version + " of service " + service);
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<ReplicaRow>> ServicesStore::Replicas(const std::string& service) {
+  Query q = db_.Prepare(
+      "SELECT service, version, slot, revision, IFNULL(pid, 0), IFNULL(start_time, 0), IFNULL(port, 0), state, "
+      "restarts, IFNULL(last_exit, ''), log_path, IFNULL(started_ms, 0), IFNULL(ready_ms, 0), updated_ms "
+      "FROM service_replicas WHERE service = ? ORDER BY version, slot");
+  q.Bind(1, service);
+  std::vector<ReplicaRow> out;
+  Status st = q.ForEachRow("read the replicas of service " + service, [&] {
+    ReplicaRow r;
+    r.service = q.Text(0);
+    r.version = q.Text(1);
+    r.slot = static_cast<int>(q.Int(2));
+    r.revision = static_cast<int>(q.Int(3));
+    r.pid = static_cast<int>(q.Int(4));
+    r.start_time = q.Int(5);
+    r.port = static_cast<int>(q.Int(6));
+    r.state = q.Text(7);
+    r.restarts = static_cast<int>(q.Int(8));
+    r.last_exit = q.Text(9);
+    r.log_path = q.Text(10);
+    r.started_ms = q.Int(11);
+    r.ready_ms = q.Int(12);
+    r.updated_ms = q.Int(13);
+    out.push_back(std::move(r));
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
 }  // namespace sluice::store

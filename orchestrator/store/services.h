@@ -78,6 +78,24 @@ struct ServiceChange {
   std::string before, after;         // the spec before and after; empty for none
 };
 
+// One replica's row in service_replicas, as the gateway's supervisor keeps
+// it (serving/supervisor.h). The row of a slot belongs to the slot's newest
+// replica: during a revision change the old one, leaving, writes no row.
+struct ReplicaRow {
+  std::string service, version;
+  int slot = 0;
+  int revision = 0;
+  int pid = 0;                       // 0: no process (backoff, stopped)
+  int64_t start_time = 0;            // exec::ProcessStartTime of pid; 0 with it
+  int port = 0;                      // 0: not known yet
+  std::string state;                 // starting | ready | unready | ejected | draining | backoff | stopped
+  int restarts = 0;
+  std::string last_exit;             // "exited with status 3", "killed by signal 9 (SIGKILL)"; empty: none
+  std::string log_path;
+  int64_t started_ms = 0, ready_ms = 0;  // 0: never (NULL in the table)
+  int64_t updated_ms = 0;
+};
+
 // What Apply did.
 struct ApplyOutcome {
   bool changed = false;              // false: the same document was applied already
@@ -116,6 +134,20 @@ class ServicesStore {
   // below `before_id` (0: from the newest). Deleted services keep theirs;
   // an unknown name has none.
   Result<std::vector<ServiceChange>> History(const std::string& name, int64_t before_id, int limit);
+
+  // --- replicas: written by the gateway alone (its control thread)
+  // Writes the row of (service, version, slot), replacing the one there.
+  // With a `change_reason`, also appends a "replica" row by actor "gateway"
+  // to the service's history, in the same transaction (a death: "replica 1
+  // of blue exited with status 3; restarting in 250 ms").
+  // REQUIRES: no journal batch is open.
+  Status PutReplica(const ReplicaRow& row, const std::string& change_reason = "");
+  // Removes the row of (service, version, slot); none there is no error.
+  // REQUIRES: no journal batch is open.
+  Status DeleteReplica(const std::string& service, const std::string& version, int slot);
+  // A service's replica rows, by version name and slot (deleted services
+  // included: the rows are the gateway's, whatever the desired state says).
+  Result<std::vector<ReplicaRow>> Replicas(const std::string& service);
 
  private:
   Status ReadVersions(ServiceState& s);

@@ -289,3 +289,103 @@ TEST(ServicesStoreTest, ASchema10DatabaseMigratesTo11) {
   ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
   EXPECT_EQ(*s->db().IntegrityCheck(), "ok");
 }
+
+namespace {
+
+store::ReplicaRow BlueReplica(int slot) {
+  store::ReplicaRow r;
+  r.service = "fashion";
+  r.version = "blue";
+  r.slot = slot;
+  r.revision = 1;
+  r.pid = 4242;
+  r.start_time = 777;
+  r.port = 9001;
+  r.state = "ready";
+  r.log_path = "/h/services/fashion/blue." + std::to_string(slot) + ".log";
+  r.started_ms = 100;
+  r.ready_ms = 150;
+  r.updated_ms = 150;
+  return r;
+}
+
+}  // namespace
+
+TEST(ServicesStoreTest, APutReplicaRowReadsBackAsWrittenBySlot) {
+  auto s = OpenStore(TempDb("replica-put"));
+  ASSERT_TRUE(s->services().PutReplica(BlueReplica(1)).ok());
+  store::ReplicaRow zero = BlueReplica(0);
+  zero.pid = 0;
+  zero.start_time = 0;
+  zero.port = 0;
+  zero.state = "backoff";
+  zero.restarts = 2;
+  zero.last_exit = "exited with status 3";
+  zero.ready_ms = 0;
+  ASSERT_TRUE(s->services().PutReplica(zero).ok());
+  auto rows = s->services().Replicas("fashion");
+  ASSERT_TRUE(rows.ok()) << rows.status().message();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].slot, 0);
+  EXPECT_EQ((*rows)[0].state, "backoff");
+  EXPECT_EQ((*rows)[0].pid, 0);
+  EXPECT_EQ((*rows)[0].restarts, 2);
+  EXPECT_EQ((*rows)[0].last_exit, "exited with status 3");
+  EXPECT_EQ((*rows)[0].ready_ms, 0);
+  const store::ReplicaRow& one = (*rows)[1];
+  EXPECT_EQ(one.slot, 1);
+  EXPECT_EQ(one.pid, 4242);
+  EXPECT_EQ(one.start_time, 777);
+  EXPECT_EQ(one.port, 9001);
+  EXPECT_EQ(one.state, "ready");
+  EXPECT_EQ(one.last_exit, "");
+  EXPECT_EQ(one.log_path, "/h/services/fashion/blue.1.log");
+  EXPECT_EQ(one.started_ms, 100);
+  EXPECT_EQ(one.ready_ms, 150);
+  EXPECT_TRUE(s->services().History("fashion", 0, 10)->empty()) << "no reason, no history row";
+}
+
+TEST(ServicesStoreTest, APutReplicaReplacesTheSlotsRowAndDeleteRemovesIt) {
+  auto s = OpenStore(TempDb("replica-replace"));
+  ASSERT_TRUE(s->services().PutReplica(BlueReplica(0)).ok());
+  store::ReplicaRow next = BlueReplica(0);
+  next.revision = 2;
+  next.state = "starting";
+  ASSERT_TRUE(s->services().PutReplica(next).ok());
+  auto rows = s->services().Replicas("fashion");
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].revision, 2);
+  EXPECT_EQ((*rows)[0].state, "starting");
+  ASSERT_TRUE(s->services().DeleteReplica("fashion", "blue", 0).ok());
+  EXPECT_TRUE(s->services().Replicas("fashion")->empty());
+  EXPECT_TRUE(s->services().DeleteReplica("fashion", "blue", 0).ok()) << "deleting no row is no error";
+}
+
+TEST(ServicesStoreTest, APutReplicaWithAReasonAppendsAGatewayReplicaChangeInTheSameTransaction) {
+  auto s = OpenStore(TempDb("replica-change"));
+  store::ReplicaRow r = BlueReplica(1);
+  r.state = "backoff";
+  r.updated_ms = 900;
+  ASSERT_TRUE(s->services().PutReplica(r, "replica 1 of blue exited with status 3; restarting in 250 ms").ok());
+  auto history = s->services().History("fashion", 0, 10);
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_EQ((*history)[0].kind, "replica");
+  EXPECT_EQ((*history)[0].actor, "gateway");
+  EXPECT_EQ((*history)[0].reason, "replica 1 of blue exited with status 3; restarting in 250 ms");
+  EXPECT_EQ((*history)[0].at_ms, 900);
+}
+
+TEST(ServicesStoreTest, ReplicaWritesAreRefusedWhileAJournalBatchIsOpenAndChangeNothing) {
+  auto s = OpenStore(TempDb("replica-batch"));
+  ASSERT_TRUE(s->services().PutReplica(BlueReplica(0)).ok());
+  ASSERT_TRUE(s->db().JoinBatch().ok());
+  store::ReplicaRow r = BlueReplica(0);
+  r.state = "backoff";
+  EXPECT_EQ(s->services().PutReplica(r, "why").code(), Code::kInternal);
+  EXPECT_EQ(s->services().DeleteReplica("fashion", "blue", 0).code(), Code::kInternal);
+  ASSERT_TRUE(s->db().Flush().ok());
+  auto rows = s->services().Replicas("fashion");
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].state, "ready");
+  EXPECT_TRUE(s->services().History("fashion", 0, 10)->empty());
+}
