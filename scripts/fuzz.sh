@@ -5,7 +5,7 @@
 # sanitizer report; the input that did it is left in build-fuzz/artifacts/.
 #
 #   FUZZ_SECONDS=60   seconds per target (default 60)
-#   FUZZ_TARGETS="spec_loader_fuzz expr_fuzz"   a subset (default: all four)
+#   FUZZ_TARGETS="spec_loader_fuzz expr_fuzz"   a subset (default: all five)
 #   FUZZ_JOBS=2       ninja's parallelism for the build (default 2)
 #
 # New inputs the fuzzer finds go to build-fuzz/corpus/<target>/, not into the
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
-targets="${FUZZ_TARGETS:-spec_loader_fuzz expr_fuzz http_request_fuzz model_json_fuzz}"
+targets="${FUZZ_TARGETS:-spec_loader_fuzz expr_fuzz http_request_fuzz model_json_fuzz upstream_response_fuzz}"
 jobs="${FUZZ_JOBS:-2}"
 build=build-fuzz
 

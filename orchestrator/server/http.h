@@ -24,6 +24,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -32,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/upstream.h"
 #include "util/status.h"
 
 namespace sluice::server {
@@ -43,6 +45,7 @@ struct Request {
   std::vector<std::pair<std::string, std::string>> query;    // decoded
   std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
   std::string body;
+  uint64_t connection = 0;  // which of the server's connections it came on: 1, 2, ... in the order accepted
 
   // The first header or query value with this name; "" if none.
   std::string Header(std::string_view lower_name) const;
@@ -129,7 +132,16 @@ class HttpServer {
   // Binds and starts serving on the server's threads.
   Status Start();
   int port() const;
-  // Closes the listener and every connection, and joins the threads.
+  // A client that sends requests to 127.0.0.1 from this server's I/O
+  // threads, with a pool per thread (server/upstream.h, which states the
+  // threads, the pool and what Stop does to requests in flight). Any
+  // thread. Made before Start or after Stop, its every Send fails at once
+  // (kConnect, "the HTTP server stopped"). The client may outlive the
+  // server: Stop ends its requests (each callback called once, with an
+  // error) and closes its connections before the threads stop.
+  std::shared_ptr<UpstreamClient> MakeUpstreamClient(UpstreamOptions options = {});
+  // Ends every upstream request in flight (see above), closes the listener
+  // and every connection, and joins the threads.
   void Stop();
 
  private:

@@ -14,6 +14,7 @@
 #include <boost/beast/http.hpp>
 
 #include "server/http.h"
+#include "upstream_threads.h"  // beside this file: internal to sluice_http
 
 namespace sluice::server {
 
@@ -72,6 +73,7 @@ struct Shared {
   Handler handler;             // one of these two
   AsyncHandler async_handler;
   std::atomic<int> connections{0};
+  std::atomic<uint64_t> accepted{0};  // numbers the connections (Request::connection)
 
   // The body of one of the server's own refusals.
   std::string ErrorBody(int status, const std::string& code, const std::string& message) const {
@@ -179,7 +181,7 @@ namespace {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Shared* shared)
-      : stream_(std::move(socket)), buffer_(BufferLimit(shared->options)), shared_(shared) {}
+      : stream_(std::move(socket)), buffer_(BufferLimit(shared->options)), shared_(shared), id_(++shared->accepted) {}
   ~Session() { --shared_->connections; }
 
   void Start() {
@@ -282,6 +284,7 @@ class Session : public std::enable_shared_from_this<Session> {
   template <typename Message>
   void Dispatch(const Message& msg, std::string body) {
     Request req;
+    req.connection = id_;
     keep_alive_ = msg.keep_alive();
     if (!ToRequest(msg, std::move(body), &req)) return Refuse(400, "the request target is not a valid path");
     if (shared_->async_handler) {
@@ -411,6 +414,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   Shared* shared_;
+  const uint64_t id_;
   std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> body_parser_;
   bool writing_ = false, closed_ = false;
@@ -477,6 +481,15 @@ struct HttpServer::Impl {
   size_t next = 0;
   int port = 0;
   std::string busy;  // the answer over max_connections
+  std::mutex upstream_mu;
+  std::vector<std::weak_ptr<upstream_internal::Engine>> upstreams;  // guarded by upstream_mu
+  bool upstreams_stopped = false;                                   // guarded by upstream_mu
+
+  std::vector<net::io_context*> Contexts() const {
+    std::vector<net::io_context*> out;
+    for (auto& c : contexts) out.push_back(c.get());
+    return out;
+  }
 
   void Accept() {
     net::io_context& ctx = *contexts[next++ % contexts.size()];
@@ -530,9 +543,10 @@ Status HttpServer::Start() {
                            std::to_string(impl_->shared.options.port) + ": " + ec.message());
   impl_->port = a.local_endpoint().port();
   impl_->Accept();
-  for (auto& ctx : impl_->contexts) {
-    net::io_context* c = ctx.get();
-    impl_->threads.emplace_back([c] {
+  for (size_t i = 0; i < impl_->contexts.size(); ++i) {
+    net::io_context* c = impl_->contexts[i].get();
+    impl_->threads.emplace_back([c, i, owner = impl_.get()] {
+      upstream_internal::EnterIoThread(owner, i);  // so an upstream client knows its own threads
       auto guard = net::make_work_guard(*c);  // contexts with no connection yet keep running
       c->run();
     });
@@ -542,8 +556,29 @@ Status HttpServer::Start() {
 
 int HttpServer::port() const { return impl_->port; }
 
+std::shared_ptr<UpstreamClient> HttpServer::MakeUpstreamClient(UpstreamOptions options) {
+  std::lock_guard lock(impl_->upstream_mu);
+  // Not started, or stopped: a client with no threads, whose Sends fail at once.
+  bool running = !impl_->threads.empty() && !impl_->upstreams_stopped;
+  auto engine = upstream_internal::MakeEngine(impl_.get(), running ? impl_->Contexts() : std::vector<net::io_context*>(),
+                                              options);
+  if (running) impl_->upstreams.push_back(engine);
+  return upstream_internal::AsClient(std::move(engine));
+}
+
 void HttpServer::Stop() {
   if (!impl_ || impl_->threads.empty()) return;
+  // Upstream requests in flight end first, their callbacks called on their own I/O threads.
+  std::vector<std::shared_ptr<upstream_internal::Engine>> engines;
+  {
+    std::lock_guard lock(impl_->upstream_mu);
+    impl_->upstreams_stopped = true;
+    for (auto& weak : impl_->upstreams)
+      if (auto e = weak.lock()) engines.push_back(std::move(e));
+    impl_->upstreams.clear();
+  }
+  upstream_internal::StopEngines(engines, impl_->Contexts());
+  engines.clear();
   net::post(*impl_->contexts[0], [this] {
     beast::error_code ec;
     impl_->acceptor->close(ec);
