@@ -68,11 +68,30 @@ int Schedules(const std::vector<std::string>& paths, int count, const std::strin
 // Services (cli/services_commands.cc): the desired state in the store; a
 // change is recorded with actor user:<login name> and `reason` (empty: a
 // default naming the command). Exit 2 on a spec error (FILE:LINE:COL lines).
-int ServicesApply(const std::string& file, const std::string& reason);
+// Then, unless no_gateway, makes sure a gateway serves the store: one that
+// runs is named, else one is started in the background on `port`
+// (EnsureGateway).
+int ServicesApply(const std::string& file, const std::string& reason, int port, bool no_gateway);
 int Services(bool as_json);
 int ShowService(const std::string& name, bool as_json);
 int ServiceHistory(const std::string& name, int limit);
 int DeleteService(const std::string& name, const std::string& reason);
+
+// The serving gateway (cli/gateway_commands.cc).
+struct GatewayCliOptions {
+  std::string listen = "127.0.0.1";
+  int port = 8080;
+  int threads = 2;
+  bool background = false;  // started by services apply: logs to $SLUICE_HOME/gateway.log, ignores SIGHUP
+};
+// Runs the store's gateway until SIGINT, SIGTERM or `sluice gateway stop`.
+int RunGateway(const GatewayCliOptions& options);
+// Asks the store's gateway to stop and waits (45 s at most) for it to go.
+int StopGateway();
+// Names the gateway that serves the store, or starts `sluice gateway
+// --background --port PORT` (its own process group, output to
+// $SLUICE_HOME/gateway.log) and waits up to 10 s for it to listen.
+int EnsureGateway(int port);
 
 struct ServeModelOptions {
   std::string model;  // a TorchScript file or NAME@VERSION / NAME@ALIAS / NAME@latest

@@ -174,6 +174,19 @@ int main(int argc, char** argv) {
       "apply", "Make a service.yaml the service's desired state (models resolved and pinned now; FILE:LINE:COL errors exit 2)");
   services_apply->add_option("file", service_file, "service.yaml")->required();
   services_apply->add_option("--reason", service_reason, "why, for its history (default: apply FILE)");
+  int apply_port = 8080;
+  bool no_gateway = false;
+  services_apply->add_option("--port", apply_port, "the port of a gateway started in the background, if none runs")
+      ->capture_default_str()->check(CLI::Range(1, 65535));
+  services_apply->add_flag("--no-gateway", no_gateway, "record the desired state only; start no gateway");
+
+  GatewayCliOptions gateway_options;
+  auto* gateway = app.add_subcommand("gateway", "Run the serving gateway of this store in the foreground (/v2 routes, /metrics)");
+  gateway->add_option("--listen", gateway_options.listen, "address to listen on")->capture_default_str();
+  gateway->add_option("--port", gateway_options.port, "0 picks a free port")->capture_default_str()->check(CLI::Range(0, 65535));
+  gateway->add_option("--threads", gateway_options.threads, "I/O threads")->capture_default_str()->check(CLI::Range(1, 64));
+  gateway->add_flag("--background", gateway_options.background)->group("");  // set by services apply
+  auto* gateway_stop = gateway->add_subcommand("stop", "Stop the store's gateway and its replicas (drained first)");
   auto* services_show = services->add_subcommand("show", "One service: its versions, settings and applied spec");
   services_show->add_option("service", service_name, "the service's name")->required();
   services_show->add_flag("--json", services_json, "JSON instead of text");
@@ -273,7 +286,9 @@ int main(int argc, char** argv) {
   if (*token_list) return ListTokens(format);
   if (*token_revoke) return RevokeToken(token_id);
   if (*schedules) return Schedules(schedule_paths, schedule_count, format);
-  if (*services_apply) return ServicesApply(service_file, service_reason);
+  if (*services_apply) return ServicesApply(service_file, service_reason, apply_port, no_gateway);
+  if (*gateway_stop) return StopGateway();
+  if (*gateway) return RunGateway(gateway_options);
   if (*services_show) return ShowService(service_name, services_json);
   if (*services_history) return ServiceHistory(service_name, history_limit);
   if (*services_delete) return DeleteService(service_name, service_reason);

@@ -1,7 +1,8 @@
 // services apply, list, show, history, delete: services' desired state in
 // the store (specs/services-design.md; the JSON of `--json` is in its "as
-// built" notes). These read and write the store only: a gateway (not built
-// yet) makes the desired state so.
+// built" notes). These read and write the store only: the gateway
+// (serving/gateway.h; apply starts one in the background if none runs)
+// makes the desired state so.
 //
 // The actor recorded for a change is `user:` + the login name: the
 // password entry of the real user id (getpwuid), else $LOGNAME, else
@@ -121,7 +122,7 @@ void PrintService(const store::ServiceState& s) {
 
 }  // namespace
 
-int ServicesApply(const std::string& file, const std::string& reason) {
+int ServicesApply(const std::string& file, const std::string& reason, int port, bool no_gateway) {
   auto spec = serving::LoadServiceSpec(file);
   if (!spec.ok())
     return Fail((spec.status().code() == Code::kInvalidSpec ? "" : "sluice: ") + spec.status().message(), kExitUsage);
@@ -142,8 +143,9 @@ int ServicesApply(const std::string& file, const std::string& reason) {
                 static_cast<long long>(outcome->change_id), static_cast<long long>(outcome->generation));
   else
     std::printf("service %s: unchanged\n", spec->name.c_str());
-  std::printf("no gateway serves this store yet; start one with: sluice gateway --port 8080\n");
-  return kExitOk;
+  std::fflush(stdout);
+  if (no_gateway) return kExitOk;
+  return EnsureGateway(port);
 }
 
 int Services(bool as_json) {

@@ -1,0 +1,365 @@
+// The serving gateway (serving/gateway.h) in this process, over a real store
+// in a scratch folder, with replicas that are real processes of
+// fake_oip_server (tests/common) started by its supervisor, and real HTTP on
+// loopback. Services are applied through ServicesStore, as `sluice services
+// apply` does after resolving models.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include <signal.h>
+
+#include <set>
+
+#include "../common/free_port.h"
+#include "harness.h"
+#include "serving/gateway.h"
+#include "store/open.h"
+
+using namespace sluice;
+using namespace sluice::testing;
+using json = nlohmann::json;
+
+namespace {
+
+store::ServiceVersionState FakeVersion(const std::string& name, int weight_bp, int replicas = 1,
+                                       std::vector<std::string> extra = {}) {
+  store::ServiceVersionState v;
+  v.name = name;
+  v.kind = "command";
+  std::vector<std::string> argv = {FAKE_OIP_SERVER, "--label", name};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  v.command = json(argv).dump();
+  v.env = "{}";
+  v.port_env = "PORT";
+  v.workdir = "/";
+  v.replicas = replicas;
+  v.weight_bp = weight_bp;
+  return v;
+}
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::filesystem::create_directories(box_.home());
+    store_path_ = (box_.home() / "sluice.db").string();
+    auto s = store::Store::Open(store_path_);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    store_ = std::move(*s);
+  }
+  void TearDown() override {
+    if (gateway_) gateway_->Stop();
+  }
+
+  void StartGateway() {
+    serving::GatewayOptions o;
+    o.store_path = store_path_;
+    o.port = 0;
+    o.supervisor.sluice_home = box_.home().string();
+    o.supervisor.starting_poll_ms = 20;
+    o.supervisor.health_interval_ms = 100;
+    o.supervisor.backoff_initial_ms = 50;
+    o.supervisor.drain_timeout_ms = 2000;
+    o.supervisor.grace_ms = 1000;
+    auto g = serving::Gateway::Start(o);
+    ASSERT_TRUE(g.ok()) << g.status().message();
+    gateway_ = std::move(*g);
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", gateway_->port());
+    client_->set_read_timeout(10, 0);
+  }
+
+  void Apply(const std::string& name, std::vector<store::ServiceVersionState> versions, const std::string& tag,
+             std::function<void(store::ServiceState&)> more = nullptr) {
+    store::ServiceState s;
+    s.name = name;
+    s.spec = json{{"service", name}, {"tag", tag}}.dump();
+    s.spec_hash = name + "-" + tag;
+    s.versions = std::move(versions);
+    if (more) more(s);
+    auto applied = store_->services().Apply(s, "user:test", "test " + tag, 1);
+    ASSERT_TRUE(applied.ok()) << applied.status().message();
+  }
+
+  // Waits until the service answers ready with every version `want` in rotation.
+  bool WaitReady(const std::string& service, const std::string& version = "") {
+    return WaitFor([&] {
+      std::string path = "/v2/models/" + service + (version.empty() ? "" : "/versions/" + version) + "/ready";
+      auto r = client_->Get(path);
+      return r && r->status == 200;
+    });
+  }
+
+  httplib::Result Infer(const std::string& service, const std::string& body = R"({"inputs": []})",
+                        const httplib::Headers& headers = {}) {
+    return client_->Post("/v2/models/" + service + "/infer", headers, body, "application/json");
+  }
+
+  Sandbox box_;
+  std::string store_path_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<serving::Gateway> gateway_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+}  // namespace
+
+TEST_F(GatewayTest, AnInferIsAnsweredByAReplicaOfTheServiceAndSaysWhichVersion) {
+  Apply("fashion", {FakeVersion("blue", 10000)}, "a");
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion"));
+  auto r = Infer("fashion");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->get_header_value("x-sluice-version"), "blue");
+  json answer = json::parse(r->body);
+  EXPECT_EQ(answer["fake"]["label"], "blue");
+  EXPECT_EQ(answer["fake"]["markers"]["SLUICE_SERVICE"], "fashion");
+}
+
+TEST_F(GatewayTest, AnUnknownServiceIs404NamingTheServicesThereAre) {
+  Apply("fashion", {FakeVersion("blue", 10000)}, "a");
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion"));
+  auto r = Infer("fasion");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(json::parse(r->body)["error"], "no service named 'fasion' (services: fashion)");
+}
+
+TEST_F(GatewayTest, WeightsSplitTheTrafficBetweenVersions) {
+  Apply("fashion", {FakeVersion("blue", 8000), FakeVersion("green", 2000)}, "a");
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion", "blue"));
+  ASSERT_TRUE(WaitReady("fashion", "green"));
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 400; ++i) {
+    auto r = Infer("fashion");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200);
+    ++seen[r->get_header_value("x-sluice-version")];
+  }
+  // 80 expected for green; 5 standard deviations (8) either side.
+  EXPECT_GT(seen["green"], 40);
+  EXPECT_LT(seen["green"], 120);
+  EXPECT_EQ(seen["blue"] + seen["green"], 400);
+}
+
+TEST_F(GatewayTest, TheSameStickyKeyAlwaysReachesTheSameVersion) {
+  Apply("fashion", {FakeVersion("blue", 5000), FakeVersion("green", 5000)}, "a",
+        [](store::ServiceState& s) { s.sticky_header = "x-user-id"; });
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion", "blue"));
+  ASSERT_TRUE(WaitReady("fashion", "green"));
+  std::map<std::string, std::set<std::string>> versions_of;
+  for (int user = 0; user < 20; ++user)
+    for (int i = 0; i < 5; ++i) {
+      auto r = Infer("fashion", R"({"inputs": []})", {{"x-user-id", "user-" + std::to_string(user)}});
+      ASSERT_TRUE(r);
+      versions_of[std::to_string(user)].insert(r->get_header_value("x-sluice-version"));
+    }
+  std::set<std::string> all;
+  for (const auto& [user, versions] : versions_of) {
+    EXPECT_EQ(versions.size(), 1u) << "user " << user;
+    all.insert(versions.begin(), versions.end());
+  }
+  EXPECT_EQ(all.size(), 2u);  // 20 users at 50/50 do not all land on one side
+}
+
+TEST_F(GatewayTest, APinnedVersionIsReachedWhateverItsWeight) {
+  Apply("fashion", {FakeVersion("blue", 10000), FakeVersion("green", 0)}, "a");
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion", "green"));
+  auto r = client_->Post("/v2/models/fashion/versions/green/infer", R"({"inputs": []})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("x-sluice-version"), "green");
+  auto h = Infer("fashion", R"({"inputs": []})", {{"x-sluice-version", "green"}});
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->get_header_value("x-sluice-version"), "green");
+  auto none = client_->Post("/v2/models/fashion/versions/purple/infer", "{}", "application/json");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 404);
+}
+
+TEST_F(GatewayTest, MirroredCopiesAreAnsweredButNeverReturned) {
+  Apply("fashion", {FakeVersion("blue", 10000), FakeVersion("shadow", 0)}, "a", [](store::ServiceState& s) {
+    s.mirror_version = "shadow";
+    s.mirror_bp = 10000;
+  });
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion", "shadow"));
+  ASSERT_TRUE(WaitReady("fashion", "blue"));
+  for (int i = 0; i < 20; ++i) {
+    auto r = Infer("fashion");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->get_header_value("x-sluice-version"), "blue");
+  }
+  // The copies' answers are counted as the shadow's role "mirror".
+  EXPECT_TRUE(WaitFor([&] {
+    auto m = client_->Get("/metrics");
+    return m && m->body.find(R"(sluice_requests_total{service="fashion",version="shadow",role="mirror",code="200"} 20)") !=
+                    std::string::npos;
+  })) << client_->Get("/metrics")->body;
+}
+
+TEST_F(GatewayTest, AChangeOfWeightsInTheStoreReachesTheRoutesWithoutARestart) {
+  Apply("fashion", {FakeVersion("blue", 10000), FakeVersion("green", 0)}, "a");
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion", "green"));
+  ASSERT_EQ(Infer("fashion")->get_header_value("x-sluice-version"), "blue");
+  Apply("fashion", {FakeVersion("blue", 0), FakeVersion("green", 10000)}, "b");
+  EXPECT_TRUE(WaitFor([&] { return Infer("fashion")->get_header_value("x-sluice-version") == "green"; },
+                      std::chrono::seconds(5)));
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(Infer("fashion")->get_header_value("x-sluice-version"), "green");
+}
+
+TEST_F(GatewayTest, AReplicaThatDiesIsRestartedAndServesAgain) {
+  Apply("fashion", {FakeVersion("blue", 10000, 1, {"--exit-after-requests", "3", "--exit-code", "7"})}, "a");
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion"));
+  int64_t first_pid = 0;
+  for (int i = 0; i < 3; ++i) {
+    auto r = Infer("fashion");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200);
+    first_pid = json::parse(r->body)["fake"]["pid"];
+  }
+  int64_t later_pid = 0;
+  EXPECT_TRUE(WaitFor([&] {
+    auto r = Infer("fashion");
+    if (!r || r->status != 200) return false;
+    later_pid = json::parse(r->body)["fake"]["pid"];
+    return later_pid != first_pid;
+  }));
+  auto history = store_->services().History("fashion", 0, 10);
+  ASSERT_TRUE(history.ok());
+  bool replica_row = false;
+  for (const auto& c : *history) replica_row = replica_row || (c.kind == "replica" && c.actor == "gateway");
+  EXPECT_TRUE(replica_row);
+}
+
+TEST_F(GatewayTest, NoReadyReplicaIs503WithRetryAfter) {
+  Apply("fashion", {FakeVersion("blue", 10000, 1, {"--not-ready-for-ms", "60000"})}, "a");
+  StartGateway();
+  auto r = Infer("fashion");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(r->get_header_value("retry-after"), "1");
+  EXPECT_EQ(json::parse(r->body)["error"], "service 'fashion' has no ready replica");
+  auto ready = client_->Get("/v2/health/ready");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+}
+
+TEST_F(GatewayTest, ASecondGatewayOnTheSameStoreIsRefusedNamingTheFirst) {
+  StartGateway();
+  serving::GatewayOptions o;
+  o.store_path = store_path_;
+  o.port = 0;
+  auto second = serving::Gateway::Start(o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), Code::kIncompatible);
+  EXPECT_NE(second.status().message().find("a gateway already serves this store: pid " + std::to_string(::getpid())),
+            std::string::npos)
+      << second.status().message();
+}
+
+TEST_F(GatewayTest, AnswersAreCountedInWindowsFlushedToTheStoreAtStop) {
+  Apply("fashion", {FakeVersion("blue", 10000)}, "a");
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion"));
+  for (int i = 0; i < 7; ++i) ASSERT_EQ(Infer("fashion")->status, 200);
+  ASSERT_EQ(Infer("nothing")->status, 404);  // not a service: counted nowhere
+  gateway_->Stop();
+  auto windows = store_->gateway().Windows("fashion", "", "", 0, INT64_MAX);
+  ASSERT_TRUE(windows.ok());
+  int64_t requests = 0;
+  for (const auto& w : *windows) {
+    EXPECT_EQ(w.version, "blue");
+    EXPECT_EQ(w.role, "live");
+    requests += w.requests;
+  }
+  EXPECT_EQ(requests, 7);
+  EXPECT_FALSE(store_->gateway().Read()->has_value());  // the claim is released
+}
+
+TEST_F(GatewayTest, AStopRequestedInTheStoreEndsTheWaitAndStopsTheReplicas) {
+  Apply("fashion", {FakeVersion("blue", 10000)}, "a");
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion"));
+  int64_t pid = json::parse(Infer("fashion")->body)["fake"]["pid"];
+  ASSERT_TRUE(store_->gateway().RequestStop().ok());
+  gateway_->WaitForStopRequest();  // returns: the control thread saw the request
+  gateway_->Stop();
+  EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(static_cast<pid_t>(pid)); }, std::chrono::seconds(5)));
+}
+
+TEST_F(GatewayTest, MetricsAreValidPrometheusText) {
+  ASSERT_TRUE(std::filesystem::exists("/usr/bin/promtool")) << "promtool (Debian package prometheus) is not installed";
+  Apply("fashion", {FakeVersion("blue", 10000)}, "a");
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion"));
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Infer("fashion")->status, 200);
+  auto m = client_->Get("/metrics");
+  ASSERT_TRUE(m);
+  box_.Write("metrics.txt", m->body);
+  std::string cmd = "/usr/bin/promtool check metrics < " + (box_.dir() / "metrics.txt").string() + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int rc = ::pclose(p);
+  EXPECT_EQ(rc, 0) << out << "\n" << m->body;
+}
+
+TEST(GatewayCliTest, ApplyStartsAGatewayInTheBackgroundAndGatewayStopEndsItAndItsReplicas) {
+  Sandbox box;
+  const int port = FreePort();
+  box.Write("service.yaml", std::string("service: echo\nversions:\n  blue: {command: [") + FAKE_OIP_SERVER +
+                                ", --label, blue]}\n");
+  Output applied = box.Sluice({"services", "apply", "service.yaml", "--port", std::to_string(port)});
+  ASSERT_EQ(applied.code, 0) << applied.err;
+  EXPECT_NE(applied.out.find("service echo: applied (change 1, generation 1)\ngateway started: pid "), std::string::npos)
+      << applied.out;
+  auto store = store::Store::Open((box.home() / "sluice.db").string());
+  ASSERT_TRUE(store.ok());
+  auto row = (*store)->gateway().Read();
+  ASSERT_TRUE(row.ok() && row->has_value());
+  const pid_t gateway_pid = static_cast<pid_t>((*row)->pid);
+  struct KillOnExit {
+    pid_t pid;
+    ~KillOnExit() {
+      if (ProcessAlive(pid)) ::kill(pid, SIGKILL);
+    }
+  } guard{gateway_pid};
+  EXPECT_EQ((*row)->mode, "background");
+  EXPECT_EQ((*row)->port, port);
+
+  httplib::Client client("127.0.0.1", port);
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = client.Get("/v2/models/echo/ready");
+    return r && r->status == 200;
+  }));
+  auto r = client.Post("/v2/models/echo/infer", R"({"inputs": []})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  const pid_t replica_pid = json::parse(r->body)["fake"]["pid"].get<int>();
+
+  Output again = box.Sluice({"services", "apply", "service.yaml", "--port", std::to_string(port)});
+  EXPECT_EQ(again.out, "service echo: unchanged\ngateway: pid " + std::to_string(gateway_pid) + ", http://127.0.0.1:" +
+                           std::to_string(port) + "\n");
+
+  Output stopped = box.Sluice({"gateway", "stop"});
+  EXPECT_EQ(stopped.code, 0) << stopped.err;
+  EXPECT_EQ(stopped.out, "gateway stopped: pid " + std::to_string(gateway_pid) + " on 127.0.0.1:" + std::to_string(port) + "\n");
+  EXPECT_FALSE(ProcessAlive(gateway_pid));
+  EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(replica_pid); }, std::chrono::seconds(5)));
+  EXPECT_EQ(box.Sluice({"gateway", "stop"}).out, "no gateway runs for this store\n");
+}
