@@ -79,7 +79,7 @@ UpstreamResult SendAndWait(UpstreamClient& client, int port, UpstreamRequest req
 
 std::unique_ptr<HttpServer> Started(std::unique_ptr<HttpServer> server) {
   Status s = server->Start();
-  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(s.ok()) << s.message();
   return server;
 }
 
