@@ -368,9 +368,23 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     });
   }
 
+  // The header first, without eager parsing: Beast 1.74 checks a Content-Length against the body
+  // limit only then (an eager parse of a header and body read together skips the check).
   void Read() {
     parser_.emplace();
     LimitParser(*parser_, engine_->options(), request_.method);
+    http::async_read_header(conn_->socket, conn_->buffer, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnHeader(ec, n); });
+  }
+
+  void OnHeader(beast::error_code ec, size_t header_bytes) {
+    if (finished_) return;
+    if (ec) return OnAnswer(ec);
+    const auto& o = engine_->options();
+    if (header_bytes > o.max_header) return OnAnswer(http::error::header_limit);
+    if (parser_->is_done()) return OnAnswer({});  // no body (a HEAD, a 204, Content-Length: 0)
+    auto length = parser_->content_length();
+    if (length && *length > o.max_body) return OnAnswer(http::error::body_limit);
     http::async_read(conn_->socket, conn_->buffer, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnAnswer(ec); });
   }
@@ -527,9 +541,19 @@ UpstreamParse ParseUpstreamResponse(std::string_view wire, std::string_view meth
   for (int interim = 0;; ++interim) {
     http::response_parser<http::string_body> p;
     LimitParser(p, options, method);
-    p.eager(true);  // as http::async_read sets it
+    const size_t start = used;
     beast::error_code ec;
+    p.eager(false);  // the header alone first, as Read does
+    bool header_checked = false;
     while (!p.is_done()) {
+      if (p.is_header_done() && !header_checked) {
+        header_checked = true;
+        if (used - start > options.max_header) return judged(http::error::header_limit);
+        auto length = p.content_length();
+        if (length && *length > options.max_body) return judged(http::error::body_limit);
+        p.eager(true);  // as http::async_read sets it
+        continue;
+      }
       size_t avail = std::min(window, wire.size() - used);
       size_t n = avail == 0 ? 0 : p.put(net::buffer(wire.data() + used, avail), ec);
       used += n;
@@ -546,6 +570,7 @@ UpstreamParse ParseUpstreamResponse(std::string_view wire, std::string_view meth
       }
       if (ec) return judged(ec);
     }
+    if (!header_checked && used - start > options.max_header) return judged(http::error::header_limit);
     if (BadStatus(p.get().result_int())) {
       if (why) *why = BadStatusText(p.get().result_int());
       return UpstreamParse::kBad;

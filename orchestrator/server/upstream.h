@@ -100,7 +100,7 @@ struct UpstreamResult {
 using UpstreamCallback = std::function<void(UpstreamResult)>;
 
 struct UpstreamOptions {
-  size_t max_header = 16 << 10;  // the answer's status line and fields; Beast's header limit
+  size_t max_header = 16 << 10;  // the answer's status line, fields and blank line: exactly this many pass
   size_t max_body = 64 << 20;    // refused from the Content-Length before any of it is read; chunked, as it passes
   std::chrono::milliseconds idle_timeout{4000};  // a pooled connection idle this long is closed
 };
