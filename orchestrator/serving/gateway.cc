@@ -36,6 +36,10 @@ constexpr int64_t kFlushEveryMs = 1000;
 constexpr int64_t kPruneEveryMs = 3600 * 1000;
 constexpr int64_t kKeepWindowsMs = 48 * 3600 * 1000;
 constexpr int64_t kStopCheckEveryMs = 250;
+// Passive health (services-design.md section 6).
+constexpr int kEjectAfter = 5;
+constexpr int64_t kEjectionMs = 5000;
+constexpr int64_t kMaxEjectionMs = 60000;
 
 int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -222,6 +226,12 @@ struct Gateway::Impl {
   void Forward(std::shared_ptr<const ServiceRoute> route, int version, Role role,
                std::shared_ptr<server::UpstreamRequest> up, const Replica* excluded, bool retry,
                server::Responder responder, SteadyClock::time_point began);
+  // A failure the gateway saw (connect refused, reset, timeout, a
+  // replica's 502/503/504). At kEjectAfter in a row the replica is ejected
+  // for kEjectionMs times its ejections (kMaxEjectionMs at most), unless it
+  // is its version's last one in rotation.
+  void CountFailure(const ServiceRoute& route, int version, Replica& replica);
+  std::atomic<int64_t> ejections_total{0};
   void Mirror(const std::shared_ptr<const ServiceRoute>& route, const std::shared_ptr<server::UpstreamRequest>& up);
   void Metadata(const std::shared_ptr<const ServiceRoute>& route, int pinned, server::Responder responder);
   std::string MetricsText();
@@ -404,7 +414,7 @@ void Gateway::Impl::Forward(std::shared_ptr<const ServiceRoute> route, int versi
         if (result.error == server::UpstreamError::kNone) {
           int s = result.response.status;
           // A 502/503/504 of a replica counts against it; a model's 500 does not.
-          if (s == 502 || s == 503 || s == 504) replica->consecutive_failures.fetch_add(1, std::memory_order_relaxed);
+          if (s == 502 || s == 503 || s == 504) CountFailure(*route, version, *replica);
           else replica->consecutive_failures.store(0, std::memory_order_relaxed);
           server::Response r;
           r.status = s;
@@ -418,7 +428,7 @@ void Gateway::Impl::Forward(std::shared_ptr<const ServiceRoute> route, int versi
           responder.Send(std::move(r));
           return;
         }
-        replica->consecutive_failures.fetch_add(1, std::memory_order_relaxed);
+        CountFailure(*route, version, *replica);
         if (result.error == server::UpstreamError::kConnect && !result.wrote_any && retry) {
           route->counters->retried.fetch_add(1, std::memory_order_relaxed);
           Forward(route, version, role, up, replica.get(), false, responder, began);
@@ -437,6 +447,21 @@ void Gateway::Impl::Forward(std::shared_ptr<const ServiceRoute> route, int versi
         record(r.status, true);
         responder.Send(std::move(r));
       });
+}
+
+void Gateway::Impl::CountFailure(const ServiceRoute& route, int version, Replica& replica) {
+  if (replica.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1 < kEjectAfter) return;
+  int in_rotation = 0;
+  for (const auto& r : route.table.replicas(version)) in_rotation += r->in_rotation.load() ? 1 : 0;
+  if (in_rotation <= 1 || !replica.in_rotation.load()) return;  // never the last one
+  const int times = replica.ejections.fetch_add(1) + 1;
+  const int64_t for_ms = std::min<int64_t>(kEjectionMs * times, kMaxEjectionMs);
+  replica.ejected_until_ms.store(WallMs() + for_ms);
+  replica.in_rotation.store(false);
+  replica.consecutive_failures.store(0, std::memory_order_relaxed);
+  ejections_total.fetch_add(1, std::memory_order_relaxed);
+  Log("event=replica-ejected service=" + route.table.service() + " version=" + route.table.version_name(version) +
+      " slot=" + std::to_string(replica.slot) + " for_ms=" + std::to_string(for_ms));
 }
 
 void Gateway::Impl::Mirror(const std::shared_ptr<const ServiceRoute>& route,
@@ -539,6 +564,9 @@ std::string Gateway::Impl::MetricsText() {
           [](const ServiceCounters& c) { return c.rerouted.load(); });
   counter("sluice_retried_total", "Requests sent again to another replica after a failed connect.",
           [](const ServiceCounters& c) { return c.retried.load(); });
+  text += "# HELP sluice_ejections_total Replicas taken out of rotation after consecutive failures.\n"
+          "# TYPE sluice_ejections_total counter\nsluice_ejections_total " +
+          std::to_string(ejections_total.load()) + "\n";
   auto routes = CurrentRoutes();
   text += "# HELP sluice_replica_ready Whether a replica is in rotation (1) or not (0).\n"
           "# TYPE sluice_replica_ready gauge\n";

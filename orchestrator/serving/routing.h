@@ -69,6 +69,12 @@ struct Replica {
   std::atomic<bool> in_rotation{false};
   std::atomic<int> outstanding{0};
   std::atomic<int> consecutive_failures{0};
+  // Passive health (services-design.md section 6): the gateway ejects a
+  // replica after consecutive failures until this wall-clock time; the
+  // supervisor puts it back once the time has passed and a readiness poll
+  // succeeds. `ejections` counts them (the ejection time grows with it).
+  std::atomic<int64_t> ejected_until_ms{0};
+  std::atomic<int> ejections{0};
   // 127.0.0.1:port: set by the supervisor (serving/supervisor.h) before
   // in_rotation goes true; the gateway forwards to it. 0: not known yet.
   std::atomic<int> port{0};

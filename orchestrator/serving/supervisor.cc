@@ -439,8 +439,10 @@ void Supervisor::Tick(int64_t now_ms) {
           if (m.state == Managed::State::kStarting) m.ready_ms = now_ms;
           m.state = Managed::State::kReady;
           m.replica->port.store(m.port);
-          m.replica->in_rotation.store(true);
+          m.replica->in_rotation.store(m.replica->ejected_until_ms.load() <= now_ms);
           Write(m, now_ms);
+        } else if (!m.replica->in_rotation.load() && m.replica->ejected_until_ms.load() <= now_ms) {
+          m.replica->in_rotation.store(true);  // back from an ejection
         }
       } else if (m.state == Managed::State::kReady && ++m.probe_failures >= options_.unready_after) {
         m.state = Managed::State::kUnready;

@@ -13,7 +13,9 @@
 // calls every method. The Replica objects it hands out are shared with the
 // routing tables: the supervisor writes their `port` and `in_rotation`
 // atomics, the I/O threads their `outstanding` and `consecutive_failures`,
-// which the supervisor only reads (drain).
+// which the supervisor only reads (drain). An I/O thread also ejects a
+// failing replica (in_rotation false, `ejected_until_ms` set); a readiness
+// poll that succeeds after that time puts it back.
 //
 // Ownership: the supervisor owns its children (spawned with exec::Spawn,
 // reaped with exec::PollChild by it alone) and each slot's log file. It
@@ -25,8 +27,7 @@
 // Not here yet (seams for later build steps): adoption of replicas left
 // running by an earlier gateway (section 3) would enter them through a
 // method that takes a ReplicaRow and supervises it by SameProcessAlive
-// instead of PollChild; ejection (section 6) is the gateway's, which sets
-// in_rotation itself on the control thread.
+// instead of PollChild.
 #pragma once
 
 #include <cstdint>

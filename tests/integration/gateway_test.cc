@@ -57,7 +57,7 @@ class GatewayTest : public ::testing::Test {
     if (gateway_) gateway_->Stop();
   }
 
-  void StartGateway() {
+  void StartGateway(std::function<void(serving::GatewayOptions&)> more = nullptr) {
     serving::GatewayOptions o;
     o.store_path = store_path_;
     o.port = 0;
@@ -67,6 +67,7 @@ class GatewayTest : public ::testing::Test {
     o.supervisor.backoff_initial_ms = 50;
     o.supervisor.drain_timeout_ms = 2000;
     o.supervisor.grace_ms = 1000;
+    if (more) more(o);
     auto g = serving::Gateway::Start(o);
     ASSERT_TRUE(g.ok()) << g.status().message();
     gateway_ = std::move(*g);
@@ -242,6 +243,37 @@ TEST_F(GatewayTest, AReplicaThatDiesIsRestartedAndServesAgain) {
   bool replica_row = false;
   for (const auto& c : *history) replica_row = replica_row || (c.kind == "replica" && c.actor == "gateway");
   EXPECT_TRUE(replica_row);
+}
+
+TEST_F(GatewayTest, AReplicaFailingFiveTimesInARowIsEjectedButNeverTheLastOne) {
+  // A request timeout of 200 ms (from the applied document) and readiness
+  // polls too rare to act: only passive health takes the replica out.
+  auto with_timeout = [](store::ServiceState& s) {
+    s.spec = R"({"service": "fashion", "timeout": "200ms", "versions": {"blue": {"command": ["x"], "replicas": 2}}})";
+  };
+  Apply("fashion", {FakeVersion("blue", 10000, 2)}, "a", with_timeout);
+  StartGateway([](serving::GatewayOptions& o) { o.supervisor.health_interval_ms = 600000; });
+  std::set<int> pids;
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = Infer("fashion");
+    if (r && r->status == 200) pids.insert(json::parse(r->body)["fake"]["pid"].get<int>());
+    return pids.size() == 2;
+  }));
+  const int frozen = *pids.begin(), healthy = *pids.rbegin();
+  ::kill(frozen, SIGSTOP);
+  std::map<int, int> statuses;
+  for (int i = 0; i < 40; ++i) ++statuses[Infer("fashion")->status];
+  // Before the ejection, requests drawn to the frozen replica time out (504):
+  // five in a row eject it; after that every request goes to the other one.
+  EXPECT_EQ(statuses[504], 5);
+  EXPECT_EQ(statuses[200], 35);
+  auto m = client_->Get("/metrics");
+  EXPECT_NE(m->body.find("sluice_ejections_total 1\n"), std::string::npos);
+  // The healthy one is now the last in rotation: frozen too, it is not ejected.
+  ::kill(healthy, SIGSTOP);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(Infer("fashion")->status, 504);
+  ::kill(frozen, SIGCONT);
+  ::kill(healthy, SIGCONT);
 }
 
 TEST_F(GatewayTest, NoReadyReplicaIs503WithRetryAfter) {
