@@ -24,7 +24,8 @@ struct SpawnRequest {
 // Starts the command with posix_spawn (vfork-like: no copy of our memory,
 // and nothing slow happens between the fork and the exec): its own process
 // group (so the terminal's Ctrl-C does not reach it and a timeout can signal
-// the whole tree), default signal dispositions and an empty signal mask.
+// the whole tree), default signal dispositions and an empty signal mask,
+// and no descriptor of ours beyond 0, 1, 2 (and 3, the channel, if given).
 // Returns the pid, or an error naming the cause: "command not found: foo",
 // "workdir /x: No such file or directory".
 Result<int> Spawn(const SpawnRequest& r);

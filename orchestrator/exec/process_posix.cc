@@ -77,6 +77,10 @@ Result<int> Spawn(const SpawnRequest& r) {
   posix_spawn_file_actions_adddup2(&s.actions, r.output_fd, 1);
   posix_spawn_file_actions_adddup2(&s.actions, r.output_fd, 2);
   if (r.channel_fd >= 0) posix_spawn_file_actions_adddup2(&s.actions, r.channel_fd, 3);
+  // Nothing else of ours: a descriptor opened without O_CLOEXEC (Asio's
+  // listening and connected sockets, for one) would otherwise keep a
+  // server's port or a connection alive in the child.
+  posix_spawn_file_actions_addclosefrom_np(&s.actions, r.channel_fd >= 0 ? 4 : 3);
   posix_spawn_file_actions_addchdir_np(&s.actions, r.workdir.c_str());
 
   // Signals we catch or block must reach the step in their default state.

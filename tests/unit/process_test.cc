@@ -83,5 +83,15 @@ TEST(ProcessTest, AChildSpawnedWithoutAStdinReadsDevNull) {
   EXPECT_EQ(out, "/dev/null\n");
 }
 
+TEST(ProcessTest, AChildInheritsNoDescriptorBeyondItsStdioEvenOneWithoutCloseOnExec) {
+  // A listening socket of the gateway or of sluice serve, inherited by a
+  // replica or a step, would keep its port taken after the server is gone.
+  int leaked = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC
+  ASSERT_GE(leaked, 3);
+  std::string fd = std::to_string(leaked);
+  EXPECT_EQ(WaitChild(SpawnShell("test -e /proc/self/fd/" + fd + " && exit 1; exit 0")).code, 0);
+  ::close(leaked);
+}
+
 }  // namespace
 }  // namespace sluice::exec
