@@ -761,6 +761,10 @@ Result<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) {
     if (!claimed.ok()) return claimed.status();
     return Status::Incompatible(describe(**claimed));
   }
+  if (auto services = impl->store->services().List(); services.ok()) {
+    int ended = EndLeftoverReplicas(impl->store->services(), *services, o.supervisor.sluice_home);
+    if (ended > 0) Log("event=leftover-replicas-ended count=" + std::to_string(ended));
+  }
   impl->supervisor = std::make_unique<Supervisor>(o.supervisor, impl->store->services());
   Log("event=gateway-started pid=" + std::to_string(impl->pid) + " url=http://" + o.listen + ":" +
       std::to_string(me.port) + " mode=" + o.mode);

@@ -147,6 +147,23 @@ bool SignalIfSameProcess(int pid, int64_t start_time, int signal) {
   return ::kill(-pid, signal) == 0 || ::kill(pid, signal) == 0;
 }
 
+int EndLeftoverReplicas(store::ServicesStore& store, const std::vector<store::ServiceState>& services,
+                        const std::string& sluice_home) {
+  int ended = 0;
+  for (const store::ServiceState& s : services) {
+    auto rows = store.Replicas(s.name);
+    if (!rows.ok()) continue;
+    for (const store::ReplicaRow& row : *rows) {
+      if (row.pid <= 0 || !exec::SameProcessAlive(row.pid, row.start_time)) continue;
+      if (!exec::StartedWithEnvironment(row.pid, ReplicaMarkers(sluice_home, row.service, row.version, row.slot,
+                                                                 row.revision)))
+        continue;  // a reused pid, or not ours
+      if (SignalIfSameProcess(row.pid, row.start_time, SIGKILL)) ++ended;
+    }
+  }
+  return ended;
+}
+
 // ---------------------------------------------------------------- Supervisor
 
 // One replica process slot: the Replica shared with the routing tables and

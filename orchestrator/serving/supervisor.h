@@ -99,6 +99,14 @@ std::vector<std::string> ReplicaMarkers(const std::string& sluice_home, const st
 // started at `start_time` (a reused pid is never signalled). True if sent.
 bool SignalIfSameProcess(int pid, int64_t start_time, int signal);
 
+// Replicas left running by an earlier gateway of this store (one that was
+// killed): each replica row of `services` whose pid still runs with the
+// same start time and the row's markers gets SIGKILL to its process group,
+// so the new gateway's supervisor starts the set afresh. Returns how many.
+// (Adopting them instead, without a model reload, is section 3's plan.)
+int EndLeftoverReplicas(store::ServicesStore& store, const std::vector<store::ServiceState>& services,
+                        const std::string& sluice_home);
+
 class Supervisor {
  public:
   // `probe` null: an HttpReadinessProbe.

@@ -395,3 +395,45 @@ TEST(GatewayCliTest, ApplyStartsAGatewayInTheBackgroundAndGatewayStopEndsItAndIt
   EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(replica_pid); }, std::chrono::seconds(5)));
   EXPECT_EQ(box.Sluice({"gateway", "stop"}).out, "no gateway runs for this store\n");
 }
+
+TEST(GatewayCliTest, AGatewayKilledWithItsReplicasRunningIsReplacedByTheNextApplyWithTheSameRoutes) {
+  Sandbox box;
+  const int port = FreePort();
+  box.Write("service.yaml", std::string("service: echo\nversions:\n  blue: {command: [") + FAKE_OIP_SERVER +
+                                ", --label, blue], replicas: 2}\n");
+  ASSERT_EQ(box.Sluice({"services", "apply", "service.yaml", "--port", std::to_string(port)}).code, 0);
+  auto store = store::Store::Open((box.home() / "sluice.db").string());
+  ASSERT_TRUE(store.ok());
+  const pid_t first = static_cast<pid_t>((*(*store)->gateway().Read())->pid);
+  httplib::Client client("127.0.0.1", port);
+  auto ready = [&] {
+    auto r = client.Get("/v2/models/echo/ready");
+    return r && r->status == 200;
+  };
+  ASSERT_TRUE(WaitFor(ready));
+  auto old_replicas = (*store)->services().Replicas("echo");
+  ASSERT_TRUE(old_replicas.ok());
+  ASSERT_EQ(old_replicas->size(), 2u);
+  ::kill(first, SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(first); }));
+
+  Output again = box.Sluice({"services", "apply", "service.yaml", "--port", std::to_string(port)});
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.out.find("gateway started: pid "), std::string::npos) << again.out;
+  const pid_t second = static_cast<pid_t>((*(*store)->gateway().Read())->pid);
+  struct KillOnExit {
+    pid_t pid;
+    ~KillOnExit() {
+      if (ProcessAlive(pid)) ::kill(pid, SIGKILL);
+    }
+  } guard{second};
+  EXPECT_NE(second, first);
+  for (const auto& row : *old_replicas)  // the killed gateway's replicas are ended, not left behind
+    EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(row.pid); }, std::chrono::seconds(5))) << row.pid;
+  ASSERT_TRUE(WaitFor(ready));
+  auto r = client.Post("/v2/models/echo/infer", R"({"inputs": []})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("x-sluice-version"), "blue");
+  EXPECT_EQ(box.Sluice({"gateway", "stop"}).code, 0);
+}
