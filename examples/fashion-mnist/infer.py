@@ -7,6 +7,8 @@ and prints what it answered next to the true labels.
 import gzip
 import json
 import sys
+import time
+import urllib.error
 import urllib.request
 
 DATA = "/usr/share/datasets/fashion-mnist"
@@ -18,11 +20,25 @@ def read_idx(path, count, header, item):
         return f.read(count * item)
 
 
+def wait_ready(url, model, seconds=60):
+    """A gateway just started may still be loading the model's replicas."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/v2/models/{model}/ready", timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                sys.exit(f"{url}/v2/models/{model} is not ready after {seconds} s")
+            time.sleep(0.1)
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     url, model = sys.argv[1], sys.argv[2]
     count = int(sys.argv[3]) if len(sys.argv) > 3 else 8
+    wait_ready(url, model)
     pixels = read_idx(f"{DATA}/t10k-images-idx3-ubyte.gz", count, 16, 784)
     labels = read_idx(f"{DATA}/t10k-labels-idx1-ubyte.gz", count, 8, 1)
     body = {"inputs": [{"name": "input", "shape": [count, 1, 28, 28], "datatype": "FP32",
