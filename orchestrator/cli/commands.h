@@ -4,6 +4,7 @@
 // cli/ is the one place where concrete classes are wired together.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
@@ -70,8 +71,9 @@ int Schedules(const std::vector<std::string>& paths, int count, const std::strin
 // default naming the command). Exit 2 on a spec error (FILE:LINE:COL lines).
 // Then, unless no_gateway, makes sure a gateway serves the store: one that
 // runs is named, else one is started in the background on `port`
-// (EnsureGateway).
-int ServicesApply(const std::string& file, const std::string& reason, int port, bool no_gateway);
+// (EnsureGateway); with `wait`, waits for the service's replicas
+// (WaitForReplicas, 2 minutes at most).
+int ServicesApply(const std::string& file, const std::string& reason, int port, bool no_gateway, bool wait);
 int Services(bool as_json);
 int ShowService(const std::string& name, bool as_json);
 int ServiceHistory(const std::string& name, int limit);
@@ -92,6 +94,10 @@ int StopGateway();
 // --background --port PORT` (its own process group, output to
 // $SLUICE_HOME/gateway.log) and waits up to 10 s for it to listen.
 int EnsureGateway(int port);
+// Waits until every desired replica of `service` (each active version's
+// slots at its revision) is ready; past `limit`, exit 1 naming each slot
+// that is not, with its state, last exit and log.
+int WaitForReplicas(const std::string& service, std::chrono::milliseconds limit);
 
 struct ServeModelOptions {
   std::string model;  // a TorchScript file or NAME@VERSION / NAME@ALIAS / NAME@latest

@@ -111,6 +111,50 @@ int EnsureGateway(int port) {
               kExitFailed);
 }
 
+int WaitForReplicas(const std::string& service, std::chrono::milliseconds limit) {
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (true) {
+    auto desired = store->services().Get(service);
+    if (!desired.ok()) return Fail("sluice: " + desired.status().message(), kExitFailed);
+    auto rows = store->services().Replicas(service);
+    if (!rows.ok()) return Fail("sluice: " + rows.status().message(), kExitFailed);
+    std::vector<std::string> waiting;
+    int total = 0;
+    for (const store::ServiceVersionState& v : desired->versions) {
+      if (v.state != "active") continue;
+      for (int slot = 0; slot < v.replicas; ++slot) {
+        ++total;
+        const store::ReplicaRow* row = nullptr;
+        for (const store::ReplicaRow& r : *rows)
+          if (r.version == v.name && r.slot == slot) row = &r;
+        if (row && row->revision == v.revision && row->state == "ready") continue;
+        std::string what = "replica " + std::to_string(slot) + " of " + v.name + ": ";
+        if (!row || row->revision != v.revision) {
+          what += "not started";
+        } else {
+          what += row->state;
+          if (!row->last_exit.empty()) what += ", last " + row->last_exit;
+          what += "; log " + row->log_path;
+        }
+        waiting.push_back(what);
+      }
+    }
+    if (waiting.empty()) {
+      std::cout << "service " << service << ": " << total << " replica" << (total == 1 ? "" : "s") << " ready\n";
+      return kExitOk;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::cerr << "sluice: service " << service << " is not ready after "
+                << std::chrono::duration_cast<std::chrono::seconds>(limit).count() << " s:\n";
+      for (const std::string& w : waiting) std::cerr << "  " << w << "\n";
+      return kExitFailed;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
 int StopGateway() {
   auto store = OpenStore();
   if (!store) return kExitFailed;

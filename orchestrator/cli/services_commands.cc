@@ -10,6 +10,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -122,7 +123,7 @@ void PrintService(const store::ServiceState& s) {
 
 }  // namespace
 
-int ServicesApply(const std::string& file, const std::string& reason, int port, bool no_gateway) {
+int ServicesApply(const std::string& file, const std::string& reason, int port, bool no_gateway, bool wait) {
   auto spec = serving::LoadServiceSpec(file);
   if (!spec.ok())
     return Fail((spec.status().code() == Code::kInvalidSpec ? "" : "sluice: ") + spec.status().message(), kExitUsage);
@@ -145,7 +146,9 @@ int ServicesApply(const std::string& file, const std::string& reason, int port, 
     std::printf("service %s: unchanged\n", spec->name.c_str());
   std::fflush(stdout);
   if (no_gateway) return kExitOk;
-  return EnsureGateway(port);
+  int started = EnsureGateway(port);
+  if (started != kExitOk || !wait) return started;
+  return WaitForReplicas(spec->name, std::chrono::minutes(2));
 }
 
 int Services(bool as_json) {
