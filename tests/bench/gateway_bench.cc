@@ -291,7 +291,8 @@ int main(int argc, char** argv) {
               g.rps / std::max(1.0, n.rps), g.rps >= n.rps ? "met" : "NOT met", g.p50_ms, n.p50_ms,
               g.p50_ms <= n.p50_ms ? "met" : "NOT met", added_c1, added_c1 <= 50 ? "met" : "NOT met",
               (narrow[3].r.p50_ms - narrow[2].r.p50_ms) * 1000, connections, wide[3].r.p99_ms - wide[2].r.p99_ms);
-  std::printf("mirror copies over both mirror rows: %ld answered 200 by the shadow, %ld dropped (the mirror full)\n", copies, dropped);
+  std::printf("mirror copies over both mirror rows: %ld answered 200 by the shadow, %ld dropped (the mirror full)\n",
+              copies, dropped);
   long errors = 0;
   for (const auto* rows : {&wide, &narrow})
     for (const Row& row : *rows) errors += row.r.errors;
