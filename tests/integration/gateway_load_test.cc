@@ -303,7 +303,7 @@ TEST_F(GatewayLoadTest, Kill9OfAReplicaUnderLoadLeavesRotationAndNoRequestThatRe
   std::vector<Answer> answers = load.Join();
 
   std::map<int, int> by_status = ByStatus(answers);
-  int bad_502 = 0, after_out = 0, restarted_answers = 0, healthy_answers = 0;
+  int bad_502 = 0, after_kill = 0, after_out = 0, restarted_answers = 0, healthy_answers = 0;
   int64_t healthy_pid = 0;
   for (const auto& a : answers) {
     if (a.status == 200 && a.slot == "1") healthy_pid = a.pid;
@@ -315,6 +315,7 @@ TEST_F(GatewayLoadTest, Kill9OfAReplicaUnderLoadLeavesRotationAndNoRequestThatRe
       continue;
     }
     if (a.status == 502 && a.error.find("replica 0 of 'blue'") == 0) {
+      if (a.sent > killed_at) ++after_kill;
       if (a.sent > out_at) ++after_out;
       continue;
     }
@@ -322,10 +323,11 @@ TEST_F(GatewayLoadTest, Kill9OfAReplicaUnderLoadLeavesRotationAndNoRequestThatRe
     ADD_FAILURE() << "status " << a.status << ": " << a.error;
   }
   std::printf("kill -9 of replica 0 (pid %lld) under %d clients: out of rotation after %.0f ms, back after %.0f ms; "
-              "answers by status: %s; from the healthy replica: %d; from the restarted one: %d\n",
+              "answers by status: %s(502s sent after the kill: %d); from the healthy replica: %d; from the "
+              "restarted one: %d\n",
               static_cast<long long>(victim), kClients, out_ms,
               std::chrono::duration<double, std::milli>(back_at - killed_at).count(), Describe(by_status).c_str(),
-              healthy_answers, restarted_answers);
+              after_kill, healthy_answers, restarted_answers);
   EXPECT_EQ(bad_502, 0);
   EXPECT_LE(by_status[502], kClients);  // at most the requests in flight on the killed replica
   EXPECT_EQ(after_out, 0);
