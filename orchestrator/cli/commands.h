@@ -71,9 +71,10 @@ int Schedules(const std::vector<std::string>& paths, int count, const std::strin
 // default naming the command). Exit 2 on a spec error (FILE:LINE:COL lines).
 // Then, unless no_gateway, makes sure a gateway serves the store: one that
 // runs is named, else one is started in the background on `port`
-// (EnsureGateway); with `wait`, waits for the service's replicas
-// (WaitForReplicas, 2 minutes at most).
-int ServicesApply(const std::string& file, const std::string& reason, int port, bool no_gateway, bool wait);
+// (EnsureGateway); with a `wait_timeout` (a duration: 2m), waits that long
+// at most for the service's replicas (WaitForReplicas).
+int ServicesApply(const std::string& file, const std::string& reason, int port, bool no_gateway,
+                  const std::string& wait_timeout);
 int Services(bool as_json);
 int ShowService(const std::string& name, bool as_json);
 int ServiceHistory(const std::string& name, int limit);

@@ -180,8 +180,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 65535));
   services_apply->add_flag("--no-gateway", no_gateway, "record the desired state only; start no gateway");
   bool apply_wait = false;
-  services_apply->add_flag("--wait", apply_wait, "wait (2 minutes at most) until every replica is ready")
+  std::string apply_wait_timeout = "2m";
+  services_apply->add_flag("--wait", apply_wait, "wait until every replica is ready (exit 1 naming those that are not)")
       ->excludes("--no-gateway");
+  services_apply->add_option("--wait-timeout", apply_wait_timeout, "how long --wait waits")->capture_default_str();
 
   GatewayCliOptions gateway_options;
   auto* gateway = app.add_subcommand("gateway", "Run the serving gateway of this store in the foreground (/v2 routes, /metrics)");
@@ -289,7 +291,7 @@ int main(int argc, char** argv) {
   if (*token_list) return ListTokens(format);
   if (*token_revoke) return RevokeToken(token_id);
   if (*schedules) return Schedules(schedule_paths, schedule_count, format);
-  if (*services_apply) return ServicesApply(service_file, service_reason, apply_port, no_gateway, apply_wait);
+  if (*services_apply) return ServicesApply(service_file, service_reason, apply_port, no_gateway, apply_wait ? apply_wait_timeout : "");
   if (*gateway_stop) return StopGateway();
   if (*gateway) return RunGateway(gateway_options);
   if (*services_show) return ShowService(service_name, services_json);

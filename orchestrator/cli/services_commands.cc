@@ -14,12 +14,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "serving/service_spec.h"
 #include "serving/service_state.h"
+#include "util/duration.h"
 #include "util/json.h"
 #include "util/strings.h"
 
@@ -123,7 +125,14 @@ void PrintService(const store::ServiceState& s) {
 
 }  // namespace
 
-int ServicesApply(const std::string& file, const std::string& reason, int port, bool no_gateway, bool wait) {
+int ServicesApply(const std::string& file, const std::string& reason, int port, bool no_gateway,
+                  const std::string& wait_timeout) {
+  std::optional<std::chrono::milliseconds> wait;
+  if (!wait_timeout.empty()) {
+    wait = ParseDuration(wait_timeout);
+    if (!wait || wait->count() <= 0)
+      return Fail("sluice: bad duration " + Quote(wait_timeout) + " for --wait-timeout (use 30s, 2m)", kExitUsage);
+  }
   auto spec = serving::LoadServiceSpec(file);
   if (!spec.ok())
     return Fail((spec.status().code() == Code::kInvalidSpec ? "" : "sluice: ") + spec.status().message(), kExitUsage);
@@ -148,7 +157,7 @@ int ServicesApply(const std::string& file, const std::string& reason, int port, 
   if (no_gateway) return kExitOk;
   int started = EnsureGateway(port);
   if (started != kExitOk || !wait) return started;
-  return WaitForReplicas(spec->name, std::chrono::minutes(2));
+  return WaitForReplicas(spec->name, *wait);
 }
 
 int Services(bool as_json) {

@@ -437,3 +437,37 @@ TEST(GatewayCliTest, AGatewayKilledWithItsReplicasRunningIsReplacedByTheNextAppl
   EXPECT_EQ(r->get_header_value("x-sluice-version"), "blue");
   EXPECT_EQ(box.Sluice({"gateway", "stop"}).code, 0);
 }
+
+TEST(GatewayCliTest, ApplyWithWaitReturnsOnceEveryReplicaIsReadyAndNamesThoseThatAreNot) {
+  Sandbox box;
+  const int port = FreePort();
+  const std::string fake = FAKE_OIP_SERVER;
+  box.Write("ok.yaml", "service: ok\nversions:\n  blue: {command: [" + fake + "], replicas: 2}\n");
+  box.Write("slow.yaml", "service: slow\nversions:\n  blue: {command: [" + fake + ", --not-ready-for-ms, '60000']}\n");
+  Output ok = box.Sluice({"services", "apply", "ok.yaml", "--port", std::to_string(port), "--wait"});
+  auto store = store::Store::Open((box.home() / "sluice.db").string());
+  ASSERT_TRUE(store.ok());
+  auto row = (*store)->gateway().Read();
+  ASSERT_TRUE(row.ok() && row->has_value());
+  struct StopOnExit {
+    const Sandbox& box;
+    pid_t pid;
+    ~StopOnExit() {
+      box.Sluice({"gateway", "stop"});
+      if (ProcessAlive(pid)) ::kill(pid, SIGKILL);
+    }
+  } guard{box, static_cast<pid_t>((*row)->pid)};
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("service ok: 2 replicas ready\n"), std::string::npos) << ok.out;
+  auto replicas = (*store)->services().Replicas("ok");
+  ASSERT_TRUE(replicas.ok());
+  ASSERT_EQ(replicas->size(), 2u);
+  for (const auto& r : *replicas) EXPECT_EQ(r.state, "ready");
+
+  Output slow = box.Sluice({"services", "apply", "slow.yaml", "--wait", "--wait-timeout", "1s"});
+  EXPECT_EQ(slow.code, 1);
+  EXPECT_NE(slow.err.find("sluice: service slow is not ready after 1 s:\n  replica 0 of blue: starting; log "),
+            std::string::npos)
+      << slow.err;
+  EXPECT_EQ(box.Sluice({"services", "apply", "slow.yaml", "--wait", "--wait-timeout", "soon"}).code, 2);
+}
