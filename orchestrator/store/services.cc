@@ -275,10 +275,10 @@ Status ServicesStore::Delete(const std::string& name, const std::string& actor, 
   });
 }
 
-Result<int64_t> ServicesStore::SetTraffic(const std::string& name, const TrafficChange& change,
+Result<ApplyOutcome> ServicesStore::SetTraffic(const std::string& name, const TrafficChange& change,
                                           const std::string& actor, const std::string& reason, int64_t now_ms) {
   using nlohmann::json;
-  int64_t generation = 0;
+  ApplyOutcome out;
   Status st = db_.Transaction("SetTraffic", [&]() -> Status {
     // Read inside the transaction, so the checks and the write see one state.
     ServiceState live;
@@ -382,14 +382,16 @@ Result<int64_t> ServicesStore::SetTraffic(const std::string& name, const Traffic
     auto id = AppendChange(name, "traffic", actor, reason, snapshot(before_weights, live.mirror_version, live.mirror_bp),
                            snapshot(weights, mirror_version, mirror_bp), now_ms);
     if (!id.ok()) return id.status();
-    generation = live.generation + 1;
+    out.changed = true;
+    out.change_id = *id;
+    out.generation = live.generation + 1;
     return Status::Ok();
   });
   // The refusals speak for themselves (the API shows them as they are).
   if (st.code() == Code::kIoError || st.code() == Code::kInternal)
     return st.WithContext("set the traffic of service " + name);
   if (!st.ok()) return st;
-  return generation;
+  return out;
 }
 
 Result<ServiceState> ServicesStore::Get(const std::string& name) {

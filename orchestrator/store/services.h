@@ -143,8 +143,9 @@ class ServicesStore {
   // Sets a service's live weights (and its mirror, if asked) and nothing
   // else, and appends a "traffic" row (before and after: the JSON
   // {"traffic": {"blue": 9000, ...}, "mirror": {"version", "bp"} | null}, in
-  // basis points) in one transaction; the generation goes up by one, which
-  // it returns. The spec document is not touched: re-applying it unchanged
+  // basis points) in one transaction; the generation goes up by one. It
+  // returns the change (changed is always true: even the same weights again
+  // are a change, recorded). The spec document is not touched: re-applying it unchanged
   // keeps these weights.
   // Errors: NotFound for no such service (or a deleted one); Incompatible
   // when expected_generation is given and is not the live one, or the
@@ -154,7 +155,7 @@ class ServicesStore {
   // a weight on a 0-replica version, and a mirror to an unknown version, to
   // one with weight or 0 replicas, or with a share outside 1..10000.
   // REQUIRES: no journal batch is open.
-  Result<int64_t> SetTraffic(const std::string& name, const TrafficChange& change, const std::string& actor,
+  Result<ApplyOutcome> SetTraffic(const std::string& name, const TrafficChange& change, const std::string& actor,
                              const std::string& reason, int64_t now_ms);
 
   // A service's desired state (NotFound if none, or deleted), with its

@@ -407,7 +407,8 @@ TEST(ServicesStoreTest, SetTrafficSetsTheWeightsBumpsTheGenerationAndRecordsATra
   ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
   auto g = s->services().SetTraffic("fashion", Weights({{"blue", 5000}, {"green", 5000}}, 1), "token:ci", "half", 20);
   ASSERT_TRUE(g.ok()) << g.status().message();
-  EXPECT_EQ(*g, 2);
+  EXPECT_EQ(g->generation, 2);
+  EXPECT_TRUE(g->changed);
   auto live = s->services().Get("fashion");
   ASSERT_TRUE(live.ok());
   EXPECT_EQ(live->generation, 2);
@@ -419,6 +420,7 @@ TEST(ServicesStoreTest, SetTrafficSetsTheWeightsBumpsTheGenerationAndRecordsATra
   ASSERT_TRUE(history.ok());
   ASSERT_EQ(history->size(), 2u);
   const store::ServiceChange& c = (*history)[0];
+  EXPECT_EQ(c.id, g->change_id);
   EXPECT_EQ(c.kind, "traffic");
   EXPECT_EQ(c.actor, "token:ci");
   EXPECT_EQ(c.reason, "half");
