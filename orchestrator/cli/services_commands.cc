@@ -1,5 +1,6 @@
 // services apply, list, show, history, delete: services' desired state in
-// the store (specs/services-design.md; the JSON of `--json` is in its "as
+// the store, shown as serving/service_view.h shapes it (the admin API's
+// GET /api/services says the same) (specs/services-design.md; the JSON of `--json` is in its "as
 // built" notes). These read and write the store only: the gateway
 // (serving/gateway.h; apply starts one in the background if none runs)
 // makes the desired state so.
@@ -21,6 +22,7 @@
 #include "cli/commands.h"
 #include "serving/service_spec.h"
 #include "serving/service_state.h"
+#include "serving/service_view.h"
 #include "util/duration.h"
 #include "util/json.h"
 #include "util/strings.h"
@@ -48,68 +50,15 @@ int NoSuchService(store::ServicesStore& services, const std::string& name) {
   return Fail("sluice: no service named " + Quote(name) + " (" + known + ")" + DidYouMean(name, names), kExitFailed);
 }
 
-// What a version runs, in a few words: fashion@2, the model file, or the command.
-std::string WhatRuns(const store::ServiceVersionState& v) {
-  if (v.kind == "command") {
-    json argv = json::parse(v.command, nullptr, false);
-    std::vector<std::string> words;
-    if (argv.is_array())
-      for (const json& w : argv) words.push_back(w.is_string() ? w.get<std::string>() : w.dump());
-    return "command: " + Join(words, " ");
-  }
-  if (!v.model_name.empty()) return v.model_name + "@" + std::to_string(v.model_version);
-  return v.uri;
-}
-
 json ParsedOr(const std::string& text, json fallback) {
   json j = json::parse(text, nullptr, false);
   return j.is_discarded() ? fallback : j;
 }
 
-json ServiceJson(const store::ServiceState& s, bool with_spec) {
-  json versions = json::array();
-  for (const store::ServiceVersionState& v : s.versions) {
-    json j = {{"name", v.name},          {"kind", v.kind},        {"revision", v.revision},
-              {"weight", serving::FormatPercent(v.weight_bp)},    {"weight_bp", v.weight_bp},
-              {"replicas", v.replicas},  {"state", v.state},      {"options", ParsedOr(v.options, json::object())}};
-    if (v.kind == "command") {
-      j["command"] = ParsedOr(v.command, json::array());
-      j["env"] = ParsedOr(v.env, json::object());
-      j["workdir"] = v.workdir;
-      j["port_env"] = v.port_env;
-    } else {
-      j["model"] = {{"ref", v.model_ref}, {"uri", v.uri}};
-      if (!v.model_name.empty()) {
-        j["model"]["name"] = v.model_name;
-        j["model"]["version"] = v.model_version;
-        j["model"]["artifact"] = v.artifact;
-      }
-    }
-    versions.push_back(std::move(j));
-  }
-  json sticky = nullptr;
-  if (!s.sticky_header.empty()) sticky = {{"header", s.sticky_header}, {"salt", s.sticky_salt}};
-  else if (!s.sticky_field.empty()) sticky = {{"field", s.sticky_field}, {"salt", s.sticky_salt}};
-  json mirror = nullptr;
-  if (!s.mirror_version.empty())
-    mirror = {{"version", s.mirror_version}, {"percent", serving::FormatPercent(s.mirror_bp)}};
-  json j = {{"name", s.name},
-            {"generation", s.generation},
-            {"created_ms", s.created_ms},
-            {"updated_ms", s.updated_ms},
-            {"traffic_owner", s.traffic_owner.empty() ? json(nullptr) : json(s.traffic_owner)},
-            {"sticky", sticky},
-            {"mirror", mirror},
-            {"versions", versions}};
-  if (with_spec) {
-    j["spec"] = ParsedOr(s.spec, json(s.spec));
-    j["spec_hash"] = s.spec_hash;
-  }
-  return j;
-}
-
-// A service for people: a heading with its settings, then a row per version.
-void PrintService(const store::ServiceState& s) {
+// A service for people: a heading with its settings, then a row per version
+// (with its last minute) and a line per replica row the gateway keeps.
+void PrintService(const serving::ServiceView& view) {
+  const store::ServiceState& s = view.state;
   std::string heading = s.name + ": generation " + std::to_string(s.generation);
   if (!s.sticky_header.empty()) heading += ", sticky by header " + s.sticky_header;
   if (!s.sticky_field.empty()) heading += ", sticky by field " + s.sticky_field;
@@ -117,10 +66,26 @@ void PrintService(const store::ServiceState& s) {
     heading += ", mirror " + serving::FormatPercent(s.mirror_bp) + "% of requests to " + s.mirror_version;
   if (!s.traffic_owner.empty()) heading += ", weights driven by " + s.traffic_owner;
   std::printf("%s\n", heading.c_str());
-  std::printf("  %-16s %-32s %-8s %-7s %-8s %s\n", "VERSION", "MODEL", "REVISION", "WEIGHT", "REPLICAS", "STATE");
-  for (const store::ServiceVersionState& v : s.versions)
-    std::printf("  %-16s %-32s %-8d %-7s %-8d %s\n", v.name.c_str(), WhatRuns(v).c_str(), v.revision,
-                (serving::FormatPercent(v.weight_bp) + "%").c_str(), v.replicas, v.state.c_str());
+  std::printf("  %-16s %-32s %-8s %-7s %-8s %-8s %-6s %-6s %-8s %s\n", "VERSION", "MODEL", "REVISION", "WEIGHT",
+              "REPLICAS", "STATE", "REQ/S", "ERRORS", "P50", "P99");
+  for (const store::ServiceVersionState& v : s.versions) {
+    serving::VersionFigures f;
+    if (auto it = view.last_minute.find(v.name); it != view.last_minute.end()) f = it->second;
+    std::printf("  %-16s %-32s %-8d %-7s %-8d %-8s %-6s %-6s %-8s %s\n", v.name.c_str(), serving::WhatRuns(v).c_str(),
+                v.revision, (serving::FormatPercent(v.weight_bp) + "%").c_str(), v.replicas, v.state.c_str(),
+                serving::FormatRate(f.requests_per_s).c_str(), serving::FormatErrorRate(f.error_rate).c_str(),
+                serving::FormatMs(f.p50_ms).c_str(), serving::FormatMs(f.p99_ms).c_str());
+    for (const store::ReplicaRow& r : view.replicas) {
+      if (r.version != v.name) continue;
+      std::string line = "    replica " + std::to_string(r.slot) + ": " + r.state;
+      if (r.pid) line += ", pid " + std::to_string(r.pid);
+      if (r.port) line += ", port " + std::to_string(r.port);
+      line += ", revision " + std::to_string(r.revision);
+      line += ", " + std::to_string(r.restarts) + (r.restarts == 1 ? " restart" : " restarts");
+      if (!r.last_exit.empty()) line += ", last " + r.last_exit;
+      std::printf("%s\n", line.c_str());
+    }
+  }
 }
 
 }  // namespace
@@ -163,11 +128,11 @@ int ServicesApply(const std::string& file, const std::string& reason, int port, 
 int Services(bool as_json) {
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  auto services = store->services().List();
+  auto services = serving::ReadServiceViews(store->services(), store->gateway(), WallClockMs());
   if (!services.ok()) return Fail("sluice: " + services.status().message(), kExitFailed);
   if (as_json) {
     json j = json::array();
-    for (const store::ServiceState& s : *services) j.push_back(ServiceJson(s, false));
+    for (const serving::ServiceView& s : *services) j.push_back(serving::ServiceViewJson(s, false));
     std::cout << JsonText(j, 2) << "\n";
     return kExitOk;
   }
@@ -185,14 +150,15 @@ int Services(bool as_json) {
 int ShowService(const std::string& name, bool as_json) {
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  auto s = store->services().Get(name);
-  if (!s.ok() && s.status().code() == Code::kNotFound) return NoSuchService(store->services(), name);
-  if (!s.ok()) return Fail("sluice: " + s.status().message(), kExitFailed);
+  auto view = serving::ReadServiceView(store->services(), store->gateway(), name, WallClockMs());
+  if (!view.ok() && view.status().code() == Code::kNotFound) return NoSuchService(store->services(), name);
+  if (!view.ok()) return Fail("sluice: " + view.status().message(), kExitFailed);
   if (as_json) {
-    std::cout << JsonText(ServiceJson(*s, true), 2) << "\n";
+    std::cout << JsonText(serving::ServiceViewJson(*view, true), 2) << "\n";
     return kExitOk;
   }
-  PrintService(*s);
+  PrintService(*view);
+  const store::ServiceState* s = &view->state;
   std::printf("\napplied %s, created %s; spec (sha256 %s):\n%s\n", IsoTime(s->updated_ms).c_str(),
               IsoTime(s->created_ms).c_str(), s->spec_hash.substr(0, 12).c_str(),
               JsonText(ParsedOr(s->spec, json(s->spec)), 2).c_str());

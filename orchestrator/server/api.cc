@@ -1,6 +1,6 @@
 // The API (server/api.h): authentication, sessions, routing, the log line,
 // and the UI's files. The pipelines' and runs' routes are in api_runs.cc,
-// webhooks in api_hooks.cc.
+// webhooks in api_hooks.cc, services in api_services.cc.
 #include "server/api.h"
 #include "server/api_helpers.h"
 
@@ -112,7 +112,7 @@ Api::~Api() = default;
 
 namespace {
 // One connection per server thread (a Store is used by one thread).
-store::Store& ThreadStore(const std::string& home) {
+store::Store& OpenThreadStore(const std::string& home) {
   thread_local std::map<std::string, std::unique_ptr<store::Store>> stores;
   auto& s = stores[home];
   if (!s) {
@@ -124,8 +124,10 @@ store::Store& ThreadStore(const std::string& home) {
 }
 }  // namespace
 
-store::RunsStore& Api::Runs() { return ThreadStore(options_.home).runs(); }
-store::AccessStore& Api::Access() { return ThreadStore(options_.home).access(); }
+store::Store& Api::ThreadStore() { return OpenThreadStore(options_.home); }
+store::RunsStore& Api::Runs() { return ThreadStore().runs(); }
+store::AccessStore& Api::Access() { return ThreadStore().access(); }
+std::string Api::Actor() { return "token:" + t_caller; }
 
 bool Api::Authorize(const Request& r, TokenScope needed, Response* refusal) {
   std::string auth = r.Header("authorization");
@@ -285,6 +287,11 @@ Response Api::Route(const Request& r) {
     if (auto g = guard("GET", TokenScope::kRead)) return *g;
     return Artifact(r, s[2]);
   }
+  if (s.size() == 2 && s[1] == "services") {
+    if (auto g = guard("GET", TokenScope::kRead)) return *g;
+    return ListServices();
+  }
+  if (s.size() >= 3 && s.size() <= 4 && s[1] == "services") return ServiceRoute(r, s[2]);
   if (s.size() >= 3 && s[1] == "runs") {
     if (!ParseId(s[2], &id)) return ErrorResponse(404, "not_found", "no run " + Quote(s[2]) + " (runs are numbered 1, 2, ...)");
     if (s.size() == 3) {

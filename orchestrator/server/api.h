@@ -4,7 +4,8 @@
 // Who may do what: the UI's files, /api/health and the session login are
 // open; every other /api route needs a token (Authorization: Bearer) or a
 // session cookie made from one, with the scope the route names (read for
-// every GET, run to start, cancel or retry). A request made with the cookie
+// every GET, run to start, cancel or retry, admin to change a service). A
+// request made with the cookie
 // that changes anything must carry the session's X-CSRF-Token header and,
 // if it has an Origin, come from this server's own origin. Webhooks are
 // authenticated by their HMAC signature instead. No GET changes state.
@@ -21,6 +22,10 @@
 #include "server/launcher.h"
 #include "store/access.h"
 #include "store/runs.h"
+
+namespace sluice::store {
+class Store;
+}  // namespace sluice::store
 
 namespace sluice::server {
 
@@ -51,6 +56,9 @@ class Api {
   // part a route uses.
   store::RunsStore& Runs();
   store::AccessStore& Access();
+  store::Store& ThreadStore();
+  // The actor of a change: "token:" + the authenticated token's name.
+  static std::string Actor();
   bool Authorize(const Request& r, store::TokenScope needed, Response* refusal);
 
   Response Login(const Request& r);
@@ -71,6 +79,16 @@ class Api {
   Response Artifact(const Request& r, const std::string& hash);
   Response Hook(const Request& r, const std::string& pipeline);
   Response StaticFile(const std::string& path);
+  // The services' admin routes (api_services.cc; specs/api.yaml).
+  Response ServiceRoute(const Request& r, const std::string& service);
+  Response ListServices();
+  Response GetService(const std::string& name);
+  Response ServiceHistory(const Request& r, const std::string& name);
+  Response ServiceWindows(const Request& r, const std::string& name);
+  Response PutService(const Request& r, const std::string& name);
+  Response PatchTraffic(const Request& r, const std::string& name);
+  Response DeleteService(const Request& r, const std::string& name);
+  Response NoSuchService(const std::string& name);
 
   std::shared_ptr<const spec::Pipeline> StoredPipeline(const store::RunRow& row);
 

@@ -437,6 +437,8 @@ const VersionSpec* ServiceSpec::FindVersion(const std::string& version) const {
   return nullptr;
 }
 
+std::optional<int> ParseBasisPoints(const std::string& text) { return BasisPoints(text); }
+
 std::string FormatPercent(int basis_points) {
   std::string out = std::to_string(basis_points / 100);
   int frac = basis_points % 100;

@@ -90,5 +90,9 @@ Result<ServiceSpec> LoadServiceSpec(const std::string& path);
 
 // "90", "12.5", "0.01": basis points as weights and percents are written.
 std::string FormatPercent(int basis_points);
+// The reverse, as the spec reads weights and percents: digits with at most
+// two decimals ("90", "12.5", "0.01") to basis points; nullopt for anything
+// else (a sign, an exponent, a third decimal). Not bounded to 10000.
+std::optional<int> ParseBasisPoints(const std::string& text);
 
 }  // namespace sluice::serving

@@ -1,8 +1,14 @@
 #include "store/services.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
 
+#include <nlohmann/json.hpp>
 #include <sqlite3.h>
+
+#include "util/strings.h"
 
 namespace sluice::store {
 
@@ -42,6 +48,15 @@ ServiceState ServiceFromRow(Query& q) {
   s.created_ms = q.Int(11);
   s.updated_ms = q.Int(12);
   return s;
+}
+
+// Basis points as a percent for messages: 9000 -> "90", 1250 -> "12.5".
+std::string Percent(int bp) {
+  char text[32];
+  if (bp % 100 == 0) std::snprintf(text, sizeof text, "%d", bp / 100);
+  else if (bp % 10 == 0) std::snprintf(text, sizeof text, "%d.%d", bp / 100, (bp % 100) / 10);
+  else std::snprintf(text, sizeof text, "%d.%02d", bp / 100, bp % 100);
+  return text;
 }
 
 }  // namespace
@@ -258,6 +273,125 @@ Status ServicesStore::Delete(const std::string& name, const std::string& actor, 
     auto id = AppendChange(name, "delete", actor, reason, before, "", now_ms);
     return id.ok() ? Status::Ok() : id.status();
   });
+}
+
+Result<ApplyOutcome> ServicesStore::SetTraffic(const std::string& name, const TrafficChange& change,
+                                          const std::string& actor, const std::string& reason, int64_t now_ms) {
+  using nlohmann::json;
+  ApplyOutcome out;
+  Status st = db_.Transaction("SetTraffic", [&]() -> Status {
+    // Read inside the transaction, so the checks and the write see one state.
+    ServiceState live;
+    {
+      Query q = db_.Prepare(
+          "SELECT IFNULL(mirror_version, ''), mirror_bp, IFNULL(traffic_owner, ''), generation FROM services "
+          "WHERE name = ? AND deleted_ms IS NULL");
+      q.Bind(1, name);
+      int rc = q.Step();
+      if (rc == SQLITE_DONE) return Status::NotFound("no service '" + name + "'");
+      if (rc != SQLITE_ROW) return db_.Error("read service " + name);
+      live.name = name;
+      live.mirror_version = q.Text(0);
+      live.mirror_bp = static_cast<int>(q.Int(1));
+      live.traffic_owner = q.Text(2);
+      live.generation = q.Int(3);
+    }
+    if (change.expected_generation != 0 && change.expected_generation != live.generation)
+      return Status::Incompatible("service '" + name + "' is at generation " + std::to_string(live.generation) +
+                                  ", not the expected " + std::to_string(change.expected_generation) +
+                                  " (it changed since it was read)");
+    if (!live.traffic_owner.empty() && live.traffic_owner != change.owner)
+      return Status::Incompatible("the weights of service '" + name + "' are driven by " + live.traffic_owner +
+                                  (change.owner.empty() ? "" : ", not " + change.owner));
+    if (Status rs = ReadVersions(live); !rs.ok()) return rs;
+    std::vector<std::string> problems, active;
+    for (const ServiceVersionState& v : live.versions)
+      if (v.state == "active") active.push_back(v.name);
+    auto find_active = [&](const std::string& version) -> const ServiceVersionState* {
+      for (const ServiceVersionState& v : live.versions)
+        if (v.name == version && v.state == "active") return &v;
+      return nullptr;
+    };
+    std::map<std::string, int> weights;  // every active version: named or 0
+    for (const std::string& v : active) weights[v] = 0;
+    std::set<std::string> named;
+    int sum = 0;
+    for (const auto& [version, bp] : change.weights_bp) {
+      const ServiceVersionState* v = find_active(version);
+      if (!v) {
+        problems.push_back("traffic: " + Quote(version) + " is not an active version of service '" + name +
+                           "' (versions: " + Join(active, ", ") + ")" + DidYouMean(version, active));
+        continue;
+      }
+      if (!named.insert(version).second) {
+        problems.push_back("traffic: " + Quote(version) + " is named twice");
+        continue;
+      }
+      if (bp < 0 || bp > 10'000) {
+        problems.push_back("traffic." + version + ": weight must be from 0 to 100");
+        continue;
+      }
+      if (bp > 0 && v->replicas == 0)
+        problems.push_back("traffic." + version + ": 0 replicas cannot take weight " + Percent(bp));
+      weights[version] = bp;
+      sum += bp;
+    }
+    if (problems.empty() && sum != 10'000)
+      problems.push_back("traffic: weights add up to " + Percent(sum) + ", not 100");
+    std::string mirror_version = change.set_mirror ? change.mirror_version : live.mirror_version;
+    int mirror_bp = change.set_mirror ? (change.mirror_version.empty() ? 0 : change.mirror_bp) : live.mirror_bp;
+    if (!mirror_version.empty()) {
+      const ServiceVersionState* target = find_active(mirror_version);
+      if (!target)
+        problems.push_back("mirror.version: " + Quote(mirror_version) + " is not an active version of service '" +
+                           name + "'" + DidYouMean(mirror_version, active));
+      else if (weights[mirror_version] > 0)
+        problems.push_back("mirror.version: " + Quote(mirror_version) + " has weight " +
+                           Percent(weights[mirror_version]) + "; a mirrored version takes no live traffic");
+      else if (target->replicas == 0)
+        problems.push_back("mirror.version: " + Quote(mirror_version) + " has 0 replicas; a mirror needs at least 1");
+      if (mirror_bp <= 0 || mirror_bp > 10'000)
+        problems.push_back("mirror.percent: must be more than 0 and at most 100");
+    }
+    if (!problems.empty()) return Status::InvalidSpec(Join(problems, "\n"));
+
+    auto snapshot = [](const std::map<std::string, int>& w, const std::string& mv, int mbp) {
+      json j = {{"traffic", json::object()}, {"mirror", nullptr}};
+      for (const auto& [version, bp] : w) j["traffic"][version] = bp;
+      if (!mv.empty()) j["mirror"] = {{"version", mv}, {"bp", mbp}};
+      return j.dump();
+    };
+    std::map<std::string, int> before_weights;
+    for (const ServiceVersionState& v : live.versions)
+      if (v.state == "active") before_weights[v.name] = v.weight_bp;
+    for (const auto& [version, bp] : weights) {
+      Query q = db_.Prepare(
+          "UPDATE service_versions SET weight_bp = ?1, updated_ms = ?2 WHERE service = ?3 AND version = ?4 "
+          "AND weight_bp != ?1");
+      q.Bind(1, bp).Bind(2, now_ms).Bind(3, name).Bind(4, version);
+      if (q.Step() != SQLITE_DONE) return db_.Error("set the weight of version " + version + " of service " + name);
+    }
+    {
+      Query q = db_.Prepare(
+          "UPDATE services SET mirror_version = ?1, mirror_bp = ?2, generation = generation + 1, updated_ms = ?3 "
+          "WHERE name = ?4");
+      BindOptional(q, 1, mirror_version);
+      q.Bind(2, mirror_bp).Bind(3, now_ms).Bind(4, name);
+      if (q.Step() != SQLITE_DONE) return db_.Error("set the traffic of service " + name);
+    }
+    auto id = AppendChange(name, "traffic", actor, reason, snapshot(before_weights, live.mirror_version, live.mirror_bp),
+                           snapshot(weights, mirror_version, mirror_bp), now_ms);
+    if (!id.ok()) return id.status();
+    out.changed = true;
+    out.change_id = *id;
+    out.generation = live.generation + 1;
+    return Status::Ok();
+  });
+  // The refusals speak for themselves (the API shows them as they are).
+  if (st.code() == Code::kIoError || st.code() == Code::kInternal)
+    return st.WithContext("set the traffic of service " + name);
+  if (!st.ok()) return st;
+  return out;
 }
 
 Result<ServiceState> ServicesStore::Get(const std::string& name) {

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "store/db.h"
@@ -96,6 +97,20 @@ struct ReplicaRow {
   int64_t updated_ms = 0;
 };
 
+// What SetTraffic changes: the live weights, and the mirror if asked.
+struct TrafficChange {
+  // (version, basis points): the versions named get these weights, every
+  // other active version 0. The weights must add up to exactly 10000.
+  std::vector<std::pair<std::string, int>> weights_bp;
+  bool set_mirror = false;           // false: the mirror stays as it is
+  std::string mirror_version;        // with set_mirror: empty ends the mirror
+  int mirror_bp = 0;                 // with a mirror_version: 1..10000
+  int64_t expected_generation = 0;   // 0: any; else the generation the caller saw
+  // Who drives the weights: empty for a person or the admin API, "run:12/deploy"
+  // for a rollout. While the service's traffic_owner is set, only it may.
+  std::string owner;
+};
+
 // What Apply did.
 struct ApplyOutcome {
   bool changed = false;              // false: the same document was applied already
@@ -124,6 +139,24 @@ class ServicesStore {
   // there is no such service.
   // REQUIRES: no journal batch is open.
   Status Delete(const std::string& name, const std::string& actor, const std::string& reason, int64_t now_ms);
+
+  // Sets a service's live weights (and its mirror, if asked) and nothing
+  // else, and appends a "traffic" row (before and after: the JSON
+  // {"traffic": {"blue": 9000, ...}, "mirror": {"version", "bp"} | null}, in
+  // basis points) in one transaction; the generation goes up by one. It
+  // returns the change (changed is always true: even the same weights again
+  // are a change, recorded). The spec document is not touched: re-applying it unchanged
+  // keeps these weights.
+  // Errors: NotFound for no such service (or a deleted one); Incompatible
+  // when expected_generation is given and is not the live one, or the
+  // service's traffic_owner is set and is not change.owner; InvalidSpec,
+  // naming each problem, for a version that is not active in the service, a
+  // weight outside 0..10000 or named twice, weights not adding up to 10000,
+  // a weight on a 0-replica version, and a mirror to an unknown version, to
+  // one with weight or 0 replicas, or with a share outside 1..10000.
+  // REQUIRES: no journal batch is open.
+  Result<ApplyOutcome> SetTraffic(const std::string& name, const TrafficChange& change, const std::string& actor,
+                             const std::string& reason, int64_t now_ms);
 
   // A service's desired state (NotFound if none, or deleted), with its
   // versions that are not removed, by ordinal.

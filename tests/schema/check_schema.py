@@ -60,7 +60,8 @@ with open(os.path.join(root, "specs", "api.yaml")) as f:
 routes = ["/api/health", "/api/session", "/api/pipelines", "/api/pipelines/{name}", "/api/pipelines/{name}/runs",
           "/api/validate", "/api/runs", "/api/runs/{id}", "/api/runs/{id}/cancel", "/api/runs/{id}/retry",
           "/api/runs/{id}/attempts", "/api/runs/{id}/log", "/api/runs/{id}/steps/{step}/log", "/api/events",
-          "/api/artifacts/{hash}", "/hooks/{pipeline}"]
+          "/api/artifacts/{hash}", "/hooks/{pipeline}", "/api/services", "/api/services/{service}",
+          "/api/services/{service}/history", "/api/services/{service}/windows", "/api/services/{service}/traffic"]
 if not str(api.get("openapi", "")).startswith("3."):
     print("specs/api.yaml is not OpenAPI 3")
     failures += 1

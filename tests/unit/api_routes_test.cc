@@ -16,17 +16,21 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "server/api.h"
+#include "server/api_helpers.h"
 #include "server/catalog.h"
 #include "server/events.h"
 #include "server/launcher.h"
 #include "spec/yaml_tree.h"
 #include "runs/verbs.h"
+#include "serving/service_view.h"
+#include "serving/stats.h"
 #include "store/open.h"
 
 namespace sluice::server {
@@ -37,7 +41,7 @@ namespace fs = std::filesystem;
 struct Operation {
   std::string method;  // GET, POST, ...
   std::string path;    // as the spec writes it: /api/runs/{id}
-  std::string scope;   // none, read, run or signature
+  std::string scope;   // none, read, run, admin or signature
 };
 
 std::string ReadFile(const fs::path& p) {
@@ -100,6 +104,9 @@ class ApiRoutesTest : public ::testing::Test {
     launcher_ = std::make_unique<Launcher>(home_.string(), "/bin/true");
     events_ = std::make_unique<EventHub>((home_ / "sluice.db").string());
     api_ = std::make_unique<Api>(ApiOptions{home_.string()}, catalog_.get(), launcher_.get(), events_.get());
+    // A service "fashion" with two command versions, blue 90 and green 10.
+    Response put = Put("fashion", kFashion);
+    ASSERT_EQ(put.status, 200) << put.body;
     ops_ = SpecOperations();
     ASSERT_GE(ops_.size(), 19u) << "specs/api.yaml could not be read, or lost operations";
   }
@@ -118,7 +125,7 @@ class ApiRoutesTest : public ::testing::Test {
   std::string Concrete(std::string path) const {
     const std::map<std::string, std::string> values = {
         {"{name}", "hello"}, {"{pipeline}", "hello"}, {"{id}", std::to_string(run_id_)},
-        {"{step}", "a"},     {"{hash}", std::string(64, '0')}};
+        {"{step}", "a"},     {"{hash}", std::string(64, '0')}, {"{service}", "fashion"}};
     for (const auto& [key, value] : values)
       if (auto at = path.find(key); at != std::string::npos) path.replace(at, key.size(), value);
     return path;
@@ -141,6 +148,36 @@ class ApiRoutesTest : public ::testing::Test {
     return api_->Handle(Make(method, path, scope));
   }
 
+  // A request with a body, by a token of `scope` (admin by default).
+  Response SendBody(const std::string& method, const std::string& path, const std::string& body,
+                    store::TokenScope scope = store::TokenScope::kAdmin) {
+    Request r = Make(method, path.substr(0, path.find('?')), scope);
+    r.target = path;
+    if (auto q = path.find('?'); q != std::string::npos) {
+      std::stringstream ss(path.substr(q + 1));
+      for (std::string kv; std::getline(ss, kv, '&');) r.query.emplace_back(kv.substr(0, kv.find('=')), kv.substr(kv.find('=') + 1));
+    }
+    r.body = body;
+    return api_->Handle(r);
+  }
+  Response Put(const std::string& name, const std::string& body) {
+    return SendBody("PUT", "/api/services/" + name, body);
+  }
+  Response Get(const std::string& path) {
+    Request r = Make("GET", path.substr(0, path.find('?')), store::TokenScope::kRead);
+    r.target = path;
+    if (auto q = path.find('?'); q != std::string::npos) {
+      std::stringstream ss(path.substr(q + 1));
+      for (std::string kv; std::getline(ss, kv, '&');) r.query.emplace_back(kv.substr(0, kv.find('=')), kv.substr(kv.find('=') + 1));
+    }
+    return api_->Handle(r);
+  }
+  static nlohmann::json Body(const Response& r) { return nlohmann::json::parse(r.body, nullptr, false); }
+
+  static constexpr const char* kFashion =
+      R"({"service": "fashion", "versions": {"blue": {"command": ["python3", "srv.py"], "replicas": 2},)"
+      R"( "green": {"command": ["python3", "srv.py", "--green"]}}, "traffic": {"blue": 90, "green": 10}})";
+
   static std::string Code(const Response& r) {
     auto j = nlohmann::json::parse(r.body, nullptr, false);
     if (!j.is_object() || !j.contains("error")) return "";
@@ -160,7 +197,8 @@ class ApiRoutesTest : public ::testing::Test {
 
 TEST_F(ApiRoutesTest, EveryOperationInTheSpecNamesItsScope) {
   for (const Operation& o : ops_)
-    EXPECT_TRUE(o.scope == "none" || o.scope == "read" || o.scope == "run" || o.scope == "signature")
+    EXPECT_TRUE(o.scope == "none" || o.scope == "read" || o.scope == "run" || o.scope == "admin" ||
+                o.scope == "signature")
         << o.method << " " << o.path << " has x-scope '" << o.scope << "'";
 }
 
@@ -182,7 +220,9 @@ TEST_F(ApiRoutesTest, EveryOperationNeedsExactlyTheScopeTheSpecNames) {
       EXPECT_EQ(Send(o.method, path, store::TokenScope::kAdmin).status, 401) << "a token is no signature";
     } else {
       EXPECT_EQ(Send(o.method, path, std::nullopt).status, 401);
-      store::TokenScope needed = o.scope == "read" ? store::TokenScope::kRead : store::TokenScope::kRun;
+      store::TokenScope needed = o.scope == "read"  ? store::TokenScope::kRead
+                                 : o.scope == "run" ? store::TokenScope::kRun
+                                                    : store::TokenScope::kAdmin;
       Response at = Send(o.method, path, needed);
       EXPECT_NE(at.status, 401) << at.body;
       EXPECT_NE(at.status, 403) << at.body;
@@ -192,6 +232,13 @@ TEST_F(ApiRoutesTest, EveryOperationNeedsExactlyTheScopeTheSpecNames) {
         Response below = Send(o.method, path, store::TokenScope::kRead);
         EXPECT_EQ(below.status, 403) << below.body;
         EXPECT_NE(below.body.find("needs scope run"), std::string::npos) << below.body;
+      }
+      if (needed == store::TokenScope::kAdmin) {
+        for (store::TokenScope lower : {store::TokenScope::kRead, store::TokenScope::kRun}) {
+          Response below = Send(o.method, path, lower);
+          EXPECT_EQ(below.status, 403) << below.body;
+          EXPECT_NE(below.body.find("needs scope admin"), std::string::npos) << below.body;
+        }
       }
     }
   }
@@ -271,6 +318,286 @@ TEST_F(ApiRoutesTest, ARetryOfAFailedRunWithNoFailedStepsIs409AndStartsNothing) 
   EXPECT_EQ(r.status, 409) << r.body;
   EXPECT_NE(r.body.find("no failed or cancelled steps"), std::string::npos) << r.body;
   EXPECT_EQ(store_->runs().GetRun(run_id_)->state, engine::RunState::kFailed);
+}
+
+// --- services (/api/services; specs/services-design.md section 8)
+
+TEST_F(ApiRoutesTest, ServicesListVersionsReplicaRowsTheLastMinuteAndNoGateway) {
+  store::ReplicaRow row;
+  row.service = "fashion";
+  row.version = "blue";
+  row.slot = 0;
+  row.revision = 1;
+  row.pid = 1234;
+  row.port = 5000;
+  row.state = "ready";
+  row.restarts = 1;
+  row.last_exit = "exited with status 3";
+  row.log_path = "/tmp/blue.0.log";
+  row.updated_ms = 1;
+  ASSERT_TRUE(store_->services().PutReplica(row).ok());
+  int64_t from = 0, to = 0;
+  serving::LastMinuteSpan(internal::NowMs(), &from, &to);
+  auto window = [&](int64_t start, int64_t requests, int64_t errors, std::vector<int64_t> latency) {
+    store::WindowRow w;
+    w.service = "fashion";
+    w.version = "blue";
+    w.role = "live";
+    w.start_ms = start;
+    w.requests = requests;
+    w.errors = errors;
+    latency.resize(serving::kLatencyBuckets);
+    w.latency = nlohmann::json(latency).dump();
+    return w;
+  };
+  std::vector<int64_t> fast(serving::kLatencyBuckets), slow(serving::kLatencyBuckets);
+  fast[6] = 60;   // <= 10 ms
+  slow[12] = 39;  // <= 50 ms
+  slow[16] = 1;   // <= 200 ms
+  store::WindowRow old = window(from - 10'000, 1000, 1000, fast);  // before the last minute: not counted
+  old.latency = nlohmann::json(fast).dump();
+  ASSERT_TRUE(store_->gateway()
+                  .AppendWindows({old, window(to - 20'000, 60, 0, fast), window(to - 10'000, 40, 2, slow)}, 1, 1)
+                  .ok());
+  Response r = Get("/api/services");
+  ASSERT_EQ(r.status, 200) << r.body;
+  nlohmann::json j = Body(r);
+  EXPECT_TRUE(j["gateway"].is_null());
+  ASSERT_EQ(j["services"].size(), 1u);
+  nlohmann::json s = j["services"][0];
+  EXPECT_EQ(s["name"], "fashion");
+  EXPECT_EQ(s["generation"], 1);
+  EXPECT_TRUE(s["mirror"].is_null());
+  EXPECT_TRUE(s["traffic_owner"].is_null());
+  EXPECT_FALSE(s.contains("spec"));
+  nlohmann::json blue = s["versions"][0];
+  EXPECT_EQ(blue["weight"], "90");
+  EXPECT_EQ(blue["weight_bp"], 9000);
+  EXPECT_EQ(blue["replicas"], 2);
+  EXPECT_EQ(blue["command"], (nlohmann::json{"python3", "srv.py"}));
+  ASSERT_EQ(blue["replica_rows"].size(), 1u);
+  EXPECT_EQ(blue["replica_rows"][0]["pid"], 1234);
+  EXPECT_EQ(blue["replica_rows"][0]["port"], 5000);
+  EXPECT_EQ(blue["replica_rows"][0]["state"], "ready");
+  EXPECT_EQ(blue["replica_rows"][0]["restarts"], 1);
+  EXPECT_EQ(blue["replica_rows"][0]["last_exit"], "exited with status 3");
+  nlohmann::json minute = blue["last_minute"];
+  EXPECT_EQ(minute["requests"], 100);
+  EXPECT_EQ(minute["errors"], 2);
+  EXPECT_NEAR(minute["requests_per_s"].get<double>(), 100.0 / 60.0, 1e-9);
+  EXPECT_NEAR(minute["error_rate"].get<double>(), 0.02, 1e-12);
+  EXPECT_EQ(minute["p50_ms"], 10.0);
+  EXPECT_EQ(minute["p99_ms"], 50.0);
+  nlohmann::json green = s["versions"][1];
+  EXPECT_EQ(green["replica_rows"].size(), 0u);
+  EXPECT_EQ(green["last_minute"]["requests"], 0);
+  EXPECT_TRUE(green["last_minute"]["error_rate"].is_null());
+  EXPECT_TRUE(green["last_minute"]["p99_ms"].is_null());
+}
+
+TEST_F(ApiRoutesTest, ServicesShowTheGatewayRowWithItsHeartbeatAge) {
+  store::GatewayRecord me;
+  me.pid = ::getpid();
+  me.listen = "127.0.0.1";
+  me.port = 8081;
+  me.mode = "serve";
+  me.heartbeat_ms = internal::NowMs() - 5000;
+  auto claimed = store_->gateway().Claim(me, [](int64_t, int64_t) { return false; });
+  ASSERT_TRUE(claimed.ok());
+  nlohmann::json g = Body(Get("/api/services"))["gateway"];
+  EXPECT_EQ(g["pid"], ::getpid());
+  EXPECT_EQ(g["url"], "http://127.0.0.1:8081");
+  EXPECT_EQ(g["mode"], "serve");
+  EXPECT_GE(g["heartbeat_age_ms"].get<int64_t>(), 5000);
+}
+
+TEST_F(ApiRoutesTest, AServiceIsShownWithItsSpecAndAnUnknownOneIs404WithDidYouMean) {
+  Response r = Get("/api/services/fashion");
+  ASSERT_EQ(r.status, 200) << r.body;
+  nlohmann::json j = Body(r);
+  EXPECT_EQ(j["spec"]["traffic"], (nlohmann::json{{"blue", 90}, {"green", 10}}));
+  EXPECT_EQ(j["spec_hash"].get<std::string>().size(), 64u);
+  EXPECT_TRUE(j.contains("gateway"));
+  Response missing = Get("/api/services/fashon");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(Body(missing)["error"]["message"],
+            "no service named 'fashon' (services: fashion) (did you mean 'fashion'?)");
+}
+
+TEST_F(ApiRoutesTest, ServiceHistoryIsNewestFirstFiftyByDefaultAndLimit500PassesAnd501Is400) {
+  for (int i = 0; i < 60; ++i)
+    ASSERT_EQ(SendBody("PATCH", "/api/services/fashion/traffic",
+                       i % 2 ? R"({"traffic": {"blue": 90, "green": 10}})" : R"({"traffic": {"blue": 80, "green": 20}})")
+                  .status,
+              200);
+  nlohmann::json page = Body(Get("/api/services/fashion/history"));
+  ASSERT_EQ(page["changes"].size(), 50u);
+  EXPECT_GT(page["changes"][0]["id"].get<int64_t>(), page["changes"][1]["id"].get<int64_t>());
+  EXPECT_EQ(page["changes"][0]["kind"], "traffic");
+  int64_t next = page["next_before"].get<int64_t>();
+  nlohmann::json rest = Body(Get("/api/services/fashion/history?before=" + std::to_string(next)));
+  ASSERT_EQ(rest["changes"].size(), 11u);  // 60 traffic + 1 apply
+  EXPECT_EQ(rest["changes"][10]["kind"], "apply");
+  EXPECT_EQ(Get("/api/services/fashion/history?limit=500").status, 200);
+  Response over = Get("/api/services/fashion/history?limit=501");
+  EXPECT_EQ(over.status, 400);
+  EXPECT_EQ(Body(over)["error"]["message"], "limit must be from 1 to 500, not '501'");
+  EXPECT_EQ(Get("/api/services/fashion/history?limit=0").status, 400);
+  EXPECT_EQ(Get("/api/services/nope/history").status, 404);
+}
+
+TEST_F(ApiRoutesTest, ServiceWindows8640PassAnd8641Are400) {
+  std::vector<store::WindowRow> rows;
+  for (int i = 0; i < 8641; ++i) {
+    store::WindowRow w;
+    w.service = "fashion";
+    w.version = "blue";
+    w.role = "live";
+    w.start_ms = int64_t{i} * 10'000;
+    w.requests = 1;
+    rows.push_back(w);
+  }
+  ASSERT_TRUE(store_->gateway().AppendWindows(rows, 1, 1).ok());
+  Response at = Get("/api/services/fashion/windows?from=0&to=86400000");
+  ASSERT_EQ(at.status, 200) << at.body.substr(0, 300);
+  nlohmann::json j = Body(at);
+  ASSERT_EQ(j["windows"].size(), 8640u);
+  EXPECT_EQ(j["windows"][0]["start_ms"], 0);
+  EXPECT_EQ(j["windows"][0]["role"], "live");
+  Response past = Get("/api/services/fashion/windows?from=0&to=86400001");
+  EXPECT_EQ(past.status, 400);
+  EXPECT_NE(Body(past)["error"]["message"].get<std::string>().find("8641 windows, more than 8640"), std::string::npos)
+      << past.body;
+  EXPECT_EQ(Body(Get("/api/services/fashion/windows?from=0&to=86400001&version=green"))["windows"].size(), 0u);
+  EXPECT_EQ(Get("/api/services/fashion/windows?role=canary").status, 400);
+  EXPECT_EQ(Get("/api/services/fashion/windows?from=10&to=10").status, 400);
+}
+
+TEST_F(ApiRoutesTest, PutAppliesAsTheTokenWithTheReasonAndTheSameDocumentAgainIsUnchanged) {
+  std::string next = kFashion;
+  next.replace(next.find("\"replicas\": 2"), 13, "\"replicas\": 3");
+  Response r = SendBody("PUT", "/api/services/fashion?reason=more", next);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["generation"], 2);
+  int64_t change = Body(r)["change"].get<int64_t>();
+  auto history = store_->services().History("fashion", 0, 1);
+  ASSERT_TRUE(history.ok() && !history->empty());
+  EXPECT_EQ((*history)[0].id, change);
+  EXPECT_EQ((*history)[0].actor, "token:admin");
+  EXPECT_EQ((*history)[0].reason, "more");
+  Response again = SendBody("PUT", "/api/services/fashion", next);
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(Body(again), (nlohmann::json{{"unchanged", true}, {"generation", 2}}));
+  EXPECT_EQ(store_->services().Get("fashion")->versions[0].replicas, 3);
+}
+
+TEST_F(ApiRoutesTest, PutWithSpecErrorsIs400WithEveryErrorNamingItsKey) {
+  Response r = SendBody("PUT", "/api/services/fashion",
+                        R"({"service": "fashion", "versions": {"blue": {"command": ["x"], "replicas": 17,)"
+                        R"( "colour": 1}}})");
+  ASSERT_EQ(r.status, 400) << r.body;
+  nlohmann::json e = Body(r)["error"];
+  EXPECT_EQ(e["code"], "invalid_spec");
+  ASSERT_EQ(e["errors"].size(), 2u) << r.body;
+  EXPECT_NE(e["errors"][0].get<std::string>().find("service.json:1:"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("versions.blue.replicas"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("'colour'"), std::string::npos) << r.body;
+  EXPECT_EQ(SendBody("PUT", "/api/services/fashion", "not json").status, 400);
+  EXPECT_EQ(store_->services().Get("fashion")->generation, 1);
+}
+
+TEST_F(ApiRoutesTest, PutWithANameOtherThanThePathsIs400) {
+  Response r = SendBody("PUT", "/api/services/other", kFashion);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(Body(r)["error"]["message"], "the document is service 'fashion', not 'other' as in the path");
+  EXPECT_EQ(store_->services().Get("other").status().code(), Code::kNotFound);
+}
+
+TEST_F(ApiRoutesTest, PatchTrafficSetsTheWeightsAloneAndRecordsATrafficChange) {
+  Response r = SendBody("PATCH", "/api/services/fashion/traffic",
+                        R"({"traffic": {"blue": 87.5, "green": "12.5"}, "reason": "canary", "expected_generation": 1})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["generation"], 2);
+  auto s = store_->services().Get("fashion");
+  EXPECT_EQ(s->versions[0].weight_bp, 8750);
+  EXPECT_EQ(s->versions[1].weight_bp, 1250);
+  EXPECT_EQ(s->versions[0].replicas, 2);
+  nlohmann::json change = Body(Get("/api/services/fashion/history?limit=1"))["changes"][0];
+  EXPECT_EQ(change["id"], Body(r)["change"]);
+  EXPECT_EQ(change["kind"], "traffic");
+  EXPECT_EQ(change["actor"], "token:admin");
+  EXPECT_EQ(change["reason"], "canary");
+  EXPECT_EQ(change["after"]["traffic"], (nlohmann::json{{"blue", 8750}, {"green", 1250}}));
+  // A mirror, then none.
+  ASSERT_EQ(SendBody("PATCH", "/api/services/fashion/traffic",
+                     R"({"traffic": {"blue": 100}, "mirror": {"version": "green", "percent": 25}})")
+                .status,
+            200);
+  EXPECT_EQ(Body(Get("/api/services/fashion"))["mirror"], (nlohmann::json{{"version", "green"}, {"percent", "25"}}));
+  ASSERT_EQ(SendBody("PATCH", "/api/services/fashion/traffic", R"({"traffic": {"blue": 100}, "mirror": null})").status,
+            200);
+  EXPECT_TRUE(Body(Get("/api/services/fashion"))["mirror"].is_null());
+}
+
+TEST_F(ApiRoutesTest, PatchTrafficWithAStaleGenerationOrAnotherOwnerIs409) {
+  Response stale = SendBody("PATCH", "/api/services/fashion/traffic",
+                            R"({"traffic": {"blue": 50, "green": 50}, "expected_generation": 7})");
+  EXPECT_EQ(stale.status, 409);
+  EXPECT_EQ(Code(stale), "conflict");
+  EXPECT_EQ(Body(stale)["error"]["message"],
+            "service 'fashion' is at generation 1, not the expected 7 (it changed since it was read)");
+  ASSERT_TRUE(store_->db().Exec("UPDATE services SET traffic_owner = 'run:12/deploy'").ok());
+  Response owned = SendBody("PATCH", "/api/services/fashion/traffic", R"({"traffic": {"blue": 50, "green": 50}})");
+  EXPECT_EQ(owned.status, 409);
+  EXPECT_EQ(Body(owned)["error"]["message"], "the weights of service 'fashion' are driven by run:12/deploy");
+  EXPECT_EQ(store_->services().Get("fashion")->versions[0].weight_bp, 9000);
+}
+
+TEST_F(ApiRoutesTest, PatchTrafficRefusesAnUnknownVersionABadSumAndAnUnknownService) {
+  Response unknown = SendBody("PATCH", "/api/services/fashion/traffic", R"({"traffic": {"blue": 90, "gren": 10}})");
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_NE(unknown.body.find("'gren' is not an active version"), std::string::npos) << unknown.body;
+  Response sum = SendBody("PATCH", "/api/services/fashion/traffic", R"({"traffic": {"blue": 90, "green": 10.01}})");
+  EXPECT_EQ(sum.status, 400);
+  EXPECT_EQ(Body(sum)["error"]["message"], "traffic: weights add up to 100.01, not 100");
+  Response decimals = SendBody("PATCH", "/api/services/fashion/traffic",
+                               R"({"traffic": {"blue": 89.999, "green": -1}, "colour": 1})");
+  EXPECT_EQ(decimals.status, 400);
+  EXPECT_EQ(Body(decimals)["error"]["errors"].size(), 3u) << decimals.body;
+  EXPECT_NE(decimals.body.find("/traffic/blue"), std::string::npos) << decimals.body;
+  EXPECT_NE(decimals.body.find("/colour: unknown key"), std::string::npos) << decimals.body;
+  EXPECT_EQ(SendBody("PATCH", "/api/services/fashion/traffic", R"({"reason": "x"})").status, 400);
+  EXPECT_EQ(SendBody("PATCH", "/api/services/nope/traffic", R"({"traffic": {"blue": 100}})").status, 404);
+  EXPECT_EQ(store_->services().Get("fashion")->generation, 1);
+}
+
+TEST_F(ApiRoutesTest, DeleteIs202AndTheServiceIsThenNotFoundButKeepsItsHistory) {
+  Response r = SendBody("DELETE", "/api/services/fashion?reason=retired", "");
+  EXPECT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(Get("/api/services/fashion").status, 404);
+  EXPECT_EQ(Body(Get("/api/services"))["services"].size(), 0u);
+  nlohmann::json change = Body(Get("/api/services/fashion/history"))["changes"][0];
+  EXPECT_EQ(change["kind"], "delete");
+  EXPECT_EQ(change["actor"], "token:admin");
+  EXPECT_EQ(change["reason"], "retired");
+  EXPECT_EQ(SendBody("DELETE", "/api/services/fashion", "").status, 404);
+}
+
+TEST_F(ApiRoutesTest, ServiceChangesNeedAnAdminTokenNoTokenIs401AndReadOrRunIs403) {
+  for (auto [method, path, body] : {std::tuple{"PUT", "/api/services/fashion", std::string(kFashion)},
+                                    {"PATCH", "/api/services/fashion/traffic", R"({"traffic": {"blue": 100}})"},
+                                    {"DELETE", "/api/services/fashion", ""}}) {
+    SCOPED_TRACE(std::string(method) + " " + path);
+    Request none = Make(method, path, std::nullopt);
+    none.body = body;
+    EXPECT_EQ(api_->Handle(none).status, 401);
+    EXPECT_EQ(SendBody(method, path, body, store::TokenScope::kRead).status, 403);
+    Response run = SendBody(method, path, body, store::TokenScope::kRun);
+    EXPECT_EQ(run.status, 403);
+    EXPECT_EQ(Body(run)["error"]["message"], "this route needs scope admin; the token has run");
+  }
+  EXPECT_EQ(store_->services().Get("fashion")->generation, 1);
+  EXPECT_EQ(Send("GET", "/api/services", std::nullopt).status, 401);
 }
 
 }  // namespace

@@ -389,3 +389,144 @@ TEST(ServicesStoreTest, ReplicaWritesAreRefusedWhileAJournalBatchIsOpenAndChange
   EXPECT_EQ((*rows)[0].state, "ready");
   EXPECT_TRUE(s->services().History("fashion", 0, 10)->empty());
 }
+
+// --- SetTraffic: the weights alone, as the admin API's PATCH and issue 16's
+// deployment steps set them.
+
+namespace {
+store::TrafficChange Weights(std::vector<std::pair<std::string, int>> w, int64_t expected_generation = 0) {
+  store::TrafficChange c;
+  c.weights_bp = std::move(w);
+  c.expected_generation = expected_generation;
+  return c;
+}
+}  // namespace
+
+TEST(ServicesStoreTest, SetTrafficSetsTheWeightsBumpsTheGenerationAndRecordsATrafficRow) {
+  auto s = OpenStore(TempDb("traffic"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  auto g = s->services().SetTraffic("fashion", Weights({{"blue", 5000}, {"green", 5000}}, 1), "token:ci", "half", 20);
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  EXPECT_EQ(g->generation, 2);
+  EXPECT_TRUE(g->changed);
+  auto live = s->services().Get("fashion");
+  ASSERT_TRUE(live.ok());
+  EXPECT_EQ(live->generation, 2);
+  EXPECT_EQ(live->versions[0].weight_bp, 5000);
+  EXPECT_EQ(live->versions[1].weight_bp, 5000);
+  EXPECT_EQ(live->spec_hash, "hash-a") << "the document is not touched";
+  EXPECT_EQ(live->versions[0].revision, 1) << "no replica is replaced";
+  auto history = s->services().History("fashion", 0, 10);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 2u);
+  const store::ServiceChange& c = (*history)[0];
+  EXPECT_EQ(c.id, g->change_id);
+  EXPECT_EQ(c.kind, "traffic");
+  EXPECT_EQ(c.actor, "token:ci");
+  EXPECT_EQ(c.reason, "half");
+  EXPECT_EQ(c.before, R"({"mirror":null,"traffic":{"blue":9000,"green":1000}})");
+  EXPECT_EQ(c.after, R"({"mirror":null,"traffic":{"blue":5000,"green":5000}})");
+}
+
+TEST(ServicesStoreTest, SetTrafficGivesAVersionItDoesNotNameWeightZero) {
+  auto s = OpenStore(TempDb("traffic-unnamed"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  ASSERT_TRUE(s->services().SetTraffic("fashion", Weights({{"green", 10000}}), "token:ci", "", 20).ok());
+  EXPECT_EQ(s->services().Get("fashion")->versions[0].weight_bp, 0);
+  EXPECT_EQ(s->services().Get("fashion")->versions[1].weight_bp, 10000);
+}
+
+TEST(ServicesStoreTest, SetTrafficWithAStaleGenerationIsIncompatibleAndChangesNothing) {
+  auto s = OpenStore(TempDb("traffic-stale"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  ASSERT_TRUE(s->services().Apply(Fashion("b"), "user:alice", "", 11).ok());  // generation 2
+  auto g = s->services().SetTraffic("fashion", Weights({{"blue", 5000}, {"green", 5000}}, 1), "token:ci", "", 20);
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().code(), Code::kIncompatible);
+  EXPECT_EQ(g.status().message(),
+            "service 'fashion' is at generation 2, not the expected 1 (it changed since it was read)");
+  EXPECT_EQ(s->services().Get("fashion")->versions[0].weight_bp, 9000);
+  EXPECT_EQ(s->services().History("fashion", 0, 10)->size(), 2u);
+}
+
+TEST(ServicesStoreTest, SetTrafficIsRefusedWhileAnotherOwnerDrivesTheWeightsAndAllowedToTheOwner) {
+  auto s = OpenStore(TempDb("traffic-owner"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  ASSERT_TRUE(s->db().Exec("UPDATE services SET traffic_owner = 'run:12/deploy'").ok());
+  auto g = s->services().SetTraffic("fashion", Weights({{"blue", 5000}, {"green", 5000}}), "token:ci", "", 20);
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().code(), Code::kIncompatible);
+  EXPECT_EQ(g.status().message(), "the weights of service 'fashion' are driven by run:12/deploy");
+  store::TrafficChange by_owner = Weights({{"blue", 5000}, {"green", 5000}});
+  by_owner.owner = "run:12/deploy";
+  EXPECT_TRUE(s->services().SetTraffic("fashion", by_owner, "run:12/deploy#3", "", 21).ok());
+}
+
+TEST(ServicesStoreTest, SetTrafficWeightsMustAddUpToExactly100) {
+  auto s = OpenStore(TempDb("traffic-sum"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  auto low = s->services().SetTraffic("fashion", Weights({{"blue", 9999}, {"green", 0}}), "token:ci", "", 20);
+  ASSERT_FALSE(low.ok());
+  EXPECT_EQ(low.status().code(), Code::kInvalidSpec);
+  EXPECT_EQ(low.status().message(), "traffic: weights add up to 99.99, not 100");
+  auto high = s->services().SetTraffic("fashion", Weights({{"blue", 9001}, {"green", 1000}}), "token:ci", "", 20);
+  ASSERT_FALSE(high.ok());
+  EXPECT_EQ(high.status().message(), "traffic: weights add up to 100.01, not 100");
+  EXPECT_TRUE(s->services().SetTraffic("fashion", Weights({{"blue", 9999}, {"green", 1}}), "token:ci", "", 20).ok());
+}
+
+TEST(ServicesStoreTest, SetTrafficNamesAnUnknownVersionWithTheKnownOnes) {
+  auto s = OpenStore(TempDb("traffic-unknown"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  auto g = s->services().SetTraffic("fashion", Weights({{"blue", 9000}, {"gren", 1000}}), "token:ci", "", 20);
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().code(), Code::kInvalidSpec);
+  EXPECT_EQ(g.status().message(),
+            "traffic: 'gren' is not an active version of service 'fashion' (versions: blue, green) "
+            "(did you mean 'green'?)");
+}
+
+TEST(ServicesStoreTest, SetTrafficOnAnUnknownOrDeletedServiceIsNotFound) {
+  auto s = OpenStore(TempDb("traffic-none"));
+  EXPECT_EQ(s->services().SetTraffic("fashion", Weights({{"blue", 10000}}), "token:ci", "", 20).status().code(),
+            Code::kNotFound);
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  ASSERT_TRUE(s->services().Delete("fashion", "user:alice", "", 11).ok());
+  EXPECT_EQ(s->services().SetTraffic("fashion", Weights({{"blue", 10000}}), "token:ci", "", 20).status().code(),
+            Code::kNotFound);
+}
+
+TEST(ServicesStoreTest, SetTrafficSetsAndEndsTheMirrorAndRefusesAMirrorToAVersionWithWeight) {
+  auto s = OpenStore(TempDb("traffic-mirror"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  store::TrafficChange c = Weights({{"blue", 10000}});
+  c.set_mirror = true;
+  c.mirror_version = "green";
+  c.mirror_bp = 2500;
+  ASSERT_TRUE(s->services().SetTraffic("fashion", c, "token:ci", "", 20).ok());
+  EXPECT_EQ(s->services().Get("fashion")->mirror_version, "green");
+  EXPECT_EQ(s->services().Get("fashion")->mirror_bp, 2500);
+  // Weights alone leave the mirror as it is.
+  ASSERT_TRUE(s->services().SetTraffic("fashion", Weights({{"blue", 10000}}), "token:ci", "", 21).ok());
+  EXPECT_EQ(s->services().Get("fashion")->mirror_version, "green");
+  store::TrafficChange onto = Weights({{"blue", 9000}, {"green", 1000}});
+  auto refused = s->services().SetTraffic("fashion", onto, "token:ci", "", 22);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(),
+            "mirror.version: 'green' has weight 10; a mirrored version takes no live traffic");
+  onto.set_mirror = true;  // and no mirror_version: the mirror ends
+  ASSERT_TRUE(s->services().SetTraffic("fashion", onto, "token:ci", "", 23).ok());
+  EXPECT_EQ(s->services().Get("fashion")->mirror_version, "");
+  EXPECT_EQ(s->services().Get("fashion")->mirror_bp, 0);
+}
+
+TEST(ServicesStoreTest, SetTrafficIsRefusedWhileAJournalBatchIsOpen) {
+  auto s = OpenStore(TempDb("traffic-batch"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
+  ASSERT_TRUE(s->db().JoinBatch().ok());
+  auto g = s->services().SetTraffic("fashion", Weights({{"blue", 10000}}), "token:ci", "", 20);
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().code(), Code::kInternal);
+  ASSERT_TRUE(s->db().Flush().ok());
+  EXPECT_EQ(s->services().Get("fashion")->versions[0].weight_bp, 9000);
+}
