@@ -303,6 +303,12 @@ TEST_F(GatewayTabularTest, ATabularTorchScriptModelAndACommandVersionServeThroug
   EXPECT_EQ(by_version.size(), 2u);  // 40 requests at 50/50: one version missing has chance 2^-39
   EXPECT_EQ(by_version["tab"] + by_version["cmd"], 40);
 
+  // Metadata through the gateway is the model server's: the features.
+  auto meta = c.Get("/v2/models/mixed/versions/tab");
+  ASSERT_TRUE(meta);
+  ASSERT_EQ(meta->status, 200) << meta->body;
+  EXPECT_EQ(json::parse(meta->body)["inputs"][0]["parameters"]["feature_names"], json({"sepal", "petal", "width"}));
+
   // A bad request reaches the model server and comes back with its reason.
   auto bad = c.Post("/v2/models/mixed/versions/tab/infer", Matrix({1, 2, 3, 4}, {1, 4}), "application/json");
   ASSERT_TRUE(bad);
@@ -361,6 +367,37 @@ TEST_F(GatewayTabularTest, AnImageModelATabularModelAndACommandVersionServeThrou
     ASSERT_TRUE(r);
     EXPECT_NE(r->get_header_value("x-sluice-version"), "img");
   }
+  StopGateway();
+}
+
+// A model file the server refuses (its classes do not match its output):
+// the replica exits before it listens, the supervisor restarts it with
+// backoff, the reason is in the replica's log, and the route answers 503.
+TEST_F(GatewayTabularTest, AModelVersionThatCannotStartBacksOffWithItsReasonInTheReplicaLog) {
+  MakeModel(box_.dir() / "bad.pt", {"--classes", "one,two,three"});
+  box_.Write("service.yaml", "service: mixed\nversions:\n  bad: {model: bad.pt}\n");
+  Output applied = box_.Sluice({"services", "apply", "service.yaml", "--port", std::to_string(port_)});
+  ASSERT_EQ(applied.code, 0) << applied.out << applied.err;
+  auto store = store::Store::Open((box_.home() / "sluice.db").string());
+  ASSERT_TRUE(store.ok());
+  auto row = (*store)->gateway().Read();
+  ASSERT_TRUE(row.ok() && row->has_value());
+  pids_.push_back(int((*row)->pid));
+  std::vector<store::ReplicaRow> replicas;
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = (*store)->services().Replicas("mixed");
+    if (!r.ok() || r->empty()) return false;
+    replicas = *r;
+    if (replicas[0].pid > 0) pids_.push_back(replicas[0].pid);
+    return replicas[0].restarts >= 1 && replicas[0].state == "backoff";
+  }));
+  EXPECT_EQ(replicas[0].last_exit, "exited with status 1");
+  std::string log = box_.Read(".sluice/services/mixed/bad.0.log");
+  EXPECT_NE(log.find("bad.pt: sluice_classes names 3 classes but the model's output is [1, 2]"), std::string::npos) << log;
+  httplib::Client c("127.0.0.1", port_);
+  auto r = c.Post("/v2/models/mixed/infer", Matrix({1, 2, 3}, {1, 3}), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503) << r->body;
   StopGateway();
 }
 
