@@ -4,7 +4,7 @@
 #include <torch/script.h>
 
 #include <array>
-#include <cmath>
+#include <set>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -14,7 +14,7 @@
 #include <optional>
 #include <thread>
 
-#include "bounded_json.h"
+#include "infer_request.h"
 #include "net.h"
 #include "server/http.h"
 #include "server/request_guard.h"
@@ -181,68 +181,9 @@ class Runner {
   std::thread worker_;
 };
 
-constexpr size_t kMaxDepth = 16;
 constexpr size_t kMaxHeaders = 100;
 constexpr size_t kMaxHeaderBytes = 16 << 10;
 constexpr int kIoThreads = 2;  // they only route and copy bytes; the model runs on the workers
-
-// Appends the numbers of a JSON array nested at most kMaxDepth deep (the
-// parser saw to that) to `out`, as finite floats.
-void Flatten(const json& v, std::vector<float>* out) {
-  if (v.is_array()) {
-    for (const json& e : v) Flatten(e, out);
-  } else if (v.is_number()) {
-    float f = v.get<float>();
-    if (!std::isfinite(f)) throw Refused{400, "input data holds " + v.dump() + ", which is out of FP32's range"};
-    out->push_back(f);
-  } else {
-    throw Refused{400, "input data holds " + std::string(v.type_name()) + " values; FP32 data must be numbers"};
-  }
-}
-
-// The images of an infer request, checked against the model's [C, H, W].
-torch::Tensor ParseInfer(const std::string& body, const std::vector<int64_t>& chw, int64_t max_images, json* id) {
-  // Every value the largest request allowed can hold, and some room for names.
-  size_t max_values = size_t(max_images) * size_t(chw[0] * chw[1] * chw[2]) + 4096;
-  json req;
-  std::string why = ParseBounded(body, kMaxDepth, max_values, &req);
-  if (!why.empty()) throw Refused{400, why};
-  if (!req.is_object()) throw Refused{400, "the request body must be a JSON object with \"inputs\""};
-  if (req.contains("id")) *id = req["id"];
-  const json* inputs = req.contains("inputs") ? &req["inputs"] : nullptr;
-  if (!inputs || !inputs->is_array() || inputs->size() != 1)
-    throw Refused{400, "\"inputs\" must be an array of exactly one input tensor"};
-  const json& in = (*inputs)[0];
-  if (!in.is_object()) throw Refused{400, "inputs[0] must be an object with name, shape, datatype and data"};
-  if (!in.contains("datatype") || !in["datatype"].is_string() || in["datatype"].get<std::string>() != "FP32")
-    throw Refused{400, "inputs[0].datatype must be \"FP32\", not " + (in.contains("datatype") ? in["datatype"].dump() : "missing")};
-  std::string want = "[N";
-  for (int64_t d : chw) want += ", " + std::to_string(d);
-  want += "]";
-  const json* shape = in.contains("shape") ? &in["shape"] : nullptr;
-  if (!shape || !shape->is_array() || shape->size() != chw.size() + 1)
-    throw Refused{400, "inputs[0].shape must be " + want + (shape ? ", not " + shape->dump() : "")};
-  std::vector<int64_t> dims;
-  for (const json& d : *shape) {
-    if (!d.is_number_integer()) throw Refused{400, "inputs[0].shape must be " + want + ", not " + shape->dump()};
-    dims.push_back(d.get<int64_t>());
-  }
-  for (size_t i = 0; i < chw.size(); ++i)
-    if (dims[i + 1] != chw[i]) throw Refused{400, "inputs[0].shape must be " + want + ", not " + shape->dump()};
-  if (dims[0] < 1 || dims[0] > max_images)
-    throw Refused{400, "inputs[0].shape asks for " + std::to_string(dims[0]) + " images; 1 to " +
-                           std::to_string(max_images) + " are allowed per request"};
-  if (!in.contains("data") || !in["data"].is_array()) throw Refused{400, "inputs[0].data must be an array of numbers"};
-  std::vector<float> values;
-  values.reserve(size_t(dims[0] * chw[0] * chw[1] * chw[2]));
-  Flatten(in["data"], &values);
-  int64_t expected = 1;
-  for (int64_t d : dims) expected *= d;
-  if (int64_t(values.size()) != expected)
-    throw Refused{400, "inputs[0].data holds " + std::to_string(values.size()) + " numbers; shape " + shape->dump() +
-                           " needs " + std::to_string(expected)};
-  return torch::from_blob(values.data(), dims, torch::kFloat32).clone();
-}
 
 // Runs infer requests off the server's I/O threads: `threads` workers, and
 // at most `max_waiting` requests waiting for one; a request beyond that is
@@ -311,6 +252,80 @@ class WorkQueue {
   std::vector<std::thread> workers_;
 };
 
+// The input a model file declares: `sluice_input_shape` [C, H, W] or [F],
+// and for [F] the optional `sluice_feature_names`; throws naming the file
+// and what is wrong.
+InputSignature Signature(const torch::jit::Module& model, const std::string& path) {
+  InputSignature sig;
+  sig.shape = InputShape(model);
+  sig.feature_names = FeatureNames(model);
+  bool positive = std::all_of(sig.shape.begin(), sig.shape.end(), [](int64_t d) { return d > 0; });
+  if ((sig.shape.size() != 3 && sig.shape.size() != 1) || !positive)
+    throw std::runtime_error(path + " does not say its input shape: attribute sluice_input_shape must be [C, H, W] "
+                                    "(an image model) or [F] (a tabular one)");
+  if (!sig.feature_names.empty()) {
+    if (!sig.tabular())
+      throw std::runtime_error(path + ": sluice_feature_names is for a tabular model (sluice_input_shape [F])");
+    if (int64_t(sig.feature_names.size()) != sig.shape[0])
+      throw std::runtime_error(path + ": sluice_feature_names has " + std::to_string(sig.feature_names.size()) +
+                               " names but sluice_input_shape says " + std::to_string(sig.shape[0]) + " features");
+    std::set<std::string> seen;
+    for (const std::string& f : sig.feature_names)
+      if (f.empty() || !seen.insert(f).second)
+        throw std::runtime_error(path + ": sluice_feature_names must be distinct and not empty ('" + f + "')");
+  }
+  return sig;
+}
+
+// Runs the model once on one row of zeros before the port opens: a model
+// that cannot take its declared input, returns other than one tensor [1,
+// ...], or declares other than as many classes as it has outputs, does not
+// start. Returns the output's shape with -1 for N (the metadata's).
+std::vector<int64_t> DryRun(torch::jit::Module& model, const InputSignature& sig,
+                            const std::vector<std::string>& classes, const std::string& path) {
+  std::vector<int64_t> dims = {1};
+  dims.insert(dims.end(), sig.shape.begin(), sig.shape.end());
+  c10::IValue out;
+  try {
+    c10::InferenceMode guard;
+    model.eval();
+    out = model.forward({torch::zeros(dims)});
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    throw std::runtime_error(path + ": the model fails on its declared input " + c10::str(c10::IntArrayRef(dims)) + ": " +
+                             what.substr(0, what.find('\n')));
+  }
+  if (!out.isTensor() || out.toTensor().dim() < 1 || out.toTensor().size(0) != 1)
+    throw std::runtime_error(path + ": the model must return one tensor [N, ...] (it returned " + out.tagKind() + ")");
+  std::vector<int64_t> shape = out.toTensor().sizes().vec();
+  if (!classes.empty() && (shape.size() != 2 || shape[1] != int64_t(classes.size())))
+    throw std::runtime_error(path + ": sluice_classes names " + std::to_string(classes.size()) +
+                             " classes but the model's output is " + c10::str(c10::IntArrayRef(shape)));
+  shape[0] = -1;
+  return shape;
+}
+
+// The OIP outputs for the model's output `y` ([N, ...]): with classes,
+// softmax probabilities, the argmax label and its class name; without,
+// `y` itself as FP32.
+json Answer(const torch::Tensor& y, const std::vector<std::string>& classes) {
+  if (classes.empty()) {
+    torch::Tensor t = y.to(torch::kFloat32).contiguous();
+    std::vector<float> data(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+    return {{{"name", "output"}, {"datatype", "FP32"}, {"shape", t.sizes().vec()}, {"data", data}}};
+  }
+  torch::Tensor p = torch::softmax(y, 1).contiguous();
+  torch::Tensor label = p.argmax(1).contiguous();
+  int64_t n = p.size(0), k = p.size(1);
+  std::vector<float> probabilities(p.data_ptr<float>(), p.data_ptr<float>() + n * k);
+  std::vector<int64_t> labels(label.data_ptr<int64_t>(), label.data_ptr<int64_t>() + n);
+  json names = json::array();
+  for (int64_t l : labels) names.push_back(size_t(l) < classes.size() ? classes[size_t(l)] : std::to_string(l));
+  return {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {n, k}}, {"data", probabilities}},
+          {{"name", "label"}, {"datatype", "INT64"}, {"shape", {n}}, {"data", labels}},
+          {{"name", "class"}, {"datatype", "BYTES"}, {"shape", {n}}, {"data", names}}};
+}
+
 server::Response Reply(int status, const json& body) {
   server::Response res;
   res.status = status;
@@ -351,43 +366,35 @@ void Serve::run(sluice::Context& ctx) {
   int64_t max_images = ctx.param<int64_t>("max_images", 256);
 
   torch::jit::Module model = LoadModel(path);
-  std::vector<int64_t> chw = InputShape(model);
-  if (chw.size() != 3) throw std::runtime_error(path + " does not say its input shape (was it made by torch/train?)");
+  InputSignature signature = Signature(model, path);
+  signature.max_rows = max_images;
   std::vector<std::string> classes = Classes(model);
   at::set_num_threads(1);  // one image is fastest on one thread; requests run in parallel instead
+  std::vector<int64_t> output_shape = DryRun(model, signature, classes, path);
 
   Metrics metrics;
   Runner runner(std::move(model), max_batch, max_wait_ms, &metrics);
-  json input_meta = {{"name", "input"}, {"datatype", "FP32"}, {"shape", json::array({-1})}};
-  for (int64_t d : chw) input_meta["shape"].push_back(d);
+  json outputs = json::array();
+  if (classes.empty()) {
+    outputs.push_back({{"name", "output"}, {"datatype", "FP32"}, {"shape", output_shape}});
+  } else {
+    outputs = {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, int64_t(classes.size())}}},
+               {{"name", "label"}, {"datatype", "INT64"}, {"shape", {-1}}},
+               {{"name", "class"}, {"datatype", "BYTES"}, {"shape", {-1}}}};
+  }
   json metadata = {{"name", name},
                    {"versions", {version}},
                    {"platform", "pytorch_torchscript"},
-                   {"inputs", {input_meta}},
-                   {"outputs",
-                    {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, int64_t(classes.size())}}},
-                     {{"name", "label"}, {"datatype", "INT64"}, {"shape", {-1}}},
-                     {{"name", "class"}, {"datatype", "BYTES"}, {"shape", {-1}}}}}};
+                   {"inputs", InputMetadata(signature)},
+                   {"outputs", outputs}};
 
   // One infer request, on a worker: parse, run (alone or in a micro-batch), answer.
   auto infer = [&](const std::string& body) {
     try {
-      json id;
-      torch::Tensor x = ParseInfer(body, chw, max_images, &id);
-      torch::Tensor p = torch::softmax(runner.Logits(x), 1).contiguous();
-      torch::Tensor label = p.argmax(1).contiguous();
-      int64_t n = p.size(0), k = p.size(1);
-      std::vector<float> probabilities(p.data_ptr<float>(), p.data_ptr<float>() + n * k);
-      std::vector<int64_t> labels(label.data_ptr<int64_t>(), label.data_ptr<int64_t>() + n);
-      json names = json::array();
-      for (int64_t l : labels) names.push_back(size_t(l) < classes.size() ? classes[size_t(l)] : std::to_string(l));
-      json out = {{"model_name", name},
-                  {"model_version", version},
-                  {"outputs",
-                   {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {n, k}}, {"data", probabilities}},
-                    {{"name", "label"}, {"datatype", "INT64"}, {"shape", {n}}, {"data", labels}},
-                    {{"name", "class"}, {"datatype", "BYTES"}, {"shape", {n}}, {"data", names}}}}};
-      if (!id.is_null()) out["id"] = id;
+      InferInput input = ParseInferRequest(body, signature);
+      torch::Tensor x = torch::from_blob(input.values.data(), input.dims, torch::kFloat32);
+      json out = {{"model_name", name}, {"model_version", version}, {"outputs", Answer(runner.Logits(x), classes)}};
+      if (!input.id.is_null()) out["id"] = input.id;
       return Reply(200, out);
     } catch (const Refused& r) {
       return Reply(r.status, {{"error", r.message}});

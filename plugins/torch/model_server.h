@@ -3,6 +3,7 @@
 //
 //   GET  /v2/health/live, /v2/health/ready, /v2, /v2/models/{name}, /v2/models/{name}/ready
 //   POST /v2/models/{name}/infer   {"inputs": [{"name", "shape": [N, C, H, W], "datatype": "FP32", "data"}]}
+//                                  (a tabular model: [N, F], or one [N] input per feature name)
 //   GET  /metrics                  Prometheus text: requests, errors, latency histogram, batches
 //
 // HTTP is the project's Beast server (server/http.h): two I/O threads route
@@ -14,8 +15,9 @@
 // gathered into micro-batches of at most max_batch images, waiting at most
 // max_wait_ms for a batch to fill. Every request is bounded before it costs
 // memory or stack (header count and size, body size, JSON depth and value
-// count, finite numbers) and checked (one FP32 input, the model's [C, H, W],
-// at most max_images images, data count and types); a refusal is a 4xx with
+// count, finite numbers) and checked against the input the model file
+// declares (infer_request.h: [C, H, W] or [F] with feature names, at most
+// max_images rows, data count and types); a refusal is a 4xx with
 // {"error": reason}. An optional bearer token (token_env) and a Host check
 // (allowed_hosts), both made before the body is read (server/request_guard.h),
 // keep web pages out. specs/model-server.md lists every limit.

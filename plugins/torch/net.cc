@@ -148,11 +148,19 @@ std::vector<int64_t> InputShape(const torch::jit::Module& m) {
   return m.attr("sluice_input_shape").toIntVector();
 }
 
-std::vector<std::string> Classes(const torch::jit::Module& m) {
+namespace {
+
+std::vector<std::string> Strings(const torch::jit::Module& m, const char* attribute) {
   std::vector<std::string> out;
-  if (!m.hasattr("sluice_classes")) return out;
-  for (const c10::IValue& v : m.attr("sluice_classes").toListRef()) out.push_back(v.toStringRef());
+  if (!m.hasattr(attribute)) return out;
+  for (const c10::IValue& v : m.attr(attribute).toListRef()) out.push_back(v.toStringRef());
   return out;
 }
+
+}  // namespace
+
+std::vector<std::string> Classes(const torch::jit::Module& m) { return Strings(m, "sluice_classes"); }
+
+std::vector<std::string> FeatureNames(const torch::jit::Module& m) { return Strings(m, "sluice_feature_names"); }
 
 }  // namespace sluice::torchplugin

@@ -37,8 +37,13 @@ torch::jit::Module QuantizeLinear(const torch::jit::Module& net);
 // is not one.
 torch::jit::Module LoadModel(const std::string& path);
 
-// The model's [C, H, W] and class names (empty if the file does not say).
+// What a model file says about itself (specs/model-server.md, "Model
+// files"), each empty if the file does not say: the input shape of one row
+// (`sluice_input_shape`: [C, H, W] for an image model, [F] for a tabular
+// one), class names (`sluice_classes`) and a tabular model's feature names
+// (`sluice_feature_names`).
 std::vector<int64_t> InputShape(const torch::jit::Module& m);
 std::vector<std::string> Classes(const torch::jit::Module& m);
+std::vector<std::string> FeatureNames(const torch::jit::Module& m);
 
 }  // namespace sluice::torchplugin

@@ -343,7 +343,7 @@ TEST_F(TorchTest, TheServerRefusesDeepHugeAndNonFiniteJsonBeforeItCostsMemoryAnd
   EXPECT_EQ(post(image("1e999")).first, 400);
   EXPECT_NE(post(image("1e999")).second.find("NaN and Inf are refused"), std::string::npos);
   EXPECT_EQ(post(image("1e39")),
-            std::make_pair(400, std::string(R"({"error":"input data holds 1e+39, which is out of FP32's range"})")));
+            std::make_pair(400, std::string(R"({"error":"inputs[0].data holds 1e+39, which is out of FP32's range"})")));
   EXPECT_EQ(post(image("3.4e38")).first, 200);
   EXPECT_EQ(post(image("0.5")).first, 200);
   ::kill(server, SIGTERM);
