@@ -1,5 +1,6 @@
-"""The editors' JSON Schema (specs/pipeline.schema.json) accepts every
-example pipeline and rejects the mistakes an editor should flag."""
+"""The editors' JSON Schemas (specs/pipeline.schema.json, specs/service.schema.json)
+accept every example pipeline and service and reject the mistakes an editor
+should flag."""
 import glob
 import json
 import os
@@ -15,9 +16,16 @@ jsonschema.Draft202012Validator.check_schema(schema)
 validator = jsonschema.Draft202012Validator(schema)
 failures = 0
 
+with open(os.path.join(root, "specs", "service.schema.json")) as f:
+    service_schema = json.load(f)
+jsonschema.Draft202012Validator.check_schema(service_schema)
+service_validator = jsonschema.Draft202012Validator(service_schema)
+
 for path in sorted(glob.glob(os.path.join(root, "examples", "*", "*.yaml"))):
     with open(path) as f:
-        errors = list(validator.iter_errors(yaml.safe_load(f)))
+        doc = yaml.safe_load(f)
+    # A service document has `service:` at the top; everything else is a pipeline.
+    errors = list((service_validator if isinstance(doc, dict) and "service" in doc else validator).iter_errors(doc))
     for e in errors:
         print(f"{path}: {e.message}")
     failures += bool(errors)
@@ -54,6 +62,39 @@ for what, spec in bad.items():
         failures += 1
     else:
         print(f"rejected {what}")
+service_good = {
+    "the README's service": {"service": "fashion", "versions": {"blue": {"model": "fashion@1", "replicas": 2},
+                                                                "green": {"model": "fashion@2"}},
+                             "traffic": {"blue": 90, "green": 10}, "sticky": {"header": "x-user-id"},
+                             "mirror": {"version": "green", "percent": 100}},
+    "a command version": {"service": "mine", "versions": {"a": {"command": ["python3", "srv.py"], "port_env": "PORT",
+                                                                "env": {"MODE": "fast"}, "workdir": "."}},
+                          "timeout": "500ms", "max_inflight": 8},
+}
+service_bad = {
+    "a misspelt key": {"service": "x", "versions": {"a": {"model": "m@1"}}, "mirorr": {}},
+    "a bad service name": {"service": "Fashion!", "versions": {"a": {"model": "m@1"}}},
+    "model and command": {"service": "x", "versions": {"a": {"model": "m@1", "command": ["srv"]}}},
+    "neither model nor command": {"service": "x", "versions": {"a": {"replicas": 1}}},
+    "three decimals": {"service": "x", "versions": {"a": {"model": "m@1"}}, "traffic": {"a": 99.999}},
+    "17 replicas": {"service": "x", "versions": {"a": {"model": "m@1", "replicas": 17}}},
+    "threads on a command": {"service": "x", "versions": {"a": {"command": ["srv"], "threads": 2}}},
+    "sticky by header and field": {"service": "x", "versions": {"a": {"model": "m@1"}},
+                                   "sticky": {"header": "x-user", "field": "a.b"}},
+}
+for what, doc in service_good.items():
+    errors = list(service_validator.iter_errors(doc))
+    for e in errors:
+        print(f"{what}: {e.message}")
+    failures += bool(errors)
+    print(f"accepted service: {what}" if not errors else f"REJECTED service: {what}")
+for what, doc in service_bad.items():
+    if service_validator.is_valid(doc):
+        print(f"NOT REJECTED service: {what}")
+        failures += 1
+    else:
+        print(f"rejected service: {what}")
+
 # The HTTP API's OpenAPI document parses and names every route the server has.
 with open(os.path.join(root, "specs", "api.yaml")) as f:
     api = yaml.safe_load(f)
