@@ -70,13 +70,15 @@ service_good = {
     "a command version": {"service": "mine", "versions": {"a": {"command": ["python3", "srv.py"], "port_env": "PORT",
                                                                 "env": {"MODE": "fast"}, "workdir": "."}},
                           "timeout": "500ms", "max_inflight": 8},
+    "weights with two decimals": {"service": "x", "versions": {"a": {"model": "m@1"}, "b": {"model": "m@2"}},
+                                  "traffic": {"a": 33.33, "b": 66.67}},
 }
 service_bad = {
     "a misspelt key": {"service": "x", "versions": {"a": {"model": "m@1"}}, "mirorr": {}},
     "a bad service name": {"service": "Fashion!", "versions": {"a": {"model": "m@1"}}},
     "model and command": {"service": "x", "versions": {"a": {"model": "m@1", "command": ["srv"]}}},
     "neither model nor command": {"service": "x", "versions": {"a": {"replicas": 1}}},
-    "three decimals": {"service": "x", "versions": {"a": {"model": "m@1"}}, "traffic": {"a": 99.999}},
+    "a weight over 100": {"service": "x", "versions": {"a": {"model": "m@1"}}, "traffic": {"a": 100.5}},
     "17 replicas": {"service": "x", "versions": {"a": {"model": "m@1", "replicas": 17}}},
     "threads on a command": {"service": "x", "versions": {"a": {"command": ["srv"], "threads": 2}}},
     "sticky by header and field": {"service": "x", "versions": {"a": {"model": "m@1"}},
