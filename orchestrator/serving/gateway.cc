@@ -206,14 +206,18 @@ struct Gateway::Impl {
   bool stopped = false;
 
   std::shared_ptr<const Routes> CurrentRoutes() {
+    // One cache per thread, keyed by the gateway too: generations are unique
+    // in the process once published, but every gateway starts at 0.
     struct Cache {
+      const Impl* owner = nullptr;
       int64_t generation = -1;
       std::shared_ptr<const Routes> routes;
     };
     thread_local Cache cache;
     int64_t g = routes_generation.load(std::memory_order_acquire);
-    if (cache.generation != g) {
+    if (cache.owner != this || cache.generation != g) {
       std::lock_guard<std::mutex> lock(routes_mu);
+      cache.owner = this;
       cache.routes = routes;
       cache.generation = cache.routes->generation;
     }
