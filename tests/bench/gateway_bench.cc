@@ -73,6 +73,25 @@ int Post(int port, const std::string& path, const std::string& body) {
   return std::atoi(out.c_str() + 9);
 }
 
+// One POST; the answer's x-sluice-version, or "" (no answer, no header).
+std::string PostVersion(int port, const std::string& path, const std::string& body) {
+  int fd = sluice::testing::ConnectLoopback(port);
+  if (fd < 0) return "";
+  std::string req = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: "
+                    "application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  (void)!::write(fd, req.data(), req.size());
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  const std::string key = "\r\nx-sluice-version: ";
+  size_t at = out.find(key);
+  if (at == std::string::npos) return "";
+  at += key.size();
+  return out.substr(at, out.find("\r\n", at) - at);
+}
+
 // One GET; the whole answer (status line, headers and body), or "".
 std::string GetText(int port, const std::string& path) {
   int fd = sluice::testing::ConnectLoopback(port);
@@ -205,7 +224,10 @@ int main(int argc, char** argv) {
                                        << ModelVersion("model", dir) << ModelVersion("shadow", dir)
                                        << "traffic: {model: 100}\nmirror: {version: shadow, percent: 100}\n";
   const std::vector<std::string> env = {"SLUICE_HOME=" + home.string()};
-  for (const char* file : {"plain.yaml", "mirrored.yaml"})
+  std::ofstream(dir / "switch.yaml") << "service: switch\nversions:\n"
+                                     << ModelVersion("a", dir) << ModelVersion("b", dir)
+                                     << "traffic: {a: 100, b: 0}\n";
+  for (const char* file : {"plain.yaml", "mirrored.yaml", "switch.yaml"})
     bench::RunOk({sluice, "services", "apply", (dir / file).string(), "--no-gateway"}, dir, env);
 
   const int gport = sluice::testing::FreePort();
@@ -220,7 +242,9 @@ int main(int argc, char** argv) {
   };
   if (!WaitFor([&] {
         return Get(gport, "/v2/models/plain/ready") == 200 && Get(gport, "/v2/models/mirrored/ready") == 200 &&
-               Get(gport, "/v2/models/mirrored/versions/shadow/ready") == 200;
+               Get(gport, "/v2/models/mirrored/versions/shadow/ready") == 200 &&
+               Get(gport, "/v2/models/switch/versions/a/ready") == 200 &&
+               Get(gport, "/v2/models/switch/versions/b/ready") == 200;
       }, 30))
     return fail("the gateway's replicas were not ready within 30 s; see gateway.log");
 
@@ -265,6 +289,29 @@ int main(int argc, char** argv) {
   narrow.push_back({"sluice gateway", Wrk(gport, path, script, 1, 1, c1_seconds)});
   narrow.push_back({"sluice gateway, 100% mirror", Wrk(gport, mirrored, script, 1, 1, c1_seconds)});
 
+  // How long a committed weight change takes to reach the data plane: the
+  // weights of `switch` flip between a and b (all traffic to one) through
+  // the store, and requests are sent back to back until the other answers.
+  std::vector<double> propagation_ms;
+  {
+    auto store = sluice::store::Store::Open((home / "sluice.db").string());
+    if (!store.ok()) return fail(store.status().message());
+    const std::string switch_path = "/v2/models/switch/infer";
+    for (int i = 0; i < 20; ++i) {
+      const std::string to = i % 2 == 0 ? "b" : "a";
+      sluice::store::TrafficChange change;
+      change.weights_bp = {{to, 10000}};
+      auto set = (*store)->services().SetTraffic("switch", change, "user:bench", "propagation", 0);
+      if (!set.ok()) return fail(set.status().message());
+      const auto t0 = std::chrono::steady_clock::now();
+      while (PostVersion(gport, switch_path, kBody) != to) {
+        if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(5)) return fail("a weight change took over 5 s");
+      }
+      propagation_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(propagation_ms.begin(), propagation_ms.end());
+  }
+
   const std::string metrics = GetText(gport, "/metrics");
   const long copies = Series(metrics, R"(sluice_requests_total{service="mirrored",version="shadow",role="mirror",code="200"})");
   const long dropped = Series(metrics, R"(sluice_mirror_dropped_total{service="mirrored"})");
@@ -291,6 +338,10 @@ int main(int argc, char** argv) {
               g.rps / std::max(1.0, n.rps), g.rps >= n.rps ? "met" : "NOT met", g.p50_ms, n.p50_ms,
               g.p50_ms <= n.p50_ms ? "met" : "NOT met", added_c1, added_c1 <= 50 ? "met" : "NOT met",
               (narrow[3].r.p50_ms - narrow[2].r.p50_ms) * 1000, connections, wide[3].r.p99_ms - wide[2].r.p99_ms);
+  std::printf("a weight change committed to the store reaches the data plane in: median %.1f ms, max %.1f ms over %zu "
+              "changes (target 50 ms: %s)\n",
+              propagation_ms[propagation_ms.size() / 2], propagation_ms.back(), propagation_ms.size(),
+              propagation_ms.back() <= 50 ? "met" : "NOT met");
   std::printf("mirror copies over both mirror rows: %ld answered 200 by the shadow, %ld dropped (the mirror full)\n",
               copies, dropped);
   long errors = 0;
