@@ -57,46 +57,15 @@ void StopPid(pid_t pid) {
   ::waitpid(pid, &status, 0);
 }
 
-// One POST; the HTTP status (0 if no answer).
-int Post(int port, const std::string& path, const std::string& body) {
-  int fd = sluice::testing::ConnectLoopback(port);
-  if (fd < 0) return 0;
-  std::string req = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: "
-                    "application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  (void)!::write(fd, req.data(), req.size());
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  if (out.size() < 12 || out.rfind("HTTP/1.1 ", 0) != 0) return 0;
-  return std::atoi(out.c_str() + 9);
-}
-
-// One POST; the answer's x-sluice-version, or "" (no answer, no header).
-std::string PostVersion(int port, const std::string& path, const std::string& body) {
+// Sends one request on a fresh connection (Connection: close); the whole
+// answer (status line, headers and body), or "".
+std::string Exchange(int port, const std::string& method, const std::string& path, const std::string& body) {
   int fd = sluice::testing::ConnectLoopback(port);
   if (fd < 0) return "";
-  std::string req = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: "
-                    "application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  (void)!::write(fd, req.data(), req.size());
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  const std::string key = "\r\nx-sluice-version: ";
-  size_t at = out.find(key);
-  if (at == std::string::npos) return "";
-  at += key.size();
-  return out.substr(at, out.find("\r\n", at) - at);
-}
-
-// One GET; the whole answer (status line, headers and body), or "".
-std::string GetText(int port, const std::string& path) {
-  int fd = sluice::testing::ConnectLoopback(port);
-  if (fd < 0) return "";
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  if (method == "POST")
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  req += "\r\n" + body;
   (void)!::write(fd, req.data(), req.size());
   std::string out;
   char buf[4096];
@@ -106,11 +75,29 @@ std::string GetText(int port, const std::string& path) {
   return out;
 }
 
-int Get(int port, const std::string& path) {
-  std::string out = GetText(port, path);
-  if (out.size() < 12 || out.rfind("HTTP/1.1 ", 0) != 0) return 0;
-  return std::atoi(out.c_str() + 9);
+// The status of an answer (0 if it is none).
+int StatusOf(const std::string& answer) {
+  if (answer.size() < 12 || answer.rfind("HTTP/1.1 ", 0) != 0) return 0;
+  return std::atoi(answer.c_str() + 9);
 }
+
+int Post(int port, const std::string& path, const std::string& body) {
+  return StatusOf(Exchange(port, "POST", path, body));
+}
+
+// One POST; the answer's x-sluice-version, or "" (no answer, no header).
+std::string PostVersion(int port, const std::string& path, const std::string& body) {
+  const std::string out = Exchange(port, "POST", path, body);
+  const std::string key = "\r\nx-sluice-version: ";
+  size_t at = out.find(key);
+  if (at == std::string::npos) return "";
+  at += key.size();
+  return out.substr(at, out.find("\r\n", at) - at);
+}
+
+std::string GetText(int port, const std::string& path) { return Exchange(port, "GET", path, ""); }
+
+int Get(int port, const std::string& path) { return StatusOf(GetText(port, path)); }
 
 // The value of a series in Prometheus text (0 if absent).
 long Series(const std::string& text, const std::string& series) {
