@@ -16,8 +16,10 @@
 #include "exec/process.h"
 #include "server/http.h"
 #include "server/upstream.h"
+#include "serving/prediction_cache.h"
 #include "serving/routing.h"
 #include "serving/service_spec.h"
+#include "serving/service_state.h"
 #include "serving/stats.h"
 #include "store/open.h"
 #include "util/hash.h"
@@ -71,6 +73,9 @@ struct ServiceCounters {
   std::map<std::string, std::shared_ptr<WindowStats>> versions;  // by version name
   std::atomic<int64_t> rerouted{0}, retried{0}, mirror_dropped{0}, sticky_missing{0};
   std::atomic<int> mirror_inflight{0};
+  // The prediction cache, kept across routing tables while its limits stay;
+  // set by the control thread only (under counters_mu).
+  std::shared_ptr<PredictionCache> cache;
 };
 
 // One service as the I/O threads see it in one generation.
@@ -83,6 +88,8 @@ struct ServiceRoute {
   std::chrono::milliseconds timeout{30000};
   int max_inflight = 64;
   std::vector<std::shared_ptr<WindowStats>> stats;  // by version index
+  std::vector<int> revisions;                       // by version index: part of a cache key
+  std::shared_ptr<PredictionCache> cache;           // null: no prediction cache
   std::shared_ptr<ServiceCounters> counters;
   bool HasReadyReplica(int version) const {
     for (const auto& r : table.replicas(version))
@@ -155,6 +162,23 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
+// Whether a request may use a service's infer and metadata routes: the
+// service has no token, or the request's bearer token hashes to it
+// (compared in constant time). Readiness and health stay open.
+bool Authorized(const ServiceRoute& route, const server::Request& request) {
+  return route.token_hash.empty() || ConstantTimeEquals(Sha256Hex(BearerToken(request)), route.token_hash);
+}
+
+server::Response Unauthorized(const std::string& service) {
+  server::Response r = JsonError(401, "service " + Quote(service) + " needs its bearer token");
+  r.headers.emplace_back("www-authenticate", "Bearer");
+  return r;
+}
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now().time_since_epoch()).count();
+}
+
 store::WindowRow ToRow(const std::string& service, const std::string& version, const Window& w) {
   store::WindowRow row;
   row.service = service;
@@ -173,6 +197,7 @@ store::WindowRow ToRow(const std::string& service, const std::string& version, c
   row.latency = json(std::vector<int64_t>(w.latency.begin(), w.latency.end())).dump();
   row.latency_sum_us = w.latency_sum_us;
   row.latency_max_us = w.latency_max_us;
+  row.cache_hits = w.cache_hits;
   return row;
 }
 
@@ -229,7 +254,12 @@ struct Gateway::Impl {
              server::Responder responder, SteadyClock::time_point began);
   void Forward(std::shared_ptr<const ServiceRoute> route, int version, Role role,
                std::shared_ptr<server::UpstreamRequest> up, const Replica* excluded, bool retry,
-               server::Responder responder, SteadyClock::time_point began);
+               server::Responder responder, SteadyClock::time_point began, std::string cache_key = "");
+  // Answers from the service's prediction cache when it holds `key` (a 200
+  // with x-sluice-cache: hit, counted as a cache hit of `version`); false
+  // when it does not. `role`: live or pinned; mirror copies never use it.
+  bool AnswerFromCache(const std::shared_ptr<const ServiceRoute>& route, int version, Role role,
+                       const std::string& key, const server::Responder& responder, SteadyClock::time_point began);
   // A failure the gateway saw (connect refused, reset, timeout, a
   // replica's 502/503/504). At kEjectAfter in a row the replica is ejected
   // for kEjectionMs times its ejections (kMaxEjectionMs at most), unless it
@@ -248,6 +278,10 @@ struct Gateway::Impl {
   int64_t next_flush = 0, next_prune = 0, next_stop_check = 0;
   std::vector<store::ServiceState> desired;
   void Rebuild(const std::vector<store::ServiceState>& services);
+  // The service's prediction cache for its applied document: the one it
+  // has while `cache` is unchanged, a new empty one when it changed, null
+  // without `cache`. REQUIRES: counters_mu is held (the control thread).
+  static std::shared_ptr<PredictionCache> CacheFor(ServiceCounters& counters, const std::string& spec_json);
   // Writes the closed windows (`last`: every window, no writer left) and the heartbeat.
   void Flush(int64_t now_ms, bool last);
   void AskStop() {
@@ -319,6 +353,7 @@ void Gateway::Impl::Handle(server::Request request, server::Responder responder)
   if (seg.size() > at + 1) return answer(JsonError(404, "no route " + request.target));
   if (action.empty()) {
     if (request.method != "GET") return answer(JsonError(405, "use GET for model metadata"));
+    if (!Authorized(*route, request)) return answer(Unauthorized(seg[2]));
     return Metadata(route, pinned, std::move(responder));
   }
   if (action == "ready") {
@@ -329,8 +364,7 @@ void Gateway::Impl::Handle(server::Request request, server::Responder responder)
   }
   if (action != "infer") return answer(JsonError(404, "no route " + request.target));
   if (request.method != "POST") return answer(JsonError(405, "use POST for infer"));
-  if (!route->token_hash.empty() && !ConstantTimeEquals(Sha256Hex(BearerToken(request)), route->token_hash))
-    return answer(JsonError(401, "service " + Quote(seg[2]) + " needs its bearer token"));
+  if (!Authorized(*route, request)) return answer(Unauthorized(seg[2]));
   if (draining.load()) {
     server::Response r = JsonError(503, "the gateway is stopping");
     r.headers.emplace_back("retry-after", "1");
@@ -381,13 +415,21 @@ void Gateway::Impl::Infer(const std::shared_ptr<const ServiceRoute>& route, int 
   if (std::string tp = request.Header("traceparent"); !tp.empty()) up->headers.emplace_back("traceparent", tp);
   up->body = std::make_shared<const std::string>(std::move(request.body));
   const Role role = pinned >= 0 ? Role::kPinned : Role::kLive;
-  Forward(route, version, role, up, nullptr, true, std::move(responder), began);
+  std::string cache_key;
+  if (route->cache) {
+    cache_key = PredictionCache::Key(route->table.version_name(version), route->revisions[version], *up->body);
+    if (AnswerFromCache(route, version, role, cache_key, responder, began)) {
+      if (pinned < 0) Mirror(route, up);  // the mirror sees its share of requests, hits too
+      return;
+    }
+  }
+  Forward(route, version, role, up, nullptr, true, std::move(responder), began, std::move(cache_key));
   if (pinned < 0) Mirror(route, up);
 }
 
 void Gateway::Impl::Forward(std::shared_ptr<const ServiceRoute> route, int version, Role role,
                             std::shared_ptr<server::UpstreamRequest> up, const Replica* excluded, bool retry,
-                            server::Responder responder, SteadyClock::time_point began) {
+                            server::Responder responder, SteadyClock::time_point began, std::string cache_key) {
   const std::string& version_name = route->table.version_name(version);
   auto record = [route, version, role, began](int status, bool upstream_failed) {
     double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - began).count();
@@ -411,7 +453,8 @@ void Gateway::Impl::Forward(std::shared_ptr<const ServiceRoute> route, int versi
   const int port = replica->port.load(std::memory_order_relaxed);
   upstream->Send(
       port, *up, route->timeout,
-      [this, route, version, role, up, replica, retry, responder, began, record](server::UpstreamResult result) {
+      [this, route, version, role, up, replica, retry, responder, began, record,
+       cache_key = std::move(cache_key)](server::UpstreamResult result) {
         replica->outstanding.fetch_sub(1, std::memory_order_relaxed);
         in_flight.fetch_sub(1, std::memory_order_relaxed);
         const std::string& name = route->table.version_name(version);
@@ -425,6 +468,7 @@ void Gateway::Impl::Forward(std::shared_ptr<const ServiceRoute> route, int versi
           std::string type = result.response.Header("content-type");
           r.content_type = type.empty() ? "application/json" : type;
           r.body = std::move(result.response.body);
+          if (s == 200 && !cache_key.empty()) route->cache->Put(cache_key, {r.content_type, r.body}, SteadyMs());
           r.headers.emplace_back("x-sluice-version", name);
           if (std::string after = result.response.Header("retry-after"); !after.empty())
             r.headers.emplace_back("retry-after", after);
@@ -435,7 +479,7 @@ void Gateway::Impl::Forward(std::shared_ptr<const ServiceRoute> route, int versi
         CountFailure(*route, version, *replica);
         if (result.error == server::UpstreamError::kConnect && !result.wrote_any && retry) {
           route->counters->retried.fetch_add(1, std::memory_order_relaxed);
-          Forward(route, version, role, up, replica.get(), false, responder, began);
+          Forward(route, version, role, up, replica.get(), false, responder, began, cache_key);
           return;
         }
         const std::string which = "replica " + std::to_string(replica->slot) + " of " + Quote(name);
@@ -451,6 +495,22 @@ void Gateway::Impl::Forward(std::shared_ptr<const ServiceRoute> route, int versi
         record(r.status, true);
         responder.Send(std::move(r));
       });
+}
+
+bool Gateway::Impl::AnswerFromCache(const std::shared_ptr<const ServiceRoute>& route, int version, Role role,
+                                    const std::string& key, const server::Responder& responder,
+                                    SteadyClock::time_point began) {
+  std::optional<CachedAnswer> hit = route->cache->Get(key, SteadyMs());
+  if (!hit) return false;
+  server::Response r;
+  r.content_type = std::move(hit->content_type);
+  r.body = std::move(hit->body);
+  r.headers.emplace_back("x-sluice-version", route->table.version_name(version));
+  r.headers.emplace_back("x-sluice-cache", "hit");
+  double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - began).count();
+  route->stats[version]->Record(role, 200, ms, false, /*cache_hit=*/true);
+  responder.Send(std::move(r));
+  return true;
 }
 
 void Gateway::Impl::CountFailure(const ServiceRoute& route, int version, Replica& replica) {
@@ -566,6 +626,15 @@ std::string Gateway::Impl::MetricsText() {
           [](const ServiceCounters& c) { return c.sticky_missing.load(); });
   counter("sluice_rerouted_total", "Requests whose version had no ready replica, sent to another by weight.",
           [](const ServiceCounters& c) { return c.rerouted.load(); });
+  text += "# HELP sluice_cache_hits_total Requests answered from the prediction cache.\n"
+          "# TYPE sluice_cache_hits_total counter\n";
+  for (const auto& [service, c] : snapshot)
+    for (const auto& [version, stats] : c->versions) {
+      int64_t hits = 0;
+      for (Role role : {Role::kLive, Role::kPinned}) hits += stats->Total(role).cache_hits;
+      text += "sluice_cache_hits_total{service=\"" + PrometheusLabel(service) + "\",version=\"" +
+              PrometheusLabel(version) + "\"} " + std::to_string(hits) + "\n";
+    }
   counter("sluice_retried_total", "Requests sent again to another replica after a failed connect.",
           [](const ServiceCounters& c) { return c.retried.load(); });
   text += "# HELP sluice_ejections_total Replicas taken out of rotation after consecutive failures.\n"
@@ -634,17 +703,27 @@ void Gateway::Impl::Rebuild(const std::vector<store::ServiceState>& services) {
     auto& c = counters[s.name];
     if (!c) c = std::make_shared<ServiceCounters>();
     route->counters = c;
+    route->cache = CacheFor(*c, s.spec);
     for (const store::ServiceVersionState& v : s.versions) {
       if (v.state != "active") continue;
       auto& stats = c->versions[v.name];
       if (!stats) stats = std::make_shared<WindowStats>(WallMs);
       route->stats.push_back(stats);
+      route->revisions.push_back(v.revision);
     }
     next->services[s.name] = std::move(route);
   }
   std::lock_guard<std::mutex> lock(routes_mu);
   routes = std::move(next);
   routes_generation.store(routes->generation, std::memory_order_release);
+}
+
+std::shared_ptr<PredictionCache> Gateway::Impl::CacheFor(ServiceCounters& c, const std::string& spec_json) {
+  std::optional<CacheSpec> want = CacheOfSpecJson(spec_json);
+  if (!want) c.cache.reset();
+  else if (!c.cache || c.cache->entries() != want->entries || c.cache->ttl() != want->ttl)
+    c.cache = std::make_shared<PredictionCache>(want->entries, want->ttl);
+  return c.cache;
 }
 
 void Gateway::Impl::Flush(int64_t now_ms, bool last) {

@@ -137,6 +137,8 @@ class Parser {
   void Traffic(const YamlNode& n);
   void Sticky(const YamlNode& n);
   void Mirror(const YamlNode& n);
+  void Auth(const YamlNode& n);
+  void Cache(const YamlNode& n);
   void CrossChecks(const YamlNode* mirror_node);
 
   std::string file_;
@@ -148,7 +150,7 @@ class Parser {
 };
 
 const std::vector<std::string> kTopKeys = {"service", "versions", "traffic", "sticky", "mirror", "timeout",
-                                           "max_inflight"};
+                                           "max_inflight", "auth", "cache"};
 const std::vector<std::string> kVersionKeys = {"model",   "command",   "port_env",  "env",         "workdir",
                                                "replicas", "threads",  "max_batch", "max_wait_ms", "max_queue",
                                                "ready_timeout"};
@@ -196,6 +198,10 @@ Result<ServiceSpec> Parser::Parse() {
       Duration(v, "timeout", Millis(1), Millis(600'000), &s_.timeout);
     } else if (k == "max_inflight") {
       Int(v, "max_inflight", 1, 4096, &s_.max_inflight);
+    } else if (k == "auth") {
+      Auth(v);
+    } else if (k == "cache") {
+      Cache(v);
     }
   });
   if (!have_name) Error({1, 1}, "missing required key 'service'");
@@ -408,6 +414,30 @@ void Parser::Mirror(const YamlNode& n) {
   if (!n.IsMap()) return;
   if (!have_version) Error(n.pos, "mirror needs version: the version that gets the copies");
   s_.mirror = m;
+}
+
+void Parser::Auth(const YamlNode& n) {
+  AuthSpec a;
+  bool have_env = false;
+  ForEachKey(n, {"token_env"}, "auth", [&](const std::string&, const YamlNode&, const YamlNode& x) {
+    have_env = true;
+    a.token_env_pos = x.pos;
+    if (Scalar(x, "auth.token_env", &a.token_env) && !IsEnvName(a.token_env))
+      Error(x.pos, "auth.token_env: " + Quote(a.token_env) + " is not a variable name ([A-Za-z_][A-Za-z0-9_]*)");
+  });
+  if (!n.IsMap()) return;
+  if (!have_env) Error(n.pos, "auth needs token_env: the environment variable that holds the infer token");
+  s_.auth = a;
+}
+
+void Parser::Cache(const YamlNode& n) {
+  CacheSpec c;
+  ForEachKey(n, {"entries", "ttl"}, "cache", [&](const std::string& k, const YamlNode&, const YamlNode& x) {
+    if (k == "entries") Int(x, "cache.entries", 1, kMaxCacheEntries, &c.entries);
+    else Duration(x, "cache.ttl", kMinCacheTtl, kMaxCacheTtl, &c.ttl);
+  });
+  if (!n.IsMap()) return;
+  s_.cache = c;
 }
 
 void Parser::CrossChecks(const YamlNode* mirror_node) {

@@ -12,8 +12,12 @@
 // several versions is refused or filled in there (it depends on whether the
 // service exists). Pure: any thread.
 //
+// `auth` names the environment variable that holds the infer token; the
+// parser does not read it (ResolveService does, at apply). `cache` sizes
+// the gateway's prediction cache.
+//
 // Not yet parsed (design section 1, to come with the gateway): health,
-// drain, auth, cache, stats; they are refused as unknown keys until then.
+// drain, stats; they are refused as unknown keys until then.
 #pragma once
 
 #include <chrono>
@@ -66,6 +70,21 @@ struct MirrorSpec {
   int percent_bp = 10'000;           // (0, 10000]
 };
 
+struct AuthSpec {
+  std::string token_env;             // [A-Za-z_][A-Za-z0-9_]*: read by whoever applies
+  spec::SourcePos token_env_pos;     // of the scalar, for "not set" errors
+};
+
+// The prediction cache's limits (the gateway bounds its bytes too).
+inline constexpr int kMaxCacheEntries = 1'000'000;
+inline constexpr Millis kMinCacheTtl{1'000};
+inline constexpr Millis kMaxCacheTtl{86'400'000};
+
+struct CacheSpec {
+  int entries = 10'000;              // 1 to kMaxCacheEntries
+  Millis ttl{60'000};                // kMinCacheTtl to kMaxCacheTtl
+};
+
 struct ServiceSpec {
   std::string file;                  // as given to the parser
   std::string name;                  // [a-z0-9][a-z0-9-]{0,62}: the route /v2/models/{name}
@@ -78,6 +97,8 @@ struct ServiceSpec {
   std::optional<MirrorSpec> mirror;
   Millis timeout{30'000};            // one request to a replica: 1ms to 10m
   int max_inflight = 64;             // per replica: 1 to 4096
+  std::optional<AuthSpec> auth;      // none: infer is open
+  std::optional<CacheSpec> cache;    // none: no prediction cache
 
   const VersionSpec* FindVersion(const std::string& name) const;
 };

@@ -1,5 +1,7 @@
 #include "serving/service_state.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -81,7 +83,22 @@ std::string CanonicalSpecJson(const ServiceSpec& spec) {
     doc["sticky"] = sticky;
   }
   if (spec.mirror) doc["mirror"] = {{"version", spec.mirror->version}, {"percent", Percent(spec.mirror->percent_bp)}};
+  if (spec.auth) doc["auth"] = {{"token_env", spec.auth->token_env}};  // the name only, never the token
+  if (spec.cache) doc["cache"] = {{"entries", spec.cache->entries}, {"ttl_ms", spec.cache->ttl.count()}};
   return JsonText(doc);  // nlohmann's objects are sorted by key: canonical
+}
+
+std::optional<CacheSpec> CacheOfSpecJson(const std::string& spec_json) {
+  json doc = json::parse(spec_json, nullptr, false);
+  if (!doc.is_object() || !doc.contains("cache") || !doc["cache"].is_object()) return std::nullopt;
+  const json& c = doc["cache"];
+  if (!c.contains("entries") || !c["entries"].is_number_integer() || !c.contains("ttl_ms") ||
+      !c["ttl_ms"].is_number_integer())
+    return std::nullopt;
+  CacheSpec out;
+  out.entries = static_cast<int>(std::clamp<int64_t>(c["entries"].get<int64_t>(), 1, kMaxCacheEntries));
+  out.ttl = std::clamp(Millis(c["ttl_ms"].get<int64_t>()), kMinCacheTtl, kMaxCacheTtl);
+  return out;
 }
 
 Result<store::ServiceState> ResolveService(const ServiceSpec& spec, store::RegistryStore& registry,
@@ -101,6 +118,13 @@ Result<store::ServiceState> ResolveService(const ServiceSpec& spec, store::Regis
   if (spec.mirror) {
     out.mirror_version = spec.mirror->version;
     out.mirror_bp = spec.mirror->percent_bp;
+  }
+  if (spec.auth) {
+    // Only the token's SHA-256 is kept; the token itself goes nowhere.
+    const char* token = std::getenv(spec.auth->token_env.c_str());
+    if (!token) error(spec.auth->token_env_pos, "auth.token_env: " + spec.auth->token_env + " is not set in this environment");
+    else if (!*token) error(spec.auth->token_env_pos, "auth.token_env: " + spec.auth->token_env + " is empty");
+    else out.infer_token_hash = Sha256Hex(token);
   }
   json pins = json::object();  // what each model resolved to: part of the hash
   for (const VersionSpec& v : spec.versions) {
@@ -179,7 +203,11 @@ Result<store::ServiceState> ResolveService(const ServiceSpec& spec, store::Regis
     }
   }
   if (!errors.empty()) return Status::InvalidSpec(Join(errors, "\n"));
-  out.spec_hash = Sha256Hex(out.spec + "\n" + JsonText(pins));
+  // A new token is a change (its hash differs); a service without auth
+  // hashes as it did before auth existed.
+  std::string hashed = out.spec + "\n" + JsonText(pins);
+  if (!out.infer_token_hash.empty()) hashed += "\ninfer_token_hash:" + out.infer_token_hash;
+  out.spec_hash = Sha256Hex(hashed);
   return out;
 }
 

@@ -19,6 +19,12 @@
 //   (keep_weights), which must then still add up to 100 over the versions
 //   named, leave the mirror target at 0 and a 0-replica version at 0.
 //
+// - `auth.token_env`: the variable is read from this process's environment
+//   (the CLI's for `services apply`, the daemon's for the API's PUT); only
+//   its SHA-256 (hex) goes to infer_token_hash, and into spec_hash so a new
+//   token is a change, one that replaces no replica. Unset or empty is an
+//   error at the variable's name.
+//
 // Errors: every problem as `FILE:LINE:COL: message` (at the model scalar
 // for a model that does not resolve, at 1:1 for the document as a whole),
 // one a line, in one InvalidSpec status; a store that cannot be read is its
@@ -43,6 +49,12 @@ Result<store::ServiceState> ResolveService(const ServiceSpec& spec, store::Regis
 // The canonical JSON of a document (what `spec` holds): keys sorted, no
 // spaces. Durations in milliseconds (timeout_ms, ready_timeout_ms), weights
 // and percents as numbers (12.5), paths absolute.
+// `auth` keeps the variable's name only; `cache` is {entries, ttl_ms}.
 std::string CanonicalSpecJson(const ServiceSpec& spec);
+
+// The `cache` of a canonical spec JSON (what the gateway reads from the
+// store), clamped to the spec's bounds; nullopt when it has none or is not
+// such a document.
+std::optional<CacheSpec> CacheOfSpecJson(const std::string& spec_json);
 
 }  // namespace sluice::serving

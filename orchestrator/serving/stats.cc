@@ -64,6 +64,7 @@ void Window::Merge(const Window& other) {
   requests += other.requests;
   errors += other.errors;
   upstream_failures += other.upstream_failures;
+  cache_hits += other.cache_hits;
   for (int i = 0; i < kStatusSlotCount; ++i) status[i] += other.status[i];
   for (int i = 0; i < kLatencyBuckets; ++i) latency[i] += other.latency[i];
   latency_sum_us += other.latency_sum_us;
@@ -127,7 +128,7 @@ std::optional<Fraction> FractionAtMostMs(const Window& window, double threshold_
 
 WindowStats::WindowStats(WallClockMs clock) : clock_(std::move(clock)) {}
 
-void WindowStats::Record(Role role, int status, double latency_ms, bool upstream_failed) {
+void WindowStats::Record(Role role, int status, double latency_ms, bool upstream_failed, bool cache_hit) {
   const int64_t start = WindowStart(clock_());
   Slot& slot = slots_[static_cast<int>(role)][SlotIndex(start)];
   int64_t held = slot.start_ms.load(std::memory_order_acquire);
@@ -136,19 +137,20 @@ void WindowStats::Record(Role role, int status, double latency_ms, bool upstream
     slot.start_ms.compare_exchange_strong(held, start, std::memory_order_acq_rel);
     held = slot.start_ms.load(std::memory_order_acquire);
   }
-  CountInto(totals_[static_cast<int>(role)], status, latency_ms, upstream_failed);
+  CountInto(totals_[static_cast<int>(role)], status, latency_ms, upstream_failed, cache_hit);
   if (held != start) {  // still holds an unflushed window, or (clock went back) a newer one
     late_samples_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  CountInto(slot, status, latency_ms, upstream_failed);
+  CountInto(slot, status, latency_ms, upstream_failed, cache_hit);
 }
 
-void WindowStats::CountInto(Slot& slot, int status, double latency_ms, bool upstream_failed) {
+void WindowStats::CountInto(Slot& slot, int status, double latency_ms, bool upstream_failed, bool cache_hit) {
   constexpr auto relaxed = std::memory_order_relaxed;
   slot.requests.fetch_add(1, relaxed);
   if (status >= 500 || upstream_failed) slot.errors.fetch_add(1, relaxed);
   if (upstream_failed) slot.upstream_failures.fetch_add(1, relaxed);
+  if (cache_hit) slot.cache_hits.fetch_add(1, relaxed);
   slot.status[StatusSlot(status)].fetch_add(1, relaxed);
   slot.latency[LatencyBucket(latency_ms)].fetch_add(1, relaxed);
   const int64_t us = static_cast<int64_t>(std::llround(std::max(0.0, latency_ms) * 1000.0));
@@ -175,6 +177,7 @@ std::vector<Window> WindowStats::Take(bool open_ones_too) {
       w.requests = slot.requests.exchange(0, relaxed);
       w.errors = slot.errors.exchange(0, relaxed);
       w.upstream_failures = slot.upstream_failures.exchange(0, relaxed);
+      w.cache_hits = slot.cache_hits.exchange(0, relaxed);
       for (int i = 0; i < kStatusSlotCount; ++i) w.status[i] = slot.status[i].exchange(0, relaxed);
       for (int i = 0; i < kLatencyBuckets; ++i) w.latency[i] = slot.latency[i].exchange(0, relaxed);
       w.latency_sum_us = slot.latency_sum_us.exchange(0, relaxed);
@@ -199,6 +202,7 @@ Window WindowStats::Total(Role role) const {
   w.requests = t.requests.load(relaxed);
   w.errors = t.errors.load(relaxed);
   w.upstream_failures = t.upstream_failures.load(relaxed);
+  w.cache_hits = t.cache_hits.load(relaxed);
   for (int i = 0; i < kStatusSlotCount; ++i) w.status[i] = t.status[i].load(relaxed);
   for (int i = 0; i < kLatencyBuckets; ++i) w.latency[i] = t.latency[i].load(relaxed);
   w.latency_sum_us = t.latency_sum_us.load(relaxed);

@@ -63,6 +63,7 @@ struct Window {
   int64_t requests = 0;
   int64_t errors = 0;             // status >= 500, or the upstream read failed
   int64_t upstream_failures = 0;  // of which the read from the replica failed
+  int64_t cache_hits = 0;         // of the requests, answered from the prediction cache
   std::array<int64_t, kStatusSlotCount> status{};
   std::array<int64_t, kLatencyBuckets> latency{};
   int64_t latency_sum_us = 0;
@@ -104,8 +105,8 @@ class WindowStats {
 
   // One answer sent. upstream_failed: the read from the replica failed
   // (reset, timeout), whatever status the gateway answered with.
-  // Thread-safe.
-  void Record(Role role, int status, double latency_ms, bool upstream_failed = false);
+  // cache_hit: answered from the prediction cache. Thread-safe.
+  void Record(Role role, int status, double latency_ms, bool upstream_failed = false, bool cache_hit = false);
 
   // Every window, of every role, that closed at least kFlushLagMs ago and
   // holds samples, oldest first; their slots are emptied. One caller at a time.
@@ -126,14 +127,14 @@ class WindowStats {
   static constexpr int64_t kFree = -1;
   struct Slot {
     std::atomic<int64_t> start_ms{kFree};
-    std::atomic<int64_t> requests{0}, errors{0}, upstream_failures{0};
+    std::atomic<int64_t> requests{0}, errors{0}, upstream_failures{0}, cache_hits{0};
     std::array<std::atomic<int64_t>, kStatusSlotCount> status{};
     std::array<std::atomic<int64_t>, kLatencyBuckets> latency{};
     std::atomic<int64_t> latency_sum_us{0}, latency_max_us{0};
   };
 
   std::vector<Window> Take(bool open_ones_too);
-  static void CountInto(Slot& slot, int status, double latency_ms, bool upstream_failed);
+  static void CountInto(Slot& slot, int status, double latency_ms, bool upstream_failed, bool cache_hit);
 
   WallClockMs clock_;
   std::array<std::array<Slot, 3>, kRoles> slots_;

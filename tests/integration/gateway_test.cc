@@ -21,6 +21,7 @@
 #include "harness.h"
 #include "serving/gateway.h"
 #include "store/open.h"
+#include "util/hash.h"
 
 using namespace sluice;
 using namespace sluice::testing;
@@ -349,6 +350,123 @@ TEST_F(GatewayTest, MetricsAreValidPrometheusText) {
   while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
   int rc = ::pclose(p);
   EXPECT_EQ(rc, 0) << out << "\n" << m->body;
+}
+
+namespace {
+
+// A service whose infer token is "s3cret" (its SHA-256 in the store, as apply keeps it).
+void WithToken(store::ServiceState& s) { s.infer_token_hash = Sha256Hex("s3cret"); }
+
+// A service with a prediction cache of `entries` answers for `ttl_ms`.
+std::function<void(store::ServiceState&)> WithCache(int entries, int64_t ttl_ms) {
+  return [=](store::ServiceState& s) {
+    json spec = json::parse(s.spec);
+    spec["cache"] = {{"entries", entries}, {"ttl_ms", ttl_ms}};
+    s.spec = spec.dump();
+  };
+}
+
+}  // namespace
+
+TEST_F(GatewayTest, InferWithoutOrWithAWrongBearerTokenIs401AndWithItIsAnswered) {
+  Apply("fashion", {FakeVersion("blue", 10000)}, "a", WithToken);
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion"));  // readiness stays open
+  for (const httplib::Headers& h : {httplib::Headers{}, httplib::Headers{{"Authorization", "Bearer wrong"}},
+                                    httplib::Headers{{"Authorization", "s3cret"}}}) {
+    auto r = Infer("fashion", R"({"inputs": []})", h);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401);
+    EXPECT_EQ(json::parse(r->body)["error"], "service 'fashion' needs its bearer token");
+    EXPECT_EQ(r->get_header_value("WWW-Authenticate"), "Bearer");
+  }
+  auto pinned = client_->Post("/v2/models/fashion/versions/blue/infer", R"({"inputs": []})", "application/json");
+  ASSERT_TRUE(pinned);
+  EXPECT_EQ(pinned->status, 401);
+  auto ok = Infer("fashion", R"({"inputs": []})", {{"Authorization", "Bearer s3cret"}});
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+  EXPECT_EQ(json::parse(ok->body)["fake"]["label"], "blue");
+}
+
+TEST_F(GatewayTest, AServiceWithATokenKeepsHealthAndReadinessOpenAndItsMetadataClosed) {
+  Apply("fashion", {FakeVersion("blue", 10000)}, "a", WithToken);
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion"));
+  EXPECT_EQ(client_->Get("/v2/health/live")->status, 200);
+  EXPECT_EQ(client_->Get("/v2/health/ready")->status, 200);
+  EXPECT_EQ(client_->Get("/v2/models/fashion/ready")->status, 200);
+  EXPECT_EQ(client_->Get("/v2/models/fashion/versions/blue/ready")->status, 200);
+  auto meta = client_->Get("/v2/models/fashion");
+  ASSERT_TRUE(meta);
+  EXPECT_EQ(meta->status, 401);
+  EXPECT_EQ(client_->Get("/v2/models/fashion", {{"Authorization", "Bearer s3cret"}})->status, 200);
+}
+
+TEST_F(GatewayTest, ASecondIdenticalInferIsACacheHitThatNeverReachesTheReplica) {
+  Apply("fashion", {FakeVersion("blue", 10000)}, "a", WithCache(100, 60'000));
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion"));
+  auto first = Infer("fashion", R"({"inputs": [1]})");
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 200);
+  EXPECT_FALSE(first->has_header("x-sluice-cache"));
+  auto second = Infer("fashion", R"({"inputs": [1]})");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->status, 200);
+  EXPECT_EQ(second->get_header_value("x-sluice-cache"), "hit");
+  EXPECT_EQ(second->get_header_value("x-sluice-version"), "blue");
+  EXPECT_EQ(second->body, first->body);  // the same fake.request: the replica did not see it
+  auto other = Infer("fashion", R"({"inputs": [2]})");
+  ASSERT_TRUE(other);
+  EXPECT_FALSE(other->has_header("x-sluice-cache"));
+  EXPECT_EQ(json::parse(other->body)["fake"]["request"], json::parse(first->body)["fake"]["request"].get<int>() + 1);
+  auto m = client_->Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("sluice_cache_hits_total{service=\"fashion\",version=\"blue\"} 1\n"), std::string::npos)
+      << m->body;
+  gateway_->Stop();
+  auto windows = store_->gateway().Windows("fashion", "blue", "live", 0, INT64_MAX);
+  ASSERT_TRUE(windows.ok());
+  int64_t hits = 0, requests = 0;
+  for (const auto& w : *windows) hits += w.cache_hits, requests += w.requests;
+  EXPECT_EQ(hits, 1);
+  EXPECT_EQ(requests, 3);
+}
+
+TEST_F(GatewayTest, ACachedAnswerReachesTheReplicaAgainOnceItsTtlHasPassed) {
+  Apply("fashion", {FakeVersion("blue", 10000)}, "a", WithCache(100, 1000));
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion"));
+  auto first = Infer("fashion");
+  ASSERT_TRUE(first);
+  const int64_t counted = json::parse(first->body)["fake"]["request"];
+  auto hit = Infer("fashion");
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->get_header_value("x-sluice-cache"), "hit");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the shortest ttl there is: 1 s
+  auto again = Infer("fashion");
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(again->has_header("x-sluice-cache"));
+  EXPECT_EQ(json::parse(again->body)["fake"]["request"], counted + 1);
+}
+
+TEST_F(GatewayTest, APinnedRequestUsesTheCacheOfItsVersionOnly) {
+  Apply("fashion", {FakeVersion("blue", 10000), FakeVersion("green", 0)}, "a", WithCache(100, 60'000));
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion", "green"));
+  ASSERT_TRUE(WaitReady("fashion", "blue"));
+  auto live = Infer("fashion");
+  ASSERT_TRUE(live);
+  EXPECT_EQ(live->get_header_value("x-sluice-version"), "blue");
+  auto pinned = client_->Post("/v2/models/fashion/versions/green/infer", R"({"inputs": []})", "application/json");
+  ASSERT_TRUE(pinned);
+  EXPECT_FALSE(pinned->has_header("x-sluice-cache"));  // blue's answer is not green's
+  EXPECT_EQ(json::parse(pinned->body)["fake"]["label"], "green");
+  auto again = client_->Post("/v2/models/fashion/versions/green/infer", R"({"inputs": []})", "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->get_header_value("x-sluice-cache"), "hit");
+  EXPECT_EQ(json::parse(again->body)["fake"]["label"], "green");
 }
 
 TEST(GatewayCliTest, ApplyStartsAGatewayInTheBackgroundAndGatewayStopEndsItAndItsReplicas) {

@@ -72,6 +72,10 @@ service_good = {
                           "timeout": "500ms", "max_inflight": 8},
     "weights with two decimals": {"service": "x", "versions": {"a": {"model": "m@1"}, "b": {"model": "m@2"}},
                                   "traffic": {"a": 33.33, "b": 66.67}},
+    "an infer token and a cache at their limits": {"service": "x", "versions": {"a": {"model": "m@1"}},
+                                                   "auth": {"token_env": "FASHION_TOKEN"},
+                                                   "cache": {"entries": 1000000, "ttl": "1d"}},
+    "a cache of one entry": {"service": "x", "versions": {"a": {"model": "m@1"}}, "cache": {"entries": 1, "ttl": "1s"}},
 }
 service_bad = {
     "a misspelt key": {"service": "x", "versions": {"a": {"model": "m@1"}}, "mirorr": {}},
@@ -83,6 +87,13 @@ service_bad = {
     "threads on a command": {"service": "x", "versions": {"a": {"command": ["srv"], "threads": 2}}},
     "sticky by header and field": {"service": "x", "versions": {"a": {"model": "m@1"}},
                                    "sticky": {"header": "x-user", "field": "a.b"}},
+    "auth without token_env": {"service": "x", "versions": {"a": {"model": "m@1"}}, "auth": {}},
+    "the token itself in auth": {"service": "x", "versions": {"a": {"model": "m@1"}}, "auth": {"token": "s3cret"}},
+    "a token_env that is no variable name": {"service": "x", "versions": {"a": {"model": "m@1"}},
+                                             "auth": {"token_env": "9LIVES"}},
+    "a cache of 0 entries": {"service": "x", "versions": {"a": {"model": "m@1"}}, "cache": {"entries": 0}},
+    "a cache of 1000001 entries": {"service": "x", "versions": {"a": {"model": "m@1"}}, "cache": {"entries": 1000001}},
+    "a cache ttl without a unit": {"service": "x", "versions": {"a": {"model": "m@1"}}, "cache": {"ttl": "60"}},
 }
 for what, doc in service_good.items():
     errors = list(service_validator.iter_errors(doc))

@@ -319,3 +319,48 @@ TEST(ServiceSpecTest, FormatPercentWritesTheShortestDecimals) {
   EXPECT_EQ(serving::FormatPercent(1), "0.01");
   EXPECT_EQ(serving::FormatPercent(0), "0");
 }
+
+TEST(ServiceSpecTest, AuthNamesTheTokensVariableWhichTheParserDoesNotRead) {
+  std::string base = "service: s\nversions:\n  a: {model: m@1}\n";
+  ServiceSpec s = Ok(base + "auth: {token_env: SLUICE_TEST_NEVER_SET_TOKEN}\n");
+  ASSERT_TRUE(s.auth);
+  EXPECT_EQ(s.auth->token_env, "SLUICE_TEST_NEVER_SET_TOKEN");
+  EXPECT_EQ(s.auth->token_env_pos.line, 4);
+  EXPECT_EQ(s.auth->token_env_pos.column, 19);
+  EXPECT_FALSE(Ok(base).auth);
+}
+
+TEST(ServiceSpecTest, AuthNeedsTokenEnvAsAVariableNameAndNothingElse) {
+  std::string base = "service: s\nversions:\n  a: {model: m@1}\n";
+  EXPECT_EQ(Err(base + "auth: {}\n"),
+            "service.yaml:4:7: auth needs token_env: the environment variable that holds the infer token");
+  EXPECT_EQ(Err(base + "auth: {token_env: 9LIVES}\n"),
+            "service.yaml:4:19: auth.token_env: '9LIVES' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)");
+  EXPECT_EQ(Err(base + "auth: {token: X}\n"),
+            "service.yaml:4:8: unknown key 'token' in auth (did you mean 'token_env'?)\n"
+            "service.yaml:4:7: auth needs token_env: the environment variable that holds the infer token");
+  EXPECT_EQ(Err(base + "auth: X\n"), "service.yaml:4:7: auth must be a mapping");
+}
+
+TEST(ServiceSpecTest, CacheEntriesFrom1To1000000AndTtlFrom1sTo1d) {
+  std::string base = "service: s\nversions:\n  a: {model: m@1}\n";
+  EXPECT_EQ(Ok(base + "cache: {entries: 1, ttl: 1s}\n").cache->entries, 1);
+  EXPECT_EQ(Ok(base + "cache: {entries: 1000000}\n").cache->entries, 1'000'000);
+  EXPECT_EQ(Ok(base + "cache: {ttl: 1s}\n").cache->ttl, Millis(1'000));
+  EXPECT_EQ(Ok(base + "cache: {ttl: 24h}\n").cache->ttl, Millis(86'400'000));
+  EXPECT_EQ(Err(base + "cache: {entries: 0}\n"),
+            "service.yaml:4:18: cache.entries must be a whole number from 1 to 1000000, not '0'");
+  EXPECT_EQ(Err(base + "cache: {entries: 1000001}\n"),
+            "service.yaml:4:18: cache.entries must be a whole number from 1 to 1000000, not '1000001'");
+  EXPECT_EQ(Err(base + "cache: {ttl: 999ms}\n"), "service.yaml:4:14: cache.ttl must be from 1.0s to 24h00m, not '999ms'");
+  EXPECT_EQ(Err(base + "cache: {ttl: 24h1ms}\n"),
+            "service.yaml:4:14: cache.ttl must be from 1.0s to 24h00m, not '24h1ms'");
+}
+
+TEST(ServiceSpecTest, AnEmptyCacheKeeps10000AnswersFor60s) {
+  ServiceSpec s = Ok("service: s\nversions:\n  a: {model: m@1}\ncache: {}\n");
+  ASSERT_TRUE(s.cache);
+  EXPECT_EQ(s.cache->entries, 10'000);
+  EXPECT_EQ(s.cache->ttl, Millis(60'000));
+  EXPECT_FALSE(Ok("service: s\nversions:\n  a: {model: m@1}\n").cache);
+}

@@ -3,6 +3,7 @@
 // real registry in a temporary SQLite file.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -10,6 +11,7 @@
 
 #include "serving/service_state.h"
 #include "store/open.h"
+#include "util/hash.h"
 #include "../common/temp_store.h"
 
 using namespace sluice;
@@ -228,4 +230,61 @@ TEST_F(ServiceStateTest, StickyAndMirrorAreCopiedAndTheSpecIsCanonicalJson) {
             R"("sticky":{"field":"parameters.user_id","salt":"fashion"},"timeout_ms":30000,)"
             R"("traffic":{"blue":100,"green":0},"versions":{"blue":{"model":"fashion@1","ready_timeout_ms":120000,)"
             R"("replicas":1},"green":{"model":"fashion@2","ready_timeout_ms":120000,"replicas":1}}})");
+}
+
+namespace {
+
+const char* kAuthed = "service: fashion\nversions:\n  blue: {model: fashion@1}\nauth: {token_env: SLUICE_TEST_TOKEN}\n";
+
+}  // namespace
+
+TEST_F(ServiceStateTest, TheInferTokenIsStoredAsItsSha256AndTheSpecKeepsOnlyTheVariablesName) {
+  ::setenv("SLUICE_TEST_TOKEN", "s3cret-token", 1);
+  auto s = Resolve(kAuthed);
+  ::unsetenv("SLUICE_TEST_TOKEN");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->infer_token_hash, Sha256Hex("s3cret-token"));
+  EXPECT_EQ(json::parse(s->spec)["auth"], json({{"token_env", "SLUICE_TEST_TOKEN"}}));
+  EXPECT_EQ(s->spec.find("s3cret"), std::string::npos);
+  auto open = Resolve("service: fashion\nversions:\n  blue: {model: fashion@1}\n");
+  ASSERT_TRUE(open.ok());
+  EXPECT_EQ(open->infer_token_hash, "");
+}
+
+TEST_F(ServiceStateTest, AnUnsetOrEmptyTokenVariableIsRefusedAtItsName) {
+  ::unsetenv("SLUICE_TEST_TOKEN");
+  EXPECT_EQ(Error(kAuthed), "service.yaml:4:19: auth.token_env: SLUICE_TEST_TOKEN is not set in this environment");
+  ::setenv("SLUICE_TEST_TOKEN", "", 1);
+  EXPECT_EQ(Error(kAuthed), "service.yaml:4:19: auth.token_env: SLUICE_TEST_TOKEN is empty");
+  ::unsetenv("SLUICE_TEST_TOKEN");
+}
+
+TEST_F(ServiceStateTest, ANewTokenIsAChangeThatReplacesNoReplica) {
+  ::setenv("SLUICE_TEST_TOKEN", "one", 1);
+  auto first = Resolve(kAuthed);
+  ::setenv("SLUICE_TEST_TOKEN", "two", 1);
+  auto second = Resolve(kAuthed);
+  ::unsetenv("SLUICE_TEST_TOKEN");
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->spec, second->spec);
+  EXPECT_NE(first->spec_hash, second->spec_hash);
+  auto a = store_->services().Apply(*first, "user:a", "", 1);
+  auto b = store_->services().Apply(*second, "user:a", "", 2);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_TRUE(b->changed);
+  auto live = store_->services().Get("fashion");
+  ASSERT_TRUE(live.ok());
+  EXPECT_EQ(live->infer_token_hash, Sha256Hex("two"));
+  EXPECT_EQ(live->versions[0].revision, 1);  // the same replicas serve on
+}
+
+TEST_F(ServiceStateTest, TheCacheIsInTheSpecAsEntriesAndTtlMsAndReadBackFromIt) {
+  auto s = Resolve("service: fashion\nversions:\n  blue: {model: fashion@1}\ncache: {entries: 200, ttl: 2s}\n");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(json::parse(s->spec)["cache"], json({{"entries", 200}, {"ttl_ms", 2000}}));
+  auto cache = serving::CacheOfSpecJson(s->spec);
+  ASSERT_TRUE(cache);
+  EXPECT_EQ(cache->entries, 200);
+  EXPECT_EQ(cache->ttl, Millis(2000));
+  EXPECT_FALSE(serving::CacheOfSpecJson(Resolve(kTwo)->spec));
 }
