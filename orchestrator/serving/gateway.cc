@@ -281,7 +281,7 @@ struct Gateway::Impl {
   // The service's prediction cache for its applied document: the one it
   // has while `cache` is unchanged, a new empty one when it changed, null
   // without `cache`. REQUIRES: counters_mu is held (the control thread).
-  static std::shared_ptr<PredictionCache> CacheFor(ServiceCounters& counters, const std::string& spec_json);
+  static std::shared_ptr<PredictionCache> CacheFor(ServiceCounters& counters, const std::optional<CacheSpec>& want);
   // Writes the closed windows (`last`: every window, no writer left) and the heartbeat.
   void Flush(int64_t now_ms, bool last);
   void AskStop() {
@@ -695,15 +695,14 @@ void Gateway::Impl::Rebuild(const std::vector<store::ServiceState>& services) {
     route->sticky_header = s.sticky_header;
     if (!s.sticky_field.empty()) route->sticky_field = Split(s.sticky_field, '.');
     route->token_hash = s.infer_token_hash;
-    // Per-request limits are in the applied document (JSON, which the YAML parser reads).
-    if (auto doc = ParseServiceSpec(s.name + ".json", s.spec); doc.ok()) {
-      route->timeout = doc->timeout;
-      route->max_inflight = doc->max_inflight;
-    }
+    // Per-request limits and the cache are in the applied document's canonical JSON.
+    const RouteSettings settings = RouteSettingsOfSpecJson(s.spec);
+    route->timeout = settings.timeout;
+    route->max_inflight = settings.max_inflight;
     auto& c = counters[s.name];
     if (!c) c = std::make_shared<ServiceCounters>();
     route->counters = c;
-    route->cache = CacheFor(*c, s.spec);
+    route->cache = CacheFor(*c, settings.cache);
     for (const store::ServiceVersionState& v : s.versions) {
       if (v.state != "active") continue;
       auto& stats = c->versions[v.name];
@@ -718,8 +717,7 @@ void Gateway::Impl::Rebuild(const std::vector<store::ServiceState>& services) {
   routes_generation.store(routes->generation, std::memory_order_release);
 }
 
-std::shared_ptr<PredictionCache> Gateway::Impl::CacheFor(ServiceCounters& c, const std::string& spec_json) {
-  std::optional<CacheSpec> want = CacheOfSpecJson(spec_json);
+std::shared_ptr<PredictionCache> Gateway::Impl::CacheFor(ServiceCounters& c, const std::optional<CacheSpec>& want) {
   if (!want) c.cache.reset();
   else if (!c.cache || c.cache->entries() != want->entries || c.cache->ttl() != want->ttl)
     c.cache = std::make_shared<PredictionCache>(want->entries, want->ttl);

@@ -195,9 +195,9 @@ Result<ServiceSpec> Parser::Parse() {
     } else if (k == "mirror") {
       mirror = &v;
     } else if (k == "timeout") {
-      Duration(v, "timeout", Millis(1), Millis(600'000), &s_.timeout);
+      Duration(v, "timeout", kMinTimeout, kMaxTimeout, &s_.timeout);
     } else if (k == "max_inflight") {
-      Int(v, "max_inflight", 1, 4096, &s_.max_inflight);
+      Int(v, "max_inflight", 1, kMaxInflight, &s_.max_inflight);
     } else if (k == "auth") {
       Auth(v);
     } else if (k == "cache") {

@@ -77,6 +77,8 @@ struct AuthSpec {
 
 // The prediction cache's limits (the gateway bounds its bytes too).
 inline constexpr int kMaxCacheEntries = 1'000'000;
+inline constexpr Millis kMinTimeout{1}, kMaxTimeout{600'000};  // `timeout`: one request to a replica
+inline constexpr int kMaxInflight = 4096;                       // `max_inflight`: per replica
 inline constexpr Millis kMinCacheTtl{1'000};
 inline constexpr Millis kMaxCacheTtl{86'400'000};
 

@@ -88,16 +88,27 @@ std::string CanonicalSpecJson(const ServiceSpec& spec) {
   return JsonText(doc);  // nlohmann's objects are sorted by key: canonical
 }
 
-std::optional<CacheSpec> CacheOfSpecJson(const std::string& spec_json) {
+RouteSettings RouteSettingsOfSpecJson(const std::string& spec_json) {
+  RouteSettings out;
   json doc = json::parse(spec_json, nullptr, false);
-  if (!doc.is_object() || !doc.contains("cache") || !doc["cache"].is_object()) return std::nullopt;
-  const json& c = doc["cache"];
-  if (!c.contains("entries") || !c["entries"].is_number_integer() || !c.contains("ttl_ms") ||
-      !c["ttl_ms"].is_number_integer())
-    return std::nullopt;
-  CacheSpec out;
-  out.entries = static_cast<int>(std::clamp<int64_t>(c["entries"].get<int64_t>(), 1, kMaxCacheEntries));
-  out.ttl = std::clamp(Millis(c["ttl_ms"].get<int64_t>()), kMinCacheTtl, kMaxCacheTtl);
+  if (!doc.is_object()) return out;
+  auto integer = [](const json& o, const char* key) -> std::optional<int64_t> {
+    if (!o.contains(key) || !o[key].is_number_integer()) return std::nullopt;
+    return o[key].get<int64_t>();
+  };
+  if (auto t = integer(doc, "timeout_ms")) out.timeout = std::clamp(Millis(*t), kMinTimeout, kMaxTimeout);
+  if (auto m = integer(doc, "max_inflight")) out.max_inflight = static_cast<int>(std::clamp<int64_t>(*m, 1, kMaxInflight));
+  if (doc.contains("cache") && doc["cache"].is_object()) {
+    const json& c = doc["cache"];
+    auto entries = integer(c, "entries");
+    auto ttl = integer(c, "ttl_ms");
+    if (entries && ttl) {
+      CacheSpec cache;
+      cache.entries = static_cast<int>(std::clamp<int64_t>(*entries, 1, kMaxCacheEntries));
+      cache.ttl = std::clamp(Millis(*ttl), kMinCacheTtl, kMaxCacheTtl);
+      out.cache = cache;
+    }
+  }
   return out;
 }
 

@@ -52,9 +52,15 @@ Result<store::ServiceState> ResolveService(const ServiceSpec& spec, store::Regis
 // `auth` keeps the variable's name only; `cache` is {entries, ttl_ms}.
 std::string CanonicalSpecJson(const ServiceSpec& spec);
 
-// The `cache` of a canonical spec JSON (what the gateway reads from the
-// store), clamped to the spec's bounds; nullopt when it has none or is not
-// such a document.
-std::optional<CacheSpec> CacheOfSpecJson(const std::string& spec_json);
+// What the gateway's routes take from a canonical spec JSON (the store's
+// `services.spec`): timeout_ms, max_inflight and cache, each clamped to the
+// spec's bounds; a key missing or not a number keeps the default, and no
+// `cache` is no cache.
+struct RouteSettings {
+  Millis timeout{30'000};
+  int max_inflight = 64;
+  std::optional<CacheSpec> cache;
+};
+RouteSettings RouteSettingsOfSpecJson(const std::string& spec_json);
 
 }  // namespace sluice::serving

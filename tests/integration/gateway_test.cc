@@ -250,7 +250,7 @@ TEST_F(GatewayTest, AReplicaFailingFiveTimesInARowIsEjectedButNeverTheLastOne) {
   // A request timeout of 200 ms (from the applied document) and readiness
   // polls too rare to act: only passive health takes the replica out.
   auto with_timeout = [](store::ServiceState& s) {
-    s.spec = R"({"service": "fashion", "timeout": "200ms", "versions": {"blue": {"command": ["x"], "replicas": 2}}})";
+    s.spec = R"({"service": "fashion", "timeout_ms": 200, "versions": {"blue": {"command": ["x"], "replicas": 2}}})";
   };
   Apply("fashion", {FakeVersion("blue", 10000, 2)}, "a", with_timeout);
   StartGateway([](serving::GatewayOptions& o) { o.supervisor.health_interval_ms = 600000; });

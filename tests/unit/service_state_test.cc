@@ -282,9 +282,23 @@ TEST_F(ServiceStateTest, TheCacheIsInTheSpecAsEntriesAndTtlMsAndReadBackFromIt) 
   auto s = Resolve("service: fashion\nversions:\n  blue: {model: fashion@1}\ncache: {entries: 200, ttl: 2s}\n");
   ASSERT_TRUE(s.ok()) << s.status().message();
   EXPECT_EQ(json::parse(s->spec)["cache"], json({{"entries", 200}, {"ttl_ms", 2000}}));
-  auto cache = serving::CacheOfSpecJson(s->spec);
+  auto cache = serving::RouteSettingsOfSpecJson(s->spec).cache;
   ASSERT_TRUE(cache);
   EXPECT_EQ(cache->entries, 200);
   EXPECT_EQ(cache->ttl, Millis(2000));
-  EXPECT_FALSE(serving::CacheOfSpecJson(Resolve(kTwo)->spec));
+  EXPECT_FALSE(serving::RouteSettingsOfSpecJson(Resolve(kTwo)->spec).cache);
+}
+
+TEST_F(ServiceStateTest, TheTimeoutAndMaxInflightOfTheDocumentReachTheRoutesThroughTheSpecJson) {
+  // The gateway reads them back from the store's canonical JSON: they once
+  // never arrived (it parsed that JSON as a service.yaml, which failed).
+  auto s = Resolve("service: fashion\nversions:\n  blue: {model: fashion@1}\ntimeout: 250ms\nmax_inflight: 4096\n");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  serving::RouteSettings r = serving::RouteSettingsOfSpecJson(s->spec);
+  EXPECT_EQ(r.timeout, Millis(250));
+  EXPECT_EQ(r.max_inflight, 4096);
+  serving::RouteSettings defaults = serving::RouteSettingsOfSpecJson(Resolve(kTwo)->spec);
+  EXPECT_EQ(defaults.timeout, Millis(30'000));
+  EXPECT_EQ(defaults.max_inflight, 64);
+  EXPECT_EQ(serving::RouteSettingsOfSpecJson("not json").max_inflight, 64);
 }
