@@ -91,6 +91,10 @@ struct GatewayCliOptions {
 int RunGateway(const GatewayCliOptions& options);
 // Asks the store's gateway to stop and waits (45 s at most) for it to go.
 int StopGateway();
+// Asks the gateway `g` (a live holder of the store's gateway role) to stop:
+// stop_requested in its row, then SIGTERM; waits (45 s at most) for the
+// process to go (its replicas drained and stopped). True once it is gone.
+bool StopGatewayProcess(store::Store& store, const store::GatewayRecord& g);
 // Names the gateway that serves the store, or starts `sluice gateway
 // --background --port PORT` (its own process group, output to
 // $SLUICE_HOME/gateway.log) and waits up to 10 s for it to listen.

@@ -166,18 +166,27 @@ int StopGateway() {
     return kExitOk;
   }
   const store::GatewayRecord g = **row;
-  if (Status st = store->gateway().RequestStop(); !st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
+  if (g.mode == "serve")
+    return Fail("sluice: the gateway runs inside sluice serve (pid " + std::to_string(g.pid) + " on " + g.listen + ":" +
+                    std::to_string(g.port) + "); stop sluice serve to stop it",
+                kExitFailed);
+  if (!StopGatewayProcess(*store, g))
+    return Fail("sluice: the gateway (pid " + std::to_string(g.pid) + ") has not stopped after 45 s", kExitFailed);
+  std::cout << "gateway stopped: pid " << g.pid << " on " << g.listen << ":" << g.port << "\n";
+  return kExitOk;
+}
+
+bool StopGatewayProcess(store::Store& store, const store::GatewayRecord& g) {
+  if (Status st = store.gateway().RequestStop(); !st.ok())
+    std::cerr << "sluice: asking the gateway (pid " << g.pid << ") to stop: " << st.message() << "; sending SIGTERM\n";
   if (exec::SameProcessAlive(static_cast<int>(g.pid), g.start_time)) ::kill(static_cast<pid_t>(g.pid), SIGTERM);
   // Replicas drain (30 s at most) and get a 10 s grace: wait a little longer than both.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(45);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (!exec::SameProcessAlive(static_cast<int>(g.pid), g.start_time)) {
-      std::cout << "gateway stopped: pid " << g.pid << " on " << g.listen << ":" << g.port << "\n";
-      return kExitOk;
-    }
+    if (!exec::SameProcessAlive(static_cast<int>(g.pid), g.start_time)) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  return Fail("sluice: the gateway (pid " + std::to_string(g.pid) + ") has not stopped after 45 s", kExitFailed);
+  return false;
 }
 
 }  // namespace sluice::cli

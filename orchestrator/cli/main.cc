@@ -232,7 +232,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000000000));
 
   ServeOptions server;
-  auto* serve = app.add_subcommand("serve", "Serve the web UI, the HTTP API, schedules and webhooks for a folder of pipelines");
+  auto* serve = app.add_subcommand(
+      "serve", "Serve the web UI, the HTTP API, schedules and webhooks for a folder of pipelines, and the store's services (/v2)");
   serve->add_option("--dir", server.dir, "the folder of pipeline.yaml files")->capture_default_str();
   serve->add_option("--listen", server.listen, "address to listen on")->capture_default_str();
   serve->add_option("--port", server.port, "0 picks a free port")->capture_default_str()->check(CLI::Range(0, 65535));

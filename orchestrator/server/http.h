@@ -125,6 +125,12 @@ class HttpServer {
  public:
   HttpServer(ServerOptions options, Handler handler);
   HttpServer(ServerOptions options, AsyncHandler handler);
+  // Both: a request for which `deferred(request)` is true goes to the
+  // AsyncHandler, every other one to the Handler, answered inline as with
+  // the first constructor (sluice serve: the gateway's /v2 routes and the
+  // API). `deferred` runs on the I/O thread and must be quick.
+  HttpServer(ServerOptions options, Handler handler, AsyncHandler async_handler,
+             std::function<bool(const Request&)> deferred);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -70,8 +70,9 @@ namespace {
 
 struct Shared {
   ServerOptions options;
-  Handler handler;             // one of these two
+  Handler handler;             // one of these two, or both and `deferred`
   AsyncHandler async_handler;
+  std::function<bool(const Request&)> deferred;  // with both: which requests go to async_handler
   std::atomic<int> connections{0};
   std::atomic<uint64_t> accepted{0};  // numbers the connections (Request::connection)
 
@@ -287,7 +288,7 @@ class Session : public std::enable_shared_from_this<Session> {
     req.connection = id_;
     keep_alive_ = msg.keep_alive();
     if (!ToRequest(msg, std::move(body), &req)) return Refuse(400, "the request target is not a valid path");
-    if (shared_->async_handler) {
+    if (shared_->async_handler && (!shared_->handler || shared_->deferred(req))) {
       // Unsent and destroyed (the handler threw, or dropped it): the State answers 500.
       Responder responder(std::make_shared<Responder::State>(shared_from_this()));
       try {
@@ -519,6 +520,15 @@ HttpServer::HttpServer(ServerOptions options, Handler handler) : impl_(std::make
 HttpServer::HttpServer(ServerOptions options, AsyncHandler handler) : impl_(std::make_unique<Impl>()) {
   impl_->shared.options = std::move(options);
   impl_->shared.async_handler = std::move(handler);
+}
+
+HttpServer::HttpServer(ServerOptions options, Handler handler, AsyncHandler async_handler,
+                       std::function<bool(const Request&)> deferred)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->shared.options = std::move(options);
+  impl_->shared.handler = std::move(handler);
+  impl_->shared.async_handler = std::move(async_handler);
+  impl_->shared.deferred = std::move(deferred);
 }
 
 HttpServer::~HttpServer() { Stop(); }

@@ -795,7 +795,11 @@ Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Gateway::~Gateway() { Stop(); }
 
-int Gateway::port() const { return impl_->http->port(); }
+int Gateway::port() const { return impl_->http ? impl_->http->port() : impl_->options.port; }
+
+void Gateway::Handle(server::Request request, server::Responder responder) {
+  impl_->Handle(std::move(request), std::move(responder));
+}
 
 Result<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) {
   auto impl = std::make_unique<Impl>();
@@ -816,29 +820,36 @@ Result<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) {
     return Status::Incompatible(describe(**holder));
 
   Impl* raw = impl.get();
-  server::ServerOptions so;
-  so.listen = o.listen;
-  so.port = o.port;
-  so.threads = o.threads;
-  so.max_body = o.max_body;
-  so.error_body = [](int, const std::string&, const std::string& message) { return json{{"error", message}}.dump(); };
-  impl->http = std::make_unique<server::HttpServer>(
-      so, [raw](server::Request r, server::Responder responder) { raw->Handle(std::move(r), std::move(responder)); });
-  if (Status st = impl->http->Start(); !st.ok()) return st.WithContext("gateway on " + o.listen);
-  impl->upstream = impl->http->MakeUpstreamClient();
+  if (o.own_listener) {
+    server::ServerOptions so;
+    so.listen = o.listen;
+    so.port = o.port;
+    so.threads = o.threads;
+    so.max_body = o.max_body;
+    so.error_body = [](int, const std::string&, const std::string& message) {
+      return json{{"error", message}}.dump();
+    };
+    impl->http = std::make_unique<server::HttpServer>(
+        so, [raw](server::Request r, server::Responder responder) { raw->Handle(std::move(r), std::move(responder)); });
+    if (Status st = impl->http->Start(); !st.ok()) return st.WithContext("gateway on " + o.listen);
+    impl->upstream = impl->http->MakeUpstreamClient();
+  } else {
+    if (!o.upstream) return Status::Internal("a gateway without its own listener needs the host server's upstream client");
+    impl->upstream = o.upstream;
+  }
 
   store::GatewayRecord me;
   me.pid = impl->pid;
   me.start_time = exec::ProcessStartTime(static_cast<int>(impl->pid));
   me.listen = o.listen;
-  me.port = impl->http->port();
+  me.port = impl->http ? impl->http->port() : o.port;
   me.mode = o.mode;
   me.log_path = o.log_path;
   me.started_ms = WallMs();
   me.heartbeat_ms = me.started_ms;
   auto claimed = impl->store->gateway().Claim(me, alive);
   if (!claimed.ok() || *claimed) {
-    impl->http->Stop();
+    if (impl->http) impl->http->Stop();
     if (!claimed.ok()) return claimed.status();
     return Status::Incompatible(describe(**claimed));
   }
@@ -871,7 +882,7 @@ void Gateway::Stop() {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   g.control_running.store(false);
   if (g.control.joinable()) g.control.join();
-  g.http->Stop();
+  if (g.http) g.http->Stop();  // a host server stays up: its owner stops it
   // Every replica drains (nothing is outstanding now), gets SIGTERM, and SIGKILL after the grace.
   g.supervisor->StopAll(WallMs());
   const auto replicas_deadline = SteadyClock::now() +

@@ -28,6 +28,7 @@
 #include <memory>
 #include <string>
 
+#include "server/http.h"
 #include "serving/supervisor.h"
 #include "util/status.h"
 
@@ -44,11 +45,19 @@ struct GatewayOptions {
   std::chrono::milliseconds poll_interval{20};   // the control loop's period
   std::chrono::milliseconds drain_timeout{30000};  // in-flight requests at Stop
   SupervisorOptions supervisor;
+  // false: the gateway has no listener of its own (sluice serve): another
+  // HttpServer's AsyncHandler calls Handle, `listen` and `port` name that
+  // server (recorded in the gateway row), and `upstream` (that server's
+  // MakeUpstreamClient, made after its Start) forwards to the replicas;
+  // `threads` and `max_body` are that server's business.
+  bool own_listener = true;
+  std::shared_ptr<server::UpstreamClient> upstream;  // REQUIRES: set iff !own_listener
 };
 
 class Gateway {
  public:
-  // Claims the store's gateway role, binds and starts serving. Incompatible
+  // Claims the store's gateway role, binds (own_listener) and starts
+  // serving. Incompatible
   // naming the holder ("a gateway already serves this store: pid 4242 on
   // 127.0.0.1:8080 ...") when a live gateway holds it; IoError naming the
   // address when the bind fails (the claim is then not kept).
@@ -57,7 +66,13 @@ class Gateway {
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
-  int port() const;
+  int port() const;  // the listener's, or options.port without one of its own
+  // Answers one request for /v2/... or /metrics (anything else is 404), on
+  // the calling I/O thread, later through `responder` when forwarded. For a
+  // gateway without its own listener, called by the host server's
+  // AsyncHandler. REQUIRES: the host server is stopped before the Gateway
+  // is destroyed (Stop first: it drains the gateway's requests in flight).
+  void Handle(server::Request request, server::Responder responder);
   // Blocks until a stop is requested (StopSoon, or stop_requested in the
   // store's gateway row, or the claim lost), then returns; call Stop after.
   void WaitForStopRequest();

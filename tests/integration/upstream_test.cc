@@ -502,5 +502,44 @@ TEST(UpstreamTest, StopWithRequestsPendingCallsEachCallbackOnceWithAnError) {
   held.clear();
 }
 
+TEST(HttpServerTest, WithBothHandlersTheDeferredRequestsGoToTheAsyncOneAndTheRestAreAnsweredInline) {
+  ServerOptions so;
+  so.port = 0;
+  std::atomic<int> inline_calls{0}, deferred_calls{0};
+  std::thread later;
+  HttpServer server(
+      so,
+      [&](const Request& r) {
+        ++inline_calls;
+        Response res;
+        res.body = "inline:" + r.target;
+        return res;
+      },
+      [&](Request r, Responder responder) {
+        ++deferred_calls;
+        later = std::thread([r = std::move(r), responder] {  // answered later, from another thread
+          Response res;
+          res.status = 202;
+          res.body = "deferred:" + r.target;
+          responder.Send(std::move(res));
+        });
+      },
+      [](const Request& r) { return !r.segments.empty() && r.segments[0] == "v2"; });
+  ASSERT_TRUE(server.Start().ok());
+  httplib::Client client("127.0.0.1", server.port());
+  auto a = client.Get("/api/health");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->status, 200);
+  EXPECT_EQ(a->body, "inline:/api/health");
+  auto b = client.Get("/v2/models/x/ready");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->status, 202);
+  EXPECT_EQ(b->body, "deferred:/v2/models/x/ready");
+  EXPECT_EQ(inline_calls.load(), 1);
+  EXPECT_EQ(deferred_calls.load(), 1);
+  later.join();  // its Responder is gone before the server
+  server.Stop();
+}
+
 }  // namespace
 }  // namespace sluice::server
