@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -137,6 +138,7 @@ class Parser {
   void Traffic(const YamlNode& n);
   void Sticky(const YamlNode& n);
   void Mirror(const YamlNode& n);
+  void Stats(const YamlNode& n);
   void CrossChecks(const YamlNode* mirror_node);
 
   std::string file_;
@@ -148,7 +150,7 @@ class Parser {
 };
 
 const std::vector<std::string> kTopKeys = {"service", "versions", "traffic", "sticky", "mirror", "timeout",
-                                           "max_inflight"};
+                                           "max_inflight", "stats"};
 const std::vector<std::string> kVersionKeys = {"model",   "command",   "port_env",  "env",         "workdir",
                                                "replicas", "threads",  "max_batch", "max_wait_ms", "max_queue",
                                                "ready_timeout"};
@@ -196,6 +198,8 @@ Result<ServiceSpec> Parser::Parse() {
       Duration(v, "timeout", Millis(1), Millis(600'000), &s_.timeout);
     } else if (k == "max_inflight") {
       Int(v, "max_inflight", 1, 4096, &s_.max_inflight);
+    } else if (k == "stats") {
+      Stats(v);
     }
   });
   if (!have_name) Error({1, 1}, "missing required key 'service'");
@@ -408,6 +412,22 @@ void Parser::Mirror(const YamlNode& n) {
   if (!n.IsMap()) return;
   if (!have_version) Error(n.pos, "mirror needs version: the version that gets the copies");
   s_.mirror = m;
+}
+
+void Parser::Stats(const YamlNode& n) {
+  ForEachKey(n, {"sample"}, "stats", [&](const std::string&, const YamlNode&, const YamlNode& x) {
+    std::string text;
+    if (!Scalar(x, "stats.sample", &text)) return;
+    // Digits with an optional point and decimals: 1, 0.25, .5, 1.0.
+    bool shape = !text.empty() && text.size() <= 20 && text.find_first_not_of("0123456789.") == std::string::npos &&
+                 std::count(text.begin(), text.end(), '.') <= 1 && text != ".";
+    double v = shape ? std::strtod(text.c_str(), nullptr) : -1;
+    if (!shape || v < 0 || v > 1) {
+      Error(x.pos, "stats.sample: " + Quote(text) + " must be a number from 0 to 1 (the share of requests profiled)");
+      return;
+    }
+    s_.stats_sample = v;
+  });
 }
 
 void Parser::CrossChecks(const YamlNode* mirror_node) {

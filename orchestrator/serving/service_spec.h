@@ -13,7 +13,7 @@
 // service exists). Pure: any thread.
 //
 // Not yet parsed (design section 1, to come with the gateway): health,
-// drain, auth, cache, stats; they are refused as unknown keys until then.
+// drain, auth, cache; they are refused as unknown keys until then.
 #pragma once
 
 #include <chrono>
@@ -78,6 +78,9 @@ struct ServiceSpec {
   std::optional<MirrorSpec> mirror;
   Millis timeout{30'000};            // one request to a replica: 1ms to 10m
   int max_inflight = 64;             // per replica: 1 to 4096
+  // stats.sample: the share of answered infer requests the payload profile
+  // sees (serving/profiler.h), 0 to 1.
+  double stats_sample = 1.0;
 
   const VersionSpec* FindVersion(const std::string& name) const;
 };
