@@ -241,8 +241,13 @@ struct Gateway::Impl {
                const std::string& answer) {
     const double share = route.profile_sample;
     if (share <= 0 || (share < 1 && static_cast<double>(ThreadRandom().Next() >> 11) * 0x1p-53 >= share)) return;
-    profiler->Offer({route.table.service(), route.table.version_name(version), role, WallMs(), std::move(request),
-                     std::make_shared<const std::string>(answer)});
+    ProfileSample sample{route.table.service(), route.table.version_name(version), role, WallMs(), nullptr, nullptr};
+    // Bodies the profiler would not read are not queued (it counts the sample as unparsed).
+    if (request && request->size() <= kMaxProfiledBody && answer.size() <= kMaxProfiledBody) {
+      sample.request = std::move(request);
+      sample.answer = std::make_shared<const std::string>(answer);
+    }
+    profiler->Offer(std::move(sample));
   }
   void Mirror(const std::shared_ptr<const ServiceRoute>& route, const std::shared_ptr<server::UpstreamRequest>& up);
   void Metadata(const std::shared_ptr<const ServiceRoute>& route, int pinned, server::Responder responder);

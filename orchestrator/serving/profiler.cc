@@ -123,13 +123,19 @@ void ValueStats::Merge(const ValueStats& o) {
 
 // ---- ProfileQueue ----
 
+size_t ProfileQueue::Bytes(const ProfileSample& s) {
+  return (s.request ? s.request->size() : 0) + (s.answer ? s.answer->size() : 0);
+}
+
 bool ProfileQueue::Offer(ProfileSample sample) {
+  const size_t bytes = Bytes(sample);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (closed_ || items_.size() >= capacity_) {
+    if (closed_ || items_.size() >= capacity_ || bytes > max_bytes_ - bytes_) {
       ++dropped_;
       return false;
     }
+    bytes_ += bytes;
     items_.push_back(std::move(sample));
   }
   cv_.notify_one();
@@ -142,6 +148,7 @@ bool ProfileQueue::Pop(ProfileSample* out) {
   if (items_.empty()) return false;
   *out = std::move(items_.front());
   items_.pop_front();
+  bytes_ -= Bytes(*out);
   return true;
 }
 

@@ -6,9 +6,10 @@
 // over fixed bins).
 //
 // Three parts:
-//   - ProfileQueue: a bounded queue (kProfileQueueCapacity) of samples. The
-//     I/O threads only Offer (a lock, a push, no parse); a full queue drops
-//     the sample and counts it (`sluice_profile_dropped_total`).
+//   - ProfileQueue: a bounded queue (kProfileQueueCapacity samples and
+//     kProfileQueueBytes of bodies) of samples. The I/O threads only Offer
+//     (a lock, a push, no parse); a full queue drops the sample and counts
+//     it (`sluice_profile_dropped_total`).
 //   - ProfileAccumulator: pure code. Add parses one sample's request and
 //     answer (OIP v2 JSON, bounded: body size, nesting depth) and adds them
 //     to its window; junk is counted as unparsed, never thrown. Take* hand
@@ -37,6 +38,7 @@
 namespace sluice::serving {
 
 inline constexpr size_t kProfileQueueCapacity = 1024;
+inline constexpr size_t kProfileQueueBytes = 256 << 20;  // request and answer bodies queued
 inline constexpr size_t kMaxClassNames = 1000;           // per window; more count as "_other"
 inline constexpr size_t kMaxProfiledFeatures = 256;      // per-feature statistics of [N, F] inputs
 inline constexpr size_t kMaxProfiledTensors = 64;        // input tensors per window; more are skipped
@@ -77,8 +79,10 @@ struct ProfileSample {
 // Thread-safe bounded queue.
 class ProfileQueue {
  public:
-  explicit ProfileQueue(size_t capacity = kProfileQueueCapacity) : capacity_(capacity) {}
-  // Enqueues; false (and counted in dropped()) when the queue is full or closed.
+  explicit ProfileQueue(size_t capacity = kProfileQueueCapacity, size_t max_bytes = kProfileQueueBytes)
+      : capacity_(capacity), max_bytes_(max_bytes) {}
+  // Enqueues; false (and counted in dropped()) when the queue is closed,
+  // holds `capacity` samples, or would hold more than `max_bytes` of bodies.
   bool Offer(ProfileSample sample);
   // Blocks until a sample is there (true) or the queue is closed and empty (false).
   bool Pop(ProfileSample* out);
@@ -88,7 +92,9 @@ class ProfileQueue {
   size_t size() const;
 
  private:
-  const size_t capacity_;
+  static size_t Bytes(const ProfileSample& s);
+  const size_t capacity_, max_bytes_;
+  size_t bytes_ = 0;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<ProfileSample> items_;

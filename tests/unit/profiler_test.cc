@@ -243,3 +243,15 @@ TEST(ProfilerTest, TheProfilerThreadProfilesWhatWasOfferedBeforeItStops) {
   EXPECT_FALSE(profiler.Offer(Sample(kNoInputs, "{}")));
   EXPECT_EQ(profiler.dropped(), 1);
 }
+
+TEST(ProfilerTest, TheQueueTakesBodiesUpToItsByteBoundAndDropsTheSampleThatWouldPassIt) {
+  ProfileQueue queue(kProfileQueueCapacity, 10);
+  ASSERT_TRUE(queue.Offer(Sample("1234", "56")));   // 6 bytes
+  EXPECT_FALSE(queue.Offer(Sample("123", "45")));   // 11: one past
+  EXPECT_EQ(queue.dropped(), 1);
+  ASSERT_TRUE(queue.Offer(Sample("12", "34")));     // exactly 10
+  ProfileSample s;
+  ASSERT_TRUE(queue.Pop(&s));                        // 4 bytes left
+  EXPECT_TRUE(queue.Offer(Sample("123", "456")));   // 10 again
+  EXPECT_EQ(queue.dropped(), 1);
+}
