@@ -17,6 +17,7 @@
 #include "server/http.h"
 #include "server/upstream.h"
 #include "serving/prediction_cache.h"
+#include "serving/profiler.h"
 #include "serving/routing.h"
 #include "serving/service_spec.h"
 #include "serving/service_state.h"
@@ -87,6 +88,7 @@ struct ServiceRoute {
   std::string token_hash;                    // SHA-256 hex of the infer token; empty: open
   std::chrono::milliseconds timeout{30000};
   int max_inflight = 64;
+  double profile_sample = 1.0;               // stats.sample
   std::vector<std::shared_ptr<WindowStats>> stats;  // by version index
   std::vector<int> revisions;                       // by version index: part of a cache key
   std::shared_ptr<PredictionCache> cache;           // null: no prediction cache
@@ -266,6 +268,21 @@ struct Gateway::Impl {
   // is its version's last one in rotation.
   void CountFailure(const ServiceRoute& route, int version, Replica& replica);
   std::atomic<int64_t> ejections_total{0};
+  // The payload profile: a sampled 200 answer and its request go to the
+  // profiler's queue (a copy of the answer; the request body is shared).
+  std::unique_ptr<Profiler> profiler = std::make_unique<Profiler>();
+  void Profile(const ServiceRoute& route, int version, Role role, std::shared_ptr<const std::string> request,
+               const std::string& answer) {
+    const double share = route.profile_sample;
+    if (share <= 0 || (share < 1 && static_cast<double>(ThreadRandom().Next() >> 11) * 0x1p-53 >= share)) return;
+    ProfileSample sample{route.table.service(), route.table.version_name(version), role, WallMs(), nullptr, nullptr};
+    // Bodies the profiler would not read are not queued (it counts the sample as unparsed).
+    if (request && request->size() <= kMaxProfiledBody && answer.size() <= kMaxProfiledBody) {
+      sample.request = std::move(request);
+      sample.answer = std::make_shared<const std::string>(answer);
+    }
+    profiler->Offer(std::move(sample));
+  }
   void Mirror(const std::shared_ptr<const ServiceRoute>& route, const std::shared_ptr<server::UpstreamRequest>& up);
   void Metadata(const std::shared_ptr<const ServiceRoute>& route, int pinned, server::Responder responder);
   std::string MetricsText();
@@ -473,6 +490,7 @@ void Gateway::Impl::Forward(std::shared_ptr<const ServiceRoute> route, int versi
           if (std::string after = result.response.Header("retry-after"); !after.empty())
             r.headers.emplace_back("retry-after", after);
           record(s, false);
+          if (s == 200) Profile(*route, version, role, up->body, r.body);
           responder.Send(std::move(r));
           return;
         }
@@ -549,13 +567,15 @@ void Gateway::Impl::Mirror(const std::shared_ptr<const ServiceRoute>& route,
   in_flight.fetch_add(1, std::memory_order_relaxed);
   const auto began = SteadyClock::now();
   upstream->Send(replica->port.load(std::memory_order_relaxed), *copy, route->timeout,
-                 [this, route, version, replica, began](server::UpstreamResult result) {
+                 [this, route, version, replica, began, body = copy->body](server::UpstreamResult result) {
                    replica->outstanding.fetch_sub(1, std::memory_order_relaxed);
                    route->counters->mirror_inflight.fetch_sub(1, std::memory_order_relaxed);
                    in_flight.fetch_sub(1, std::memory_order_relaxed);
                    double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - began).count();
                    bool failed = result.error != server::UpstreamError::kNone;
                    route->stats[version]->Record(Role::kMirror, failed ? 502 : result.response.status, ms, failed);
+                   if (!failed && result.response.status == 200)
+                     Profile(*route, version, Role::kMirror, body, result.response.body);
                  });
 }
 
@@ -637,6 +657,9 @@ std::string Gateway::Impl::MetricsText() {
     }
   counter("sluice_retried_total", "Requests sent again to another replica after a failed connect.",
           [](const ServiceCounters& c) { return c.retried.load(); });
+  text += "# HELP sluice_profile_dropped_total Sampled answers the payload profile dropped (its queue was full).\n"
+          "# TYPE sluice_profile_dropped_total counter\nsluice_profile_dropped_total " +
+          std::to_string(profiler->dropped()) + "\n";
   text += "# HELP sluice_ejections_total Replicas taken out of rotation after consecutive failures.\n"
           "# TYPE sluice_ejections_total counter\nsluice_ejections_total " +
           std::to_string(ejections_total.load()) + "\n";
@@ -699,6 +722,7 @@ void Gateway::Impl::Rebuild(const std::vector<store::ServiceState>& services) {
     const RouteSettings settings = RouteSettingsOfSpecJson(s.spec);
     route->timeout = settings.timeout;
     route->max_inflight = settings.max_inflight;
+    route->profile_sample = settings.stats_sample;
     auto& c = counters[s.name];
     if (!c) c = std::make_shared<ServiceCounters>();
     route->counters = c;
@@ -731,6 +755,23 @@ void Gateway::Impl::Flush(int64_t now_ms, bool last) {
     for (const auto& [service, c] : counters)
       for (const auto& [version, stats] : c->versions)
         for (const Window& w : last ? stats->TakeAll() : stats->TakeClosed()) rows.push_back(ToRow(service, version, w));
+  }
+  // The profile of each window joins its row (a window profiled but not
+  // counted, the flusher being ahead of the profiler, gets a row of its own).
+  for (WindowProfile& p : last ? profiler->StopAndTakeAll() : profiler->TakeClosed(now_ms)) {
+    const std::string role = RoleName(p.role);
+    auto row = std::find_if(rows.begin(), rows.end(), [&](const store::WindowRow& r) {
+      return r.service == p.service && r.version == p.version && r.role == role && r.start_ms == p.start_ms;
+    });
+    if (row == rows.end()) {
+      Window empty;
+      empty.role = p.role;
+      empty.start_ms = p.start_ms;
+      rows.push_back(ToRow(p.service, p.version, empty));
+      row = rows.end() - 1;
+    }
+    row->classes = std::move(p.classes);
+    row->payload = std::move(p.payload);
   }
   Status st = store->gateway().AppendWindows(rows, pid, now_ms);
   if (!st.ok()) Log("event=flush-failed reason=" + Quote(st.message()));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -139,6 +140,7 @@ class Parser {
   void Mirror(const YamlNode& n);
   void Auth(const YamlNode& n);
   void Cache(const YamlNode& n);
+  void Stats(const YamlNode& n);
   void CrossChecks(const YamlNode* mirror_node);
 
   std::string file_;
@@ -150,7 +152,7 @@ class Parser {
 };
 
 const std::vector<std::string> kTopKeys = {"service", "versions", "traffic", "sticky", "mirror", "timeout",
-                                           "max_inflight", "auth", "cache"};
+                                           "max_inflight", "auth", "cache", "stats"};
 const std::vector<std::string> kVersionKeys = {"model",   "command",   "port_env",  "env",         "workdir",
                                                "replicas", "threads",  "max_batch", "max_wait_ms", "max_queue",
                                                "ready_timeout"};
@@ -202,6 +204,8 @@ Result<ServiceSpec> Parser::Parse() {
       Auth(v);
     } else if (k == "cache") {
       Cache(v);
+    } else if (k == "stats") {
+      Stats(v);
     }
   });
   if (!have_name) Error({1, 1}, "missing required key 'service'");
@@ -438,6 +442,22 @@ void Parser::Cache(const YamlNode& n) {
   });
   if (!n.IsMap()) return;
   s_.cache = c;
+}
+
+void Parser::Stats(const YamlNode& n) {
+  ForEachKey(n, {"sample"}, "stats", [&](const std::string&, const YamlNode&, const YamlNode& x) {
+    std::string text;
+    if (!Scalar(x, "stats.sample", &text)) return;
+    // Digits with an optional point and decimals: 1, 0.25, .5, 1.0.
+    bool shape = !text.empty() && text.size() <= 20 && text.find_first_not_of("0123456789.") == std::string::npos &&
+                 std::count(text.begin(), text.end(), '.') <= 1 && text != ".";
+    double v = shape ? std::strtod(text.c_str(), nullptr) : -1;
+    if (!shape || v < 0 || v > 1) {
+      Error(x.pos, "stats.sample: " + Quote(text) + " must be a number from 0 to 1 (the share of requests profiled)");
+      return;
+    }
+    s_.stats_sample = v;
+  });
 }
 
 void Parser::CrossChecks(const YamlNode* mirror_node) {

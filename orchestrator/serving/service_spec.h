@@ -17,7 +17,7 @@
 // the gateway's prediction cache.
 //
 // Not yet parsed (design section 1, to come with the gateway): health,
-// drain, stats; they are refused as unknown keys until then.
+// drain; they are refused as unknown keys until then.
 #pragma once
 
 #include <chrono>
@@ -101,6 +101,9 @@ struct ServiceSpec {
   int max_inflight = 64;             // per replica: 1 to 4096
   std::optional<AuthSpec> auth;      // none: infer is open
   std::optional<CacheSpec> cache;    // none: no prediction cache
+  // stats.sample: the share of answered infer requests the payload profile
+  // sees (serving/profiler.h), 0 to 1.
+  double stats_sample = 1.0;
 
   const VersionSpec* FindVersion(const std::string& name) const;
 };

@@ -85,6 +85,8 @@ std::string CanonicalSpecJson(const ServiceSpec& spec) {
   if (spec.mirror) doc["mirror"] = {{"version", spec.mirror->version}, {"percent", Percent(spec.mirror->percent_bp)}};
   if (spec.auth) doc["auth"] = {{"token_env", spec.auth->token_env}};  // the name only, never the token
   if (spec.cache) doc["cache"] = {{"entries", spec.cache->entries}, {"ttl_ms", spec.cache->ttl.count()}};
+  // Only when not the default, so that documents without `stats` keep their hash.
+  if (spec.stats_sample != 1.0) doc["stats"] = {{"sample", spec.stats_sample}};
   return JsonText(doc);  // nlohmann's objects are sorted by key: canonical
 }
 
@@ -98,6 +100,9 @@ RouteSettings RouteSettingsOfSpecJson(const std::string& spec_json) {
   };
   if (auto t = integer(doc, "timeout_ms")) out.timeout = std::clamp(Millis(*t), kMinTimeout, kMaxTimeout);
   if (auto m = integer(doc, "max_inflight")) out.max_inflight = static_cast<int>(std::clamp<int64_t>(*m, 1, kMaxInflight));
+  if (doc.contains("stats") && doc["stats"].is_object() && doc["stats"].contains("sample") &&
+      doc["stats"]["sample"].is_number())
+    out.stats_sample = std::clamp(doc["stats"]["sample"].get<double>(), 0.0, 1.0);
   if (doc.contains("cache") && doc["cache"].is_object()) {
     const json& c = doc["cache"];
     auto entries = integer(c, "entries");

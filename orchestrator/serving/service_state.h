@@ -53,13 +53,14 @@ Result<store::ServiceState> ResolveService(const ServiceSpec& spec, store::Regis
 std::string CanonicalSpecJson(const ServiceSpec& spec);
 
 // What the gateway's routes take from a canonical spec JSON (the store's
-// `services.spec`): timeout_ms, max_inflight and cache, each clamped to the
-// spec's bounds; a key missing or not a number keeps the default, and no
-// `cache` is no cache.
+// `services.spec`): timeout_ms, max_inflight, cache and stats.sample, each
+// clamped to the spec's bounds; a key missing or not a number keeps the
+// default, and no `cache` is no cache.
 struct RouteSettings {
   Millis timeout{30'000};
   int max_inflight = 64;
   std::optional<CacheSpec> cache;
+  double stats_sample = 1.0;
 };
 RouteSettings RouteSettingsOfSpecJson(const std::string& spec_json);
 

@@ -23,6 +23,22 @@ GatewayRecord RecordFromRow(Query& q) {
   return g;
 }
 
+// The merge of classes or payload text: empty (NULL) on either side takes the other.
+Status MergeProfileText(const std::string& old, std::string* text, const char* what) {
+  if (old.empty()) return Status::Ok();
+  if (text->empty()) {
+    *text = old;
+    return Status::Ok();
+  }
+  nlohmann::json into = nlohmann::json::parse(*text, nullptr, false);
+  nlohmann::json from = nlohmann::json::parse(old, nullptr, false);
+  if (!into.is_object() || !from.is_object())
+    return Status::Internal(std::string("a window's ") + what + " is not a JSON object");
+  MergeCounts(from, &into);
+  *text = into.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return Status::Ok();
+}
+
 // Adds `old`'s counts into *w (the same service, version, role and start).
 Status MergeWindow(const WindowRow& old, WindowRow* w) {
   if (old.latency_bounds != w->latency_bounds)
@@ -49,10 +65,48 @@ Status MergeWindow(const WindowRow& old, WindowRow* w) {
   w->mirror_dropped += old.mirror_dropped;
   w->mirror_compared += old.mirror_compared;
   w->mirror_agreed += old.mirror_agreed;
-  return Status::Ok();
+  if (Status st = MergeProfileText(old.classes, &w->classes, "classes"); !st.ok()) return st;
+  return MergeProfileText(old.payload, &w->payload, "payload");
+}
+
+nlohmann::json MergeNumber(const std::string& key, const nlohmann::json& from, const nlohmann::json& into) {
+  if (!from.is_number() || !into.is_number()) return into;
+  if (from.is_number_integer() && into.is_number_integer()) {
+    int64_t a = from.get<int64_t>(), b = into.get<int64_t>();
+    if (key == "min") return std::min(a, b);
+    if (key == "max" || key == "width") return std::max(a, b);
+    return a + b;
+  }
+  double a = from.get<double>(), b = into.get<double>();
+  if (key == "min") return std::min(a, b);
+  if (key == "max" || key == "width") return std::max(a, b);
+  return a + b;
 }
 
 }  // namespace
+
+void MergeCounts(const nlohmann::json& from, nlohmann::json* into) {
+  if (!from.is_object() || !into->is_object()) return;
+  for (auto it = from.begin(); it != from.end(); ++it) {
+    const std::string& key = it.key();
+    const nlohmann::json& f = it.value();
+    if (!into->contains(key)) {
+      (*into)[key] = f;
+      continue;
+    }
+    nlohmann::json& t = (*into)[key];
+    if (f.is_object() && t.is_object()) {
+      MergeCounts(f, &t);
+    } else if (f.is_number() && t.is_number()) {
+      t = MergeNumber(key, f, t);
+    } else if (f.is_array() && t.is_array()) {
+      for (size_t i = 0; i < f.size(); ++i) {
+        if (i < t.size()) t[i] = MergeNumber(key, f[i], t[i]);
+        else t.push_back(f[i]);
+      }
+    }
+  }
+}
 
 Result<std::optional<GatewayRecord>> GatewayStore::Read() {
   Query q = db_.Prepare(
@@ -118,11 +172,16 @@ Status GatewayStore::AppendWindows(const std::vector<WindowRow>& windows, int64_
       Query q = db_.Prepare(
           "INSERT OR REPLACE INTO service_windows(service, version, role, start_ms, requests, errors, codes, "
           "latency_bounds, latency, latency_sum_us, latency_max_us, retried, rerouted, cache_hits, mirror_dropped, "
-          "mirror_compared, mirror_agreed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+          "mirror_compared, mirror_agreed, classes, payload) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       q.Bind(1, w.service).Bind(2, w.version).Bind(3, w.role).Bind(4, w.start_ms).Bind(5, w.requests);
       q.Bind(6, w.errors).Bind(7, w.codes).Bind(8, w.latency_bounds).Bind(9, w.latency).Bind(10, w.latency_sum_us);
       q.Bind(11, w.latency_max_us).Bind(12, w.retried).Bind(13, w.rerouted).Bind(14, w.cache_hits);
       q.Bind(15, w.mirror_dropped).Bind(16, w.mirror_compared).Bind(17, w.mirror_agreed);
+      if (w.classes.empty()) q.BindNull(18);
+      else q.Bind(18, w.classes);
+      if (w.payload.empty()) q.BindNull(19);
+      else q.Bind(19, w.payload);
       if (q.Step() != SQLITE_DONE) return db_.Error("write a window of service " + w.service);
     }
     Query q = db_.Prepare("UPDATE gateway SET heartbeat_ms = ? WHERE id = 1 AND pid = ?");
@@ -135,8 +194,8 @@ Result<std::vector<WindowRow>> GatewayStore::Windows(const std::string& service,
                                                      const std::string& role, int64_t from_ms, int64_t to_ms) {
   Query q = db_.Prepare(
       "SELECT service, version, role, start_ms, requests, errors, codes, latency_bounds, latency, latency_sum_us, "
-      "latency_max_us, retried, rerouted, cache_hits, mirror_dropped, mirror_compared, mirror_agreed "
-      "FROM service_windows WHERE service = ?1 AND (?2 = '' OR version = ?2) AND (?3 = '' OR role = ?3) "
+      "latency_max_us, retried, rerouted, cache_hits, mirror_dropped, mirror_compared, mirror_agreed, "
+      "IFNULL(classes, ''), IFNULL(payload, '') FROM service_windows WHERE service = ?1 AND (?2 = '' OR version = ?2) AND (?3 = '' OR role = ?3) "
       "AND start_ms >= ?4 AND start_ms < ?5 ORDER BY start_ms, version, role");
   q.Bind(1, service).Bind(2, version).Bind(3, role).Bind(4, from_ms).Bind(5, to_ms);
   std::vector<WindowRow> out;
@@ -159,6 +218,8 @@ Result<std::vector<WindowRow>> GatewayStore::Windows(const std::string& service,
     w.mirror_dropped = q.Int(14);
     w.mirror_compared = q.Int(15);
     w.mirror_agreed = q.Int(16);
+    w.classes = q.Text(17);
+    w.payload = q.Text(18);
     out.push_back(std::move(w));
   });
   if (!st.ok()) return st;

@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "store/db.h"
 
 namespace sluice::store {
@@ -40,6 +42,8 @@ struct GatewayRecord {
 // One flushed window of one version and role (services-design.md section 7).
 // codes and latency are JSON text: {"200": 412, "503": 3} and an array of
 // the counts per latency bucket (bounds `latency_bounds`, e.g. "v1").
+// classes and payload are the profile's JSON text (specs/services.md "The
+// payload profile"); empty: none (NULL in the table).
 struct WindowRow {
   std::string service, version, role;  // role: live | mirror | pinned
   int64_t start_ms = 0;              // a multiple of 10,000: [start, start + 10 s)
@@ -50,7 +54,17 @@ struct WindowRow {
   int64_t latency_sum_us = 0, latency_max_us = 0;
   int64_t retried = 0, rerouted = 0, cache_hits = 0;
   int64_t mirror_dropped = 0, mirror_compared = 0, mirror_agreed = 0;
+  std::string classes;               // {"cat": 12, "_other": 3}
+  std::string payload;               // {"format": "sluice-profile-v1", ...}
 };
+
+// Adds the JSON counts `from` into `into` (classes and payload of the same
+// window flushed twice): objects key by key, a number (or each element of
+// a number array, the longer array's extra elements kept) under a key
+// `min` takes the smaller, under `max` or `width` the larger, under any
+// other key the sum; any other value keeps `into`'s (or takes `from`'s
+// when `into` lacks the key). Pure.
+void MergeCounts(const nlohmann::json& from, nlohmann::json* into);
 
 class GatewayStore {
  public:
@@ -74,7 +88,7 @@ class GatewayStore {
   Status RequestStop();
 
   // Writes `windows` (a row already there for the same service, version,
-  // role and start is added to) and sets the heartbeat of the row naming
+  // role and start is added to, its classes and payload by MergeCounts) and sets the heartbeat of the row naming
   // `pid` to now_ms, in one transaction.
   // REQUIRES: no journal batch is open.
   Status AppendWindows(const std::vector<WindowRow>& windows, int64_t pid, int64_t now_ms);

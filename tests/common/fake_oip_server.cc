@@ -4,7 +4,7 @@
 //
 //   fake_oip_server [--port N] [--label L] [--not-ready-for-ms N]
 //                   [--exit-after-requests N] [--exit-code C]
-//                   [--ignore-sigterm] [--delay-ms N]
+//                   [--ignore-sigterm] [--delay-ms N] [--class C]
 //
 // Port: --port, else $PORT (as a command version gets it from the gateway),
 // else 0 (a free one). Once listening it prints "listening on PORT" to stdout.
@@ -26,6 +26,10 @@
 //                                "SLUICE_SERVICE_VERSION": ...,
 //                                "SLUICE_REPLICA": ..., "SLUICE_REVISION":
 //                                ...} (the ones set)}}
+//
+// --class C: the infer answer's outputs also hold, after the echo (which
+// stays outputs[0]), {"name": "class", "datatype": "BYTES", "shape": [1],
+// "data": [C]}: a predicted class for the gateway's payload profile.
 //
 // --exit-after-requests N: after the answer to the Nth infer request is
 // handed to the server, the process exits with --exit-code (default 1)
@@ -58,6 +62,7 @@ struct Flags {
   int exit_code = 1;
   bool ignore_sigterm = false;
   long delay_ms = 0;
+  std::string predicted_class;  // --class; empty: no class output
 };
 
 [[noreturn]] void Usage(const std::string& why) {
@@ -87,6 +92,7 @@ Flags Parse(int argc, char** argv) {
     else if (a == "--exit-code") f.exit_code = static_cast<int>(number());
     else if (a == "--ignore-sigterm") f.ignore_sigterm = true;
     else if (a == "--delay-ms") f.delay_ms = number();
+    else if (a == "--class") f.predicted_class = value();
     else Usage("unknown flag " + a);
   }
   if (f.port < 0) {
@@ -159,6 +165,9 @@ int main(int argc, char** argv) {
           {"model_name", s[2]},
           {"outputs", {{{"name", "echo"}, {"datatype", "BYTES"}, {"shape", {1}}, {"data", {req.body}}}}},
           {"fake", {{"pid", static_cast<long>(getpid())}, {"label", flags.label}, {"request", k}, {"markers", markers}}}};
+      if (!flags.predicted_class.empty())
+        body["outputs"].push_back(
+            {{"name", "class"}, {"datatype", "BYTES"}, {"shape", {1}}, {"data", {flags.predicted_class}}});
       bool last = flags.exit_after_requests > 0 && k == flags.exit_after_requests;
       int code = flags.exit_code;
       long delay = flags.delay_ms;

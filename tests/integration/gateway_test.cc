@@ -589,3 +589,80 @@ TEST(GatewayCliTest, ApplyWithWaitReturnsOnceEveryReplicaIsReadyAndNamesThoseTha
       << slow.err;
   EXPECT_EQ(box.Sluice({"services", "apply", "slow.yaml", "--wait", "--wait-timeout", "soon"}).code, 2);
 }
+
+TEST_F(GatewayTest, ProfiledAnswersLeaveTheirClassCountsAndInputStatisticsInTheWindowRowAtStop) {
+  Apply("fashion", {FakeVersion("blue", 10000, 1, {"--class", "sneaker"})}, "a");
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion"));
+  const std::string body = R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[0.5,3]}]})";
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(Infer("fashion", body)->status, 200);
+  gateway_->Stop();
+  auto windows = store_->gateway().Windows("fashion", "blue", "live", 0, INT64_MAX);
+  ASSERT_TRUE(windows.ok());
+  int64_t sneakers = 0, samples = 0, values = 0;
+  for (const auto& w : *windows) {
+    if (w.classes.empty()) continue;
+    sneakers += json::parse(w.classes).value("sneaker", int64_t{0});
+    json payload = json::parse(w.payload);
+    samples += payload["samples"].get<int64_t>();
+    values += payload["inputs"]["x"]["values"]["n"].get<int64_t>();
+    EXPECT_EQ(payload["inputs"]["x"]["width"], 2);
+  }
+  EXPECT_EQ(sneakers, 5);  // stats.sample defaults to 1: every answer is profiled
+  EXPECT_EQ(samples, 5);
+  EXPECT_EQ(values, 10);
+}
+
+TEST_F(GatewayTest, AStatsSampleOfZeroProfilesNothingAndLeavesClassesAndPayloadEmpty) {
+  Apply("fashion", {FakeVersion("blue", 10000, 1, {"--class", "sneaker"})}, "a", [](store::ServiceState& s) {
+    s.spec = json{{"service", "fashion"},
+                  {"versions", {{"blue", {{"command", {"fake"}}}}}},
+                  {"stats", {{"sample", 0}}}}
+                 .dump();
+  });
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion"));
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Infer("fashion")->status, 200);
+  gateway_->Stop();
+  auto windows = store_->gateway().Windows("fashion", "blue", "live", 0, INT64_MAX);
+  ASSERT_TRUE(windows.ok());
+  int64_t requests = 0;
+  for (const auto& w : *windows) {
+    requests += w.requests;
+    EXPECT_EQ(w.classes, "");
+    EXPECT_EQ(w.payload, "");
+  }
+  EXPECT_EQ(requests, 3);
+}
+
+TEST_F(GatewayTest, MirroredAnswersAreProfiledInTheMirrorsOwnWindowRows) {
+  Apply("fashion", {FakeVersion("blue", 10000, 1, {"--class", "boot"}), FakeVersion("shadow", 0, 1, {"--class", "bag"})},
+        "a", [](store::ServiceState& s) {
+          s.mirror_version = "shadow";
+          s.mirror_bp = 10000;
+        });
+  StartGateway();
+  ASSERT_TRUE(WaitReady("fashion", "shadow"));
+  ASSERT_TRUE(WaitReady("fashion", "blue"));
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(Infer("fashion")->status, 200);
+  // The copies are answered after the callers: wait until all four are counted.
+  ASSERT_TRUE(WaitFor([&] {
+    auto m = client_->Get("/metrics");
+    return m && m->body.find(R"(sluice_requests_total{service="fashion",version="shadow",role="mirror",code="200"} 4)") !=
+                    std::string::npos;
+  }));
+  gateway_->Stop();
+  auto classes_of = [&](const std::string& version, const std::string& role) {
+    json sum = json::object();
+    auto windows = store_->gateway().Windows("fashion", version, role, 0, INT64_MAX);
+    EXPECT_TRUE(windows.ok());
+    for (const auto& w : *windows) {
+      if (w.classes.empty()) continue;
+      const json classes = json::parse(w.classes);
+      for (const auto& [name, n] : classes.items()) sum[name] = sum.value(name, 0) + n.get<int>();
+    }
+    return sum;
+  };
+  EXPECT_EQ(classes_of("blue", "live"), json({{"boot", 4}}));
+  EXPECT_EQ(classes_of("shadow", "mirror"), json({{"bag", 4}}));
+}

@@ -69,7 +69,7 @@ service_good = {
                              "mirror": {"version": "green", "percent": 100}},
     "a command version": {"service": "mine", "versions": {"a": {"command": ["python3", "srv.py"], "port_env": "PORT",
                                                                 "env": {"MODE": "fast"}, "workdir": "."}},
-                          "timeout": "500ms", "max_inflight": 8},
+                          "timeout": "500ms", "max_inflight": 8, "stats": {"sample": 0.25}},
     "weights with two decimals": {"service": "x", "versions": {"a": {"model": "m@1"}, "b": {"model": "m@2"}},
                                   "traffic": {"a": 33.33, "b": 66.67}},
     "an infer token and a cache at their limits": {"service": "x", "versions": {"a": {"model": "m@1"}},
@@ -94,6 +94,8 @@ service_bad = {
     "a cache of 0 entries": {"service": "x", "versions": {"a": {"model": "m@1"}}, "cache": {"entries": 0}},
     "a cache of 1000001 entries": {"service": "x", "versions": {"a": {"model": "m@1"}}, "cache": {"entries": 1000001}},
     "a cache ttl without a unit": {"service": "x", "versions": {"a": {"model": "m@1"}}, "cache": {"ttl": "60"}},
+    "a stats sample over 1": {"service": "x", "versions": {"a": {"model": "m@1"}}, "stats": {"sample": 1.5}},
+    "a misspelt stats key": {"service": "x", "versions": {"a": {"model": "m@1"}}, "stats": {"samples": 1}},
 }
 for what, doc in service_good.items():
     errors = list(service_validator.iter_errors(doc))

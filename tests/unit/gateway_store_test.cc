@@ -165,3 +165,52 @@ TEST(GatewayStoreTest, ARemovingVersionMarkedRemovedLeavesTheServicesVersions) {
   ASSERT_EQ(back->versions.size(), 1u);
   EXPECT_EQ(back->versions[0].name, "green");
 }
+
+TEST(GatewayStoreTest, ClassesAndPayloadAreWrittenAndReadBackAndAbsentOnesReadEmpty) {
+  auto s = OpenStore(TempDb("profile-columns"));
+  store::WindowRow profiled = Window("blue", 10000, 5);
+  profiled.classes = R"({"cat":3,"dog":2})";
+  profiled.payload = R"({"format":"sluice-profile-v1","samples":5})";
+  ASSERT_TRUE(s->gateway().AppendWindows({profiled, Window("green", 10000, 2)}, 41, 1).ok());
+  auto got = s->gateway().Windows("fashion", "", "live", 0, 100000);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 2u);
+  EXPECT_EQ((*got)[0].classes, R"({"cat":3,"dog":2})");
+  EXPECT_EQ((*got)[0].payload, R"({"format":"sluice-profile-v1","samples":5})");
+  EXPECT_EQ((*got)[1].classes, "");
+  EXPECT_EQ((*got)[1].payload, "");
+}
+
+TEST(GatewayStoreTest, AWindowFlushedTwiceMergesItsClassesAndPayloadSumsMinsAndMaxes) {
+  auto s = OpenStore(TempDb("profile-merge"));
+  store::WindowRow first = Window("blue", 10000, 5);
+  first.classes = R"({"cat":3,"dog":2})";
+  first.payload = R"({"format":"sluice-profile-v1","samples":5,"inputs":{"x":{"width":2,)"
+                  R"("values":{"n":4,"sum":1.5,"min":-1,"max":2,"hist":[1,3]},"features":{"min":[0,1],"max":[3,4]}}}})";
+  store::WindowRow second = Window("blue", 10000, 1);
+  second.classes = R"({"cat":1,"eel":1})";
+  second.payload = R"({"format":"sluice-profile-v1","samples":1,"inputs":{"x":{"width":3,)"
+                   R"("values":{"n":3,"sum":0.5,"min":-2,"max":1,"hist":[0,1,2]},"features":{"min":[1,0,5],"max":[1,9,5]}}}})";
+  ASSERT_TRUE(s->gateway().AppendWindows({first}, 41, 1).ok());
+  ASSERT_TRUE(s->gateway().AppendWindows({second}, 41, 2).ok());
+  auto got = s->gateway().Windows("fashion", "blue", "live", 0, 100000);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ((*got)[0].classes, R"({"cat":4,"dog":2,"eel":1})");
+  EXPECT_EQ((*got)[0].payload,
+            R"({"format":"sluice-profile-v1","inputs":{"x":{"features":{"max":[3,9,5],"min":[0,0,5]},)"
+            R"("values":{"hist":[1,4,2],"max":2,"min":-2,"n":7,"sum":2.0},"width":3}},"samples":6})");
+}
+
+TEST(GatewayStoreTest, AWindowFlushedTwiceKeepsTheProfileOfTheFlushThatHadOne) {
+  auto s = OpenStore(TempDb("profile-merge-one"));
+  store::WindowRow first = Window("blue", 10000, 5);
+  first.classes = R"({"cat":3})";
+  ASSERT_TRUE(s->gateway().AppendWindows({first}, 41, 1).ok());
+  ASSERT_TRUE(s->gateway().AppendWindows({Window("blue", 10000, 1)}, 41, 2).ok());
+  auto got = s->gateway().Windows("fashion", "blue", "live", 0, 100000);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ((*got)[0].classes, R"({"cat":3})");
+  EXPECT_EQ((*got)[0].payload, "");
+}

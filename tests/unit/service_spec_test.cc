@@ -364,3 +364,16 @@ TEST(ServiceSpecTest, AnEmptyCacheKeeps10000AnswersFor60s) {
   EXPECT_EQ(s.cache->ttl, Millis(60'000));
   EXPECT_FALSE(Ok("service: s\nversions:\n  a: {model: m@1}\n").cache);
 }
+
+TEST(ServiceSpecTest, StatsSampleIsAShareFrom0To1AndDefaultsTo1) {
+  std::string base = "service: s\nversions:\n  a: {model: m@1}\n";
+  EXPECT_EQ(Ok(base).stats_sample, 1.0);
+  EXPECT_EQ(Ok(base + "stats: {sample: 0}\n").stats_sample, 0.0);
+  EXPECT_EQ(Ok(base + "stats: {sample: 0.25}\n").stats_sample, 0.25);
+  EXPECT_EQ(Ok(base + "stats: {sample: 1}\n").stats_sample, 1.0);
+  EXPECT_EQ(Err(base + "stats: {sample: 1.01}\n"),
+            "service.yaml:4:17: stats.sample: '1.01' must be a number from 0 to 1 (the share of requests profiled)");
+  EXPECT_EQ(Err(base + "stats: {sample: -0.5}\n"),
+            "service.yaml:4:17: stats.sample: '-0.5' must be a number from 0 to 1 (the share of requests profiled)");
+  EXPECT_NE(Err(base + "stats: {samples: 1}\n").find("unknown key 'samples' in stats"), std::string::npos);
+}

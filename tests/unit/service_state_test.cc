@@ -301,4 +301,9 @@ TEST_F(ServiceStateTest, TheTimeoutAndMaxInflightOfTheDocumentReachTheRoutesThro
   EXPECT_EQ(defaults.timeout, Millis(30'000));
   EXPECT_EQ(defaults.max_inflight, 64);
   EXPECT_EQ(serving::RouteSettingsOfSpecJson("not json").max_inflight, 64);
+  auto sampled = Resolve("service: fashion\nversions:\n  blue: {model: fashion@1}\nstats: {sample: 0.25}\n");
+  ASSERT_TRUE(sampled.ok()) << sampled.status().message();
+  EXPECT_EQ(serving::RouteSettingsOfSpecJson(sampled->spec).stats_sample, 0.25);
+  EXPECT_EQ(defaults.stats_sample, 1.0);
+  EXPECT_EQ(json::parse(Resolve(kTwo)->spec).count("stats"), 0u);  // the default keeps old documents' hashes
 }
