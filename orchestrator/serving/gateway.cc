@@ -193,6 +193,14 @@ void Gateway::Impl::ControlStep() {
             Log("event=mark-removed-failed service=" + s.name + " version=" + v.name + " reason=" +
                 Quote(st.message()));
   }
+  std::vector<std::pair<std::string, std::string>> ejections;
+  {
+    std::lock_guard<std::mutex> lock(ejections_mu);
+    ejections.swap(ejections_to_record);
+  }
+  for (const auto& [service, reason] : ejections)
+    if (auto recorded = store->services().RecordEvent(service, "ejection", reason, now); !recorded.ok())
+      Log("event=record-ejection-failed service=" + service + " reason=" + Quote(recorded.status().message()));
   if (now >= next_flush) {
     Flush(now, false);
     next_flush = now + kFlushEveryMs;

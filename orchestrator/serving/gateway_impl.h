@@ -157,6 +157,10 @@ struct Gateway::Impl {
   // is its version's last one in rotation.
   void CountFailure(const ServiceRoute& route, int version, Replica& replica);
   std::atomic<int64_t> ejections_total{0};
+  // Ejections the I/O threads made, (service, reason), for the control
+  // thread to write into the services' history.
+  std::mutex ejections_mu;
+  std::vector<std::pair<std::string, std::string>> ejections_to_record;
   // The payload profile: a sampled 200 answer and its request go to the
   // profiler's queue (a copy of the answer; the request body is shared).
   std::unique_ptr<Profiler> profiler = std::make_unique<Profiler>();

@@ -318,6 +318,11 @@ void Gateway::Impl::CountFailure(const ServiceRoute& route, int version, Replica
   ejections_total.fetch_add(1, std::memory_order_relaxed);
   Log("event=replica-ejected service=" + route.table.service() + " version=" + route.table.version_name(version) +
       " slot=" + std::to_string(replica.slot) + " for_ms=" + std::to_string(for_ms));
+  std::lock_guard<std::mutex> lock(ejections_mu);
+  ejections_to_record.emplace_back(route.table.service(),
+                                   "replica " + std::to_string(replica.slot) + " of " + route.table.version_name(version) +
+                                       " ejected for " + std::to_string(for_ms / 1000) + " s after " +
+                                       std::to_string(kEjectAfter) + " failures in a row");
 }
 
 void Gateway::Impl::Mirror(const std::shared_ptr<const ServiceRoute>& route,

@@ -446,6 +446,19 @@ Result<std::vector<ServiceChange>> ServicesStore::History(const std::string& nam
   return out;
 }
 
+Result<int64_t> ServicesStore::RecordEvent(const std::string& service, const std::string& kind,
+                                           const std::string& reason, int64_t now_ms) {
+  int64_t id = 0;
+  Status st = db_.Transaction("RecordEvent", [&]() -> Status {
+    auto appended = AppendChange(service, kind, "gateway", reason, "", "", now_ms);
+    if (!appended.ok()) return appended.status();
+    id = *appended;
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return id;
+}
+
 Status ServicesStore::PutReplica(const ReplicaRow& r, const std::string& change_reason) {
   std::string what = "replica " + std::to_string(r.slot) + " of version " + r.version + " of service " + r.service;
   return db_.Transaction("PutReplica", [&]() -> Status {

@@ -73,7 +73,7 @@ struct ServiceChange {
   int64_t id = 0;
   std::string service;
   int64_t at_ms = 0;
-  std::string kind;                  // apply | delete (later: traffic, mirror, replica, ejection)
+  std::string kind;                  // apply, delete, traffic, replica, ejection
   std::string actor;                 // user:alice, token:ci, run:12/deploy#3, gateway
   std::string reason;
   std::string before, after;         // the spec before and after; empty for none
@@ -181,6 +181,12 @@ class ServicesStore {
   // A service's replica rows, by version name and slot (deleted services
   // included: the rows are the gateway's, whatever the desired state says).
   Result<std::vector<ReplicaRow>> Replicas(const std::string& service);
+  // Appends an event of the gateway's to a service's history, changing
+  // nothing else (kind "ejection": a replica taken out of rotation after
+  // consecutive failures; actor "gateway"). Returns the row's id.
+  // REQUIRES: no journal batch is open.
+  Result<int64_t> RecordEvent(const std::string& service, const std::string& kind, const std::string& reason,
+                              int64_t now_ms);
 
  private:
   Status ReadVersions(ServiceState& s);

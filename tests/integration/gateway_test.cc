@@ -270,6 +270,16 @@ TEST_F(GatewayTest, AReplicaFailingFiveTimesInARowIsEjectedButNeverTheLastOne) {
   EXPECT_EQ(statuses[200], 35);
   auto m = client_->Get("/metrics");
   EXPECT_NE(m->body.find("sluice_ejections_total 1\n"), std::string::npos);
+  // The control thread writes the ejection into the service's history.
+  EXPECT_TRUE(WaitFor([&] {
+    auto history = store_->services().History("fashion", 0, 10);
+    if (!history.ok()) return false;
+    for (const auto& c : *history)
+      if (c.kind == "ejection" && c.actor == "gateway" &&
+          c.reason.find(" of blue ejected for 5 s after 5 failures in a row") != std::string::npos)
+        return true;
+    return false;
+  }));
   // The healthy one is now the last in rotation: frozen too, it is not ejected.
   ::kill(healthy, SIGSTOP);
   for (int i = 0; i < 6; ++i) EXPECT_EQ(Infer("fashion")->status, 504);

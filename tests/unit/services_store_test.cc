@@ -530,3 +530,18 @@ TEST(ServicesStoreTest, SetTrafficIsRefusedWhileAJournalBatchIsOpen) {
   ASSERT_TRUE(s->db().Flush().ok());
   EXPECT_EQ(s->services().Get("fashion")->versions[0].weight_bp, 9000);
 }
+
+TEST(ServicesStoreTest, AnEventOfTheGatewayIsAppendedToTheHistoryAndChangesNothingElse) {
+  auto s = OpenStore(TempDb("event"));
+  ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "first", 10).ok());
+  auto id = s->services().RecordEvent("fashion", "ejection", "replica 1 of blue ejected for 5 s", 20);
+  ASSERT_TRUE(id.ok()) << id.status().message();
+  auto history = s->services().History("fashion", 0, 10);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].id, *id);
+  EXPECT_EQ((*history)[0].kind, "ejection");
+  EXPECT_EQ((*history)[0].actor, "gateway");
+  EXPECT_EQ((*history)[0].reason, "replica 1 of blue ejected for 5 s");
+  EXPECT_EQ(s->services().Get("fashion")->generation, 1);  // not a change of the desired state
+}
