@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "gateway_fixture.h"
 #include "harness.h"
 #include "serving/gateway.h"
 #include "store/open.h"
@@ -156,78 +157,8 @@ double ChiSquare(const std::vector<int>& observed, const std::vector<double>& sh
 constexpr double kChiSquare001Df1 = 10.828;
 constexpr double kChiSquare001Df2 = 13.816;
 
-store::ServiceVersionState FakeVersion(const std::string& name, int weight_bp, int replicas = 1,
-                                       std::vector<std::string> extra = {}) {
-  store::ServiceVersionState v;
-  v.name = name;
-  v.kind = "command";
-  std::vector<std::string> argv = {FAKE_OIP_SERVER, "--label", name};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  v.command = json(argv).dump();
-  v.env = "{}";
-  v.port_env = "PORT";
-  v.workdir = "/";
-  v.replicas = replicas;
-  v.weight_bp = weight_bp;
-  return v;
-}
-
-class GatewayLoadTest : public ::testing::Test {
+class GatewayLoadTest : public GatewayFixture {
  protected:
-  static constexpr int64_t kHealthIntervalMs = 100;
-
-  void SetUp() override {
-    std::filesystem::create_directories(box_.home());
-    store_path_ = (box_.home() / "sluice.db").string();
-    auto s = store::Store::Open(store_path_);
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    store_ = std::move(*s);
-  }
-  void TearDown() override {
-    if (gateway_) gateway_->Stop();
-  }
-
-  void StartGateway() {
-    serving::GatewayOptions o;
-    o.store_path = store_path_;
-    o.port = 0;
-    o.supervisor.sluice_home = box_.home().string();
-    o.supervisor.starting_poll_ms = 20;
-    o.supervisor.health_interval_ms = kHealthIntervalMs;
-    o.supervisor.backoff_initial_ms = 50;
-    o.supervisor.drain_timeout_ms = 2000;
-    o.supervisor.grace_ms = 1000;
-    auto g = serving::Gateway::Start(o);
-    ASSERT_TRUE(g.ok()) << g.status().message();
-    gateway_ = std::move(*g);
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", gateway_->port());
-    client_->set_read_timeout(10, 0);
-    client_->set_tcp_nodelay(true);
-  }
-
-  // Applies the service as `sluice services apply` would after resolving it.
-  // `spec`: the applied document (JSON); the gateway reads timeout and
-  // max_inflight from it. Empty: one that only names the service and tag.
-  void Apply(const std::string& name, std::vector<store::ServiceVersionState> versions, const std::string& tag,
-             std::function<void(store::ServiceState&)> more = nullptr, const std::string& spec = "") {
-    store::ServiceState s;
-    s.name = name;
-    s.spec = spec.empty() ? json{{"service", name}, {"tag", tag}}.dump() : spec;
-    s.spec_hash = name + "-" + tag;
-    s.versions = std::move(versions);
-    if (more) more(s);
-    auto applied = store_->services().Apply(s, "user:test", "test " + tag, 1);
-    ASSERT_TRUE(applied.ok()) << applied.status().message();
-  }
-
-  bool WaitReady(const std::string& service, const std::string& version = "") {
-    return WaitFor([&] {
-      std::string path = "/v2/models/" + service + (version.empty() ? "" : "/versions/" + version) + "/ready";
-      auto r = client_->Get(path);
-      return r && r->status == 200;
-    });
-  }
-
   // Waits until `count` distinct replica pids of the service answered.
   bool WaitReplicasAnswer(const std::string& service, size_t count) {
     std::set<int64_t> pids;
@@ -250,11 +181,6 @@ class GatewayLoadTest : public ::testing::Test {
     return m->body[at + series.size()] == '1' ? 1 : 0;
   }
 
-  Sandbox box_;
-  std::string store_path_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<serving::Gateway> gateway_;
-  std::unique_ptr<httplib::Client> client_;
 };
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <set>
 
 #include "../common/free_port.h"
+#include "gateway_fixture.h"
 #include "harness.h"
 #include "serving/gateway.h"
 #include "store/open.h"
@@ -29,85 +30,7 @@ using json = nlohmann::json;
 
 namespace {
 
-store::ServiceVersionState FakeVersion(const std::string& name, int weight_bp, int replicas = 1,
-                                       std::vector<std::string> extra = {}) {
-  store::ServiceVersionState v;
-  v.name = name;
-  v.kind = "command";
-  std::vector<std::string> argv = {FAKE_OIP_SERVER, "--label", name};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  v.command = json(argv).dump();
-  v.env = "{}";
-  v.port_env = "PORT";
-  v.workdir = "/";
-  v.replicas = replicas;
-  v.weight_bp = weight_bp;
-  return v;
-}
-
-class GatewayTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::filesystem::create_directories(box_.home());
-    store_path_ = (box_.home() / "sluice.db").string();
-    auto s = store::Store::Open(store_path_);
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    store_ = std::move(*s);
-  }
-  void TearDown() override {
-    if (gateway_) gateway_->Stop();
-  }
-
-  void StartGateway(std::function<void(serving::GatewayOptions&)> more = nullptr) {
-    serving::GatewayOptions o;
-    o.store_path = store_path_;
-    o.port = 0;
-    o.supervisor.sluice_home = box_.home().string();
-    o.supervisor.starting_poll_ms = 20;
-    o.supervisor.health_interval_ms = 100;
-    o.supervisor.backoff_initial_ms = 50;
-    o.supervisor.drain_timeout_ms = 2000;
-    o.supervisor.grace_ms = 1000;
-    if (more) more(o);
-    auto g = serving::Gateway::Start(o);
-    ASSERT_TRUE(g.ok()) << g.status().message();
-    gateway_ = std::move(*g);
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", gateway_->port());
-    client_->set_read_timeout(10, 0);
-  }
-
-  void Apply(const std::string& name, std::vector<store::ServiceVersionState> versions, const std::string& tag,
-             std::function<void(store::ServiceState&)> more = nullptr) {
-    store::ServiceState s;
-    s.name = name;
-    s.spec = json{{"service", name}, {"tag", tag}}.dump();
-    s.spec_hash = name + "-" + tag;
-    s.versions = std::move(versions);
-    if (more) more(s);
-    auto applied = store_->services().Apply(s, "user:test", "test " + tag, 1);
-    ASSERT_TRUE(applied.ok()) << applied.status().message();
-  }
-
-  // Waits until the service answers ready with every version `want` in rotation.
-  bool WaitReady(const std::string& service, const std::string& version = "") {
-    return WaitFor([&] {
-      std::string path = "/v2/models/" + service + (version.empty() ? "" : "/versions/" + version) + "/ready";
-      auto r = client_->Get(path);
-      return r && r->status == 200;
-    });
-  }
-
-  httplib::Result Infer(const std::string& service, const std::string& body = R"({"inputs": []})",
-                        const httplib::Headers& headers = {}) {
-    return client_->Post("/v2/models/" + service + "/infer", headers, body, "application/json");
-  }
-
-  Sandbox box_;
-  std::string store_path_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<serving::Gateway> gateway_;
-  std::unique_ptr<httplib::Client> client_;
-};
+class GatewayTest : public GatewayFixture {};
 
 }  // namespace
 
