@@ -23,8 +23,9 @@ GatewayRecord RecordFromRow(Query& q) {
   return g;
 }
 
-// The merge of classes or payload text: empty (NULL) on either side takes the other.
-Status MergeProfileText(const std::string& old, std::string* text, const char* what) {
+// The merge of two windows' JSON objects of counts (codes, classes,
+// payload) by MergeCounts: empty (NULL) on either side takes the other.
+Status MergeJsonText(const std::string& old, std::string* text, const char* what) {
   if (old.empty()) return Status::Ok();
   if (text->empty()) {
     *text = old;
@@ -43,17 +44,13 @@ Status MergeProfileText(const std::string& old, std::string* text, const char* w
 Status MergeWindow(const WindowRow& old, WindowRow* w) {
   if (old.latency_bounds != w->latency_bounds)
     return Status::Incompatible("latency bounds " + old.latency_bounds + " and " + w->latency_bounds + " differ");
-  nlohmann::json codes = nlohmann::json::parse(w->codes, nullptr, false);
-  nlohmann::json old_codes = nlohmann::json::parse(old.codes, nullptr, false);
+  if (Status st = MergeJsonText(old.codes, &w->codes, "codes"); !st.ok()) return st;
   nlohmann::json latency = nlohmann::json::parse(w->latency, nullptr, false);
   nlohmann::json old_latency = nlohmann::json::parse(old.latency, nullptr, false);
-  if (!codes.is_object() || !old_codes.is_object() || !latency.is_array() || !old_latency.is_array() ||
-      latency.size() != old_latency.size())
-    return Status::Internal("a window's codes or latency is not what the gateway writes");
+  if (!latency.is_array() || !old_latency.is_array() || latency.size() != old_latency.size())
+    return Status::Internal("a window's latency is not what the gateway writes");
   auto count = [](const nlohmann::json& n) { return n.is_number_integer() ? n.get<int64_t>() : int64_t{0}; };
-  for (auto& [code, n] : old_codes.items()) codes[code] = (codes.contains(code) ? count(codes[code]) : 0) + count(n);
   for (size_t i = 0; i < latency.size(); ++i) latency[i] = count(latency[i]) + count(old_latency[i]);
-  w->codes = codes.dump();
   w->latency = latency.dump();
   w->requests += old.requests;
   w->errors += old.errors;
@@ -65,8 +62,8 @@ Status MergeWindow(const WindowRow& old, WindowRow* w) {
   w->mirror_dropped += old.mirror_dropped;
   w->mirror_compared += old.mirror_compared;
   w->mirror_agreed += old.mirror_agreed;
-  if (Status st = MergeProfileText(old.classes, &w->classes, "classes"); !st.ok()) return st;
-  return MergeProfileText(old.payload, &w->payload, "payload");
+  if (Status st = MergeJsonText(old.classes, &w->classes, "classes"); !st.ok()) return st;
+  return MergeJsonText(old.payload, &w->payload, "payload");
 }
 
 nlohmann::json MergeNumber(const std::string& key, const nlohmann::json& from, const nlohmann::json& into) {
