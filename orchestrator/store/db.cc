@@ -345,6 +345,56 @@ CREATE TABLE gateway (
 );
 )sql";
 
+// Version 12: deployments (specs/deploy.md). A rollout is one deployment
+// step's drive of a service's traffic (deploy/canary, deploy/blue-green,
+// ...): where it is, so a resumed run continues it, and what it decided, one
+// event per shift and analysis. Feedback is what callers report of an
+// answer (POST /v2/models/{service}/feedback), for deploy/ab-test.
+const char* kSchemaV12 = R"sql(
+CREATE TABLE rollouts (
+  id INTEGER PRIMARY KEY,
+  service TEXT NOT NULL,
+  strategy TEXT NOT NULL,         -- canary blue-green ab-test shadow rollback
+  run_id INTEGER NOT NULL,
+  step_id TEXT NOT NULL,
+  stable_version TEXT NOT NULL,   -- what served before; a rollback returns to it ('' for none)
+  candidate_version TEXT NOT NULL,
+  state TEXT NOT NULL,            -- progressing paused promoted rolled_back aborted ended
+  step_index INTEGER NOT NULL,    -- the strategy's current step, from 0: where a resume continues
+  candidate_bp INTEGER NOT NULL,  -- the candidate's live weight, 0..10000
+  request TEXT,                   -- promote abort: asked by a person, taken by the step
+  request_actor TEXT,
+  reason TEXT NOT NULL,           -- the last decision, in words
+  config TEXT NOT NULL,           -- the step's with:, JSON
+  outputs TEXT,                   -- JSON of what it ended with
+  started_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  ended_ms INTEGER
+);
+CREATE INDEX rollouts_by_service ON rollouts(service, id);
+CREATE INDEX rollouts_by_step ON rollouts(run_id, step_id);
+CREATE TABLE rollout_events (
+  id INTEGER PRIMARY KEY,
+  rollout_id INTEGER NOT NULL REFERENCES rollouts(id),
+  at_ms INTEGER NOT NULL,
+  kind TEXT NOT NULL,             -- start shift analysis pause resume promote rollback abort end
+  message TEXT NOT NULL,
+  data TEXT                       -- JSON: the figures of an analysis, the weights of a shift
+);
+CREATE INDEX rollout_events_by_rollout ON rollout_events(rollout_id, id);
+CREATE TABLE feedback (
+  id INTEGER PRIMARY KEY,
+  service TEXT NOT NULL,
+  version TEXT NOT NULL,          -- the variant that answered
+  request_id TEXT,
+  key TEXT,
+  reward REAL,                    -- an outcome: 1 converted, 0 not, or any reward
+  label TEXT,
+  at_ms INTEGER NOT NULL
+);
+CREATE INDEX feedback_by_service ON feedback(service, version, at_ms);
+)sql";
+
 }  // namespace
 
 Db::~Db() {
@@ -428,7 +478,7 @@ Status Db::Migrate() {
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
   static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7, kSchemaV8,
-                                       kSchemaV9, kSchemaV10, kSchemaV11};
+                                       kSchemaV9, kSchemaV10, kSchemaV11, kSchemaV12};
   static_assert(std::size(kMigrations) == kSchemaVersion);
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();

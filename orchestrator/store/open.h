@@ -12,6 +12,7 @@
 //   access()    API tokens, schedule fires, webhook deliveries (access.h)
 //   services()  services' desired state and history (services.h)
 //   gateway()   the serving gateway's claim and statistics windows (gateway.h)
+//   rollouts()  deployments by the deploy/* step types and their events (rollouts.h)
 //
 // One Store is used by one thread (a server thread opens its own); several
 // processes may open the same file (db.h). A store for another database
@@ -27,6 +28,7 @@
 #include "store/gateway.h"
 #include "store/lineage.h"
 #include "store/registry.h"
+#include "store/rollouts.h"
 #include "store/runs.h"
 #include "store/services.h"
 
@@ -45,6 +47,7 @@ class Store {
   AccessStore& access() { return access_; }
   ServicesStore& services() { return services_; }
   GatewayStore& gateway() { return gateway_; }
+  RolloutsStore& rollouts() { return rollouts_; }
 
  private:
   explicit Store(std::unique_ptr<Db> db)
@@ -54,7 +57,8 @@ class Store {
         runs_(*db_, lineage_, registry_),
         access_(*db_),
         services_(*db_),
-        gateway_(*db_) {}
+        gateway_(*db_),
+        rollouts_(*db_) {}
 
   std::unique_ptr<Db> db_;  // first: destroyed last
   LineageStore lineage_;
@@ -63,6 +67,7 @@ class Store {
   AccessStore access_;
   ServicesStore services_;
   GatewayStore gateway_;
+  RolloutsStore rollouts_;
 };
 
 }  // namespace sluice::store

@@ -446,6 +446,36 @@ Result<std::vector<ServiceChange>> ServicesStore::History(const std::string& nam
   return out;
 }
 
+Status ServicesStore::SetTrafficOwner(const std::string& name, const std::string& owner, const std::string& expected,
+                                      const std::string& actor, const std::string& reason, int64_t now_ms) {
+  return db_.Transaction("SetTrafficOwner", [&]() -> Status {
+    std::string live;
+    {
+      Query q = db_.Prepare("SELECT IFNULL(traffic_owner, '') FROM services WHERE name = ? AND deleted_ms IS NULL");
+      q.Bind(1, name);
+      int rc = q.Step();
+      if (rc == SQLITE_DONE) return Status::NotFound("no service '" + name + "'");
+      if (rc != SQLITE_ROW) return db_.Error("read service " + name);
+      live = q.Text(0);
+    }
+    if (live == owner) return Status::Ok();
+    if (live != expected)
+      return Status::Incompatible("the weights of service '" + name + "' are driven by " +
+                                  (live.empty() ? std::string("anyone") : live) + ", not " +
+                                  (expected.empty() ? std::string("anyone") : expected));
+    {
+      Query q = db_.Prepare("UPDATE services SET traffic_owner = ?, updated_ms = ? WHERE name = ?");
+      BindOptional(q, 1, owner);
+      q.Bind(2, now_ms).Bind(3, name);
+      if (q.Step() != SQLITE_DONE) return db_.Error("set the traffic owner of service " + name);
+    }
+    nlohmann::json before = {{"traffic_owner", live.empty() ? nlohmann::json() : nlohmann::json(live)}};
+    nlohmann::json after = {{"traffic_owner", owner.empty() ? nlohmann::json() : nlohmann::json(owner)}};
+    auto id = AppendChange(name, "owner", actor, reason, before.dump(), after.dump(), now_ms);
+    return id.ok() ? Status::Ok() : id.status();
+  });
+}
+
 Result<int64_t> ServicesStore::RecordEvent(const std::string& service, const std::string& kind,
                                            const std::string& reason, int64_t now_ms) {
   int64_t id = 0;

@@ -158,6 +158,16 @@ class ServicesStore {
   Result<ApplyOutcome> SetTraffic(const std::string& name, const TrafficChange& change, const std::string& actor,
                              const std::string& reason, int64_t now_ms);
 
+  // Hands who drives the service's weights from `expected` to `owner`
+  // ("run:12/deploy" while a rollout runs; empty: anyone) and appends an
+  // "owner" row to its history, in one transaction. Incompatible when the
+  // live traffic_owner is neither `expected` nor `owner` (setting the same
+  // owner again changes nothing and records nothing); NotFound for no such
+  // service.
+  // REQUIRES: no journal batch is open.
+  Status SetTrafficOwner(const std::string& name, const std::string& owner, const std::string& expected,
+                         const std::string& actor, const std::string& reason, int64_t now_ms);
+
   // A service's desired state (NotFound if none, or deleted), with its
   // versions that are not removed, by ordinal.
   Result<ServiceState> Get(const std::string& name);

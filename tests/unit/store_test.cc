@@ -34,8 +34,14 @@ int64_t UserVersion(const std::string& path) {
   return v;
 }
 
-// Undoes schema version 11 by hand (its new tables), so a test can step further back.
+// Undoes schema version 12 by hand (its new tables), so a test can step further back.
+void UndoVersion12(sqlite3* db) {
+  ExecAll(db, {"DROP TABLE rollout_events", "DROP TABLE rollouts", "DROP TABLE feedback", "PRAGMA user_version=11"});
+}
+
+// Undoes schema versions 12 and 11 by hand (11's new tables), so a test can step further back.
 void UndoVersion11(sqlite3* db) {
+  UndoVersion12(db);
   ExecAll(db, {"DROP TABLE services", "DROP TABLE service_versions", "DROP TABLE service_replicas",
                "DROP TABLE service_changes", "DROP TABLE service_windows", "DROP TABLE gateway",
                "PRAGMA user_version=10"});
