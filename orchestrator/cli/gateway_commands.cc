@@ -2,13 +2,10 @@
 // until SIGINT, SIGTERM or `sluice gateway stop`; sluice gateway stop asks
 // the store's gateway to stop and waits for it to go. EnsureGateway starts
 // one in the background for `sluice services apply` when none runs.
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -16,9 +13,8 @@
 #include "cli/commands.h"
 #include "exec/process.h"
 #include "serving/gateway.h"
+#include "serving/gateway_launch.h"
 #include "util/strings.h"
-
-extern char** environ;
 
 namespace sluice::cli {
 
@@ -67,48 +63,16 @@ int RunGateway(const GatewayCliOptions& o) {
 int EnsureGateway(int port) {
   auto store = OpenStore();
   if (!store) return kExitFailed;
-  auto row = store->gateway().Read();
-  if (!row.ok()) return Fail("sluice: " + row.status().message(), kExitFailed);
-  if (*row && exec::SameProcessAlive(static_cast<int>((*row)->pid), (*row)->start_time)) {
-    std::cout << "gateway: pid " << (*row)->pid << ", http://" << (*row)->listen << ":" << (*row)->port << "\n";
-    return kExitOk;
-  }
-  std::error_code ec;
   std::string home = fs::absolute(HomeDir()).lexically_normal().string();
-  std::string program = fs::read_symlink("/proc/self/exe", ec).string();
-  if (ec) return Fail("sluice: cannot find its own executable: " + ec.message(), kExitFailed);
-  std::string log_path = home + "/gateway.log";
-  int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log < 0) return Fail("sluice: cannot open " + log_path + ": " + std::strerror(errno), kExitFailed);
-  exec::SpawnRequest r;
-  r.program = program;
-  r.argv = {program, "gateway", "--background", "--port", std::to_string(port)};
-  for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "SLUICE_HOME=", 12) != 0) r.env.push_back(*e);
-  r.env.push_back("SLUICE_HOME=" + home);
-  r.workdir = fs::current_path(ec).string();
-  r.output_fd = log;
-  auto pid = exec::Spawn(r);
-  ::close(log);
-  if (!pid.ok()) return Fail("sluice: cannot start the gateway: " + pid.status().message(), kExitFailed);
-  // The gateway writes its row once it listens; it is not reaped here (init inherits it).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto now = store->gateway().Read();
-    if (now.ok() && *now && (*now)->pid == *pid) {
-      std::cout << "gateway started: pid " << *pid << ", http://" << (*now)->listen << ":" << (*now)->port << ", log "
-                << log_path << "\n";
-      return kExitOk;
-    }
-    if (auto ended = exec::PollChild(*pid)) {
-      return Fail("sluice: the gateway exited with status " + std::to_string(ended->code) + " before it listened; see " +
-                      log_path,
-                  kExitFailed);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return Fail("sluice: the gateway (pid " + std::to_string(*pid) + ") did not listen within 10 s; see " + log_path,
-              kExitFailed);
+  auto launch = serving::EnsureGateway(store->gateway(), home, port);
+  if (!launch.ok()) return Fail("sluice: " + launch.status().message(), kExitFailed);
+  const store::GatewayRecord& g = launch->gateway;
+  if (launch->started)
+    std::cout << "gateway started: pid " << g.pid << ", http://" << g.listen << ":" << g.port << ", log "
+              << launch->log_path << "\n";
+  else
+    std::cout << "gateway: pid " << g.pid << ", http://" << g.listen << ":" << g.port << "\n";
+  return kExitOk;
 }
 
 int WaitForReplicas(const std::string& service, std::chrono::milliseconds limit) {
@@ -116,39 +80,20 @@ int WaitForReplicas(const std::string& service, std::chrono::milliseconds limit)
   if (!store) return kExitFailed;
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (true) {
-    auto desired = store->services().Get(service);
-    if (!desired.ok()) return Fail("sluice: " + desired.status().message(), kExitFailed);
-    auto rows = store->services().Replicas(service);
-    if (!rows.ok()) return Fail("sluice: " + rows.status().message(), kExitFailed);
-    std::vector<std::string> waiting;
-    int total = 0;
-    for (const store::ServiceVersionState& v : desired->versions) {
-      if (v.state != "active") continue;
-      for (int slot = 0; slot < v.replicas; ++slot) {
-        ++total;
-        const store::ReplicaRow* row = nullptr;
-        for (const store::ReplicaRow& r : *rows)
-          if (r.version == v.name && r.slot == slot) row = &r;
-        if (row && row->revision == v.revision && row->state == "ready") continue;
-        std::string what = "replica " + std::to_string(slot) + " of " + v.name + ": ";
-        if (!row || row->revision != v.revision) {
-          what += "not started";
-        } else {
-          what += row->state;
-          if (!row->last_exit.empty()) what += ", last " + row->last_exit;
-          what += "; log " + row->log_path;
-        }
-        waiting.push_back(what);
-      }
-    }
-    if (waiting.empty()) {
+    auto waiting = serving::ReplicasNotReady(store->services(), service, "");
+    if (!waiting.ok()) return Fail("sluice: " + waiting.status().message(), kExitFailed);
+    if (waiting->empty()) {
+      int total = 0;
+      if (auto desired = store->services().Get(service); desired.ok())
+        for (const store::ServiceVersionState& v : desired->versions)
+          if (v.state == "active") total += v.replicas;
       std::cout << "service " << service << ": " << total << " replica" << (total == 1 ? "" : "s") << " ready\n";
       return kExitOk;
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       std::cerr << "sluice: service " << service << " is not ready after "
                 << std::chrono::duration_cast<std::chrono::seconds>(limit).count() << " s:\n";
-      for (const std::string& w : waiting) std::cerr << "  " << w << "\n";
+      for (const std::string& w : *waiting) std::cerr << "  " << w << "\n";
       return kExitFailed;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -14,6 +14,8 @@
 // plugin cannot claim this; its step types always take resources.cpu slots.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,7 +30,41 @@ struct BuiltinPlugin {
   std::vector<std::string> waiting_types;
 };
 
-// The built-in plugins, in listing order.
+// The built-in plugins, in listing order: sluice's own (sluice/wait), then
+// those registered.
 const std::vector<BuiltinPlugin>& BuiltinPlugins();
+// Adds a built-in plugin whose module sits above exec/ (deploy/ drives the
+// store and the gateway, which exec/ must not see). cli/main.cc registers
+// them before anything reads the catalog. Not thread-safe: call it first.
+void RegisterBuiltinPlugin(BuiltinPlugin plugin);
+
+// The attempt a built-in step type runs for, from the attempt's environment
+// (SLUICE_HOME, SLUICE_RUN_ID, SLUICE_STEP, SLUICE_ATTEMPT): what the ABI's
+// call does not carry and a step type that drives the store needs (its
+// file, and the run and step that own what it changes). A third party's
+// plugin reads these from its process environment like any step.
+struct BuiltinAttempt {
+  std::string home;                  // absolute; the store is home + "/sluice.db"
+  int64_t run_id = 0;
+  std::string step_id;
+  int attempt = 0;
+};
+// Parsed from "KEY=value" entries; nullopt if one of the four is missing.
+std::optional<BuiltinAttempt> BuiltinAttemptFromEnv(const std::vector<std::string>& env);
+// The attempt whose built-in step type runs on this thread, set by the
+// runners (in-process and in a plugin host) around the call; nullopt
+// outside one.
+std::optional<BuiltinAttempt> CurrentBuiltinAttempt();
+// Makes `attempt` this thread's current one while it lives.
+class BuiltinAttemptScope {
+ public:
+  explicit BuiltinAttemptScope(std::optional<BuiltinAttempt> attempt);
+  ~BuiltinAttemptScope();
+  BuiltinAttemptScope(const BuiltinAttemptScope&) = delete;
+  BuiltinAttemptScope& operator=(const BuiltinAttemptScope&) = delete;
+
+ private:
+  std::optional<BuiltinAttempt> previous_;
+};
 
 }  // namespace sluice::exec

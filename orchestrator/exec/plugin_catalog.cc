@@ -161,6 +161,7 @@ bool NamedFor(const std::string& path, const std::string& name) {
 Result<std::shared_ptr<PluginInfo>> ReadBuiltin(const BuiltinPlugin& builtin) {
   auto p = ReadPlugin(builtin.table, kBuiltinPath);
   if (!p.ok()) return p;
+  for (StepTypeInfo& t : (*p)->step_types) t.builtin = true;
   for (const std::string& id : builtin.waiting_types) {
     auto it = std::find_if((*p)->step_types.begin(), (*p)->step_types.end(),
                            [&](const StepTypeInfo& t) { return t.id == id; });

@@ -42,6 +42,8 @@ struct StepTypeInfo {
   // False for a built-in step type registered as one that only waits
   // (exec/builtin.h): its attempts take no local slot. A library's: true.
   bool takes_slot = true;
+  // Compiled into sluice: its run() may read CurrentBuiltinAttempt().
+  bool builtin = false;
 };
 
 // What `path` says of a plugin compiled into the sluice binary.

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "exec/builtin.h"
 #include "exec/process.h"
 #include "util/json.h"
 
@@ -83,6 +84,7 @@ struct InProcessRunner::Job {
   const StepTypeInfo* type = nullptr;
   engine::PluginCall call;
   std::string workdir;
+  std::optional<BuiltinAttempt> attempt;  // for a built-in step type
   PluginReport report;               // the worker's until the job is finished
   std::atomic<bool> cancel{false};
   std::atomic<bool> abandoned{false};
@@ -117,6 +119,7 @@ void InProcessRunner::Start(int64_t attempt_id, const StepTypeInfo* type, const 
   job->type = type;
   job->call = *r.plugin;
   job->workdir = r.workdir;
+  if (type->builtin) job->attempt = BuiltinAttemptFromEnv(r.env);
   job->report.log = AttemptLog(r.log_path);
   job->report.mask = SecretMask(r.secrets);
   job->progress = progress_;
@@ -168,7 +171,10 @@ void InProcessRunner::Work() {
     call.attempt = j->call.attempt;
     call.state_dir = View(j->call.state_dir);
     call.cpu = j->call.cpu;
-    j->report.status = j->type->run(&host, &call);
+    {
+      BuiltinAttemptScope scope(j->attempt);
+      j->report.status = j->type->run(&host, &call);
+    }
     j->report.Close();
 
     lock.lock();
@@ -309,6 +315,13 @@ Result<int64_t> PluginHosts::Start(int64_t attempt_id, const PluginInfo& plugin,
                           {"attempt", r.plugin->attempt},
                           {"state_dir", r.plugin->state_dir},
                           {"cpu", r.plugin->cpu}}}};
+  if (plugin.builtin()) {
+    // What names the attempt, which a warm host's environment leaves out (HostEnvironment).
+    std::vector<std::string> names;
+    for (const std::string& e : r.env)
+      if (e.rfind("SLUICE_", 0) == 0) names.push_back(e);
+    msg["run"]["attempt_env"] = names;
+  }
   WriteAll(host->socket, JsonText(msg) + "\n");
   return static_cast<int64_t>(host->pid);
 }
@@ -542,7 +555,12 @@ int PluginHostMain(int socket_fd) {
     std::string state_dir = run.value("state_dir", std::string());
     call.state_dir = View(state_dir);
     call.cpu = run.value("cpu", 1);
-    sluice_status status = type->run(&host, &call);
+    sluice_status status;
+    {
+      BuiltinAttemptScope scope(
+          BuiltinAttemptFromEnv(run.value("attempt_env", std::vector<std::string>{})));
+      status = type->run(&host, &call);
+    }
     std::fflush(stdout);
     std::fflush(stderr);
     state.Send({{"done", status}});
