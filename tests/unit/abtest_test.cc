@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <random>
 
 namespace sluice::deploy {
@@ -179,15 +180,16 @@ TEST(ABTest, EqualVariantsDeclareAWinnerInAtMostTwoOfTwentySeededTests) {
 TEST(ABTest, AVariantFivePointsBetterIsTheWinner) {
   ABConfig config;
   config.mde = 0.02;  // the baseline is the control's observed rate
+  int covered = 0;  // the 95% interval holds the true 0.05
   for (uint64_t seed = 100; seed < 120; ++seed) {
     ABDecision d = RunFixed(seed, 0.10, 0.15, config);
     ASSERT_EQ(d.state, ABDecision::State::kWinner) << d.reason;
     EXPECT_EQ(d.winner, "candidate");
-    EXPECT_GT(d.effect, 0.03);
-    EXPECT_LT(d.ci_low, 0.05);
-    EXPECT_GT(d.ci_high, 0.05);
+    EXPECT_GT(d.ci_low, 0);
     EXPECT_LT(d.p_value, 0.05);
+    covered += d.ci_low <= 0.05 && 0.05 <= d.ci_high;
   }
+  EXPECT_GE(covered, 17);
 }
 
 TEST(ABTest, ASkewedSplitIsInvalidBeforeAnyTest) {
@@ -236,6 +238,7 @@ TEST(ABTest, PeekingAtASequentialTestKeepsTheFalsePositiveRateNearAlpha) {
     naive += p.naive_winner;
   }
   EXPECT_LE(sequential, 16) << "over 200: alpha 0.05 is 10, plus a margin";
+  std::printf("false positives over 200 peeked tests: sequential %d, plain p-value %d\n", sequential, naive);
   // The same data peeked with a plain p-value: what the sequential test prevents.
   EXPECT_GE(naive, 40) << naive;
 }

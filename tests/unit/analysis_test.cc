@@ -132,12 +132,15 @@ TEST(AnalysisTest, TheReasonStatesEachComparisonLikeArgo) {
 }
 
 TEST(AnalysisTest, AP99ExactlyAtTheLimitBoundPassesAndTheNextBucketFails) {
-  AnalysisSpec s = Spec(kIssueExample);
+  AnalysisSpec s = Spec({{"min_requests", 100}, {"max_p99_ms", 50}});
   Counts c = Interval(100, 0, 50);
+  c.latency[serving::LatencyBucket(50)] = 99;  // 99 of 100 <= 50 ms
+  c.latency[serving::LatencyBucket(50.001)] = 1;
   EXPECT_EQ(Judge(s, c).verdict, Verdict::kPass);
-  c.latency[serving::LatencyBucket(50)] = 98;
+  EXPECT_EQ(Judge(s, c).reason, "p99 <= 50 ms <= 50 ms over 100 requests");
+  c.latency[serving::LatencyBucket(50)] = 98;  // 98 of 100
   c.latency[serving::LatencyBucket(50.001)] = 2;
-  Measurement m = Judge(Spec({{"min_requests", 100}, {"max_p99_ms", 50}}), c);
+  Measurement m = Judge(s, c);
   EXPECT_EQ(m.verdict, Verdict::kFail);
   EXPECT_EQ(m.p99_ms, 75);
   EXPECT_EQ(m.reason, "p99 <= 75 ms > 50 ms over 100 requests");

@@ -100,7 +100,8 @@ TEST(MetricsTest, AMalformedLineIsAnErrorNamingItsLineNumber) {
   EXPECT_EQ(bad("\n\nx{a=\"1\n"), "metrics line 3: unterminated value of label a");
   EXPECT_EQ(bad("x\n"), "metrics line 1: expected a blank and a value after x");
   EXPECT_EQ(bad("{a=\"1\"} 2\n"), "metrics line 1: expected a metric name");
-  EXPECT_EQ(bad("x 1 12ab\n"), "metrics line 1: '12ab' is not a timestamp");
+  EXPECT_EQ(bad("x 1 ab\n"), "metrics line 1: 'ab' is not a timestamp");
+  EXPECT_EQ(bad("x 1 12 ab\n"), "metrics line 1: unexpected 'ab' after the timestamp");
   EXPECT_EQ(ParseMetrics("x 1 1700000000000\n  \n# comment\n").status().ok(), true);
 }
 
