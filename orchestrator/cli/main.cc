@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "deploy/step_types.h"
+#include "exec/builtin.h"
 #include "exec/slurm_executor.h"
 #include "exec/plugin_runner.h"
 
@@ -28,6 +30,9 @@ int main(int argc, char** argv) {
   // `sluice run | head` must not kill the run halfway: writes to a closed
   // pipe fail instead. Steps get the default disposition back.
   std::signal(SIGPIPE, SIG_IGN);
+  // deploy/* drive the store and the gateway and only wait: no local slot.
+  sluice::exec::RegisterBuiltinPlugin(
+      {sluice::deploy::DeployPlugin(), {"canary", "blue-green", "rollback"}});
   CLI::App app{"sluice: ML pipelines from YAML specs, with state in one SQLite file"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "sluice " SLUICE_VERSION);

@@ -5,6 +5,7 @@
 //   fake_oip_server [--port N] [--label L] [--not-ready-for-ms N]
 //                   [--exit-after-requests N] [--exit-code C]
 //                   [--ignore-sigterm] [--delay-ms N] [--class C]
+//                   [--status S]
 //
 // Port: --port, else $PORT (as a command version gets it from the gateway),
 // else 0 (a free one). Once listening it prints "listening on PORT" to stdout.
@@ -30,6 +31,9 @@
 // --class C: the infer answer's outputs also hold, after the echo (which
 // stays outputs[0]), {"name": "class", "datatype": "BYTES", "shape": [1],
 // "data": [C]}: a predicted class for the gateway's payload profile.
+//
+// --status S: every infer is answered with status S (a broken model:
+// 500), the body {"error": "fake failure", ...} after --delay-ms.
 //
 // --exit-after-requests N: after the answer to the Nth infer request is
 // handed to the server, the process exits with --exit-code (default 1)
@@ -63,6 +67,7 @@ struct Flags {
   bool ignore_sigterm = false;
   long delay_ms = 0;
   std::string predicted_class;  // --class; empty: no class output
+  int status = 200;             // --status
 };
 
 [[noreturn]] void Usage(const std::string& why) {
@@ -93,6 +98,7 @@ Flags Parse(int argc, char** argv) {
     else if (a == "--ignore-sigterm") f.ignore_sigterm = true;
     else if (a == "--delay-ms") f.delay_ms = number();
     else if (a == "--class") f.predicted_class = value();
+    else if (a == "--status") f.status = static_cast<int>(number());
     else Usage("unknown flag " + a);
   }
   if (f.port < 0) {
@@ -171,9 +177,11 @@ int main(int argc, char** argv) {
       bool last = flags.exit_after_requests > 0 && k == flags.exit_after_requests;
       int code = flags.exit_code;
       long delay = flags.delay_ms;
-      std::thread([responder, body = std::move(body), delay, last, code] {
+      int status = flags.status;
+      if (status != 200) body["error"] = "fake failure";
+      std::thread([responder, body = std::move(body), delay, last, code, status] {
         if (delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
-        responder.Send(Json(200, body));
+        responder.Send(Json(status, body));
         if (last) {
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
           std::_Exit(code);
