@@ -1,7 +1,9 @@
-// The gateway's data plane (gateway_impl.h): the /v2 routes and /metrics,
-// run on the HTTP server's I/O threads. Nothing here touches SQLite or
-// blocks: a request is routed, forwarded through the upstream client and
-// counted; its answer comes back on the same thread.
+// The gateway's data plane (gateway_impl.h): the /v2 routes (feedback
+// included) and /metrics, run on the HTTP server's I/O threads. Nothing
+// here touches SQLite or blocks: a request is routed, forwarded through the
+// upstream client and counted; its answer comes back on the same thread.
+// Feedback rows are queued for the control thread; mirror comparisons go
+// to the comparer thread.
 #include <algorithm>
 #include <cstdio>
 #include <tuple>
@@ -400,6 +402,11 @@ void Gateway::Impl::Feedback(const std::shared_ptr<const ServiceRoute>& route, c
   const std::string& service = route->table.service();
   if (request.method != "POST") return responder.Send(JsonError(405, "use POST for feedback"));
   if (!Authorized(*route, request)) return responder.Send(Unauthorized(service));
+  if (draining.load()) {  // Stop writes what is queued once; a row queued after would be lost
+    server::Response r = JsonError(503, "the gateway is stopping");
+    r.headers.emplace_back("retry-after", "1");
+    return responder.Send(std::move(r));
+  }
   auto parsed = ParseFeedback(request.body);
   if (!parsed.ok()) return responder.Send(JsonError(400, parsed.status().message()));
   FeedbackRequest& f = *parsed;
