@@ -70,6 +70,9 @@ store::WindowRow ToRow(const std::string& service, const std::string& version, c
   row.latency_sum_us = w.latency_sum_us;
   row.latency_max_us = w.latency_max_us;
   row.cache_hits = w.cache_hits;
+  row.mirror_dropped = w.mirror_dropped;
+  row.mirror_compared = w.mirror_compared;
+  row.mirror_agreed = w.mirror_agreed;
   return row;
 }
 
@@ -166,6 +169,15 @@ void Gateway::Impl::Flush(int64_t now_ms, bool last) {
   if (!st.ok()) Log("event=flush-failed reason=" + Quote(st.message()));
 }
 
+void Gateway::Impl::WriteFeedback() {
+  std::vector<store::FeedbackRow> rows = feedback_queue.TakeAll();
+  if (rows.empty()) return;
+  if (Status st = store->feedback().Append(rows); !st.ok()) {
+    feedback_lost.fetch_add(static_cast<int64_t>(rows.size()), std::memory_order_relaxed);
+    Log("event=feedback-write-failed rows=" + std::to_string(rows.size()) + " reason=" + Quote(st.message()));
+  }
+}
+
 void Gateway::Impl::ControlStep() {
   const int64_t now = WallMs();
   bool changed = false;
@@ -201,6 +213,10 @@ void Gateway::Impl::ControlStep() {
   for (const auto& [service, reason] : ejections)
     if (auto recorded = store->services().RecordEvent(service, "ejection", reason, now); !recorded.ok())
       Log("event=record-ejection-failed service=" + service + " reason=" + Quote(recorded.status().message()));
+  if (now >= next_feedback_write) {
+    WriteFeedback();
+    next_feedback_write = now + kFeedbackWriteEveryMs;
+  }
   if (now >= next_flush) {
     Flush(now, false);
     next_flush = now + kFlushEveryMs;
@@ -330,6 +346,8 @@ void Gateway::Stop() {
     g.supervisor->Tick(WallMs());
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  g.comparer.Stop();       // the comparisons queued are counted; none runs past here
+  g.WriteFeedback();       // the control thread has stopped: what it had not written yet
   g.Flush(WallMs(), true);  // the open windows too: the gateway is going away
   if (Status st = g.store->gateway().Release(g.pid); !st.ok()) Log("event=release-failed reason=" + Quote(st.message()));
   Log("event=gateway-stopped pid=" + std::to_string(g.pid));

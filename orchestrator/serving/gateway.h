@@ -3,8 +3,10 @@
 // Open Inference Protocol v2 routes of every service on the project's HTTP
 // server, routes each request to a replica of a version (by weight, sticky
 // key or a pinned version), copies a share to a mirror version, counts
-// every answer in 10-second windows, and keeps the replicas the store
-// desires running through its Supervisor.
+// every answer in 10-second windows, compares the mirror's answers with
+// the live ones, takes callers' feedback on answers
+// (POST /v2/models/{s}/feedback), and keeps the replicas the store desires
+// running through its Supervisor.
 //
 // Threads:
 //   - the HTTP server's I/O threads run Handle: they read the published
@@ -14,7 +16,9 @@
 //     watches the store (PRAGMA data_version every poll_interval), reconciles
 //     the replicas, rebuilds and publishes the routes when the desired state
 //     or a replica set changed, flushes closed windows and the heartbeat
-//     every second, and notices a stop request in the gateway row.
+//     every second, writes the queued feedback every 250 ms, and notices a
+//     stop request in the gateway row.
+//   - the comparer thread (serving/mirror.h) compares mirrored answers.
 // Routes are immutable once published; an old set dies with its last
 // in-flight request.
 //

@@ -20,7 +20,9 @@
 
 #include "server/http.h"
 #include "server/upstream.h"
+#include "serving/feedback.h"
 #include "serving/gateway.h"
+#include "serving/mirror.h"
 #include "serving/prediction_cache.h"
 #include "serving/profiler.h"
 #include "serving/routing.h"
@@ -57,8 +59,11 @@ RandomSource& ThreadRandom();
 // Counters of one service that outlive its routing tables.
 struct ServiceCounters {
   std::map<std::string, std::shared_ptr<WindowStats>> versions;  // by version name
-  std::atomic<int64_t> rerouted{0}, retried{0}, mirror_dropped{0}, sticky_missing{0};
+  std::atomic<int64_t> rerouted{0}, retried{0}, sticky_missing{0};
   std::atomic<int> mirror_inflight{0};
+  // Which version gave each of the last kRememberedAnswers live answers, by
+  // request id: what feedback by request id resolves against.
+  std::shared_ptr<RecentAnswers> answers = std::make_shared<RecentAnswers>(kRememberedAnswers);
   // The prediction cache, kept across routing tables while its limits stay;
   // set by the control thread only (under counters_mu).
   std::shared_ptr<PredictionCache> cache;
@@ -143,14 +148,32 @@ struct Gateway::Impl {
   void Handle(server::Request request, server::Responder responder);
   void Infer(const std::shared_ptr<const ServiceRoute>& route, int pinned, server::Request request,
              server::Responder responder, SteadyClock::time_point began);
+  // Sends the request to a replica of `version` and relays its answer, with
+  // x-sluice-version and x-request-id. `pair`: the request is mirrored; the
+  // live side of the pair is set exactly once, whatever the outcome.
   void Forward(std::shared_ptr<const ServiceRoute> route, int version, Role role,
                std::shared_ptr<server::UpstreamRequest> up, const Replica* excluded, bool retry,
-               server::Responder responder, SteadyClock::time_point began, std::string cache_key = "");
+               server::Responder responder, SteadyClock::time_point began, std::string cache_key = "",
+               std::shared_ptr<MirrorPair> pair = nullptr);
   // Answers from the service's prediction cache when it holds `key` (a 200
   // with x-sluice-cache: hit, counted as a cache hit of `version`); false
-  // when it does not. `role`: live or pinned; mirror copies never use it.
+  // when it does not (and `pair` is left alone). `role`: live or pinned;
+  // mirror copies never use it.
   bool AnswerFromCache(const std::shared_ptr<const ServiceRoute>& route, int version, Role role,
-                       const std::string& key, const server::Responder& responder, SteadyClock::time_point began);
+                       const server::UpstreamRequest& up, const std::string& key, const server::Responder& responder, SteadyClock::time_point began,
+                       const std::shared_ptr<MirrorPair>& pair);
+  // A live answer of `version` to the request `up` went out: feedback may name its request id.
+  void RememberAnswer(const ServiceRoute& route, int version, const server::UpstreamRequest& up);
+  // POST /v2/models/{s}/feedback (specs/services.md "Feedback").
+  void Feedback(const std::shared_ptr<const ServiceRoute>& route, const server::Request& request,
+                const server::Responder& responder);
+  FeedbackQueue feedback_queue;
+  std::atomic<int64_t> feedback_lost{0};  // rows the control thread could not write
+  // Writes the queued feedback rows in one transaction (the control thread; Stop at the end).
+  void WriteFeedback();
+  int64_t next_feedback_write = 0;
+  // Compares mirrored answers with the live ones off the I/O threads.
+  MirrorComparer comparer;
   // A failure the gateway saw (connect refused, reset, timeout, a
   // replica's 502/503/504). At kEjectAfter in a row the replica is ejected
   // for kEjectionMs times its ejections (kMaxEjectionMs at most), unless it
@@ -176,7 +199,11 @@ struct Gateway::Impl {
     }
     profiler->Offer(std::move(sample));
   }
-  void Mirror(const std::shared_ptr<const ServiceRoute>& route, const std::shared_ptr<server::UpstreamRequest>& up);
+  // Sends a copy of `up` to the mirror `version` (chosen by the caller's
+  // draw) unless its in-flight limit is reached (dropped, counted); the
+  // copy's answer sets the mirror side of `pair`.
+  void Mirror(const std::shared_ptr<const ServiceRoute>& route, int version,
+              const std::shared_ptr<server::UpstreamRequest>& up, const std::shared_ptr<MirrorPair>& pair);
   void Metadata(const std::shared_ptr<const ServiceRoute>& route, int pinned, server::Responder responder);
   std::string MetricsText();
 

@@ -1,9 +1,12 @@
-// The gateway's data plane (gateway_impl.h): the /v2 routes and /metrics,
-// run on the HTTP server's I/O threads. Nothing here touches SQLite or
-// blocks: a request is routed, forwarded through the upstream client and
-// counted; its answer comes back on the same thread.
+// The gateway's data plane (gateway_impl.h): the /v2 routes (feedback
+// included) and /metrics, run on the HTTP server's I/O threads. Nothing
+// here touches SQLite or blocks: a request is routed, forwarded through the
+// upstream client and counted; its answer comes back on the same thread.
+// Feedback rows are queued for the control thread; mirror comparisons go
+// to the comparer thread.
 #include <algorithm>
 #include <cstdio>
+#include <tuple>
 
 #include "serving/gateway_impl.h"
 #include "util/hash.h"
@@ -76,6 +79,14 @@ server::Response Unauthorized(const std::string& service) {
   return r;
 }
 
+// The request id the gateway forwards (Infer sets one on every request).
+const std::string& RequestIdOf(const server::UpstreamRequest& up) {
+  static const std::string kNone;
+  for (const auto& [name, value] : up.headers)
+    if (name == "x-request-id") return value;
+  return kNone;
+}
+
 int64_t SteadyMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now().time_since_epoch()).count();
 }
@@ -124,6 +135,7 @@ void Gateway::Impl::Handle(server::Request request, server::Responder responder)
                                      (names.empty() ? std::string("none") : Join(names, ", ")) + ")"));
   }
   const auto& route = found->second;
+  if (seg.size() == 4 && seg[3] == "feedback") return Feedback(route, request, responder);
   // /v2/models/{s}[/versions/{v}][/ready | /infer]
   size_t at = 3;
   int pinned = -1;
@@ -206,21 +218,32 @@ void Gateway::Impl::Infer(const std::shared_ptr<const ServiceRoute>& route, int 
   if (std::string tp = request.Header("traceparent"); !tp.empty()) up->headers.emplace_back("traceparent", tp);
   up->body = std::make_shared<const std::string>(std::move(request.body));
   const Role role = pinned >= 0 ? Role::kPinned : Role::kLive;
+  // The mirror draw comes first so the live answer knows it has a pair; the copy goes after the primary.
+  const int mirror = pinned < 0 ? route->table.mirror_version() : -1;
+  std::shared_ptr<MirrorPair> pair;
+  if (mirror >= 0 && route->table.ShouldMirror(random))
+    pair = std::make_shared<MirrorPair>(route->stats[mirror], &comparer);
   std::string cache_key;
   if (route->cache) {
     cache_key = PredictionCache::Key(route->table.version_name(version), route->revisions[version], *up->body);
-    if (AnswerFromCache(route, version, role, cache_key, responder, began)) {
-      if (pinned < 0) Mirror(route, up);  // the mirror sees its share of requests, hits too
+    if (AnswerFromCache(route, version, role, *up, cache_key, responder, began, pair)) {
+      if (pair) Mirror(route, mirror, up, pair);  // the mirror sees its share of requests, hits too
       return;
     }
   }
-  Forward(route, version, role, up, nullptr, true, std::move(responder), began, std::move(cache_key));
-  if (pinned < 0) Mirror(route, up);
+  Forward(route, version, role, up, nullptr, true, std::move(responder), began, std::move(cache_key), pair);
+  if (pair) Mirror(route, mirror, up, pair);
+}
+
+void Gateway::Impl::RememberAnswer(const ServiceRoute& route, int version, const server::UpstreamRequest& up) {
+  const std::string& id = RequestIdOf(up);
+  if (!id.empty()) route.counters->answers->Remember(id, route.table.version_name(version));
 }
 
 void Gateway::Impl::Forward(std::shared_ptr<const ServiceRoute> route, int version, Role role,
                             std::shared_ptr<server::UpstreamRequest> up, const Replica* excluded, bool retry,
-                            server::Responder responder, SteadyClock::time_point began, std::string cache_key) {
+                            server::Responder responder, SteadyClock::time_point began, std::string cache_key,
+                            std::shared_ptr<MirrorPair> pair) {
   const std::string& version_name = route->table.version_name(version);
   auto record = [route, version, role, began](int status, bool upstream_failed) {
     double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - began).count();
@@ -234,7 +257,9 @@ void Gateway::Impl::Forward(std::shared_ptr<const ServiceRoute> route, int versi
                                             : "service " + Quote(route->table.service()) + " has no ready replica");
     r.headers.emplace_back("retry-after", "1");
     r.headers.emplace_back("x-sluice-version", version_name);
+    r.headers.emplace_back("x-request-id", RequestIdOf(*up));
     record(503, false);
+    if (pair) pair->SetLive(503, nullptr);
     responder.Send(std::move(r));
     return;
   }
@@ -244,8 +269,8 @@ void Gateway::Impl::Forward(std::shared_ptr<const ServiceRoute> route, int versi
   const int port = replica->port.load(std::memory_order_relaxed);
   upstream->Send(
       port, *up, route->timeout,
-      [this, route, version, role, up, replica, retry, responder, began, record,
-       cache_key = std::move(cache_key)](server::UpstreamResult result) {
+      [this, route, version, role, up, replica, retry, responder, began, record, cache_key = std::move(cache_key),
+       pair = std::move(pair)](server::UpstreamResult result) {
         replica->outstanding.fetch_sub(1, std::memory_order_relaxed);
         in_flight.fetch_sub(1, std::memory_order_relaxed);
         const std::string& name = route->table.version_name(version);
@@ -261,17 +286,20 @@ void Gateway::Impl::Forward(std::shared_ptr<const ServiceRoute> route, int versi
           r.body = std::move(result.response.body);
           if (s == 200 && !cache_key.empty()) route->cache->Put(cache_key, {r.content_type, r.body}, SteadyMs());
           r.headers.emplace_back("x-sluice-version", name);
+          r.headers.emplace_back("x-request-id", RequestIdOf(*up));
           if (std::string after = result.response.Header("retry-after"); !after.empty())
             r.headers.emplace_back("retry-after", after);
           record(s, false);
+          if (role == Role::kLive) RememberAnswer(*route, version, *up);
           if (s == 200) Profile(*route, version, role, up->body, r.body);
+          if (pair) pair->SetLive(s, s == 200 ? std::make_shared<const std::string>(r.body) : nullptr);
           responder.Send(std::move(r));
           return;
         }
         CountFailure(*route, version, *replica);
         if (result.error == server::UpstreamError::kConnect && !result.wrote_any && retry) {
           route->counters->retried.fetch_add(1, std::memory_order_relaxed);
-          Forward(route, version, role, up, replica.get(), false, responder, began, cache_key);
+          Forward(route, version, role, up, replica.get(), false, responder, began, cache_key, pair);
           return;
         }
         const std::string which = "replica " + std::to_string(replica->slot) + " of " + Quote(name);
@@ -284,14 +312,16 @@ void Gateway::Impl::Forward(std::shared_ptr<const ServiceRoute> route, int versi
           r = JsonError(502, which + ": " + result.message);
         }
         r.headers.emplace_back("x-sluice-version", name);
+        r.headers.emplace_back("x-request-id", RequestIdOf(*up));
         record(r.status, true);
+        if (pair) pair->SetLive(r.status, nullptr);
         responder.Send(std::move(r));
       });
 }
 
 bool Gateway::Impl::AnswerFromCache(const std::shared_ptr<const ServiceRoute>& route, int version, Role role,
-                                    const std::string& key, const server::Responder& responder,
-                                    SteadyClock::time_point began) {
+                                    const server::UpstreamRequest& up, const std::string& key, const server::Responder& responder,
+                                    SteadyClock::time_point began, const std::shared_ptr<MirrorPair>& pair) {
   std::optional<CachedAnswer> hit = route->cache->Get(key, SteadyMs());
   if (!hit) return false;
   server::Response r;
@@ -299,8 +329,11 @@ bool Gateway::Impl::AnswerFromCache(const std::shared_ptr<const ServiceRoute>& r
   r.body = std::move(hit->body);
   r.headers.emplace_back("x-sluice-version", route->table.version_name(version));
   r.headers.emplace_back("x-sluice-cache", "hit");
+  r.headers.emplace_back("x-request-id", RequestIdOf(up));
   double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - began).count();
   route->stats[version]->Record(role, 200, ms, false, /*cache_hit=*/true);
+  if (role == Role::kLive) RememberAnswer(*route, version, up);
+  if (pair) pair->SetLive(200, std::make_shared<const std::string>(r.body));
   responder.Send(std::move(r));
   return true;
 }
@@ -325,17 +358,17 @@ void Gateway::Impl::CountFailure(const ServiceRoute& route, int version, Replica
                                        std::to_string(kEjectAfter) + " failures in a row");
 }
 
-void Gateway::Impl::Mirror(const std::shared_ptr<const ServiceRoute>& route,
-                           const std::shared_ptr<server::UpstreamRequest>& up) {
-  const int version = route->table.mirror_version();
-  if (version < 0 || !route->table.ShouldMirror(ThreadRandom())) return;
+void Gateway::Impl::Mirror(const std::shared_ptr<const ServiceRoute>& route, int version,
+                           const std::shared_ptr<server::UpstreamRequest>& up,
+                           const std::shared_ptr<MirrorPair>& pair) {
   ServiceCounters& c = *route->counters;
   const auto& replicas = route->table.replicas(version);
   // Copies have their own in-flight limit: half the mirror's capacity, at least one.
   const int limit = std::max(1, static_cast<int>(replicas.size()) * route->max_inflight / 2);
   ReplicaPick pick = PickReplica(replicas, route->max_inflight, ThreadRandom());
   if (pick.replica < 0 || c.mirror_inflight.load(std::memory_order_relaxed) >= limit) {
-    c.mirror_dropped.fetch_add(1, std::memory_order_relaxed);
+    route->stats[version]->RecordMirror(MirrorOutcome::kDropped);
+    pair->SetMirror(0, nullptr);
     return;
   }
   auto copy = std::make_shared<server::UpstreamRequest>(*up);  // the body pointer is shared, not copied
@@ -346,16 +379,66 @@ void Gateway::Impl::Mirror(const std::shared_ptr<const ServiceRoute>& route,
   in_flight.fetch_add(1, std::memory_order_relaxed);
   const auto began = SteadyClock::now();
   upstream->Send(replica->port.load(std::memory_order_relaxed), *copy, route->timeout,
-                 [this, route, version, replica, began, body = copy->body](server::UpstreamResult result) {
+                 [this, route, version, replica, began, pair, body = copy->body](server::UpstreamResult result) {
                    replica->outstanding.fetch_sub(1, std::memory_order_relaxed);
                    route->counters->mirror_inflight.fetch_sub(1, std::memory_order_relaxed);
-                   in_flight.fetch_sub(1, std::memory_order_relaxed);
                    double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - began).count();
-                   bool failed = result.error != server::UpstreamError::kNone;
-                   route->stats[version]->Record(Role::kMirror, failed ? 502 : result.response.status, ms, failed);
-                   if (!failed && result.response.status == 200)
-                     Profile(*route, version, Role::kMirror, body, result.response.body);
+                   const bool failed = result.error != server::UpstreamError::kNone;
+                   const int status = failed ? 502 : result.response.status;
+                   WindowStats& stats = *route->stats[version];
+                   stats.Record(Role::kMirror, status, ms, failed);
+                   if (failed) stats.RecordMirror(MirrorOutcome::kDropped);
+                   if (status == 200) Profile(*route, version, Role::kMirror, body, result.response.body);
+                   // Before in_flight drops: Stop stops the comparer only once nothing is in flight.
+                   pair->SetMirror(failed ? 0 : status,
+                                   status == 200 ? std::make_shared<const std::string>(std::move(result.response.body))
+                                                 : nullptr);
+                   in_flight.fetch_sub(1, std::memory_order_relaxed);
                  });
+}
+
+void Gateway::Impl::Feedback(const std::shared_ptr<const ServiceRoute>& route, const server::Request& request,
+                             const server::Responder& responder) {
+  const std::string& service = route->table.service();
+  if (request.method != "POST") return responder.Send(JsonError(405, "use POST for feedback"));
+  if (!Authorized(*route, request)) return responder.Send(Unauthorized(service));
+  if (draining.load()) {  // Stop writes what is queued once; a row queued after would be lost
+    server::Response r = JsonError(503, "the gateway is stopping");
+    r.headers.emplace_back("retry-after", "1");
+    return responder.Send(std::move(r));
+  }
+  auto parsed = ParseFeedback(request.body);
+  if (!parsed.ok()) return responder.Send(JsonError(400, parsed.status().message()));
+  FeedbackRequest& f = *parsed;
+  store::FeedbackRow row;
+  row.service = service;
+  if (!f.request_id.empty()) {
+    std::optional<std::string> version = route->counters->answers->Find(f.request_id);
+    if (!version)
+      return responder.Send(JsonError(409, "unknown request id " + Quote(f.request_id) +
+                                               " (the gateway remembers the last " +
+                                               std::to_string(route->counters->answers->capacity()) +
+                                               " answers of a service)"));
+    row.version = std::move(*version);
+    row.request_id = std::move(f.request_id);
+  } else {
+    if (!route->table.sticky())
+      return responder.Send(JsonError(400, "key: service " + Quote(service) +
+                                               " is not sticky, so a key names no version; give request_id"));
+    row.version = route->table.version_name(route->table.ChooseVersion(std::string_view(f.key), ThreadRandom()).version);
+    row.key = std::move(f.key);
+  }
+  row.reward = f.reward;
+  row.label = std::move(f.label);
+  row.at_ms = f.at_ms.value_or(WallMs());
+  std::string version = row.version;
+  if (!feedback_queue.Offer(std::move(row))) {
+    server::Response r = JsonError(503, "the gateway's feedback queue is full (" +
+                                            std::to_string(kFeedbackQueueRows) + " rows waiting to be written)");
+    r.headers.emplace_back("retry-after", "1");
+    return responder.Send(std::move(r));
+  }
+  responder.Send(JsonAnswer(202, {{"service", service}, {"version", version}}));
 }
 
 void Gateway::Impl::Metadata(const std::shared_ptr<const ServiceRoute>& route, int pinned,
@@ -419,8 +502,42 @@ std::string Gateway::Impl::MetricsText() {
       text += std::string(name) + "{service=\"" + PrometheusLabel(service) + "\"} " + std::to_string(value_of(*c)) +
               "\n";
   };
-  counter("sluice_mirror_dropped_total", "Mirror copies dropped because the mirror was full or had no replica.",
-          [](const ServiceCounters& c) { return c.mirror_dropped.load(); });
+  {
+    // Per (service, version) of a mirror target: its current one, and any
+    // that has counts from an earlier mirror setting.
+    auto routes = CurrentRoutes();
+    std::vector<std::tuple<std::string, std::string, Window>> mirrors;
+    for (const auto& [service, c] : snapshot) {
+      auto route = routes->services.find(service);
+      const std::string current = route != routes->services.end() && route->second->table.mirror_version() >= 0
+                                      ? route->second->table.version_name(route->second->table.mirror_version())
+                                      : std::string();
+      for (const auto& [version, stats] : c->versions) {
+        Window w = stats->Total(Role::kMirror);
+        if (version == current || w.requests > 0 || w.mirror_dropped > 0 || w.mirror_compared > 0)
+          mirrors.emplace_back(service, version, w);
+      }
+    }
+    auto mirror_counter = [&](const char* name, const char* help, int64_t Window::*field) {
+      text += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n";
+      for (const auto& [service, version, w] : mirrors)
+        text += std::string(name) + "{service=\"" + PrometheusLabel(service) + "\",version=\"" +
+                PrometheusLabel(version) + "\"} " + std::to_string(w.*field) + "\n";
+    };
+    mirror_counter("sluice_mirror_dropped_total",
+                   "Mirror copies not sent (the mirror's in-flight limit, no replica) or whose read failed.",
+                   &Window::mirror_dropped);
+    mirror_counter("sluice_mirror_compared_total", "Mirror answers compared with the live answer (both 200).",
+                   &Window::mirror_compared);
+    mirror_counter("sluice_mirror_agreed_total", "Compared mirror answers that agreed with the live answer.",
+                   &Window::mirror_agreed);
+    text += "# HELP sluice_mirror_compare_skipped_total Mirror comparisons skipped because the comparer's queue was "
+            "full.\n# TYPE sluice_mirror_compare_skipped_total counter\nsluice_mirror_compare_skipped_total " +
+            std::to_string(comparer.skipped()) + "\n";
+    text += "# HELP sluice_feedback_lost_total Feedback rows accepted but not written (the store failed).\n"
+            "# TYPE sluice_feedback_lost_total counter\nsluice_feedback_lost_total " +
+            std::to_string(feedback_lost.load()) + "\n";
+  }
   counter("sluice_sticky_missing_total", "Requests to a sticky service without its key (routed by weight).",
           [](const ServiceCounters& c) { return c.sticky_missing.load(); });
   counter("sluice_rerouted_total", "Requests whose version had no ready replica, sent to another by weight.",

@@ -152,6 +152,9 @@ class RoutingTable {
   // (not sticky, or sticky without the key: sticky_missing) a random bucket.
   VersionChoice ChooseVersion(const std::optional<std::string_view>& sticky_key, RandomSource& random) const;
 
+  // Whether requests are routed by a key (ChooseVersion with one is sticky).
+  bool sticky() const { return sticky_; }
+
   // Whether this request is copied to the mirror, drawn apart from the version.
   bool ShouldMirror(RandomSource& random) const;
   int mirror_version() const { return mirror_version_; }  // -1: none

@@ -65,6 +65,9 @@ void Window::Merge(const Window& other) {
   errors += other.errors;
   upstream_failures += other.upstream_failures;
   cache_hits += other.cache_hits;
+  mirror_dropped += other.mirror_dropped;
+  mirror_compared += other.mirror_compared;
+  mirror_agreed += other.mirror_agreed;
   for (int i = 0; i < kStatusSlotCount; ++i) status[i] += other.status[i];
   for (int i = 0; i < kLatencyBuckets; ++i) latency[i] += other.latency[i];
   latency_sum_us += other.latency_sum_us;
@@ -128,7 +131,7 @@ std::optional<Fraction> FractionAtMostMs(const Window& window, double threshold_
 
 WindowStats::WindowStats(WallClockMs clock) : clock_(std::move(clock)) {}
 
-void WindowStats::Record(Role role, int status, double latency_ms, bool upstream_failed, bool cache_hit) {
+WindowStats::Slot* WindowStats::CurrentSlot(Role role) {
   const int64_t start = WindowStart(clock_());
   Slot& slot = slots_[static_cast<int>(role)][SlotIndex(start)];
   int64_t held = slot.start_ms.load(std::memory_order_acquire);
@@ -137,12 +140,30 @@ void WindowStats::Record(Role role, int status, double latency_ms, bool upstream
     slot.start_ms.compare_exchange_strong(held, start, std::memory_order_acq_rel);
     held = slot.start_ms.load(std::memory_order_acquire);
   }
-  CountInto(totals_[static_cast<int>(role)], status, latency_ms, upstream_failed, cache_hit);
   if (held != start) {  // still holds an unflushed window, or (clock went back) a newer one
     late_samples_.fetch_add(1, std::memory_order_relaxed);
-    return;
+    return nullptr;
   }
-  CountInto(slot, status, latency_ms, upstream_failed, cache_hit);
+  return &slot;
+}
+
+void WindowStats::Record(Role role, int status, double latency_ms, bool upstream_failed, bool cache_hit) {
+  CountInto(totals_[static_cast<int>(role)], status, latency_ms, upstream_failed, cache_hit);
+  if (Slot* slot = CurrentSlot(role)) CountInto(*slot, status, latency_ms, upstream_failed, cache_hit);
+}
+
+void WindowStats::RecordMirror(MirrorOutcome outcome) {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  auto count = [&](Slot& s) {
+    if (outcome == MirrorOutcome::kDropped) {
+      s.mirror_dropped.fetch_add(1, relaxed);
+      return;
+    }
+    s.mirror_compared.fetch_add(1, relaxed);
+    if (outcome == MirrorOutcome::kAgreed) s.mirror_agreed.fetch_add(1, relaxed);
+  };
+  count(totals_[static_cast<int>(Role::kMirror)]);
+  if (Slot* slot = CurrentSlot(Role::kMirror)) count(*slot);
 }
 
 void WindowStats::CountInto(Slot& slot, int status, double latency_ms, bool upstream_failed, bool cache_hit) {
@@ -178,12 +199,15 @@ std::vector<Window> WindowStats::Take(bool open_ones_too) {
       w.errors = slot.errors.exchange(0, relaxed);
       w.upstream_failures = slot.upstream_failures.exchange(0, relaxed);
       w.cache_hits = slot.cache_hits.exchange(0, relaxed);
+      w.mirror_dropped = slot.mirror_dropped.exchange(0, relaxed);
+      w.mirror_compared = slot.mirror_compared.exchange(0, relaxed);
+      w.mirror_agreed = slot.mirror_agreed.exchange(0, relaxed);
       for (int i = 0; i < kStatusSlotCount; ++i) w.status[i] = slot.status[i].exchange(0, relaxed);
       for (int i = 0; i < kLatencyBuckets; ++i) w.latency[i] = slot.latency[i].exchange(0, relaxed);
       w.latency_sum_us = slot.latency_sum_us.exchange(0, relaxed);
       w.latency_max_us = slot.latency_max_us.exchange(0, relaxed);
       slot.start_ms.store(kFree, std::memory_order_release);
-      if (w.requests > 0) closed.push_back(w);
+      if (w.requests > 0 || w.mirror_dropped > 0 || w.mirror_compared > 0) closed.push_back(w);
     }
   }
   std::sort(closed.begin(), closed.end(), [](const Window& a, const Window& b) {
@@ -203,6 +227,9 @@ Window WindowStats::Total(Role role) const {
   w.errors = t.errors.load(relaxed);
   w.upstream_failures = t.upstream_failures.load(relaxed);
   w.cache_hits = t.cache_hits.load(relaxed);
+  w.mirror_dropped = t.mirror_dropped.load(relaxed);
+  w.mirror_compared = t.mirror_compared.load(relaxed);
+  w.mirror_agreed = t.mirror_agreed.load(relaxed);
   for (int i = 0; i < kStatusSlotCount; ++i) w.status[i] = t.status[i].load(relaxed);
   for (int i = 0; i < kLatencyBuckets; ++i) w.latency[i] = t.latency[i].load(relaxed);
   w.latency_sum_us = t.latency_sum_us.load(relaxed);

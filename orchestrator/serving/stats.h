@@ -55,6 +55,12 @@ enum class Role { kLive = 0, kMirror = 1, kPinned = 2 };
 inline constexpr int kRoles = 3;
 const char* RoleName(Role role);
 
+// What became of a mirror copy, beyond its answer's count: dropped (not
+// sent: the mirror's in-flight limit was reached or it had no replica; or
+// its read failed), or compared with the live answer (both 200) and found
+// to agree or not (serving/mirror.h).
+enum class MirrorOutcome { kDropped, kAgreed, kDisagreed };
+
 // The counts of one window, or of several merged. A plain value.
 struct Window {
   Role role = Role::kLive;
@@ -64,6 +70,9 @@ struct Window {
   int64_t errors = 0;             // status >= 500, or the upstream read failed
   int64_t upstream_failures = 0;  // of which the read from the replica failed
   int64_t cache_hits = 0;         // of the requests, answered from the prediction cache
+  // Role mirror only: copies dropped, and copies compared with the live
+  // answer and of those agreeing (RecordMirror; not requests).
+  int64_t mirror_dropped = 0, mirror_compared = 0, mirror_agreed = 0;
   std::array<int64_t, kStatusSlotCount> status{};
   std::array<int64_t, kLatencyBuckets> latency{};
   int64_t latency_sum_us = 0;
@@ -107,9 +116,13 @@ class WindowStats {
   // (reset, timeout), whatever status the gateway answered with.
   // cache_hit: answered from the prediction cache. Thread-safe.
   void Record(Role role, int status, double latency_ms, bool upstream_failed = false, bool cache_hit = false);
+  // One mirror copy's outcome, counted in the role-mirror window of now.
+  // Thread-safe.
+  void RecordMirror(MirrorOutcome outcome);
 
   // Every window, of every role, that closed at least kFlushLagMs ago and
-  // holds samples, oldest first; their slots are emptied. One caller at a time.
+  // holds samples (requests or mirror outcomes), oldest first; their slots
+  // are emptied. One caller at a time.
   std::vector<Window> TakeClosed();
   // Every window that holds samples, open ones included, emptied: the last
   // flush of a gateway going away. REQUIRES: no Record runs meanwhile.
@@ -128,12 +141,16 @@ class WindowStats {
   struct Slot {
     std::atomic<int64_t> start_ms{kFree};
     std::atomic<int64_t> requests{0}, errors{0}, upstream_failures{0}, cache_hits{0};
+    std::atomic<int64_t> mirror_dropped{0}, mirror_compared{0}, mirror_agreed{0};
     std::array<std::atomic<int64_t>, kStatusSlotCount> status{};
     std::array<std::atomic<int64_t>, kLatencyBuckets> latency{};
     std::atomic<int64_t> latency_sum_us{0}, latency_max_us{0};
   };
 
   std::vector<Window> Take(bool open_ones_too);
+  // The slot of role's window holding now; nullptr (counted in
+  // late_samples_) when it still holds an unflushed or newer window.
+  Slot* CurrentSlot(Role role);
   static void CountInto(Slot& slot, int status, double latency_ms, bool upstream_failed, bool cache_hit);
 
   WallClockMs clock_;

@@ -13,6 +13,7 @@
 //   services()  services' desired state and history (services.h)
 //   gateway()   the serving gateway's claim and statistics windows (gateway.h)
 //   rollouts()  deployments by the deploy/* step types and their events (rollouts.h)
+//   feedback()  callers' rewards and labels of the gateway's answers (feedback.h)
 //
 // One Store is used by one thread (a server thread opens its own); several
 // processes may open the same file (db.h). A store for another database
@@ -25,6 +26,7 @@
 
 #include "store/access.h"
 #include "store/db.h"
+#include "store/feedback.h"
 #include "store/gateway.h"
 #include "store/lineage.h"
 #include "store/registry.h"
@@ -48,6 +50,7 @@ class Store {
   ServicesStore& services() { return services_; }
   GatewayStore& gateway() { return gateway_; }
   RolloutsStore& rollouts() { return rollouts_; }
+  FeedbackStore& feedback() { return feedback_; }
 
  private:
   explicit Store(std::unique_ptr<Db> db)
@@ -58,7 +61,8 @@ class Store {
         access_(*db_),
         services_(*db_),
         gateway_(*db_),
-        rollouts_(*db_) {}
+        rollouts_(*db_),
+        feedback_(*db_) {}
 
   std::unique_ptr<Db> db_;  // first: destroyed last
   LineageStore lineage_;
@@ -68,6 +72,7 @@ class Store {
   ServicesStore services_;
   GatewayStore gateway_;
   RolloutsStore rollouts_;
+  FeedbackStore feedback_;
 };
 
 }  // namespace sluice::store

@@ -301,7 +301,7 @@ int main(int argc, char** argv) {
 
   const std::string metrics = GetText(gport, "/metrics");
   const long copies = Series(metrics, R"(sluice_requests_total{service="mirrored",version="shadow",role="mirror",code="200"})");
-  const long dropped = Series(metrics, R"(sluice_mirror_dropped_total{service="mirrored"})");
+  const long dropped = Series(metrics, R"(sluice_mirror_dropped_total{service="mirrored",version="shadow"})");
   StopPid(proxy);
   StopPid(gateway);  // it drains and stops its replicas before it exits
 
