@@ -55,14 +55,14 @@ function render(s, series, rollouts) {
     el('h2', {}, 'Last 30 minutes'), charts(series, colour),
     rolloutCard(view.rollout, view.events),
     replicasTable(s),
-    rollouts.length > 1 ? olderRollouts(rollouts) : null);
+    ...(rollouts.length > 1 ? [olderRollouts(rollouts)] : []));  // replaceChildren would show a null as text
 }
 
 function versionsTable(s) {
   return el('div', { class: 'scroll' }, el('table', { id: 'versions' },
     el('tr', {}, ['Version', 'Runs', 'Rev', 'Weight', 'Replicas', 'State', 'Req/s', 'Errors', 'p50', 'p99'].map((h) => el('th', {}, h))),
     s.versions.map((v) => el('tr', { 'data-version': v.name },
-      el('td', {}, v.name), el('td', { class: 'muted' }, v.kind === 'command' ? v.command.join(' ') : v.model.ref || v.model.uri),
+      el('td', {}, v.name), el('td', { class: 'muted wrap' }, v.kind === 'command' ? v.command.join(' ') : v.model.ref || v.model.uri),
       el('td', {}, v.revision), el('td', { class: 'weight' }, v.weight + '%'), el('td', {}, v.replicas), el('td', {}, v.state),
       el('td', {}, rate(v.last_minute.requests_per_s)), el('td', {}, percent(v.last_minute.error_rate)),
       el('td', {}, ms(v.last_minute.p50_ms)), el('td', {}, ms(v.last_minute.p99_ms))))));
@@ -84,7 +84,7 @@ function replicasTable(s) {
   return el('div', {}, el('h2', {}, 'Replicas'), rows.length ? el('div', { class: 'scroll' }, el('table', { id: 'replicas' },
     el('tr', {}, ['Version', 'Slot', 'State', 'Pid', 'Port', 'Restarts', 'Last exit'].map((h) => el('th', {}, h))),
     rows.map((r) => el('tr', {}, el('td', {}, r.version), el('td', {}, r.slot), el('td', {}, badge(r.state)),
-      el('td', {}, r.pid ?? '–'), el('td', {}, r.port ?? '–'), el('td', {}, r.restarts), el('td', {}, r.last_exit ?? '')))))
+      el('td', {}, r.pid ?? '–'), el('td', {}, r.port ?? '–'), el('td', {}, r.restarts), el('td', { class: 'wrap' }, r.last_exit ?? '')))))
     : el('p', { class: 'muted' }, 'No replicas: no gateway has started this service.'));
 }
 
@@ -137,13 +137,13 @@ function rolloutCard(r, events) {
     el('div', { class: 'scroll' }, el('table', { id: 'rollout-events' },
       el('tr', {}, ['Time', 'Kind', 'What', 'Figures'].map((h) => el('th', {}, h))),
       events.slice().reverse().map((e) => el('tr', { 'data-kind': e.kind },
-        el('td', {}, when(e.at)), el('td', {}, el('span', { class: 'badge ev-' + e.kind }, e.kind)), el('td', {}, e.message),
-        el('td', { class: 'figures' }, figures(e.data)))))));
+        el('td', {}, when(e.at)), el('td', {}, el('span', { class: 'badge ev-' + e.kind }, e.kind)), el('td', { class: 'wrap' }, e.message),
+        el('td', { class: 'figures wrap' }, figures(e.data)))))));
 }
 
 function olderRollouts(rollouts) {
   return el('div', {}, el('h2', {}, 'Rollouts'), el('div', { class: 'scroll' }, el('table', {},
     el('tr', {}, ['#', 'Strategy', 'Candidate', 'State', 'Started', 'Reason'].map((h) => el('th', {}, h))),
     rollouts.map((r) => el('tr', {}, el('td', {}, r.id), el('td', {}, r.strategy), el('td', {}, r.candidate_version),
-      el('td', {}, badge(r.state)), el('td', {}, when(r.started_ms)), el('td', {}, r.reason))))));
+      el('td', {}, badge(r.state)), el('td', {}, when(r.started_ms)), el('td', { class: 'wrap' }, r.reason))))));
 }

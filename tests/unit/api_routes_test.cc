@@ -125,7 +125,8 @@ class ApiRoutesTest : public ::testing::Test {
   std::string Concrete(std::string path) const {
     const std::map<std::string, std::string> values = {
         {"{name}", "hello"}, {"{pipeline}", "hello"}, {"{id}", std::to_string(run_id_)},
-        {"{step}", "a"},     {"{hash}", std::string(64, '0')}, {"{service}", "fashion"}};
+        {"{step}", "a"},     {"{hash}", std::string(64, '0')}, {"{service}", "fashion"},
+        {"{rollout}", "1"}};
     for (const auto& [key, value] : values)
       if (auto at = path.find(key); at != std::string::npos) path.replace(at, key.size(), value);
     return path;
