@@ -58,7 +58,7 @@ export async function signOut() {
 }
 
 // --- streams -------------------------------------------------------------------
-const streams = { events: null, eventsKey: '', onChange: null, log: null, refreshTimer: 0 };
+const streams = { events: null, eventsKey: '', onChange: null, log: null, refreshTimer: 0, pollTimer: 0, pollGeneration: 0 };
 
 // Closes the page's event stream and log stream; the router calls it on
 // every navigation.
@@ -66,6 +66,27 @@ export function closeStreams() {
   if (streams.events) { streams.events.close(); streams.events = null; }
   closeLogStream();
   clearTimeout(streams.refreshTimer);
+  stopPolling();
+}
+
+function stopPolling() {
+  clearTimeout(streams.pollTimer);
+  streams.pollGeneration += 1;
+}
+
+// Calls fn() (async) every `ms` after the previous call ended, until the
+// next navigation (closeStreams) or the next poll(): one poller per page,
+// for what has no event stream (services and rollouts). An error of fn is
+// fn's to show; the polling goes on.
+export function poll(fn, ms) {
+  stopPolling();
+  const generation = streams.pollGeneration;
+  const tick = async () => {
+    if (generation !== streams.pollGeneration) return;
+    try { await fn(); } catch { /* fn shows its own errors */ }
+    if (generation === streams.pollGeneration) streams.pollTimer = setTimeout(tick, ms);
+  };
+  streams.pollTimer = setTimeout(tick, ms);
 }
 
 // One event stream per page: a page that draws itself again keeps its

@@ -15,9 +15,11 @@ import * as pipeline from './pipeline.js';
 import * as pipelines from './pipelines.js';
 import * as run from './run.js';
 import * as runs from './runs.js';
+import * as service from './service.js';
+import * as services from './services.js';
 
 // The first page whose path matches is shown; any other hash shows the first.
-const pages = [pipelines, pipeline, run, runs];
+const pages = [pipelines, pipeline, run, runs, services, service];
 
 async function route() {
   closeStreams();

@@ -79,6 +79,9 @@ int Services(bool as_json);
 int ShowService(const std::string& name, bool as_json);
 int ServiceHistory(const std::string& name, int limit);
 int DeleteService(const std::string& name, const std::string& reason);
+// Asks the service's active rollout to `what` (promote or abort) as
+// user:<login name>; exit 1 when it has none.
+int AskRollout(const std::string& name, const std::string& what);
 
 // The serving gateway (cli/gateway_commands.cc).
 struct GatewayCliOptions {

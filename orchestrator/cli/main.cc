@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
   std::string service_file, service_name, service_reason;
   bool services_json = false;
   int history_limit = 20;
-  auto* services = app.add_subcommand("services", "Deployed models: versions, weights, replicas (apply, show, history, delete)");
+  auto* services = app.add_subcommand("services", "Deployed models: versions, weights, replicas (apply, show, history, delete, promote, abort)");
   services->add_flag("--json", services_json, "JSON instead of a table");
   auto* services_apply = services->add_subcommand(
       "apply", "Make a service.yaml the service's desired state (models resolved and pinned now; FILE:LINE:COL errors exit 2)");
@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
   gateway->add_option("--threads", gateway_options.threads, "I/O threads")->capture_default_str()->check(CLI::Range(1, 64));
   gateway->add_flag("--background", gateway_options.background)->group("");  // set by services apply
   auto* gateway_stop = gateway->add_subcommand("stop", "Stop the store's gateway and its replicas (drained first)");
-  auto* services_show = services->add_subcommand("show", "One service: its versions, settings and applied spec");
+  auto* services_show = services->add_subcommand("show", "One service: its versions, settings, applied spec and its active (or last) rollout");
   services_show->add_option("service", service_name, "the service's name")->required();
   services_show->add_flag("--json", services_json, "JSON instead of text");
   auto* services_history = services->add_subcommand("history", "A service's changes, newest first");
@@ -206,6 +206,10 @@ int main(int argc, char** argv) {
   auto* services_delete = services->add_subcommand("delete", "Delete a service (its history stays)");
   services_delete->add_option("service", service_name, "the service's name")->required();
   services_delete->add_option("--reason", service_reason, "why, for its history (default: delete SERVICE)");
+  auto* services_promote = services->add_subcommand("promote", "Ask the service's active rollout to promote its candidate");
+  services_promote->add_option("service", service_name, "the service's name")->required();
+  auto* services_abort = services->add_subcommand("abort", "Ask the service's active rollout to abort (traffic back to stable)");
+  services_abort->add_option("service", service_name, "the service's name")->required();
 
   ServeModelOptions serving;
   auto* serve_model = app.add_subcommand("serve-model", "Serve a TorchScript model over the Open Inference Protocol v2");
@@ -303,6 +307,8 @@ int main(int argc, char** argv) {
   if (*services_show) return ShowService(service_name, services_json);
   if (*services_history) return ServiceHistory(service_name, history_limit);
   if (*services_delete) return DeleteService(service_name, service_reason);
+  if (*services_promote) return AskRollout(service_name, "promote");
+  if (*services_abort) return AskRollout(service_name, "abort");
   if (*services) return Services(services_json);
   if (*host) return sluice::exec::PluginHostMain(3);
   if (*exec_step) return sluice::exec::ExecStepMain(exec_request, exec_array);

@@ -1,9 +1,11 @@
-// services apply, list, show, history, delete: services' desired state in
+// services apply, list, show, history, delete, promote, abort: services' desired state in
 // the store, shown as serving/service_view.h shapes it (the admin API's
 // GET /api/services says the same) (specs/services-design.md; the JSON of `--json` is in its "as
 // built" notes). These read and write the store only: the gateway
 // (serving/gateway.h; apply starts one in the background if none runs)
-// makes the desired state so.
+// makes the desired state so. promote and abort ask the service's active
+// rollout (store/rollouts.h), which its deploy step takes on its next look;
+// show prints the active (or last) rollout with its last events.
 //
 // The actor recorded for a change is `user:` + the login name: the
 // password entry of the real user id (getpwuid), else $LOGNAME, else
@@ -11,6 +13,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "serving/rollout_view.h"
 #include "serving/service_spec.h"
 #include "serving/service_state.h"
 #include "serving/service_view.h"
@@ -88,6 +92,55 @@ void PrintService(const serving::ServiceView& view) {
   }
 }
 
+constexpr size_t kShownEvents = 10;
+
+// The rollout `show` prints: the active one, else the last; nullopt for
+// none.
+Result<std::optional<store::RolloutRecord>> ShownRollout(store::RolloutsStore& rollouts, const std::string& service) {
+  auto active = rollouts.ActiveOfService(service);
+  if (!active.ok() || *active) return active;
+  auto last = rollouts.OfService(service, 1);
+  if (!last.ok()) return last.status();
+  if (last->empty()) return std::optional<store::RolloutRecord>();
+  return std::optional<store::RolloutRecord>(last->front());
+}
+
+// The last kShownEvents events of a rollout, oldest first, and how many it has.
+Result<std::vector<store::RolloutEvent>> LastEvents(store::RolloutsStore& rollouts, int64_t id, size_t* total) {
+  auto events = rollouts.Events(id, 0);
+  if (!events.ok()) return events.status();
+  *total = events->size();
+  if (events->size() > kShownEvents) events->erase(events->begin(), events->end() - kShownEvents);
+  return events;
+}
+
+// A rollout for people: what it is, where it is, why, what was asked of it,
+// then its last events with their figures.
+void PrintRollout(const store::RolloutRecord& r, const std::vector<store::RolloutEvent>& events, size_t total) {
+  std::printf("\nrollout %lld: %s of %s", static_cast<long long>(r.id), r.strategy.c_str(),
+              r.candidate_version.c_str());
+  if (!r.stable_version.empty()) std::printf(" over %s", r.stable_version.c_str());
+  std::printf(" (run %lld, step %s), %s\n", static_cast<long long>(r.run_id), r.step_id.c_str(),
+              store::RolloutStateName(r.state));
+  std::printf("  step %d, candidate weight %s%%, started %s", r.step_index + 1,
+              serving::FormatPercent(r.candidate_bp).c_str(), IsoTime(r.started_ms).c_str());
+  if (r.ended_ms) std::printf(", ended %s", IsoTime(r.ended_ms).c_str());
+  std::printf("\n");
+  if (!r.reason.empty()) std::printf("  reason: %s\n", r.reason.c_str());
+  if (!r.request.empty()) std::printf("  requested: %s by %s (pending)\n", r.request.c_str(), r.request_actor.c_str());
+  if (total > events.size())
+    std::printf("  events (last %zu of %zu):\n", events.size(), total);
+  else
+    std::printf("  events:\n");
+  for (const store::RolloutEvent& e : events) {
+    std::string line = "    " + IsoTime(e.at_ms) + "  " + e.kind;
+    line.resize(std::max(line.size(), size_t{44}), ' ');
+    line += " " + e.message;
+    if (!e.data.empty()) line += "  " + e.data;
+    std::printf("%s\n", line.c_str());
+  }
+}
+
 }  // namespace
 
 int ServicesApply(const std::string& file, const std::string& reason, int port, bool no_gateway,
@@ -153,11 +206,28 @@ int ShowService(const std::string& name, bool as_json) {
   auto view = serving::ReadServiceView(store->services(), store->gateway(), name, WallClockMs());
   if (!view.ok() && view.status().code() == Code::kNotFound) return NoSuchService(store->services(), name);
   if (!view.ok()) return Fail("sluice: " + view.status().message(), kExitFailed);
+  auto rollout = ShownRollout(store->rollouts(), name);
+  if (!rollout.ok()) return Fail("sluice: " + rollout.status().message(), kExitFailed);
+  std::vector<store::RolloutEvent> events;
+  size_t total = 0;
+  if (*rollout) {
+    auto last = LastEvents(store->rollouts(), (*rollout)->id, &total);
+    if (!last.ok()) return Fail("sluice: " + last.status().message(), kExitFailed);
+    events = std::move(*last);
+  }
   if (as_json) {
-    std::cout << JsonText(serving::ServiceViewJson(*view, true), 2) << "\n";
+    json j = serving::ServiceViewJson(*view, true);
+    j["rollout"] = nullptr;
+    if (*rollout) {
+      j["rollout"] = serving::RolloutJson(**rollout);
+      j["rollout"]["events"] = json::array();
+      for (const store::RolloutEvent& e : events) j["rollout"]["events"].push_back(serving::RolloutEventJson(e));
+    }
+    std::cout << JsonText(j, 2) << "\n";
     return kExitOk;
   }
   PrintService(*view);
+  if (*rollout) PrintRollout(**rollout, events, total);
   const store::ServiceState* s = &view->state;
   std::printf("\napplied %s, created %s; spec (sha256 %s):\n%s\n", IsoTime(s->updated_ms).c_str(),
               IsoTime(s->created_ms).c_str(), s->spec_hash.substr(0, 12).c_str(),
@@ -175,6 +245,21 @@ int ServiceHistory(const std::string& name, int limit) {
   for (const store::ServiceChange& c : *rows)
     std::printf("%-8lld %-24s %-8s %-24s %s\n", static_cast<long long>(c.id), IsoTime(c.at_ms).c_str(), c.kind.c_str(),
                 c.actor.c_str(), c.reason.c_str());
+  return kExitOk;
+}
+
+int AskRollout(const std::string& name, const std::string& what) {
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  auto id = store->rollouts().Request(name, what, Actor(), WallClockMs());
+  if (!id.ok() && id.status().code() == Code::kNotFound) {
+    if (auto s = store->services().Get(name); !s.ok() && s.status().code() == Code::kNotFound)
+      return NoSuchService(store->services(), name);
+    return Fail("sluice: " + id.status().message() + " (sluice services show " + name + " shows its last)", kExitFailed);
+  }
+  if (!id.ok()) return Fail("sluice: " + id.status().message(), kExitFailed);
+  std::printf("service %s: %s requested of rollout %lld (its deploy step takes it on its next look)\n", name.c_str(),
+              what.c_str(), static_cast<long long>(*id));
   return kExitOk;
 }
 

@@ -292,6 +292,11 @@ Response Api::Route(const Request& r) {
     return ListServices();
   }
   if (s.size() >= 3 && s.size() <= 4 && s[1] == "services") return ServiceRoute(r, s[2]);
+  if (s.size() == 3 && s[1] == "rollouts") {
+    if (!ParseId(s[2], &id)) return ErrorResponse(404, "not_found", "no rollout " + Quote(s[2]) + " (rollouts are numbered 1, 2, ...)");
+    if (auto g = guard("GET", TokenScope::kRead)) return *g;
+    return GetRollout(r, id);
+  }
   if (s.size() >= 3 && s[1] == "runs") {
     if (!ParseId(s[2], &id)) return ErrorResponse(404, "not_found", "no run " + Quote(s[2]) + " (runs are numbered 1, 2, ...)");
     if (s.size() == 3) {

@@ -4,7 +4,8 @@
 // Who may do what: the UI's files, /api/health and the session login are
 // open; every other /api route needs a token (Authorization: Bearer) or a
 // session cookie made from one, with the scope the route names (read for
-// every GET, run to start, cancel or retry, admin to change a service). A
+// every GET, run to start, cancel or retry a run or to promote or abort a
+// rollout, admin to change a service). A
 // request made with the cookie
 // that changes anything must carry the session's X-CSRF-Token header and,
 // if it has an Origin, come from this server's own origin. Webhooks are
@@ -85,6 +86,10 @@ class Api {
   Response GetService(const std::string& name);
   Response ServiceHistory(const Request& r, const std::string& name);
   Response ServiceWindows(const Request& r, const std::string& name);
+  Response ServiceSeries(const Request& r, const std::string& name);
+  Response ServiceRollouts(const Request& r, const std::string& name);
+  Response GetRollout(const Request& r, int64_t id);
+  Response RequestOfRollout(const std::string& name, const std::string& what);
   Response PutService(const Request& r, const std::string& name);
   Response PatchTraffic(const Request& r, const std::string& name);
   Response DeleteService(const Request& r, const std::string& name);

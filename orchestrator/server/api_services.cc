@@ -1,18 +1,25 @@
 // The services' admin routes of the API (specs/api.yaml, `/api/services`;
 // specs/services-design.md section 8): read the desired state, replica
-// rows, last minute, history and windows (scope read); apply a document,
-// set the traffic, delete (scope admin). Changes go through ServicesStore,
+// rows, last minute, history, windows, chart series and rollouts (scope
+// read); ask the active rollout to promote or abort (scope run); apply a
+// document, set the traffic, delete (scope admin). Changes go through ServicesStore,
 // one transaction each with its history row, by actor `token:<name>`; what
 // the answers show of a service is serving/service_view.h's, the same as
 // `sluice services --json`.
 #include "server/api.h"
 #include "server/api_helpers.h"
 
+#include <map>
+#include <optional>
+#include <utility>
+
 #include <nlohmann/json.hpp>
 
+#include "serving/rollout_view.h"
 #include "serving/service_spec.h"
 #include "serving/service_state.h"
 #include "serving/service_view.h"
+#include "serving/stats.h"
 #include "store/open.h"
 #include "util/strings.h"
 
@@ -29,6 +36,10 @@ constexpr int kHistoryDefault = 50;
 constexpr int kHistoryMax = 500;
 constexpr size_t kWindowsMax = 8640;       // a day of one version and role
 constexpr int64_t kWindowsDefaultSpanMs = 3600'000;
+constexpr int64_t kSeriesDefaultSpanMs = 30 * 60'000;
+constexpr int64_t kSeriesMaxSpanMs = 24 * 3600'000;
+constexpr int kRolloutsDefault = 20;
+constexpr int kRolloutsMax = 200;
 
 // A refusal whose message is several problems, one a line: each also in
 // `errors`.
@@ -47,6 +58,8 @@ bool ParseCount(const std::string& text, int64_t* n) {
   }
   return internal::ParseId(text, n);
 }
+
+json Nullable(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
 }  // namespace
 
@@ -70,6 +83,16 @@ Response Api::ServiceRoute(const Request& r, const std::string& service) {
     if (m != "GET") return method_not_allowed("GET");
     if (!allowed(TokenScope::kRead)) return refusal;
     return s[3] == "history" ? ServiceHistory(r, service) : ServiceWindows(r, service);
+  }
+  if (s[3] == "rollouts" || s[3] == "series") {
+    if (m != "GET") return method_not_allowed("GET");
+    if (!allowed(TokenScope::kRead)) return refusal;
+    return s[3] == "rollouts" ? ServiceRollouts(r, service) : ServiceSeries(r, service);
+  }
+  if (s[3] == "promote" || s[3] == "abort") {
+    if (m != "POST") return method_not_allowed("POST");
+    if (!allowed(TokenScope::kRun)) return refusal;
+    return RequestOfRollout(service, s[3]);
   }
   if (s[3] == "traffic") {
     if (m != "PATCH") return method_not_allowed("PATCH");
@@ -189,6 +212,94 @@ Response Api::ServiceWindows(const Request& r, const std::string& name) {
                        {"mirror_agreed", w.mirror_agreed}});
   }
   return Json(200, {{"from_ms", from}, {"to_ms", to}, {"windows", windows}});
+}
+
+Response Api::ServiceSeries(const Request& r, const std::string& name) {
+  int64_t to = NowMs(), from = 0;
+  if (auto t = r.Query("to_ms"); t && !ParseCount(*t, &to))
+    return ErrorResponse(400, "bad_request", "to_ms must be milliseconds since the epoch, not " + Quote(*t));
+  from = to - kSeriesDefaultSpanMs;
+  if (auto f = r.Query("from_ms"); f && !ParseCount(*f, &from))
+    return ErrorResponse(400, "bad_request", "from_ms must be milliseconds since the epoch, not " + Quote(*f));
+  if (from >= to) return ErrorResponse(400, "bad_request", "from_ms must be before to_ms");
+  if (to - from > kSeriesMaxSpanMs)
+    return ErrorResponse(400, "bad_request",
+                         "[from_ms, to_ms) spans " + std::to_string(to - from) + " ms, more than 24 h (" +
+                             std::to_string(kSeriesMaxSpanMs) + " ms); ask for a shorter span");
+  store::Store& st = ThreadStore();
+  if (auto s = st.services().Get(name); !s.ok()) {
+    if (s.status().code() == Code::kNotFound) return NoSuchService(name);
+    return ErrorResponse(500, "internal", s.status().message());
+  }
+  auto rows = st.gateway().Windows(name, "", "", from, to);
+  if (!rows.ok()) return ErrorResponse(500, "internal", rows.status().message());
+  // One series per version and role, in the order they first appear; each
+  // point one flushed window (a window the gateway did not flush is absent).
+  json series = json::array();
+  std::map<std::pair<std::string, std::string>, size_t> index;
+  for (const store::WindowRow& row : *rows) {
+    auto key = std::make_pair(row.version, row.role);
+    auto it = index.find(key);
+    if (it == index.end()) {
+      it = index.emplace(key, series.size()).first;
+      series.push_back({{"version", row.version}, {"role", row.role}, {"points", json::array()}});
+    }
+    serving::Window w = serving::WindowFromRow(row);
+    std::optional<double> error_rate;
+    if (w.requests > 0) error_rate = static_cast<double>(w.errors) / static_cast<double>(w.requests);
+    series[it->second]["points"].push_back(
+        {{"start_ms", w.start_ms},
+         {"requests", w.requests},
+         {"errors", w.errors},
+         {"requests_per_s", static_cast<double>(w.requests) * 1000.0 / static_cast<double>(serving::kWindowMs)},
+         {"error_rate", Nullable(error_rate)},
+         {"p50_ms", Nullable(serving::LatencyQuantileMs(w, 0.5))},
+         {"p99_ms", Nullable(serving::LatencyQuantileMs(w, 0.99))}});
+  }
+  return Json(200, {{"from_ms", from}, {"to_ms", to}, {"window_ms", serving::kWindowMs}, {"series", series}});
+}
+
+Response Api::ServiceRollouts(const Request& r, const std::string& name) {
+  int64_t limit = kRolloutsDefault;
+  if (auto l = r.Query("limit"); l && (!internal::ParseId(*l, &limit) || limit > kRolloutsMax))
+    return ErrorResponse(400, "bad_request",
+                         "limit must be from 1 to " + std::to_string(kRolloutsMax) + ", not " + Quote(*l));
+  store::Store& st = ThreadStore();
+  auto rows = st.rollouts().OfService(name, static_cast<int>(limit));
+  if (!rows.ok()) return ErrorResponse(500, "internal", rows.status().message());
+  if (rows->empty()) {  // a deleted service keeps its rollouts
+    auto s = st.services().Get(name);
+    if (!s.ok() && s.status().code() == Code::kNotFound) return NoSuchService(name);
+    if (!s.ok()) return ErrorResponse(500, "internal", s.status().message());
+  }
+  json rollouts = json::array();
+  for (const store::RolloutRecord& rec : *rows) rollouts.push_back(serving::RolloutJson(rec));
+  return Json(200, {{"rollouts", rollouts}});
+}
+
+Response Api::GetRollout(const Request& r, int64_t id) {
+  int64_t after = 0;
+  if (auto a = r.Query("after"); a && !ParseCount(*a, &after))
+    return ErrorResponse(400, "bad_request", "after must be an event id (0, 1, 2, ...), not " + Quote(*a));
+  store::Store& st = ThreadStore();
+  auto rec = st.rollouts().Get(id);
+  if (!rec.ok() && rec.status().code() == Code::kNotFound)
+    return ErrorResponse(404, "not_found", "no rollout " + std::to_string(id));
+  if (!rec.ok()) return ErrorResponse(500, "internal", rec.status().message());
+  auto events = st.rollouts().Events(id, after);
+  if (!events.ok()) return ErrorResponse(500, "internal", events.status().message());
+  json j = serving::RolloutJson(*rec);
+  json list = json::array();
+  for (const store::RolloutEvent& e : *events) list.push_back(serving::RolloutEventJson(e));
+  j["events"] = list;
+  return Json(200, j);
+}
+
+Response Api::RequestOfRollout(const std::string& name, const std::string& what) {
+  auto id = ThreadStore().rollouts().Request(name, what, Actor(), NowMs());
+  if (!id.ok() && id.status().code() == Code::kNotFound) return ErrorResponse(404, "not_found", id.status().message());
+  if (!id.ok()) return ErrorResponse(500, "internal", id.status().message());
+  return Json(202, {{"rollout", *id}, {"request", what}});
 }
 
 Response Api::PutService(const Request& r, const std::string& name) {

@@ -7,17 +7,22 @@
 // in again when the session is gone; screenshots are kept. Along the way:
 // every file of web/ is served by the binary as it is in the source, the UI's
 // ES modules as JavaScript, and the page asks nothing of any other origin.
+// Then the services: a service applied through the binary with a canary
+// rollout, its events and 30 minutes of windows put in the store by
+// seed_rollout (as a deploy step writes them) is listed, its page shows its
+// versions, weights, charts and the rollout's events, and Abort asks the
+// rollout, which `sluice services show` then reports pending.
 //
-// usage: node ui_test.mjs SLUICE_BINARY SCREENSHOT_DIR
+// usage: node ui_test.mjs SLUICE_BINARY SCREENSHOT_DIR SEED_ROLLOUT
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const [sluice, shotDir] = process.argv.slice(2);
-if (!sluice || !shotDir) {
-  console.error('usage: node ui_test.mjs SLUICE_BINARY SCREENSHOT_DIR');
+const [sluice, shotDir, seedRollout] = process.argv.slice(2);
+if (!sluice || !shotDir || !seedRollout) {
+  console.error('usage: node ui_test.mjs SLUICE_BINARY SCREENSHOT_DIR SEED_ROLLOUT');
   process.exit(2);
 }
 let chromium;
@@ -69,6 +74,16 @@ steps:
 fs.writeFileSync(path.join(dir, 'broken.yaml'), 'name: broken\nsteps:\n  a: {run: "true", nedds: [b]}\n');
 
 const env = { ...process.env, SLUICE_HOME: home };
+// A service of two command versions (never started: no gateway), then a
+// canary of green over blue at its second step, with windows.
+fs.writeFileSync(path.join(root, 'service.yaml'), `service: fashion
+versions:
+  blue: {command: ["python3", "-m", "http.server"], replicas: 1}
+  green: {command: ["python3", "-m", "http.server", "--bind", "127.0.0.1"], replicas: 1}
+traffic: {blue: 100, green: 0}
+`);
+execFileSync(sluice, ['services', 'apply', '--no-gateway', path.join(root, 'service.yaml')], { env });
+const rolloutId = execFileSync(seedRollout, [path.join(home, 'sluice.db'), 'fashion', 'blue', 'green', '30'], { env, encoding: 'utf8' }).trim();
 const token = execFileSync(sluice, ['token', 'create', '--scope', 'run', '--name', 'browser'], { env, encoding: 'utf8' })
   .match(/slc_[0-9a-f]+/)[0];
 
@@ -132,7 +147,7 @@ try {
     }
     if ((await page.$eval('script[src="app.js"]', (e) => e.type)) !== 'module') throw new Error('app.js is not a module');
     const loaded = scripts.map((r) => path.basename(new URL(r.url()).pathname)).sort();
-    for (const name of ['api.js', 'app.js', 'dag.js', 'dom.js', 'login.js', 'pipelines.js']) {
+    for (const name of ['api.js', 'app.js', 'charts.js', 'dag.js', 'dom.js', 'login.js', 'pipelines.js', 'service.js', 'services.js']) {
       if (!loaded.includes(name)) throw new Error(`${name} was not loaded; loaded: ${loaded}`);
     }
     for (const r of scripts) {
@@ -241,7 +256,49 @@ try {
     if (!/browser · run/.test(await page.textContent('#who'))) throw new Error('who: ' + (await page.textContent('#who')));
   });
 
-  await step('screenshots: the run page at 1280x800, dark mode and a phone', async () => {
+  await step('the services page lists the service with its versions, weights and last minute', async () => {
+    await page.click('nav a[href="#/services"]');
+    await page.waitForSelector('.service[data-service=fashion]');
+    const text = await page.textContent('.service[data-service=fashion]');
+    for (const want of ['blue', 'green', '50%', 'run:7/deploy']) if (!text.includes(want)) throw new Error(`no ${want} in: ${text}`);
+    const segs = await page.$$eval('.service[data-service=fashion] .weights .seg', (xs) => xs.map((x) => x.getAttribute('data-version') + ' ' + x.style.width));
+    if (segs.join() !== 'blue 50%,green 50%') throw new Error('weights bar: ' + segs);
+    const p99 = await page.textContent('.service[data-service=fashion] tr[data-version=green] td:last-child');
+    if (p99 !== '50 ms') throw new Error('green p99: ' + p99);
+  });
+
+  await step("the service page shows versions, weights, charts and the rollout's events", async () => {
+    await page.click('.service[data-service=fashion] h2 a');
+    await page.waitForSelector('#rollout[data-rollout="' + rolloutId + '"]');
+    const versions = await page.$$eval('#versions tr[data-version]', (rs) => rs.map((r) => r.getAttribute('data-version') + ' ' + r.querySelector('.weight').textContent));
+    if (versions.join() !== 'blue 50%,green 50%') throw new Error('versions: ' + versions);
+    if ((await page.$$('.weights .seg')).length !== 2) throw new Error('no weights bar');
+    await page.waitForFunction(() => document.querySelectorAll('#charts svg.chart').length === 3 &&
+      [...document.querySelectorAll('#charts svg.chart')].every((c) => c.querySelectorAll('path.line').length === 2));
+    const d = await page.$eval('#charts svg.chart path.line[data-version=green]', (x) => x.getAttribute('d'));
+    if ((d.match(/L/g) || []).length < 100) throw new Error('the green line has too few points: ' + d.slice(0, 80));
+    const kinds = await page.$$eval('#rollout-events tr[data-kind]', (rs) => rs.map((r) => r.getAttribute('data-kind')));
+    if (kinds.join() !== 'shift,analysis,shift,start') throw new Error('events newest first: ' + kinds);
+    const analysis = await page.textContent('#rollout-events tr[data-kind=analysis]');
+    if (!/error_rate=0\.0049/.test(analysis) || !/requests=412/.test(analysis)) throw new Error('analysis figures: ' + analysis);
+    if ((await page.textContent('#candidate-weight')) !== '50%') throw new Error('candidate weight');
+    if ((await page.$$('.steps li')).length !== 3) throw new Error('not three steps');
+    if (!(await page.$('.steps li.current:nth-child(2)'))) throw new Error('step 2 is not the current one');
+  });
+
+  await step('Abort asks the rollout, the page says so and sluice services show reports it pending', async () => {
+    if (!(await page.$('#promote-button')) || !(await page.$('#abort-button'))) throw new Error('no Promote / Abort');
+    await page.click('#abort-button');
+    await page.waitForFunction(() => /abort requested of rollout/.test(document.getElementById('rollout-answer').textContent));
+    await page.waitForFunction(() => /abort by token:browser \(pending\)/.test((document.getElementById('rollout-request') || {}).textContent));
+    const shown = execFileSync(sluice, ['services', 'show', 'fashion'], { env, encoding: 'utf8' });
+    if (!/requested: abort by token:browser \(pending\)/.test(shown)) throw new Error('sluice services show says:\n' + shown);
+    const answer = await page.textContent('#rollout-answer');  // the page polls: the answer stays after a redraw
+    await page.waitForTimeout(2500);
+    if ((await page.textContent('#rollout-answer')) !== answer) throw new Error('the answer was lost on a redraw');
+  });
+
+  await step('screenshots: the run and service pages at 1280x800, dark mode and a phone', async () => {
     fs.mkdirSync(shotDir, { recursive: true });
     await page.goto(url + '#/r/' + demoRun);
     await page.waitForSelector('.node[data-state=succeeded]');
@@ -255,6 +312,22 @@ try {
     await page.screenshot({ path: path.join(shotDir, 'pipeline-phone.png'), fullPage: true });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     if (overflow > 0) throw new Error(`the phone page is ${overflow}px wider than the screen`);
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.goto(url + '#/services/fashion');
+    await page.waitForSelector('#charts path.line');
+    await page.screenshot({ path: path.join(shotDir, 'service-1280x800.png') });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: path.join(shotDir, 'service-dark.png'), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(url + '#/services');
+    await page.waitForSelector('.service[data-service=fashion]');
+    await page.screenshot({ path: path.join(shotDir, 'services-phone.png'), fullPage: true });
+    await page.goto(url + '#/services/fashion');
+    await page.waitForSelector('#charts path.line');
+    await page.screenshot({ path: path.join(shotDir, 'service-phone.png'), fullPage: true });
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (wide > 0) throw new Error(`the phone service page is ${wide}px wider than the screen`);
     console.log('screenshots in ' + shotDir);
   });
 

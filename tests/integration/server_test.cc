@@ -156,6 +156,9 @@ const Route kRoutes[] = {
     {"GET", "/api/artifacts/" "0000000000000000000000000000000000000000000000000000000000000000", "read"},
     {"POST", "/api/pipelines/hello/runs", "run"}, {"POST", "/api/runs/1/cancel", "run"},
     {"POST", "/api/runs/1/retry", "run"},
+    {"GET", "/api/services/fashion/rollouts", "read"}, {"GET", "/api/services/fashion/series", "read"},
+    {"GET", "/api/rollouts/1", "read"},
+    {"POST", "/api/services/fashion/promote", "run"}, {"POST", "/api/services/fashion/abort", "run"},
 };
 
 httplib::Result Send(httplib::Client& c, const Route& r, const httplib::Headers& h) {

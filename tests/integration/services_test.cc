@@ -1,14 +1,18 @@
-// `sluice services` (apply, list, show, history, delete) end to end: the real
-// binary on a store in a scratch folder, with models registered by real runs.
+// `sluice services` (apply, list, show, history, delete, promote, abort) end
+// to end: the real binary on a store in a scratch folder, with models
+// registered by real runs; a rollout put in the store by seed_rollout, as a
+// deploy step writes one.
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "harness.h"
+#include "store/open.h"
 
 using namespace sluice::testing;
 using nlohmann::json;
@@ -58,6 +62,18 @@ steps:
   Output Apply(const std::string& text) {
     box_.Write("service.yaml", text);
     return box_.Sluice({"services", "apply", "service.yaml", "--no-gateway"});
+  }
+  // A canary of green over blue at its second step (seed_rollout); its id.
+  std::string SeedRollout() {
+    std::string command = std::string(SEED_ROLLOUT) + " '" + (box_.home() / "sluice.db").string() +
+                          "' fashion blue green 1";
+    FILE* p = ::popen(command.c_str(), "r");
+    EXPECT_NE(p, nullptr);
+    if (!p) return "";
+    char buf[64] = {};
+    std::string out = std::fgets(buf, sizeof buf, p) ? buf : "";
+    EXPECT_EQ(::pclose(p), 0) << command;
+    return out.substr(0, out.find('\n'));
   }
   Sandbox box_;
 };
@@ -188,4 +204,78 @@ TEST_F(ServicesTest, ANewTwoVersionServiceWithoutTrafficIsRefused) {
   EXPECT_EQ(o.err, "service.yaml:1:1: traffic: a new service with several versions needs traffic weights (versions: "
                    "blue, green), e.g. traffic: {blue: 100, green: 0}\n");
   EXPECT_EQ(List(), json::array());
+}
+
+TEST_F(ServicesTest, ShowPrintsTheActiveRolloutWithItsStepWeightReasonAndEvents) {
+  ASSERT_EQ(Apply(kBlueGreen).code, 0);
+  ASSERT_EQ(SeedRollout(), "1");
+  Output o = box_.Sluice({"services", "show", "fashion"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("\nrollout 1: canary of green over blue (run 7, step deploy), progressing\n"
+                       "  step 2, candidate weight 50%, started "),
+            std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("  reason: step 2: green at 50%\n  events:\n"), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find("requested:"), std::string::npos) << o.out;
+  std::vector<std::string> kinds;
+  for (const std::string& line : Lines(o.out))
+    if (line.rfind("    20", 0) == 0) kinds.push_back(line.substr(30, line.find(' ', 30) - 30));
+  EXPECT_EQ(kinds, (std::vector<std::string>{"start", "shift", "analysis", "shift"})) << o.out;
+  EXPECT_NE(o.out.find("passed: error rate 0.0049 <= 0.01, p99 40 ms <= 50 ms over 412 requests  {"), std::string::npos);
+  json j = json::parse(box_.Sluice({"services", "show", "fashion", "--json"}).out);
+  EXPECT_EQ(j["rollout"]["state"], "progressing");
+  EXPECT_EQ(j["rollout"]["candidate_bp"], 5000);
+  ASSERT_EQ(j["rollout"]["events"].size(), 4u);
+  EXPECT_EQ(j["rollout"]["events"][2]["data"]["requests"], 412);
+}
+
+TEST_F(ServicesTest, ShowWithoutARolloutPrintsNoneAndItsJsonSaysNull) {
+  ASSERT_EQ(Apply(kBlueGreen).code, 0);
+  Output o = box_.Sluice({"services", "show", "fashion"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out.find("rollout"), std::string::npos) << o.out;
+  EXPECT_TRUE(json::parse(box_.Sluice({"services", "show", "fashion", "--json"}).out)["rollout"].is_null());
+}
+
+TEST_F(ServicesTest, ShowPrintsTheLastTenEventsOfARolloutWithElevenAndAllOfOneWithTen) {
+  ASSERT_EQ(Apply(kBlueGreen).code, 0);
+  ASSERT_EQ(SeedRollout(), "1");
+  auto st = sluice::store::Store::Open((box_.home() / "sluice.db").string());
+  ASSERT_TRUE(st.ok());
+  for (int i = 0; i < 6; ++i)  // 4 + 6 = 10
+    ASSERT_TRUE((*st)->rollouts().Record(1, "analysis", "check " + std::to_string(i), "", 4'000'000'000'000 + i).ok());
+  Output ten = box_.Sluice({"services", "show", "fashion"});
+  EXPECT_NE(ten.out.find("  events:\n"), std::string::npos) << ten.out;
+  EXPECT_NE(ten.out.find(" start "), std::string::npos) << ten.out;
+  ASSERT_TRUE((*st)->rollouts().Record(1, "analysis", "check 6", "", 4'000'000'000'006).ok());
+  Output eleven = box_.Sluice({"services", "show", "fashion"});
+  EXPECT_NE(eleven.out.find("  events (last 10 of 11):\n"), std::string::npos) << eleven.out;
+  EXPECT_EQ(eleven.out.find(" start "), std::string::npos) << "the oldest is left out:\n" << eleven.out;
+  EXPECT_NE(eleven.out.find("check 6"), std::string::npos);
+  EXPECT_EQ(json::parse(box_.Sluice({"services", "show", "fashion", "--json"}).out)["rollout"]["events"].size(), 10u);
+}
+
+TEST_F(ServicesTest, AbortAndPromoteAskTheActiveRolloutAsTheLoginUserAndShowSaysSo) {
+  ASSERT_EQ(Apply(kBlueGreen).code, 0);
+  ASSERT_EQ(SeedRollout(), "1");
+  Output abort = box_.Sluice({"services", "abort", "fashion"});
+  ASSERT_EQ(abort.code, 0) << abort.err;
+  EXPECT_EQ(abort.out, "service fashion: abort requested of rollout 1 (its deploy step takes it on its next look)\n");
+  EXPECT_NE(box_.Sluice({"services", "show", "fashion"}).out.find("  requested: abort by " + LoginActor() + " (pending)\n"),
+            std::string::npos);
+  ASSERT_EQ(box_.Sluice({"services", "promote", "fashion"}).code, 0);
+  json j = json::parse(box_.Sluice({"services", "show", "fashion", "--json"}).out);
+  EXPECT_EQ(j["rollout"]["request"], "promote");
+  EXPECT_EQ(j["rollout"]["request_actor"], LoginActor());
+}
+
+TEST_F(ServicesTest, AbortWithoutAnActiveRolloutOrServiceExitsOneSayingWhy) {
+  ASSERT_EQ(Apply(kBlueGreen).code, 0);
+  Output none = box_.Sluice({"services", "abort", "fashion"});
+  EXPECT_EQ(none.code, 1);
+  EXPECT_EQ(none.err,
+            "sluice: service 'fashion' has no rollout in progress (sluice services show fashion shows its last)\n");
+  Output typo = box_.Sluice({"services", "promote", "fasion"});
+  EXPECT_EQ(typo.code, 1);
+  EXPECT_EQ(typo.err, "sluice: no service named 'fasion' (services: fashion) (did you mean 'fashion'?)\n");
 }

@@ -125,7 +125,8 @@ class ApiRoutesTest : public ::testing::Test {
   std::string Concrete(std::string path) const {
     const std::map<std::string, std::string> values = {
         {"{name}", "hello"}, {"{pipeline}", "hello"}, {"{id}", std::to_string(run_id_)},
-        {"{step}", "a"},     {"{hash}", std::string(64, '0')}, {"{service}", "fashion"}};
+        {"{step}", "a"},     {"{hash}", std::string(64, '0')}, {"{service}", "fashion"},
+        {"{rollout}", "1"}};
     for (const auto& [key, value] : values)
       if (auto at = path.find(key); at != std::string::npos) path.replace(at, key.size(), value);
     return path;
@@ -598,6 +599,183 @@ TEST_F(ApiRoutesTest, ServiceChangesNeedAnAdminTokenNoTokenIs401AndReadOrRunIs40
   }
   EXPECT_EQ(store_->services().Get("fashion")->generation, 1);
   EXPECT_EQ(Send("GET", "/api/services", std::nullopt).status, 401);
+}
+
+// --- rollouts (/api/services/{s}/rollouts, promote, abort; /api/rollouts/{id})
+
+// A canary rollout of fashion's green over blue, started at `at_ms`.
+int64_t StartRollout(store::Store& st, int64_t at_ms) {
+  store::RolloutRecord r;
+  r.service = "fashion";
+  r.strategy = "canary";
+  r.run_id = 12;
+  r.step_id = "deploy";
+  r.stable_version = "blue";
+  r.candidate_version = "green";
+  r.config = R"({"steps": [{"weight": 10}, {"weight": 100}]})";
+  auto id = st.rollouts().Create(r, "canary of green", at_ms);
+  EXPECT_TRUE(id.ok()) << id.status().message();
+  return id.ok() ? *id : 0;
+}
+
+void EndRollout(store::Store& st, int64_t id, int64_t at_ms) {
+  store::RolloutProgress p;
+  p.state = store::RolloutState::kPromoted;
+  p.step_index = 1;
+  p.candidate_bp = 10'000;
+  p.reason = "promoted";
+  p.outputs = R"({"promoted": "green"})";
+  EXPECT_TRUE(st.rollouts().Advance(id, p, "end", "promoted", "", at_ms).ok());
+}
+
+TEST_F(ApiRoutesTest, ServiceRolloutsAreNewestFirstTwentyByDefaultAndLimit200PassesAnd201Is400) {
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 21; ++i) {
+    ids.push_back(StartRollout(*store_, 1000 + i));
+    if (i < 20) EndRollout(*store_, ids.back(), 1000 + i);
+  }
+  nlohmann::json page = Body(Get("/api/services/fashion/rollouts"));
+  ASSERT_EQ(page["rollouts"].size(), 20u) << page.dump();
+  EXPECT_EQ(page["rollouts"][0]["id"], ids[20]);
+  EXPECT_EQ(page["rollouts"][0]["state"], "progressing");
+  EXPECT_EQ(page["rollouts"][0]["active"], true);
+  EXPECT_EQ(page["rollouts"][0]["config"]["steps"][1]["weight"], 100);
+  EXPECT_TRUE(page["rollouts"][0]["outputs"].is_null());
+  EXPECT_TRUE(page["rollouts"][0]["ended_ms"].is_null());
+  EXPECT_EQ(page["rollouts"][1]["id"], ids[19]);
+  EXPECT_EQ(page["rollouts"][1]["state"], "promoted");
+  EXPECT_EQ(page["rollouts"][1]["candidate_percent"], "100");
+  EXPECT_EQ(page["rollouts"][1]["outputs"]["promoted"], "green");
+  EXPECT_EQ(Body(Get("/api/services/fashion/rollouts?limit=200"))["rollouts"].size(), 21u);
+  Response over = Get("/api/services/fashion/rollouts?limit=201");
+  EXPECT_EQ(over.status, 400);
+  EXPECT_EQ(Body(over)["error"]["message"], "limit must be from 1 to 200, not '201'");
+  EXPECT_EQ(Get("/api/services/fashion/rollouts?limit=0").status, 400);
+  EXPECT_EQ(Get("/api/services/nope/rollouts").status, 404);
+}
+
+TEST_F(ApiRoutesTest, AServiceWithoutRolloutsListsNone) {
+  Response r = Get("/api/services/fashion/rollouts");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["rollouts"].size(), 0u);
+}
+
+TEST_F(ApiRoutesTest, ARolloutIsShownWithItsEventsAndAfterGivesOnlyTheLaterOnes) {
+  int64_t id = StartRollout(*store_, 1000);
+  store::RolloutProgress p;
+  p.step_index = 0;
+  p.candidate_bp = 1000;
+  p.reason = "step 1: green at 10%";
+  ASSERT_TRUE(store_->rollouts().Advance(id, p, "shift", "green at 10%", R"({"weights": {"green": 1000}})", 2000).ok());
+  ASSERT_TRUE(store_->rollouts().Record(id, "analysis", "passed", R"({"requests": 412, "error_rate": 0.0049})", 3000).ok());
+  Response r = Get("/api/rollouts/" + std::to_string(id));
+  ASSERT_EQ(r.status, 200) << r.body;
+  nlohmann::json j = Body(r);
+  EXPECT_EQ(j["service"], "fashion");
+  EXPECT_EQ(j["candidate_bp"], 1000);
+  EXPECT_EQ(j["candidate_percent"], "10");
+  EXPECT_EQ(j["reason"], "step 1: green at 10%");
+  ASSERT_EQ(j["events"].size(), 3u) << j.dump();
+  EXPECT_EQ(j["events"][0]["kind"], "start");
+  EXPECT_EQ(j["events"][1]["kind"], "shift");
+  EXPECT_EQ(j["events"][2]["kind"], "analysis");
+  EXPECT_EQ(j["events"][2]["data"]["requests"], 412);
+  EXPECT_EQ(j["events"][2]["at_ms"], 3000);
+  EXPECT_TRUE(j["events"][0]["data"].is_null());
+  nlohmann::json later = Body(Get("/api/rollouts/" + std::to_string(id) + "?after=" + j["events"][1]["id"].dump()));
+  ASSERT_EQ(later["events"].size(), 1u);
+  EXPECT_EQ(later["events"][0]["kind"], "analysis");
+  EXPECT_EQ(Body(Get("/api/rollouts/" + std::to_string(id) + "?after=" + j["events"][2]["id"].dump()))["events"].size(), 0u);
+  EXPECT_EQ(Get("/api/rollouts/" + std::to_string(id) + "?after=x").status, 400);
+  Response missing = Get("/api/rollouts/" + std::to_string(id + 1));
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(Body(missing)["error"]["message"], "no rollout " + std::to_string(id + 1));
+  EXPECT_EQ(Get("/api/rollouts/abc").status, 404);
+}
+
+TEST_F(ApiRoutesTest, AbortAndPromoteAskTheActiveRolloutAsTheTokenAndAre202) {
+  int64_t id = StartRollout(*store_, 1000);
+  Response abort = SendBody("POST", "/api/services/fashion/abort", "", store::TokenScope::kRun);
+  ASSERT_EQ(abort.status, 202) << abort.body;
+  EXPECT_EQ(Body(abort), (nlohmann::json{{"rollout", id}, {"request", "abort"}}));
+  auto r = store_->rollouts().Get(id);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->request, "abort");
+  EXPECT_EQ(r->request_actor, "token:runner");
+  EXPECT_EQ(Body(Get("/api/rollouts/" + std::to_string(id)))["request_actor"], "token:runner");
+  Response promote = SendBody("POST", "/api/services/fashion/promote", "", store::TokenScope::kAdmin);
+  ASSERT_EQ(promote.status, 202) << promote.body;
+  EXPECT_EQ(Body(promote)["request"], "promote");
+  EXPECT_EQ(store_->rollouts().Get(id)->request, "promote");
+  EXPECT_EQ(store_->rollouts().Get(id)->request_actor, "token:admin");
+}
+
+TEST_F(ApiRoutesTest, AbortWithoutAnActiveRolloutIs404WithTheStoresMessageAndReadIs403) {
+  EndRollout(*store_, StartRollout(*store_, 1000), 2000);
+  Response none = SendBody("POST", "/api/services/fashion/abort", "", store::TokenScope::kRun);
+  EXPECT_EQ(none.status, 404);
+  EXPECT_EQ(Body(none)["error"]["message"], "service 'fashion' has no rollout in progress");
+  int64_t id = StartRollout(*store_, 3000);
+  Response read = SendBody("POST", "/api/services/fashion/abort", "", store::TokenScope::kRead);
+  EXPECT_EQ(read.status, 403);
+  EXPECT_EQ(Body(read)["error"]["message"], "this route needs scope run; the token has read");
+  Request anonymous = Make("POST", "/api/services/fashion/promote", std::nullopt);
+  EXPECT_EQ(api_->Handle(anonymous).status, 401);
+  EXPECT_EQ(store_->rollouts().Get(id)->request, "");
+  EXPECT_EQ(Send("GET", "/api/services/fashion/abort", store::TokenScope::kRun).status, 405);
+}
+
+// --- series (/api/services/{s}/series)
+
+TEST_F(ApiRoutesTest, ServiceSeriesGivesEachVersionsWindowsAsRatesAndQuantiles) {
+  std::vector<store::WindowRow> rows;
+  for (int i = 0; i < 3; ++i) {
+    store::WindowRow w;
+    w.service = "fashion";
+    w.version = i < 2 ? "blue" : "green";
+    w.role = "live";
+    w.start_ms = 100'000 + int64_t{i % 2} * 10'000;
+    w.requests = 200;
+    w.errors = 4;
+    std::vector<int64_t> latency(serving::kLatencyBuckets, 0);
+    latency[6] = 197;  // <= 10 ms
+    latency[12] = 3;   // <= 50 ms: the top 1.5%, so p99 is 50
+    w.latency = nlohmann::json(latency).dump();
+    rows.push_back(w);
+  }
+  ASSERT_TRUE(store_->gateway().AppendWindows(rows, 1, 1).ok());
+  Response r = Get("/api/services/fashion/series?from_ms=100000&to_ms=120000");
+  ASSERT_EQ(r.status, 200) << r.body;
+  nlohmann::json j = Body(r);
+  EXPECT_EQ(j["window_ms"], 10'000);
+  ASSERT_EQ(j["series"].size(), 2u) << j.dump();
+  EXPECT_EQ(j["series"][0]["version"], "blue");
+  EXPECT_EQ(j["series"][0]["role"], "live");
+  ASSERT_EQ(j["series"][0]["points"].size(), 2u);
+  nlohmann::json p = j["series"][0]["points"][1];
+  EXPECT_EQ(p["start_ms"], 110'000);
+  EXPECT_EQ(p["requests"], 200);
+  EXPECT_DOUBLE_EQ(p["requests_per_s"].get<double>(), 20.0);
+  EXPECT_DOUBLE_EQ(p["error_rate"].get<double>(), 0.02);
+  EXPECT_DOUBLE_EQ(p["p50_ms"].get<double>(), 10.0);
+  EXPECT_DOUBLE_EQ(p["p99_ms"].get<double>(), 50.0);
+  EXPECT_EQ(j["series"][1]["version"], "green");
+  EXPECT_EQ(j["series"][1]["points"].size(), 1u);
+  nlohmann::json narrow = Body(Get("/api/services/fashion/series?from_ms=100000&to_ms=110000"));
+  EXPECT_EQ(narrow["series"][0]["points"].size(), 1u) << "to_ms is exclusive";
+}
+
+TEST_F(ApiRoutesTest, ServiceSeriesOf24HoursPassesAndOneMillisecondMoreIs400) {
+  EXPECT_EQ(Get("/api/services/fashion/series?from_ms=0&to_ms=86400000").status, 200);
+  Response over = Get("/api/services/fashion/series?from_ms=0&to_ms=86400001");
+  EXPECT_EQ(over.status, 400);
+  EXPECT_NE(Body(over)["error"]["message"].get<std::string>().find("more than 24 h"), std::string::npos) << over.body;
+  nlohmann::json fallback = Body(Get("/api/services/fashion/series?to_ms=3600000"));
+  EXPECT_EQ(fallback["from_ms"], 1'800'000) << "30 minutes by default";
+  EXPECT_EQ(fallback["series"].size(), 0u);
+  EXPECT_EQ(Get("/api/services/fashion/series?from_ms=10&to_ms=10").status, 400);
+  EXPECT_EQ(Get("/api/services/fashion/series?from_ms=x").status, 400);
+  EXPECT_EQ(Get("/api/services/nope/series").status, 404);
 }
 
 }  // namespace
