@@ -368,7 +368,7 @@ void Deployment::RollBack(store::RolloutState state, const std::string& why, Mil
 }
 
 void Deployment::Promote(Millis scale_down_delay, const std::string& why, json outputs) {
-  SetWeights(10'000, why);
+  if (rollout_.candidate_bp != 10'000) SetWeights(10'000, why);  // a last step at 100% has shifted already
   rollout_.candidate_bp = 10'000;
   Note("promote", rollout_.candidate_version + " takes all traffic: " + why);
   if (!rollout_.stable_version.empty()) {

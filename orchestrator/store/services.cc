@@ -198,7 +198,8 @@ Result<ApplyOutcome> ServicesStore::Apply(const ServiceState& desired, const std
     int64_t generation = 0, created_ms = now_ms;
     {
       Query q = db_.Prepare(
-          "SELECT spec, spec_hash, generation, created_ms, deleted_ms IS NOT NULL FROM services WHERE name = ?");
+          "SELECT spec, spec_hash, generation, created_ms, deleted_ms IS NOT NULL, IFNULL(traffic_owner, '') "
+          "FROM services WHERE name = ?");
       q.Bind(1, desired.name);
       int rc = q.Step();
       if (rc == SQLITE_ROW) {
@@ -207,6 +208,10 @@ Result<ApplyOutcome> ServicesStore::Apply(const ServiceState& desired, const std
         if (!deleted) {
           before = q.Text(0);
           created_ms = q.Int(3);
+          std::string owner = q.Text(5);
+          if (!owner.empty() && owner != actor)
+            return Status::Incompatible("service '" + desired.name + "' is being deployed by " + owner +
+                                        "; wait for it, or abort it: sluice services abort " + desired.name);
           if (q.Text(1) == desired.spec_hash) {
             out.generation = generation;
             return Status::Ok();  // the same document: nothing to record
@@ -249,12 +254,15 @@ Status ServicesStore::Delete(const std::string& name, const std::string& actor, 
   return db_.Transaction("Delete", [&]() -> Status {
     std::string before;
     {
-      Query q = db_.Prepare("SELECT spec FROM services WHERE name = ? AND deleted_ms IS NULL");
+      Query q = db_.Prepare("SELECT spec, IFNULL(traffic_owner, '') FROM services WHERE name = ? AND deleted_ms IS NULL");
       q.Bind(1, name);
       int rc = q.Step();
       if (rc == SQLITE_DONE) return Status::NotFound("no service '" + name + "'");
       if (rc != SQLITE_ROW) return db_.Error("read service " + name);
       before = q.Text(0);
+      if (!q.Text(1).empty())
+        return Status::Incompatible("service '" + name + "' is being deployed by " + q.Text(1) +
+                                    "; wait for it, or abort it: sluice services abort " + name);
     }
     {
       Query q = db_.Prepare(

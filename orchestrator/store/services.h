@@ -130,13 +130,15 @@ class ServicesStore {
   // options change gets revision + 1 (its replicas are replaced); a version
   // left out of the document becomes "removing" with weight 0. Applying a
   // deleted service's name creates it again (its generation goes on).
+  // While a rollout drives the service (traffic_owner set), only that
+  // owner may apply (as `actor`): anyone else gets Incompatible naming it.
   // REQUIRES: no journal batch is open.
   Result<ApplyOutcome> Apply(const ServiceState& desired, const std::string& actor, const std::string& reason,
                              int64_t now_ms);
   // Deletes a service: it is no longer listed or found, its versions become
   // "removing" with weight 0 (the gateway stops their replicas), and a
   // "delete" row goes into its history, which stays readable. NotFound if
-  // there is no such service.
+  // there is no such service; Incompatible while a rollout drives it.
   // REQUIRES: no journal batch is open.
   Status Delete(const std::string& name, const std::string& actor, const std::string& reason, int64_t now_ms);
 

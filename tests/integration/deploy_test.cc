@@ -21,9 +21,9 @@ using nlohmann::json;
 
 namespace {
 
-// Requests to /v2/models/SERVICE/infer as fast as four keep-alive
-// connections go (at most `max_requests` in all), each answer counted by
-// x-sluice-version.
+// Requests to /v2/models/SERVICE/infer on four keep-alive connections, each
+// sending one after another with a 1 ms rest (at most 4,000/s on this
+// machine; `max_requests` in all), each answer counted by x-sluice-version.
 class Load {
  public:
   Load(int port, std::string service, int max_requests = 200'000)
@@ -55,6 +55,7 @@ class Load {
   void Send() {
     httplib::Client client("127.0.0.1", port_);
     client.set_keep_alive(true);
+    client.set_tcp_nodelay(true);  // else each request waits for a delayed ACK (~40 ms)
     client.set_read_timeout(10, 0);
     const std::string body = R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}]})";
     while (!stop_ && total_ < max_) {
@@ -71,6 +72,7 @@ class Load {
           first_failure_ = r ? std::to_string(r->status) + " from '" + version + "': " + r->body
                              : httplib::to_string(r.error());
       }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
 

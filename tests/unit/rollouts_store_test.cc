@@ -190,3 +190,19 @@ TEST(RolloutsStoreTest, ASchema11DatabaseMigratesTo12AndKeepsItsServices) {
   EXPECT_TRUE(s->rollouts().Create(Canary("fashion", 7), "go", 100).ok());
   EXPECT_EQ(*s->db().IntegrityCheck(), "ok");
 }
+
+TEST(ServicesStoreTest, WhileARolloutDrivesAServiceOnlyItMayApplyOrDelete) {
+  auto s = OpenStore(TempDb("owner-apply"));
+  ASSERT_TRUE(s->services().Apply(OneVersion(), "user:alice", "", 10).ok());
+  ASSERT_TRUE(s->services().SetTrafficOwner("fashion", "run:7/deploy", "", "run:7/deploy", "canary", 20).ok());
+  store::ServiceState changed = OneVersion();
+  changed.spec_hash = "h2";
+  auto refused = s->services().Apply(changed, "user:alice", "", 30);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kIncompatible);
+  EXPECT_EQ(refused.status().message(),
+            "apply service fashion: service 'fashion' is being deployed by run:7/deploy; wait for it, or abort it: "
+            "sluice services abort fashion");
+  EXPECT_EQ(s->services().Delete("fashion", "user:alice", "", 40).code(), Code::kIncompatible);
+  EXPECT_TRUE(s->services().Apply(changed, "run:7/deploy", "", 50).ok()) << "the owner may";
+}
