@@ -235,14 +235,23 @@ TEST_F(DeployTest, ASlowCanaryIsRolledBackOnItsP99) {
   EXPECT_EQ(Weights(), (std::map<std::string, int>{{"v1", 100}}));
 }
 
-TEST_F(DeployTest, AnAbortAtEachCanaryStepLosesNoRequestAndLeavesAllTrafficOnStable) {
+// The step to abort at: 0 (10%), 1 (50%), 2 (90%). The steps before it
+// pause 1 s, the step itself 60 s.
+class DeployAbortTest : public DeployTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(DeployAbortTest, AnAbortAtEachCanaryStepLosesNoRequestAndLeavesAllTrafficOnStable) {
+  const int at = GetParam();
+  const int weights[] = {10, 50, 90};
+  std::string steps;
+  for (int i = 0; i < 3; ++i)
+    steps += "{weight: " + std::to_string(weights[i]) + ", pause: " + (i < at ? "1s" : "60s") + "}, ";
   DeployStable();
-  WritePipeline("deploy/canary", "      version: " + Version("v2") +
-                                     "\n      steps: [{weight: 10, pause: 2s}, {weight: 50, pause: 60s}, {weight: 100}]\n"
-                                     "      abort_delay: 1s\n");
+  WritePipeline("deploy/canary", "      version: " + Version("v2") + "\n      steps: [" + steps +
+                                     "{weight: 100}]\n      abort_delay: 1s\n");
   Load load(GatewayPort(), "demo");
   pid_t run = box_.Start({"run", "p.yaml"}, "run.log");
-  ASSERT_TRUE(WaitForRollout([](const auto& r) { return r.step_index == 1 && r.candidate_bp == 5000; }));
+  ASSERT_TRUE(WaitForRollout([&](const auto& r) { return r.step_index == at && r.candidate_bp == weights[at] * 100; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the gateway routes the step's split
   auto asked = Store()->rollouts().Request("demo", "abort", "user:test", 1);
   ASSERT_TRUE(asked.ok()) << asked.status().message();
   EXPECT_NE(Sandbox::Reap(run), 0);
@@ -252,8 +261,11 @@ TEST_F(DeployTest, AnAbortAtEachCanaryStepLosesNoRequestAndLeavesAllTrafficOnSta
   EXPECT_EQ(Weights(), (std::map<std::string, int>{{"v1", 100}}));
   auto r = Newest();
   EXPECT_EQ(r.state, sluice::store::RolloutState::kAborted);
+  EXPECT_EQ(r.step_index, at);
   EXPECT_NE(r.reason.find("aborted by a person"), std::string::npos) << r.reason;
 }
+
+INSTANTIATE_TEST_SUITE_P(EachStep, DeployAbortTest, ::testing::Values(0, 1, 2));
 
 TEST_F(DeployTest, CancellingTheRunRollsTheCanaryBackToStable) {
   DeployStable();
