@@ -10,8 +10,8 @@
 namespace sluice::deploy {
 namespace {
 
-const std::vector<std::string> kKeys = {"interval",   "min_requests",  "max_error_rate", "max_p99_ms",
-                                        "max_p50_ms", "failure_limit", "inconclusive"};
+const std::vector<std::string> kKeys = {"interval",   "min_requests",  "max_error_rate",     "max_p99_ms",
+                                        "max_p50_ms", "failure_limit", "max_class_distance", "inconclusive"};
 
 std::string Number(double v, int digits) {
   char buf[40];
@@ -127,8 +127,16 @@ Result<AnalysisSpec> ParseAnalysisSpec(const nlohmann::json& analysis) {
   if (analysis.contains("max_p50_ms")) {
     if (Status s = ReadLatencyLimit(analysis["max_p50_ms"], "max_p50_ms", &spec.max_p50_ms); !s.ok()) return s;
   }
-  if (!spec.max_error_rate && !spec.max_p99_ms && !spec.max_p50_ms) {
-    return Status::InvalidSpec("analysis: needs at least one of max_error_rate, max_p99_ms, max_p50_ms");
+  if (analysis.contains("max_class_distance")) {
+    const nlohmann::json& v = analysis["max_class_distance"];
+    double d = 0;
+    if (Status s = ReadNumber(v, "max_class_distance", &d); !s.ok()) return s;
+    if (d < 0 || d > 1) return KeyError("max_class_distance", Shown(v) + " is not a distance between 0 and 1");
+    spec.max_class_distance = d;
+  }
+  if (!spec.max_error_rate && !spec.max_p99_ms && !spec.max_p50_ms && !spec.max_class_distance) {
+    return Status::InvalidSpec(
+        "analysis: needs at least one of max_error_rate, max_p99_ms, max_p50_ms, max_class_distance");
   }
   if (analysis.contains("failure_limit")) {
     if (Status s = ReadInteger(analysis["failure_limit"], "failure_limit", &spec.failure_limit); !s.ok()) return s;
@@ -222,6 +230,46 @@ Measurement AnalysisTally::Add(const Counts& interval) {
 std::string AnalysisTally::Summary() const {
   return "failed (" + std::to_string(failures_) + ")" + (failed() ? " > " : " <= ") + "failure_limit (" +
          std::to_string(spec_.failure_limit) + ")";
+}
+
+}  // namespace sluice::deploy
+
+namespace sluice::deploy {
+
+double ClassDistance(const std::map<std::string, int64_t>& a, const std::map<std::string, int64_t>& b) {
+  int64_t na = 0, nb = 0;
+  for (const auto& [_, n] : a) na += n;
+  for (const auto& [_, n] : b) nb += n;
+  if (na <= 0 || nb <= 0) return 0;
+  std::map<std::string, std::pair<int64_t, int64_t>> both;
+  for (const auto& [c, n] : a) both[c].first = n;
+  for (const auto& [c, n] : b) both[c].second = n;
+  double sum = 0;
+  for (const auto& [_, counts] : both)
+    sum += std::abs(static_cast<double>(counts.first) / na - static_cast<double>(counts.second) / nb);
+  return sum / 2;
+}
+
+Measurement JudgeClasses(const AnalysisSpec& spec, const std::map<std::string, int64_t>& candidate,
+                         const std::map<std::string, int64_t>& stable) {
+  Measurement m;
+  int64_t nc = 0, ns = 0;
+  for (const auto& [_, n] : candidate) nc += n;
+  for (const auto& [_, n] : stable) ns += n;
+  m.requests = nc;
+  if (nc < spec.min_requests || ns == 0) {
+    m.verdict = Verdict::kInconclusive;
+    m.reason = nc < spec.min_requests
+                   ? std::to_string(nc) + " classified answers < min_requests " + std::to_string(spec.min_requests)
+                   : "the stable version has no classified answers to compare with";
+    return m;
+  }
+  double d = ClassDistance(candidate, stable);
+  double limit = *spec.max_class_distance;
+  m.verdict = d > limit ? Verdict::kFail : Verdict::kPass;
+  m.reason = "predicted classes differ from the stable version's by " + Measured(d, limit) + (d > limit ? " > " : " <= ") +
+             Number(limit, 6) + " over " + std::to_string(nc) + " and " + std::to_string(ns) + " classified answers";
+  return m;
 }
 
 }  // namespace sluice::deploy

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -43,6 +44,11 @@ struct AnalysisSpec {
   std::optional<double> max_error_rate;  // "max_error_rate", in [0, 1]
   std::optional<double> max_p99_ms;      // "max_p99_ms", in (0, 30000]
   std::optional<double> max_p50_ms;      // "max_p50_ms", in (0, 30000]
+  // "max_class_distance", in [0, 1]: how far the version's predicted-class
+  // distribution may be from the stable version's (total variation
+  // distance; JudgeClasses). A model with random weights answers 200 fast
+  // and is caught only here.
+  std::optional<double> max_class_distance;
   int64_t failure_limit = 0;         // "failure_limit", >= 0
   InconclusiveAction inconclusive = InconclusiveAction::kPause;  // "inconclusive"
 };
@@ -83,6 +89,23 @@ struct Measurement {
 // decided against the upper one, which may fail a version whose true p99 is
 // just under the limit (never pass one above it).
 Measurement Judge(const AnalysisSpec& spec, const Counts& counts);
+
+// The total variation distance of two class histograms (counts by class
+// name): half the sum over the classes of either of |p(c) - q(c)|, from 0
+// (the same distribution) to 1 (no class in common). 0 when either is empty.
+double ClassDistance(const std::map<std::string, int64_t>& a, const std::map<std::string, int64_t>& b);
+
+// The verdict on the predicted classes of the version (`candidate`) against
+// the stable version's, both counted over the same span:
+//   inconclusive  fewer than min_requests classified answers of the candidate
+//                 ("12 classified answers < min_requests 200");
+//   fail          ClassDistance > max_class_distance ("predicted classes
+//                 differ from the stable version's by 0.82 > 0.3 over 412
+//                 and 1650 classified answers");
+//   pass          otherwise (a distance exactly at the limit passes).
+// REQUIRES: spec.max_class_distance is set.
+Measurement JudgeClasses(const AnalysisSpec& spec, const std::map<std::string, int64_t>& candidate,
+                         const std::map<std::string, int64_t>& stable);
 
 // The verdicts of the intervals of one step, in order.
 class AnalysisTally {

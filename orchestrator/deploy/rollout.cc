@@ -10,6 +10,7 @@
 
 #include "serving/gateway_launch.h"
 #include "serving/service_spec.h"
+#include "serving/stats.h"
 #include "util/json.h"
 #include "util/strings.h"
 
@@ -267,6 +268,8 @@ Deployment::PauseEnd Deployment::Pause(int step_index, std::optional<Millis> dur
     next_window = Clock::now() + analysis->interval;
   }
   const auto started = Clock::now();
+  const int64_t started_ms = Now();
+  int class_failures = 0;
   auto next_progress = started;
   while (true) {
     if (Tick()) return PauseEnd::kPromoteRequested;
@@ -300,6 +303,17 @@ Deployment::PauseEnd Deployment::Pause(int step_index, std::optional<Millis> dur
       data["window"] = window;
       data["step"] = step_index;
       Note("analysis", "window " + std::to_string(window) + ": " + VerdictName(m.verdict) + ": " + m.reason, data);
+      if (analysis->max_class_distance && !rollout_.stable_version.empty() && role == "live") {
+        Measurement c = JudgeClasses(*analysis, ClassesSince(rollout_.candidate_version, started_ms),
+                                     ClassesSince(rollout_.stable_version, started_ms));
+        json cdata = MeasurementJson(c);
+        cdata["window"] = window;
+        cdata["step"] = step_index;
+        Note("analysis", "window " + std::to_string(window) + ": classes: " + VerdictName(c.verdict) + ": " + c.reason,
+             cdata);
+        if (c.verdict == Verdict::kFail && ++class_failures > analysis->failure_limit)
+          RollBack(store::RolloutState::kRolledBack, c.reason, abort_delay_);
+      }
       switch (tally->next()) {
         case AnalysisTally::Next::kFail:
           RollBack(store::RolloutState::kRolledBack,
@@ -313,6 +327,20 @@ Deployment::PauseEnd Deployment::Pause(int step_index, std::optional<Millis> dur
     }
     std::this_thread::sleep_for(kTick);
   }
+}
+
+std::map<std::string, int64_t> Deployment::ClassesSince(const std::string& version, int64_t since_ms) {
+  std::map<std::string, int64_t> out;
+  int64_t from = since_ms - since_ms % serving::kWindowMs;
+  auto windows = store_->gateway().Windows(service_, version, "live", from, Now() + serving::kWindowMs);
+  if (!windows.ok()) return out;
+  for (const store::WindowRow& w : *windows) {
+    json classes = json::parse(w.classes.empty() ? "{}" : w.classes, nullptr, false);
+    if (!classes.is_object()) continue;
+    for (const auto& [name, n] : classes.items())
+      if (n.is_number_integer()) out[name] += n.get<int64_t>();
+  }
+  return out;
 }
 
 void Deployment::RemoveVersion(const std::string& name, const std::string& reason) {

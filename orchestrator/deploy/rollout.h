@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -113,6 +114,9 @@ class Deployment {
   void Check(const Status& st, const std::string& what);
   void Release();
   void RemoveVersion(const std::string& name, const std::string& reason);
+  // The predicted classes of `version`'s live answers in the flushed
+  // windows from the one holding `since_ms` on (the payload profile).
+  std::map<std::string, int64_t> ClassesSince(const std::string& version, int64_t since_ms);
 
   sluice::Context& ctx_;
   std::string strategy_;

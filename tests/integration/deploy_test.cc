@@ -21,13 +21,15 @@ using nlohmann::json;
 
 namespace {
 
+const char kFakeBody[] = R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}]})";
+
 // Requests to /v2/models/SERVICE/infer on four keep-alive connections, each
 // sending one after another with a 1 ms rest (at most 4,000/s on this
 // machine; `max_requests` in all), each answer counted by x-sluice-version.
 class Load {
  public:
-  Load(int port, std::string service, int max_requests = 200'000)
-      : port_(port), service_(std::move(service)), max_(max_requests) {
+  Load(int port, std::string service, std::string body = kFakeBody, int max_requests = 200'000)
+      : port_(port), service_(std::move(service)), body_(std::move(body)), max_(max_requests) {
     for (int i = 0; i < 4; ++i) threads_.emplace_back([this] { Send(); });
   }
   ~Load() { Stop(); }
@@ -57,9 +59,8 @@ class Load {
     client.set_keep_alive(true);
     client.set_tcp_nodelay(true);  // else each request waits for a delayed ACK (~40 ms)
     client.set_read_timeout(10, 0);
-    const std::string body = R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}]})";
     while (!stop_ && total_ < max_) {
-      auto r = client.Post("/v2/models/" + service_ + "/infer", body, "application/json");
+      auto r = client.Post("/v2/models/" + service_ + "/infer", body_, "application/json");
       ++total_;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -80,6 +81,7 @@ class Load {
 
   int port_;
   std::string service_;
+  std::string body_;
   int max_;
   std::atomic<bool> stop_{false};
   std::atomic<int> total_{0}, failures_{0};
@@ -391,4 +393,39 @@ TEST_F(DeployTest, ACanaryOfAServiceWhoseTrafficIsSplitIsRefusedAndChangesNothin
   EXPECT_EQ(Weights(), (std::map<std::string, int>{{"v1", 50}, {"v2", 50}}));
   ASSERT_TRUE(Store()->rollouts().Request("demo", "abort", "user:test", 1).ok());
   Sandbox::Reap(run);
+}
+
+// A model with random weights answers 200, fast, and wrong: only its
+// predicted classes give it away. Two real tabular TorchScript models (the
+// model server, libtorch): a "trained" one that answers `yes` on the load's
+// row, and one with arbitrary weights that answers `no`.
+TEST_F(DeployTest, ACanaryWithRandomWeightsIsRolledBackOnItsPredictedClasses) {
+  auto make = [&](const std::string& file, const std::string& weight) {
+    std::string cmd = std::string(MAKE_TABULAR_MODEL) + " " + (box_.dir() / file).string() +
+                      " --features a,b,c --weight " + weight + " --bias 0,0 --classes yes,no";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  };
+  make("trained.pt", "1,0,0/-1,0,0");
+  make("random.pt", "0.3,-0.7,0.2/0.9,0.1,-0.4");
+  box_.Write("stable.yaml", "name: stable\nsteps:\n  deploy:\n    uses: deploy/canary\n    with:\n      service: demo\n"
+                            "      version: {name: v1, model: " + (box_.dir() / "trained.pt").string() +
+                            "}\n      steps: [{weight: 100}]\n");
+  Output first = box_.Sluice({"run", "stable.yaml"});
+  ASSERT_EQ(first.code, 0) << first.out << first.err;
+  WritePipeline("deploy/canary", "      version: {name: v2, model: " + (box_.dir() / "random.pt").string() +
+                                     "}\n      steps: [{weight: 50, pause: 60s}, {weight: 100}]\n"
+                                     "      analysis: {interval: 2s, min_requests: 20, max_error_rate: 0.01, "
+                                     "max_class_distance: 0.3, inconclusive: extend}\n      abort_delay: 0s\n");
+  const std::string row = R"({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]})";
+  Load load(GatewayPort(), "demo", row);
+  Output o = box_.Sluice({"run", "p.yaml"});
+  load.Stop();
+  EXPECT_NE(o.code, 0);
+  std::string reason = StepOf(ShowRun(box_, "latest"), "deploy")["reason"].get<std::string>();
+  EXPECT_NE(reason.find("rolled back: predicted classes differ from the stable version's by 1 > 0.3 over "),
+            std::string::npos)
+      << reason;
+  EXPECT_EQ(load.failures(), 0) << load.first_failure();
+  EXPECT_GT(load.ok_by_version()["v2"], 0);
+  EXPECT_EQ(Weights(), (std::map<std::string, int>{{"v1", 100}}));
 }

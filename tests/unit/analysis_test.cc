@@ -88,7 +88,7 @@ TEST(AnalysisTest, EachSpecErrorNamesItsKey) {
   j["inconclusive"] = "retry";
   EXPECT_EQ(ParseError(j), "analysis.inconclusive: expected pause, fail or extend, got \"retry\"");
   EXPECT_EQ(ParseError({{"min_requests", 10}}),
-            "analysis: needs at least one of max_error_rate, max_p99_ms, max_p50_ms");
+            "analysis: needs at least one of max_error_rate, max_p99_ms, max_p50_ms, max_class_distance");
   EXPECT_EQ(ParseError(nlohmann::json::array()), "analysis: expected an object of settings, got []");
 }
 
@@ -224,3 +224,29 @@ TEST(AnalysisTest, AnInconclusiveIntervalIsExtendedIntoTheNextWhenTheSpecSaysExt
 
 }  // namespace
 }  // namespace sluice::deploy
+
+TEST(AnalysisTest, ClassDistanceIsHalfTheSumOfTheShareDifferences) {
+  EXPECT_DOUBLE_EQ(sluice::deploy::ClassDistance({{"cat", 5}, {"dog", 5}}, {{"cat", 50}, {"dog", 50}}), 0.0);
+  EXPECT_DOUBLE_EQ(sluice::deploy::ClassDistance({{"cat", 10}}, {{"dog", 3}}), 1.0);
+  EXPECT_DOUBLE_EQ(sluice::deploy::ClassDistance({{"cat", 3}, {"dog", 1}}, {{"cat", 1}, {"dog", 1}}), 0.25);
+  EXPECT_DOUBLE_EQ(sluice::deploy::ClassDistance({}, {{"dog", 3}}), 0.0);
+}
+
+TEST(AnalysisTest, AClassDistanceExactlyAtItsLimitPassesAndAboveItFails) {
+  auto spec = sluice::deploy::ParseAnalysisSpec({{"min_requests", 4}, {"max_class_distance", 0.25}});
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  auto at = sluice::deploy::JudgeClasses(*spec, {{"cat", 3}, {"dog", 1}}, {{"cat", 1}, {"dog", 1}});
+  EXPECT_EQ(at.verdict, sluice::deploy::Verdict::kPass) << at.reason;
+  auto above = sluice::deploy::JudgeClasses(*spec, {{"cat", 4}}, {{"cat", 1}, {"dog", 1}});
+  EXPECT_EQ(above.verdict, sluice::deploy::Verdict::kFail);
+  EXPECT_EQ(above.reason, "predicted classes differ from the stable version's by 0.5 > 0.25 over 4 and 2 classified answers");
+  auto few = sluice::deploy::JudgeClasses(*spec, {{"cat", 3}}, {{"cat", 1}});
+  EXPECT_EQ(few.verdict, sluice::deploy::Verdict::kInconclusive);
+  EXPECT_EQ(few.reason, "3 classified answers < min_requests 4");
+}
+
+TEST(AnalysisTest, MaxClassDistanceMustBeBetweenZeroAndOne) {
+  auto bad = sluice::deploy::ParseAnalysisSpec({{"min_requests", 4}, {"max_class_distance", 1.5}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "analysis.max_class_distance: 1.5 is not a distance between 0 and 1");
+}
