@@ -1,6 +1,7 @@
 // lineage and gc: what an artifact was made from and what it fed, and
 // removing the files of artifacts nothing needs any more (their lineage
 // stays on record).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -43,7 +44,32 @@ int Lineage(const std::string& target, bool downstream, const std::string& forma
   while (!base.empty() && base.back() == '/') base.pop_back();
   std::string last = base.substr(base.find_last_of('/') + 1);
   size_t slash = target.find('/');
-  if (IsHash(target)) {
+  if (target.rfind("service:", 0) == 0) {
+    // service:NAME/VERSION: the model artifact a service version serves.
+    std::string rest = target.substr(8);
+    size_t cut = rest.find('/');
+    std::string name = rest.substr(0, cut), version = cut == std::string::npos ? "" : rest.substr(cut + 1);
+    auto service = store->services().Get(name);
+    if (!service.ok()) {
+      std::cerr << "sluice: " << service.status().message() << "\n";
+      return kExitFailed;
+    }
+    std::vector<std::string> names;
+    for (const store::ServiceVersionState& v : service->versions) {
+      names.push_back(v.name);
+      if (v.name == version) hash = v.artifact;
+    }
+    if (std::find(names.begin(), names.end(), version) == names.end()) {
+      std::cerr << "sluice: service " << name << " has no version " << Quote(version)
+                << " (versions: " << Join(names, ", ") << "); use service:NAME/VERSION\n";
+      return kExitUsage;
+    }
+    if (hash.empty()) {
+      std::cerr << "sluice: version " << version << " of service " << name
+                << " serves no registered artifact (a command, or a model file given by path)\n";
+      return kExitFailed;
+    }
+  } else if (IsHash(target)) {
     hash = target;
   } else if (IsHash(last) && base.find("artifacts/") != std::string::npos) {
     hash = last;
@@ -66,7 +92,8 @@ int Lineage(const std::string& target, bool downstream, const std::string& forma
     attempt_id = a->id;
   } else {
     std::cerr << "sluice: " << Quote(target)
-              << " is neither an artifact (a SHA-256 hash or a path under .sluice/artifacts) nor RUN/STEP\n";
+              << " is neither an artifact (a SHA-256 hash or a path under .sluice/artifacts), RUN/STEP, nor "
+                 "service:NAME/VERSION\n";
     return kExitUsage;
   }
   auto t0 = std::chrono::steady_clock::now();

@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
   std::string target;
   bool downstream = false, upstream = false;
   auto* lineage = app.add_subcommand("lineage", "What made an artifact (--upstream) or what it fed (--downstream)");
-  lineage->add_option("target", target, "an artifact (hash or .sluice/artifacts/ path) or RUN/STEP")->required();
+  lineage->add_option("target", target, "an artifact (hash or .sluice/artifacts/ path), RUN/STEP or service:NAME/VERSION")->required();
   auto* up_flag = lineage->add_flag("--upstream", upstream, "inputs, their producers and theirs (the default)");
   lineage->add_flag("--downstream", downstream, "consumers, their outputs and theirs")->excludes(up_flag);
   lineage->add_option("--format", format, "table, json or dot")->check(CLI::IsMember({"text", "table", "json", "dot"}));

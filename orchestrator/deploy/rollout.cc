@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <stdexcept>
 #include <thread>
@@ -11,6 +12,7 @@
 #include "serving/gateway_launch.h"
 #include "serving/service_spec.h"
 #include "serving/stats.h"
+#include "util/hash.h"
 #include "util/json.h"
 #include "util/strings.h"
 
@@ -395,6 +397,52 @@ void Deployment::RollBack(store::RolloutState state, const std::string& why, Mil
   throw std::runtime_error("rolled back: " + why + (error.empty() ? "" : " (and " + error + ")"));
 }
 
+void Deployment::EmitPromotionEvent(const std::string& artifact_uri) {
+  auto var = [&](const char* name) {
+    auto it = attempt_.sluice_env.find(name);
+    return it == attempt_.sluice_env.end() ? std::string() : it->second;
+  };
+  const std::string file = var("SLUICE_OPENLINEAGE_FILE"), url = var("SLUICE_OPENLINEAGE_URL");
+  if (file.empty() && url.empty()) return;
+  std::string job_namespace = var("SLUICE_OPENLINEAGE_NAMESPACE");
+  if (job_namespace.empty()) job_namespace = "sluice";
+  json ev = {{"eventType", "COMPLETE"},
+             {"eventTime", IsoTime(Now())},
+             {"producer", "https://github.com/sluice-orchestrator/sluice/tree/v" SLUICE_VERSION},
+             {"schemaURL", "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"},
+             {"run", {{"runId", Sha256Hex(attempt_.home + "/rollout/" + std::to_string(rollout_.id)).substr(0, 32)}}},
+             {"job", {{"namespace", job_namespace}, {"name", "service." + service_ + ".promote"}}},
+             {"inputs", json::array()},
+             {"outputs", {{{"namespace", "sluice-service"}, {"name", service_ + "/" + rollout_.candidate_version}}}}};
+  // An OpenLineage run id is a UUID: format the hash's first 32 hex digits as one.
+  std::string id = ev["run"]["runId"];
+  ev["run"]["runId"] = id.substr(0, 8) + "-" + id.substr(8, 4) + "-" + id.substr(12, 4) + "-" + id.substr(16, 4) + "-" +
+                       id.substr(20, 12);
+  if (!artifact_uri.empty()) ev["inputs"].push_back({{"namespace", "file"}, {"name", artifact_uri}});
+  std::string text = JsonText(ev);
+  if (!file.empty()) {
+    std::ofstream out(file, std::ios::app);
+    out << text << "\n";
+    if (!out) ctx_.log() << "rollout " << rollout_.id << ": could not append the promotion event to " << file;
+  }
+  if (!url.empty()) {
+    std::string base = url, path = "/api/v1/lineage";
+    size_t scheme = base.find("://");
+    size_t slash = base.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+    if (slash != std::string::npos) {
+      path = base.substr(slash);
+      base = base.substr(0, slash);
+    }
+    httplib::Client client(base);
+    client.set_connection_timeout(2, 0);
+    client.set_read_timeout(5, 0);
+    auto r = client.Post(path, text, "application/json");
+    if (!r || r->status / 100 != 2)
+      ctx_.log() << "rollout " << rollout_.id << ": the promotion event was not delivered to " << url << ": "
+                 << (r ? "status " + std::to_string(r->status) : httplib::to_string(r.error()));
+  }
+}
+
 void Deployment::Promote(Millis scale_down_delay, const std::string& why, json outputs) {
   if (rollout_.candidate_bp != 10'000) SetWeights(10'000, why);  // a last step at 100% has shifted already
   rollout_.candidate_bp = 10'000;
@@ -421,6 +469,11 @@ void Deployment::Promote(Millis scale_down_delay, const std::string& why, json o
         "record the promotion");
   ended_ = true;
   Release();
+  std::string artifact_uri;
+  if (auto live = store_->services().Get(service_); live.ok())
+    for (const store::ServiceVersionState& v : live->versions)
+      if (v.name == rollout_.candidate_version) artifact_uri = v.uri;
+  EmitPromotionEvent(artifact_uri);
   ctx_.output("version", rollout_.candidate_version);
   ctx_.output("previous", rollout_.stable_version);
   ctx_.output("rollout", std::to_string(rollout_.id));

@@ -113,6 +113,12 @@ class Deployment {
  private:
   void Check(const Status& st, const std::string& what);
   void Release();
+  // An OpenLineage RunEvent (COMPLETE) for a promotion, to
+  // $SLUICE_OPENLINEAGE_FILE and/or $SLUICE_OPENLINEAGE_URL as the run's
+  // events go: job "service.NAME.promote", input the served model file,
+  // output the dataset "NAME/VERSION" in namespace "sluice-service".
+  // Best effort: a failure is a line of the step's log.
+  void EmitPromotionEvent(const std::string& artifact_uri);
   void RemoveVersion(const std::string& name, const std::string& reason);
   // The predicted classes of `version`'s live answers in the flushed
   // windows from the one holding `since_ms` on (the payload profile).

@@ -30,6 +30,7 @@ std::optional<BuiltinAttempt> BuiltinAttemptFromEnv(const std::vector<std::strin
     size_t eq = e.find('=');
     if (eq == std::string::npos) continue;
     std::string key = e.substr(0, eq), value = e.substr(eq + 1);
+    if (key.rfind("SLUICE_", 0) == 0) a.sluice_env[key] = value;
     if (key == "SLUICE_HOME") {
       a.home = value;
       home = true;

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,6 +49,9 @@ struct BuiltinAttempt {
   int64_t run_id = 0;
   std::string step_id;
   int attempt = 0;
+  // Every SLUICE_* variable of the attempt's environment (the four above,
+  // and the run's settings such as SLUICE_OPENLINEAGE_FILE), by name.
+  std::map<std::string, std::string> sluice_env;
 };
 // Parsed from "KEY=value" entries; nullopt if one of the four is missing.
 std::optional<BuiltinAttempt> BuiltinAttemptFromEnv(const std::vector<std::string>& env);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -428,4 +429,54 @@ TEST_F(DeployTest, ACanaryWithRandomWeightsIsRolledBackOnItsPredictedClasses) {
   EXPECT_EQ(load.failures(), 0) << load.first_failure();
   EXPECT_GT(load.ok_by_version()["v2"], 0);
   EXPECT_EQ(Weights(), (std::map<std::string, int>{{"v1", 100}}));
+}
+
+// A service version serves a registered model: `sluice lineage
+// service:NAME/VERSION` reaches the run that made it, and the promotion is
+// an OpenLineage event from the model file to the service version.
+TEST_F(DeployTest, AServiceVersionLeadsBackToTheRunThatMadeItsModelAndItsPromotionIsAnOpenLineageEvent) {
+  std::string cmd = std::string(MAKE_TABULAR_MODEL) + " " + (box_.dir() / "trained.pt").string() +
+                    " --features a,b,c --weight 1,0,0/-1,0,0 --bias 0,0 --classes yes,no";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  box_.Write("train.yaml", R"(name: train
+steps:
+  train:
+    run: cp trained.pt "$SLUICE_OUTPUTS_DIR/model"
+    outputs: {model: model}
+    register: {name: tab}
+  deploy:
+    needs: [train]
+    uses: deploy/canary
+    with:
+      service: demo
+      model: ${{ steps.train.outputs.registered }}
+      steps: [{weight: 100}]
+)");
+  std::string events = (box_.dir() / "lineage.jsonl").string();
+  ::setenv("SLUICE_OPENLINEAGE_FILE", events.c_str(), 1);
+  Output o = box_.Sluice({"run", "train.yaml"});
+  ::unsetenv("SLUICE_OPENLINEAGE_FILE");
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_EQ(StepOf(ShowRun(box_, "latest"), "deploy")["outputs"]["version"], "v1") << "tab@1 is named v1";
+  Output lineage = box_.Sluice({"lineage", "service:demo/v1", "--format", "json"});
+  ASSERT_EQ(lineage.code, 0) << lineage.err;
+  json g = json::parse(lineage.out);
+  bool made_by_train = false;
+  for (const json& a : g["attempts"]) made_by_train |= a["run"] == 1 && a["step"] == "train";
+  EXPECT_TRUE(made_by_train) << g.dump();
+  Output unknown = box_.Sluice({"lineage", "service:demo/v9"});
+  EXPECT_NE(unknown.code, 0);
+  EXPECT_NE(unknown.err.find("service demo has no version 'v9' (versions: v1)"), std::string::npos) << unknown.err;
+  bool promotion = false;
+  std::istringstream lines(box_.Read("lineage.jsonl"));
+  for (std::string line; std::getline(lines, line);) {
+    json ev = json::parse(line, nullptr, false);
+    if (ev.is_object() && ev["job"]["name"] == "service.demo.promote") {
+      promotion = true;
+      EXPECT_EQ(ev["outputs"][0]["name"], "demo/v1");
+      ASSERT_EQ(ev["inputs"].size(), 1u);
+      EXPECT_NE(ev["inputs"][0]["name"].get<std::string>().find("artifacts"), std::string::npos) << line;
+    }
+  }
+  EXPECT_TRUE(promotion) << box_.Read("lineage.jsonl");
 }
