@@ -286,6 +286,14 @@ Deployment::PauseEnd Deployment::Pause(int step_index, std::optional<Millis> dur
     if (analysis && !paused && now >= next_window) {
       next_window = now + analysis->interval;
       auto snap = Scrape();
+      if (!snap.ok()) {
+        // A gateway that died (kill -9, a crash) is started again: it
+        // restores the weights from the store, and the rollout goes on.
+        auto gateway = serving::EnsureGateway(store_->gateway(), attempt_.home, 0);
+        if (gateway.ok() && gateway->started)
+          Note("gateway", "the gateway was gone (" + snap.status().message() + "); started another: pid " +
+                              std::to_string(gateway->gateway.pid) + ", port " + std::to_string(gateway->gateway.port));
+      }
       if (!snap.ok() || !since) {
         // Not a measurement: the gateway could not be read (Argo's consecutiveErrorLimit).
         std::string why = snap.ok() ? "no earlier reading of the gateway's /metrics" : snap.status().message();

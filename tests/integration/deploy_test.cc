@@ -480,3 +480,39 @@ steps:
   }
   EXPECT_TRUE(promotion) << box_.Read("lineage.jsonl");
 }
+
+// RELIABILITY 8: the gateway killed mid-canary. The step's next analysis
+// finds it gone and starts another, which restores the canary's weights
+// from SQLite; the canary goes on and is promoted.
+TEST_F(DeployTest, AGatewayKilledMidCanaryIsStartedAgainWithTheSameWeightsAndTheCanaryGoesOn) {
+  DeployStable();
+  WritePipeline("deploy/canary", "      version: " + Version("v2") +
+                                     "\n      steps: [{weight: 30, pause: 8s}, {weight: 100}]\n"
+                                     "      analysis: {interval: 1s, min_requests: 1, max_error_rate: 0.5, "
+                                     "inconclusive: extend}\n      scale_down_delay: 0s\n");
+  pid_t run = box_.Start({"run", "p.yaml"}, "run.log");
+  ASSERT_TRUE(WaitForRollout([](const auto& r) { return r.candidate_bp == 3000; }));
+  auto before = Store()->gateway().Read();
+  ASSERT_TRUE(before.ok() && *before);
+  ::kill(static_cast<pid_t>((*before)->pid), SIGKILL);
+  int port = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    auto now = Store()->gateway().Read();
+    if (!now.ok() || !*now || (*now)->pid == (*before)->pid) return false;
+    port = (*now)->port;
+    return true;
+  })) << box_.Read("run.log");
+  // The new gateway routes 30% to v2 as the store says (1,000 requests: 300 expected, +-60).
+  ASSERT_TRUE(WaitFor([&] {
+    httplib::Client c("127.0.0.1", port);
+    auto r = c.Get("/v2/models/demo/ready");
+    return r && r->status == 200;
+  }));
+  Load load(port, "demo", kFakeBody, 1000);
+  ASSERT_TRUE(WaitFor([&] { return load.total() >= 1000; }, std::chrono::seconds(30)));
+  load.Stop();
+  int v2 = load.ok_by_version()["v2"];
+  EXPECT_NEAR(v2, 300, 60) << "v1 " << load.ok_by_version()["v1"];
+  EXPECT_EQ(Sandbox::Reap(run), 0) << box_.Read("run.log");
+  EXPECT_EQ(Weights(), (std::map<std::string, int>{{"v2", 100}}));
+}
