@@ -172,9 +172,8 @@ bool Deployment::Tick() {
     }
     throw sluice::Cancelled{};
   }
-  static thread_local Clock::time_point next_poll;
-  if (Clock::now() < next_poll) return false;
-  next_poll = Clock::now() + kRequestPoll;
+  if (Clock::now() < next_request_poll_) return false;
+  next_request_poll_ = Clock::now() + kRequestPoll;
   auto request = store_->rollouts().TakeRequest(rollout_.id, Now());
   if (!request.ok()) {
     ctx_.log() << "rollout " << rollout_.id << ": could not read requests: " << request.status().message();

@@ -134,6 +134,7 @@ class Deployment {
   bool resumed_ = false;
   bool ended_ = false;
   Millis abort_delay_{5000};
+  std::chrono::steady_clock::time_point next_request_poll_;  // Tick reads requests from the store no more often
 };
 
 }  // namespace sluice::deploy
