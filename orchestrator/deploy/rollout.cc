@@ -179,10 +179,9 @@ bool Deployment::Tick() {
     ctx_.log() << "rollout " << rollout_.id << ": could not read requests: " << request.status().message();
     return false;
   }
-  if (*request == "abort") {
-    RollBack(store::RolloutState::kAborted, "aborted by a person", abort_delay_);
-  }
-  return *request == "promote";
+  if (request->what == "abort") RollBack(store::RolloutState::kAborted, "aborted by " + request->actor, abort_delay_);
+  if (request->what == "promote") promoted_by_ = request->actor;
+  return request->what == "promote";
 }
 
 void Deployment::WaitReady(Millis timeout) {

@@ -89,8 +89,10 @@ class Deployment {
   void Drive(const std::function<void()>& body);
 
   // Checks cancel (rolls back and rethrows) and a person's request: abort
-  // rolls back; promote is returned true.
+  // rolls back ("aborted by user:alice"); promote is returned true, and
+  // promoted_by() says who.
   bool Tick();
+  const std::string& promoted_by() const { return promoted_by_; }
 
   // The gateway's /metrics now (metrics.h).
   Result<Snapshot> Scrape();
@@ -134,6 +136,7 @@ class Deployment {
   bool resumed_ = false;
   bool ended_ = false;
   Millis abort_delay_{5000};
+  std::string promoted_by_;
   std::chrono::steady_clock::time_point next_request_poll_;  // Tick reads requests from the store no more often
 };
 

@@ -102,7 +102,7 @@ struct Canary : sluice::Step {
       if (!s.has_pause && last) break;
       if (d.Pause(static_cast<int>(i), s.pause, analysis ? &*analysis : nullptr) ==
           Deployment::PauseEnd::kPromoteRequested) {
-        d.Promote(scale_down, "promoted by a person at step " + std::to_string(i + 1));
+        d.Promote(scale_down, "promoted by " + d.promoted_by() + " at step " + std::to_string(i + 1));
         return;
       }
     }
@@ -174,7 +174,7 @@ struct BlueGreen : sluice::Step {
         d.Note("preview", "analysing " + d.candidate() + "'s preview traffic for " + FormatDuration(*preview_for));
         if (d.Pause(0, preview_for, preview_analysis ? &*preview_analysis : nullptr, "pinned") ==
             Deployment::PauseEnd::kPromoteRequested) {
-          d.Promote(rollback_window, "promoted by a person during the preview");
+          d.Promote(rollback_window, "promoted by " + d.promoted_by() + " during the preview");
           return;
         }
       }

@@ -157,8 +157,9 @@ Result<int64_t> RolloutsStore::Request(const std::string& service, const std::st
   return id;
 }
 
-Result<std::string> RolloutsStore::TakeRequest(int64_t id, int64_t now_ms) {
-  std::string what;
+Result<RolloutsStore::TakenRequest> RolloutsStore::TakeRequest(int64_t id, int64_t now_ms) {
+  TakenRequest taken;
+  std::string& what = taken.what;
   Status st = db_.Transaction("TakeRequest", [&]() -> Status {
     Query q = db_.Prepare("SELECT IFNULL(request, ''), IFNULL(request_actor, '') FROM rollouts WHERE id = ?");
     q.Bind(1, id);
@@ -166,7 +167,8 @@ Result<std::string> RolloutsStore::TakeRequest(int64_t id, int64_t now_ms) {
     if (rc == SQLITE_DONE) return Status::NotFound("no rollout " + std::to_string(id));
     if (rc != SQLITE_ROW) return db_.Error("read rollout " + std::to_string(id));
     what = q.Text(0);
-    std::string actor = q.Text(1);
+    taken.actor = q.Text(1);
+    const std::string& actor = taken.actor;
     q.Reset();
     if (what.empty()) return Status::Ok();
     Query u = db_.Prepare("UPDATE rollouts SET request = NULL, request_actor = NULL, updated_ms = ? WHERE id = ?");
@@ -175,7 +177,7 @@ Result<std::string> RolloutsStore::TakeRequest(int64_t id, int64_t now_ms) {
     return AppendEvent(id, what, actor + " asked to " + what, "", now_ms);
   });
   if (!st.ok()) return st;
-  return what;
+  return taken;
 }
 
 Result<RolloutRecord> RolloutsStore::Get(int64_t id) {

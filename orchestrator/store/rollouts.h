@@ -101,10 +101,15 @@ class RolloutsStore {
   // REQUIRES: no journal batch is open.
   Result<int64_t> Request(const std::string& service, const std::string& what, const std::string& actor,
                           int64_t now_ms);
-  // The request pending on rollout `id` ("" for none), cleared; an event
-  // "promote" or "abort" by its actor records that it was taken.
+  // The request pending on rollout `id` (what "" for none) and who asked,
+  // cleared; an event "promote" or "abort" by its actor records that it
+  // was taken.
   // REQUIRES: no journal batch is open.
-  Result<std::string> TakeRequest(int64_t id, int64_t now_ms);
+  struct TakenRequest {
+    std::string what;                // "", promote, abort
+    std::string actor;
+  };
+  Result<TakenRequest> TakeRequest(int64_t id, int64_t now_ms);
 
   Result<RolloutRecord> Get(int64_t id);
   // The active rollout of a run's step, if any: what a retried or resumed

@@ -265,7 +265,7 @@ TEST_P(DeployAbortTest, AnAbortAtEachCanaryStepLosesNoRequestAndLeavesAllTraffic
   auto r = Newest();
   EXPECT_EQ(r.state, sluice::store::RolloutState::kAborted);
   EXPECT_EQ(r.step_index, at);
-  EXPECT_NE(r.reason.find("aborted by a person"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("aborted by user:test"), std::string::npos) << r.reason;
 }
 
 INSTANTIATE_TEST_SUITE_P(EachStep, DeployAbortTest, ::testing::Values(0, 1, 2));
@@ -320,7 +320,7 @@ TEST_F(DeployTest, AWindowUnderMinRequestsIsInconclusiveAndPausesUntilAPersonPro
   EXPECT_EQ(Sandbox::Reap(run), 0);
   EXPECT_EQ(Weights(), (std::map<std::string, int>{{"v2", 100}}));
   auto r = Newest();
-  EXPECT_NE(r.reason.find("promoted by a person"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("promoted by user:test"), std::string::npos) << r.reason;
 }
 
 TEST_F(DeployTest, ABlueGreenSwitchLosesNoRequestAndTheOldVersionStopsAfterwards) {

@@ -106,8 +106,11 @@ TEST(RolloutsStoreTest, ARequestIsTakenOnceAndRecordedWithItsActor) {
   ASSERT_TRUE(asked.ok()) << asked.status().message();
   EXPECT_EQ(*asked, id);
   EXPECT_EQ(s->rollouts().Get(id)->request, "abort");
-  EXPECT_EQ(*s->rollouts().TakeRequest(id, 120), "abort");
-  EXPECT_EQ(*s->rollouts().TakeRequest(id, 130), "") << "taken once";
+  auto taken = s->rollouts().TakeRequest(id, 120);
+  ASSERT_TRUE(taken.ok());
+  EXPECT_EQ(taken->what, "abort");
+  EXPECT_EQ(taken->actor, "user:alice");
+  EXPECT_EQ(s->rollouts().TakeRequest(id, 130)->what, "") << "taken once";
   auto events = *s->rollouts().Events(id, 0);
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[1].kind, "abort");
