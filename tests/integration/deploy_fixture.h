@@ -63,6 +63,9 @@ class Load {
   void Send() {
     httplib::Client client("127.0.0.1", port_);
     client.set_keep_alive(true);
+    // A second POST per answer (feedback) would wait on Nagle's algorithm
+    // and the peer's delayed ACK (40 ms) without this.
+    if (options_.on_answer) client.set_tcp_nodelay(true);
     client.set_read_timeout(10, 0);
     const std::string body = R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}]})";
     while (!stop_ && total_ < max_) {
