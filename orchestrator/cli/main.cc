@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   // deploy/* drive the store and the gateway and only wait: no local slot.
   sluice::exec::RegisterBuiltinPlugin(
-      {sluice::deploy::DeployPlugin(), {"canary", "blue-green", "rollback"}});
+      {sluice::deploy::DeployPlugin(), {"canary", "blue-green", "rollback", "shadow", "ab-test"}});
   CLI::App app{"sluice: ML pipelines from YAML specs, with state in one SQLite file"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "sluice " SLUICE_VERSION);

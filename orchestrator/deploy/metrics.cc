@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace sluice::deploy {
@@ -12,6 +13,12 @@ namespace {
 
 constexpr std::string_view kRequestsTotal = "sluice_requests_total";
 constexpr std::string_view kDurationBucket = "sluice_request_duration_seconds_bucket";
+// The mirror agreement counters, each kept in a field of the role "mirror" series.
+constexpr std::pair<std::string_view, int64_t Counts::*> kMirrorCounters[] = {
+    {"sluice_mirror_compared_total", &Counts::mirror_compared},
+    {"sluice_mirror_agreed_total", &Counts::mirror_agreed},
+    {"sluice_mirror_dropped_total", &Counts::mirror_dropped},
+};
 constexpr int kBuckets = serving::kLatencyBuckets;
 
 struct Sample {
@@ -161,6 +168,9 @@ void Counts::Add(const Counts& other) {
   for (int b = 0; b < kBuckets; ++b) latency[b] += other.latency[b];
   requests += other.requests;
   errors += other.errors;
+  mirror_compared += other.mirror_compared;
+  mirror_agreed += other.mirror_agreed;
+  mirror_dropped += other.mirror_dropped;
 }
 
 bool IsErrorCode(std::string_view code) {
@@ -175,6 +185,7 @@ Result<Snapshot> ParseMetrics(std::string_view text) {
   };
   Snapshot snapshot;
   std::map<SeriesKey, Cumulative> buckets;
+  std::map<std::pair<SeriesKey, std::string_view>, int> mirror_seen;  // -> line
   int line_no = 0;
   size_t pos = 0;
   while (pos < text.size()) {
@@ -195,6 +206,24 @@ Result<Snapshot> ParseMetrics(std::string_view text) {
     if (std::string problem = ParseSample(line, &s); !problem.empty()) return error(problem);
     const bool requests = s.name == kRequestsTotal;
     const bool bucket = s.name == kDurationBucket;
+    int64_t Counts::*mirror_field = nullptr;
+    std::string_view mirror_name;
+    for (const auto& [name, field] : kMirrorCounters)
+      if (s.name == name) {
+        mirror_field = field;
+        mirror_name = name;
+      }
+    if (mirror_field) {
+      for (const char* label : {"service", "version"})
+        if (!s.labels.count(label)) return error(s.name + " without the label " + label);
+      SeriesKey key{s.labels["service"], s.labels["version"], "mirror"};
+      int64_t count = 0;
+      if (!WholeCount(s.value, &count)) return error(s.name + " of " + SeriesName(key) + " is not a whole number");
+      if (!mirror_seen.emplace(std::make_pair(key, mirror_name), line_no).second)
+        return error(s.name + " of " + SeriesName(key) + " repeated");
+      snapshot[key].*mirror_field = count;
+      continue;
+    }
     if (!requests && !bucket) continue;  // another family
 
     SeriesKey key;
@@ -261,7 +290,11 @@ Snapshot Increase(const Snapshot& before, const Snapshot& after) {
       for (int i = 0; i < kBuckets; ++i) {
         if (a.latency[i] < b.latency[i]) reset = true;
       }
+      for (const auto& [name, field] : kMirrorCounters) {
+        if (a.*field < b.*field) reset = true;
+      }
       if (!reset) {
+        for (const auto& [name, field] : kMirrorCounters) inc.*field -= b.*field;
         for (const auto& [code, n] : b.codes) {
           int64_t& v = inc.codes[code];
           v -= n;
@@ -273,6 +306,7 @@ Snapshot Increase(const Snapshot& before, const Snapshot& after) {
     }
     bool any = inc.requests > 0;
     for (int64_t n : inc.latency) any = any || n > 0;
+    for (const auto& [name, field] : kMirrorCounters) any = any || inc.*field > 0;
     if (any) out.emplace(key, std::move(inc));
   }
   return out;

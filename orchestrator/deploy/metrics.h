@@ -5,6 +5,10 @@
 // (serving/stats.h AppendRequestMetrics):
 //   sluice_requests_total{service,version,role,code}              counter
 //   sluice_request_duration_seconds_bucket{service,version,role,le} histogram
+// and, per {service, version} of a mirror target (specs/services.md "Mirror
+// agreement"), kept in the series of role "mirror":
+//   sluice_mirror_compared_total, sluice_mirror_agreed_total,
+//   sluice_mirror_dropped_total                                    counters
 // ParseMetrics turns one scrape into a Snapshot; Increase takes two scrapes,
 // one at each end of an analysis interval, and returns what accrued between
 // them, the way Prometheus' increase() does. Every other metric family in the
@@ -43,6 +47,9 @@ struct Counts {
   // Latencies per bucket, NOT cumulative: latency[i] counts the answers in
   // (kLatencyBoundsMs[i-1], kLatencyBoundsMs[i]]; the last one is +Inf.
   std::array<int64_t, serving::kLatencyBuckets> latency{};
+  // Role "mirror" only: copies whose answers were compared with the live
+  // answer (both 200), those that agreed, and copies dropped.
+  int64_t mirror_compared = 0, mirror_agreed = 0, mirror_dropped = 0;
 
   void Add(const Counts& other);
   bool operator==(const Counts&) const = default;
@@ -65,7 +72,8 @@ using Snapshot = std::map<SeriesKey, Counts>;
 // non-negative number, with an `le` that is not one of the gateway's bounds,
 // or repeated; for a cumulative bucket smaller than the one before it.
 // A series with buckets must have all of them ("metrics: series
-// fashion/v2/live: bucket le=\"0.05\" missing").
+// fashion/v2/live: bucket le=\"0.05\" missing"). A mirror counter needs
+// the labels service and version and a whole value, once per series.
 Result<Snapshot> ParseMetrics(std::string_view text);
 
 // What accrued between two scrapes of the same gateway, series by series.

@@ -216,8 +216,34 @@ void Deployment::SetWeights(int candidate_bp, const std::string& reason) {
   } else {
     change.weights_bp = {{rollout_.candidate_version, candidate_bp}, {rollout_.stable_version, 10'000 - candidate_bp}};
   }
+  auto live = store_->services().Get(service_);
+  if (live.ok() && !live->mirror_version.empty() && live->mirror_version == rollout_.candidate_version)
+    change.set_mirror = true;  // deploy/shadow's mirror ends with any move of the weights
   auto st = store_->services().SetTraffic(service_, change, owner_, reason, Now());
   Check(st.status(), "set the weights of service " + service_);
+}
+
+void Deployment::SetMirror(int bp, const std::string& reason) {
+  store::TrafficChange change;
+  change.owner = owner_;
+  change.weights_bp = {{rollout_.stable_version, 10'000}};
+  change.set_mirror = true;
+  if (bp > 0) {
+    change.mirror_version = rollout_.candidate_version;
+    change.mirror_bp = bp;
+  }
+  auto st = store_->services().SetTraffic(service_, change, owner_, reason, Now());
+  Check(st.status(), "set the mirror of service " + service_);
+  Note("mirror", bp > 0 ? Pct(bp) + " of the live requests copied to " + rollout_.candidate_version : "mirror off",
+       json{{"mirror_bp", bp}});
+}
+
+int64_t Deployment::FirstEventAt(const std::string& kind) {
+  auto events = store_->rollouts().Events(rollout_.id, 0);
+  if (!events.ok()) return 0;
+  for (const store::RolloutEvent& e : *events)
+    if (e.kind == kind) return e.at_ms;
+  return 0;
 }
 
 void Deployment::Shift(int step_index, int candidate_bp, const std::string& why) {
@@ -447,6 +473,31 @@ void Deployment::EmitPromotionEvent(const std::string& artifact_uri) {
       ctx_.log() << "rollout " << rollout_.id << ": the promotion event was not delivered to " << url << ": "
                  << (r ? "status " + std::to_string(r->status) : httplib::to_string(r.error()));
   }
+}
+
+void Deployment::End(store::RolloutState state, const std::string& why, json outputs, Millis delay) {
+  SetWeights(0, why);  // first: every request on stable now
+  rollout_.candidate_bp = 0;
+  outputs["version"] = rollout_.stable_version;
+  outputs["candidate"] = rollout_.candidate_version;
+  Check(store_->rollouts().Advance(rollout_.id, {state, rollout_.step_index, 0, why, JsonText(outputs)}, "end",
+                                   "all traffic stays on " + rollout_.stable_version + ": " + why, "", Now()),
+        "record the end");
+  ctx_.log() << "rollout " << rollout_.id << " of service " << service_ << ": end: " << rollout_.stable_version
+             << " keeps all traffic: " << why;
+  ended_ = true;
+  if (delay.count() > 0 && !ctx_.cancelled()) {
+    ctx_.log() << "rollout " << rollout_.id << ": " << rollout_.candidate_version << " stops in "
+               << FormatDuration(delay);
+    auto until = Clock::now() + delay;
+    while (Clock::now() < until && !ctx_.cancelled()) std::this_thread::sleep_for(kTick);
+  }
+  RemoveVersion(rollout_.candidate_version, "deploy/" + strategy_ + ": " + why);
+  Release();
+  ctx_.output("version", rollout_.stable_version);
+  ctx_.output("previous", rollout_.stable_version);
+  ctx_.output("rollout", std::to_string(rollout_.id));
+  ctx_.output("rolled_back", "false");
 }
 
 void Deployment::Promote(Millis scale_down_delay, const std::string& why, json outputs) {

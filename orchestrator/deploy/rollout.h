@@ -79,6 +79,15 @@ class Deployment {
   // deploy/rollback), the weights handed back; the rollout ends promoted.
   void Promote(Millis scale_down_delay, const std::string& why, nlohmann::json outputs = nlohmann::json::object());
 
+  // Traffic back to stable (and the mirror off), the candidate out after
+  // `delay`, the rollout ended in `state` with `outputs` (the step's result,
+  // "version" set to the stable one), the weights handed back; does not
+  // throw for the decision (store errors do). How an experiment that keeps
+  // the stable version ends without failing: a shadow that passed without
+  // promote, an A/B test that A won or that found no difference.
+  // REQUIRES: Begin() of a service that had a stable version.
+  void End(store::RolloutState state, const std::string& why, nlohmann::json outputs, Millis delay);
+
   // Traffic back to stable, the candidate out after `delay`, the rollout
   // ended in `state` (rolled_back or aborted); throws "rolled back: why".
   [[noreturn]] void RollBack(store::RolloutState state, const std::string& why, Millis delay);
@@ -107,8 +116,20 @@ class Deployment {
   sluice::Context& ctx() { return ctx_; }
   // Appends an event to the rollout and a line to the log.
   void Note(const std::string& kind, const std::string& message, const nlohmann::json& data = nullptr);
-  // Moves the weights (as the owner).
+  // Moves the weights (as the owner). A mirror to the candidate ends with
+  // the move (a mirror version must have weight 0).
   void SetWeights(int candidate_bp, const std::string& reason);
+  // Copies `bp` basis points (1..10000) of the live requests to the
+  // candidate, or none with bp 0; all the live weight stays on stable.
+  // REQUIRES: the candidate at 0% and a stable version.
+  void SetMirror(int bp, const std::string& reason);
+  // Who drives the service's weights while this rollout runs ("run:12/deploy").
+  const std::string& owner() const { return owner_; }
+  // How long a rolled-back candidate keeps running at 0% (with.abort_delay).
+  Millis abort_delay() const { return abort_delay_; }
+  // When the rollout's first event of `kind` happened (ms since the epoch),
+  // or 0 if it has none.
+  int64_t FirstEventAt(const std::string& kind);
   // Milliseconds since the epoch.
   static int64_t Now();
 

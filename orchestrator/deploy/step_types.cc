@@ -7,6 +7,7 @@
 #include <sluice/plugin.hpp>
 
 #include "deploy/analysis.h"
+#include "deploy/experiments.h"
 #include "deploy/rollout.h"
 #include "serving/service_spec.h"
 #include "util/duration.h"
@@ -18,21 +19,29 @@ namespace {
 
 using nlohmann::json;
 
-// A duration param, or `fallback` when it is left out.
+}  // namespace
+
 Millis DurationParam(sluice::Context& ctx, const std::string& key, Millis fallback) {
   if (!ctx.params().contains(key)) return fallback;
-  std::string text = ctx.param<std::string>(key);
+  std::string text = ctx.params()[key].is_string() ? ctx.param<std::string>(key) : JsonText(ctx.params()[key]);
   std::optional<Millis> d = ParseDuration(text);
   if (!d || d->count() < 0) throw std::runtime_error(key + ": " + Quote(text) + " is not a duration (use 500ms, 30s, 5m)");
   return *d;
 }
 
-std::optional<AnalysisSpec> AnalysisParam(const json& parent, const std::string& where) {
-  if (!parent.contains("analysis")) return std::nullopt;
-  auto a = ParseAnalysisSpec(parent["analysis"]);
-  if (!a.ok()) throw std::runtime_error((where.empty() ? "" : where + ".") + a.status().message());
+std::optional<AnalysisSpec> AnalysisParam(const json& parent, const std::string& key, const std::string& where) {
+  if (!parent.contains(key)) return std::nullopt;
+  auto a = ParseAnalysisSpec(parent[key]);
+  if (!a.ok()) {
+    std::string message = a.status().message();
+    // ParseAnalysisSpec names its keys "analysis.x"; the step's key may differ.
+    if (key != "analysis" && message.rfind("analysis", 0) == 0) message = key + message.substr(8);
+    throw std::runtime_error((where.empty() ? "" : where + ".") + message);
+  }
   return *a;
 }
+
+namespace {
 
 // One step of a canary: the candidate's weight, then how long to hold it.
 struct CanaryStep {
@@ -78,7 +87,7 @@ std::vector<CanaryStep> ParseCanarySteps(const json& steps) {
 struct Canary : sluice::Step {
   void run(sluice::Context& ctx) override {
     std::vector<CanaryStep> steps = ParseCanarySteps(ctx.params().value("steps", json()));
-    std::optional<AnalysisSpec> analysis = AnalysisParam(ctx.params(), "");
+    std::optional<AnalysisSpec> analysis = AnalysisParam(ctx.params(), "analysis", "");
     Millis ready_timeout = DurationParam(ctx, "ready_timeout", Millis(300'000));
     Millis scale_down = DurationParam(ctx, "scale_down_delay", Millis(10'000));
     Deployment d(ctx, "canary");
@@ -141,8 +150,8 @@ struct BlueGreen : sluice::Step {
     Millis rollback_window = DurationParam(ctx, "rollback_window", Millis(0));
     json preview = p.value("preview", json::object());
     json post = p.value("post_promotion", json::object());
-    std::optional<AnalysisSpec> preview_analysis = AnalysisParam(preview, "preview");
-    std::optional<AnalysisSpec> post_analysis = AnalysisParam(post, "post_promotion");
+    std::optional<AnalysisSpec> preview_analysis = AnalysisParam(preview, "analysis", "preview");
+    std::optional<AnalysisSpec> post_analysis = AnalysisParam(post, "analysis", "post_promotion");
     auto duration_of = [](const json& section, const std::string& where) -> std::optional<Millis> {
       if (!section.contains("duration")) return std::nullopt;
       std::string text = section["duration"].is_string() ? section["duration"].get<std::string>() : "";
@@ -221,6 +230,8 @@ struct Rollback : sluice::Step {
   }
 };
 
+}  // namespace
+
 // What every strategy that brings a version takes.
 const std::string kVersionProperties = R"json(
   "service": {"type": "string", "minLength": 1, "description": "the service (created if it does not exist)"},
@@ -229,6 +240,8 @@ const std::string kVersionProperties = R"json(
   "version": {"type": "object", "description": "the candidate as a service.yaml version, with an optional name"},
   "ready_timeout": {"type": "string", "default": "5m", "description": "how long the candidate may take to be ready"},
   "abort_delay": {"type": "string", "default": "5s", "description": "how long a rolled-back candidate keeps running at 0%"})json";
+
+namespace {
 
 const std::string kAnalysis =
     R"json({"type": "object", "description": "judged every interval on the version's own traffic (specs/deploy.md)"})json";
@@ -272,6 +285,8 @@ const sluice_plugin* DeployPlugin() {
           kBlueGreenSchema, kOutputs),
       sluice::StepType<Rollback>("rollback", 1, "Routes everything back to the version the last promotion replaced",
                                  kRollbackSchema, kOutputs),
+      ShadowStepType(),
+      ABTestStepType(),
   };
   static const sluice_plugin plugin = {sizeof(sluice_plugin),
                                        SLUICE_PLUGIN_ABI_MAJOR,

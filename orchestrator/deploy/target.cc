@@ -99,6 +99,24 @@ store::ServiceState WithoutVersion(const store::ServiceState& live, const std::s
   return s;
 }
 
+store::ServiceState WithSticky(const store::ServiceState& live, const std::string& header, const std::string& field) {
+  store::ServiceState s = live;
+  s.sticky_header = header;
+  s.sticky_field = header.empty() ? field : "";
+  s.sticky_salt = live.name;
+  json doc = json::parse(s.spec, nullptr, false);
+  if (!doc.is_object()) doc = {{"service", s.name}};
+  json sticky = {{"salt", s.sticky_salt}};
+  if (!header.empty()) sticky["header"] = header;
+  else sticky["field"] = field;
+  doc["sticky"] = sticky;
+  doc.erase("traffic");  // the weights are the store's, moved by SetTraffic
+  s.spec = JsonText(doc);
+  s.spec_hash = Sha256Hex(s.spec + '\0' + "sticky");
+  s.keep_weights = true;
+  return s;
+}
+
 json VersionDocument(const store::ServiceState& live, const std::string& name) {
   json doc = json::parse(live.spec, nullptr, false);
   if (!doc.is_object() || !doc.contains("versions") || !doc["versions"].contains(name)) return nullptr;

@@ -45,6 +45,11 @@ store::ServiceState WithVersion(const store::ServiceState& live, const Candidate
 // its replicas and stops them at zero in flight).
 store::ServiceState WithoutVersion(const store::ServiceState& live, const std::string& name);
 
+// `live` made sticky: requests with the same `header` value (or, with
+// `header` empty, the same value at the body's dot path `field`) reach the
+// same version; salt: the service's name (specs/services.md, `sticky`).
+store::ServiceState WithSticky(const store::ServiceState& live, const std::string& header, const std::string& field);
+
 // A version's canonical JSON in `live`'s spec (null if it has none), and the
 // candidate made from it again: how deploy/rollback brings back a version
 // that a rollout removed (kept in the rollout's outputs as "previous").

@@ -39,7 +39,8 @@ Result<std::map<std::string, FeedbackSummary>> FeedbackStore::Summary(const std:
   std::map<std::string, FeedbackSummary> out;
   {
     Query q = db_.Prepare(
-        "SELECT version, COUNT(*), COUNT(reward), IFNULL(SUM(reward), 0), IFNULL(SUM(reward * reward), 0) "
+        "SELECT version, COUNT(*), COUNT(reward), IFNULL(SUM(reward), 0), IFNULL(SUM(reward * reward), 0), "
+        "COUNT(CASE WHEN reward > 0 THEN 1 END) "
         "FROM feedback WHERE service = ? AND at_ms >= ? AND at_ms < ? GROUP BY version");
     q.Bind(1, service).Bind(2, from_ms).Bind(3, to_ms);
     int rc;
@@ -49,6 +50,7 @@ Result<std::map<std::string, FeedbackSummary>> FeedbackStore::Summary(const std:
       s.rewards = q.Int(2);
       s.reward_sum = q.Double(3);
       s.reward_sq_sum = q.Double(4);
+      s.positive_rewards = q.Int(5);
     }
     if (rc != SQLITE_DONE) return db_.Error("sum the feedback of service " + service);
   }

@@ -35,6 +35,7 @@ struct FeedbackRow {
 struct FeedbackSummary {
   int64_t count = 0;                  // rows, rewards and labels alike
   int64_t rewards = 0;                // rows with a reward
+  int64_t positive_rewards = 0;       // rows with a reward above 0 (an A/B test's successes)
   double reward_sum = 0, reward_sq_sum = 0;
   std::map<std::string, int64_t> labels;  // label -> rows
 };

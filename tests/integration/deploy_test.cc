@@ -4,157 +4,19 @@
 // on loopback that counts every answer by the version that gave it.
 #include <signal.h>
 
-#include <atomic>
-#include <map>
-#include <mutex>
 #include <sstream>
-#include <thread>
 
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "harness.h"
-#include "store/open.h"
+#include "deploy_fixture.h"
 
 using namespace sluice::testing;
 using nlohmann::json;
 
 namespace {
 
-const char kFakeBody[] = R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}]})";
-
-// Requests to /v2/models/SERVICE/infer on four keep-alive connections, each
-// sending one after another with a 1 ms rest (at most 4,000/s on this
-// machine; `max_requests` in all), each answer counted by x-sluice-version.
-class Load {
- public:
-  Load(int port, std::string service, std::string body = kFakeBody, int max_requests = 200'000)
-      : port_(port), service_(std::move(service)), body_(std::move(body)), max_(max_requests) {
-    for (int i = 0; i < 4; ++i) threads_.emplace_back([this] { Send(); });
-  }
-  ~Load() { Stop(); }
-  void Stop() {
-    stop_ = true;
-    for (std::thread& t : threads_)
-      if (t.joinable()) t.join();
-  }
-  int total() const { return total_; }
-  int failures() const { return failures_; }
-  std::map<std::string, int> ok_by_version() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return ok_;
-  }
-  std::map<std::string, int> failed_by_version() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return failed_;
-  }
-  std::string first_failure() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return first_failure_;
-  }
-
- private:
-  void Send() {
-    httplib::Client client("127.0.0.1", port_);
-    client.set_keep_alive(true);
-    client.set_tcp_nodelay(true);  // else each request waits for a delayed ACK (~40 ms)
-    client.set_read_timeout(10, 0);
-    while (!stop_ && total_ < max_) {
-      auto r = client.Post("/v2/models/" + service_ + "/infer", body_, "application/json");
-      ++total_;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (r && r->status == 200) {
-          ++ok_[r->get_header_value("x-sluice-version")];
-        } else {
-          ++failures_;
-          std::string version = r ? r->get_header_value("x-sluice-version") : "";
-          ++failed_[version];
-          if (first_failure_.empty())
-            first_failure_ = r ? std::to_string(r->status) + " from '" + version + "': " + r->body
-                               : httplib::to_string(r.error());
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  }
-
-  int port_;
-  std::string service_;
-  std::string body_;
-  int max_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> total_{0}, failures_{0};
-  std::mutex mu_;
-  std::map<std::string, int> ok_, failed_;
-  std::string first_failure_;
-  std::vector<std::thread> threads_;
-};
-
-std::string Version(const std::string& name, const std::string& flags = "") {
-  return "{name: " + name + ", command: [" FAKE_OIP_SERVER ", --label, " + name + (flags.empty() ? "" : ", " + flags) +
-         "]}";
-}
-
-class DeployTest : public ::testing::Test {
- protected:
-  void TearDown() override { box_.Sluice({"gateway", "stop"}); }
-
-  std::unique_ptr<sluice::store::Store> Store() {
-    auto s = sluice::store::Store::Open((box_.home() / "sluice.db").string());
-    EXPECT_TRUE(s.ok()) << s.status().message();
-    return s.ok() ? std::move(*s) : nullptr;
-  }
-  int GatewayPort() {
-    auto row = Store()->gateway().Read();
-    return row.ok() && *row ? (*row)->port : 0;
-  }
-  // The live weight of each active version, in percent.
-  std::map<std::string, int> Weights() {
-    std::map<std::string, int> out;
-    auto s = Store()->services().Get("demo");
-    if (s.ok())
-      for (const auto& v : s->versions)
-        if (v.state == "active") out[v.name] = v.weight_bp / 100;
-    return out;
-  }
-  std::vector<sluice::store::RolloutEvent> Events(int64_t rollout) {
-    auto e = Store()->rollouts().Events(rollout, 0);
-    return e.ok() ? *e : std::vector<sluice::store::RolloutEvent>{};
-  }
-  sluice::store::RolloutRecord Newest() {
-    auto all = Store()->rollouts().OfService("demo", 1);
-    EXPECT_TRUE(all.ok() && !all->empty());
-    return all.ok() && !all->empty() ? all->front() : sluice::store::RolloutRecord{};
-  }
-  // Deploys v1 as a new service (and starts the gateway).
-  void DeployStable() {
-    box_.Write("stable.yaml", "name: stable\nsteps:\n  deploy:\n    uses: deploy/canary\n    with:\n      service: demo\n"
-                              "      version: " + Version("v1") + "\n      steps: [{weight: 100}]\n");
-    Output o = box_.Sluice({"run", "stable.yaml"});
-    ASSERT_EQ(o.code, 0) << o.out << o.err;
-    ASSERT_EQ(Weights(), (std::map<std::string, int>{{"v1", 100}}));
-    ASSERT_GT(GatewayPort(), 0);
-  }
-  // A pipeline with one step `deploy` using `uses` with these `with:` lines.
-  void WritePipeline(const std::string& uses, const std::string& with_lines) {
-    box_.Write("p.yaml", "name: rollout\nsteps:\n  deploy:\n    uses: " + uses + "\n    with:\n      service: demo\n" +
-                             with_lines);
-  }
-  bool WaitForRollout(const std::function<bool(const sluice::store::RolloutRecord&)>& done,
-                      std::chrono::milliseconds limit = std::chrono::seconds(30)) {
-    return WaitFor(
-        [&] {
-          auto s = Store();
-          auto r = s->rollouts().ActiveOfService("demo");
-          return r.ok() && *r && done(**r);
-        },
-        limit);
-  }
-
-  Sandbox box_;
-};
+class DeployTest : public DeployFixture {};
 
 const char* kAnalysis = "      analysis: {interval: 1s, min_requests: 10, max_error_rate: 0.01, inconclusive: fail}\n";
 
@@ -418,7 +280,7 @@ TEST_F(DeployTest, ACanaryWithRandomWeightsIsRolledBackOnItsPredictedClasses) {
                                      "      analysis: {interval: 2s, min_requests: 20, max_error_rate: 0.01, "
                                      "max_class_distance: 0.3, inconclusive: extend}\n      abort_delay: 0s\n");
   const std::string row = R"({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]})";
-  Load load(GatewayPort(), "demo", row);
+  Load load(GatewayPort(), "demo", 200'000, {.body = row});
   Output o = box_.Sluice({"run", "p.yaml"});
   load.Stop();
   EXPECT_NE(o.code, 0);
@@ -503,12 +365,16 @@ TEST_F(DeployTest, AGatewayKilledMidCanaryIsStartedAgainWithTheSameWeightsAndThe
     return true;
   })) << box_.Read("run.log");
   // The new gateway routes 30% to v2 as the store says (1,000 requests: 300 expected, +-60).
+  // Both versions' new replicas answer (a version not ready yet would pass its share to the other).
   ASSERT_TRUE(WaitFor([&] {
     httplib::Client c("127.0.0.1", port);
-    auto r = c.Get("/v2/models/demo/ready");
-    return r && r->status == 200;
+    for (const char* v : {"v1", "v2"}) {
+      auto r = c.Post("/v2/models/demo/infer", {{"x-sluice-version", v}}, kFakeBody, "application/json");
+      if (!r || r->status != 200) return false;
+    }
+    return true;
   }));
-  Load load(port, "demo", kFakeBody, 1000);
+  Load load(port, "demo", 1000);
   ASSERT_TRUE(WaitFor([&] { return load.total() >= 1000; }, std::chrono::seconds(30)));
   load.Stop();
   int v2 = load.ok_by_version()["v2"];

@@ -71,10 +71,12 @@ TEST(FeedbackStoreTest, TheSummaryCountsRewardsAndLabelsPerVersion) {
   EXPECT_EQ(blue.rewards, 3);
   EXPECT_DOUBLE_EQ(blue.reward_sum, 4);
   EXPECT_DOUBLE_EQ(blue.reward_sq_sum, 10);
+  EXPECT_EQ(blue.positive_rewards, 2) << "1 and 3 are above 0; 0 is not";
   EXPECT_EQ(blue.labels, (std::map<std::string, int64_t>{{"yes", 1}}));
   const store::FeedbackSummary& green = sum->at("green");
   EXPECT_EQ(green.count, 3);
   EXPECT_EQ(green.rewards, 0);
+  EXPECT_EQ(green.positive_rewards, 0);
   EXPECT_DOUBLE_EQ(green.reward_sum, 0);
   EXPECT_EQ(green.labels, (std::map<std::string, int64_t>{{"no", 1}, {"yes", 2}}));
 }

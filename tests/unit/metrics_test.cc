@@ -32,7 +32,7 @@ std::string GatewayText(const std::vector<serving::MetricSeries>& series) {
   text +=
       "# HELP sluice_mirror_dropped_total Mirror copies dropped.\n"
       "# TYPE sluice_mirror_dropped_total counter\n"
-      "sluice_mirror_dropped_total{service=\"fashion\"} 3\n"
+      "sluice_mirror_dropped_total{service=\"fashion\",version=\"v2\"} 3\n"
       "# TYPE sluice_replica_ready gauge\n"
       "sluice_replica_ready{service=\"fashion\",version=\"v2\",slot=\"0\"} 1\n"
       "sluice_ejections_total 0\n";
@@ -63,6 +63,7 @@ TEST(MetricsTest, ReadsTheGatewaysOwnTextIntoCountsPerVersionAndRole) {
   EXPECT_EQ(total, 100);
   EXPECT_EQ(CountsOf(*snapshot, kCanaryLive).latency[LatencyBucket(50)], 7);
   EXPECT_EQ(CountsOf(*snapshot, {"fashion", "v2", "mirror"}).requests, 2);
+  EXPECT_EQ(CountsOf(*snapshot, {"fashion", "v2", "mirror"}).mirror_dropped, 3);
 }
 
 TEST(MetricsTest, FiveHundredsAndOtherAreErrorsAndFourHundredsAreNot) {
@@ -219,6 +220,43 @@ TEST(MetricsTest, AQuantileInTheInfBucketIsInfinity) {
   ASSERT_TRUE(p99);
   EXPECT_TRUE(std::isinf(*p99));
   EXPECT_EQ(LatencyQuantileMs(c, 0.5), 1);
+}
+
+TEST(MetricsTest, MirrorAgreementCountersLandInTheMirrorSeriesOfTheirVersion) {
+  auto s = ParseMetrics(
+      "# TYPE sluice_mirror_compared_total counter\n"
+      "sluice_mirror_compared_total{service=\"f\",version=\"v2\"} 40\n"
+      "sluice_mirror_agreed_total{service=\"f\",version=\"v2\"} 31\n"
+      "sluice_mirror_dropped_total{service=\"f\",version=\"v2\"} 3\n"
+      "sluice_mirror_compare_skipped_total 7\n");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  const Counts c = CountsOf(*s, {"f", "v2", "mirror"});
+  EXPECT_EQ(c.mirror_compared, 40);
+  EXPECT_EQ(c.mirror_agreed, 31);
+  EXPECT_EQ(c.mirror_dropped, 3);
+  EXPECT_EQ(c.requests, 0);
+}
+
+TEST(MetricsTest, AMirrorCounterWithoutItsVersionLabelIsAnError) {
+  EXPECT_EQ(ParseMetrics("sluice_mirror_agreed_total{service=\"f\"} 1\n").status().message(),
+            "metrics line 1: sluice_mirror_agreed_total without the label version");
+}
+
+TEST(MetricsTest, TheIncreaseOfMirrorCountersIsTheirGrowthAndARestartTakesTheLaterScrape) {
+  auto text = [](int compared, int agreed, int dropped) {
+    return "sluice_mirror_compared_total{service=\"f\",version=\"v2\"} " + std::to_string(compared) +
+           "\nsluice_mirror_agreed_total{service=\"f\",version=\"v2\"} " + std::to_string(agreed) +
+           "\nsluice_mirror_dropped_total{service=\"f\",version=\"v2\"} " + std::to_string(dropped) + "\n";
+  };
+  const Snapshot a = *ParseMetrics(text(10, 9, 1)), b = *ParseMetrics(text(50, 40, 1)), c = *ParseMetrics(text(5, 5, 0));
+  const Counts grew = CountsOf(Increase(a, b), {"f", "v2", "mirror"});
+  EXPECT_EQ(grew.mirror_compared, 40);
+  EXPECT_EQ(grew.mirror_agreed, 31);
+  EXPECT_EQ(grew.mirror_dropped, 0);
+  const Counts reset = CountsOf(Increase(b, c), {"f", "v2", "mirror"});
+  EXPECT_EQ(reset.mirror_compared, 5);
+  EXPECT_EQ(reset.mirror_agreed, 5);
+  EXPECT_TRUE(Increase(a, a).empty()) << "no growth, no series";
 }
 
 }  // namespace
