@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "engine/types.h"
 #include "serving/gateway_launch.h"
 #include "serving/service_spec.h"
 #include "serving/stats.h"
@@ -90,6 +91,8 @@ void Deployment::Begin(const Candidate& c) {
                        Pct(rollout_.candidate_bp) + ")");
     return;
   }
+  TakeOverEndedRollout();
+  WaitUntilGone(c.version.name);
   const int64_t now = Now();
   auto live = store_->services().Get(service_);
   if (!live.ok() && live.status().code() != Code::kNotFound) Check(live.status(), "read service " + service_);
@@ -149,6 +152,62 @@ void Deployment::Begin(const Candidate& c) {
   if (gateway->started)
     Note("gateway", "started a gateway: pid " + std::to_string(gateway->gateway.pid) + ", http://" +
                         gateway->gateway.listen + ":" + std::to_string(gateway->gateway.port));
+}
+
+void Deployment::TakeOverEndedRollout() {
+  auto other = store_->rollouts().ActiveOfService(service_);
+  if (!other.ok() || !*other) return;
+  const store::RolloutRecord& o = **other;
+  auto run = store_->runs().GetRun(o.run_id);
+  if (run.ok() && (run->state == engine::RunState::kRunning || run->state == engine::RunState::kPending ||
+                   run->state == engine::RunState::kQueued))
+    return;  // still driven, or to be resumed: Create refuses, naming it
+  const std::string why = "its run " + std::to_string(o.run_id) + " ended" +
+                          (run.ok() ? std::string(" (") + engine::Name(run->state) + ")" : std::string()) +
+                          " without finishing it";
+  const std::string owner = o.Owner();
+  const int64_t now = Now();
+  if (!o.stable_version.empty()) {
+    store::TrafficChange change;
+    change.owner = owner;
+    change.weights_bp = {{o.stable_version, 10'000}};
+    Check(store_->services().SetTraffic(service_, change, owner_, "rollout " + std::to_string(o.id) + ": " + why, now)
+              .status(),
+          "set the weights of service " + service_);
+  }
+  Check(store_->rollouts().Advance(o.id, {store::RolloutState::kAborted, o.step_index, 0, "aborted: " + why, ""},
+                                   "abort", "aborted by " + owner_ + ": " + why, "", now),
+        "abort rollout " + std::to_string(o.id));
+  if (auto live = store_->services().Get(service_); live.ok() && !o.stable_version.empty())
+    for (const store::ServiceVersionState& v : live->versions)
+      if (v.name == o.candidate_version && v.state == "active")
+        Check(store_->services().Apply(WithoutVersion(*live, o.candidate_version), owner, why, now).status(),
+              "take " + o.candidate_version + " out of service " + service_);
+  Check(store_->services().SetTrafficOwner(service_, "", owner, owner_, "rollout " + std::to_string(o.id) + ": " + why,
+                                           now),
+        "hand back the weights of service " + service_);
+  ctx_.log() << "rollout " << o.id << " of service " << service_ << ": aborted: " << why << "; "
+             << (o.stable_version.empty() ? o.candidate_version : o.stable_version) << " keeps all traffic";
+}
+
+void Deployment::WaitUntilGone(const std::string& version) {
+  bool said = false;
+  const auto deadline = Clock::now() + std::chrono::minutes(5);
+  while (true) {
+    auto live = store_->services().Get(service_);
+    if (!live.ok()) return;
+    bool removing = false;
+    for (const store::ServiceVersionState& v : live->versions) removing |= v.name == version && v.state == "removing";
+    if (!removing) return;
+    if (Clock::now() >= deadline)
+      throw std::runtime_error("version " + version + " of service " + service_ +
+                               " is still being taken out after 5 min; see sluice services show " + service_);
+    if (!said) ctx_.log() << "rollout of service " << service_ << ": waiting for the old " << version
+                          << " to stop before it comes back";
+    said = true;
+    if (ctx_.cancelled()) throw sluice::Cancelled{};
+    std::this_thread::sleep_for(kTick);
+  }
 }
 
 void Deployment::Drive(const std::function<void()>& body) {
@@ -377,6 +436,13 @@ std::map<std::string, int64_t> Deployment::ClassesSince(const std::string& versi
   return out;
 }
 
+void Deployment::LetRunFor(const std::string& version, Millis delay) {
+  if (delay.count() <= 0 || ctx_.cancelled()) return;
+  ctx_.log() << "rollout " << rollout_.id << ": " << version << " stops in " << FormatDuration(delay);
+  auto until = Clock::now() + delay;
+  while (Clock::now() < until && !ctx_.cancelled()) std::this_thread::sleep_for(kTick);
+}
+
 void Deployment::RemoveVersion(const std::string& name, const std::string& reason) {
   auto live = store_->services().Get(service_);
   if (!live.ok()) {
@@ -415,12 +481,7 @@ void Deployment::RollBack(store::RolloutState state, const std::string& why, Mil
     if (!st.ok()) ctx_.log() << "rollout " << rollout_.id << ": could not record the rollback: " << st.message();
   }
   ended_ = true;
-  if (delay.count() > 0 && !ctx_.cancelled()) {
-    ctx_.log() << "rollout " << rollout_.id << ": " << rollout_.candidate_version << " stops in "
-               << FormatDuration(delay);
-    auto until = Clock::now() + delay;
-    while (Clock::now() < until && !ctx_.cancelled()) std::this_thread::sleep_for(kTick);
-  }
+  LetRunFor(rollout_.candidate_version, delay);
   // A new service that never served: the candidate stays, at 0 replicas' worth of nothing to roll back to.
   if (!rollout_.stable_version.empty()) RemoveVersion(rollout_.candidate_version, "rolled back: " + why);
   Release();
@@ -486,12 +547,7 @@ void Deployment::End(store::RolloutState state, const std::string& why, json out
   ctx_.log() << "rollout " << rollout_.id << " of service " << service_ << ": end: " << rollout_.stable_version
              << " keeps all traffic: " << why;
   ended_ = true;
-  if (delay.count() > 0 && !ctx_.cancelled()) {
-    ctx_.log() << "rollout " << rollout_.id << ": " << rollout_.candidate_version << " stops in "
-               << FormatDuration(delay);
-    auto until = Clock::now() + delay;
-    while (Clock::now() < until && !ctx_.cancelled()) std::this_thread::sleep_for(kTick);
-  }
+  LetRunFor(rollout_.candidate_version, delay);
   RemoveVersion(rollout_.candidate_version, "deploy/" + strategy_ + ": " + why);
   Release();
   ctx_.output("version", rollout_.stable_version);
@@ -505,15 +561,7 @@ void Deployment::Promote(Millis scale_down_delay, const std::string& why, json o
   rollout_.candidate_bp = 10'000;
   Note("promote", rollout_.candidate_version + " takes all traffic: " + why);
   if (!rollout_.stable_version.empty()) {
-    if (scale_down_delay.count() > 0) {
-      ctx_.log() << "rollout " << rollout_.id << ": " << rollout_.stable_version << " stops in "
-                 << FormatDuration(scale_down_delay);
-      auto until = Clock::now() + scale_down_delay;
-      while (Clock::now() < until) {
-        if (ctx_.cancelled()) break;  // promoted already: a cancel now only skips the wait
-        std::this_thread::sleep_for(kTick);
-      }
-    }
+    LetRunFor(rollout_.stable_version, scale_down_delay);  // promoted already: a cancel only skips the wait
     RemoveVersion(rollout_.stable_version, "deploy/" + strategy_ + ": " + rollout_.candidate_version + " promoted");
   }
   auto saved = json::parse(rollout_.outputs.empty() ? "{}" : rollout_.outputs, nullptr, false);

@@ -136,12 +136,24 @@ class Deployment {
  private:
   void Check(const Status& st, const std::string& what);
   void Release();
+  // A rollout of the service left active by a run that ended (cancelled or
+  // failed while its driver was gone) is aborted first, as its owner would:
+  // its stable version back to 100%, its candidate out, the weights handed
+  // back. A rollout whose run may still go on is left alone.
+  void TakeOverEndedRollout();
+  // A version of this name on its way out (removing: its replicas drain)
+  // is waited for until the gateway has stopped it, so that applying it
+  // again starts a new set of replicas (a removed version comes back at
+  // revision + 1) instead of meeting the draining ones.
+  void WaitUntilGone(const std::string& version);
   // An OpenLineage RunEvent (COMPLETE) for a promotion, to
   // $SLUICE_OPENLINEAGE_FILE and/or $SLUICE_OPENLINEAGE_URL as the run's
   // events go: job "service.NAME.promote", input the served model file,
   // output the dataset "NAME/VERSION" in namespace "sluice-service".
   // Best effort: a failure is a line of the step's log.
   void EmitPromotionEvent(const std::string& artifact_uri);
+  // Waits `delay` before `version` is taken out (a cancel cuts it short).
+  void LetRunFor(const std::string& version, Millis delay);
   void RemoveVersion(const std::string& name, const std::string& reason);
   // The predicted classes of `version`'s live answers in the flushed
   // windows from the one holding `since_ms` on (the payload profile).

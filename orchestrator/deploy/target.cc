@@ -18,6 +18,14 @@ constexpr const char* kProvisional = "candidate";
 
 // The live spec document with `versions` edited by `edit`, and a hash that
 // changes with it (the store's "same hash: no change" rule).
+// `live` without its versions on their way out (removing): they are not
+// part of the desired state, and applying them again would bring them back.
+store::ServiceState ActiveOnly(const store::ServiceState& live) {
+  store::ServiceState s = live;
+  std::erase_if(s.versions, [](const store::ServiceVersionState& v) { return v.state != "active"; });
+  return s;
+}
+
 void EditDocument(store::ServiceState* s, const std::string& salt, const std::function<void(json&)>& edit) {
   json doc = json::parse(s->spec, nullptr, false);
   if (!doc.is_object()) doc = {{"service", s->name}};
@@ -78,7 +86,7 @@ store::ServiceState NewService(const std::string& service, const Candidate& c) {
 }
 
 store::ServiceState WithVersion(const store::ServiceState& live, const Candidate& c) {
-  store::ServiceState s = live;
+  store::ServiceState s = ActiveOnly(live);
   bool replaced = false;
   for (store::ServiceVersionState& v : s.versions)
     if (v.name == c.version.name) {
@@ -93,14 +101,14 @@ store::ServiceState WithVersion(const store::ServiceState& live, const Candidate
 }
 
 store::ServiceState WithoutVersion(const store::ServiceState& live, const std::string& name) {
-  store::ServiceState s = live;
+  store::ServiceState s = ActiveOnly(live);
   std::erase_if(s.versions, [&](const store::ServiceVersionState& v) { return v.name == name; });
   EditDocument(&s, "without " + name, [&](json& versions) { versions.erase(name); });
   return s;
 }
 
 store::ServiceState WithSticky(const store::ServiceState& live, const std::string& header, const std::string& field) {
-  store::ServiceState s = live;
+  store::ServiceState s = ActiveOnly(live);
   s.sticky_header = header;
   s.sticky_field = header.empty() ? field : "";
   s.sticky_salt = live.name;

@@ -197,14 +197,20 @@ void Gateway::Impl::ControlStep() {
   if (changed || supervisor->replica_set_generation() != seen_replica_generation) {
     seen_replica_generation = supervisor->replica_set_generation();
     Rebuild(desired);
-    // A removing version whose replicas are all gone is removed.
-    for (const store::ServiceState& s : desired)
-      for (const store::ServiceVersionState& v : s.versions)
-        if (v.state == "removing" && !supervisor->HasReplicas(s.name, v.name))
-          if (Status st = store->gateway().MarkRemoved(s.name, v.name, now); !st.ok())
-            Log("event=mark-removed-failed service=" + s.name + " version=" + v.name + " reason=" +
-                Quote(st.message()));
   }
+  // A removing version whose replicas are all gone is removed. Looked at on
+  // every step: the last replica may leave (reaped) without a new replica
+  // set generation. Our own write does not change the data version we
+  // watch, so the version is marked here too.
+  for (store::ServiceState& s : desired)
+    for (store::ServiceVersionState& v : s.versions)
+      if (v.state == "removing" && !supervisor->HasReplicas(s.name, v.name)) {
+        if (Status st = store->gateway().MarkRemoved(s.name, v.name, now); st.ok())
+          v.state = "removed";
+        else
+          Log("event=mark-removed-failed service=" + s.name + " version=" + v.name + " reason=" +
+              Quote(st.message()));
+      }
   std::vector<std::pair<std::string, std::string>> ejections;
   {
     std::lock_guard<std::mutex> lock(ejections_mu);

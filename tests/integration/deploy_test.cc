@@ -206,6 +206,10 @@ TEST_F(DeployTest, ABlueGreenSwitchLosesNoRequestAndTheOldVersionStopsAfterwards
       if (r.version == "v1") return false;
     return true;
   })) << "v1's replica is stopped and its row gone";
+  EXPECT_TRUE(WaitFor([&] {
+    auto s = Store()->services().Get("demo");
+    return s.ok() && s->versions.size() == 1;
+  })) << "then v1 is removed, not left removing";
   bool smoke = false;
   for (const auto& e : Events(Newest().id)) smoke |= e.kind == "smoke";
   EXPECT_TRUE(smoke);
@@ -381,4 +385,29 @@ TEST_F(DeployTest, AGatewayKilledMidCanaryIsStartedAgainWithTheSameWeightsAndThe
   EXPECT_NEAR(v2, 300, 60) << "v1 " << load.ok_by_version()["v1"];
   EXPECT_EQ(Sandbox::Reap(run), 0) << box_.Read("run.log");
   EXPECT_EQ(Weights(), (std::map<std::string, int>{{"v2", 100}}));
+}
+
+// A canary whose driver died and whose run was then cancelled (nothing left
+// to roll it back): the next deployment of the service aborts it first,
+// stable back to 100%, and goes on.
+TEST_F(DeployTest, ARolloutLeftByAnEndedRunIsAbortedByTheNextDeploymentOfItsService) {
+  DeployStable();
+  WritePipeline("deploy/canary", "      version: " + Version("v2") + "\n      steps: [{weight: 40, pause: 60s}]\n");
+  pid_t run = box_.Start({"run", "p.yaml"}, "run.log");
+  ASSERT_TRUE(WaitForRollout([](const auto& r) { return r.candidate_bp == 4000; }));
+  int64_t left = Newest().id;
+  ::kill(run, SIGKILL);
+  Sandbox::Reap(run);
+  Output cancel = box_.Sluice({"cancel", "latest"});
+  ASSERT_EQ(cancel.code, 0) << cancel.err;
+  ASSERT_EQ(Weights(), (std::map<std::string, int>{{"v1", 60}, {"v2", 40}})) << "nothing drove it back";
+  box_.Write("q.yaml", "name: next\nsteps:\n  deploy:\n    uses: deploy/canary\n    with:\n      service: demo\n"
+                       "      version: " + Version("v3") + "\n      steps: [{weight: 100}]\n      scale_down_delay: 0s\n");
+  Output o = box_.Sluice({"run", "q.yaml"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_EQ(Weights(), (std::map<std::string, int>{{"v3", 100}})) << box_.Sluice({"services", "history", "demo"}).out;
+  auto old = Store()->rollouts().Get(left);
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->state, sluice::store::RolloutState::kAborted);
+  EXPECT_NE(old->reason.find("its run 2 ended (cancelled) without finishing it"), std::string::npos) << old->reason;
 }

@@ -543,3 +543,22 @@ TEST(HttpServerTest, WithBothHandlersTheDeferredRequestsGoToTheAsyncOneAndTheRes
 
 }  // namespace
 }  // namespace sluice::server
+
+TEST(UpstreamTest, AChunkedAnswersTrailerFieldsAreNotTakenAsHeaders) {
+  // Trailers come after the body, past the header's size check: a crash the
+  // fuzzer found when they were counted as headers (corpus:
+  // trailer-over-header-limit).
+  const std::string wire =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Head: 1\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: " +
+      std::string(300, 't') + "\r\n\r\n";
+  sluice::server::UpstreamOptions small;
+  small.max_header = 256;
+  sluice::server::UpstreamResponse r;
+  std::string why;
+  ASSERT_EQ(sluice::server::ParseUpstreamResponse(wire, "POST", small, &r, &why), sluice::server::UpstreamParse::kResponse)
+      << why;
+  EXPECT_EQ(r.body, "hello");
+  EXPECT_EQ(r.Header("x-head"), "1");
+  EXPECT_EQ(r.Header("x-trailer"), "");
+  EXPECT_EQ(r.headers.size(), 2u) << "transfer-encoding and x-head";
+}
