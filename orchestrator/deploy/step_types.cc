@@ -249,7 +249,10 @@ const std::string kAnalysis =
 const std::string kCanarySchema =
     R"json({"type": "object", "additionalProperties": false, "required": ["service", "steps"], "properties": {)json" +
     kVersionProperties + R"json(,
-  "steps": {"type": "array", "minItems": 1, "maxItems": 50, "items": {"type": "object"},
+  "steps": {"type": "array", "minItems": 1, "maxItems": 50,
+            "items": {"type": "object", "additionalProperties": false, "required": ["weight"], "properties": {
+              "weight": {"type": "number", "minimum": 0.01, "maximum": 100, "description": "percent of live traffic"},
+              "pause": {"type": "string", "description": "how long to hold it: 30s, 5m; none: until promoted"}}},
             "description": "[{weight: 10, pause: 30s}, {weight: 50, pause: 1m}, {weight: 100}]"},
   "analysis": )json" + kAnalysis + R"json(,
   "scale_down_delay": {"type": "string", "default": "10s", "description": "how long the old version runs at 0% after the promotion"}}})json";

@@ -411,3 +411,23 @@ TEST_F(DeployTest, ARolloutLeftByAnEndedRunIsAbortedByTheNextDeploymentOfItsServ
   EXPECT_EQ(old->state, sluice::store::RolloutState::kAborted);
   EXPECT_NE(old->reason.find("its run 2 ended (cancelled) without finishing it"), std::string::npos) << old->reason;
 }
+
+// A canary step's weight is a percent in (0, 100], checked by `sluice
+// validate` at its place: 0.01 and 100 pass, 0 and 100.01 do not.
+TEST_F(DeployTest, ACanaryStepWeightIsCheckedAtItsPlaceFromJustAboveZeroToExactlyOneHundred) {
+  auto validate = [&](const std::string& weights) {
+    box_.Write("w.yaml", "name: w\nsteps:\n  deploy:\n    uses: deploy/canary\n    with:\n      service: demo\n"
+                         "      model: demo@1\n      steps: [" + weights + "]\n");
+    return box_.Sluice({"validate", "w.yaml"});
+  };
+  EXPECT_EQ(validate("{weight: 0.01, pause: 1s}, {weight: 100}").code, 0);
+  Output zero = validate("{weight: 0, pause: 1s}");
+  EXPECT_NE(zero.code, 0);
+  EXPECT_NE(zero.err.find("w.yaml:8:"), std::string::npos) << zero.err;
+  Output above = validate("{weight: 100.01}");
+  EXPECT_NE(above.code, 0);
+  EXPECT_NE(above.err.find("w.yaml:8:"), std::string::npos) << above.err;
+  Output unknown = validate("{weight: 10, hold: 1s}");
+  EXPECT_NE(unknown.code, 0);
+  EXPECT_NE(unknown.err.find("hold"), std::string::npos) << unknown.err;
+}
