@@ -35,14 +35,18 @@ TEST_F(PluginTest, PluginsListsStepTypesAndRefusesBadLibraries) {
   Output o = box_.Sluice({"plugins", "--format", "json"});
   ASSERT_EQ(o.code, 0) << o.err;
   json j = json::parse(o.out);
-  ASSERT_EQ(j["plugins"].size(), 4u);  // the built-in one, testkit, and data and torch beside the sluice binary
+  // The two built-in ones, testkit, and data and torch beside the sluice binary.
+  ASSERT_EQ(j["plugins"].size(), 5u);
   EXPECT_EQ(j["plugins"][0]["name"], "sluice");
   EXPECT_EQ(j["plugins"][0]["path"], "built into sluice");
-  EXPECT_EQ(j["plugins"][1]["name"], "testkit");
-  EXPECT_EQ(j["plugins"][1]["version"], "0.3.1");
-  EXPECT_EQ(j["plugins"][1]["step_types"].size(), 5u);
-  EXPECT_EQ(j["plugins"][2]["name"], "data");
-  EXPECT_EQ(j["plugins"][3]["name"], "torch");
+  EXPECT_EQ(j["plugins"][1]["name"], "deploy");
+  EXPECT_EQ(j["plugins"][1]["path"], "built into sluice");
+  EXPECT_EQ(j["plugins"][1]["step_types"].size(), 5u);  // canary, blue-green, rollback, shadow, ab-test
+  EXPECT_EQ(j["plugins"][2]["name"], "testkit");
+  EXPECT_EQ(j["plugins"][2]["version"], "0.3.1");
+  EXPECT_EQ(j["plugins"][2]["step_types"].size(), 5u);
+  EXPECT_EQ(j["plugins"][3]["name"], "data");
+  EXPECT_EQ(j["plugins"][4]["name"], "torch");
   ASSERT_EQ(j["refused"].size(), 3u);
   EXPECT_EQ(j["refused"][0], "plugin " + kPlugins + "/wrong_major/libwrong_major.so was built for plugin ABI 99; "
                              "this sluice speaks ABI 1");
