@@ -430,14 +430,17 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     if (finished_) return;
     finished_ = true;
     timer_.cancel();
-    parser_.reset();
+    // parser_ stays too: a pending read holds it (see the connection below).
     if (conn_) {
       if (reusable) {
         engine_->Release(*state_, port_, std::move(conn_));
       } else {
+        // Closed but kept: a read or write still pending on it (a timeout
+        // ends the exchange mid-read) completes with an error and touches
+        // the connection's buffer first. Its handler holds this exchange,
+        // so the connection goes when the last handler has run.
         Close(*conn_);
       }
-      conn_.reset();
     }
     auto self = shared_from_this();  // lives through the callback
     state_->active.erase(self);
