@@ -7,7 +7,7 @@
 // library that names itself like one of them is refused.
 //
 // A registration may also say what the ABI cannot: which of its step types
-// only wait. Such a type (sluice/wait; deploy/canary next) sleeps on a timer
+// only wait. Such a type (sluice/wait, the deploy/* step types) sleeps on a timer
 // or on another service's answer and uses no CPU of this machine, so its
 // attempts take no local slot (LocalExecutor::Slots): with --jobs 1, a
 // ten-minute canary does not hold back a training step. A third party's
