@@ -26,6 +26,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr Millis kTick{50};            // how often a wait looks at cancel
 constexpr Millis kRequestPoll{200};    // how often it reads a person's request from the store
+constexpr Millis kSettle{1000};        // between a weight change and the removal of the version that lost it
 
 std::string Pct(int bp) { return serving::FormatPercent(bp) + "%"; }
 
@@ -178,6 +179,7 @@ void Deployment::TakeOverEndedRollout() {
   Check(store_->rollouts().Advance(o.id, {store::RolloutState::kAborted, o.step_index, 0, "aborted: " + why, ""},
                                    "abort", "aborted by " + owner_ + ": " + why, "", now),
         "abort rollout " + std::to_string(o.id));
+  std::this_thread::sleep_for(kSettle);  // the new weights first, then the removal (LetRunFor)
   if (auto live = store_->services().Get(service_); live.ok() && !o.stable_version.empty())
     for (const store::ServiceVersionState& v : live->versions)
       if (v.name == o.candidate_version && v.state == "active")
@@ -249,10 +251,13 @@ void Deployment::WaitReady(Millis timeout) {
   while (true) {
     auto waiting = serving::ReplicasNotReady(store_->services(), service_, rollout_.candidate_version);
     if (!waiting.ok()) RollBack(store::RolloutState::kAborted, waiting.status().message(), Millis(0));
-    if (waiting->empty()) {
+    // The replica rows say ready; the gateway's own routing table (what a
+    // shift routes by) may lag them by a control step: ask it.
+    if (waiting->empty() && GatewayRoutesTo(rollout_.candidate_version)) {
       Note("ready", rollout_.candidate_version + " is ready");
       return;
     }
+    if (waiting->empty()) waiting->push_back("the gateway has not put " + rollout_.candidate_version + " in rotation yet");
     std::string now = Join(*waiting, "; ");
     if (now != last) ctx_.log() << "rollout " << rollout_.id << ": waiting: " << now;
     last = now;
@@ -263,6 +268,16 @@ void Deployment::WaitReady(Millis timeout) {
     Tick();  // a promote request cannot skip readiness
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
+}
+
+bool Deployment::GatewayRoutesTo(const std::string& version) {
+  auto row = store_->gateway().Read();
+  if (!row.ok() || !*row) return false;
+  httplib::Client client((*row)->listen, (*row)->port);
+  client.set_connection_timeout(1, 0);
+  client.set_read_timeout(2, 0);
+  auto r = client.Get("/v2/models/" + service_ + "/versions/" + version + "/ready");
+  return r && r->status == 200;
 }
 
 void Deployment::SetWeights(int candidate_bp, const std::string& reason) {
@@ -437,10 +452,16 @@ std::map<std::string, int64_t> Deployment::ClassesSince(const std::string& versi
 }
 
 void Deployment::LetRunFor(const std::string& version, Millis delay) {
-  if (delay.count() <= 0 || ctx_.cancelled()) return;
-  ctx_.log() << "rollout " << rollout_.id << ": " << version << " stops in " << FormatDuration(delay);
+  // The gateway applies a weight change and a version's removal at its next
+  // look at the store, but takes the removed version's replicas out of
+  // rotation before it routes by the new weights: a request routed by the
+  // old weights in between would find none. kSettle keeps the two changes
+  // apart, whatever the delay asked (and a cancel).
+  const auto settle = Clock::now() + kSettle;
+  if (delay.count() > 0 && !ctx_.cancelled())
+    ctx_.log() << "rollout " << rollout_.id << ": " << version << " stops in " << FormatDuration(delay);
   auto until = Clock::now() + delay;
-  while (Clock::now() < until && !ctx_.cancelled()) std::this_thread::sleep_for(kTick);
+  while ((Clock::now() < until && !ctx_.cancelled()) || Clock::now() < settle) std::this_thread::sleep_for(kTick);
 }
 
 void Deployment::RemoveVersion(const std::string& name, const std::string& reason) {

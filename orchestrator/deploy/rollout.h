@@ -116,6 +116,9 @@ class Deployment {
   sluice::Context& ctx() { return ctx_; }
   // Appends an event to the rollout and a line to the log.
   void Note(const std::string& kind, const std::string& message, const nlohmann::json& data = nullptr);
+  // Whether the gateway's routing table has a ready replica of `version`
+  // (GET /v2/models/{service}/versions/{version}/ready answers 200).
+  bool GatewayRoutesTo(const std::string& version);
   // Moves the weights (as the owner). A mirror to the candidate ends with
   // the move (a mirror version must have weight 0).
   void SetWeights(int candidate_bp, const std::string& reason);
