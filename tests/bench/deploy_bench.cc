@@ -65,6 +65,7 @@
 
 #include "../common/free_port.h"
 #include "measure.h"
+#include "nginx_proxy.h"
 #include "store/open.h"
 
 namespace fs = std::filesystem;
@@ -230,19 +231,6 @@ std::string Version(const std::string& name, const std::string& flags = "") {
 std::string Pipeline(const std::string& uses, const std::string& with_lines) {
   return std::string("name: bench\nsteps:\n  deploy:\n    uses: ") + uses + "\n    with:\n      service: " + kService +
          "\n" + with_lines;
-}
-
-// nginx proxying 127.0.0.1:listen to 127.0.0.1:upstream (as gateway_bench's).
-std::string ProxyConfig(const fs::path& dir, int listen, int upstream) {
-  std::string d = dir.string();
-  return "worker_processes 2;\npid " + d + "/proxy.pid;\nerror_log " + d + "/proxy.err;\n" +
-         "events { worker_connections 4096; }\nhttp {\n  access_log off;\n  client_body_temp_path " + d +
-         "/tmp;\n  proxy_temp_path " + d + "/tmp;\n  fastcgi_temp_path " + d + "/tmp;\n  uwsgi_temp_path " + d +
-         "/tmp;\n  scgi_temp_path " + d + "/tmp;\n  keepalive_requests 1000000;\n" +
-         "  upstream model {\n    server 127.0.0.1:" + std::to_string(upstream) +
-         ";\n    keepalive 64;\n    keepalive_requests 1000000;\n  }\n" + "  server {\n    listen 127.0.0.1:" +
-         std::to_string(listen) + ";\n    location / {\n      proxy_pass http://model;\n" +
-         "      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }\n  }\n}\n";
 }
 
 struct RollbackRun {
@@ -434,13 +422,13 @@ int main(int argc, char** argv) {
       return fail("the standalone fake_oip_servers did not start");
     const int nport = sluice::testing::FreePort();
     const fs::path conf = dir / "proxy.conf";
-    std::ofstream(conf) << ProxyConfig(dir, nport, old_port);
+    std::ofstream(conf) << bench::ProxyConfig(dir, nport, old_port);
     proxy = bench::Spawn({"nginx", "-p", dir.string(), "-c", conf.string(), "-g", "daemon off;"}, dir, {},
                          (dir / "proxy.log").string());
     if (!WaitFor([&] { return GetStatus(nport, "/v2/health/ready") == 200; }, 10)) return fail("nginx did not answer");
     wrk = StartWrk(dir, nport, dir / "wrk-nginx.out");
     std::this_thread::sleep_for(std::chrono::seconds(2));
-    std::ofstream(conf) << ProxyConfig(dir, nport, new_port);
+    std::ofstream(conf) << bench::ProxyConfig(dir, nport, new_port);
     bench::RunOk({"nginx", "-p", dir.string(), "-c", conf.string(), "-g", "daemon off;", "-s", "reload"}, dir);
     std::this_thread::sleep_for(std::chrono::seconds(1));
     StopPid(old_server);  // the old version out, as after scale_down_delay

@@ -40,6 +40,7 @@
 
 #include "../common/free_port.h"
 #include "measure.h"
+#include "nginx_proxy.h"
 #include "store/open.h"
 
 namespace fs = std::filesystem;
@@ -167,18 +168,6 @@ std::string ModelConfig(const fs::path& dir) {
          "    location / { return 200 '" + kReply + "'; }\n  }\n}\n";
 }
 
-std::string ProxyConfig(const fs::path& dir, int listen, int upstream) {
-  std::string d = dir.string();
-  return "worker_processes 2;\npid " + d + "/proxy.pid;\nerror_log " + d + "/proxy.err;\n" +
-         "events { worker_connections 4096; }\nhttp {\n  access_log off;\n  client_body_temp_path " + d +
-         "/tmp;\n  proxy_temp_path " + d + "/tmp;\n  fastcgi_temp_path " + d + "/tmp;\n  uwsgi_temp_path " + d +
-         "/tmp;\n  scgi_temp_path " + d + "/tmp;\n  keepalive_requests 1000000;\n" +
-         "  upstream model {\n    server 127.0.0.1:" + std::to_string(upstream) +
-         ";\n    keepalive 64;\n    keepalive_requests 1000000;\n  }\n" + "  server {\n    listen 127.0.0.1:" +
-         std::to_string(listen) + ";\n    location / {\n      proxy_pass http://model;\n" +
-         "      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }\n  }\n}\n";
-}
-
 // A command version that runs the model nginx on $PORT.
 std::string ModelVersion(const std::string& name, const fs::path& dir) {
   std::string d = dir.string();
@@ -248,7 +237,7 @@ int main(int argc, char** argv) {
   if (mport == 0) return fail("no ready replica of plain in the store");
 
   const int nport = sluice::testing::FreePort();
-  std::ofstream(dir / "proxy.conf") << ProxyConfig(dir, nport, mport);
+  std::ofstream(dir / "proxy.conf") << bench::ProxyConfig(dir, nport, mport);
   proxy = bench::Spawn({"nginx", "-p", dir.string(), "-c", (dir / "proxy.conf").string(), "-g", "daemon off;"}, "",
                        {}, (dir / "proxy.log").string());
   const std::string path = "/v2/models/plain/infer";
