@@ -64,20 +64,7 @@ bool StepContext::StatusFunction(std::string_view name) const {
   return UpstreamFailed();  // failure()
 }
 
-bool StepContext::UpstreamFailed() const {
-  const Plan& plan = *run_.plan;
-  std::vector<size_t> stack = plan.needs[node_];
-  std::vector<bool> seen(plan.needs.size());
-  while (!stack.empty()) {
-    size_t n = stack.back();
-    stack.pop_back();
-    if (seen[n]) continue;
-    seen[n] = true;
-    if (run_.graph->record(n).state == StepState::kFailed && !plan.pipeline->steps[n].continue_on_error) return true;
-    for (size_t m : plan.needs[n]) stack.push_back(m);
-  }
-  return false;
-}
+bool StepContext::UpstreamFailed() const { return run_.graph->upstream_failed(node_); }
 
 AttemptPaths PathsOf(const std::string& log_dir, const std::string& step_id, int item, int attempt) {
   // Appended piece by piece: GCC 12 warns (-Wrestrict, falsely) on "." + std::to_string() here.

@@ -458,6 +458,14 @@ class DepReader {
   std::set<std::string> counted_;
 };
 
+// The step's workdir as a path from the spec's folder ("." for the folder
+// itself), as fs::relative gives it for paths without symlinks, but with no
+// file system call (fs::relative resolves symlinks: seven syscalls a step).
+// The renderer derives the workdir from the spec's folder lexically.
+std::string WorkdirFromSpec(const std::string& workdir, const std::string& spec_dir) {
+  return fs::path(workdir).lexically_normal().lexically_relative(fs::path(spec_dir).lexically_normal()).string();
+}
+
 std::string DigestOf(const std::map<std::string, std::string>& files) {
   std::string listing;
   for (const auto& [path, hash] : files) listing += path + '\0' + hash + '\n';
@@ -469,7 +477,7 @@ std::string DigestOf(const std::map<std::string, std::string>& files) {
 Result<Fingerprint> ComputeFingerprint(const IdentityParts& parts, FileSystem& files) {
   const spec::Step& s = *parts.step;
   const RenderedStep& r = *parts.rendered;
-  json identity = {{"step", s.id}, {"workdir", fs::relative(r.workdir, parts.spec_dir).string()}};
+  json identity = {{"step", s.id}, {"workdir", WorkdirFromSpec(r.workdir, parts.spec_dir)}};
   if (r.plugin) {
     // Unparsable text (no code identity) is null, not nlohmann's "<discarded>".
     auto parsed = [](const std::string& text) {

@@ -39,9 +39,19 @@ std::vector<const StepRecord*> RunGraph::Restore(std::vector<StepRecord> resume)
     for (size_t need : plan_.needs[i])
       if (!IsFinal(nodes_[need].rec.state)) ++n.waiting;
   }
-  for (size_t i : plan_.order)
+  for (size_t i : plan_.order) {
+    NoteUpstream(i);
     if (!nodes_[i].finished && nodes_[i].waiting == 0) decide_.push_back(i);
+  }
   return fresh;
+}
+
+void RunGraph::NoteUpstream(size_t i) {
+  bool failed = false;
+  for (size_t n : plan_.needs[i])
+    failed = failed || nodes_[n].upstream_failed ||
+             (nodes_[n].rec.state == StepState::kFailed && !plan_.pipeline->steps[n].continue_on_error);
+  nodes_[i].upstream_failed = failed;
 }
 
 std::optional<size_t> RunGraph::NextToDecide() {
@@ -136,6 +146,7 @@ size_t RunGraph::FinishStep(size_t i) {
   size_t queued = 0;
   for (size_t d : plan_.dependants[i])
     if (--nodes_[d].waiting == 0) {
+      NoteUpstream(d);
       decide_.push_back(d);
       ++queued;
     }

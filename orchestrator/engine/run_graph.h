@@ -80,6 +80,10 @@ class RunGraph {
   // The step's record is final: counts it and queues each dependant whose
   // needs are now all final. Returns how many it queued.
   size_t FinishStep(size_t node);
+  // Whether a step upstream of `node` (a need, a need's need...) failed
+  // without continue_on_error. Known once every need is final (when the
+  // node is queued to decide): O(needs), from the needs' own answers.
+  bool upstream_failed(size_t node) const { return nodes_[node].upstream_failed; }
 
   // State ----------------------------------------------------------------
   StepRecord& record(size_t node) { return nodes_[node].rec; }
@@ -107,12 +111,16 @@ class RunGraph {
     bool finished = false;
     std::vector<size_t> units;
     int unfinished = 0;           // units not final yet
+    bool upstream_failed = false; // see upstream_failed()
   };
   struct Unit {
     size_t node = 0;
     StepRecord own;               // foreach items keep their record here
     StepRecord* rec = nullptr;    // &own, or the node's record for a plain step
   };
+
+  // Sets the node's upstream_failed from its needs' records and flags.
+  void NoteUpstream(size_t node);
 
   const Plan& plan_;
   std::vector<Node> nodes_;

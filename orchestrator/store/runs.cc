@@ -377,6 +377,20 @@ Status RunsStore::SaveStep(int64_t run_id, const StepRecord& s) {
   return Status::Ok();
 }
 
+// What an attempt's beginning and end change in its step's row (the row
+// exists: the engine saves every record before it runs), updated in place
+// rather than deleted and inserted again. A missing row is saved whole.
+Status RunsStore::UpdateStep(int64_t run_id, const StepRecord& s) {
+  Query q = db_.Prepare(
+      "UPDATE steps SET state = ?, tries = ?, attempts = ?, outputs = ?, reason = ? "
+      "WHERE run_id = ? AND step_id = ? AND item = ?");
+  q.Bind(1, std::string(engine::Name(s.state))).Bind(2, s.tries).Bind(3, s.attempts);
+  q.Bind(4, OutputsJson(s.outputs)).Bind(5, s.reason);
+  q.Bind(6, run_id).Bind(7, s.step_id).Bind(8, s.item);
+  if (q.Step() != SQLITE_DONE) return db_.Error("save step " + s.step_id);
+  return db_.Changes() == 1 ? Status::Ok() : SaveStep(run_id, s);
+}
+
 Status RunsStore::SaveSteps(int64_t run_id, const std::vector<const StepRecord*>& steps) {
   Status st = Join();
   if (!st.ok()) return st;
@@ -400,7 +414,7 @@ Status RunsStore::BeginAttempt(AttemptRecord* a, const StepRecord& step) {
   }
   a->id = db_.LastInsertId();
   a->state = StepState::kRunning;
-  st = SaveStep(a->run_id, step);
+  st = UpdateStep(a->run_id, step);
   return st.ok() ? st : db_.Abandon(st);
 }
 
@@ -437,7 +451,7 @@ Status RunsStore::FinishAttempt(const AttemptRecord& a, const StepRecord& step) 
     q.Bind(9, a.id);
     if (q.Step() != SQLITE_DONE) return db_.Abandon(db_.Error("finish attempt " + std::to_string(a.id)));
   }
-  st = SaveStep(a.run_id, step);
+  st = UpdateStep(a.run_id, step);
   return st.ok() ? st : db_.Abandon(st);
 }
 

@@ -151,6 +151,7 @@ class RunsStore : public engine::RunStore {
  private:
   Status Join();  // opens the batch if none is open, with the pending pids
   Status SaveStep(int64_t run_id, const engine::StepRecord& r);
+  Status UpdateStep(int64_t run_id, const engine::StepRecord& r);
 
   Db& db_;
   LineageStore& lineage_;

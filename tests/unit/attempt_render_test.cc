@@ -192,8 +192,11 @@ TEST_F(AttemptRenderTest, ACachedNeedCountsAsSucceededAndAFailedOneIsAFailureUps
   StepContext b(scope_, 1, nullptr);
   EXPECT_TRUE(b.StatusFunction("success"));
   EXPECT_EQ(b.Lookup({"steps", "a", "state"})->as_string(), "succeeded");
+  // The graph learns of a failure upstream as the steps finish.
   graph_->record(0).state = StepState::kFailed;
+  graph_->FinishStep(0);
   graph_->record(1).state = StepState::kSkipped;
+  graph_->FinishStep(1);
   StepContext c(scope_, 2, nullptr);
   EXPECT_FALSE(c.StatusFunction("success"));
   EXPECT_TRUE(c.StatusFunction("failure"));

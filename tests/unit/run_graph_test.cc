@@ -185,6 +185,35 @@ TEST_F(RunGraphTest, AResumedForeachStepKeepsTheRecordsOfItsItems) {
   EXPECT_EQ(graph_->unfinished_units(Index("s")), 1);
 }
 
+TEST_F(RunGraphTest, AFailureIsUpstreamOfEveryStepBelowItButNotOfItsSiblings) {
+  Start("name: t\nsteps:\n  a: {run: x}\n  ok: {run: x}\n  b: {needs: [a], run: x}\n"
+        "  c: {needs: [b], run: x}\n  d: {needs: [ok], run: x}\n");
+  Decidable();
+  size_t a = ExpandPlain("a"), ok = ExpandPlain("ok");
+  End(a, StepState::kFailed);
+  End(ok, StepState::kSucceeded);
+  EXPECT_TRUE(graph_->upstream_failed(Index("b")));
+  EXPECT_FALSE(graph_->upstream_failed(Index("d")));
+  Decidable();
+  End(ExpandPlain("b"), StepState::kSkipped);  // skipped: the failure passes on
+  EXPECT_TRUE(graph_->upstream_failed(Index("c")));
+}
+
+TEST_F(RunGraphTest, AFailureThatContinuesOnErrorIsNotAFailureUpstream) {
+  Start("name: t\nsteps:\n  a: {run: x, continue_on_error: true}\n  b: {needs: [a], run: x}\n");
+  Decidable();
+  End(ExpandPlain("a"), StepState::kFailed);
+  EXPECT_FALSE(graph_->upstream_failed(Index("b")));
+}
+
+TEST_F(RunGraphTest, AResumedFailureIsUpstreamOfTheStepsDecidedAfterTheResume) {
+  StepRecord a{.step_id = "a", .state = StepState::kFailed, .tries = 1, .attempts = 1};
+  StepRecord b{.step_id = "b", .state = StepState::kSkipped};
+  Start("name: t\nsteps:\n  a: {run: x}\n  b: {needs: [a], run: x}\n  c: {needs: [b], run: x}\n", {a, b});
+  EXPECT_EQ(Decidable(), (std::vector<std::string>{"c"}));
+  EXPECT_TRUE(graph_->upstream_failed(Index("c")));
+}
+
 TEST_F(RunGraphTest, DroppingReadyUnitsKeepsTheOthersInLine) {
   Start("name: t\nsteps:\n  a: {run: x}\n  b: {run: x}\n  c: {run: x}\n");
   Decidable();
