@@ -112,8 +112,8 @@ class Executor {
   virtual int Slots(const AttemptRequest& request) { return request.placement.cpu; }
   // What identifies the code a request would run, beyond its command line:
   // for a plugin step, the plugin's name, version, step type revision and
-  // the hash of its library (JSON text). Empty when there is nothing more.
-  virtual std::string CodeIdentity(const AttemptRequest&) { return ""; }
+  // the hash of its library. Null when there is nothing more.
+  virtual nlohmann::json CodeIdentity(const AttemptRequest&) { return nullptr; }
   // The JSON Schema of a plugin step's params (null when unknown): the engine
   // checks the rendered `with:` against it and fills in its defaults.
   virtual nlohmann::json ParamsSchema(const AttemptRequest&) { return nullptr; }

@@ -479,13 +479,10 @@ Result<Fingerprint> ComputeFingerprint(const IdentityParts& parts, FileSystem& f
   const RenderedStep& r = *parts.rendered;
   json identity = {{"step", s.id}, {"workdir", WorkdirFromSpec(r.workdir, parts.spec_dir)}};
   if (r.plugin) {
-    // Unparsable text (no code identity) is null, not nlohmann's "<discarded>".
-    auto parsed = [](const std::string& text) {
-      json j = json::parse(text, nullptr, false);
-      return j.is_discarded() ? json() : j;
-    };
-    identity["plugin"] = parsed(parts.code_identity);
-    identity["params"] = parsed(r.plugin->params);
+    identity["plugin"] = parts.code_identity;
+    // Unparsable text is null, not nlohmann's "<discarded>".
+    json params = json::parse(r.plugin->params, nullptr, false);
+    identity["params"] = params.is_discarded() ? json() : std::move(params);
   } else {
     identity["command"] = r.argv;
     for (const auto& [k, v] : r.shell_values) identity["values"].push_back(v);

@@ -100,7 +100,7 @@ void RecordInputs(const spec::Step& producer, const std::string& name, const spe
 struct IdentityParts {
   const spec::Step* step = nullptr;
   const RenderedStep* rendered = nullptr;
-  std::string code_identity;                                    // plugin steps: Executor::CodeIdentity()
+  nlohmann::json code_identity;                                 // plugin steps: Executor::CodeIdentity()
   const std::map<std::string, std::string>* pipeline_env = nullptr;  // the pipeline's env, rendered
   std::vector<LineageEdge> inputs;                              // the artifacts its expressions read
   std::string spec_dir;                                         // absolute: deps are relative to it

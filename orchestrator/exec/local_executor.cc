@@ -102,21 +102,25 @@ nlohmann::json LocalExecutor::ParamsSchema(const engine::AttemptRequest& r) {
   return type ? type->params_schema : nlohmann::json();
 }
 
-std::string LocalExecutor::CodeIdentity(const engine::AttemptRequest& r) {
+nlohmann::json LocalExecutor::CodeIdentity(const engine::AttemptRequest& r) {
   auto [plugin, type] = TypeOf(r);
-  if (!type) return "";
-  if (plugin->builtin())  // its code is the binary's: its version stands for it
-    return nlohmann::json{{"name", plugin->name}, {"step_type", type->id}, {"revision", type->revision},
-                          {"builtin", "sluice " SLUICE_VERSION}}
-        .dump();
-  auto it = library_hashes_.find(plugin->path);
-  if (it == library_hashes_.end()) {
-    auto h = Sha256File(plugin->path);
-    it = library_hashes_.emplace(plugin->path, h.ok() ? *h : "unreadable").first;
+  if (!type) return nullptr;
+  auto known = code_identities_.find(type);
+  if (known != code_identities_.end()) return known->second;
+  nlohmann::json j;
+  if (plugin->builtin()) {  // its code is the binary's: its version stands for it
+    j = {{"name", plugin->name}, {"step_type", type->id}, {"revision", type->revision},
+         {"builtin", "sluice " SLUICE_VERSION}};
+  } else {
+    auto it = library_hashes_.find(plugin->path);
+    if (it == library_hashes_.end()) {
+      auto h = Sha256File(plugin->path);
+      it = library_hashes_.emplace(plugin->path, h.ok() ? *h : "unreadable").first;
+    }
+    j = {{"name", plugin->name},       {"version", plugin->version}, {"step_type", type->id},
+         {"revision", type->revision}, {"library_sha256", it->second}};
   }
-  nlohmann::json j = {{"name", plugin->name},          {"version", plugin->version}, {"step_type", type->id},
-                      {"revision", type->revision},    {"library_sha256", it->second}};
-  return j.dump();
+  return code_identities_.emplace(type, std::move(j)).first->second;
 }
 
 void LocalExecutor::Stop(int64_t attempt_id, bool hard) {

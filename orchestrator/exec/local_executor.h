@@ -44,7 +44,7 @@ class LocalExecutor : public engine::Executor {
   std::optional<engine::AttemptExit> Wait(engine::TimePoint deadline) override;
   void Wake() override;
   int Slots(const engine::AttemptRequest& request) override;
-  std::string CodeIdentity(const engine::AttemptRequest& request) override;
+  nlohmann::json CodeIdentity(const engine::AttemptRequest& request) override;
   nlohmann::json ParamsSchema(const engine::AttemptRequest& request) override;
 
  private:
@@ -69,6 +69,7 @@ class LocalExecutor : public engine::Executor {
   std::map<int64_t, Child> children_;  // by attempt id
   std::map<std::string, std::string> programs_;  // PATH + '\0' + name -> file
   std::map<std::string, std::string> library_hashes_;  // plugin library path -> SHA-256 of the file
+  std::map<const StepTypeInfo*, nlohmann::json> code_identities_;  // asked once a step type: every attempt asks
   int wake_fd_;
   int null_fd_;                        // /dev/null, every child's stdin
   const PluginCatalog* plugins_;

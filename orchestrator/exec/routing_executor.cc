@@ -78,7 +78,7 @@ int RoutingExecutor::Slots(const engine::AttemptRequest& request) {
   return e ? e->Slots(request) : 0;
 }
 
-std::string RoutingExecutor::CodeIdentity(const engine::AttemptRequest& request) {
+nlohmann::json RoutingExecutor::CodeIdentity(const engine::AttemptRequest& request) {
   return local_->CodeIdentity(request);
 }
 

@@ -43,7 +43,7 @@ class RoutingExecutor : public engine::Executor {
   std::optional<engine::AttemptExit> Wait(engine::TimePoint deadline) override;
   void Wake() override;
   int Slots(const engine::AttemptRequest& request) override;
-  std::string CodeIdentity(const engine::AttemptRequest& request) override;
+  nlohmann::json CodeIdentity(const engine::AttemptRequest& request) override;
   nlohmann::json ParamsSchema(const engine::AttemptRequest& request) override;
   // Asks the Slurm executor (it knows its job ids), then the local one.
   Status Adopt(const engine::AttemptRecord& attempt) override;

@@ -10,10 +10,19 @@
 
 namespace sluice {
 
+namespace {
+// Fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up on every
+// digest (a third of hashing a step's identity). Process-wide, never freed.
+const EVP_MD* Sha256() {
+  static const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+}  // namespace
+
 std::string Sha256Hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  EVP_Digest(data.data(), data.size(), digest, &len, Sha256(), nullptr);
   return HexEncode(digest, len);
 }
 
@@ -21,7 +30,7 @@ Result<std::string> Sha256File(const std::string& path, FileHashOptions options)
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (options.follow_links ? 0 : O_NOFOLLOW));
   if (fd < 0) return Status::FromErrno("open " + path, errno);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestInit_ex(ctx, Sha256(), nullptr);
   std::vector<char> buf(1 << 20);
   ssize_t n;
   while ((n = ::read(fd, buf.data(), buf.size())) > 0 || (n < 0 && errno == EINTR)) {

@@ -49,7 +49,7 @@ class RecordingExecutor : public engine::Executor {
   }
   void Wake() override {}
   int Slots(const AttemptRequest&) override { return slots; }
-  std::string CodeIdentity(const AttemptRequest&) override { return name_; }
+  nlohmann::json CodeIdentity(const AttemptRequest&) override { return name_; }
   Status Adopt(const engine::AttemptRecord&) override { return adopt; }
 
  private:
