@@ -564,8 +564,11 @@ Result<RunState> Engine::Run() {
     st = StartReady();
     if (!st.ok()) return st;
     // A unit can end without running (a cache hit, a failure before it
-    // starts): decide its dependants before waiting for anything.
+    // starts): decide its dependants before waiting for anything. One whose
+    // process could not start gave its slots back: fill them now, since
+    // nothing would wake the wait below for it.
     if (graph_.HasToDecide()) continue;
+    if (!hard_cancel_ && !graph_.ready().empty() && units_[graph_.ready().front()].slots <= free_slots_) continue;
     if (graph_.AllFinished()) break;
     if (running_.empty() && graph_.ready().empty() && timers_.size() <= 1)
       return Status::Internal("the run stalled with " + std::to_string(graph_.unfinished_steps()) +

@@ -1,6 +1,7 @@
 // Slots end to end: the executor says how many of --jobs an attempt takes,
 // so a built-in step that only waits runs beside a subprocess step under
-// --jobs 1 (exec/builtin.h, Executor::Slots).
+// --jobs 1 (exec/builtin.h, Executor::Slots); a step that fails before it
+// starts gives its slot back at once.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -55,6 +56,33 @@ steps:
   EXPECT_FALSE(both);
   EXPECT_EQ(box.Sluice({"cancel", "1"}).code, 0);
   EXPECT_EQ(Sandbox::Reap(pid), 130) << box.Read("run.log");
+}
+
+// Under --jobs 1, `failing` and `sibling` become ready together when `a`
+// ends, `failing` first; it fails before its process exists, and the
+// sibling takes the slot at once, not at the engine's next timer (the
+// cancel poll, every 250 ms).
+TEST(CapacityTest, AStepThatFailsBeforeItStartsGivesItsSlotToTheNextReadyStepAtOnce) {
+  const std::pair<const char*, const char*> kFailures[] = {
+      {"command not found", "run: [no-such-command-here]"},
+      {"bad workdir", "run: 'true'\n    workdir: nowhere"},
+      {"expression error in run", "run: echo ${{ steps.a.outputs.nope }}"},
+      {"expression error in env", "run: 'true'\n    env: {X: '${{ steps.a.outputs.nope }}'}"},
+  };
+  for (const auto& [what, failing] : kFailures) {
+    SCOPED_TRACE(what);
+    Sandbox box;
+    box.Write("p.yaml", std::string("name: demo\nsteps:\n  a:\n    run: 'true'\n  failing:\n    needs: [a]\n    ") +
+                            failing + "\n  sibling:\n    needs: [a]\n    run: 'true'\n");
+    Output o = box.Sluice({"run", "p.yaml", "--jobs", "1"});
+    EXPECT_EQ(o.code, 1) << o.out << o.err;
+    json run = ShowRun(box, "1");
+    ASSERT_EQ(StepOf(run, "failing")["state"], "failed") << run.dump(2);
+    ASSERT_EQ(StepOf(run, "sibling")["state"], "succeeded") << run.dump(2);
+    json failed = StepOf(run, "failing")["attempts"][0], next = StepOf(run, "sibling")["attempts"][0];
+    ASSERT_LE(failed["started_ms"].get<int64_t>(), next["started_ms"].get<int64_t>()) << "the failing step went first";
+    EXPECT_LT(next["started_ms"].get<int64_t>() - failed["finished_ms"].get<int64_t>(), 100) << run.dump(2);
+  }
 }
 
 }  // namespace
