@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -72,8 +73,8 @@ std::string ItemText(const spec::Value& v) {
 // The order `sluice show` lists a run's steps in: the plan's (by layer, then
 // the spec's order) of the spec the run goes on with. Steps the spec does not
 // have (a retry --reload dropped them) come last, by name.
-std::map<std::string, size_t> StepOrder(store::RunsStore& runs, const store::RunRow& row) {
-  std::map<std::string, size_t> rank;
+std::unordered_map<std::string, size_t> StepOrder(store::RunsStore& runs, const store::RunRow& row) {
+  std::unordered_map<std::string, size_t> rank;
   auto text = runs.SpecText(row.spec_hash);
   if (!text.ok()) return rank;
   auto p = spec::ParsePipeline(row.spec_path, *text);
@@ -130,16 +131,24 @@ int Show(const std::string& run_text, const std::string& format) {
     std::cerr << "sluice: " << metrics.status().message() << "\n";
     return kExitFailed;
   }
-  // Metrics of each unit's latest attempt that has any, by (step, item).
-  std::map<std::pair<std::string, int>, std::vector<const store::MetricRow*>> metrics_of;
+  // Hashed by unit (a run may have 100,000 steps), read through a lookup
+  // that adds nothing: an empty list for a unit that has none.
+  auto unit_key = [](const std::string& step, int item) { return StepLabel(step, item); };
+  // Metrics of each unit's latest attempt that has any.
+  std::unordered_map<std::string, std::vector<const store::MetricRow*>> metrics_of;
   for (const store::MetricRow& m : *metrics) {
-    auto& list = metrics_of[{m.step_id, m.item}];
+    auto& list = metrics_of[unit_key(m.step_id, m.item)];
     if (!list.empty() && list.front()->attempt != m.attempt) list.clear();
     list.push_back(&m);
   }
-  // Attempts by (step, item), oldest first.
-  std::map<std::pair<std::string, int>, std::vector<const AttemptRecord*>> by_unit;
-  for (const AttemptRecord& a : *attempts) by_unit[{a.step_id, a.item}].push_back(&a);
+  // Attempts by unit, oldest first.
+  std::unordered_map<std::string, std::vector<const AttemptRecord*>> by_unit;
+  for (const AttemptRecord& a : *attempts) by_unit[unit_key(a.step_id, a.item)].push_back(&a);
+  auto find = [](const auto& map, const std::string& key) -> const auto& {
+    static const typename std::decay_t<decltype(map)>::mapped_type kNone;
+    auto it = map.find(key);
+    return it == map.end() ? kNone : it->second;
+  };
   std::vector<const StepRecord*> ordered;
   std::map<std::string, std::vector<const StepRecord*>> items;
   std::map<std::string, size_t> item_count;
@@ -151,14 +160,19 @@ int Show(const std::string& run_text, const std::string& format) {
   for (const StepRecord& s : *steps)
     if (s.item >= 0 && item_count.count(s.step_id) && static_cast<size_t>(s.item) < item_count[s.step_id])
       items[s.step_id].push_back(&s);
-  std::map<std::string, size_t> rank = StepOrder(store->runs(), *row);
-  auto rank_of = [&](const StepRecord* s) {
-    auto it = rank.find(s->step_id);
-    return it == rank.end() ? rank.size() : it->second;
-  };
-  std::stable_sort(ordered.begin(), ordered.end(), [&](const StepRecord* a, const StepRecord* b) {
-    return std::make_pair(rank_of(a), a->step_id) < std::make_pair(rank_of(b), b->step_id);
-  });
+  {
+    std::unordered_map<std::string, size_t> rank = StepOrder(store->runs(), *row);
+    std::vector<std::pair<size_t, const StepRecord*>> ranked;
+    ranked.reserve(ordered.size());
+    for (const StepRecord* s : ordered) {
+      auto it = rank.find(s->step_id);
+      ranked.push_back({it == rank.end() ? rank.size() : it->second, s});
+    }
+    std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first < b.first : a.second->step_id < b.second->step_id;
+    });
+    for (size_t i = 0; i < ranked.size(); ++i) ordered[i] = ranked[i].second;
+  }
   store::UnitDurations durations(*attempts, WallClockMs());
   auto duration_text = [&](const StepRecord& s) -> std::string {
     std::optional<int64_t> ms = durations.Of(s.step_id, s.item);
@@ -172,16 +186,17 @@ int Show(const std::string& run_text, const std::string& format) {
     auto unit_json = [&](const StepRecord& s) {
       nlohmann::json u = store::StepRecordJson(s, durations.Of(s.step_id, s.item));
       u["metrics"] = nlohmann::json::array();
-      for (const store::MetricRow* m : metrics_of[{s.step_id, s.item}]) u["metrics"].push_back(store::MetricJson(*m));
+      for (const store::MetricRow* m : find(metrics_of, unit_key(s.step_id, s.item)))
+        u["metrics"].push_back(store::MetricJson(*m));
       u["attempts"] = nlohmann::json::array();
-      for (const AttemptRecord* a : by_unit[{s.step_id, s.item}]) u["attempts"].push_back(store::AttemptJson(*a));
+      for (const AttemptRecord* a : find(by_unit, unit_key(s.step_id, s.item))) u["attempts"].push_back(store::AttemptJson(*a));
       return u;
     };
     for (const StepRecord* s : ordered) {
       nlohmann::json step = unit_json(*s);
       if (s->items) {
         step["items"] = nlohmann::json::array();
-        for (const StepRecord* i : items[s->step_id]) step["items"].push_back(unit_json(*i));
+        for (const StepRecord* i : find(items, s->step_id)) step["items"].push_back(unit_json(*i));
       }
       j["steps"].push_back(step);
     }
@@ -207,11 +222,11 @@ int Show(const std::string& run_text, const std::string& format) {
   int width = 24;
   for (const StepRecord* s : ordered) {
     width = std::max(width, static_cast<int>(label_of(*s).size()) + 1);
-    for (const StepRecord* i : items[s->step_id]) width = std::max(width, static_cast<int>(label_of(*i).size()) + 1);
+    for (const StepRecord* i : find(items, s->step_id)) width = std::max(width, static_cast<int>(label_of(*i).size()) + 1);
   }
   std::printf("\n%-*s %-10s %-8s %-9s %s\n", width, "STEP", "STATE", "ATTEMPTS", "DURATION", "DETAIL");
   auto print_unit = [&](const StepRecord& s, const std::string& indent) {
-    const auto& tries = by_unit[{s.step_id, s.item}];
+    const auto& tries = find(by_unit, unit_key(s.step_id, s.item));
     std::string label = label_of(s);
     std::string detail = s.reason;
     if (s.items && detail.empty()) detail = Plural(static_cast<int64_t>(s.items->size()), "item");
@@ -231,7 +246,7 @@ int Show(const std::string& run_text, const std::string& format) {
     // The last value of each metric, and how many there were.
     std::map<std::string, std::pair<const store::MetricRow*, int>> last;
     std::vector<std::string> order;
-    for (const store::MetricRow* m : metrics_of[{s.step_id, s.item}]) {
+    for (const store::MetricRow* m : find(metrics_of, unit_key(s.step_id, s.item))) {
       auto& [row, count] = last[m->name];
       if (!row) order.push_back(m->name);
       row = m;
@@ -245,7 +260,7 @@ int Show(const std::string& run_text, const std::string& format) {
   };
   for (const StepRecord* s : ordered) {
     print_unit(*s, "");
-    for (const StepRecord* i : items[s->step_id]) print_unit(*i, "  ");
+    for (const StepRecord* i : find(items, s->step_id)) print_unit(*i, "  ");
   }
   return kExitOk;
 }

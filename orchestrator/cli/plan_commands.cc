@@ -180,17 +180,18 @@ int Plan(const std::string& file, const Overrides& overrides, const std::string&
     std::cout << "}\n";
     return kExitOk;
   }
+  // Built as one string and written once: a spec may have 100,000 steps.
   int layers = plan.order.empty() ? 0 : plan.layer[plan.order.back()] + 1;
-  std::printf("pipeline %s: %s in %s", p->name.c_str(), Plural(static_cast<int64_t>(p->steps.size()), "step").c_str(),
-              Plural(layers, "layer").c_str());
-  if (!params->empty()) std::printf(" (params: %s)", ParamsText(*params).c_str());
-  std::printf("\n");
+  std::string out = "pipeline " + p->name + ": " + Plural(static_cast<int64_t>(p->steps.size()), "step") + " in " +
+                    Plural(layers, "layer");
+  if (!params->empty()) out += " (params: " + ParamsText(*params) + ")";
+  out += "\n";
   int layer = -1;
   for (size_t i : plan.order) {
     const spec::Step& s = p->steps[i];
     if (plan.layer[i] != layer) {
       layer = plan.layer[i];
-      std::printf("layer %d\n", layer);
+      out += "layer " + std::to_string(layer) + "\n";
     }
     // A step with cache on says what its cache does: "cached (run 3)" or
     // "runs: deps changed: train.py" instead of "runs".
@@ -202,10 +203,18 @@ int Plan(const std::string& file, const Overrides& overrides, const std::string&
     else if (s.has_foreach) what += ", items at run time";
     if (!forecast[i].why.empty()) what += " (" + forecast[i].why + ")";
     if (cached_kind && forecast[i].kind == engine::Forecast::Kind::kAtRunTime) what += "; if it runs: " + CacheText(c);
-    std::printf("  %-20s %s", s.id.c_str(), what.c_str());
-    if (!s.needs.empty()) std::printf("  needs %s", Join(s.needs, ", ").c_str());
-    std::printf("\n");
+    out += "  ";
+    out += s.id;
+    if (s.id.size() < 20) out.append(20 - s.id.size(), ' ');
+    out += ' ';
+    out += what;
+    for (size_t k = 0; k < s.needs.size(); ++k) {
+      out += k == 0 ? "  needs " : ", ";
+      out += s.needs[k];
+    }
+    out += '\n';
   }
+  std::fwrite(out.data(), 1, out.size(), stdout);
   return kExitOk;
 }
 

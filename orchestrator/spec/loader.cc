@@ -87,43 +87,46 @@ void Loader::Error(SourcePos pos, const std::string& message) {
   if (errors_.size() < kMaxErrors) errors_.push_back(At(file_, pos, message));
 }
 
-bool Loader::Scalar(const YamlNode& n, const std::string& what, std::string* out) {
-  if (!n.IsScalar()) {
-    Error(Pos(n), what + " must be a single value");
-    return false;
-  }
+bool Loader::Single(const YamlNode& n, std::string_view what) {
+  if (n.IsScalar()) return true;
+  Error(Pos(n), std::string(what) + " must be a single value");
+  return false;
+}
+
+bool Loader::Scalar(const YamlNode& n, std::string_view what, std::string* out) {
+  if (!Single(n, what)) return false;
   *out = n.Scalar();
   return true;
 }
 
-bool Loader::Bool(const YamlNode& n, const std::string& what, bool* out) {
+bool Loader::Bool(const YamlNode& n, std::string_view what, bool* out) {
   std::string s;
   if (!Scalar(n, what, &s)) return false;
   if (s == "true" || s == "True") *out = true;
   else if (s == "false" || s == "False") *out = false;
   else {
-    Error(Pos(n), what + " must be true or false, not " + Quote(s));
+    Error(Pos(n), std::string(what) + " must be true or false, not " + Quote(s));
     return false;
   }
   return true;
 }
 
-bool Loader::Number(const YamlNode& n, const std::string& what, double* out) {
+bool Loader::Number(const YamlNode& n, std::string_view what, double* out) {
   std::string s;
   if (!Scalar(n, what, &s)) return false;
   if (!Value::Str(s).AsNumber(out)) {
-    Error(Pos(n), what + " must be a number, not " + Quote(s));
+    Error(Pos(n), std::string(what) + " must be a number, not " + Quote(s));
     return false;
   }
   return true;
 }
 
-bool Loader::Int(const YamlNode& n, const std::string& what, int64_t lo, int64_t hi, int64_t* out) {
+bool Loader::Int(const YamlNode& n, std::string_view what, int64_t lo, int64_t hi, int64_t* out) {
   double d;
   if (!Number(n, what, &d)) return false;
   // Range first: casting a double outside int64_t's range is undefined.
   if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != std::trunc(d)) {
-    Error(Pos(n), what + " must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) +
+    Error(Pos(n), std::string(what) + " must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) +
                       ", not " + Quote(n.Scalar()));
     return false;
   }
@@ -131,12 +134,12 @@ bool Loader::Int(const YamlNode& n, const std::string& what, int64_t lo, int64_t
   return true;
 }
 
-bool Loader::Duration(const YamlNode& n, const std::string& what, Millis* out) {
+bool Loader::Duration(const YamlNode& n, std::string_view what, Millis* out) {
   std::string s;
   if (!Scalar(n, what, &s)) return false;
   auto d = ParseDuration(s);
   if (!d) {
-    Error(Pos(n), "bad duration " + Quote(s) + " for " + what + " (use a number and a unit: 500ms, 10s, 5m, 2h)");
+    Error(Pos(n), "bad duration " + Quote(s) + " for " + std::string(what) + " (use a number and a unit: 500ms, 10s, 5m, 2h)");
     return false;
   }
   *out = *d;
@@ -168,10 +171,9 @@ void Loader::Cache(const YamlNode& n, bool* on, std::optional<Millis>* max_age) 
   });
 }
 
-bool Loader::Tmpl(const YamlNode& n, const std::string& what, Template* out) {
-  std::string s;
-  if (!Scalar(n, what, &s)) return false;
-  if (auto err = ParseTemplate(s, Pos(n), QuoteShift(n), out)) {
+bool Loader::Tmpl(const YamlNode& n, std::string_view what, Template* out) {
+  if (!Single(n, what)) return false;
+  if (auto err = ParseTemplate(n.Scalar(), Pos(n), QuoteShift(n), out)) {
     Error(err->first, err->second);
     return false;
   }

@@ -60,6 +60,7 @@ class Loader {
     // map of a big spec uses a hash set.
     std::unordered_set<std::string_view> seen;
     bool big = n.entries.size() > 16;
+    if (big) seen.reserve(n.entries.size());
     for (size_t i = 0; i < n.entries.size(); ++i) {
       const YamlNode& key = n.entries[i].first;
       const YamlNode& value = n.entries[i].second;
@@ -87,11 +88,15 @@ class Loader {
     return true;
   }
 
-  bool Scalar(const YamlNode& n, const std::string& what, std::string* out);
-  bool Bool(const YamlNode& n, const std::string& what, bool* out);
-  bool Number(const YamlNode& n, const std::string& what, double* out);
-  bool Int(const YamlNode& n, const std::string& what, int64_t lo, int64_t hi, int64_t* out);
-  bool Duration(const YamlNode& n, const std::string& what, Millis* out);
+  // `what` names the value in messages; it is made into a string only for
+  // one, since these run for every value of a spec.
+  // True if `n` is a scalar; else reports that `what` must be a single value.
+  bool Single(const YamlNode& n, std::string_view what);
+  bool Scalar(const YamlNode& n, std::string_view what, std::string* out);
+  bool Bool(const YamlNode& n, std::string_view what, bool* out);
+  bool Number(const YamlNode& n, std::string_view what, double* out);
+  bool Int(const YamlNode& n, std::string_view what, int64_t lo, int64_t hi, int64_t* out);
+  bool Duration(const YamlNode& n, std::string_view what, Millis* out);
   // A timeout of 0 would kill the step at once: refused, not a silent kill.
   bool Timeout(const YamlNode& n, Millis* out);
   // cache: true | false | {max_age: 7d}. A map turns the cache on; `true`
@@ -103,7 +108,7 @@ class Loader {
   void LoadDeps(const YamlNode& n, Step* s);
   static std::string DepProblem(const std::string& dep);
 
-  bool Tmpl(const YamlNode& n, const std::string& what, Template* out);
+  bool Tmpl(const YamlNode& n, std::string_view what, Template* out);
 
   void LoadRoot(const YamlNode& root);
 
@@ -159,12 +164,16 @@ class Loader {
 
   // Depth-first search with an explicit stack: specs with long chains of
   // steps must not overflow the call stack.
+  // REQUIRES: CheckStepRefs ran for every step, in order.
   void FindCycles();
 
   const std::string& file_;
   const std::string& text_;
   Pipeline p_;
   std::vector<std::string> errors_;
+  // Every step's needs as positions in p_.steps, step after step (npos for
+  // an unknown one): looked up once, by CheckStepRefs.
+  std::vector<size_t> need_index_;
   std::optional<Millis> default_timeout_;
   RetryPolicy default_retry_;
   bool default_cache_ = false;

@@ -137,9 +137,11 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
         s->needs.push_back(v.Scalar());
         s->needs_pos.push_back(Pos(v));
       } else if (v.IsSequence()) {
+        s->needs.reserve(v.items.size());
+        s->needs_pos.reserve(v.items.size());
         for (const YamlNode& e : v.items) {
-          std::string need;
-          if (!Scalar(e, "each entry of needs", &need)) continue;
+          if (!Single(e, "each entry of needs")) continue;
+          const std::string& need = e.Scalar();
           if (std::find(s->needs.begin(), s->needs.end(), need) != s->needs.end()) {
             Error(Pos(e), where + " needs '" + need + "' twice");
             continue;
@@ -161,6 +163,7 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
         }
         if (v.Scalar().find_first_not_of(" \t\n") == std::string::npos) Error(Pos(v), where + ": run is empty");
       } else if (v.IsSequence() && v.size() > 0) {
+        s->run.reserve(v.items.size());
         for (const YamlNode& e : v.items) {
           Template t;
           if (Tmpl(e, "each argument of run", &t)) s->run.push_back(std::move(t));
@@ -404,8 +407,10 @@ void Loader::CheckCall(SourcePos pos, const Expr& call) {
 
 void Loader::CheckStepRefs(Step& s) {
   for (size_t i = 0; i < s.needs.size(); ++i) {
+    auto it = p_.index.find(s.needs[i]);
+    need_index_.push_back(it == p_.index.end() ? std::string::npos : it->second);
     if (s.needs[i] == s.id) Error(s.needs_pos[i], "step '" + s.id + "' needs itself");
-    else if (!p_.FindStep(s.needs[i]))
+    else if (it == p_.index.end())
       Error(s.needs_pos[i], "step '" + s.id + "' needs unknown step " + Quote(s.needs[i]) + DidYouMean(s.needs[i], StepIds()));
   }
   // Ancestors() follows needs, so check names only once the graph is sound.
@@ -432,6 +437,8 @@ void Loader::CheckWithRefs(const YamlNode& n, const Step& s) {
 void Loader::FindCycles() {
   enum Color : char { kWhite, kGrey, kBlack };
   std::vector<Color> color(p_.steps.size(), kWhite);
+  std::vector<size_t> first_need(p_.steps.size() + 1, 0);  // where each step's needs start in need_index_
+  for (size_t i = 0; i < p_.steps.size(); ++i) first_need[i + 1] = first_need[i] + p_.steps[i].needs.size();
   std::vector<std::pair<size_t, size_t>> stack;  // (step, next need to look at)
   for (size_t root = 0; root < p_.steps.size(); ++root) {
     if (color[root] != kWhite) continue;
@@ -446,9 +453,8 @@ void Loader::FindCycles() {
         continue;
       }
       size_t need = k++;
-      auto it = p_.index.find(s.needs[need]);
-      if (it == p_.index.end()) continue;
-      size_t j = it->second;
+      size_t j = need_index_[first_need[i] + need];
+      if (j == std::string::npos) continue;
       if (color[j] == kGrey) {
         std::vector<std::string> cycle;
         size_t from = 0;

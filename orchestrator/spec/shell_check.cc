@@ -537,6 +537,7 @@ std::vector<Injection> CheckShellLine(const Template& line) {
 }
 
 std::vector<Injection> CheckArgv(const std::vector<Template>& argv) {
+  if (std::none_of(argv.begin(), argv.end(), [](const Template& t) { return t.HasExpressions(); })) return {};
   Command cmd;
   std::vector<const Template::Part*> slots;
   for (const Template& t : argv) {
@@ -552,7 +553,6 @@ std::vector<Injection> CheckArgv(const std::vector<Template>& argv) {
     }
     cmd.words.push_back(std::move(w));
   }
-  if (slots.empty()) return {};
   // An argv has no shell: no reserved words, no assignments, no expansions.
   std::vector<Command> commands{std::move(cmd)};
   return Report(slots, commands, {});

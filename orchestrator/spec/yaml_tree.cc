@@ -100,6 +100,13 @@ std::variant<YamlNode, YamlError> ParseYaml(const std::string& text) {
   if (text.size() > kMaxSpecBytes)
     return YamlError{{1, 1}, "the spec is " + std::to_string(text.size()) + " bytes, over the limit of " +
                                  std::to_string(kMaxSpecBytes) + " bytes (16 MiB)", false};
+  if (auto tree = internal::ParseSimpleYaml(text)) return std::move(*tree);
+  return internal::ParseYamlEvents(text);
+}
+
+namespace internal {
+
+std::variant<YamlNode, YamlError> ParseYamlEvents(const std::string& text) {
   Parser parser;
   yaml_parser_set_input_string(&parser.p, reinterpret_cast<const unsigned char*>(text.data()), text.size());
   // Containers being built, innermost last; the bottom one holds the document.
@@ -226,5 +233,7 @@ std::variant<YamlNode, YamlError> ParseYaml(const std::string& text) {
   if (stack.front().pos.line == 0) stack.front().pos = {1, 1};
   return std::move(stack.front());
 }
+
+}  // namespace internal
 
 }  // namespace sluice::spec
