@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "engine/attempt_end.h"
 #include "engine/attempt_render.h"
@@ -14,16 +15,27 @@ namespace sluice::engine {
 // What the builder keeps of one unit of the RunGraph (a plain step, or one
 // item of a foreach step) while it runs; same index as the graph's unit.
 struct Engine::Unit {
-  AttemptRecord attempt;       // the current (or last) attempt
+  // What the unit's current attempt holds, from its start until the unit is
+  // final (then released: a 100,000-step run keeps only what its records need).
+  struct Attempt {
+    AttemptRecord record;
+    std::string output_path;
+    std::string files_dir;     // the attempt's folder for declared outputs
+    SecretMask secrets;        // the values of the secrets of the current attempt
+  };
+  Attempt& live() {
+    if (!live_) live_ = std::make_unique<Attempt>();
+    return *live_;
+  }
+  void Release() { live_.reset(); }
+
+  std::unique_ptr<Attempt> live_;
   bool running = false;
   bool waiting_retry = false;
   StopCause::Kind stop = StopCause::Kind::kNone;  // why the engine stopped it, if it did
   bool killed = false;
   uint64_t generation = 0;     // bumped per attempt; stale timers are ignored
-  std::string output_path;
-  std::string files_dir;       // the attempt's folder for declared outputs
   int slots = 1;
-  SecretMask secrets;          // the values of the secrets of the current attempt
 };
 
 Engine::Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id, RunStore* store, Executor* executor,
@@ -188,8 +200,8 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   int number = rec.attempts + 1;
   AttemptPaths paths;
   AttemptRequest req = renderer_.Request(s, rec, number, *rendered, &paths);
-  unit.output_path = paths.output;
-  unit.files_dir = paths.files_dir;
+  unit.live().output_path = paths.output;
+  unit.live().files_dir = paths.files_dir;
 
   // What identifies this attempt's work: its fingerprint is the cache key.
   IdentityParts parts;
@@ -214,21 +226,21 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
     }
   }
   if (!s.outputs.empty()) {
-    Status made = env_->CreateDirs(unit.files_dir);
+    Status made = env_->CreateDirs(unit.live().files_dir);
     if (!made.ok()) return FailBeforeStart(u, made.message(), /*retryable=*/true);
   }
   Status env = renderer_.SetEnv(s, rec, number, *rendered, paths, !s.outputs.empty(), &req);
   if (!env.ok()) return FailBeforeStart(u, env.message(), /*retryable=*/false);
-  unit.secrets = SecretMask(req.secrets);
+  unit.live().secrets = SecretMask(req.secrets);
 
   NewAttempt(u);
-  unit.attempt.log_path = req.log_path;
-  unit.attempt.fingerprint = fingerprint;
-  unit.attempt.identity = identity_text;
-  Status st = store_->BeginAttempt(&unit.attempt, rec);
-  if (st.ok()) st = store_->SaveLineage(unit.attempt, inputs);
+  unit.live().record.log_path = req.log_path;
+  unit.live().record.fingerprint = fingerprint;
+  unit.live().record.identity = identity_text;
+  Status st = store_->BeginAttempt(&unit.live().record, rec);
+  if (st.ok()) st = store_->SaveLineage(unit.live().record, inputs);
   if (!st.ok()) return st;
-  req.attempt_id = unit.attempt.id;
+  req.attempt_id = unit.live().record.id;
   *out = std::move(req);
   return Status::Ok();
 }
@@ -238,24 +250,24 @@ Status Engine::ReuseCached(size_t u, const CachedResult& hit, const std::string&
   Unit& unit = units_[u];
   StepRecord& rec = graph_.unit_record(u);
   NewAttempt(u);
-  unit.attempt.finished_ms = unit.attempt.started_ms;
-  unit.attempt.fingerprint = fingerprint;
-  unit.attempt.identity = identity;
-  Status st = store_->BeginAttempt(&unit.attempt, rec);
+  unit.live().record.finished_ms = unit.live().record.started_ms;
+  unit.live().record.fingerprint = fingerprint;
+  unit.live().record.identity = identity;
+  Status st = store_->BeginAttempt(&unit.live().record, rec);
   if (!st.ok()) return st;
   std::vector<LineageEdge> edges = inputs;
   for (LineageEdge e : hit.produced) {
     e.role = LineageEdge::Role::kReused;
     edges.push_back(std::move(e));
   }
-  st = store_->SaveLineage(unit.attempt, edges);
+  st = store_->SaveLineage(unit.live().record, edges);
   if (!st.ok()) return st;
-  unit.attempt.state = StepState::kCached;
-  unit.attempt.exit_code = 0;
-  unit.attempt.reason = "cached: the outputs of run " + std::to_string(hit.run_id) + ", step " + hit.step_id +
+  unit.live().record.state = StepState::kCached;
+  unit.live().record.exit_code = 0;
+  unit.live().record.reason = "cached: the outputs of run " + std::to_string(hit.run_id) + ", step " + hit.step_id +
                         " (attempt id " + std::to_string(hit.attempt_id) + ")";
   rec.outputs = hit.outputs;
-  rec.reason = unit.attempt.reason;
+  rec.reason = unit.live().record.reason;
   // The registry is asked again, not the cache: the version may have been
   // deleted since (the same content then becomes a new version).
   Status registered = RegisterModels(plan_.pipeline->steps[graph_.node_of(u)], hit.produced, hit.run_id, hit.step_id,
@@ -269,25 +281,25 @@ Status Engine::LaunchUnit(size_t u, const AttemptRequest& req, Result<Started> s
   const StepRecord& rec = graph_.unit_record(u);
   const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   if (!started.ok()) {
-    unit.attempt.state = StepState::kFailed;
-    unit.attempt.reason = started.status().message();
-    unit.attempt.finished_ms = clock_->WallMs();
-    (void)env_->AppendFile(req.log_path, "sluice: " + unit.attempt.reason + "\n");  // best effort: the reason is recorded
+    unit.live().record.state = StepState::kFailed;
+    unit.live().record.reason = started.status().message();
+    unit.live().record.finished_ms = clock_->WallMs();
+    (void)env_->AppendFile(req.log_path, "sluice: " + unit.live().record.reason + "\n");  // best effort: the reason is recorded
     return AfterFailure(u);
   }
-  unit.attempt.pid = started->pid;
-  unit.attempt.job_id = started->job_id;
-  Status st = store_->AttemptStarted(unit.attempt);
+  unit.live().record.pid = started->pid;
+  unit.live().record.job_id = started->job_id;
+  Status st = store_->AttemptStarted(unit.live().record);
   if (!st.ok()) return st;
   MarkRunning(u);
-  Event e{Event::Kind::kStarted, s.id, rec.item, unit.attempt.number, unit.attempt.id, StepState::kRunning};
+  Event e{Event::Kind::kStarted, s.id, rec.item, unit.live().record.number, unit.live().record.id, StepState::kRunning};
   e.pid = started->pid;
   e.job_id = started->job_id;
   Emit(e);
   return Status::Ok();
 }
 
-// The unit's attempt (unit.attempt) is running: count it, take its slots,
+// The unit's attempt (unit.live().record) is running: count it, take its slots,
 // arm its timeout.
 void Engine::MarkRunning(size_t u) {
   Unit& unit = units_[u];
@@ -296,7 +308,7 @@ void Engine::MarkRunning(size_t u) {
   unit.stop = StopCause::Kind::kNone;
   unit.killed = false;
   ++unit.generation;
-  running_[unit.attempt.id] = u;
+  running_[unit.live().record.id] = u;
   free_slots_ -= unit.slots;
   if (s.timeout) timers_.push({clock_->Now() + *s.timeout, Timer::Kind::kTimeout, u, unit.generation});
 }
@@ -311,14 +323,14 @@ bool Engine::AdoptUnit(size_t u) {
     return a.step_id == rec.step_id && a.item == rec.item && a.number == rec.attempts;
   });
   if (it == options_.adopt.end() || !executor_->Adopt(*it).ok()) return false;
-  unit.attempt = *it;
-  unit.attempt.state = StepState::kRunning;
+  unit.live().record = *it;
+  unit.live().record.state = StepState::kRunning;
   AttemptPaths paths = PathsOfLog(it->log_path);
-  unit.output_path = paths.output;
-  unit.files_dir = paths.files_dir;
+  unit.live().output_path = paths.output;
+  unit.live().files_dir = paths.files_dir;
   MarkRunning(u);
-  Event e{Event::Kind::kStarted, s.id, rec.item, unit.attempt.number, unit.attempt.id, StepState::kRunning};
-  e.job_id = unit.attempt.job_id;
+  Event e{Event::Kind::kStarted, s.id, rec.item, unit.live().record.number, unit.live().record.id, StepState::kRunning};
+  e.job_id = unit.live().record.job_id;
   e.message = "adopted";
   Emit(e);
   return true;
@@ -330,23 +342,23 @@ void Engine::NewAttempt(size_t u) {
   rec.attempts += 1;
   rec.tries += 1;
   rec.state = StepState::kRunning;
-  unit.attempt = AttemptRecord{};
-  unit.attempt.run_id = run_id_;
-  unit.attempt.step_id = rec.step_id;
-  unit.attempt.item = rec.item;
-  unit.attempt.number = rec.attempts;
-  unit.attempt.started_ms = clock_->WallMs();
+  unit.live().record = AttemptRecord{};
+  unit.live().record.run_id = run_id_;
+  unit.live().record.step_id = rec.step_id;
+  unit.live().record.item = rec.item;
+  unit.live().record.number = rec.attempts;
+  unit.live().record.started_ms = clock_->WallMs();
 }
 
 Status Engine::FailBeforeStart(size_t u, const std::string& reason, bool retryable) {
   Unit& unit = units_[u];
   StepRecord& rec = graph_.unit_record(u);
   NewAttempt(u);
-  unit.attempt.finished_ms = unit.attempt.started_ms;
-  Status st = store_->BeginAttempt(&unit.attempt, rec);
+  unit.live().record.finished_ms = unit.live().record.started_ms;
+  Status st = store_->BeginAttempt(&unit.live().record, rec);
   if (!st.ok()) return st;
-  unit.attempt.state = StepState::kFailed;
-  unit.attempt.reason = reason;
+  unit.live().record.state = StepState::kFailed;
+  unit.live().record.reason = reason;
   if (!retryable) rec.tries = std::max(rec.tries, plan_.pipeline->steps[graph_.node_of(u)].retry.limit + 1);
   return AfterFailure(u);
 }
@@ -360,23 +372,23 @@ Status Engine::OnExit(const AttemptExit& raw_exit) {
   StepRecord& rec = graph_.unit_record(u);
   const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   AttemptExit exit = raw_exit;
-  exit.reason = unit.secrets.Mask(exit.reason);
+  exit.reason = unit.live().secrets.Mask(exit.reason);
   unit.running = false;
   free_slots_ += unit.slots;
-  AttemptRecord& a = unit.attempt;
+  AttemptRecord& a = unit.live().record;
   a.finished_ms = clock_->WallMs();
   a.exit_code = exit.exit_code;
   StopCause stop{unit.stop, unit.killed, hard_cancel_};
-  AttemptVerdict verdict = JudgeExit(s, exit, stop, unit.output_path, *env_);
+  AttemptVerdict verdict = JudgeExit(s, exit, stop, unit.live().output_path, *env_);
   a.state = verdict.state;
   a.reason = std::move(verdict.reason);
   if (verdict.outputs) rec.outputs = std::move(*verdict.outputs);
-  MaskSecrets(unit.secrets, &rec.outputs, unit.output_path, *env_);  // $SLUICE_OUTPUT is kept with the log
+  MaskSecrets(unit.live().secrets, &rec.outputs, unit.live().output_path, *env_);  // $SLUICE_OUTPUT is kept with the log
   AttemptExit result = exit;
   if (a.state == StepState::kSucceeded && !s.outputs.empty()) {
     std::string failure;
     OutputSink sink{store_, options_.artifacts, env_, clock_, run_id_};
-    Status published = PublishOutputs(s, a, unit.files_dir, sink, &rec.outputs, &result.metrics, &failure);
+    Status published = PublishOutputs(s, a, unit.live().files_dir, sink, &rec.outputs, &result.metrics, &failure);
     if (!published.ok()) return published;
     if (!failure.empty()) {
       a.state = StepState::kFailed;
@@ -394,18 +406,22 @@ Status Engine::EndUnit(size_t u, StepState state) {
   Unit& unit = units_[u];
   StepRecord& rec = graph_.unit_record(u);
   rec.state = state;
-  Status st = store_->FinishAttempt(unit.attempt, rec);
+  Status st = store_->FinishAttempt(unit.live().record, rec);
   if (!st.ok()) return st;
-  Event e{Event::Kind::kFinished, rec.step_id, rec.item, unit.attempt.number, unit.attempt.id, state};
-  e.message = unit.attempt.reason;
+  Event e{Event::Kind::kFinished, rec.step_id, rec.item, unit.live().record.number, unit.live().record.id, state};
+  e.message = unit.live().record.reason;
   Emit(e);
+  // The unit is final: its attempt is on record and nothing reads it again.
+  // What it held (the identity text, paths, secrets) goes, so a run's memory
+  // is what its records need, not what its attempts needed.
+  unit.Release();
   return FinishUnit(u);
 }
 
 Status Engine::AfterFailure(size_t u) {
   Unit& unit = units_[u];
   StepRecord& rec = graph_.unit_record(u);
-  AttemptRecord& a = unit.attempt;
+  AttemptRecord& a = unit.live().record;
   const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   rec.reason = a.reason;
   rec.outputs.clear();
@@ -521,7 +537,7 @@ Status Engine::FireTimers() {
         Status st = store_->Flush();
         if (!st.ok()) return st;
         unit.stop = StopCause::Kind::kTimeout;
-        executor_->Stop(unit.attempt.id, false);
+        executor_->Stop(unit.live().record.id, false);
         timers_.push({now + options_.grace, Timer::Kind::kKill, t.unit, unit.generation});
       }
     } else if (t.kind == Timer::Kind::kKill) {
@@ -529,7 +545,7 @@ Status Engine::FireTimers() {
         Status st = store_->Flush();
         if (!st.ok()) return st;
         unit.killed = true;
-        executor_->Stop(unit.attempt.id, true);
+        executor_->Stop(unit.live().record.id, true);
       }
     }
   }

@@ -90,13 +90,13 @@ RunGraph::Expansion RunGraph::Expand(size_t i, const spec::List* items) {
     for (size_t k = 0; k < items->size(); ++k) {
       units_.emplace_back();
       Unit& u = units_.back();
-      u.rec = &u.own;
       auto it = restored.find(static_cast<int>(k));
-      if (it != restored.end()) u.own = *it->second;
-      u.own.step_id = id;
-      u.own.item = static_cast<int>(k);
-      u.own.item_value = (*items)[k];
-      if (it == restored.end()) x.to_save.push_back(&u.own);
+      u.own = it != restored.end() ? std::make_unique<StepRecord>(*it->second) : std::make_unique<StepRecord>();
+      u.rec = u.own.get();
+      u.own->step_id = id;
+      u.own->item = static_cast<int>(k);
+      u.own->item_value = (*items)[k];
+      if (it == restored.end()) x.to_save.push_back(u.own.get());
     }
   }
   x.end = units_.size();

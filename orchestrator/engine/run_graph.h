@@ -20,6 +20,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -115,8 +116,8 @@ class RunGraph {
   };
   struct Unit {
     size_t node = 0;
-    StepRecord own;               // foreach items keep their record here
-    StepRecord* rec = nullptr;    // &own, or the node's record for a plain step
+    std::unique_ptr<StepRecord> own;  // a foreach item's record (none for a plain step)
+    StepRecord* rec = nullptr;        // own, or the node's record for a plain step
   };
 
   // Sets the node's upstream_failed from its needs' records and flags.

@@ -180,7 +180,7 @@ bool Loader::Tmpl(const YamlNode& n, std::string_view what, Template* out) {
   return true;
 }
 
-void Loader::LoadRoot(const YamlNode& root) {
+void Loader::LoadRoot(YamlNode& root) {
   if (!root.IsMap()) {
     Error(!root.IsNull() ? Pos(root) : SourcePos{1, 1},
           "a pipeline must be a mapping with 'name' and 'steps'");
@@ -219,7 +219,7 @@ void Loader::LoadRoot(const YamlNode& root) {
   if (!have_name) Error({1, 1}, "missing required key 'name'");
   if (!steps_node) Error({1, 1}, "missing required key 'steps'");
   if (env_node) p_.env = LoadEnv(*env_node, "env");
-  if (steps_node) LoadSteps(*steps_node);
+  if (steps_node) LoadSteps(const_cast<YamlNode&>(*steps_node));  // a node of `root`, ours to take apart
   for (auto& [name, t] : p_.env) CheckRefs(t, nullptr, "env " + name);
   CheckWebhook();
   if (errors_.empty()) FindCycles();

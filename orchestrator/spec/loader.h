@@ -110,7 +110,10 @@ class Loader {
 
   bool Tmpl(const YamlNode& n, std::string_view what, Template* out);
 
-  void LoadRoot(const YamlNode& root);
+  // Takes the tree apart as it goes: each step's body is freed once the step
+  // is loaded, so the tree and the pipeline are never both whole in memory
+  // (a 100,000-step spec's tree is about as big as its pipeline).
+  void LoadRoot(YamlNode& root);
 
   void LoadParams(const YamlNode& n);
 
@@ -132,7 +135,7 @@ class Loader {
 
   std::vector<std::pair<std::string, Template>> LoadEnv(const YamlNode& n, const std::string& where);
 
-  void LoadSteps(const YamlNode& n);
+  void LoadSteps(YamlNode& n);
 
   bool Executor(const YamlNode& v, std::string* out);
 

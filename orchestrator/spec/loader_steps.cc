@@ -48,7 +48,7 @@ std::string Loader::DepProblem(const std::string& dep) {
   return "";
 }
 
-void Loader::LoadSteps(const YamlNode& n) {
+void Loader::LoadSteps(YamlNode& n) {
   if (!n.IsMap() || n.size() == 0) {
     Error(Pos(n), "steps must be a mapping of step ids to steps, with at least one step");
     return;
@@ -69,7 +69,10 @@ void Loader::LoadSteps(const YamlNode& n) {
     p_.steps.push_back(std::move(s));
     bodies.push_back(&v);
   });
-  for (size_t i = 0; i < p_.steps.size(); ++i) LoadStep(*bodies[i], &p_.steps[i]);
+  for (size_t i = 0; i < p_.steps.size(); ++i) {
+    LoadStep(*bodies[i], &p_.steps[i]);
+    *const_cast<YamlNode*>(bodies[i]) = YamlNode();  // a node of `n`: the step has what it needs of it
+  }
   for (Step& s : p_.steps) CheckStepRefs(s);
   // A run step that declares outputs declares all it has; a plugin step's
   // outputs are its step type's, checked once the plugin is loaded.

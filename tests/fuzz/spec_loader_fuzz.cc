@@ -3,6 +3,8 @@
 // error line must be located: "fuzz.yaml:LINE:COL: message" with LINE and
 // COL at least 1 (../shared/RELIABILITY.md item 14), and nothing the loader
 // calls may throw (Load() turns a throw into an "internal error" line).
+// Whatever text the YAML fast path takes, libyaml must take too and give
+// the same tree, positions included.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +12,7 @@
 #include <string_view>
 
 #include "spec/pipeline.h"
+#include "spec/yaml_tree.h"
 
 namespace {
 
@@ -27,10 +30,35 @@ bool Located(std::string_view line) {
   return i < line.size() && line[i] == ' ';
 }
 
+using sluice::spec::YamlNode;
+
+bool SameTree(const YamlNode& a, const YamlNode& b) {
+  if (a.kind != b.kind || !(a.pos == b.pos) || a.scalar != b.scalar || a.quoted != b.quoted ||
+      a.items.size() != b.items.size() || a.entries.size() != b.entries.size())
+    return false;
+  for (size_t i = 0; i < a.items.size(); ++i)
+    if (!SameTree(a.items[i], b.items[i])) return false;
+  for (size_t i = 0; i < a.entries.size(); ++i)
+    if (!SameTree(a.entries[i].first, b.entries[i].first) || !SameTree(a.entries[i].second, b.entries[i].second))
+      return false;
+  return true;
+}
+
+void CheckFastPathAgrees(const std::string& text) {
+  std::optional<YamlNode> fast = sluice::spec::internal::ParseSimpleYaml(text);
+  if (!fast) return;
+  auto events = sluice::spec::internal::ParseYamlEvents(text);
+  const YamlNode* slow = std::get_if<YamlNode>(&events);
+  if (slow && SameTree(*fast, *slow)) return;
+  std::fprintf(stderr, "the YAML fast path and libyaml disagree on:\n%.4000s\n", text.c_str());
+  std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);
+  CheckFastPathAgrees(text);
   auto p = sluice::spec::ParsePipeline("fuzz.yaml", text);
   if (p.ok()) {
     (void)sluice::spec::ResolveParams(*p, {});
