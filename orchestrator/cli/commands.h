@@ -47,8 +47,12 @@ int Logs(const std::string& run, const std::string& step, int attempt, bool foll
 int Plugins(const std::string& dir, const std::string& format);
 // Loads `library` as sluice would (refusing it with the reason if it cannot
 // serve), then copies it into DIR/plugins/ under its own file name,
-// replacing an older build of the same plugin atomically.
+// replacing an older build of the same plugin atomically, and writes the
+// copy's descriptor beside it.
 int InstallPlugin(const std::string& library, const std::string& dir);
+// Loads `library` as sluice would (refusing it with the reason) and writes
+// its descriptor, LIB.json, beside it (exec/plugin_descriptor.h).
+int DescribePlugin(const std::string& library);
 int Lineage(const std::string& target, bool downstream, const std::string& format);
 int Models(const std::string& name, bool all, const std::string& format);
 // Sets `alias` to `version`; with `remove`, removes it (only if it points at

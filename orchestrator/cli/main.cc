@@ -107,6 +107,9 @@ int main(int argc, char** argv) {
   auto* plugins_install = plugins->add_subcommand("install", "Check a built plugin library and copy it into a plugins folder");
   plugins_install->add_option("library", plugin_file, "lib<name>.so")->required();
   plugins_install->add_option("--dir", plugin_dir, "the folder whose plugins/ gets it: a spec's folder (default: here)");
+  auto* plugins_describe = plugins->add_subcommand(
+      "describe", "Write LIB.json beside a plugin library: its step types, read without loading it");
+  plugins_describe->add_option("library", plugin_file, "lib<name>.so")->required();
 
   std::string target;
   bool downstream = false, upstream = false;
@@ -285,6 +288,7 @@ int main(int argc, char** argv) {
   if (*show) return Show(run_id, format);
   if (*logs) return Logs(run_id, step, attempt, follow);
   if (*plugins_install) return InstallPlugin(plugin_file, plugin_dir);
+  if (*plugins_describe) return DescribePlugin(plugin_file);
   if (*plugins) return Plugins(plugin_dir, format);
   if (*lineage) return Lineage(target, downstream, format);
   if (*promote) return PromoteModel(model_name, model_version, alias, remove_alias);

@@ -1,4 +1,4 @@
-// plugins, install-plugin, and PluginsFor (plugins.h).
+// plugins, plugins install, plugins describe, and PluginsFor (plugins.h).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/plugins.h"
+#include "exec/plugin_descriptor.h"
 #include "spec/schema_check.h"
 #include "util/json.h"
 #include "util/strings.h"
@@ -135,6 +136,11 @@ int InstallPlugin(const std::string& library, const std::string& dir) {
   if (ec) return Fail("sluice: create " + folder.string() + ": " + ec.message(), kExitFailed);
   if (fs::exists(target, ec) && fs::equivalent(source, target, ec))
     return Fail("sluice: " + source.string() + " is already the installed file", kExitUsage);
+  // The old descriptor goes first: a reader in between loads the new library
+  // itself rather than refuse it as not matching.
+  fs::path descriptor = exec::DescriptorPath(target.string());
+  fs::remove(descriptor, ec);
+  if (ec) return Fail("sluice: remove " + descriptor.string() + ": " + ec.message(), kExitFailed);
   // Copy, then rename over: a process that loaded the old file keeps it.
   fs::path partial = target;
   partial += ".partial";
@@ -144,8 +150,23 @@ int InstallPlugin(const std::string& library, const std::string& dir) {
     fs::remove(partial);
     return Fail("sluice: copy to " + target.string() + ": " + ec.message(), kExitFailed);
   }
+  if (Status d = exec::WriteDescriptor(**info, target.string()); !d.ok())
+    return Fail("sluice: installed " + target.string() + " without a descriptor: " + d.message(), kExitFailed);
   std::printf("installed %s %s (%s) as %s\n", (*info)->name.c_str(), (*info)->version.c_str(),
               Plural(static_cast<int64_t>((*info)->step_types.size()), "step type").c_str(), target.c_str());
+  return kExitOk;
+}
+
+int DescribePlugin(const std::string& library) {
+  std::error_code ec;
+  if (!fs::is_regular_file(library, ec)) return Fail("sluice: " + Quote(library) + " is not a file", kExitUsage);
+  std::string path = fs::absolute(library).lexically_normal().string();
+  auto info = exec::LoadPlugin(path);
+  if (!info.ok()) return Fail("sluice: not described: " + info.status().message(), kExitUsage);
+  if (Status s = exec::WriteDescriptor(**info, path); !s.ok()) return Fail("sluice: " + s.message(), kExitFailed);
+  std::printf("described %s %s (%s) in %s\n", (*info)->name.c_str(), (*info)->version.c_str(),
+              Plural(static_cast<int64_t>((*info)->step_types.size()), "step type").c_str(),
+              exec::DescriptorPath(path).c_str());
   return kExitOk;
 }
 

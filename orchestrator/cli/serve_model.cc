@@ -11,10 +11,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include "cli/commands.h"
 #include "exec/plugin_catalog.h"
+#include "exec/plugin_descriptor.h"
 #include "util/duration.h"
 #include "util/strings.h"
 
@@ -97,6 +99,16 @@ int ServeModel(const ServeModelOptions& o) {
   exec::PluginCatalog catalog =
       exec::PluginCatalog::LoadFor(exec::PluginCatalog::SearchPath(fs::current_path().string()), {"torch"});
   const exec::PluginInfo* torch = catalog.Find("torch");
+  std::shared_ptr<exec::PluginInfo> library;  // the torch plugin's, loaded when read from its descriptor
+  if (torch && torch->described()) {
+    auto opened = exec::OpenDescribedLibrary(*torch);
+    if (!opened.ok()) {
+      std::cerr << "sluice: serve-model: " << opened.status().message() << "\n";
+      return kExitFailed;
+    }
+    library = std::move(*opened);
+    torch = library.get();
+  }
   const exec::StepTypeInfo* serve = torch ? torch->Find("serve") : nullptr;
   if (!serve) {
     std::cerr << "sluice: serve-model needs the torch plugin (libsluice-torch.so) with step type 'serve'; not found";

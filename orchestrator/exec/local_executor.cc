@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "exec/plugin_descriptor.h"
 #include "exec/process.h"
 #include "util/hash.h"
 
@@ -49,6 +50,15 @@ Result<engine::Started> LocalExecutor::Start(const engine::AttemptRequest& r) {
     auto [plugin, type] = TypeOf(r);
     if (!type) return Status::StepFailed("no plugin step type " + r.plugin->plugin + "/" + r.plugin->step_type);
     if (!r.plugin->isolated) {
+      if (plugin->described()) {  // read from its descriptor: load the library now, once
+        auto it = libraries_.find(plugin->path);
+        if (it == libraries_.end()) {
+          auto opened = OpenDescribedLibrary(*plugin);
+          if (!opened.ok()) return opened.status();
+          it = libraries_.emplace(plugin->path, std::move(*opened)).first;
+        }
+        type = it->second->Find(type->id);  // there: the library's step types are the descriptor's
+      }
       in_process_.Start(r.attempt_id, type, r);
       return engine::Started{0};
     }
@@ -113,6 +123,8 @@ nlohmann::json LocalExecutor::CodeIdentity(const engine::AttemptRequest& r) {
          {"builtin", "sluice " SLUICE_VERSION}};
   } else {
     auto it = library_hashes_.find(plugin->path);
+    if (it == library_hashes_.end() && plugin->described())  // the catalog hashed it to check the descriptor
+      it = library_hashes_.emplace(plugin->path, plugin->library_sha256).first;
     if (it == library_hashes_.end()) {
       auto h = Sha256File(plugin->path);
       it = library_hashes_.emplace(plugin->path, h.ok() ? *h : "unreadable").first;

@@ -10,7 +10,10 @@
 // step leaves no background process behind.
 //
 // Plugin steps run on its InProcessRunner or PluginHosts (plugin_runner.h);
-// their ends come through the same Wait().
+// their ends come through the same Wait(). A plugin the catalog read from its
+// descriptor (exec/plugin_descriptor.h) has its library loaded here when an
+// in-process attempt of it first starts; a library that does not match its
+// descriptor fails that attempt. A plugin host loads the library itself.
 //
 // Slots: an attempt takes resources.cpu slots, but one of a built-in step
 // type registered as only waiting (exec/builtin.h: sluice/wait) takes none.
@@ -20,6 +23,7 @@
 
 #include <deque>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -70,6 +74,9 @@ class LocalExecutor : public engine::Executor {
   std::map<std::string, std::string> programs_;  // PATH + '\0' + name -> file
   std::map<std::string, std::string> library_hashes_;  // plugin library path -> SHA-256 of the file
   std::map<const StepTypeInfo*, nlohmann::json> code_identities_;  // asked once a step type: every attempt asks
+  // A described plugin's library (path -> its table), loaded when an
+  // in-process attempt of it first starts; never unloaded.
+  std::map<std::string, std::shared_ptr<PluginInfo>> libraries_;
   int wake_fd_;
   int null_fd_;                        // /dev/null, every child's stdin
   const PluginCatalog* plugins_;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "exec/builtin.h"
+#include "exec/plugin_descriptor.h"
 #include "spec/pipeline.h"
 #include "util/strings.h"
 
@@ -60,6 +61,36 @@ Result<std::shared_ptr<PluginInfo>> LoadPlugin(const std::string& path) {
   return ReadPlugin(p, path);
 }
 
+Status CheckPluginName(const std::string& path, const std::string& name) {
+  if (IsPipelineName(name)) return Status::Ok();
+  return Status::Incompatible("plugin " + path + ": name " + Quote(name) + " must match [a-z0-9][a-z0-9-]*");
+}
+
+Result<StepTypeInfo> MakeStepType(const std::string& path, std::string id, uint32_t revision, std::string description,
+                                  nlohmann::json params_schema, const nlohmann::json& outputs) {
+  StepTypeInfo s;
+  s.id = std::move(id);
+  if (!IsTypeId(s.id))
+    return Status::Incompatible("plugin " + path + ": step type id " + Quote(s.id) + " must match [a-z0-9-]+");
+  s.revision = revision;
+  s.description = std::move(description);
+  if (!params_schema.is_object())
+    return Status::Incompatible("plugin " + path + ": the params schema of step type '" + s.id + "' is not a JSON object");
+  s.params_schema = std::move(params_schema);
+  if (outputs.is_null()) return s;
+  if (!outputs.is_object())
+    return Status::Incompatible("plugin " + path + ": the outputs of step type '" + s.id + "' are not a JSON object");
+  const auto& kinds = spec::OutputKinds();
+  s.outputs.emplace();
+  for (const auto& [name, kind] : outputs.items()) {
+    if (!kind.is_string() || std::find(kinds.begin(), kinds.end(), kind.get<std::string>()) == kinds.end())
+      return Status::Incompatible("plugin " + path + ": output '" + name + "' of step type '" + s.id +
+                                  "' has no known kind (kinds: " + Join(kinds, ", ") + ")");
+    s.outputs->emplace_back(name, kind.get<std::string>());
+  }
+  return s;
+}
+
 Result<std::shared_ptr<PluginInfo>> ReadPlugin(const sluice_plugin* p, const std::string& path) {
   if (p->abi_major != SLUICE_PLUGIN_ABI_MAJOR)
     return Status::Incompatible("plugin " + path + " was built for plugin ABI " + std::to_string(p->abi_major) +
@@ -71,42 +102,27 @@ Result<std::shared_ptr<PluginInfo>> ReadPlugin(const sluice_plugin* p, const std
   info->name = Str(p->name);
   info->version = Str(p->version);
   info->path = path;
-  if (!IsPipelineName(info->name))
-    return Status::Incompatible("plugin " + path + ": name " + Quote(info->name) + " must match [a-z0-9][a-z0-9-]*");
+  if (Status s = CheckPluginName(path, info->name); !s.ok()) return s;
   std::set<std::string> ids;
   for (uint32_t i = 0; i < p->step_type_count; ++i) {
     const sluice_step_type& t = p->step_types[i];
-    StepTypeInfo s;
-    s.id = Str(t.id);
     if (t.struct_size < kMinStepTypeSize)
       return Status::Incompatible("plugin " + path + ": step type " + std::to_string(i) + " table is too small");
-    if (!IsTypeId(s.id))
-      return Status::Incompatible("plugin " + path + ": step type id " + Quote(s.id) + " must match [a-z0-9-]+");
-    if (!ids.insert(s.id).second)
-      return Status::Incompatible("plugin " + path + ": step type '" + s.id + "' is defined twice");
-    if (!t.run) return Status::Incompatible("plugin " + path + ": step type '" + s.id + "' has no run function");
-    s.revision = t.revision;
-    s.description = Str(t.description);
     std::string schema = Str(t.params_schema);
-    if (schema.empty()) schema = "{}";
-    s.params_schema = nlohmann::json::parse(schema, nullptr, false);
-    if (s.params_schema.is_discarded() || !s.params_schema.is_object())
-      return Status::Incompatible("plugin " + path + ": the params schema of step type '" + s.id + "' is not a JSON object");
-    s.run = t.run;
+    auto params = nlohmann::json::parse(schema.empty() ? "{}" : schema, nullptr, false);
+    if (params.is_discarded()) params = nullptr;  // MakeStepType says it is not an object
+    nlohmann::json outputs;  // null: not declared
     if (t.struct_size >= kOutputsStepTypeSize && t.outputs.size > 0) {
-      auto outputs = nlohmann::json::parse(Str(t.outputs), nullptr, false);
-      if (!outputs.is_object())
-        return Status::Incompatible("plugin " + path + ": the outputs of step type '" + s.id + "' are not a JSON object");
-      const auto& kinds = spec::OutputKinds();
-      s.outputs.emplace();
-      for (const auto& [name, kind] : outputs.items()) {
-        if (!kind.is_string() || std::find(kinds.begin(), kinds.end(), kind.get<std::string>()) == kinds.end())
-          return Status::Incompatible("plugin " + path + ": output '" + name + "' of step type '" + s.id +
-                                      "' has no known kind (kinds: " + Join(kinds, ", ") + ")");
-        s.outputs->emplace_back(name, kind.get<std::string>());
-      }
+      outputs = nlohmann::json::parse(Str(t.outputs), nullptr, false);
+      if (outputs.is_discarded() || outputs.is_null()) outputs = nlohmann::json::array();  // refused below
     }
-    info->step_types.push_back(std::move(s));
+    auto s = MakeStepType(path, Str(t.id), t.revision, Str(t.description), std::move(params), outputs);
+    if (!s.ok()) return s.status();
+    if (!ids.insert(s->id).second)
+      return Status::Incompatible("plugin " + path + ": step type '" + s->id + "' is defined twice");
+    if (!t.run) return Status::Incompatible("plugin " + path + ": step type '" + s->id + "' has no run function");
+    s->run = t.run;
+    info->step_types.push_back(std::move(*s));
   }
   return info;
 }
@@ -191,7 +207,8 @@ Result<std::shared_ptr<PluginInfo>> LoadBuiltinPlugin(const std::string& name) {
 
 void PluginCatalog::Add(const std::string& path) {
   if (std::any_of(plugins_.begin(), plugins_.end(), [&](const auto& p) { return p->path == path; })) return;
-  auto p = LoadPlugin(path);
+  std::error_code ec;
+  auto p = fs::exists(DescriptorPath(path), ec) ? ReadDescribedPlugin(path) : LoadPlugin(path);
   if (!p.ok()) {
     refused_.push_back(p.status().message());
     return;

@@ -6,7 +6,9 @@
 //      (<prefix>/bin/sluice -> <prefix>/lib/sluice/plugins);
 //   4. plugins/ beside the sluice executable (where a build tree puts ours).
 // Every file named *.so in those folders is a plugin; its name comes from its
-// table, not from the file name. LoadFor() opens only the files named
+// table, not from the file name. A library with a descriptor beside it
+// (LIB.json, exec/plugin_descriptor.h) is read from the descriptor and not
+// loaded: its step types have no run function until OpenDescribedLibrary(). LoadFor() opens only the files named
 // lib<name>.so or libsluice-<name>.so when those give every plugin it needs
 // (a plugin that links a large library should not slow down every run), and
 // everything otherwise.
@@ -36,7 +38,7 @@ struct StepTypeInfo {
   uint32_t revision = 0;
   std::string description;
   nlohmann::json params_schema;
-  sluice_run_fn run = nullptr;
+  sluice_run_fn run = nullptr;  // null when read from a descriptor
   // The outputs run() sets (name, kind), if the step type declares them.
   std::optional<std::vector<std::pair<std::string, std::string>>> outputs;
   // False for a built-in step type registered as one that only waits
@@ -54,8 +56,14 @@ struct PluginInfo {
   std::string version;
   std::string path;      // the library file, or kBuiltinPath
   std::vector<StepTypeInfo> step_types;
+  // Read from this descriptor instead of the library (empty: from the library).
+  std::string descriptor;
+  // The library file's SHA-256 when reading the descriptor checked it (else
+  // empty): the cache's code identity uses it rather than hash the file again.
+  std::string library_sha256;
   const StepTypeInfo* Find(const std::string& id) const;
   bool builtin() const { return path == kBuiltinPath; }
+  bool described() const { return !descriptor.empty(); }
 };
 
 // Loads one library. Errors: not a shared library, no entry symbol, a wrong
@@ -63,6 +71,13 @@ struct PluginInfo {
 Result<std::shared_ptr<PluginInfo>> LoadPlugin(const std::string& path);
 // Reads a plugin table, from a library at `path` or built in, with the same checks.
 Result<std::shared_ptr<PluginInfo>> ReadPlugin(const sluice_plugin* table, const std::string& path);
+// A step type of the library at `path`, checked as a table's is: its id, its
+// params schema (a JSON object) and its outputs (an object of known kinds,
+// or null: not declared). Shared by the table and the descriptor readers.
+Result<StepTypeInfo> MakeStepType(const std::string& path, std::string id, uint32_t revision, std::string description,
+                                  nlohmann::json params_schema, const nlohmann::json& outputs);
+// Whether `name` may name a plugin; Incompatible naming `path` if not.
+Status CheckPluginName(const std::string& path, const std::string& name);
 // The built-in plugin `name` (exec/builtin.h), for a plugin host.
 Result<std::shared_ptr<PluginInfo>> LoadBuiltinPlugin(const std::string& name);
 
@@ -84,7 +99,9 @@ class PluginCatalog {
   const PluginInfo* Find(const std::string& name) const;
 
  private:
-  void Add(const std::string& path);  // loads one library unless it is loaded
+  // Reads one library's descriptor, or loads the library if it has none,
+  // unless it is in the catalog already.
+  void Add(const std::string& path);
   std::vector<std::shared_ptr<PluginInfo>> plugins_;
   std::vector<std::string> refused_;
 };

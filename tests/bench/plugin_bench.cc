@@ -1,10 +1,14 @@
-// plugin_bench: per-step overhead of 10,000 no-op steps run three ways in one
-// run: plugin in-process, plugin isolated (warm plugin hosts), and a
-// subprocess `true`. Every transition is committed to SQLite in all three.
+// plugin_bench, in one run:
+// 1. `sluice validate` of a pipeline with one torch/train step, the torch
+//    plugin read from its descriptor (LIB.json) and loaded from its library
+//    (libtorch with it), beside a pipeline without plugin steps (the floor);
+//    the three interleaved, median of --validate-reps.
+// 2. Per-step overhead of 10,000 no-op steps run three ways: plugin
+//    in-process, plugin isolated (warm plugin hosts), and a subprocess `true`.
+//    Every transition is committed to SQLite in all three. The steps are
+//    independent (no needs), run with --jobs 2; --steps 0 skips this part.
 //
-//   plugin_bench [--sluice PATH] [--plugins DIR] [--steps N] [--reps R]
-//
-// The steps are independent (no needs), run with --jobs 2.
+//   plugin_bench [--sluice PATH] [--plugins DIR] [--steps N] [--reps R] [--validate-reps V]
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -31,22 +35,68 @@ void WriteSpec(const fs::path& file, int n, const std::string& body) {
   for (int k = 0; k < n; ++k) f << "  s" << k << ": " << body << "\n";
 }
 
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Part 1: what checking a torch step costs with and without its descriptor.
+void BenchValidate(const std::string& sluice, const fs::path& dir, int reps) {
+  fs::path torch = fs::canonical("/proc/self/exe").parent_path().parent_path() / "plugins" / "libsluice-torch.so";
+  fs::create_directories(dir / "described");
+  fs::create_directories(dir / "loaded");
+  fs::copy_file(torch, dir / "described" / torch.filename());
+  fs::copy_file(torch.string() + ".json", dir / "described" / (torch.filename().string() + ".json"));
+  fs::copy_file(torch, dir / "loaded" / torch.filename());  // no descriptor: the library is loaded
+  std::ofstream(dir / "torch.yaml") << "name: bench\nsteps:\n  train:\n    uses: torch/train\n"
+                                       "    with: {train: a, validation: b, epochs: 2, batch_size: 64}\n";
+  std::ofstream(dir / "floor.yaml") << "name: bench\nsteps:\n  a: {run: [true]}\n";
+  struct Case {
+    const char* name;
+    std::string spec, folder;
+    std::vector<double> wall, rss;
+  };
+  std::vector<Case> cases = {{"descriptor", "torch.yaml", "described", {}, {}},
+                             {"library (dlopen)", "torch.yaml", "loaded", {}, {}},
+                             {"no plugin step", "floor.yaml", "", {}, {}}};
+  for (int r = 0; r < reps; ++r)
+    for (Case& c : cases) {
+      bench::Measure m = bench::RunOk({sluice, "validate", c.spec}, dir,
+                                      {"SLUICE_PLUGIN_PATH=" + (c.folder.empty() ? "" : (dir / c.folder).string()),
+                                       "SLUICE_HOME=" + (dir / ".sluice").string()});
+      c.wall.push_back(m.seconds);
+      c.rss.push_back(static_cast<double>(m.max_rss_kb));
+    }
+  std::printf("sluice validate, one torch/train step, median of %d (interleaved)\n", reps);
+  std::printf("%-22s %10s %12s\n", "", "wall", "peak RSS");
+  for (const Case& c : cases)
+    std::printf("%-22s %7.1f ms %9.0f MB\n", c.name, Median(c.wall) * 1e3, Median(c.rss) / 1024);
+  std::printf("descriptor / library: %.3f; descriptor - no plugin step: %+.1f ms\n\n",
+              Median(cases[0].wall) / Median(cases[1].wall), (Median(cases[0].wall) - Median(cases[2].wall)) * 1e3);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   fs::path exe_dir = fs::canonical("/proc/self/exe").parent_path();
   std::string sluice = (exe_dir.parent_path() / "sluice").string();
   std::string plugins = (exe_dir / "plugins" / "testkit").string();
-  int n = 10000, reps = 3;
+  int n = 10000, reps = 3, validate_reps = 10;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--sluice") sluice = v;
     else if (k == "--plugins") plugins = v;
     else if (k == "--steps") n = std::atoi(v.c_str());
     else if (k == "--reps") reps = std::atoi(v.c_str());
+    else if (k == "--validate-reps") validate_reps = std::atoi(v.c_str());
   }
   fs::path dir = fs::temp_directory_path() / ("sluice-plugin-bench-" + std::to_string(getpid()));
   fs::create_directories(dir);
+  BenchValidate(sluice, dir, validate_reps);
+  if (n <= 0) {
+    fs::remove_all(dir);
+    return 0;
+  }
   WriteSpec(dir / "inprocess.yaml", n, "{uses: testkit/noop, isolation: inprocess}");
   WriteSpec(dir / "isolated.yaml", n, "{uses: testkit/noop}");
   WriteSpec(dir / "subprocess.yaml", n, "{run: [true]}");

@@ -320,6 +320,7 @@ TEST_F(PluginTest, PluginsInstallCopiesALoadableLibraryBesideTheSpecsAndRefusesO
   Output ok = box_.Sluice({"plugins", "install", kPlugins + "/testkit/libtestkit.so"});
   ASSERT_EQ(ok.code, 0) << ok.err;
   EXPECT_EQ(ok.out, "installed testkit 0.3.1 (5 step types) as " + (box_.dir() / "plugins/libtestkit.so").string() + "\n");
+  EXPECT_TRUE(box_.Exists("plugins/libtestkit.so.json"));  // its descriptor, for the copy (a run would refuse a stale one)
   box_.Write("p.yaml", "name: demo\nsteps:\n  a: {uses: testkit/noop}\n");
   Output run = box_.Sluice({"run", "p.yaml"});
   EXPECT_EQ(run.code, 0) << run.err;

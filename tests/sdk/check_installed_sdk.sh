@@ -14,8 +14,10 @@ exported=$(nm -D --defined-only "$tmp/acme-build/libacme.so" | awk '{print $3}')
 if [ "$exported" != "sluice_plugin_entry" ]; then
   echo "libacme.so exports more than sluice_plugin_entry: $exported"; exit 1
 fi
+# sluice_plugin_descriptor(): described by the installed sluice after the build.
+grep -q '"name": "acme"' "$tmp/acme-build/libacme.so.json" || { echo "libacme.so.json was not written"; exit 1; }
 mkdir -p "$tmp/work/plugins"
-cp "$tmp/acme-build/libacme.so" "$tmp/work/plugins/"
+cp "$tmp/acme-build/libacme.so" "$tmp/acme-build/libacme.so.json" "$tmp/work/plugins/"
 cat > "$tmp/work/pipeline.yaml" <<'YAML'
 name: acme-demo
 steps:
@@ -30,6 +32,9 @@ cd "$tmp/work"
 export SLUICE_HOME="$tmp/work/.sluice"
 "$tmp/prefix/bin/sluice" plugins | grep -q "acme 1.2.0"
 "$tmp/prefix/bin/sluice" plugins | grep -q "^data 0.1.0"   # installed first-party plugins are found from the binary
+# The installed torch plugin's descriptor names the installed copy (none refused).
+test -f "$tmp/prefix/lib/sluice/plugins/libsluice-torch.so.json" || { echo "no installed torch descriptor"; exit 1; }
+if "$tmp/prefix/bin/sluice" plugins | grep -q "^refused"; then "$tmp/prefix/bin/sluice" plugins | grep "^refused"; exit 1; fi
 "$tmp/prefix/bin/sluice" run pipeline.yaml > run.log
 test "$(cat report.txt)" = "kept 42" || { echo "report.txt: $(cat report.txt)"; exit 1; }
 "$tmp/prefix/bin/sluice" show latest | grep -q "metric kept = 42"
