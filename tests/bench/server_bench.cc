@@ -222,7 +222,7 @@ int main(int argc, char** argv) {
   int seconds = 10, connections = 64, clients = 200;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--sluice") sluice = v;
+    if (k == "--sluice") sluice = fs::absolute(v).string();  // the driver starts in another folder
     else if (k == "--seconds") seconds = std::atoi(v.c_str());
     else if (k == "--connections") connections = std::atoi(v.c_str());
     else if (k == "--clients") clients = std::atoi(v.c_str());
