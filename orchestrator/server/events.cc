@@ -27,10 +27,17 @@ EventHub::~EventHub() {
 
 void EventHub::Subscribe(std::shared_ptr<EventStream> stream, int64_t run_id) {
   // Subscribed first, then `hello`: a client that reads the state after its
-  // hello misses nothing between that read and its first event.
+  // hello misses nothing between that read and its first event. Before the
+  // hub's first look (its baseline), `hello` waits for it: a change committed
+  // before the baseline would be in it, and sent to nobody.
   std::lock_guard<std::mutex> lock(mu_);
-  subscribers_.push_back({stream, run_id});
-  stream->Send("hello", nlohmann::json{{"run", run_id}}.dump());
+  subscribers_.push_back({stream, run_id, step_seq_ >= 0});
+  if (subscribers_.back().greeted) Greet(subscribers_.back());
+}
+
+void EventHub::Greet(Subscriber& s) {
+  s.greeted = true;
+  s.stream->Send("hello", nlohmann::json{{"run", s.run_id}}.dump());
 }
 
 void EventHub::FollowLog(std::shared_ptr<EventStream> stream, const std::string& path, int64_t offset, int64_t run_id,
@@ -78,6 +85,9 @@ void EventHub::Loop() {
       Outbox out;
       Scan(store->runs(), &out);
       Deliver(out);
+      if (step_seq_ >= 0)
+        for (auto& s : subscribers_)
+          if (!s.greeted) Greet(s);
       changed = primed;
     }
     PumpLogs(store->runs(), changed);

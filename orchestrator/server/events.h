@@ -49,6 +49,7 @@ class EventHub {
   struct Subscriber {
     std::shared_ptr<EventStream> stream;
     int64_t run_id;
+    bool greeted;  // sent `hello`, after the hub's first look
   };
   struct Follow {
     std::shared_ptr<EventStream> stream;
@@ -78,6 +79,7 @@ class EventHub {
   // baseline) into `out`. REQUIRES: mu_ is held.
   void Scan(store::RunsStore& store, Outbox* out);
   void Deliver(const Outbox& out);
+  void Greet(Subscriber& s);  // REQUIRES: mu_ is held
   void PumpLogs(store::RunsStore& store, bool store_changed);
 
   std::string db_path_;

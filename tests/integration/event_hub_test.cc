@@ -104,6 +104,8 @@ TEST_F(EventHubTest, EachCommittedStepChangeIsSentOnceAndARewriteWithTheSameStat
   // c again with new outputs only; then b starts; then a and b in one batch.
   Save({.step_id = "c", .state = StepState::kRunning, .tries = 1, .attempts = 1, .outputs = {{"x", spec::Value::FromJson(1)}}});
   Save({.step_id = "b", .state = StepState::kRunning, .tries = 1, .attempts = 1});
+  // Records written twice between two looks are sent once, as they are then: wait for this one.
+  stream_ = ReadUntil(fd_, stream_, [](const std::string& t) { return t.find("\"step\":\"b\"") != std::string::npos; }, 5000);
   StepRecord a{.step_id = "a", .state = StepState::kSucceeded, .tries = 1, .attempts = 1};
   StepRecord b{.step_id = "b", .state = StepState::kFailed, .tries = 1, .attempts = 1, .reason = "exit code 3"};
   ASSERT_TRUE(writer_->runs().SaveSteps(run_, {&a, &b}).ok());
