@@ -58,7 +58,9 @@ export async function signOut() {
 }
 
 // --- streams -------------------------------------------------------------------
-const streams = { events: null, eventsKey: '', onChange: null, log: null, refreshTimer: 0, pollTimer: 0, pollGeneration: 0 };
+const streams = { events: null, eventsKey: '', onChange: null, onStep: null, log: null, refreshTimer: 0, pollTimer: 0, pollGeneration: 0 };
+// The page's reads after events: one at a time; `took` ms the last one.
+const refresh = { running: false, again: false, took: 0 };
 
 // Closes the page's event stream and log stream; the router calls it on
 // every navigation.
@@ -66,6 +68,9 @@ export function closeStreams() {
   if (streams.events) { streams.events.close(); streams.events = null; }
   closeLogStream();
   clearTimeout(streams.refreshTimer);
+  streams.refreshTimer = 0;
+  refresh.again = false;
+  refresh.took = 0;
   stopPolling();
 }
 
@@ -90,22 +95,43 @@ export function poll(fn, ms) {
 }
 
 // One event stream per page: a page that draws itself again keeps its
-// stream (and only swaps the callback); navigation closes it (closeStreams).
-// onChange() runs shortly after each run or step event of `run` (0: all runs)
-// and after each (re)connection, to read again what may have changed before.
-export function listen(run, onChange) {
+// stream (and only swaps the callbacks); navigation closes it (closeStreams).
+// onChange() (async) runs after run and step events of `run` (0: all runs)
+// and after each (re)connection, to read again what may have changed: one
+// call at a time, 60 ms after the event or, if later, twice as long after
+// the previous call as that one took (a big run's page reads megabytes, and
+// its events never pause). onStep(data), if given, runs at once for each
+// step event ({run, step, item, state, attempts}).
+export function listen(run, onChange, onStep) {
   const key = location.hash + '|' + run;
   streams.onChange = onChange;
+  streams.onStep = onStep || null;
   if (streams.events && streams.eventsKey === key) return;
   if (streams.events) streams.events.close();
   const es = new EventSource('/api/events' + (run ? '?run=' + run : ''));
-  const kick = () => { clearTimeout(streams.refreshTimer); streams.refreshTimer = setTimeout(() => streams.onChange(), 60); };
   es.addEventListener('hello', kick);  // subscribed: read again what may have changed before
   es.addEventListener('run', kick);
-  es.addEventListener('step', kick);
+  es.addEventListener('step', (e) => {
+    if (streams.onStep) streams.onStep(JSON.parse(e.data));
+    kick();
+  });
   es.onerror = () => {};  // EventSource reconnects by itself (and gets a new hello)
   streams.events = es;
   streams.eventsKey = key;
+}
+
+function kick() {
+  if (refresh.running) { refresh.again = true; return; }
+  if (streams.refreshTimer) return;
+  streams.refreshTimer = setTimeout(async () => {
+    streams.refreshTimer = 0;
+    refresh.running = true;
+    const t0 = performance.now();
+    try { await streams.onChange(); } catch { /* onChange shows its own errors */ }
+    refresh.took = performance.now() - t0;
+    refresh.running = false;
+    if (refresh.again) { refresh.again = false; kick(); }
+  }, Math.max(60, 2 * refresh.took));
 }
 
 // A log's text so far ('' if it cannot be read).

@@ -2,7 +2,7 @@
 // for the step clicked its attempts, exit reasons, outputs, metrics and its
 // log tailing live; Cancel and Retry failed steps.
 import { api, closeLogStream, closeStreams, fetchText, followLog, listen, session } from './api.js';
-import { drawDag } from './dag.js';
+import { dagView } from './dag.js';
 import { badge, duration, el, main, showError, when } from './dom.js';
 
 export const path = /^#\/r\/(\d+)$/;
@@ -16,13 +16,18 @@ export function show(match) {
   return runPage(Number(match[1]));
 }
 
+const GANTT_LANES = 200;  // the latest attempts drawn: a lane each
+
 function gantt(run) {
-  const attempts = run.attempts.filter((a) => a.started_ms);
-  if (!attempts.length) return el('p', { class: 'muted' }, 'No attempts yet.');
+  const started = run.attempts.filter((a) => a.started_ms);
+  if (!started.length) return el('p', { class: 'muted' }, 'No attempts yet.');
+  const attempts = started.length > GANTT_LANES ? started.slice(-GANTT_LANES) : started;
   const t0 = Math.min(...attempts.map((a) => a.started_ms));
   const now = Date.now();
   const t1 = Math.max(...attempts.map((a) => a.finished_ms || now), t0 + 1);
-  return el('div', { class: 'gantt' }, attempts.map((a) => {
+  const note = attempts.length < started.length
+    ? el('p', { class: 'muted', id: 'gantt-note' }, `The latest ${attempts.length} of ${started.length} attempts.`) : null;
+  return el('div', { class: 'gantt' }, note, attempts.map((a) => {
     const left = ((a.started_ms - t0) / (t1 - t0)) * 100, right = (((a.finished_ms || now) - t0) / (t1 - t0)) * 100;
     const name = a.step + (a.item >= 0 ? `[${a.item}]` : '') + ' #' + a.number;
     const bar = el('div', { class: 'bar ' + a.state, title: `${name}: ${a.state}, ${duration((a.finished_ms || now) - a.started_ms)}` });
@@ -97,19 +102,34 @@ async function runPage(id) {
     run.driver_log ? el('a', { class: 'button', href: `/api/runs/${id}/log`, target: '_blank' }, 'Run log') : null);
   const params = Object.entries(run.params);
   const select = (sid) => { view.selected = sid; renderRun(); };
+  // Drawn once, then brought up to date: the DAG keeps its layout and scroll.
+  const dag = dagView({ onSelect: select });
+  const title = el('h1'), meta = el('p', { class: 'muted' }), timeline = el('div'), panel = el('div');
+  const shown = params.length ? el('p', {}, 'Params: ', params.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join('  ')) : '';
+  main().replaceChildren(title, meta, shown, act,
+    el('div', { class: 'cols' },
+      el('div', {}, el('h2', {}, 'DAG'), dag.el, el('h2', {}, 'Timeline'), timeline),
+      panel));
+  let byId = new Map();
   const renderRun = () => {
     const r = view.run;
-    main().replaceChildren(
-      el('h1', {}, `Run #${r.id} · `, el('a', { href: '#/p/' + encodeURIComponent(r.pipeline) }, r.pipeline), ' ', el('span', { id: 'run-state' }, badge(r.state))),
-      el('p', { class: 'muted' }, `${r.trigger} · created ${when(r.created)} · ${duration(r.duration_ms)}` + (r.cancel_requested && live ? ' · cancelling' : '')),
-      params.length ? el('p', {}, 'Params: ', params.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join('  ')) : null,
-      act,
-      el('div', { class: 'cols' },
-        el('div', {}, el('h2', {}, 'DAG'), drawDag(r.steps, { selected: view.selected, onSelect: select }),
-          el('h2', {}, 'Timeline'), gantt(r)),
-        el('div', {}, stepPanel(r, view.selected))));
+    byId = new Map(r.steps.map((s) => [s.id, s]));
+    title.replaceChildren(`Run #${r.id} · `, el('a', { href: '#/p/' + encodeURIComponent(r.pipeline) }, r.pipeline), ' ', el('span', { id: 'run-state' }, badge(r.state)));
+    meta.textContent = `${r.trigger} · created ${when(r.created)} · ${duration(r.duration_ms)}` + (r.cancel_requested && live ? ' · cancelling' : '');
+    dag.update(r.steps, view.selected);
+    timeline.replaceChildren(gantt(r));
+    panel.replaceChildren(stepPanel(r, view.selected));
   };
   renderRun();
+  if (live) dag.reveal((s) => s.state === 'running');  // a big run's work is seldom in the first columns
+  // A step event changes its box at once; the rest waits for the next read.
+  const onStep = (d) => {
+    const s = d.item === -1 && byId.get(d.step);
+    if (!s) return;
+    s.state = d.state;
+    s.attempts = d.attempts;
+    dag.redrawSoon();
+  };
   listen(id, async () => {
     if (location.hash !== '#/r/' + id) return;
     try {
@@ -120,5 +140,5 @@ async function runPage(id) {
       if (wasLive !== nowLive) { closeStreams(); runPage(id).catch(showError); return; }
       renderRun();
     } catch (x) { showError(x); }
-  });
+  }, onStep);
 }

@@ -95,7 +95,8 @@ class Api {
   Response DeleteService(const Request& r, const std::string& name);
   Response NoSuchService(const std::string& name);
 
-  std::shared_ptr<const spec::Pipeline> StoredPipeline(const store::RunRow& row);
+  struct StoredSpec;  // api_runs.cc
+  std::shared_ptr<const StoredSpec> StoredPipeline(const store::RunRow& row);
 
   ApiOptions options_;
   Catalog* catalog_;
@@ -103,7 +104,7 @@ class Api {
   EventHub* events_;
   std::mutex mu_;
   std::map<std::string, Session> sessions_;                                // by cookie value
-  std::map<std::string, std::shared_ptr<const spec::Pipeline>> specs_;    // stored specs by hash
+  std::map<std::string, std::shared_ptr<const StoredSpec>> specs_;       // stored specs by hash
 };
 
 // The server's answer to anything that went wrong: {"error": {"code", "message"}}.

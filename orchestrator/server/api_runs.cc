@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -52,15 +53,33 @@ json ParamsOf(const spec::Pipeline& p) {
   return out;
 }
 
+// Each step's DAG fields in plan order, as JSON text without braces: id,
+// needs, layer, foreach, kind. Text, because a run's answer repeats them for
+// every step (10,000 in a big pipeline) and they depend on the spec alone.
+std::vector<std::pair<size_t, std::string>> DagFields(const spec::Pipeline& p, const engine::Plan& plan) {
+  std::vector<std::pair<size_t, std::string>> out;
+  out.reserve(plan.order.size());
+  for (size_t i : plan.order) {
+    const spec::Step& s = p.steps[i];
+    std::string f = "\"id\":" + JsonUserString(s.id) + ",\"needs\":[";
+    for (size_t k = 0; k < s.needs.size(); ++k) {
+      if (k) f += ',';
+      f += JsonUserString(s.needs[k]);
+    }
+    f += "],\"layer\":" + std::to_string(plan.layer[i]) + ",\"foreach\":" + (s.has_foreach ? "true" : "false");
+    f += ",\"kind\":" + JsonUserString(s.uses.empty() ? "run" : s.uses);
+    out.emplace_back(i, std::move(f));
+  }
+  return out;
+}
+
 json DagOf(const spec::Pipeline& p, const spec::ParamValues* params) {
   engine::Plan plan = engine::MakePlan(p);
   std::vector<engine::Forecast> forecast;
   if (params) forecast = engine::ForecastPlan(plan, *params);
   json steps = json::array();
-  for (size_t i : plan.order) {
-    const spec::Step& s = p.steps[i];
-    json j = {{"id", s.id}, {"needs", s.needs}, {"layer", plan.layer[i]}, {"foreach", s.has_foreach},
-              {"kind", s.uses.empty() ? "run" : s.uses}};
+  for (auto& [i, fields] : DagFields(p, plan)) {
+    json j = json::parse("{" + fields + "}");
     if (!forecast.empty()) {
       auto k = forecast[i].kind;
       j["forecast"] = k == engine::Forecast::Kind::kRuns ? "runs" : k == engine::Forecast::Kind::kSkipped ? "skipped" : "at-run-time";
@@ -221,7 +240,13 @@ Response Api::StartRun(const Request& r, const std::string& name) {
   return res;
 }
 
-std::shared_ptr<const spec::Pipeline> Api::StoredPipeline(const store::RunRow& row) {
+// A run's spec, parsed once, and its DAG's fields (DagFields).
+struct Api::StoredSpec {
+  spec::Pipeline pipeline;
+  std::vector<std::pair<size_t, std::string>> dag;
+};
+
+std::shared_ptr<const Api::StoredSpec> Api::StoredPipeline(const store::RunRow& row) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = specs_.find(row.spec_hash);
@@ -231,60 +256,93 @@ std::shared_ptr<const spec::Pipeline> Api::StoredPipeline(const store::RunRow& r
   if (!text.ok()) return nullptr;
   auto p = spec::ParsePipeline(row.spec_path, *text);
   if (!p.ok()) return nullptr;
-  auto shared = std::make_shared<const spec::Pipeline>(std::move(*p));
+  auto stored = std::make_shared<StoredSpec>();
+  stored->pipeline = std::move(*p);
+  stored->dag = DagFields(stored->pipeline, engine::MakePlan(stored->pipeline));
   std::lock_guard<std::mutex> lock(mu_);
-  specs_[row.spec_hash] = shared;
-  return shared;
+  specs_[row.spec_hash] = stored;
+  return stored;
 }
 
+// Written as text: with 10,000 steps and as many attempts, building it as
+// nlohmann values took most of a second (their maps and allocations); the
+// DAG's part comes from the spec's cache.
 Response Api::GetRun(int64_t id) {
   auto row = Runs().GetRun(id);
   if (!row.ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
-  json j = RunJson(*row);
-  auto p = StoredPipeline(*row);
+  auto spec = StoredPipeline(*row);
   auto records = Runs().LoadSteps(id);
   auto attempts = Runs().ListAttempts(id);
   auto metrics = Runs().ListMetrics(id);
   if (!records.ok() || !attempts.ok() || !metrics.ok()) return ErrorResponse(500, "internal", "cannot read run " + std::to_string(id));
-  std::map<std::string, const engine::StepRecord*> main_records;
+  std::unordered_map<std::string, const engine::StepRecord*> main_records;
   std::map<std::string, std::map<std::string, int>> item_counts;
   for (const auto& rec : *records) {
     if (rec.item < 0) main_records[rec.step_id] = &rec;
     else item_counts[rec.step_id][engine::Name(rec.state)]++;
   }
   store::UnitDurations durations(*attempts, NowMs());
-  json steps = p ? DagOf(*p, nullptr) : json::array();
-  for (auto& s : steps) {
-    std::string sid = s["id"];
-    auto it = main_records.find(sid);
-    if (it != main_records.end()) {
-      const auto& rec = *it->second;
-      s.update(store::StepRecordJson(rec, durations.Of(sid, -1)));
-      s["attempts"] = rec.attempts;
-      if (rec.items) s["items"] = rec.items->size();
+  Response res;
+  res.headers.emplace_back("Cache-Control", "no-store");
+  std::string& o = res.body;
+  o.reserve(512 + (spec ? spec->dag.size() * 200 : 0) + records->size() * 100 + attempts->size() * 300 + metrics->size() * 100);
+  o = RunJsonText(*row);
+  o.pop_back();  // its closing brace: the run's fields go on
+  o += ",\"steps\":[";
+  bool first = true;
+  for (const auto& [index, fields] : spec ? spec->dag : std::vector<std::pair<size_t, std::string>>{}) {
+    const std::string& sid = spec->pipeline.steps[index].id;
+    o += first ? "{" : ",{";
+    first = false;
+    o += fields;
+    o += ',';
+    if (auto it = main_records.find(sid); it != main_records.end()) {
+      const engine::StepRecord& rec = *it->second;
+      store::AppendStepRecordFields(&o, rec, durations.Of(sid, -1));
+      o += ",\"attempts\":" + std::to_string(rec.attempts);
+      if (rec.items) o += ",\"items\":" + std::to_string(rec.items->size());
     } else {
-      s["state"] = "pending";
-      s["duration_ms"] = store::DurationJson(durations.Of(sid, -1));
+      o += "\"state\":\"pending\",\"duration_ms\":" + store::DurationText(durations.Of(sid, -1));
     }
-    if (item_counts.count(sid)) s["item_states"] = item_counts[sid];
+    if (auto it = item_counts.find(sid); it != item_counts.end()) {
+      o += ",\"item_states\":{";
+      bool first_state = true;
+      for (const auto& [state, n] : it->second) {
+        if (!first_state) o += ',';
+        first_state = false;
+        o += '"';
+        o += state;
+        o += "\":";
+        o += std::to_string(n);
+      }
+      o += '}';
+    }
+    o += '}';
   }
-  j["steps"] = steps;
-  json items = json::array();
+  o += "],\"items\":[";
+  first = true;
   for (const auto& rec : *records)
     if (rec.item >= 0) {
-      json item = store::StepRecordJson(rec, durations.Of(rec.step_id, rec.item));
-      item["attempts"] = rec.attempts;
-      items.push_back(std::move(item));
+      o += first ? "{\"id\":" : ",{\"id\":";
+      first = false;
+      o += JsonUserString(rec.step_id);
+      o += ',';
+      store::AppendStepRecordFields(&o, rec, durations.Of(rec.step_id, rec.item));
+      o += ",\"attempts\":" + std::to_string(rec.attempts) + "}";
     }
-  j["items"] = items;
-  json at = json::array();
-  for (const auto& a : *attempts) at.push_back(store::AttemptJson(a));
-  j["attempts"] = at;
-  json ms = json::array();
-  for (const auto& mrow : *metrics) ms.push_back(store::MetricJson(mrow));
-  j["metrics"] = ms;
-  j["driver_log"] = fs::exists(launcher_->DriverLog(id));
-  return Json(200, j);
+  o += "],\"attempts\":[";
+  for (size_t i = 0; i < attempts->size(); ++i) {
+    if (i) o += ',';
+    store::AppendAttemptJson(&o, (*attempts)[i]);
+  }
+  o += "],\"metrics\":[";
+  for (size_t i = 0; i < metrics->size(); ++i) {
+    if (i) o += ',';
+    store::AppendMetricJson(&o, (*metrics)[i]);
+  }
+  o += "],\"driver_log\":";
+  o += fs::exists(launcher_->DriverLog(id)) ? "true}" : "false}";
+  return res;
 }
 
 Response Api::CancelRun(int64_t id) {
@@ -318,7 +376,8 @@ Response Api::RetryRun(int64_t id) {
     default:
       return ErrorResponse(409, "conflict", "run " + std::to_string(id) + " succeeded; there are no failed steps to retry");
   }
-  auto p = StoredPipeline(*row);
+  auto stored = StoredPipeline(*row);
+  const spec::Pipeline* p = stored ? &stored->pipeline : nullptr;
   // A failed run may have nothing to run again (its driver died before any
   // step started): refused here as `sluice retry` would refuse it, not
   // accepted and then failed by the child.
@@ -338,9 +397,16 @@ Response Api::ListAttempts(int64_t id) {
   if (!row.ok()) return ErrorResponse(404, "not_found", "no run " + std::to_string(id));
   auto attempts = Runs().ListAttempts(id);
   if (!attempts.ok()) return ErrorResponse(500, "internal", attempts.status().message());
-  json at = json::array();
-  for (const auto& a : *attempts) at.push_back(store::AttemptJson(a));
-  return Json(200, {{"attempts", at}});
+  Response res;
+  res.headers.emplace_back("Cache-Control", "no-store");
+  res.body.reserve(32 + attempts->size() * 300);
+  res.body = "{\"attempts\":[";
+  for (size_t i = 0; i < attempts->size(); ++i) {
+    if (i) res.body += ',';
+    store::AppendAttemptJson(&res.body, (*attempts)[i]);
+  }
+  res.body += "]}";
+  return res;
 }
 
 namespace {
@@ -393,11 +459,11 @@ Response Api::StepLog(const Request& r, int64_t id, const std::string& step) {
     return ErrorResponse(400, "bad_request", "item must be a foreach item index");
   if (auto a = r.Query("attempt"); a && !ParseId(*a, &number))
     return ErrorResponse(400, "bad_request", "attempt must be an attempt number (1, 2, ...)");
-  auto attempts = Runs().ListAttempts(id);
+  auto attempts = Runs().StepAttempts(id, step, static_cast<int>(item));
   if (!attempts.ok()) return ErrorResponse(500, "internal", attempts.status().message());
   const engine::AttemptRecord* found = nullptr;
   for (const auto& a : *attempts)
-    if (a.step_id == step && a.item == item && (number == 0 || a.number == number)) found = &a;
+    if (number == 0 || a.number == number) found = &a;
   if (!found)
     return ErrorResponse(404, "not_found", "run " + std::to_string(id) + " has no attempt of " + Quote(step) +
                                                (item >= 0 ? "[" + std::to_string(item) + "]" : std::string()));

@@ -1,12 +1,13 @@
 #include "server/events.h"
 
+#include <algorithm>
 #include <fstream>
-#include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "store/open.h"
 #include "util/json.h"
+#include "util/strings.h"
 
 namespace sluice::server {
 
@@ -26,10 +27,17 @@ EventHub::~EventHub() {
 
 void EventHub::Subscribe(std::shared_ptr<EventStream> stream, int64_t run_id) {
   // Subscribed first, then `hello`: a client that reads the state after its
-  // hello misses nothing between that read and its first event.
+  // hello misses nothing between that read and its first event. Before the
+  // hub's first look (its baseline), `hello` waits for it: a change committed
+  // before the baseline would be in it, and sent to nobody.
   std::lock_guard<std::mutex> lock(mu_);
-  subscribers_.push_back({stream, run_id});
-  stream->Send("hello", nlohmann::json{{"run", run_id}}.dump());
+  subscribers_.push_back({stream, run_id, step_seq_ >= 0});
+  if (subscribers_.back().greeted) Greet(subscribers_.back());
+}
+
+void EventHub::Greet(Subscriber& s) {
+  s.greeted = true;
+  s.stream->Send("hello", nlohmann::json{{"run", s.run_id}}.dump());
 }
 
 void EventHub::FollowLog(std::shared_ptr<EventStream> stream, const std::string& path, int64_t offset, int64_t run_id,
@@ -39,16 +47,27 @@ void EventHub::FollowLog(std::shared_ptr<EventStream> stream, const std::string&
   cv_.notify_all();
 }
 
-void EventHub::Broadcast(int64_t run_id, const char* event, const std::string& data) {
-  for (auto& s : subscribers_)
-    if (s.run_id == 0 || s.run_id == run_id) s.stream->Send(event, data);
+void EventHub::Outbox::Add(int64_t run_id, const char* event, const std::string& data) {
+  std::string text = EventStream::FormatEvent(event, data);
+  all += text;
+  by_run[run_id] += text;
+}
+
+void EventHub::Deliver(const Outbox& out) {
+  if (out.all.empty()) return;
+  for (auto& s : subscribers_) {
+    if (s.run_id == 0) {
+      s.stream->SendText(out.all);
+    } else if (auto it = out.by_run.find(s.run_id); it != out.by_run.end()) {
+      s.stream->SendText(it->second);
+    }
+  }
 }
 
 void EventHub::Loop() {
   std::unique_ptr<store::Store> store;
   int64_t version = -1;
   auto last_ping = std::chrono::steady_clock::now();
-  bool primed = false;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
     cv_.wait_for(lock, poll_);
@@ -62,13 +81,14 @@ void EventHub::Loop() {
     bool changed = v.ok() && *v != version;
     if (changed) {
       version = *v;
-      if (!primed) {  // the state at start is the baseline, not news
-        Scan(store->runs());
-        primed = true;
-        changed = false;
-      } else {
-        Scan(store->runs());
-      }
+      bool primed = step_seq_ >= 0;  // the state at start is the baseline, not news
+      Outbox out;
+      Scan(store->runs(), &out);
+      Deliver(out);
+      if (step_seq_ >= 0)
+        for (auto& s : subscribers_)
+          if (!s.greeted) Greet(s);
+      changed = primed;
     }
     PumpLogs(store->runs(), changed);
     auto now = std::chrono::steady_clock::now();
@@ -80,8 +100,15 @@ void EventHub::Loop() {
   }
 }
 
-// Called with mu_ held, on the hub's thread.
-void EventHub::Scan(store::RunsStore& store) {
+void EventHub::Scan(store::RunsStore& store, Outbox* out) {
+  bool baseline = step_seq_ < 0;
+  if (baseline) {
+    auto last = store.LastStepSeq();
+    if (!last.ok()) return;
+    step_seq_ = *last;
+  }
+  bool quiet = baseline || subscribers_.empty();
+  // The runs: the newest, and every one that may still change (by index).
   std::map<int64_t, store::RunRow> runs;
   store::RunFilter f;
   f.limit = 20;
@@ -94,56 +121,47 @@ void EventHub::Scan(store::RunsStore& store) {
     if (auto r = store.ListRuns(g); r.ok())
       for (auto& row : *r) runs[row.id] = row;
   }
-  bool quiet = seen_.empty() && subscribers_.empty();
   std::map<int64_t, RunSeen> next;
   for (auto& [id, row] : runs) {
-    RunSeen now;
+    RunSeen& now = next[id];
     now.state = engine::Name(row.state);
     auto old = seen_.find(id);
-    bool unchanged_final = old != seen_.end() && old->second.state == now.state &&
-                           row.state != RunState::kPending && row.state != RunState::kRunning &&
-                           row.state != RunState::kQueued;
-    if (unchanged_final) {  // nothing moves in a finished run
-      next[id] = std::move(old->second);
-      continue;
-    }
-    if (auto steps = store.LoadSteps(id); steps.ok())
-      for (auto& s : *steps) now.steps[{s.step_id, s.item}] = {engine::Name(s.state), s.attempts};
-    if (!quiet) {
-      if (old == seen_.end() || old->second.state != now.state)
-        Broadcast(id, "run", nlohmann::json{{"run", id}, {"pipeline", row.pipeline}, {"state", now.state}}.dump());
-      for (auto& [key, value] : now.steps) {
-        const std::pair<std::string, int>* before = nullptr;
-        if (old != seen_.end()) {
-          auto it = old->second.steps.find(key);
-          if (it != old->second.steps.end()) before = &it->second;
-        }
-        if (before && *before == value) continue;
-        Broadcast(id, "step",
-                  nlohmann::json{{"run", id}, {"step", key.first}, {"item", key.second}, {"state", value.first},
-                                 {"attempts", value.second}}
-                      .dump());
-      }
-    }
-    next[id] = std::move(now);
+    if (old != seen_.end()) now.steps = std::move(old->second.steps);
+    if (!quiet && (old == seen_.end() || old->second.state != now.state))
+      out->Add(id, "run",
+               "{\"pipeline\":" + JsonString(row.pipeline) + ",\"run\":" + std::to_string(id) + ",\"state\":\"" + now.state +
+                   "\"}");
   }
   seen_ = std::move(next);
+  if (baseline) return;
+  // The step records written since the last look, and only those.
+  auto changes = store.StepsWrittenAfter(step_seq_);
+  if (!changes.ok()) return;
+  for (const store::StepChange& c : *changes) {
+    step_seq_ = std::max(step_seq_, c.seq);
+    if (auto run = seen_.find(c.run_id); run != seen_.end()) {
+      std::pair<engine::StepState, int> value{c.state, c.attempts};
+      auto [it, added] = run->second.steps.try_emplace({c.step_id, c.item}, value);
+      if (!added && it->second == value) continue;  // rewritten, but nothing a client shows changed
+      it->second = value;
+    }
+    if (quiet) continue;
+    out->Add(c.run_id, "step",
+             "{\"attempts\":" + std::to_string(c.attempts) + ",\"item\":" + std::to_string(c.item) +
+                 ",\"run\":" + std::to_string(c.run_id) + ",\"state\":\"" + engine::Name(c.state) +
+                 "\",\"step\":" + JsonString(c.step_id) + "}");
+  }
 }
 
 void EventHub::PumpLogs(store::RunsStore& store, bool store_changed) {
   if (follows_.empty()) return;
-  std::map<int64_t, std::vector<engine::AttemptRecord>> attempts;
   for (Follow& f : follows_) {
     if (!f.stream->open()) continue;
     if (store_changed || !f.checked) {
       f.checked = true;
-      if (!attempts.count(f.run_id)) {
-        auto a = store.ListAttempts(f.run_id);
-        attempts[f.run_id] = a.ok() ? *a : std::vector<engine::AttemptRecord>{};
-      }
-      for (const auto& a : attempts[f.run_id])
-        if (a.step_id == f.step && a.item == f.item && a.number == f.number)
-          f.finished = a.state != engine::StepState::kRunning;
+      if (auto attempts = store.StepAttempts(f.run_id, f.step, f.item); attempts.ok())
+        for (const auto& a : *attempts)
+          if (a.number == f.number) f.finished = a.state != engine::StepState::kRunning;
     }
     // The text first, then (if the attempt had finished before we read) the end.
     bool finished = f.finished;

@@ -60,9 +60,16 @@ class EventStream {
   virtual ~EventStream() = default;
   // Queues "event: <event>\ndata: <data>\n\n" (or a comment if event is
   // empty). False once the client is gone.
-  virtual bool Send(std::string_view event, std::string_view data) = 0;
+  bool Send(std::string_view event, std::string_view data) { return SendText(FormatEvent(event, data)); }
+  // Queues whole events made by FormatEvent, written as one piece: a
+  // sender of many events at once (the event hub) formats them once for
+  // all its clients and queues each client one string.
+  virtual bool SendText(std::string events) = 0;
   virtual bool open() const = 0;
   virtual void Close() = 0;
+
+  // The text of one event: one `data:` line per line of `data`.
+  static std::string FormatEvent(std::string_view event, std::string_view data);
 };
 
 struct Response {

@@ -380,24 +380,10 @@ class Session : public std::enable_shared_from_this<Session> {
   class Stream : public EventStream {
    public:
     explicit Stream(std::weak_ptr<Session> s) : session_(std::move(s)) {}
-    bool Send(std::string_view event, std::string_view data) override {
+    bool SendText(std::string events) override {
       auto s = session_.lock();
       if (!s || s->gone) return false;
-      std::string text;
-      if (event.empty()) {
-        text = ": " + std::string(data) + "\n\n";
-      } else {
-        text = "event: " + std::string(event) + "\n";
-        size_t start = 0;
-        while (true) {  // one data: line per line of data
-          size_t nl = data.find('\n', start);
-          text += "data: " + std::string(data.substr(start, nl == std::string_view::npos ? nl : nl - start)) + "\n";
-          if (nl == std::string_view::npos) break;
-          start = nl + 1;
-        }
-        text += "\n";
-      }
-      s->Enqueue(std::move(text));
+      s->Enqueue(std::move(events));
       return true;
     }
     bool open() const override {
@@ -426,6 +412,29 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 }  // namespace
+
+std::string EventStream::FormatEvent(std::string_view event, std::string_view data) {
+  std::string text;
+  if (event.empty()) {
+    text = ": " + std::string(data) + "\n\n";
+    return text;
+  }
+  text.reserve(event.size() + data.size() + 16);
+  text += "event: ";
+  text += event;
+  text += '\n';
+  size_t start = 0;
+  while (true) {  // one data: line per line of data
+    size_t nl = data.find('\n', start);
+    text += "data: ";
+    text += data.substr(start, nl == std::string_view::npos ? nl : nl - start);
+    text += '\n';
+    if (nl == std::string_view::npos) break;
+    start = nl + 1;
+  }
+  text += '\n';
+  return text;
+}
 
 Responder::State::~State() {
   if (!sent.exchange(true)) session->Answer(session->shared().Error(500, "internal", "the server failed to answer"));

@@ -395,6 +395,16 @@ CREATE TABLE feedback (
 CREATE INDEX feedback_by_service ON feedback(service, version, at_ms);
 )sql";
 
+// Version 13: the order of step record writes, so that a reader (the
+// server's event hub) reads only the records written since it last looked,
+// not every step of every active run; and the runs by state, so that the
+// active runs are found without walking every run.
+const char* kSchemaV13 = R"sql(
+ALTER TABLE steps ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX steps_by_seq ON steps(seq);
+CREATE INDEX runs_by_state ON runs(state, id);
+)sql";
+
 }  // namespace
 
 Db::~Db() {
@@ -478,7 +488,7 @@ Status Db::Migrate() {
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
   static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7, kSchemaV8,
-                                       kSchemaV9, kSchemaV10, kSchemaV11, kSchemaV12};
+                                       kSchemaV9, kSchemaV10, kSchemaV11, kSchemaV12, kSchemaV13};
   static_assert(std::size(kMigrations) == kSchemaVersion);
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "util/json.h"
 #include "util/strings.h"
 
 namespace sluice::store {
@@ -9,8 +10,6 @@ namespace sluice::store {
 using json = nlohmann::json;
 
 namespace {
-
-json Time(int64_t ms) { return ms ? json(IsoTime(ms)) : json(); }
 
 // Built by appending: `"\"" + IsoTime(ms)` draws a false -Wrestrict from GCC 12.
 std::string TimeText(int64_t ms) {
@@ -48,39 +47,98 @@ json RunJson(const RunRow& r, bool interrupted, int64_t now_ms) {
   return json::parse(RunJsonText(r, interrupted, now_ms));
 }
 
+void AppendAttemptJson(std::string* out, const engine::AttemptRecord& a) {
+  std::string& o = *out;
+  o += "{\"id\":";
+  o += std::to_string(a.id);
+  o += ",\"step\":";
+  o += JsonUserString(a.step_id);
+  o += ",\"item\":";
+  o += std::to_string(a.item);
+  o += ",\"number\":";
+  o += std::to_string(a.number);
+  o += ",\"state\":\"";
+  o += engine::Name(a.state);
+  o += "\",\"reason\":";
+  o += JsonUserString(a.reason);
+  o += ",\"exit_code\":";
+  o += std::to_string(a.exit_code);
+  o += ",\"pid\":";
+  o += std::to_string(a.pid);
+  o += ",\"job_id\":";
+  o += JsonUserString(a.job_id);
+  o += ",\"started\":";
+  o += TimeText(a.started_ms);
+  o += ",\"finished\":";
+  o += TimeText(a.finished_ms);
+  o += ",\"started_ms\":";
+  o += std::to_string(a.started_ms);
+  o += ",\"finished_ms\":";
+  o += std::to_string(a.finished_ms);
+  o += ",\"log\":";
+  o += JsonUserString(a.log_path);
+  o += '}';
+}
+
 json AttemptJson(const engine::AttemptRecord& a) {
-  return {{"id", a.id},
-          {"step", a.step_id},
-          {"item", a.item},
-          {"number", a.number},
-          {"state", engine::Name(a.state)},
-          {"reason", a.reason},
-          {"exit_code", a.exit_code},
-          {"pid", a.pid},
-          {"job_id", a.job_id},
-          {"started", Time(a.started_ms)},
-          {"finished", Time(a.finished_ms)},
-          {"started_ms", a.started_ms},
-          {"finished_ms", a.finished_ms},
-          {"log", a.log_path}};
+  std::string text;
+  AppendAttemptJson(&text, a);
+  return json::parse(text);
+}
+
+void AppendMetricJson(std::string* out, const MetricRow& m) {
+  std::string& o = *out;
+  o += "{\"step\":";
+  o += JsonUserString(m.step_id);
+  o += ",\"item\":";
+  o += std::to_string(m.item);
+  o += ",\"attempt\":";
+  o += std::to_string(m.attempt);
+  o += ",\"name\":";
+  o += JsonUserString(m.name);
+  o += ",\"value\":";
+  o += json(m.value).dump();  // nlohmann's shortest round-trip number; null for NaN and infinities
+  o += ",\"index\":";
+  o += std::to_string(m.index);
+  o += '}';
 }
 
 json MetricJson(const MetricRow& m) {
-  return {{"step", m.step_id}, {"item", m.item},   {"attempt", m.attempt},
-          {"name", m.name},    {"value", m.value}, {"index", m.index}};
+  std::string text;
+  AppendMetricJson(&text, m);
+  return json::parse(text);
+}
+
+void AppendStepRecordFields(std::string* out, const engine::StepRecord& s, std::optional<int64_t> duration_ms) {
+  std::string& o = *out;
+  o += "\"state\":\"";
+  o += engine::Name(s.state);
+  o += "\",\"reason\":";
+  o += JsonUserString(s.reason);
+  if (s.item >= 0) {
+    o += ",\"item\":";
+    o += std::to_string(s.item);
+    o += ",\"item_value\":";
+    o += JsonText(s.item_value.ToJson());
+  }
+  o += ",\"outputs\":{";
+  bool first = true;
+  for (const auto& [k, v] : s.outputs) {
+    if (!first) o += ',';
+    first = false;
+    o += JsonUserString(k);
+    o += ':';
+    o += JsonText(v.ToJson());
+  }
+  o += "},\"duration_ms\":";
+  o += DurationText(duration_ms);
 }
 
 json StepRecordJson(const engine::StepRecord& s, std::optional<int64_t> duration_ms) {
-  json j = {{"id", s.step_id}, {"state", engine::Name(s.state)}, {"reason", s.reason}};
-  if (s.item >= 0) {
-    j["item"] = s.item;
-    j["item_value"] = s.item_value.ToJson();
-  }
-  json outputs = json::object();
-  for (const auto& [k, v] : s.outputs) outputs[k] = v.ToJson();
-  j["outputs"] = std::move(outputs);
-  j["duration_ms"] = DurationJson(duration_ms);
-  return j;
+  std::string text = "{\"id\":" + JsonUserString(s.step_id) + ",";
+  AppendStepRecordFields(&text, s, duration_ms);
+  text += '}';
+  return json::parse(text);
 }
 
 UnitDurations::UnitDurations(const std::vector<engine::AttemptRecord>& attempts, int64_t now_ms) : now_ms_(now_ms) {

@@ -40,14 +40,20 @@ nlohmann::json RunJson(const RunRow& r, bool interrupted, int64_t now_ms);
 
 // An attempt: id, step, item (-1 for a plain step), number, state, reason,
 // exit_code, pid, job_id, started, finished, started_ms, finished_ms, log.
+// The text versions append to `out` and are the definitions (a run of
+// 10,000 steps is answered in text; the nlohmann ones parse them).
+void AppendAttemptJson(std::string* out, const engine::AttemptRecord& a);
 nlohmann::json AttemptJson(const engine::AttemptRecord& a);
 
 // A metric: step (the step's id), item, attempt (its number), name, value,
 // index (the epoch or batch it was measured at).
+void AppendMetricJson(std::string* out, const MetricRow& m);
 nlohmann::json MetricJson(const MetricRow& m);
 
 // A step record: id (the step's), state, reason, outputs, duration_ms; a
-// foreach item adds item (its index) and item_value.
+// foreach item adds item (its index) and item_value. The fields alone
+// (every one but id, without braces) for documents that add their own.
+void AppendStepRecordFields(std::string* out, const engine::StepRecord& s, std::optional<int64_t> duration_ms);
 nlohmann::json StepRecordJson(const engine::StepRecord& s, std::optional<int64_t> duration_ms);
 
 // How long each step and item took, from a run's attempts (oldest first):
@@ -71,5 +77,6 @@ class UnitDurations {
 
 // A duration for JSON: the milliseconds, or null.
 inline nlohmann::json DurationJson(std::optional<int64_t> ms) { return ms ? nlohmann::json(*ms) : nlohmann::json(); }
+inline std::string DurationText(std::optional<int64_t> ms) { return ms ? std::to_string(*ms) : std::string("null"); }
 
 }  // namespace sluice::store

@@ -16,6 +16,12 @@ using engine::AttemptRecord;
 using engine::StepRecord;
 using engine::StepState;
 
+// Every write of a step record sets its seq to one more than the largest
+// (specs/store.md, version 13): writers are serialised by SQLite's lock, so
+// a later commit's records have larger seqs than any committed before it.
+// One UPDATE statement gives its rows the same seq.
+#define SLUICE_NEXT_SEQ "seq = (SELECT IFNULL(MAX(seq), 0) + 1 FROM steps)"
+
 namespace {
 
 std::string OutputsJson(const engine::Outputs& o) {
@@ -190,40 +196,76 @@ Result<std::vector<StepRecord>> RunsStore::LoadSteps(int64_t run_id) {
   return out;
 }
 
+#define SLUICE_ATTEMPT_COLUMNS                                                                        \
+  "SELECT id, step_id, item, number, state, reason, IFNULL(exit_code, -1), IFNULL(pid, 0), "           \
+  "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), log_path, IFNULL(job_id, '') FROM attempts "
+
+namespace {
+
+AttemptRecord ReadAttempt(Query& q, int64_t run_id) {
+  AttemptRecord a;
+  a.id = q.Int(0);
+  a.run_id = run_id;
+  a.step_id = q.Text(1);
+  a.item = static_cast<int>(q.Int(2));
+  a.number = static_cast<int>(q.Int(3));
+  a.state = engine::ParseStepState(q.Text(4)).value_or(StepState::kLost);
+  a.reason = q.Text(5);
+  a.exit_code = static_cast<int>(q.Int(6));
+  a.pid = q.Int(7);
+  a.started_ms = q.Int(8);
+  a.finished_ms = q.Int(9);
+  a.log_path = q.Text(10);
+  a.job_id = q.Text(11);
+  return a;
+}
+
+}  // namespace
+
 Result<std::vector<AttemptRecord>> RunsStore::ListAttempts(int64_t run_id) {
-  Query q = db_.Prepare(
-      "SELECT id, step_id, item, number, state, reason, IFNULL(exit_code, -1), IFNULL(pid, 0), "
-      "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), log_path, IFNULL(job_id, '') FROM attempts WHERE run_id = ? "
-      "ORDER BY id");
+  Query q = db_.Prepare(SLUICE_ATTEMPT_COLUMNS "WHERE run_id = ? ORDER BY id");
   q.Bind(1, run_id);
   std::vector<AttemptRecord> out;
-  Status st = q.ForEachRow("list attempts of run " + std::to_string(run_id), [&] {
-    AttemptRecord a;
-    a.id = q.Int(0);
-    a.run_id = run_id;
-    a.step_id = q.Text(1);
-    a.item = static_cast<int>(q.Int(2));
-    a.number = static_cast<int>(q.Int(3));
-    a.state = engine::ParseStepState(q.Text(4)).value_or(StepState::kLost);
-    a.reason = q.Text(5);
-    a.exit_code = static_cast<int>(q.Int(6));
-    a.pid = q.Int(7);
-    a.started_ms = q.Int(8);
-    a.finished_ms = q.Int(9);
-    a.log_path = q.Text(10);
-    a.job_id = q.Text(11);
-    out.push_back(std::move(a));
-  });
+  Status st = q.ForEachRow("list attempts of run " + std::to_string(run_id), [&] { out.push_back(ReadAttempt(q, run_id)); });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<std::vector<AttemptRecord>> RunsStore::StepAttempts(int64_t run_id, const std::string& step, int item) {
+  Query q = db_.Prepare(SLUICE_ATTEMPT_COLUMNS "WHERE run_id = ? AND step_id = ? AND item = ? ORDER BY number");
+  q.Bind(1, run_id).Bind(2, step).Bind(3, item);
+  std::vector<AttemptRecord> out;
+  Status st = q.ForEachRow("list attempts of run " + std::to_string(run_id) + " / step " + step,
+                           [&] { out.push_back(ReadAttempt(q, run_id)); });
   if (!st.ok()) return st;
   return out;
 }
 
 Result<AttemptRecord> RunsStore::LatestAttempt(int64_t run_id, const std::string& step, int item) {
-  auto all = ListAttempts(run_id);
+  auto all = StepAttempts(run_id, step, item);
   if (!all.ok()) return all.status();
-  for (auto it = all->rbegin(); it != all->rend(); ++it)
-    if (it->step_id == step && it->item == item) return *it;
-  return Status::NotFound("run " + std::to_string(run_id) + " has no attempt of step '" + step + "'");
+  if (all->empty()) return Status::NotFound("run " + std::to_string(run_id) + " has no attempt of step '" + step + "'");
+  return all->back();
+}
+
+#undef SLUICE_ATTEMPT_COLUMNS
+
+Result<std::vector<StepChange>> RunsStore::StepsWrittenAfter(int64_t seq) {
+  Query q = db_.Prepare("SELECT run_id, step_id, item, state, attempts, seq FROM steps WHERE seq > ? ORDER BY seq");
+  q.Bind(1, seq);
+  std::vector<StepChange> out;
+  Status st = q.ForEachRow("read the step records written after " + std::to_string(seq), [&] {
+    out.push_back({q.Int(0), q.Text(1), static_cast<int>(q.Int(2)),
+                   engine::ParseStepState(q.Text(3)).value_or(StepState::kPending), static_cast<int>(q.Int(4)), q.Int(5)});
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<int64_t> RunsStore::LastStepSeq() {
+  Query q = db_.Prepare("SELECT IFNULL(MAX(seq), 0) FROM steps");
+  if (q.Step() != SQLITE_ROW) return db_.Error("read the last step record written");
+  return q.Int(0);
 }
 
 Result<std::optional<AttemptRecord>> RunsStore::LatestResult(const std::string& pipeline, const std::string& step,
@@ -323,11 +365,11 @@ Status RunsStore::ResetSteps(int64_t run_id, const std::vector<std::string>& rer
         return db_.Error("store the reloaded spec of run " + std::to_string(run_id));
     }
     Query all = db_.Prepare(
-        "UPDATE steps SET state = 'pending', tries = 0, reason = '', outputs = '{}', items = NULL "
-        "WHERE run_id = ? AND step_id = ?");
+        "UPDATE steps SET state = 'pending', tries = 0, reason = '', outputs = '{}', items = NULL, " SLUICE_NEXT_SEQ
+        " WHERE run_id = ? AND step_id = ?");
     Query failed = db_.Prepare(
-        "UPDATE steps SET state = 'pending', tries = 0, reason = '', outputs = '{}' "
-        "WHERE run_id = ? AND step_id = ? AND state IN ('failed', 'cancelled', 'pending', 'running')");
+        "UPDATE steps SET state = 'pending', tries = 0, reason = '', outputs = '{}', " SLUICE_NEXT_SEQ
+        " WHERE run_id = ? AND step_id = ? AND state IN ('failed', 'cancelled', 'pending', 'running')");
     Query run = db_.Prepare("UPDATE runs SET state = 'pending', finished_ms = NULL, cancel_requested = 0 WHERE id = ?");
     bool ok = true;
     for (const std::string& s : rerun) {
@@ -364,8 +406,8 @@ Status RunsStore::Flush() { return db_.Flush(); }
 
 Status RunsStore::SaveStep(int64_t run_id, const StepRecord& s) {
   Query q = db_.Prepare(
-      "INSERT OR REPLACE INTO steps(run_id, step_id, item, state, tries, attempts, item_value, items, outputs, reason) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "INSERT OR REPLACE INTO steps(run_id, step_id, item, state, tries, attempts, item_value, items, outputs, reason, seq) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM steps))");
   q.Bind(1, run_id).Bind(2, s.step_id).Bind(3, s.item).Bind(4, std::string(engine::Name(s.state)));
   q.Bind(5, s.tries).Bind(6, s.attempts);
   if (s.item >= 0) q.Bind(7, JsonText(s.item_value.ToJson()));

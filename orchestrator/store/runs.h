@@ -59,6 +59,18 @@ struct MetricRow {
   int64_t index = 0;  // the epoch or batch it was measured at
 };
 
+// A step record as written, for readers that follow the writes (the
+// server's event hub): which record, its state and attempts, and its place
+// in the order of writes.
+struct StepChange {
+  int64_t run_id = 0;
+  std::string step_id;
+  int item = -1;
+  engine::StepState state = engine::StepState::kPending;
+  int attempts = 0;
+  int64_t seq = 0;  // steps.seq (specs/store.md, version 13)
+};
+
 // `sluice retry --reload`: the spec text and params the run goes on with.
 struct RunSpecUpdate {
   std::string spec_text;
@@ -85,8 +97,18 @@ class RunsStore : public engine::RunStore {
   Result<std::vector<engine::StepRecord>> LoadSteps(int64_t run_id);
   // Every attempt of the run, oldest first.
   Result<std::vector<engine::AttemptRecord>> ListAttempts(int64_t run_id);
+  // The attempts of one step (or foreach item) of a run, by number.
+  Result<std::vector<engine::AttemptRecord>> StepAttempts(int64_t run_id, const std::string& step, int item);
   // The newest attempt of `step` (and `item`) in a run.
   Result<engine::AttemptRecord> LatestAttempt(int64_t run_id, const std::string& step, int item);
+  // The step records of any run written after the one with `seq`, in the
+  // order written; a record written twice since is read once, as it is now.
+  // With LastStepSeq() as the first `seq`, a reader sees every write after
+  // that read, once: a commit's records get larger seqs than any committed
+  // before it.
+  Result<std::vector<StepChange>> StepsWrittenAfter(int64_t seq);
+  // The seq of the last step record written (0 for none).
+  Result<int64_t> LastStepSeq();
   // The newest succeeded or cached attempt of the step (or foreach item)
   // in any run of the pipeline, if any: what `sluice plan` compares a step's
   // identity with. Its identity, fingerprint, run and finish time are set.

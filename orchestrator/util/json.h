@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -14,5 +15,10 @@ namespace sluice {
 inline std::string JsonText(const nlohmann::json& j, int indent = -1) {
   return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
+
+// `s` as a JSON string literal, quotes included, where `s` may hold user
+// bytes: bytes that are not UTF-8 become U+FFFD, as in JsonText. For JSON
+// written as text (the API's busiest answers) without a JSON value.
+std::string JsonUserString(std::string_view s);
 
 }  // namespace sluice

@@ -710,6 +710,68 @@ TEST_F(ApiRoutesTest, AbortAndPromoteAskTheActiveRolloutAsTheTokenAndAre202) {
   EXPECT_EQ(store_->rollouts().Get(id)->request_actor, "token:admin");
 }
 
+TEST_F(ApiRoutesTest, ARunsAnswerHasEveryDagStepWithItsRecordAndTheItemsAttemptsAndMetricsBeside) {
+  const std::string text =
+      "name: each\nsteps:\n  list: {run: \"true\"}\n  each: {needs: [list], foreach: [1, 2], run: \"true\"}\n"
+      "  last: {needs: [each], run: \"true\"}\n";
+  int64_t run = *store_->runs().CreateRun("each", text, (home_ / "each.yaml").string(), home_.string(), "{}", 1, 1000);
+  store::RunsStore& runs = store_->runs();
+  using engine::StepState;
+  engine::StepRecord list{.step_id = "list", .state = StepState::kRunning, .tries = 1, .attempts = 1};
+  engine::AttemptRecord a1{.run_id = run, .step_id = "list", .number = 1, .started_ms = 2000, .log_path = "/l/list.1.log"};
+  ASSERT_TRUE(runs.BeginAttempt(&a1, list).ok());
+  list.state = StepState::kSucceeded;
+  list.outputs["n"] = spec::Value::FromJson(2);
+  a1.state = StepState::kSucceeded;
+  a1.exit_code = 0;
+  a1.finished_ms = 2500;
+  ASSERT_TRUE(runs.FinishAttempt(a1, list).ok());
+  engine::StepRecord each{.step_id = "each", .state = StepState::kRunning,
+                          .items = spec::List{spec::Value::FromJson(1), spec::Value::FromJson(2)}};
+  engine::StepRecord item0{.step_id = "each", .item = 0, .state = StepState::kSucceeded, .tries = 1, .attempts = 1,
+                           .item_value = spec::Value::FromJson(1)};
+  engine::StepRecord item1{.step_id = "each", .item = 1, .state = StepState::kFailed, .tries = 1, .attempts = 1,
+                           .item_value = spec::Value::FromJson(2), .reason = "bad \xff byte"};
+  ASSERT_TRUE(runs.SaveSteps(run, {&each, &item0, &item1}).ok());
+  engine::AttemptRecord a2{.run_id = run, .step_id = "each", .item = 0, .number = 1, .started_ms = 3000, .log_path = "/l/e"};
+  ASSERT_TRUE(runs.BeginAttempt(&a2, item0).ok());
+  a2.state = StepState::kSucceeded;
+  a2.finished_ms = 3100;
+  ASSERT_TRUE(runs.SaveMetrics(a2, {{"loss", 0.25, 3}}).ok());
+  ASSERT_TRUE(runs.FinishAttempt(a2, item0).ok());
+  ASSERT_TRUE(runs.Flush().ok());
+
+  Response r = Get("/api/runs/" + std::to_string(run));
+  ASSERT_EQ(r.status, 200) << r.body;
+  nlohmann::json j = Body(r);
+  ASSERT_TRUE(j.is_object()) << r.body;
+  EXPECT_EQ(j["id"], run);
+  EXPECT_EQ(j["pipeline"], "each");
+  ASSERT_EQ(j["steps"].size(), 3u) << j["steps"].dump();
+  nlohmann::json s0 = j["steps"][0], s1 = j["steps"][1], s2 = j["steps"][2];
+  EXPECT_EQ(s0, nlohmann::json::parse(R"({"id": "list", "needs": [], "layer": 0, "foreach": false, "kind": "run",
+      "state": "succeeded", "reason": "", "outputs": {"n": 2}, "duration_ms": 500, "attempts": 1})"));
+  EXPECT_EQ(s1["id"], "each");
+  EXPECT_EQ(s1["needs"], nlohmann::json::array({"list"}));
+  EXPECT_EQ(s1["foreach"], true);
+  EXPECT_EQ(s1["items"], 2);
+  EXPECT_EQ(s1["item_states"], nlohmann::json::parse(R"({"failed": 1, "succeeded": 1})"));
+  EXPECT_EQ(s2, nlohmann::json::parse(R"({"id": "last", "needs": ["each"], "layer": 2, "foreach": false, "kind": "run",
+      "state": "pending", "duration_ms": null})"));
+  ASSERT_EQ(j["items"].size(), 2u);
+  EXPECT_EQ(j["items"][0], nlohmann::json::parse(R"({"id": "each", "state": "succeeded", "reason": "", "item": 0,
+      "item_value": 1, "outputs": {}, "duration_ms": 100, "attempts": 1})"));
+  EXPECT_EQ(j["items"][1]["reason"], "bad \xef\xbf\xbd byte") << "bytes that are not UTF-8 become U+FFFD";
+  ASSERT_EQ(j["attempts"].size(), 2u);
+  EXPECT_EQ(j["attempts"][1]["step"], "each");
+  EXPECT_EQ(j["attempts"][1]["item"], 0);
+  EXPECT_EQ(j["attempts"][1]["finished_ms"], 3100);
+  EXPECT_EQ(j["attempts"][0]["exit_code"], 0);
+  EXPECT_EQ(j["metrics"], nlohmann::json::parse(R"([{"step": "each", "item": 0, "attempt": 1, "name": "loss",
+      "value": 0.25, "index": 3}])"));
+  EXPECT_EQ(j["driver_log"], false);
+}
+
 TEST_F(ApiRoutesTest, AbortWithoutAnActiveRolloutIs404WithTheStoresMessageAndReadIs403) {
   EndRollout(*store_, StartRollout(*store_, 1000), 2000);
   Response none = SendBody("POST", "/api/services/fashion/abort", "", store::TokenScope::kRun);

@@ -34,8 +34,15 @@ int64_t UserVersion(const std::string& path) {
   return v;
 }
 
-// Undoes schema version 12 by hand (its new tables), so a test can step further back.
+// Undoes schema version 13 by hand (steps.seq and two indexes), so a test can step further back.
+void UndoVersion13(sqlite3* db) {
+  ExecAll(db, {"DROP INDEX steps_by_seq", "DROP INDEX runs_by_state", "ALTER TABLE steps DROP COLUMN seq",
+               "PRAGMA user_version=12"});
+}
+
+// Undoes schema versions 13 and 12 by hand (12's new tables), so a test can step further back.
 void UndoVersion12(sqlite3* db) {
+  UndoVersion13(db);
   ExecAll(db, {"DROP TABLE rollout_events", "DROP TABLE rollouts", "DROP TABLE feedback", "PRAGMA user_version=11"});
 }
 
@@ -341,6 +348,65 @@ TEST(DbTest, ADatabaseAtSchemaVersion8MigratesTo9AndKeepsItsModelVersions) {
 }
 
 // --- RunsStore
+
+TEST(DbTest, ADatabaseAtSchemaVersion12MigratesTo13AndOnlyStepRecordsWrittenSinceAreReadAsWritten) {
+  std::string path = TempDb("v12");
+  int64_t run = 0;
+  {
+    auto s = OpenStore(path);
+    ASSERT_TRUE(s);
+    run = *s->runs().CreateRun("p", "x", "p", "/", "{}", 1, 0);
+    engine::StepRecord a{.step_id = "a", .state = engine::StepState::kSucceeded, .attempts = 1};
+    ASSERT_TRUE(s->runs().SaveSteps(run, {&a}).ok());
+    ASSERT_TRUE(s->runs().Flush().ok());
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  UndoVersion13(db);
+  sqlite3_close(db);
+  auto s = OpenStore(path);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(UserVersion(path), 13);
+  EXPECT_EQ(s->runs().LoadSteps(run)->size(), 1u);
+  EXPECT_EQ(*s->runs().LastStepSeq(), 0) << "records from before version 13 come before any written after";
+  engine::StepRecord b{.step_id = "b", .state = engine::StepState::kRunning, .attempts = 1};
+  ASSERT_TRUE(s->runs().SaveSteps(run, {&b}).ok());
+  ASSERT_TRUE(s->runs().Flush().ok());
+  auto changed = s->runs().StepsWrittenAfter(0);
+  ASSERT_TRUE(changed.ok()) << changed.status().message();
+  ASSERT_EQ(changed->size(), 1u);
+  EXPECT_EQ((*changed)[0].step_id, "b");
+}
+
+TEST(RunsStoreTest, StepsWrittenAfterASeqAreTheRecordsWrittenSinceOnceEachInTheOrderLastWritten) {
+  auto s = OpenStore(TempDb("steps-written"));
+  ASSERT_TRUE(s);
+  store::RunsStore& runs = s->runs();
+  int64_t r1 = *runs.CreateRun("p", "x", "p", "/", "{}", 1, 0), r2 = *runs.CreateRun("p", "x", "p", "/", "{}", 1, 0);
+  auto save = [&](int64_t run, engine::StepRecord r) {
+    ASSERT_TRUE(runs.SaveSteps(run, {&r}).ok());
+    ASSERT_TRUE(runs.Flush().ok());
+  };
+  save(r1, {.step_id = "x"});
+  save(r1, {.step_id = "y"});
+  int64_t seen = *runs.LastStepSeq();
+  EXPECT_GT(seen, 0);
+  save(r1, {.step_id = "y", .state = engine::StepState::kRunning, .tries = 1, .attempts = 1});
+  save(r2, {.step_id = "z", .state = engine::StepState::kFailed, .tries = 1, .attempts = 1});
+  save(r1, {.step_id = "y", .state = engine::StepState::kSucceeded, .tries = 1, .attempts = 1});
+  ASSERT_TRUE(runs.SetRunState(r2, engine::RunState::kFailed, 5).ok());
+  ASSERT_TRUE(runs.Flush().ok());
+  ASSERT_TRUE(runs.ResetSteps(r2, {"z"}, {}).ok());
+  auto changed = runs.StepsWrittenAfter(seen);
+  ASSERT_TRUE(changed.ok()) << changed.status().message();
+  std::vector<std::string> got;
+  for (const store::StepChange& c : *changed)
+    got.push_back(std::to_string(c.run_id == r1 ? 1 : 2) + " " + c.step_id + " " + engine::Name(c.state) + " " +
+                  std::to_string(c.attempts));
+  EXPECT_EQ(got, (std::vector<std::string>{"1 y succeeded 1", "2 z pending 1"}));
+  EXPECT_EQ(changed->back().seq, *runs.LastStepSeq());
+  EXPECT_TRUE(runs.StepsWrittenAfter(changed->back().seq)->empty());
+}
 
 TEST(RunsStoreTest, RecordsARunAndItsSpec) {
   auto s = OpenStore(TempDb("run"));
