@@ -424,8 +424,8 @@ Status RunsStore::SaveStep(int64_t run_id, const StepRecord& s) {
 // rather than deleted and inserted again. A missing row is saved whole.
 Status RunsStore::UpdateStep(int64_t run_id, const StepRecord& s) {
   Query q = db_.Prepare(
-      "UPDATE steps SET state = ?, tries = ?, attempts = ?, outputs = ?, reason = ? "
-      "WHERE run_id = ? AND step_id = ? AND item = ?");
+      "UPDATE steps SET state = ?, tries = ?, attempts = ?, outputs = ?, reason = ?, " SLUICE_NEXT_SEQ
+      " WHERE run_id = ? AND step_id = ? AND item = ?");
   q.Bind(1, std::string(engine::Name(s.state))).Bind(2, s.tries).Bind(3, s.attempts);
   q.Bind(4, OutputsJson(s.outputs)).Bind(5, s.reason);
   q.Bind(6, run_id).Bind(7, s.step_id).Bind(8, s.item);

@@ -184,7 +184,8 @@ TEST(RolloutsStoreTest, ASchema11DatabaseMigratesTo12AndKeepsItsServices) {
   }
   sqlite3* db;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  for (const char* sql : {"DROP TABLE rollout_events", "DROP TABLE rollouts", "DROP TABLE feedback",
+  for (const char* sql : {"DROP INDEX steps_by_seq", "DROP INDEX runs_by_state", "ALTER TABLE steps DROP COLUMN seq",
+                          "DROP TABLE rollout_events", "DROP TABLE rollouts", "DROP TABLE feedback",
                           "PRAGMA user_version=11"})
     ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
   sqlite3_close(db);
