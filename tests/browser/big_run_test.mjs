@@ -11,6 +11,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { startServe } from './serve.mjs';
 
 const sluice = process.argv[2] && path.resolve(process.argv[2]);  // the driver starts in another folder
 if (!sluice) {
@@ -41,17 +42,7 @@ const env = { ...process.env, SLUICE_HOME: home };
 const token = execFileSync(sluice, ['token', 'create', '--scope', 'read', '--name', 'browser'], { env, encoding: 'utf8' })
   .match(/slc_[0-9a-f]+/)[0];
 
-const server = spawn(sluice, ['serve', '--dir', dir, '--port', '0'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-const url = await new Promise((resolve, reject) => {
-  let out = '';
-  server.stdout.on('data', (d) => {
-    out += d;
-    const m = out.match(/url=(http:\/\/127\.0\.0\.1:\d+\/)/);
-    if (m) resolve(m[1]);
-  });
-  server.on('exit', (code) => reject(new Error('sluice serve exited with ' + code)));
-  setTimeout(() => reject(new Error('sluice serve did not start')), 10000);
-});
+const { server, url } = await startServe(sluice, dir, env);
 const driver = spawn(sluice, ['run', path.join(dir, 'big.yaml'), '--jobs', '8'], { env, cwd: dir, stdio: 'ignore' });
 const get = async (p) => (await fetch(url + p.slice(1), { headers: { Authorization: 'Bearer ' + token } })).json();
 

@@ -14,10 +14,11 @@
 // rollout, which `sluice services show` then reports pending.
 //
 // usage: node ui_test.mjs SLUICE_BINARY SCREENSHOT_DIR SEED_ROLLOUT
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { startServe } from './serve.mjs';
 import { fileURLToPath } from 'node:url';
 
 const [sluice, shotDir, seedRollout] = process.argv.slice(2);
@@ -87,17 +88,7 @@ const rolloutId = execFileSync(seedRollout, [path.join(home, 'sluice.db'), 'fash
 const token = execFileSync(sluice, ['token', 'create', '--scope', 'run', '--name', 'browser'], { env, encoding: 'utf8' })
   .match(/slc_[0-9a-f]+/)[0];
 
-const server = spawn(sluice, ['serve', '--dir', dir, '--port', '0'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-const url = await new Promise((resolve, reject) => {
-  let out = '';
-  server.stdout.on('data', (d) => {
-    out += d;
-    const m = out.match(/url=(http:\/\/127\.0\.0\.1:\d+\/)/);
-    if (m) resolve(m[1]);
-  });
-  server.on('exit', (code) => reject(new Error('sluice serve exited with ' + code)));
-  setTimeout(() => reject(new Error('sluice serve did not start')), 10000);
-});
+const { server, url } = await startServe(sluice, dir, env);
 
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',

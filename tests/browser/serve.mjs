@@ -1,0 +1,18 @@
+// Starts `sluice serve --dir DIR --port 0` with `env` and resolves, once it
+// prints its address, to { server, url } (url ends with '/'). The caller
+// stops the server by its pid (server.kill()).
+import { spawn } from 'node:child_process';
+
+export function startServe(sluice, dir, env) {
+  const server = spawn(sluice, ['serve', '--dir', dir, '--port', '0'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    server.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/url=(http:\/\/127\.0\.0\.1:\d+\/)/);
+      if (m) resolve({ server, url: m[1] });
+    });
+    server.on('exit', (code) => reject(new Error('sluice serve exited with ' + code)));
+    setTimeout(() => reject(new Error('sluice serve did not start')), 10000);
+  });
+}
