@@ -20,7 +20,8 @@ using engine::StepState;
 // (specs/store.md, version 13): writers are serialised by SQLite's lock, so
 // a later commit's records have larger seqs than any committed before it.
 // One UPDATE statement gives its rows the same seq.
-#define SLUICE_NEXT_SEQ "seq = (SELECT IFNULL(MAX(seq), 0) + 1 FROM steps)"
+#define SLUICE_SEQ_AFTER_LAST "(SELECT IFNULL(MAX(seq), 0) + 1 FROM steps)"
+#define SLUICE_NEXT_SEQ "seq = " SLUICE_SEQ_AFTER_LAST
 
 namespace {
 
@@ -407,7 +408,7 @@ Status RunsStore::Flush() { return db_.Flush(); }
 Status RunsStore::SaveStep(int64_t run_id, const StepRecord& s) {
   Query q = db_.Prepare(
       "INSERT OR REPLACE INTO steps(run_id, step_id, item, state, tries, attempts, item_value, items, outputs, reason, seq) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM steps))");
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " SLUICE_SEQ_AFTER_LAST ")");
   q.Bind(1, run_id).Bind(2, s.step_id).Bind(3, s.item).Bind(4, std::string(engine::Name(s.state)));
   q.Bind(5, s.tries).Bind(6, s.attempts);
   if (s.item >= 0) q.Bind(7, JsonText(s.item_value.ToJson()));

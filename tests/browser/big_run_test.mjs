@@ -11,20 +11,14 @@ import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startServe } from './serve.mjs';
+import { loadChromium, startServe } from './serve.mjs';
 
 const sluice = process.argv[2] && path.resolve(process.argv[2]);  // the driver starts in another folder
 if (!sluice) {
   console.error('usage: node big_run_test.mjs SLUICE_BINARY');
   process.exit(2);
 }
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  console.error('playwright-core is not installed: run npm ci in tests/browser (scripts/install-deps.sh does)');
-  process.exit(1);
-}
+const chromium = await loadChromium();
 
 const TARGET_MS = 2000, BOUND_MS = 4 * TARGET_MS;
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-big-'));

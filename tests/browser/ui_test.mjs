@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startServe } from './serve.mjs';
+import { loadChromium, startServe } from './serve.mjs';
 import { fileURLToPath } from 'node:url';
 
 const [sluice, shotDir, seedRollout] = process.argv.slice(2);
@@ -26,13 +26,7 @@ if (!sluice || !shotDir || !seedRollout) {
   console.error('usage: node ui_test.mjs SLUICE_BINARY SCREENSHOT_DIR SEED_ROLLOUT');
   process.exit(2);
 }
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  console.error('playwright-core is not installed: run npm ci in tests/browser (scripts/install-deps.sh does)');
-  process.exit(1);
-}
+const chromium = await loadChromium();
 if (!fs.existsSync('/usr/bin/chromium')) {
   console.error("Debian's chromium is not installed (apt-get install chromium; scripts/install-deps.sh does)");
   process.exit(1);
