@@ -35,7 +35,7 @@ Result<Value> StepContext::Lookup(const std::vector<std::string>& path) const {
   if (path[2] == "state") return Value::Str(Name(r.state == StepState::kCached ? StepState::kSucceeded : r.state));
   auto it = r.outputs.find(path[3]);
   if (it == r.outputs.end() && r.items && r.items->empty() && r.state == StepState::kSucceeded)
-    return Value::Of({});  // a foreach over no items: every output is the empty list
+    return Value::Of(spec::List{});  // a foreach over no items: every output is the empty list
   if (it == r.outputs.end()) {
     std::string why = r.state == StepState::kSucceeded ? "" : std::string(" (it ") + Name(r.state) + ")";
     return Status::NotFound("step '" + path[1] + "' has no output '" + path[3] + "'" + why);
@@ -62,6 +62,11 @@ bool StepContext::StatusFunction(std::string_view name) const {
     return !UpstreamFailed();
   }
   return UpstreamFailed();  // failure()
+}
+
+Result<std::string> StepContext::HashFiles(const std::vector<std::string>& patterns) const {
+  if (!run_.files || !run_.spec_dir) return spec::EvalContext::HashFiles(patterns);
+  return HashGlobs(*run_.files, *run_.spec_dir, patterns, run_.plan->pipeline->steps[node_].id);
 }
 
 bool StepContext::UpstreamFailed() const { return run_.graph->upstream_failed(node_); }

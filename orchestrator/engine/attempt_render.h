@@ -41,6 +41,8 @@ struct RunScope {
   const std::map<std::string, std::string>* pipeline_env = nullptr;  // rendered so far
   const bool* cancelling = nullptr;
   Env* env = nullptr;                                            // env.NAME not in the pipeline's env
+  FileSystem* files = nullptr;                                   // hashFiles(); null: not available
+  const std::string* spec_dir = nullptr;                         // absolute: hashFiles() globs are relative to it
 };
 
 // What expressions of one step (or foreach item) can see.
@@ -54,6 +56,7 @@ class StepContext : public spec::EvalContext {
 
   Result<spec::Value> Lookup(const std::vector<std::string>& path) const override;
   bool StatusFunction(std::string_view name) const override;
+  Result<std::string> HashFiles(const std::vector<std::string>& patterns) const override;
 
  private:
   // Some step this one depends on, directly or not, failed.

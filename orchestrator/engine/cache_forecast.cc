@@ -173,12 +173,18 @@ Result<std::vector<CacheForecast>> ForecastCache(const Plan& plan, const spec::P
     std::vector<std::optional<spec::Value>> items;
     if (!s.has_foreach) {
       items.push_back(std::nullopt);
-    } else if (!s.foreach_expr) {
+    } else if (!s.foreach_expr && !s.matrix) {
       for (const spec::Value& v : s.foreach_items) items.push_back(v);
     } else {
       ctx.item.reset();
       ctx.unknown.clear();
-      auto v = spec::EvaluateTemplate(*s.foreach_expr, ctx);
+      Result<spec::Value> v = spec::Value();
+      if (s.matrix) {
+        auto combos = spec::ExpandMatrix(*s.matrix, ctx);
+        v = combos.ok() ? Result<spec::Value>(spec::Value::Of(std::move(*combos))) : Result<spec::Value>(combos.status());
+      } else {
+        v = spec::EvaluateTemplate(*s.foreach_expr, ctx);
+      }
       if (!v.ok() || !v->is_list() || !ctx.unknown.empty()) {
         f = {CacheForecast::Kind::kAtRunTime, 0, "its items are known at run time"};
         continue;

@@ -17,7 +17,9 @@ StepDecision DecideStep(const spec::Step& s, const StepRecord& rec, const StepCo
   };
   if (s.if_condition && !s.if_checks_status && !ctx.StatusFunction("success"))
     return end_as(StepState::kSkipped, "a needed step did not succeed");
-  if (s.if_condition) {
+  if (s.if_condition && s.if_reads_item) {
+    // Decided for each item when the items are made (ItemIfSkips).
+  } else if (s.if_condition) {
     auto v = spec::EvaluateTemplate(*s.if_condition, ctx);
     if (!v.ok()) return end_as(StepState::kFailed, "if: " + v.status().message());
     if (!v->Truthy()) return end_as(StepState::kSkipped, "if: " + s.if_condition->source + " is false");
@@ -28,6 +30,10 @@ StepDecision DecideStep(const spec::Step& s, const StepRecord& rec, const StepCo
   if (!s.has_foreach) return d;
   if (rec.items) {
     d.items = *rec.items;  // resumed: keep the list the run expanded
+  } else if (s.matrix) {
+    auto items = spec::ExpandMatrix(*s.matrix, ctx);
+    if (!items.ok()) return end_as(StepState::kFailed, "foreach: " + items.status().message());
+    d.items = std::move(*items);
   } else if (!s.foreach_expr) {
     d.items = s.foreach_items;
   } else {
@@ -36,7 +42,27 @@ StepDecision DecideStep(const spec::Step& s, const StepRecord& rec, const StepCo
     if (!v->is_list())
       return end_as(StepState::kFailed, std::string("foreach: ") + s.foreach_expr->source + " gave a " +
                                             Value::TypeName(v->type()) + ", not a list");
+    if (v->as_list().size() > spec::kMaxForeachItems)
+      return end_as(StepState::kFailed, std::string("foreach: ") + s.foreach_expr->source + " gave " +
+                                            std::to_string(v->as_list().size()) + " items, over the limit of " +
+                                            std::to_string(spec::kMaxForeachItems));
     d.items = v->as_list();
+  }
+  return d;
+}
+
+std::optional<StepDecision> DecideItem(const spec::Step& s, const StepContext& ctx) {
+  if (!s.if_condition || !s.if_reads_item) return std::nullopt;
+  StepDecision d;
+  auto v = spec::EvaluateTemplate(*s.if_condition, ctx);
+  if (!v.ok()) {
+    d.end = StepState::kFailed;
+    d.reason = "if: " + v.status().message();
+  } else if (!v->Truthy()) {
+    d.end = StepState::kSkipped;
+    d.reason = "if: " + s.if_condition->source + " is false";
+  } else {
+    return std::nullopt;
   }
   return d;
 }

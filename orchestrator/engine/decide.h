@@ -38,6 +38,11 @@ struct StepDecision {
 // when a needed step did not succeed.
 StepDecision DecideStep(const spec::Step& s, const StepRecord& rec, const StepContext& ctx);
 
+// An item of foreach step `s` whose `if` reads `item` (`ctx` sees the
+// item): skipped when the `if` is false, failed when it cannot be
+// evaluated; nullopt when it runs (or the step's `if` does not read item).
+std::optional<StepDecision> DecideItem(const spec::Step& s, const StepContext& ctx);
+
 // A step whose `if` calls always() or cancelled() and holds during a cancel
 // runs then: a cleanup step. Nothing runs after a hard cancel.
 bool RunsDuringCancel(const spec::Step& s, const StepContext& ctx, bool hard_cancel);

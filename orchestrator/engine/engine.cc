@@ -36,6 +36,7 @@ struct Engine::Unit {
   bool killed = false;
   uint64_t generation = 0;     // bumped per attempt; stale timers are ignored
   int slots = 1;
+  bool in_flight = false;      // counted in its step's in_flight_ (max_parallel)
 };
 
 Engine::Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id, RunStore* store, Executor* executor,
@@ -59,7 +60,7 @@ Engine::Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id
     env_ = own_env_.get();
   }
   files_ = options_.files ? options_.files : env_;
-  scope_ = {&plan_, &params_, &graph_, &renderer_.pipeline_env(), &cancelling_, env_};
+  scope_ = {&plan_, &params_, &graph_, &renderer_.pipeline_env(), &cancelling_, env_, files_, &options_.workdir};
 }
 
 Engine::~Engine() = default;
@@ -132,10 +133,24 @@ Status Engine::Expand(size_t i, const spec::List* items) {
     Status st = store_->SaveSteps(run_id_, x.to_save);
     if (!st.ok()) return st;
   }
+  const spec::Step& s = plan_.pipeline->steps[i];
   for (size_t u = x.first; u < x.end; ++u) {
     StepRecord& r = graph_.unit_record(u);
     if (IsFinal(r.state)) continue;
-    if (r.state == StepState::kRunning && AdoptUnit(u)) continue;
+    if (r.state == StepState::kRunning && AdoptUnit(u)) {
+      if (s.max_parallel > 0) {
+        units_[u].in_flight = true;
+        ++in_flight_[i];
+      }
+      continue;
+    }
+    if (r.attempts == 0) {
+      if (std::optional<StepDecision> d = DecideItem(s, StepContext(scope_, i, &r))) {
+        Status st = EndItemUnstarted(u, *d->end, d->reason);
+        if (!st.ok()) return st;
+        continue;
+      }
+    }
     if (r.state == StepState::kRunning) {
       // Left running by an orchestrator that died: that attempt is lost. The
       // orchestrator's death is not the step's failure, so it runs again
@@ -155,7 +170,7 @@ Status Engine::Expand(size_t i, const spec::List* items) {
       if (*lost > 0) r.tries = std::max(0, r.tries - 1);
       r.state = StepState::kPending;
     }
-    graph_.PushReady(u);
+    Enqueue(u);
   }
   if (graph_.unfinished_units(i) == 0 && !graph_.finished(i)) return FinishNode(i);
   return Status::Ok();
@@ -444,9 +459,70 @@ Status Engine::AfterFailure(size_t u) {
   return EndUnit(u, StepState::kFailed);
 }
 
+void Engine::Enqueue(size_t u) {
+  size_t i = graph_.node_of(u);
+  int limit = plan_.pipeline->steps[i].max_parallel;
+  if (limit > 0 && in_flight_[i] >= limit) {
+    held_[i].push_back(u);
+    return;
+  }
+  if (limit > 0) {
+    units_[u].in_flight = true;
+    ++in_flight_[i];
+  }
+  graph_.PushReady(u);
+}
+
+Status Engine::EndItemUnstarted(size_t u, StepState state, const std::string& reason) {
+  StepRecord& r = graph_.unit_record(u);
+  r.state = state;
+  r.reason = reason;
+  Status st = store_->SaveSteps(run_id_, {&r});
+  if (!st.ok()) return st;
+  Event e{Event::Kind::kSkipped, r.step_id, r.item};
+  e.state = state;
+  e.message = reason;
+  Emit(e);
+  return FinishUnit(u);
+}
+
 Status Engine::FinishUnit(size_t u) {
+  size_t i = graph_.node_of(u);
+  const spec::Step& s = plan_.pipeline->steps[i];
+  const StepRecord& rec = graph_.unit_record(u);
+  if (s.fail_fast && rec.state == StepState::kFailed) {
+    // fail_fast: the items not started yet (queued, held back by
+    // max_parallel, or waiting to retry) are cancelled; running ones finish.
+    std::string reason = "fail_fast: item " + std::to_string(rec.item) + " failed";
+    std::vector<size_t> pending = graph_.DropReady([&](size_t v) { return graph_.node_of(v) != i; });
+    auto held = held_.find(i);
+    if (held != held_.end()) {
+      pending.insert(pending.end(), held->second.begin(), held->second.end());
+      held_.erase(held);
+    }
+    for (size_t v : graph_.units_of(i))
+      if (units_[v].waiting_retry) {
+        units_[v].waiting_retry = false;
+        pending.push_back(v);
+      }
+    std::sort(pending.begin(), pending.end());
+    for (size_t v : pending) {
+      Status st = EndItemUnstarted(v, StepState::kCancelled, reason);
+      if (!st.ok()) return st;
+    }
+  }
+  if (units_[u].in_flight) {
+    units_[u].in_flight = false;
+    --in_flight_[i];
+    auto held = held_.find(i);
+    if (held != held_.end() && !held->second.empty()) {
+      size_t next = held->second.front();
+      held->second.pop_front();
+      Enqueue(next);
+    }
+  }
   if (!graph_.FinishUnit(u)) return Status::Ok();
-  return FinishNode(graph_.node_of(u));
+  return FinishNode(i);
 }
 
 Status Engine::FinishNode(size_t i) {
@@ -480,6 +556,14 @@ Status Engine::BeginCancel(bool hard) {
   // units waiting to retry do not retry.
   std::vector<size_t> cancelled =
       graph_.DropReady([this](size_t u) { return RunsDuringCancel(graph_.node_of(u)); });
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (RunsDuringCancel(it->first)) {
+      ++it;
+      continue;
+    }
+    cancelled.insert(cancelled.end(), it->second.begin(), it->second.end());
+    it = held_.erase(it);
+  }
   for (size_t u = 0; u < units_.size(); ++u)
     if (units_[u].waiting_retry) {
       units_[u].waiting_retry = false;

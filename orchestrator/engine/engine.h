@@ -147,8 +147,17 @@ class Engine {
                      const std::vector<LineageEdge>& inputs);
   // Records the unit's last attempt as its final state and finishes it.
   Status EndUnit(size_t unit, StepState state);
+  // The unit is final: with fail_fast and a failed unit, cancels the
+  // step's items not started; lets a held item in (max_parallel); finishes
+  // the step if it was its last unit.
   Status FinishUnit(size_t unit);
   Status FinishNode(size_t node);
+  // Queues the unit to start, or holds it back while its step has
+  // max_parallel items in flight (queued, running or waiting to retry).
+  void Enqueue(size_t unit);
+  // Ends a foreach item that never started (its `if`, fail_fast): records
+  // `state` and `reason`, tells the observer, finishes the unit.
+  Status EndItemUnstarted(size_t unit, StepState state, const std::string& reason);
   Status FireTimers();
   Status BeginCancel(bool hard);
   bool RunsDuringCancel(size_t node) const;
@@ -175,6 +184,9 @@ class Engine {
   RunGraph graph_;                // the DAG's changing state: records, what to decide, what is ready
   std::deque<Unit> units_;        // by the graph's unit index: what runs them
   std::map<int64_t, size_t> running_;   // attempt id -> unit
+  // max_parallel: per step, its units in flight and those held back, in item order.
+  std::map<size_t, int> in_flight_;
+  std::map<size_t, std::deque<size_t>> held_;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   int free_slots_;
   bool cancelling_ = false;

@@ -474,6 +474,23 @@ std::string DigestOf(const std::map<std::string, std::string>& files) {
 
 }  // namespace
 
+Result<std::string> HashGlobs(FileSystem& files, const std::string& spec_dir, const std::vector<std::string>& patterns,
+                              const std::string& step) {
+  std::map<std::string, std::string> matched;  // path -> hash, or a marker for what is not a regular file
+  DepReader reader(files, spec_dir, step, /*hash=*/true);
+  for (const std::string& pattern : patterns) {
+    std::string problem = spec::DepPatternProblem(pattern);
+    if (!problem.empty()) return Status::InvalidSpec("hashFiles(): " + Quote(pattern) + " " + problem);
+    bool any = false;
+    Status st = reader.Expand(pattern, &matched, &any);
+    if (!st.ok()) return st.WithContext("hashFiles()");
+  }
+  std::string hashes;
+  for (const auto& [path, hash] : matched)
+    if (hash.size() == 64 && hash[0] != '(') hashes += hash;
+  return hashes.empty() ? std::string() : Sha256Hex(hashes);
+}
+
 Result<Fingerprint> ComputeFingerprint(const IdentityParts& parts, FileSystem& files) {
   const spec::Step& s = *parts.step;
   const RenderedStep& r = *parts.rendered;

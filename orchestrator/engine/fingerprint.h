@@ -70,6 +70,15 @@ class RealFileSystem : public FileSystem {
 inline constexpr size_t kMaxDepFiles = 10000;
 inline constexpr size_t kMaxDepNames = 100000;
 
+// hashFiles(patterns...): the hex SHA-256 of the hex SHA-256s of the regular
+// files the globs match under `spec_dir`, in path order ('' when none
+// match), as GitHub Actions' hashFiles. Globs are deps' (`*`, `?`, `[...]`,
+// `**`), refused when absolute or leaving the folder; the files and names
+// looked at are bounded by kMaxDepFiles and kMaxDepNames (their bytes are not:
+// a file's hash is remembered by size and modification time, as for deps).
+Result<std::string> HashGlobs(FileSystem& files, const std::string& spec_dir, const std::vector<std::string>& patterns,
+                              const std::string& step);
+
 // An attempt of a step as rendered from its spec: what it runs and with
 // what. The engine builds its AttemptRequest from it; `sluice plan` builds
 // the identity the step would have.

@@ -88,7 +88,7 @@ std::vector<Forecast> ForecastPlan(const Plan& plan, const spec::ParamValues& pa
   for (size_t i : plan.order) {
     const spec::Step& s = p.steps[i];
     Forecast& f = out[i];
-    if (s.has_foreach && !s.foreach_expr) f.items = static_cast<int>(s.foreach_items.size());
+    if (s.has_foreach && !s.foreach_expr && !s.matrix) f.items = static_cast<int>(s.foreach_items.size());
     if (!s.if_condition) {
       for (size_t n : plan.needs[i])
         if (out[n].kind == Forecast::Kind::kSkipped) {

@@ -116,16 +116,23 @@ bool RunGraph::FinishUnit(size_t u) {
 void RunGraph::FoldItems(size_t i) {
   Node& n = nodes_[i];
   bool failed = false, cancelled = false;
+  size_t skipped = 0;
   std::vector<std::string> keys;
   for (size_t u : n.units) {
     const StepRecord& r = *units_[u].rec;
     failed |= r.state == StepState::kFailed;
     cancelled |= r.state == StepState::kCancelled;
+    skipped += r.state == StepState::kSkipped;
     for (const auto& [k, v] : r.outputs)
       if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
   }
   n.rec.state = failed ? StepState::kFailed : cancelled ? StepState::kCancelled : StepState::kSucceeded;
   n.rec.reason = failed ? "an item failed" : cancelled ? "an item was cancelled" : "";
+  if (!failed && !cancelled && skipped > 0 && skipped == n.units.size()) {
+    // Every item's own `if` was false: a branch not taken, like a skipped step.
+    n.rec.state = StepState::kSkipped;
+    n.rec.reason = "every item was skipped by its if";
+  }
   n.rec.outputs.clear();
   for (const std::string& k : keys) {
     spec::List values;

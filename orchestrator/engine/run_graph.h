@@ -74,7 +74,8 @@ class RunGraph {
   // of its step (the caller then finishes the step).
   bool FinishUnit(size_t unit);
   // A foreach step whose units are all final: its state (failed if an item
-  // failed, else cancelled if one was cancelled, else succeeded), reason and
+  // failed, else cancelled if one was cancelled, else skipped if every item
+  // was skipped by its `if`, else succeeded), reason and
   // outputs (each the list of the items' values, in item order) from its
   // items. O(items x outputs).
   void FoldItems(size_t node);

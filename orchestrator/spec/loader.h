@@ -25,7 +25,7 @@ inline const std::vector<std::string> kTopKeys = {"name", "description", "params
                                                   "max_active_runs"};
 inline const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "isolation", "env", "workdir", "timeout",
                                                    "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache", "register",
-                                                   "executor", "slurm", "secrets", "deps"};
+                                                   "executor", "slurm", "secrets", "deps", "fail_fast", "max_parallel"};
 inline const std::vector<std::string> kParamKeys = {"type", "default", "min", "max", "enum", "description"};
 inline const std::vector<std::string> kDefaultsKeys = {"timeout", "retry", "cache", "executor", "slurm"};
 inline const std::vector<std::string> kExecutors = {"local", "slurm"};
@@ -149,6 +149,11 @@ class Loader {
   void LoadRegister(const YamlNode& v, Step* s);
 
   void LoadCondition(const YamlNode& v, Step* s);
+
+  // foreach: a list, one expression giving a list, or a matrix.
+  void LoadForeach(const YamlNode& v, Step* s);
+  // foreach: {matrix: {key: [values] | ${{ list }}}, include: [...], exclude: [...]}
+  void LoadMatrix(const YamlNode& v, Step* s);
 
   // Checks names in a template's expressions. `step` is null for the
   // pipeline's env, which sees params and env only.

@@ -18,6 +18,20 @@
 #include "util/strings.h"
 namespace sluice::spec::internal {
 
+namespace {
+
+// Whether a scalar anywhere in `n` holds `${{`. YAML nesting is bounded, so is the recursion.
+bool HasExpression(const YamlNode& n) {
+  if (n.IsScalar()) return n.scalar.find("${{") != std::string::npos;
+  for (const auto& [k, v] : n.entries)
+    if (HasExpression(v)) return true;
+  for (const YamlNode& v : n.items)
+    if (HasExpression(v)) return true;
+  return false;
+}
+
+}  // namespace
+
 void Loader::LoadDeps(const YamlNode& n, Step* s) {
   const std::string where = "step '" + s->id + "'";
   std::vector<const YamlNode*> items;
@@ -38,7 +52,13 @@ void Loader::LoadDeps(const YamlNode& n, Step* s) {
   }
 }
 
-std::string Loader::DepProblem(const std::string& dep) {
+std::string Loader::DepProblem(const std::string& dep) { return DepPatternProblem(dep); }
+
+}  // namespace sluice::spec::internal
+
+namespace sluice::spec {
+
+std::string DepPatternProblem(const std::string& dep) {
   if (dep.find_first_not_of(" \t") == std::string::npos) return "is empty";
   if (dep.find("${{") != std::string::npos) return "has an expression; deps are literal paths and globs";
   if (dep[0] == '/') return "is an absolute path; deps are relative to the spec's folder";
@@ -47,6 +67,10 @@ std::string Loader::DepProblem(const std::string& dep) {
   if (norm == ".." || norm.rfind("../", 0) == 0) return "is outside the spec's folder; deps must stay under it";
   return "";
 }
+
+}  // namespace sluice::spec
+
+namespace sluice::spec::internal {
 
 void Loader::LoadSteps(YamlNode& n) {
   if (!n.IsMap() || n.size() == 0) {
@@ -134,6 +158,7 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
   bool has_run = false, has_uses = false;
   const YamlNode* register_node = nullptr;
   const YamlNode* secrets_node = nullptr;
+  const YamlNode* foreach_options = nullptr;  // fail_fast or max_parallel
   ForEachKey(n, kStepKeys, where, [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
     if (k == "needs") {
       if (v.IsScalar()) {
@@ -225,24 +250,14 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
     } else if (k == "if") {
       LoadCondition(v, s);
     } else if (k == "foreach") {
-      s->has_foreach = true;
-      if (v.IsSequence()) {
-        for (const YamlNode& e : v.items) {
-          if (!e.IsScalar()) {
-            Error(Pos(e), "foreach items must be single values (strings or numbers)");
-            continue;
-          }
-          s->foreach_items.push_back(Value::Str(e.Scalar()));
-        }
-      } else if (v.IsScalar() && v.Scalar().find("${{") != std::string::npos) {
-        Template t;
-        if (Tmpl(v, "foreach", &t)) {
-          if (!t.SingleExpression()) Error(Pos(v), "foreach must be one ${{ }} expression that gives a list");
-          else s->foreach_expr = std::move(t);
-        }
-      } else {
-        Error(Pos(v), "foreach must be a list or a ${{ }} expression that gives a list");
-      }
+      LoadForeach(v, s);
+    } else if (k == "fail_fast") {
+      Bool(v, "fail_fast", &s->fail_fast);
+      foreach_options = &key;
+    } else if (k == "max_parallel") {
+      int64_t n = 0;
+      if (Int(v, "max_parallel", 1, static_cast<int64_t>(kMaxForeachItems), &n)) s->max_parallel = static_cast<int>(n);
+      foreach_options = &key;
     } else if (k == "continue_on_error") {
       Bool(v, "continue_on_error", &s->continue_on_error);
     } else if (k == "cache") {
@@ -273,9 +288,99 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
   if (!s->secrets.empty() && s->executor == "slurm")
     Error(secrets_node ? Pos(*secrets_node) : s->pos,
           where + ": secrets are not passed to Slurm steps (Slurm writes their logs, so Sluice cannot mask them)");
+  if (foreach_options && !s->has_foreach)
+    Error(Pos(*foreach_options), where + ": " + foreach_options->Scalar() + " is for a step with foreach");
   if (has_run && has_uses) Error(s->pos, where + " has both 'run' and 'uses'; a step does one of them");
   else if (!has_run && !has_uses) Error(s->pos, where + " has neither 'run' nor 'uses'");
   else if (has_run && s->with) Error(s->with->pos, where + ": with is for plugin steps (uses); a run step takes env or arguments");
+}
+
+void Loader::LoadForeach(const YamlNode& v, Step* s) {
+  s->has_foreach = true;
+  if (v.IsSequence()) {
+    if (v.items.size() > kMaxForeachItems)
+      Error(Pos(v.items[kMaxForeachItems]), "foreach has more than " + std::to_string(kMaxForeachItems) +
+                                                " items (the limit)");
+    for (size_t i = 0; i < v.items.size() && i < kMaxForeachItems; ++i) {
+      const YamlNode& e = v.items[i];
+      // Scalars stay strings, as they always were; lists and maps are typed
+      // as YAML reads them, like a matrix's values.
+      if (e.IsScalar()) s->foreach_items.push_back(Value::Str(e.Scalar()));
+      else if (e.IsNull()) s->foreach_items.push_back(Value());
+      else s->foreach_items.push_back(YamlValue(e));
+    }
+  } else if (v.IsScalar() && v.Scalar().find("${{") != std::string::npos) {
+    Template t;
+    if (Tmpl(v, "foreach", &t)) {
+      if (!t.SingleExpression()) Error(Pos(v), "foreach must be one ${{ }} expression that gives a list");
+      else s->foreach_expr = std::move(t);
+    }
+  } else if (v.IsMap()) {
+    LoadMatrix(v, s);
+  } else {
+    Error(Pos(v), "foreach must be a list, a ${{ }} expression that gives a list, or {matrix: ...}");
+  }
+}
+
+void Loader::LoadMatrix(const YamlNode& v, Step* s) {
+  const std::string where = "step '" + s->id + "' foreach";
+  Matrix m;
+  m.pos = Pos(v);
+  bool has_matrix = false;
+  auto entries = [&](const YamlNode& list, const std::string& what, std::vector<Map>* out) {
+    if (!list.IsSequence()) {
+      Error(Pos(list), where + ": " + what + " must be a list of mappings ({key: value, ...})");
+      return;
+    }
+    for (const YamlNode& e : list.items) {
+      if (!e.IsMap() || e.size() == 0) Error(Pos(e), where + ": each entry of " + what + " must be a mapping of matrix keys to values");
+      else if (HasExpression(e)) Error(Pos(e), where + ": " + what + " entries are literal values; expressions go in the matrix");
+      else out->push_back(YamlValue(e).as_map());
+    }
+  };
+  ForEachKey(v, {"matrix", "include", "exclude"}, where, [&](const std::string& k, const YamlNode& key, const YamlNode& f) {
+    if (k == "include") return entries(f, "include", &m.include);
+    if (k == "exclude") return entries(f, "exclude", &m.exclude);
+    has_matrix = true;
+    m.pos = Pos(key);
+    ForEachKey(f, {}, where + " matrix", [&](const std::string& name, const YamlNode& nkey, const YamlNode& values) {
+      Matrix::Axis a;
+      a.key = name;
+      a.pos = Pos(nkey);
+      if (values.IsSequence()) {
+        for (const YamlNode& e : values.items) a.values.push_back(YamlValue(e));
+        if (HasExpression(values))
+          Error(Pos(values), where + ": matrix " + name + ": write the whole list as one ${{ }} expression, not expressions in it");
+      } else if (values.IsScalar() && values.Scalar().find("${{") != std::string::npos) {
+        Template t;
+        if (!Tmpl(values, "matrix " + name, &t)) return;
+        if (!t.SingleExpression()) {
+          Error(Pos(values), where + ": matrix " + name + " must be a list or one ${{ }} expression that gives a list");
+          return;
+        }
+        a.expr = std::move(t);
+      } else {
+        Error(Pos(values), where + ": matrix " + name + " must be a list or one ${{ }} expression that gives a list");
+        return;
+      }
+      m.axes.push_back(std::move(a));
+    });
+  });
+  if (!has_matrix && m.include.empty()) {
+    Error(Pos(v), where + " must be a list, a ${{ }} expression that gives a list, or {matrix: ...}");
+    return;
+  }
+  // Literal matrices are counted now, so the limit is a located error.
+  bool literal = std::none_of(m.axes.begin(), m.axes.end(), [](const Matrix::Axis& a) { return a.expr.has_value(); });
+  if (literal) {
+    struct NoContext : EvalContext {
+      Result<Value> Lookup(const std::vector<std::string>&) const override { return Status::Internal("no names"); }
+      bool StatusFunction(std::string_view) const override { return false; }
+    } none;
+    auto items = ExpandMatrix(m, none);
+    if (!items.ok()) Error(m.pos, where + ": " + items.status().message());
+  }
+  s->matrix = std::move(m);
 }
 
 void Loader::LoadRegister(const YamlNode& v, Step* s) {
@@ -403,9 +508,22 @@ void Loader::CheckCall(SourcePos pos, const Expr& call) {
     Error(pos, "unknown function " + Quote(call.op + "()") + DidYouMean(call.op, known));
     return;
   }
-  size_t want = (call.op == "fromJSON" || call.op == "toJSON") ? 1 : 0;
-  if (call.args.size() != want)
-    Error(pos, call.op + "() takes " + std::to_string(want) + " argument" + (want == 1 ? "" : "s"));
+  auto [min, max] = FunctionArity(call.op);
+  int n = static_cast<int>(call.args.size());
+  if (n < min || (max >= 0 && n > max)) {
+    std::string count = max == min ? std::to_string(min) + (min == 1 ? " argument" : " arguments")
+                        : max < 0  ? std::to_string(min) + " or more arguments"
+                                   : std::to_string(min) + " or " + std::to_string(max) + " arguments";
+    Error(pos, call.op + "() takes " + count + ", not " + std::to_string(n));
+    return;
+  }
+  // hashFiles() globs are literal: check them as deps are.
+  if (call.op == "hashFiles")
+    for (const auto& a : call.args)
+      if (a->kind == Expr::Kind::kLiteral && a->literal.is_string()) {
+        std::string problem = DepProblem(a->literal.as_string());
+        if (!problem.empty()) Error(pos, "hashFiles(): " + Quote(a->literal.as_string()) + " " + problem);
+      }
 }
 
 void Loader::CheckStepRefs(Step& s) {
@@ -420,8 +538,19 @@ void Loader::CheckStepRefs(Step& s) {
   for (const Template& t : s.run) CheckRefs(t, &s, "run");
   for (auto& [name, t] : s.env) CheckRefs(t, &s, "env " + name);
   if (s.workdir) CheckRefs(*s.workdir, &s, "workdir");
-  if (s.if_condition) CheckRefs(*s.if_condition, &s, "if", /*item_allowed=*/false);
+  if (s.if_condition) {
+    // A foreach step's `if` that reads item is decided for each item.
+    CheckRefs(*s.if_condition, &s, "if", /*item_allowed=*/true);
+    for (const Template::Part& part : s.if_condition->parts)
+      if (part.expr)
+        VisitExpr(*part.expr, [&](const Expr& e) {
+          if (e.kind == Expr::Kind::kRef && e.path[0] == "item") s.if_reads_item = true;
+        });
+  }
   if (s.foreach_expr) CheckRefs(*s.foreach_expr, &s, "foreach", /*item_allowed=*/false);
+  if (s.matrix)
+    for (const Matrix::Axis& a : s.matrix->axes)
+      if (a.expr) CheckRefs(*a.expr, &s, "foreach matrix " + a.key, /*item_allowed=*/false);
   if (s.with) CheckWithRefs(*s.with, s);
 }
 

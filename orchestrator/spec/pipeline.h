@@ -61,6 +61,39 @@ struct Dep {
   std::string pattern;
   SourcePos pos;
 };
+// Why `pattern` cannot be a dep (or a hashFiles() glob): "is empty", "is an
+// absolute path; ...", "is outside the spec's folder; ..."; "" when it can.
+std::string DepPatternProblem(const std::string& pattern);
+
+// The most items one foreach step may have: its list, the list its
+// expression gives, or its matrix's combinations. Each item is a unit the
+// engine tracks and a row in the store.
+inline constexpr size_t kMaxForeachItems = 10000;
+
+// `foreach: {matrix: {k: [...], ...}, include: [...], exclude: [...]}`:
+// the cross product of the keys' values (the first key outermost, as
+// written), with GitHub Actions' exclude and include rules
+// (specs/pipeline.md, "foreach and matrix"). Each combination is a map.
+struct Matrix {
+  struct Axis {
+    std::string key;
+    List values;                    // a literal list
+    std::optional<Template> expr;   // or one expression giving a list
+    SourcePos pos;
+  };
+  std::vector<Axis> axes;
+  std::vector<Map> include, exclude;
+  SourcePos pos;
+};
+
+// The combinations of `m`, its expressions evaluated with `ctx`. Errors: an
+// expression that fails or gives no list, more than kMaxForeachItems
+// combinations.
+Result<List> ExpandMatrix(const Matrix& m, const EvalContext& ctx);
+
+// A YAML value without expressions as a Value: maps and lists as they are,
+// plain scalars typed as YAML reads them (3, 0.5, true), quoted ones strings.
+Value YamlValue(const YamlNode& n);
 
 struct Step {
   std::string id;
@@ -88,6 +121,10 @@ struct Step {
   bool has_foreach = false;
   std::vector<Value> foreach_items;      // a literal list
   std::optional<Template> foreach_expr;  // or one expression giving a list
+  std::optional<Matrix> matrix;          // or a matrix
+  bool if_reads_item = false;            // a foreach step's `if` reads item: decided per item
+  bool fail_fast = false;                // once an item fails, items not started are cancelled
+  int max_parallel = 0;                  // at most this many items run at once; 0: no limit
   bool continue_on_error = false;
   // Declared outputs: files or folders the step writes under
   // $SLUICE_OUTPUTS_DIR/<name>, published as artifacts (kinds file, dir,

@@ -51,6 +51,7 @@ bool Value::Truthy() const {
     case Type::kFloat: return as_float() != 0;
     case Type::kString: return !as_string().empty();
     case Type::kList: return !as_list().empty();
+    case Type::kMap: return !as_map().empty();
   }
   return false;
 }
@@ -62,7 +63,8 @@ std::string Value::Render() const {
     case Type::kInt: return std::to_string(as_int());
     case Type::kFloat: return FormatFloat(as_float());
     case Type::kString: return as_string();
-    case Type::kList: return JsonText(ToJson());
+    case Type::kList:
+    case Type::kMap: return JsonText(ToJson());
   }
   return "";
 }
@@ -75,6 +77,7 @@ const char* Value::TypeName(Type t) {
     case Type::kFloat: return "float";
     case Type::kString: return "string";
     case Type::kList: return "list";
+    case Type::kMap: return "map";
   }
   return "?";
 }
@@ -91,6 +94,11 @@ nlohmann::json Value::ToJson() const {
       for (const Value& v : as_list()) a.push_back(v.ToJson());
       return a;
     }
+    case Type::kMap: {
+      nlohmann::json o = nlohmann::json::object();
+      for (const auto& [k, v] : as_map()) o[k] = v.ToJson();
+      return o;
+    }
   }
   return nullptr;
 }
@@ -105,8 +113,29 @@ Value Value::FromJson(const nlohmann::json& j) {
     for (const auto& e : j) l.push_back(FromJson(e));
     return Of(std::move(l));
   }
-  if (j.is_object()) return Str(j.dump());
+  if (j.is_object()) {
+    Map m;
+    for (const auto& [k, v] : j.items()) m[k] = FromJson(v);
+    return Of(std::move(m));
+  }
   return Value();
+}
+
+size_t Value::ApproxBytes() const {
+  switch (type()) {
+    case Type::kString: return as_string().size();
+    case Type::kList: {
+      size_t n = 8;
+      for (const Value& v : as_list()) n += v.ApproxBytes();
+      return n;
+    }
+    case Type::kMap: {
+      size_t n = 8;
+      for (const auto& [k, v] : as_map()) n += k.size() + v.ApproxBytes();
+      return n;
+    }
+    default: return 8;
+  }
 }
 
 bool LooseEquals(const Value& a, const Value& b) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <variant>
 #include <vector>
@@ -17,10 +18,11 @@ namespace sluice::spec {
 
 class Value;
 using List = std::vector<Value>;
+using Map = std::map<std::string, Value>;
 
 class Value {
  public:
-  enum class Type { kNull, kBool, kInt, kFloat, kString, kList };
+  enum class Type { kNull, kBool, kInt, kFloat, kString, kList, kMap };
 
   Value() = default;
   static Value Bool(bool b) { Value v; v.v_ = b; return v; }
@@ -28,24 +30,28 @@ class Value {
   static Value Float(double d) { Value v; v.v_ = d; return v; }
   static Value Str(std::string s) { Value v; v.v_ = std::move(s); return v; }
   static Value Of(List l) { Value v; v.v_ = std::move(l); return v; }
+  static Value Of(Map m) { Value v; v.v_ = std::move(m); return v; }
 
   Type type() const { return static_cast<Type>(v_.index()); }
   bool is_null() const { return type() == Type::kNull; }
   bool is_list() const { return type() == Type::kList; }
   bool is_string() const { return type() == Type::kString; }
+  bool is_map() const { return type() == Type::kMap; }
   bool as_bool() const { return std::get<bool>(v_); }
   int64_t as_int() const { return std::get<int64_t>(v_); }
   double as_float() const { return std::get<double>(v_); }
   const std::string& as_string() const { return std::get<std::string>(v_); }
   const List& as_list() const { return std::get<List>(v_); }
+  const Map& as_map() const { return std::get<Map>(v_); }
 
   // The number this value stands for: ints, floats, and strings that are
   // entirely a decimal number. False for everything else.
   bool AsNumber(double* out) const;
-  // null, false, 0, "" and [] are false; everything else is true.
+  // null, false, 0, "", [] and {} are false; everything else is true.
   bool Truthy() const;
   // How the value reaches a command: strings as they are, numbers in their
-  // shortest exact form, bools as true/false, null as "", lists as JSON.
+  // shortest exact form, bools as true/false, null as "", lists and maps as
+  // compact JSON.
   std::string Render() const;
   // Name of the type for messages: "int", "string", ...
   static const char* TypeName(Type t);
@@ -53,10 +59,14 @@ class Value {
   nlohmann::json ToJson() const;
   static Value FromJson(const nlohmann::json& j);
 
+  // Roughly how many bytes the value holds (strings and keys by length,
+  // scalars as 8): what kMaxValueBytes (expr.h) bounds.
+  size_t ApproxBytes() const;
+
   friend bool operator==(const Value& a, const Value& b) { return a.v_ == b.v_; }
 
  private:
-  std::variant<std::monostate, bool, int64_t, double, std::string, List> v_;
+  std::variant<std::monostate, bool, int64_t, double, std::string, List, Map> v_;
 };
 
 // Expression equality: numbers compare by value, a numeric string equals the

@@ -28,6 +28,24 @@ nlohmann::json PlainScalar(const std::string& s) {
 
 }  // namespace
 
+Value YamlValue(const YamlNode& n) {
+  switch (n.kind) {
+    case YamlNode::Kind::kNull: return Value();
+    case YamlNode::Kind::kMap: {
+      Map m;
+      for (const auto& [k, v] : n.entries) m[k.scalar] = YamlValue(v);
+      return Value::Of(std::move(m));
+    }
+    case YamlNode::Kind::kSequence: {
+      List l;
+      for (const YamlNode& v : n.items) l.push_back(YamlValue(v));
+      return Value::Of(std::move(l));
+    }
+    case YamlNode::Kind::kScalar: break;
+  }
+  return n.quoted ? Value::Str(n.scalar) : Value::FromJson(PlainScalar(n.scalar));
+}
+
 Result<nlohmann::json> RenderWith(const YamlNode& n, const EvalContext& ctx) {
   switch (n.kind) {
     case YamlNode::Kind::kNull: return nlohmann::json(nullptr);

@@ -43,9 +43,19 @@ bad = {
     "dep outside the spec's folder": {"name": "x", "steps": {"a": {"run": "true", "deps": ["../lib.py"]}}},
     "absolute dep": {"name": "x", "steps": {"a": {"run": "true", "deps": "/etc/hosts"}}},
     "cache map with an unknown key": {"name": "x", "steps": {"a": {"run": "true", "cache": {"maxage": "1d"}}}},
+    "matrix key that is not a list": {"name": "x", "steps": {"a": {"run": "true", "foreach": {"matrix": {"lr": 0.1}}}}},
+    "foreach map without a matrix": {"name": "x", "steps": {"a": {"run": "true", "foreach": {"exclude": [{"a": 1}]}}}},
+    "misspelt include": {"name": "x", "steps": {"a": {"run": "true", "foreach": {"matrix": {"a": [1]}, "includes": []}}}},
+    "max_parallel of zero": {"name": "x", "steps": {"a": {"run": "true", "foreach": [1], "max_parallel": 0}}},
     "cache max_age that is not a duration": {"name": "x", "defaults": {"cache": {"max_age": "a week"}}, "steps": {"a": {"run": "true"}}},
 }
 good = {
+    "a matrix with include, exclude, fail_fast and max_parallel": {
+        "name": "x", "params": {"lrs": {"type": "string", "default": "[0.1]"}},
+        "steps": {"a": {"run": "echo ${{ item.lr }}", "fail_fast": True, "max_parallel": 2,
+                        "foreach": {"matrix": {"lr": "${{ fromJSON(params.lrs) }}", "depth": [3, 5]},
+                                    "include": [{"depth": 3, "extra": "x"}], "exclude": [{"depth": 5}]}},
+                  "b": {"run": "true", "foreach": [{"lr": 0.1}, {"lr": 0.2}], "if": "item.lr > 0.1"}}},
     "deps and a cache map": {"name": "x", "defaults": {"cache": {"max_age": "7d"}},
                              "steps": {"a": {"run": "true", "deps": ["train.py", "data/*.csv", "src/**/*.py"], "cache": True},
                                        "b": {"run": "true", "deps": "model.pt", "cache": {"max_age": "1h30m"}}}},

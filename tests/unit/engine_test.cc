@@ -552,3 +552,151 @@ TEST_F(EngineTest, TheLogFolderAndALineForACommandThatCannotStartGoThroughTheEnv
   EXPECT_TRUE(files_.Exists(dir_ + "/logs"));
   EXPECT_EQ(files_.Read(dir_ + "/logs/a.1.log"), "sluice: command not found: nope\n");
 }
+
+// Per-item if, matrix, fail_fast, max_parallel, hashFiles -------------------
+
+TEST_F(EngineTest, AForeachIfThatReadsItemSkipsSingleItemsAndTheFanInKeepsTheirPlace) {
+  exec_.script["s[0]"] = {{.outputs = "v=A\n"}};
+  exec_.script["s[2]"] = {{.outputs = "v=C\n"}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  s: {foreach: [a, b, c], if: \"item != 'b'\", run: x}\n"
+                    "  join: {needs: [s], run: ['${{ steps.s.outputs.v }}']}\n"),
+            RunState::kSucceeded);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"s[0]", "s[2]", "join"}));
+  EXPECT_EQ(Step("s", 1).state, StepState::kSkipped);
+  EXPECT_EQ(Step("s", 1).reason, "if: item != 'b' is false");
+  EXPECT_EQ(Step("s").state, StepState::kSucceeded);
+  EXPECT_EQ(exec_.last_request["join"].argv[0], "[\"A\",null,\"C\"]");
+}
+
+TEST_F(EngineTest, AForeachStepWhoseItemsAreAllSkippedIsSkippedAndItsDependantsRun) {
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  s: {foreach: [a, b], if: \"item == 'z'\", run: x}\n"
+                    "  after: {needs: [s], run: x}\n"),
+            RunState::kSucceeded);
+  EXPECT_EQ(Step("s").state, StepState::kSkipped);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"after"}));
+}
+
+TEST_F(EngineTest, AForeachIfThatFailsToEvaluateFailsThatItemOnly) {
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  s: {foreach: ['1', '0'], if: '10 / item > 1', run: x}\n"), RunState::kFailed);
+  EXPECT_EQ(Step("s", 0).state, StepState::kSucceeded);
+  EXPECT_EQ(Step("s", 1).state, StepState::kFailed);
+  EXPECT_EQ(Step("s", 1).reason, "if: ${{10 / item > 1}}: division by zero (at character 4 of the expression)");
+}
+
+TEST_F(EngineTest, AMatrixRunsTheCrossProductWithTheFirstKeyOutermost) {
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  s:\n    foreach: {matrix: {lr: [0.1, 0.01], depth: [3, 5]}}\n"
+                    "    run: [echo, '${{ item.lr }}-${{ item.depth }}', '${{ item }}']\n",
+                    1),
+            RunState::kSucceeded);
+  std::vector<std::string> got;
+  for (int i = 0; i < 4; ++i) got.push_back(exec_.last_request["s[" + std::to_string(i) + "]"].argv[1]);
+  EXPECT_EQ(got, (std::vector<std::string>{"0.1-3", "0.1-5", "0.01-3", "0.01-5"}));
+  EXPECT_EQ(exec_.last_request["s[0]"].argv[2], R"({"depth":3,"lr":0.1})");
+}
+
+TEST_F(EngineTest, AMatrixExcludesMatchingCombinationsAndIncludesLikeGitHub) {
+  // GitHub's documented example: {fruit: [apple, pear], animal: [cat, dog]}
+  // with include [{color: green}, {color: pink, animal: cat}, {fruit: apple,
+  // shape: circle}, {fruit: banana}, {fruit: banana, animal: cat}].
+  EXPECT_EQ(RunSpec(R"(name: t
+steps:
+  s:
+    foreach:
+      matrix: {fruit: [apple, pear], animal: [cat, dog]}
+      include:
+        - {color: green}
+        - {color: pink, animal: cat}
+        - {fruit: apple, shape: circle}
+        - {fruit: banana}
+        - {fruit: banana, animal: cat}
+      exclude: [{fruit: pear, animal: dog}]
+    run: ['${{ item }}']
+)",
+                    1),
+            RunState::kSucceeded);
+  std::vector<std::string> got;
+  for (int i = 0; i < 5; ++i) got.push_back(exec_.last_request["s[" + std::to_string(i) + "]"].argv[0]);
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     R"({"animal":"cat","color":"pink","fruit":"apple","shape":"circle"})",
+                     R"({"animal":"dog","color":"green","fruit":"apple","shape":"circle"})",
+                     R"({"animal":"cat","color":"pink","fruit":"pear"})",
+                     R"({"fruit":"banana"})",
+                     R"({"animal":"cat","fruit":"banana"})",
+                 }));
+  EXPECT_EQ(exec_.last_request.count("s[5]"), 0u);
+}
+
+TEST_F(EngineTest, AMatrixValueMayBeAnExpressionGivingAList) {
+  EXPECT_EQ(RunSpec("name: t\nparams:\n  lrs: {type: string, default: '[1, 2, 3]'}\nsteps:\n"
+                    "  s: {foreach: {matrix: {lr: '${{ fromJSON(params.lrs) }}'}}, run: ['${{ item.lr * 10 }}']}\n",
+                    1),
+            RunState::kSucceeded);
+  EXPECT_EQ(exec_.last_request["s[2]"].argv[0], "30");
+}
+
+TEST_F(EngineTest, AForeachExpressionOverTheItemLimitFailsTheStep) {
+  std::string list = "[0";
+  for (int i = 1; i < 10001; ++i) {
+    list += ',';
+    list += std::to_string(i);
+  }
+  list += "]";
+  exec_.script["list"] = {{.outputs = "names=" + list + "\n"}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  list: {run: x}\n"
+                    "  each: {needs: [list], foreach: '${{ fromJSON(steps.list.outputs.names) }}', run: x}\n"),
+            RunState::kFailed);
+  EXPECT_EQ(Step("each").reason,
+            "foreach: ${{ fromJSON(steps.list.outputs.names) }} gave 10001 items, over the limit of 10000");
+}
+
+TEST_F(EngineTest, FailFastCancelsTheItemsNotStartedOnceOneFails) {
+  exec_.script["s[1]"] = {{.exit_code = 2}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  s: {foreach: [a, b, c, d], fail_fast: true, run: x}\n", 1), RunState::kFailed);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"s[0]", "s[1]"}));
+  EXPECT_EQ(Step("s", 2).state, StepState::kCancelled);
+  EXPECT_EQ(Step("s", 2).reason, "fail_fast: item 1 failed");
+  EXPECT_EQ(Step("s", 3).state, StepState::kCancelled);
+  EXPECT_EQ(Step("s").state, StepState::kFailed);
+}
+
+TEST_F(EngineTest, WithoutFailFastEveryItemRunsAfterAFailure) {
+  exec_.script["s[1]"] = {{.exit_code = 2}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  s: {foreach: [a, b, c, d], run: x}\n", 1), RunState::kFailed);
+  EXPECT_EQ(Order().size(), 4u);
+}
+
+TEST_F(EngineTest, FailFastLetsRunningItemsFinish) {
+  exec_.script["s[0]"] = {{.exit_code = 2, .duration = 1s}};
+  exec_.script["s[1]"] = {{.duration = 3s, .outputs = "v=1\n"}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  s: {foreach: [a, b, c], fail_fast: true, run: x}\n", 2), RunState::kFailed);
+  EXPECT_EQ(Step("s", 1).state, StepState::kSucceeded);
+  EXPECT_EQ(Step("s", 2).state, StepState::kCancelled);
+}
+
+TEST_F(EngineTest, MaxParallelBoundsHowManyItemsRunAtOnce) {
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  s: {foreach: [a, b, c, d, e], max_parallel: 2, run: x}\n  o: {run: x}\n", 4),
+            RunState::kSucceeded);
+  EXPECT_EQ(exec_.max_running, 3u) << "two items and the other step";
+  EXPECT_EQ(clock_.Seconds(), 3000);  // ceil(5 / 2) rounds of one second
+  EXPECT_EQ(Order().front(), "s[0]");
+}
+
+TEST_F(EngineTest, MaxParallelCountsAnItemWaitingToRetry) {
+  exec_.script["s[0]"] = {{.exit_code = 1}, {.exit_code = 0}};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  s: {foreach: [a, b], max_parallel: 1, retry: {limit: 1, backoff: {initial: 5s}},"
+                    " run: x}\n",
+                    4),
+            RunState::kSucceeded);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"s[0]", "s[0]", "s[1]"}));
+}
+
+TEST_F(EngineTest, HashFilesHashesTheMatchingFilesInPathOrder) {
+  files_.MakeDir(dir_ + "/data");
+  files_.Write(dir_ + "/data/b.csv", "2");
+  files_.Write(dir_ + "/data/a.csv", "1");
+  files_.Write(dir_ + "/data/c.txt", "3");
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  s: {run: [echo, '${{ hashFiles(\"data/*.csv\") }}', '${{ hashFiles(\"none/*\") }}']}\n"),
+            RunState::kSucceeded);
+  EXPECT_EQ(exec_.last_request["s"].argv[1], Sha256Hex(Sha256Hex("1") + Sha256Hex("2")));
+  EXPECT_EQ(exec_.last_request["s"].argv[2], "");
+}

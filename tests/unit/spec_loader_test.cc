@@ -171,7 +171,7 @@ TEST(SpecLoaderTest, ItemOutsideForeachIsAnError) {
 
 TEST(SpecLoaderTest, ForeachThatIsNotAListIsAnError) {
   EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    foreach: abc\n    run: echo ${{ item }}\n"),
-            "p.yaml:4:14: foreach must be a list or a ${{ }} expression that gives a list");
+            "p.yaml:4:14: foreach must be a list, a ${{ }} expression that gives a list, or {matrix: ...}");
 }
 
 TEST(SpecLoaderTest, UnknownFunctionSuggestsTheRightOne) {
@@ -632,4 +632,126 @@ TEST(SchemaCheckTest, ABoundOfOneIsCountedInTheSingular) {
 TEST(SpecLoaderTest, AWholeNumberFarPastItsRangeIsALocatedErrorNotAnOverflow) {
   EXPECT_EQ(Error("name: demo\nsteps:\n  a: {run: x, retry: {limit: 1e60}}\n"),
             "p.yaml:3:30: retry limit must be a whole number from 0 to 1000, not '1e60'");
+}
+
+// Expressions over data and matrix fan-out --------------------------------
+
+TEST(SpecLoaderTest, AFunctionWithTheWrongNumberOfArgumentsIsAnErrorAtTheCall) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: echo ${{ replace('a', 'b') }}\n"),
+            "p.yaml:4:19: replace() takes 3 arguments, not 2");
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: echo ${{ join() }}\n"),
+            "p.yaml:4:19: join() takes 1 or 2 arguments, not 0");
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: echo ${{ format() }}\n"),
+            "p.yaml:4:19: format() takes 1 or more arguments, not 0");
+}
+
+TEST(SpecLoaderTest, AnUnknownFunctionAmongTheNewOnesSuggestsTheRightOne) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: echo ${{ startswith('a', 'b') }}\n"),
+            "p.yaml:4:19: unknown function 'startswith()' (did you mean 'startsWith'?)");
+}
+
+TEST(SpecLoaderTest, NamesInMemberPathsAreStillChecked) {
+  EXPECT_EQ(Error("name: demo\nparams:\n  cfg: {type: string, default: '{}'}\nsteps:\n  a:\n"
+                  "    run: echo ${{ fromJSON(params.cfgs).layers[0] }}\n"),
+            "p.yaml:6:28: unknown param 'cfgs' (did you mean 'cfg'?)");
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: echo ${{ item.lr }}\n"),
+            "p.yaml:4:19: 'item' is only defined inside a step with foreach");
+  Load("name: demo\nparams:\n  cfg: {type: string, default: '{}'}\nsteps:\n  a:\n"
+       "    run: echo ${{ fromJSON(params.cfg).layers[0].size + 1 }}\n");
+}
+
+TEST(SpecLoaderTest, AHashFilesGlobOutsideTheFolderIsAnError) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: echo ${{ hashFiles('../x/*.csv') }}\n"),
+            "p.yaml:4:19: hashFiles(): '../x/*.csv' is outside the spec's folder; deps must stay under it");
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    run: echo ${{ hashFiles('data/*.csv', '/etc/passwd') }}\n"),
+            "p.yaml:4:19: hashFiles(): '/etc/passwd' is an absolute path; deps are relative to the spec's folder");
+}
+
+TEST(SpecLoaderTest, AForeachStepsIfMayReadItem) {
+  Pipeline p = Load("name: demo\nsteps:\n  a:\n    foreach: [1, 2]\n    if: item != '2'\n    run: echo ${{ item }}\n");
+  EXPECT_TRUE(p.steps[0].if_reads_item);
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    if: item != '2'\n    run: x\n"),
+            "p.yaml:4:9: 'item' is only defined inside a step with foreach");
+}
+
+TEST(SpecLoaderTest, ForeachItemsWrittenAsMapsAreTypedMaps) {
+  Pipeline p = Load("name: demo\nsteps:\n  a:\n    foreach: [{lr: 0.1, deep: true}, plain]\n    run: echo ${{ item.lr }}\n");
+  ASSERT_EQ(p.steps[0].foreach_items.size(), 2u);
+  EXPECT_EQ(p.steps[0].foreach_items[0].Render(), R"({"deep":true,"lr":0.1})");
+  EXPECT_EQ(p.steps[0].foreach_items[1], sluice::spec::Value::Str("plain"));
+}
+
+TEST(SpecLoaderTest, LoadsAMatrixWithIncludeAndExclude) {
+  Pipeline p = Load(R"(name: demo
+params:
+  lrs: {type: string, default: '[0.1]'}
+steps:
+  train:
+    foreach:
+      matrix: {lr: "${{ fromJSON(params.lrs) }}", depth: [3, 5]}
+      include: [{depth: 3, extra: x}]
+      exclude: [{depth: 5}]
+    fail_fast: true
+    max_parallel: 2
+    run: echo ${{ item.lr }} ${{ item.depth }}
+)");
+  const auto& s = p.steps[0];
+  ASSERT_TRUE(s.matrix);
+  ASSERT_EQ(s.matrix->axes.size(), 2u);
+  EXPECT_EQ(s.matrix->axes[0].key, "lr");
+  EXPECT_TRUE(s.matrix->axes[0].expr);
+  EXPECT_EQ(s.matrix->axes[1].values.size(), 2u);
+  EXPECT_EQ(s.matrix->include.size(), 1u);
+  EXPECT_EQ(s.matrix->exclude.size(), 1u);
+  EXPECT_TRUE(s.fail_fast);
+  EXPECT_EQ(s.max_parallel, 2);
+}
+
+TEST(SpecLoaderTest, AMatrixKeyThatIsNotAListIsAnError) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    foreach: {matrix: {lr: 0.1}}\n    run: x\n"),
+            "p.yaml:4:28: step 'a' foreach: matrix lr must be a list or one ${{ }} expression that gives a list");
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    foreach: {matrix: {lr: [1]}, include: [3]}\n    run: x\n"),
+            "p.yaml:4:44: step 'a' foreach: each entry of include must be a mapping of matrix keys to values");
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    foreach: {matrix: {lr: [1]}, incude: [3]}\n    run: x\n"),
+            "p.yaml:4:34: unknown key 'incude' in step 'a' foreach (did you mean 'include'?)");
+}
+
+TEST(SpecLoaderTest, AMatrixExpressionReadingAnUnknownParamIsAnError) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    foreach: {matrix: {lr: '${{ params.lrs }}'}}\n    run: x\n"),
+            "p.yaml:4:33: unknown param 'lrs'");
+}
+
+namespace {
+
+// A matrix of `n` combinations: n = a * 10 with a values of key a and 10 of b.
+std::string MatrixOf(int a) {
+  std::string values;
+  for (int i = 0; i < a; ++i) values += (i ? ", " : "") + std::to_string(i);
+  return "name: demo\nsteps:\n  s:\n    foreach:\n      matrix:\n        a: [" + values +
+         "]\n        b: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n    run: x\n";
+}
+
+}  // namespace
+
+TEST(SpecLoaderTest, AMatrixOfTenThousandCombinationsLoadsAndOneMoreIsAnError) {
+  Pipeline p = Load(MatrixOf(1000));
+  EXPECT_EQ(p.steps[0].matrix->axes[0].values.size(), 1000u);
+  std::string yaml = MatrixOf(1000);
+  yaml.replace(yaml.find("    run: x"), 0, "      include: [{a: x, b: y}]\n");
+  EXPECT_EQ(Error(yaml), "p.yaml:5:7: step 's' foreach: the matrix makes 10001 or more combinations, over the limit of 10000");
+}
+
+TEST(SpecLoaderTest, AForeachListOfTenThousandItemsLoadsAndOneMoreIsAnError) {
+  std::string items;
+  for (int i = 0; i < 10000; ++i) items += (i ? "," : "") + std::to_string(i);
+  Load("name: demo\nsteps:\n  s:\n    foreach: [" + items + "]\n    run: x\n");
+  EXPECT_EQ(Error("name: demo\nsteps:\n  s:\n    foreach: [" + items + ",x]\n    run: x\n"),
+            "p.yaml:4:" + std::to_string(15 + items.size() + 1) + ": foreach has more than 10000 items (the limit)");
+}
+
+TEST(SpecLoaderTest, FailFastAndMaxParallelNeedForeach) {
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    max_parallel: 2\n    run: x\n"),
+            "p.yaml:4:5: step 'a': max_parallel is for a step with foreach");
+  EXPECT_EQ(Error("name: demo\nsteps:\n  a:\n    foreach: [1]\n    max_parallel: 0\n    run: x\n"),
+            "p.yaml:5:19: max_parallel must be a whole number from 1 to 10000, not '0'");
 }
