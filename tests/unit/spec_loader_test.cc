@@ -726,7 +726,10 @@ namespace {
 // A matrix of `n` combinations: n = a * 10 with a values of key a and 10 of b.
 std::string MatrixOf(int a) {
   std::string values;
-  for (int i = 0; i < a; ++i) values += (i ? ", " : "") + std::to_string(i);
+  for (int i = 0; i < a; ++i) {
+    if (i) values += ", ";
+    values += std::to_string(i);
+  }
   return "name: demo\nsteps:\n  s:\n    foreach:\n      matrix:\n        a: [" + values +
          "]\n        b: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n    run: x\n";
 }
@@ -743,7 +746,10 @@ TEST(SpecLoaderTest, AMatrixOfTenThousandCombinationsLoadsAndOneMoreIsAnError) {
 
 TEST(SpecLoaderTest, AForeachListOfTenThousandItemsLoadsAndOneMoreIsAnError) {
   std::string items;
-  for (int i = 0; i < 10000; ++i) items += (i ? "," : "") + std::to_string(i);
+  for (int i = 0; i < 10000; ++i) {
+    if (i) items += ',';
+    items += std::to_string(i);
+  }
   Load("name: demo\nsteps:\n  s:\n    foreach: [" + items + "]\n    run: x\n");
   EXPECT_EQ(Error("name: demo\nsteps:\n  s:\n    foreach: [" + items + ",x]\n    run: x\n"),
             "p.yaml:4:" + std::to_string(15 + items.size() + 1) + ": foreach has more than 10000 items (the limit)");
