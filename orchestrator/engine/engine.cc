@@ -134,6 +134,7 @@ Status Engine::Expand(size_t i, const spec::List* items) {
     if (!st.ok()) return st;
   }
   const spec::Step& s = plan_.pipeline->steps[i];
+  int failed_item = -1;  // fail_fast: an item that failed here, before anything started
   for (size_t u = x.first; u < x.end; ++u) {
     StepRecord& r = graph_.unit_record(u);
     if (IsFinal(r.state)) continue;
@@ -144,10 +145,17 @@ Status Engine::Expand(size_t i, const spec::List* items) {
       }
       continue;
     }
+    if (failed_item >= 0) {
+      // fail_fast, and an item before this one failed without starting.
+      Status st = EndItemUnstarted(u, StepState::kCancelled, "fail_fast: item " + std::to_string(failed_item) + " failed");
+      if (!st.ok()) return st;
+      continue;
+    }
     if (r.attempts == 0) {
       if (std::optional<StepDecision> d = DecideItem(s, StepContext(scope_, i, &r))) {
         Status st = EndItemUnstarted(u, *d->end, d->reason);
         if (!st.ok()) return st;
+        if (s.fail_fast && *d->end == StepState::kFailed) failed_item = r.item;
         continue;
       }
     }
@@ -165,6 +173,7 @@ Status Engine::Expand(size_t i, const spec::List* items) {
         if (!st.ok()) return st;
         st = FinishUnit(u);
         if (!st.ok()) return st;
+        if (s.fail_fast) failed_item = r.item;
         continue;
       }
       if (*lost > 0) r.tries = std::max(0, r.tries - 1);

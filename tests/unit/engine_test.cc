@@ -700,3 +700,12 @@ TEST_F(EngineTest, HashFilesHashesTheMatchingFilesInPathOrder) {
   EXPECT_EQ(exec_.last_request["s"].argv[1], Sha256Hex(Sha256Hex("1") + Sha256Hex("2")));
   EXPECT_EQ(exec_.last_request["s"].argv[2], "");
 }
+
+TEST_F(EngineTest, FailFastCancelsTheLaterItemsWhenAnItemsIfCannotBeEvaluated) {
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  s: {foreach: ['1', '0', '2'], if: '10 / item > 1', fail_fast: true, run: x}\n", 1),
+            RunState::kFailed);
+  EXPECT_EQ(Step("s", 1).state, StepState::kFailed);
+  EXPECT_EQ(Step("s", 2).state, StepState::kCancelled);
+  EXPECT_EQ(Step("s", 2).reason, "fail_fast: item 1 failed");
+  EXPECT_EQ(Order(), (std::vector<std::string>{}));
+}
