@@ -187,6 +187,7 @@ void Loader::LoadRoot(YamlNode& root) {
     return;
   }
   const YamlNode* steps_node = nullptr;
+  const YamlNode* finally_node = nullptr;
   const YamlNode* env_node = nullptr;
   bool have_name = false;
   p_.params_pos = {1, 1};
@@ -209,6 +210,11 @@ void Loader::LoadRoot(YamlNode& root) {
       LoadDefaults(v);
     } else if (k == "steps") {
       steps_node = &v;
+    } else if (k == "finally") {
+      finally_node = &v;
+    } else if (k == "timeout") {
+      Millis t;
+      if (Timeout(v, &t)) p_.timeout = t;
     } else if (k == "on") {
       LoadTriggers(v);
     } else if (k == "max_active_runs") {
@@ -219,8 +225,14 @@ void Loader::LoadRoot(YamlNode& root) {
   if (!have_name) Error({1, 1}, "missing required key 'name'");
   if (!steps_node) Error({1, 1}, "missing required key 'steps'");
   if (env_node) p_.env = LoadEnv(*env_node, "env");
-  if (steps_node) LoadSteps(const_cast<YamlNode&>(*steps_node));  // a node of `root`, ours to take apart
+  // Nodes of `root`, ours to take apart.
+  if (steps_node) LoadSteps(const_cast<YamlNode&>(*steps_node), const_cast<YamlNode*>(finally_node));
   for (auto& [name, t] : p_.env) CheckRefs(t, nullptr, "env " + name);
+  if (default_retry_.on_condition) {  // checked once here, not in every step that inherits it
+    reading_attempt_ = true;
+    CheckRefs(*default_retry_.on_condition, nullptr, "retry on");
+    reading_attempt_ = false;
+  }
   CheckWebhook();
   if (errors_.empty()) FindCycles();
 }
@@ -302,6 +314,8 @@ void Loader::LoadRetry(const YamlNode& n, RetryPolicy* r) {
   ForEachKey(n, kRetryKeys, "retry", [&](const std::string& k, const YamlNode&, const YamlNode& v) {
     if (k == "limit") {
       if (Int(v, "retry limit", 0, 1000, &i)) r->limit = static_cast<int>(i);
+    } else if (k == "on") {
+      LoadRetryOn(v, r);
     } else {
       ForEachKey(v, kBackoffKeys, "backoff", [&](const std::string& bk, const YamlNode&, const YamlNode& bv) {
         double d;
@@ -315,6 +329,28 @@ void Loader::LoadRetry(const YamlNode& n, RetryPolicy* r) {
       });
     }
   });
+}
+
+void Loader::LoadRetryOn(const YamlNode& n, RetryPolicy* r) {
+  r->on_exit_codes.clear();
+  r->on_condition.reset();
+  if (n.IsSequence()) {  // on: [137, 143]
+    if (n.items.empty()) {
+      Error(Pos(n), "retry on: [] retries nothing; leave 'on' out to retry every failure");
+      return;
+    }
+    for (const YamlNode& e : n.items) {
+      int64_t code;
+      if (Int(e, "each entry of retry on (an exit status)", 0, 255, &code)) r->on_exit_codes.push_back(static_cast<int>(code));
+    }
+    return;
+  }
+  if (!n.IsScalar()) {
+    Error(Pos(n), "retry on must be a list of exit statuses ([137, 143]) or a condition (${{ attempt.timed_out }})");
+    return;
+  }
+  Template t;
+  if (Condition(n, "retry on", &t)) r->on_condition = std::move(t);
 }
 
 void Loader::LoadWebhook(const YamlNode& v) {

@@ -22,7 +22,7 @@
 namespace sluice::spec::internal {
 
 inline const std::vector<std::string> kTopKeys = {"name", "description", "params", "env", "secrets", "defaults", "steps", "on",
-                                                  "max_active_runs"};
+                                                  "max_active_runs", "timeout", "finally"};
 inline const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "isolation", "env", "workdir", "timeout",
                                                    "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache", "register",
                                                    "executor", "slurm", "secrets", "deps"};
@@ -30,7 +30,11 @@ inline const std::vector<std::string> kParamKeys = {"type", "default", "min", "m
 inline const std::vector<std::string> kDefaultsKeys = {"timeout", "retry", "cache", "executor", "slurm"};
 inline const std::vector<std::string> kExecutors = {"local", "slurm"};
 inline const std::vector<std::string> kSlurmKeys = {"partition", "account", "qos", "time", "extra"};
-inline const std::vector<std::string> kRetryKeys = {"limit", "backoff"};
+inline const std::vector<std::string> kRetryKeys = {"limit", "backoff", "on"};
+// What `retry.on`'s expression sees of the failed attempt (besides params and env).
+inline const std::vector<std::string> kAttemptFields = {"exit_code", "signal", "timed_out", "reason"};
+// What a finally step's expressions see of the run.
+inline const std::vector<std::string> kRunFields = {"state", "failed_steps"};
 inline const std::vector<std::string> kBackoffKeys = {"initial", "factor", "max", "jitter"};
 inline const std::vector<std::string> kResourceKeys = {"cpu", "memory", "gpu"};
 inline const std::vector<std::string> kParamTypes = {"int", "float", "string", "bool"};
@@ -118,6 +122,10 @@ class Loader {
   void LoadParams(const YamlNode& n);
 
   void LoadRetry(const YamlNode& n, RetryPolicy* r);
+  // retry.on: a list of exit statuses, or a condition over the failed attempt.
+  void LoadRetryOn(const YamlNode& n, RetryPolicy* r);
+  // A condition: `${{ expr }}`, or a bare expression (`success() && x`).
+  bool Condition(const YamlNode& v, std::string_view what, Template* out);
 
   // on.webhook: {secret_env: NAME, params: {name: "${{ event.x }}"}}. The
   // param names are checked once all params are known (CheckWebhook).
@@ -135,7 +143,12 @@ class Loader {
 
   std::vector<std::pair<std::string, Template>> LoadEnv(const YamlNode& n, const std::string& where);
 
-  void LoadSteps(YamlNode& n);
+  // `steps:` and `finally:` (null when absent): one list of steps, the
+  // finally ones last, flagged.
+  void LoadSteps(YamlNode& n, YamlNode* finally_node);
+  // Adds the steps of map `n` (`where`: "steps" or "finally") to p_.steps
+  // and their bodies to `bodies`.
+  void AddSteps(const YamlNode& n, const std::string& where, bool is_finally, std::vector<const YamlNode*>* bodies);
 
   bool Executor(const YamlNode& v, std::string* out);
 
@@ -180,6 +193,8 @@ class Loader {
   std::optional<Millis> default_timeout_;
   RetryPolicy default_retry_;
   bool default_cache_ = false;
+  // Set while the names of a `retry.on` condition are checked: `attempt` is defined there only.
+  bool reading_attempt_ = false;
   std::optional<Millis> default_cache_max_age_;
   std::string default_executor_ = "local";
   SlurmOptions default_slurm_;

@@ -48,27 +48,39 @@ std::string Loader::DepProblem(const std::string& dep) {
   return "";
 }
 
-void Loader::LoadSteps(YamlNode& n) {
+void Loader::AddSteps(const YamlNode& n, const std::string& where, bool is_finally,
+                      std::vector<const YamlNode*>* bodies) {
   if (!n.IsMap() || n.size() == 0) {
-    Error(Pos(n), "steps must be a mapping of step ids to steps, with at least one step");
+    Error(Pos(n), where + " must be a mapping of step ids to steps, with at least one step");
     return;
   }
-  std::vector<const YamlNode*> bodies;
-  p_.steps.reserve(n.size());
-  bodies.reserve(n.size());
-  p_.index.reserve(n.size());
-  ForEachKey(n, {}, "steps", [&](const std::string& id, const YamlNode& key, const YamlNode& v) {
+  ForEachKey(n, {}, where, [&](const std::string& id, const YamlNode& key, const YamlNode& v) {
     if (!IsIdentifier(id)) {
       Error(Pos(key), "step id " + Quote(id) + " must match [A-Za-z_][A-Za-z0-9_-]*");
+      return;
+    }
+    if (is_finally && p_.index.count(id)) {
+      Error(Pos(key), "step id " + Quote(id) + " is used in both steps and finally");
       return;
     }
     Step s;
     s.id = id;
     s.pos = Pos(key);
+    s.is_finally = is_finally;
     p_.index[id] = p_.steps.size();
     p_.steps.push_back(std::move(s));
-    bodies.push_back(&v);
+    bodies->push_back(&v);
   });
+}
+
+void Loader::LoadSteps(YamlNode& n, YamlNode* finally_node) {
+  std::vector<const YamlNode*> bodies;
+  size_t count = n.size() + (finally_node ? finally_node->size() : 0);
+  p_.steps.reserve(count);
+  bodies.reserve(count);
+  p_.index.reserve(count);
+  AddSteps(n, "steps", false, &bodies);
+  if (finally_node) AddSteps(*finally_node, "finally", true, &bodies);
   for (size_t i = 0; i < p_.steps.size(); ++i) {
     LoadStep(*bodies[i], &p_.steps[i]);
     *const_cast<YamlNode*>(bodies[i]) = YamlNode();  // a node of `n`: the step has what it needs of it
@@ -303,31 +315,33 @@ void Loader::LoadRegister(const YamlNode& v, Step* s) {
   }
 }
 
-void Loader::LoadCondition(const YamlNode& v, Step* s) {
+bool Loader::Condition(const YamlNode& v, std::string_view what, Template* out) {
   std::string text;
-  if (!Scalar(v, "if", &text)) return;
-  Template t;
+  if (!Scalar(v, what, &text)) return false;
   int shift = QuoteShift(v);
-  if (text.find("${{") == std::string::npos) {
-    // `if: success() && params.x` without ${{ }} is an expression too.
-    std::unique_ptr<Expr> e;
-    if (auto err = ParseExpr(text, &e)) {
-      SourcePos p = Pos(v);
-      p.column += shift + static_cast<int>(err->offset);
-      Error(p, "bad expression " + Quote(text) + ": " + err->message);
-      return;
-    }
-    Template::Part part;
-    part.expr = std::move(e);
-    part.expr_text = text;
-    part.pos = Pos(v);
-    part.pos.column += shift - 3;  // as if `${{` stood before the text
-    t.parts.push_back(std::move(part));
-    t.source = text;
-    t.pos = Pos(v);
-  } else if (!Tmpl(v, "if", &t)) {
-    return;
+  if (text.find("${{") != std::string::npos) return Tmpl(v, what, out);
+  // `if: success() && params.x` without ${{ }} is an expression too.
+  std::unique_ptr<Expr> e;
+  if (auto err = ParseExpr(text, &e)) {
+    SourcePos p = Pos(v);
+    p.column += shift + static_cast<int>(err->offset);
+    Error(p, "bad expression " + Quote(text) + ": " + err->message);
+    return false;
   }
+  Template::Part part;
+  part.expr = std::move(e);
+  part.expr_text = text;
+  part.pos = Pos(v);
+  part.pos.column += shift - 3;  // as if `${{` stood before the text
+  out->parts.push_back(std::move(part));
+  out->source = text;
+  out->pos = Pos(v);
+  return true;
+}
+
+void Loader::LoadCondition(const YamlNode& v, Step* s) {
+  Template t;
+  if (!Condition(v, "if", &t)) return;
   for (const Template::Part& part : t.parts)
     if (part.expr && CallsStatusFunction(*part.expr)) s->if_checks_status = true;
   s->if_condition = std::move(t);
@@ -336,6 +350,8 @@ void Loader::LoadCondition(const YamlNode& v, Step* s) {
 void Loader::CheckRefs(const Template& t, const Step* step, const std::string& where, bool item_allowed) {
   std::optional<std::vector<std::string>> ancestors;  // computed on the first steps.* reference
   auto needs = [&](const std::string& id) {
+    // A finally step runs after every step of `steps:`: it may read any of them.
+    if (step->is_finally && !p_.FindStep(id)->is_finally) return true;
     if (std::find(step->needs.begin(), step->needs.end(), id) != step->needs.end()) return true;
     if (!ancestors) ancestors = Ancestors(p_, step->id);
     return std::find(ancestors->begin(), ancestors->end(), id) != ancestors->end();
@@ -346,7 +362,9 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
       SourcePos pos = part.pos;
       if (pos.line == t.pos.line) pos.column += 3 + static_cast<int>(e.offset);
       if (e.kind == Expr::Kind::kCall) {
-        CheckCall(pos, e);
+        if (reading_attempt_ && IsStatusFunction(e.op))
+          Error(pos, e.op + "() has no meaning in retry on, which is asked about one failed attempt");
+        else CheckCall(pos, e);
         return;
       }
       const auto& path = e.path;
@@ -364,14 +382,30 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
         if (path.size() != 1) Error(pos, "expected item");
         else if (!step || !step->has_foreach || !item_allowed)
           Error(pos, "'item' is only defined inside a step with foreach");
+      } else if (root == "attempt") {
+        if (!reading_attempt_)
+          Error(pos, "'attempt' is only defined in retry on (the failed attempt)");
+        else if (path.size() != 2 || std::find(kAttemptFields.begin(), kAttemptFields.end(), path[1]) == kAttemptFields.end())
+          Error(pos, "unknown name " + Quote(Join(path, ".")) + " (retry on sees attempt.exit_code, attempt.signal, "
+                     "attempt.timed_out and attempt.reason)" + (path.size() == 2 ? DidYouMean(path[1], kAttemptFields) : ""));
+      } else if (reading_attempt_) {
+        Error(pos, "retry on sees attempt, params and env, not " + Quote(Join(path, ".")));
+      } else if (root == "run") {
+        if (!step || !step->is_finally)
+          Error(pos, "'run' is only defined in finally steps (" + Quote(Join(path, ".")) + ")");
+        else if (path.size() != 2 || std::find(kRunFields.begin(), kRunFields.end(), path[1]) == kRunFields.end())
+          Error(pos, "unknown name " + Quote(Join(path, ".")) + " (finally steps see run.state and run.failed_steps)" +
+                         (path.size() == 2 ? DidYouMean(path[1], kRunFields) : ""));
       } else if (root == "steps") {
         if (!step) {
           Error(pos, where + " cannot read step outputs");
         } else if (path.size() < 2 || !p_.FindStep(path[1])) {
           std::string id = path.size() >= 2 ? path[1] : "";
           Error(pos, "unknown step " + Quote(id) + DidYouMean(id, StepIds()));
-        } else if (!((path.size() == 4 && path[2] == "outputs") || (path.size() == 3 && path[2] == "state"))) {
-          Error(pos, "expected steps." + path[1] + ".outputs.<name> or steps." + path[1] + ".state");
+        } else if (!((path.size() == 4 && path[2] == "outputs") ||
+                     (path.size() == 3 && (path[2] == "state" || path[2] == "exit_code")))) {
+          Error(pos, "expected steps." + path[1] + ".outputs.<name>, steps." + path[1] + ".state or steps." + path[1] +
+                         ".exit_code");
         } else if (!needs(path[1])) {
           Error(pos, "step '" + step->id + "' reads steps." + path[1] + " but does not need it (add '" + path[1] +
                          "' to its needs)");
@@ -415,6 +449,13 @@ void Loader::CheckStepRefs(Step& s) {
     if (s.needs[i] == s.id) Error(s.needs_pos[i], "step '" + s.id + "' needs itself");
     else if (it == p_.index.end())
       Error(s.needs_pos[i], "step '" + s.id + "' needs unknown step " + Quote(s.needs[i]) + DidYouMean(s.needs[i], StepIds()));
+    else if (!s.is_finally && p_.steps[it->second].is_finally)
+      Error(s.needs_pos[i], "step '" + s.id + "' needs " + Quote(s.needs[i]) +
+                                ", a finally step (finally steps run after every step of steps:)");
+    else if (s.is_finally && !p_.steps[it->second].is_finally)
+      Error(s.needs_pos[i], "finally step '" + s.id + "' needs " + Quote(s.needs[i]) +
+                                ", a step of steps: (finally steps run after all of them and may read their "
+                                "outputs without needs)");
   }
   // Ancestors() follows needs, so check names only once the graph is sound.
   for (const Template& t : s.run) CheckRefs(t, &s, "run");
@@ -423,6 +464,12 @@ void Loader::CheckStepRefs(Step& s) {
   if (s.if_condition) CheckRefs(*s.if_condition, &s, "if", /*item_allowed=*/false);
   if (s.foreach_expr) CheckRefs(*s.foreach_expr, &s, "foreach", /*item_allowed=*/false);
   if (s.with) CheckWithRefs(*s.with, s);
+  // A condition inherited from defaults is checked once, at its place there.
+  if (s.retry.on_condition && !(default_retry_.on_condition && s.retry.on_condition->pos == default_retry_.on_condition->pos)) {
+    reading_attempt_ = true;
+    CheckRefs(*s.retry.on_condition, &s, "retry on", /*item_allowed=*/false);
+    reading_attempt_ = false;
+  }
 }
 
 void Loader::CheckWithRefs(const YamlNode& n, const Step& s) {

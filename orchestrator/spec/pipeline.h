@@ -44,6 +44,10 @@ struct Backoff {
 struct RetryPolicy {
   int limit = 0;         // retries after the first attempt
   Backoff backoff;
+  // `on`: which failures are retried. Neither set: every failure is. A
+  // failure that does not match is final at once.
+  std::vector<int> on_exit_codes;        // on: [137, 143] - the exit status as a shell's $? (128+N for signal N)
+  std::optional<Template> on_condition;  // on: ${{ attempt.exit_code == 137 || attempt.timed_out }}
 };
 
 // Where a Slurm step goes: `slurm:` in defaults or on a step (a step's
@@ -89,6 +93,10 @@ struct Step {
   std::vector<Value> foreach_items;      // a literal list
   std::optional<Template> foreach_expr;  // or one expression giving a list
   bool continue_on_error = false;
+  // A step of the top-level `finally:` map: it runs once every step of
+  // `steps:` is final, whatever the run came to, and may need only other
+  // finally steps.
+  bool is_finally = false;
   // Declared outputs: files or folders the step writes under
   // $SLUICE_OUTPUTS_DIR/<name>, published as artifacts (kinds file, dir,
   // dataset, model, metrics), and values it sets in $SLUICE_OUTPUT (kind
@@ -147,7 +155,8 @@ struct Pipeline {
   std::vector<ParamSpec> params;
   std::vector<std::pair<std::string, Template>> env;
   std::vector<std::string> secrets;      // `secrets:` for every step
-  std::vector<Step> steps;               // in file order
+  std::vector<Step> steps;               // in file order: those of `steps:`, then those of `finally:`
+  std::optional<Millis> timeout;         // `timeout:` of the whole run, from its first start
   std::vector<Schedule> schedules;       // on.schedule
   std::optional<Webhook> webhook;        // on.webhook
   int max_active_runs = 0;               // runs `sluice serve` drives at once (0: only its global cap)

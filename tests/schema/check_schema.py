@@ -44,11 +44,24 @@ bad = {
     "absolute dep": {"name": "x", "steps": {"a": {"run": "true", "deps": "/etc/hosts"}}},
     "cache map with an unknown key": {"name": "x", "steps": {"a": {"run": "true", "cache": {"maxage": "1d"}}}},
     "cache max_age that is not a duration": {"name": "x", "defaults": {"cache": {"max_age": "a week"}}, "steps": {"a": {"run": "true"}}},
+    "run timeout that is not a duration": {"name": "x", "timeout": "2 hours", "steps": {"a": {"run": "true"}}},
+    "empty finally": {"name": "x", "steps": {"a": {"run": "true"}}, "finally": {}},
+    "finally step with neither run nor uses": {"name": "x", "steps": {"a": {"run": "true"}}, "finally": {"f": {"needs": []}}},
+    "retry on an empty list": {"name": "x", "steps": {"a": {"run": "true", "retry": {"limit": 1, "on": []}}}},
+    "retry on an exit status past 255": {"name": "x", "steps": {"a": {"run": "true", "retry": {"limit": 1, "on": [256]}}}},
+    "retry on a map": {"name": "x", "steps": {"a": {"run": "true", "retry": {"limit": 1, "on": {"code": 1}}}}},
 }
 good = {
     "deps and a cache map": {"name": "x", "defaults": {"cache": {"max_age": "7d"}},
                              "steps": {"a": {"run": "true", "deps": ["train.py", "data/*.csv", "src/**/*.py"], "cache": True},
                                        "b": {"run": "true", "deps": "model.pt", "cache": {"max_age": "1h30m"}}}},
+    "a run timeout, conditional retries and finally steps": {
+        "name": "x", "timeout": "2h",
+        "defaults": {"retry": {"limit": 2, "on": "${{ attempt.timed_out }}"}},
+        "steps": {"a": {"run": "true", "retry": {"limit": 3, "on": [137, 143]}},
+                  "b": {"needs": "a", "run": "echo ${{ steps.a.exit_code }}"}},
+        "finally": {"notify": {"run": "./notify.sh", "env": {"STATE": "${{ run.state }}"}},
+                    "clean": {"needs": "notify", "run": "rm -rf tmp"}}},
 }
 for what, spec in good.items():
     errors = list(validator.iter_errors(spec))
