@@ -1,8 +1,9 @@
 // Attempt rendering: from a step's spec to the request for one attempt of
 // it, apart from running it. Two pieces:
 //  - StepContext: what the `${{ }}` expressions of a step (or of one
-//    foreach item) see: params, env, item, steps.<id>.state and .outputs,
-//    and the status functions success(), failure(), always(), cancelled().
+//    foreach item) see: params, env, item, steps.<id>.state, .exit_code and
+//    .outputs, run.state and run.failed_steps (finally steps), and the
+//    status functions success(), failure(), always(), cancelled().
 //  - AttemptRenderer: the files of an attempt (log, $SLUICE_OUTPUT, outputs
 //    folder, state folder), its placement, and its environment: sluice's own
 //    without the pipeline's secrets, the pipeline's env, the step's env, the
@@ -41,6 +42,7 @@ struct RunScope {
   const std::map<std::string, std::string>* pipeline_env = nullptr;  // rendered so far
   const bool* cancelling = nullptr;
   Env* env = nullptr;                                            // env.NAME not in the pipeline's env
+  const bool* timed_out = nullptr;                               // the run's timeout passed (null: never)
 };
 
 // What expressions of one step (or foreach item) can see.

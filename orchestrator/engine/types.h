@@ -43,6 +43,11 @@ struct StepRecord {
   std::optional<spec::List> items;        // foreach steps: the expanded list
   Outputs outputs;
   std::string reason;                     // why it failed, was skipped or cancelled
+  // steps.<id>.exit_code: the last attempt's exit code, null when it did not
+  // exit by itself (a signal ended it, or it never started); a foreach
+  // step's is the list of its items', in item order. Not a column of its
+  // own: the store reads it from the step's last attempt.
+  spec::Value exit_code;
 };
 
 // One try of a step (or of a foreach item).
