@@ -159,6 +159,7 @@ void Progress::OnEvent(const Event& e) {
       break;
     case Event::Kind::kRunFinished:
       line += std::string(" event=finished state=") + engine::Name(e.run_state);
+      if (!e.message.empty()) line += " reason=" + LogValue(e.message);
       break;
   }
   if (!terminal_) {

@@ -97,8 +97,10 @@ void OnInterrupt(int) {
 }
 
 // Runs (or goes on with) a stored run in this process until it ends.
+// `started_ms`: when the run first started (resume), from which its
+// timeout counts; 0: now (a new run, or a retry, which gets the whole timeout).
 int Drive(store::Store& store, const runs::StoredRun& run, std::vector<StepRecord> records, std::chrono::milliseconds grace,
-          bool use_cache = true, std::vector<engine::AttemptRecord> adopt = {}) {
+          bool use_cache = true, std::vector<engine::AttemptRecord> adopt = {}, int64_t started_ms = 0) {
   auto plugins = PluginsFor(run.pipeline);
   if (!plugins.ok()) return Fail(plugins.status().message(), kExitUsage);
   Status st = runs::RunVerbs(store.runs(), HomeDir()).BecomeDriver(run.row.id);
@@ -114,6 +116,7 @@ int Drive(store::Store& store, const runs::StoredRun& run, std::vector<StepRecor
   options.artifacts = &artifacts;
   options.use_cache = use_cache;
   options.adopt = std::move(adopt);
+  options.started_ms = started_ms;
   for (char** e = environ; *e; ++e)
     if (std::strncmp(*e, "SLUICE_HOME=", 12) != 0) options.base_env.emplace_back(*e);
   options.base_env.push_back("SLUICE_HOME=" + fs::absolute(HomeDir()).lexically_normal().string());
@@ -183,9 +186,10 @@ int Drive(store::Store& store, const runs::StoredRun& run, std::vector<StepRecor
   if (!result.ok()) return Fail("sluice: run " + std::to_string(run.row.id) + ": " + result.status().message(), kExitFailed);
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   auto counts = eng.counts();
-  std::printf("run %lld %s in %s: %s, %d failed (sluice show %lld)\n", static_cast<long long>(run.row.id),
-              engine::Name(*result), FormatDuration(elapsed).c_str(), Plural(counts.total, "step").c_str(), counts.failed,
-              static_cast<long long>(run.row.id));
+  std::string why = eng.EndReason().empty() ? "" : " (" + eng.EndReason() + ")";
+  std::printf("run %lld %s in %s%s: %s, %d failed (sluice show %lld)\n", static_cast<long long>(run.row.id),
+              engine::Name(*result), FormatDuration(elapsed).c_str(), why.c_str(), Plural(counts.total, "step").c_str(),
+              counts.failed, static_cast<long long>(run.row.id));
   std::fflush(stdout);
   switch (*result) {
     case RunState::kSucceeded: return kExitOk;
@@ -300,7 +304,8 @@ int Resume(const std::string& run_text, const std::string& grace_text, bool no_c
   if (resumed->claimed) std::printf("%s was queued by sluice serve; starting it now\n", r.name.c_str());
   if (resumed->refused) return Fail("sluice: " + RefusalText(resumed->refused, r, false), kExitFailed);
   WarnIfSpecChanged(r, "resuming", "");
-  return Drive(*r.store, *r.run, std::move(resumed->records), r.grace, !no_cache, std::move(resumed->adopt));
+  return Drive(*r.store, *r.run, std::move(resumed->records), r.grace, !no_cache, std::move(resumed->adopt),
+               r.run->row.started_ms);
 }
 
 int Retry(const std::string& run_text, const std::string& from, const std::string& grace_text, bool no_cache,

@@ -54,7 +54,7 @@ json ParamsOf(const spec::Pipeline& p) {
 }
 
 // Each step's DAG fields in plan order, as JSON text without braces: id,
-// needs, layer, foreach, kind. Text, because a run's answer repeats them for
+// needs, layer, foreach, kind, and finally: true for a finally step. Text, because a run's answer repeats them for
 // every step (10,000 in a big pipeline) and they depend on the spec alone.
 std::vector<std::pair<size_t, std::string>> DagFields(const spec::Pipeline& p, const engine::Plan& plan) {
   std::vector<std::pair<size_t, std::string>> out;
@@ -68,6 +68,7 @@ std::vector<std::pair<size_t, std::string>> DagFields(const spec::Pipeline& p, c
     }
     f += "],\"layer\":" + std::to_string(plan.layer[i]) + ",\"foreach\":" + (s.has_foreach ? "true" : "false");
     f += ",\"kind\":" + JsonUserString(s.uses.empty() ? "run" : s.uses);
+    if (s.is_finally) f += ",\"finally\":true";  // an exit handler: drawn in the layers after the others
     out.emplace_back(i, std::move(f));
   }
   return out;

@@ -168,10 +168,27 @@ Result<std::string> RunsStore::SpecText(const std::string& hash) {
   return q.Text(0);
 }
 
+namespace {
+
+// steps.<id>.exit_code from an attempt's row: null when it never ran (-1)
+// or a signal ended it: its reason says so, or the engine stopped it and the
+// status is 128 + the signal.
+spec::Value ExitCodeOf(int64_t code, const std::string& reason) {
+  auto starts = [&](const char* prefix) { return reason.rfind(prefix, 0) == 0; };
+  bool signalled = starts("killed by signal") || starts("plugin host killed by signal") ||
+                   (code >= 128 && (starts("timed out") || starts("cancelled") || starts("the run's timeout")));
+  return code < 0 || signalled ? spec::Value() : spec::Value::Int(code);
+}
+
+}  // namespace
+
 Result<std::vector<StepRecord>> RunsStore::LoadSteps(int64_t run_id) {
+  // The last attempt (number = attempts) gives steps.<id>.exit_code.
   Query q = db_.Prepare(
-      "SELECT step_id, item, state, tries, attempts, item_value, items, outputs, reason FROM steps "
-      "WHERE run_id = ? ORDER BY step_id, item");
+      "SELECT s.step_id, s.item, s.state, s.tries, s.attempts, s.item_value, s.items, s.outputs, s.reason, "
+      "a.exit_code, a.reason FROM steps s LEFT JOIN attempts a ON a.run_id = s.run_id AND a.step_id = s.step_id "
+      "AND a.item = s.item AND a.number = s.attempts "
+      "WHERE s.run_id = ? ORDER BY s.step_id, s.item");
   q.Bind(1, run_id);
   std::vector<StepRecord> out;
   auto parse = [](const std::string& t) { return nlohmann::json::parse(t, nullptr, false); };
@@ -191,9 +208,18 @@ Result<std::vector<StepRecord>> RunsStore::LoadSteps(int64_t run_id) {
     if (outputs.is_object())
       for (auto& [k, v] : outputs.items()) s.outputs[k] = spec::Value::FromJson(v);
     s.reason = q.Text(8);
+    if (!q.IsNull(9)) s.exit_code = ExitCodeOf(q.Int(9), q.Text(10));
     out.push_back(std::move(s));
   });
   if (!st.ok()) return st;
+  // A foreach step's exit_code is its items' in item order; its rows follow
+  // the step's own (item -1) row.
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i].item >= 0 || !out[i].items) continue;
+    spec::List codes;
+    for (size_t k = i + 1; k < out.size() && out[k].step_id == out[i].step_id; ++k) codes.push_back(out[k].exit_code);
+    out[i].exit_code = spec::Value::Of(std::move(codes));
+  }
   return out;
 }
 
