@@ -168,7 +168,7 @@ void Progress::OnEvent(const Event& e) {
   }
   if (show_on_terminal) {
     std::string msg = e.kind == Event::Kind::kCancelling ? "cancelling (Ctrl-C again to kill at once)"
-                      : e.kind == Event::Kind::kWarning  ? label + ": warning: " + e.message
+                      : e.kind == Event::Kind::kWarning  ? (label.empty() ? "" : label + ": ") + "warning: " + e.message
                                                          : label + ": " + (e.kind == Event::Kind::kRetrying ? "" : "failed: ") + e.message;
     Print(msg);
   }
