@@ -3,7 +3,10 @@
 // word, with their FILE:LINE:COL.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "engine/plan.h"
+#include "runs/verbs.h"
 #include "spec/pipeline.h"
 
 using sluice::spec::ParsePipeline;
@@ -195,4 +198,22 @@ TEST(FlowSpecTest, AnUnknownRunFieldSuggestsTheRightOne) {
 TEST(FlowSpecTest, AnEmptyFinallyIsAnError) {
   EXPECT_EQ(Error("name: demo\nsteps:\n  a: {run: x}\nfinally: {}\n"),
             "p.yaml:4:10: finally must be a mapping of step ids to steps, with at least one step");
+}
+
+TEST(FlowRetryTest, ARetryRunsTheFinallyStepsAgainAfterTheStepsItResets) {
+  Pipeline p = Load("name: demo\nsteps:\n  a: {run: x}\n  b: {run: x}\nfinally:\n  f: {run: x}\n");
+  std::vector<sluice::engine::StepRecord> records = {
+      {.step_id = "a", .state = sluice::engine::StepState::kSucceeded},
+      {.step_id = "b", .state = sluice::engine::StepState::kFailed},
+      {.step_id = "f", .state = sluice::engine::StepState::kSucceeded}};
+  sluice::runs::RetryPlan plan = sluice::runs::PlanRetry(p, records, "", {});
+  std::sort(plan.rerun.begin(), plan.rerun.end());
+  EXPECT_EQ(plan.rerun, (std::vector<std::string>{"f"}));
+  EXPECT_EQ(plan.failed_items, (std::vector<std::string>{"b"}));
+}
+
+TEST(FlowRetryTest, ReloadSeesAChangedFinallyStep) {
+  Pipeline now = Load("name: demo\nsteps:\n  a: {run: x}\nfinally:\n  f: {run: y}\n");
+  EXPECT_EQ(sluice::runs::ChangedSteps("name: demo\nsteps:\n  a: {run: x}\nfinally:\n  f: {run: x}\n", now),
+            (std::vector<std::string>{"f"}));
 }
