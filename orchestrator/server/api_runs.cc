@@ -178,7 +178,8 @@ Response Api::GetPipeline(const std::string& name) {
 }
 
 Response Api::ValidateSpec(const Request& r) {
-  auto p = spec::ParsePipeline(r.Query("file").value_or("pipeline.yaml"), r.body);
+  // The caller names the file: no template file is read on its word.
+  auto p = spec::ParsePipeline(r.Query("file").value_or("pipeline.yaml"), r.body, /*read_template_files=*/false);
   if (!p.ok()) return ErrorResponse(400, "invalid_spec", p.status().message());
   auto defaults = spec::ResolveParams(*p, {});
   return Json(200, {{"valid", true}, {"name", p->name}, {"dag", DagOf(*p, defaults.ok() ? &*defaults : nullptr)}});

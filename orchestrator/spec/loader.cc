@@ -84,7 +84,12 @@ Result<Pipeline> Loader::Load() {
 }
 
 void Loader::Error(SourcePos pos, const std::string& message) {
-  if (errors_.size() < kMaxErrors) errors_.push_back(At(file_, pos, message));
+  if (errors_.size() >= kMaxErrors) return;
+  std::string e = At(*cur_file_, pos, message);
+  // A template called twice would report its own mistakes twice.
+  if (cur_file_ != &file_ || scopes_.size() > 1)
+    if (std::find(errors_.begin(), errors_.end(), e) != errors_.end()) return;
+  errors_.push_back(std::move(e));
 }
 
 bool Loader::Single(const YamlNode& n, std::string_view what) {
@@ -188,6 +193,7 @@ void Loader::LoadRoot(YamlNode& root) {
   }
   const YamlNode* steps_node = nullptr;
   const YamlNode* env_node = nullptr;
+  const YamlNode* templates_node = nullptr;
   bool have_name = false;
   p_.params_pos = {1, 1};
   ForEachKey(root, kTopKeys, "the pipeline", [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
@@ -200,7 +206,7 @@ void Loader::LoadRoot(YamlNode& root) {
       Scalar(v, "description", &p_.description);
     } else if (k == "params") {
       p_.params_pos = Pos(key);
-      LoadParams(v);
+      LoadParams(v, &p_.params);
     } else if (k == "env") {
       env_node = &v;
     } else if (k == "secrets") {
@@ -209,6 +215,8 @@ void Loader::LoadRoot(YamlNode& root) {
       LoadDefaults(v);
     } else if (k == "steps") {
       steps_node = &v;
+    } else if (k == "templates") {
+      templates_node = &v;
     } else if (k == "on") {
       LoadTriggers(v);
     } else if (k == "max_active_runs") {
@@ -219,13 +227,15 @@ void Loader::LoadRoot(YamlNode& root) {
   if (!have_name) Error({1, 1}, "missing required key 'name'");
   if (!steps_node) Error({1, 1}, "missing required key 'steps'");
   if (env_node) p_.env = LoadEnv(*env_node, "env");
+  if (templates_node) LoadTemplates(*templates_node);
   if (steps_node) LoadSteps(const_cast<YamlNode&>(*steps_node));  // a node of `root`, ours to take apart
   for (auto& [name, t] : p_.env) CheckRefs(t, nullptr, "env " + name);
   CheckWebhook();
   if (errors_.empty()) FindCycles();
+  if (errors_.empty()) RewriteTemplates();
 }
 
-void Loader::LoadParams(const YamlNode& n) {
+void Loader::LoadParams(const YamlNode& n, std::vector<ParamSpec>* out) {
   if (n.IsNull()) return;
   ForEachKey(n, {}, "params", [&](const std::string& name, const YamlNode& key, const YamlNode& v) {
     ParamSpec ps;
@@ -289,7 +299,7 @@ void Loader::LoadParams(const YamlNode& n) {
         else ps.default_value = *val;
       }
     }
-    p_.params.push_back(std::move(ps));
+    out->push_back(std::move(ps));
   });
 }
 
@@ -474,8 +484,8 @@ std::vector<std::pair<std::string, Template>> Loader::LoadEnv(const YamlNode& n,
 
 }  // namespace internal
 
-Result<Pipeline> ParsePipeline(const std::string& file, const std::string& text) {
-  return internal::Loader(file, text).Load();
+Result<Pipeline> ParsePipeline(const std::string& file, const std::string& text, bool read_template_files) {
+  return internal::Loader(file, text, read_template_files).Load();
 }
 
 Result<Pipeline> LoadPipeline(const std::string& path) {

@@ -9,6 +9,9 @@
 #pragma once
 
 #include <algorithm>
+#include <deque>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,7 +25,7 @@
 namespace sluice::spec::internal {
 
 inline const std::vector<std::string> kTopKeys = {"name", "description", "params", "env", "secrets", "defaults", "steps", "on",
-                                                  "max_active_runs"};
+                                                  "max_active_runs", "templates"};
 inline const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "isolation", "env", "workdir", "timeout",
                                                    "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache", "register",
                                                    "executor", "slurm", "secrets", "deps"};
@@ -34,11 +37,55 @@ inline const std::vector<std::string> kRetryKeys = {"limit", "backoff"};
 inline const std::vector<std::string> kBackoffKeys = {"initial", "factor", "max", "jitter"};
 inline const std::vector<std::string> kResourceKeys = {"cpu", "memory", "gpu"};
 inline const std::vector<std::string> kParamTypes = {"int", "float", "string", "bool"};
+inline const std::vector<std::string> kTemplateKeys = {"description", "params", "steps", "outputs", "uses"};
+inline const std::vector<std::string> kCallKeys = {"call", "with", "needs", "if"};
 inline constexpr size_t kMaxErrors = 50;
+// How deep template calls may nest: a call in `steps:` is depth 1.
+inline constexpr int kMaxTemplateDepth = 8;
+
+// One entry of `templates:` (specs/pipeline.md, "Templates"). Its steps stay
+// YAML until a call expands them, once per call.
+struct TemplateDef {
+  std::string name;
+  std::string file;                    // where its steps are written: the spec, or its uses: file
+  SourcePos pos;                       // of its key in `templates:`
+  std::vector<ParamSpec> params;
+  const YamlNode* steps = nullptr;     // the `steps:` map
+  std::vector<std::pair<std::string, Template>> outputs;   // name -> ${{ steps.X.outputs.Y }}
+  YamlNode tree;                       // a uses: file's own tree, which `steps` points into
+  bool read = false;                   // the uses: file has been read (once, whatever it held)
+  std::string uses;                    // the file, as written
+  SourcePos uses_pos;
+};
+
+// Where names in an expression resolve: the top level, or the body of one
+// call of a template. The steps of a call are CALL.STEP in the pipeline.
+struct Scope {
+  std::string prefix;                  // "" at the top level; "train." for the call train
+  TemplateDef* def = nullptr;          // null at the top level
+  size_t parent = 0;                   // the scope the call is written in
+  std::string call;                    // the call's full id ("train", "outer.train")
+  std::string local_call;              // its id where it is written ("train")
+  const std::string* call_file = nullptr;   // the file the call is written in
+  SourcePos call_pos;
+  int depth = 0;                       // 0 at the top level
+  std::vector<std::string> chain;      // template names from the top, for messages
+  // params.X inside the template: the value from with: (a literal) or the
+  // caller's expression, in the caller's scope.
+  std::map<std::string, std::shared_ptr<const Expr>> args;
+  std::vector<std::pair<std::string, Template>> arg_templates;   // with: expressions, checked in the caller's scope
+  std::vector<std::string> needs;      // the call's needs as written, in the caller's scope
+  std::vector<SourcePos> needs_pos;
+  std::optional<Template> if_condition;   // the call's if, in the caller's scope
+  std::vector<std::string> locals;     // the template's step ids (calls included), in file order
+  std::vector<bool> local_is_call;
+  std::optional<std::vector<std::string>> resolved_needs;   // the call's needs as step ids, once computed
+};
 
 class Loader {
  public:
-  Loader(const std::string& file, const std::string& text) : file_(file), text_(text) {}
+  Loader(const std::string& file, const std::string& text, bool read_files = true)
+      : file_(file), text_(text), read_files_(read_files) {}
 
   Result<Pipeline> Load();
 
@@ -115,7 +162,36 @@ class Loader {
   // (a 100,000-step spec's tree is about as big as its pipeline).
   void LoadRoot(YamlNode& root);
 
-  void LoadParams(const YamlNode& n);
+  void LoadParams(const YamlNode& n, std::vector<ParamSpec>* out);
+
+  // templates: {name: {params, steps, outputs} | {uses: ./file.yaml}} (loader_templates.cc).
+  void LoadTemplates(const YamlNode& n);
+  void LoadTemplateBody(const YamlNode& n, TemplateDef* def, bool from_file);
+  // Reads a uses: template file, once.
+  bool ReadTemplateFile(TemplateDef* def);
+  // Adds the steps of the call `local` in scope `scope` (its body `n`), and
+  // of the calls inside them, to p_.steps; `bodies` gets each step's YAML.
+  void ExpandCall(const std::string& local, const YamlNode& key, const YamlNode& n, size_t scope,
+                  std::vector<const YamlNode*>* bodies);
+  // Adds the entries of a steps map to p_.steps (calls expanded).
+  void AddSteps(const YamlNode& n, size_t scope, std::vector<const YamlNode*>* bodies);
+  // with: against the template's params; `with` is null when the call has none.
+  void CheckCallArgs(const YamlNode* with, Scope* inner);
+  // Replaces each step's local needs by step ids (a call by its last steps)
+  // and gives the first steps of a call what the call needs.
+  void WireNeeds();
+  std::vector<std::string> CallLeaves(const std::string& call);
+  const std::vector<std::string>& CallNeeds(size_t scope);
+  // The step id and output a template output stands for (through nested calls).
+  std::optional<std::pair<std::string, std::string>> ResolveCallOutput(const std::string& call, const std::string& output,
+                                                                       std::string* problem);
+  // Expressions of template steps, in the pipeline's terms: params.X becomes
+  // the call's value, steps.X the step id, a call's output its step's.
+  void RewriteTemplates();
+  std::shared_ptr<const Expr> Rewrite(const Expr& e, size_t scope);
+  void RewriteTemplate(Template* t, size_t scope);
+  size_t ScopeOfStep(size_t i) const { return i < step_scope_.size() ? step_scope_[i] : 0; }
+  const std::string& FileOf(size_t scope) const { return scopes_[scope].def ? scopes_[scope].def->file : file_; }
 
   void LoadRetry(const YamlNode& n, RetryPolicy* r);
 
@@ -172,6 +248,13 @@ class Loader {
 
   const std::string& file_;
   const std::string& text_;
+  const bool read_files_;                  // templates' uses: files may be read
+  const std::string* cur_file_ = &file_;   // the file messages point into
+  size_t cur_scope_ = 0;                   // where names in expressions resolve
+  std::map<std::string, TemplateDef> templates_;
+  std::deque<Scope> scopes_{Scope{}};      // [0]: the top level
+  std::vector<size_t> step_scope_;         // p_.steps[i]'s scope
+  std::map<std::string, size_t> calls_;    // a call's full id -> the scope of its body
   Pipeline p_;
   std::vector<std::string> errors_;
   // Every step's needs as positions in p_.steps, step after step (npos for

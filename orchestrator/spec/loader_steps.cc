@@ -57,23 +57,44 @@ void Loader::LoadSteps(YamlNode& n) {
   p_.steps.reserve(n.size());
   bodies.reserve(n.size());
   p_.index.reserve(n.size());
-  ForEachKey(n, {}, "steps", [&](const std::string& id, const YamlNode& key, const YamlNode& v) {
-    if (!IsIdentifier(id)) {
-      Error(Pos(key), "step id " + Quote(id) + " must match [A-Za-z_][A-Za-z0-9_-]*");
-      return;
-    }
-    Step s;
-    s.id = id;
-    s.pos = Pos(key);
-    p_.index[id] = p_.steps.size();
-    p_.steps.push_back(std::move(s));
-    bodies.push_back(&v);
-  });
+  AddSteps(n, 0, &bodies);
   for (size_t i = 0; i < p_.steps.size(); ++i) {
-    LoadStep(*bodies[i], &p_.steps[i]);
-    *const_cast<YamlNode*>(bodies[i]) = YamlNode();  // a node of `n`: the step has what it needs of it
+    size_t scope = ScopeOfStep(i);
+    if (scope == 0) {
+      LoadStep(*bodies[i], &p_.steps[i]);
+      *const_cast<YamlNode*>(bodies[i]) = YamlNode();  // a node of `n`: the step has what it needs of it
+      continue;
+    }
+    // A template's step reports its problems under its own id, in its own
+    // file; its body stays, for the template's next call.
+    Step& s = p_.steps[i];
+    std::string id = std::move(s.id);
+    s.id = id.substr(scopes_[scope].prefix.size());
+    cur_file_ = &FileOf(scope);
+    LoadStep(*bodies[i], &s);
+    cur_file_ = &file_;
+    s.id = std::move(id);
   }
-  for (Step& s : p_.steps) CheckStepRefs(s);
+  if (scopes_.size() > 1) WireNeeds();
+  for (size_t i = 0; i < p_.steps.size(); ++i) {
+    cur_scope_ = ScopeOfStep(i);
+    cur_file_ = &FileOf(cur_scope_);
+    CheckStepRefs(p_.steps[i]);
+  }
+  // A call's with: values and its if are read where the call is written, by
+  // the call's first steps, which need what the call needs.
+  for (size_t k = 1; k < scopes_.size(); ++k) {
+    Scope& sc = scopes_[k];
+    cur_scope_ = sc.parent;
+    cur_file_ = sc.call_file;
+    Step call;
+    call.id = sc.call;
+    call.needs = CallNeeds(k);
+    for (auto& [name, t] : sc.arg_templates) CheckRefs(t, &call, "with " + name, /*item_allowed=*/false);
+    if (sc.if_condition) CheckRefs(*sc.if_condition, &call, "if", /*item_allowed=*/false);
+  }
+  cur_scope_ = 0;
+  cur_file_ = &file_;
   // A run step that declares outputs declares all it has; a plugin step's
   // outputs are its step type's, checked once the plugin is loaded.
   for (const Step& s : p_.steps)
@@ -83,6 +104,37 @@ void Loader::LoadSteps(YamlNode& n) {
       for (std::string& e : errors)
         if (errors_.size() < kMaxErrors) errors_.push_back(std::move(e));
     }
+}
+
+void Loader::AddSteps(const YamlNode& n, size_t scope, std::vector<const YamlNode*>* bodies) {
+  const std::string where = scope == 0 ? "steps" : "the steps of template '" + scopes_[scope].def->name + "'";
+  ForEachKey(n, {}, where, [&](const std::string& id, const YamlNode& key, const YamlNode& v) {
+    if (!IsIdentifier(id)) {
+      Error(Pos(key), "step id " + Quote(id) + " must match [A-Za-z_][A-Za-z0-9_-]*");
+      return;
+    }
+    bool call = v.IsMap() && std::any_of(v.entries.begin(), v.entries.end(), [](const YamlEntry& e) {
+                  return e.first.IsScalar() && e.first.Scalar() == "call";
+                });
+    if (scope > 0) {
+      scopes_[scope].locals.push_back(id);
+      scopes_[scope].local_is_call.push_back(call);
+    }
+    if (call) {
+      ExpandCall(id, key, v, scope, bodies);
+      return;
+    }
+    Step s;
+    s.id = scopes_[scope].prefix + id;
+    s.pos = Pos(key);
+    p_.index[s.id] = p_.steps.size();
+    p_.steps.push_back(std::move(s));
+    if (scope > 0) {  // top-level steps have no entry: a spec without templates pays nothing
+      step_scope_.resize(p_.steps.size() - 1, 0);
+      step_scope_.push_back(scope);
+    }
+    bodies->push_back(&v);
+  });
 }
 
 bool Loader::Executor(const YamlNode& v, std::string* out) {
@@ -337,7 +389,12 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
   std::optional<std::vector<std::string>> ancestors;  // computed on the first steps.* reference
   auto needs = [&](const std::string& id) {
     if (std::find(step->needs.begin(), step->needs.end(), id) != step->needs.end()) return true;
-    if (!ancestors) ancestors = Ancestors(p_, step->id);
+    if (!ancestors) {
+      ancestors = Ancestors(p_, step->id);
+      if (!p_.FindStep(step->id))  // a call: what its needs need
+        for (const std::string& n : step->needs)
+          for (std::string& a : Ancestors(p_, n)) ancestors->push_back(std::move(a));
+    }
     return std::find(ancestors->begin(), ancestors->end(), id) != ancestors->end();
   };
   for (const Template::Part& part : t.parts) {
@@ -351,9 +408,14 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
       }
       const auto& path = e.path;
       const std::string& root = path[0];
+      const Scope& scope = scopes_[cur_scope_];
       if (root == "params") {
         if (path.size() != 2) Error(pos, "expected params.<name>");
-        else if (!p_.FindParam(path[1]))
+        else if (scope.def) {
+          const auto& ps = scope.def->params;
+          if (std::none_of(ps.begin(), ps.end(), [&](const ParamSpec& x) { return x.name == path[1]; }))
+            Error(pos, "template '" + scope.def->name + "' has no param " + Quote(path[1]) + DidYouMean(path[1], ParamNames()));
+        } else if (!p_.FindParam(path[1]))
           Error(pos, "unknown param " + Quote(path[1]) + DidYouMean(path[1], ParamNames()));
       } else if (root == "env") {
         if (path.size() != 2) Error(pos, "expected env.<NAME>");
@@ -365,18 +427,38 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
         else if (!step || !step->has_foreach || !item_allowed)
           Error(pos, "'item' is only defined inside a step with foreach");
       } else if (root == "steps") {
+        std::string full = path.size() >= 2 ? scope.prefix + path[1] : "";
+        auto call = calls_.find(full);
+        std::string producer = full, output = path.size() == 4 ? path[3] : "";
+        if (step && call != calls_.end() && path.size() == 4 && path[2] == "outputs") {
+          std::string problem;
+          auto inner = ResolveCallOutput(full, path[3], &problem);
+          if (!inner) {
+            Error(pos, problem);
+            return;
+          }
+          std::tie(producer, output) = *inner;
+        }
         if (!step) {
           Error(pos, where + " cannot read step outputs");
-        } else if (path.size() < 2 || !p_.FindStep(path[1])) {
+        } else if (call != calls_.end() && !(path.size() == 4 && path[2] == "outputs")) {
+          const Scope& c = scopes_[call->second];
+          Error(pos, "'" + path[1] + "' calls template '" + c.def->name + "'; read its outputs: steps." + path[1] +
+                         ".outputs.<name> (it declares " + (c.def->outputs.empty() ? std::string("none") : [&] {
+                           std::vector<std::string> names;
+                           for (const auto& o : c.def->outputs) names.push_back(o.first);
+                           return Join(names, ", ");
+                         }()) + ")");
+        } else if (path.size() < 2 || (call == calls_.end() && !p_.FindStep(full))) {
           std::string id = path.size() >= 2 ? path[1] : "";
           Error(pos, "unknown step " + Quote(id) + DidYouMean(id, StepIds()));
         } else if (!((path.size() == 4 && path[2] == "outputs") || (path.size() == 3 && path[2] == "state"))) {
           Error(pos, "expected steps." + path[1] + ".outputs.<name> or steps." + path[1] + ".state");
-        } else if (!needs(path[1])) {
-          Error(pos, "step '" + step->id + "' reads steps." + path[1] + " but does not need it (add '" + path[1] +
-                         "' to its needs)");
+        } else if (!needs(producer)) {
+          Error(pos, "step '" + step->id.substr(scope.prefix.size()) + "' reads steps." + path[1] +
+                         " but does not need it (add '" + path[1] + "' to its needs)");
         } else if (path.size() == 4) {
-          p_.output_refs.push_back({step->id, path[1], path[3], pos});
+          p_.output_refs.push_back({step->id, producer, output, pos, cur_file_ == &file_ ? "" : *cur_file_});
         }
       } else {
         Error(pos, "unknown name " + Quote(Join(path, ".")) + " (expressions see params, steps, env and item)");
@@ -386,14 +468,18 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
 }
 
 std::vector<std::string> Loader::StepIds() const {
+  if (cur_scope_ > 0) return scopes_[cur_scope_].locals;
   std::vector<std::string> ids;
-  for (const Step& s : p_.steps) ids.push_back(s.id);
+  for (size_t i = 0; i < p_.steps.size(); ++i)
+    if (ScopeOfStep(i) == 0) ids.push_back(p_.steps[i].id);
+  for (size_t k = 1; k < scopes_.size(); ++k)
+    if (scopes_[k].parent == 0) ids.push_back(scopes_[k].call);
   return ids;
 }
 
 std::vector<std::string> Loader::ParamNames() const {
   std::vector<std::string> names;
-  for (const ParamSpec& ps : p_.params) names.push_back(ps.name);
+  for (const ParamSpec& ps : scopes_[cur_scope_].def ? scopes_[cur_scope_].def->params : p_.params) names.push_back(ps.name);
   return names;
 }
 
@@ -432,8 +518,24 @@ void Loader::CheckWithRefs(const YamlNode& n, const Step& s) {
     for (const YamlNode& v : n.items) CheckWithRefs(v, s);
   else if (n.IsScalar() && n.scalar.find("${{") != std::string::npos) {
     Template t;
-    if (auto err = ParseTemplate(n.scalar, n.pos, QuoteShift(n), &t)) Error(err->first, err->second);
-    else CheckRefs(t, &s, "with");
+    if (auto err = ParseTemplate(n.scalar, n.pos, QuoteShift(n), &t)) {
+      Error(err->first, err->second);
+      return;
+    }
+    CheckRefs(t, &s, "with");
+    // A plugin's with: is rendered from its text when the step runs, so it
+    // cannot be rewritten into the pipeline's terms as run: and env: are.
+    bool call_output = false;
+    for (const Template::Part& part : t.parts)
+      if (part.expr)
+        VisitExpr(*part.expr, [&](const Expr& e) {
+          if (e.kind == Expr::Kind::kRef && e.path.size() >= 2 && e.path[0] == "steps" && calls_.count(e.path[1])) call_output = true;
+        });
+    if (cur_scope_ > 0)
+      Error(n.pos, "step '" + s.id.substr(scopes_[cur_scope_].prefix.size()) +
+                       "': a plugin step inside a template cannot use ${{ }} in with: yet; pass the value to a run step");
+    else if (call_output)
+      Error(n.pos, "step '" + s.id + "': with: cannot read a template's outputs yet; read them in a run step");
   }
 }
 
@@ -464,6 +566,7 @@ void Loader::FindCycles() {
         while (stack[from].first != j) ++from;
         for (size_t x = from; x < stack.size(); ++x) cycle.push_back(p_.steps[stack[x].first].id);
         cycle.push_back(p_.steps[j].id);
+        cur_file_ = &FileOf(ScopeOfStep(i));
         Error(s.needs_pos[need], "dependency cycle: " + Join(cycle, " -> ") + " (each step needs the next)");
         return;
       }

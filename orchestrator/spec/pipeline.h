@@ -110,13 +110,15 @@ struct OutputRef {
   std::string producer;
   std::string name;
   SourcePos pos;
+  std::string file;   // the template file the reader is written in; empty: the spec
 };
 
 // The names of the outputs `s` declares in the spec (and `registered`, with register:).
 std::vector<std::string> DeclaredOutputs(const Step& s);
 
 // An error for each ref of `refs` to `producer` whose name is not in `known`
-// (the outputs the producer declares), with a "did you mean".
+// (the outputs the producer declares), with a "did you mean". It is located
+// in `file`, or in the ref's own file when it has one (a template file).
 void CheckOutputRefs(const std::string& file, const std::vector<OutputRef>& refs, const std::string& producer,
                      const std::vector<std::string>& known, std::vector<std::string>* errors);
 
@@ -177,8 +179,11 @@ using ParamValues = std::map<std::string, Value>;
 // Loads and checks a spec. On failure the Status (InvalidSpec or IoError) holds
 // one "FILE:LINE:COL: message" line per problem found.
 Result<Pipeline> LoadPipeline(const std::string& path);
-// The same from text in memory; `file` names it in messages.
-Result<Pipeline> ParsePipeline(const std::string& file, const std::string& text);
+// The same from text in memory; `file` names it in messages, and its folder
+// is where templates' `uses:` files are read from. A spec from elsewhere (the
+// API's validate, whose `file` the caller names) reads no file: such a uses:
+// is an error.
+Result<Pipeline> ParsePipeline(const std::string& file, const std::string& text, bool read_template_files = true);
 
 // Applies `-p key=value` overrides to the defaults and checks every value
 // against its param's type, range and enum. Errors name the param's place.

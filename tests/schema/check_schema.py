@@ -43,12 +43,30 @@ bad = {
     "dep outside the spec's folder": {"name": "x", "steps": {"a": {"run": "true", "deps": ["../lib.py"]}}},
     "absolute dep": {"name": "x", "steps": {"a": {"run": "true", "deps": "/etc/hosts"}}},
     "cache map with an unknown key": {"name": "x", "steps": {"a": {"run": "true", "cache": {"maxage": "1d"}}}},
+    "a call with a step's key": {"name": "x", "templates": {"t": {"steps": {"a": {"run": "true"}}}},
+                                 "steps": {"a": {"call": "t", "retry": 2}}},
+    "a call that also runs": {"name": "x", "templates": {"t": {"steps": {"a": {"run": "true"}}}},
+                              "steps": {"a": {"call": "t", "run": "true"}}},
+    "a template without steps": {"name": "x", "templates": {"t": {"params": {}}}, "steps": {"a": {"call": "t"}}},
+    "a template file outside the spec's folder": {"name": "x", "templates": {"t": {"uses": "../t.yaml"}}, "steps": {"a": {"call": "t"}}},
+    "a template output that is not one step output": {"name": "x", "templates": {"t": {"steps": {"a": {"run": "true"}},
+                                                                                        "outputs": {"m": "model"}}},
+                                                      "steps": {"a": {"call": "t"}}},
     "cache max_age that is not a duration": {"name": "x", "defaults": {"cache": {"max_age": "a week"}}, "steps": {"a": {"run": "true"}}},
 }
 good = {
     "deps and a cache map": {"name": "x", "defaults": {"cache": {"max_age": "7d"}},
                              "steps": {"a": {"run": "true", "deps": ["train.py", "data/*.csv", "src/**/*.py"], "cache": True},
                                        "b": {"run": "true", "deps": "model.pt", "cache": {"max_age": "1h30m"}}}},
+    "templates and calls": {"name": "x",
+                            "templates": {"t": {"params": {"lr": {"type": "float", "default": 0.1}},
+                                                "steps": {"fit": {"run": "true", "outputs": {"m": "file"}}, "c": {"call": "f"}},
+                                                "outputs": {"model": "${{ steps.fit.outputs.m }}"}},
+                                          "f": {"uses": "./templates/f.yaml"}},
+                            "steps": {"prep": {"run": "true"},
+                                      "train": {"call": "t", "needs": "prep", "if": "params.go",
+                                                "with": {"lr": "${{ params.lr }}"}},
+                                      "report": {"needs": ["train"], "run": "echo ${{ steps.train.outputs.model }}"}}},
 }
 for what, spec in good.items():
     errors = list(validator.iter_errors(spec))
