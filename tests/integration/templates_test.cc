@@ -91,7 +91,7 @@ steps:
   say:
     run: echo ${{ params.msg }} > said.txt
 )");
-  box.Write("p.yaml", R"(name: say
+  box.Write("p.yaml", R"yaml(name: say
 params:
   msg: {type: string, default: "$(touch pwned)"}
 templates:
@@ -100,7 +100,7 @@ steps:
   hello:
     call: say
     with: {msg: "${{ params.msg }}"}
-)");
+)yaml");
   Output o = box.Sluice({"run", "p.yaml"});
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_EQ(box.Read("said.txt"), "$(touch pwned)\n");
