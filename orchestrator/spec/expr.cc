@@ -318,6 +318,7 @@ Result<Value> Evaluate(const Expr& e, const EvalContext& ctx) {
     }
     case Expr::Kind::kCall: {
       if (IsStatusFunction(e.op)) return Value::Bool(ctx.StatusFunction(e.op));
+      if (e.op == kTemplateParamCheck) return EvaluateTemplateParam(e, ctx);
       auto arg = Evaluate(*e.args.at(0), ctx);
       if (!arg.ok()) return arg;
       if (e.op == "toJSON") return Value::Str(JsonText(arg->ToJson()));

@@ -76,4 +76,11 @@ Result<Value> Evaluate(const Expr& e, const EvalContext& ctx);
 // The function names the language knows, for checks and "did you mean".
 const std::vector<std::string>& KnownFunctions();
 
+// The call the loader puts around a template param's value that is known
+// only when the step runs: it checks the value as a literal `with:` value is
+// checked when the spec loads. Its name cannot be written in a spec.
+// Defined in params.cc, with the checks it reuses.
+inline constexpr std::string_view kTemplateParamCheck = "template param";
+Result<Value> EvaluateTemplateParam(const Expr& call, const EvalContext& ctx);
+
 }  // namespace sluice::spec

@@ -402,8 +402,17 @@ std::optional<std::pair<std::string, std::string>> Loader::ResolveCallOutput(con
 
 std::shared_ptr<const Expr> Loader::Rewrite(const Expr& e, size_t scope) {
   const Scope& sc = scopes_[scope];
-  if (e.kind == Expr::Kind::kRef && e.path.size() == 2 && e.path[0] == "params" && sc.def)
-    return Rewrite(*sc.args.at(e.path[1]), sc.parent);  // the caller's value, in the caller's terms
+  if (e.kind == Expr::Kind::kRef && e.path.size() == 2 && e.path[0] == "params" && sc.def) {
+    // The caller's value, in the caller's terms; an expression's value is
+    // checked against the param when the step runs (a literal was, at load).
+    std::shared_ptr<const Expr> value = Rewrite(*sc.args.at(e.path[1]), sc.parent);
+    bool expression = std::any_of(sc.arg_templates.begin(), sc.arg_templates.end(),
+                                  [&](const auto& a) { return a.first == e.path[1]; });
+    if (!expression) return value;
+    const auto& ps = sc.def->params;
+    auto spec = std::find_if(ps.begin(), ps.end(), [&](const ParamSpec& p) { return p.name == e.path[1]; });
+    return TemplateParamCheck(Clone(*value), *spec, "call '" + sc.local_call + "' of template '" + sc.def->name + "'");
+  }
   std::shared_ptr<Expr> out = Clone(e);
   if (e.kind == Expr::Kind::kRef && e.path.size() >= 3 && e.path[0] == "steps") {
     std::string full = sc.prefix + e.path[1];

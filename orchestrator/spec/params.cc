@@ -100,4 +100,46 @@ nlohmann::json ParamsJson(const ParamValues& values) {
   return j;
 }
 
+std::unique_ptr<Expr> TemplateParamCheck(std::unique_ptr<Expr> value, const ParamSpec& ps, const std::string& where) {
+  nlohmann::json j = {{"where", where}, {"name", ps.name}, {"type", ParamTypeName(ps.type)}};
+  if (ps.min) j["min"] = *ps.min;
+  if (ps.max) j["max"] = *ps.max;
+  if (!ps.allowed.empty()) {
+    j["enum"] = nlohmann::json::array();
+    for (const Value& v : ps.allowed) j["enum"].push_back(v.ToJson());
+  }
+  auto call = std::make_unique<Expr>();
+  call->kind = Expr::Kind::kCall;
+  call->op = std::string(kTemplateParamCheck);
+  call->offset = value->offset;
+  call->args.push_back(std::move(value));
+  auto spec = std::make_unique<Expr>();
+  spec->literal = Value::Str(j.dump());
+  call->args.push_back(std::move(spec));
+  return call;
+}
+
+Result<Value> EvaluateTemplateParam(const Expr& call, const EvalContext& ctx) {
+  auto v = Evaluate(*call.args.at(0), ctx);
+  if (!v.ok()) return v;
+  auto j = nlohmann::json::parse(call.args.at(1)->literal.as_string(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return Status::Internal("a template param check without its param");
+  ParamSpec ps;
+  ps.name = j.value("name", "");
+  for (auto t : {ParamSpec::Type::kInt, ParamSpec::Type::kFloat, ParamSpec::Type::kString, ParamSpec::Type::kBool})
+    if (j.value("type", "") == ParamTypeName(t)) ps.type = t;
+  if (j.contains("min")) ps.min = j["min"].get<double>();
+  if (j.contains("max")) ps.max = j["max"].get<double>();
+  if (j.contains("enum"))
+    for (const auto& a : j["enum"]) ps.allowed.push_back(Value::FromJson(a));
+  const std::string where = j.value("where", "") + ": ";
+  const std::string which = " (the value of with: " + ps.name + ")";
+  if (v->is_list())
+    return Status::InvalidSpec(where + "param '" + ps.name + "': a list is not " +
+                               (ps.type == ParamSpec::Type::kInt ? "an " : "a ") + ParamTypeName(ps.type) + which);
+  auto checked = CheckParam(ps, v->Render());
+  if (!checked.ok()) return Status::InvalidSpec(where + checked.status().message() + which);
+  return checked;
+}
+
 }  // namespace sluice::spec

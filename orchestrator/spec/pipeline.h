@@ -202,6 +202,11 @@ Result<Value> CoerceParam(const ParamSpec& ps, const std::string& text);
 // in messages ("default ").
 Result<Value> CheckParam(const ParamSpec& ps, const std::string& text, const std::string& what = "");
 
+// The call of kTemplateParamCheck (expr.h) around `value`, a template
+// param's value known only when the step runs; `where` names the call in
+// its error ("call 'train' of template 'fit'").
+std::unique_ptr<Expr> TemplateParamCheck(std::unique_ptr<Expr> value, const ParamSpec& ps, const std::string& where);
+
 // The plugin and step type of `uses: plugin/type`.
 std::pair<std::string, std::string> SplitUses(const std::string& uses);
 

@@ -1,5 +1,7 @@
 // Templates end to end: the `sluice` binary runs a spec whose calls expand
 // to CALL.STEP steps, with real processes and a real store.
+#include <cstdlib>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -133,4 +135,38 @@ steps:
   ASSERT_EQ(box.Sluice({"run", "p.yaml", "-p", "n=2"}).code, 0);  // another value: another fingerprint
   EXPECT_EQ(StepOf(ShowRun(box, "3"), "w.fit")["state"], "succeeded");
   EXPECT_EQ(box.Read("ran.txt"), "1\n2\n");
+}
+
+TEST(TemplatesTest, AWithValueKnownOnlyAtRunTimeIsCheckedAgainstTheTemplateParamWhenTheStepRuns) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: typed
+templates:
+  fit:
+    params:
+      epochs: {type: int, max: 10}
+    steps:
+      go:
+        run: echo "${{ params.epochs }}" > epochs.txt
+steps:
+  count:
+    run: echo "n=$N" >> "$SLUICE_OUTPUT"
+    env: {N: "${{ env.EPOCHS_FOR_TEST }}"}
+    outputs: {n: value}
+  train:
+    call: fit
+    needs: count
+    with: {epochs: "${{ steps.count.outputs.n }}"}
+)");
+  ASSERT_EQ(setenv("EPOCHS_FOR_TEST", "7", 1), 0);
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(box.Read("epochs.txt"), "7\n");
+  ASSERT_EQ(setenv("EPOCHS_FOR_TEST", "11", 1), 0);
+  EXPECT_NE(box.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(StepOf(ShowRun(box, "2"), "train.go")["reason"],
+            "run: ${{ params.epochs }}: call 'train' of template 'fit': param 'epochs': 11 is above the maximum 10 (the value of with: epochs)");
+  ASSERT_EQ(setenv("EPOCHS_FOR_TEST", "many", 1), 0);
+  EXPECT_NE(box.Sluice({"run", "p.yaml"}).code, 0);
+  EXPECT_EQ(StepOf(ShowRun(box, "3"), "train.go")["reason"],
+            "run: ${{ params.epochs }}: call 'train' of template 'fit': param 'epochs': 'many' is not an int (the value of with: epochs)");
+  unsetenv("EPOCHS_FOR_TEST");
 }

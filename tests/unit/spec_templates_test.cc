@@ -117,6 +117,7 @@ steps:
   EXPECT_EQ(StepOf(p, "join").needs, (std::vector<std::string>{"f.b", "f.c"}));
 }
 
+// A literal was checked when the spec loaded; an expression is checked when the step runs.
 TEST(SpecTemplatesTest, TemplateParamsBecomeTheCallsValuesInsideTheTemplate) {
   Pipeline p = Load(std::string("name: demo\nparams:\n  rate: {type: float, default: 0.5}\n") + kTrainEval + R"(steps:
   a:
@@ -129,11 +130,14 @@ TEST(SpecTemplatesTest, TemplateParamsBecomeTheCallsValuesInsideTheTemplate) {
   auto values = [&](const std::string& id) {
     std::vector<std::string> out;
     for (const auto& part : StepOf(p, id).run.at(0).parts)
-      if (part.expr) out.push_back(part.expr->kind == Expr::Kind::kLiteral ? part.expr->literal.Render()
-                                                                          : "ref " + part.expr->path[0] + "." + part.expr->path[1]);
+      if (!part.expr) continue;
+      else if (part.expr->kind == Expr::Kind::kLiteral) out.push_back(part.expr->literal.Render());
+      else if (part.expr->kind == Expr::Kind::kCall && part.expr->op == sluice::spec::kTemplateParamCheck)
+        out.push_back("checked " + part.expr->args[0]->path[0] + "." + part.expr->args[0]->path[1]);
+      else out.push_back("unchecked " + part.expr->path[0]);
     return out;
   };
-  EXPECT_EQ(values("a.fit"), (std::vector<std::string>{"a.csv", "ref params.rate"}));
+  EXPECT_EQ(values("a.fit"), (std::vector<std::string>{"a.csv", "checked params.rate"}));
   EXPECT_EQ(values("b.fit"), (std::vector<std::string>{"b.csv", "0.1"}));
   // A sibling's output is the sibling of this call.
   EXPECT_EQ(RunExpr(p, "b.eval").path, (std::vector<std::string>{"steps", "b.fit", "outputs", "model"}));
