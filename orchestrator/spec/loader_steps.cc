@@ -455,7 +455,7 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
         } else if (!((path.size() == 4 && path[2] == "outputs") || (path.size() == 3 && path[2] == "state"))) {
           Error(pos, "expected steps." + path[1] + ".outputs.<name> or steps." + path[1] + ".state");
         } else if (!needs(producer)) {
-          Error(pos, "step '" + step->id.substr(scope.prefix.size()) + "' reads steps." + path[1] +
+          Error(pos, (p_.FindStep(step->id) ? "step '" : "call '") + step->id.substr(scope.prefix.size()) + "' reads steps." + path[1] +
                          " but does not need it (add '" + path[1] + "' to its needs)");
         } else if (path.size() == 4) {
           p_.output_refs.push_back({step->id, producer, output, pos, cur_file_ == &file_ ? "" : *cur_file_});

@@ -315,3 +315,41 @@ TEST(SpecTemplatesTest, ASpecSentToTheApiReadsNoTemplateFile) {
             "/etc/p.yaml:3:13: template 't': uses: 'passwd' is not read for a spec sent to the API; validate it with "
             "sluice validate");
 }
+
+TEST(SpecTemplatesTest, AWithValueThatReadsAStepTheCallDoesNotNeedIsAnError) {
+  EXPECT_EQ(Error(std::string("name: demo\n") + kTrainEval + R"(steps:
+  prep:
+    run: ./prep.sh
+    outputs: {data: file}
+  train:
+    call: train-eval
+    with: {data: "${{ steps.prep.outputs.data }}"}
+)"),
+            "p.yaml:22:23: call 'train' reads steps.prep but does not need it (add 'prep' to its needs)");
+}
+
+TEST(SpecTemplatesTest, ACallHasNoStateOfItsOwn) {
+  EXPECT_EQ(Error(std::string("name: demo\n") + kTrainEval + R"(steps:
+  train: {call: train-eval, with: {data: x}}
+  after: {needs: train, if: "steps.train.state == 'succeeded'", run: "true"}
+)"),
+            "p.yaml:18:30: 'train' calls template 'train-eval'; read its outputs: steps.train.outputs.<name> (it declares model)");
+}
+
+TEST(SpecTemplatesTest, AStepKeyOnACallIsAnError) {
+  EXPECT_EQ(Error(std::string("name: demo\n") + kTrainEval + "steps:\n  train: {call: train-eval, with: {data: x}, retry: 2}\n"),
+            "p.yaml:17:46: unknown key 'retry' in call 'train'");
+}
+
+TEST(SpecTemplatesTest, APluginStepInsideATemplateCannotUseExpressionsInWith) {
+  EXPECT_EQ(Error(R"(name: demo
+templates:
+  t:
+    params: {n: {type: int, default: 1}}
+    steps:
+      p: {uses: demo/echo, with: {n: "${{ params.n }}"}}
+steps:
+  x: {call: t}
+)"),
+            "p.yaml:6:38: step 'p': a plugin step inside a template cannot use ${{ }} in with: yet; pass the value to a run step");
+}
