@@ -91,10 +91,11 @@ void Loader::LoadTemplateBody(const YamlNode& n, TemplateDef* def, bool from_fil
     } else if (k == "uses") {
       def->uses_pos = Pos(v);
       if (Scalar(v, "uses", &def->uses)) {
+        // The rule of deps: (a literal path inside the spec's folder); its
+        // message without the part that speaks of deps.
         std::string problem = DepProblem(def->uses);
         if (!problem.empty()) {
-          Error(Pos(v), where + ": uses " + Quote(def->uses) + " " +
-                            (problem.find("deps") != std::string::npos ? problem.substr(0, problem.find(';')) : problem) +
+          Error(Pos(v), where + ": uses " + Quote(def->uses) + " " + problem.substr(0, problem.find(';')) +
                             " (a template file is a path relative to the spec's folder, inside it)");
           def->uses.clear();
           def->read = true;

@@ -353,3 +353,32 @@ steps:
 )"),
             "p.yaml:6:38: step 'p': a plugin step inside a template cannot use ${{ }} in with: yet; pass the value to a run step");
 }
+
+TEST(SpecTemplatesTest, ANestedCallPassesParamsDownAndItsOutputUp) {
+  Pipeline p = Load(R"(name: demo
+templates:
+  inner:
+    params: {x: {type: int}}
+    steps:
+      work:
+        run: echo "${{ params.x }}" >> "$SLUICE_OUTPUT"
+        outputs: {o: value}
+    outputs: {o: "${{ steps.work.outputs.o }}"}
+  outer:
+    params: {lr: {type: int, default: 4}}
+    steps:
+      sub: {call: inner, with: {x: "${{ params.lr }}"}}
+      after: {needs: sub, run: "echo ${{ steps.sub.outputs.o }}"}
+    outputs: {m: "${{ steps.sub.outputs.o }}"}
+steps:
+  top: {call: outer}
+  read: {needs: top, run: "echo ${{ steps.top.outputs.m }}"}
+)");
+  EXPECT_EQ(Ids(p), (std::vector<std::string>{"top.sub.work", "top.after", "read"}));
+  const Expr& x = RunExpr(p, "top.sub.work");
+  ASSERT_EQ(x.op, sluice::spec::kTemplateParamCheck);
+  EXPECT_EQ(x.args[0]->literal.Render(), "4");
+  EXPECT_EQ(RunExpr(p, "top.after").path, (std::vector<std::string>{"steps", "top.sub.work", "outputs", "o"}));
+  EXPECT_EQ(RunExpr(p, "read").path, (std::vector<std::string>{"steps", "top.sub.work", "outputs", "o"}));
+  EXPECT_EQ(StepOf(p, "read").needs, std::vector<std::string>{"top.after"});
+}
