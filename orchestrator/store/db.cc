@@ -405,6 +405,26 @@ CREATE INDEX steps_by_seq ON steps(seq);
 CREATE INDEX runs_by_state ON runs(state, id);
 )sql";
 
+// Version 14: manual approvals (the sluice/approval step type): the request
+// a waiting step opens, and the one decision that closes it.
+const char* kSchemaV14 = R"sql(
+CREATE TABLE approvals (
+  run_id         INTEGER NOT NULL REFERENCES runs(id),
+  step_id        TEXT NOT NULL,
+  message        TEXT NOT NULL,
+  value_specs    TEXT NOT NULL,
+  requested_ms   INTEGER NOT NULL,
+  deadline_ms    INTEGER,
+  on_timeout     TEXT NOT NULL CHECK (on_timeout IN ('approve', 'reject')),
+  decision       TEXT CHECK (decision IN ('approve', 'reject')),
+  decided_by     TEXT,
+  decided_ms     INTEGER,
+  decided_values TEXT,
+  comment        TEXT,
+  PRIMARY KEY (run_id, step_id)
+);
+)sql";
+
 }  // namespace
 
 Db::~Db() {
@@ -488,7 +508,7 @@ Status Db::Migrate() {
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
   static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7, kSchemaV8,
-                                       kSchemaV9, kSchemaV10, kSchemaV11, kSchemaV12, kSchemaV13};
+                                       kSchemaV9, kSchemaV10, kSchemaV11, kSchemaV12, kSchemaV13, kSchemaV14};
   static_assert(std::size(kMigrations) == kSchemaVersion);
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();
