@@ -225,9 +225,11 @@ void Loader::LoadRoot(YamlNode& root) {
   if (errors_.empty()) FindCycles();
 }
 
-void Loader::LoadParams(const YamlNode& n) {
+void Loader::LoadParams(const YamlNode& n) { LoadParamSpecs(n, "params", &p_.params); }
+
+void Loader::LoadParamSpecs(const YamlNode& n, const std::string& where, std::vector<ParamSpec>* out) {
   if (n.IsNull()) return;
-  ForEachKey(n, {}, "params", [&](const std::string& name, const YamlNode& key, const YamlNode& v) {
+  ForEachKey(n, {}, where, [&](const std::string& name, const YamlNode& key, const YamlNode& v) {
     ParamSpec ps;
     ps.name = name;
     ps.pos = Pos(key);
@@ -289,7 +291,7 @@ void Loader::LoadParams(const YamlNode& n) {
         else ps.default_value = *val;
       }
     }
-    p_.params.push_back(std::move(ps));
+    out->push_back(std::move(ps));
   });
 }
 

@@ -116,6 +116,13 @@ class Loader {
   void LoadRoot(YamlNode& root);
 
   void LoadParams(const YamlNode& n);
+  // A `params:`-shaped mapping (name -> {type, default, min, max, enum,
+  // description}) into `out`; `where` names it in errors. Pipeline params
+  // and the values a sluice/approval step asks for are read by this one.
+  void LoadParamSpecs(const YamlNode& n, const std::string& where, std::vector<ParamSpec>* out);
+  // The `with:` of a sluice/approval step: its values are typed like params,
+  // become the step's outputs, and have defaults where on_timeout approves.
+  void LoadApproval(Step* s);
 
   void LoadRetry(const YamlNode& n, RetryPolicy* r);
 

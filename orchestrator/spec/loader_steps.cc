@@ -276,6 +276,34 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
   if (has_run && has_uses) Error(s->pos, where + " has both 'run' and 'uses'; a step does one of them");
   else if (!has_run && !has_uses) Error(s->pos, where + " has neither 'run' nor 'uses'");
   else if (has_run && s->with) Error(s->with->pos, where + ": with is for plugin steps (uses); a run step takes env or arguments");
+  if (s->uses == kApprovalType && s->with) LoadApproval(s);
+}
+
+void Loader::LoadApproval(Step* s) {
+  const std::string where = "step '" + s->id + "'";
+  const YamlNode *values = nullptr, *on_timeout = nullptr;
+  for (const YamlEntry& e : s->with->entries) {
+    if (e.first.scalar == "values") values = &e.second;
+    else if (e.first.scalar == "on_timeout") on_timeout = &e.second;
+    else if (e.first.scalar == "timeout" && e.second.IsScalar() && e.second.scalar.find("${{") == std::string::npos) {
+      Millis d;
+      if (Duration(e.second, "the approval's timeout", &d) && d.count() <= 0)
+        Error(Pos(e.second), where + ": the approval's timeout must be longer than 0 (leave it out to wait without one)");
+    }
+  }
+  // The schema check (PluginsFor) reports a values that is not a mapping.
+  if (!values || !values->IsMap()) return;
+  LoadParamSpecs(*values, where + " values", &s->approval_values);
+  for (const YamlEntry& e : values->entries) {
+    const std::string& name = e.first.scalar;
+    if (name == "approved" || name == "approver" || name == "comment")
+      Error(Pos(e.first), where + ": value name " + Quote(name) + " is taken by the output the approval sets itself");
+  }
+  bool approves = on_timeout && on_timeout->IsScalar() && on_timeout->scalar == "approve";
+  if (!approves) return;
+  for (const ParamSpec& v : s->approval_values)
+    if (!v.default_value)
+      Error(v.pos, where + ": value '" + v.name + "' needs a default, since on_timeout approves without an approver");
 }
 
 void Loader::LoadRegister(const YamlNode& v, Step* s) {

@@ -99,7 +99,13 @@ struct Step {
   std::vector<Dep> deps;                 // files the step reads, hashed into its fingerprint
   std::string register_name;             // register: {name} - the model registry name
   std::string register_output;           // which declared model output to register
+  // uses: sluice/approval: the values its approver gives (with.values),
+  // typed like params; each is also an output of the step.
+  std::vector<ParamSpec> approval_values;
 };
+
+// The built-in step type that waits for a person's decision (specs/pipeline.md "Manual approval").
+inline constexpr const char* kApprovalType = "sluice/approval";
 
 // The kinds a declared output may have.
 const std::vector<std::string>& OutputKinds();
@@ -196,6 +202,24 @@ Result<Value> CoerceParam(const ParamSpec& ps, const std::string& text);
 // CoerceParam, then the min/max and enum checks. `what` prefixes the value
 // in messages ("default ").
 Result<Value> CheckParam(const ParamSpec& ps, const std::string& text, const std::string& what = "");
+
+// A param as JSON: {name, type, description, default (null if none),
+// required, min, max, enum}. The API's pipeline params, and the values a
+// waiting approval asks for, are given this way (specs/api.yaml ParamSpec).
+nlohmann::json ParamSpecJson(const ParamSpec& ps);
+// The inverse, for a param named `name` written as JSON: ParamSpecJson's
+// shape, or a `params:` entry of a plugin step's `with:` as RenderWith gives
+// it ({type: int, default: 2, min: 1}). Checked as the loader checks a param.
+Result<ParamSpec> ParamSpecFromJson(const std::string& name, const nlohmann::json& j);
+// The text of a JSON scalar as a param value is written ("abc", 3, 2.5,
+// true); nullopt for null, arrays and objects.
+std::optional<std::string> ParamText(const nlohmann::json& j);
+// `given` (name -> text) against `specs`: each checked by CheckParam, an
+// unknown name refused, a left-out one given its default (or an error if it
+// has none). Errors are unlocated, one per line; `via` says how values are
+// given ("with -v", for "give it with -v NAME=VALUE").
+Result<ParamValues> ResolveValues(const std::vector<ParamSpec>& specs,
+                                  const std::vector<std::pair<std::string, std::string>>& given, const std::string& via);
 
 // The plugin and step type of `uses: plugin/type`.
 std::pair<std::string, std::string> SplitUses(const std::string& uses);
