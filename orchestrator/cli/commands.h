@@ -40,6 +40,13 @@ int Resume(const std::string& run, const std::string& grace, bool no_cache);
 // `reload`: the spec file as it is now replaces the stored one.
 int Retry(const std::string& run, const std::string& from, const std::string& grace, bool no_cache, bool reload);
 int Cancel(const std::string& run);
+// sluice approve / reject: the decision on a step waiting for approval, as
+// Actor(); exit 2 for a bad value (the step keeps waiting), 1 if the step is
+// not waiting.
+int DecideApproval(const std::string& run, const std::string& step, bool approve, const Overrides& values,
+                   const std::string& comment);
+// Who the CLI records as making a change: `user:` + the login name.
+std::string Actor();
 // `pipeline` and `state` filter as the API's GET /api/runs does (empty: any).
 int Runs(int limit, const std::string& pipeline, const std::string& state, const std::string& format);
 int Show(const std::string& run, const std::string& format);

@@ -26,6 +26,7 @@
 #include "exec/process.h"
 #include "exec/routing_executor.h"
 #include "exec/slurm_executor.h"
+#include "runs/approval.h"
 #include "runs/verbs.h"
 #include "spec/pipeline.h"
 #include "store/artifacts.h"
@@ -390,6 +391,27 @@ int Cancel(const std::string& run_text) {
   Status st = verbs.CancelUndriven(id);
   if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
   std::printf("%s cancelled\n", name.c_str());
+  return kExitOk;
+}
+
+int DecideApproval(const std::string& run_text, const std::string& step, bool approve, const Overrides& values,
+                   const std::string& comment) {
+  int64_t id;
+  if (!ParseRunId(run_text, &id)) return kExitUsage;
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  runs::ApprovalDecision d{.approve = approve, .values = values, .comment = comment, .by = Actor(), .via = "with -v"};
+  auto outcome = runs::Decide(*store, id, step, d, WallClockMs());
+  if (!outcome.ok()) return Fail("sluice: " + outcome.status().message(), kExitFailed);
+  using Why = runs::DecisionOutcome::Why;
+  switch (outcome->why) {
+    case Why::kRecorded: break;
+    case Why::kBadValues: return Fail("sluice: " + outcome->message + "\nsluice: the step keeps waiting", kExitUsage);
+    case Why::kNoRun:
+    case Why::kNotWaiting: return Fail("sluice: " + outcome->message, kExitFailed);
+  }
+  std::printf("run %lld step %s %s by %s\n", static_cast<long long>(id), step.c_str(), approve ? "approved" : "rejected",
+              d.by.c_str());
   return kExitOk;
 }
 
