@@ -44,11 +44,19 @@ bad = {
     "absolute dep": {"name": "x", "steps": {"a": {"run": "true", "deps": "/etc/hosts"}}},
     "cache map with an unknown key": {"name": "x", "steps": {"a": {"run": "true", "cache": {"maxage": "1d"}}}},
     "cache max_age that is not a duration": {"name": "x", "defaults": {"cache": {"max_age": "a week"}}, "steps": {"a": {"run": "true"}}},
+    "approval with an unknown key": {"name": "x", "steps": {"g": {"uses": "sluice/approval", "with": {"mesage": "ok?"}}}},
+    "approval value without a type": {"name": "x", "steps": {"g": {"uses": "sluice/approval", "with": {"values": {"n": {"default": 1}}}}}},
+    "approval on_timeout that is neither": {"name": "x", "steps": {"g": {"uses": "sluice/approval", "with": {"on_timeout": "skip"}}}},
+    "approval value named like its own output": {"name": "x", "steps": {"g": {"uses": "sluice/approval",
+                                                  "with": {"values": {"approver": {"type": "string"}}}}}},
 }
 good = {
     "deps and a cache map": {"name": "x", "defaults": {"cache": {"max_age": "7d"}},
                              "steps": {"a": {"run": "true", "deps": ["train.py", "data/*.csv", "src/**/*.py"], "cache": True},
                                        "b": {"run": "true", "deps": "model.pt", "cache": {"max_age": "1h30m"}}}},
+    "an approval with typed values": {"name": "x", "steps": {"g": {"uses": "sluice/approval", "with": {
+        "message": "Deploy to prod?", "timeout": "24h", "on_timeout": "reject",
+        "values": {"reason": {"type": "string"}, "replicas": {"type": "int", "default": 2, "min": 1}}}}}},
 }
 for what, spec in good.items():
     errors = list(validator.iter_errors(spec))

@@ -34,8 +34,12 @@ int64_t UserVersion(const std::string& path) {
   return v;
 }
 
-// Undoes schema version 13 by hand (steps.seq and two indexes), so a test can step further back.
+// Undoes schema version 14 by hand (the approvals table), so a test can step further back.
+void UndoVersion14(sqlite3* db) { ExecAll(db, {"DROP TABLE approvals", "PRAGMA user_version=13"}); }
+
+// Undoes schema versions 14 and 13 by hand (steps.seq and two indexes), so a test can step further back.
 void UndoVersion13(sqlite3* db) {
+  UndoVersion14(db);
   ExecAll(db, {"DROP INDEX steps_by_seq", "DROP INDEX runs_by_state", "ALTER TABLE steps DROP COLUMN seq",
                "PRAGMA user_version=12"});
 }
@@ -366,7 +370,7 @@ TEST(DbTest, ADatabaseAtSchemaVersion12MigratesTo13AndOnlyStepRecordsWrittenSinc
   sqlite3_close(db);
   auto s = OpenStore(path);
   ASSERT_TRUE(s);
-  EXPECT_EQ(UserVersion(path), 13);
+  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
   EXPECT_EQ(s->runs().LoadSteps(run)->size(), 1u);
   EXPECT_EQ(*s->runs().LastStepSeq(), 0) << "records from before version 13 come before any written after";
   engine::StepRecord b{.step_id = "b", .state = engine::StepState::kRunning, .attempts = 1};
@@ -376,6 +380,29 @@ TEST(DbTest, ADatabaseAtSchemaVersion12MigratesTo13AndOnlyStepRecordsWrittenSinc
   ASSERT_TRUE(changed.ok()) << changed.status().message();
   ASSERT_EQ(changed->size(), 1u);
   EXPECT_EQ((*changed)[0].step_id, "b");
+}
+
+TEST(DbTest, ADatabaseAtSchemaVersion13MigratesTo14AndKeepsItsRunsWithNoApprovals) {
+  std::string path = TempDb("v13");
+  int64_t run = 0;
+  {
+    auto s = OpenStore(path);
+    ASSERT_TRUE(s);
+    run = *s->runs().CreateRun("p", "x", "p", "/", "{}", 1, 0);
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  UndoVersion14(db);
+  sqlite3_close(db);
+  EXPECT_EQ(UserVersion(path), 13);
+  auto s = OpenStore(path);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(UserVersion(path), 14);
+  EXPECT_EQ(s->runs().GetRun(run)->pipeline, "p");
+  EXPECT_TRUE(s->approvals().OfRun(run)->empty());
+  store::ApprovalRow r{.run_id = run, .step_id = "gate", .requested_ms = 1};
+  ASSERT_TRUE(s->approvals().Open(r).ok());
+  EXPECT_EQ(*s->approvals().Decide(run, "gate", "approve", "user:ann", 2, "{}", ""), true);
 }
 
 TEST(RunsStoreTest, StepsWrittenAfterASeqAreTheRecordsWrittenSinceOnceEachInTheOrderLastWritten) {
