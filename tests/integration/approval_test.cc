@@ -113,7 +113,7 @@ TEST(ApprovalTest, ARejectedApprovalFailsTheStepAndAFailureHandlerRuns) {
   EXPECT_EQ(run["approvals"][0]["decision"], "reject");
   Output again = box.Sluice({"approve", "1", "gate", "-v", "reason=x"});
   EXPECT_EQ(again.code, 1);
-  EXPECT_EQ(again.err, "sluice: run 1 step \"gate\" is not waiting for approval: rejected by " + Me() + "\n");
+  EXPECT_EQ(again.err, "sluice: run 1 step 'gate' is not waiting for approval: rejected by " + Me() + "\n");
 }
 
 TEST(ApprovalTest, ABadValueFromTheCliIsAnErrorNamingItAndTheStepKeepsWaiting) {
@@ -129,7 +129,7 @@ TEST(ApprovalTest, ABadValueFromTheCliIsAnErrorNamingItAndTheStepKeepsWaiting) {
   EXPECT_FALSE(WaitForApproval(box, "1", "gate").is_null()) << "still waiting";
   Output other = box.Sluice({"approve", "1", "deploy"});
   EXPECT_EQ(other.code, 1);
-  EXPECT_EQ(other.err, "sluice: run 1 step \"deploy\" is not waiting for approval\n");
+  EXPECT_EQ(other.err, "sluice: run 1 step 'deploy' is not waiting for approval\n");
   ASSERT_EQ(box.Sluice({"approve", "1", "gate", "-v", "reason=x", "-v", "replicas=1"}).code, 0);
   EXPECT_EQ(Sandbox::Reap(pid), 0) << box.Read("run.log");
   EXPECT_EQ(box.Read("deployed.txt"), "1 true " + Me() + " x\n");

@@ -43,7 +43,7 @@ TEST(ApprovalValuesTest, GivenValuesAreTypedAndALeftOutOneTakesItsDefault) {
 TEST(ApprovalValuesTest, AValueOfTheWrongTypeIsRefusedNamingIt) {
   auto v = spec::ResolveValues(Specs(), {{"reason", "x"}, {"replicas", "two"}}, "with -v");
   ASSERT_FALSE(v.ok());
-  EXPECT_EQ(v.status().message(), "value 'replicas': \"two\" is not an int (given with -v)");
+  EXPECT_EQ(v.status().message(), "value 'replicas': 'two' is not an int (given with -v)");
 }
 
 TEST(ApprovalValuesTest, ValuesAtTheirLimitsPassAndOnePastIsRefused) {
@@ -76,7 +76,7 @@ TEST(ApprovalValuesTest, ADeclaredValueSurvivesItsJsonForm) {
 
 TEST(ApprovalValuesTest, AJsonDeclarationIsCheckedAsTheLoaderChecksAParam) {
   EXPECT_EQ(spec::ParamSpecFromJson("n", json{{"type", "integer"}}).status().message(),
-            "param 'n': unknown type \"integer\" (use int, float, string or bool)");
+            "param 'n': unknown type 'integer' (use int, float, string or bool)");
   EXPECT_EQ(spec::ParamSpecFromJson("n", json{{"type", "int"}, {"default", 0}, {"min", 1}}).status().message(),
             "param 'n': default 0 is below the minimum 1");
   EXPECT_EQ(spec::ParamSpecFromJson("s", json{{"type", "string"}, {"min", 1}}).status().message(),
@@ -86,16 +86,17 @@ TEST(ApprovalValuesTest, AJsonDeclarationIsCheckedAsTheLoaderChecksAParam) {
 TEST(ApprovalLoaderTest, ValuesAreCheckedLikeParamsAtTheirPlace) {
   EXPECT_EQ(LoadError("name: p\nsteps:\n  gate:\n    uses: sluice/approval\n    with:\n      values:\n"
                       "        replicas: {type: int, default: 0, min: 1}\n"),
-            "p.yaml:7:42: param 'replicas': default 0 is below the minimum 1");
+            "p.yaml:7:40: param 'replicas': default 0 is below the minimum 1");
   EXPECT_EQ(LoadError("name: p\nsteps:\n  gate:\n    uses: sluice/approval\n    with:\n      values:\n"
                       "        n: {type: integer}\n"),
-            "p.yaml:7:18: param 'n': unknown type \"integer\" (use int, float, string or bool)");
+            "p.yaml:7:19: param 'n': unknown type 'integer' (use int, float, string or bool)\n"
+            "p.yaml:7:9: param 'n' needs a type (int, float, string or bool)");
 }
 
 TEST(ApprovalLoaderTest, AValueNamedLikeAnOutputTheApprovalSetsIsRefused) {
   EXPECT_EQ(LoadError("name: p\nsteps:\n  gate:\n    uses: sluice/approval\n    with:\n      values:\n"
                       "        approver: {type: string, default: me}\n"),
-            "p.yaml:7:9: step 'gate': value name \"approver\" is taken by the output the approval sets itself");
+            "p.yaml:7:9: step 'gate': value name 'approver' is taken by the output the approval sets itself");
 }
 
 TEST(ApprovalLoaderTest, ApprovingOnTimeoutNeedsADefaultForEveryValue) {
@@ -189,14 +190,14 @@ TEST_F(ApprovalStoreTest, ABadValueIsRefusedAndTheStepKeepsWaiting) {
 
 TEST_F(ApprovalStoreTest, ADecisionOnAStepThatIsNotWaitingIsRefusedSayingWhy) {
   EXPECT_EQ(runs::Decide(*store_, run_, "gate", Approve({}), 7000)->message,
-            "run " + std::to_string(run_) + " step \"gate\" is not waiting for approval");
+            "run " + std::to_string(run_) + " step 'gate' is not waiting for approval");
   EXPECT_EQ(runs::Decide(*store_, run_ + 1, "gate", Approve({}), 7000)->why, Why::kNoRun);
   ASSERT_TRUE(store_->approvals().Open(Request()).ok());
   runs::ApprovalDecision reject{.approve = false, .comment = "not today", .by = "token:ci"};
   ASSERT_EQ(runs::Decide(*store_, run_, "gate", reject, 7000)->why, Why::kRecorded);
   auto again = runs::Decide(*store_, run_, "gate", Approve({{"reason", "go"}}), 7100);
   EXPECT_EQ(again->why, Why::kNotWaiting);
-  EXPECT_EQ(again->message, "run " + std::to_string(run_) + " step \"gate\" is not waiting for approval: rejected by token:ci");
+  EXPECT_EQ(again->message, "run " + std::to_string(run_) + " step 'gate' is not waiting for approval: rejected by token:ci");
 }
 
 TEST_F(ApprovalStoreTest, AStepOfAFinishedRunIsNotWaiting) {
@@ -205,7 +206,7 @@ TEST_F(ApprovalStoreTest, AStepOfAFinishedRunIsNotWaiting) {
   ASSERT_TRUE(store_->runs().Flush().ok());
   auto o = runs::Decide(*store_, run_, "gate", Approve({{"reason", "go"}}), 7000);
   EXPECT_EQ(o->why, Why::kNotWaiting);
-  EXPECT_EQ(o->message, "run " + std::to_string(run_) + " step \"gate\" is not waiting for approval: the run cancelled");
+  EXPECT_EQ(o->message, "run " + std::to_string(run_) + " step 'gate' is not waiting for approval: the run cancelled");
 }
 
 TEST_F(ApprovalStoreTest, AtTheDeadlineTheTimeoutDecidesAndOneMillisecondBeforeAPersonStill) {
