@@ -276,6 +276,9 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
   if (has_run && has_uses) Error(s->pos, where + " has both 'run' and 'uses'; a step does one of them");
   else if (!has_run && !has_uses) Error(s->pos, where + " has neither 'run' nor 'uses'");
   else if (has_run && s->with) Error(s->with->pos, where + ": with is for plugin steps (uses); a run step takes env or arguments");
+  // One request per step (the approvals table's key): items would share it.
+  if (s->uses == kApprovalType && s->has_foreach)
+    Error(s->pos, where + ": sluice/approval asks once per step; it takes no foreach");
   if (s->uses == kApprovalType && s->with) LoadApproval(s);
 }
 

@@ -112,6 +112,11 @@ TEST(ApprovalLoaderTest, AZeroTimeoutIsRefusedAndAnyLongerOnePasses) {
   EXPECT_TRUE(p.ok()) << p.status().message();
 }
 
+TEST(ApprovalLoaderTest, AnApprovalWithForeachIsRefused) {
+  EXPECT_EQ(LoadError("name: p\nsteps:\n  gate:\n    uses: sluice/approval\n    foreach: [a, b]\n"),
+            "p.yaml:3:3: step 'gate': sluice/approval asks once per step; it takes no foreach");
+}
+
 TEST(ApprovalLoaderTest, TheDeclaredValuesAreKeptOnTheStep) {
   auto p = spec::ParsePipeline("p.yaml", "name: p\nsteps:\n  gate:\n    uses: sluice/approval\n    with:\n"
                                          "      values: {replicas: {type: int, default: 2}, reason: {type: string}}\n");
