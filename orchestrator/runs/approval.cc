@@ -76,13 +76,18 @@ Result<std::unique_ptr<store::Store>> StoreOfAttempt(exec::BuiltinAttempt* attem
   return store::Store::Open(attempt->home + "/sluice.db");
 }
 
-// The step's request now, timed out if its deadline has passed.
-Result<steps::ApprovalState> Current(store::Store& st, const store::ApprovalRow& row) {
+// The step's request now, timed out if its deadline has passed. A decision
+// returned is recorded as taken by `attempt`.
+Result<steps::ApprovalState> Current(store::Store& st, store::ApprovalRow row, int attempt) {
   int64_t now = WallMs();
-  if (!row.decision.empty() || row.deadline_ms == 0 || now < row.deadline_ms) return StateOf(row);
-  auto decided = TimeOut(st, row, now);
-  if (!decided.ok()) return decided.status();
-  return StateOf(*decided);
+  if (row.decision.empty() && row.deadline_ms && now >= row.deadline_ms) {
+    auto decided = TimeOut(st, row, now);
+    if (!decided.ok()) return decided.status();
+    row = *decided;
+  }
+  if (!row.decision.empty() && !row.acted_attempt)
+    if (Status s = st.approvals().Acted(row.run_id, row.step_id, row.round, attempt); !s.ok()) return s;
+  return StateOf(row);
 }
 
 }  // namespace
@@ -117,9 +122,18 @@ Result<steps::ApprovalState> StoreApprovalDesk::Open(const json& with) {
   request.step_id = attempt.step_id;
   request.requested_ms = WallMs();
   request.deadline_ms = timeout.count() > 0 ? request.requested_ms + timeout.count() : 0;
+  // A decision an earlier attempt took (it then ended, and the step was
+  // retried) is not this attempt's: it asks again, in a new round. One no
+  // attempt took (made while the driver was dead) is honoured.
+  auto latest = (*st)->approvals().Get(request.run_id, request.step_id);
+  if (!latest.ok()) return latest.status();
+  if (*latest) {
+    request.round = (*latest)->round;
+    if ((*latest)->acted_attempt && (*latest)->acted_attempt < attempt.attempt) ++request.round;
+  }
   auto row = (*st)->approvals().Open(request);
   if (!row.ok()) return row.status();
-  return Current(**st, *row);
+  return Current(**st, *row, attempt.attempt);
 }
 
 Result<steps::ApprovalState> StoreApprovalDesk::Look() {
@@ -129,7 +143,7 @@ Result<steps::ApprovalState> StoreApprovalDesk::Look() {
   auto row = (*st)->approvals().Get(attempt.run_id, attempt.step_id);
   if (!row.ok()) return row.status();
   if (!*row) return Status::Internal("the approval of step " + attempt.step_id + " is gone from the store");
-  return Current(**st, **row);
+  return Current(**st, **row, attempt.attempt);
 }
 
 Result<DecisionOutcome> Decide(store::Store& st, int64_t run_id, const std::string& step_id, const ApprovalDecision& d,
@@ -184,6 +198,7 @@ Result<DecisionOutcome> Decide(store::Store& st, int64_t run_id, const std::stri
 
 json ApprovalJson(const store::ApprovalRow& row) {
   json j = {{"step", row.step_id},
+            {"round", row.round},
             {"message", row.message},
             {"values", json::parse(row.value_specs, nullptr, false)},
             {"requested_ms", row.requested_ms},

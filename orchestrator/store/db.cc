@@ -411,6 +411,7 @@ const char* kSchemaV14 = R"sql(
 CREATE TABLE approvals (
   run_id         INTEGER NOT NULL REFERENCES runs(id),
   step_id        TEXT NOT NULL,
+  round          INTEGER NOT NULL DEFAULT 1,
   message        TEXT NOT NULL,
   value_specs    TEXT NOT NULL,
   requested_ms   INTEGER NOT NULL,
@@ -421,7 +422,8 @@ CREATE TABLE approvals (
   decided_ms     INTEGER,
   decided_values TEXT,
   comment        TEXT,
-  PRIMARY KEY (run_id, step_id)
+  acted_attempt  INTEGER,
+  PRIMARY KEY (run_id, step_id, round)
 );
 )sql";
 

@@ -116,6 +116,26 @@ TEST(ApprovalTest, ARejectedApprovalFailsTheStepAndAFailureHandlerRuns) {
   EXPECT_EQ(again.err, "sluice: run 1 step 'gate' is not waiting for approval: rejected by " + Me() + "\n");
 }
 
+TEST(ApprovalTest, ARetryOfARejectedApprovalAsksAgainInANewRound) {
+  Sandbox box;
+  box.Write("p.yaml", kRelease);
+  pid_t pid = box.Start({"run", "p.yaml"}, "run.log");
+  ASSERT_FALSE(WaitForApproval(box, "1", "gate").is_null()) << box.Read("run.log");
+  ASSERT_EQ(box.Sluice({"reject", "1", "gate"}).code, 0);
+  EXPECT_EQ(Sandbox::Reap(pid), 1);
+  pid_t retry = box.Start({"retry", "1"}, "retry.log");
+  json again = WaitForApproval(box, "1", "gate");
+  ASSERT_FALSE(again.is_null()) << box.Read("retry.log");
+  EXPECT_EQ(again["round"], 2);
+  ASSERT_EQ(box.Sluice({"approve", "1", "gate", "-v", "reason=second look"}).code, 0);
+  EXPECT_EQ(Sandbox::Reap(retry), 0) << box.Read("retry.log");
+  EXPECT_EQ(box.Read("deployed.txt"), "2 true " + Me() + " second look\n");
+  json run = ShowRun(box, "1");
+  ASSERT_EQ(run["approvals"].size(), 2u);
+  EXPECT_EQ(run["approvals"][0]["decision"], "reject");
+  EXPECT_EQ(run["approvals"][1]["decision"], "approve");
+}
+
 TEST(ApprovalTest, ABadValueFromTheCliIsAnErrorNamingItAndTheStepKeepsWaiting) {
   Sandbox box;
   box.Write("p.yaml", kRelease);
@@ -179,6 +199,9 @@ TEST(ApprovalTest, ADriverKilledWhileWaitingResumesWaitingAndHonoursADecisionMad
   json again = WaitForApproval(box, "1", "gate");
   ASSERT_FALSE(again.is_null()) << box.Read("resume.log");
   EXPECT_EQ(again["requested_ms"], first["requested_ms"]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // a few polls: still waiting, not failed
+  EXPECT_TRUE(ProcessAlive(resumed)) << box.Read("resume.log");
+  EXPECT_EQ(StepOf(ShowRun(box, "1"), "gate")["attempts"][1]["state"], "running");
   // Killed again; decided while nothing drives the run; resumed: honoured.
   ::kill(resumed, SIGKILL);
   Sandbox::Reap(resumed);
