@@ -69,6 +69,14 @@ int CreateToken(const std::string& name, const std::string& scope);
 int ListTokens(const std::string& format);
 int RevokeToken(int64_t id);
 int Schedules(const std::vector<std::string>& paths, int count, const std::string& format);
+// The most runs one backfill starts.
+constexpr size_t kMaxBackfillRuns = 10000;
+// One run of `file` per fire time of its `schedule_number`th schedule (from
+// 1) from `from` to `to`, each with its data interval, at most `max_active`
+// at once; an interval whose newest run succeeded or is still going is
+// skipped unless `reprocess` is "all". `dry_run`: only lists the intervals.
+int Backfill(const std::string& file, const std::string& from, const std::string& to, int schedule_number,
+             int max_active, const std::string& reprocess, bool dry_run, const Overrides& params);
 
 // Services (cli/services_commands.cc): the desired state in the store; a
 // change is recorded with actor user:<login name> and `reason` (empty: a

@@ -209,6 +209,9 @@ int Show(const std::string& run_text, const std::string& format) {
   if (Interrupted(*row))
     std::printf("its driver (pid %lld) is gone; sluice resume %lld finishes it\n", static_cast<long long>(row->driver_pid),
                 static_cast<long long>(row->id));
+  if (row->interval)
+    std::printf("scheduled for %s (data interval from %s)\n", IsoTime(row->interval->end_ms).c_str(),
+                IsoTime(row->interval->start_ms).c_str());
   std::printf("spec %s\n", row->spec_path.c_str());
   auto params = nlohmann::json::parse(row->params_json, nullptr, false);
   if (params.is_object() && !params.empty()) {

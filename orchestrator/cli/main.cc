@@ -159,6 +159,21 @@ int main(int argc, char** argv) {
   schedules->add_option("-n,--count", schedule_count, "fire times to show")->capture_default_str()->check(CLI::Range(1, 1000));
   schedules->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
+  std::string backfill_from, backfill_to, reprocess = "failed";
+  int backfill_schedule = 1, backfill_active = 2;
+  auto* backfill = app.add_subcommand("backfill", "One run per fire time of a pipeline's schedule over a past range");
+  backfill->add_option("file", file, "pipeline.yaml")->required();
+  backfill->add_option("--from", backfill_from, "first time: 2026-11-01, 2026-11-01T03:00 (the schedule's clock; Z: UTC)")
+      ->required();
+  backfill->add_option("--to", backfill_to, "last time, included (a date alone: to its end)")->required();
+  backfill->add_option("--schedule", backfill_schedule, "which of on.schedule, from 1")->capture_default_str();
+  backfill->add_option("--max-active", backfill_active, "runs at once")->capture_default_str()->check(CLI::Range(1, 64));
+  backfill->add_option("--reprocess", reprocess, "failed: only intervals with no run, or whose newest failed or was "
+                                                 "cancelled; all: every interval")
+      ->capture_default_str()->check(CLI::IsMember({"failed", "all"}));
+  backfill->add_option("-p,--param", raw_params, "override a param")->check(param_check);
+  backfill->add_flag("-n,--dry-run", dry_run, "only list the fire times and their intervals");
+
   std::string token_name = "token", token_scope;
   int64_t token_id = 0;
   auto* token = app.add_subcommand("token", "API tokens for sluice serve: create, list, revoke");
@@ -305,6 +320,7 @@ int main(int argc, char** argv) {
   if (*token_list) return ListTokens(format);
   if (*token_revoke) return RevokeToken(token_id);
   if (*schedules) return Schedules(schedule_paths, schedule_count, format);
+  if (*backfill) return Backfill(file, backfill_from, backfill_to, backfill_schedule, backfill_active, reprocess, dry_run, params);
   if (*services_apply) return ServicesApply(service_file, service_reason, apply_port, no_gateway, apply_wait ? apply_wait_timeout : "");
   if (*gateway_stop) return StopGateway();
   if (*gateway) return RunGateway(gateway_options);

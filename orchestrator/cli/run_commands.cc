@@ -114,6 +114,7 @@ int Drive(store::Store& store, const runs::StoredRun& run, std::vector<StepRecor
   options.artifacts = &artifacts;
   options.use_cache = use_cache;
   options.adopt = std::move(adopt);
+  options.interval = run.row.interval;
   for (char** e = environ; *e; ++e)
     if (std::strncmp(*e, "SLUICE_HOME=", 12) != 0) options.base_env.emplace_back(*e);
   options.base_env.push_back("SLUICE_HOME=" + fs::absolute(HomeDir()).lexically_normal().string());

@@ -8,6 +8,14 @@ namespace sluice::engine {
 
 using spec::Value;
 
+Value RunTime(const std::string& name, const std::optional<DataInterval>* interval) {
+  if (!interval || !*interval) return Value();  // not a scheduled run
+  int64_t ms = name == "interval_start" ? (*interval)->start_ms : (*interval)->end_ms;
+  std::string iso = IsoTime(ms);  // 2026-11-25T03:00:00.000Z; fire times are whole minutes
+  if (iso.size() > 5 && iso.compare(iso.size() - 5, 5, ".000Z") == 0) iso.replace(iso.size() - 5, 5, "Z");
+  return Value::Str(iso);
+}
+
 Result<Value> StepContext::Lookup(const std::vector<std::string>& path) const {
   const std::string& root = path[0];
   const spec::Pipeline& p = *run_.plan->pipeline;
@@ -28,6 +36,7 @@ Result<Value> StepContext::Lookup(const std::vector<std::string>& path) const {
     if (!unit_) return Status::NotFound("'item' is only defined inside a foreach item");
     return unit_->item_value;
   }
+  if (root == "run") return RunTime(path[1], run_.interval);
   // steps.<id>.state | steps.<id>.outputs.<key>
   size_t j = p.index.at(path[1]);
   const StepRecord& r = run_.graph->record(j);

@@ -2,7 +2,7 @@
 // it, apart from running it. Two pieces:
 //  - StepContext: what the `${{ }}` expressions of a step (or of one
 //    foreach item) see: params, env, item, steps.<id>.state and .outputs,
-//    and the status functions success(), failure(), always(), cancelled().
+//    run.scheduled_time and run.interval_start/_end, and the status functions success(), failure(), always(), cancelled().
 //  - AttemptRenderer: the files of an attempt (log, $SLUICE_OUTPUT, outputs
 //    folder, state folder), its placement, and its environment: sluice's own
 //    without the pipeline's secrets, the pipeline's env, the step's env, the
@@ -41,7 +41,13 @@ struct RunScope {
   const std::map<std::string, std::string>* pipeline_env = nullptr;  // rendered so far
   const bool* cancelling = nullptr;
   Env* env = nullptr;                                            // env.NAME not in the pipeline's env
+  const std::optional<DataInterval>* interval = nullptr;         // run.scheduled_time, run.interval_*
 };
+
+// `run.scheduled_time` (`name` scheduled_time or interval_end) or
+// `run.interval_start` of a run with `interval`, as ISO 8601 UTC text
+// ("2026-11-25T03:00:00Z"); null for a run no schedule or backfill started.
+spec::Value RunTime(const std::string& name, const std::optional<DataInterval>* interval);
 
 // What expressions of one step (or foreach item) can see.
 class StepContext : public spec::EvalContext {

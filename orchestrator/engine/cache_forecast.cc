@@ -36,6 +36,7 @@ class ForecastContext : public spec::EvalContext {
       if (!item) return Status::NotFound("'item' is only defined inside a foreach item");
       return *item;
     }
+    if (root == "run") return spec::Value();  // a run from the command line has no schedule
     size_t j = p_.index.at(path[1]);
     if (!known_[j]) {
       unknown.insert(path[1]);

@@ -59,7 +59,7 @@ Engine::Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id
     env_ = own_env_.get();
   }
   files_ = options_.files ? options_.files : env_;
-  scope_ = {&plan_, &params_, &graph_, &renderer_.pipeline_env(), &cancelling_, env_};
+  scope_ = {&plan_, &params_, &graph_, &renderer_.pipeline_env(), &cancelling_, env_, &options_.interval};
 }
 
 Engine::~Engine() = default;

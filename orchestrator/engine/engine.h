@@ -66,6 +66,9 @@ struct EngineOptions {
   // `resume`: attempts left running on a cluster; the executor follows them
   // instead of their steps running again.
   std::vector<AttemptRecord> adopt;
+  // A run a schedule or backfill started: its data interval, which
+  // `${{ run.scheduled_time }}` and `run.interval_*` read.
+  std::optional<DataInterval> interval;
 };
 
 // Something the CLI shows or logs. One per transition.

@@ -122,7 +122,7 @@ json SchedulesOf(const spec::Pipeline& p, int count) {
       next.push_back(IsoTime(*n * 1000));
       t = *n;
     }
-    out.push_back({{"cron", s.cron.text()}, {"timezone", s.timezone}, {"catchup", s.catchup}, {"next", next}});
+    out.push_back({{"cron", s.cron.text()}, {"timezone", s.timezone}, {"catchup", spec::CatchupJson(s.catchup)}, {"next", next}});
   }
   return out;
 }

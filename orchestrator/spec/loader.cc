@@ -396,7 +396,18 @@ void Loader::LoadTriggers(const YamlNode& n) {
                  [&](const std::string& key, const YamlNode&, const YamlNode& value) {
                    std::string text;
                    if (key == "catchup") {
-                     ok = Bool(value, "catchup", &sched.catchup) && ok;
+                     bool on = true;
+                     if (value.IsScalar() && value.scalar == "all") {
+                       sched.catchup = Schedule::Catchup::kEvery;
+                     } else if (value.IsScalar() && value.scalar != "true" && value.scalar != "True" &&
+                                value.scalar != "false" && value.scalar != "False") {
+                       Error(Pos(value), "catchup must be true, false or all, not " + Quote(value.scalar));
+                       ok = false;
+                     } else if (Bool(value, "catchup", &on)) {
+                       sched.catchup = on ? Schedule::Catchup::kLatest : Schedule::Catchup::kNone;
+                     } else {
+                       ok = false;
+                     }
                    } else if (!Scalar(value, key, &text)) {
                      ok = false;
                    } else if (key == "cron") {

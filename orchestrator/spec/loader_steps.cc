@@ -364,6 +364,13 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
         if (path.size() != 1) Error(pos, "expected item");
         else if (!step || !step->has_foreach || !item_allowed)
           Error(pos, "'item' is only defined inside a step with foreach");
+      } else if (root == "run") {
+        static const std::vector<std::string> kRunNames = {"scheduled_time", "interval_start", "interval_end"};
+        if (path.size() != 2 || std::find(kRunNames.begin(), kRunNames.end(), path[1]) == kRunNames.end()) {
+          std::string name = path.size() >= 2 ? path[1] : "";
+          Error(pos, "unknown name " + Quote(Join(path, ".")) + " (a run has scheduled_time, interval_start and "
+                     "interval_end)" + DidYouMean(name, kRunNames));
+        }
       } else if (root == "steps") {
         if (!step) {
           Error(pos, where + " cannot read step outputs");
@@ -379,7 +386,7 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
           p_.output_refs.push_back({step->id, path[1], path[3], pos});
         }
       } else {
-        Error(pos, "unknown name " + Quote(Join(path, ".")) + " (expressions see params, steps, env and item)");
+        Error(pos, "unknown name " + Quote(Join(path, ".")) + " (expressions see params, steps, env, item and run)");
       }
     });
   }

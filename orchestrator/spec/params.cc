@@ -94,6 +94,11 @@ Result<ParamValues> ResolveParams(const Pipeline& p, const std::vector<std::pair
   return values;
 }
 
+nlohmann::json CatchupJson(Schedule::Catchup c) {
+  if (c == Schedule::Catchup::kEvery) return "all";
+  return c == Schedule::Catchup::kLatest;
+}
+
 nlohmann::json ParamsJson(const ParamValues& values) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : values) j[k] = v.ToJson();

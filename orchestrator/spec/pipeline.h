@@ -125,9 +125,15 @@ struct Schedule {
   schedule::Cron cron;
   std::string timezone = "UTC";   // an IANA name
   schedule::TimeZone zone;
-  bool catchup = true;            // a time missed while nothing ran it runs once on start
+  // Fire times missed while no server ran: kLatest (catchup: true, the
+  // default) starts one run, for the newest; kEvery (catchup: all) one run
+  // per missed time, at most kMaxCatchupRuns; kNone (false) none.
+  enum class Catchup { kNone, kLatest, kEvery } catchup = Catchup::kLatest;
+  static constexpr int kMaxCatchupRuns = 1000;
   SourcePos pos;
 };
+// `catchup` as the spec writes it: true, false or "all".
+nlohmann::json CatchupJson(Schedule::Catchup c);
 
 // `on.webhook`: a signed POST /hooks/<pipeline> starts a run. Each of
 // `params` is a template over `event`, the delivery's JSON payload.

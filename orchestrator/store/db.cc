@@ -405,6 +405,15 @@ CREATE INDEX steps_by_seq ON steps(seq);
 CREATE INDEX runs_by_state ON runs(state, id);
 )sql";
 
+// Version 14: the data interval of a run a schedule or a backfill started
+// (its scheduled time is the interval's end), and the runs by it, so that a
+// backfill finds the intervals that already have a run.
+const char* kSchemaV14 = R"sql(
+ALTER TABLE runs ADD COLUMN scheduled_ms INTEGER;       -- the fire time the run is for
+ALTER TABLE runs ADD COLUMN interval_start_ms INTEGER;  -- the schedule's fire time before it
+CREATE INDEX runs_by_schedule ON runs(pipeline, scheduled_ms) WHERE scheduled_ms IS NOT NULL;
+)sql";
+
 }  // namespace
 
 Db::~Db() {
@@ -488,7 +497,7 @@ Status Db::Migrate() {
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
   static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7, kSchemaV8,
-                                       kSchemaV9, kSchemaV10, kSchemaV11, kSchemaV12, kSchemaV13};
+                                       kSchemaV9, kSchemaV10, kSchemaV11, kSchemaV12, kSchemaV13, kSchemaV14};
   static_assert(std::size(kMigrations) == kSchemaVersion);
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();

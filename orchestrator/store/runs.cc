@@ -34,7 +34,7 @@ std::string OutputsJson(const engine::Outputs& o) {
 const char* kRunColumns =
     "SELECT id, pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, "
     "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), IFNULL(driver_pid, 0), IFNULL(driver_start, 0), cancel_requested, trigger, "
-    "queued_from IS NOT NULL "
+    "queued_from IS NOT NULL, scheduled_ms, interval_start_ms "
     "FROM runs ";
 
 RunRow ReadRun(Query& q) {
@@ -55,6 +55,7 @@ RunRow ReadRun(Query& q) {
   r.cancel_requested = q.Int(13) != 0;
   r.trigger = q.Text(14);
   r.queued_retry = q.Int(15) != 0;
+  if (!q.IsNull(16)) r.interval = engine::DataInterval{.start_ms = q.Int(17), .end_ms = q.Int(16)};
   return r;
 }
 
@@ -70,17 +71,22 @@ Status SaveSpec(Db& db, const std::string& hash, const std::string& text) {
 Result<int64_t> RunsStore::CreateRun(const std::string& pipeline, const std::string& spec_text,
                                      const std::string& spec_path, const std::string& workdir,
                                      const std::string& params_json, int jobs, int64_t now_ms,
-                                     const std::string& trigger, bool queued) {
+                                     const std::string& trigger, bool queued,
+                                     const std::optional<engine::DataInterval>& interval) {
   std::string hash = Sha256Hex(spec_text);
   int64_t id = 0;
   Status st = db_.Transaction("CreateRun", [&] {
     Status saved = SaveSpec(db_, hash, spec_text);
     if (!saved.ok()) return saved;
     Query run = db_.Prepare(
-        "INSERT INTO runs(pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, trigger) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "INSERT INTO runs(pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, trigger, "
+        "scheduled_ms, interval_start_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     run.Bind(1, pipeline).Bind(2, hash).Bind(3, spec_path).Bind(4, workdir).Bind(5, params_json);
     run.Bind(6, std::string(queued ? "queued" : "pending")).Bind(7, jobs).Bind(8, now_ms).Bind(9, trigger);
+    if (interval)
+      run.Bind(10, interval->end_ms).Bind(11, interval->start_ms);
+    else
+      run.BindNull(10).BindNull(11);
     if (run.Step() != SQLITE_DONE) return db_.Error("create run");
     id = db_.LastInsertId();
     return Status::Ok();
@@ -132,6 +138,17 @@ Result<std::vector<RunRow>> RunsStore::QueuedRuns() {
   Query q = db_.Prepare(sql.c_str());
   std::vector<RunRow> out;
   Status st = q.ForEachRow("list queued runs", [&] { out.push_back(ReadRun(q)); });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<std::vector<RunRow>> RunsStore::ScheduledRuns(const std::string& pipeline, int64_t from_ms, int64_t to_ms) {
+  static const std::string sql =
+      std::string(kRunColumns) + "WHERE pipeline = ? AND scheduled_ms BETWEEN ? AND ? ORDER BY scheduled_ms, id";
+  Query q = db_.Prepare(sql.c_str());
+  q.Bind(1, pipeline).Bind(2, from_ms).Bind(3, to_ms);
+  std::vector<RunRow> out;
+  Status st = q.ForEachRow("list scheduled runs of " + pipeline, [&] { out.push_back(ReadRun(q)); });
   if (!st.ok()) return st;
   return out;
 }
