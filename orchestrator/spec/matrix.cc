@@ -9,12 +9,13 @@ namespace {
 
 // Whether every key of `entry` that `combo` has holds the same value there.
 bool Agrees(const Map& entry, const Map& combo, const std::vector<Matrix::Axis>& axes, bool original_keys_only) {
-  for (const auto& [k, v] : entry) {
+  for (const auto& kv : entry) {
+    const std::string& k = kv.first;  // a plain name: clang 14 cannot capture a structured binding
     if (original_keys_only &&
         std::none_of(axes.begin(), axes.end(), [&](const Matrix::Axis& a) { return a.key == k; }))
       continue;
     auto it = combo.find(k);
-    if (it == combo.end() || !LooseEquals(it->second, v)) return false;
+    if (it == combo.end() || !LooseEquals(it->second, kv.second)) return false;
   }
   return true;
 }
