@@ -1,9 +1,11 @@
 // A run's page (#/r/ID): its DAG drawn live, a timeline of its attempts, and
 // for the step clicked its attempts, exit reasons, outputs, metrics and its
-// log tailing live; Cancel and Retry failed steps.
+// log tailing live; Cancel and Retry failed steps; Approve or Reject a step
+// waiting for approval (sluice/approval), with the values it asks for.
 import { api, closeLogStream, closeStreams, fetchText, followLog, listen, session } from './api.js';
 import { dagView } from './dag.js';
 import { badge, duration, el, main, showError, when } from './dom.js';
+import { paramInput, readParams } from './params.js';
 
 export const path = /^#\/r\/(\d+)$/;
 
@@ -87,6 +89,38 @@ function showLog(runId, attempt, pre) {
   }, () => { c.done = true; show(); });
 }
 
+// A card for a step waiting for approval: its message, an input for each
+// value it asks for, a comment, and Approve / Reject. Drawn once per waiting
+// step, so a redraw of the page keeps what is typed in it.
+function approvalCard(runId, a) {
+  const err = el('p', { class: 'error approval-error' });
+  const form = el('form', { class: 'params', novalidate: true }, a.values.map((v) => paramInput(v, `value-${a.step}-`)),
+    el('label', { for: `comment-${a.step}` }, 'Comment'), el('input', { id: `comment-${a.step}`, name: '_comment', type: 'text' }));
+  const decide = async (decision) => {
+    let values = {};
+    if (decision === 'approve') {
+      const [read, message, bad] = readParams(form, a.values);
+      if (!read) { err.textContent = message; bad.classList.add('bad'); bad.focus(); return; }
+      values = read;
+    }
+    err.textContent = '';
+    try {
+      await api('POST', `/api/runs/${runId}/steps/${encodeURIComponent(a.step)}/approval`,
+                { decision, values, comment: form.elements._comment.value });
+    } catch (x) { err.textContent = x.message; }
+  };
+  const readOnly = session.scope === 'read';
+  return el('div', { class: 'card approval', 'data-step': a.step },
+    el('h2', {}, 'Step ', a.step, ' is waiting for approval'),
+    a.message ? el('p', { class: 'approval-message' }, a.message) : null,
+    a.deadline_ms ? el('p', { class: 'muted' }, `${a.on_timeout === 'approve' ? 'Approved' : 'Rejected'} on its own at ${new Date(a.deadline_ms).toLocaleString()}.`) : null,
+    form,
+    el('div', { class: 'actions' },
+      el('button', { class: 'primary approve-button', type: 'button', disabled: readOnly, onclick: () => decide('approve') }, 'Approve'),
+      el('button', { class: 'danger reject-button', type: 'button', disabled: readOnly, onclick: () => decide('reject') }, 'Reject')),
+    err);
+}
+
 // A run that may still change: queued (behind a max_active_runs cap), pending or running.
 function isLive(runState) { return runState === 'queued' || runState === 'pending' || runState === 'running'; }
 
@@ -105,8 +139,10 @@ async function runPage(id) {
   // Drawn once, then brought up to date: the DAG keeps its layout and scroll.
   const dag = dagView({ onSelect: select });
   const title = el('h1'), meta = el('p', { class: 'muted' }), timeline = el('div'), panel = el('div');
+  const approvals = el('div', { id: 'approvals' });
+  let approvalsKey = null;
   const shown = params.length ? el('p', {}, 'Params: ', params.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join('  ')) : '';
-  main().replaceChildren(title, meta, shown, act,
+  main().replaceChildren(title, meta, shown, act, approvals,
     el('div', { class: 'cols' },
       el('div', {}, el('h2', {}, 'DAG'), dag.el, el('h2', {}, 'Timeline'), timeline),
       panel));
@@ -119,6 +155,12 @@ async function runPage(id) {
     dag.update(r.steps, view.selected);
     timeline.replaceChildren(gantt(r));
     panel.replaceChildren(stepPanel(r, view.selected));
+    const waiting = isLive(r.state) ? (r.approvals || []).filter((a) => a.decision === null && byId.get(a.step)?.state === 'running') : [];
+    const key = waiting.map((a) => a.step).join('\n');
+    if (key !== approvalsKey) {
+      approvalsKey = key;
+      approvals.replaceChildren(...waiting.map((a) => approvalCard(r.id, a)));
+    }
   };
   renderRun();
   if (live) dag.reveal((s) => s.state === 'running');  // a big run's work is seldom in the first columns

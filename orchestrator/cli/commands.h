@@ -40,6 +40,13 @@ int Resume(const std::string& run, const std::string& grace, bool no_cache);
 // `reload`: the spec file as it is now replaces the stored one.
 int Retry(const std::string& run, const std::string& from, const std::string& grace, bool no_cache, bool reload);
 int Cancel(const std::string& run);
+// sluice approve / reject: the decision on a step waiting for approval, as
+// Actor(); exit 2 for a bad value (the step keeps waiting), 1 if the step is
+// not waiting.
+int DecideApproval(const std::string& run, const std::string& step, bool approve, const Overrides& values,
+                   const std::string& comment);
+// Who the CLI records as making a change: `user:` + the login name.
+std::string Actor();
 // `pipeline` and `state` filter as the API's GET /api/runs does (empty: any).
 int Runs(int limit, const std::string& pipeline, const std::string& state, const std::string& format);
 int Show(const std::string& run, const std::string& format);
@@ -69,6 +76,14 @@ int CreateToken(const std::string& name, const std::string& scope);
 int ListTokens(const std::string& format);
 int RevokeToken(int64_t id);
 int Schedules(const std::vector<std::string>& paths, int count, const std::string& format);
+// The most runs one backfill starts.
+constexpr size_t kMaxBackfillRuns = 10000;
+// One run of `file` per fire time of its `schedule_number`th schedule (from
+// 1) from `from` to `to`, each with its data interval, at most `max_active`
+// at once; an interval whose newest run succeeded or is still going is
+// skipped unless `reprocess` is "all". `dry_run`: only lists the intervals.
+int Backfill(const std::string& file, const std::string& from, const std::string& to, int schedule_number,
+             int max_active, const std::string& reprocess, bool dry_run, const Overrides& params);
 
 // Services (cli/services_commands.cc): the desired state in the store; a
 // change is recorded with actor user:<login name> and `reason` (empty: a

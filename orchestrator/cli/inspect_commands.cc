@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "engine/plan.h"
+#include "runs/approval.h"
 #include "runs/verbs.h"
 #include "spec/pipeline.h"
 #include "store/run_json.h"
@@ -118,6 +119,37 @@ int Runs(int limit, const std::string& pipeline, const std::string& state, const
   return kExitOk;
 }
 
+namespace {
+
+// A step's approval under its line: what it waits for and how to give it,
+// or who decided.
+void PrintApproval(const store::ApprovalRow& a, bool running, const std::string& indent) {
+  if (a.decision.empty()) {
+    if (!running) return;
+    std::printf("%s    waiting for approval%s%s\n", indent.c_str(), a.message.empty() ? "" : ": ", a.message.c_str());
+    nlohmann::json specs = nlohmann::json::parse(a.value_specs, nullptr, false);
+    std::string args;
+    if (specs.is_array())
+      for (const nlohmann::json& v : specs) {
+        std::string name = v.value("name", ""), type = v.value("type", "");
+        std::string def = v.contains("default") && !v["default"].is_null() ? ", default " + v["default"].dump() : "";
+        std::printf("%s      value %s (%s%s)\n", indent.c_str(), name.c_str(), type.c_str(), def.c_str());
+        args += " [-v " + name + "=VALUE]";
+      }
+    if (a.deadline_ms)
+      std::printf("%s      %s at %s\n", indent.c_str(), a.on_timeout == "approve" ? "approved" : "rejected",
+                  LocalTime(a.deadline_ms).c_str());
+    std::printf("%s      sluice approve %lld %s%s  |  sluice reject %lld %s [--reason TEXT]\n", indent.c_str(),
+                static_cast<long long>(a.run_id), a.step_id.c_str(), args.c_str(), static_cast<long long>(a.run_id),
+                a.step_id.c_str());
+    return;
+  }
+  std::printf("%s    %s by %s at %s%s%s\n", indent.c_str(), a.decision == "approve" ? "approved" : "rejected",
+              a.decided_by.c_str(), LocalTime(a.decided_ms).c_str(), a.comment.empty() ? "" : ": ", a.comment.c_str());
+}
+
+}  // namespace
+
 int Show(const std::string& run_text, const std::string& format) {
   int64_t id;
   if (!ParseRunId(run_text, &id)) return kExitUsage;
@@ -179,8 +211,15 @@ int Show(const std::string& run_text, const std::string& format) {
     return ms ? FormatDuration(std::chrono::milliseconds(*ms)) : "-";
   };
 
+  auto approvals = store->approvals().OfRun(id);
+  if (!approvals.ok()) return Fail("sluice: " + approvals.status().message(), kExitFailed);
+  std::map<std::string, const store::ApprovalRow*> approval_of;
+  for (const store::ApprovalRow& a : *approvals) approval_of[a.step_id] = &a;
+
   if (format == "json") {
     nlohmann::json j = store::RunJson(*row, Interrupted(*row), WallClockMs());
+    j["approvals"] = nlohmann::json::array();
+    for (const store::ApprovalRow& a : *approvals) j["approvals"].push_back(runs::ApprovalJson(a));
     j["spec_path"] = row->spec_path;
     j["steps"] = nlohmann::json::array();
     auto unit_json = [&](const StepRecord& s) {
@@ -209,6 +248,9 @@ int Show(const std::string& run_text, const std::string& format) {
   if (Interrupted(*row))
     std::printf("its driver (pid %lld) is gone; sluice resume %lld finishes it\n", static_cast<long long>(row->driver_pid),
                 static_cast<long long>(row->id));
+  if (row->interval)
+    std::printf("scheduled for %s (data interval from %s)\n", IsoTime(row->interval->end_ms).c_str(),
+                IsoTime(row->interval->start_ms).c_str());
   std::printf("spec %s\n", row->spec_path.c_str());
   auto params = nlohmann::json::parse(row->params_json, nullptr, false);
   if (params.is_object() && !params.empty()) {
@@ -241,6 +283,8 @@ int Show(const std::string& run_text, const std::string& format) {
                     a->job_id.empty() ? "" : (" on " + a->job_id).c_str(), a->reason.empty() ? "" : ": ",
                     a->reason.c_str());
       }
+    if (auto it = approval_of.find(s.step_id); s.item < 0 && it != approval_of.end())
+      PrintApproval(*it->second, s.state == StepState::kRunning, indent);
     if (!s.items)
       for (const auto& [k, v] : s.outputs) std::printf("%s    %s = %s\n", indent.c_str(), k.c_str(), OutputText(v).c_str());
     // The last value of each metric, and how many there were.

@@ -10,6 +10,8 @@
 #include "exec/builtin.h"
 #include "exec/slurm_executor.h"
 #include "exec/plugin_runner.h"
+#include "runs/approval.h"
+#include "steps/approval.h"
 
 namespace {
 
@@ -33,6 +35,9 @@ int main(int argc, char** argv) {
   // deploy/* drive the store and the gateway and only wait: no local slot.
   sluice::exec::RegisterBuiltinPlugin(
       {sluice::deploy::DeployPlugin(), {"canary", "blue-green", "rollback", "shadow", "ab-test"}});
+  // sluice/approval waits on the store's approvals table.
+  static sluice::runs::StoreApprovalDesk approval_desk;
+  sluice::steps::SetApprovalDesk(&approval_desk);
   CLI::App app{"sluice: ML pipelines from YAML specs, with state in one SQLite file"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "sluice " SLUICE_VERSION);
@@ -80,6 +85,18 @@ int main(int argc, char** argv) {
 
   auto* cancel = app.add_subcommand("cancel", "Cancel a run");
   cancel->add_option("run", run_id, "run id, or latest")->required();
+
+  std::vector<std::string> raw_values;
+  std::string comment;
+  auto* approve = app.add_subcommand("approve", "Approve a step waiting for approval (sluice/approval)");
+  approve->add_option("run", run_id, "run id, or latest")->required();
+  approve->add_option("step", step, "the waiting step's id")->required();
+  approve->add_option("-v,--value", raw_values, "a value the step asks for")->check(param_check);
+  approve->add_option("--comment", comment, "why, recorded with the decision");
+  auto* reject = app.add_subcommand("reject", "Reject a step waiting for approval; the step fails");
+  reject->add_option("run", run_id, "run id, or latest")->required();
+  reject->add_option("step", step, "the waiting step's id")->required();
+  reject->add_option("--reason", comment, "why, recorded with the decision");
 
   std::string pipeline_filter, state_filter;
   auto* runs = app.add_subcommand("runs", "List runs, newest first");
@@ -159,12 +176,27 @@ int main(int argc, char** argv) {
   schedules->add_option("-n,--count", schedule_count, "fire times to show")->capture_default_str()->check(CLI::Range(1, 1000));
   schedules->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
+  std::string backfill_from, backfill_to, reprocess = "failed";
+  int backfill_schedule = 1, backfill_active = 2;
+  auto* backfill = app.add_subcommand("backfill", "One run per fire time of a pipeline's schedule over a past range");
+  backfill->add_option("file", file, "pipeline.yaml")->required();
+  backfill->add_option("--from", backfill_from, "first time: 2026-11-01, 2026-11-01T03:00 (the schedule's clock; Z: UTC)")
+      ->required();
+  backfill->add_option("--to", backfill_to, "last time, included (a date alone: to its end)")->required();
+  backfill->add_option("--schedule", backfill_schedule, "which of on.schedule, from 1")->capture_default_str();
+  backfill->add_option("--max-active", backfill_active, "runs at once")->capture_default_str()->check(CLI::Range(1, 64));
+  backfill->add_option("--reprocess", reprocess, "failed: only intervals with no run, or whose newest failed or was "
+                                                 "cancelled; all: every interval")
+      ->capture_default_str()->check(CLI::IsMember({"failed", "all"}));
+  backfill->add_option("-p,--param", raw_params, "override a param")->check(param_check);
+  backfill->add_flag("-n,--dry-run", dry_run, "only list the fire times and their intervals");
+
   std::string token_name = "token", token_scope;
   int64_t token_id = 0;
   auto* token = app.add_subcommand("token", "API tokens for sluice serve: create, list, revoke");
   token->require_subcommand(1);
   auto* token_create = token->add_subcommand("create", "Create a token and print it (only its hash is kept)");
-  token_create->add_option("--scope", token_scope, "read, run (start, cancel, retry) or admin")
+  token_create->add_option("--scope", token_scope, "read, run (start, cancel, retry, approve) or admin")
       ->required()
       ->check(CLI::IsMember({"read", "run", "admin"}));
   token_create->add_option("--name", token_name, "what it is for")->capture_default_str();
@@ -284,6 +316,8 @@ int main(int argc, char** argv) {
   if (*resume) return Resume(run_id, grace, no_cache);
   if (*retry) return Retry(run_id, from, grace, no_cache, reload);
   if (*cancel) return Cancel(run_id);
+  if (*approve) return DecideApproval(run_id, step, true, SplitParams(raw_values), comment);
+  if (*reject) return DecideApproval(run_id, step, false, {}, comment);
   if (*runs) return Runs(limit, pipeline_filter, state_filter, format);
   if (*show) return Show(run_id, format);
   if (*logs) return Logs(run_id, step, attempt, follow);
@@ -305,6 +339,7 @@ int main(int argc, char** argv) {
   if (*token_list) return ListTokens(format);
   if (*token_revoke) return RevokeToken(token_id);
   if (*schedules) return Schedules(schedule_paths, schedule_count, format);
+  if (*backfill) return Backfill(file, backfill_from, backfill_to, backfill_schedule, backfill_active, reprocess, dry_run, params);
   if (*services_apply) return ServicesApply(service_file, service_reason, apply_port, no_gateway, apply_wait ? apply_wait_timeout : "");
   if (*gateway_stop) return StopGateway();
   if (*gateway) return RunGateway(gateway_options);

@@ -52,6 +52,7 @@ Result<exec::PluginCatalog> PluginsFor(const spec::Pipeline& p) {
                                    &errors);
     if (type->outputs) {
       std::vector<std::string> known = spec::DeclaredOutputs(s);
+      for (const spec::ParamSpec& v : s.approval_values) known.push_back(v.name);
       for (const auto& [name, kind] : *type->outputs)
         if (std::find(known.begin(), known.end(), name) == known.end()) known.push_back(name);
       spec::CheckOutputRefs(p.file, p.output_refs, s.id, known, &errors);

@@ -159,6 +159,7 @@ void Progress::OnEvent(const Event& e) {
       break;
     case Event::Kind::kRunFinished:
       line += std::string(" event=finished state=") + engine::Name(e.run_state);
+      if (!e.message.empty()) line += " reason=" + LogValue(e.message);
       break;
   }
   if (!terminal_) {
@@ -167,7 +168,7 @@ void Progress::OnEvent(const Event& e) {
   }
   if (show_on_terminal) {
     std::string msg = e.kind == Event::Kind::kCancelling ? "cancelling (Ctrl-C again to kill at once)"
-                      : e.kind == Event::Kind::kWarning  ? label + ": warning: " + e.message
+                      : e.kind == Event::Kind::kWarning  ? (label.empty() ? "" : label + ": ") + "warning: " + e.message
                                                          : label + ": " + (e.kind == Event::Kind::kRetrying ? "" : "failed: ") + e.message;
     Print(msg);
   }

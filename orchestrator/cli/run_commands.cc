@@ -26,6 +26,7 @@
 #include "exec/process.h"
 #include "exec/routing_executor.h"
 #include "exec/slurm_executor.h"
+#include "runs/approval.h"
 #include "runs/verbs.h"
 #include "spec/pipeline.h"
 #include "store/artifacts.h"
@@ -97,8 +98,10 @@ void OnInterrupt(int) {
 }
 
 // Runs (or goes on with) a stored run in this process until it ends.
+// `started_ms`: when the run first started (resume), from which its
+// timeout counts; 0: now (a new run, or a retry, which gets the whole timeout).
 int Drive(store::Store& store, const runs::StoredRun& run, std::vector<StepRecord> records, std::chrono::milliseconds grace,
-          bool use_cache = true, std::vector<engine::AttemptRecord> adopt = {}) {
+          bool use_cache = true, std::vector<engine::AttemptRecord> adopt = {}, int64_t started_ms = 0) {
   auto plugins = PluginsFor(run.pipeline);
   if (!plugins.ok()) return Fail(plugins.status().message(), kExitUsage);
   Status st = runs::RunVerbs(store.runs(), HomeDir()).BecomeDriver(run.row.id);
@@ -114,6 +117,8 @@ int Drive(store::Store& store, const runs::StoredRun& run, std::vector<StepRecor
   options.artifacts = &artifacts;
   options.use_cache = use_cache;
   options.adopt = std::move(adopt);
+  options.started_ms = started_ms;
+  options.interval = run.row.interval;
   for (char** e = environ; *e; ++e)
     if (std::strncmp(*e, "SLUICE_HOME=", 12) != 0) options.base_env.emplace_back(*e);
   options.base_env.push_back("SLUICE_HOME=" + fs::absolute(HomeDir()).lexically_normal().string());
@@ -183,9 +188,10 @@ int Drive(store::Store& store, const runs::StoredRun& run, std::vector<StepRecor
   if (!result.ok()) return Fail("sluice: run " + std::to_string(run.row.id) + ": " + result.status().message(), kExitFailed);
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   auto counts = eng.counts();
-  std::printf("run %lld %s in %s: %s, %d failed (sluice show %lld)\n", static_cast<long long>(run.row.id),
-              engine::Name(*result), FormatDuration(elapsed).c_str(), Plural(counts.total, "step").c_str(), counts.failed,
-              static_cast<long long>(run.row.id));
+  std::string why = eng.EndReason().empty() ? "" : " (" + eng.EndReason() + ")";
+  std::printf("run %lld %s in %s%s: %s, %d failed (sluice show %lld)\n", static_cast<long long>(run.row.id),
+              engine::Name(*result), FormatDuration(elapsed).c_str(), why.c_str(), Plural(counts.total, "step").c_str(),
+              counts.failed, static_cast<long long>(run.row.id));
   std::fflush(stdout);
   switch (*result) {
     case RunState::kSucceeded: return kExitOk;
@@ -300,7 +306,8 @@ int Resume(const std::string& run_text, const std::string& grace_text, bool no_c
   if (resumed->claimed) std::printf("%s was queued by sluice serve; starting it now\n", r.name.c_str());
   if (resumed->refused) return Fail("sluice: " + RefusalText(resumed->refused, r, false), kExitFailed);
   WarnIfSpecChanged(r, "resuming", "");
-  return Drive(*r.store, *r.run, std::move(resumed->records), r.grace, !no_cache, std::move(resumed->adopt));
+  return Drive(*r.store, *r.run, std::move(resumed->records), r.grace, !no_cache, std::move(resumed->adopt),
+               r.run->row.started_ms);
 }
 
 int Retry(const std::string& run_text, const std::string& from, const std::string& grace_text, bool no_cache,
@@ -390,6 +397,27 @@ int Cancel(const std::string& run_text) {
   Status st = verbs.CancelUndriven(id);
   if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
   std::printf("%s cancelled\n", name.c_str());
+  return kExitOk;
+}
+
+int DecideApproval(const std::string& run_text, const std::string& step, bool approve, const Overrides& values,
+                   const std::string& comment) {
+  int64_t id;
+  if (!ParseRunId(run_text, &id)) return kExitUsage;
+  auto store = OpenStore();
+  if (!store) return kExitFailed;
+  runs::ApprovalDecision d{.approve = approve, .values = values, .comment = comment, .by = Actor(), .via = "with -v"};
+  auto outcome = runs::Decide(*store, id, step, d, WallClockMs());
+  if (!outcome.ok()) return Fail("sluice: " + outcome.status().message(), kExitFailed);
+  using Why = runs::DecisionOutcome::Why;
+  switch (outcome->why) {
+    case Why::kRecorded: break;
+    case Why::kBadValues: return Fail("sluice: " + outcome->message + "\nsluice: the step keeps waiting", kExitUsage);
+    case Why::kNoRun:
+    case Why::kNotWaiting: return Fail("sluice: " + outcome->message, kExitFailed);
+  }
+  std::printf("run %lld step %s %s by %s\n", static_cast<long long>(id), step.c_str(), approve ? "approved" : "rejected",
+              d.by.c_str());
   return kExitOk;
 }
 

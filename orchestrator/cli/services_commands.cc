@@ -37,13 +37,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string Actor() {
-  const passwd* pw = ::getpwuid(::getuid());
-  if (pw && pw->pw_name && *pw->pw_name) return "user:" + std::string(pw->pw_name);
-  if (const char* login = std::getenv("LOGNAME"); login && *login) return "user:" + std::string(login);
-  return "user:uid-" + std::to_string(::getuid());
-}
-
 // Prints that there is no service `name`, naming those there are.
 int NoSuchService(store::ServicesStore& services, const std::string& name) {
   std::vector<std::string> names;
@@ -271,6 +264,13 @@ int DeleteService(const std::string& name, const std::string& reason) {
   if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
   std::printf("service %s: deleted (its history stays: sluice services history %s)\n", name.c_str(), name.c_str());
   return kExitOk;
+}
+
+std::string Actor() {
+  const passwd* pw = ::getpwuid(::getuid());
+  if (pw && pw->pw_name && *pw->pw_name) return "user:" + std::string(pw->pw_name);
+  if (const char* login = std::getenv("LOGNAME"); login && *login) return "user:" + std::string(login);
+  return "user:uid-" + std::to_string(::getuid());
 }
 
 }  // namespace sluice::cli

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "engine/fingerprint.h"
 #include "engine/outputs.h"
@@ -17,6 +18,20 @@ std::string SignalName(int sig) {
   return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 
+std::string RunTimeoutReason(Millis timeout) {
+  // As a spec writes it (2h, 1h30m, 500ms), not rounded as FormatDuration does.
+  static constexpr std::pair<int64_t, const char*> kUnits[] = {
+      {86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
+  std::string text;
+  int64_t left = timeout.count();
+  for (auto [ms, unit] : kUnits)
+    if (left >= ms) {
+      text += std::to_string(left / ms) + unit;
+      left %= ms;
+    }
+  return "the run's timeout of " + text + " passed";
+}
+
 AttemptVerdict JudgeExit(const spec::Step& s, const AttemptExit& exit, const StopCause& stop,
                          const std::string& output_path, Env& env) {
   AttemptVerdict v;
@@ -29,6 +44,8 @@ AttemptVerdict JudgeExit(const spec::Step& s, const AttemptExit& exit, const Sto
     v.reason = "cancelled" + killed;
   } else if (stop.kind == StopCause::Kind::kTimeout) {
     v.reason = "timed out after " + FormatDuration(*s.timeout) + killed;
+  } else if (stop.kind == StopCause::Kind::kRunTimeout) {
+    v.reason = RunTimeoutReason(stop.run_timeout) + killed;
   } else if (exit.signal) {
     v.reason = (s.uses.empty() ? "killed by signal " : "plugin host killed by signal ") + std::to_string(exit.signal) +
                " (" + SignalName(exit.signal) + ")";

@@ -30,9 +30,11 @@ namespace sluice::engine {
 
 // Why the engine stopped an attempt, if it did.
 struct StopCause {
-  enum class Kind { kNone, kTimeout, kCancel } kind = Kind::kNone;
+  // kRunTimeout: the run's own `timeout:` passed while the attempt ran.
+  enum class Kind { kNone, kTimeout, kCancel, kRunTimeout } kind = Kind::kNone;
   bool killed = false;       // it was sent SIGKILL
   bool hard_cancel = false;  // the run is cancelled with SIGKILL at once
+  Millis run_timeout{0};     // the run's timeout, for kRunTimeout's reason
 };
 
 // What an ended attempt comes to.
@@ -49,6 +51,9 @@ struct AttemptVerdict {
 // `env`, and fails if those are too large or do not parse.
 AttemptVerdict JudgeExit(const spec::Step& step, const AttemptExit& exit, const StopCause& stop,
                          const std::string& output_path, Env& env);
+
+// "the run's timeout of 2h passed": why the run's timeout stopped a step.
+std::string RunTimeoutReason(Millis timeout);
 
 // "SIGSEGV", or "signal N" for a number with no name.
 std::string SignalName(int sig);

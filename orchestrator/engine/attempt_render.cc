@@ -1,5 +1,6 @@
 #include "engine/attempt_render.h"
 
+#include "engine/decide.h"
 
 #include "spec/template.h"
 #include "util/strings.h"
@@ -7,6 +8,14 @@
 namespace sluice::engine {
 
 using spec::Value;
+
+Value RunTime(const std::string& name, const std::optional<DataInterval>* interval) {
+  if (!interval || !*interval) return Value();  // not a scheduled run
+  int64_t ms = name == "interval_start" ? (*interval)->start_ms : (*interval)->end_ms;
+  std::string iso = IsoTime(ms);  // 2026-11-25T03:00:00.000Z; fire times are whole minutes
+  if (iso.size() > 5 && iso.compare(iso.size() - 5, 5, ".000Z") == 0) iso.replace(iso.size() - 5, 5, "Z");
+  return Value::Str(iso);
+}
 
 Result<Value> StepContext::Lookup(const std::vector<std::string>& path) const {
   const std::string& root = path[0];
@@ -28,11 +37,20 @@ Result<Value> StepContext::Lookup(const std::vector<std::string>& path) const {
     if (!unit_) return Status::NotFound("'item' is only defined inside a foreach item");
     return unit_->item_value;
   }
-  // steps.<id>.state | steps.<id>.outputs.<key>
+  if (root == "run") {
+    if (path[1] == "state" || path[1] == "failed_steps") {  // a finally step's: the run as the steps of `steps:` left it
+      bool timed_out = run_.timed_out && *run_.timed_out;
+      if (path[1] == "state") return Value::Str(Name(MainRunState(*run_.plan, *run_.graph, *run_.cancelling, timed_out)));
+      return FailedSteps(*run_.plan, *run_.graph);
+    }
+    return RunTime(path[1], run_.interval);
+  }
+  // steps.<id>.state | steps.<id>.exit_code | steps.<id>.outputs.<key>
   size_t j = p.index.at(path[1]);
   const StepRecord& r = run_.graph->record(j);
   // A step served from the cache succeeded, as far as conditions go.
   if (path[2] == "state") return Value::Str(Name(r.state == StepState::kCached ? StepState::kSucceeded : r.state));
+  if (path[2] == "exit_code") return r.exit_code;
   auto it = r.outputs.find(path[3]);
   if (it == r.outputs.end() && r.items && r.items->empty() && r.state == StepState::kSucceeded)
     return Value::Of(spec::List{});  // a foreach over no items: every output is the empty list
@@ -51,8 +69,9 @@ bool StepContext::StatusFunction(std::string_view name) const {
   if (name == "success") {
     // Every need succeeded, or was skipped by its own condition (a branch
     // not taken), or failed with continue_on_error; and nothing upstream
-    // failed (a step skipped because of a failure passes the skip on).
-    if (*run_.cancelling) return false;
+    // failed (a step skipped because of a failure passes the skip on). A
+    // finally step runs after a cancel too: only its own needs count.
+    if (*run_.cancelling && !plan.pipeline->steps[node_].is_finally) return false;
     for (size_t n : plan.needs[node_]) {
       StepState need = run_.graph->record(n).state;
       bool ok = need == StepState::kSucceeded || need == StepState::kCached || need == StepState::kSkipped ||

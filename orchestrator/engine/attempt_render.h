@@ -1,8 +1,10 @@
 // Attempt rendering: from a step's spec to the request for one attempt of
 // it, apart from running it. Two pieces:
 //  - StepContext: what the `${{ }}` expressions of a step (or of one
-//    foreach item) see: params, env, item, steps.<id>.state and .outputs,
-//    and the status functions success(), failure(), always(), cancelled().
+//    foreach item) see: params, env, item, steps.<id>.state, .exit_code and
+//    .outputs, run.state and run.failed_steps (finally steps),
+//    run.scheduled_time and run.interval_start/_end, and the status
+//    functions success(), failure(), always(), cancelled().
 //  - AttemptRenderer: the files of an attempt (log, $SLUICE_OUTPUT, outputs
 //    folder, state folder), its placement, and its environment: sluice's own
 //    without the pipeline's secrets, the pipeline's env, the step's env, the
@@ -43,7 +45,14 @@ struct RunScope {
   Env* env = nullptr;                                            // env.NAME not in the pipeline's env
   FileSystem* files = nullptr;                                   // hashFiles(); null: not available
   const std::string* spec_dir = nullptr;                         // absolute: hashFiles() globs are relative to it
+  const bool* timed_out = nullptr;                               // the run's timeout passed (null: never)
+  const std::optional<DataInterval>* interval = nullptr;         // run.scheduled_time, run.interval_*
 };
+
+// `run.scheduled_time` (`name` scheduled_time or interval_end) or
+// `run.interval_start` of a run with `interval`, as ISO 8601 UTC text
+// ("2026-11-25T03:00:00Z"); null for a run no schedule or backfill started.
+spec::Value RunTime(const std::string& name, const std::optional<DataInterval>* interval);
 
 // What expressions of one step (or foreach item) can see.
 class StepContext : public spec::EvalContext {

@@ -22,6 +22,7 @@ class ForecastContext : public spec::EvalContext {
   std::optional<spec::Value> item;
   mutable std::vector<LineageEdge> inputs;
   mutable std::set<std::string> unknown;  // ids of steps read whose outputs are not known
+  mutable bool reads_run = false;         // a finally step reads run.*, known only at run time
 
   Result<spec::Value> Lookup(const std::vector<std::string>& path) const override {
     const std::string& root = path[0];
@@ -36,12 +37,18 @@ class ForecastContext : public spec::EvalContext {
       if (!item) return Status::NotFound("'item' is only defined inside a foreach item");
       return *item;
     }
+    if (root == "run") {
+      if (path[1] != "state" && path[1] != "failed_steps") return spec::Value();  // a run from the command line has no schedule
+      reads_run = true;
+      return spec::Value::Str("");
+    }
     size_t j = p_.index.at(path[1]);
     if (!known_[j]) {
       unknown.insert(path[1]);
       return spec::Value::Str("");
     }
     if (path[2] == "state") return spec::Value::Str("succeeded");
+    if (path[2] == "exit_code") return spec::Value::Int(0);  // as a cached or succeeded step's
     auto it = known_[j]->find(path[3]);
     if (it == known_[j]->end()) return Status::NotFound("step '" + path[1] + "' has no output '" + path[3] + "'");
     RecordInputs(p_.steps[j], path[3], it->second, &inputs);
@@ -72,8 +79,9 @@ Result<UnitForecast> ForecastUnit(const spec::Step& s, int item, ForecastContext
   CacheForecast& f = u.f;
   ctx.inputs.clear();
   ctx.unknown.clear();
+  ctx.reads_run = false;
   auto rendered = RenderStep(s, ctx, o.spec_dir, o.executor);
-  bool partial = !ctx.unknown.empty();
+  bool partial = !ctx.unknown.empty() || ctx.reads_run;
   if (!rendered.ok() && !partial) {
     f.kind = CacheForecast::Kind::kRuns;
     f.why = "fails before it starts: " + rendered.status().message();
@@ -108,7 +116,9 @@ Result<UnitForecast> ForecastUnit(const spec::Step& s, int item, ForecastContext
       f.why = change;
     } else {
       f.kind = CacheForecast::Kind::kAtRunTime;
-      f.why = "depends on outputs of " + Steps(ctx.unknown) + "; cached if they match";
+      std::string what = ctx.unknown.empty() ? "" : "outputs of " + Steps(ctx.unknown);
+      if (ctx.reads_run) what += (what.empty() ? "" : " and ") + std::string("the run's state");
+      f.why = "depends on " + what + "; cached if they match";
     }
     return u;
   }

@@ -68,18 +68,88 @@ std::optional<StepDecision> DecideItem(const spec::Step& s, const StepContext& c
 }
 
 bool RunsDuringCancel(const spec::Step& s, const StepContext& ctx, bool hard_cancel) {
-  if (hard_cancel || !s.if_condition || !s.if_checks_status) return false;
+  if (hard_cancel) return false;
+  if (s.is_finally) return true;
+  if (!s.if_condition || !s.if_checks_status) return false;
   auto v = spec::EvaluateTemplate(*s.if_condition, ctx);
   return v.ok() && v->Truthy();
 }
 
-RunState FinalRunState(const Plan& plan, const RunGraph& graph, bool cancelled) {
+RunState MainRunState(const Plan& plan, const RunGraph& graph, bool cancelled, bool timed_out) {
   if (cancelled) return RunState::kCancelled;
-  RunState final = RunState::kSucceeded;
+  if (timed_out) return RunState::kFailed;
+  for (size_t i = 0; i < graph.step_count(); ++i) {
+    const spec::Step& s = plan.pipeline->steps[i];
+    if (!s.is_finally && graph.record(i).state == StepState::kFailed && !s.continue_on_error) return RunState::kFailed;
+  }
+  return RunState::kSucceeded;
+}
+
+Value FailedSteps(const Plan& plan, const RunGraph& graph) {
+  spec::List ids;
   for (size_t i = 0; i < graph.step_count(); ++i)
-    if (graph.record(i).state == StepState::kFailed && !plan.pipeline->steps[i].continue_on_error)
-      final = RunState::kFailed;
-  return final;
+    if (!plan.pipeline->steps[i].is_finally && graph.record(i).state == StepState::kFailed)
+      ids.push_back(Value::Str(plan.pipeline->steps[i].id));
+  return Value::Of(std::move(ids));
+}
+
+RunState FinalRunState(const Plan& plan, const RunGraph& graph, bool cancelled, bool timed_out) {
+  RunState main = MainRunState(plan, graph, cancelled, timed_out);
+  if (main == RunState::kCancelled) return main;
+  for (size_t i = 0; i < graph.step_count(); ++i) {
+    const spec::Step& s = plan.pipeline->steps[i];
+    if (s.is_finally && graph.record(i).state == StepState::kFailed && !s.continue_on_error) return RunState::kFailed;
+  }
+  return main;
+}
+
+namespace {
+
+// retry.on's view: attempt.* from the failed attempt, the rest (params,
+// env) as the step sees it.
+class AttemptContext : public spec::EvalContext {
+ public:
+  AttemptContext(const FailedAttempt& a, const StepContext& step) : a_(a), step_(step) {}
+  Result<Value> Lookup(const std::vector<std::string>& path) const override {
+    if (path[0] != "attempt") return step_.Lookup(path);
+    if (path[1] == "exit_code") return a_.exit_code;
+    if (path[1] == "signal") return a_.signal ? Value::Int(a_.signal) : Value();
+    if (path[1] == "timed_out") return Value::Bool(a_.timed_out);
+    return Value::Str(a_.reason);
+  }
+  bool StatusFunction(std::string_view name) const override { return step_.StatusFunction(name); }
+
+ private:
+  const FailedAttempt& a_;
+  const StepContext& step_;
+};
+
+}  // namespace
+
+bool RetryAllowed(const spec::Step& s, const FailedAttempt& a, const StepContext& ctx, std::string* why) {
+  const spec::RetryPolicy& r = s.retry;
+  if (!r.on_exit_codes.empty()) {
+    // The status as a shell's $? has it: a death by signal N is 128+N.
+    std::optional<int64_t> status;
+    if (a.signal) status = 128 + a.signal;
+    else if (a.exit_code.type() == Value::Type::kInt) status = a.exit_code.as_int();
+    if (status && std::find(r.on_exit_codes.begin(), r.on_exit_codes.end(), *status) != r.on_exit_codes.end())
+      return true;
+    std::string listed;
+    for (int c : r.on_exit_codes) listed += (listed.empty() ? "" : ", ") + std::to_string(c);
+    *why = "not retried: retry on [" + listed + "] does not match " +
+           (status ? "exit status " + std::to_string(*status) : std::string("an attempt that never ran"));
+    return false;
+  }
+  if (!r.on_condition) return true;
+  auto v = spec::EvaluateTemplate(*r.on_condition, AttemptContext(a, ctx));
+  if (!v.ok()) {
+    *why = "not retried: retry on: " + v.status().message();
+    return false;
+  }
+  if (v->Truthy()) return true;
+  *why = "not retried: retry on " + r.on_condition->source + " is false";
+  return false;
 }
 
 std::chrono::milliseconds RetryDelay(const spec::Backoff& b, int tries, std::mt19937_64& rng) {

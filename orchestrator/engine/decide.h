@@ -44,12 +44,38 @@ StepDecision DecideStep(const spec::Step& s, const StepRecord& rec, const StepCo
 std::optional<StepDecision> DecideItem(const spec::Step& s, const StepContext& ctx);
 
 // A step whose `if` calls always() or cancelled() and holds during a cancel
-// runs then: a cleanup step. Nothing runs after a hard cancel.
+// runs then: a cleanup step; so does a finally step (its `if` is decided as
+// usual). Nothing runs after a hard cancel.
 bool RunsDuringCancel(const spec::Step& s, const StepContext& ctx, bool hard_cancel);
 
-// The state a run ends in once every step of `graph` is final: cancelled if
-// it was, failed if a step failed without continue_on_error, else succeeded.
-RunState FinalRunState(const Plan& plan, const RunGraph& graph, bool cancelled);
+// What the run comes to by the steps of `steps:` alone (run.state in a
+// finally step): cancelled if it was, failed if its timeout passed or one of
+// them failed without continue_on_error, else succeeded. O(steps).
+RunState MainRunState(const Plan& plan, const RunGraph& graph, bool cancelled, bool timed_out);
+// run.failed_steps: the ids of the steps of `steps:` that failed
+// (continue_on_error ones too), in file order.
+spec::Value FailedSteps(const Plan& plan, const RunGraph& graph);
+
+// The state a run ends in once every step of `graph` is final: its
+// MainRunState, except that a succeeded or failed run is failed when a
+// finally step failed without continue_on_error (a cancelled run stays
+// cancelled).
+RunState FinalRunState(const Plan& plan, const RunGraph& graph, bool cancelled, bool timed_out = false);
+
+// What `retry.on` sees of a failed attempt.
+struct FailedAttempt {
+  spec::Value exit_code;   // null when a signal ended it or it never started
+  int signal = 0;          // the signal that ended it, 0 if none
+  bool timed_out = false;  // the step's timeout stopped it
+  std::string reason;      // the attempt's reason
+};
+
+// Whether `retry.on` of `s` lets the failure `a` be retried: no `on` lets
+// every failure; a list of exit statuses matches the attempt's status as a
+// shell's $? has it (128+N for signal N); a condition is evaluated with
+// `attempt.*` from `a` and params and env from `ctx`. When not, *why says
+// so (with the condition's error, if it could not be evaluated).
+bool RetryAllowed(const spec::Step& s, const FailedAttempt& a, const StepContext& ctx, std::string* why);
 
 // The delay before the next attempt after `tries` of them: initial *
 // factor^(tries-1), capped at max; with jitter, a uniform fraction from 1/2

@@ -60,7 +60,8 @@ Engine::Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id
     env_ = own_env_.get();
   }
   files_ = options_.files ? options_.files : env_;
-  scope_ = {&plan_, &params_, &graph_, &renderer_.pipeline_env(), &cancelling_, env_, files_, &options_.workdir};
+  scope_ = {&plan_, &params_, &graph_, &renderer_.pipeline_env(), &cancelling_, env_, files_, &options_.workdir, &timed_out_,
+            &options_.interval};
 }
 
 Engine::~Engine() = default;
@@ -75,6 +76,10 @@ void Engine::RequestCancel(bool hard) {
 
 void Engine::Emit(Event e) {
   if (observer_) observer_->OnEvent(e);
+}
+
+std::string Engine::EndReason() const {
+  return timed_out_ && !cancelling_ ? RunTimeoutReason(*plan_.pipeline->timeout) : "";
 }
 
 Engine::Counts Engine::counts() const {
@@ -119,6 +124,8 @@ Status Engine::Decide(size_t i) {
     return FinishNode(i);
   };
   if (cancelling_ && !RunsDuringCancel(i)) return finish_as(StepState::kCancelled, "run cancelled");
+  if (timed_out_ && !s.is_finally)
+    return finish_as(StepState::kCancelled, "not started: " + RunTimeoutReason(*plan_.pipeline->timeout));
   StepDecision d = DecideStep(s, rec, StepContext(scope_, i, nullptr));
   if (d.end) return finish_as(*d.end, std::move(d.reason));
   return Expand(i, d.items ? &*d.items : nullptr);
@@ -288,6 +295,7 @@ Status Engine::ReuseCached(size_t u, const CachedResult& hit, const std::string&
   if (!st.ok()) return st;
   unit.live().record.state = StepState::kCached;
   unit.live().record.exit_code = 0;
+  rec.exit_code = spec::Value::Int(0);
   unit.live().record.reason = "cached: the outputs of run " + std::to_string(hit.run_id) + ", step " + hit.step_id +
                         " (attempt id " + std::to_string(hit.attempt_id) + ")";
   rec.outputs = hit.outputs;
@@ -309,7 +317,8 @@ Status Engine::LaunchUnit(size_t u, const AttemptRequest& req, Result<Started> s
     unit.live().record.reason = started.status().message();
     unit.live().record.finished_ms = clock_->WallMs();
     (void)env_->AppendFile(req.log_path, "sluice: " + unit.live().record.reason + "\n");  // best effort: the reason is recorded
-    return AfterFailure(u);
+    graph_.unit_record(u).exit_code = spec::Value();
+    return AfterFailure(u, {spec::Value(), 0, false, unit.live().record.reason});
   }
   unit.live().record.pid = started->pid;
   unit.live().record.job_id = started->job_id;
@@ -384,7 +393,8 @@ Status Engine::FailBeforeStart(size_t u, const std::string& reason, bool retryab
   unit.live().record.state = StepState::kFailed;
   unit.live().record.reason = reason;
   if (!retryable) rec.tries = std::max(rec.tries, plan_.pipeline->steps[graph_.node_of(u)].retry.limit + 1);
-  return AfterFailure(u);
+  rec.exit_code = spec::Value();
+  return AfterFailure(u, {spec::Value(), 0, false, reason});
 }
 
 Status Engine::OnExit(const AttemptExit& raw_exit) {
@@ -402,7 +412,9 @@ Status Engine::OnExit(const AttemptExit& raw_exit) {
   AttemptRecord& a = unit.live().record;
   a.finished_ms = clock_->WallMs();
   a.exit_code = exit.exit_code;
-  StopCause stop{unit.stop, unit.killed, hard_cancel_};
+  // steps.<id>.exit_code: what the process exited with, null if a signal ended it.
+  rec.exit_code = exit.signal ? spec::Value() : spec::Value::Int(exit.exit_code);
+  StopCause stop{unit.stop, unit.killed, hard_cancel_, plan_.pipeline->timeout.value_or(Millis(0))};
   AttemptVerdict verdict = JudgeExit(s, exit, stop, unit.live().output_path, *env_);
   a.state = verdict.state;
   a.reason = std::move(verdict.reason);
@@ -421,7 +433,8 @@ Status Engine::OnExit(const AttemptExit& raw_exit) {
   }
   Status st = store_->SaveMetrics(a, result.metrics);
   if (!st.ok()) return st;
-  if (a.state == StepState::kFailed) return AfterFailure(u);
+  if (a.state == StepState::kFailed)
+    return AfterFailure(u, {rec.exit_code, exit.signal, unit.stop == StopCause::Kind::kTimeout, a.reason});
   rec.reason = a.reason;
   return EndUnit(u, a.state);
 }
@@ -442,14 +455,21 @@ Status Engine::EndUnit(size_t u, StepState state) {
   return FinishUnit(u);
 }
 
-Status Engine::AfterFailure(size_t u) {
+Status Engine::AfterFailure(size_t u, const FailedAttempt& failed) {
   Unit& unit = units_[u];
   StepRecord& rec = graph_.unit_record(u);
   AttemptRecord& a = unit.live().record;
   const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
-  rec.reason = a.reason;
   rec.outputs.clear();
-  if (!cancelling_ && rec.tries <= s.retry.limit) {
+  // A cancel or the run's timeout ends the retries of the steps of
+  // `steps:`; finally steps keep theirs until a hard cancel.
+  bool stopping = s.is_finally ? hard_cancel_ : cancelling_ || timed_out_;
+  std::string not_retried;
+  if (!stopping && rec.tries <= s.retry.limit &&
+      !RetryAllowed(s, failed, StepContext(scope_, graph_.node_of(u), &rec), &not_retried))
+    a.reason += "; " + not_retried;
+  rec.reason = a.reason;
+  if (!stopping && rec.tries <= s.retry.limit && not_retried.empty()) {
     rec.state = StepState::kPending;
     Status st = store_->FinishAttempt(a, rec);
     if (!st.ok()) return st;
@@ -573,8 +593,10 @@ Status Engine::BeginCancel(bool hard) {
     cancelled.insert(cancelled.end(), it->second.begin(), it->second.end());
     it = held_.erase(it);
   }
+  // Finally steps go on (retries included) unless the cancel is hard.
+  auto is_finally = [this](size_t u) { return plan_.pipeline->steps[graph_.node_of(u)].is_finally; };
   for (size_t u = 0; u < units_.size(); ++u)
-    if (units_[u].waiting_retry) {
+    if (units_[u].waiting_retry && (hard || !is_finally(u))) {
       units_[u].waiting_retry = false;
       cancelled.push_back(u);
     }
@@ -591,6 +613,7 @@ Status Engine::BeginCancel(bool hard) {
   if (!flushed.ok()) return flushed;
   for (auto& [id, u] : running_) {
     Unit& unit = units_[u];
+    if (!hard && is_finally(u)) continue;
     if (unit.stop == StopCause::Kind::kNone) unit.stop = StopCause::Kind::kCancel;
     if (hard) {
       unit.killed = true;
@@ -600,6 +623,57 @@ Status Engine::BeginCancel(bool hard) {
       timers_.push({clock_->Now() + options_.grace, Timer::Kind::kKill, u, unit.generation});
     }
   }
+  return Status::Ok();
+}
+
+Status Engine::BeginRunTimeout() {
+  if (timed_out_ || graph_.MainFinished()) return Status::Ok();
+  timed_out_ = true;
+  const std::string reason = RunTimeoutReason(*plan_.pipeline->timeout);
+  Event e{Event::Kind::kWarning};
+  e.message = reason + "; stopping its steps";
+  Emit(e);
+  auto is_main = [this](size_t u) { return !plan_.pipeline->steps[graph_.node_of(u)].is_finally; };
+  // Queued units do not start; a unit waiting to retry fails with the
+  // failure it had.
+  for (size_t u : graph_.DropReady([&](size_t queued) { return !is_main(queued); })) {
+    StepRecord& r = graph_.unit_record(u);
+    r.state = StepState::kCancelled;
+    r.reason = "not started: " + reason;
+    Status st = store_->SaveSteps(run_id_, {&r});
+    if (st.ok()) st = FinishUnit(u);
+    if (!st.ok()) return st;
+  }
+  for (size_t u = 0; u < units_.size(); ++u) {
+    if (!units_[u].waiting_retry || !is_main(u)) continue;
+    units_[u].waiting_retry = false;
+    StepRecord& r = graph_.unit_record(u);
+    r.state = StepState::kFailed;
+    r.reason += "; not retried: " + reason;
+    Status st = store_->SaveSteps(run_id_, {&r});
+    if (st.ok()) st = FinishUnit(u);
+    if (!st.ok()) return st;
+  }
+  Status flushed = store_->Flush();  // on record before any process is signalled
+  if (!flushed.ok()) return flushed;
+  for (auto& [id, u] : running_) {
+    Unit& unit = units_[u];
+    if (!is_main(u) || unit.stop != StopCause::Kind::kNone) continue;
+    unit.stop = StopCause::Kind::kRunTimeout;
+    executor_->Stop(id, false);
+    timers_.push({clock_->Now() + options_.grace, Timer::Kind::kKill, u, unit.generation});
+  }
+  return Status::Ok();
+}
+
+Status Engine::ArmDeadline() {
+  if (!plan_.pipeline->timeout) return Status::Ok();
+  int64_t now = clock_->WallMs();
+  int64_t from = options_.started_ms > 0 ? options_.started_ms : now;
+  int64_t left = from + plan_.pipeline->timeout->count() - now;
+  if (left <= 0) return BeginRunTimeout();
+  timers_.push({clock_->Now() + Millis(left), Timer::Kind::kDeadline, 0, 0});
+  deadline_pending_ = true;
   return Status::Ok();
 }
 
@@ -616,6 +690,12 @@ Status Engine::FireTimers() {
         if (!st.ok()) return st;
       }
       timers_.push({now + options_.cancel_poll, Timer::Kind::kCancelPoll, 0, 0});
+      continue;
+    }
+    if (t.kind == Timer::Kind::kDeadline) {
+      deadline_pending_ = false;
+      Status st = BeginRunTimeout();
+      if (!st.ok()) return st;
       continue;
     }
     Unit& unit = units_[t.unit];
@@ -659,6 +739,8 @@ Result<RunState> Engine::Run() {
   if (!st.ok()) return st;
   st = Restore();
   if (!st.ok()) return st;
+  st = ArmDeadline();
+  if (!st.ok()) return st;
   timers_.push({clock_->Now() + options_.cancel_poll, Timer::Kind::kCancelPoll, 0, 0});
   while (true) {
     while (auto i = graph_.NextToDecide()) {
@@ -679,7 +761,7 @@ Result<RunState> Engine::Run() {
     if (graph_.HasToDecide()) continue;
     if (!hard_cancel_ && !graph_.ready().empty() && units_[graph_.ready().front()].slots <= free_slots_) continue;
     if (graph_.AllFinished()) break;
-    if (running_.empty() && graph_.ready().empty() && timers_.size() <= 1)
+    if (running_.empty() && graph_.ready().empty() && timers_.size() <= 1u + deadline_pending_)
       return Status::Internal("the run stalled with " + std::to_string(graph_.unfinished_steps()) +
                               " steps unfinished");
     st = store_->Flush();  // nothing stays uncommitted while we wait
@@ -696,12 +778,13 @@ Result<RunState> Engine::Run() {
     st = FireTimers();
     if (!st.ok()) return st;
   }
-  RunState final = FinalRunState(plan_, graph_, cancelling_);
+  RunState final = FinalRunState(plan_, graph_, cancelling_, timed_out_);
   st = store_->SetRunState(run_id_, final, clock_->WallMs());
   if (st.ok()) st = store_->Flush();
   if (!st.ok()) return st;
   Event e{Event::Kind::kRunFinished};
   e.run_state = final;
+  e.message = EndReason();
   Emit(e);
   return final;
 }

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "engine/attempt_render.h"
+#include "engine/decide.h"
 #include "engine/env.h"
 #include "engine/executor.h"
 #include "engine/plan.h"
@@ -66,6 +67,12 @@ struct EngineOptions {
   // `resume`: attempts left running on a cluster; the executor follows them
   // instead of their steps running again.
   std::vector<AttemptRecord> adopt;
+  // When the run first started (wall ms; `resume` gives the stored start),
+  // from which the pipeline's `timeout:` counts. 0: now.
+  int64_t started_ms = 0;
+  // A run a schedule or backfill started: its data interval, which
+  // `${{ run.scheduled_time }}` and `run.interval_*` read.
+  std::optional<DataInterval> interval;
 };
 
 // Something the CLI shows or logs. One per transition.
@@ -114,6 +121,10 @@ class Engine {
   // Async-signal-safe.
   void RequestCancel(bool hard);
 
+  // Why the run ended as it did when no step's failure says it: "the run's
+  // timeout of 2h passed" (also on the kRunFinished event). Empty otherwise.
+  std::string EndReason() const;
+
   // Waiting steps, queued steps and running attempts, for progress displays.
   struct Counts { int total = 0, finished = 0, running = 0, failed = 0; };
   Counts counts() const;
@@ -122,7 +133,7 @@ class Engine {
   struct Unit;
   struct Timer {
     TimePoint at;
-    enum class Kind { kRetry, kTimeout, kKill, kCancelPoll } kind;
+    enum class Kind { kRetry, kTimeout, kKill, kCancelPoll, kDeadline } kind;
     size_t unit;
     uint64_t generation;
     bool operator>(const Timer& o) const { return at > o.at; }
@@ -137,12 +148,14 @@ class Engine {
   Status PrepareUnit(size_t unit, std::optional<AttemptRequest>* req);
   Status LaunchUnit(size_t unit, const AttemptRequest& request, Result<Started> started);
   Status FailBeforeStart(size_t unit, const std::string& reason, bool retryable);
+  // The unit's attempt failed as `failed` says: retried if its retry limit,
+  // its retry.on and the run's state allow, else final.
   // Counts a new attempt of the unit and fills in its record (not yet stored).
   void NewAttempt(size_t unit);
   bool AdoptUnit(size_t unit);
   void MarkRunning(size_t unit);
   Status OnExit(const AttemptExit& exit);
-  Status AfterFailure(size_t unit);
+  Status AfterFailure(size_t unit, const FailedAttempt& failed);
   Status ReuseCached(size_t unit, const CachedResult& hit, const std::string& fingerprint, const std::string& identity,
                      const std::vector<LineageEdge>& inputs);
   // Records the unit's last attempt as its final state and finishes it.
@@ -160,6 +173,13 @@ class Engine {
   Status EndItemUnstarted(size_t unit, StepState state, const std::string& reason);
   Status FireTimers();
   Status BeginCancel(bool hard);
+  // The pipeline's `timeout:` passed: the steps of `steps:` stop (running
+  // ones as a cancel stops them, the others do not start) and the run will
+  // end failed; finally steps still run. Nothing if those steps are all final.
+  Status BeginRunTimeout();
+  // Arms the run's deadline from options_.started_ms, or begins the timeout
+  // at once if it has passed (a resume after it).
+  Status ArmDeadline();
   bool RunsDuringCancel(size_t node) const;
   void Emit(Event e);
   TimePoint NextDeadline() const;
@@ -191,6 +211,8 @@ class Engine {
   int free_slots_;
   bool cancelling_ = false;
   bool hard_cancel_ = false;
+  bool timed_out_ = false;         // the pipeline's timeout passed
+  bool deadline_pending_ = false;  // its timer is in timers_
   std::atomic<int> cancel_request_{0};  // 1: cancel, 2: cancel now
   std::mt19937_64 rng_;
   std::vector<StepRecord> resume_;  // handed to graph_ by Restore()

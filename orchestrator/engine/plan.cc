@@ -21,22 +21,25 @@ Plan MakePlan(const spec::Pipeline& p) {
     }
     waiting[i] = static_cast<int>(plan.needs[i].size());
   }
-  // Kahn's algorithm, one layer at a time.
-  std::vector<size_t> current;
-  for (size_t i = 0; i < n; ++i)
-    if (waiting[i] == 0) current.push_back(i);
+  // Kahn's algorithm, one layer at a time: the steps of `steps:`, then the
+  // finally steps in the layers after them (they run after all of them).
   int layer = 0;
-  while (!current.empty()) {
-    std::sort(current.begin(), current.end());
-    std::vector<size_t> next;
-    for (size_t i : current) {
-      plan.layer[i] = layer;
-      plan.order.push_back(i);
-      for (size_t d : plan.dependants[i])
-        if (--waiting[d] == 0) next.push_back(d);
+  for (bool finally : {false, true}) {
+    std::vector<size_t> current;
+    for (size_t i = 0; i < n; ++i)
+      if (waiting[i] == 0 && p.steps[i].is_finally == finally) current.push_back(i);
+    while (!current.empty()) {
+      std::sort(current.begin(), current.end());
+      std::vector<size_t> next;
+      for (size_t i : current) {
+        plan.layer[i] = layer;
+        plan.order.push_back(i);
+        for (size_t d : plan.dependants[i])
+          if (--waiting[d] == 0) next.push_back(d);
+      }
+      current = std::move(next);
+      ++layer;
     }
-    current = std::move(next);
-    ++layer;
   }
   return plan;
 }

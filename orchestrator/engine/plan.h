@@ -17,7 +17,8 @@ struct Plan {
   const spec::Pipeline* pipeline = nullptr;
   std::vector<std::vector<size_t>> needs;       // by step index
   std::vector<std::vector<size_t>> dependants;  // by step index
-  std::vector<int> layer;                       // 0 for steps with no needs; 1 + max of needs' layers
+  std::vector<int> layer;                       // 0 for steps with no needs; 1 + max of needs' layers;
+                                                // finally steps come after every layer of `steps:`
   std::vector<size_t> order;                    // by layer, then file order
 };
 

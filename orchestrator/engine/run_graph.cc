@@ -25,6 +25,10 @@ std::vector<const StepRecord*> RunGraph::Restore(std::vector<StepRecord> resume)
     nodes_[i].rec.item = -1;
   }
   counts_.total = static_cast<int>(nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (is_finally(i)) finally_nodes_.push_back(i);
+    else if (!IsFinal(nodes_[i].rec.state)) ++main_unfinished_;
+  }
   std::vector<const StepRecord*> fresh;
   for (size_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
@@ -38,6 +42,7 @@ std::vector<const StepRecord*> RunGraph::Restore(std::vector<StepRecord> resume)
     if (!own.count(n.rec.step_id)) fresh.push_back(&n.rec);
     for (size_t need : plan_.needs[i])
       if (!IsFinal(nodes_[need].rec.state)) ++n.waiting;
+    if (is_finally(i) && main_unfinished_ > 0) ++n.waiting;
   }
   for (size_t i : plan_.order) {
     NoteUpstream(i);
@@ -133,6 +138,9 @@ void RunGraph::FoldItems(size_t i) {
     n.rec.state = StepState::kSkipped;
     n.rec.reason = "every item was skipped by its if";
   }
+  spec::List codes;
+  for (size_t u : n.units) codes.push_back(units_[u].rec->exit_code);
+  n.rec.exit_code = Value::Of(std::move(codes));
   n.rec.outputs.clear();
   for (const std::string& k : keys) {
     spec::List values;
@@ -151,12 +159,16 @@ size_t RunGraph::FinishStep(size_t i) {
   ++counts_.finished;
   if (n.rec.state == StepState::kFailed) ++counts_.failed;
   size_t queued = 0;
-  for (size_t d : plan_.dependants[i])
-    if (--nodes_[d].waiting == 0) {
-      NoteUpstream(d);
-      decide_.push_back(d);
-      ++queued;
-    }
+  auto release = [&](size_t d) {
+    if (--nodes_[d].waiting != 0) return;
+    NoteUpstream(d);
+    decide_.push_back(d);
+    ++queued;
+  };
+  for (size_t d : plan_.dependants[i]) release(d);
+  if (!is_finally(i) && --main_unfinished_ == 0)
+    for (size_t f : finally_nodes_)
+      if (!nodes_[f].finished) release(f);
   return queued;
 }
 

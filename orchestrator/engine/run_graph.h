@@ -75,12 +75,13 @@ class RunGraph {
   bool FinishUnit(size_t unit);
   // A foreach step whose units are all final: its state (failed if an item
   // failed, else cancelled if one was cancelled, else skipped if every item
-  // was skipped by its `if`, else succeeded), reason and
-  // outputs (each the list of the items' values, in item order) from its
-  // items. O(items x outputs).
+  // was skipped by its `if`, else succeeded), reason, outputs (each the list
+  // of the items' values, in item order) and exit codes (the list of the
+  // items') from its items. O(items x outputs).
   void FoldItems(size_t node);
   // The step's record is final: counts it and queues each dependant whose
-  // needs are now all final. Returns how many it queued.
+  // needs are now all final (and, after the last step of `steps:`, each
+  // finally step with no unfinished need). Returns how many it queued.
   size_t FinishStep(size_t node);
   // Whether a step upstream of `node` (a need, a need's need...) failed
   // without continue_on_error. Known once every need is final (when the
@@ -100,6 +101,8 @@ class RunGraph {
   int unfinished_units(size_t node) const { return nodes_[node].unfinished; }
   size_t unfinished_steps() const { return nodes_.size() - finished_nodes_; }
   bool AllFinished() const { return finished_nodes_ == nodes_.size(); }
+  // Every step of `steps:` is final (the finally steps may be running).
+  bool MainFinished() const { return main_unfinished_ == 0; }
 
   struct Counts {
     int total = 0, finished = 0, failed = 0;  // steps
@@ -123,6 +126,7 @@ class RunGraph {
 
   // Sets the node's upstream_failed from its needs' records and flags.
   void NoteUpstream(size_t node);
+  bool is_finally(size_t node) const { return plan_.pipeline->steps[node].is_finally; }
 
   const Plan& plan_;
   std::vector<Node> nodes_;
@@ -130,6 +134,10 @@ class RunGraph {
   std::deque<size_t> decide_;     // steps whose needs are all final, to decide in order
   std::deque<size_t> ready_;      // units waiting to start
   size_t finished_nodes_ = 0;
+  // Finally steps wait for every step of `steps:` besides their own needs:
+  // each holds one more `waiting` until main_unfinished_ drops to 0.
+  size_t main_unfinished_ = 0;
+  std::vector<size_t> finally_nodes_;
   Counts counts_;
   std::vector<StepRecord> resume_;
   std::map<std::string, std::map<int, const StepRecord*>> resumed_items_;  // into resume_, by step and item

@@ -18,6 +18,15 @@ using TimePoint = std::chrono::steady_clock::time_point;
 // kQueued: `sluice serve` recorded the run but a max_active_runs cap keeps
 // it from starting yet.
 enum class RunState { kPending, kRunning, kSucceeded, kFailed, kCancelled, kQueued };
+
+// The data interval of a run a schedule or `sluice backfill` started, in
+// Unix milliseconds: from the schedule's previous fire time (`start_ms`) to
+// the fire time the run is for (`end_ms`, its scheduled time), as Airflow's
+// data_interval_start and data_interval_end.
+struct DataInterval {
+  int64_t start_ms = 0, end_ms = 0;
+  friend bool operator==(const DataInterval&, const DataInterval&) = default;
+};
 // A step's (or a foreach item's, or an attempt's) state. kCached is reserved
 // for the caching issue; kLost marks an attempt whose orchestrator died.
 enum class StepState { kPending, kRunning, kSucceeded, kFailed, kSkipped, kCached, kCancelled, kLost };
@@ -43,6 +52,11 @@ struct StepRecord {
   std::optional<spec::List> items;        // foreach steps: the expanded list
   Outputs outputs;
   std::string reason;                     // why it failed, was skipped or cancelled
+  // steps.<id>.exit_code: the last attempt's exit code, null when it did not
+  // exit by itself (a signal ended it, or it never started); a foreach
+  // step's is the list of its items', in item order. Not a column of its
+  // own: the store reads it from the step's last attempt.
+  spec::Value exit_code;
 };
 
 // One try of a step (or of a foreach item).

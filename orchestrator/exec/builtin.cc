@@ -10,7 +10,8 @@ namespace {
 
 std::vector<BuiltinPlugin>& Plugins() {
   static std::vector<BuiltinPlugin> plugins = {
-      {steps::CorePlugin(), {"wait"}},  // sluice/wait sleeps until its duration passes
+      // sluice/wait sleeps until its duration passes; sluice/approval until someone decides
+      {steps::CorePlugin(), {"wait", "approval"}},
   };
   return plugins;
 }

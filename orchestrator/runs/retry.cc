@@ -59,7 +59,7 @@ std::map<std::string, std::string> StepDefinitions(const std::string& text) {
   if (!root || !root->IsMap()) return out;
   for (const spec::YamlEntry& e : root->entries) {
     const std::string& key = e.first.scalar;
-    if (key == "steps" && e.second.IsMap())
+    if ((key == "steps" || key == "finally") && e.second.IsMap())
       for (const spec::YamlEntry& step : e.second.entries) out[step.first.scalar] = Canonical(step.second);
     else if (key == "env" || key == "defaults" || key == "secrets")
       out[""] += key + "=" + Canonical(e.second) + ";";
@@ -108,6 +108,9 @@ RetryPlan PlanRetry(const spec::Pipeline& p, const std::vector<engine::StepRecor
     for (size_t d : plan.dependants[i])
       if (downstream.insert(d).second) stack.push_back(d);
   }
+  // The finally steps run again after the steps that do, whatever they did.
+  for (size_t i = 0; i < p.steps.size(); ++i)
+    if (p.steps[i].is_finally) downstream.insert(i);
   for (size_t i : downstream) out.rerun.push_back(p.steps[i].id);
   for (size_t i : roots)
     if (!downstream.count(i)) (whole.count(i) ? out.rerun : out.failed_items).push_back(p.steps[i].id);

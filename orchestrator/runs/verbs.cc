@@ -77,10 +77,11 @@ RunVerbs::RunVerbs(store::RunsStore& runs, std::string home, engine::Clock* cloc
     : runs_(runs), home_(fs::absolute(home).lexically_normal().string()), clock_(clock ? clock : &system_clock_) {}
 
 Result<int64_t> RunVerbs::Create(const spec::Pipeline& p, const spec::ParamValues& params, int jobs,
-                                 const std::string& trigger, bool queued) {
+                                 const std::string& trigger, bool queued,
+                                 const std::optional<engine::DataInterval>& interval) {
   fs::path spec_path = fs::absolute(p.file).lexically_normal();
   return runs_.CreateRun(p.name, p.text, spec_path.string(), spec_path.parent_path().string(),
-                         spec::ParamsJson(params).dump(), jobs, NowMs(), trigger, queued);
+                         spec::ParamsJson(params).dump(), jobs, NowMs(), trigger, queued, interval);
 }
 
 Status RunVerbs::BecomeDriver(int64_t run_id) {

@@ -187,4 +187,22 @@ std::optional<int64_t> Cron::Next(int64_t after, const TimeZone& tz) const {
   return std::nullopt;
 }
 
+std::optional<int64_t> Cron::Previous(int64_t before, const TimeZone& tz) const {
+  // Look back over a window four times wider each time, from an hour to
+  // five years; in the first window that holds a match, walk forward to the
+  // last one. The windows before it held none, so the walk covers at most
+  // the matches of the oldest three quarters of one window.
+  const int64_t horizon = int64_t(5) * 366 * 86400;
+  for (int64_t back = 3600;; back *= 4) {
+    back = std::min(back, horizon);
+    std::optional<int64_t> t = Next(before - back - 1, tz);
+    if (t && *t < before) {
+      int64_t last = *t;
+      for (std::optional<int64_t> n = Next(last, tz); n && *n < before; n = Next(last, tz)) last = *n;
+      return last;
+    }
+    if (back == horizon) return std::nullopt;
+  }
+}
+
 }  // namespace sluice::schedule

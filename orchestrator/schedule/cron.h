@@ -33,6 +33,10 @@ class Cron {
   // The first matching time strictly after `after` (Unix seconds), within
   // the next five years; none if there is none.
   std::optional<int64_t> Next(int64_t after, const TimeZone& tz) const;
+  // The last matching time strictly before `before`, within the five years
+  // before it; none if there is none. The start of the data interval that
+  // ends at a fire time.
+  std::optional<int64_t> Previous(int64_t before, const TimeZone& tz) const;
 
   const std::string& text() const { return text_; }
 

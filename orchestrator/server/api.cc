@@ -319,6 +319,10 @@ Response Api::Route(const Request& r) {
       if (auto g = guard("GET", TokenScope::kRead)) return *g;
       return DriverLog(r, id);
     }
+    if (s.size() == 6 && s[3] == "steps" && s[5] == "approval") {
+      if (auto g = guard("POST", TokenScope::kRun)) return *g;
+      return DecideApproval(r, id, s[4]);
+    }
     if (s.size() == 6 && s[3] == "steps" && s[5] == "log") {
       if (auto g = guard("GET", TokenScope::kRead)) return *g;
       return StepLog(r, id, s[4]);

@@ -76,6 +76,7 @@ class Api {
   Response ListAttempts(int64_t id);
   Response DriverLog(const Request& r, int64_t id);
   Response StepLog(const Request& r, int64_t id, const std::string& step);
+  Response DecideApproval(const Request& r, int64_t id, const std::string& step);
   Response Events(const Request& r);
   Response Artifact(const Request& r, const std::string& hash);
   Response Hook(const Request& r, const std::string& pipeline);

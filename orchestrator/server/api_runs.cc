@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/plan.h"
+#include "runs/approval.h"
 #include "runs/verbs.h"
 #include "spec/expr.h"
 #include "store/open.h"
@@ -38,23 +39,12 @@ namespace {
 
 json ParamsOf(const spec::Pipeline& p) {
   json out = json::array();
-  for (const spec::ParamSpec& ps : p.params) {
-    json j = {{"name", ps.name}, {"type", spec::ParamTypeName(ps.type)}, {"description", ps.description}};
-    j["default"] = ps.default_value ? ps.default_value->ToJson() : json();
-    j["required"] = !ps.default_value;
-    if (ps.min) j["min"] = *ps.min;
-    if (ps.max) j["max"] = *ps.max;
-    if (!ps.allowed.empty()) {
-      j["enum"] = json::array();
-      for (const auto& v : ps.allowed) j["enum"].push_back(v.ToJson());
-    }
-    out.push_back(j);
-  }
+  for (const spec::ParamSpec& ps : p.params) out.push_back(spec::ParamSpecJson(ps));
   return out;
 }
 
 // Each step's DAG fields in plan order, as JSON text without braces: id,
-// needs, layer, foreach, kind. Text, because a run's answer repeats them for
+// needs, layer, foreach, kind, and finally: true for a finally step. Text, because a run's answer repeats them for
 // every step (10,000 in a big pipeline) and they depend on the spec alone.
 std::vector<std::pair<size_t, std::string>> DagFields(const spec::Pipeline& p, const engine::Plan& plan) {
   std::vector<std::pair<size_t, std::string>> out;
@@ -68,6 +58,7 @@ std::vector<std::pair<size_t, std::string>> DagFields(const spec::Pipeline& p, c
     }
     f += "],\"layer\":" + std::to_string(plan.layer[i]) + ",\"foreach\":" + (s.has_foreach ? "true" : "false");
     f += ",\"kind\":" + JsonUserString(s.uses.empty() ? "run" : s.uses);
+    if (s.is_finally) f += ",\"finally\":true";  // an exit handler: drawn in the layers after the others
     out.emplace_back(i, std::move(f));
   }
   return out;
@@ -122,7 +113,7 @@ json SchedulesOf(const spec::Pipeline& p, int count) {
       next.push_back(IsoTime(*n * 1000));
       t = *n;
     }
-    out.push_back({{"cron", s.cron.text()}, {"timezone", s.timezone}, {"catchup", s.catchup}, {"next", next}});
+    out.push_back({{"cron", s.cron.text()}, {"timezone", s.timezone}, {"catchup", spec::CatchupJson(s.catchup)}, {"next", next}});
   }
   return out;
 }
@@ -178,7 +169,8 @@ Response Api::GetPipeline(const std::string& name) {
 }
 
 Response Api::ValidateSpec(const Request& r) {
-  auto p = spec::ParsePipeline(r.Query("file").value_or("pipeline.yaml"), r.body);
+  // The caller names the file: no template file is read on its word.
+  auto p = spec::ParsePipeline(r.Query("file").value_or("pipeline.yaml"), r.body, /*read_template_files=*/false);
   if (!p.ok()) return ErrorResponse(400, "invalid_spec", p.status().message());
   auto defaults = spec::ResolveParams(*p, {});
   return Json(200, {{"valid", true}, {"name", p->name}, {"dag", DagOf(*p, defaults.ok() ? &*defaults : nullptr)}});
@@ -238,6 +230,42 @@ Response Api::StartRun(const Request& r, const std::string& name) {
   Response res = Json(201, RunJson(*row));
   res.headers.emplace_back("Location", "/api/runs/" + std::to_string(*id));
   return res;
+}
+
+// The decision on a step waiting for approval (runs/approval.h): 200 with
+// the request as decided; 400 for a bad body or value (the step keeps
+// waiting); 404 for no run; 409 if the step is not waiting.
+Response Api::DecideApproval(const Request& r, int64_t id, const std::string& step) {
+  json body = json::parse(r.body, nullptr, false);
+  const char* shape = "the body must be a JSON object: {\"decision\": \"approve\" | \"reject\", \"values\": {...}, "
+                      "\"comment\": \"...\"}";
+  if (!body.is_object() || !body.contains("decision") || !body["decision"].is_string()) return ErrorResponse(400, "bad_request", shape);
+  std::string decision = body["decision"].get<std::string>();
+  if (decision != "approve" && decision != "reject")
+    return ErrorResponse(400, "bad_request", "decision must be approve or reject, not " + Quote(decision));
+  runs::ApprovalDecision d{.approve = decision == "approve", .by = Actor(), .via = "in values"};
+  if (body.contains("comment")) {
+    if (!body["comment"].is_string()) return ErrorResponse(400, "bad_request", "comment must be a string");
+    d.comment = body["comment"].get<std::string>();
+  }
+  if (body.contains("values") && !body["values"].is_null()) {
+    if (!body["values"].is_object()) return ErrorResponse(400, "bad_request", "values must be an object");
+    for (auto& [k, v] : body["values"].items()) {
+      if (v.is_object() || v.is_array() || v.is_null())
+        return ErrorResponse(400, "invalid_values", "value " + Quote(k) + " must be a string, number or boolean");
+      d.values.emplace_back(k, OverrideText(v));
+    }
+  }
+  auto outcome = runs::Decide(ThreadStore(), id, step, d, NowMs());
+  if (!outcome.ok()) return ErrorResponse(500, "internal", outcome.status().message());
+  using Why = runs::DecisionOutcome::Why;
+  switch (outcome->why) {
+    case Why::kRecorded: return Json(200, runs::ApprovalJson(outcome->row));
+    case Why::kNoRun: return ErrorResponse(404, "not_found", outcome->message);
+    case Why::kBadValues: return ErrorResponse(400, "invalid_values", outcome->message);
+    case Why::kNotWaiting: break;
+  }
+  return ErrorResponse(409, "conflict", outcome->message);
 }
 
 // A run's spec, parsed once, and its DAG's fields (DagFields).
@@ -340,7 +368,13 @@ Response Api::GetRun(int64_t id) {
     if (i) o += ',';
     store::AppendMetricJson(&o, (*metrics)[i]);
   }
-  o += "],\"driver_log\":";
+  // The steps waiting for approval (and those decided), for the run page's buttons.
+  auto approvals = ThreadStore().approvals().OfRun(id);
+  if (!approvals.ok()) return ErrorResponse(500, "internal", approvals.status().message());
+  json approvals_json = json::array();
+  for (const store::ApprovalRow& a : *approvals) approvals_json.push_back(runs::ApprovalJson(a));
+  o += "],\"approvals\":" + JsonText(approvals_json);
+  o += ",\"driver_log\":";
   o += fs::exists(launcher_->DriverLog(id)) ? "true}" : "false}";
   return res;
 }

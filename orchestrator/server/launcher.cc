@@ -55,7 +55,7 @@ Status Launcher::Restore(store::RunsStore& runs) {
 }
 
 Result<int64_t> Launcher::Start(store::RunsStore& runs, const spec::Pipeline& p, const spec::ParamValues& params,
-                                const std::string& trigger) {
+                                const std::string& trigger, const std::optional<engine::DataInterval>& interval) {
   int jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // The decision and the spawn happen under one lock, so two requests cannot
   // both take the last slot. Queued runs of this pipeline go first.
@@ -64,7 +64,7 @@ Result<int64_t> Launcher::Start(store::RunsStore& runs, const spec::Pipeline& p,
   bool ahead = std::any_of(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.pipeline == p.name; });
   bool now = !ahead && HasRoomLocked(p.name, p.max_active_runs);
   runs::RunVerbs verbs(runs, home_);
-  auto id = verbs.Create(p, params, jobs, trigger, !now);
+  auto id = verbs.Create(p, params, jobs, trigger, !now, interval);
   if (!id.ok()) return id.status();
   if (!now) {
     queue_.push_back({*id, p.name, p.max_active_runs, false});

@@ -49,9 +49,10 @@ class Launcher {
   // id order, and starts what the caps allow.
   Status Restore(store::RunsStore& runs);
   // Records a run of `p` with `params` and starts its driver, or queues it
-  // (state queued) when a cap is reached.
+  // (state queued) when a cap is reached. `interval`: the data interval of a
+  // run a schedule or backfill starts.
   Result<int64_t> Start(store::RunsStore& runs, const spec::Pipeline& p, const spec::ParamValues& params,
-                        const std::string& trigger);
+                        const std::string& trigger, const std::optional<engine::DataInterval>& interval = std::nullopt);
   // Starts `sluice retry <id>` for a finished run (the caller asked
   // runs::CanRetry: it failed or was cancelled), or queues the retry; true
   // if queued.

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <deque>
 
 #include "store/open.h"
 #include "util/strings.h"
@@ -46,6 +47,26 @@ void Remember(store::AccessStore& fires, const std::string& pipeline, const std:
 }
 }  // namespace
 
+void Scheduler::Fire(store::RunsStore& runs, const spec::Pipeline& p, const spec::Schedule& s, int64_t at, int64_t now) {
+  std::string key = s.cron.text() + " " + s.timezone;
+  auto params = spec::ResolveParams(p, {});
+  if (!params.ok()) {
+    std::fprintf(stderr, "%s event=schedule-skipped pipeline=%s cron=%s reason=%s\n", IsoTime(now * 1000).c_str(),
+                 p.name.c_str(), Quote(key).c_str(), Quote(params.status().message()).c_str());
+    return;
+  }
+  engine::DataInterval interval{.start_ms = at * 1000, .end_ms = at * 1000};
+  if (auto before = s.cron.Previous(at, s.zone)) interval.start_ms = *before * 1000;
+  auto id = launcher_->Start(runs, p, *params, "schedule", interval);
+  if (id.ok())
+    std::printf("%s event=schedule-fired pipeline=%s run=%lld cron=%s for=%s\n", IsoTime(now * 1000).c_str(),
+                p.name.c_str(), static_cast<long long>(*id), Quote(key).c_str(), IsoTime(at * 1000).c_str());
+  else
+    std::fprintf(stderr, "%s event=schedule-failed pipeline=%s cron=%s reason=%s\n", IsoTime(now * 1000).c_str(),
+                 p.name.c_str(), Quote(key).c_str(), Quote(id.status().message()).c_str());
+  std::fflush(stdout);
+}
+
 void Scheduler::Tick(store::AccessStore& fires, store::RunsStore& runs, int64_t now) {
   for (const auto& entry : catalog_->List()) {
     if (!entry->pipeline) continue;
@@ -61,30 +82,28 @@ void Scheduler::Tick(store::AccessStore& fires, store::RunsStore& runs, int64_t 
       }
       auto next = s.cron.Next(**last / 1000, s.zone);
       if (!next || *next > now) continue;
-      int64_t latest = *next;
-      for (int i = 0; i < 1000000; ++i) {  // the newest fire time not after now
-        auto n = s.cron.Next(latest, s.zone);
+      // The fire times due since the last one handled, oldest first; with
+      // catchup: all only the newest kMaxCatchupRuns are kept.
+      std::deque<int64_t> due = {*next};
+      size_t dropped = 0;
+      for (int i = 0; i < 1000000; ++i) {
+        auto n = s.cron.Next(due.back(), s.zone);
         if (!n || *n > now) break;
-        latest = *n;
-      }
-      bool fire = !first_look || s.catchup;
-      if (fire) {
-        auto params = spec::ResolveParams(p, {});
-        if (!params.ok()) {
-          std::fprintf(stderr, "%s event=schedule-skipped pipeline=%s cron=%s reason=%s\n", IsoTime(now * 1000).c_str(),
-                       p.name.c_str(), Quote(key).c_str(), Quote(params.status().message()).c_str());
-        } else {
-          auto id = launcher_->Start(runs, p, *params, "schedule");
-          if (id.ok())
-            std::printf("%s event=schedule-fired pipeline=%s run=%lld cron=%s for=%s\n", IsoTime(now * 1000).c_str(),
-                        p.name.c_str(), static_cast<long long>(*id), Quote(key).c_str(), IsoTime(latest * 1000).c_str());
-          else
-            std::fprintf(stderr, "%s event=schedule-failed pipeline=%s cron=%s reason=%s\n",
-                         IsoTime(now * 1000).c_str(), p.name.c_str(), Quote(key).c_str(),
-                         Quote(id.status().message()).c_str());
-          std::fflush(stdout);
+        due.push_back(*n);
+        if (due.size() > static_cast<size_t>(spec::Schedule::kMaxCatchupRuns)) {
+          due.pop_front();
+          ++dropped;
         }
       }
+      int64_t latest = due.back();
+      // On the first look after a start, the missed times are caught up as
+      // the schedule says; afterwards each tick fires the newest time due.
+      if (s.catchup != spec::Schedule::Catchup::kEvery) due.erase(due.begin(), due.end() - 1);
+      if (first_look && s.catchup == spec::Schedule::Catchup::kNone) due.clear();
+      if (dropped > 0 && s.catchup == spec::Schedule::Catchup::kEvery)
+        std::fprintf(stderr, "%s event=schedule-catchup-capped pipeline=%s cron=%s dropped=%zu kept=%zu\n",
+                     IsoTime(now * 1000).c_str(), p.name.c_str(), Quote(key).c_str(), dropped, due.size());
+      for (int64_t at : due) Fire(runs, p, s, at, now);
       Remember(fires, p.name, key, latest * 1000);
     }
   }

@@ -2,10 +2,12 @@
 // The last fire time handled for each (pipeline, "<cron> <timezone>") is in
 // the store, so a restart knows what it missed:
 //   - a schedule seen for the first time starts counting from now;
-//   - on start, fire times missed while no server ran start one run (not
-//     one per missed time), unless the schedule says `catchup: false`;
+//   - on start, fire times missed while no server ran start one run, for
+//     the newest (`catchup: true`, the default), one run each (`catchup:
+//     all`, at most the newest 1,000) or none (`catchup: false`);
 //   - while the server runs, every fire time starts a run.
-// Scheduled runs use the params' defaults; a pipeline with a required
+// Each run gets its data interval: from the fire time before to the one it
+// is for. Scheduled runs use the params' defaults; a pipeline with a required
 // param cannot be scheduled (logged, skipped).
 #pragma once
 
@@ -29,6 +31,9 @@ class Scheduler {
  private:
   void Loop();
   void Tick(store::AccessStore& fires, store::RunsStore& runs, int64_t now_s);
+  // Starts a run of `p` for fire time `at` of `s` (Unix seconds), with the
+  // data interval from the fire time before it.
+  void Fire(store::RunsStore& runs, const spec::Pipeline& p, const spec::Schedule& s, int64_t at, int64_t now_s);
 
   Catalog* catalog_;
   Launcher* launcher_;

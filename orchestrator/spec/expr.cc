@@ -777,6 +777,7 @@ Result<Value> Evaluate(const Expr& e, const EvalContext& ctx) {
     }
     case Expr::Kind::kCall: {
       if (IsStatusFunction(e.op)) return Value::Bool(ctx.StatusFunction(e.op));
+      if (e.op == kTemplateParamCheck) return EvaluateTemplateParam(e, ctx);
       auto [min, max] = FunctionArity(e.op);
       int n = static_cast<int>(e.args.size());
       if (n < min || (max >= 0 && n > max))

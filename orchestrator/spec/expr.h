@@ -111,4 +111,11 @@ const std::vector<std::string>& KnownFunctions();
 // Only for names KnownFunctions() holds.
 std::pair<int, int> FunctionArity(std::string_view name);
 
+// The call the loader puts around a template param's value that is known
+// only when the step runs: it checks the value as a literal `with:` value is
+// checked when the spec loads. Its name cannot be written in a spec.
+// Defined in params.cc, with the checks it reuses.
+inline constexpr std::string_view kTemplateParamCheck = "template param";
+Result<Value> EvaluateTemplateParam(const Expr& call, const EvalContext& ctx);
+
 }  // namespace sluice::spec

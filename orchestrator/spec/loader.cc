@@ -84,7 +84,12 @@ Result<Pipeline> Loader::Load() {
 }
 
 void Loader::Error(SourcePos pos, const std::string& message) {
-  if (errors_.size() < kMaxErrors) errors_.push_back(At(file_, pos, message));
+  if (errors_.size() >= kMaxErrors) return;
+  std::string e = At(*cur_file_, pos, message);
+  // A template called twice would report its own mistakes twice.
+  if (cur_file_ != &file_ || scopes_.size() > 1)
+    if (std::find(errors_.begin(), errors_.end(), e) != errors_.end()) return;
+  errors_.push_back(std::move(e));
 }
 
 bool Loader::Single(const YamlNode& n, std::string_view what) {
@@ -187,7 +192,9 @@ void Loader::LoadRoot(YamlNode& root) {
     return;
   }
   const YamlNode* steps_node = nullptr;
+  const YamlNode* finally_node = nullptr;
   const YamlNode* env_node = nullptr;
+  const YamlNode* templates_node = nullptr;
   bool have_name = false;
   p_.params_pos = {1, 1};
   ForEachKey(root, kTopKeys, "the pipeline", [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
@@ -200,7 +207,7 @@ void Loader::LoadRoot(YamlNode& root) {
       Scalar(v, "description", &p_.description);
     } else if (k == "params") {
       p_.params_pos = Pos(key);
-      LoadParams(v);
+      LoadParamSpecs(v, "params", &p_.params);
     } else if (k == "env") {
       env_node = &v;
     } else if (k == "secrets") {
@@ -209,6 +216,13 @@ void Loader::LoadRoot(YamlNode& root) {
       LoadDefaults(v);
     } else if (k == "steps") {
       steps_node = &v;
+    } else if (k == "finally") {
+      finally_node = &v;
+    } else if (k == "timeout") {
+      Millis t;
+      if (Timeout(v, &t)) p_.timeout = t;
+    } else if (k == "templates") {
+      templates_node = &v;
     } else if (k == "on") {
       LoadTriggers(v);
     } else if (k == "max_active_runs") {
@@ -219,15 +233,23 @@ void Loader::LoadRoot(YamlNode& root) {
   if (!have_name) Error({1, 1}, "missing required key 'name'");
   if (!steps_node) Error({1, 1}, "missing required key 'steps'");
   if (env_node) p_.env = LoadEnv(*env_node, "env");
-  if (steps_node) LoadSteps(const_cast<YamlNode&>(*steps_node));  // a node of `root`, ours to take apart
+  if (templates_node) LoadTemplates(*templates_node);
+  // Nodes of `root`, ours to take apart.
+  if (steps_node) LoadSteps(const_cast<YamlNode&>(*steps_node), const_cast<YamlNode*>(finally_node));
   for (auto& [name, t] : p_.env) CheckRefs(t, nullptr, "env " + name);
+  if (default_retry_.on_condition) {  // checked once here, not in every step that inherits it
+    reading_attempt_ = true;
+    CheckRefs(*default_retry_.on_condition, nullptr, "retry on");
+    reading_attempt_ = false;
+  }
   CheckWebhook();
   if (errors_.empty()) FindCycles();
+  if (errors_.empty()) RewriteTemplates();
 }
 
-void Loader::LoadParams(const YamlNode& n) {
+void Loader::LoadParamSpecs(const YamlNode& n, const std::string& where, std::vector<ParamSpec>* out) {
   if (n.IsNull()) return;
-  ForEachKey(n, {}, "params", [&](const std::string& name, const YamlNode& key, const YamlNode& v) {
+  ForEachKey(n, {}, where, [&](const std::string& name, const YamlNode& key, const YamlNode& v) {
     ParamSpec ps;
     ps.name = name;
     ps.pos = Pos(key);
@@ -289,7 +311,7 @@ void Loader::LoadParams(const YamlNode& n) {
         else ps.default_value = *val;
       }
     }
-    p_.params.push_back(std::move(ps));
+    out->push_back(std::move(ps));
   });
 }
 
@@ -302,6 +324,8 @@ void Loader::LoadRetry(const YamlNode& n, RetryPolicy* r) {
   ForEachKey(n, kRetryKeys, "retry", [&](const std::string& k, const YamlNode&, const YamlNode& v) {
     if (k == "limit") {
       if (Int(v, "retry limit", 0, 1000, &i)) r->limit = static_cast<int>(i);
+    } else if (k == "on") {
+      LoadRetryOn(v, r);
     } else {
       ForEachKey(v, kBackoffKeys, "backoff", [&](const std::string& bk, const YamlNode&, const YamlNode& bv) {
         double d;
@@ -315,6 +339,28 @@ void Loader::LoadRetry(const YamlNode& n, RetryPolicy* r) {
       });
     }
   });
+}
+
+void Loader::LoadRetryOn(const YamlNode& n, RetryPolicy* r) {
+  r->on_exit_codes.clear();
+  r->on_condition.reset();
+  if (n.IsSequence()) {  // on: [137, 143]
+    if (n.items.empty()) {
+      Error(Pos(n), "retry on: [] retries nothing; leave 'on' out to retry every failure");
+      return;
+    }
+    for (const YamlNode& e : n.items) {
+      int64_t code;
+      if (Int(e, "each entry of retry on (an exit status)", 0, 255, &code)) r->on_exit_codes.push_back(static_cast<int>(code));
+    }
+    return;
+  }
+  if (!n.IsScalar()) {
+    Error(Pos(n), "retry on must be a list of exit statuses ([137, 143]) or a condition (${{ attempt.timed_out }})");
+    return;
+  }
+  Template t;
+  if (Condition(n, "retry on", &t)) r->on_condition = std::move(t);
 }
 
 void Loader::LoadWebhook(const YamlNode& v) {
@@ -396,7 +442,18 @@ void Loader::LoadTriggers(const YamlNode& n) {
                  [&](const std::string& key, const YamlNode&, const YamlNode& value) {
                    std::string text;
                    if (key == "catchup") {
-                     ok = Bool(value, "catchup", &sched.catchup) && ok;
+                     bool on = true;
+                     if (value.IsScalar() && value.scalar == "all") {
+                       sched.catchup = Schedule::Catchup::kEvery;
+                     } else if (value.IsScalar() && value.scalar != "true" && value.scalar != "True" &&
+                                value.scalar != "false" && value.scalar != "False") {
+                       Error(Pos(value), "catchup must be true, false or all, not " + Quote(value.scalar));
+                       ok = false;
+                     } else if (Bool(value, "catchup", &on)) {
+                       sched.catchup = on ? Schedule::Catchup::kLatest : Schedule::Catchup::kNone;
+                     } else {
+                       ok = false;
+                     }
                    } else if (!Scalar(value, key, &text)) {
                      ok = false;
                    } else if (key == "cron") {
@@ -474,8 +531,8 @@ std::vector<std::pair<std::string, Template>> Loader::LoadEnv(const YamlNode& n,
 
 }  // namespace internal
 
-Result<Pipeline> ParsePipeline(const std::string& file, const std::string& text) {
-  return internal::Loader(file, text).Load();
+Result<Pipeline> ParsePipeline(const std::string& file, const std::string& text, bool read_template_files) {
+  return internal::Loader(file, text, read_template_files).Load();
 }
 
 Result<Pipeline> LoadPipeline(const std::string& path) {

@@ -9,6 +9,9 @@
 #pragma once
 
 #include <algorithm>
+#include <deque>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,7 +25,7 @@
 namespace sluice::spec::internal {
 
 inline const std::vector<std::string> kTopKeys = {"name", "description", "params", "env", "secrets", "defaults", "steps", "on",
-                                                  "max_active_runs"};
+                                                  "max_active_runs", "timeout", "finally", "templates"};
 inline const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "isolation", "env", "workdir", "timeout",
                                                    "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache", "register",
                                                    "executor", "slurm", "secrets", "deps", "fail_fast", "max_parallel"};
@@ -30,15 +33,64 @@ inline const std::vector<std::string> kParamKeys = {"type", "default", "min", "m
 inline const std::vector<std::string> kDefaultsKeys = {"timeout", "retry", "cache", "executor", "slurm"};
 inline const std::vector<std::string> kExecutors = {"local", "slurm"};
 inline const std::vector<std::string> kSlurmKeys = {"partition", "account", "qos", "time", "extra"};
-inline const std::vector<std::string> kRetryKeys = {"limit", "backoff"};
+inline const std::vector<std::string> kRetryKeys = {"limit", "backoff", "on"};
+// What `retry.on`'s expression sees of the failed attempt (besides params and env).
+inline const std::vector<std::string> kAttemptFields = {"exit_code", "signal", "timed_out", "reason"};
+// What a finally step's expressions see of the run.
+inline const std::vector<std::string> kRunFields = {"state", "failed_steps"};
+inline const std::vector<std::string> kRunTimes = {"scheduled_time", "interval_start", "interval_end"};
 inline const std::vector<std::string> kBackoffKeys = {"initial", "factor", "max", "jitter"};
 inline const std::vector<std::string> kResourceKeys = {"cpu", "memory", "gpu"};
 inline const std::vector<std::string> kParamTypes = {"int", "float", "string", "bool"};
+inline const std::vector<std::string> kTemplateKeys = {"description", "params", "steps", "outputs", "uses"};
+inline const std::vector<std::string> kCallKeys = {"call", "with", "needs", "if"};
 inline constexpr size_t kMaxErrors = 50;
+// How deep template calls may nest: a call in `steps:` is depth 1.
+inline constexpr int kMaxTemplateDepth = 8;
+
+// One entry of `templates:` (specs/pipeline.md, "Templates"). Its steps stay
+// YAML until a call expands them, once per call.
+struct TemplateDef {
+  std::string name;
+  std::string file;                    // where its steps are written: the spec, or its uses: file
+  SourcePos pos;                       // of its key in `templates:`
+  std::vector<ParamSpec> params;
+  const YamlNode* steps = nullptr;     // the `steps:` map
+  std::vector<std::pair<std::string, Template>> outputs;   // name -> ${{ steps.X.outputs.Y }}
+  YamlNode tree;                       // a uses: file's own tree, which `steps` points into
+  bool read = false;                   // the uses: file has been read (once, whatever it held)
+  std::string uses;                    // the file, as written
+  SourcePos uses_pos;
+};
+
+// Where names in an expression resolve: the top level, or the body of one
+// call of a template. The steps of a call are CALL.STEP in the pipeline.
+struct Scope {
+  std::string prefix;                  // "" at the top level; "train." for the call train
+  TemplateDef* def = nullptr;          // null at the top level
+  size_t parent = 0;                   // the scope the call is written in
+  std::string call;                    // the call's full id ("train", "outer.train")
+  std::string local_call;              // its id where it is written ("train")
+  const std::string* call_file = nullptr;   // the file the call is written in
+  SourcePos call_pos;
+  int depth = 0;                       // 0 at the top level
+  std::vector<std::string> chain;      // template names from the top, for messages
+  // params.X inside the template: the value from with: (a literal) or the
+  // caller's expression, in the caller's scope.
+  std::map<std::string, std::shared_ptr<const Expr>> args;
+  std::vector<std::pair<std::string, Template>> arg_templates;   // with: expressions, checked in the caller's scope
+  std::vector<std::string> needs;      // the call's needs as written, in the caller's scope
+  std::vector<SourcePos> needs_pos;
+  std::optional<Template> if_condition;   // the call's if, in the caller's scope
+  std::vector<std::string> locals;     // the template's step ids (calls included), in file order
+  std::vector<bool> local_is_call;
+  std::optional<std::vector<std::string>> resolved_needs;   // the call's needs as step ids, once computed
+};
 
 class Loader {
  public:
-  Loader(const std::string& file, const std::string& text) : file_(file), text_(text) {}
+  Loader(const std::string& file, const std::string& text, bool read_files = true)
+      : file_(file), text_(text), read_files_(read_files) {}
 
   Result<Pipeline> Load();
 
@@ -115,9 +167,50 @@ class Loader {
   // (a 100,000-step spec's tree is about as big as its pipeline).
   void LoadRoot(YamlNode& root);
 
-  void LoadParams(const YamlNode& n);
+  // A `params:`-shaped mapping (name -> {type, default, min, max, enum,
+  // description}) into `out`; `where` names it in errors. Pipeline params,
+  // a template's params and the values a sluice/approval step asks for are
+  // read by this one.
+  void LoadParamSpecs(const YamlNode& n, const std::string& where, std::vector<ParamSpec>* out);
+  // The `with:` of a sluice/approval step: its values are typed like params,
+  // become the step's outputs, and have defaults where on_timeout approves.
+  void LoadApproval(Step* s);
+
+  // templates: {name: {params, steps, outputs} | {uses: ./file.yaml}} (loader_templates.cc).
+  void LoadTemplates(const YamlNode& n);
+  void LoadTemplateBody(const YamlNode& n, TemplateDef* def, bool from_file);
+  // Reads a uses: template file, once.
+  bool ReadTemplateFile(TemplateDef* def);
+  // Adds the steps of the call `local` in scope `scope` (its body `n`), and
+  // of the calls inside them, to p_.steps; `bodies` gets each step's YAML.
+  void ExpandCall(const std::string& local, const YamlNode& key, const YamlNode& n, size_t scope,
+                  std::vector<const YamlNode*>* bodies);
+  // Adds the entries of a steps map to p_.steps (calls expanded), flagged
+  // is_finally while adding_finally_.
+  void AddSteps(const YamlNode& n, size_t scope, std::vector<const YamlNode*>* bodies);
+  // with: against the template's params; `with` is null when the call has none.
+  void CheckCallArgs(const YamlNode* with, Scope* inner);
+  // Replaces each step's local needs by step ids (a call by its last steps)
+  // and gives the first steps of a call what the call needs.
+  void WireNeeds();
+  std::vector<std::string> CallLeaves(const std::string& call);
+  const std::vector<std::string>& CallNeeds(size_t scope);
+  // The step id and output a template output stands for (through nested calls).
+  std::optional<std::pair<std::string, std::string>> ResolveCallOutput(const std::string& call, const std::string& output,
+                                                                       std::string* problem);
+  // Expressions of template steps, in the pipeline's terms: params.X becomes
+  // the call's value, steps.X the step id, a call's output its step's.
+  void RewriteTemplates();
+  std::shared_ptr<const Expr> Rewrite(const Expr& e, size_t scope);
+  void RewriteTemplate(Template* t, size_t scope);
+  size_t ScopeOfStep(size_t i) const { return i < step_scope_.size() ? step_scope_[i] : 0; }
+  const std::string& FileOf(size_t scope) const { return scopes_[scope].def ? scopes_[scope].def->file : file_; }
 
   void LoadRetry(const YamlNode& n, RetryPolicy* r);
+  // retry.on: a list of exit statuses, or a condition over the failed attempt.
+  void LoadRetryOn(const YamlNode& n, RetryPolicy* r);
+  // A condition: `${{ expr }}`, or a bare expression (`success() && x`).
+  bool Condition(const YamlNode& v, std::string_view what, Template* out);
 
   // on.webhook: {secret_env: NAME, params: {name: "${{ event.x }}"}}. The
   // param names are checked once all params are known (CheckWebhook).
@@ -135,7 +228,9 @@ class Loader {
 
   std::vector<std::pair<std::string, Template>> LoadEnv(const YamlNode& n, const std::string& where);
 
-  void LoadSteps(YamlNode& n);
+  // `steps:` and `finally:` (null when absent): one list of steps, the
+  // finally ones last, flagged.
+  void LoadSteps(YamlNode& n, YamlNode* finally_node);
 
   bool Executor(const YamlNode& v, std::string* out);
 
@@ -177,6 +272,13 @@ class Loader {
 
   const std::string& file_;
   const std::string& text_;
+  const bool read_files_;                  // templates' uses: files may be read
+  const std::string* cur_file_ = &file_;   // the file messages point into
+  size_t cur_scope_ = 0;                   // where names in expressions resolve
+  std::map<std::string, TemplateDef> templates_;
+  std::deque<Scope> scopes_{Scope{}};      // [0]: the top level
+  std::vector<size_t> step_scope_;         // p_.steps[i]'s scope
+  std::map<std::string, size_t> calls_;    // a call's full id -> the scope of its body
   Pipeline p_;
   std::vector<std::string> errors_;
   // Every step's needs as positions in p_.steps, step after step (npos for
@@ -185,6 +287,9 @@ class Loader {
   std::optional<Millis> default_timeout_;
   RetryPolicy default_retry_;
   bool default_cache_ = false;
+  // Set while the names of a `retry.on` condition are checked: `attempt` is defined there only.
+  bool reading_attempt_ = false;
+  bool adding_finally_ = false;  // AddSteps is adding the steps of finally:
   std::optional<Millis> default_cache_max_age_;
   std::string default_executor_ = "local";
   SlurmOptions default_slurm_;

@@ -72,32 +72,55 @@ std::string DepPatternProblem(const std::string& dep) {
 
 namespace sluice::spec::internal {
 
-void Loader::LoadSteps(YamlNode& n) {
-  if (!n.IsMap() || n.size() == 0) {
-    Error(Pos(n), "steps must be a mapping of step ids to steps, with at least one step");
-    return;
-  }
+void Loader::LoadSteps(YamlNode& n, YamlNode* finally_node) {
   std::vector<const YamlNode*> bodies;
-  p_.steps.reserve(n.size());
-  bodies.reserve(n.size());
-  p_.index.reserve(n.size());
-  ForEachKey(n, {}, "steps", [&](const std::string& id, const YamlNode& key, const YamlNode& v) {
-    if (!IsIdentifier(id)) {
-      Error(Pos(key), "step id " + Quote(id) + " must match [A-Za-z_][A-Za-z0-9_-]*");
-      return;
-    }
-    Step s;
-    s.id = id;
-    s.pos = Pos(key);
-    p_.index[id] = p_.steps.size();
-    p_.steps.push_back(std::move(s));
-    bodies.push_back(&v);
-  });
-  for (size_t i = 0; i < p_.steps.size(); ++i) {
-    LoadStep(*bodies[i], &p_.steps[i]);
-    *const_cast<YamlNode*>(bodies[i]) = YamlNode();  // a node of `n`: the step has what it needs of it
+  size_t count = n.size() + (finally_node ? finally_node->size() : 0);
+  p_.steps.reserve(count);
+  bodies.reserve(count);
+  p_.index.reserve(count);
+  AddSteps(n, 0, &bodies);
+  if (finally_node) {
+    adding_finally_ = true;
+    AddSteps(*finally_node, 0, &bodies);
+    adding_finally_ = false;
   }
-  for (Step& s : p_.steps) CheckStepRefs(s);
+  for (size_t i = 0; i < p_.steps.size(); ++i) {
+    size_t scope = ScopeOfStep(i);
+    if (scope == 0) {
+      LoadStep(*bodies[i], &p_.steps[i]);
+      *const_cast<YamlNode*>(bodies[i]) = YamlNode();  // a node of `n`: the step has what it needs of it
+      continue;
+    }
+    // A template's step reports its problems under its own id, in its own
+    // file; its body stays, for the template's next call.
+    Step& s = p_.steps[i];
+    std::string id = std::move(s.id);
+    s.id = id.substr(scopes_[scope].prefix.size());
+    cur_file_ = &FileOf(scope);
+    LoadStep(*bodies[i], &s);
+    cur_file_ = &file_;
+    s.id = std::move(id);
+  }
+  if (scopes_.size() > 1) WireNeeds();
+  for (size_t i = 0; i < p_.steps.size(); ++i) {
+    cur_scope_ = ScopeOfStep(i);
+    cur_file_ = &FileOf(cur_scope_);
+    CheckStepRefs(p_.steps[i]);
+  }
+  // A call's with: values and its if are read where the call is written, by
+  // the call's first steps, which need what the call needs.
+  for (size_t k = 1; k < scopes_.size(); ++k) {
+    Scope& sc = scopes_[k];
+    cur_scope_ = sc.parent;
+    cur_file_ = sc.call_file;
+    Step call;
+    call.id = sc.call;
+    call.needs = CallNeeds(k);
+    for (auto& [name, t] : sc.arg_templates) CheckRefs(t, &call, "with " + name, /*item_allowed=*/false);
+    if (sc.if_condition) CheckRefs(*sc.if_condition, &call, "if", /*item_allowed=*/false);
+  }
+  cur_scope_ = 0;
+  cur_file_ = &file_;
   // A run step that declares outputs declares all it has; a plugin step's
   // outputs are its step type's, checked once the plugin is loaded.
   for (const Step& s : p_.steps)
@@ -107,6 +130,47 @@ void Loader::LoadSteps(YamlNode& n) {
       for (std::string& e : errors)
         if (errors_.size() < kMaxErrors) errors_.push_back(std::move(e));
     }
+}
+
+void Loader::AddSteps(const YamlNode& n, size_t scope, std::vector<const YamlNode*>* bodies) {
+  const std::string where = scope > 0 ? "the steps of template '" + scopes_[scope].def->name + "'"
+                            : adding_finally_ ? "finally" : "steps";
+  if (scope == 0 && (!n.IsMap() || n.size() == 0)) {
+    Error(Pos(n), where + " must be a mapping of step ids to steps, with at least one step");
+    return;
+  }
+  ForEachKey(n, {}, where, [&](const std::string& id, const YamlNode& key, const YamlNode& v) {
+    if (!IsIdentifier(id)) {
+      Error(Pos(key), "step id " + Quote(id) + " must match [A-Za-z_][A-Za-z0-9_-]*");
+      return;
+    }
+    bool call = v.IsMap() && std::any_of(v.entries.begin(), v.entries.end(), [](const YamlEntry& e) {
+                  return e.first.IsScalar() && e.first.Scalar() == "call";
+                });
+    if (scope > 0) {
+      scopes_[scope].locals.push_back(id);
+      scopes_[scope].local_is_call.push_back(call);
+    }
+    if (call) {
+      ExpandCall(id, key, v, scope, bodies);
+      return;
+    }
+    Step s;
+    s.id = scopes_[scope].prefix + id;
+    s.pos = Pos(key);
+    s.is_finally = adding_finally_;
+    if (adding_finally_ && p_.index.count(s.id)) {
+      Error(Pos(key), "step id " + Quote(s.id) + " is used in both steps and finally");
+      return;
+    }
+    p_.index[s.id] = p_.steps.size();
+    p_.steps.push_back(std::move(s));
+    if (scope > 0) {  // top-level steps have no entry: a spec without templates pays nothing
+      step_scope_.resize(p_.steps.size() - 1, 0);
+      step_scope_.push_back(scope);
+    }
+    bodies->push_back(&v);
+  });
 }
 
 bool Loader::Executor(const YamlNode& v, std::string* out) {
@@ -293,6 +357,37 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
   if (has_run && has_uses) Error(s->pos, where + " has both 'run' and 'uses'; a step does one of them");
   else if (!has_run && !has_uses) Error(s->pos, where + " has neither 'run' nor 'uses'");
   else if (has_run && s->with) Error(s->with->pos, where + ": with is for plugin steps (uses); a run step takes env or arguments");
+  // One request per step (the approvals table's key): items would share it.
+  if (s->uses == kApprovalType && s->has_foreach)
+    Error(s->pos, where + ": sluice/approval asks once per step; it takes no foreach");
+  if (s->uses == kApprovalType && s->with) LoadApproval(s);
+}
+
+void Loader::LoadApproval(Step* s) {
+  const std::string where = "step '" + s->id + "'";
+  const YamlNode *values = nullptr, *on_timeout = nullptr;
+  for (const YamlEntry& e : s->with->entries) {
+    if (e.first.scalar == "values") values = &e.second;
+    else if (e.first.scalar == "on_timeout") on_timeout = &e.second;
+    else if (e.first.scalar == "timeout" && e.second.IsScalar() && e.second.scalar.find("${{") == std::string::npos) {
+      Millis d;
+      if (Duration(e.second, "the approval's timeout", &d) && d.count() <= 0)
+        Error(Pos(e.second), where + ": the approval's timeout must be longer than 0 (leave it out to wait without one)");
+    }
+  }
+  // The schema check (PluginsFor) reports a values that is not a mapping.
+  if (!values || !values->IsMap()) return;
+  LoadParamSpecs(*values, where + " values", &s->approval_values);
+  for (const YamlEntry& e : values->entries) {
+    const std::string& name = e.first.scalar;
+    if (name == "approved" || name == "approver" || name == "comment")
+      Error(Pos(e.first), where + ": value name " + Quote(name) + " is taken by the output the approval sets itself");
+  }
+  bool approves = on_timeout && on_timeout->IsScalar() && on_timeout->scalar == "approve";
+  if (!approves) return;
+  for (const ParamSpec& v : s->approval_values)
+    if (!v.default_value)
+      Error(v.pos, where + ": value '" + v.name + "' needs a default, since on_timeout approves without an approver");
 }
 
 void Loader::LoadForeach(const YamlNode& v, Step* s) {
@@ -408,31 +503,33 @@ void Loader::LoadRegister(const YamlNode& v, Step* s) {
   }
 }
 
-void Loader::LoadCondition(const YamlNode& v, Step* s) {
+bool Loader::Condition(const YamlNode& v, std::string_view what, Template* out) {
   std::string text;
-  if (!Scalar(v, "if", &text)) return;
-  Template t;
+  if (!Scalar(v, what, &text)) return false;
   int shift = QuoteShift(v);
-  if (text.find("${{") == std::string::npos) {
-    // `if: success() && params.x` without ${{ }} is an expression too.
-    std::unique_ptr<Expr> e;
-    if (auto err = ParseExpr(text, &e)) {
-      SourcePos p = Pos(v);
-      p.column += shift + static_cast<int>(err->offset);
-      Error(p, "bad expression " + Quote(text) + ": " + err->message);
-      return;
-    }
-    Template::Part part;
-    part.expr = std::move(e);
-    part.expr_text = text;
-    part.pos = Pos(v);
-    part.pos.column += shift - 3;  // as if `${{` stood before the text
-    t.parts.push_back(std::move(part));
-    t.source = text;
-    t.pos = Pos(v);
-  } else if (!Tmpl(v, "if", &t)) {
-    return;
+  if (text.find("${{") != std::string::npos) return Tmpl(v, what, out);
+  // `if: success() && params.x` without ${{ }} is an expression too.
+  std::unique_ptr<Expr> e;
+  if (auto err = ParseExpr(text, &e)) {
+    SourcePos p = Pos(v);
+    p.column += shift + static_cast<int>(err->offset);
+    Error(p, "bad expression " + Quote(text) + ": " + err->message);
+    return false;
   }
+  Template::Part part;
+  part.expr = std::move(e);
+  part.expr_text = text;
+  part.pos = Pos(v);
+  part.pos.column += shift - 3;  // as if `${{` stood before the text
+  out->parts.push_back(std::move(part));
+  out->source = text;
+  out->pos = Pos(v);
+  return true;
+}
+
+void Loader::LoadCondition(const YamlNode& v, Step* s) {
+  Template t;
+  if (!Condition(v, "if", &t)) return;
   for (const Template::Part& part : t.parts)
     if (part.expr && CallsStatusFunction(*part.expr)) s->if_checks_status = true;
   s->if_condition = std::move(t);
@@ -441,8 +538,15 @@ void Loader::LoadCondition(const YamlNode& v, Step* s) {
 void Loader::CheckRefs(const Template& t, const Step* step, const std::string& where, bool item_allowed) {
   std::optional<std::vector<std::string>> ancestors;  // computed on the first steps.* reference
   auto needs = [&](const std::string& id) {
+    // A finally step runs after every step of `steps:`: it may read any of them.
+    if (step->is_finally && !p_.FindStep(id)->is_finally) return true;
     if (std::find(step->needs.begin(), step->needs.end(), id) != step->needs.end()) return true;
-    if (!ancestors) ancestors = Ancestors(p_, step->id);
+    if (!ancestors) {
+      ancestors = Ancestors(p_, step->id);
+      if (!p_.FindStep(step->id))  // a call: what its needs need
+        for (const std::string& n : step->needs)
+          for (std::string& a : Ancestors(p_, n)) ancestors->push_back(std::move(a));
+    }
     return std::find(ancestors->begin(), ancestors->end(), id) != ancestors->end();
   };
   for (const Template::Part& part : t.parts) {
@@ -451,14 +555,21 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
       SourcePos pos = part.pos;
       if (pos.line == t.pos.line) pos.column += 3 + static_cast<int>(e.offset);
       if (e.kind == Expr::Kind::kCall) {
-        CheckCall(pos, e);
+        if (reading_attempt_ && IsStatusFunction(e.op))
+          Error(pos, e.op + "() has no meaning in retry on, which is asked about one failed attempt");
+        else CheckCall(pos, e);
         return;
       }
       const auto& path = e.path;
       const std::string& root = path[0];
+      const Scope& scope = scopes_[cur_scope_];
       if (root == "params") {
         if (path.size() != 2) Error(pos, "expected params.<name>");
-        else if (!p_.FindParam(path[1]))
+        else if (scope.def) {
+          const auto& ps = scope.def->params;
+          if (std::none_of(ps.begin(), ps.end(), [&](const ParamSpec& x) { return x.name == path[1]; }))
+            Error(pos, "template '" + scope.def->name + "' has no param " + Quote(path[1]) + DidYouMean(path[1], ParamNames()));
+        } else if (!p_.FindParam(path[1]))
           Error(pos, "unknown param " + Quote(path[1]) + DidYouMean(path[1], ParamNames()));
       } else if (root == "env") {
         if (path.size() != 2) Error(pos, "expected env.<NAME>");
@@ -469,36 +580,82 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
         if (path.size() != 1) Error(pos, "expected item");
         else if (!step || !step->has_foreach || !item_allowed)
           Error(pos, "'item' is only defined inside a step with foreach");
+      } else if (root == "attempt") {
+        if (!reading_attempt_)
+          Error(pos, "'attempt' is only defined in retry on (the failed attempt)");
+        else if (path.size() != 2 || std::find(kAttemptFields.begin(), kAttemptFields.end(), path[1]) == kAttemptFields.end())
+          Error(pos, "unknown name " + Quote(Join(path, ".")) + " (retry on sees attempt.exit_code, attempt.signal, "
+                     "attempt.timed_out and attempt.reason)" + (path.size() == 2 ? DidYouMean(path[1], kAttemptFields) : ""));
+      } else if (reading_attempt_) {
+        Error(pos, "retry on sees attempt, params and env, not " + Quote(Join(path, ".")));
+      } else if (root == "run") {
+        std::string name = path.size() == 2 ? path[1] : "";
+        bool finally_field = std::find(kRunFields.begin(), kRunFields.end(), name) != kRunFields.end();
+        bool time_field = std::find(kRunTimes.begin(), kRunTimes.end(), name) != kRunTimes.end();
+        if (finally_field && (!step || !step->is_finally)) {
+          Error(pos, Quote(Join(path, ".")) + " is only defined in finally steps");
+        } else if (!finally_field && !time_field) {
+          std::vector<std::string> all = kRunTimes;
+          all.insert(all.end(), kRunFields.begin(), kRunFields.end());
+          Error(pos, "unknown name " + Quote(Join(path, ".")) + " (a run has scheduled_time, interval_start and "
+                     "interval_end, and in finally steps state and failed_steps)" + DidYouMean(name, all));
+        }
       } else if (root == "steps") {
+        std::string full = path.size() >= 2 ? scope.prefix + path[1] : "";
+        auto call = calls_.find(full);
+        std::string producer = full, output = path.size() == 4 ? path[3] : "";
+        if (step && call != calls_.end() && path.size() == 4 && path[2] == "outputs") {
+          std::string problem;
+          auto inner = ResolveCallOutput(full, path[3], &problem);
+          if (!inner) {
+            Error(pos, problem);
+            return;
+          }
+          std::tie(producer, output) = *inner;
+        }
         if (!step) {
           Error(pos, where + " cannot read step outputs");
-        } else if (path.size() < 2 || !p_.FindStep(path[1])) {
+        } else if (call != calls_.end() && !(path.size() == 4 && path[2] == "outputs")) {
+          const Scope& c = scopes_[call->second];
+          Error(pos, "'" + path[1] + "' calls template '" + c.def->name + "'; read its outputs: steps." + path[1] +
+                         ".outputs.<name> (it declares " + (c.def->outputs.empty() ? std::string("none") : [&] {
+                           std::vector<std::string> names;
+                           for (const auto& o : c.def->outputs) names.push_back(o.first);
+                           return Join(names, ", ");
+                         }()) + ")");
+        } else if (path.size() < 2 || (call == calls_.end() && !p_.FindStep(full))) {
           std::string id = path.size() >= 2 ? path[1] : "";
           Error(pos, "unknown step " + Quote(id) + DidYouMean(id, StepIds()));
-        } else if (!((path.size() == 4 && path[2] == "outputs") || (path.size() == 3 && path[2] == "state"))) {
-          Error(pos, "expected steps." + path[1] + ".outputs.<name> or steps." + path[1] + ".state");
-        } else if (!needs(path[1])) {
-          Error(pos, "step '" + step->id + "' reads steps." + path[1] + " but does not need it (add '" + path[1] +
-                         "' to its needs)");
+        } else if (!((path.size() == 4 && path[2] == "outputs") ||
+                     (path.size() == 3 && (path[2] == "state" || path[2] == "exit_code")))) {
+          Error(pos, "expected steps." + path[1] + ".outputs.<name>, steps." + path[1] + ".state or steps." + path[1] +
+                         ".exit_code");
+        } else if (!needs(producer)) {
+          Error(pos, (p_.FindStep(step->id) ? "step '" : "call '") + step->id.substr(scope.prefix.size()) + "' reads steps." + path[1] +
+                         " but does not need it (add '" + path[1] + "' to its needs)");
         } else if (path.size() == 4) {
-          p_.output_refs.push_back({step->id, path[1], path[3], pos});
+          p_.output_refs.push_back({step->id, producer, output, pos, cur_file_ == &file_ ? "" : *cur_file_});
         }
       } else {
-        Error(pos, "unknown name " + Quote(Join(path, ".")) + " (expressions see params, steps, env and item)");
+        Error(pos, "unknown name " + Quote(Join(path, ".")) + " (expressions see params, steps, env, item and run)");
       }
     });
   }
 }
 
 std::vector<std::string> Loader::StepIds() const {
+  if (cur_scope_ > 0) return scopes_[cur_scope_].locals;
   std::vector<std::string> ids;
-  for (const Step& s : p_.steps) ids.push_back(s.id);
+  for (size_t i = 0; i < p_.steps.size(); ++i)
+    if (ScopeOfStep(i) == 0) ids.push_back(p_.steps[i].id);
+  for (size_t k = 1; k < scopes_.size(); ++k)
+    if (scopes_[k].parent == 0) ids.push_back(scopes_[k].call);
   return ids;
 }
 
 std::vector<std::string> Loader::ParamNames() const {
   std::vector<std::string> names;
-  for (const ParamSpec& ps : p_.params) names.push_back(ps.name);
+  for (const ParamSpec& ps : scopes_[cur_scope_].def ? scopes_[cur_scope_].def->params : p_.params) names.push_back(ps.name);
   return names;
 }
 
@@ -533,6 +690,13 @@ void Loader::CheckStepRefs(Step& s) {
     if (s.needs[i] == s.id) Error(s.needs_pos[i], "step '" + s.id + "' needs itself");
     else if (it == p_.index.end())
       Error(s.needs_pos[i], "step '" + s.id + "' needs unknown step " + Quote(s.needs[i]) + DidYouMean(s.needs[i], StepIds()));
+    else if (!s.is_finally && p_.steps[it->second].is_finally)
+      Error(s.needs_pos[i], "step '" + s.id + "' needs " + Quote(s.needs[i]) +
+                                ", a finally step (finally steps run after every step of steps:)");
+    else if (s.is_finally && !p_.steps[it->second].is_finally)
+      Error(s.needs_pos[i], "finally step '" + s.id + "' needs " + Quote(s.needs[i]) +
+                                ", a step of steps: (finally steps run after all of them and may read their "
+                                "outputs without needs)");
   }
   // Ancestors() follows needs, so check names only once the graph is sound.
   for (const Template& t : s.run) CheckRefs(t, &s, "run");
@@ -552,6 +716,12 @@ void Loader::CheckStepRefs(Step& s) {
     for (const Matrix::Axis& a : s.matrix->axes)
       if (a.expr) CheckRefs(*a.expr, &s, "foreach matrix " + a.key, /*item_allowed=*/false);
   if (s.with) CheckWithRefs(*s.with, s);
+  // A condition inherited from defaults is checked once, at its place there.
+  if (s.retry.on_condition && !(default_retry_.on_condition && s.retry.on_condition->pos == default_retry_.on_condition->pos)) {
+    reading_attempt_ = true;
+    CheckRefs(*s.retry.on_condition, &s, "retry on", /*item_allowed=*/false);
+    reading_attempt_ = false;
+  }
 }
 
 void Loader::CheckWithRefs(const YamlNode& n, const Step& s) {
@@ -561,8 +731,24 @@ void Loader::CheckWithRefs(const YamlNode& n, const Step& s) {
     for (const YamlNode& v : n.items) CheckWithRefs(v, s);
   else if (n.IsScalar() && n.scalar.find("${{") != std::string::npos) {
     Template t;
-    if (auto err = ParseTemplate(n.scalar, n.pos, QuoteShift(n), &t)) Error(err->first, err->second);
-    else CheckRefs(t, &s, "with");
+    if (auto err = ParseTemplate(n.scalar, n.pos, QuoteShift(n), &t)) {
+      Error(err->first, err->second);
+      return;
+    }
+    CheckRefs(t, &s, "with");
+    // A plugin's with: is rendered from its text when the step runs, so it
+    // cannot be rewritten into the pipeline's terms as run: and env: are.
+    bool call_output = false;
+    for (const Template::Part& part : t.parts)
+      if (part.expr)
+        VisitExpr(*part.expr, [&](const Expr& e) {
+          if (e.kind == Expr::Kind::kRef && e.path.size() >= 2 && e.path[0] == "steps" && calls_.count(e.path[1])) call_output = true;
+        });
+    if (cur_scope_ > 0)
+      Error(n.pos, "step '" + s.id.substr(scopes_[cur_scope_].prefix.size()) +
+                       "': a plugin step inside a template cannot use ${{ }} in with: yet; pass the value to a run step");
+    else if (call_output)
+      Error(n.pos, "step '" + s.id + "': with: cannot read a template's outputs yet; read them in a run step");
   }
 }
 
@@ -593,6 +779,7 @@ void Loader::FindCycles() {
         while (stack[from].first != j) ++from;
         for (size_t x = from; x < stack.size(); ++x) cycle.push_back(p_.steps[stack[x].first].id);
         cycle.push_back(p_.steps[j].id);
+        cur_file_ = &FileOf(ScopeOfStep(i));
         Error(s.needs_pos[need], "dependency cycle: " + Join(cycle, " -> ") + " (each step needs the next)");
         return;
       }

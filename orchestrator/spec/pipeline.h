@@ -44,6 +44,10 @@ struct Backoff {
 struct RetryPolicy {
   int limit = 0;         // retries after the first attempt
   Backoff backoff;
+  // `on`: which failures are retried. Neither set: every failure is. A
+  // failure that does not match is final at once.
+  std::vector<int> on_exit_codes;        // on: [137, 143] - the exit status as a shell's $? (128+N for signal N)
+  std::optional<Template> on_condition;  // on: ${{ attempt.exit_code == 137 || attempt.timed_out }}
 };
 
 // Where a Slurm step goes: `slurm:` in defaults or on a step (a step's
@@ -126,6 +130,10 @@ struct Step {
   bool fail_fast = false;                // once an item fails, items not started are cancelled
   int max_parallel = 0;                  // at most this many items run at once; 0: no limit
   bool continue_on_error = false;
+  // A step of the top-level `finally:` map: it runs once every step of
+  // `steps:` is final, whatever the run came to, and may need only other
+  // finally steps.
+  bool is_finally = false;
   // Declared outputs: files or folders the step writes under
   // $SLUICE_OUTPUTS_DIR/<name>, published as artifacts (kinds file, dir,
   // dataset, model, metrics), and values it sets in $SLUICE_OUTPUT (kind
@@ -136,7 +144,13 @@ struct Step {
   std::vector<Dep> deps;                 // files the step reads, hashed into its fingerprint
   std::string register_name;             // register: {name} - the model registry name
   std::string register_output;           // which declared model output to register
+  // uses: sluice/approval: the values its approver gives (with.values),
+  // typed like params; each is also an output of the step.
+  std::vector<ParamSpec> approval_values;
 };
+
+// The built-in step type that waits for a person's decision (specs/pipeline.md "Manual approval").
+inline constexpr const char* kApprovalType = "sluice/approval";
 
 // The kinds a declared output may have.
 const std::vector<std::string>& OutputKinds();
@@ -147,13 +161,15 @@ struct OutputRef {
   std::string producer;
   std::string name;
   SourcePos pos;
+  std::string file;   // the template file the reader is written in; empty: the spec
 };
 
 // The names of the outputs `s` declares in the spec (and `registered`, with register:).
 std::vector<std::string> DeclaredOutputs(const Step& s);
 
 // An error for each ref of `refs` to `producer` whose name is not in `known`
-// (the outputs the producer declares), with a "did you mean".
+// (the outputs the producer declares), with a "did you mean". It is located
+// in `file`, or in the ref's own file when it has one (a template file).
 void CheckOutputRefs(const std::string& file, const std::vector<OutputRef>& refs, const std::string& producer,
                      const std::vector<std::string>& known, std::vector<std::string>* errors);
 
@@ -162,9 +178,15 @@ struct Schedule {
   schedule::Cron cron;
   std::string timezone = "UTC";   // an IANA name
   schedule::TimeZone zone;
-  bool catchup = true;            // a time missed while nothing ran it runs once on start
+  // Fire times missed while no server ran: kLatest (catchup: true, the
+  // default) starts one run, for the newest; kEvery (catchup: all) one run
+  // per missed time, at most kMaxCatchupRuns; kNone (false) none.
+  enum class Catchup { kNone, kLatest, kEvery } catchup = Catchup::kLatest;
+  static constexpr int kMaxCatchupRuns = 1000;
   SourcePos pos;
 };
+// `catchup` as the spec writes it: true, false or "all".
+nlohmann::json CatchupJson(Schedule::Catchup c);
 
 // `on.webhook`: a signed POST /hooks/<pipeline> starts a run. Each of
 // `params` is a template over `event`, the delivery's JSON payload.
@@ -184,7 +206,8 @@ struct Pipeline {
   std::vector<ParamSpec> params;
   std::vector<std::pair<std::string, Template>> env;
   std::vector<std::string> secrets;      // `secrets:` for every step
-  std::vector<Step> steps;               // in file order
+  std::vector<Step> steps;               // in file order: those of `steps:`, then those of `finally:`
+  std::optional<Millis> timeout;         // `timeout:` of the whole run, from its first start
   std::vector<Schedule> schedules;       // on.schedule
   std::optional<Webhook> webhook;        // on.webhook
   int max_active_runs = 0;               // runs `sluice serve` drives at once (0: only its global cap)
@@ -214,8 +237,11 @@ using ParamValues = std::map<std::string, Value>;
 // Loads and checks a spec. On failure the Status (InvalidSpec or IoError) holds
 // one "FILE:LINE:COL: message" line per problem found.
 Result<Pipeline> LoadPipeline(const std::string& path);
-// The same from text in memory; `file` names it in messages.
-Result<Pipeline> ParsePipeline(const std::string& file, const std::string& text);
+// The same from text in memory; `file` names it in messages, and its folder
+// is where templates' `uses:` files are read from. A spec from elsewhere (the
+// API's validate, whose `file` the caller names) reads no file: such a uses:
+// is an error.
+Result<Pipeline> ParsePipeline(const std::string& file, const std::string& text, bool read_template_files = true);
 
 // Applies `-p key=value` overrides to the defaults and checks every value
 // against its param's type, range and enum. Errors name the param's place.
@@ -233,6 +259,28 @@ Result<Value> CoerceParam(const ParamSpec& ps, const std::string& text);
 // CoerceParam, then the min/max and enum checks. `what` prefixes the value
 // in messages ("default ").
 Result<Value> CheckParam(const ParamSpec& ps, const std::string& text, const std::string& what = "");
+
+// The call of kTemplateParamCheck (expr.h) around `value`, a template
+// param's value known only when the step runs; `where` names the call in
+// its error ("call 'train' of template 'fit'").
+std::unique_ptr<Expr> TemplateParamCheck(std::unique_ptr<Expr> value, const ParamSpec& ps, const std::string& where);
+// A param as JSON: {name, type, description, default (null if none),
+// required, min, max, enum}. The API's pipeline params, and the values a
+// waiting approval asks for, are given this way (specs/api.yaml ParamSpec).
+nlohmann::json ParamSpecJson(const ParamSpec& ps);
+// The inverse, for a param named `name` written as JSON: ParamSpecJson's
+// shape, or a `params:` entry of a plugin step's `with:` as RenderWith gives
+// it ({type: int, default: 2, min: 1}). Checked as the loader checks a param.
+Result<ParamSpec> ParamSpecFromJson(const std::string& name, const nlohmann::json& j);
+// The text of a JSON scalar as a param value is written ("abc", 3, 2.5,
+// true); nullopt for null, arrays and objects.
+std::optional<std::string> ParamText(const nlohmann::json& j);
+// `given` (name -> text) against `specs`: each checked by CheckParam, an
+// unknown name refused, a left-out one given its default (or an error if it
+// has none). Errors are unlocated, one per line; `via` says how values are
+// given ("with -v", for "give it with -v NAME=VALUE").
+Result<ParamValues> ResolveValues(const std::vector<ParamSpec>& specs,
+                                  const std::vector<std::pair<std::string, std::string>>& given, const std::string& via);
 
 // The plugin and step type of `uses: plugin/type`.
 std::pair<std::string, std::string> SplitUses(const std::string& uses);

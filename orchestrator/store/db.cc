@@ -405,6 +405,37 @@ CREATE INDEX steps_by_seq ON steps(seq);
 CREATE INDEX runs_by_state ON runs(state, id);
 )sql";
 
+// Version 14: manual approvals (the sluice/approval step type): the request
+// a waiting step opens, and the one decision that closes it.
+const char* kSchemaV14 = R"sql(
+CREATE TABLE approvals (
+  run_id         INTEGER NOT NULL REFERENCES runs(id),
+  step_id        TEXT NOT NULL,
+  round          INTEGER NOT NULL DEFAULT 1,
+  message        TEXT NOT NULL,
+  value_specs    TEXT NOT NULL,
+  requested_ms   INTEGER NOT NULL,
+  deadline_ms    INTEGER,
+  on_timeout     TEXT NOT NULL CHECK (on_timeout IN ('approve', 'reject')),
+  decision       TEXT CHECK (decision IN ('approve', 'reject')),
+  decided_by     TEXT,
+  decided_ms     INTEGER,
+  decided_values TEXT,
+  comment        TEXT,
+  acted_attempt  INTEGER,
+  PRIMARY KEY (run_id, step_id, round)
+);
+)sql";
+
+// Version 15: the data interval of a run a schedule or a backfill started
+// (its scheduled time is the interval's end), and the runs by it, so that a
+// backfill finds the intervals that already have a run.
+const char* kSchemaV15 = R"sql(
+ALTER TABLE runs ADD COLUMN scheduled_ms INTEGER;       -- the fire time the run is for
+ALTER TABLE runs ADD COLUMN interval_start_ms INTEGER;  -- the schedule's fire time before it
+CREATE INDEX runs_by_schedule ON runs(pipeline, scheduled_ms) WHERE scheduled_ms IS NOT NULL;
+)sql";
+
 }  // namespace
 
 Db::~Db() {
@@ -488,7 +519,8 @@ Status Db::Migrate() {
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   // Forward migrations, each in its own transaction with the version bump.
   static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7, kSchemaV8,
-                                       kSchemaV9, kSchemaV10, kSchemaV11, kSchemaV12, kSchemaV13};
+                                       kSchemaV9, kSchemaV10, kSchemaV11, kSchemaV12, kSchemaV13, kSchemaV14,
+                                       kSchemaV15};
   static_assert(std::size(kMigrations) == kSchemaVersion);
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();

@@ -14,6 +14,7 @@
 //   gateway()   the serving gateway's claim and statistics windows (gateway.h)
 //   rollouts()  deployments by the deploy/* step types and their events (rollouts.h)
 //   feedback()  callers' rewards and labels of the gateway's answers (feedback.h)
+//   approvals() manual approvals of sluice/approval steps (approvals.h)
 //
 // One Store is used by one thread (a server thread opens its own); several
 // processes may open the same file (db.h). A store for another database
@@ -25,6 +26,7 @@
 #include <string>
 
 #include "store/access.h"
+#include "store/approvals.h"
 #include "store/db.h"
 #include "store/feedback.h"
 #include "store/gateway.h"
@@ -51,6 +53,7 @@ class Store {
   GatewayStore& gateway() { return gateway_; }
   RolloutsStore& rollouts() { return rollouts_; }
   FeedbackStore& feedback() { return feedback_; }
+  ApprovalsStore& approvals() { return approvals_; }
 
  private:
   explicit Store(std::unique_ptr<Db> db)
@@ -62,7 +65,8 @@ class Store {
         services_(*db_),
         gateway_(*db_),
         rollouts_(*db_),
-        feedback_(*db_) {}
+        feedback_(*db_),
+        approvals_(*db_) {}
 
   std::unique_ptr<Db> db_;  // first: destroyed last
   LineageStore lineage_;
@@ -73,6 +77,7 @@ class Store {
   GatewayStore gateway_;
   RolloutsStore rollouts_;
   FeedbackStore feedback_;
+  ApprovalsStore approvals_;
 };
 
 }  // namespace sluice::store

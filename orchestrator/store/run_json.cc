@@ -37,6 +37,8 @@ std::string RunJsonText(const RunRow& r, bool interrupted, int64_t now_ms) {
   out += ",\"created_ms\":" + std::to_string(r.created_ms);
   out += ",\"started_ms\":" + std::to_string(r.started_ms);
   out += ",\"finished_ms\":" + std::to_string(r.finished_ms);
+  out += ",\"scheduled\":" + (r.interval ? TimeText(r.interval->end_ms) : std::string("null"));
+  out += ",\"interval_start\":" + (r.interval ? TimeText(r.interval->start_ms) : std::string("null"));
   out += ",\"duration_ms\":" + (r.started_ms ? std::to_string(end - r.started_ms) : std::string("null"));
   out += ",\"interrupted\":" + std::string(interrupted ? "true" : "false");
   out += ",\"cancel_requested\":" + std::string(r.cancel_requested ? "true" : "false") + "}";

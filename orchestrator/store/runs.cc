@@ -34,7 +34,7 @@ std::string OutputsJson(const engine::Outputs& o) {
 const char* kRunColumns =
     "SELECT id, pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, "
     "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), IFNULL(driver_pid, 0), IFNULL(driver_start, 0), cancel_requested, trigger, "
-    "queued_from IS NOT NULL "
+    "queued_from IS NOT NULL, scheduled_ms, interval_start_ms "
     "FROM runs ";
 
 RunRow ReadRun(Query& q) {
@@ -55,6 +55,7 @@ RunRow ReadRun(Query& q) {
   r.cancel_requested = q.Int(13) != 0;
   r.trigger = q.Text(14);
   r.queued_retry = q.Int(15) != 0;
+  if (!q.IsNull(16)) r.interval = engine::DataInterval{.start_ms = q.Int(17), .end_ms = q.Int(16)};
   return r;
 }
 
@@ -70,17 +71,22 @@ Status SaveSpec(Db& db, const std::string& hash, const std::string& text) {
 Result<int64_t> RunsStore::CreateRun(const std::string& pipeline, const std::string& spec_text,
                                      const std::string& spec_path, const std::string& workdir,
                                      const std::string& params_json, int jobs, int64_t now_ms,
-                                     const std::string& trigger, bool queued) {
+                                     const std::string& trigger, bool queued,
+                                     const std::optional<engine::DataInterval>& interval) {
   std::string hash = Sha256Hex(spec_text);
   int64_t id = 0;
   Status st = db_.Transaction("CreateRun", [&] {
     Status saved = SaveSpec(db_, hash, spec_text);
     if (!saved.ok()) return saved;
     Query run = db_.Prepare(
-        "INSERT INTO runs(pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, trigger) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "INSERT INTO runs(pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, trigger, "
+        "scheduled_ms, interval_start_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     run.Bind(1, pipeline).Bind(2, hash).Bind(3, spec_path).Bind(4, workdir).Bind(5, params_json);
     run.Bind(6, std::string(queued ? "queued" : "pending")).Bind(7, jobs).Bind(8, now_ms).Bind(9, trigger);
+    if (interval)
+      run.Bind(10, interval->end_ms).Bind(11, interval->start_ms);
+    else
+      run.BindNull(10).BindNull(11);
     if (run.Step() != SQLITE_DONE) return db_.Error("create run");
     id = db_.LastInsertId();
     return Status::Ok();
@@ -136,6 +142,17 @@ Result<std::vector<RunRow>> RunsStore::QueuedRuns() {
   return out;
 }
 
+Result<std::vector<RunRow>> RunsStore::ScheduledRuns(const std::string& pipeline, int64_t from_ms, int64_t to_ms) {
+  static const std::string sql =
+      std::string(kRunColumns) + "WHERE pipeline = ? AND scheduled_ms BETWEEN ? AND ? ORDER BY scheduled_ms, id";
+  Query q = db_.Prepare(sql.c_str());
+  q.Bind(1, pipeline).Bind(2, from_ms).Bind(3, to_ms);
+  std::vector<RunRow> out;
+  Status st = q.ForEachRow("list scheduled runs of " + pipeline, [&] { out.push_back(ReadRun(q)); });
+  if (!st.ok()) return st;
+  return out;
+}
+
 Result<bool> RunsStore::QueueRetry(int64_t run_id) {
   if (Status st = db_.RequireNoBatch("QueueRetry"); !st.ok()) return st;
   Query q = db_.Prepare(
@@ -168,10 +185,27 @@ Result<std::string> RunsStore::SpecText(const std::string& hash) {
   return q.Text(0);
 }
 
+namespace {
+
+// steps.<id>.exit_code from an attempt's row: null when it never ran (-1)
+// or a signal ended it: its reason says so, or the engine stopped it and the
+// status is 128 + the signal.
+spec::Value ExitCodeOf(int64_t code, const std::string& reason) {
+  auto starts = [&](const char* prefix) { return reason.rfind(prefix, 0) == 0; };
+  bool signalled = starts("killed by signal") || starts("plugin host killed by signal") ||
+                   (code >= 128 && (starts("timed out") || starts("cancelled") || starts("the run's timeout")));
+  return code < 0 || signalled ? spec::Value() : spec::Value::Int(code);
+}
+
+}  // namespace
+
 Result<std::vector<StepRecord>> RunsStore::LoadSteps(int64_t run_id) {
+  // The last attempt (number = attempts) gives steps.<id>.exit_code.
   Query q = db_.Prepare(
-      "SELECT step_id, item, state, tries, attempts, item_value, items, outputs, reason FROM steps "
-      "WHERE run_id = ? ORDER BY step_id, item");
+      "SELECT s.step_id, s.item, s.state, s.tries, s.attempts, s.item_value, s.items, s.outputs, s.reason, "
+      "a.exit_code, a.reason FROM steps s LEFT JOIN attempts a ON a.run_id = s.run_id AND a.step_id = s.step_id "
+      "AND a.item = s.item AND a.number = s.attempts "
+      "WHERE s.run_id = ? ORDER BY s.step_id, s.item");
   q.Bind(1, run_id);
   std::vector<StepRecord> out;
   auto parse = [](const std::string& t) { return nlohmann::json::parse(t, nullptr, false); };
@@ -191,9 +225,18 @@ Result<std::vector<StepRecord>> RunsStore::LoadSteps(int64_t run_id) {
     if (outputs.is_object())
       for (auto& [k, v] : outputs.items()) s.outputs[k] = spec::Value::FromJson(v);
     s.reason = q.Text(8);
+    if (!q.IsNull(9)) s.exit_code = ExitCodeOf(q.Int(9), q.Text(10));
     out.push_back(std::move(s));
   });
   if (!st.ok()) return st;
+  // A foreach step's exit_code is its items' in item order; its rows follow
+  // the step's own (item -1) row.
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i].item >= 0 || !out[i].items) continue;
+    spec::List codes;
+    for (size_t k = i + 1; k < out.size() && out[k].step_id == out[i].step_id; ++k) codes.push_back(out[k].exit_code);
+    out[i].exit_code = spec::Value::Of(std::move(codes));
+  }
   return out;
 }
 

@@ -40,6 +40,7 @@ struct RunRow {
   bool cancel_requested = false;
   std::string trigger = "cli";  // what started it: cli, api, schedule, webhook
   bool queued_retry = false;    // state queued, for a retry (`sluice retry`) rather than a first start
+  std::optional<engine::DataInterval> interval;  // a run a schedule or backfill started: the interval it is for
 };
 
 // Which runs ListRuns returns, newest first.
@@ -84,11 +85,13 @@ class RunsStore : public engine::RunStore {
   RunsStore(Db& db, LineageStore& lineage, RegistryStore& registry) : db_(db), lineage_(lineage), registry_(registry) {}
 
   // Records a new run in state pending (queued if `queued`: `sluice serve`
-  // starts it later) and stores the spec text by hash.
+  // starts it later) and stores the spec text by hash. `interval`: the data
+  // interval of a run a schedule or backfill starts.
   // REQUIRES: no journal batch is open.
   Result<int64_t> CreateRun(const std::string& pipeline, const std::string& spec_text, const std::string& spec_path,
                             const std::string& workdir, const std::string& params_json, int jobs, int64_t now_ms,
-                            const std::string& trigger = "cli", bool queued = false);
+                            const std::string& trigger = "cli", bool queued = false,
+                            const std::optional<engine::DataInterval>& interval = std::nullopt);
   Result<RunRow> GetRun(int64_t id);
   // The newest runs first.
   Result<std::vector<RunRow>> ListRuns(int limit);
@@ -136,6 +139,9 @@ class RunsStore : public engine::RunStore {
   Status ResetSteps(int64_t run_id, const std::vector<std::string>& rerun, const std::vector<std::string>& failed_items,
                     const RunSpecUpdate* reload = nullptr);
 
+  // The runs of `pipeline` a schedule or backfill started for a fire time
+  // from `from_ms` to `to_ms` (both included), by fire time, then id.
+  Result<std::vector<RunRow>> ScheduledRuns(const std::string& pipeline, int64_t from_ms, int64_t to_ms);
   // Runs `sluice serve` queued (state queued), oldest first.
   Result<std::vector<RunRow>> QueuedRuns();
   // Queues a retry of a failed or cancelled run; false if it is in another

@@ -155,7 +155,7 @@ const Route kRoutes[] = {
     {"GET", "/api/runs/1/steps/greet/log", "read"}, {"GET", "/api/events", "read"},
     {"GET", "/api/artifacts/" "0000000000000000000000000000000000000000000000000000000000000000", "read"},
     {"POST", "/api/pipelines/hello/runs", "run"}, {"POST", "/api/runs/1/cancel", "run"},
-    {"POST", "/api/runs/1/retry", "run"},
+    {"POST", "/api/runs/1/retry", "run"},     {"POST", "/api/runs/1/steps/greet/approval", "run"},
     {"GET", "/api/services/fashion/rollouts", "read"}, {"GET", "/api/services/fashion/series", "read"},
     {"GET", "/api/rollouts/1", "read"},
     {"POST", "/api/services/fashion/promote", "run"}, {"POST", "/api/services/fashion/abort", "run"},

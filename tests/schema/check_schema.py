@@ -47,7 +47,27 @@ bad = {
     "foreach map without a matrix": {"name": "x", "steps": {"a": {"run": "true", "foreach": {"exclude": [{"a": 1}]}}}},
     "misspelt include": {"name": "x", "steps": {"a": {"run": "true", "foreach": {"matrix": {"a": [1]}, "includes": []}}}},
     "max_parallel of zero": {"name": "x", "steps": {"a": {"run": "true", "foreach": [1], "max_parallel": 0}}},
+    "a call with a step's key": {"name": "x", "templates": {"t": {"steps": {"a": {"run": "true"}}}},
+                                 "steps": {"a": {"call": "t", "retry": 2}}},
+    "a call that also runs": {"name": "x", "templates": {"t": {"steps": {"a": {"run": "true"}}}},
+                              "steps": {"a": {"call": "t", "run": "true"}}},
+    "a template without steps": {"name": "x", "templates": {"t": {"params": {}}}, "steps": {"a": {"call": "t"}}},
+    "a template file outside the spec's folder": {"name": "x", "templates": {"t": {"uses": "../t.yaml"}}, "steps": {"a": {"call": "t"}}},
+    "a template output that is not one step output": {"name": "x", "templates": {"t": {"steps": {"a": {"run": "true"}},
+                                                                                        "outputs": {"m": "model"}}},
+                                                      "steps": {"a": {"call": "t"}}},
     "cache max_age that is not a duration": {"name": "x", "defaults": {"cache": {"max_age": "a week"}}, "steps": {"a": {"run": "true"}}},
+    "run timeout that is not a duration": {"name": "x", "timeout": "2 hours", "steps": {"a": {"run": "true"}}},
+    "empty finally": {"name": "x", "steps": {"a": {"run": "true"}}, "finally": {}},
+    "finally step with neither run nor uses": {"name": "x", "steps": {"a": {"run": "true"}}, "finally": {"f": {"needs": []}}},
+    "retry on an empty list": {"name": "x", "steps": {"a": {"run": "true", "retry": {"limit": 1, "on": []}}}},
+    "retry on an exit status past 255": {"name": "x", "steps": {"a": {"run": "true", "retry": {"limit": 1, "on": [256]}}}},
+    "retry on a map": {"name": "x", "steps": {"a": {"run": "true", "retry": {"limit": 1, "on": {"code": 1}}}}},
+    "approval with an unknown key": {"name": "x", "steps": {"g": {"uses": "sluice/approval", "with": {"mesage": "ok?"}}}},
+    "approval value without a type": {"name": "x", "steps": {"g": {"uses": "sluice/approval", "with": {"values": {"n": {"default": 1}}}}}},
+    "approval on_timeout that is neither": {"name": "x", "steps": {"g": {"uses": "sluice/approval", "with": {"on_timeout": "skip"}}}},
+    "approval value named like its own output": {"name": "x", "steps": {"g": {"uses": "sluice/approval",
+                                                  "with": {"values": {"approver": {"type": "string"}}}}}},
 }
 good = {
     "a matrix with include, exclude, fail_fast and max_parallel": {
@@ -59,6 +79,25 @@ good = {
     "deps and a cache map": {"name": "x", "defaults": {"cache": {"max_age": "7d"}},
                              "steps": {"a": {"run": "true", "deps": ["train.py", "data/*.csv", "src/**/*.py"], "cache": True},
                                        "b": {"run": "true", "deps": "model.pt", "cache": {"max_age": "1h30m"}}}},
+    "a run timeout, conditional retries and finally steps": {
+        "name": "x", "timeout": "2h",
+        "defaults": {"retry": {"limit": 2, "on": "${{ attempt.timed_out }}"}},
+        "steps": {"a": {"run": "true", "retry": {"limit": 3, "on": [137, 143]}},
+                  "b": {"needs": "a", "run": "echo ${{ steps.a.exit_code }}"}},
+        "finally": {"notify": {"run": "./notify.sh", "env": {"STATE": "${{ run.state }}"}},
+                    "clean": {"needs": "notify", "run": "rm -rf tmp"}}},
+    "templates and calls": {"name": "x",
+                            "templates": {"t": {"params": {"lr": {"type": "float", "default": 0.1}},
+                                                "steps": {"fit": {"run": "true", "outputs": {"m": "file"}}, "c": {"call": "f"}},
+                                                "outputs": {"model": "${{ steps.fit.outputs.m }}"}},
+                                          "f": {"uses": "./templates/f.yaml"}},
+                            "steps": {"prep": {"run": "true"},
+                                      "train": {"call": "t", "needs": "prep", "if": "params.go",
+                                                "with": {"lr": "${{ params.lr }}"}},
+                                      "report": {"needs": ["train"], "run": "echo ${{ steps.train.outputs.model }}"}}},
+    "an approval with typed values": {"name": "x", "steps": {"g": {"uses": "sluice/approval", "with": {
+        "message": "Deploy to prod?", "timeout": "24h", "on_timeout": "reject",
+        "values": {"reason": {"type": "string"}, "replicas": {"type": "int", "default": 2, "min": 1}}}}}},
 }
 for what, spec in good.items():
     errors = list(validator.iter_errors(spec))

@@ -206,3 +206,19 @@ TEST_F(CacheForecastTest, ADepThatMatchesNothingIsForecastAsAFailureBeforeTheSte
   EXPECT_EQ(f["s"].kind, Kind::kRuns);
   EXPECT_EQ(f["s"].why, "fails before it starts: deps: 'model.pt' of step 's' matches no file or folder in /spec");
 }
+
+TEST_F(CacheForecastTest, AFinallyStepReadingTheRunsStateIsDecidedAtRunTime) {
+  files_.Write("/spec/notify.sh", "1");
+  auto f = Forecast("name: t\nsteps:\n  a: {run: x}\nfinally:\n"
+                    "  notify: {run: 'sh notify.sh ${{ run.state }}', cache: true}\n");
+  EXPECT_EQ(f["notify"].kind, Kind::kAtRunTime);
+  EXPECT_EQ(f["notify"].why, "depends on the run's state; cached if they match");
+}
+
+TEST_F(CacheForecastTest, AStepReadingTheExitCodeOfAStepThatRunsIsDecidedAtRunTime) {
+  files_.Write("/spec/train.py", "1");
+  auto f = Forecast("name: t\nsteps:\n  a: {run: python3 train.py, cache: true}\n"
+                    "  b: {needs: a, run: 'echo ${{ steps.a.exit_code }}', cache: true}\n");
+  EXPECT_EQ(f["b"].kind, Kind::kAtRunTime);
+  EXPECT_EQ(f["b"].why, "depends on outputs of 'a'; cached if they match");
+}

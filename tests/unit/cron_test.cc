@@ -64,6 +64,40 @@ TEST(CronTest, NamesAreCaseInsensitiveAndEqualTheirNumbers) {
     EXPECT_EQ(a->Next(t, TimeZone::Utc()), b->Next(t, TimeZone::Utc()));
 }
 
+TEST(CronTest, PreviousIsTheFireTimeThatNextWouldGiveBeforeIt) {
+  // For every fire time t of each schedule, Previous(Next(t)) == t; and
+  // Previous of a time between two fire times is the earlier one.
+  // (A leap day fires every four years: 5 of them stay well inside the
+  // years Next searches.)
+  struct Case {
+    const char* text;
+    const char* zone;
+    int fires;
+  };
+  const Case schedules[] = {{"*/5 * * * *", "UTC", 40},   {"0 3 * * *", "Europe/Berlin", 40},
+                            {"30 2 * * *", "Europe/Berlin", 40}, {"0 0 1 * *", "UTC", 40},
+                            {"0 9 * * MON-FRI", "America/New_York", 40}, {"0 0 29 2 *", "UTC", 5}};
+  for (const auto& [text, zone, fires] : schedules) {
+    auto cron = Cron::Parse(text);
+    auto tz = TimeZone::Load(zone);
+    ASSERT_TRUE(cron.ok() && tz.ok()) << text;
+    int64_t t = *cron->Next(Utc(2026, 2, 20, 0, 0), *tz);
+    for (int i = 0; i < fires; ++i) {
+      int64_t next = *cron->Next(t, *tz);
+      EXPECT_EQ(cron->Previous(next, *tz), t) << text << " " << zone << " before " << next;
+      EXPECT_EQ(cron->Previous(next - 1, *tz), t) << text;
+      EXPECT_EQ(cron->Previous(t + 1, *tz), t) << text;
+      t = next;
+    }
+  }
+}
+
+TEST(CronTest, PreviousOfAFireTimeIsStrictlyBeforeIt) {
+  auto cron = Cron::Parse("0 * * * *");
+  ASSERT_TRUE(cron.ok());
+  EXPECT_EQ(cron->Previous(Utc(2026, 3, 1, 5, 0), TimeZone::Utc()), Utc(2026, 3, 1, 4, 0));
+}
+
 TEST(CronTest, BadExpressionsAreRefusedNamingTheField) {
   const std::pair<const char*, const char*> cases[] = {
       {"* * *", "cron '* * *': expected 5 fields (minute hour day-of-month month day-of-week), found 3"},

@@ -6,6 +6,7 @@
 
 using sluice::spec::ParsePipeline;
 using sluice::spec::Pipeline;
+using sluice::spec::Schedule;
 
 namespace {
 
@@ -264,10 +265,30 @@ steps:
   ASSERT_EQ(p.schedules.size(), 2u);
   EXPECT_EQ(p.schedules[0].cron.text(), "0 3 * * *");
   EXPECT_EQ(p.schedules[0].timezone, "Europe/Berlin");
-  EXPECT_TRUE(p.schedules[0].catchup);
+  EXPECT_EQ(p.schedules[0].catchup, Schedule::Catchup::kLatest);
   EXPECT_EQ(p.schedules[1].timezone, "UTC");
-  EXPECT_FALSE(p.schedules[1].catchup);
+  EXPECT_EQ(p.schedules[1].catchup, Schedule::Catchup::kNone);
   ASSERT_TRUE(p.webhook.has_value());
+}
+
+TEST(SpecLoaderTest, CatchupAllStartsARunPerMissedTimeAndAnythingElseIsAnError) {
+  Pipeline p = Load("name: n\non:\n  schedule: [{cron: \"@daily\", catchup: all}]\nsteps:\n  a: {run: \"true\"}\n");
+  ASSERT_EQ(p.schedules.size(), 1u);
+  EXPECT_EQ(p.schedules[0].catchup, Schedule::Catchup::kEvery);
+  EXPECT_EQ(Error("name: n\non:\n  schedule: [{cron: \"@daily\", catchup: every}]\nsteps:\n  a: {run: \"true\"}\n"),
+            "p.yaml:3:40: catchup must be true, false or all, not 'every'");
+}
+
+TEST(SpecLoaderTest, ExpressionsReadTheRunsScheduledTimeAndDataInterval) {
+  Load(R"(name: n
+steps:
+  a:
+    run: [echo, "${{ run.scheduled_time }}", "${{ run.interval_start }}", "${{ run.interval_end }}"]
+    if: ${{ run.scheduled_time != null }}
+)");
+  EXPECT_EQ(Error("name: n\nsteps:\n  a: {run: \"echo ${{ run.scheduled }}\"}\n"),
+            "p.yaml:3:22: unknown name 'run.scheduled' (a run has scheduled_time, interval_start and interval_end, "
+            "and in finally steps state and failed_steps) (did you mean 'scheduled_time'?)");
 }
 
 TEST(SpecLoaderTest, AWebhookMapsParamsFromTheEvent) {

@@ -34,8 +34,21 @@ int64_t UserVersion(const std::string& path) {
   return v;
 }
 
-// Undoes schema version 13 by hand (steps.seq and two indexes), so a test can step further back.
+// Undoes schema version 15 by hand (the runs' data interval), so a test can step further back.
+void UndoVersion15(sqlite3* db) {
+  ExecAll(db, {"DROP INDEX runs_by_schedule", "ALTER TABLE runs DROP COLUMN scheduled_ms",
+               "ALTER TABLE runs DROP COLUMN interval_start_ms", "PRAGMA user_version=14"});
+}
+
+// Undoes schema versions 15 and 14 by hand (the approvals table), so a test can step further back.
+void UndoVersion14(sqlite3* db) {
+  UndoVersion15(db);
+  ExecAll(db, {"DROP TABLE approvals", "PRAGMA user_version=13"});
+}
+
+// Undoes schema versions 14 and 13 by hand (steps.seq and two indexes), so a test can step further back.
 void UndoVersion13(sqlite3* db) {
+  UndoVersion14(db);
   ExecAll(db, {"DROP INDEX steps_by_seq", "DROP INDEX runs_by_state", "ALTER TABLE steps DROP COLUMN seq",
                "PRAGMA user_version=12"});
 }
@@ -366,7 +379,7 @@ TEST(DbTest, ADatabaseAtSchemaVersion12MigratesTo13AndOnlyStepRecordsWrittenSinc
   sqlite3_close(db);
   auto s = OpenStore(path);
   ASSERT_TRUE(s);
-  EXPECT_EQ(UserVersion(path), 13);
+  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
   EXPECT_EQ(s->runs().LoadSteps(run)->size(), 1u);
   EXPECT_EQ(*s->runs().LastStepSeq(), 0) << "records from before version 13 come before any written after";
   engine::StepRecord b{.step_id = "b", .state = engine::StepState::kRunning, .attempts = 1};
@@ -376,6 +389,52 @@ TEST(DbTest, ADatabaseAtSchemaVersion12MigratesTo13AndOnlyStepRecordsWrittenSinc
   ASSERT_TRUE(changed.ok()) << changed.status().message();
   ASSERT_EQ(changed->size(), 1u);
   EXPECT_EQ((*changed)[0].step_id, "b");
+}
+
+TEST(DbTest, ADatabaseAtSchemaVersion13MigratesAndKeepsItsRunsWithNoApprovals) {
+  std::string path = TempDb("v13");
+  int64_t run = 0;
+  {
+    auto s = OpenStore(path);
+    ASSERT_TRUE(s);
+    run = *s->runs().CreateRun("p", "x", "p", "/", "{}", 1, 0);
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  UndoVersion14(db);
+  sqlite3_close(db);
+  EXPECT_EQ(UserVersion(path), 13);
+  auto s = OpenStore(path);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
+  EXPECT_EQ(s->runs().GetRun(run)->pipeline, "p");
+  EXPECT_TRUE(s->approvals().OfRun(run)->empty());
+  store::ApprovalRow r{.run_id = run, .step_id = "gate", .requested_ms = 1};
+  ASSERT_TRUE(s->approvals().Open(r).ok());
+  EXPECT_EQ(*s->approvals().Decide(run, "gate", "approve", "user:ann", 2, "{}", ""), true);
+}
+
+TEST(DbTest, ADatabaseAtSchemaVersion14MigratesTo15AndItsRunsHaveNoDataInterval) {
+  std::string path = TempDb("v14");
+  int64_t run = 0;
+  {
+    auto s = OpenStore(path);
+    ASSERT_TRUE(s);
+    run = *s->runs().CreateRun("p", "x", "p", "/", "{}", 1, 0);
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  UndoVersion15(db);
+  sqlite3_close(db);
+  EXPECT_EQ(UserVersion(path), 14);
+  auto s = OpenStore(path);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(UserVersion(path), 15);
+  auto row = s->runs().GetRun(run);
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ(row->pipeline, "p");
+  EXPECT_FALSE(row->interval);
+  EXPECT_TRUE(s->runs().ScheduledRuns("p", 0, INT64_MAX)->empty());
 }
 
 TEST(RunsStoreTest, StepsWrittenAfterASeqAreTheRecordsWrittenSinceOnceEachInTheOrderLastWritten) {
