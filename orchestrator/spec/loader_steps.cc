@@ -401,7 +401,7 @@ void Loader::LoadForeach(const YamlNode& v, Step* s) {
       // Scalars stay strings, as they always were; lists and maps are typed
       // as YAML reads them, like a matrix's values.
       if (e.IsScalar()) s->foreach_items.push_back(Value::Str(e.Scalar()));
-      else if (e.IsNull()) s->foreach_items.push_back(Value());
+      else if (e.IsNull()) s->foreach_items.emplace_back();  // null (GCC 12 misreads a moved Value() as uninitialised)
       else s->foreach_items.push_back(YamlValue(e));
     }
   } else if (v.IsScalar() && v.Scalar().find("${{") != std::string::npos) {

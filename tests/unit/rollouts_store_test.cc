@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include "store/open.h"
+#include "../common/schema_undo.h"
 #include "../common/temp_store.h"
 
 using namespace sluice;
@@ -184,10 +185,7 @@ TEST(RolloutsStoreTest, ASchema11DatabaseMigratesTo12AndKeepsItsServices) {
   }
   sqlite3* db;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  for (const char* sql : {"DROP INDEX steps_by_seq", "DROP INDEX runs_by_state", "ALTER TABLE steps DROP COLUMN seq",
-                          "DROP TABLE rollout_events", "DROP TABLE rollouts", "DROP TABLE feedback",
-                          "PRAGMA user_version=11"})
-    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
+  sluice::testing::UndoVersion12(db);
   sqlite3_close(db);
   auto s = OpenStore(path);
   EXPECT_EQ(s->services().Get("fashion")->versions.size(), 1u);

@@ -35,8 +35,10 @@ TEST(RunJsonTest, ARunHasTheDocumentedFieldsWithTimesInBothForms) {
   json j = RunJson(FinishedRun(), /*interrupted=*/false, /*now_ms=*/1800000000000);
   EXPECT_EQ(Keys(j), (std::set<std::string>{"id", "pipeline", "state", "trigger", "params", "created", "started",
                                             "finished", "created_ms", "started_ms", "finished_ms", "duration_ms",
-                                            "interrupted", "cancel_requested"}));
+                                            "interrupted", "cancel_requested", "scheduled", "interval_start"}));
   EXPECT_EQ(j["id"], 7);
+  EXPECT_TRUE(j["scheduled"].is_null());  // started by hand, not by a schedule
+  EXPECT_TRUE(j["interval_start"].is_null());
   EXPECT_EQ(j["state"], "succeeded");
   EXPECT_EQ(j["params"], (json{{"epochs", 3}}));
   EXPECT_EQ(j["started"], "2023-11-14T22:13:21.000Z");

@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include "store/open.h"
+#include "../common/schema_undo.h"
 #include "../common/temp_store.h"
 
 using namespace sluice;
@@ -280,11 +281,7 @@ TEST(ServicesStoreTest, ASchema10DatabaseMigratesTo11) {
   { auto s = OpenStore(path); }
   sqlite3* db;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  for (const char* sql : {"DROP INDEX steps_by_seq", "DROP INDEX runs_by_state", "ALTER TABLE steps DROP COLUMN seq",
-                          "DROP TABLE rollout_events", "DROP TABLE rollouts", "DROP TABLE feedback", "DROP TABLE services", "DROP TABLE service_versions", "DROP TABLE service_replicas",
-                          "DROP TABLE service_changes", "DROP TABLE service_windows", "DROP TABLE gateway",
-                          "PRAGMA user_version=10"})
-    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
+  sluice::testing::UndoVersion11(db);
   sqlite3_close(db);
   auto s = OpenStore(path);
   ASSERT_TRUE(s->services().Apply(Fashion("a"), "user:alice", "", 10).ok());
