@@ -636,7 +636,16 @@ Status Engine::BeginRunTimeout() {
   auto is_main = [this](size_t u) { return !plan_.pipeline->steps[graph_.node_of(u)].is_finally; };
   // Queued units do not start; a unit waiting to retry fails with the
   // failure it had.
-  for (size_t u : graph_.DropReady([&](size_t queued) { return !is_main(queued); })) {
+  std::vector<size_t> unstarted = graph_.DropReady([&](size_t queued) { return !is_main(queued); });
+  for (auto it = held_.begin(); it != held_.end();) {  // foreach items held back by max_parallel
+    if (plan_.pipeline->steps[it->first].is_finally) {
+      ++it;
+      continue;
+    }
+    unstarted.insert(unstarted.end(), it->second.begin(), it->second.end());
+    it = held_.erase(it);
+  }
+  for (size_t u : unstarted) {
     StepRecord& r = graph_.unit_record(u);
     r.state = StepState::kCancelled;
     r.reason = "not started: " + reason;

@@ -122,6 +122,18 @@ TEST_F(FlowEngineTest, TheRunTimeoutStopsRunningStepsAndStartsNoOthersAndFailsTh
   EXPECT_EQ(store_.GetRunState(run_id_), RunState::kFailed);
 }
 
+TEST_F(FlowEngineTest, TheRunTimeoutStartsNoItemHeldBackByMaxParallel) {
+  exec_.script["shard[0]"] = {{.duration = 1h}};
+  EXPECT_EQ(RunSpec("name: t\ntimeout: 5s\nsteps:\n  shard: {foreach: [a, b, c], max_parallel: 1, run: x}\n"),
+            RunState::kFailed);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"shard[0]"}));
+  EXPECT_EQ(Step("shard", 0).reason, "the run's timeout of 5s passed");
+  for (int item : {1, 2}) {
+    EXPECT_EQ(Step("shard", item).state, StepState::kCancelled) << item;
+    EXPECT_EQ(Step("shard", item).reason, "not started: the run's timeout of 5s passed") << item;
+  }
+}
+
 TEST_F(FlowEngineTest, TheRunTimeoutKillsAStepThatIgnoresSigtermAfterTheGrace) {
   exec_.script["a"] = {{.duration = 1h, .ignores_sigterm = true}};
   EXPECT_EQ(RunSpec("name: t\ntimeout: 5s\nsteps:\n  a: {run: x}\n"), RunState::kFailed);
