@@ -1,14 +1,58 @@
-// The runs page (#/runs): the last 100 runs of every pipeline, newest first.
+// The runs page (#/runs): the last 100 runs, newest first, filtered by
+// pipeline, state, trigger and age. The filters live in the hash
+// (#/runs?state=failed&pipeline=train), so a filtered list can be linked to
+// and survives a reload.
 import { api, listen } from './api.js';
 import { badge, duration, el, main, showError, when } from './dom.js';
 
-export const path = /^#\/runs$/;
+export const path = /^#\/runs(?:\?(.*))?$/;
 
-export async function show() {
-  const data = await api('GET', '/api/runs?limit=100');
-  main().replaceChildren(el('h1', {}, 'Runs'), el('table', {},
-    el('tr', {}, el('th', {}, 'Run'), el('th', {}, 'Pipeline'), el('th', {}, 'State'), el('th', {}, 'Trigger'), el('th', {}, 'Created'), el('th', {}, 'Duration')),
-    data.runs.map((r) => el('tr', {}, el('td', {}, el('a', { href: '#/r/' + r.id }, '#' + r.id)), el('td', {}, r.pipeline), el('td', {}, badge(r.state)),
-                        el('td', {}, r.trigger), el('td', {}, when(r.created)), el('td', {}, duration(r.duration_ms))))));
-  listen(0, () => { if (location.hash === '#/runs') show().catch(showError); });
+const STATES = ['queued', 'pending', 'running', 'succeeded', 'failed', 'cancelled'];
+const TRIGGERS = ['cli', 'api', 'schedule', 'webhook', 'backfill'];
+const AGES = [['1h', 3600e3, 'the last hour'], ['24h', 86400e3, 'the last day'], ['7d', 7 * 86400e3, 'the last week'],
+              ['30d', 30 * 86400e3, 'the last 30 days']];
+
+// The filters of the hash's query (unknown keys and values dropped).
+function filters(query) {
+  const q = new URLSearchParams(query || '');
+  const f = {};
+  if (q.get('pipeline')) f.pipeline = q.get('pipeline');
+  if (STATES.includes(q.get('state'))) f.state = q.get('state');
+  if (TRIGGERS.includes(q.get('trigger'))) f.trigger = q.get('trigger');
+  if (AGES.some(([k]) => k === q.get('age'))) f.age = q.get('age');
+  return f;
+}
+
+function select(name, label, options, value) {
+  return el('label', {}, label, el('select', { name, id: 'filter-' + name },
+    el('option', { value: '' }, 'any'),
+    options.map(([v, text]) => el('option', { value: v, selected: v === value }, text))));
+}
+
+export async function show(match) {
+  const f = filters(match && match[1]);
+  const q = new URLSearchParams({ limit: '100' });
+  for (const k of ['pipeline', 'state', 'trigger']) if (f[k]) q.set(k, f[k]);
+  if (f.age) q.set('since_ms', String(Date.now() - AGES.find(([k]) => k === f.age)[1]));
+  const [data, pipes] = await Promise.all([api('GET', '/api/runs?' + q), api('GET', '/api/pipelines')]);
+  const names = [...new Set([...pipes.pipelines.map((p) => p.name), ...(f.pipeline ? [f.pipeline] : [])])].sort();
+  const form = el('form', { class: 'filters', id: 'run-filters', onchange: () => {
+    const next = new URLSearchParams();
+    for (const s of form.querySelectorAll('select')) if (s.value) next.set(s.name, s.value);
+    const qs = next.toString();
+    location.hash = '#/runs' + (qs ? '?' + qs : '');
+  } },
+  select('pipeline', 'Pipeline', names.map((n) => [n, n]), f.pipeline),
+  select('state', 'State', STATES.map((s) => [s, s]), f.state),
+  select('trigger', 'Trigger', TRIGGERS.map((t) => [t, t]), f.trigger),
+  select('age', 'Created in', AGES.map(([k, , text]) => [k, text]), f.age));
+  const table = data.runs.length
+    ? el('div', { class: 'scroll' }, el('table', { id: 'runs' },
+      el('tr', {}, el('th', {}, 'Run'), el('th', {}, 'Pipeline'), el('th', {}, 'State'), el('th', {}, 'Trigger'), el('th', {}, 'Created'), el('th', {}, 'Duration')),
+      data.runs.map((r) => el('tr', { 'data-run': r.id }, el('td', {}, el('a', { href: '#/r/' + r.id }, '#' + r.id)), el('td', {}, r.pipeline),
+                              el('td', {}, badge(r.state)), el('td', {}, r.trigger), el('td', {}, when(r.created)), el('td', {}, duration(r.duration_ms))))))
+    : el('p', { class: 'muted', id: 'no-runs' }, Object.keys(f).length ? 'No run matches these filters.' : 'No runs yet.');
+  main().replaceChildren(el('h1', {}, 'Runs'), form, table);
+  const here = location.hash;
+  listen(0, () => { if (location.hash === here) show(match).catch(showError); });
 }

@@ -189,6 +189,14 @@ Response Api::ListRuns(const Request& r) {
   }
   if (auto before = r.Query("before"); before && !ParseId(*before, &f.before_id))
     return ErrorResponse(400, "bad_request", "before must be a run id");
+  if (auto trigger = r.Query("trigger")) {
+    static const std::vector<std::string> kTriggers = {"cli", "api", "schedule", "webhook", "backfill"};
+    if (std::find(kTriggers.begin(), kTriggers.end(), *trigger) == kTriggers.end())
+      return ErrorResponse(400, "bad_request", "trigger must be cli, api, schedule, webhook or backfill");
+    f.trigger = *trigger;
+  }
+  if (auto since = r.Query("since_ms"); since && !ParseId(*since, &f.since_ms))
+    return ErrorResponse(400, "bad_request", "since_ms must be a time in milliseconds since 1970, from 1");
   if (auto limit = r.Query("limit")) {
     int64_t n = 0;
     if (!ParseId(*limit, &n) || n > 1000) return ErrorResponse(400, "bad_request", "limit must be from 1 to 1000");
@@ -504,7 +512,11 @@ Response Api::StepLog(const Request& r, int64_t id, const std::string& step) {
   fs::path logs = options_.home + "/logs";
   auto real = ResolveInside(found->log_path, logs);
   bool follow = r.Query("follow").value_or("") == "1" || r.Query("follow").value_or("") == "true";
-  if (!real && !follow) return ErrorResponse(404, "not_found", "the attempt has no log yet");
+  if (!real && !follow) {
+    // An attempt that ended without writing a byte has no log file: its log is empty.
+    if (found->state != engine::StepState::kRunning) return FileRange(fs::path(), r, options_.max_log_chunk, "");
+    return ErrorResponse(404, "not_found", "the attempt has no log yet");
+  }
   if (follow) {
     int64_t offset = 0;
     if (auto o = r.Query("offset"); o && *o != "0" && !ParseId(*o, &offset))

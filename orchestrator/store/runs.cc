@@ -115,11 +115,13 @@ Result<std::vector<RunRow>> RunsStore::ListRuns(const RunFilter& f) {
   // One statement per filter shape, so that SQLite walks the primary key (or
   // the pipeline index) backwards and stops at the limit; a single statement
   // with "(? = '' OR ...)" terms made it scan the whole table.
+  // The trigger and the time are checked on the rows the walk meets.
+  static const std::string rest = " AND id < ?1 AND (?5 = '' OR trigger = ?5) AND created_ms >= ?6 ORDER BY id DESC LIMIT ?4";
   static const std::string sqls[4] = {
-      std::string(kRunColumns) + "WHERE id < ?1 ORDER BY id DESC LIMIT ?4",
-      std::string(kRunColumns) + "WHERE pipeline = ?2 AND id < ?1 ORDER BY id DESC LIMIT ?4",
-      std::string(kRunColumns) + "WHERE state = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?4",
-      std::string(kRunColumns) + "WHERE pipeline = ?2 AND state = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?4",
+      std::string(kRunColumns) + "WHERE 1" + rest,
+      std::string(kRunColumns) + "WHERE pipeline = ?2" + rest,
+      std::string(kRunColumns) + "WHERE state = ?3" + rest,
+      std::string(kRunColumns) + "WHERE pipeline = ?2 AND state = ?3" + rest,
   };
   int shape = (f.pipeline.empty() ? 0 : 1) + (f.state ? 2 : 0);
   Query q = db_.Prepare(sqls[shape].c_str());
@@ -127,6 +129,7 @@ Result<std::vector<RunRow>> RunsStore::ListRuns(const RunFilter& f) {
   if (!f.pipeline.empty()) q.Bind(2, f.pipeline);
   if (f.state) q.Bind(3, std::string(engine::Name(*f.state)));
   q.Bind(4, f.limit);
+  q.Bind(5, f.trigger).Bind(6, f.since_ms);
   std::vector<RunRow> out;
   Status st = q.ForEachRow("list runs", [&] { out.push_back(ReadRun(q)); });
   if (!st.ok()) return st;

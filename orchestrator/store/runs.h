@@ -48,6 +48,8 @@ struct RunFilter {
   std::string pipeline;                   // empty: every pipeline
   std::optional<engine::RunState> state;  // none: any state
   int64_t before_id = 0;                  // > 0: only runs with a smaller id (the next page)
+  std::string trigger;                    // empty: any trigger (cli, api, schedule, webhook, backfill)
+  int64_t since_ms = 0;                   // > 0: only runs created at or after it
   int limit = 50;
 };
 

@@ -93,16 +93,25 @@ const problems = [];
 let failed = false;
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  // A 401 is expected only for a request made while signed out on purpose
-  // (expect401). Chromium also logs each refused request as a console error,
-  // but that message can arrive after the window has closed and names no
-  // request, so 401s are judged by their request instead.
-  let expect401 = false;
-  const signedOutRequests = new WeakSet();
-  page.on('request', (r) => { if (expect401) signedOutRequests.add(r); });
+  // A 401 is expected only while signed out on purpose: for a request that
+  // was answered after the sign-out began and made before the sign-in that
+  // ended it went through (a page refresh in flight when Sign out is pressed
+  // is refused too). Each is judged at the end by its request's times, not by
+  // Chromium's console message, which names no request and can come late.
+  const signedOut = [];  // {from, to}: from the sign-out to the sign-in's answer
+  const issuedAt = new WeakMap();
+  const refused = [];
+  page.on('request', (r) => issuedAt.set(r, Date.now()));
   page.on('response', (r) => {
-    if (r.status() === 401 && !signedOutRequests.has(r.request())) problems.push('401 for ' + r.request().method() + ' ' + r.url());
+    if (r.status() === 401) refused.push({ what: r.request().method() + ' ' + r.url(), issued: issuedAt.get(r.request()), at: Date.now() });
   });
+  const signInAgain = async () => {
+    const answer = page.waitForResponse((r) => r.url().endsWith('/api/session') && r.request().method() === 'POST');
+    await page.fill('#token', token);
+    await page.click('#login button[type=submit]');
+    await answer;
+    signedOut[signedOut.length - 1].to = Date.now();
+  };
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
     if (/Failed to load resource: the server responded with a status of 401/.test(m.text())) return;
@@ -232,21 +241,19 @@ try {
   });
 
   await step('signing out asks for a token; so does a page read after the session is gone', async () => {
+    signedOut.push({ from: Date.now(), to: Infinity });
     await page.click('#who button');
     await page.waitForSelector('#login #token');
     if ((await page.textContent('#who')) !== '') throw new Error('still shown as signed in');
-    await page.fill('#token', token);
-    await page.click('#login button[type=submit]');
+    await signInAgain();
     await page.waitForSelector('#run-state .badge.succeeded');  // back on the page it was on
-    expect401 = true;
+    signedOut.push({ from: Date.now(), to: Infinity });
     await page.context().clearCookies();
     await page.evaluate(() => { location.hash = '#/runs'; });  // the same document, which still holds a CSRF token
     await page.waitForFunction(() => /needs a token/.test((document.getElementById('login-error') || {}).textContent));
     if (await page.$('#page-error')) throw new Error('a 401 was shown as a page error too');
-    await page.fill('#token', token);
-    await page.click('#login button[type=submit]');
+    await signInAgain();
     await page.waitForSelector('main h1:text-is("Runs")');
-    expect401 = false;
     if (!/browser · run/.test(await page.textContent('#who'))) throw new Error('who: ' + (await page.textContent('#who')));
   });
 
@@ -326,6 +333,8 @@ try {
   });
 
   if (foreign.length) throw new Error('requests to other origins:\n' + foreign.join('\n'));
+  for (const x of refused)
+    if (!signedOut.some((w) => x.at >= w.from && x.issued <= w.to)) problems.push(`401 for ${x.what} (made while signed in)`);
   if (problems.length) throw new Error('console errors:\n' + problems.join('\n'));
 } catch (e) {
   failed = true;

@@ -328,6 +328,19 @@ TEST_F(ServeTest, RunsAreListedNewestFirstWithAFilterAndPages) {
   EXPECT_EQ(failed["runs"][0]["pipeline"], "flaky");
 }
 
+TEST_F(ServeTest, RunsAreFilteredByTriggerAndTimeAndABadFilterIsRefused) {
+  int64_t id = StartRun("hello");
+  ASSERT_TRUE(WaitFor([&] { return GetJson("/api/runs/" + std::to_string(id))["state"] == "succeeded"; }));
+  int64_t created = GetJson("/api/runs/" + std::to_string(id))["created_ms"];
+  EXPECT_EQ(GetJson("/api/runs?trigger=api")["runs"].size(), 1u);
+  EXPECT_EQ(GetJson("/api/runs?trigger=schedule")["runs"].size(), 0u);
+  EXPECT_EQ(GetJson("/api/runs?since_ms=" + std::to_string(created))["runs"].size(), 1u);
+  EXPECT_EQ(GetJson("/api/runs?since_ms=" + std::to_string(created + 1))["runs"].size(), 0u);
+  EXPECT_EQ(Get("/api/runs?trigger=manual")->status, 400);
+  EXPECT_EQ(Get("/api/runs?since_ms=yesterday")->status, 400);
+  EXPECT_EQ(Get("/api/runs?since_ms=0")->status, 400);
+}
+
 TEST_F(ServeTest, TheEventStreamReportsEachStepChangeOfARun) {
   int64_t id = 0;
   std::thread starter([&] {
@@ -367,6 +380,18 @@ TEST_F(ServeTest, LogsAreServedByRangeAsTextAndFollowedUntilTheAttemptEnds) {
   EXPECT_EQ(range->get_header_value("X-Log-Size"), "21");
   EXPECT_EQ(range->get_header_value("X-Content-Type-Options"), "nosniff");
   EXPECT_EQ(range->get_header_value("Content-Type"), "text/plain; charset=utf-8");
+}
+
+TEST_F(ServeTest, TheLogOfAnAttemptThatEndedWithoutOutputIsEmptyNotMissing) {
+  box_.Write("pipelines/quiet.yaml", "name: quiet\nsteps:\n  q: {run: \"true\"}\n");
+  int64_t id = StartRun("quiet");
+  ASSERT_TRUE(WaitFor([&] { return GetJson("/api/runs/" + std::to_string(id))["state"] == "succeeded"; }));
+  auto log = Get("/api/runs/" + std::to_string(id) + "/steps/q/log");
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->status, 200);
+  EXPECT_EQ(log->body, "");
+  EXPECT_EQ(log->get_header_value("X-Log-Size"), "0");
+  EXPECT_EQ(Get("/api/runs/" + std::to_string(id) + "/steps/q/log?attempt=2")->status, 404);  // no such attempt
 }
 
 TEST_F(ServeTest, NoRouteReadsOutsideTheStoreOrThePipelinesFolder) {

@@ -370,6 +370,28 @@ TEST(DbTest, ADatabaseAtSchemaVersion14MigratesTo15AndItsRunsHaveNoDataInterval)
   EXPECT_TRUE(s->runs().ScheduledRuns("p", 0, INT64_MAX)->empty());
 }
 
+TEST(RunsStoreTest, RunsAreFilteredByTriggerAndByCreationTimeFromTheSinceTimeOn) {
+  auto s = OpenStore(TempDb("filter"));
+  ASSERT_TRUE(s);
+  store::RunsStore& runs = s->runs();
+  int64_t cli = *runs.CreateRun("p", "x", "p", "/", "{}", 1, 1000, "cli");
+  int64_t api = *runs.CreateRun("p", "x", "p", "/", "{}", 1, 2000, "api");
+  int64_t sched = *runs.CreateRun("q", "x", "q", "/", "{}", 1, 3000, "schedule");
+  auto ids = [&](store::RunFilter f) {
+    auto rows = runs.ListRuns(f);  // held: a range-for over *ListRuns(f) would outlive the temporary
+    EXPECT_TRUE(rows.ok());
+    std::vector<int64_t> out;
+    if (rows.ok())
+      for (const store::RunRow& r : *rows) out.push_back(r.id);
+    return out;
+  };
+  EXPECT_EQ(ids({.trigger = "api"}), (std::vector<int64_t>{api}));
+  EXPECT_EQ(ids({.pipeline = "p", .trigger = "schedule"}), (std::vector<int64_t>{}));
+  EXPECT_EQ(ids({.since_ms = 2000}), (std::vector<int64_t>{sched, api}));  // at the time, and after
+  EXPECT_EQ(ids({.since_ms = 2001}), (std::vector<int64_t>{sched}));
+  EXPECT_EQ(ids({.pipeline = "p", .since_ms = 1}), (std::vector<int64_t>{api, cli}));
+}
+
 TEST(RunsStoreTest, StepsWrittenAfterASeqAreTheRecordsWrittenSinceOnceEachInTheOrderLastWritten) {
   auto s = OpenStore(TempDb("steps-written"));
   ASSERT_TRUE(s);
