@@ -34,8 +34,12 @@ int64_t UserVersion(const std::string& path) {
   return v;
 }
 
-// Undoes schema version 15 by hand (the runs' data interval), so a test can step further back.
+// Undoes schema version 16 by hand (the runs' outputs), so a test can step further back.
+void UndoVersion16(sqlite3* db) { ExecAll(db, {"DROP TABLE run_outputs", "PRAGMA user_version=15"}); }
+
+// Undoes schema versions 16 and 15 by hand (the runs' data interval), so a test can step further back.
 void UndoVersion15(sqlite3* db) {
+  UndoVersion16(db);
   ExecAll(db, {"DROP INDEX runs_by_schedule", "ALTER TABLE runs DROP COLUMN scheduled_ms",
                "ALTER TABLE runs DROP COLUMN interval_start_ms", "PRAGMA user_version=14"});
 }
@@ -429,12 +433,62 @@ TEST(DbTest, ADatabaseAtSchemaVersion14MigratesTo15AndItsRunsHaveNoDataInterval)
   EXPECT_EQ(UserVersion(path), 14);
   auto s = OpenStore(path);
   ASSERT_TRUE(s);
-  EXPECT_EQ(UserVersion(path), 15);
+  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
   auto row = s->runs().GetRun(run);
   ASSERT_TRUE(row.ok());
   EXPECT_EQ(row->pipeline, "p");
   EXPECT_FALSE(row->interval);
   EXPECT_TRUE(s->runs().ScheduledRuns("p", 0, INT64_MAX)->empty());
+}
+
+TEST(DbTest, ADatabaseAtSchemaVersion15MigratesTo16AndItsRunsHaveNoOutputs) {
+  std::string path = TempDb("v15");
+  int64_t run = 0;
+  {
+    auto s = OpenStore(path);
+    ASSERT_TRUE(s);
+    run = *s->runs().CreateRun("p", "x", "p", "/", "{}", 1, 0);
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  UndoVersion16(db);
+  sqlite3_close(db);
+  EXPECT_EQ(UserVersion(path), 15);
+  auto s = OpenStore(path);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(UserVersion(path), 16);
+  EXPECT_EQ(s->runs().GetRun(run)->pipeline, "p");
+  EXPECT_TRUE(s->runs().RunOutputs(run)->empty());
+  ASSERT_TRUE(s->runs().SaveRunOutputs(run, {{"m", "v", ""}}).ok());
+  ASSERT_TRUE(s->runs().Flush().ok());
+  EXPECT_EQ(s->runs().RunOutputs(run)->size(), 1u);
+}
+
+TEST(RunsStoreTest, RunOutputsAreReadInTheOrderSavedWithAbsentOnesNullAndTheirReason) {
+  auto s = OpenStore(TempDb("run-outputs"));
+  ASSERT_TRUE(s);
+  store::RunsStore& runs = s->runs();
+  int64_t run = *runs.CreateRun("p", "x", "p", "/", "{}", 1, 0);
+  std::vector<engine::RunOutputValue> outputs = {{"zeta", "1", ""}, {"alpha", std::nullopt, "step 'a' has no output 'x' (it failed)"},
+                                                 {"empty", "", ""}};
+  ASSERT_TRUE(runs.SaveRunOutputs(run, outputs).ok());
+  ASSERT_TRUE(runs.Flush().ok());
+  EXPECT_EQ(*runs.RunOutputs(run), outputs);
+  // Saving again replaces them (a resumed run's driver renders them anew).
+  ASSERT_TRUE(runs.SaveRunOutputs(run, {{"zeta", "2", ""}}).ok());
+  ASSERT_TRUE(runs.Flush().ok());
+  EXPECT_EQ(*runs.RunOutputs(run), (std::vector<engine::RunOutputValue>{{"zeta", "2", ""}}));
+}
+
+TEST(RunsStoreTest, ARetryResetClearsTheRunsOutputs) {
+  auto s = OpenStore(TempDb("run-outputs-reset"));
+  ASSERT_TRUE(s);
+  store::RunsStore& runs = s->runs();
+  int64_t run = *runs.CreateRun("p", "x", "p", "/", "{}", 1, 0);
+  ASSERT_TRUE(runs.SaveRunOutputs(run, {{"m", "1", ""}}).ok());
+  ASSERT_TRUE(runs.Flush().ok());
+  ASSERT_TRUE(runs.ResetSteps(run, {}, {}).ok());
+  EXPECT_TRUE(runs.RunOutputs(run)->empty());
 }
 
 TEST(RunsStoreTest, StepsWrittenAfterASeqAreTheRecordsWrittenSinceOnceEachInTheOrderLastWritten) {
