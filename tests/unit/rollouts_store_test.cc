@@ -184,7 +184,9 @@ TEST(RolloutsStoreTest, ASchema11DatabaseMigratesTo12AndKeepsItsServices) {
   }
   sqlite3* db;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  for (const char* sql : {"DROP INDEX steps_by_seq", "DROP INDEX runs_by_state", "ALTER TABLE steps DROP COLUMN seq",
+  // Versions 16 to 12 undone by hand, newest first.
+  for (const char* sql : {"DROP TABLE run_outputs", "DROP INDEX runs_by_schedule", "ALTER TABLE runs DROP COLUMN scheduled_ms",
+                          "ALTER TABLE runs DROP COLUMN interval_start_ms", "DROP TABLE approvals", "DROP INDEX steps_by_seq", "DROP INDEX runs_by_state", "ALTER TABLE steps DROP COLUMN seq",
                           "DROP TABLE rollout_events", "DROP TABLE rollouts", "DROP TABLE feedback",
                           "PRAGMA user_version=11"})
     ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;

@@ -35,7 +35,7 @@ TEST(RunJsonTest, ARunHasTheDocumentedFieldsWithTimesInBothForms) {
   json j = RunJson(FinishedRun(), /*interrupted=*/false, /*now_ms=*/1800000000000);
   EXPECT_EQ(Keys(j), (std::set<std::string>{"id", "pipeline", "state", "trigger", "params", "created", "started",
                                             "finished", "created_ms", "started_ms", "finished_ms", "duration_ms",
-                                            "interrupted", "cancel_requested"}));
+                                            "scheduled", "interval_start", "interrupted", "cancel_requested"}));
   EXPECT_EQ(j["id"], 7);
   EXPECT_EQ(j["state"], "succeeded");
   EXPECT_EQ(j["params"], (json{{"epochs", 3}}));
@@ -147,6 +147,12 @@ TEST(RunJsonTest, AUnitTakesItsLastAttemptsTimeAndAForeachStepSpansItsItems) {
   EXPECT_EQ(d.Of("s", 1), 750);
   EXPECT_EQ(d.Of("s", -1), 800);  // 100 to now
   EXPECT_EQ(d.Of("b", -1), std::nullopt);
+}
+
+TEST(RunJsonTest, RunOutputsAreAListInOrderWithAnAbsentOnesValueNullAndItsReason) {
+  json j = RunOutputsJson({{"zeta", "<b>1</b>", ""}, {"alpha", std::nullopt, "it failed"}});
+  EXPECT_EQ(j, json::parse(R"([{"name":"zeta","value":"<b>1</b>","reason":""},{"name":"alpha","value":null,"reason":"it failed"}])"));
+  EXPECT_EQ(RunOutputsJson({}), json::array());
 }
 
 }  // namespace

@@ -280,7 +280,9 @@ TEST(ServicesStoreTest, ASchema10DatabaseMigratesTo11) {
   { auto s = OpenStore(path); }
   sqlite3* db;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  for (const char* sql : {"DROP INDEX steps_by_seq", "DROP INDEX runs_by_state", "ALTER TABLE steps DROP COLUMN seq",
+  // Versions 16 to 12 undone by hand, newest first.
+  for (const char* sql : {"DROP TABLE run_outputs", "DROP INDEX runs_by_schedule", "ALTER TABLE runs DROP COLUMN scheduled_ms",
+                          "ALTER TABLE runs DROP COLUMN interval_start_ms", "DROP TABLE approvals", "DROP INDEX steps_by_seq", "DROP INDEX runs_by_state", "ALTER TABLE steps DROP COLUMN seq",
                           "DROP TABLE rollout_events", "DROP TABLE rollouts", "DROP TABLE feedback", "DROP TABLE services", "DROP TABLE service_versions", "DROP TABLE service_replicas",
                           "DROP TABLE service_changes", "DROP TABLE service_windows", "DROP TABLE gateway",
                           "PRAGMA user_version=10"})
