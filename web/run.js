@@ -1,4 +1,5 @@
-// A run's page (#/r/ID): its DAG drawn live, a timeline of its attempts, and
+// A run's page (#/r/ID): its DAG drawn live, a timeline of its attempts, the
+// run's outputs once it has them, and
 // for the step clicked its attempts, exit reasons, outputs, metrics and its
 // log tailing live; Cancel and Retry failed steps; Approve or Reject a step
 // waiting for approval (sluice/approval), with the values it asks for.
@@ -121,6 +122,15 @@ function approvalCard(runId, a) {
     err);
 }
 
+// The run's outputs (the spec's `outputs:`), once its steps are all final: a
+// value, or why it is absent. Text nodes only, as everywhere on the page.
+function runOutputs(outputs) {
+  if (!outputs || !outputs.length) return null;
+  return el('div', { class: 'card', id: 'run-outputs' }, el('h2', {}, 'Outputs'),
+    el('dl', { class: 'kv' }, outputs.flatMap((o) => [el('dt', {}, o.name),
+      o.value === null ? el('dd', { class: 'muted' }, 'none: ', o.reason) : el('dd', {}, o.value)])));
+}
+
 // A run that may still change: queued (behind a max_active_runs cap), pending or running.
 function isLive(runState) { return runState === 'queued' || runState === 'pending' || runState === 'running'; }
 
@@ -140,9 +150,10 @@ async function runPage(id) {
   const dag = dagView({ onSelect: select });
   const title = el('h1'), meta = el('p', { class: 'muted' }), timeline = el('div'), panel = el('div');
   const approvals = el('div', { id: 'approvals' });
+  const outputs = el('div');
   let approvalsKey = null;
   const shown = params.length ? el('p', {}, 'Params: ', params.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join('  ')) : '';
-  main().replaceChildren(title, meta, shown, act, approvals,
+  main().replaceChildren(title, meta, shown, act, approvals, outputs,
     el('div', { class: 'cols' },
       el('div', {}, el('h2', {}, 'DAG'), dag.el, el('h2', {}, 'Timeline'), timeline),
       panel));
@@ -154,6 +165,7 @@ async function runPage(id) {
     meta.textContent = `${r.trigger} · created ${when(r.created)} · ${duration(r.duration_ms)}` + (r.cancel_requested && live ? ' · cancelling' : '');
     dag.update(r.steps, view.selected);
     timeline.replaceChildren(gantt(r));
+    outputs.replaceChildren(...[runOutputs(r.outputs)].filter(Boolean));
     panel.replaceChildren(stepPanel(r, view.selected));
     const waiting = isLive(r.state) ? (r.approvals || []).filter((a) => a.decision === null && byId.get(a.step)?.state === 'running') : [];
     const key = waiting.map((a) => a.step).join('\n');

@@ -159,8 +159,10 @@ int Show(const std::string& run_text, const std::string& format) {
   auto steps = row.ok() ? store->runs().LoadSteps(id) : Result<std::vector<StepRecord>>(row.status());
   auto attempts = steps.ok() ? store->runs().ListAttempts(id) : Result<std::vector<AttemptRecord>>(steps.status());
   auto metrics = attempts.ok() ? store->runs().ListMetrics(id) : Result<std::vector<store::MetricRow>>(attempts.status());
-  if (!metrics.ok()) {
-    std::cerr << "sluice: " << metrics.status().message() << "\n";
+  auto outputs = metrics.ok() ? store->runs().RunOutputs(id)
+                              : Result<std::vector<engine::RunOutputValue>>(metrics.status());
+  if (!outputs.ok()) {
+    std::cerr << "sluice: " << outputs.status().message() << "\n";
     return kExitFailed;
   }
   // Hashed by unit (a run may have 100,000 steps), read through a lookup
@@ -221,6 +223,7 @@ int Show(const std::string& run_text, const std::string& format) {
     j["approvals"] = nlohmann::json::array();
     for (const store::ApprovalRow& a : *approvals) j["approvals"].push_back(runs::ApprovalJson(a));
     j["spec_path"] = row->spec_path;
+    j["outputs"] = store::RunOutputsJson(*outputs);
     j["steps"] = nlohmann::json::array();
     auto unit_json = [&](const StepRecord& s) {
       nlohmann::json u = store::StepRecordJson(s, durations.Of(s.step_id, s.item));
@@ -305,6 +308,11 @@ int Show(const std::string& run_text, const std::string& format) {
   for (const StepRecord* s : ordered) {
     print_unit(*s, "");
     for (const StepRecord* i : find(items, s->step_id)) print_unit(*i, "  ");
+  }
+  if (!outputs->empty()) std::printf("\noutputs\n");
+  for (const engine::RunOutputValue& o : *outputs) {
+    if (o.value) std::printf("  %s = %s\n", o.name.c_str(), OutputText(spec::Value::Str(*o.value)).c_str());
+    else std::printf("  %s: none (%s)\n", o.name.c_str(), o.reason.c_str());
   }
   return kExitOk;
 }

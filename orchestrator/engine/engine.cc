@@ -7,6 +7,7 @@
 #include "engine/attempt_render.h"
 #include "engine/decide.h"
 #include "engine/fingerprint.h"
+#include "engine/run_outputs.h"
 #include "util/duration.h"
 #include "util/secrets.h"
 
@@ -788,7 +789,9 @@ Result<RunState> Engine::Run() {
     if (!st.ok()) return st;
   }
   RunState final = FinalRunState(plan_, graph_, cancelling_, timed_out_);
-  st = store_->SetRunState(run_id_, final, clock_->WallMs());
+  // The run's outputs go with its final state, in one commit (a retry cleared the old ones).
+  if (!plan_.pipeline->outputs.empty()) st = store_->SaveRunOutputs(run_id_, RenderRunOutputs(scope_));
+  if (st.ok()) st = store_->SetRunState(run_id_, final, clock_->WallMs());
   if (st.ok()) st = store_->Flush();
   if (!st.ok()) return st;
   Event e{Event::Kind::kRunFinished};

@@ -52,6 +52,8 @@ class RunStore {
   // The newest succeeded attempt with this fingerprint, if any.
   virtual Result<std::optional<CachedResult>> FindCached(const std::string& fingerprint) = 0;
   virtual Status SetRunState(int64_t run_id, RunState state, int64_t at_ms) = 0;
+  // Replaces the run's outputs (the spec's `outputs:`) with `outputs`, in order.
+  virtual Status SaveRunOutputs(int64_t run_id, const std::vector<RunOutputValue>& outputs) = 0;
   // True once someone asked for the run to be cancelled (`sluice cancel`).
   virtual Result<bool> CancelRequested(int64_t run_id) = 0;
   // How many of the step's (or item's) latest attempts were lost in a row.

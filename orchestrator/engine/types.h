@@ -40,6 +40,15 @@ bool IsFinal(StepState s);
 
 using Outputs = std::map<std::string, spec::Value>;
 
+// One of the run's outputs (the spec's top-level `outputs:`), as rendered
+// once the run's steps were all final.
+struct RunOutputValue {
+  std::string name;
+  std::optional<std::string> value;  // none: absent; `reason` says why
+  std::string reason;
+  friend bool operator==(const RunOutputValue&, const RunOutputValue&) = default;
+};
+
 // The state of one step of a run (item == -1) or of one item of a foreach
 // step (item >= 0). A plain step has only its item == -1 record.
 struct StepRecord {

@@ -310,7 +310,8 @@ Response Api::GetRun(int64_t id) {
   auto records = Runs().LoadSteps(id);
   auto attempts = Runs().ListAttempts(id);
   auto metrics = Runs().ListMetrics(id);
-  if (!records.ok() || !attempts.ok() || !metrics.ok()) return ErrorResponse(500, "internal", "cannot read run " + std::to_string(id));
+  auto outputs = Runs().RunOutputs(id);
+  if (!records.ok() || !attempts.ok() || !metrics.ok() || !outputs.ok()) return ErrorResponse(500, "internal", "cannot read run " + std::to_string(id));
   std::unordered_map<std::string, const engine::StepRecord*> main_records;
   std::map<std::string, std::map<std::string, int>> item_counts;
   for (const auto& rec : *records) {
@@ -324,6 +325,8 @@ Response Api::GetRun(int64_t id) {
   o.reserve(512 + (spec ? spec->dag.size() * 200 : 0) + records->size() * 100 + attempts->size() * 300 + metrics->size() * 100);
   o = RunJsonText(*row);
   o.pop_back();  // its closing brace: the run's fields go on
+  o += ",\"outputs\":";
+  store::AppendRunOutputsJson(&o, *outputs);
   o += ",\"steps\":[";
   bool first = true;
   for (const auto& [index, fields] : spec ? spec->dag : std::vector<std::pair<size_t, std::string>>{}) {

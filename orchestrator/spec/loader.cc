@@ -195,6 +195,7 @@ void Loader::LoadRoot(YamlNode& root) {
   const YamlNode* finally_node = nullptr;
   const YamlNode* env_node = nullptr;
   const YamlNode* templates_node = nullptr;
+  const YamlNode* outputs_node = nullptr;
   bool have_name = false;
   p_.params_pos = {1, 1};
   ForEachKey(root, kTopKeys, "the pipeline", [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
@@ -223,6 +224,8 @@ void Loader::LoadRoot(YamlNode& root) {
       if (Timeout(v, &t)) p_.timeout = t;
     } else if (k == "templates") {
       templates_node = &v;
+    } else if (k == "outputs") {
+      outputs_node = &v;
     } else if (k == "on") {
       LoadTriggers(v);
     } else if (k == "max_active_runs") {
@@ -237,6 +240,7 @@ void Loader::LoadRoot(YamlNode& root) {
   // Nodes of `root`, ours to take apart.
   if (steps_node) LoadSteps(const_cast<YamlNode&>(*steps_node), const_cast<YamlNode*>(finally_node));
   for (auto& [name, t] : p_.env) CheckRefs(t, nullptr, "env " + name);
+  if (outputs_node && steps_node) LoadRunOutputs(*outputs_node);
   if (default_retry_.on_condition) {  // checked once here, not in every step that inherits it
     reading_attempt_ = true;
     CheckRefs(*default_retry_.on_condition, nullptr, "retry on");

@@ -25,7 +25,8 @@
 namespace sluice::spec::internal {
 
 inline const std::vector<std::string> kTopKeys = {"name", "description", "params", "env", "secrets", "defaults", "steps", "on",
-                                                  "max_active_runs", "timeout", "finally", "templates"};
+                                                  "max_active_runs", "timeout", "finally", "templates",
+                                                  "outputs"};
 inline const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "isolation", "env", "workdir", "timeout",
                                                    "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache", "register",
                                                    "executor", "slurm", "secrets", "deps", "fail_fast", "max_parallel"};
@@ -218,6 +219,10 @@ class Loader {
 
   void CheckWebhook();
 
+  // outputs: {name: "${{ ... }}"}: the run's outputs (loader_steps.cc).
+  // Loaded once every step is, since they may read any step.
+  void LoadRunOutputs(const YamlNode& n);
+
   // on: {schedule: [{cron, timezone, catchup}], webhook: {...}}
   void LoadTriggers(const YamlNode& n);
 
@@ -289,6 +294,8 @@ class Loader {
   bool default_cache_ = false;
   // Set while the names of a `retry.on` condition are checked: `attempt` is defined there only.
   bool reading_attempt_ = false;
+  // Set while the names of a run output are checked: it reads any step without needing it.
+  bool reading_run_outputs_ = false;
   bool adding_finally_ = false;  // AddSteps is adding the steps of finally:
   std::optional<Millis> default_cache_max_age_;
   std::string default_executor_ = "local";

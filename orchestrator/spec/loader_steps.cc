@@ -538,6 +538,7 @@ void Loader::LoadCondition(const YamlNode& v, Step* s) {
 void Loader::CheckRefs(const Template& t, const Step* step, const std::string& where, bool item_allowed) {
   std::optional<std::vector<std::string>> ancestors;  // computed on the first steps.* reference
   auto needs = [&](const std::string& id) {
+    if (reading_run_outputs_) return true;  // evaluated once every step is final
     // A finally step runs after every step of `steps:`: it may read any of them.
     if (step->is_finally && !p_.FindStep(id)->is_finally) return true;
     if (std::find(step->needs.begin(), step->needs.end(), id) != step->needs.end()) return true;
@@ -557,6 +558,9 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
       if (e.kind == Expr::Kind::kCall) {
         if (reading_attempt_ && IsStatusFunction(e.op))
           Error(pos, e.op + "() has no meaning in retry on, which is asked about one failed attempt");
+        else if (reading_run_outputs_ && IsStatusFunction(e.op))
+          Error(pos, e.op + "() has no meaning in a run output, which is rendered once every step is final; "
+                     "read steps.<id>.state");
         else CheckCall(pos, e);
         return;
       }
@@ -578,6 +582,8 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
                      "under secrets: and read $" + path[1] + " in the step");
       } else if (root == "item") {
         if (path.size() != 1) Error(pos, "expected item");
+        else if (reading_run_outputs_)
+          Error(pos, "a run output cannot read 'item', which is only defined inside a step with foreach");
         else if (!step || !step->has_foreach || !item_allowed)
           Error(pos, "'item' is only defined inside a step with foreach");
       } else if (root == "attempt") {
@@ -634,7 +640,8 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
           Error(pos, (p_.FindStep(step->id) ? "step '" : "call '") + step->id.substr(scope.prefix.size()) + "' reads steps." + path[1] +
                          " but does not need it (add '" + path[1] + "' to its needs)");
         } else if (path.size() == 4) {
-          p_.output_refs.push_back({step->id, producer, output, pos, cur_file_ == &file_ ? "" : *cur_file_});
+          p_.output_refs.push_back(
+              {step->id, producer, output, pos, cur_file_ == &file_ ? "" : *cur_file_, reading_run_outputs_});
         }
       } else {
         Error(pos, "unknown name " + Quote(Join(path, ".")) + " (expressions see params, steps, env, item and run)");

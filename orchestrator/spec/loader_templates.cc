@@ -439,6 +439,7 @@ void Loader::RewriteTemplate(Template* t, size_t scope) {
 
 void Loader::RewriteTemplates() {
   if (scopes_.size() == 1) return;
+  for (RunOutput& o : p_.outputs) RewriteTemplate(&o.value, 0);
   for (size_t i = 0; i < p_.steps.size(); ++i) {
     Step& s = p_.steps[i];
     size_t scope = ScopeOfStep(i);

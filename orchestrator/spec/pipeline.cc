@@ -35,7 +35,7 @@ void CheckOutputRefs(const std::string& file, const std::vector<OutputRef>& refs
   for (const OutputRef& r : refs) {
     if (r.producer != producer || std::find(known.begin(), known.end(), r.name) != known.end()) continue;
     std::string has = known.empty() ? "none" : Join(known, ", ");
-    errors->push_back(At(r.file.empty() ? file : r.file, r.pos, "step '" + r.reader + "' reads steps." + producer + ".outputs." + r.name +
+    errors->push_back(At(r.file.empty() ? file : r.file, r.pos, (r.run_output ? "run output '" : "step '") + r.reader + "' reads steps." + producer + ".outputs." + r.name +
                                           ", which step '" + producer + "' does not declare" + DidYouMean(r.name, known) +
                                           " (it declares " + has + ")"));
   }

@@ -162,6 +162,7 @@ struct OutputRef {
   std::string name;
   SourcePos pos;
   std::string file;   // the template file the reader is written in; empty: the spec
+  bool run_output = false;   // the reader is a run output (`reader` its name), not a step
 };
 
 // The names of the outputs `s` declares in the spec (and `registered`, with register:).
@@ -197,6 +198,15 @@ struct Webhook {
   SourcePos pos;
 };
 
+// One entry of the top-level `outputs:`: a value of the whole run, rendered
+// once every step (finally steps included) is final. It may read params,
+// env, run.scheduled_time and every step, without needing it.
+struct RunOutput {
+  std::string name;
+  Template value;
+  SourcePos pos;   // of its key
+};
+
 struct Pipeline {
   std::string file;                      // as given on the command line
   std::string text;                      // the file's bytes, stored with each run
@@ -211,6 +221,7 @@ struct Pipeline {
   std::vector<Schedule> schedules;       // on.schedule
   std::optional<Webhook> webhook;        // on.webhook
   int max_active_runs = 0;               // runs `sluice serve` drives at once (0: only its global cap)
+  std::vector<RunOutput> outputs;        // `outputs:` of the run, in file order
   std::vector<OutputRef> output_refs;    // every steps.X.outputs.Y read, in file order
   std::unordered_map<std::string, size_t> index;   // step id -> position in steps
 

@@ -436,6 +436,19 @@ ALTER TABLE runs ADD COLUMN interval_start_ms INTEGER;  -- the schedule's fire t
 CREATE INDEX runs_by_schedule ON runs(pipeline, scheduled_ms) WHERE scheduled_ms IS NOT NULL;
 )sql";
 
+// Version 16: the run's outputs (the spec's top-level `outputs:`), rendered
+// once its steps are all final; an absent one has a NULL value and a reason.
+const char* kSchemaV16 = R"sql(
+CREATE TABLE run_outputs (
+  run_id    INTEGER NOT NULL REFERENCES runs(id),
+  name      TEXT NOT NULL,
+  position  INTEGER NOT NULL,   -- its place in the spec's outputs: map, from 0
+  value     TEXT,               -- NULL: absent, reason says why
+  reason    TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (run_id, name)
+);
+)sql";
+
 }  // namespace
 
 Db::~Db() {
@@ -520,7 +533,7 @@ Status Db::Migrate() {
   // Forward migrations, each in its own transaction with the version bump.
   static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7, kSchemaV8,
                                        kSchemaV9, kSchemaV10, kSchemaV11, kSchemaV12, kSchemaV13, kSchemaV14,
-                                       kSchemaV15};
+                                       kSchemaV15, kSchemaV16};
   static_assert(std::size(kMigrations) == kSchemaVersion);
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();

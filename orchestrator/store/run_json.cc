@@ -49,6 +49,28 @@ json RunJson(const RunRow& r, bool interrupted, int64_t now_ms) {
   return json::parse(RunJsonText(r, interrupted, now_ms));
 }
 
+void AppendRunOutputsJson(std::string* out, const std::vector<engine::RunOutputValue>& outputs) {
+  std::string& o = *out;
+  o += '[';
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const engine::RunOutputValue& v = outputs[i];
+    o += i ? ",{\"name\":" : "{\"name\":";
+    o += JsonUserString(v.name);
+    o += ",\"value\":";
+    o += v.value ? JsonUserString(*v.value) : std::string("null");
+    o += ",\"reason\":";
+    o += JsonUserString(v.reason);
+    o += '}';
+  }
+  o += ']';
+}
+
+json RunOutputsJson(const std::vector<engine::RunOutputValue>& outputs) {
+  std::string text;
+  AppendRunOutputsJson(&text, outputs);
+  return json::parse(text);
+}
+
 void AppendAttemptJson(std::string* out, const engine::AttemptRecord& a) {
   std::string& o = *out;
   o += "{\"id\":";

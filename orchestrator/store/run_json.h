@@ -56,6 +56,11 @@ nlohmann::json MetricJson(const MetricRow& m);
 void AppendStepRecordFields(std::string* out, const engine::StepRecord& s, std::optional<int64_t> duration_ms);
 nlohmann::json StepRecordJson(const engine::StepRecord& s, std::optional<int64_t> duration_ms);
 
+// A run's outputs (the spec's `outputs:`), in order: a list of {name, value,
+// reason}, value null (and reason set) for an absent one.
+void AppendRunOutputsJson(std::string* out, const std::vector<engine::RunOutputValue>& outputs);
+nlohmann::json RunOutputsJson(const std::vector<engine::RunOutputValue>& outputs);
+
 // How long each step and item took, from a run's attempts (oldest first):
 // a unit's duration is its last attempt's (earlier attempts and the backoff
 // between them are not the step's work), an unfinished one's up to `now_ms`;

@@ -428,6 +428,9 @@ Status RunsStore::ResetSteps(int64_t run_id, const std::vector<std::string>& rer
       failed.Reset();
     }
     ok = ok && run.Bind(1, run_id).Step() == SQLITE_DONE;
+    // The run's outputs are rendered again at its new end.
+    Query outputs = db_.Prepare("DELETE FROM run_outputs WHERE run_id = ?");
+    ok = ok && outputs.Bind(1, run_id).Step() == SQLITE_DONE;
     if (!ok) return db_.Error("reset steps of run " + std::to_string(run_id));
     return Status::Ok();
   });

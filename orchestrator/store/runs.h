@@ -123,6 +123,9 @@ class RunsStore : public engine::RunStore {
   Result<std::vector<MetricRow>> ListMetrics(int64_t run_id);
   // The metrics of one attempt (by its row id), in the order they were saved.
   Result<std::vector<MetricRow>> ListAttemptMetrics(int64_t attempt_id);
+  // The run's outputs in the spec's order; none until its driver has
+  // rendered them at its end, nor after a retry resets it (store/run_outputs.cc).
+  Result<std::vector<engine::RunOutputValue>> RunOutputs(int64_t run_id);
 
   // REQUIRES (all below): no journal batch is open.
   Status SetDriver(int64_t run_id, int64_t pid, int64_t pid_start);
@@ -174,6 +177,8 @@ class RunsStore : public engine::RunStore {
   // LineageStore::FindCached.
   Result<std::optional<engine::CachedResult>> FindCached(const std::string& fingerprint) override;
   Status SetRunState(int64_t run_id, engine::RunState state, int64_t at_ms) override;
+  // store/run_outputs.cc.
+  Status SaveRunOutputs(int64_t run_id, const std::vector<engine::RunOutputValue>& outputs) override;
   Result<bool> CancelRequested(int64_t run_id) override;
   Result<int> LostInARow(int64_t run_id, const std::string& step_id, int item) override;
   Status Flush() override;

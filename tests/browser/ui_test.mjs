@@ -62,9 +62,13 @@ steps:
 fs.writeFileSync(path.join(dir, 'flaky.yaml'), `name: flaky
 params:
   marker: {type: string, default: "${marker}"}
+  note: {type: string, default: "${XSS}"}
 steps:
   check: {run: ["sh", "-c", "test -f \\"$0\\" || { echo not fixed yet; exit 3; }", "\${{ params.marker }}"]}
-  finish: {needs: [check], run: "echo finished"}
+  finish: {needs: [check], run: "echo finished; echo done=yes >> $SLUICE_OUTPUT"}
+outputs:
+  done: \${{ steps.finish.outputs.done }}
+  note: \${{ params.note }}
 `);
 fs.writeFileSync(path.join(dir, 'broken.yaml'), 'name: broken\nsteps:\n  a: {run: "true", nedds: [b]}\n');
 
@@ -233,11 +237,21 @@ try {
     await page.click('#run-button');
     await page.waitForURL(/#\/r\/\d+$/);
     await page.waitForSelector('#run-state .badge.failed', { timeout: 15000 });
+    // The run's outputs: one absent, with why; one holding markup, as text.
+    await page.waitForSelector('#run-outputs');
+    const outputs = () => page.$$eval('#run-outputs dd', (dds) => dds.map((d) => d.textContent));
+    let shown = await outputs();
+    if (!/^none: .*step 'finish' has no output 'done' \(it skipped\)$/.test(shown[0]) || shown[1] !== XSS)
+      throw new Error('outputs of the failed run: ' + JSON.stringify(shown));
+    if ((await page.$$eval('img', (x) => x.length)) !== 0) throw new Error('<img> created from a run output');
     fs.writeFileSync(marker, 'yes');
     await page.click('#retry-button');
     await page.waitForSelector('#run-state .badge.succeeded', { timeout: 20000 });
     const states = await page.$$eval('.node', (ns) => ns.map((n) => n.getAttribute('data-state')));
     if (!states.every((s) => s === 'succeeded')) throw new Error('after retry: ' + states);
+    // Drawn from the same answer as the state: the run's end and its outputs are one commit.
+    shown = await outputs();
+    if (shown[0] !== 'yes' || shown[1] !== XSS) throw new Error('outputs after the retry: ' + JSON.stringify(shown));
   });
 
   await step('signing out asks for a token; so does a page read after the session is gone', async () => {

@@ -106,6 +106,11 @@ class FakeRunStore : public engine::RunStore {
     runs_[run_id].state = state;
     return Status::Ok();
   }
+  Status SaveRunOutputs(int64_t run_id, const std::vector<engine::RunOutputValue>& outputs) override {
+    runs_[run_id].outputs = outputs;
+    return Status::Ok();
+  }
+  const std::vector<engine::RunOutputValue>& RunOutputs(int64_t run_id) const { return runs_.at(run_id).outputs; }
   Result<bool> CancelRequested(int64_t run_id) override { return runs_[run_id].cancel_requested; }
   Result<int> LostInARow(int64_t run_id, const std::string& step_id, int item) override {
     std::vector<const engine::AttemptRecord*> mine;
@@ -128,6 +133,7 @@ class FakeRunStore : public engine::RunStore {
   struct Run {
     engine::RunState state = engine::RunState::kPending;
     bool cancel_requested = false;
+    std::vector<engine::RunOutputValue> outputs;
   };
   std::map<int64_t, Run> runs_;
   std::map<std::tuple<int64_t, std::string, int>, engine::StepRecord> steps_;

@@ -30,8 +30,12 @@ inline int64_t UserVersion(const std::string& path) {
   return v;
 }
 
-// Undoes schema version 15 by hand (the runs' data interval), so a test can step further back.
+// Undoes schema version 16 by hand (the runs' outputs), so a test can step further back.
+inline void UndoVersion16(sqlite3* db) { ExecAll(db, {"DROP TABLE run_outputs", "PRAGMA user_version=15"}); }
+
+// Undoes schema versions 16 and 15 by hand (the runs' data interval), so a test can step further back.
 inline void UndoVersion15(sqlite3* db) {
+  UndoVersion16(db);
   ExecAll(db, {"DROP INDEX runs_by_schedule", "ALTER TABLE runs DROP COLUMN scheduled_ms",
                "ALTER TABLE runs DROP COLUMN interval_start_ms", "PRAGMA user_version=14"});
 }

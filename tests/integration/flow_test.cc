@@ -159,3 +159,31 @@ TEST(FlowTest, AnExitCodeIsReadBackFromTheStoreAfterAResume) {
   EXPECT_EQ(o.code, 0) << o.out << o.err;
   EXPECT_EQ(box.Read("code.txt"), "3 [0,4]\n");
 }
+
+TEST(FlowTest, SluiceShowPrintsTheRunsOutputsAndAnAbsentOneWithItsReason) {
+  Sandbox box;
+  box.Write("p.yaml",
+            "name: demo\nparams: {lr: {type: float, default: 0.5}}\nsteps:\n"
+            "  train:\n    run: \"echo model=m-$LR >> $SLUICE_OUTPUT\"\n    env: {LR: \"${{ params.lr }}\"}\n"
+            "  judge: {needs: train, run: \"exit 4\", continue_on_error: true}\n"
+            "finally:\n  notify: {run: \"echo sent=yes >> $SLUICE_OUTPUT\"}\n"
+            "outputs:\n"
+            "  model: ${{ steps.train.outputs.model }}\n"
+            "  verdict: ${{ steps.judge.outputs.verdict }}\n"
+            "  notified: ${{ steps.notify.outputs.sent }} at lr ${{ params.lr }}\n");
+  Output o = box.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(o.code, 0) << o.out << o.err;
+  Output show = box.Sluice({"show", "1"});
+  EXPECT_EQ(show.code, 0) << show.err;
+  EXPECT_NE(show.out.find("\noutputs\n"
+                          "  model = m-0.5\n"
+                          "  verdict: none (${{ steps.judge.outputs.verdict }}: step 'judge' has no output 'verdict' (it failed))\n"
+                          "  notified = yes at lr 0.5\n"),
+            std::string::npos)
+      << show.out;
+  json run = ShowRun(box, "1");
+  json expected = {{{"name", "model"}, {"value", "m-0.5"}, {"reason", ""}},
+                   {{"name", "verdict"}, {"value", nullptr}, {"reason", "${{ steps.judge.outputs.verdict }}: step 'judge' has no output 'verdict' (it failed)"}},
+                   {{"name", "notified"}, {"value", "yes at lr 0.5"}, {"reason", ""}}};
+  EXPECT_EQ(run["outputs"], expected);
+}

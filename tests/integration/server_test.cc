@@ -45,7 +45,9 @@ const char* kSlow = "name: slow\nsteps:\n  wait: {run: \"sleep 60\"}\n";
 const char* kFlaky = R"(name: flaky
 steps:
   check: {run: "test -f fixed || { echo not fixed; exit 3; }"}
-  finish: {needs: [check], run: "echo finished"}
+  finish: {needs: [check], run: "echo finished; echo 'verdict=<b>fixed</b>' >> $SLUICE_OUTPUT"}
+outputs:
+  verdict: ${{ steps.finish.outputs.verdict }}
 )";
 const char* kBroken = "name: broken\nsteps:\n  a: {run: \"true\", nedds: [b]}\n";
 
@@ -290,6 +292,22 @@ TEST_F(ServeTest, RetryRerunsTheFailedStepsOfAFailedRun) {
   run = GetJson("/api/runs/" + std::to_string(id));
   EXPECT_EQ(run["steps"][0]["attempts"], 2);
   EXPECT_EQ(Post("/api/runs/" + std::to_string(id) + "/retry", "")->status, 409) << "nothing failed any more";
+}
+
+TEST_F(ServeTest, ARunsOutputsAreInItsJsonAbsentWithTheReasonUntilARetryRendersThem) {
+  int64_t id = StartRun("flaky");
+  ASSERT_TRUE(WaitForRun(id, "failed"));
+  json run = GetJson("/api/runs/" + std::to_string(id));
+  json absent = {{{"name", "verdict"}, {"value", nullptr}, {"reason", "${{ steps.finish.outputs.verdict }}: step 'finish' has no output 'verdict' (it skipped)"}}};
+  EXPECT_EQ(run["outputs"], absent);
+  box_.Write("pipelines/fixed", "");
+  ASSERT_EQ(Post("/api/runs/" + std::to_string(id) + "/retry", "")->status, 202);
+  ASSERT_TRUE(WaitForRun(id, "succeeded"));
+  run = GetJson("/api/runs/" + std::to_string(id));
+  json present = {{{"name", "verdict"}, {"value", "<b>fixed</b>"}, {"reason", ""}}};
+  EXPECT_EQ(run["outputs"], present);
+  // A run's list entry carries no outputs: they are the run page's.
+  EXPECT_FALSE(GetJson("/api/runs?pipeline=flaky")["runs"][0].contains("outputs"));
 }
 
 TEST_F(ServeTest, AStepsDurationIsItsLastAttemptsNotTheSpanSinceItsFirst) {

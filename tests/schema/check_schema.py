@@ -66,6 +66,8 @@ bad = {
     "approval with an unknown key": {"name": "x", "steps": {"g": {"uses": "sluice/approval", "with": {"mesage": "ok?"}}}},
     "approval value without a type": {"name": "x", "steps": {"g": {"uses": "sluice/approval", "with": {"values": {"n": {"default": 1}}}}}},
     "approval on_timeout that is neither": {"name": "x", "steps": {"g": {"uses": "sluice/approval", "with": {"on_timeout": "skip"}}}},
+    "run output with a bad name": {"name": "x", "steps": {"a": {"run": "true"}}, "outputs": {"9lives": "x"}},
+    "run output that is a map": {"name": "x", "steps": {"a": {"run": "true"}}, "outputs": {"m": {"value": "x"}}},
     "approval value named like its own output": {"name": "x", "steps": {"g": {"uses": "sluice/approval",
                                                   "with": {"values": {"approver": {"type": "string"}}}}}},
 }
@@ -95,6 +97,9 @@ good = {
                                       "train": {"call": "t", "needs": "prep", "if": "params.go",
                                                 "with": {"lr": "${{ params.lr }}"}},
                                       "report": {"needs": ["train"], "run": "echo ${{ steps.train.outputs.model }}"}}},
+    "run outputs": {"name": "x", "steps": {"a": {"run": "true", "outputs": {"model": "model"}}},
+                    "finally": {"f": {"run": "true"}},
+                    "outputs": {"model": "${{ steps.a.outputs.model }}", "notified": "${{ steps.f.state }}", "n": 3}},
     "an approval with typed values": {"name": "x", "steps": {"g": {"uses": "sluice/approval", "with": {
         "message": "Deploy to prod?", "timeout": "24h", "on_timeout": "reject",
         "values": {"reason": {"type": "string"}, "replicas": {"type": "int", "default": 2, "min": 1}}}}}},

@@ -151,5 +151,11 @@ TEST(RunJsonTest, AUnitTakesItsLastAttemptsTimeAndAForeachStepSpansItsItems) {
   EXPECT_EQ(d.Of("b", -1), std::nullopt);
 }
 
+TEST(RunJsonTest, RunOutputsAreAListInOrderWithAnAbsentOnesValueNullAndItsReason) {
+  json j = RunOutputsJson({{"zeta", "<b>1</b>", ""}, {"alpha", std::nullopt, "it failed"}});
+  EXPECT_EQ(j, json::parse(R"([{"name":"zeta","value":"<b>1</b>","reason":""},{"name":"alpha","value":null,"reason":"it failed"}])"));
+  EXPECT_EQ(RunOutputsJson({}), json::array());
+}
+
 }  // namespace
 }  // namespace sluice::store

@@ -362,12 +362,63 @@ TEST(DbTest, ADatabaseAtSchemaVersion14MigratesTo15AndItsRunsHaveNoDataInterval)
   EXPECT_EQ(UserVersion(path), 14);
   auto s = OpenStore(path);
   ASSERT_TRUE(s);
-  EXPECT_EQ(UserVersion(path), 15);
+  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
   auto row = s->runs().GetRun(run);
   ASSERT_TRUE(row.ok());
   EXPECT_EQ(row->pipeline, "p");
   EXPECT_FALSE(row->interval);
   EXPECT_TRUE(s->runs().ScheduledRuns("p", 0, INT64_MAX)->empty());
+}
+
+TEST(DbTest, ADatabaseAtSchemaVersion15MigratesTo16AndItsRunsHaveNoOutputs) {
+  std::string path = TempDb("v15");
+  int64_t run = 0;
+  {
+    auto s = OpenStore(path);
+    ASSERT_TRUE(s);
+    run = *s->runs().CreateRun("p", "x", "p", "/", "{}", 1, 0);
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  UndoVersion16(db);
+  sqlite3_close(db);
+  EXPECT_EQ(UserVersion(path), 15);
+  auto s = OpenStore(path);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(UserVersion(path), 16);
+  EXPECT_EQ(s->runs().GetRun(run)->pipeline, "p");
+  EXPECT_TRUE(s->runs().RunOutputs(run)->empty());
+  ASSERT_TRUE(s->runs().SaveRunOutputs(run, {{"m", "v", ""}}).ok());
+  ASSERT_TRUE(s->runs().Flush().ok());
+  EXPECT_EQ(s->runs().RunOutputs(run)->size(), 1u);
+}
+
+
+TEST(RunsStoreTest, ARetryResetClearsTheRunsOutputs) {
+  auto s = OpenStore(TempDb("run-outputs-reset"));
+  ASSERT_TRUE(s);
+  store::RunsStore& runs = s->runs();
+  int64_t run = *runs.CreateRun("p", "x", "p", "/", "{}", 1, 0);
+  ASSERT_TRUE(runs.SaveRunOutputs(run, {{"m", "1", ""}}).ok());
+  ASSERT_TRUE(runs.Flush().ok());
+  ASSERT_TRUE(runs.ResetSteps(run, {}, {}).ok());
+  EXPECT_TRUE(runs.RunOutputs(run)->empty());
+}
+
+TEST(RunsStoreTest, RunOutputsAreReadInTheOrderSavedWithAbsentOnesNullAndTheirReason) {
+  auto s = OpenStore(TempDb("run-outputs"));
+  ASSERT_TRUE(s);
+  store::RunsStore& runs = s->runs();
+  int64_t run = *runs.CreateRun("p", "x", "p", "/", "{}", 1, 0);
+  std::vector<engine::RunOutputValue> outputs = {{"zeta", "1", ""}, {"alpha", std::nullopt, "step 'a' has no output 'x' (it failed)"},
+                                                 {"empty", "", ""}};
+  ASSERT_TRUE(runs.SaveRunOutputs(run, outputs).ok());
+  ASSERT_TRUE(runs.Flush().ok());
+  EXPECT_EQ(*runs.RunOutputs(run), outputs);
+  // Saving again replaces them (a resumed run's driver renders them anew).
+  ASSERT_TRUE(runs.SaveRunOutputs(run, {{"zeta", "2", ""}}).ok());
+  ASSERT_TRUE(runs.Flush().ok());
+  EXPECT_EQ(*runs.RunOutputs(run), (std::vector<engine::RunOutputValue>{{"zeta", "2", ""}}));
 }
 
 TEST(RunsStoreTest, RunsAreFilteredByTriggerAndByCreationTimeFromTheSinceTimeOn) {
