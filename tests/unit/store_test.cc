@@ -34,8 +34,16 @@ int64_t UserVersion(const std::string& path) {
   return v;
 }
 
-// Undoes schema version 15 by hand (the runs' data interval), so a test can step further back.
+// Undoes schema version 16 by hand (concurrency groups, pools and leases), so a test can step further back.
+void UndoVersion16(sqlite3* db) {
+  ExecAll(db, {"DROP TABLE pool_leases", "DROP TABLE pools", "DROP INDEX runs_by_group",
+               "ALTER TABLE runs DROP COLUMN concurrency_group", "ALTER TABLE runs DROP COLUMN group_admitted",
+               "PRAGMA user_version=15"});
+}
+
+// Undoes schema versions 16 and 15 by hand (the runs' data interval), so a test can step further back.
 void UndoVersion15(sqlite3* db) {
+  UndoVersion16(db);
   ExecAll(db, {"DROP INDEX runs_by_schedule", "ALTER TABLE runs DROP COLUMN scheduled_ms",
                "ALTER TABLE runs DROP COLUMN interval_start_ms", "PRAGMA user_version=14"});
 }
@@ -429,12 +437,37 @@ TEST(DbTest, ADatabaseAtSchemaVersion14MigratesTo15AndItsRunsHaveNoDataInterval)
   EXPECT_EQ(UserVersion(path), 14);
   auto s = OpenStore(path);
   ASSERT_TRUE(s);
-  EXPECT_EQ(UserVersion(path), 15);
+  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
   auto row = s->runs().GetRun(run);
   ASSERT_TRUE(row.ok());
   EXPECT_EQ(row->pipeline, "p");
   EXPECT_FALSE(row->interval);
   EXPECT_TRUE(s->runs().ScheduledRuns("p", 0, INT64_MAX)->empty());
+}
+
+TEST(DbTest, ADatabaseAtSchemaVersion15MigratesTo16WithItsRunsInNoGroupAndNoPools) {
+  std::string path = TempDb("v15");
+  int64_t run = 0;
+  {
+    auto s = OpenStore(path);
+    ASSERT_TRUE(s);
+    run = *s->runs().CreateRun("p", "x", "p", "/", "{}", 1, 0);
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  UndoVersion16(db);
+  sqlite3_close(db);
+  EXPECT_EQ(UserVersion(path), 15);
+  auto s = OpenStore(path);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(UserVersion(path), 16);
+  auto row = s->runs().GetRun(run);
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ(row->group, "");
+  EXPECT_FALSE(row->group_admitted);
+  EXPECT_TRUE(s->concurrency().ListPools()->empty());
+  ASSERT_TRUE(s->concurrency().SetPool("gpu", 2, 1).ok());
+  EXPECT_EQ((*s->concurrency().GetPool("gpu"))->slots, 2);
 }
 
 TEST(RunsStoreTest, StepsWrittenAfterASeqAreTheRecordsWrittenSinceOnceEachInTheOrderLastWritten) {
