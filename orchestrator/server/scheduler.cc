@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <string_view>
 
 #include "runs/verbs.h"
 #include "store/open.h"
@@ -72,8 +73,10 @@ Result<std::vector<store::RunRow>> ActiveRuns(store::RunsStore& runs, const std:
 bool Scheduler::MayFire(store::RunsStore& runs, const spec::Pipeline& p, const spec::Schedule& s, int64_t now) {
   if (s.overlap == spec::Schedule::Overlap::kAllow) return true;
   std::string key = s.cron.text() + " " + s.timezone;
+  // A skipped fire goes to stderr, as other skips do; a replacement to stdout, beside the fire.
   auto log = [&](const char* event, const std::string& reason) {
-    std::fprintf(stderr, "%s event=%s pipeline=%s cron=%s reason=%s\n", IsoTime(now * 1000).c_str(), event,
+    FILE* to = std::string_view(event) == "schedule-skipped" ? stderr : stdout;
+    std::fprintf(to, "%s event=%s pipeline=%s cron=%s reason=%s\n", IsoTime(now * 1000).c_str(), event,
                  p.name.c_str(), Quote(key).c_str(), Quote(reason).c_str());
   };
   auto active = ActiveRuns(runs, p.name);

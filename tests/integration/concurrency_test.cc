@@ -20,10 +20,11 @@ namespace {
 
 using json = nlohmann::json;
 
-// A step that records when it started and ended (ns) in times.<run>.<step>.
+// A step that records when it started and ended (ns) in times.<run>.<step>
+// of the sandbox (the folder above SLUICE_HOME, wherever the spec is).
 std::string TimedStep(const std::string& seconds) {
-  return R"(["sh", "-c", "echo $(date +%s%N) > times.$SLUICE_RUN_ID.$SLUICE_STEP; sleep )" + seconds +
-         R"(; echo $(date +%s%N) >> times.$SLUICE_RUN_ID.$SLUICE_STEP"])";
+  return R"(["sh", "-c", "f=$SLUICE_HOME/../times.$SLUICE_RUN_ID.$SLUICE_STEP; echo $(date +%s%N) > $f; sleep )" +
+         seconds + R"(; echo $(date +%s%N) >> $f"])";
 }
 
 std::string GroupSpec(bool cancel_in_progress, const std::string& seconds) {
@@ -278,10 +279,10 @@ struct OverlapFixture {
 TEST(ScheduleOverlapTest, ForbidSkipsAFireWhileARunOfThePipelineIsActive) {
   OverlapFixture f;
   f.Start("forbid");
-  ASSERT_TRUE(WaitFor([&] { return f.box.Read("serve.log").find("event=schedule-skipped") != std::string::npos; }))
-      << f.box.Read("serve.log");
-  EXPECT_NE(f.box.Read("serve.log").find("reason='run 1 is active (overlap: forbid)'"), std::string::npos)
-      << f.box.Read("serve.log");
+  ASSERT_TRUE(WaitFor([&] { return f.box.Read("serve.log.err").find("event=schedule-skipped") != std::string::npos; }))
+      << f.box.Read("serve.log.err");
+  EXPECT_NE(f.box.Read("serve.log.err").find("reason='run 1 is active (overlap: forbid)'"), std::string::npos)
+      << f.box.Read("serve.log.err");
   EXPECT_EQ(RunState(f.box, 1), "running");
   f.Stop();
   EXPECT_EQ(json::parse(f.box.Sluice({"runs", "--format", "json"}).out).size(), 1u);
