@@ -192,6 +192,27 @@ TEST(PoolTest, AStepWaitingForAPoolTakesNoJobsSlot) {
   EXPECT_GE(Times(box, 2, "fit").start, Times(box, 1, "fit").end);
 }
 
+TEST(PoolTest, CancellingARunWhoseStepWaitsForAPoolCancelsTheStepWithoutStartingIt) {
+  Sandbox box;
+  ASSERT_EQ(box.Sluice({"pool", "set", "gpu", "--slots", "1"}).code, 0);
+  box.Write("p.yaml", PoolSpec("30"));
+  pid_t holder = box.Start({"run", "p.yaml"}, "hold.log");
+  ASSERT_TRUE(WaitFor([&] { return Started(box, 1, "fit"); })) << box.Read("hold.log");
+  pid_t waiter = box.Start({"run", "p.yaml"}, "wait.log");
+  ASSERT_TRUE(WaitFor([&] {
+    return box.Sluice({"show", "2"}).out.find("waiting for pool 'gpu': 1 of 1 slots taken") != std::string::npos;
+  }));
+  EXPECT_NE(box.Read("wait.log").find("waiting for pool 'gpu'"), std::string::npos) << box.Read("wait.log");
+  EXPECT_EQ(box.Sluice({"cancel", "2"}).code, 0);
+  EXPECT_EQ(Sandbox::Reap(waiter), 130) << box.Read("wait.log");
+  EXPECT_EQ(StepOf(ShowRun(box, "2"), "fit")["state"], "cancelled");
+  EXPECT_FALSE(Started(box, 2, "fit"));
+  EXPECT_EQ(box.Sluice({"cancel", "1"}).code, 0);
+  EXPECT_EQ(Sandbox::Reap(holder), 130);
+  Output list = box.Sluice({"pool", "list", "--format", "json"});
+  EXPECT_EQ(json::parse(list.out)[0]["used"], 0) << list.out;
+}
+
 TEST(PoolTest, TheLeaseOfAKilledDriverIsReclaimedByTheNextRun) {
   Sandbox box;
   ASSERT_EQ(box.Sluice({"pool", "set", "gpu", "--slots", "1"}).code, 0);
