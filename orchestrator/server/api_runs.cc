@@ -114,7 +114,8 @@ json SchedulesOf(const spec::Pipeline& p, int count) {
       next.push_back(IsoTime(*n * 1000));
       t = *n;
     }
-    out.push_back({{"cron", s.cron.text()}, {"timezone", s.timezone}, {"catchup", spec::CatchupJson(s.catchup)}, {"next", next}});
+    out.push_back({{"cron", s.cron.text()}, {"timezone", s.timezone}, {"catchup", spec::CatchupJson(s.catchup)},
+                   {"overlap", spec::OverlapName(s.overlap)}, {"next", next}});
   }
   return out;
 }

@@ -196,6 +196,8 @@ struct Schedule {
 };
 // `catchup` as the spec writes it: true, false or "all".
 nlohmann::json CatchupJson(Schedule::Catchup c);
+// `overlap` as the spec writes it: allow, forbid or replace.
+const char* OverlapName(Schedule::Overlap o);
 
 // `on.webhook`: a signed POST /hooks/<pipeline> starts a run. Each of
 // `params` is a template over `event`, the delivery's JSON payload.

@@ -297,6 +297,18 @@ struct OverlapFixture {
   }
 };
 
+TEST(ScheduleOverlapTest, SchedulesListEachScheduleWithItsOverlap) {
+  Sandbox box;
+  box.Write("pipelines/p.yaml", "name: p\non:\n  schedule:\n    - {cron: \"@hourly\", overlap: forbid}\n"
+                                "    - {cron: \"@daily\"}\nsteps:\n  a: {run: \"true\"}\n");
+  Output o = box.Sluice({"schedules", "pipelines", "--format", "json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  json j = json::parse(o.out);
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0]["overlap"], "forbid");
+  EXPECT_EQ(j[1]["overlap"], "allow");
+}
+
 TEST(ScheduleOverlapTest, ForbidSkipsAFireWhileARunOfThePipelineIsActive) {
   OverlapFixture f;
   f.Start("forbid");
