@@ -75,6 +75,10 @@ int Gc(const std::string& older_than, bool dry_run);
 int CreateToken(const std::string& name, const std::string& scope);
 int ListTokens(const std::string& format);
 int RevokeToken(int64_t id);
+// pool set, list, delete (pool_commands.cc).
+int SetPool(const std::string& name, int slots);
+int ListPools(const std::string& format);
+int DeletePool(const std::string& name);
 int Schedules(const std::vector<std::string>& paths, int count, const std::string& format);
 // The most runs one backfill starts.
 constexpr size_t kMaxBackfillRuns = 10000;

@@ -254,6 +254,15 @@ int Show(const std::string& run_text, const std::string& format) {
   if (row->interval)
     std::printf("scheduled for %s (data interval from %s)\n", IsoTime(row->interval->end_ms).c_str(),
                 IsoTime(row->interval->start_ms).c_str());
+  if (!row->group.empty()) {
+    bool unfinished = row->state == engine::RunState::kPending || row->state == engine::RunState::kRunning;
+    auto holder = unfinished ? store->concurrency().GroupHolder(row->group) : Result<int64_t>(int64_t{0});
+    std::string where = "concurrency group " + Quote(row->group);
+    if (!unfinished || !holder.ok()) std::printf("%s\n", where.c_str());
+    else if (*holder == row->id) std::printf("%s: holds it\n", where.c_str());
+    else if (*holder != 0) std::printf("%s: waiting for run %lld, which holds it\n", where.c_str(), static_cast<long long>(*holder));
+    else std::printf("%s: waiting\n", where.c_str());
+  }
   std::printf("spec %s\n", row->spec_path.c_str());
   auto params = nlohmann::json::parse(row->params_json, nullptr, false);
   if (params.is_object() && !params.empty()) {

@@ -191,6 +191,18 @@ int main(int argc, char** argv) {
   backfill->add_option("-p,--param", raw_params, "override a param")->check(param_check);
   backfill->add_flag("-n,--dry-run", dry_run, "only list the fire times and their intervals");
 
+  std::string pool_name;
+  int pool_slots = 1;
+  auto* pool = app.add_subcommand("pool", "Named pools of slots that steps of every run share (a step's pool:)");
+  pool->require_subcommand(1);
+  auto* pool_set = pool->add_subcommand("set", "Create a pool or change its slots");
+  pool_set->add_option("name", pool_name, "the pool's name")->required();
+  pool_set->add_option("--slots", pool_slots, "how many slots (0 to 10000)")->required();
+  auto* pool_list = pool->add_subcommand("list", "List pools, their slots and who holds them");
+  pool_list->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  auto* pool_delete = pool->add_subcommand("delete", "Delete a pool no running step holds");
+  pool_delete->add_option("name", pool_name, "the pool's name")->required();
+
   std::string token_name = "token", token_scope;
   int64_t token_id = 0;
   auto* token = app.add_subcommand("token", "API tokens for sluice serve: create, list, revoke");
@@ -335,6 +347,9 @@ int main(int argc, char** argv) {
   if (*gc) return Gc(older_than, dry_run);
   if (*serve_model) return ServeModel(serving);
   if (*serve) return Serve(server);
+  if (*pool_set) return SetPool(pool_name, pool_slots);
+  if (*pool_list) return ListPools(format);
+  if (*pool_delete) return DeletePool(pool_name);
   if (*token_create) return CreateToken(token_name, token_scope);
   if (*token_list) return ListTokens(format);
   if (*token_revoke) return RevokeToken(token_id);

@@ -27,6 +27,7 @@
 #include "exec/routing_executor.h"
 #include "exec/slurm_executor.h"
 #include "runs/approval.h"
+#include "runs/concurrency.h"
 #include "runs/verbs.h"
 #include "spec/pipeline.h"
 #include "store/artifacts.h"
@@ -57,6 +58,7 @@ std::unique_ptr<store::Store> OpenStore() {
     std::cerr << "sluice: " << s.status().message() << "\n";
     return nullptr;
   }
+  runs::UseProcessTable((*s)->concurrency());
   return std::move(s.value());
 }
 
@@ -97,6 +99,53 @@ void OnInterrupt(int) {
   if (engine::Engine* e = g_engine.load()) e->RequestCancel(n >= 2);
 }
 
+// A run of a pipeline with `concurrency:` waits here, before anything of it
+// starts, until it holds its group; it says once what it waits for, and
+// again when that changes. -1 once it holds it, else the exit code.
+int WaitForGroup(store::Store& store, const runs::StoredRun& run) {
+  const std::string name = "run " + std::to_string(run.row.id);
+  const std::string group = "concurrency group " + Quote(run.row.group);
+  runs::GroupWaitHooks hooks;
+  hooks.entered = [&](const store::GroupEntry& e) {
+    for (int64_t id : e.replaced)
+      std::printf("%s replaces run %lld, which waited in %s: cancelled\n", name.c_str(), static_cast<long long>(id),
+                  group.c_str());
+    if (e.replaced_by)
+      std::printf("%s is replaced by run %lld, which waits in %s\n", name.c_str(), static_cast<long long>(e.replaced_by),
+                  group.c_str());
+    for (int64_t id : e.cancelling)
+      std::printf("%s cancels run %lld, running in %s (cancel_in_progress)\n", name.c_str(), static_cast<long long>(id),
+                  group.c_str());
+    std::fflush(stdout);
+  };
+  bool waited = false;
+  hooks.waiting = [&](int64_t holder) {
+    waited = true;
+    std::printf("%s waits: %s is held by run %lld (Ctrl-C cancels this run)\n", name.c_str(), group.c_str(),
+                static_cast<long long>(holder));
+    std::fflush(stdout);
+  };
+  hooks.interrupted = [] { return g_interrupts.load() > 0; };
+  struct sigaction sa {}, old_int{}, old_term{};
+  sa.sa_handler = OnInterrupt;
+  sigemptyset(&sa.sa_mask);
+  g_interrupts = 0;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  bool cancel_in_progress = run.pipeline.concurrency && run.pipeline.concurrency->cancel_in_progress;
+  auto turn = runs::WaitForGroup(store.concurrency(), store.runs(), run.row, cancel_in_progress, hooks);
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  if (!turn.ok()) return Fail("sluice: " + name + ": " + turn.status().message(), kExitFailed);
+  if (*turn == store::GroupTurn::What::kCancelled) {
+    std::printf("%s cancelled before it started (it waited in %s)\n", name.c_str(), group.c_str());
+    return kExitCancelled;
+  }
+  if (waited) std::printf("%s holds %s: starting\n", name.c_str(), group.c_str());
+  std::fflush(stdout);
+  return -1;
+}
+
 // Runs (or goes on with) a stored run in this process until it ends.
 // `started_ms`: when the run first started (resume), from which its
 // timeout counts; 0: now (a new run, or a retry, which gets the whole timeout).
@@ -104,8 +153,12 @@ int Drive(store::Store& store, const runs::StoredRun& run, std::vector<StepRecor
           bool use_cache = true, std::vector<engine::AttemptRecord> adopt = {}, int64_t started_ms = 0) {
   auto plugins = PluginsFor(run.pipeline);
   if (!plugins.ok()) return Fail(plugins.status().message(), kExitUsage);
+  if (Status pools = runs::CheckPools(store.concurrency(), run.pipeline); !pools.ok())
+    return Fail(pools.message(), pools.code() == Code::kInvalidSpec ? kExitUsage : kExitFailed);
   Status st = runs::RunVerbs(store.runs(), HomeDir()).BecomeDriver(run.row.id);
   if (!st.ok()) return Fail("sluice: " + st.message(), kExitFailed);
+  if (!run.row.group.empty())
+    if (int code = WaitForGroup(store, run); code >= 0) return code;
   engine::Plan plan = engine::MakePlan(run.pipeline);
   engine::EngineOptions options;
   options.jobs = run.row.jobs;
@@ -220,8 +273,12 @@ int Run(const std::string& file, const Overrides& overrides, int jobs, const std
   auto params = spec::ResolveParams(*p, overrides);
   if (!params.ok()) return Fail(params.status().message(), kExitUsage);
   if (auto plugins = PluginsFor(*p); !plugins.ok()) return Fail(plugins.status().message(), kExitUsage);
+  if (auto group = spec::RenderConcurrencyGroup(*p, *params); !group.ok()) return Fail(group.status().message(), kExitUsage);
   auto store = OpenStore();
   if (!store) return kExitFailed;
+  // An unknown pool is refused before the run is recorded.
+  if (Status pools = runs::CheckPools(store->concurrency(), *p); !pools.ok())
+    return Fail(pools.message(), pools.code() == Code::kInvalidSpec ? kExitUsage : kExitFailed);
   auto id = runs::RunVerbs(store->runs(), HomeDir()).Create(*p, *params, jobs);
   if (!id.ok()) return Fail("sluice: " + id.status().message(), kExitFailed);
   auto row = store->runs().GetRun(*id);

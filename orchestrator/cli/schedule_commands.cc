@@ -80,7 +80,8 @@ int Schedules(const std::vector<std::string>& paths, int count, const std::strin
       }
       if (format == "json") {
         nlohmann::json j = {{"pipeline", p->name}, {"file", file},          {"cron", s.cron.text()},
-                            {"timezone", s.timezone}, {"catchup", spec::CatchupJson(s.catchup)}, {"next", nlohmann::json::array()}};
+                            {"timezone", s.timezone}, {"catchup", spec::CatchupJson(s.catchup)},
+                            {"overlap", spec::OverlapName(s.overlap)}, {"next", nlohmann::json::array()}};
         for (int64_t t : next) j["next"].push_back({{"utc", IsoTime(t * 1000)}, {"local", WallTime(t, s.zone)}});
         out.push_back(j);
         continue;

@@ -6,39 +6,13 @@
 #include "engine/attempt_end.h"
 #include "engine/attempt_render.h"
 #include "engine/decide.h"
+#include "engine/engine_unit.h"
 #include "engine/fingerprint.h"
 #include "engine/run_outputs.h"
 #include "util/duration.h"
 #include "util/secrets.h"
 
 namespace sluice::engine {
-
-// What the builder keeps of one unit of the RunGraph (a plain step, or one
-// item of a foreach step) while it runs; same index as the graph's unit.
-struct Engine::Unit {
-  // What the unit's current attempt holds, from its start until the unit is
-  // final (then released: a 100,000-step run keeps only what its records need).
-  struct Attempt {
-    AttemptRecord record;
-    std::string output_path;
-    std::string files_dir;     // the attempt's folder for declared outputs
-    SecretMask secrets;        // the values of the secrets of the current attempt
-  };
-  Attempt& live() {
-    if (!live_) live_ = std::make_unique<Attempt>();
-    return *live_;
-  }
-  void Release() { live_.reset(); }
-
-  std::unique_ptr<Attempt> live_;
-  bool running = false;
-  bool waiting_retry = false;
-  StopCause::Kind stop = StopCause::Kind::kNone;  // why the engine stopped it, if it did
-  bool killed = false;
-  uint64_t generation = 0;     // bumped per attempt; stale timers are ignored
-  int slots = 1;
-  bool in_flight = false;      // counted in its step's in_flight_ (max_parallel)
-};
 
 Engine::Engine(const Plan& plan, const spec::ParamValues& params, int64_t run_id, RunStore* store, Executor* executor,
                Clock* clock, Observer* observer, EngineOptions options, std::vector<StepRecord> resume)
@@ -198,16 +172,48 @@ Status Engine::Expand(size_t i, const spec::List* items) {
 Status Engine::StartReady() {
   std::vector<std::pair<size_t, AttemptRequest>> launching;
   int slots = free_slots_;
+  // `u` has its slots and its pool's lease: its attempt is rendered.
+  auto prepare = [&](size_t u) -> Status {
+    std::optional<AttemptRequest> req;
+    Status s = PrepareUnit(u, &req);
+    if (!s.ok()) return s;
+    if (!req) return ReleasePool(u);  // it ended before it started (cached, failed)
+    slots -= units_[u].slots;
+    launching.emplace_back(u, std::move(*req));
+    return Status::Ok();
+  };
+  // Units waiting for a pool first, each when there are slots for it.
+  if (!pool_waiting_.empty() && !hard_cancel_ && clock_->Now() >= next_pool_try_) {
+    next_pool_try_ = clock_->Now() + options_.cancel_poll;
+    for (size_t i = 0; i < pool_waiting_.size();) {
+      size_t u = pool_waiting_[i];
+      if (units_[u].slots > slots) {
+        ++i;
+        continue;
+      }
+      auto turn = TakePool(u);
+      if (!turn.ok()) return turn.status();
+      if (*turn == PoolTurn::kWait) {
+        ++i;
+        continue;
+      }
+      pool_waiting_.erase(pool_waiting_.begin() + static_cast<std::ptrdiff_t>(i));
+      if (*turn == PoolTurn::kGo) {
+        Status s = prepare(u);
+        if (!s.ok()) return s;
+      }
+    }
+  }
   while (!graph_.ready().empty() && !hard_cancel_) {
     size_t u = graph_.ready().front();
     if (units_[u].slots > slots) break;
     graph_.PopReady();
-    std::optional<AttemptRequest> req;
-    Status s = PrepareUnit(u, &req);
+    auto turn = TakePool(u);
+    if (!turn.ok()) return turn.status();
+    if (*turn == PoolTurn::kWait) pool_waiting_.push_back(u);
+    if (*turn != PoolTurn::kGo) continue;
+    Status s = prepare(u);
     if (!s.ok()) return s;
-    if (!req) continue;
-    slots -= units_[u].slots;
-    launching.emplace_back(u, std::move(*req));
   }
   if (launching.empty()) return Status::Ok();
   Status s = store_->Flush();  // the attempts are on record before their processes exist
@@ -314,6 +320,8 @@ Status Engine::LaunchUnit(size_t u, const AttemptRequest& req, Result<Started> s
   const StepRecord& rec = graph_.unit_record(u);
   const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   if (!started.ok()) {
+    Status released = ReleasePool(u);
+    if (!released.ok()) return released;
     unit.live().record.state = StepState::kFailed;
     unit.live().record.reason = started.status().message();
     unit.live().record.finished_ms = clock_->WallMs();
@@ -410,6 +418,8 @@ Status Engine::OnExit(const AttemptExit& raw_exit) {
   exit.reason = unit.live().secrets.Mask(exit.reason);
   unit.running = false;
   free_slots_ += unit.slots;
+  Status released = ReleasePool(u);
+  if (!released.ok()) return released;
   AttemptRecord& a = unit.live().record;
   a.finished_ms = clock_->WallMs();
   a.exit_code = exit.exit_code;
@@ -577,6 +587,7 @@ Status Engine::BeginCancel(bool hard) {
   bool first = !cancelling_;
   cancelling_ = true;
   if (hard) hard_cancel_ = true;
+  RequeuePoolWaiting();
   if (first) {
     Event e{Event::Kind::kCancelling};
     e.message = hard ? "cancelling now" : "cancelling";
@@ -630,6 +641,7 @@ Status Engine::BeginCancel(bool hard) {
 Status Engine::BeginRunTimeout() {
   if (timed_out_ || graph_.MainFinished()) return Status::Ok();
   timed_out_ = true;
+  RequeuePoolWaiting();
   const std::string reason = RunTimeoutReason(*plan_.pipeline->timeout);
   Event e{Event::Kind::kWarning};
   e.message = reason + "; stopping its steps";
@@ -771,7 +783,8 @@ Result<RunState> Engine::Run() {
     if (graph_.HasToDecide()) continue;
     if (!hard_cancel_ && !graph_.ready().empty() && units_[graph_.ready().front()].slots <= free_slots_) continue;
     if (graph_.AllFinished()) break;
-    if (running_.empty() && graph_.ready().empty() && timers_.size() <= 1u + deadline_pending_)
+    if (running_.empty() && graph_.ready().empty() && pool_waiting_.empty() &&
+        timers_.size() <= 1u + deadline_pending_)
       return Status::Internal("the run stalled with " + std::to_string(graph_.unfinished_steps()) +
                               " steps unfinished");
     st = store_->Flush();  // nothing stays uncommitted while we wait

@@ -183,6 +183,17 @@ class Engine {
   bool RunsDuringCancel(size_t node) const;
   void Emit(Event e);
   TimePoint NextDeadline() const;
+  // Pools (engine_pools.cc). A unit of a step with `pool:` leases its
+  // slots before its attempt is rendered, once it has its `jobs` slots; a
+  // full pool puts it in pool_waiting_, holding no slot of either kind,
+  // asked again every cancel_poll. The lease ends with the attempt.
+  enum class PoolTurn { kGo, kWait, kEnded };  // kEnded: failed before it started
+  Result<PoolTurn> TakePool(size_t unit);
+  // Gives back the unit's lease, if it holds one.
+  Status ReleasePool(size_t unit);
+  // A cancel or the run's timeout: waiting units go back to the ready
+  // queue, which those drop as they drop queued units.
+  void RequeuePoolWaiting();
   // How many of the `jobs` slots an attempt of `s` takes: the executor's
   // Slots(), asked before the attempt is rendered, at most all of them.
   int SlotsFor(const spec::Step& s) const;
@@ -207,6 +218,8 @@ class Engine {
   // max_parallel: per step, its units in flight and those held back, in item order.
   std::map<size_t, int> in_flight_;
   std::map<size_t, std::deque<size_t>> held_;
+  std::deque<size_t> pool_waiting_;  // units waiting for a pool slot, in the order they began to wait
+  TimePoint next_pool_try_{};        // pool_waiting_ is asked again from then
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   int free_slots_;
   bool cancelling_ = false;

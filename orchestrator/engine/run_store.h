@@ -9,6 +9,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "engine/executor.h"
@@ -26,6 +27,12 @@ class ArtifactPublisher {
   virtual Result<ArtifactRef> Publish(const std::string& path, const std::string& kind) = 0;
   // True if the artifact is present and still has its hash.
   virtual bool Verify(const std::string& hash) const = 0;
+};
+
+// What asking for a pool's slots came to.
+struct PoolLease {
+  enum class What { kLeased, kFull, kNoPool } what = What::kLeased;
+  int slots = 0, used = 0;  // the pool's slots and those leased, as seen
 };
 
 class RunStore {
@@ -58,6 +65,19 @@ class RunStore {
   virtual Result<bool> CancelRequested(int64_t run_id) = 0;
   // How many of the step's (or item's) latest attempts were lost in a row.
   virtual Result<int> LostInARow(int64_t run_id, const std::string& step_id, int item) = 0;
+  // Leases `slots` of the named pool (shared by every run) for the next
+  // attempt of (step, item), in the batch; kFull leaves nothing leased.
+  // Stores without pools lease everything.
+  virtual Result<PoolLease> LeasePool(int64_t run_id, const std::string& step_id, int item, const std::string& pool,
+                                      int slots) {
+    (void)run_id, (void)step_id, (void)item, (void)pool, (void)slots;
+    return PoolLease{};
+  }
+  // Gives back what LeasePool leased for (step, item), in the batch.
+  virtual Status ReleasePool(int64_t run_id, const std::string& step_id, int item) {
+    (void)run_id, (void)step_id, (void)item;
+    return Status::Ok();
+  }
   // Commits everything written since the last Flush(). A failure leaves
   // nothing of it in the store.
   virtual Status Flush() = 0;

@@ -80,8 +80,10 @@ Result<int64_t> RunVerbs::Create(const spec::Pipeline& p, const spec::ParamValue
                                  const std::string& trigger, bool queued,
                                  const std::optional<engine::DataInterval>& interval) {
   fs::path spec_path = fs::absolute(p.file).lexically_normal();
+  auto group = spec::RenderConcurrencyGroup(p, params);
+  if (!group.ok()) return group.status();
   return runs_.CreateRun(p.name, p.text, spec_path.string(), spec_path.parent_path().string(),
-                         spec::ParamsJson(params).dump(), jobs, NowMs(), trigger, queued, interval);
+                         spec::ParamsJson(params).dump(), jobs, NowMs(), trigger, queued, interval, *group);
 }
 
 Status RunVerbs::BecomeDriver(int64_t run_id) {

@@ -147,6 +147,8 @@ class RunVerbs {
   // Records a run of `p` (its file made absolute; steps run in its folder)
   // with `params`: pending, or queued when `sluice serve` starts it later.
   // `interval`: the data interval of a run a schedule or backfill starts.
+  // The run's concurrency group is rendered from `params` (its error is
+  // RenderConcurrencyGroup's, InvalidSpec).
   Result<int64_t> Create(const spec::Pipeline& p, const spec::ParamValues& params, int jobs,
                          const std::string& trigger = "cli", bool queued = false,
                          const std::optional<engine::DataInterval>& interval = std::nullopt);

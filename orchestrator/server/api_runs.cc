@@ -16,6 +16,7 @@
 
 #include "engine/plan.h"
 #include "runs/approval.h"
+#include "runs/concurrency.h"
 #include "runs/verbs.h"
 #include "spec/expr.h"
 #include "store/open.h"
@@ -113,7 +114,8 @@ json SchedulesOf(const spec::Pipeline& p, int count) {
       next.push_back(IsoTime(*n * 1000));
       t = *n;
     }
-    out.push_back({{"cron", s.cron.text()}, {"timezone", s.timezone}, {"catchup", spec::CatchupJson(s.catchup)}, {"next", next}});
+    out.push_back({{"cron", s.cron.text()}, {"timezone", s.timezone}, {"catchup", spec::CatchupJson(s.catchup)},
+                   {"overlap", spec::OverlapName(s.overlap)}, {"next", next}});
   }
   return out;
 }
@@ -231,6 +233,13 @@ Response Api::StartRun(const Request& r, const std::string& name) {
   }
   auto params = spec::ResolveParams(*e->pipeline, overrides, "in the request");
   if (!params.ok()) return ErrorResponse(400, "invalid_params", params.status().message());
+  // What `sluice run` refuses before it records a run: a concurrency group
+  // the params render badly, a pool that does not exist or is too small.
+  if (auto group = spec::RenderConcurrencyGroup(*e->pipeline, *params); !group.ok())
+    return ErrorResponse(400, "invalid_params", group.status().message());
+  if (Status pools = runs::CheckPools(ThreadStore().concurrency(), *e->pipeline); !pools.ok())
+    return ErrorResponse(pools.code() == Code::kInvalidSpec ? 400 : 500,
+                         pools.code() == Code::kInvalidSpec ? "invalid_spec" : "internal", pools.message());
   auto id = launcher_->Start(Runs(), *e->pipeline, *params, "api");
   if (!id.ok()) return ErrorResponse(500, "internal", id.status().message());
   auto row = Runs().GetRun(*id);

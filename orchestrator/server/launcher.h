@@ -63,6 +63,8 @@ class Launcher {
   void Forget(store::RunsStore& runs, int64_t run_id);
   // Cancels every driver still running and waits up to `grace` for them.
   void Stop(std::chrono::milliseconds grace);
+  // The state folder.
+  const std::string& home() const { return home_; }
   // The driver log of a run started here.
   std::string DriverLog(int64_t run_id) const;
 

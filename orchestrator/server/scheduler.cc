@@ -3,7 +3,9 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <string_view>
 
+#include "runs/verbs.h"
 #include "store/open.h"
 #include "util/strings.h"
 
@@ -47,8 +49,65 @@ void Remember(store::AccessStore& fires, const std::string& pipeline, const std:
 }
 }  // namespace
 
+namespace {
+
+// The pipeline's runs that are active: queued, or pending or running and
+// not left behind by a driver that is gone (an interrupted run is not active).
+Result<std::vector<store::RunRow>> ActiveRuns(store::RunsStore& runs, const std::string& pipeline) {
+  std::vector<store::RunRow> out;
+  for (engine::RunState state : {engine::RunState::kQueued, engine::RunState::kPending, engine::RunState::kRunning}) {
+    store::RunFilter f;
+    f.pipeline = pipeline;
+    f.state = state;
+    f.limit = 1000;
+    auto rows = runs.ListRuns(f);
+    if (!rows.ok()) return rows.status();
+    for (store::RunRow& r : *rows)
+      if (!runs::Interrupted(r)) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace
+
+bool Scheduler::MayFire(store::RunsStore& runs, const spec::Pipeline& p, const spec::Schedule& s, int64_t now) {
+  if (s.overlap == spec::Schedule::Overlap::kAllow) return true;
+  std::string key = s.cron.text() + " " + s.timezone;
+  // A skipped fire goes to stderr, as other skips do; a replacement to stdout, beside the fire.
+  auto log = [&](const char* event, const std::string& reason) {
+    FILE* to = std::string_view(event) == "schedule-skipped" ? stderr : stdout;
+    std::fprintf(to, "%s event=%s pipeline=%s cron=%s reason=%s\n", IsoTime(now * 1000).c_str(), event,
+                 p.name.c_str(), Quote(key).c_str(), Quote(reason).c_str());
+  };
+  auto active = ActiveRuns(runs, p.name);
+  if (!active.ok()) {
+    log("schedule-skipped", active.status().message());
+    return false;
+  }
+  if (active->empty()) return true;
+  if (s.overlap == spec::Schedule::Overlap::kForbid) {
+    log("schedule-skipped", "run " + std::to_string(active->front().id) + " is active (overlap: forbid)");
+    return false;
+  }
+  // replace: each active run is cancelled as `sluice cancel` cancels it.
+  runs::RunVerbs verbs(runs, launcher_->home());
+  for (const store::RunRow& row : *active) {
+    auto cancel = verbs.Cancel(row);
+    Status st = cancel.ok() ? Status::Ok() : cancel.status();
+    if (st.ok() && cancel->was_queued) launcher_->Forget(runs, row.id);
+    else if (st.ok() && !cancel->refused && !cancel->driven) st = verbs.CancelUndriven(row.id);
+    if (!st.ok()) {
+      log("schedule-skipped", "cancel run " + std::to_string(row.id) + ": " + st.message());
+      return false;
+    }
+    log("schedule-replaced", "run " + std::to_string(row.id) + " cancelled (overlap: replace)");
+  }
+  return true;
+}
+
 void Scheduler::Fire(store::RunsStore& runs, const spec::Pipeline& p, const spec::Schedule& s, int64_t at, int64_t now) {
   std::string key = s.cron.text() + " " + s.timezone;
+  if (!MayFire(runs, p, s, now)) return;
   auto params = spec::ResolveParams(p, {});
   if (!params.ok()) {
     std::fprintf(stderr, "%s event=schedule-skipped pipeline=%s cron=%s reason=%s\n", IsoTime(now * 1000).c_str(),

@@ -5,7 +5,9 @@
 //   - on start, fire times missed while no server ran start one run, for
 //     the newest (`catchup: true`, the default), one run each (`catchup:
 //     all`, at most the newest 1,000) or none (`catchup: false`);
-//   - while the server runs, every fire time starts a run.
+//   - while the server runs, every fire time starts a run, unless the
+//     schedule's `overlap` is forbid and a run of the pipeline is active
+//     (skipped), or replace (the active runs are cancelled first).
 // Each run gets its data interval: from the fire time before to the one it
 // is for. Scheduled runs use the params' defaults; a pipeline with a required
 // param cannot be scheduled (logged, skipped).
@@ -31,8 +33,12 @@ class Scheduler {
  private:
   void Loop();
   void Tick(store::AccessStore& fires, store::RunsStore& runs, int64_t now_s);
+  // The schedule's `overlap` against the pipeline's active runs: true to
+  // start the run (allow; none active; replace, once they are cancelled),
+  // false to skip the fire (forbid, or a store error), logged either way.
+  bool MayFire(store::RunsStore& runs, const spec::Pipeline& p, const spec::Schedule& s, int64_t now_s);
   // Starts a run of `p` for fire time `at` of `s` (Unix seconds), with the
-  // data interval from the fire time before it.
+  // data interval from the fire time before it, as `overlap` allows.
   void Fire(store::RunsStore& runs, const spec::Pipeline& p, const spec::Schedule& s, int64_t at, int64_t now_s);
 
   Catalog* catalog_;

@@ -196,6 +196,7 @@ void Loader::LoadRoot(YamlNode& root) {
   const YamlNode* env_node = nullptr;
   const YamlNode* templates_node = nullptr;
   const YamlNode* outputs_node = nullptr;
+  const YamlNode* concurrency_node = nullptr;  // read after params, which it names
   bool have_name = false;
   p_.params_pos = {1, 1};
   ForEachKey(root, kTopKeys, "the pipeline", [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
@@ -231,8 +232,11 @@ void Loader::LoadRoot(YamlNode& root) {
     } else if (k == "max_active_runs") {
       int64_t n;
       if (Int(v, "max_active_runs", 1, 10000, &n)) p_.max_active_runs = static_cast<int>(n);
+    } else if (k == "concurrency") {
+      concurrency_node = &v;
     }
   });
+  if (concurrency_node) LoadConcurrency(*concurrency_node);
   if (!have_name) Error({1, 1}, "missing required key 'name'");
   if (!steps_node) Error({1, 1}, "missing required key 'steps'");
   if (env_node) p_.env = LoadEnv(*env_node, "env");
@@ -434,7 +438,7 @@ void Loader::LoadTriggers(const YamlNode& n) {
       return;
     }
     if (!v.IsSequence()) {
-      Error(Pos(v), "on.schedule must be a list of {cron: \"...\", timezone: ..., catchup: ...}");
+      Error(Pos(v), "on.schedule must be a list of {cron: \"...\", timezone: ..., catchup: ..., overlap: ...}");
       return;
     }
     for (const YamlNode& item : v.items) {
@@ -442,10 +446,19 @@ void Loader::LoadTriggers(const YamlNode& n) {
       sched.pos = Pos(item);
       bool have_cron = false, ok = true;
       size_t errors_before = errors_.size();
-      ForEachKey(item, {"cron", "timezone", "catchup"}, "a schedule",
+      ForEachKey(item, {"cron", "timezone", "catchup", "overlap"}, "a schedule",
                  [&](const std::string& key, const YamlNode&, const YamlNode& value) {
                    std::string text;
-                   if (key == "catchup") {
+                   if (key == "overlap") {
+                     if (!Scalar(value, "overlap", &text)) ok = false;
+                     else if (text == "allow") sched.overlap = Schedule::Overlap::kAllow;
+                     else if (text == "forbid") sched.overlap = Schedule::Overlap::kForbid;
+                     else if (text == "replace") sched.overlap = Schedule::Overlap::kReplace;
+                     else {
+                       Error(Pos(value), "overlap must be allow, forbid or replace, not " + Quote(text));
+                       ok = false;
+                     }
+                   } else if (key == "catchup") {
                      bool on = true;
                      if (value.IsScalar() && value.scalar == "all") {
                        sched.catchup = Schedule::Catchup::kEvery;

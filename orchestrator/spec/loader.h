@@ -26,10 +26,11 @@ namespace sluice::spec::internal {
 
 inline const std::vector<std::string> kTopKeys = {"name", "description", "params", "env", "secrets", "defaults", "steps", "on",
                                                   "max_active_runs", "timeout", "finally", "templates",
-                                                  "outputs"};
+                                                  "outputs", "concurrency"};
 inline const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "isolation", "env", "workdir", "timeout",
                                                    "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache", "register",
-                                                   "executor", "slurm", "secrets", "deps", "fail_fast", "max_parallel"};
+                                                   "executor", "slurm", "secrets", "deps", "fail_fast", "max_parallel",
+                                                   "pool", "pool_slots"};
 inline const std::vector<std::string> kParamKeys = {"type", "default", "min", "max", "enum", "description"};
 inline const std::vector<std::string> kDefaultsKeys = {"timeout", "retry", "cache", "executor", "slurm"};
 inline const std::vector<std::string> kExecutors = {"local", "slurm"};
@@ -225,6 +226,11 @@ class Loader {
 
   // on: {schedule: [{cron, timezone, catchup}], webhook: {...}}
   void LoadTriggers(const YamlNode& n);
+  // `concurrency:` (loader_concurrency.cc).
+  void LoadConcurrency(const YamlNode& n);
+  // A step's `pool:` and `pool_slots:` (loader_concurrency.cc); `pool_slots`
+  // may be null, `pool` too (then `pool_slots` is an error).
+  void LoadPool(const YamlNode* pool, const YamlNode* pool_slots, const std::string& where, Step* s);
 
   void LoadDefaults(const YamlNode& n);
 

@@ -221,6 +221,7 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
   s->cache_max_age = default_cache_max_age_;
   bool has_run = false, has_uses = false;
   const YamlNode* register_node = nullptr;
+  const YamlNode *pool_node = nullptr, *pool_slots_node = nullptr;
   const YamlNode* secrets_node = nullptr;
   const YamlNode* foreach_options = nullptr;  // fail_fast or max_parallel
   ForEachKey(n, kStepKeys, where, [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
@@ -330,6 +331,10 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
       LoadDeps(v, s);
     } else if (k == "register") {
       register_node = &v;
+    } else if (k == "pool") {
+      pool_node = &v;
+    } else if (k == "pool_slots") {
+      pool_slots_node = &v;
     } else if (k == "outputs") {
       ForEachKey(v, {}, where + " outputs", [&](const std::string& name, const YamlNode& key, const YamlNode& kind) {
         std::string kind_text;
@@ -347,6 +352,7 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
   });
   if (!n.IsMap()) return;
   if (register_node) LoadRegister(*register_node, s);
+  LoadPool(pool_node, pool_slots_node, where, s);
   s->secrets = p_.secrets;
   if (secrets_node) LoadSecrets(*secrets_node, where + " secrets", &s->secrets);
   if (!s->secrets.empty() && s->executor == "slurm")

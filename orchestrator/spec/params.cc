@@ -194,6 +194,15 @@ nlohmann::json CatchupJson(Schedule::Catchup c) {
   return c == Schedule::Catchup::kLatest;
 }
 
+const char* OverlapName(Schedule::Overlap o) {
+  switch (o) {
+    case Schedule::Overlap::kForbid: return "forbid";
+    case Schedule::Overlap::kReplace: return "replace";
+    case Schedule::Overlap::kAllow: break;
+  }
+  return "allow";
+}
+
 nlohmann::json ParamsJson(const ParamValues& values) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : values) j[k] = v.ToJson();

@@ -129,6 +129,11 @@ struct Step {
   bool if_reads_item = false;            // a foreach step's `if` reads item: decided per item
   bool fail_fast = false;                // once an item fails, items not started are cancelled
   int max_parallel = 0;                  // at most this many items run at once; 0: no limit
+  // `pool:` a named pool of slots shared by every run (`sluice pool set`):
+  // each attempt leases `pool_slots` of them while it runs. Empty: none.
+  std::string pool;
+  int pool_slots = 1;
+  SourcePos pool_pos;
   bool continue_on_error = false;
   // A step of the top-level `finally:` map: it runs once every step of
   // `steps:` is final, whatever the run came to, and may need only other
@@ -183,11 +188,17 @@ struct Schedule {
   // default) starts one run, for the newest; kEvery (catchup: all) one run
   // per missed time, at most kMaxCatchupRuns; kNone (false) none.
   enum class Catchup { kNone, kLatest, kEvery } catchup = Catchup::kLatest;
+  // A fire while a run of the pipeline is active (queued, pending or
+  // running): kAllow starts another; kForbid skips the fire; kReplace
+  // cancels the active runs and starts the new one (Argo's concurrencyPolicy).
+  enum class Overlap { kAllow, kForbid, kReplace } overlap = Overlap::kAllow;
   static constexpr int kMaxCatchupRuns = 1000;
   SourcePos pos;
 };
 // `catchup` as the spec writes it: true, false or "all".
 nlohmann::json CatchupJson(Schedule::Catchup c);
+// `overlap` as the spec writes it: allow, forbid or replace.
+const char* OverlapName(Schedule::Overlap o);
 
 // `on.webhook`: a signed POST /hooks/<pipeline> starts a run. Each of
 // `params` is a template over `event`, the delivery's JSON payload.
@@ -206,6 +217,15 @@ struct RunOutput {
   Template value;
   SourcePos pos;   // of its key
 };
+// `concurrency:`: runs of the pipeline whose group renders to the same text
+// share it: at most one runs and one waits (GitHub Actions' concurrency).
+struct Concurrency {
+  Template group;                   // over params.*, rendered when a run is created
+  bool cancel_in_progress = false;  // a new run cancels the one running in its group
+  SourcePos pos;
+};
+// The longest a rendered concurrency group may be, in bytes.
+inline constexpr size_t kMaxGroupBytes = 256;
 
 struct Pipeline {
   std::string file;                      // as given on the command line
@@ -222,6 +242,7 @@ struct Pipeline {
   std::optional<Webhook> webhook;        // on.webhook
   int max_active_runs = 0;               // runs `sluice serve` drives at once (0: only its global cap)
   std::vector<RunOutput> outputs;        // `outputs:` of the run, in file order
+  std::optional<Concurrency> concurrency;
   std::vector<OutputRef> output_refs;    // every steps.X.outputs.Y read, in file order
   std::unordered_map<std::string, size_t> index;   // step id -> position in steps
 
@@ -260,6 +281,15 @@ Result<Pipeline> ParsePipeline(const std::string& file, const std::string& text,
 // CLI), "in the request" (the API), "by on.webhook.params".
 Result<ParamValues> ResolveParams(const Pipeline& p, const std::vector<std::pair<std::string, std::string>>& overrides,
                                   const std::string& via = "with -p");
+
+// The run's concurrency group: `concurrency.group` rendered with `params`;
+// "" when the pipeline has none. An InvalidSpec error located at the group
+// when it renders to nothing, to more than kMaxGroupBytes, or fails.
+Result<std::string> RenderConcurrencyGroup(const Pipeline& p, const ParamValues& params);
+
+// A pool's name as `pool:` and `sluice pool set` take it: 1 to 64 letters,
+// digits, '_', '-' or '.', starting with a letter or digit.
+bool IsValidPoolName(const std::string& name);
 
 // {"epochs": 3, ...}: how a run's params are stored and shown.
 nlohmann::json ParamsJson(const ParamValues& values);

@@ -449,6 +449,32 @@ CREATE TABLE run_outputs (
 );
 )sql";
 
+// Version 17: what limits runs across processes: a run's concurrency group
+// (and whether it holds it), named pools of slots, and the leases attempts
+// hold on them, each with the process that took it.
+const char* kSchemaV17 = R"sql(
+ALTER TABLE runs ADD COLUMN concurrency_group TEXT;                    -- NULL: none
+ALTER TABLE runs ADD COLUMN group_admitted INTEGER NOT NULL DEFAULT 0; -- 1: it holds its group
+CREATE INDEX runs_by_group ON runs(concurrency_group, id) WHERE concurrency_group IS NOT NULL;
+CREATE TABLE pools (
+  name       TEXT PRIMARY KEY,
+  slots      INTEGER NOT NULL CHECK (slots >= 0),
+  updated_ms INTEGER NOT NULL
+);
+CREATE TABLE pool_leases (
+  pool         TEXT NOT NULL,
+  run_id       INTEGER NOT NULL REFERENCES runs(id),
+  step_id      TEXT NOT NULL,
+  item         INTEGER NOT NULL,
+  slots        INTEGER NOT NULL,
+  holder_pid   INTEGER NOT NULL,
+  holder_start INTEGER NOT NULL,
+  leased_ms    INTEGER NOT NULL,
+  PRIMARY KEY (run_id, step_id, item)
+);
+CREATE INDEX pool_leases_by_pool ON pool_leases(pool);
+)sql";
+
 }  // namespace
 
 Db::~Db() {
@@ -533,7 +559,7 @@ Status Db::Migrate() {
   // Forward migrations, each in its own transaction with the version bump.
   static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7, kSchemaV8,
                                        kSchemaV9, kSchemaV10, kSchemaV11, kSchemaV12, kSchemaV13, kSchemaV14,
-                                       kSchemaV15, kSchemaV16};
+                                       kSchemaV15, kSchemaV16, kSchemaV17};
   static_assert(std::size(kMigrations) == kSchemaVersion);
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();

@@ -15,6 +15,7 @@
 //   rollouts()  deployments by the deploy/* step types and their events (rollouts.h)
 //   feedback()  callers' rewards and labels of the gateway's answers (feedback.h)
 //   approvals() manual approvals of sluice/approval steps (approvals.h)
+//   concurrency() concurrency groups, pools and their leases (concurrency.h)
 //
 // One Store is used by one thread (a server thread opens its own); several
 // processes may open the same file (db.h). A store for another database
@@ -27,6 +28,7 @@
 
 #include "store/access.h"
 #include "store/approvals.h"
+#include "store/concurrency.h"
 #include "store/db.h"
 #include "store/feedback.h"
 #include "store/gateway.h"
@@ -54,13 +56,15 @@ class Store {
   RolloutsStore& rollouts() { return rollouts_; }
   FeedbackStore& feedback() { return feedback_; }
   ApprovalsStore& approvals() { return approvals_; }
+  ConcurrencyStore& concurrency() { return concurrency_; }
 
  private:
   explicit Store(std::unique_ptr<Db> db)
       : db_(std::move(db)),
         lineage_(*db_),
         registry_(*db_),
-        runs_(*db_, lineage_, registry_),
+        concurrency_(*db_),
+        runs_(*db_, lineage_, registry_, &concurrency_),
         access_(*db_),
         services_(*db_),
         gateway_(*db_),
@@ -71,6 +75,7 @@ class Store {
   std::unique_ptr<Db> db_;  // first: destroyed last
   LineageStore lineage_;
   RegistryStore registry_;
+  ConcurrencyStore concurrency_;
   RunsStore runs_;
   AccessStore access_;
   ServicesStore services_;

@@ -39,6 +39,8 @@ std::string RunJsonText(const RunRow& r, bool interrupted, int64_t now_ms) {
   out += ",\"finished_ms\":" + std::to_string(r.finished_ms);
   out += ",\"scheduled\":" + (r.interval ? TimeText(r.interval->end_ms) : std::string("null"));
   out += ",\"interval_start\":" + (r.interval ? TimeText(r.interval->start_ms) : std::string("null"));
+  out += ",\"concurrency_group\":" + (r.group.empty() ? std::string("null") : JsonString(r.group));
+  out += ",\"holds_group\":" + std::string(r.group_admitted ? "true" : "false");
   out += ",\"duration_ms\":" + (r.started_ms ? std::to_string(end - r.started_ms) : std::string("null"));
   out += ",\"interrupted\":" + std::string(interrupted ? "true" : "false");
   out += ",\"cancel_requested\":" + std::string(r.cancel_requested ? "true" : "false") + "}";

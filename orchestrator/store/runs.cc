@@ -1,10 +1,12 @@
 #include "store/runs.h"
 
+#include <chrono>
 #include <limits>
 
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
+#include "store/concurrency.h"
 #include "store/lineage.h"
 #include "store/registry.h"
 #include "util/hash.h"
@@ -34,7 +36,7 @@ std::string OutputsJson(const engine::Outputs& o) {
 const char* kRunColumns =
     "SELECT id, pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, "
     "IFNULL(started_ms, 0), IFNULL(finished_ms, 0), IFNULL(driver_pid, 0), IFNULL(driver_start, 0), cancel_requested, trigger, "
-    "queued_from IS NOT NULL, scheduled_ms, interval_start_ms "
+    "queued_from IS NOT NULL, scheduled_ms, interval_start_ms, IFNULL(concurrency_group, ''), group_admitted "
     "FROM runs ";
 
 RunRow ReadRun(Query& q) {
@@ -56,6 +58,8 @@ RunRow ReadRun(Query& q) {
   r.trigger = q.Text(14);
   r.queued_retry = q.Int(15) != 0;
   if (!q.IsNull(16)) r.interval = engine::DataInterval{.start_ms = q.Int(17), .end_ms = q.Int(16)};
+  r.group = q.Text(18);
+  r.group_admitted = q.Int(19) != 0;
   return r;
 }
 
@@ -72,7 +76,8 @@ Result<int64_t> RunsStore::CreateRun(const std::string& pipeline, const std::str
                                      const std::string& spec_path, const std::string& workdir,
                                      const std::string& params_json, int jobs, int64_t now_ms,
                                      const std::string& trigger, bool queued,
-                                     const std::optional<engine::DataInterval>& interval) {
+                                     const std::optional<engine::DataInterval>& interval,
+                                     const std::string& group) {
   std::string hash = Sha256Hex(spec_text);
   int64_t id = 0;
   Status st = db_.Transaction("CreateRun", [&] {
@@ -80,13 +85,15 @@ Result<int64_t> RunsStore::CreateRun(const std::string& pipeline, const std::str
     if (!saved.ok()) return saved;
     Query run = db_.Prepare(
         "INSERT INTO runs(pipeline, spec_hash, spec_path, workdir, params, state, jobs, created_ms, trigger, "
-        "scheduled_ms, interval_start_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "scheduled_ms, interval_start_ms, concurrency_group) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     run.Bind(1, pipeline).Bind(2, hash).Bind(3, spec_path).Bind(4, workdir).Bind(5, params_json);
     run.Bind(6, std::string(queued ? "queued" : "pending")).Bind(7, jobs).Bind(8, now_ms).Bind(9, trigger);
     if (interval)
       run.Bind(10, interval->end_ms).Bind(11, interval->start_ms);
     else
       run.BindNull(10).BindNull(11);
+    if (group.empty()) run.BindNull(12);
+    else run.Bind(12, group);
     if (run.Step() != SQLITE_DONE) return db_.Error("create run");
     id = db_.LastInsertId();
     return Status::Ok();
@@ -453,6 +460,24 @@ Status RunsStore::Join() {
 }
 
 Status RunsStore::Flush() { return db_.Flush(); }
+
+Result<engine::PoolLease> RunsStore::LeasePool(int64_t run_id, const std::string& step_id, int item,
+                                               const std::string& pool, int slots) {
+  if (!pools_) return engine::PoolLease{};
+  PoolLeaseRow want;
+  want.pool = pool;
+  want.run_id = run_id;
+  want.step_id = step_id;
+  want.item = item;
+  want.slots = slots;
+  want.leased_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  return pools_->Lease(want);
+}
+
+Status RunsStore::ReleasePool(int64_t run_id, const std::string& step_id, int item) {
+  return pools_ ? pools_->Release(run_id, step_id, item) : Status::Ok();
+}
 
 Status RunsStore::SaveStep(int64_t run_id, const StepRecord& s) {
   Query q = db_.Prepare(

@@ -23,6 +23,7 @@
 
 namespace sluice::store {
 
+class ConcurrencyStore;
 class LineageStore;
 class RegistryStore;
 
@@ -41,6 +42,8 @@ struct RunRow {
   std::string trigger = "cli";  // what started it: cli, api, schedule, webhook
   bool queued_retry = false;    // state queued, for a retry (`sluice retry`) rather than a first start
   std::optional<engine::DataInterval> interval;  // a run a schedule or backfill started: the interval it is for
+  std::string group;            // its concurrency group, rendered; empty: none
+  bool group_admitted = false;  // it holds its group (while its driver lives)
 };
 
 // Which runs ListRuns returns, newest first.
@@ -84,7 +87,8 @@ class RunsStore : public engine::RunStore {
  public:
   // `lineage` and `registry` take the journal's lineage, cache and model
   // calls; all three share `db`, which outlives them.
-  RunsStore(Db& db, LineageStore& lineage, RegistryStore& registry) : db_(db), lineage_(lineage), registry_(registry) {}
+  RunsStore(Db& db, LineageStore& lineage, RegistryStore& registry, ConcurrencyStore* pools = nullptr)
+      : db_(db), lineage_(lineage), registry_(registry), pools_(pools) {}
 
   // Records a new run in state pending (queued if `queued`: `sluice serve`
   // starts it later) and stores the spec text by hash. `interval`: the data
@@ -93,7 +97,8 @@ class RunsStore : public engine::RunStore {
   Result<int64_t> CreateRun(const std::string& pipeline, const std::string& spec_text, const std::string& spec_path,
                             const std::string& workdir, const std::string& params_json, int jobs, int64_t now_ms,
                             const std::string& trigger = "cli", bool queued = false,
-                            const std::optional<engine::DataInterval>& interval = std::nullopt);
+                            const std::optional<engine::DataInterval>& interval = std::nullopt,
+                            const std::string& group = "");
   Result<RunRow> GetRun(int64_t id);
   // The newest runs first.
   Result<std::vector<RunRow>> ListRuns(int limit);
@@ -181,6 +186,10 @@ class RunsStore : public engine::RunStore {
   Status SaveRunOutputs(int64_t run_id, const std::vector<engine::RunOutputValue>& outputs) override;
   Result<bool> CancelRequested(int64_t run_id) override;
   Result<int> LostInARow(int64_t run_id, const std::string& step_id, int item) override;
+  // ConcurrencyStore::Lease and Release, in the batch (no pools: leased).
+  Result<engine::PoolLease> LeasePool(int64_t run_id, const std::string& step_id, int item, const std::string& pool,
+                                      int slots) override;
+  Status ReleasePool(int64_t run_id, const std::string& step_id, int item) override;
   Status Flush() override;
 
  private:
@@ -191,6 +200,7 @@ class RunsStore : public engine::RunStore {
   Db& db_;
   LineageStore& lineage_;
   RegistryStore& registry_;
+  ConcurrencyStore* pools_;
   std::vector<std::pair<int64_t, int64_t>> pending_pids_;  // attempt id, pid: written with the next batch
 };
 

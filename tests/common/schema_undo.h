@@ -30,8 +30,18 @@ inline int64_t UserVersion(const std::string& path) {
   return v;
 }
 
-// Undoes schema version 16 by hand (the runs' outputs), so a test can step further back.
-inline void UndoVersion16(sqlite3* db) { ExecAll(db, {"DROP TABLE run_outputs", "PRAGMA user_version=15"}); }
+// Undoes schema version 17 by hand (concurrency groups and pools), so a test can step further back.
+inline void UndoVersion17(sqlite3* db) {
+  ExecAll(db, {"DROP TABLE pool_leases", "DROP TABLE pools", "DROP INDEX runs_by_group",
+               "ALTER TABLE runs DROP COLUMN concurrency_group", "ALTER TABLE runs DROP COLUMN group_admitted",
+               "PRAGMA user_version=16"});
+}
+
+// Undoes schema versions 17 and 16 by hand (the runs' outputs), so a test can step further back.
+inline void UndoVersion16(sqlite3* db) {
+  UndoVersion17(db);
+  ExecAll(db, {"DROP TABLE run_outputs", "PRAGMA user_version=15"});
+}
 
 // Undoes schema versions 16 and 15 by hand (the runs' data interval), so a test can step further back.
 inline void UndoVersion15(sqlite3* db) {

@@ -753,6 +753,26 @@ TEST(ServeScheduleTest, AScheduleMissedWhileTheServerWasDownRunsOnceOnStartUnles
 
 // --- replays and signed timestamps --------------------------------------------
 
+TEST_F(ServeTest, StartingARunWithAnUnknownPoolOrABadGroupIsRefusedWith400AndRecordsNoRun) {
+  box_.Write("pipelines/pooled.yaml", "name: pooled\nsteps:\n  fit: {run: \"true\", pool: gpu}\n");
+  box_.Write("pipelines/grouped.yaml",
+             "name: grouped\nparams:\n  env: {type: string, default: prod}\nconcurrency: \"${{ params.env }}\"\n"
+             "steps:\n  a: {run: \"true\"}\n");
+  auto pooled = Post("/api/pipelines/pooled/runs", "{}");
+  ASSERT_TRUE(pooled);
+  EXPECT_EQ(pooled->status, 400) << pooled->body;
+  EXPECT_EQ(json::parse(pooled->body)["error"]["code"], "invalid_spec") << pooled->body;
+  EXPECT_NE(pooled->body.find("pooled.yaml:3:28: step 'fit' uses pool 'gpu', which does not exist"), std::string::npos)
+      << pooled->body;
+  auto grouped = Post("/api/pipelines/grouped/runs", R"({"params": {"env": ""}})");
+  ASSERT_TRUE(grouped);
+  EXPECT_EQ(grouped->status, 400) << grouped->body;
+  EXPECT_NE(grouped->body.find("renders to an empty string"), std::string::npos) << grouped->body;
+  EXPECT_TRUE(GetJson("/api/runs")["runs"].empty());
+  ASSERT_EQ(box_.Sluice({"pool", "set", "gpu", "--slots", "1"}).code, 0);
+  EXPECT_TRUE(WaitForRun(StartRun("pooled"), "succeeded"));
+}
+
 TEST_F(ServeTest, AReplayedSignedBodyWithANewDeliveryIdStartsNoSecondRun) {
   std::string body = R"({"ref": "main", "count": 2})";
   std::string sig = server::Sign("It's a Secret to Everybody", body);

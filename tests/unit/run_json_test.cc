@@ -35,7 +35,8 @@ TEST(RunJsonTest, ARunHasTheDocumentedFieldsWithTimesInBothForms) {
   json j = RunJson(FinishedRun(), /*interrupted=*/false, /*now_ms=*/1800000000000);
   EXPECT_EQ(Keys(j), (std::set<std::string>{"id", "pipeline", "state", "trigger", "params", "created", "started",
                                             "finished", "created_ms", "started_ms", "finished_ms", "duration_ms",
-                                            "interrupted", "cancel_requested", "scheduled", "interval_start"}));
+                                            "interrupted", "cancel_requested", "scheduled", "interval_start",
+                                            "concurrency_group", "holds_group"}));
   EXPECT_EQ(j["id"], 7);
   EXPECT_TRUE(j["scheduled"].is_null());  // started by hand, not by a schedule
   EXPECT_TRUE(j["interval_start"].is_null());
@@ -45,6 +46,18 @@ TEST(RunJsonTest, ARunHasTheDocumentedFieldsWithTimesInBothForms) {
   EXPECT_EQ(j["started_ms"], 1700000001000);
   EXPECT_EQ(j["duration_ms"], 3500);
   EXPECT_EQ(j["interrupted"], false);
+}
+
+TEST(RunJsonTest, ARunInNoConcurrencyGroupHasANullGroupAndOneInAGroupSaysWhetherItHoldsIt) {
+  RunRow r = FinishedRun();
+  json none = RunJson(r, false, 1800000000000);
+  EXPECT_TRUE(none["concurrency_group"].is_null());
+  EXPECT_EQ(none["holds_group"], false);
+  r.group = "deploy-prod";
+  r.group_admitted = true;
+  json held = RunJson(r, false, 1800000000000);
+  EXPECT_EQ(held["concurrency_group"], "deploy-prod");
+  EXPECT_EQ(held["holds_group"], true);
 }
 
 TEST(RunJsonTest, ARunNotStartedHasNullTimesAndNoDuration) {

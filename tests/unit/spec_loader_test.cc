@@ -381,7 +381,7 @@ steps:
             "p.yaml:6:8: unknown key 'crn' in a schedule (did you mean 'cron'?)\n"
             "p.yaml:7:7: a schedule needs cron: \"MIN HOUR DAY MONTH WEEKDAY\"");
   EXPECT_EQ(Error("name: bad\non: {schedule: {cron: x}}\nsteps: {a: {run: 'true'}}\n"),
-            "p.yaml:2:16: on.schedule must be a list of {cron: \"...\", timezone: ..., catchup: ...}");
+            "p.yaml:2:16: on.schedule must be a list of {cron: \"...\", timezone: ..., catchup: ..., overlap: ...}");
   EXPECT_EQ(Error("name: bad\non: {cron: x}\nsteps: {a: {run: 'true'}}\n"),
             "p.yaml:2:6: unknown key 'cron' in on");
 }

@@ -370,7 +370,7 @@ TEST(DbTest, ADatabaseAtSchemaVersion14MigratesTo15AndItsRunsHaveNoDataInterval)
   EXPECT_TRUE(s->runs().ScheduledRuns("p", 0, INT64_MAX)->empty());
 }
 
-TEST(DbTest, ADatabaseAtSchemaVersion15MigratesTo16AndItsRunsHaveNoOutputs) {
+TEST(DbTest, ADatabaseAtSchemaVersion15MigratesAndItsRunsHaveNoOutputs) {
   std::string path = TempDb("v15");
   int64_t run = 0;
   {
@@ -385,7 +385,7 @@ TEST(DbTest, ADatabaseAtSchemaVersion15MigratesTo16AndItsRunsHaveNoOutputs) {
   EXPECT_EQ(UserVersion(path), 15);
   auto s = OpenStore(path);
   ASSERT_TRUE(s);
-  EXPECT_EQ(UserVersion(path), 16);
+  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
   EXPECT_EQ(s->runs().GetRun(run)->pipeline, "p");
   EXPECT_TRUE(s->runs().RunOutputs(run)->empty());
   ASSERT_TRUE(s->runs().SaveRunOutputs(run, {{"m", "v", ""}}).ok());
@@ -393,6 +393,31 @@ TEST(DbTest, ADatabaseAtSchemaVersion15MigratesTo16AndItsRunsHaveNoOutputs) {
   EXPECT_EQ(s->runs().RunOutputs(run)->size(), 1u);
 }
 
+
+TEST(DbTest, ADatabaseAtSchemaVersion16MigratesTo17WithItsRunsInNoGroupAndNoPools) {
+  std::string path = TempDb("v16");
+  int64_t run = 0;
+  {
+    auto s = OpenStore(path);
+    ASSERT_TRUE(s);
+    run = *s->runs().CreateRun("p", "x", "p", "/", "{}", 1, 0);
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  UndoVersion17(db);
+  sqlite3_close(db);
+  EXPECT_EQ(UserVersion(path), 16);
+  auto s = OpenStore(path);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(UserVersion(path), 17);
+  auto row = s->runs().GetRun(run);
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ(row->group, "");
+  EXPECT_FALSE(row->group_admitted);
+  EXPECT_TRUE(s->concurrency().ListPools()->empty());
+  ASSERT_TRUE(s->concurrency().SetPool("gpu", 2, 1).ok());
+  EXPECT_EQ((*s->concurrency().GetPool("gpu"))->slots, 2);
+}
 
 TEST(RunsStoreTest, ARetryResetClearsTheRunsOutputs) {
   auto s = OpenStore(TempDb("run-outputs-reset"));
