@@ -3,25 +3,16 @@
 #include <gtest/gtest.h>
 
 #include "spec/pipeline.h"
+#include "../common/load_spec.h"
 
-using sluice::spec::ParsePipeline;
 using sluice::spec::Pipeline;
 using sluice::spec::RenderConcurrencyGroup;
 using sluice::spec::Value;
 
 namespace {
 
-std::string Error(const std::string& yaml) {
-  auto p = ParsePipeline("p.yaml", yaml);
-  EXPECT_FALSE(p.ok()) << "expected an error for:\n" << yaml;
-  return p.ok() ? "" : p.status().message();
-}
-
-Pipeline Load(const std::string& yaml) {
-  auto p = ParsePipeline("p.yaml", yaml);
-  EXPECT_TRUE(p.ok()) << p.status().message();
-  return p.ok() ? std::move(p.value()) : Pipeline{};
-}
+using sluice::testing::load_spec::Error;
+using sluice::testing::load_spec::Load;
 
 const char* kParams = "name: demo\nparams:\n  env: {type: string, default: prod}\n";
 

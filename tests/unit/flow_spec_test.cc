@@ -8,23 +8,14 @@
 #include "engine/plan.h"
 #include "runs/verbs.h"
 #include "spec/pipeline.h"
+#include "../common/load_spec.h"
 
-using sluice::spec::ParsePipeline;
 using sluice::spec::Pipeline;
 
 namespace {
 
-std::string Error(const std::string& yaml) {
-  auto p = ParsePipeline("p.yaml", yaml);
-  EXPECT_FALSE(p.ok()) << "expected an error for:\n" << yaml;
-  return p.ok() ? "" : p.status().message();
-}
-
-Pipeline Load(const std::string& yaml) {
-  auto p = ParsePipeline("p.yaml", yaml);
-  EXPECT_TRUE(p.ok()) << p.status().message();
-  return p.ok() ? std::move(p.value()) : Pipeline{};
-}
+using sluice::testing::load_spec::Error;
+using sluice::testing::load_spec::Load;
 
 }  // namespace
 

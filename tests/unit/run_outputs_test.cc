@@ -15,10 +15,10 @@
 #include "../common/fake_executor.h"
 #include "../common/fake_files.h"
 #include "../common/fake_run_store.h"
+#include "../common/load_spec.h"
 
 using namespace sluice;
 using namespace sluice::engine;
-using sluice::spec::ParsePipeline;
 using sluice::spec::Pipeline;
 using sluice::testing::FakeClock;
 using sluice::testing::FakeExecutor;
@@ -27,17 +27,8 @@ using sluice::testing::FakeRunStore;
 
 namespace {
 
-std::string Error(const std::string& yaml) {
-  auto p = ParsePipeline("p.yaml", yaml);
-  EXPECT_FALSE(p.ok()) << "expected an error for:\n" << yaml;
-  return p.ok() ? "" : p.status().message();
-}
-
-Pipeline Load(const std::string& yaml) {
-  auto p = ParsePipeline("p.yaml", yaml);
-  EXPECT_TRUE(p.ok()) << p.status().message();
-  return p.ok() ? std::move(p.value()) : Pipeline{};
-}
+using sluice::testing::load_spec::Error;
+using sluice::testing::load_spec::Load;
 
 const std::string kTwoSteps = "name: demo\nsteps:\n  train: {run: x, outputs: {model: model, acc: value}}\n  report: {run: x}\n";
 

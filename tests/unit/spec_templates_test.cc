@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "spec/pipeline.h"
+#include "../common/load_spec.h"
 
 using sluice::spec::Expr;
 using sluice::spec::ParsePipeline;
@@ -16,17 +17,8 @@ using sluice::spec::Step;
 
 namespace {
 
-std::string Error(const std::string& yaml, const std::string& file = "p.yaml") {
-  auto p = ParsePipeline(file, yaml);
-  EXPECT_FALSE(p.ok()) << "expected an error for:\n" << yaml;
-  return p.ok() ? "" : p.status().message();
-}
-
-Pipeline Load(const std::string& yaml, const std::string& file = "p.yaml") {
-  auto p = ParsePipeline(file, yaml);
-  EXPECT_TRUE(p.ok()) << p.status().message();
-  return p.ok() ? std::move(p.value()) : Pipeline{};
-}
+using sluice::testing::load_spec::Error;
+using sluice::testing::load_spec::Load;
 
 std::vector<std::string> Ids(const Pipeline& p) {
   std::vector<std::string> ids;
