@@ -1,6 +1,7 @@
-// Small SVG line charts for the services' pages: one line per version over
+// Small SVG line charts: for the services' pages, one line per version over
 // a span of time, coloured by the version's place (app.css .c0 … .c5), a
-// gap where the gateway flushed no window. Drawn with svg() (dom.js), so
+// gap where the gateway flushed no window; for a step's metrics, a line per
+// attempt over the metric's index (the epoch). Drawn with svg() (dom.js), so
 // every label is text.
 import { el, svg } from './dom.js';
 
@@ -47,4 +48,33 @@ function niceTop(v) {
 function ago(ms) {
   const min = Math.round(ms / 60000);
   return min >= 120 ? Math.round(min / 60) + ' h ago' : min + ' min ago';
+}
+
+// A metric over its index: `lines` [{name, colour, points: [{i, v}]}] (points
+// in index order); each point has its value as a hover title. opts: {label,
+// format(v)}. The value axis spans the values' range (from 0 when all are
+// positive and the smallest is under half the largest).
+export function indexChart(lines, opts) {
+  const points = lines.flatMap((l) => l.points);
+  const i0 = Math.min(...points.map((p) => p.i)), i1 = Math.max(...points.map((p) => p.i), i0 + 1);
+  let v0 = Math.min(...points.map((p) => p.v)), v1 = Math.max(...points.map((p) => p.v));
+  if (v0 >= 0 && v0 < v1 / 2) v0 = 0;
+  if (v1 === v0) v1 = v0 + 1;
+  const x = (i) => L + ((i - i0) / (i1 - i0)) * (W - L - R);
+  const y = (v) => T + (1 - (v - v0) / (v1 - v0)) * (H - T - B);
+  const root = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': opts.label });
+  root.append(svg('line', { class: 'axis', x1: L, y1: H - B, x2: W - R, y2: H - B }),
+    svg('line', { class: 'axis', x1: L, y1: T, x2: L, y2: H - B }),
+    svg('text', { class: 'tick', x: L - 4, y: T + 4, 'text-anchor': 'end' }, opts.format(v1)),
+    svg('text', { class: 'tick', x: L - 4, y: H - B + 4, 'text-anchor': 'end' }, opts.format(v0)),
+    svg('text', { class: 'tick', x: L, y: H - 4 }, String(i0)),
+    svg('text', { class: 'tick', x: W - R, y: H - 4, 'text-anchor': 'end' }, String(i1)));
+  for (const line of lines) {
+    const d = line.points.map((p, k) => `${k ? 'L' : 'M'}${x(p.i).toFixed(1)},${y(p.v).toFixed(1)}`).join('');
+    root.append(svg('path', { class: 'line c' + line.colour, d, 'data-line': line.name }, svg('title', {}, line.name)));
+    for (const p of line.points)
+      root.append(svg('circle', { class: 'point c' + line.colour, cx: x(p.i).toFixed(1), cy: y(p.v).toFixed(1), r: 2.5 },
+        svg('title', {}, `${line.name} · ${opts.indexName || 'index'} ${p.i}: ${opts.format(p.v)}`)));
+  }
+  return el('figure', { class: 'chart-box' }, el('figcaption', {}, opts.label), root);
 }

@@ -4,6 +4,7 @@
 // log tailing live; Cancel and Retry failed steps; Approve or Reject a step
 // waiting for approval (sluice/approval), with the values it asks for.
 import { api, closeLogStream, closeStreams, fetchText, followLog, listen, session } from './api.js';
+import { indexChart } from './charts.js';
 import { dagView } from './dag.js';
 import { badge, duration, el, main, showError, when } from './dom.js';
 import { paramInput, readParams } from './params.js';
@@ -58,10 +59,34 @@ function stepPanel(run, stepId) {
                          attempts.some((x) => x.job_id) ? el('td', {}, a.job_id || '–') : null))),
     step.outputs && Object.keys(step.outputs).length ? el('div', {}, el('h2', {}, 'Outputs'),
       el('dl', { class: 'kv' }, Object.entries(step.outputs).flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, typeof v === 'string' ? v : JSON.stringify(v))]))) : null,
-    metrics.length ? el('div', {}, el('h2', {}, 'Metrics'), el('dl', { class: 'kv' }, metrics.flatMap((m) => [el('dt', {}, m.name + (m.index ? ' @' + m.index : '')), el('dd', {}, String(m.value))]))) : null,
+    metrics.length ? el('div', {}, el('h2', {}, 'Metrics'), metricCharts(metrics)) : null,
     el('h2', {}, 'Log', latest ? ` (attempt ${latest.number}${latest.item >= 0 ? ', item ' + latest.item : ''})` : ''), log);
   if (latest) showLog(run.id, latest, log);
   return panel;
+}
+
+// A step's metrics: a chart over the index (epoch) for each metric measured
+// at more than one index, a line per attempt (and item); the rest as name =
+// value, the last measured.
+function metricCharts(metrics) {
+  const byName = new Map();
+  for (const m of metrics) (byName.get(m.name) || byName.set(m.name, []).get(m.name)).push(m);
+  const charts = [], values = [];
+  for (const [name, ms] of byName) {
+    if (new Set(ms.map((m) => m.index)).size < 2) {
+      values.push(el('dt', {}, name), el('dd', {}, String(ms[ms.length - 1].value)));
+      continue;
+    }
+    const lines = new Map();
+    for (const m of ms) {
+      const key = (m.item >= 0 ? `[${m.item}] ` : '') + 'attempt ' + m.attempt;
+      (lines.get(key) || lines.set(key, []).get(key)).push({ i: m.index, v: m.value });
+    }
+    charts.push(indexChart([...lines].map(([key, points], k) => ({ name: key, colour: k % 6, points: points.sort((a, b) => a.i - b.i) })),
+      { label: name, indexName: 'epoch', format: (v) => (Math.abs(v) >= 100 || Number.isInteger(v) ? String(v) : v.toPrecision(3)) }));
+  }
+  return el('div', {}, charts.length ? el('div', { class: 'charts metric-charts' }, charts) : null,
+    values.length ? el('dl', { class: 'kv' }, values) : null);
 }
 
 // Shows an attempt's log: the whole of it once finished, else live. The

@@ -1,12 +1,12 @@
-// The DAG fits its panel, zooms, pans and finds a step; the runs list
-// filters by pipeline, state, trigger and age, and its headers do not break
-// inside a word. In Debian's Chromium against a real `sluice serve`; the
+// The DAG fits its panel, zooms, pans and finds a step; a step's metric
+// over 8 epochs is a chart; the runs list filters by pipeline, state,
+// trigger and age, and its headers do not break inside a word. In Debian's Chromium against a real `sluice serve`; the
 // pipeline has the shape of the shipped Fashion-MNIST demo (8 steps in 7
 // layers, examples/fashion-mnist/pipeline.yaml) with steps that only exit,
 // so that the test needs no training. Screenshots at 1280x800, dark and on a
 // phone.
 //
-// usage: node dag_test.mjs SLUICE_BINARY [SCREENSHOT_DIR]
+// usage: node dag_test.mjs SLUICE_BINARY SCREENSHOT_DIR PLUGIN_DIR (the folder of libtestkit.so)
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,10 +15,11 @@ import { loadChromium, startServe } from './serve.mjs';
 
 const sluice = process.argv[2] && path.resolve(process.argv[2]);
 if (!sluice) {
-  console.error('usage: node dag_test.mjs SLUICE_BINARY [SCREENSHOT_DIR]');
+  console.error('usage: node dag_test.mjs SLUICE_BINARY SCREENSHOT_DIR PLUGIN_DIR');
   process.exit(2);
 }
 const shotDir = process.argv[3];
+const pluginDir = process.argv[4] && path.resolve(process.argv[4]);
 const chromium = await loadChromium();
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-dag-'));
@@ -35,8 +36,9 @@ steps:
   export: {needs: [train, evaluate, ingest-test], run: "true"}
   report: {needs: [evaluate, export], run: "true"}
 `);
+fs.writeFileSync(path.join(dir, 'fit.yaml'), 'name: fit\nsteps:\n  fit: {uses: testkit/echo, isolation: inprocess, with: {epochs: 8}}\n');
 fs.writeFileSync(path.join(dir, 'broken.yaml'), 'name: broken\nsteps:\n  fail: {run: "exit 3"}\n');
-const env = { ...process.env, SLUICE_HOME: path.join(root, 'home') };
+const env = { ...process.env, SLUICE_HOME: path.join(root, 'home'), SLUICE_PLUGIN_PATH: pluginDir || '' };
 const token = execFileSync(sluice, ['token', 'create', '--scope', 'run', '--name', 'browser'], { env, encoding: 'utf8' })
   .match(/slc_[0-9a-f]+/)[0];
 
@@ -60,6 +62,8 @@ let browser;
 const problems = [];
 const step = async (what, fn) => { await fn(); console.log('ok - ' + what); };
 try {
+  const fit = await api('POST', '/api/pipelines/fit/runs', {});
+  if ((await finished(fit.id)) !== 'succeeded') throw new Error('the fit run did not succeed');
   const good = await api('POST', '/api/pipelines/fashion/runs', {});
   const bad = await api('POST', '/api/pipelines/broken/runs', {});
   if ((await finished(good.id)) !== 'succeeded' || (await finished(bad.id)) !== 'failed') throw new Error('the runs did not end as expected');
@@ -150,11 +154,24 @@ try {
     if ((await page.textContent('#dag-found')) !== 'no step named like that') throw new Error('no answer for an unknown step');
   });
 
+  await step("a step's loss over 8 epochs is a line chart with a hover value per epoch", async () => {
+    await page.evaluate((h) => { location.hash = h; }, '#/r/' + fit.id);
+    await page.click('.node[data-step=fit]');
+    await page.waitForSelector('.metric-charts figure path.line');
+    if ((await page.textContent('.metric-charts figcaption')) !== 'loss') throw new Error('chart: ' + (await page.textContent('.metric-charts figcaption')));
+    const hovers = await page.$$eval('.metric-charts circle.point title', (ts) => ts.map((t) => t.textContent));
+    if (hovers.length !== 8) throw new Error('points: ' + hovers.length);
+    if (hovers[0] !== 'attempt 1 · epoch 1: 1' || hovers[7] !== 'attempt 1 · epoch 8: 0.125') throw new Error('hover values: ' + hovers.join(' | '));
+    const ys = await page.$$eval('.metric-charts circle.point', (cs) => cs.map((c) => Number(c.getAttribute('cy'))));
+    if (!ys.every((y, k) => k === 0 || y > ys[k - 1])) throw new Error('a falling loss is not drawn falling: ' + ys);
+    if (shotDir) await page.screenshot({ path: path.join(shotDir, 'metrics-1280x800.png') });
+  });
+
   const rows = () => page.$$eval('#runs tr[data-run]', (rs) => rs.map((r) => Number(r.getAttribute('data-run'))));
   await step('the runs list filters by state, pipeline and trigger, kept in the address', async () => {
     await page.evaluate(() => { location.hash = '#/runs'; });
     await page.waitForSelector('#runs tr[data-run]');
-    if ((await rows()).length !== 3) throw new Error('all runs: ' + (await rows()));
+    if ((await rows()).length !== 4) throw new Error('all runs: ' + (await rows()));
     await page.selectOption('#filter-state', 'failed');
     await page.waitForFunction(() => location.hash === '#/runs?state=failed');
     await page.waitForFunction((id) => [...document.querySelectorAll('#runs tr[data-run]')].map((r) => r.getAttribute('data-run')).join() === String(id), bad.id);
@@ -172,7 +189,7 @@ try {
     await page.waitForSelector('#no-runs');
     if ((await page.inputValue('#filter-trigger')) !== 'webhook') throw new Error('the filter was lost on a reload');
     await page.evaluate(() => { location.hash = '#/runs?age=1h'; });
-    await page.waitForFunction(() => document.querySelectorAll('#runs tr[data-run]').length === 3);
+    await page.waitForFunction(() => document.querySelectorAll('#runs tr[data-run]').length === 4);
   });
 
   // A header cell is one line: no header breaks inside a word.
