@@ -374,3 +374,13 @@ steps:
   EXPECT_EQ(RunExpr(p, "read").path, (std::vector<std::string>{"steps", "top.sub.work", "outputs", "o"}));
   EXPECT_EQ(StepOf(p, "read").needs, std::vector<std::string>{"top.after"});
 }
+
+TEST(SpecTemplatesTest, AFinallyStepMayCallATemplateAndTheCallsStepsAreFinallySteps) {
+  Pipeline p = Load(
+      "name: demo\ntemplates:\n  notify: {steps: {send: {run: x}, log: {needs: send, run: x}}}\n"
+      "steps:\n  a: {run: x}\nfinally:\n  n: {call: notify}\n");
+  ASSERT_TRUE(p.FindStep("n.send") && p.FindStep("n.log"));
+  EXPECT_TRUE(p.FindStep("n.send")->is_finally);
+  EXPECT_TRUE(p.FindStep("n.log")->is_finally);
+  EXPECT_FALSE(p.FindStep("a")->is_finally);
+}
