@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadChromium, startServe } from './serve.mjs';
+import { launchChromium, startServe, stopChild } from './serve.mjs';
 
 const sluice = process.argv[2] && path.resolve(process.argv[2]);
 if (!sluice) {
@@ -20,7 +20,6 @@ if (!sluice) {
   process.exit(2);
 }
 const shotDir = process.argv[3];
-const chromium = await loadChromium();
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-approval-'));
 const dir = path.join(root, 'pipelines');
@@ -54,11 +53,7 @@ let browser;
 const step = async (what, fn) => { await fn(); console.log('ok - ' + what); };
 try {
   const run = await api('POST', '/api/pipelines/release/runs', runner, {});
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-           '--disable-sync', '--no-first-run'],
-  });
+  browser = await launchChromium();
   const signIn = async (token) => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await context.newPage();
@@ -133,9 +128,7 @@ try {
 } finally {
   if (browser) await browser.close();
   if (server.exitCode === null && server.signalCode === null) {
-    const exited = new Promise((r) => server.once('exit', () => r()));
-    server.kill('SIGTERM');
-    await exited;
+    await stopChild(server);
   }
   fs.rmSync(root, { recursive: true, force: true });
 }

@@ -11,14 +11,13 @@ import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadChromium, startServe } from './serve.mjs';
+import { launchChromium, startServe, stopChild } from './serve.mjs';
 
 const sluice = process.argv[2] && path.resolve(process.argv[2]);  // the driver starts in another folder
 if (!sluice) {
   console.error('usage: node big_run_test.mjs SLUICE_BINARY');
   process.exit(2);
 }
-const chromium = await loadChromium();
 
 const TARGET_MS = 2000, BOUND_MS = 4 * TARGET_MS;
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-big-'));
@@ -54,11 +53,7 @@ try {
   }
   if (!id) throw new Error('the run did not start');
 
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-           '--disable-sync', '--no-first-run'],
-  });
+  browser = await launchChromium();
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   const problems = [];
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
@@ -99,9 +94,7 @@ try {
   if (browser) await browser.close();
   for (const child of [driver, server]) {  // stopped by their pids
     if (child.exitCode !== null || child.signalCode !== null) continue;
-    const exited = new Promise((r) => child.once('exit', () => r()));
-    child.kill('SIGTERM');
-    await exited;
+    await stopChild(child);
   }
   fs.rmSync(root, { recursive: true, force: true });
 }

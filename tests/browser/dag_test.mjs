@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadChromium, startServe } from './serve.mjs';
+import { launchChromium, startServe, stopChild } from './serve.mjs';
 
 const sluice = process.argv[2] && path.resolve(process.argv[2]);
 if (!sluice) {
@@ -20,7 +20,6 @@ if (!sluice) {
 }
 const shotDir = process.argv[3];
 const pluginDir = process.argv[4] && path.resolve(process.argv[4]);
-const chromium = await loadChromium();
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-dag-'));
 const dir = path.join(root, 'pipelines');
@@ -69,11 +68,7 @@ try {
   if ((await finished(good.id)) !== 'succeeded' || (await finished(bad.id)) !== 'failed') throw new Error('the runs did not end as expected');
   execFileSync(sluice, ['run', path.join(dir, 'fashion.yaml')], { env, stdio: 'ignore' });  // a run triggered from the CLI
 
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-           '--disable-sync', '--no-first-run'],
-  });
+  browser = await launchChromium();
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
   page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
@@ -228,9 +223,7 @@ try {
   console.error('FAILED: ' + (e.stack || e));
 } finally {
   if (browser) await browser.close();
-  const exited = new Promise((r) => server.once('exit', (code, signal) => r(code ?? signal)));
-  server.kill('SIGTERM');
-  const code = await exited;
+  const code = await stopChild(server);
   if (code !== 0) {
     failed = true;
     console.error('FAILED: sluice serve exited with ' + code + ' after SIGTERM');

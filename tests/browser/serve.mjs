@@ -1,9 +1,12 @@
 // What the browser tests share: playwright-core's Chromium, and a real
 // `sluice serve`.
 //
+// launchChromium() starts Debian's Chromium headless with the project's
+// flags; it exits 1 naming the fix when playwright-core is not installed.
 // startServe starts `sluice serve --dir DIR --port 0` with `env` and resolves, once it
 // prints its address, to { server, url } (url ends with '/'). The caller
-// stops the server by its pid (server.kill()).
+// stops the server by its pid: stopChild(child) sends SIGTERM to a child
+// process and resolves to its exit code (or the signal that ended it).
 import { spawn } from 'node:child_process';
 
 export function startServe(sluice, dir, env) {
@@ -20,12 +23,23 @@ export function startServe(sluice, dir, env) {
   });
 }
 
-// playwright-core's chromium; exits 1 naming the fix when it is not installed.
-export async function loadChromium() {
+export async function launchChromium() {
+  let chromium;
   try {
-    return (await import('playwright-core')).chromium;
+    chromium = (await import('playwright-core')).chromium;
   } catch {
     console.error('playwright-core is not installed: run npm ci in tests/browser (scripts/install-deps.sh does)');
     process.exit(1);
   }
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+           '--disable-sync', '--no-first-run'],
+  });
+}
+
+export function stopChild(child) {
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r(code ?? signal)));
+  child.kill('SIGTERM');
+  return exited;
 }

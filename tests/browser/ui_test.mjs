@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadChromium, startServe } from './serve.mjs';
+import { launchChromium, startServe, stopChild } from './serve.mjs';
 import { fileURLToPath } from 'node:url';
 
 const [sluice, shotDir, seedRollout] = process.argv.slice(2);
@@ -26,7 +26,6 @@ if (!sluice || !shotDir || !seedRollout) {
   console.error('usage: node ui_test.mjs SLUICE_BINARY SCREENSHOT_DIR SEED_ROLLOUT');
   process.exit(2);
 }
-const chromium = await loadChromium();
 if (!fs.existsSync('/usr/bin/chromium')) {
   console.error("Debian's chromium is not installed (apt-get install chromium; scripts/install-deps.sh does)");
   process.exit(1);
@@ -88,11 +87,7 @@ const token = execFileSync(sluice, ['token', 'create', '--scope', 'run', '--name
 
 const { server, url } = await startServe(sluice, dir, env);
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-         '--disable-sync', '--no-first-run'],
-});
+const browser = await launchChromium();
 const problems = [];
 let failed = false;
 try {
@@ -355,9 +350,7 @@ try {
   console.error('FAILED: ' + (e.stack || e));
 } finally {
   await browser.close();
-  const exited = new Promise((r) => server.once('exit', (code, signal) => r(code ?? signal)));
-  server.kill('SIGTERM');
-  const code = await exited;
+  const code = await stopChild(server);
   if (code !== 0) {
     failed = true;
     console.error('FAILED: sluice serve exited with ' + code + ' after SIGTERM');
