@@ -70,7 +70,8 @@ function stepPanel(run, stepId) {
 // value, the last measured.
 function metricCharts(metrics) {
   const byName = new Map();
-  for (const m of metrics) (byName.get(m.name) || byName.set(m.name, []).get(m.name)).push(m);
+  // A value that is not a number (the API writes an infinity as null) is left out.
+  for (const m of metrics) if (typeof m.value === 'number') (byName.get(m.name) || byName.set(m.name, []).get(m.name)).push(m);
   const charts = [], values = [];
   for (const [name, ms] of byName) {
     if (new Set(ms.map((m) => m.index)).size < 2) {

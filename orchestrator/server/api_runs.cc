@@ -526,7 +526,8 @@ Response Api::StepLog(const Request& r, int64_t id, const std::string& step) {
   bool follow = r.Query("follow").value_or("") == "1" || r.Query("follow").value_or("") == "true";
   if (!real && !follow) {
     // An attempt that ended without writing a byte has no log file: its log is empty.
-    if (found->state != engine::StepState::kRunning) return FileRange(fs::path(), r, options_.max_log_chunk, "");
+    if (found->state != engine::StepState::kRunning)
+      return FileRange(fs::path(), r, options_.max_log_chunk, engine::Name(found->state));
     return ErrorResponse(404, "not_found", "the attempt has no log yet");
   }
   if (follow) {

@@ -409,6 +409,7 @@ TEST_F(ServeTest, TheLogOfAnAttemptThatEndedWithoutOutputIsEmptyNotMissing) {
   EXPECT_EQ(log->status, 200);
   EXPECT_EQ(log->body, "");
   EXPECT_EQ(log->get_header_value("X-Log-Size"), "0");
+  EXPECT_EQ(log->get_header_value("X-Attempt-State"), "succeeded");
   EXPECT_EQ(Get("/api/runs/" + std::to_string(id) + "/steps/q/log?attempt=2")->status, 404);  // no such attempt
 }
 
