@@ -73,7 +73,7 @@ export function indexChart(lines, opts) {
     const d = line.points.map((p, k) => `${k ? 'L' : 'M'}${x(p.i).toFixed(1)},${y(p.v).toFixed(1)}`).join('');
     root.append(svg('path', { class: 'line c' + line.colour, d, 'data-line': line.name }, svg('title', {}, line.name)));
     for (const p of line.points)
-      root.append(svg('circle', { class: 'point c' + line.colour, cx: x(p.i).toFixed(1), cy: y(p.v).toFixed(1), r: 2.5 },
+      root.append(svg('circle', { class: 'point c' + line.colour, cx: x(p.i).toFixed(1), cy: y(p.v).toFixed(1), r: 0.5 },
         svg('title', {}, `${line.name} · ${opts.indexName || 'index'} ${p.i}: ${opts.format(p.v)}`)));
   }
   return el('figure', { class: 'chart-box' }, el('figcaption', {}, opts.label), root);

@@ -140,10 +140,14 @@ export function dagView(opts) {
   const fitScale = () => Math.min(1, (panelWidth() - 4) / lay.width, panelHeight() / lay.height);
   // The picture for this panel: left to right if it fits, else top to
   // bottom if that fits better; drawn smaller to fit if it stays readable.
+  // Both layouts depend only on the steps' shape: made once per shape (the
+  // top-to-bottom one only if left to right does not fit), picked per panel.
+  let layouts = null;
   const arrange = () => {
-    const across = layout(steps, false), down = layout(steps, true);
     const fits = (l) => Math.min(1, (panelWidth() - 4) / l.width, panelHeight() / l.height);
-    lay = fits(across) >= 1 || fits(across) >= fits(down) ? across : down;
+    if (!layouts) layouts = { across: layout(steps, false) };
+    if (fits(layouts.across) < 1 && !layouts.down) layouts.down = layout(steps, true);
+    lay = fits(layouts.across) >= 1 || fits(layouts.across) >= fits(layouts.down) ? layouts.across : layouts.down;
     root.setAttribute('viewBox', `0 0 ${lay.width} ${lay.height}`);
     root.dataset.layout = lay.down ? 'down' : 'across';
     fitted = box.clientWidth > 0;  // arranged for the panel's real width
@@ -211,6 +215,7 @@ export function dagView(opts) {
       const nextShape = next.map((s) => s.id + '@' + s.layer).join('\n');
       // Arranged again for new steps, or (until zoomed by hand) for a panel
       // that moved or changed size since (the page above it grew).
+      if (nextShape !== shape) layouts = null;
       if (nextShape !== shape || (!zoomed && box.isConnected && panelKey() !== arrangedFor)) {
         shape = nextShape;
         arrange();

@@ -33,8 +33,12 @@ export async function show(match) {
   const f = filters(match && match[1]);
   const q = new URLSearchParams({ limit: '100' });
   for (const k of ['pipeline', 'state', 'trigger']) if (f[k]) q.set(k, f[k]);
-  if (f.age) q.set('since_ms', String(Date.now() - AGES.find(([k]) => k === f.age)[1]));
-  const [data, pipes] = await Promise.all([api('GET', '/api/runs?' + q), api('GET', '/api/pipelines')]);
+  const since = f.age && AGES.find(([k]) => k === f.age)[1];
+  const runsQuery = () => {  // the age counts back from each read's now
+    if (since) q.set('since_ms', String(Date.now() - since));
+    return '/api/runs?' + q;
+  };
+  const [data, pipes] = await Promise.all([api('GET', runsQuery()), api('GET', '/api/pipelines')]);
   const names = [...new Set([...pipes.pipelines.map((p) => p.name), ...(f.pipeline ? [f.pipeline] : [])])].sort();
   const form = el('form', { class: 'filters', id: 'run-filters', onchange: () => {
     const next = new URLSearchParams();
@@ -46,13 +50,22 @@ export async function show(match) {
   select('state', 'State', STATES.map((s) => [s, s]), f.state),
   select('trigger', 'Trigger', TRIGGERS.map((t) => [t, t]), f.trigger),
   select('age', 'Created in', AGES.map(([k, , text]) => [k, text]), f.age));
-  const table = data.runs.length
-    ? el('div', { class: 'scroll' }, el('table', { id: 'runs' },
-      el('tr', {}, el('th', {}, 'Run'), el('th', {}, 'Pipeline'), el('th', {}, 'State'), el('th', {}, 'Trigger'), el('th', {}, 'Created'), el('th', {}, 'Duration')),
-      data.runs.map((r) => el('tr', { 'data-run': r.id }, el('td', {}, el('a', { href: '#/r/' + r.id }, '#' + r.id)), el('td', {}, r.pipeline),
-                              el('td', {}, badge(r.state)), el('td', {}, r.trigger), el('td', {}, when(r.created)), el('td', {}, duration(r.duration_ms))))))
-    : el('p', { class: 'muted', id: 'no-runs' }, Object.keys(f).length ? 'No run matches these filters.' : 'No runs yet.');
-  main().replaceChildren(el('h1', {}, 'Runs'), form, table);
+  // The form is drawn once per address; events redraw only the list.
+  const list = el('div', {}, runsTable(data.runs, f));
+  main().replaceChildren(el('h1', {}, 'Runs'), form, list);
   const here = location.hash;
-  listen(0, () => { if (location.hash === here) show(match).catch(showError); });
+  listen(0, async () => {
+    if (location.hash !== here) return;
+    try {
+      list.replaceChildren(runsTable((await api('GET', runsQuery())).runs, f));
+    } catch (x) { showError(x); }
+  });
+}
+
+function runsTable(runs, f) {
+  if (!runs.length) return el('p', { class: 'muted', id: 'no-runs' }, Object.keys(f).length ? 'No run matches these filters.' : 'No runs yet.');
+  return el('div', { class: 'scroll' }, el('table', { id: 'runs' },
+    el('tr', {}, el('th', {}, 'Run'), el('th', {}, 'Pipeline'), el('th', {}, 'State'), el('th', {}, 'Trigger'), el('th', {}, 'Created'), el('th', {}, 'Duration')),
+    runs.map((r) => el('tr', { 'data-run': r.id }, el('td', {}, el('a', { href: '#/r/' + r.id }, '#' + r.id)), el('td', {}, r.pipeline),
+                       el('td', {}, badge(r.state)), el('td', {}, r.trigger), el('td', {}, when(r.created)), el('td', {}, duration(r.duration_ms))))));
 }

@@ -475,12 +475,14 @@ Status Engine::AfterFailure(size_t u, const FailedAttempt& failed) {
   // A cancel or the run's timeout ends the retries of the steps of
   // `steps:`; finally steps keep theirs until a hard cancel.
   bool stopping = s.is_finally ? hard_cancel_ : cancelling_ || timed_out_;
+  bool retry = !stopping && rec.tries <= s.retry.limit;
   std::string not_retried;
-  if (!stopping && rec.tries <= s.retry.limit &&
-      !RetryAllowed(s, failed, StepContext(scope_, graph_.node_of(u), &rec), &not_retried))
+  if (retry && !RetryAllowed(s, failed, StepContext(scope_, graph_.node_of(u), &rec), &not_retried)) {
     a.reason += "; " + not_retried;
+    retry = false;
+  }
   rec.reason = a.reason;
-  if (!stopping && rec.tries <= s.retry.limit && not_retried.empty()) {
+  if (retry) {
     rec.state = StepState::kPending;
     Status st = store_->FinishAttempt(a, rec);
     if (!st.ok()) return st;

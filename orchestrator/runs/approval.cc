@@ -3,6 +3,7 @@
 #include <chrono>
 #include <optional>
 
+#include "engine/executor.h"
 #include "exec/builtin.h"
 #include "spec/pipeline.h"
 #include "util/duration.h"
@@ -15,10 +16,8 @@ namespace {
 
 using nlohmann::json;
 
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+// Now, as records keep it (the engine's clock, milliseconds since the epoch).
+int64_t WallMs() { return engine::SystemClock().WallMs(); }
 
 // The declared values of a request, from its value_specs column.
 Result<std::vector<spec::ParamSpec>> SpecsOf(const store::ApprovalRow& row) {

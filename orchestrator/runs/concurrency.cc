@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "engine/executor.h"
 #include "exec/process.h"
 #include "util/strings.h"
 
@@ -9,10 +10,8 @@ namespace sluice::runs {
 
 namespace {
 
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+// Now, as records keep it (the engine's clock, milliseconds since the epoch).
+int64_t WallMs() { return engine::SystemClock().WallMs(); }
 
 }  // namespace
 
