@@ -1,5 +1,7 @@
 #include "engine/attempt_render.h"
 
+#include <algorithm>
+
 #include "engine/decide.h"
 
 #include "spec/template.h"
@@ -47,7 +49,9 @@ Result<Value> StepContext::Lookup(const std::vector<std::string>& path) const {
   }
   // steps.<id>.state | steps.<id>.exit_code | steps.<id>.outputs.<key>
   size_t j = p.index.at(path[1]);
-  const StepRecord& r = run_.graph->record(j);
+  // In a call with foreach, a step of the same call is read at this item.
+  const bool same_item = unit_ && !p.steps[node_].chain.empty() && p.steps[j].chain == p.steps[node_].chain;
+  const StepRecord& r = same_item ? run_.graph->ItemRecord(j, unit_->item) : run_.graph->record(j);
   // A step served from the cache succeeded, as far as conditions go.
   if (path[2] == "state") return Value::Str(Name(r.state == StepState::kCached ? StepState::kSucceeded : r.state));
   if (path[2] == "exit_code") return r.exit_code;
@@ -72,8 +76,13 @@ bool StepContext::StatusFunction(std::string_view name) const {
     // failed (a step skipped because of a failure passes the skip on). A
     // finally step runs after a cancel too: only its own needs count.
     if (*run_.cancelling && !plan.pipeline->steps[node_].is_finally) return false;
+    const auto& item_needs = plan.item_needs[node_];
     for (size_t n : plan.needs[node_]) {
       StepState need = run_.graph->record(n).state;
+      if (std::find(item_needs.begin(), item_needs.end(), n) != item_needs.end() && run_.graph->expanded_items(n)) {
+        if (!unit_) continue;  // the step as a whole: its items are decided one by one
+        need = run_.graph->ItemRecord(n, unit_->item).state;
+      }
       bool ok = need == StepState::kSucceeded || need == StepState::kCached || need == StepState::kSkipped ||
                 (need == StepState::kFailed && plan.pipeline->steps[n].continue_on_error);
       if (!ok) return false;
@@ -88,7 +97,10 @@ Result<std::string> StepContext::HashFiles(const std::vector<std::string>& patte
   return HashGlobs(*run_.files, *run_.spec_dir, patterns, run_.plan->pipeline->steps[node_].id);
 }
 
-bool StepContext::UpstreamFailed() const { return run_.graph->upstream_failed(node_); }
+bool StepContext::UpstreamFailed() const {
+  if (unit_ && !run_.plan->item_needs[node_].empty()) return run_.graph->ItemUpstreamFailed(node_, unit_->item);
+  return run_.graph->upstream_failed(node_);
+}
 
 AttemptPaths PathsOf(const std::string& log_dir, const std::string& step_id, int item, int attempt) {
   // Appended piece by piece: GCC 12 warns (-Wrestrict, falsely) on "." + std::to_string() here.

@@ -180,6 +180,10 @@ Result<std::vector<CacheForecast>> ForecastCache(const Plan& plan, const spec::P
       f = {CacheForecast::Kind::kRuns, 0, "fails before it starts: " + env_error};
       continue;
     }
+    if (!s.item_needs.empty()) {
+      f = {CacheForecast::Kind::kAtRunTime, 0, "it runs once per item of its call, after its needs' item"};
+      continue;
+    }
     std::vector<std::optional<spec::Value>> items;
     if (!s.has_foreach) {
       items.push_back(std::nullopt);

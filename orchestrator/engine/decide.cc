@@ -28,6 +28,7 @@ StepDecision DecideStep(const spec::Step& s, const StepRecord& rec, const StepCo
   }
   StepDecision d;
   if (!s.has_foreach) return d;
+  if (!s.item_needs.empty() && !rec.items) return d;  // its call's items: the engine takes them from its item needs
   if (rec.items) {
     d.items = *rec.items;  // resumed: keep the list the run expanded
   } else if (s.matrix) {
@@ -52,8 +53,14 @@ StepDecision DecideStep(const spec::Step& s, const StepRecord& rec, const StepCo
 }
 
 std::optional<StepDecision> DecideItem(const spec::Step& s, const StepContext& ctx) {
-  if (!s.if_condition || !s.if_reads_item) return std::nullopt;
   StepDecision d;
+  if (!s.item_needs.empty() && !(s.if_condition && s.if_checks_status) && !ctx.StatusFunction("success")) {
+    // In a call with foreach, item k goes on only as its needs' item k did.
+    d.end = StepState::kSkipped;
+    d.reason = "a needed step did not succeed";
+    return d;
+  }
+  if (!s.if_condition || !s.if_reads_item) return std::nullopt;
   auto v = spec::EvaluateTemplate(*s.if_condition, ctx);
   if (!v.ok()) {
     d.end = StepState::kFailed;

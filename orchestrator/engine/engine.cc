@@ -80,6 +80,7 @@ int Engine::SlotsFor(const spec::Step& s) const {
 
 Status Engine::Restore() {
   std::vector<const StepRecord*> fresh = graph_.Restore(std::move(resume_));
+  units_.resize(graph_.unit_count());
   if (fresh.empty()) return Status::Ok();
   return store_->SaveSteps(run_id_, fresh);
 }
@@ -103,6 +104,17 @@ Status Engine::Decide(size_t i) {
     return finish_as(StepState::kCancelled, "not started: " + RunTimeoutReason(*plan_.pipeline->timeout));
   StepDecision d = DecideStep(s, rec, StepContext(scope_, i, nullptr));
   if (d.end) return finish_as(*d.end, std::move(d.reason));
+  if (!plan_.item_needs[i].empty() && !d.items) {
+    // A step of a call with foreach after its first: the call's items, as
+    // its item needs made them.
+    for (size_t n : plan_.item_needs[i])
+      if (graph_.record(n).items) {
+        d.items = *graph_.record(n).items;
+        break;
+      }
+    if (!d.items) return finish_as(StepState::kSkipped, "step '" + plan_.pipeline->steps[plan_.item_needs[i][0]].id +
+                                                            "' made no items for its call");
+  }
   return Expand(i, d.items ? &*d.items : nullptr);
 }
 
@@ -127,6 +139,7 @@ Status Engine::Expand(size_t i, const spec::List* items) {
       }
       continue;
     }
+    if (graph_.waits_for_items(u)) continue;  // decided once its item needs' item is final
     if (failed_item >= 0) {
       // fail_fast, and an item before this one failed without starting.
       Status st = EndItemUnstarted(u, StepState::kCancelled, "fail_fast: item " + std::to_string(failed_item) + " failed");
@@ -563,8 +576,24 @@ Status Engine::FinishUnit(size_t u) {
       Enqueue(next);
     }
   }
-  if (!graph_.FinishUnit(u)) return Status::Ok();
-  return FinishNode(i);
+  bool last = graph_.FinishUnit(u);
+  std::vector<size_t> released = graph_.ReleaseItems(u);
+  Status st = last ? FinishNode(i) : Status::Ok();
+  for (size_t v : released)
+    if (st.ok()) st = StartItem(v);
+  return st;
+}
+
+Status Engine::StartItem(size_t u) {
+  size_t i = graph_.node_of(u);
+  const spec::Step& s = plan_.pipeline->steps[i];
+  StepRecord& r = graph_.unit_record(u);
+  if (cancelling_ && !RunsDuringCancel(i)) return EndItemUnstarted(u, StepState::kCancelled, "run cancelled");
+  if (timed_out_ && !s.is_finally)
+    return EndItemUnstarted(u, StepState::kCancelled, "not started: " + RunTimeoutReason(*plan_.pipeline->timeout));
+  if (std::optional<StepDecision> d = DecideItem(s, StepContext(scope_, i, &r))) return EndItemUnstarted(u, *d->end, d->reason);
+  Enqueue(u);
+  return Status::Ok();
 }
 
 Status Engine::FinishNode(size_t i) {

@@ -171,6 +171,10 @@ class Engine {
   // Ends a foreach item that never started (its `if`, fail_fast): records
   // `state` and `reason`, tells the observer, finishes the unit.
   Status EndItemUnstarted(size_t unit, StepState state, const std::string& reason);
+  // An item of a step of a call with foreach whose item needs' item is
+  // final: ends it (cancel, run timeout, its `if`, a failed item upstream)
+  // or queues it.
+  Status StartItem(size_t unit);
   Status FireTimers();
   Status BeginCancel(bool hard);
   // The pipeline's `timeout:` passed: the steps of `steps:` stop (running

@@ -11,6 +11,8 @@ Plan MakePlan(const spec::Pipeline& p) {
   size_t n = p.steps.size();
   plan.needs.resize(n);
   plan.dependants.resize(n);
+  plan.item_needs.resize(n);
+  plan.item_dependants.resize(n);
   plan.layer.assign(n, -1);
   std::vector<int> waiting(n);
   for (size_t i = 0; i < n; ++i) {
@@ -18,6 +20,11 @@ Plan MakePlan(const spec::Pipeline& p) {
       size_t j = p.index.at(need);
       plan.needs[i].push_back(j);
       plan.dependants[j].push_back(i);
+    }
+    for (const std::string& need : p.steps[i].item_needs) {
+      size_t j = p.index.at(need);
+      plan.item_needs[i].push_back(j);
+      plan.item_dependants[j].push_back(i);
     }
     waiting[i] = static_cast<int>(plan.needs[i].size());
   }
@@ -91,7 +98,8 @@ std::vector<Forecast> ForecastPlan(const Plan& plan, const spec::ParamValues& pa
   for (size_t i : plan.order) {
     const spec::Step& s = p.steps[i];
     Forecast& f = out[i];
-    if (s.has_foreach && !s.foreach_expr && !s.matrix) f.items = static_cast<int>(s.foreach_items.size());
+    if (!plan.item_needs[i].empty()) f.items = out[plan.item_needs[i][0]].items;  // its call's items
+    else if (s.has_foreach && !s.foreach_expr && !s.matrix) f.items = static_cast<int>(s.foreach_items.size());
     if (!s.if_condition) {
       for (size_t n : plan.needs[i])
         if (out[n].kind == Forecast::Kind::kSkipped) {

@@ -17,6 +17,10 @@ struct Plan {
   const spec::Pipeline* pipeline = nullptr;
   std::vector<std::vector<size_t>> needs;       // by step index
   std::vector<std::vector<size_t>> dependants;  // by step index
+  // Needs inside the same call with foreach (Step::item_needs), a part of
+  // `needs`: item k waits for their item k alone. And the other way.
+  std::vector<std::vector<size_t>> item_needs;
+  std::vector<std::vector<size_t>> item_dependants;
   std::vector<int> layer;                       // 0 for steps with no needs; 1 + max of needs' layers;
                                                 // finally steps come after every layer of `steps:`
   std::vector<size_t> order;                    // by layer, then file order

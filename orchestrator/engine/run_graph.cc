@@ -44,6 +44,10 @@ std::vector<const StepRecord*> RunGraph::Restore(std::vector<StepRecord> resume)
       if (!IsFinal(nodes_[need].rec.state)) ++n.waiting;
     if (is_finally(i) && main_unfinished_ > 0) ++n.waiting;
   }
+  // A finished step of a call with foreach keeps its items for its item
+  // dependants, which read item k of it.
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].finished && nodes_[i].rec.items && !plan_.item_dependants[i].empty()) RestoreItems(i);
   for (size_t i : plan_.order) {
     NoteUpstream(i);
     if (!nodes_[i].finished && nodes_[i].waiting == 0) decide_.push_back(i);
@@ -51,12 +55,54 @@ std::vector<const StepRecord*> RunGraph::Restore(std::vector<StepRecord> resume)
   return fresh;
 }
 
+void RunGraph::RestoreItems(size_t i) {
+  Node& n = nodes_[i];
+  n.released_items = true;
+  auto found = resumed_items_.find(n.rec.step_id);
+  for (size_t k = 0; k < n.rec.items->size(); ++k) {
+    units_.emplace_back();
+    Unit& u = units_.back();
+    u.node = i;
+    const StepRecord* r = nullptr;
+    if (found != resumed_items_.end())
+      if (auto it = found->second.find(static_cast<int>(k)); it != found->second.end()) r = it->second;
+    u.own = std::make_unique<StepRecord>(r ? *r : n.rec);
+    u.rec = u.own.get();
+    u.own->item = static_cast<int>(k);
+    u.own->item_value = (*n.rec.items)[k];
+    n.units.push_back(units_.size() - 1);
+  }
+}
+
+bool RunGraph::is_item_need(size_t i, size_t need) const {
+  const auto& v = plan_.item_needs[i];
+  return std::find(v.begin(), v.end(), need) != v.end();
+}
+
 void RunGraph::NoteUpstream(size_t i) {
   bool failed = false;
-  for (size_t n : plan_.needs[i])
+  for (size_t n : plan_.needs[i]) {
+    if (expanded_items(n) && is_item_need(i, n)) continue;
     failed = failed || nodes_[n].upstream_failed ||
              (nodes_[n].rec.state == StepState::kFailed && !plan_.pipeline->steps[n].continue_on_error);
+  }
   nodes_[i].upstream_failed = failed;
+}
+
+const StepRecord& RunGraph::ItemRecord(size_t i, int item) const {
+  const Node& n = nodes_[i];
+  if (!expanded_items(i) || item < 0 || static_cast<size_t>(item) >= n.units.size()) return n.rec;
+  return *units_[n.units[static_cast<size_t>(item)]].rec;
+}
+
+bool RunGraph::ItemUpstreamFailed(size_t i, int item) const {
+  if (nodes_[i].upstream_failed) return true;
+  for (size_t n : plan_.item_needs[i]) {
+    const StepRecord& r = ItemRecord(n, item);
+    if (r.state == StepState::kFailed && !plan_.pipeline->steps[n].continue_on_error) return true;
+    if (ItemUpstreamFailed(n, item)) return true;  // a chain is as deep as its template
+  }
+  return false;
 }
 
 std::optional<size_t> RunGraph::NextToDecide() {
@@ -108,7 +154,16 @@ RunGraph::Expansion RunGraph::Expand(size_t i, const spec::List* items) {
   for (size_t u = x.first; u < x.end; ++u) {
     units_[u].node = i;
     n.units.push_back(u);
-    if (!IsFinal(units_[u].rec->state)) ++n.unfinished;
+    if (IsFinal(units_[u].rec->state)) continue;
+    ++n.unfinished;
+    for (size_t need : plan_.item_needs[i])
+      if (!IsFinal(ItemRecord(need, units_[u].rec->item).state)) ++units_[u].item_waiting;
+  }
+  if (items && !plan_.item_dependants[i].empty()) {
+    // Its item dependants take these items and start each as its own item
+    // here is final: they need not wait for the whole step.
+    n.released_items = true;
+    for (size_t d : plan_.item_dependants[i]) Release(d);
   }
   return x;
 }
@@ -116,6 +171,21 @@ RunGraph::Expansion RunGraph::Expand(size_t i, const spec::List* items) {
 bool RunGraph::FinishUnit(size_t u) {
   Node& n = nodes_[units_[u].node];
   return --n.unfinished <= 0;
+}
+
+std::vector<size_t> RunGraph::ReleaseItems(size_t u) {
+  std::vector<size_t> out;
+  const size_t i = units_[u].node;
+  const int item = units_[u].rec->item;
+  if (!nodes_[i].rec.items || item < 0) return out;
+  for (size_t d : plan_.item_dependants[i]) {
+    const Node& dn = nodes_[d];
+    if (!expanded_items(d) || static_cast<size_t>(item) >= dn.units.size()) continue;
+    size_t v = dn.units[static_cast<size_t>(item)];
+    if (IsFinal(units_[v].rec->state) || units_[v].item_waiting == 0) continue;
+    if (--units_[v].item_waiting == 0) out.push_back(v);
+  }
+  return out;
 }
 
 void RunGraph::FoldItems(size_t i) {
@@ -131,6 +201,10 @@ void RunGraph::FoldItems(size_t i) {
     for (const auto& [k, v] : r.outputs)
       if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
   }
+  // In a call with foreach, an item skipped for a failure in its chain
+  // passes the failure on to what needs the whole step.
+  for (size_t k = 0; k < n.units.size() && !plan_.item_needs[i].empty() && !n.upstream_failed; ++k)
+    n.upstream_failed = ItemUpstreamFailed(i, static_cast<int>(k));
   n.rec.state = failed ? StepState::kFailed : cancelled ? StepState::kCancelled : StepState::kSucceeded;
   n.rec.reason = failed ? "an item failed" : cancelled ? "an item was cancelled" : "";
   if (!failed && !cancelled && skipped > 0 && skipped == n.units.size()) {
@@ -159,17 +233,19 @@ size_t RunGraph::FinishStep(size_t i) {
   ++counts_.finished;
   if (n.rec.state == StepState::kFailed) ++counts_.failed;
   size_t queued = 0;
-  auto release = [&](size_t d) {
-    if (--nodes_[d].waiting != 0) return;
-    NoteUpstream(d);
-    decide_.push_back(d);
-    ++queued;
-  };
-  for (size_t d : plan_.dependants[i]) release(d);
+  for (size_t d : plan_.dependants[i])
+    if (!n.released_items || !is_item_need(d, i)) queued += Release(d);
   if (!is_finally(i) && --main_unfinished_ == 0)
     for (size_t f : finally_nodes_)
-      if (!nodes_[f].finished) release(f);
+      if (!nodes_[f].finished) queued += Release(f);
   return queued;
+}
+
+size_t RunGraph::Release(size_t d) {
+  if (--nodes_[d].waiting != 0) return 0;
+  NoteUpstream(d);
+  decide_.push_back(d);
+  return 1;
 }
 
 }  // namespace sluice::engine

@@ -73,6 +73,13 @@ class RunGraph {
   // Unit `unit`'s record is final: true when it was the last unfinished unit
   // of its step (the caller then finishes the step).
   bool FinishUnit(size_t unit);
+  // Items of a call with foreach (Plan::item_needs): unit `unit`'s record
+  // is final; returns the items of its item dependants that it was the last
+  // one to wait for (each has all its item needs' item final), to decide.
+  // O(item dependants).
+  std::vector<size_t> ReleaseItems(size_t unit);
+  // Whether a unit of an expanded step waits for an item need's item.
+  bool waits_for_items(size_t unit) const { return units_[unit].item_waiting > 0; }
   // A foreach step whose units are all final: its state (failed if an item
   // failed, else cancelled if one was cancelled, else skipped if every item
   // was skipped by its `if`, else succeeded), reason, outputs (each the list
@@ -87,6 +94,15 @@ class RunGraph {
   // without continue_on_error. Known once every need is final (when the
   // node is queued to decide): O(needs), from the needs' own answers.
   bool upstream_failed(size_t node) const { return nodes_[node].upstream_failed; }
+  // Item `item` of `node` as its item dependants see it: the unit's record
+  // if the step expanded into items, else the step's own record (a step
+  // that ended without making items, or not yet decided).
+  const StepRecord& ItemRecord(size_t node, int item) const;
+  // upstream_failed() for one item of a step of a call with foreach: its
+  // step's, or an item need's item failed (or had a failure upstream).
+  bool ItemUpstreamFailed(size_t node, int item) const;
+  // The step expanded into items (its units are items, in list order).
+  bool expanded_items(size_t node) const { return nodes_[node].rec.items.has_value() && !nodes_[node].units.empty(); }
 
   // State ----------------------------------------------------------------
   StepRecord& record(size_t node) { return nodes_[node].rec; }
@@ -117,15 +133,23 @@ class RunGraph {
     std::vector<size_t> units;
     int unfinished = 0;           // units not final yet
     bool upstream_failed = false; // see upstream_failed()
+    bool released_items = false;  // its item dependants were released when it expanded
   };
   struct Unit {
     size_t node = 0;
     std::unique_ptr<StepRecord> own;  // a foreach item's record (none for a plain step)
     StepRecord* rec = nullptr;        // own, or the node's record for a plain step
+    int item_waiting = 0;             // item needs whose same item is not final yet
   };
 
-  // Sets the node's upstream_failed from its needs' records and flags.
+  // Sets the node's upstream_failed from its needs' records and flags
+  // (an item need that made items counts per item, not here).
   void NoteUpstream(size_t node);
+  // One fewer need of `d` to wait for: queues it to decide at none.
+  size_t Release(size_t d);
+  // The units of a step that finished before this resume, from its items' records.
+  void RestoreItems(size_t node);
+  bool is_item_need(size_t node, size_t need) const;
   bool is_finally(size_t node) const { return plan_.pipeline->steps[node].is_finally; }
 
   const Plan& plan_;

@@ -111,7 +111,23 @@ RetryPlan PlanRetry(const spec::Pipeline& p, const std::vector<engine::StepRecor
   // The finally steps run again after the steps that do, whatever they did.
   for (size_t i = 0; i < p.steps.size(); ++i)
     if (p.steps[i].is_finally) downstream.insert(i);
-  for (size_t i : downstream) out.rerun.push_back(p.steps[i].id);
+  // In a call with foreach, the steps after a root that runs only its
+  // failed items run only the items that did not succeed, as it does.
+  std::set<std::string> item_chains;
+  for (size_t i : roots)
+    if (!whole.count(i) && !p.steps[i].chain.empty()) item_chains.insert(p.steps[i].chain);
+  std::set<size_t> after_whole;
+  stack.assign(whole.begin(), whole.end());
+  while (!stack.empty()) {
+    size_t i = stack.back();
+    stack.pop_back();
+    for (size_t d : plan.dependants[i])
+      if (after_whole.insert(d).second) stack.push_back(d);
+  }
+  for (size_t i : downstream) {
+    bool items_only = item_chains.count(p.steps[i].chain) && !after_whole.count(i) && !whole.count(i);
+    (items_only ? out.failed_items : out.rerun).push_back(p.steps[i].id);
+  }
   for (size_t i : roots)
     if (!downstream.count(i)) (whole.count(i) ? out.rerun : out.failed_items).push_back(p.steps[i].id);
   return out;

@@ -85,8 +85,8 @@ Refusal CanRetry(const store::RunRow& row, bool names_steps);
 Refusal CanCancel(const store::RunRow& row);
 
 // What `retry` runs again. Steps in `rerun` go back to pending with all
-// their items; of the steps in `failed_items`, only the failed and
-// cancelled items do.
+// their items; of the steps in `failed_items`, only the items that did not
+// succeed (failed, cancelled, skipped) do.
 struct RetryPlan {
   Refusal refused;  // kNothingToRetry, kNoSuchStep
   std::vector<std::string> rerun, failed_items;
@@ -96,7 +96,8 @@ struct RetryPlan {
 // The roots run again with everything downstream of them: the step `from`
 // if given, else the failed and cancelled ones; and the `changed` steps
 // (each a step of `p`). Downstream steps and named roots run whole; an
-// unnamed failed foreach step runs only its failed and cancelled items.
+// unnamed failed foreach step runs only its items that did not succeed, and
+// so do the steps after it in the same call with foreach.
 RetryPlan PlanRetry(const spec::Pipeline& p, const std::vector<engine::StepRecord>& records, const std::string& from,
                     const std::vector<std::string>& changed);
 // `retry --reload`: the steps of `now` whose definition (its YAML, without

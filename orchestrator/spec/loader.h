@@ -45,7 +45,7 @@ inline const std::vector<std::string> kBackoffKeys = {"initial", "factor", "max"
 inline const std::vector<std::string> kResourceKeys = {"cpu", "memory", "gpu"};
 inline const std::vector<std::string> kParamTypes = {"int", "float", "string", "bool"};
 inline const std::vector<std::string> kTemplateKeys = {"description", "params", "steps", "outputs", "uses"};
-inline const std::vector<std::string> kCallKeys = {"call", "with", "needs", "if"};
+inline const std::vector<std::string> kCallKeys = {"call", "with", "needs", "if", "foreach"};
 inline constexpr size_t kMaxErrors = 50;
 // How deep template calls may nest: a call in `steps:` is depth 1.
 inline constexpr int kMaxTemplateDepth = 8;
@@ -84,6 +84,11 @@ struct Scope {
   std::vector<std::string> needs;      // the call's needs as written, in the caller's scope
   std::vector<SourcePos> needs_pos;
   std::optional<Template> if_condition;   // the call's if, in the caller's scope
+  // The call's foreach (a step holding only it), in the caller's scope; and
+  // the scope of the call with foreach this one is in (itself, or an
+  // enclosing call's), 0 if none.
+  std::shared_ptr<Step> foreach;
+  size_t chain_root = 0;
   std::vector<std::string> locals;     // the template's step ids (calls included), in file order
   std::vector<bool> local_is_call;
   std::optional<std::vector<std::string>> resolved_needs;   // the call's needs as step ids, once computed
@@ -192,6 +197,12 @@ class Loader {
   void AddSteps(const YamlNode& n, size_t scope, std::vector<const YamlNode*>* bodies);
   // with: against the template's params; `with` is null when the call has none.
   void CheckCallArgs(const YamlNode* with, Scope* inner);
+  // Marks each step of a call with foreach (Step::chain, item_needs), once
+  // needs are wired; reports a foreach or an approval inside one.
+  void MarkChains();
+  // A step of a call with foreach (`root` its scope), once rewritten: its
+  // `if` is decided per item, and a first step takes the call's foreach.
+  void ForEachOfCall(Step* s, size_t root);
   // Replaces each step's local needs by step ids (a call by its last steps)
   // and gives the first steps of a call what the call needs.
   void WireNeeds();

@@ -116,9 +116,18 @@ void Loader::LoadSteps(YamlNode& n, YamlNode* finally_node) {
     Step call;
     call.id = sc.call;
     call.needs = CallNeeds(k);
-    for (auto& [name, t] : sc.arg_templates) CheckRefs(t, &call, "with " + name, /*item_allowed=*/false);
-    if (sc.if_condition) CheckRefs(*sc.if_condition, &call, "if", /*item_allowed=*/false);
+    // A call with foreach passes each item to its template through with:
+    // (and may skip one by its if).
+    call.has_foreach = sc.foreach != nullptr;
+    for (auto& [name, t] : sc.arg_templates) CheckRefs(t, &call, "with " + name, /*item_allowed=*/true);
+    if (sc.if_condition) CheckRefs(*sc.if_condition, &call, "if", /*item_allowed=*/true);
+    if (!sc.foreach) continue;
+    if (sc.foreach->foreach_expr) CheckRefs(*sc.foreach->foreach_expr, &call, "foreach", /*item_allowed=*/false);
+    if (sc.foreach->matrix)
+      for (const Matrix::Axis& a : sc.foreach->matrix->axes)
+        if (a.expr) CheckRefs(*a.expr, &call, "foreach matrix " + a.key, /*item_allowed=*/false);
   }
+  if (scopes_.size() > 1) MarkChains();
   cur_scope_ = 0;
   cur_file_ = &file_;
   // A run step that declares outputs declares all it has; a plugin step's

@@ -197,6 +197,11 @@ void Loader::ExpandCall(const std::string& local, const YamlNode& key, const Yam
       Scalar(v, "call", &name);
     } else if (k == "with") {
       with = &v;
+    } else if (k == "foreach") {
+      inner.foreach = std::make_shared<Step>();
+      inner.foreach->id = local;
+      inner.foreach->pos = Pos(v);
+      LoadForeach(v, inner.foreach.get());
     } else if (k == "if") {
       Step tmp;
       tmp.id = local;
@@ -244,6 +249,10 @@ void Loader::ExpandCall(const std::string& local, const YamlNode& key, const Yam
   size_t k = scopes_.size();
   scopes_.push_back(std::move(inner));
   calls_[scopes_[k].call] = k;
+  if (size_t outer = scopes_[scope].chain_root; outer > 0 && scopes_[k].foreach)
+    Error(scopes_[k].foreach->pos, where + " has foreach inside call '" + scopes_[outer].local_call +
+                                       "', which has a foreach too; give the outer call one list (a matrix of both)");
+  scopes_[k].chain_root = scopes_[k].foreach ? k : scopes_[scope].chain_root;
   const std::string* caller = cur_file_;
   cur_file_ = &def.file;
   AddSteps(*def.steps, k, bodies);
@@ -304,6 +313,29 @@ void Loader::CheckCallArgs(const YamlNode* with, Scope* inner) {
       Error(inner->call_pos, "call '" + inner->local_call + "' of template '" + def.name + "' is missing required param '" +
                                  ps.name + "' (give it in with:)");
   }
+}
+
+void Loader::MarkChains() {
+  for (size_t i = 0; i < p_.steps.size(); ++i) {
+    size_t scope = ScopeOfStep(i);
+    size_t root = scopes_[scope].chain_root;
+    if (root == 0) continue;
+    Step& s = p_.steps[i];
+    const Scope& call = scopes_[root];
+    const std::string local = s.id.substr(scopes_[scope].prefix.size());
+    cur_file_ = &FileOf(scope);
+    if (s.has_foreach)
+      Error(s.pos, "step '" + local + "' has its own foreach, but call '" + call.local_call +
+                       "' runs its template once per item; give the call one list (a matrix of both)");
+    else if (s.uses == kApprovalType)
+      Error(s.pos, "step '" + local + "': sluice/approval asks once per step, but call '" + call.local_call +
+                       "' runs its template once per item");
+    s.chain = call.call;
+    s.has_foreach = true;
+    for (const std::string& n : s.needs)
+      if (n.compare(0, call.prefix.size(), call.prefix) == 0) s.item_needs.push_back(n);
+  }
+  cur_file_ = &file_;
 }
 
 std::vector<std::string> Loader::CallLeaves(const std::string& call) {
@@ -447,6 +479,9 @@ void Loader::RewriteTemplates() {
     for (auto& [name, t] : s.env) RewriteTemplate(&t, scope);
     if (s.workdir) RewriteTemplate(&*s.workdir, scope);
     if (s.foreach_expr) RewriteTemplate(&*s.foreach_expr, scope);
+    if (s.matrix)
+      for (Matrix::Axis& a : s.matrix->axes)
+        if (a.expr) RewriteTemplate(&*a.expr, scope);
     if (s.if_condition) RewriteTemplate(&*s.if_condition, scope);
     // Each enclosing call's `if` joins the step's own: a call skipped by its
     // condition skips every step of it, not just the first ones.
@@ -477,6 +512,26 @@ void Loader::RewriteTemplates() {
       s.if_condition = std::move(joined);
       s.if_checks_status = true;
     }
+    if (!s.chain.empty()) ForEachOfCall(&s, scopes_[scope].chain_root);
+  }
+}
+
+void Loader::ForEachOfCall(Step* s, size_t root) {
+  // Every step of the call decides its `if` per item; its first steps make
+  // the items from the call's foreach, read where the call is written.
+  if (s->if_condition) s->if_reads_item = true;
+  if (!s->item_needs.empty()) return;
+  const Step& f = *scopes_[root].foreach;
+  size_t caller = scopes_[root].parent;
+  s->foreach_items = f.foreach_items;
+  if (f.foreach_expr) {
+    s->foreach_expr = *f.foreach_expr;
+    RewriteTemplate(&*s->foreach_expr, caller);
+  }
+  if (f.matrix) {
+    s->matrix = *f.matrix;
+    for (Matrix::Axis& a : s->matrix->axes)
+      if (a.expr) RewriteTemplate(&*a.expr, caller);
   }
 }
 

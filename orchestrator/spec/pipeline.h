@@ -129,6 +129,13 @@ struct Step {
   bool if_reads_item = false;            // a foreach step's `if` reads item: decided per item
   bool fail_fast = false;                // once an item fails, items not started are cancelled
   int max_parallel = 0;                  // at most this many items run at once; 0: no limit
+  // A step of a template called with foreach (specs/pipeline.md, "A foreach
+  // of a template"): `chain` is that call's id and every step of it runs
+  // once per item of the call's list. `item_needs` are its needs inside the
+  // same call: its item k waits for their item k alone, and reads their
+  // item k's outputs. Its first steps (no item_needs) hold the call's list.
+  std::string chain;
+  std::vector<std::string> item_needs;
   // `pool:` a named pool of slots shared by every run (`sluice pool set`):
   // each attempt leases `pool_slots` of them while it runs. Empty: none.
   std::string pool;

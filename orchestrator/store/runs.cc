@@ -423,7 +423,7 @@ Status RunsStore::ResetSteps(int64_t run_id, const std::vector<std::string>& rer
         " WHERE run_id = ? AND step_id = ?");
     Query failed = db_.Prepare(
         "UPDATE steps SET state = 'pending', tries = 0, reason = '', outputs = '{}', " SLUICE_NEXT_SEQ
-        " WHERE run_id = ? AND step_id = ? AND state IN ('failed', 'cancelled', 'pending', 'running')");
+        " WHERE run_id = ? AND step_id = ? AND (item < 0 OR state IN ('failed', 'cancelled', 'skipped', 'pending', 'running'))");
     Query run = db_.Prepare("UPDATE runs SET state = 'pending', finished_ms = NULL, cancel_requested = 0 WHERE id = ?");
     bool ok = true;
     for (const std::string& s : rerun) {

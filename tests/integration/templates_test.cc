@@ -170,3 +170,155 @@ steps:
             "run: ${{ params.epochs }}: call 'train' of template 'fit': param 'epochs': 'many' is not an int (the value of with: epochs)");
   unsetenv("EPOCHS_FOR_TEST");
 }
+
+// A foreach of a template (airflow#25032's mapped task group): extract ->
+// train -> eval once per data set, each item's chain reading its own
+// values, and the call's output a list in item order.
+TEST(TemplatesTest, AForeachOfATemplateRunsOneChainPerItemAndFansInInItemOrder) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: chains
+templates:
+  per-set:
+    params:
+      set: {type: string}
+    steps:
+      extract:
+        run: echo "rows=${{ params.set }}-rows" >> "$SLUICE_OUTPUT"
+        outputs: {rows: value}
+      train:
+        needs: extract
+        run: echo "model=${{ steps.extract.outputs.rows }}-model" >> "$SLUICE_OUTPUT"
+        outputs: {model: value}
+      eval:
+        needs: train
+        run: echo "score=${{ steps.train.outputs.model }}-scored" >> "$SLUICE_OUTPUT"
+        outputs: {score: value}
+    outputs:
+      score: ${{ steps.eval.outputs.score }}
+steps:
+  sets:
+    call: per-set
+    foreach: [a, b, c]
+    with: {set: "${{ item }}"}
+  report:
+    needs: sets
+    run: echo "${{ join(steps.sets.outputs.score, ',') }}" > report.txt
+)");
+  Output o = box.Sluice({"run", "p.yaml"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(box.Read("report.txt"), "a-rows-model-scored,b-rows-model-scored,c-rows-model-scored\n");
+  json run = ShowRun(box, "1");
+  json train = StepOf(run, "sets.train");
+  ASSERT_EQ(train["items"].size(), 3u);
+  EXPECT_EQ(train["items"][1]["outputs"]["model"], "b-rows-model");
+  EXPECT_EQ(StepOf(run, "sets.eval")["state"], "succeeded");
+}
+
+// Item 1's first step waits for item 0's last one: it can only finish if
+// item 0's chain goes on without waiting for every item's first step.
+TEST(TemplatesTest, AnItemsChainGoesOnWhileAnotherItemsFirstStepStillRuns) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: pipelined
+templates:
+  t:
+    params:
+      i: {type: string}
+    steps:
+      extract:
+        run: 'if [ "$I" = 1 ]; then for n in $(seq 200); do [ -f done-0 ] && exit 0; sleep 0.05; done; exit 1; fi'
+        env: {I: "${{ params.i }}"}
+      train:
+        needs: extract
+        run: touch "done-$I"
+        env: {I: "${{ params.i }}"}
+steps:
+  sets:
+    call: t
+    foreach: ["0", "1"]
+    with: {i: "${{ item }}"}
+)");
+  Output o = box.Sluice({"run", "p.yaml", "--jobs", "2"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_TRUE(box.Exists("done-1"));
+}
+
+// Item b fails in its first step: its own chain stops there, a's and c's
+// go on; the call (and so the run) fails and what needs it does not run.
+// Retrying the run runs b's chain alone.
+TEST(TemplatesTest, AFailedItemStopsOnlyItsOwnChainAndARetryRunsThatChainAlone) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: isolated
+templates:
+  t:
+    params:
+      i: {type: string}
+    steps:
+      fit:
+        run: '[ "$I" != b ] || [ -f fixed ]'
+        env: {I: "${{ params.i }}"}
+      score:
+        needs: fit
+        run: echo "$I" >> scored.txt
+        env: {I: "${{ params.i }}"}
+steps:
+  each:
+    call: t
+    foreach: [a, b, c]
+    with: {i: "${{ item }}"}
+  after:
+    needs: each
+    run: touch after
+)");
+  Output o = box.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(o.code, 1) << o.err;
+  std::vector<std::string> scored = Lines(box.Read("scored.txt"));
+  std::sort(scored.begin(), scored.end());
+  EXPECT_EQ(scored, (std::vector<std::string>{"a", "c"}));
+  EXPECT_FALSE(box.Exists("after"));
+  json run = ShowRun(box, "1");
+  EXPECT_EQ(StepOf(run, "each.fit")["state"], "failed");
+  json score = StepOf(run, "each.score");
+  EXPECT_EQ(score["items"][1]["state"], "skipped");
+  EXPECT_EQ(score["items"][1]["reason"], "a needed step did not succeed");
+  EXPECT_EQ(score["items"][2]["state"], "succeeded");
+
+  box.Write("fixed", "");
+  Output retry = box.Sluice({"retry", "1"});
+  ASSERT_EQ(retry.code, 0) << retry.out << retry.err;
+  scored = Lines(box.Read("scored.txt"));
+  std::sort(scored.begin(), scored.end());
+  EXPECT_EQ(scored, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_TRUE(box.Exists("after"));
+}
+
+// The call's list may come from a step upstream, known only at run time.
+TEST(TemplatesTest, AForeachOfATemplateOverAnUpstreamOutputMakesItsItemsWhenTheRunGetsThere) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: dynamic
+templates:
+  t:
+    params:
+      name: {type: string}
+    steps:
+      one:
+        run: echo "v=${{ params.name }}!" >> "$SLUICE_OUTPUT"
+        outputs: {v: value}
+      two:
+        needs: one
+        run: echo "${{ steps.one.outputs.v }}" >> made.txt
+steps:
+  list:
+    run: echo 'names=["x", "y"]' >> "$SLUICE_OUTPUT"
+    outputs: {names: value}
+  each:
+    call: t
+    needs: list
+    foreach: ${{ fromJSON(steps.list.outputs.names) }}
+    with: {name: "${{ item }}"}
+)");
+  Output o = box.Sluice({"run", "p.yaml"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  std::vector<std::string> made = Lines(box.Read("made.txt"));
+  std::sort(made.begin(), made.end());
+  EXPECT_EQ(made, (std::vector<std::string>{"x!", "y!"}));
+}

@@ -384,3 +384,73 @@ TEST(SpecTemplatesTest, AFinallyStepMayCallATemplateAndTheCallsStepsAreFinallySt
   EXPECT_TRUE(p.FindStep("n.log")->is_finally);
   EXPECT_FALSE(p.FindStep("a")->is_finally);
 }
+
+TEST(SpecTemplatesTest, ACallWithForeachRunsEveryStepOfItsTemplateOncePerItem) {
+  Pipeline p = Load(std::string("name: demo\n") + kTrainEval + R"(steps:
+  train:
+    call: train-eval
+    foreach: [a.csv, b.csv]
+    with: {data: "${{ item }}"}
+  report:
+    needs: train
+    run: echo done
+)");
+  const Step& fit = StepOf(p, "train.fit");
+  const Step& eval = StepOf(p, "train.eval");
+  EXPECT_EQ(fit.chain, "train");
+  EXPECT_EQ(eval.chain, "train");
+  EXPECT_TRUE(fit.has_foreach);
+  EXPECT_TRUE(eval.has_foreach);
+  ASSERT_EQ(fit.foreach_items.size(), 2u);  // the first step holds the call's items
+  EXPECT_EQ(fit.foreach_items[1].as_string(), "b.csv");
+  EXPECT_TRUE(fit.item_needs.empty());
+  EXPECT_EQ(eval.item_needs, std::vector<std::string>{"train.fit"});  // item k waits for fit's item k
+  EXPECT_TRUE(eval.foreach_items.empty());
+  EXPECT_TRUE(StepOf(p, "report").chain.empty());
+}
+
+TEST(SpecTemplatesTest, ACallsForeachReadsTheCallersNamesNotTheTemplates) {
+  Pipeline p = Load(std::string("name: demo\nparams:\n  sets: {type: string, default: '[\"a\"]'}\n") + kTrainEval + R"(steps:
+  train:
+    call: train-eval
+    foreach: ${{ fromJSON(params.sets) }}
+    with: {data: "${{ item }}"}
+)");
+  const Step& fit = StepOf(p, "train.fit");
+  ASSERT_TRUE(fit.foreach_expr.has_value());
+  EXPECT_EQ(fit.foreach_expr->source, "${{ fromJSON(params.sets) }}");
+}
+
+TEST(SpecTemplatesTest, ItemInTheWithOfACallWithoutForeachIsAnError) {
+  EXPECT_EQ(Error(std::string("name: demo\n") + kTrainEval + "steps:\n  train: {call: train-eval, with: {data: \"${{ item }}\"}}\n"),
+            "p.yaml:17:47: 'item' is only defined inside a step with foreach");
+}
+
+TEST(SpecTemplatesTest, AStepWithItsOwnForeachInsideACallWithForeachIsAnError) {
+  EXPECT_EQ(Error(R"(name: demo
+templates:
+  t:
+    steps:
+      a: {run: "true", foreach: [1, 2]}
+steps:
+  x: {call: t, foreach: [p, q]}
+)"),
+            "p.yaml:5:7: step 'a' has its own foreach, but call 'x' runs its template once per item; give the call one list "
+            "(a matrix of both)");
+}
+
+TEST(SpecTemplatesTest, ACallWithForeachInsideACallWithForeachIsAnError) {
+  EXPECT_EQ(Error(R"(name: demo
+templates:
+  inner:
+    steps:
+      a: {run: "true"}
+  outer:
+    steps:
+      i: {call: inner, foreach: [1, 2]}
+steps:
+  x: {call: outer, foreach: [p, q]}
+)"),
+            "p.yaml:8:33: call 'i' has foreach inside call 'x', which has a foreach too; give the outer call one list (a "
+            "matrix of both)");
+}
