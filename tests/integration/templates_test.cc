@@ -322,3 +322,38 @@ steps:
   std::sort(made.begin(), made.end());
   EXPECT_EQ(made, (std::vector<std::string>{"x!", "y!"}));
 }
+
+// The first step of every chain finished; item b of the second failed. A
+// retry runs item b of the second step alone, and it still reads item b's
+// output of the first (kept from the run it resumes).
+TEST(TemplatesTest, ARetriedItemReadsItsOwnItemOfAStepThatFinishedBeforeTheRetry) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: kept
+templates:
+  t:
+    params:
+      i: {type: string}
+    steps:
+      fit:
+        run: echo "m=model-$I" >> "$SLUICE_OUTPUT" && echo "$I" >> fitted.txt
+        env: {I: "${{ params.i }}"}
+        outputs: {m: value}
+      score:
+        needs: fit
+        run: '[ "$M" != model-b ] || [ -f fixed ] && echo "$M" >> scored.txt'
+        env: {M: "${{ steps.fit.outputs.m }}"}
+steps:
+  each:
+    call: t
+    foreach: [a, b]
+    with: {i: "${{ item }}"}
+)");
+  EXPECT_EQ(box.Sluice({"run", "p.yaml"}).code, 1);
+  box.Write("fixed", "");
+  Output retry = box.Sluice({"retry", "1"});
+  ASSERT_EQ(retry.code, 0) << retry.out << retry.err;
+  EXPECT_EQ(box.Read("fitted.txt"), "a\nb\n");
+  std::vector<std::string> scored = Lines(box.Read("scored.txt"));
+  std::sort(scored.begin(), scored.end());
+  EXPECT_EQ(scored, (std::vector<std::string>{"model-a", "model-b"}));
+}

@@ -454,3 +454,15 @@ steps:
             "p.yaml:8:33: call 'i' has foreach inside call 'x', which has a foreach too; give the outer call one list (a "
             "matrix of both)");
 }
+
+TEST(SpecTemplatesTest, AnApprovalInsideACallWithForeachIsAnError) {
+  EXPECT_EQ(Error(R"(name: demo
+templates:
+  t:
+    steps:
+      ok: {uses: sluice/approval}
+steps:
+  x: {call: t, foreach: [p, q]}
+)"),
+            "p.yaml:5:7: step 'ok': sluice/approval asks once per step, but call 'x' runs its template once per item");
+}
