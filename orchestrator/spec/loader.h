@@ -89,6 +89,7 @@ struct Scope {
   // enclosing call's), 0 if none.
   std::shared_ptr<Step> foreach;
   size_t chain_root = 0;
+  bool is_finally = false;             // the call is a step of finally: (its with: and if read as one)
   std::vector<std::string> locals;     // the template's step ids (calls included), in file order
   std::vector<bool> local_is_call;
   std::optional<std::vector<std::string>> resolved_needs;   // the call's needs as step ids, once computed

@@ -119,6 +119,7 @@ void Loader::LoadSteps(YamlNode& n, YamlNode* finally_node) {
     // A call with foreach passes each item to its template through with:
     // (and may skip one by its if).
     call.has_foreach = sc.foreach != nullptr;
+    call.is_finally = sc.is_finally;
     for (auto& [name, t] : sc.arg_templates) CheckRefs(t, &call, "with " + name, /*item_allowed=*/true);
     if (sc.if_condition) CheckRefs(*sc.if_condition, &call, "if", /*item_allowed=*/true);
     if (!sc.foreach) continue;

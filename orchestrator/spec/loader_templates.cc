@@ -187,6 +187,7 @@ void Loader::ExpandCall(const std::string& local, const YamlNode& key, const Yam
     inner.call_pos = Pos(key);
     inner.depth = parent.depth + 1;
     inner.chain = parent.chain;
+    inner.is_finally = adding_finally_;
   }
   const std::string where = "call '" + local + "'";
   std::string name;

@@ -357,3 +357,28 @@ steps:
   std::sort(scored.begin(), scored.end());
   EXPECT_EQ(scored, (std::vector<std::string>{"model-a", "model-b"}));
 }
+
+// A finally step that calls a template hands it the run's state.
+TEST(TemplatesTest, AFinallyCallPassesTheRunsStateToItsTemplate) {
+  Sandbox box;
+  box.Write("p.yaml", R"(name: notified
+templates:
+  notify:
+    params:
+      state: {type: string}
+    steps:
+      send:
+        run: echo "$S" > notified.txt
+        env: {S: "${{ params.state }}"}
+steps:
+  a:
+    run: "false"
+finally:
+  n:
+    call: notify
+    if: ${{ run.state == 'failed' }}
+    with: {state: "${{ run.state }}"}
+)");
+  EXPECT_EQ(box.Sluice({"run", "p.yaml"}).code, 1);
+  EXPECT_EQ(box.Read("notified.txt"), "failed\n");
+}

@@ -466,3 +466,21 @@ steps:
 )"),
             "p.yaml:5:7: step 'ok': sluice/approval asks once per step, but call 'x' runs its template once per item");
 }
+
+TEST(SpecTemplatesTest, AFinallyCallsWithAndIfReadTheRunAndStepsAsAFinallyStepDoes) {
+  Pipeline p = Load(R"(name: demo
+templates:
+  notify:
+    params: {state: {type: string}, out: {type: string}}
+    steps: {send: {run: "echo ${{ params.state }} ${{ params.out }}"}}
+steps:
+  a: {run: x, outputs: {o: value}}
+finally:
+  n:
+    call: notify
+    if: ${{ run.state == 'failed' }}
+    with: {state: "${{ run.state }}", out: "${{ steps.a.outputs.o }}"}
+)");
+  ASSERT_TRUE(p.FindStep("n.send"));
+  EXPECT_TRUE(p.FindStep("n.send")->is_finally);
+}
