@@ -50,6 +50,12 @@ std::string Canonical(const spec::YamlNode& n) {
   return "";
 }
 
+// Under this key, `templates:` (a call's steps are defined by it and by the
+// call's entry); kTemplateFile in it when a template is in its own file,
+// which the run did not store, so a call's steps count as changed.
+const char* const kTemplates = "#templates";
+const char* const kTemplateFile = "#file";
+
 // Each step's definition by id; under "" the keys every step inherits (env,
 // defaults, secrets).
 std::map<std::string, std::string> StepDefinitions(const std::string& text) {
@@ -63,8 +69,24 @@ std::map<std::string, std::string> StepDefinitions(const std::string& text) {
       for (const spec::YamlEntry& step : e.second.entries) out[step.first.scalar] = Canonical(step.second);
     else if (key == "env" || key == "defaults" || key == "secrets")
       out[""] += key + "=" + Canonical(e.second) + ";";
+    else if (key == "templates" && e.second.IsMap())
+      for (const spec::YamlEntry& t : e.second.entries) {
+        out[kTemplates] += Canonical(t.first) + "=" + Canonical(t.second) + ";";
+        if (t.second.IsMap())
+          for (const spec::YamlEntry& k : t.second.entries)
+            if (k.first.IsScalar() && k.first.scalar == "uses") out[kTemplates] += kTemplateFile;
+      }
   }
   return out;
+}
+
+// A step's definition: its entry, or for a step of a call (CALL.STEP...)
+// the call's entry and the templates.
+std::string DefinitionOf(std::map<std::string, std::string>& defs, const std::string& id) {
+  size_t dot = id.find('.');
+  if (dot == std::string::npos) return defs.count(id) ? "s" + defs[id] : "";
+  std::string call = id.substr(0, dot);
+  return defs.count(call) ? "c" + defs[call] + "|" + defs[kTemplates] : "";
 }
 
 }  // namespace
@@ -137,8 +159,12 @@ std::vector<std::string> ChangedSteps(const std::string& before_text, const spec
   auto before = StepDefinitions(before_text), after = StepDefinitions(now.text);
   bool all = before[""] != after[""];
   std::vector<std::string> changed;
-  for (const spec::Step& s : now.steps)
-    if (all || !before.count(s.id) || before[s.id] != after[s.id]) changed.push_back(s.id);
+  bool files = after[kTemplates].find(kTemplateFile) != std::string::npos;
+  for (const spec::Step& s : now.steps) {
+    std::string was = DefinitionOf(before, s.id);
+    bool in_file = files && s.id.find('.') != std::string::npos;
+    if (all || in_file || was.empty() || was != DefinitionOf(after, s.id)) changed.push_back(s.id);
+  }
   return changed;
 }
 

@@ -382,3 +382,36 @@ finally:
   EXPECT_EQ(box.Sluice({"run", "p.yaml"}).code, 1);
   EXPECT_EQ(box.Read("notified.txt"), "failed\n");
 }
+
+// --reload compares a call's steps by the call and the templates: an
+// unchanged call does not run again, one whose template changed does.
+TEST(TemplatesTest, RetryReloadRunsAgainOnlyTheCallsWhoseCallOrTemplateChanged) {
+  Sandbox box;
+  const std::string head = R"(name: reloaded
+templates:
+  t:
+    params:
+      n: {type: string}
+    steps:
+      go:
+        run: echo "$N" >> ran.txt
+        env: {N: "${{ params.n }}"}
+)";
+  box.Write("p.yaml", head + R"(steps:
+  one: {call: t, with: {n: one}}
+  two: {call: t, with: {n: two}}
+  broken: {run: "false"}
+)");
+  ASSERT_EQ(box.Sluice({"run", "p.yaml"}).code, 1);
+  box.Write("p.yaml", head + R"(steps:
+  one: {call: t, with: {n: one}}
+  two: {call: t, with: {n: two-changed}}
+  broken: {run: "true"}
+)");
+  Output o = box.Sluice({"retry", "1", "--reload"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_NE(o.out.find("(changed: two.go, broken)"), std::string::npos) << o.out;
+  std::vector<std::string> ran = Lines(box.Read("ran.txt"));
+  std::sort(ran.begin(), ran.end());
+  EXPECT_EQ(ran, (std::vector<std::string>{"one", "two", "two-changed"}));  // one ran once
+}
