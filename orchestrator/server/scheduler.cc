@@ -155,13 +155,25 @@ void Scheduler::Tick(store::AccessStore& fires, store::RunsStore& runs, int64_t 
         }
       }
       int64_t latest = due.back();
+      bool every = s.catchup == spec::Schedule::Catchup::kEvery;
       // On the first look after a start, the missed times are caught up as
       // the schedule says; afterwards each tick fires the newest time due.
-      if (s.catchup != spec::Schedule::Catchup::kEvery) due.erase(due.begin(), due.end() - 1);
+      // Catching up every missed time with `replace` would cancel each run
+      // the moment it starts: only the newest fires.
+      if (!every || s.overlap == spec::Schedule::Overlap::kReplace) due.erase(due.begin(), due.end() - 1);
       if (first_look && s.catchup == spec::Schedule::Catchup::kNone) due.clear();
-      if (dropped > 0 && s.catchup == spec::Schedule::Catchup::kEvery)
+      if (dropped > 0 && every)
         std::fprintf(stderr, "%s event=schedule-catchup-capped pipeline=%s cron=%s dropped=%zu kept=%zu\n",
                      IsoTime(now * 1000).c_str(), p.name.c_str(), Quote(key).c_str(), dropped, due.size());
+      if (every && s.overlap == spec::Schedule::Overlap::kForbid && !due.empty()) {
+        // One at a time, oldest first: a missed time waits (not handled
+        // yet) until no run of the pipeline is active.
+        auto active = ActiveRuns(runs, p.name);
+        if (!active.ok() || !active->empty()) continue;
+        Fire(runs, p, s, due.front(), now);
+        Remember(fires, p.name, key, due.front() * 1000);
+        continue;
+      }
       for (int64_t at : due) Fire(runs, p, s, at, now);
       Remember(fires, p.name, key, latest * 1000);
     }

@@ -335,5 +335,41 @@ TEST(ScheduleOverlapTest, ReplaceCancelsTheActiveRunAndStartsTheNewOne) {
   f.Stop();
 }
 
+// Three fire times missed while no server ran, catchup: all and forbid:
+// a run for each, oldest first, never two at once.
+TEST(ScheduleOverlapTest, CatchupAllWithForbidRunsEachMissedFireOneAfterAnother) {
+  Sandbox box;
+  int64_t now_s =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (now_s % 300 > 270) {  // a */5 fire time falling while the test runs would be a fourth
+    std::this_thread::sleep_for(std::chrono::seconds(301 - now_s % 300));
+    now_s += 301 - now_s % 300;
+  }
+  std::filesystem::create_directories(box.dir() / "pipelines");
+  box.Write("pipelines/nightly.yaml", "name: nightly\non:\n  schedule: [{cron: \"*/5 * * * *\", catchup: all, "
+                                      "overlap: forbid}]\nsteps:\n  work: {run: \"sleep 1\"}\n");
+  std::filesystem::create_directories(box.home());
+  {
+    auto store = store::Store::Open((box.home() / "sluice.db").string());
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->access().SetLastFire("nightly", "*/5 * * * * UTC", (now_s / 300 * 300 - 900) * 1000).ok());
+  }
+  pid_t server = box.Start({"serve", "--dir", "pipelines", "--port", std::to_string(FreePort())}, "serve.log");
+  auto finished = [&] {
+    json runs = json::parse(box.Sluice({"runs", "--format", "json"}).out);
+    return runs.size() == 3 && std::all_of(runs.begin(), runs.end(), [](const json& r) { return r["state"] == "succeeded"; });
+  };
+  EXPECT_TRUE(WaitFor(finished, std::chrono::seconds(40))) << box.Read("serve.log");
+  ::kill(server, SIGTERM);
+  Sandbox::Reap(server);
+  json runs = json::parse(box.Sluice({"runs", "--format", "json"}).out);
+  ASSERT_EQ(runs.size(), 3u) << runs.dump();
+  std::sort(runs.begin(), runs.end(), [](const json& a, const json& b) { return a["id"] < b["id"]; });
+  for (size_t i = 1; i < runs.size(); ++i) {
+    EXPECT_GE(runs[i]["started_ms"].get<int64_t>(), runs[i - 1]["finished_ms"].get<int64_t>()) << runs.dump();
+    EXPECT_GT(runs[i]["scheduled"].get<std::string>(), runs[i - 1]["scheduled"].get<std::string>()) << runs.dump();
+  }
+}
+
 }  // namespace
 }  // namespace sluice::testing
