@@ -11,6 +11,7 @@
 import { closeStreams, onUnauthorized, readSession, session } from './api.js';
 import { showError } from './dom.js';
 import { onSignedIn, setWho, showLogin } from './login.js';
+import * as compare from './compare.js';
 import * as pipeline from './pipeline.js';
 import * as pipelines from './pipelines.js';
 import * as run from './run.js';
@@ -19,7 +20,7 @@ import * as service from './service.js';
 import * as services from './services.js';
 
 // The first page whose path matches is shown; any other hash shows the first.
-const pages = [pipelines, pipeline, run, runs, services, service];
+const pages = [pipelines, pipeline, run, runs, compare, services, service];
 
 async function route() {
   closeStreams();

@@ -50,6 +50,9 @@ function ago(ms) {
   return min >= 120 ? Math.round(min / 60) + ' h ago' : min + ' min ago';
 }
 
+// A metric's value in three significant digits (0.2, 0.333, 1250).
+export const formatMetric = (v) => (Math.abs(v) >= 100 || Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(3))));
+
 // A metric over its index: `lines` [{name, colour, points: [{i, v}]}] (points
 // in index order); each point has its value as a hover title. opts: {label,
 // format(v)}. The value axis spans the values' range (from 0 when all are

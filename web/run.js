@@ -4,7 +4,7 @@
 // log tailing live; Cancel and Retry failed steps; Approve or Reject a step
 // waiting for approval (sluice/approval), with the values it asks for.
 import { api, closeLogStream, closeStreams, fetchText, followLog, listen, session } from './api.js';
-import { indexChart } from './charts.js';
+import { formatMetric, indexChart } from './charts.js';
 import { dagView } from './dag.js';
 import { badge, duration, el, main, showError, when } from './dom.js';
 import { paramInput, readParams } from './params.js';
@@ -84,7 +84,7 @@ function metricCharts(metrics) {
       (lines.get(key) || lines.set(key, []).get(key)).push({ i: m.index, v: m.value });
     }
     charts.push(indexChart([...lines].map(([key, points], k) => ({ name: key, colour: k % 6, points: points.sort((a, b) => a.i - b.i) })),
-      { label: name, indexName: 'epoch', format: (v) => (Math.abs(v) >= 100 || Number.isInteger(v) ? String(v) : v.toPrecision(3)) }));
+      { label: name, indexName: 'epoch', format: formatMetric }));
   }
   return el('div', {}, charts.length ? el('div', { class: 'charts metric-charts' }, charts) : null,
     values.length ? el('dl', { class: 'kv' }, values) : null);

@@ -3,6 +3,7 @@
 // (#/runs?state=failed&pipeline=train), so a filtered list can be linked to
 // and survives a reload.
 import { api, listen } from './api.js';
+import { MAX_RUNS, MIN_RUNS } from './compare.js';
 import { badge, duration, el, main, showError, when } from './dom.js';
 
 export const path = /^#\/runs(?:\?(.*))?$/;
@@ -50,22 +51,36 @@ export async function show(match) {
   select('state', 'State', STATES.map((s) => [s, s]), f.state),
   select('trigger', 'Trigger', TRIGGERS.map((t) => [t, t]), f.trigger),
   select('age', 'Created in', AGES.map(([k, , text]) => [k, text]), f.age));
-  // The form is drawn once per address; events redraw only the list.
-  const list = el('div', {}, runsTable(data.runs, f));
-  main().replaceChildren(el('h1', {}, 'Runs'), form, list);
+  // The form is drawn once per address; events redraw only the list. The
+  // runs ticked to compare stay ticked across redraws.
+  const picked = new Set();
+  const compare = el('button', { type: 'button', id: 'compare', disabled: true,
+                                 onclick: () => { location.hash = '#/compare?runs=' + [...picked].sort((a, b) => a - b).join(','); } },
+                     'Compare');
+  const onPick = (id, on) => {
+    if (on) picked.add(id); else picked.delete(id);
+    compare.disabled = picked.size < MIN_RUNS || picked.size > MAX_RUNS;
+    compare.textContent = picked.size ? `Compare ${picked.size}` : 'Compare';
+  };
+  const list = el('div', {}, runsTable(data.runs, f, picked, onPick));
+  main().replaceChildren(el('h1', {}, 'Runs'), form,
+    el('p', { class: 'muted' }, `Tick ${MIN_RUNS} to ${MAX_RUNS} runs of a pipeline to compare them: `, compare), list);
   const here = location.hash;
   listen(0, async () => {
     if (location.hash !== here) return;
     try {
-      list.replaceChildren(runsTable((await api('GET', runsQuery())).runs, f));
+      list.replaceChildren(runsTable((await api('GET', runsQuery())).runs, f, picked, onPick));
     } catch (x) { showError(x); }
   });
 }
 
-function runsTable(runs, f) {
+function runsTable(runs, f, picked, onPick) {
   if (!runs.length) return el('p', { class: 'muted', id: 'no-runs' }, Object.keys(f).length ? 'No run matches these filters.' : 'No runs yet.');
   return el('div', { class: 'scroll' }, el('table', { id: 'runs' },
-    el('tr', {}, el('th', {}, 'Run'), el('th', {}, 'Pipeline'), el('th', {}, 'State'), el('th', {}, 'Trigger'), el('th', {}, 'Created'), el('th', {}, 'Duration')),
-    runs.map((r) => el('tr', { 'data-run': r.id }, el('td', {}, el('a', { href: '#/r/' + r.id }, '#' + r.id)), el('td', {}, r.pipeline),
+    el('tr', {}, el('th', {}, ''), el('th', {}, 'Run'), el('th', {}, 'Pipeline'), el('th', {}, 'State'), el('th', {}, 'Trigger'), el('th', {}, 'Created'), el('th', {}, 'Duration')),
+    runs.map((r) => el('tr', { 'data-run': r.id },
+                       el('td', {}, el('input', { type: 'checkbox', class: 'pick', 'aria-label': 'compare run ' + r.id, checked: picked.has(r.id),
+                                                  onchange: (e) => onPick(r.id, e.target.checked) })),
+                       el('td', {}, el('a', { href: '#/r/' + r.id }, '#' + r.id)), el('td', {}, r.pipeline),
                        el('td', {}, badge(r.state)), el('td', {}, r.trigger), el('td', {}, when(r.created)), el('td', {}, duration(r.duration_ms))))));
 }
