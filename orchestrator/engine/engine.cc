@@ -1,7 +1,9 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <map>
 #include <memory>
+#include <string_view>
 
 #include "engine/attempt_end.h"
 #include "engine/attempt_render.h"
@@ -195,18 +197,24 @@ Status Engine::StartReady() {
     launching.emplace_back(u, std::move(*req));
     return Status::Ok();
   };
-  // Units waiting for a pool first, each when there are slots for it.
+  // Units waiting for a pool first, each when there are slots for it. A
+  // pool found full is not asked again this turn for as many slots or more:
+  // one store transaction per pool and poll, however many units wait.
   if (!pool_waiting_.empty() && !hard_cancel_ && clock_->Now() >= next_pool_try_) {
     next_pool_try_ = clock_->Now() + options_.cancel_poll;
+    std::map<std::string_view, int> full;  // pool -> the fewest slots it could not give
     for (size_t i = 0; i < pool_waiting_.size();) {
       size_t u = pool_waiting_[i];
-      if (units_[u].slots > slots) {
+      const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
+      auto known = full.find(s.pool);
+      if (units_[u].slots > slots || (known != full.end() && s.pool_slots >= known->second)) {
         ++i;
         continue;
       }
       auto turn = TakePool(u);
       if (!turn.ok()) return turn.status();
       if (*turn == PoolTurn::kWait) {
+        full[s.pool] = known == full.end() ? s.pool_slots : std::min(known->second, s.pool_slots);
         ++i;
         continue;
       }

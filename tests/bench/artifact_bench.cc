@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -116,6 +117,15 @@ int main(int argc, char** argv) {
     auto g = opened->lineage().Lineage(prev, 0, /*upstream=*/true);
     double query = Since(t0);
     if (!g.ok()) return 1;
+    // Again, as a server answering one request after another does: its
+    // statements prepared, the temp tables made, the pages cached.
+    std::vector<double> again;
+    for (int k = 0; k < 5; ++k) {
+      t0 = Clock::now();
+      if (!opened->lineage().Lineage(prev, 0, /*upstream=*/true).ok()) return 1;
+      again.push_back(Since(t0));
+    }
+    std::sort(again.begin(), again.end());
     sluice::store::Query walk = opened->db().Prepare(
         "WITH RECURSIVE att(id) AS ("
         "  SELECT attempt_id FROM lineage WHERE artifact = ?1 AND role = 'produced'"
@@ -127,11 +137,11 @@ int main(int argc, char** argv) {
     t0 = Clock::now();
     if (walk.Step() != sluice::store::kRow) return 1;
     double floor = Since(t0);
-    std::printf("full upstream lineage of the last of 10,000 chained artifacts: %.1f ms (%zu artifacts, %zu attempts; "
-                "target <= 50 ms); the bare walk counting its %lld attempts: %.1f ms (%.1fx); filling the store "
-                "took %.2f s\n",
-                query * 1e3, g->artifacts.size(), g->attempts.size(), static_cast<long long>(walk.Int(0)), floor * 1e3,
-                query / floor, fill);
+    std::printf("full upstream lineage of the last of 10,000 chained artifacts: %.1f ms the first time, %.1f ms the "
+                "median of 5 after (%zu artifacts, %zu attempts; target <= 50 ms); the bare walk counting its %lld "
+                "attempts: %.1f ms (%.1fx); filling the store took %.2f s\n",
+                query * 1e3, again[2] * 1e3, g->artifacts.size(), g->attempts.size(), static_cast<long long>(walk.Int(0)),
+                floor * 1e3, again[2] / floor, fill);
   }
   fs::remove_all(dir);
   return 0;

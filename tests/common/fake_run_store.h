@@ -128,8 +128,36 @@ class FakeRunStore : public engine::RunStore {
     ++flushes;
     return Status::Ok();
   }
+  // Pools as `sluice pool set` makes them (name -> slots); leases by (run,
+  // step, item) -> slots; every LeasePool call counted.
+  std::map<std::string, int> pools;
+  int lease_calls = 0;
+  Result<engine::PoolLease> LeasePool(int64_t run_id, const std::string& step_id, int item, const std::string& pool,
+                                      int slots) override {
+    ++lease_calls;
+    engine::PoolLease out;
+    auto p = pools.find(pool);
+    if (p == pools.end()) {
+      out.what = engine::PoolLease::What::kNoPool;
+      return out;
+    }
+    out.slots = p->second;
+    for (const auto& [key, lease] : leases_)
+      if (lease.first == pool) out.used += lease.second;
+    if (out.used + slots > out.slots) {
+      out.what = engine::PoolLease::What::kFull;
+      return out;
+    }
+    leases_[{run_id, step_id, item}] = {pool, slots};
+    return out;
+  }
+  Status ReleasePool(int64_t run_id, const std::string& step_id, int item) override {
+    leases_.erase({run_id, step_id, item});
+    return Status::Ok();
+  }
 
  private:
+  std::map<std::tuple<int64_t, std::string, int>, std::pair<std::string, int>> leases_;
   struct Run {
     engine::RunState state = engine::RunState::kPending;
     bool cancel_requested = false;

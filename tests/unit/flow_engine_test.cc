@@ -431,3 +431,16 @@ TEST(RunTimeoutReasonTest, NamesTheTimeoutAsASpecWritesIt) {
   EXPECT_EQ(RunTimeoutReason(500ms), "the run's timeout of 500ms passed");
   EXPECT_EQ(RunTimeoutReason(std::chrono::hours(25) + 1500ms), "the run's timeout of 1d1h1s500ms passed");
 }
+
+// Twenty items of one step wait for a pool of one slot, each running a
+// second. Each asks the store once when it becomes ready; after that, each
+// poll (every 250 ms: 80 in the 20 s) asks once for the pool, plus once per
+// item when it gets its slot; not once per waiting item (about 800).
+TEST_F(FlowEngineTest, ItemsWaitingForAFullPoolAskTheStoreOncePerPollNotOncePerItem) {
+  store_.pools["gpu"] = 1;
+  std::string items;
+  for (int k = 0; k < 20; ++k) items += (k ? ", " : "") + std::to_string(k);
+  EXPECT_EQ(RunSpec("name: p\nsteps:\n  fit: {run: \"true\", pool: gpu, foreach: [" + items + "]}\n"), RunState::kSucceeded);
+  EXPECT_EQ(Order().size(), 20u);
+  EXPECT_LE(store_.lease_calls, 20 + 80 + 20);
+}
