@@ -4,6 +4,8 @@
 // cli/ is the one place where concrete classes are wired together.
 #pragma once
 
+#include <signal.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
@@ -31,6 +33,19 @@ int Fail(const std::string& message, int code);
 int64_t WallClockMs();
 // "train", or "sweep[2]" for a foreach item.
 std::string StepLabel(const std::string& step, int item);
+
+// While it lives, SIGINT and SIGTERM call `handler` (which may only touch
+// atomics); the handlers before it come back when it goes.
+class InterruptHandler {
+ public:
+  explicit InterruptHandler(void (*handler)(int));
+  ~InterruptHandler();
+  InterruptHandler(const InterruptHandler&) = delete;
+  InterruptHandler& operator=(const InterruptHandler&) = delete;
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
 
 int Validate(const std::vector<std::string>& files);
 int Plan(const std::string& file, const Overrides& params, const std::string& format);

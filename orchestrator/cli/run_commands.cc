@@ -41,6 +41,19 @@ namespace fs = std::filesystem;
 using engine::RunState;
 using engine::StepRecord;
 
+InterruptHandler::InterruptHandler(void (*handler)(int)) {
+  struct sigaction sa {};
+  sa.sa_handler = handler;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_int_);
+  sigaction(SIGTERM, &sa, &old_term_);
+}
+
+InterruptHandler::~InterruptHandler() {
+  sigaction(SIGINT, &old_int_, nullptr);
+  sigaction(SIGTERM, &old_term_, nullptr);
+}
+
 std::string HomeDir() {
   const char* home = std::getenv("SLUICE_HOME");
   return home && *home ? home : ".sluice";
@@ -126,16 +139,12 @@ int WaitForGroup(store::Store& store, const runs::StoredRun& run) {
     std::fflush(stdout);
   };
   hooks.interrupted = [] { return g_interrupts.load() > 0; };
-  struct sigaction sa {}, old_int{}, old_term{};
-  sa.sa_handler = OnInterrupt;
-  sigemptyset(&sa.sa_mask);
   g_interrupts = 0;
-  sigaction(SIGINT, &sa, &old_int);
-  sigaction(SIGTERM, &sa, &old_term);
   bool cancel_in_progress = run.pipeline.concurrency && run.pipeline.concurrency->cancel_in_progress;
-  auto turn = runs::WaitForGroup(store.concurrency(), store.runs(), run.row, cancel_in_progress, hooks);
-  sigaction(SIGINT, &old_int, nullptr);
-  sigaction(SIGTERM, &old_term, nullptr);
+  auto turn = [&] {
+    InterruptHandler interrupts(OnInterrupt);
+    return runs::WaitForGroup(store.concurrency(), store.runs(), run.row, cancel_in_progress, hooks);
+  }();
   if (!turn.ok()) return Fail("sluice: " + name + ": " + turn.status().message(), kExitFailed);
   if (*turn == store::GroupTurn::What::kCancelled) {
     std::printf("%s cancelled before it started (it waited in %s)\n", name.c_str(), group.c_str());
@@ -222,13 +231,9 @@ int Drive(store::Store& store, const runs::StoredRun& run, std::vector<StepRecor
   }
   engine::Engine eng(plan, run.params, run.row.id, &store.runs(), &executor, &clock, observer, options, std::move(records));
 
-  struct sigaction sa {}, old_int{}, old_term{};
-  sa.sa_handler = OnInterrupt;
-  sigemptyset(&sa.sa_mask);
   g_interrupts = 0;
   g_engine = &eng;
-  sigaction(SIGINT, &sa, &old_int);
-  sigaction(SIGTERM, &sa, &old_term);
+  auto interrupts = std::make_unique<InterruptHandler>(OnInterrupt);
   if (!terminal)
     std::printf("%s run=%lld event=run-started pipeline=%s steps=%zu jobs=%d\n", IsoTime(clock.WallMs()).c_str(),
                 static_cast<long long>(run.row.id), run.pipeline.name.c_str(), run.pipeline.steps.size(), run.row.jobs);
@@ -236,8 +241,7 @@ int Drive(store::Store& store, const runs::StoredRun& run, std::vector<StepRecor
   auto result = eng.Run();
   progress.Finish();
   g_engine = nullptr;
-  sigaction(SIGINT, &old_int, nullptr);
-  sigaction(SIGTERM, &old_term, nullptr);
+  interrupts.reset();
   if (!result.ok()) return Fail("sluice: run " + std::to_string(run.row.id) + ": " + result.status().message(), kExitFailed);
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   auto counts = eng.counts();

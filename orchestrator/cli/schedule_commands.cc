@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -194,12 +193,8 @@ int Backfill(const std::string& file, const std::string& from, const std::string
   std::string program = fs::read_symlink("/proc/self/exe", ec).string();
   std::string home = fs::absolute(HomeDir()).lexically_normal().string();
   server::Launcher launcher(home, program, max_active);
-  struct sigaction sa {}, old_int{}, old_term{};
-  sa.sa_handler = OnBackfillInterrupt;
-  sigemptyset(&sa.sa_mask);
   g_backfill_interrupts = 0;
-  sigaction(SIGINT, &sa, &old_int);
-  sigaction(SIGTERM, &sa, &old_term);
+  auto interrupts = std::make_unique<InterruptHandler>(OnBackfillInterrupt);
 
   std::vector<int64_t> started;
   int skipped = 0;
@@ -255,8 +250,7 @@ int Backfill(const std::string& file, const std::string& from, const std::string
   } else {
     launcher.Stop(std::chrono::seconds(10));
   }
-  sigaction(SIGINT, &old_int, nullptr);
-  sigaction(SIGTERM, &old_term, nullptr);
+  interrupts.reset();
   int failed = 0, succeeded = 0;
   for (const auto& [id, state] : ended) (state == engine::RunState::kSucceeded ? succeeded : failed) += 1;
   std::printf("backfill %s: %zu interval(s): %d run and succeeded, %d failed or cancelled, %d skipped%s\n",

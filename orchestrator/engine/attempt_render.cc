@@ -11,6 +11,11 @@ namespace sluice::engine {
 
 using spec::Value;
 
+namespace {
+
+// `run.scheduled_time` (`name` scheduled_time or interval_end) or
+// `run.interval_start` of a run with `interval`, as ISO 8601 UTC text
+// ("2026-11-25T03:00:00Z"); null for a run no schedule or backfill started.
 Value RunTime(const std::string& name, const std::optional<DataInterval>* interval) {
   if (!interval || !*interval) return Value();  // not a scheduled run
   int64_t ms = name == "interval_start" ? (*interval)->start_ms : (*interval)->end_ms;
@@ -18,6 +23,8 @@ Value RunTime(const std::string& name, const std::optional<DataInterval>* interv
   if (iso.size() > 5 && iso.compare(iso.size() - 5, 5, ".000Z") == 0) iso.replace(iso.size() - 5, 5, "Z");
   return Value::Str(iso);
 }
+
+}  // namespace
 
 Result<Value> StepContext::Lookup(const std::vector<std::string>& path) const {
   const std::string& root = path[0];

@@ -49,11 +49,6 @@ struct RunScope {
   const std::optional<DataInterval>* interval = nullptr;         // run.scheduled_time, run.interval_*
 };
 
-// `run.scheduled_time` (`name` scheduled_time or interval_end) or
-// `run.interval_start` of a run with `interval`, as ISO 8601 UTC text
-// ("2026-11-25T03:00:00Z"); null for a run no schedule or backfill started.
-spec::Value RunTime(const std::string& name, const std::optional<DataInterval>* interval);
-
 // What expressions of one step (or foreach item) can see.
 class StepContext : public spec::EvalContext {
  public:

@@ -56,7 +56,6 @@ namespace internal {
 
 void Loader::LoadConcurrency(const YamlNode& n) {
   Concurrency c;
-  c.pos = Pos(n);
   const YamlNode* group = nullptr;
   if (n.IsScalar()) {
     group = &n;  // the short form, `concurrency: NAME`, as GitHub's

@@ -229,7 +229,6 @@ struct RunOutput {
 struct Concurrency {
   Template group;                   // over params.*, rendered when a run is created
   bool cancel_in_progress = false;  // a new run cancels the one running in its group
-  SourcePos pos;
 };
 // The longest a rendered concurrency group may be, in bytes.
 inline constexpr size_t kMaxGroupBytes = 256;
