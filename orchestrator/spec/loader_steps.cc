@@ -662,8 +662,11 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
           Error(pos, "unknown step " + Quote(id) + DidYouMean(id, StepIds()));
         } else if (!((path.size() == 4 && path[2] == "outputs") ||
                      (path.size() == 3 && (path[2] == "state" || path[2] == "exit_code" || path[2] == "port")))) {
-          Error(pos, "expected steps." + path[1] + ".outputs.<name>, steps." + path[1] + ".state, steps." + path[1] +
-                         ".exit_code or steps." + path[1] + ".port");
+          const Step* read = call == calls_.end() ? p_.FindStep(full) : nullptr;
+          const std::string& id = path[1];
+          Error(pos, "expected steps." + id + ".outputs.<name>, steps." + id + ".state" +
+                         (read && read->service ? ", steps." + id + ".exit_code or steps." + id + ".port"
+                                                : " or steps." + id + ".exit_code"));
         } else if (path[2] == "port" && (call != calls_.end() || !p_.FindStep(full)->service)) {
           Error(pos, "steps." + path[1] + ".port: step '" + path[1] + "' is not a service (only a service: step has a port)");
         } else if (!needs(producer)) {

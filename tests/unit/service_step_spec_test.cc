@@ -148,3 +148,8 @@ TEST(ServiceStepSpecTest, ReadingTheServicesPortNeedsIt) {
                   "  b: {run: [echo, \"${{ steps.db.port }}\"]}\n"),
             "p.yaml:5:24: step 'b' reads steps.db but does not need it (add 'db' to its needs)");
 }
+
+TEST(ServiceStepSpecTest, AnUnknownFieldOfAServiceNamesItsPort) {
+  EXPECT_EQ(Error(Spec("true", "", "[echo, \"${{ steps.db.prot }}\"]")),
+            "p.yaml:8:22: expected steps.db.outputs.<name>, steps.db.state, steps.db.exit_code or steps.db.port");
+}
