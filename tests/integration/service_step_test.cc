@@ -78,7 +78,7 @@ TEST(ServiceStepTest, AServiceReadyBeforeItsTimeoutServes) {
   box.Write("p.yaml",
             "name: demo\nsteps:\n  db:\n"
             "    run: \"sleep 0.5; exec python3 -m http.server --bind 127.0.0.1 $SLUICE_SERVICE_PORT\"\n"
-            "    service: {timeout: 10s}\n"
+            "    service: {timeout: 2s}\n"
             "  use: {needs: db, run: \"echo ok > use.txt\"}\n");
   Output o = box.Sluice({"run", "p.yaml"});
   ASSERT_EQ(o.code, 0) << o.out << o.err;
@@ -138,13 +138,17 @@ TEST(ServiceStepTest, AServiceThatDiesBeforeItsDependantsFinishFailsTheRunWithTh
   EXPECT_FALSE(box.Exists("late"));
 }
 
-TEST(ServiceStepTest, CancelStopsTheService) {
+TEST(ServiceStepTest, AServingServiceShowsRunningWithItsAddressAndCancelStopsIt) {
   Sandbox box;
   box.Write("p.yaml", std::string("name: demo\nsteps:\n  db:\n") + kHttpService +
                           "    service: true\n"
                           "  use: {needs: db, run: \"echo $$ > use.pid; sleep 100\"}\n");
   pid_t pid = box.Start({"run", "p.yaml"}, "run.log");
   ASSERT_TRUE(WaitFor([&] { return HasLine(box, "use.pid"); }));
+  json serving = ShowRun(box, "1");  // while it serves: running, and where
+  EXPECT_EQ(StepOf(serving, "db")["state"], "running");
+  std::string port = box.Read("db.port");
+  EXPECT_EQ(StepOf(serving, "db")["reason"], "ready on 127.0.0.1:" + port.substr(0, port.size() - 1));
   Output c = box.Sluice({"cancel", "1"});
   EXPECT_EQ(c.code, 0) << c.out << c.err;
   EXPECT_EQ(Sandbox::Reap(pid), 130);
@@ -182,6 +186,25 @@ TEST(ServiceStepTest, AResumedRunStartsTheServiceAgainForTheDependantsLeftToRun)
   ::kill(first_db, SIGKILL);
   box.Write("go", "");
   Output o = box.Sluice({"resume", "1"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_EQ(box.Read("use.txt"), "ok\n");
+  EXPECT_NE(PidIn(box, "db.pid"), first_db);
+  EXPECT_FALSE(ProcessAlive(PidIn(box, "db.pid")));
+}
+
+TEST(ServiceStepTest, ARetryOfAFailedDependantStartsTheStoppedServiceAgain) {
+  Sandbox box;
+  box.Write("p.yaml", std::string("name: demo\nsteps:\n  db:\n") + kHttpService +
+                          "    service: true\n"
+                          "  use:\n    needs: db\n"
+                          "    run: \"test -e go && curl -fsS -o /dev/null http://127.0.0.1:${{ steps.db.port }}/ && "
+                          "echo ok > use.txt\"\n");
+  Output o = box.Sluice({"run", "p.yaml"});
+  ASSERT_EQ(o.code, 1) << o.out << o.err;
+  int first_db = PidIn(box, "db.pid");
+  EXPECT_EQ(StepOf(ShowRun(box, "1"), "db")["state"], "succeeded");
+  box.Write("go", "");
+  o = box.Sluice({"retry", "1"});
   ASSERT_EQ(o.code, 0) << o.out << o.err;
   EXPECT_EQ(box.Read("use.txt"), "ok\n");
   EXPECT_NE(PidIn(box, "db.pid"), first_db);
