@@ -210,3 +210,24 @@ TEST(ServiceStepTest, ARetryOfAFailedDependantStartsTheStoppedServiceAgain) {
   EXPECT_NE(PidIn(box, "db.pid"), first_db);
   EXPECT_FALSE(ProcessAlive(PidIn(box, "db.pid")));
 }
+
+TEST(ServiceStepTest, DependantsQueuedWhenTheServiceDiesAreSkippedAndSoAreTheirDependants) {
+  Sandbox box;
+  box.Write("p.yaml",
+            "name: demo\nsteps:\n  db:\n"
+            "    run: \"touch up; while [ ! -e die ]; do sleep 0.05; done; exit 3\"\n"
+            "    service: {ready: {run: [test, -e, up]}}\n"
+            "  a: {needs: db, run: \"touch die; sleep 1\"}\n"
+            "  b: {needs: db, run: \"touch b\"}\n"
+            "  c: {needs: b, run: \"touch c\"}\n");
+  Output o = box.Sluice({"run", "p.yaml", "--jobs", "1"});  // b waits for a's slot
+  EXPECT_EQ(o.code, 1) << o.out << o.err;
+  json run = ShowRun(box, "1");
+  EXPECT_EQ(StepOf(run, "db")["reason"], "service exited with 3 before its dependants finished");
+  EXPECT_EQ(StepOf(run, "a")["state"], "succeeded");
+  EXPECT_EQ(StepOf(run, "b")["state"], "skipped");
+  EXPECT_EQ(StepOf(run, "b")["reason"], "not started: service 'db' failed");
+  EXPECT_EQ(StepOf(run, "c")["state"], "skipped");
+  EXPECT_FALSE(box.Exists("b"));
+  EXPECT_FALSE(box.Exists("c"));
+}
