@@ -231,3 +231,18 @@ TEST(ServiceStepTest, DependantsQueuedWhenTheServiceDiesAreSkippedAndSoAreTheirD
   EXPECT_FALSE(box.Exists("b"));
   EXPECT_FALSE(box.Exists("c"));
 }
+
+TEST(ServiceStepTest, TheRunsTimeoutStopsTheServiceAndFailsIt) {
+  Sandbox box;
+  box.Write("p.yaml", std::string("name: demo\ntimeout: 1s\nsteps:\n  db:\n") + kHttpService +
+                          "    service: true\n"
+                          "  use: {needs: db, run: \"echo $$ > use.pid; sleep 100\"}\n");
+  Output o = box.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(o.code, 1) << o.out << o.err;
+  json run = ShowRun(box, "1");
+  EXPECT_EQ(StepOf(run, "db")["state"], "failed");
+  EXPECT_EQ(StepOf(run, "db")["reason"], "the run's timeout of 1s passed");
+  EXPECT_EQ(StepOf(run, "use")["reason"], "the run's timeout of 1s passed");
+  EXPECT_FALSE(ProcessAlive(PidIn(box, "db.pid")));
+  EXPECT_FALSE(ProcessAlive(PidIn(box, "use.pid")));
+}
