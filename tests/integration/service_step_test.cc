@@ -246,3 +246,13 @@ TEST(ServiceStepTest, TheRunsTimeoutStopsTheServiceAndFailsIt) {
   EXPECT_FALSE(ProcessAlive(PidIn(box, "db.pid")));
   EXPECT_FALSE(ProcessAlive(PidIn(box, "use.pid")));
 }
+
+TEST(ServiceStepTest, PlanSaysACachedStepReadingAServicesPortIsDecidedAtRunTime) {
+  Sandbox box;
+  box.Write("p.yaml", std::string("name: demo\nsteps:\n  db:\n") + kHttpService +
+                          "    service: true\n"
+                          "  use: {needs: db, cache: true, run: [echo, \"${{ steps.db.port }}\"]}\n");
+  Output o = box.Sluice({"plan", "p.yaml"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_NE(o.out.find("depends on outputs of 'db'; cached if they match"), std::string::npos) << o.out;
+}
