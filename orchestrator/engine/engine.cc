@@ -794,11 +794,8 @@ Status Engine::FireTimers() {
       Status st = ProbeService(t.unit);
       if (!st.ok()) return st;
     } else if (t.kind == Timer::Kind::kReady) {
-      if (unit.running && !unit.ready && unit.stop == StopCause::Kind::kNone) {
-        unit.not_ready = true;
-        Status st = StopService(t.unit);
-        if (!st.ok()) return st;
-      }
+      Status st = ServiceDeadline(t.unit);
+      if (!st.ok()) return st;
     } else if (t.kind == Timer::Kind::kKill) {
       if (unit.running && !unit.killed) {
         Status st = store_->Flush();

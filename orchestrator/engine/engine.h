@@ -210,6 +210,9 @@ class Engine {
   Status PickServicePort(size_t unit, bool* failed);
   void ArmService(size_t unit);
   Status ProbeService(size_t unit);
+  // Its ready timeout: a tcp or http check is made once more (passing at
+  // the timeout counts), else it is stopped and will fail.
+  Status ServiceDeadline(size_t unit);
   Status OnProbeExit(const AttemptExit& exit);
   Status ServiceReady(size_t unit);
   // Stops the services step `node` needs whose dependants are all final.

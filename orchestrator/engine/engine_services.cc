@@ -14,6 +14,19 @@ bool Engine::DependantsFinal(size_t node) const {
   return std::all_of(ds.begin(), ds.end(), [&](size_t d) { return graph_.finished(d); });
 }
 
+namespace {
+
+// The executor's check for a `tcp` or `http` ready check of the service `rec`.
+ServiceCheck CheckOf(const spec::ServiceSpec& svc, const StepRecord& rec) {
+  ServiceCheck check;
+  check.kind = svc.ready == spec::ServiceSpec::Ready::kHttp ? ServiceCheck::Kind::kHttp : ServiceCheck::Kind::kTcp;
+  check.port = static_cast<int>(rec.port.as_int());
+  check.http_path = svc.http_path;
+  return check;
+}
+
+}  // namespace
+
 Status Engine::PickServicePort(size_t u, bool* failed) {
   auto port = executor_->ServicePort();
   if (port.ok()) {
@@ -50,15 +63,21 @@ Status Engine::ProbeService(size_t u) {
       return Status::Ok();
     }
     (void)env_->AppendFile(probe.log_path, "sluice: " + started.status().message() + "\n");  // best effort
-  } else {
-    ServiceCheck check;
-    check.kind = svc.ready == spec::ServiceSpec::Ready::kHttp ? ServiceCheck::Kind::kHttp : ServiceCheck::Kind::kTcp;
-    check.port = static_cast<int>(rec.port.as_int());
-    check.http_path = svc.http_path;
-    if (executor_->ServiceReady(check)) return ServiceReady(u);
+  } else if (executor_->ServiceReady(CheckOf(svc, rec))) {
+    return ServiceReady(u);
   }
   timers_.push({clock_->Now() + spec::kServiceProbeInterval, Timer::Kind::kProbe, u, unit.generation});
   return Status::Ok();
+}
+
+Status Engine::ServiceDeadline(size_t u) {
+  Unit& unit = units_[u];
+  if (!unit.running || unit.ready || unit.stop != StopCause::Kind::kNone) return Status::Ok();
+  const spec::ServiceSpec& svc = *plan_.pipeline->steps[graph_.node_of(u)].service;
+  if (svc.ready != spec::ServiceSpec::Ready::kRun && executor_->ServiceReady(CheckOf(svc, graph_.unit_record(u))))
+    return ServiceReady(u);
+  unit.not_ready = true;
+  return StopService(u);
 }
 
 Status Engine::OnProbeExit(const AttemptExit& exit) {
