@@ -205,7 +205,8 @@ Status Engine::SkipServiceDependants(size_t node) {
   }
   std::sort(skip.begin(), skip.end());
   const std::string reason = "not started: service '" + plan_.pipeline->steps[node].id + "' failed";
-  for (size_t d : ds) graph_.SetUpstreamFailed(d);
+  if (!plan_.pipeline->steps[node].continue_on_error)
+    for (size_t d : ds) graph_.SetUpstreamFailed(d);
   for (size_t v : skip) {
     Status st = EndItemUnstarted(v, StepState::kSkipped, reason);
     if (!st.ok()) return st;
