@@ -92,8 +92,13 @@ void Loader::CheckServices() {
   for (const Step& d : p_.steps) needed.insert(d.needs.begin(), d.needs.end());
   for (size_t i = 0; i < p_.steps.size(); ++i) {
     const Step& s = p_.steps[i];
-    if (!s.service || needed.count(s.id)) continue;
+    if (!s.service) continue;
     cur_file_ = &FileOf(ScopeOfStep(i));
+    if (!s.chain.empty())  // one service per item is not supported yet
+      Error(s.service->pos, "service '" + s.id.substr(scopes_[ScopeOfStep(i)].prefix.size()) + "' is in call '" +
+                                s.chain + "', which has foreach; a service runs once: call the template without "
+                                "foreach, or keep the service outside it");
+    if (needed.count(s.id)) continue;
     Error(s.service->pos, "service '" + s.id.substr(scopes_[ScopeOfStep(i)].prefix.size()) +
                               "' is needed by no step (a service runs while the steps that need it run)");
   }

@@ -107,7 +107,6 @@ void Loader::LoadSteps(YamlNode& n, YamlNode* finally_node) {
     cur_file_ = &FileOf(cur_scope_);
     CheckStepRefs(p_.steps[i]);
   }
-  CheckServices();
   // A call's with: values and its if are read where the call is written, by
   // the call's first steps, which need what the call needs.
   for (size_t k = 1; k < scopes_.size(); ++k) {
@@ -130,6 +129,7 @@ void Loader::LoadSteps(YamlNode& n, YamlNode* finally_node) {
         if (a.expr) CheckRefs(*a.expr, &call, "foreach matrix " + a.key, /*item_allowed=*/false);
   }
   if (scopes_.size() > 1) MarkChains();
+  CheckServices();
   cur_scope_ = 0;
   cur_file_ = &file_;
   // A run step that declares outputs declares all it has; a plugin step's

@@ -153,3 +153,17 @@ TEST(ServiceStepSpecTest, AnUnknownFieldOfAServiceNamesItsPort) {
   EXPECT_EQ(Error(Spec("true", "", "[echo, \"${{ steps.db.prot }}\"]")),
             "p.yaml:8:22: expected steps.db.outputs.<name>, steps.db.state, steps.db.exit_code or steps.db.port");
 }
+
+TEST(ServiceStepSpecTest, AServiceInACallWithForeachIsAnError) {
+  EXPECT_EQ(Error("name: demo\ntemplates:\n  t:\n    steps:\n      db: {run: x, service: true}\n"
+                  "      use: {needs: db, run: y}\nsteps:\n  c: {call: t, foreach: [1, 2]}\n"),
+            "p.yaml:5:20: service 'db' is in call 'c', which has foreach; a service runs once: call the template "
+            "without foreach, or keep the service outside it");
+}
+
+TEST(ServiceStepSpecTest, AServiceInATemplateServesTheTemplatesSteps) {
+  Pipeline p = Load("name: demo\ntemplates:\n  t:\n    steps:\n      db: {run: x, service: true}\n"
+                    "      use: {needs: db, run: [echo, \"${{ steps.db.port }}\"]}\nsteps:\n  c: {call: t}\n");
+  ASSERT_NE(p.FindStep("c.db"), nullptr);
+  EXPECT_TRUE(p.FindStep("c.db")->service);
+}
