@@ -256,3 +256,19 @@ TEST(ServiceStepTest, PlanSaysACachedStepReadingAServicesPortIsDecidedAtRunTime)
   ASSERT_EQ(o.code, 0) << o.out << o.err;
   EXPECT_NE(o.out.find("depends on outputs of 'db'; cached if they match"), std::string::npos) << o.out;
 }
+
+TEST(ServiceStepTest, AServiceInATemplateServesTheTemplatesStepsInTheCall) {
+  Sandbox box;
+  box.Write("p.yaml", std::string("name: demo\ntemplates:\n  with-db:\n    steps:\n      db:\n") +
+                          "        run: \"echo $$ > db.pid; exec python3 -m http.server --bind 127.0.0.1 $SLUICE_SERVICE_PORT\"\n"
+                          "        service: true\n"
+                          "      load:\n        needs: db\n"
+                          "        run: [curl, -fsS, -o, got.html, \"http://127.0.0.1:${{ steps.db.port }}/\"]\n"
+                          "steps:\n  c: {call: with-db}\n  after: {needs: c, run: \"test -s got.html\"}\n");
+  Output o = box.Sluice({"run", "p.yaml"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  json run = ShowRun(box, "1");
+  EXPECT_EQ(StepOf(run, "c.db")["state"], "succeeded");
+  EXPECT_EQ(StepOf(run, "after")["state"], "succeeded");
+  EXPECT_FALSE(ProcessAlive(PidIn(box, "db.pid")));
+}
