@@ -153,6 +153,9 @@ void Progress::OnEvent(const Event& e) {
       line += " event=cancelling";
       show_on_terminal = true;
       break;
+    case Event::Kind::kReady:
+      line += " event=ready reason=" + LogValue(e.message);
+      break;
     case Event::Kind::kWarning:
       line += " event=warning reason=" + LogValue(e.message);
       show_on_terminal = true;

@@ -18,19 +18,20 @@ std::string SignalName(int sig) {
   return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 
-std::string RunTimeoutReason(Millis timeout) {
-  // As a spec writes it (2h, 1h30m, 500ms), not rounded as FormatDuration does.
+std::string SpecDuration(Millis d) {
   static constexpr std::pair<int64_t, const char*> kUnits[] = {
       {86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
   std::string text;
-  int64_t left = timeout.count();
+  int64_t left = d.count();
   for (auto [ms, unit] : kUnits)
     if (left >= ms) {
       text += std::to_string(left / ms) + unit;
       left %= ms;
     }
-  return "the run's timeout of " + text + " passed";
+  return text;
 }
+
+std::string RunTimeoutReason(Millis timeout) { return "the run's timeout of " + SpecDuration(timeout) + " passed"; }
 
 AttemptVerdict JudgeExit(const spec::Step& s, const AttemptExit& exit, const StopCause& stop,
                          const std::string& output_path, Env& env) {

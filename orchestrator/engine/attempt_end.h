@@ -31,7 +31,9 @@ namespace sluice::engine {
 // Why the engine stopped an attempt, if it did.
 struct StopCause {
   // kRunTimeout: the run's own `timeout:` passed while the attempt ran.
-  enum class Kind { kNone, kTimeout, kCancel, kRunTimeout } kind = Kind::kNone;
+  // kService: the engine stopped a service (the steps that need it are
+  // final, or it was not ready in time); the engine judges that end itself.
+  enum class Kind { kNone, kTimeout, kCancel, kRunTimeout, kService } kind = Kind::kNone;
   bool killed = false;       // it was sent SIGKILL
   bool hard_cancel = false;  // the run is cancelled with SIGKILL at once
   Millis run_timeout{0};     // the run's timeout, for kRunTimeout's reason
@@ -51,6 +53,10 @@ struct AttemptVerdict {
 // `env`, and fails if those are too large or do not parse.
 AttemptVerdict JudgeExit(const spec::Step& step, const AttemptExit& exit, const StopCause& stop,
                          const std::string& output_path, Env& env);
+
+// A duration as a spec writes it (2h, 1h30m, 500ms), not rounded as
+// FormatDuration does.
+std::string SpecDuration(Millis d);
 
 // "the run's timeout of 2h passed": why the run's timeout stopped a step.
 std::string RunTimeoutReason(Millis timeout);

@@ -54,11 +54,19 @@ Result<Value> StepContext::Lookup(const std::vector<std::string>& path) const {
     }
     return RunTime(path[1], run_.interval);
   }
-  // steps.<id>.state | steps.<id>.exit_code | steps.<id>.outputs.<key>
+  if (root == "service") {  // service.port, in the service's own step
+    if (!unit_ || unit_->port.is_null()) return Status::NotFound("service.port: the service has no port yet");
+    return unit_->port;
+  }
+  // steps.<id>.state | steps.<id>.exit_code | steps.<id>.port | steps.<id>.outputs.<key>
   size_t j = p.index.at(path[1]);
   // In a call with foreach, a step of the same call is read at this item.
   const bool same_item = unit_ && !p.steps[node_].chain.empty() && p.steps[j].chain == p.steps[node_].chain;
   const StepRecord& r = same_item ? run_.graph->ItemRecord(j, unit_->item) : run_.graph->record(j);
+  if (path[2] == "port") {
+    if (r.port.is_null()) return Status::NotFound("step '" + path[1] + "' has no port (it never started)");
+    return r.port;
+  }
   // A step served from the cache succeeded, as far as conditions go.
   if (path[2] == "state") return Value::Str(Name(r.state == StepState::kCached ? StepState::kSucceeded : r.state));
   if (path[2] == "exit_code") return r.exit_code;
@@ -90,8 +98,10 @@ bool StepContext::StatusFunction(std::string_view name) const {
         if (!unit_) continue;  // the step as a whole: its items are decided one by one
         need = run_.graph->ItemRecord(n, unit_->item).state;
       }
+      // A service that is still running let its dependants in: it is ready.
       bool ok = need == StepState::kSucceeded || need == StepState::kCached || need == StepState::kSkipped ||
-                (need == StepState::kFailed && plan.pipeline->steps[n].continue_on_error);
+                (need == StepState::kFailed && plan.pipeline->steps[n].continue_on_error) ||
+                (need == StepState::kRunning && plan.pipeline->steps[n].service);
       if (!ok) return false;
     }
     return !UpstreamFailed();

@@ -42,8 +42,9 @@ class ForecastContext : public spec::EvalContext {
       reads_run = true;
       return spec::Value::Str("");
     }
+    if (root == "service") return Status::NotFound("service.port is known at run time");  // a service is never cached
     size_t j = p_.index.at(path[1]);
-    if (!known_[j]) {
+    if (!known_[j] || path[2] == "port") {  // a service's port is picked at run time (it is never cached)
       unknown.insert(path[1]);
       return spec::Value::Str("");
     }

@@ -70,6 +70,7 @@ Engine::Counts Engine::counts() const {
 // built-in step that only waits), at most all of them. Asked when the step's
 // units are made, before an attempt is rendered: from where and what it runs.
 int Engine::SlotsFor(const spec::Step& s) const {
+  if (s.service) return 0;  // it serves; the steps that need it do the work
   AttemptRequest shape;
   shape.placement = PlacementOf(s);
   if (!s.uses.empty()) {
@@ -104,6 +105,8 @@ Status Engine::Decide(size_t i) {
   if (cancelling_ && !RunsDuringCancel(i)) return finish_as(StepState::kCancelled, "run cancelled");
   if (timed_out_ && !s.is_finally)
     return finish_as(StepState::kCancelled, "not started: " + RunTimeoutReason(*plan_.pipeline->timeout));
+  if (s.service && DependantsFinal(i))  // a resumed run whose dependants are all done
+    return finish_as(StepState::kSucceeded, "not started: every step that needs it had finished");
   StepDecision d = DecideStep(s, rec, StepContext(scope_, i, nullptr));
   if (d.end) return finish_as(*d.end, std::move(d.reason));
   if (!plan_.item_needs[i].empty() && !d.items) {
@@ -254,6 +257,11 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   std::vector<LineageEdge> inputs;
   StepContext ctx(scope_, graph_.node_of(u), &rec, &inputs);
 
+  if (s.service) {
+    bool failed = false;
+    Status st = PickServicePort(u, &failed);
+    if (!st.ok() || failed) return st;
+  }
   auto rendered = RenderStep(s, ctx, options_.workdir, executor_);
   if (!rendered.ok()) return FailBeforeStart(u, rendered.status().message(), /*retryable=*/false);
   int number = rec.attempts + 1;
@@ -291,6 +299,19 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   Status env = renderer_.SetEnv(s, rec, number, *rendered, paths, !s.outputs.empty(), &req);
   if (!env.ok()) return FailBeforeStart(u, env.message(), /*retryable=*/false);
   unit.live().secrets = SecretMask(req.secrets);
+  if (s.service) {
+    req.env.push_back("SLUICE_SERVICE_PORT=" + rec.port.Render());
+    if (!s.service->run.empty()) {  // ready: {run: [...]}: with the service's environment, in its workdir
+      AttemptRequest probe;
+      probe.argv = s.service->run;
+      probe.env = req.env;
+      probe.workdir = req.workdir;
+      probe.log_path = req.log_path.substr(0, req.log_path.size() - 4) + ".ready.log";
+      probe.step_label = req.step_label + " (ready check)";
+      probe.secrets = req.secrets;
+      unit.live().probe = std::move(probe);
+    }
+  }
 
   NewAttempt(u);
   unit.live().record.log_path = req.log_path;
@@ -374,6 +395,7 @@ void Engine::MarkRunning(size_t u) {
   running_[unit.live().record.id] = u;
   free_slots_ -= unit.slots;
   if (s.timeout) timers_.push({clock_->Now() + *s.timeout, Timer::Kind::kTimeout, u, unit.generation});
+  if (s.service) ArmService(u);
 }
 
 // A unit whose attempt a dead orchestrator left running on a cluster, if the
@@ -428,6 +450,7 @@ Status Engine::FailBeforeStart(size_t u, const std::string& reason, bool retryab
 }
 
 Status Engine::OnExit(const AttemptExit& raw_exit) {
+  if (raw_exit.attempt_id < 0) return OnProbeExit(raw_exit);
   auto it = running_.find(raw_exit.attempt_id);
   if (it == running_.end()) return Status::Internal("exit of unknown attempt " + std::to_string(raw_exit.attempt_id));
   size_t u = it->second;
@@ -446,6 +469,7 @@ Status Engine::OnExit(const AttemptExit& raw_exit) {
   a.exit_code = exit.exit_code;
   // steps.<id>.exit_code: what the process exited with, null if a signal ended it.
   rec.exit_code = exit.signal ? spec::Value() : spec::Value::Int(exit.exit_code);
+  if (s.service) return EndServiceAttempt(u, exit);
   StopCause stop{unit.stop, unit.killed, hard_cancel_, plan_.pipeline->timeout.value_or(Millis(0))};
   AttemptVerdict verdict = JudgeExit(s, exit, stop, unit.live().output_path, *env_);
   a.state = verdict.state;
@@ -615,7 +639,7 @@ Status Engine::FinishNode(size_t i) {
     Emit(e);
   }
   graph_.FinishStep(i);
-  return Status::Ok();
+  return StopServedServices(i);
 }
 
 bool Engine::RunsDuringCancel(size_t node) const {
@@ -774,6 +798,12 @@ Status Engine::FireTimers() {
         executor_->Stop(unit.live().record.id, false);
         timers_.push({now + options_.grace, Timer::Kind::kKill, t.unit, unit.generation});
       }
+    } else if (t.kind == Timer::Kind::kProbe) {
+      Status st = ProbeService(t.unit);
+      if (!st.ok()) return st;
+    } else if (t.kind == Timer::Kind::kReady) {
+      Status st = ServiceDeadline(t.unit);
+      if (!st.ok()) return st;
     } else if (t.kind == Timer::Kind::kKill) {
       if (unit.running && !unit.killed) {
         Status st = store_->Flush();

@@ -77,7 +77,8 @@ struct EngineOptions {
 
 // Something the CLI shows or logs. One per transition.
 struct Event {
-  enum class Kind { kStarted, kFinished, kRetrying, kSkipped, kCancelling, kRunFinished, kWarning };
+  // kReady: a service's readiness check passed (message: where it listens).
+  enum class Kind { kStarted, kFinished, kRetrying, kSkipped, kCancelling, kRunFinished, kWarning, kReady };
   Kind kind;
   std::string step;          // empty for run events
   int item = -1;
@@ -133,7 +134,8 @@ class Engine {
   struct Unit;
   struct Timer {
     TimePoint at;
-    enum class Kind { kRetry, kTimeout, kKill, kCancelPoll, kDeadline } kind;
+    // kProbe: check a service's readiness; kReady: its ready timeout.
+    enum class Kind { kRetry, kTimeout, kKill, kCancelPoll, kDeadline, kProbe, kReady } kind;
     size_t unit;
     uint64_t generation;
     bool operator>(const Timer& o) const { return at > o.at; }
@@ -198,6 +200,31 @@ class Engine {
   // A cancel or the run's timeout: waiting units go back to the ready
   // queue, which those drop as they drop queued units.
   void RequeuePoolWaiting();
+  // Services (engine_services.cc; specs/pipeline.md "Services"). A
+  // service unit holds no `jobs` slot. Its attempt gets a port before it is
+  // rendered; once running it is checked every kServiceProbeInterval until
+  // ready (its dependants are then let in, as if it had finished) or its
+  // ready timeout passes (it is stopped and fails). Once every step that
+  // needs it is final it is stopped and ends succeeded.
+  // Picks the port of the unit's next attempt (FailBeforeStart if none).
+  Status PickServicePort(size_t unit, bool* failed);
+  void ArmService(size_t unit);
+  Status ProbeService(size_t unit);
+  // Its ready timeout: a tcp or http check is made once more (passing at
+  // the timeout counts), else it is stopped and will fail.
+  Status ServiceDeadline(size_t unit);
+  Status OnProbeExit(const AttemptExit& exit);
+  Status ServiceReady(size_t unit);
+  // Stops the services step `node` needs whose dependants are all final.
+  Status StopServedServices(size_t node);
+  Status StopService(size_t unit);
+  // Ends a service's attempt that exited (OnExit did the bookkeeping).
+  Status EndServiceAttempt(size_t unit, const AttemptExit& exit);
+  // The service `node` failed after its dependants were let in: those not
+  // started yet (queued, waiting for a pool or held back) are skipped.
+  Status SkipServiceDependants(size_t node);
+  // Whether every step that needs `node` is final.
+  bool DependantsFinal(size_t node) const;
   // How many of the `jobs` slots an attempt of `s` takes: the executor's
   // Slots(), asked before the attempt is rendered, at most all of them.
   int SlotsFor(const spec::Step& s) const;
@@ -222,6 +249,8 @@ class Engine {
   // max_parallel: per step, its units in flight and those held back, in item order.
   std::map<size_t, int> in_flight_;
   std::map<size_t, std::deque<size_t>> held_;
+  std::map<int64_t, size_t> probes_;  // a service's `run` check in flight (negative id) -> unit
+  int64_t next_probe_id_ = -1;
   std::deque<size_t> pool_waiting_;  // units waiting for a pool slot, in the order they began to wait
   TimePoint next_pool_try_{};        // pool_waiting_ is asked again from then
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "engine/attempt_end.h"
@@ -20,6 +21,7 @@ struct Engine::Unit {
     std::string output_path;
     std::string files_dir;     // the attempt's folder for declared outputs
     SecretMask secrets;        // the values of the secrets of the current attempt
+    std::optional<AttemptRequest> probe;  // a service's `run` check (its attempt_id set per check)
   };
   Attempt& live() {
     if (!live_) live_ = std::make_unique<Attempt>();
@@ -37,6 +39,13 @@ struct Engine::Unit {
   bool in_flight = false;      // counted in its step's in_flight_ (max_parallel)
   bool waiting_pool = false;   // in pool_waiting_: its step's pool had no free slot
   bool leased = false;         // holds its step's pool slots for the current attempt
+  // A service's current attempt (engine_services.cc): its check passed (its
+  // dependants were let in); the engine stopped it because they are final;
+  // its ready timeout passed; the `run` check in flight (0: none).
+  bool ready = false;
+  bool served = false;
+  bool not_ready = false;
+  int64_t probe = 0;
 };
 
 }  // namespace sluice::engine

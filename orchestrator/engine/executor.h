@@ -77,6 +77,14 @@ struct AttemptExit {
   std::vector<Metric> metrics;
 };
 
+// A service's readiness check that the executor makes itself (the `run`
+// check is an attempt-like request started with Start()).
+struct ServiceCheck {
+  enum class Kind { kTcp, kHttp } kind = Kind::kTcp;
+  int port = 0;            // on 127.0.0.1
+  std::string http_path;   // kHttp: GET this, ready on a 2xx or 3xx status
+};
+
 struct Started {
   int64_t pid = 0;        // 0 when the executor has no process to show
   std::string job_id;     // a cluster's id for it ("slurm:1234"), if any
@@ -120,6 +128,12 @@ class Executor {
   // Takes over an attempt a previous orchestrator started elsewhere (a
   // cluster job, by attempt.job_id) and left running: its AttemptExit will
   // come through Wait() like any other. An error: it cannot be followed.
+  // Services (specs/pipeline.md "Services"): a TCP port of 127.0.0.1 that no
+  // one listens on now, for a service attempt to listen on. An error: this
+  // executor runs no services.
+  virtual Result<int> ServicePort() { return Status::Internal("this executor runs no services"); }
+  // Whether the check passes now. Bounded: it blocks at most about a second.
+  virtual bool ServiceReady(const ServiceCheck&) { return false; }
   virtual Status Adopt(const AttemptRecord& attempt) {
     return Status::NotFound("attempt " + std::to_string(attempt.id) + " cannot be adopted here");
   }

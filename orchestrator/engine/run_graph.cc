@@ -24,12 +24,24 @@ std::vector<const StepRecord*> RunGraph::Restore(std::vector<StepRecord> resume)
     nodes_[i].rec.step_id = p.steps[i].id;
     nodes_[i].rec.item = -1;
   }
+  // A service that was stopped with steps that need it still to run (a
+  // retry reset them) serves them again.
+  std::vector<const StepRecord*> fresh;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    StepRecord& r = nodes_[i].rec;
+    if (!p.steps[i].service || r.state != StepState::kSucceeded) continue;
+    const auto& ds = plan_.dependants[i];
+    if (std::all_of(ds.begin(), ds.end(), [&](size_t d) { return IsFinal(nodes_[d].rec.state); })) continue;
+    r.state = StepState::kPending;
+    r.tries = 0;
+    r.reason.clear();
+    fresh.push_back(&r);
+  }
   counts_.total = static_cast<int>(nodes_.size());
   for (size_t i = 0; i < nodes_.size(); ++i) {
     if (is_finally(i)) finally_nodes_.push_back(i);
     else if (!IsFinal(nodes_[i].rec.state)) ++main_unfinished_;
   }
-  std::vector<const StepRecord*> fresh;
   for (size_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
     if (IsFinal(n.rec.state)) {
@@ -234,10 +246,18 @@ size_t RunGraph::FinishStep(size_t i) {
   if (n.rec.state == StepState::kFailed) ++counts_.failed;
   size_t queued = 0;
   for (size_t d : plan_.dependants[i])
-    if (!n.released_items || !is_item_need(d, i)) queued += Release(d);
+    if (!n.released && (!n.released_items || !is_item_need(d, i))) queued += Release(d);
   if (!is_finally(i) && --main_unfinished_ == 0)
     for (size_t f : finally_nodes_)
       if (!nodes_[f].finished) queued += Release(f);
+  return queued;
+}
+
+size_t RunGraph::ReleaseDependants(size_t i) {
+  if (nodes_[i].released || nodes_[i].finished) return 0;
+  nodes_[i].released = true;
+  size_t queued = 0;
+  for (size_t d : plan_.dependants[i]) queued += Release(d);
   return queued;
 }
 

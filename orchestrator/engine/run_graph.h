@@ -90,6 +90,10 @@ class RunGraph {
   // needs are now all final (and, after the last step of `steps:`, each
   // finally step with no unfinished need). Returns how many it queued.
   size_t FinishStep(size_t node);
+  // A service is ready: its dependants go on as if it had finished (those
+  // whose needs are now all final are queued to decide); FinishStep later
+  // does not count it again for them. Returns how many it queued.
+  size_t ReleaseDependants(size_t node);
   // Whether a step upstream of `node` (a need, a need's need...) failed
   // without continue_on_error. Known once every need is final (when the
   // node is queued to decide): O(needs), from the needs' own answers.
@@ -103,6 +107,9 @@ class RunGraph {
   bool ItemUpstreamFailed(size_t node, int item) const;
   // The step expanded into items (its units are items, in list order).
   bool expanded_items(size_t node) const { return nodes_[node].rec.items.has_value() && !nodes_[node].units.empty(); }
+  // A step decided while a service it needs was ready, which then failed:
+  // its own dependants see that failure upstream.
+  void SetUpstreamFailed(size_t node) { nodes_[node].upstream_failed = true; }
 
   // State ----------------------------------------------------------------
   StepRecord& record(size_t node) { return nodes_[node].rec; }
@@ -134,6 +141,7 @@ class RunGraph {
     int unfinished = 0;           // units not final yet
     bool upstream_failed = false; // see upstream_failed()
     bool released_items = false;  // its item dependants were released when it expanded
+    bool released = false;        // a ready service: its dependants no longer wait for it
   };
   struct Unit {
     size_t node = 0;

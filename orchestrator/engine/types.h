@@ -66,6 +66,10 @@ struct StepRecord {
   // step's is the list of its items', in item order. Not a column of its
   // own: the store reads it from the step's last attempt.
   spec::Value exit_code;
+  // A service's (steps.<id>.port): the loopback port of its current
+  // attempt; null before one started. Not stored: a resumed service gets a
+  // new port.
+  spec::Value port;
 };
 
 // One try of a step (or of a foreach item).

@@ -50,6 +50,9 @@ class LocalExecutor : public engine::Executor {
   int Slots(const engine::AttemptRequest& request) override;
   nlohmann::json CodeIdentity(const engine::AttemptRequest& request) override;
   nlohmann::json ParamsSchema(const engine::AttemptRequest& request) override;
+  // exec/service_check.h.
+  Result<int> ServicePort() override;
+  bool ServiceReady(const engine::ServiceCheck& check) override;
 
  private:
   struct Child {

@@ -45,6 +45,9 @@ class RoutingExecutor : public engine::Executor {
   int Slots(const engine::AttemptRequest& request) override;
   nlohmann::json CodeIdentity(const engine::AttemptRequest& request) override;
   nlohmann::json ParamsSchema(const engine::AttemptRequest& request) override;
+  // Services run here: the local executor's.
+  Result<int> ServicePort() override { return local_->ServicePort(); }
+  bool ServiceReady(const engine::ServiceCheck& check) override { return local_->ServiceReady(check); }
   // Asks the Slurm executor (it knows its job ids), then the local one.
   Status Adopt(const engine::AttemptRecord& attempt) override;
 

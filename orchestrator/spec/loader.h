@@ -30,7 +30,9 @@ inline const std::vector<std::string> kTopKeys = {"name", "description", "params
 inline const std::vector<std::string> kStepKeys = {"needs", "run", "uses", "with", "isolation", "env", "workdir", "timeout",
                                                    "retry", "resources", "if", "foreach", "continue_on_error", "outputs", "cache", "register",
                                                    "executor", "slurm", "secrets", "deps", "fail_fast", "max_parallel",
-                                                   "pool", "pool_slots"};
+                                                   "pool", "pool_slots", "service"};
+inline const std::vector<std::string> kServiceKeys = {"ready", "timeout"};
+inline const std::vector<std::string> kReadyKinds = {"tcp", "http", "run"};
 inline const std::vector<std::string> kParamKeys = {"type", "default", "min", "max", "enum", "description"};
 inline const std::vector<std::string> kDefaultsKeys = {"timeout", "retry", "cache", "executor", "slurm"};
 inline const std::vector<std::string> kExecutors = {"local", "slurm"};
@@ -242,6 +244,13 @@ class Loader {
   void LoadConcurrency(const YamlNode& n);
   // A step's `pool:` and `pool_slots:` (loader_concurrency.cc); `pool_slots`
   // may be null, `pool` too (then `pool_slots` is an error).
+  // `service:` of step `s` (loader_service.cc): true, or {ready, timeout}.
+  void LoadService(const YamlNode& key, const YamlNode& v, Step* s);
+  // What a service step may not be: a foreach or finally step, cached
+  // (`cache` its own cache key, or null), a plugin step, on Slurm.
+  void CheckServiceStep(const Step& s, const YamlNode* cache);
+  // A service no step needs. After every step is loaded.
+  void CheckServices();
   void LoadPool(const YamlNode* pool, const YamlNode* pool_slots, const std::string& where, Step* s);
 
   void LoadDefaults(const YamlNode& n);

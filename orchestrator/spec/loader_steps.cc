@@ -129,6 +129,7 @@ void Loader::LoadSteps(YamlNode& n, YamlNode* finally_node) {
         if (a.expr) CheckRefs(*a.expr, &call, "foreach matrix " + a.key, /*item_allowed=*/false);
   }
   if (scopes_.size() > 1) MarkChains();
+  CheckServices();
   cur_scope_ = 0;
   cur_file_ = &file_;
   // A run step that declares outputs declares all it has; a plugin step's
@@ -234,6 +235,7 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
   const YamlNode *pool_node = nullptr, *pool_slots_node = nullptr;
   const YamlNode* secrets_node = nullptr;
   const YamlNode* foreach_options = nullptr;  // fail_fast or max_parallel
+  const YamlNode* cache_node = nullptr;
   ForEachKey(n, kStepKeys, where, [&](const std::string& k, const YamlNode& key, const YamlNode& v) {
     if (k == "needs") {
       if (v.IsScalar()) {
@@ -337,6 +339,9 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
       Bool(v, "continue_on_error", &s->continue_on_error);
     } else if (k == "cache") {
       Cache(v, &s->cache, &s->cache_max_age);
+      cache_node = &key;
+    } else if (k == "service") {
+      LoadService(key, v, s);
     } else if (k == "deps") {
       LoadDeps(v, s);
     } else if (k == "register") {
@@ -377,6 +382,10 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
   if (s->uses == kApprovalType && s->has_foreach)
     Error(s->pos, where + ": sluice/approval asks once per step; it takes no foreach");
   if (s->uses == kApprovalType && s->with) LoadApproval(s);
+  if (s->service) {
+    CheckServiceStep(*s, cache_node);
+    s->cache = false;  // defaults' cache does not apply: a service is stopped, not finished
+  }
 }
 
 void Loader::LoadApproval(Step* s) {
@@ -622,6 +631,9 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
           Error(pos, "unknown name " + Quote(Join(path, ".")) + " (a run has scheduled_time, interval_start and "
                      "interval_end, and in finally steps state and failed_steps)" + DidYouMean(name, all));
         }
+      } else if (root == "service") {
+        if (path.size() != 2 || path[1] != "port") Error(pos, "unknown name " + Quote(Join(path, ".")) + " (a service sees service.port)");
+        else if (!step || !step->service) Error(pos, "'service.port' is only defined in a service: step (others read steps.<id>.port)");
       } else if (root == "steps") {
         std::string full = path.size() >= 2 ? scope.prefix + path[1] : "";
         auto call = calls_.find(full);
@@ -649,9 +661,14 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
           std::string id = path.size() >= 2 ? path[1] : "";
           Error(pos, "unknown step " + Quote(id) + DidYouMean(id, StepIds()));
         } else if (!((path.size() == 4 && path[2] == "outputs") ||
-                     (path.size() == 3 && (path[2] == "state" || path[2] == "exit_code")))) {
-          Error(pos, "expected steps." + path[1] + ".outputs.<name>, steps." + path[1] + ".state or steps." + path[1] +
-                         ".exit_code");
+                     (path.size() == 3 && (path[2] == "state" || path[2] == "exit_code" || path[2] == "port")))) {
+          const Step* read = call == calls_.end() ? p_.FindStep(full) : nullptr;
+          const std::string& id = path[1];
+          Error(pos, "expected steps." + id + ".outputs.<name>, steps." + id + ".state" +
+                         (read && read->service ? ", steps." + id + ".exit_code or steps." + id + ".port"
+                                                : " or steps." + id + ".exit_code"));
+        } else if (path[2] == "port" && (call != calls_.end() || !p_.FindStep(full)->service)) {
+          Error(pos, "steps." + path[1] + ".port: step '" + path[1] + "' is not a service (only a service: step has a port)");
         } else if (!needs(producer)) {
           Error(pos, (p_.FindStep(step->id) ? "step '" : "call '") + step->id.substr(scope.prefix.size()) + "' reads steps." + path[1] +
                          " but does not need it (add '" + path[1] + "' to its needs)");
@@ -660,7 +677,7 @@ void Loader::CheckRefs(const Template& t, const Step* step, const std::string& w
               {step->id, producer, output, pos, cur_file_ == &file_ ? "" : *cur_file_, reading_run_outputs_});
         }
       } else {
-        Error(pos, "unknown name " + Quote(Join(path, ".")) + " (expressions see params, steps, env, item and run)");
+        Error(pos, "unknown name " + Quote(Join(path, ".")) + " (expressions see params, steps, env, item, run and, in a service, service)");
       }
     });
   }

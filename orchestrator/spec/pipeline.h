@@ -99,6 +99,21 @@ Result<List> ExpandMatrix(const Matrix& m, const EvalContext& ctx);
 // plain scalars typed as YAML reads them (3, 0.5, true), quoted ones strings.
 Value YamlValue(const YamlNode& n);
 
+// `service:` (specs/pipeline.md "Services"): a step that stays up while the
+// steps that need it run, then is stopped. It becomes ready when its check
+// passes, on the loopback port Sluice picked for the attempt.
+struct ServiceSpec {
+  enum class Ready { kTcp, kHttp, kRun } ready = Ready::kTcp;
+  std::string http_path = "/";           // ready: {http: PATH}: a GET answered 2xx or 3xx
+  std::vector<std::string> run;          // ready: {run: [argv]}: exits 0 (literal argv)
+  Millis timeout{30000};                 // how long it may take to become ready
+  SourcePos pos;                         // of the `service` key
+};
+// The longest a service may take to become ready.
+inline constexpr Millis kMaxServiceReadyTimeout{3600000};
+// How often a service's readiness is checked until it passes.
+inline constexpr Millis kServiceProbeInterval{200};
+
 struct Step {
   std::string id;
   SourcePos pos;                         // of the step's key
@@ -159,6 +174,7 @@ struct Step {
   // uses: sluice/approval: the values its approver gives (with.values),
   // typed like params; each is also an output of the step.
   std::vector<ParamSpec> approval_values;
+  std::optional<ServiceSpec> service;    // `service:`: it serves its dependants (see ServiceSpec)
 };
 
 // The built-in step type that waits for a person's decision (specs/pipeline.md "Manual approval").

@@ -36,6 +36,16 @@ class FakeExecutor : public engine::Executor {
   std::vector<std::string> stops;                       // "label TERM" / "label KILL"
   std::map<std::string, engine::AttemptRequest> last_request;
   size_t max_running = 0;
+  // Services: ServicePort() hands out 40000, 40001, ...; a service (an
+  // attempt with $SLUICE_SERVICE_PORT) is ready this long after its start
+  // (unscripted: at once), as its tcp or http check sees it.
+  std::map<std::string, std::chrono::milliseconds> ready_after;
+
+  Result<int> ServicePort() override { return next_port_++; }
+  bool ServiceReady(const engine::ServiceCheck& c) override {
+    auto it = ready_at_.find(c.port);
+    return it != ready_at_.end() && clock_->now >= it->second;
+  }
 
   Result<engine::Started> Start(const engine::AttemptRequest& r) override {
     Outcome o;
@@ -47,6 +57,7 @@ class FakeExecutor : public engine::Executor {
     if (o.exit_code == 127) return Status::StepFailed("command not found: " + r.argv[0]);
     for (const std::string& e : r.env)
       if (e.rfind("SLUICE_OUTPUT=", 0) == 0) WriteOutput(e.substr(14), o.outputs);
+      else if (e.rfind("SLUICE_SERVICE_PORT=", 0) == 0) ready_at_[std::stoi(e.substr(20))] = clock_->now + ready_after[r.step_label];
     running_[r.attempt_id] = {r.step_label, clock_->now + o.duration, o.exit_code, 0, o.ignores_sigterm};
     starts.emplace_back(r.step_label, clock_->Seconds());
     last_request[r.step_label] = r;
@@ -90,6 +101,8 @@ class FakeExecutor : public engine::Executor {
   FakeClock* clock_;
   engine::Env* env_;
   std::map<int64_t, Running> running_;
+  int next_port_ = 40000;
+  std::map<int, engine::TimePoint> ready_at_;  // by port
 };
 
 }  // namespace sluice::testing

@@ -83,6 +83,24 @@ bad = {
     "a pool name of 65 characters": {"name": "x", "steps": {"a": {"run": "true", "pool": "p" * 65}}},
     "pool_slots of zero": {"name": "x", "steps": {"a": {"run": "true", "pool": "gpu", "pool_slots": 0}}},
     "pool_slots past 10000": {"name": "x", "steps": {"a": {"run": "true", "pool": "gpu", "pool_slots": 10001}}},
+    "a service with an unknown ready check": {"name": "x", "steps": {
+        "db": {"run": "true", "service": {"ready": {"htp": "/"}}}, "b": {"run": "true", "needs": "db"}}},
+    "a service whose http check is not a path": {"name": "x", "steps": {
+        "db": {"run": "true", "service": {"ready": {"http": "health"}}}, "b": {"run": "true", "needs": "db"}}},
+    "a service with two ready checks": {"name": "x", "steps": {
+        "db": {"run": "true", "service": {"ready": {"tcp": True, "http": "/"}}}, "b": {"run": "true", "needs": "db"}}},
+    "a service whose ready run is empty": {"name": "x", "steps": {
+        "db": {"run": "true", "service": {"ready": {"run": []}}}, "b": {"run": "true", "needs": "db"}}},
+    "a service whose ready timeout is not a duration": {"name": "x", "steps": {
+        "db": {"run": "true", "service": {"timeout": "30 seconds"}}, "b": {"run": "true", "needs": "db"}}},
+    "a service with an unknown key": {"name": "x", "steps": {
+        "db": {"run": "true", "service": {"ready_timeout": "30s"}}, "b": {"run": "true", "needs": "db"}}},
+    "a cached service": {"name": "x", "steps": {
+        "db": {"run": "true", "service": True, "cache": True}, "b": {"run": "true", "needs": "db"}}},
+    "a foreach service": {"name": "x", "steps": {
+        "db": {"run": "true", "service": True, "foreach": [1, 2]}, "b": {"run": "true", "needs": "db"}}},
+    "service given as a string": {"name": "x", "steps": {
+        "db": {"run": "true", "service": "yes"}, "b": {"run": "true", "needs": "db"}}},
     "approval value named like its own output": {"name": "x", "steps": {"g": {"uses": "sluice/approval",
                                                   "with": {"values": {"approver": {"type": "string"}}}}}},
 }
@@ -129,6 +147,12 @@ good = {
                                                                      {"cron": "@weekly", "overlap": "allow"}]},
                                     "steps": {"a": {"run": "true"}}},
     "a concurrency group alone": {"name": "x", "concurrency": "nightly", "steps": {"a": {"run": "true"}}},
+    "services with each ready check": {"name": "x", "steps": {
+        "db": {"run": ["python3", "-m", "http.server", "${{ service.port }}"], "service": True},
+        "web": {"run": "true", "service": {"ready": {"http": "/health?full=1"}, "timeout": "1h"}},
+        "cache": {"run": "true", "service": {"ready": {"run": ["sh", "-c", "nc -z 127.0.0.1 $SLUICE_SERVICE_PORT"]}}},
+        "api": {"run": "true", "service": {"ready": {"tcp": True}, "x-note": "mine"}},
+        "load": {"needs": ["db", "web", "cache", "api"], "run": ["curl", "http://127.0.0.1:${{ steps.db.port }}/"]}}},
     "an approval with typed values": {"name": "x", "steps": {"g": {"uses": "sluice/approval", "with": {
         "message": "Deploy to prod?", "timeout": "24h", "on_timeout": "reject",
         "values": {"reason": {"type": "string"}, "replicas": {"type": "int", "default": 2, "min": 1}}}}}},

@@ -443,4 +443,69 @@ TEST_F(FlowEngineTest, ItemsWaitingForAFullPoolAskTheStoreOncePerPollNotOncePerI
   EXPECT_EQ(RunSpec("name: p\nsteps:\n  fit: {run: \"true\", pool: gpu, foreach: [" + items + "]}\n"), RunState::kSucceeded);
   EXPECT_EQ(Order().size(), 20u);
   EXPECT_LE(store_.lease_calls, 20 + 80 + 20);
+
+// --- services (specs/pipeline.md "Services") ----------------------------------
+
+namespace {
+
+const char* kService =
+    "name: t\nsteps:\n  db: {run: x, service: {timeout: 2s}}\n  use: {needs: db, run: [y, \"${{ steps.db.port }}\"]}\n";
+
+}  // namespace
+
+TEST_F(FlowEngineTest, AServiceReadyAtItsTimeoutServesItsDependantAndIsStoppedAfterIt) {
+  exec_.ready_after["db"] = 2s;  // ready exactly at its timeout
+  exec_.script["db"] = {{.duration = 1h}};
+  EXPECT_EQ(RunSpec(kService), RunState::kSucceeded);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"db", "use"}));
+  EXPECT_EQ(exec_.starts[1].second, 2000);  // use starts when db is ready
+  EXPECT_EQ(exec_.last_request["use"].argv[1], EnvOf("db", "SLUICE_SERVICE_PORT"));
+  EXPECT_EQ(exec_.stops, (std::vector<std::string>{"db TERM"}));
+  EXPECT_EQ(clock_.Seconds(), 3000);  // stopped as use ended, after its one second
+  EXPECT_EQ(Step("db").state, StepState::kSucceeded);
+  EXPECT_EQ(Step("db").reason, "stopped once the steps that need it were final");
+}
+
+TEST_F(FlowEngineTest, AServiceReadyAMillisecondPastItsTimeoutFailsAndItsDependantIsSkipped) {
+  exec_.ready_after["db"] = 2001ms;
+  exec_.script["db"] = {{.duration = 1h}};
+  EXPECT_EQ(RunSpec(kService), RunState::kFailed);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"db"}));
+  EXPECT_EQ(Step("db").state, StepState::kFailed);
+  EXPECT_EQ(Step("db").reason, "not ready after 2s");
+  EXPECT_EQ(Step("use").state, StepState::kSkipped);
+  EXPECT_EQ(clock_.Seconds(), 2000);
+}
+
+TEST_F(FlowEngineTest, AServiceIsCheckedEveryTwoHundredMilliseconds) {
+  exec_.ready_after["db"] = 1ms;  // missed by the check at its start: the next one sees it
+  exec_.script["db"] = {{.duration = 1h}};
+  EXPECT_EQ(RunSpec(kService), RunState::kSucceeded);
+  EXPECT_EQ(exec_.starts[1].second, 200);
+}
+
+TEST_F(FlowEngineTest, AServiceNotReadyIsRetriedUnderItsRetryAndGetsANewPort) {
+  exec_.ready_after["db"] = 1h;
+  exec_.script["db"] = {{.duration = 1h}, {.duration = 1h}};
+  std::string yaml = "name: t\nsteps:\n  db: {run: x, retry: 1, service: {timeout: 2s}}\n  use: {needs: db, run: y}\n";
+  EXPECT_EQ(RunSpec(yaml), RunState::kFailed);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"db", "db"}));
+  EXPECT_EQ(EnvOf("db", "SLUICE_SERVICE_PORT"), "40001");
+}
+
+TEST_F(FlowEngineTest, AServiceHoldsNoJobSlot) {
+  exec_.script["db"] = {{.duration = 1h}};
+  std::string yaml = "name: t\nsteps:\n  db: {run: x, service: true}\n  a: {needs: db, run: y}\n  b: {needs: db, run: y}\n";
+  EXPECT_EQ(RunSpec(yaml), RunState::kSucceeded);
+  EXPECT_EQ(exec_.max_running, 3u);  // db, a and b: jobs 2 bound a and b only
+}
+
+TEST_F(FlowEngineTest, AServiceThatExitsWhileServingFailsAndIsNotRetried) {
+  exec_.script["db"] = {{.exit_code = 3, .duration = 500ms}};
+  exec_.script["use"] = {{.duration = 2s}};
+  std::string yaml = "name: t\nsteps:\n  db: {run: x, retry: 3, service: true}\n  use: {needs: db, run: y}\n";
+  EXPECT_EQ(RunSpec(yaml), RunState::kFailed);
+  EXPECT_EQ(Order(), (std::vector<std::string>{"db", "use"}));
+  EXPECT_EQ(Step("db").reason, "service exited with 3 before its dependants finished");
+  EXPECT_EQ(Step("use").state, StepState::kSucceeded);
 }
