@@ -443,6 +443,7 @@ TEST_F(FlowEngineTest, ItemsWaitingForAFullPoolAskTheStoreOncePerPollNotOncePerI
   EXPECT_EQ(RunSpec("name: p\nsteps:\n  fit: {run: \"true\", pool: gpu, foreach: [" + items + "]}\n"), RunState::kSucceeded);
   EXPECT_EQ(Order().size(), 20u);
   EXPECT_LE(store_.lease_calls, 20 + 80 + 20);
+}
 
 // --- services (specs/pipeline.md "Services") ----------------------------------
 
