@@ -187,9 +187,11 @@ Response Api::LineageGraph(const Request& r) {
   auto g = store.lineage().Lineage(hash, attempt_id, direction == "upstream");
   if (!g.ok()) return ErrorResponse(500, "internal", g.status().message());
   if (!hash.empty() && g->artifacts.empty()) return ErrorResponse(404, "not_found", "no artifact " + hash + " in the store");
-  json out = store::LineageJson(*g, direction == "downstream");
-  out["query_us"] = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
-  return Json(200, out);
+  int64_t took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+  Response res;
+  res.headers.emplace_back("Cache-Control", "no-store");
+  res.body = store::LineageJsonText(*g, direction == "downstream") + ",\"query_us\":" + std::to_string(took) + "}";
+  return res;
 }
 
 Response Api::Artifact(const Request& r, const std::string& hash) {

@@ -1,5 +1,7 @@
 #include "store/registry_json.h"
 
+#include "util/json.h"
+
 namespace sluice::store {
 
 using json = nlohmann::json;
@@ -27,21 +29,45 @@ json ModelAliasJson(const ModelAlias& a) {
           {"updated_by", a.updated_by.empty() ? json() : json(a.updated_by)}};
 }
 
-json LineageJson(const LineageStore::Graph& g, bool downstream) {
-  json j = {{"direction", downstream ? "downstream" : "upstream"},
-            {"artifacts", json::array()},
-            {"attempts", json::array()},
-            {"edges", json::array()}};
-  for (const auto& a : g.artifacts) j["artifacts"].push_back({{"hash", a.hash}, {"kind", a.kind}, {"size", a.size}, {"uri", a.uri}});
-  for (const auto& a : g.attempts) {
-    json at = {{"id", a.id}, {"run", a.run_id}, {"step", a.step_id}, {"attempt", a.number}, {"state", engine::Name(a.state)}};
-    if (a.item >= 0) at["item"] = a.item;
-    auto identity = json::parse(a.identity, nullptr, false);
-    if (!identity.is_discarded()) at["identity"] = identity;
-    j["attempts"].push_back(at);
+std::string LineageJsonText(const LineageStore::Graph& g, bool downstream) {
+  std::string o;
+  o.reserve(g.artifacts.size() * 260 + g.attempts.size() * 400 + g.edges.size() * 130 + 64);
+  o += downstream ? "{\"direction\":\"downstream\",\"artifacts\":[" : "{\"direction\":\"upstream\",\"artifacts\":[";
+  for (size_t i = 0; i < g.artifacts.size(); ++i) {
+    const engine::ArtifactRef& a = g.artifacts[i];
+    if (i) o += ',';
+    o += "{\"hash\":" + JsonUserString(a.hash) + ",\"kind\":" + JsonUserString(a.kind) +
+         ",\"size\":" + std::to_string(a.size) + ",\"uri\":" + JsonUserString(a.uri) + '}';
   }
-  for (const auto& e : g.edges)
-    j["edges"].push_back({{"attempt", e.attempt_id}, {"artifact", e.hash}, {"role", e.role}, {"name", e.name}});
+  o += "],\"attempts\":[";
+  for (size_t i = 0; i < g.attempts.size(); ++i) {
+    const engine::AttemptRecord& a = g.attempts[i];
+    if (i) o += ',';
+    o += "{\"id\":" + std::to_string(a.id) + ",\"run\":" + std::to_string(a.run_id) + ",\"step\":" + JsonUserString(a.step_id);
+    if (a.item >= 0) o += ",\"item\":" + std::to_string(a.item);
+    o += ",\"attempt\":" + std::to_string(a.number) + ",\"state\":\"" + engine::Name(a.state) + '"';
+    if (a.identity.size() >= 2 && a.identity.front() == '{' && a.identity.back() == '}') o += ",\"identity\":" + a.identity;
+    o += '}';
+  }
+  o += "],\"edges\":[";
+  for (size_t i = 0; i < g.edges.size(); ++i) {
+    const LineageStore::Graph::Edge& e = g.edges[i];
+    if (i) o += ',';
+    o += "{\"attempt\":" + std::to_string(e.attempt_id) + ",\"artifact\":" + JsonUserString(e.hash) +
+         ",\"role\":" + JsonUserString(e.role) + ",\"name\":" + JsonUserString(e.name) + '}';
+  }
+  o += ']';
+  return o;
+}
+
+json LineageJson(const LineageStore::Graph& g, bool downstream) {
+  json j = json::parse(LineageJsonText(g, downstream) + "}", nullptr, false);
+  // A stored identity that is not JSON after all is left out, not the graph.
+  if (j.is_discarded()) {
+    LineageStore::Graph bare = g;
+    for (auto& a : bare.attempts) a.identity.clear();
+    j = json::parse(LineageJsonText(bare, downstream) + "}");
+  }
   return j;
 }
 

@@ -34,7 +34,11 @@ nlohmann::json ModelAliasJson(const ModelAlias& a);
 // A lineage graph: direction (upstream or downstream), artifacts ({hash,
 // kind, size, uri}), attempts ({id, run, step, item (foreach items only),
 // attempt (its number), state, identity}), edges ({attempt, artifact, role,
-// name}).
+// name}). The text is the definition, without its closing brace so that a
+// caller may add fields (GET /api/lineage adds query_us): a chain of 10,000
+// artifacts is answered in text. An attempt's identity is the JSON text
+// Sluice stored, placed as it is (left out when it is not an object).
+std::string LineageJsonText(const LineageStore::Graph& g, bool downstream);
 nlohmann::json LineageJson(const LineageStore::Graph& g, bool downstream);
 
 }  // namespace sluice::store
