@@ -51,7 +51,8 @@ function ago(ms) {
 }
 
 // A metric over its index: `lines` [{name, colour, points: [{i, v}]}] (points
-// in index order); each point has its value as a hover title. opts: {label,
+// in index order); each point has its value as a hover title (but in a
+// decimated line). opts: {label,
 // format(v)}. The value axis spans the values' range (from 0 when all are
 // positive and the smallest is under half the largest). A line of more
 // points than the plot has columns is decimated (decimate() below): it looks
@@ -83,6 +84,7 @@ export function indexChart(lines, opts) {
     const d = points.map((p, k) => `${k ? 'L' : 'M'}${x(p.i).toFixed(1)},${y(p.v).toFixed(1)}`).join('');
     root.append(svg('path', { class: 'line c' + line.colour, d, 'data-line': line.name, 'data-points': line.points.length },
       svg('title', {}, line.name)));
+    if (points !== line.points) continue;  // decimated: a point per value would be a smear, not a hover
     for (const p of points)
       root.append(svg('circle', { class: 'point c' + line.colour, cx: x(p.i).toFixed(1), cy: y(p.v).toFixed(1), r: 0.5 },
         svg('title', {}, `${line.name} · ${opts.indexName || 'index'} ${p.i}: ${opts.format(p.v)}`)));
