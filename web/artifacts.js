@@ -54,11 +54,13 @@ export async function folderFiles(hash) {
   return listing.files || [];
 }
 
-// One row per artifact: step, output name, kind, size, hash, and links to
-// download it, preview it and see its lineage. A folder's row lists its
+// One row per artifact (the first TABLE_MAX): step, output name, kind, size,
+// hash, and links to download it, preview it and see its lineage. A folder's row lists its
 // files when previewed, each with its own links.
-export function artifactTable(runId, artifacts) {
-  if (!artifacts.length) return el('p', { class: 'muted' }, 'No artifacts.');
+export const TABLE_MAX = 500;  // rows drawn at most (a run of 10,000 steps may have as many artifacts)
+export function artifactTable(runId, all) {
+  if (!all.length) return el('p', { class: 'muted' }, 'No artifacts.');
+  const artifacts = all.slice(0, TABLE_MAX);
   const rows = artifacts.map((a) => {
     const box = el('div', { class: 'artifact-preview' });
     const step = a.step + (a.item !== undefined ? `[${a.item}]` : '');
@@ -80,7 +82,8 @@ export function artifactTable(runId, artifacts) {
     ];
   });
   return el('div', { class: 'scroll' }, el('table', { class: 'artifacts', 'data-run': runId },
-    el('tr', {}, ['Step', 'Output', 'Kind', 'Size', 'Hash', ''].map((h) => el('th', {}, h))), rows.flat()));
+    el('tr', {}, ['Step', 'Output', 'Kind', 'Size', 'Hash', ''].map((h) => el('th', {}, h))), rows.flat()),
+    all.length > artifacts.length ? el('p', { class: 'muted' }, `The first ${artifacts.length} of ${all.length} artifacts (GET /api/runs/${runId}/artifacts?step=STEP lists a step's).`) : null);
 }
 
 // A folder's files, each with a download link and a preview.
