@@ -12,6 +12,8 @@ import { closeStreams, onUnauthorized, readSession, session } from './api.js';
 import { showError } from './dom.js';
 import { onSignedIn, setWho, showLogin } from './login.js';
 import * as compare from './compare.js';
+import * as lineage from './lineage.js';
+import * as models from './models.js';
 import * as pipeline from './pipeline.js';
 import * as pipelines from './pipelines.js';
 import * as run from './run.js';
@@ -20,7 +22,7 @@ import * as service from './service.js';
 import * as services from './services.js';
 
 // The first page whose path matches is shown; any other hash shows the first.
-const pages = [pipelines, pipeline, run, runs, compare, services, service];
+const pages = [pipelines, pipeline, run, runs, compare, services, service, models, lineage];
 
 async function route() {
   closeStreams();

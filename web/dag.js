@@ -1,5 +1,7 @@
 // The DAG picture, as an SVG: one box per step (a foreach step as a stack of
-// cards with its item count), coloured by state through app.css. Laid out
+// cards with its item count), coloured by state through app.css. Other
+// layered graphs (the lineage's) are drawn by the same code: a node may
+// bring its own `label`, `title`, `sub` line and `kind` (data-kind). Laid out
 // once per list of steps, left to right or, when that is wider than the
 // panel and top to bottom is not, top to bottom; scaled down to fit the
 // panel when that keeps it readable; zoomed with − Fit +, panned by dragging
@@ -42,17 +44,19 @@ function layout(steps, down) {
 function node(s, p, opts, selected) {
   const st = s.state || (s.forecast === 'skipped' ? 'skipped' : 'pending');
   const g = svg('g', { class: 'node' + (selected === s.id ? ' selected' : ''), 'data-step': s.id, 'data-state': st,
-                       transform: `translate(${p.x},${p.y})`, tabindex: 0 });
+                       'data-kind': s.kind, transform: `translate(${p.x},${p.y})`, tabindex: 0 });
   if (s.foreach) {  // a foreach step: a stack of cards with its item count
     g.append(svg('rect', { class: 'stack', x: -6, y: -6, width: W, height: H }));
     g.append(svg('rect', { class: 'stack', x: -3, y: -3, width: W, height: H }));
   }
   g.append(svg('rect', { class: 'box', x: 0, y: 0, width: W, height: H }));
-  const label = s.id.length > 20 ? s.id.slice(0, 19) + '…' : s.id;
-  g.append(svg('title', {}, s.id));
+  const name = s.label || s.id;
+  const label = name.length > 20 ? name.slice(0, 19) + '…' : name;
+  g.append(svg('title', {}, s.title || name));
   g.append(svg('text', { x: 10, y: 19 }, label));
   let sub = st;
-  if (s.foreach) {
+  if (s.sub !== undefined) sub = s.sub;
+  else if (s.foreach) {
     const n = s.items !== undefined ? s.items : '?';
     const counts = s.item_states ? Object.entries(s.item_states).map(([k, v]) => v + ' ' + k).join(', ') : '';
     sub = 'foreach ×' + n + (counts ? ' · ' + counts : '');
@@ -78,7 +82,8 @@ function edge(a, b, s, down) {
 // it out again only when the steps' ids or layers changed), redrawSoon()
 // draws it again at the next frame after the steps' states were changed in
 // place, reveal(test) scrolls the first step passing test(step) into view.
-// opts.onSelect(id) makes boxes clickable (and is what "Find" calls). `el`
+// opts.onSelect(id) makes boxes clickable (and is what "Find" calls);
+// opts.noun names what the boxes are ("step"). `el`
 // is its element: the tools above the scrolling picture (class dag).
 export function dagView(opts) {
   const root = svg('svg', { role: 'img', 'aria-label': 'pipeline DAG' });
@@ -162,15 +167,17 @@ export function dagView(opts) {
     zoomed = true;
     setScale(next);
   };
-  const find = el('input', { type: 'search', id: 'dag-find', placeholder: 'Find a step', 'aria-label': 'find a step by name' });
+  const noun = opts.noun || 'step';
+  const find = el('input', { type: 'search', id: 'dag-find', placeholder: 'Find a ' + noun, 'aria-label': `find a ${noun} by name` });
   const found = el('span', { class: 'muted', id: 'dag-found' });
   find.addEventListener('keydown', (e) => {
     if (e.key !== 'Enter') return;
     e.preventDefault();
     const text = find.value.trim().toLowerCase();
     if (!text) return;
-    const hit = steps.find((s) => s.id.toLowerCase() === text) || steps.find((s) => s.id.toLowerCase().includes(text));
-    found.textContent = hit ? '' : 'no step named like that';
+    const name = (s) => (s.label || s.id).toLowerCase();
+    const hit = steps.find((s) => name(s) === text) || steps.find((s) => name(s).includes(text));
+    found.textContent = hit ? '' : `no ${noun} named like that`;
     if (!hit) return;
     if (opts.onSelect) opts.onSelect(hit.id);
     else { selected = hit.id; redrawSoon(); }

@@ -1,9 +1,11 @@
 // A run's page (#/r/ID): its DAG drawn live, a timeline of its attempts, the
-// run's outputs once it has them, and
+// run's outputs once it has them, its artifacts (read again when the run
+// ends), and
 // for the step clicked its attempts, exit reasons, outputs, metrics and its
 // log tailing live; Cancel and Retry failed steps; Approve or Reject a step
 // waiting for approval (sluice/approval), with the values it asks for.
 import { api, closeLogStream, closeStreams, fetchText, followLog, listen, session } from './api.js';
+import { artifactTable } from './artifacts.js';
 import { formatMetric, indexChart } from './charts.js';
 import { dagView } from './dag.js';
 import { badge, duration, el, main, showError, when } from './dom.js';
@@ -179,10 +181,14 @@ async function runPage(id) {
   const outputs = el('div');
   let approvalsKey = null;
   const shown = params.length ? el('p', {}, 'Params: ', params.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join('  ')) : '';
+  const artifacts = el('div', { class: 'card', id: 'run-artifacts' }, el('h2', {}, 'Artifacts'), el('p', { class: 'muted' }, 'Loading…'));
   main().replaceChildren(title, meta, shown, act, approvals, outputs,
     el('div', { class: 'cols' },
       el('div', {}, el('h2', {}, 'DAG'), dag.el, el('h2', {}, 'Timeline'), timeline),
-      panel));
+      panel), artifacts);
+  api('GET', `/api/runs/${id}/artifacts`)
+    .then((a) => artifacts.replaceChildren(el('h2', {}, 'Artifacts'), artifactTable(id, a.artifacts)))
+    .catch(showError);
   let byId = new Map();
   const renderRun = () => {
     const r = view.run;

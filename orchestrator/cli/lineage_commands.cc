@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "store/registry_json.h"
 #include "util/duration.h"
 #include "util/json.h"
 #include "util/strings.h"
@@ -113,21 +114,8 @@ int Lineage(const std::string& target, bool downstream, const std::string& forma
   std::map<int64_t, const AttemptRecord*> by_id;
   for (const AttemptRecord& a : g->attempts) by_id[a.id] = &a;
   if (format == "json") {
-    nlohmann::json j = {{"direction", downstream ? "downstream" : "upstream"},
-                        {"artifacts", nlohmann::json::array()}, {"attempts", nlohmann::json::array()},
-                        {"edges", nlohmann::json::array()}, {"query_us", took.count()}};
-    for (const auto& a : g->artifacts)
-      j["artifacts"].push_back({{"hash", a.hash}, {"kind", a.kind}, {"size", a.size}, {"uri", a.uri}});
-    for (const auto& a : g->attempts) {
-      nlohmann::json at = {{"id", a.id}, {"run", a.run_id}, {"step", a.step_id}, {"attempt", a.number},
-                           {"state", engine::Name(a.state)}};
-      if (a.item >= 0) at["item"] = a.item;
-      auto identity = nlohmann::json::parse(a.identity, nullptr, false);
-      if (!identity.is_discarded()) at["identity"] = identity;
-      j["attempts"].push_back(at);
-    }
-    for (const auto& e : g->edges)
-      j["edges"].push_back({{"attempt", e.attempt_id}, {"artifact", e.hash}, {"role", e.role}, {"name", e.name}});
+    nlohmann::json j = store::LineageJson(*g, downstream);
+    j["query_us"] = took.count();
     std::cout << JsonText(j, 2) << "\n";
     return kExitOk;
   }

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "store/registry_json.h"
 #include "util/json.h"
 #include "util/strings.h"
 
@@ -27,22 +28,10 @@ int Models(const std::string& name, bool all, const std::string& format) {
   size_t archived = static_cast<size_t>(
       std::count_if(models->begin(), models->end(), [](const store::ModelVersion& m) { return m.archived_ms != 0; }));
   if (!all) std::erase_if(*models, [](const store::ModelVersion& m) { return m.archived_ms != 0; });
-  // What the registering attempt measured, latest value per name (a model
-  // registered by hand has none).
-  auto metrics_of = [&](const store::ModelVersion& m) {
-    std::map<std::string, double> last;
-    if (!m.attempt_id) return last;
-    auto rows = store->runs().ListAttemptMetrics(m.attempt_id);
-    if (rows.ok())
-      for (const auto& row : *rows) last[row.name] = row.value;
-    return last;
-  };
+  auto metrics_of = [&](const store::ModelVersion& m) { return store::VersionMetrics(store->runs(), m); };
   if (format == "json") {
     nlohmann::json j = nlohmann::json::array();
-    for (const auto& m : *models)
-      j.push_back({{"name", m.name}, {"version", m.version}, {"aliases", m.aliases}, {"artifact", m.artifact},
-                   {"uri", m.uri}, {"run", m.run_id}, {"step", m.step_id}, {"created_ms", m.created_ms},
-                   {"archived", m.archived_ms != 0}, {"metrics", metrics_of(m)}});
+    for (const auto& m : *models) j.push_back(store::ModelVersionJson(m, metrics_of(m)));
     std::cout << JsonText(j, 2) << "\n";
     return kExitOk;
   }
@@ -93,7 +82,7 @@ int PromoteModel(const std::string& name, int version, const std::string& alias,
     std::cerr << "sluice: alias " << Quote(alias) << " must match [a-z0-9][a-z0-9-]*\n";
     return kExitUsage;
   }
-  Status st = store->registry().SetAlias(name, version, alias, WallClockMs());
+  Status st = store->registry().SetAlias(name, version, alias, Actor(), WallClockMs());
   if (!st.ok()) {
     std::cerr << "sluice: " << st.message() << "\n";
     return kExitFailed;

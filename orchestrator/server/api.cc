@@ -1,6 +1,7 @@
 // The API (server/api.h): authentication, sessions, routing, the log line,
 // and the UI's files. The pipelines' and runs' routes are in api_runs.cc,
-// webhooks in api_hooks.cc, services in api_services.cc.
+// webhooks in api_hooks.cc, services in api_services.cc, models, artifacts
+// and lineage in api_models.cc.
 #include "server/api.h"
 #include "server/api_helpers.h"
 
@@ -287,6 +288,22 @@ Response Api::Route(const Request& r) {
     if (auto g = guard("GET", TokenScope::kRead)) return *g;
     return Artifact(r, s[2]);
   }
+  if (s.size() == 2 && s[1] == "models") {
+    if (auto g = guard("GET", TokenScope::kRead)) return *g;
+    return ListModels();
+  }
+  if (s.size() == 3 && s[1] == "models") {
+    if (auto g = guard("GET", TokenScope::kRead)) return *g;
+    return GetModel(s[2]);
+  }
+  if (s.size() == 4 && s[1] == "models" && s[3] == "aliases") {
+    if (auto g = guard("POST", TokenScope::kRun)) return *g;
+    return SetModelAlias(r, s[2]);
+  }
+  if (s.size() == 2 && s[1] == "lineage") {
+    if (auto g = guard("GET", TokenScope::kRead)) return *g;
+    return LineageGraph(r);
+  }
   if (s.size() == 2 && s[1] == "services") {
     if (auto g = guard("GET", TokenScope::kRead)) return *g;
     return ListServices();
@@ -314,6 +331,10 @@ Response Api::Route(const Request& r) {
     if (s.size() == 4 && s[3] == "attempts") {
       if (auto g = guard("GET", TokenScope::kRead)) return *g;
       return ListAttempts(id);
+    }
+    if (s.size() == 4 && s[3] == "artifacts") {
+      if (auto g = guard("GET", TokenScope::kRead)) return *g;
+      return RunArtifacts(r, id);
     }
     if (s.size() == 4 && s[3] == "log") {
       if (auto g = guard("GET", TokenScope::kRead)) return *g;

@@ -5,7 +5,7 @@
 // open; every other /api route needs a token (Authorization: Bearer) or a
 // session cookie made from one, with the scope the route names (read for
 // every GET, run to start, cancel or retry a run or to promote or abort a
-// rollout, admin to change a service). A
+// rollout or to set a model's alias, admin to change a service). A
 // request made with the cookie
 // that changes anything must carry the session's X-CSRF-Token header and,
 // if it has an Origin, come from this server's own origin. Webhooks are
@@ -79,6 +79,12 @@ class Api {
   Response DecideApproval(const Request& r, int64_t id, const std::string& step);
   Response Events(const Request& r);
   Response Artifact(const Request& r, const std::string& hash);
+  // The model registry, a run's artifacts and the lineage (api_models.cc).
+  Response ListModels();
+  Response GetModel(const std::string& name);
+  Response SetModelAlias(const Request& r, const std::string& name);
+  Response RunArtifacts(const Request& r, int64_t id);
+  Response LineageGraph(const Request& r);
   Response Hook(const Request& r, const std::string& pipeline);
   Response StaticFile(const std::string& path);
   // The services' admin routes (api_services.cc; specs/api.yaml).

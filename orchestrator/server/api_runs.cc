@@ -1,5 +1,5 @@
-// The API's routes for pipelines, runs, their attempts, logs, events and
-// artifacts (server/api.h).
+// The API's routes for pipelines, runs, their attempts, logs and events
+// (server/api.h).
 #include "server/api.h"
 #include "server/api_helpers.h"
 
@@ -552,45 +552,6 @@ Response Api::Events(const Request& r) {
   Response res;
   EventHub* hub = events_;
   res.on_stream = [hub, run](std::shared_ptr<EventStream> stream) { hub->Subscribe(stream, run); };
-  return res;
-}
-
-Response Api::Artifact(const Request& r, const std::string& hash) {
-  bool hex = hash.size() == 64 && hash.find_first_not_of("0123456789abcdef") == std::string::npos;
-  if (!hex) return ErrorResponse(404, "not_found", "artifacts are named by their SHA-256 (64 hex digits)");
-  fs::path root = options_.home + "/artifacts";
-  fs::path base = root / hash;
-  auto real = ResolveInside(base, root);
-  if (!real) return ErrorResponse(404, "not_found", "no artifact " + hash);
-  fs::path file = *real;
-  std::string sub = r.Query("path").value_or("");
-  std::error_code ec;
-  if (fs::is_directory(file, ec)) {
-    if (sub.empty()) {
-      json files = json::array();
-      for (auto it = fs::recursive_directory_iterator(file, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-        if (it->is_regular_file()) files.push_back({{"path", it->path().lexically_relative(file).string()}, {"size", it->file_size()}});
-      return Json(200, {{"hash", hash}, {"kind", "dir"}, {"files", files}});
-    }
-    auto inner = ResolveInside(file / sub, file);
-    if (fs::path(sub).is_absolute() || !inner) return ErrorResponse(404, "not_found", "no file " + Quote(sub) + " in artifact " + hash);
-    file = *inner;
-  } else if (!sub.empty()) {
-    return ErrorResponse(404, "not_found", "artifact " + hash + " is a file, not a folder");
-  }
-  if (!fs::is_regular_file(file, ec)) return ErrorResponse(404, "not_found", "not a file");
-  auto size = fs::file_size(file, ec);
-  if (size > (256u << 20)) return ErrorResponse(413, "too_large", "the file is over 256 MB; read it from the store's folder");
-  std::ifstream in(file, std::ios::binary);
-  Response res;
-  res.content_type = "application/octet-stream";
-  res.body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  std::string name = sub.empty() ? hash : fs::path(sub).filename().string();
-  std::string safe;
-  for (char c : name) safe += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') ? c : '_';
-  res.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + safe + "\"");
-  // Opened in a tab anyway, an HTML artifact runs no script in the UI's origin.
-  res.headers.emplace_back("Content-Security-Policy", "sandbox");
   return res;
 }
 

@@ -475,6 +475,12 @@ CREATE TABLE pool_leases (
 CREATE INDEX pool_leases_by_pool ON pool_leases(pool);
 )sql";
 
+// Version 18: who moved an alias ('user:LOGIN' from the CLI, 'token:NAME'
+// from the API or the UI); NULL for aliases set before.
+const char* kSchemaV18 = R"sql(
+ALTER TABLE model_aliases ADD COLUMN updated_by TEXT;
+)sql";
+
 }  // namespace
 
 Db::~Db() {
@@ -559,7 +565,7 @@ Status Db::Migrate() {
   // Forward migrations, each in its own transaction with the version bump.
   static const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6, kSchemaV7, kSchemaV8,
                                        kSchemaV9, kSchemaV10, kSchemaV11, kSchemaV12, kSchemaV13, kSchemaV14,
-                                       kSchemaV15, kSchemaV16, kSchemaV17};
+                                       kSchemaV15, kSchemaV16, kSchemaV17, kSchemaV18};
   static_assert(std::size(kMigrations) == kSchemaVersion);
   for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
     Status st = Begin();

@@ -132,6 +132,22 @@ Result<LineageStore::Graph> LineageStore::Lineage(const std::string& artifact_ha
   return g;
 }
 
+Result<std::vector<LineageStore::RunArtifact>> LineageStore::RunArtifacts(int64_t run_id, const std::string& step) {
+  Query q = db_.Prepare(
+      "SELECT t.step_id, t.item, t.number, t.id, l.role, l.name, a.hash, a.kind, a.size, a.uri"
+      " FROM attempts t JOIN lineage l ON l.attempt_id = t.id AND l.role IN ('produced', 'reused')"
+      " JOIN artifacts a ON a.hash = l.artifact"
+      " WHERE t.run_id = ?1 AND (?2 = '' OR t.step_id = ?2) ORDER BY t.id, l.name");
+  q.Bind(1, run_id).Bind(2, step);
+  std::vector<RunArtifact> out;
+  Status st = q.ForEachRow("read the artifacts of run " + std::to_string(run_id), [&] {
+    out.push_back({q.Text(0), static_cast<int>(q.Int(1)), static_cast<int>(q.Int(2)), q.Int(3), q.Text(4), q.Text(5),
+                   {q.Text(6), q.Text(7), q.Int(8), q.Text(9)}});
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
 Result<bool> LineageStore::HasArtifact(const std::string& hash) {
   Query q = db_.Prepare("SELECT 1 FROM artifacts WHERE hash = ?");
   q.Bind(1, hash);

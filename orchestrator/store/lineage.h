@@ -43,6 +43,18 @@ class LineageStore {
     std::vector<Edge> edges;
   };
   Result<Graph> Lineage(const std::string& artifact_hash, int64_t attempt_id, bool upstream);
+  // What a run's attempts produced or reused (a cache hit's outputs), by
+  // step, item, attempt and output name; only `step`'s when it is not empty.
+  struct RunArtifact {
+    std::string step_id;
+    int item = -1;
+    int attempt = 0;  // the attempt's number
+    int64_t attempt_id = 0;
+    std::string role;  // produced | reused
+    std::string name;  // the output's name
+    engine::ArtifactRef artifact;
+  };
+  Result<std::vector<RunArtifact>> RunArtifacts(int64_t run_id, const std::string& step);
   // True if the store has a record of this artifact.
   Result<bool> HasArtifact(const std::string& hash);
   // The attempt's lineage edges, with their artifacts.

@@ -68,7 +68,19 @@ Result<RegistryStore::VersionState> RegistryStore::FindVersion(const std::string
   return v;
 }
 
-Status RegistryStore::SetAlias(const std::string& name, int version, const std::string& alias, int64_t now_ms) {
+Result<std::vector<ModelAlias>> RegistryStore::ListAliases(const std::string& name) {
+  Query q = db_.Prepare("SELECT alias, version, updated_ms, IFNULL(updated_by, '') FROM model_aliases WHERE name = ? ORDER BY alias");
+  q.Bind(1, name);
+  std::vector<ModelAlias> out;
+  Status st = q.ForEachRow("read the aliases of model " + name, [&] {
+    out.push_back({q.Text(0), static_cast<int>(q.Int(1)), q.Int(2), q.Text(3)});
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Status RegistryStore::SetAlias(const std::string& name, int version, const std::string& alias, const std::string& by,
+                               int64_t now_ms) {
   if (Status st = db_.RequireNoBatch("SetAlias"); !st.ok()) return st;
   auto v = FindVersion(name, version);
   if (!v.ok()) return v.status();
@@ -76,8 +88,9 @@ Status RegistryStore::SetAlias(const std::string& name, int version, const std::
   if (v->archived)
     return Status::Incompatible(name + "@" + std::to_string(version) + " is archived; an alias points only at a version "
                                 "in use (sluice models unarchive " + name + "@" + std::to_string(version) + ")");
-  Query q = db_.Prepare("INSERT OR REPLACE INTO model_aliases(name, alias, version, updated_ms) VALUES (?, ?, ?, ?)");
-  q.Bind(1, name).Bind(2, alias).Bind(3, version).Bind(4, now_ms);
+  Query q = db_.Prepare(
+      "INSERT OR REPLACE INTO model_aliases(name, alias, version, updated_ms, updated_by) VALUES (?, ?, ?, ?, ?)");
+  q.Bind(1, name).Bind(2, alias).Bind(3, version).Bind(4, now_ms).Bind(5, by);
   if (q.Step() != SQLITE_DONE) return db_.Error("set alias " + alias + " of model " + name);
   return Status::Ok();
 }

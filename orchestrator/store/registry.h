@@ -33,6 +33,14 @@ struct ModelVersion {
   std::vector<std::string> aliases;  // staging, production, ...
 };
 
+// An alias and who moved it last.
+struct ModelAlias {
+  std::string alias;
+  int version = 0;
+  int64_t updated_ms = 0;
+  std::string updated_by;  // 'user:LOGIN' (CLI), 'token:NAME' (API, UI); empty for aliases set before schema 18
+};
+
 class RegistryStore {
  public:
   explicit RegistryStore(Db& db) : db_(db) {}
@@ -54,9 +62,13 @@ class RegistryStore {
   // deleted version resolves to nothing.
   Result<ModelVersion> ResolveModel(const std::string& ref);
 
-  // Moves `alias` to `version`, which must be neither archived nor deleted.
+  // The aliases of `name`, by alias.
+  Result<std::vector<ModelAlias>> ListAliases(const std::string& name);
+
+  // Moves `alias` to `version`, which must be neither archived nor deleted,
+  // recording `by` (who) and `now_ms` (when).
   // REQUIRES: no journal batch is open.
-  Status SetAlias(const std::string& name, int version, const std::string& alias, int64_t now_ms);
+  Status SetAlias(const std::string& name, int version, const std::string& alias, const std::string& by, int64_t now_ms);
   // Removes `alias`; returns the version it pointed at. With `expected` > 0
   // it is removed only if it points there.
   // REQUIRES: no journal batch is open.

@@ -30,8 +30,14 @@ inline int64_t UserVersion(const std::string& path) {
   return v;
 }
 
-// Undoes schema version 17 by hand (concurrency groups and pools), so a test can step further back.
+// Undoes schema version 18 by hand (who moved an alias), so a test can step further back.
+inline void UndoVersion18(sqlite3* db) {
+  ExecAll(db, {"ALTER TABLE model_aliases DROP COLUMN updated_by", "PRAGMA user_version=17"});
+}
+
+// Undoes schema versions 18 and 17 by hand (concurrency groups and pools), so a test can step further back.
 inline void UndoVersion17(sqlite3* db) {
+  UndoVersion18(db);
   ExecAll(db, {"DROP TABLE pool_leases", "DROP TABLE pools", "DROP INDEX runs_by_group",
                "ALTER TABLE runs DROP COLUMN concurrency_group", "ALTER TABLE runs DROP COLUMN group_admitted",
                "PRAGMA user_version=16"});

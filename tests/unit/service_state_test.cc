@@ -93,7 +93,7 @@ TEST_F(ServiceStateTest, ANameAtVersionIsPinnedToItsArtifactUriAndNumber) {
 }
 
 TEST_F(ServiceStateTest, AnAliasAndLatestResolveToTheNumbersTheyNameNow) {
-  ASSERT_TRUE(store_->registry().SetAlias("fashion", 1, "production", 5).ok());
+  ASSERT_TRUE(store_->registry().SetAlias("fashion", 1, "production", "user:test", 5).ok());
   auto s = Resolve("service: fashion\nversions:\n  blue: {model: fashion@production}\n"
                    "  green: {model: fashion@latest}\ntraffic: {blue: 100, green: 0}\n");
   ASSERT_TRUE(s.ok()) << s.status().message();
@@ -104,12 +104,12 @@ TEST_F(ServiceStateTest, AnAliasAndLatestResolveToTheNumbersTheyNameNow) {
 
 TEST_F(ServiceStateTest, AMovedAliasChangesTheHashAndTheSameDocumentDoesNot) {
   const char* text = "service: fashion\nversions:\n  blue: {model: fashion@production}\n";
-  ASSERT_TRUE(store_->registry().SetAlias("fashion", 1, "production", 5).ok());
+  ASSERT_TRUE(store_->registry().SetAlias("fashion", 1, "production", "user:test", 5).ok());
   auto first = Resolve(text);
   auto again = Resolve(text);
   ASSERT_TRUE(first.ok() && again.ok());
   EXPECT_EQ(first->spec_hash, again->spec_hash);
-  ASSERT_TRUE(store_->registry().SetAlias("fashion", 2, "production", 6).ok());
+  ASSERT_TRUE(store_->registry().SetAlias("fashion", 2, "production", "user:test", 6).ok());
   auto moved = Resolve(text);
   ASSERT_TRUE(moved.ok());
   EXPECT_EQ(moved->versions[0].model_version, 2);

@@ -167,7 +167,7 @@ TEST(DbTest, AWriteOfItsOwnIsRefusedWhileAJournalBatchIsOpen) {
   EXPECT_EQ(runs.RequestCancel(run).code(), Code::kInternal);
   EXPECT_EQ(runs.TakeOverRun(run, 1).status().code(), Code::kInternal);
   EXPECT_EQ(runs.StartQueued(run).status().code(), Code::kInternal);
-  EXPECT_EQ(s->registry().SetAlias("m", 1, "production", 2).code(), Code::kInternal);
+  EXPECT_EQ(s->registry().SetAlias("m", 1, "production", "user:test", 2).code(), Code::kInternal);
   EXPECT_EQ(s->registry().DeleteModel("m", 1, 2).code(), Code::kInternal);
   EXPECT_EQ(s->access().CreateToken("ci", store::TokenScope::kRun, 2).status().code(), Code::kInternal);
   EXPECT_EQ(s->access().SetLastFire("demo", "* * * * * UTC", 2).code(), Code::kInternal);
@@ -186,7 +186,7 @@ TEST(DbTest, AWriteOfItsOwnIsRefusedWhileAJournalBatchIsOpen) {
   EXPECT_TRUE(s->access().ListTokens()->empty());
   // Once flushed, they go through.
   EXPECT_TRUE(runs.RequestCancel(run).ok());
-  EXPECT_TRUE(s->registry().SetAlias("m", 1, "production", 3).ok());
+  EXPECT_TRUE(s->registry().SetAlias("m", 1, "production", "user:test", 3).ok());
   EXPECT_TRUE(s->access().CreateToken("ci", store::TokenScope::kRun, 3).ok());
 }
 
@@ -409,7 +409,7 @@ TEST(DbTest, ADatabaseAtSchemaVersion16MigratesTo17WithItsRunsInNoGroupAndNoPool
   EXPECT_EQ(UserVersion(path), 16);
   auto s = OpenStore(path);
   ASSERT_TRUE(s);
-  EXPECT_EQ(UserVersion(path), 17);
+  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
   auto row = s->runs().GetRun(run);
   ASSERT_TRUE(row.ok());
   EXPECT_EQ(row->group, "");
@@ -586,7 +586,7 @@ TEST(RegistryStoreTest, AnArchivedVersionResolvesByItsNumberButNotAsLatest) {
   ASSERT_TRUE(s->registry().ArchiveModel("fashion", 2, true, 3).ok());
   EXPECT_EQ(s->registry().ResolveModel("fashion@latest")->version, 1);
   EXPECT_EQ(s->registry().ResolveModel("fashion@2")->archived_ms, 3);
-  EXPECT_EQ(s->registry().SetAlias("fashion", 2, "production", 4).message(),
+  EXPECT_EQ(s->registry().SetAlias("fashion", 2, "production", "user:test", 4).message(),
             "fashion@2 is archived; an alias points only at a version in use (sluice models unarchive fashion@2)");
   ASSERT_TRUE(s->registry().ArchiveModel("fashion", 1, true, 5).ok());
   EXPECT_EQ(s->registry().ResolveModel("fashion@latest").status().message(),
@@ -600,8 +600,8 @@ TEST(RegistryStoreTest, AVersionAnAliasPointsAtIsNeitherArchivedNorDeletedUntilT
   RunProducingModels(s->runs(), {"aa"});
   ASSERT_EQ(*s->registry().RegisterModel("fashion", "aa", 0, "", 0, 1), 1);
   ASSERT_TRUE(s->db().Flush().ok());
-  ASSERT_TRUE(s->registry().SetAlias("fashion", 1, "production", 2).ok());
-  ASSERT_TRUE(s->registry().SetAlias("fashion", 1, "staging", 2).ok());
+  ASSERT_TRUE(s->registry().SetAlias("fashion", 1, "production", "user:test", 2).ok());
+  ASSERT_TRUE(s->registry().SetAlias("fashion", 1, "staging", "user:test", 2).ok());
   EXPECT_EQ(s->registry().DeleteModel("fashion", 1, 3).message(),
             "aliases production, staging point at fashion@1; move or remove them before it is deleted "
             "(sluice models promote fashion --alias production --remove)");
@@ -612,6 +612,45 @@ TEST(RegistryStoreTest, AVersionAnAliasPointsAtIsNeitherArchivedNorDeletedUntilT
   EXPECT_EQ(*s->registry().RemoveAlias("fashion", "staging", 1), 1);
   EXPECT_EQ(s->registry().RemoveAlias("fashion", "staging", 0).status().message(), "model 'fashion' has no alias 'staging'");
   EXPECT_TRUE(s->registry().DeleteModel("fashion", 1, 4).ok());
+}
+
+TEST(RegistryStoreTest, AnAliasRecordsWhoMovedItAndWhen) {
+  auto s = OpenStore(TempDb("alias-who"));
+  RunProducingModels(s->runs(), {"aa", "bb"});
+  ASSERT_EQ(*s->registry().RegisterModel("fashion", "aa", 0, "", 0, 1), 1);
+  ASSERT_EQ(*s->registry().RegisterModel("fashion", "bb", 0, "", 0, 1), 2);
+  ASSERT_TRUE(s->db().Flush().ok());
+  ASSERT_TRUE(s->registry().SetAlias("fashion", 1, "production", "user:ada", 10).ok());
+  ASSERT_TRUE(s->registry().SetAlias("fashion", 2, "production", "token:ci", 20).ok());
+  auto aliases = s->registry().ListAliases("fashion");
+  ASSERT_TRUE(aliases.ok());
+  ASSERT_EQ(aliases->size(), 1u);
+  EXPECT_EQ((*aliases)[0].alias, "production");
+  EXPECT_EQ((*aliases)[0].version, 2);
+  EXPECT_EQ((*aliases)[0].updated_ms, 20);
+  EXPECT_EQ((*aliases)[0].updated_by, "token:ci");
+  EXPECT_TRUE(s->registry().ListAliases("nothing")->empty());
+}
+
+TEST(RegistryStoreTest, ASchema17AliasMigratesTo18WithNobodyRecordedAsItsSetter) {
+  std::string path = TempDb("v17-alias");
+  {
+    auto s = OpenStore(path);
+    RunProducingModels(s->runs(), {"aa"});
+    ASSERT_EQ(*s->registry().RegisterModel("fashion", "aa", 0, "", 0, 1), 1);
+    ASSERT_TRUE(s->db().Flush().ok());
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sluice::testing::UndoVersion18(db);
+  sluice::testing::ExecAll(db, {"INSERT INTO model_aliases(name, alias, version, updated_ms) VALUES ('fashion', 'production', 1, 5)"});
+  sqlite3_close(db);
+  auto s = OpenStore(path);
+  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
+  auto aliases = s->registry().ListAliases("fashion");
+  ASSERT_EQ(aliases->size(), 1u);
+  EXPECT_EQ((*aliases)[0].updated_by, "");
+  EXPECT_EQ((*aliases)[0].updated_ms, 5);
 }
 
 // --- AccessStore
