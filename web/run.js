@@ -52,7 +52,7 @@ function stepPanel(run, stepId) {
   const latest = attempts[attempts.length - 1];
   const log = el('pre', { id: 'step-log' }, latest ? '' : 'No attempt yet.');
   const panel = el('div', { class: 'card', id: 'step-panel' }, el('h2', {}, 'Step ', step.id, ' ', badge(step.state)),
-    step.reason ? el('p', { class: 'error' }, step.reason) : null,
+    step.reason ? el('p', { class: ['failed', 'cancelled'].includes(step.state) ? 'error' : 'muted' }, step.reason) : null,
     el('table', {}, el('tr', {}, el('th', {}, 'Attempt'), el('th', {}, 'State'), el('th', {}, 'Exit'), el('th', {}, 'Why'), el('th', {}, 'Took'),
                       attempts.some((a) => a.job_id) ? el('th', {}, 'Job') : null),
       attempts.map((a) => el('tr', {}, el('td', {}, (a.item >= 0 ? `[${a.item}] ` : '') + '#' + a.number), el('td', {}, badge(a.state)),

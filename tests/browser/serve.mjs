@@ -2,7 +2,8 @@
 // `sluice serve`.
 //
 // launchChromium() starts Debian's Chromium headless with the project's
-// flags; it exits 1 naming the fix when playwright-core is not installed.
+// flags; it throws naming the fix when playwright-core is not installed (the
+// test's finally then stops its server: exiting here would leave it running).
 // startServe starts `sluice serve --dir DIR --port 0` with `env` and resolves, once it
 // prints its address, to { server, url } (url ends with '/'). The caller
 // stops the server by its pid: stopChild(child) sends SIGTERM to a child
@@ -28,8 +29,7 @@ export async function launchChromium() {
   try {
     chromium = (await import('playwright-core')).chromium;
   } catch {
-    console.error('playwright-core is not installed: run npm ci in tests/browser (scripts/install-deps.sh does)');
-    process.exit(1);
+    throw new Error('playwright-core is not installed: run npm ci in tests/browser (scripts/install-deps.sh does)');
   }
   return chromium.launch({
     executablePath: '/usr/bin/chromium',

@@ -87,10 +87,11 @@ const token = execFileSync(sluice, ['token', 'create', '--scope', 'run', '--name
 
 const { server, url } = await startServe(sluice, dir, env);
 
-const browser = await launchChromium();
+let browser;
 const problems = [];
 let failed = false;
 try {
+  browser = await launchChromium();
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   // A 401 is expected only while signed out on purpose: for a request that
   // was answered after the sign-out began and made before the sign-in that
@@ -349,7 +350,7 @@ try {
   failed = true;
   console.error('FAILED: ' + (e.stack || e));
 } finally {
-  await browser.close();
+  if (browser) await browser.close();
   const code = await stopChild(server);
   if (code !== 0) {
     failed = true;
