@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launchChromium, startServe, stopChild } from './serve.mjs';
+import { apiClient, createToken, launchChromium, startServe, stopChild } from './serve.mjs';
 
 const [sluiceArg, shotDir, pluginArg, seedArg] = process.argv.slice(2);
 if (!sluiceArg || !seedArg) {
@@ -74,23 +74,10 @@ steps:
 `);
 const home = path.join(root, 'home');
 const env = { ...process.env, SLUICE_HOME: home, SLUICE_PLUGIN_PATH: pluginDir || '' };
-const token = execFileSync(sluice, ['token', 'create', '--scope', 'run', '--name', 'browser'], { env, encoding: 'utf8' })
-  .match(/slc_[0-9a-f]+/)[0];
+const token = createToken(sluice, env);
 
 const { server, url } = await startServe(sluice, dir, env);
-const api = async (method, p, body) => {
-  const res = await fetch(url + p.slice(1), { method, headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' },
-                                              body: body && JSON.stringify(body) });
-  return res.json();
-};
-const finished = async (id) => {
-  for (let i = 0; i < 300; ++i) {
-    const r = await api('GET', '/api/runs/' + id);
-    if (['succeeded', 'failed', 'cancelled'].includes(r.state)) return r.state;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('run ' + id + ' did not finish');
-};
+const { api, finished } = apiClient(url, token);
 
 let failed = false;
 let browser;

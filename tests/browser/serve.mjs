@@ -8,7 +8,7 @@
 // prints its address, to { server, url } (url ends with '/'). The caller
 // stops the server by its pid: stopChild(child) sends SIGTERM to a child
 // process and resolves to its exit code (or the signal that ended it).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 
 export function startServe(sluice, dir, env) {
   const server = spawn(sluice, ['serve', '--dir', dir, '--port', '0'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -42,4 +42,30 @@ export function stopChild(child) {
   const exited = new Promise((r) => child.once('exit', (code, signal) => r(code ?? signal)));
   child.kill('SIGTERM');
   return exited;
+}
+
+// A token of scope run, made with the CLI (it is printed once).
+export function createToken(sluice, env) {
+  return execFileSync(sluice, ['token', 'create', '--scope', 'run', '--name', 'browser'], { env, encoding: 'utf8' })
+    .match(/slc_[0-9a-f]+/)[0];
+}
+
+// The JSON API as `token` sees it: api(method, path, body) resolves to the
+// parsed answer; finished(id) to the run's state once it is final (polled
+// every 100 ms, for at most 30 s).
+export function apiClient(url, token) {
+  const api = async (method, p, body) => {
+    const res = await fetch(url + p.slice(1), { method, headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' },
+                                                body: body && JSON.stringify(body) });
+    return res.json();
+  };
+  const finished = async (id) => {
+    for (let i = 0; i < 300; ++i) {
+      const r = await api('GET', '/api/runs/' + id);
+      if (['succeeded', 'failed', 'cancelled'].includes(r.state)) return r.state;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('run ' + id + ' did not finish');
+  };
+  return { api, finished };
 }
