@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { apiClient, createToken, launchChromium, startServe, stopChild } from './serve.mjs';
+import { apiClient, createToken, launchChromium, startServe, tearDown } from './serve.mjs';
 
 const sluice = process.argv[2] && path.resolve(process.argv[2]);
 if (!sluice) {
@@ -117,12 +117,6 @@ try {
   failed = true;
   console.error('FAILED: ' + (e.stack || e));
 } finally {
-  if (browser) await browser.close();
-  const code = await stopChild(server);
-  if (code !== 0) {
-    failed = true;
-    console.error('FAILED: sluice serve exited with ' + code + ' after SIGTERM');
-  }
-  fs.rmSync(root, { recursive: true, force: true });
+  if (!(await tearDown(browser, server, root))) failed = true;
 }
 process.exit(failed ? 1 : 0);

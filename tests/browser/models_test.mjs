@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { apiClient, createToken, launchChromium, startServe, stopChild } from './serve.mjs';
+import { apiClient, createToken, launchChromium, startServe, tearDown } from './serve.mjs';
 
 const [sluiceArg, shotDir, pluginArg, seedArg] = process.argv.slice(2);
 if (!sluiceArg || !seedArg) {
@@ -294,12 +294,6 @@ try {
   console.error('FAILED: ' + (e.stack || e));
 } finally {
   for (const f of figures) console.log('figure: ' + f);
-  if (browser) await browser.close();
-  const code = await stopChild(server);
-  if (code !== 0) {
-    failed = true;
-    console.error('FAILED: sluice serve exited with ' + code + ' after SIGTERM');
-  }
-  fs.rmSync(root, { recursive: true, force: true });
+  if (!(await tearDown(browser, server, root))) failed = true;
 }
 process.exit(failed ? 1 : 0);

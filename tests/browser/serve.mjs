@@ -9,6 +9,7 @@
 // stops the server by its pid: stopChild(child) sends SIGTERM to a child
 // process and resolves to its exit code (or the signal that ended it).
 import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
 
 export function startServe(sluice, dir, env) {
   const server = spawn(sluice, ['serve', '--dir', dir, '--port', '0'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -68,4 +69,14 @@ export function apiClient(url, token) {
     throw new Error('run ' + id + ' did not finish');
   };
   return { api, finished };
+}
+
+// The end of a test: closes the browser (if it opened), stops the server
+// (false, said as FAILED, unless it exits 0 on SIGTERM) and removes `root`.
+export async function tearDown(browser, server, root) {
+  if (browser) await browser.close();
+  const code = await stopChild(server);
+  if (code !== 0) console.error('FAILED: sluice serve exited with ' + code + ' after SIGTERM');
+  fs.rmSync(root, { recursive: true, force: true });
+  return code === 0;
 }

@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launchChromium, startServe, stopChild } from './serve.mjs';
+import { launchChromium, startServe, tearDown } from './serve.mjs';
 import { fileURLToPath } from 'node:url';
 
 const [sluice, shotDir, seedRollout] = process.argv.slice(2);
@@ -350,12 +350,6 @@ try {
   failed = true;
   console.error('FAILED: ' + (e.stack || e));
 } finally {
-  if (browser) await browser.close();
-  const code = await stopChild(server);
-  if (code !== 0) {
-    failed = true;
-    console.error('FAILED: sluice serve exited with ' + code + ' after SIGTERM');
-  }
-  fs.rmSync(root, { recursive: true, force: true });
+  if (!(await tearDown(browser, server, root))) failed = true;
 }
 process.exit(failed ? 1 : 0);
