@@ -177,6 +177,7 @@ class Engine {
   // final: ends it (cancel, run timeout, its `if`, a failed item upstream)
   // or queues it.
   Status StartItem(size_t unit);
+  // Stops (engine_stops.cc): a cancel, the run's timeout, the timers.
   Status FireTimers();
   Status BeginCancel(bool hard);
   // The pipeline's `timeout:` passed: the steps of `steps:` stop (running
@@ -187,6 +188,13 @@ class Engine {
   // at once if it has passed (a resume after it).
   Status ArmDeadline();
   bool RunsDuringCancel(size_t node) const;
+  // Takes the queued units, and the foreach items held back by
+  // max_parallel, of the steps `keep` does not keep: they will not start.
+  std::vector<size_t> TakeUnstarted(const std::function<bool(size_t node)>& keep);
+  // Records each unit final as `state` with `reason`, and finishes it.
+  Status EndUnits(const std::vector<size_t>& units, StepState state, const std::string& reason);
+  // SIGTERM to the attempt's process group, SIGKILL after the grace period.
+  void StopGently(int64_t attempt_id, size_t unit);
   void Emit(Event e);
   TimePoint NextDeadline() const;
   // Pools (engine_pools.cc). A unit of a step with `pool:` leases its

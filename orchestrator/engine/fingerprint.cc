@@ -1,4 +1,4 @@
-// What identifies an attempt (engine/fingerprint.h). About 630 lines, in
+// What identifies an attempt (engine/fingerprint.h). About 660 lines, in
 // sections: the real file system, the identity's rendering, the files a
 // command's words name, deps, and the words for a change. They are one job,
 // and they share the identity's JSON shape: split, each part would repeat it.
