@@ -1,3 +1,6 @@
+// RunsStore (store/runs.h): runs, step records, attempts and metrics, and
+// the engine's journal. About 640 lines, kept in one file: the SQL of one
+// concern, each statement beside the function that runs it.
 #include "store/runs.h"
 
 #include <chrono>
