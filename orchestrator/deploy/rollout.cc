@@ -1,3 +1,7 @@
+// deploy::Deployment (deploy/rollout.h), the drive every strategy shares:
+// start, shift, pause with analysis, promote, roll back. About 610 lines,
+// kept in one file: they are one object's life, and each phase reads and
+// changes the state the others leave.
 #include "deploy/rollout.h"
 
 #include <httplib.h>

@@ -3,7 +3,9 @@
 // thread, touched only by that thread; one Exchange per request. The
 // request head is written by hand and the body straight from the caller's
 // shared string (no copy, no serializer); the answer is read by Beast with
-// the client's header and body limits.
+// the client's header and body limits. About 660 lines, kept in one file:
+// an exchange's life (connect or reuse, write, read, retry, give back) is
+// one state machine over the per-thread state.
 #include <sys/socket.h>
 #include <sys/types.h>
 
