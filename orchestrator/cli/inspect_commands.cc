@@ -403,7 +403,14 @@ int Logs(const std::string& run_text, const std::string& step_text, int attempt_
     std::cerr << "sluice: " << here << " was cached from " << there << "; its log:\n";
     a = std::move(*source);
   }
-  // A step that never wrote anything has no log file: its log is empty.
+  // An attempt that wrote nothing, or never started, has no log file: its
+  // log is empty, and what it ended with is said on stderr.
+  if (a->state != StepState::kRunning && !a->reason.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(a->log_path, ec))
+      std::cerr << "sluice: run " << id << " step " << StepLabel(a->step_id, a->item) << " attempt " << a->number
+                << " wrote no log; it ended " << engine::Name(a->state) << ": " << a->reason << "\n";
+  }
   std::ifstream f(a->log_path, std::ios::binary);
   char buf[65536];
   auto drain = [&]() {

@@ -148,7 +148,10 @@ class Engine {
   // Renders the unit's next attempt and records it (not yet committed);
   // leaves `req` empty when the attempt failed before it could start.
   Status PrepareUnit(size_t unit, std::optional<AttemptRequest>* req);
-  Status LaunchUnit(size_t unit, const AttemptRequest& request, Result<Started> started);
+  Status LaunchUnit(size_t unit, Result<Started> started);
+  // The unit's recorded attempt could not start, for `reason`: it failed
+  // and is retried as its policy says.
+  Status StartFailed(size_t unit, const std::string& reason);
   Status FailBeforeStart(size_t unit, const std::string& reason, bool retryable);
   // The unit's attempt failed as `failed` says: retried if its retry limit,
   // its retry.on and the run's state allow, else final.

@@ -77,7 +77,7 @@ Status Engine::StartReady() {
   for (auto& [u, req] : launching) requests.push_back(&req);
   std::vector<Result<Started>> started = executor_->StartAll(requests);
   for (size_t i = 0; i < launching.size() && s.ok(); ++i)
-    s = LaunchUnit(launching[i].first, launching[i].second, std::move(started[i]));
+    s = LaunchUnit(launching[i].first, std::move(started[i]));
   return s;
 }
 
@@ -152,6 +152,10 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   if (st.ok()) st = store_->SaveLineage(unit.live().record, inputs);
   if (!st.ok()) return st;
   req.attempt_id = unit.live().record.id;
+  // One that cannot start fails here, in the batch, instead of after a
+  // commit of its own.
+  Status startable = executor_->CheckStart(req);
+  if (!startable.ok()) return StartFailed(u, startable.message());
   *out = std::move(req);
   return Status::Ok();
 }
@@ -188,19 +192,14 @@ Status Engine::ReuseCached(size_t u, const CachedResult& hit, const std::string&
   return EndUnit(u, StepState::kCached);
 }
 
-Status Engine::LaunchUnit(size_t u, const AttemptRequest& req, Result<Started> started) {
+Status Engine::LaunchUnit(size_t u, Result<Started> started) {
   Unit& unit = units_[u];
   const StepRecord& rec = graph_.unit_record(u);
   const spec::Step& s = plan_.pipeline->steps[graph_.node_of(u)];
   if (!started.ok()) {
     Status released = ReleasePool(u);
     if (!released.ok()) return released;
-    unit.live().record.state = StepState::kFailed;
-    unit.live().record.reason = started.status().message();
-    unit.live().record.finished_ms = clock_->WallMs();
-    (void)env_->AppendFile(req.log_path, "sluice: " + unit.live().record.reason + "\n");  // best effort: the reason is recorded
-    graph_.unit_record(u).exit_code = spec::Value();
-    return AfterFailure(u, {spec::Value(), 0, false, unit.live().record.reason});
+    return StartFailed(u, started.status().message());
   }
   unit.live().record.pid = started->pid;
   unit.live().record.job_id = started->job_id;
@@ -212,6 +211,17 @@ Status Engine::LaunchUnit(size_t u, const AttemptRequest& req, Result<Started> s
   e.job_id = started->job_id;
   Emit(e);
   return Status::Ok();
+}
+
+Status Engine::StartFailed(size_t u, const std::string& reason) {
+  Unit& unit = units_[u];
+  unit.live().record.state = StepState::kFailed;
+  unit.live().record.reason = reason;
+  unit.live().record.finished_ms = clock_->WallMs();
+  // No log file: the reason is on record, and `sluice logs` prints it.
+  // (Creating one cost more than the rest of the failure.)
+  graph_.unit_record(u).exit_code = spec::Value();
+  return AfterFailure(u, {spec::Value(), 0, false, reason});
 }
 
 // The unit's attempt (unit.live().record) is running: count it, take its slots,

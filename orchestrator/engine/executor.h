@@ -125,15 +125,20 @@ class Executor {
   // The JSON Schema of a plugin step's params (null when unknown): the engine
   // checks the rendered `with:` against it and fills in its defaults.
   virtual nlohmann::json ParamsSchema(const AttemptRequest&) { return nullptr; }
-  // Takes over an attempt a previous orchestrator started elsewhere (a
-  // cluster job, by attempt.job_id) and left running: its AttemptExit will
-  // come through Wait() like any other. An error: it cannot be followed.
+  // What would make Start() fail at once, found without starting anything
+  // (a program not on PATH, a missing workdir). The engine asks after the
+  // attempt is recorded and before it is committed, so an attempt that
+  // cannot start costs no commit of its own. Ok: Start() may go on.
+  virtual Status CheckStart(const AttemptRequest&) { return Status::Ok(); }
   // Services (specs/pipeline.md "Services"): a TCP port of 127.0.0.1 that no
   // one listens on now, for a service attempt to listen on. An error: this
   // executor runs no services.
   virtual Result<int> ServicePort() { return Status::Internal("this executor runs no services"); }
   // Whether the check passes now. Bounded: it blocks at most about a second.
   virtual bool ServiceReady(const ServiceCheck&) { return false; }
+  // Takes over an attempt a previous orchestrator started elsewhere (a
+  // cluster job, by attempt.job_id) and left running: its AttemptExit will
+  // come through Wait() like any other. An error: it cannot be followed.
   virtual Status Adopt(const AttemptRecord& attempt) {
     return Status::NotFound("attempt " + std::to_string(attempt.id) + " cannot be adopted here");
   }

@@ -100,6 +100,11 @@ std::string LocalExecutor::Resolve(const engine::AttemptRequest& r) {
   return found;
 }
 
+Status LocalExecutor::CheckStart(const engine::AttemptRequest& r) {
+  if (r.plugin) return Status::Ok();
+  return CheckSpawn(Resolve(r), r.argv, r.workdir);
+}
+
 int LocalExecutor::Slots(const engine::AttemptRequest& r) {
   const StepTypeInfo* type = TypeOf(r).second;
   if (type && !type->takes_slot) return 0;  // it only waits: no CPU of ours

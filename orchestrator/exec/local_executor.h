@@ -48,6 +48,7 @@ class LocalExecutor : public engine::Executor {
   std::optional<engine::AttemptExit> Wait(engine::TimePoint deadline) override;
   void Wake() override;
   int Slots(const engine::AttemptRequest& request) override;
+  Status CheckStart(const engine::AttemptRequest& request) override;
   nlohmann::json CodeIdentity(const engine::AttemptRequest& request) override;
   nlohmann::json ParamsSchema(const engine::AttemptRequest& request) override;
   // exec/service_check.h.

@@ -30,6 +30,11 @@ struct SpawnRequest {
 // "workdir /x: No such file or directory".
 Result<int> Spawn(const SpawnRequest& r);
 
+// The causes Spawn() finds before it starts anything (an empty command, a
+// workdir that is missing or not a folder, an empty `program`: not found),
+// with its words; Ok if none holds.
+Status CheckSpawn(const std::string& program, const std::vector<std::string>& argv, const std::string& workdir);
+
 // How a child ended, from a waitpid() status: its exit code, or for a
 // signal the signal and 128 + it, as a shell reports it.
 struct ChildEnd {

@@ -65,11 +65,18 @@ bool ChildEnded(int pid) {
   return r == 0 && info.si_pid == pid;
 }
 
-Result<int> Spawn(const SpawnRequest& r) {
-  if (r.argv.empty() || r.argv[0].empty()) return Status::StepFailed("empty command");
+Status CheckSpawn(const std::string& program, const std::vector<std::string>& argv, const std::string& workdir) {
+  if (argv.empty() || argv[0].empty()) return Status::StepFailed("empty command");
   struct stat st;
-  if (::stat(r.workdir.c_str(), &st) != 0) return Status::FromErrno("workdir " + r.workdir, errno);
-  if (!S_ISDIR(st.st_mode)) return Status::StepFailed("workdir " + r.workdir + ": not a directory");
+  if (::stat(workdir.c_str(), &st) != 0) return Status::FromErrno("workdir " + workdir, errno);
+  if (!S_ISDIR(st.st_mode)) return Status::StepFailed("workdir " + workdir + ": not a directory");
+  if (program.empty()) return Status::StepFailed("command not found: " + argv[0]);
+  return Status::Ok();
+}
+
+Result<int> Spawn(const SpawnRequest& r) {
+  Status startable = CheckSpawn(r.program, r.argv, r.workdir);
+  if (!startable.ok()) return startable;
 
   SpawnSetup s;
   if (r.stdin_fd >= 0) posix_spawn_file_actions_adddup2(&s.actions, r.stdin_fd, 0);
@@ -99,7 +106,6 @@ Result<int> Spawn(const SpawnRequest& r) {
   for (const std::string& e : r.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
-  if (r.program.empty()) return Status::StepFailed("command not found: " + r.argv[0]);
   pid_t pid;
   int rc = posix_spawn(&pid, r.program.c_str(), &s.actions, &s.attr, argv.data(), envp.data());
   if (rc != 0) {

@@ -78,6 +78,11 @@ int RoutingExecutor::Slots(const engine::AttemptRequest& request) {
   return e ? e->Slots(request) : 0;
 }
 
+Status RoutingExecutor::CheckStart(const engine::AttemptRequest& request) {
+  engine::Executor* e = For(request.placement);
+  return e ? e->CheckStart(request) : Status::Ok();
+}
+
 nlohmann::json RoutingExecutor::CodeIdentity(const engine::AttemptRequest& request) {
   return local_->CodeIdentity(request);
 }

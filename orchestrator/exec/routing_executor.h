@@ -43,6 +43,7 @@ class RoutingExecutor : public engine::Executor {
   std::optional<engine::AttemptExit> Wait(engine::TimePoint deadline) override;
   void Wake() override;
   int Slots(const engine::AttemptRequest& request) override;
+  Status CheckStart(const engine::AttemptRequest& request) override;
   nlohmann::json CodeIdentity(const engine::AttemptRequest& request) override;
   nlohmann::json ParamsSchema(const engine::AttemptRequest& request) override;
   // Services run here: the local executor's.

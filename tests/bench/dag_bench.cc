@@ -5,7 +5,8 @@
 // most 256 MB at 100,000). Also prints the time to load and plan a
 // 100,000-step spec (beside `make -n` of the same DAG), the time of `sluice
 // show` of a finished 100,000-step run (beside sqlite3 reading its rows), and
-// the wall time of a one-step `true` pipeline.
+// the wall time of a one-step `true` pipeline, and what a step that fails
+// before it starts costs beside a skipped one.
 //
 //   dag_bench [--sluice PATH] [--sizes 1000,5000,20000] [--reps 3]
 //   dag_bench --sizes 1000,5000,20000,100000 --reps 1   (the whole curve: ~15 min)
@@ -218,6 +219,45 @@ int main(int argc, char** argv) {
     std::printf("sluice show of a finished 100,000-step run: %.3f s (target <= 1 s); sqlite3 of its steps and "
                 "attempts: %.3f s; writing the run took %.2f s\n",
                 Median(tsh), Median(tsq), fill);
+  }
+
+  // Steps that fail before they start, 500 of each cause, against 500
+  // steps skipped after one failure (issue 17: no dearer than a skipped
+  // step). Each pipeline fails, so sluice exits 1; the figure is the extra
+  // wall time per step over a one-step failing pipeline.
+  {
+    const int n = 500;
+    auto write = [&](const std::string& file, const std::string& head, const std::string& step) {
+      std::ofstream f(dir / file);
+      f << "name: fails\n" << head << "steps:\n  root: {run: [\"false\"]}\n";
+      for (int k = 0; k < n; ++k) f << "  s" << k << ": " << step << "\n";
+    };
+    write("skipped.yaml", "", "{needs: [root], run: [\"true\"]}");
+    write("notfound.yaml", "", "{run: [no-such-command-of-the-bench]}");
+    write("workdir.yaml", "", "{run: [\"true\"], workdir: no-such-folder-of-the-bench}");
+    write("expr.yaml", "params:\n  j: {type: string, default: not-json}\n", "{run: [echo, \"${{ fromJSON(params.j) }}\"]}");
+    std::ofstream(dir / "root.yaml") << "name: fails\nsteps:\n  root: {run: [\"false\"]}\n";
+    auto median_of = [&](const char* file) {
+      std::vector<double> t;
+      for (int r = 0; r < std::max(reps, 3); ++r) {
+        Fresh(dir);
+        bench::Measure m = bench::Run({sluice, "run", file, "--jobs", "2"}, dir, home);
+        if (m.code != 1) {
+          std::fprintf(stderr, "sluice run %s exited with %d, not 1\n", file, m.code);
+          std::exit(1);
+        }
+        t.push_back(m.seconds);
+      }
+      return Median(t);
+    };
+    double root = median_of("root.yaml");
+    auto per_step_us = [&](const char* file) { return (median_of(file) - root) * 1e6 / n; };
+    double skipped = per_step_us("skipped.yaml");
+    double notfound = per_step_us("notfound.yaml"), workdir = per_step_us("workdir.yaml"),
+           expr = per_step_us("expr.yaml");
+    std::printf("a step failing before it starts, per step over %d (target: no dearer than skipped): command not found "
+                "%.0f us, missing workdir %.0f us, expression error %.0f us; skipped %.0f us\n",
+                n, notfound, workdir, expr, skipped);
   }
 
   // One-step `true` pipeline, against a bare `true` for the process floor.

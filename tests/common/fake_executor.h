@@ -11,6 +11,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,6 +42,13 @@ class FakeExecutor : public engine::Executor {
   // (unscripted: at once), as its tcp or http check sees it.
   std::map<std::string, std::chrono::milliseconds> ready_after;
 
+  // Programs CheckStart() finds missing ("command not found: NAME").
+  std::set<std::string> missing_programs;
+
+  Status CheckStart(const engine::AttemptRequest& r) override {
+    if (!r.argv.empty() && missing_programs.count(r.argv[0])) return Status::StepFailed("command not found: " + r.argv[0]);
+    return Status::Ok();
+  }
   Result<int> ServicePort() override { return next_port_++; }
   bool ServiceReady(const engine::ServiceCheck& c) override {
     auto it = ready_at_.find(c.port);

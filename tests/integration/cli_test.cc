@@ -136,7 +136,10 @@ steps:
   Output logs = box.Sluice({"logs", "1", "code"});
   EXPECT_EQ(logs.out, "oops\n");
   logs = box.Sluice({"logs", "1", "missing"});
-  EXPECT_EQ(logs.out, "sluice: command not found: no-such-command-here\n");
+  EXPECT_EQ(logs.code, 0);
+  EXPECT_EQ(logs.out, "");
+  EXPECT_EQ(logs.err, "sluice: run 1 step missing attempt 1 wrote no log; it ended failed: command not found: "
+                      "no-such-command-here\n");
 }
 
 TEST(CliTest, TimeoutKillsTheStepsWholeProcessGroup) {

@@ -221,6 +221,27 @@ TEST_F(EngineTest, ACommandThatCannotStartFailsItsAttempt) {
   EXPECT_EQ(Step("a").reason, "command not found: nope");
 }
 
+TEST_F(EngineTest, StepsFoundUnableToStartFailInTheBatchWithoutACommitEachAndAreRetriedAsTheirPolicySays) {
+  exec_.missing_programs = {"nope"};
+  std::string yaml = "name: t\nsteps:\n";
+  std::vector<std::string> ids;
+  for (int k = 0; k < 20; ++k) {
+    ids.push_back("s");
+    ids.back().append(std::to_string(k));
+    yaml.append("  ").append(ids.back()).append(": {run: [nope], retry: 1}\n");
+  }
+  EXPECT_EQ(RunSpec(yaml), RunState::kFailed);
+  EXPECT_TRUE(exec_.starts.empty());
+  for (const std::string& id : ids) {
+    EXPECT_EQ(Step(id).reason, "command not found: nope");
+    EXPECT_EQ(Step(id).attempts, 2);
+  }
+  EXPECT_FALSE(files_.Exists(dir_ + "/logs/s7.2.log"));
+  // Found when the executor starts them, each pair of attempts (--jobs 2)
+  // was committed before its start failed: 25 commits.
+  EXPECT_LE(store_->flushes, 5);
+}
+
 TEST_F(EngineTest, ForeachFansOutAndFansInOutputsInItemOrder) {
   exec_.script["shard[0]"] = {{.duration = 3s, .outputs = "part=A\n"}};
   exec_.script["shard[1]"] = {{.duration = 1s, .outputs = "part=B\n"}};
@@ -546,11 +567,12 @@ TEST_F(EngineTest, ACleanupStepThatFailsDuringACancelIsFailed) {
   EXPECT_EQ(Step("cleanup").attempts, 1);  // no retries during a cancel
 }
 
-TEST_F(EngineTest, TheLogFolderAndALineForACommandThatCannotStartGoThroughTheEnv) {
+TEST_F(EngineTest, TheLogFolderIsMadeThroughTheEnvAndACommandThatCannotStartWritesNoLog) {
   exec_.script["a"] = {{.exit_code = 127}};
   EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: [nope]}\n"), RunState::kFailed);
   EXPECT_TRUE(files_.Exists(dir_ + "/logs"));
-  EXPECT_EQ(files_.Read(dir_ + "/logs/a.1.log"), "sluice: command not found: nope\n");
+  EXPECT_FALSE(files_.Exists(dir_ + "/logs/a.1.log"));
+  EXPECT_EQ(Step("a").reason, "command not found: nope");
 }
 
 // Per-item if, matrix, fail_fast, max_parallel, hashFiles -------------------
