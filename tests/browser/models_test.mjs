@@ -4,7 +4,8 @@
 // list and a model's page; an alias set from the page and then seen by the
 // real `sluice models`; the run's artifacts previewed (text as text, an SVG
 // as a picture); an SVG artifact holding a <script> that does not run; the
-// lineage of the five steps drawn; screenshots at 1280x800, dark and on a
+// lineage of the five steps drawn; a file named like markup listed and
+// previewed as text; screenshots at 1280x800, dark and on a
 // 390 px phone; no console errors. Then the figures: a 10,000-artifact
 // chain (seed_lineage) drawn by the lineage page, and GET /api/lineage for
 // it, and a metric chart of 100,000 points (charts.js decimates it), each
@@ -64,6 +65,7 @@ steps:
       <svg xmlns="http://www.w3.org/2000/svg" width="200" height="120"><rect width="200" height="120" fill="#2563eb"/><text x="10" y="60" fill="#fff">confusion</text><script>window.pwned = 1; console.error('the artifact ran a script')</script></svg>
       EOF
       printf 'class,recall\\nshirt,0.7\\n<b>bag</b>,0.9\\n' > "$SLUICE_OUTPUTS_DIR/report/recall.csv"
+      echo plain > "$SLUICE_OUTPUTS_DIR/report/<img src=x onerror=window.pwned=2>.txt"
       echo '{"accuracy": 0.91}' > "$SLUICE_OUTPUTS_DIR/summary"
     outputs: {report: dir, summary: file}
   report:
@@ -172,6 +174,13 @@ try {
     await page.click('#run-artifacts li[data-file="recall.csv"] .preview-button');
     await page.waitForFunction(() => [...document.querySelectorAll('#run-artifacts li[data-file="recall.csv"] pre')].some((p) => p.textContent.includes('<b>bag</b>')));
     if (await page.$('#run-artifacts b')) throw new Error('CSV text became markup');
+    // A file named like markup is listed and previewed as text (RELIABILITY 19).
+    const hostile = '<img src=x onerror=window.pwned=2>.txt';
+    const files = await page.$$eval('#run-artifacts li[data-file]', (ls) => ls.map((l) => l.getAttribute('data-file')));
+    if (!files.includes(hostile)) throw new Error('files: ' + JSON.stringify(files));
+    await page.click(`#run-artifacts li[data-file="${hostile}"] .preview-button`);
+    await page.waitForFunction((h) => [...document.querySelectorAll('#run-artifacts li[data-file] pre')].some((p) => p.closest('li').getAttribute('data-file') === h && p.textContent === 'plain\n'), hostile);
+    if (await page.$('#main img[src="x"]')) throw new Error('a file name became an <img>');
     await page.click('#run-artifacts li[data-file="confusion.svg"] .preview-button');
     await page.waitForSelector('#run-artifacts li[data-file="confusion.svg"] img.artifact-picture');
     await page.waitForTimeout(200);
