@@ -210,7 +210,11 @@ Response Api::ListRuns(const Request& r) {
   res.headers.emplace_back("Cache-Control", "no-store");
   res.body.reserve(rows->size() * 400 + 64);
   res.body = "{\"runs\":[";
-  for (size_t i = 0; i < rows->size(); ++i) res.body += (i ? "," : "") + RunJsonText((*rows)[i]);
+  const int64_t now = NowMs();
+  for (size_t i = 0; i < rows->size(); ++i) {
+    if (i) res.body += ',';
+    store::AppendRunJson(&res.body, (*rows)[i], Interrupted((*rows)[i]), now);
+  }
   bool more = static_cast<int>(rows->size()) == f.limit && !rows->empty();
   res.body += "],\"next_before\":" + (more ? std::to_string(rows->back().id) : std::string("null")) + "}";
   return res;

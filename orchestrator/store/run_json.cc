@@ -1,6 +1,7 @@
 #include "store/run_json.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include "util/json.h"
 #include "util/strings.h"
@@ -11,39 +12,76 @@ using json = nlohmann::json;
 
 namespace {
 
-// Built by appending: `"\"" + IsoTime(ms)` draws a false -Wrestrict from GCC 12.
-std::string TimeText(int64_t ms) {
-  if (!ms) return "null";
-  std::string out = "\"";
-  out += IsoTime(ms);
-  out += '"';
-  return out;
+// Appended piece by piece, with no temporary strings: the run lists are the
+// API's busiest answers.
+void AppendTime(std::string* out, int64_t ms) {
+  if (!ms) {
+    *out += "null";
+    return;
+  }
+  *out += '"';
+  *out += IsoTime(ms);
+  *out += '"';
 }
+
+void AppendInt(std::string* out, int64_t v) {
+  char buf[24];
+  auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+  out->append(buf, end);
+}
+
+void AppendBool(std::string* out, bool v) { *out += v ? "true" : "false"; }
 
 }  // namespace
 
-std::string RunJsonText(const RunRow& r, bool interrupted, int64_t now_ms) {
+void AppendRunJson(std::string* out, const RunRow& r, bool interrupted, int64_t now_ms) {
+  std::string& o = *out;
   int64_t end = r.finished_ms ? r.finished_ms : now_ms;
+  o += "{\"id\":";
+  AppendInt(out, r.id);
+  o += ",\"pipeline\":";
+  AppendJsonString(out, r.pipeline);
+  o += ",\"state\":\"";
+  o += engine::Name(r.state);
+  o += "\",\"trigger\":";
+  AppendJsonString(out, r.trigger);
+  o += ",\"params\":";
+  o += !r.params_json.empty() && r.params_json[0] == '{' ? std::string_view(r.params_json) : std::string_view("{}");
+  o += ",\"created\":";
+  AppendTime(out, r.created_ms);
+  o += ",\"started\":";
+  AppendTime(out, r.started_ms);
+  o += ",\"finished\":";
+  AppendTime(out, r.finished_ms);
+  o += ",\"created_ms\":";
+  AppendInt(out, r.created_ms);
+  o += ",\"started_ms\":";
+  AppendInt(out, r.started_ms);
+  o += ",\"finished_ms\":";
+  AppendInt(out, r.finished_ms);
+  o += ",\"scheduled\":";
+  AppendTime(out, r.interval ? r.interval->end_ms : 0);
+  o += ",\"interval_start\":";
+  AppendTime(out, r.interval ? r.interval->start_ms : 0);
+  o += ",\"concurrency_group\":";
+  if (r.group.empty()) o += "null";
+  else AppendJsonString(out, r.group);
+  o += ",\"holds_group\":";
+  AppendBool(out, r.group_admitted);
+  o += ",\"duration_ms\":";
+  if (r.started_ms) AppendInt(out, end - r.started_ms);
+  else o += "null";
+  o += ",\"interrupted\":";
+  AppendBool(out, interrupted);
+  o += ",\"cancel_requested\":";
+  AppendBool(out, r.cancel_requested);
+  o += '}';
+}
+
+std::string RunJsonText(const RunRow& r, bool interrupted, int64_t now_ms) {
   std::string out;
   out.reserve(400 + r.params_json.size());
-  out += "{\"id\":" + std::to_string(r.id);
-  out += ",\"pipeline\":" + JsonString(r.pipeline);
-  out += ",\"state\":\"" + std::string(engine::Name(r.state)) + "\"";
-  out += ",\"trigger\":" + JsonString(r.trigger);
-  out += ",\"params\":" + (!r.params_json.empty() && r.params_json[0] == '{' ? r.params_json : std::string("{}"));
-  out += ",\"created\":" + TimeText(r.created_ms);
-  out += ",\"started\":" + TimeText(r.started_ms);
-  out += ",\"finished\":" + TimeText(r.finished_ms);
-  out += ",\"created_ms\":" + std::to_string(r.created_ms);
-  out += ",\"started_ms\":" + std::to_string(r.started_ms);
-  out += ",\"finished_ms\":" + std::to_string(r.finished_ms);
-  out += ",\"scheduled\":" + (r.interval ? TimeText(r.interval->end_ms) : std::string("null"));
-  out += ",\"interval_start\":" + (r.interval ? TimeText(r.interval->start_ms) : std::string("null"));
-  out += ",\"concurrency_group\":" + (r.group.empty() ? std::string("null") : JsonString(r.group));
-  out += ",\"holds_group\":" + std::string(r.group_admitted ? "true" : "false");
-  out += ",\"duration_ms\":" + (r.started_ms ? std::to_string(end - r.started_ms) : std::string("null"));
-  out += ",\"interrupted\":" + std::string(interrupted ? "true" : "false");
-  out += ",\"cancel_requested\":" + std::string(r.cancel_requested ? "true" : "false") + "}";
+  AppendRunJson(&out, r, interrupted, now_ms);
   return out;
 }
 
@@ -76,31 +114,31 @@ json RunOutputsJson(const std::vector<engine::RunOutputValue>& outputs) {
 void AppendAttemptJson(std::string* out, const engine::AttemptRecord& a) {
   std::string& o = *out;
   o += "{\"id\":";
-  o += std::to_string(a.id);
+  AppendInt(out, a.id);
   o += ",\"step\":";
   o += JsonUserString(a.step_id);
   o += ",\"item\":";
-  o += std::to_string(a.item);
+  AppendInt(out, a.item);
   o += ",\"number\":";
-  o += std::to_string(a.number);
+  AppendInt(out, a.number);
   o += ",\"state\":\"";
   o += engine::Name(a.state);
   o += "\",\"reason\":";
   o += JsonUserString(a.reason);
   o += ",\"exit_code\":";
-  o += std::to_string(a.exit_code);
+  AppendInt(out, a.exit_code);
   o += ",\"pid\":";
-  o += std::to_string(a.pid);
+  AppendInt(out, a.pid);
   o += ",\"job_id\":";
   o += JsonUserString(a.job_id);
   o += ",\"started\":";
-  o += TimeText(a.started_ms);
+  AppendTime(out, a.started_ms);
   o += ",\"finished\":";
-  o += TimeText(a.finished_ms);
+  AppendTime(out, a.finished_ms);
   o += ",\"started_ms\":";
-  o += std::to_string(a.started_ms);
+  AppendInt(out, a.started_ms);
   o += ",\"finished_ms\":";
-  o += std::to_string(a.finished_ms);
+  AppendInt(out, a.finished_ms);
   o += ",\"log\":";
   o += JsonUserString(a.log_path);
   o += '}';

@@ -36,6 +36,8 @@ namespace sluice::store {
 // recorded as its driver is gone. As text, written by hand: the run lists
 // are the API's busiest answers. The params column holds JSON Sluice wrote.
 std::string RunJsonText(const RunRow& r, bool interrupted, int64_t now_ms);
+// RunJsonText appended to *out.
+void AppendRunJson(std::string* out, const RunRow& r, bool interrupted, int64_t now_ms);
 nlohmann::json RunJson(const RunRow& r, bool interrupted, int64_t now_ms);
 
 // An attempt: id, step, item (-1 for a plain step), number, state, reason,

@@ -126,6 +126,12 @@ std::string IsoTime(int64_t ms) {
 std::string JsonString(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);
+  AppendJsonString(&out, s);
+  return out;
+}
+
+void AppendJsonString(std::string* to, std::string_view s) {
+  std::string& out = *to;
   out += '"';
   for (char c : s) {
     switch (c) {
@@ -145,7 +151,6 @@ std::string JsonString(std::string_view s) {
     }
   }
   out += '"';
-  return out;
 }
 
 std::string LogValue(std::string_view v) {

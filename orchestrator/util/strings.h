@@ -38,6 +38,8 @@ std::string IsoTime(int64_t ms_since_epoch);
 
 // `s` as a JSON string literal, quotes included (bytes >= 0x80 pass as they are).
 std::string JsonString(std::string_view s);
+// JsonString(s) appended to *out.
+void AppendJsonString(std::string* out, std::string_view s);
 
 // A string quoted for messages: 'abc' with control characters escaped.
 std::string Quote(std::string_view s);
