@@ -13,10 +13,8 @@
 #include "engine/attempt_render.h"
 #include "engine/decide.h"
 #include "engine/engine_unit.h"
-#include "engine/fingerprint.h"
 #include "engine/run_outputs.h"
 #include "util/duration.h"
-#include "util/secrets.h"
 
 namespace sluice::engine {
 

@@ -7,11 +7,9 @@
 
 #include "engine/attempt_end.h"
 #include "engine/attempt_render.h"
-#include "engine/decide.h"
 #include "engine/engine.h"
 #include "engine/engine_unit.h"
 #include "engine/fingerprint.h"
-#include "engine/run_outputs.h"
 #include "util/secrets.h"
 
 namespace sluice::engine {
