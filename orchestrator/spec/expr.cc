@@ -1,8 +1,6 @@
+// The expression language (spec/expr.h): its parser and evaluator. The
+// functions are in expr_functions.cc.
 #include "spec/expr.h"
-
-#include "spec/expr_functions.h"
-
-#include <regex.h>
 
 #include <algorithm>
 #include <charconv>
@@ -11,9 +9,7 @@
 #include <cstdint>
 #include <unordered_map>
 
-#include <nlohmann/json.hpp>
-
-#include "util/json.h"
+#include "spec/expr_functions.h"
 #include "util/strings.h"
 
 namespace sluice::spec {
