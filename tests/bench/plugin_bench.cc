@@ -2,7 +2,7 @@
 // 1. `sluice validate` of a pipeline with one torch/train step, the torch
 //    plugin read from its descriptor (LIB.json) and loaded from its library
 //    (libtorch with it), beside a pipeline without plugin steps (the floor);
-//    the three interleaved, median of --validate-reps.
+//    the three interleaved, median of --validate-reps (0 skips this part).
 // 2. Per-step overhead of 10,000 no-op steps run three ways: plugin
 //    in-process, plugin isolated (warm plugin hosts), and a subprocess `true`.
 //    Every transition is committed to SQLite in all three. The steps are
@@ -41,7 +41,9 @@ double Median(std::vector<double> v) {
 }
 
 // Part 1: what checking a torch step costs with and without its descriptor.
+// Skipped when reps is 0.
 void BenchValidate(const std::string& sluice, const fs::path& dir, int reps) {
+  if (reps <= 0) return;
   fs::path torch = fs::canonical("/proc/self/exe").parent_path().parent_path() / "plugins" / "libsluice-torch.so";
   fs::create_directories(dir / "described");
   fs::create_directories(dir / "loaded");
@@ -89,6 +91,10 @@ int main(int argc, char** argv) {
     else if (k == "--steps") n = std::atoi(v.c_str());
     else if (k == "--reps") reps = std::atoi(v.c_str());
     else if (k == "--validate-reps") validate_reps = std::atoi(v.c_str());
+  }
+  if (reps < 1 || validate_reps < 0 || n < 0) {
+    std::fprintf(stderr, "plugin_bench: --reps must be at least 1, --steps and --validate-reps at least 0\n");
+    return 2;
   }
   fs::path dir = fs::temp_directory_path() / ("sluice-plugin-bench-" + std::to_string(getpid()));
   fs::create_directories(dir);
