@@ -149,9 +149,9 @@ class Engine {
   // leaves `req` empty when the attempt failed before it could start.
   Status PrepareUnit(size_t unit, std::optional<AttemptRequest>* req);
   Status LaunchUnit(size_t unit, Result<Started> started);
-  // The unit's recorded attempt could not start, for `reason`: it failed
-  // and is retried as its policy says.
-  Status StartFailed(size_t unit, const std::string& reason);
+  // The unit's recorded attempt could not start, for `reason`: it failed,
+  // ended at `finished_ms`, and is retried as its policy says.
+  Status StartFailed(size_t unit, const std::string& reason, int64_t finished_ms);
   Status FailBeforeStart(size_t unit, const std::string& reason, bool retryable);
   // The unit's attempt failed as `failed` says: retried if its retry limit,
   // its retry.on and the run's state allow, else final.

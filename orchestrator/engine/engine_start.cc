@@ -153,7 +153,7 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   // One that cannot start fails here, in the batch, instead of after a
   // commit of its own.
   Status startable = executor_->CheckStart(req);
-  if (!startable.ok()) return StartFailed(u, startable.message());
+  if (!startable.ok()) return StartFailed(u, startable.message(), clock_->WallMs());
   *out = std::move(req);
   return Status::Ok();
 }
@@ -197,7 +197,7 @@ Status Engine::LaunchUnit(size_t u, Result<Started> started) {
   if (!started.ok()) {
     Status released = ReleasePool(u);
     if (!released.ok()) return released;
-    return StartFailed(u, started.status().message());
+    return StartFailed(u, started.status().message(), clock_->WallMs());
   }
   unit.live().record.pid = started->pid;
   unit.live().record.job_id = started->job_id;
@@ -211,11 +211,11 @@ Status Engine::LaunchUnit(size_t u, Result<Started> started) {
   return Status::Ok();
 }
 
-Status Engine::StartFailed(size_t u, const std::string& reason) {
+Status Engine::StartFailed(size_t u, const std::string& reason, int64_t finished_ms) {
   Unit& unit = units_[u];
   unit.live().record.state = StepState::kFailed;
   unit.live().record.reason = reason;
-  unit.live().record.finished_ms = clock_->WallMs();
+  unit.live().record.finished_ms = finished_ms;
   // No log file: the reason is on record, and `sluice logs` prints it.
   // (Creating one cost more than the rest of the failure.)
   graph_.unit_record(u).exit_code = spec::Value();
@@ -278,14 +278,10 @@ Status Engine::FailBeforeStart(size_t u, const std::string& reason, bool retryab
   Unit& unit = units_[u];
   StepRecord& rec = graph_.unit_record(u);
   NewAttempt(u);
-  unit.live().record.finished_ms = unit.live().record.started_ms;
   Status st = store_->BeginAttempt(&unit.live().record, rec);
   if (!st.ok()) return st;
-  unit.live().record.state = StepState::kFailed;
-  unit.live().record.reason = reason;
   if (!retryable) rec.tries = std::max(rec.tries, plan_.pipeline->steps[graph_.node_of(u)].retry.limit + 1);
-  rec.exit_code = spec::Value();
-  return AfterFailure(u, {spec::Value(), 0, false, reason});
+  return StartFailed(u, reason, unit.live().record.started_ms);
 }
 
 }  // namespace sluice::engine
