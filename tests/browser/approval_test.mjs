@@ -8,11 +8,10 @@
 // phone's width.
 //
 // usage: node approval_test.mjs SLUICE_BINARY [SCREENSHOT_DIR]
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launchChromium, startServe, stopChild } from './serve.mjs';
+import { createToken, launchChromium, startServe, stopChild } from './serve.mjs';
 
 const sluice = process.argv[2] && path.resolve(process.argv[2]);
 if (!sluice) {
@@ -37,9 +36,7 @@ steps:
     run: ["sh", "-c", "echo $0 $1 > deployed.txt", "\${{ steps.gate.outputs.replicas }}", "\${{ steps.gate.outputs.approver }}"]
 `);
 const env = { ...process.env, SLUICE_HOME: path.join(root, 'home') };
-const tokenOf = (scope, name) => execFileSync(sluice, ['token', 'create', '--scope', scope, '--name', name], { env, encoding: 'utf8' })
-  .match(/slc_[0-9a-f]+/)[0];
-const runner = tokenOf('run', 'browser'), reader = tokenOf('read', 'viewer');
+const runner = createToken(sluice, env), reader = createToken(sluice, env, 'read', 'viewer');
 
 const { server, url } = await startServe(sluice, dir, env);
 const api = async (method, p, token, body) => {

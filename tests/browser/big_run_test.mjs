@@ -7,11 +7,11 @@
 // what to watch.
 //
 // usage: node big_run_test.mjs SLUICE_BINARY
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launchChromium, startServe, stopChild } from './serve.mjs';
+import { createToken, launchChromium, startServe, stopChild } from './serve.mjs';
 
 const sluice = process.argv[2] && path.resolve(process.argv[2]);  // the driver starts in another folder
 if (!sluice) {
@@ -32,8 +32,7 @@ for (let k = 0; k < 10000; k++) {
 }
 fs.writeFileSync(path.join(dir, 'big.yaml'), spec);
 const env = { ...process.env, SLUICE_HOME: home };
-const token = execFileSync(sluice, ['token', 'create', '--scope', 'read', '--name', 'browser'], { env, encoding: 'utf8' })
-  .match(/slc_[0-9a-f]+/)[0];
+const token = createToken(sluice, env, 'read');
 
 const { server, url } = await startServe(sluice, dir, env);
 const driver = spawn(sluice, ['run', path.join(dir, 'big.yaml'), '--jobs', '8'], { env, cwd: dir, stdio: 'ignore' });

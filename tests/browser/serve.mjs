@@ -45,9 +45,9 @@ export function stopChild(child) {
   return exited;
 }
 
-// A token of scope run, made with the CLI (it is printed once).
-export function createToken(sluice, env) {
-  return execFileSync(sluice, ['token', 'create', '--scope', 'run', '--name', 'browser'], { env, encoding: 'utf8' })
+// A token of `scope` named `name`, made with the CLI (it is printed once).
+export function createToken(sluice, env, scope = 'run', name = 'browser') {
+  return execFileSync(sluice, ['token', 'create', '--scope', scope, '--name', name], { env, encoding: 'utf8' })
     .match(/slc_[0-9a-f]+/)[0];
 }
 

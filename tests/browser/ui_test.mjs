@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launchChromium, startServe, tearDown } from './serve.mjs';
+import { createToken, launchChromium, startServe, tearDown } from './serve.mjs';
 import { fileURLToPath } from 'node:url';
 
 const [sluice, shotDir, seedRollout] = process.argv.slice(2);
@@ -82,8 +82,7 @@ traffic: {blue: 100, green: 0}
 `);
 execFileSync(sluice, ['services', 'apply', '--no-gateway', path.join(root, 'service.yaml')], { env });
 const rolloutId = execFileSync(seedRollout, [path.join(home, 'sluice.db'), 'fashion', 'blue', 'green', '30'], { env, encoding: 'utf8' }).trim();
-const token = execFileSync(sluice, ['token', 'create', '--scope', 'run', '--name', 'browser'], { env, encoding: 'utf8' })
-  .match(/slc_[0-9a-f]+/)[0];
+const token = createToken(sluice, env);
 
 const { server, url } = await startServe(sluice, dir, env);
 
