@@ -86,11 +86,20 @@ Result<engine::Started> LocalExecutor::Start(const engine::AttemptRequest& r) {
   return engine::Started{*pid};
 }
 
-std::string LocalExecutor::Resolve(const engine::AttemptRequest& r) {
-  if (r.argv.empty()) return "";
+namespace {
+
+std::string PathOf(const engine::AttemptRequest& r) {
   std::string path = "/usr/local/bin:/usr/bin:/bin";
   for (const std::string& e : r.env)
     if (e.compare(0, 5, "PATH=") == 0) path = e.substr(5);
+  return path;
+}
+
+}  // namespace
+
+std::string LocalExecutor::Resolve(const engine::AttemptRequest& r) {
+  if (r.argv.empty()) return "";
+  std::string path = PathOf(r);
   if (r.argv[0].find('/') != std::string::npos) return ResolveProgram(r.argv[0], path, r.workdir);
   std::string key = path + '\0' + r.argv[0];
   auto it = programs_.find(key);
@@ -102,7 +111,13 @@ std::string LocalExecutor::Resolve(const engine::AttemptRequest& r) {
 
 Status LocalExecutor::CheckStart(const engine::AttemptRequest& r) {
   if (r.plugin) return Status::Ok();
-  return CheckSpawn(Resolve(r), r.argv, r.workdir);
+  std::string key = PathOf(r);
+  key.append(1, '\0').append(r.workdir).append(1, '\0').append(r.argv.empty() ? "" : r.argv[0]);
+  auto known = unstartable_.find(key);
+  if (known != unstartable_.end()) return known->second;
+  Status startable = CheckSpawn(Resolve(r), r.argv, r.workdir);
+  if (!startable.ok()) unstartable_.emplace(std::move(key), startable);
+  return startable;
 }
 
 int LocalExecutor::Slots(const engine::AttemptRequest& r) {
@@ -210,6 +225,12 @@ std::optional<engine::AttemptExit> LocalExecutor::Reap(int64_t attempt_id) {
 }
 
 std::optional<engine::AttemptExit> LocalExecutor::Wait(engine::TimePoint deadline) {
+  std::optional<engine::AttemptExit> e = WaitForEnd(deadline);
+  if (e) unstartable_.clear();  // what it did may have made what was missing
+  return e;
+}
+
+std::optional<engine::AttemptExit> LocalExecutor::WaitForEnd(engine::TimePoint deadline) {
   std::vector<pollfd> fds;
   enum class What { kWake, kExit, kOutput, kInProcess, kHost };
   std::vector<std::pair<What, int64_t>> what;

@@ -73,9 +73,16 @@ class LocalExecutor : public engine::Executor {
   // the executor's life (one run): a program installed meanwhile earlier on
   // the PATH is not noticed.
   std::string Resolve(const engine::AttemptRequest& r);
+  // Wait() without forgetting unstartable_.
+  std::optional<engine::AttemptExit> WaitForEnd(engine::TimePoint deadline);
 
   std::map<int64_t, Child> children_;  // by attempt id
   std::map<std::string, std::string> programs_;  // PATH + '\0' + name -> file
+  // Why CheckStart() refused (a program not on the PATH, a missing workdir),
+  // by PATH, workdir and program: asked again only once an attempt has
+  // ended, since what it did may have made what was missing. Until then a
+  // thousand steps that cannot start cost one search, not a thousand.
+  std::map<std::string, Status> unstartable_;
   std::map<std::string, std::string> library_hashes_;  // plugin library path -> SHA-256 of the file
   std::map<const StepTypeInfo*, nlohmann::json> code_identities_;  // asked once a step type: every attempt asks
   // A described plugin's library (path -> its table), loaded when an

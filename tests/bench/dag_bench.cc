@@ -221,12 +221,12 @@ int main(int argc, char** argv) {
                 Median(tsh), Median(tsq), fill);
   }
 
-  // Steps that fail before they start, 500 of each cause, against 500
+  // Steps that fail before they start, 5,000 of each cause, against 5,000
   // steps skipped after one failure (issue 17: no dearer than a skipped
   // step). Each pipeline fails, so sluice exits 1; the figure is the extra
   // wall time per step over a one-step failing pipeline.
   {
-    const int n = 500;
+    const int n = 5000;
     auto write = [&](const std::string& file, const std::string& head, const std::string& step) {
       std::ofstream f(dir / file);
       f << "name: fails\n" << head << "steps:\n  root: {run: [\"false\"]}\n";

@@ -1,7 +1,11 @@
 // RoutingExecutor sends each attempt to the executor its placement names and
 // multiplexes their ends; each executor says how many slots an attempt takes.
+#include <unistd.h>
+
 #include <chrono>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -193,6 +197,37 @@ TEST(LocalExecutorTest, AWaitingBuiltInStepTakesNoSlotAndOtherStepsTheirCpu) {
   EXPECT_EQ(local.Slots(PluginRequest("sluice", "wait", 4)), 0);
   EXPECT_EQ(local.Slots(PluginRequest("testkit", "noop", 2)), 2);  // not in this catalog: its cpu
   EXPECT_EQ(local.Slots(Request(1, "train", "local", 3)), 3);
+}
+
+// A step that ends may install what a later one runs: a command not found is
+// looked for again once an attempt has ended, and not before (a thousand
+// steps that cannot start cost one PATH search).
+TEST(LocalExecutorTest, ACommandNotFoundIsLookedForAgainOnlyAfterAnAttemptEnds) {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / ("sluice-local-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "bin");
+  LocalExecutor local;
+  AttemptRequest tool = Request(1, "tool", "local");
+  tool.argv = {"tool"};
+  tool.env = {"PATH=" + (dir / "bin").string()};
+  tool.workdir = dir.string();
+  EXPECT_EQ(local.CheckStart(tool).message(), "command not found: tool");
+  {
+    std::ofstream script(dir / "bin" / "tool");
+    script << "#!/bin/sh\n";
+  }
+  std::filesystem::permissions(dir / "bin" / "tool", std::filesystem::perms::owner_all);
+  EXPECT_EQ(local.CheckStart(tool).message(), "command not found: tool");  // no attempt has ended since
+
+  AttemptRequest installer = Request(2, "install", "local");
+  installer.argv = {"/bin/true"};
+  installer.workdir = dir.string();
+  installer.log_path = (dir / "install.log").string();
+  ASSERT_TRUE(local.Start(installer).ok());
+  std::optional<AttemptExit> ended = local.Wait(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+  ASSERT_TRUE(ended);
+  EXPECT_EQ(ended->attempt_id, 2);
+  EXPECT_TRUE(local.CheckStart(tool).ok());
+  std::filesystem::remove_all(dir);
 }
 
 TEST(PluginCatalogTest, TheBuiltInWaitIsRegisteredAsTakingNoSlot) {
