@@ -72,10 +72,18 @@ std::string ItemText(const spec::Value& v) {
 }
 
 // The order `sluice show` lists a run's steps in: the plan's (by layer, then
-// the spec's order) of the spec the run goes on with. Steps the spec does not
-// have (a retry --reload dropped them) come last, by name.
+// the spec's order) of the spec the run goes on with, as the store kept it
+// with the spec, or, for a spec stored before it kept one, from the spec.
+// Steps the spec does not have (a retry --reload dropped them) come last, by
+// name.
 std::unordered_map<std::string, size_t> StepOrder(store::RunsStore& runs, const store::RunRow& row) {
   std::unordered_map<std::string, size_t> rank;
+  auto kept = runs.StepOrder(row.spec_hash);
+  if (kept.ok() && !kept->empty()) {
+    rank.reserve(kept->size());
+    for (std::string& id : *kept) rank.emplace(std::move(id), rank.size());
+    return rank;
+  }
   auto text = runs.SpecText(row.spec_hash);
   if (!text.ok()) return rank;
   auto p = spec::ParsePipeline(row.spec_path, *text);

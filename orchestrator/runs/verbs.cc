@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/plan.h"
 #include "exec/process.h"
 
 namespace sluice::runs {
@@ -25,6 +26,15 @@ Refusal Refuse(Refusal::Why why, const store::RunRow& row) {
   r.state = row.state;
   if (why == Refusal::Why::kDriven) r.driver_pid = row.driver_pid;
   return r;
+}
+
+// Its step ids in its plan's order (by layer, then the spec's order): how
+// `sluice show` lists a run's steps.
+std::vector<std::string> PlanOrder(const spec::Pipeline& p) {
+  std::vector<std::string> ids;
+  ids.reserve(p.steps.size());
+  for (size_t i : engine::MakePlan(p).order) ids.push_back(p.steps[i].id);
+  return ids;
 }
 
 }  // namespace
@@ -82,8 +92,12 @@ Result<int64_t> RunVerbs::Create(const spec::Pipeline& p, const spec::ParamValue
   fs::path spec_path = fs::absolute(p.file).lexically_normal();
   auto group = spec::RenderConcurrencyGroup(p, params);
   if (!group.ok()) return group.status();
-  return runs_.CreateRun(p.name, p.text, spec_path.string(), spec_path.parent_path().string(),
-                         spec::ParamsJson(params).dump(), jobs, NowMs(), trigger, queued, interval, *group);
+  auto id = runs_.CreateRun(p.name, p.text, spec_path.string(), spec_path.parent_path().string(),
+                            spec::ParamsJson(params).dump(), jobs, NowMs(), trigger, queued, interval, *group);
+  if (!id.ok()) return id;
+  Status kept = runs_.SaveStepOrder(*id, PlanOrder(p));
+  if (!kept.ok()) return kept;
+  return id;
 }
 
 Status RunVerbs::BecomeDriver(int64_t run_id) {
@@ -148,6 +162,7 @@ Result<RetryStart> RunVerbs::Retry(StoredRun* run, const std::string& from, std:
   out.plan = PlanRetry(run->pipeline, *records, from, changed);
   if (out.plan.refused) return out;
   Status st = runs_.ResetSteps(id, out.plan.rerun, out.plan.failed_items, update ? &*update : nullptr);
+  if (st.ok() && update) st = runs_.SaveStepOrder(id, PlanOrder(run->pipeline));
   if (!st.ok()) return st;
   auto lost = TakeOver(id);
   if (!lost.ok()) return lost.status();

@@ -198,6 +198,35 @@ Result<std::string> RunsStore::SpecText(const std::string& hash) {
   return q.Text(0);
 }
 
+Status RunsStore::SaveStepOrder(int64_t run_id, const std::vector<std::string>& step_ids) {
+  std::string text;
+  for (const std::string& id : step_ids) text.append(id).append(1, '\n');
+  return db_.Transaction("SaveStepOrder", [&] {
+    Query q = db_.Prepare(
+        "UPDATE specs SET step_order = ? WHERE hash = (SELECT spec_hash FROM runs WHERE id = ?) AND step_order IS NULL");
+    if (q.Bind(1, text).Bind(2, run_id).Step() != SQLITE_DONE)
+      return db_.Error("save the step order of run " + std::to_string(run_id));
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<std::string>> RunsStore::StepOrder(const std::string& spec_hash) {
+  Query q = db_.Prepare("SELECT step_order FROM specs WHERE hash = ?");
+  q.Bind(1, spec_hash);
+  std::vector<std::string> ids;
+  int rc = q.Step();
+  if (rc == SQLITE_DONE || (rc == SQLITE_ROW && q.IsNull(0))) return ids;
+  if (rc != SQLITE_ROW) return q.Error("read the step order of spec " + spec_hash);
+  std::string text = q.Text(0);
+  for (size_t at = 0; at < text.size();) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    ids.push_back(text.substr(at, end - at));
+    at = end + 1;
+  }
+  return ids;
+}
+
 namespace {
 
 // steps.<id>.exit_code from an attempt's row: null when it never ran (-1)

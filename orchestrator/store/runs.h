@@ -104,6 +104,12 @@ class RunsStore : public engine::RunStore {
   Result<std::vector<RunRow>> ListRuns(int limit);
   Result<std::vector<RunRow>> ListRuns(const RunFilter& filter);
   Result<std::string> SpecText(const std::string& hash);
+  // The step ids of the spec run `run_id` goes on with, in its plan's order,
+  // kept with the spec (once: the same text has the same plan).
+  Status SaveStepOrder(int64_t run_id, const std::vector<std::string>& step_ids);
+  // What SaveStepOrder kept for the spec; empty when nothing was (a spec
+  // stored before schema version 19).
+  Result<std::vector<std::string>> StepOrder(const std::string& spec_hash);
   Result<std::vector<engine::StepRecord>> LoadSteps(int64_t run_id);
   // Every attempt of the run, oldest first.
   Result<std::vector<engine::AttemptRecord>> ListAttempts(int64_t run_id);

@@ -431,9 +431,15 @@ const char* kSchemaV18 = R"sql(
 ALTER TABLE model_aliases ADD COLUMN updated_by TEXT;
 )sql";
 
-const char* const kSteps[] = {kSchemaV1,  kSchemaV2,  kSchemaV3,  kSchemaV4,  kSchemaV5,  kSchemaV6,
-                              kSchemaV7,  kSchemaV8,  kSchemaV9,  kSchemaV10, kSchemaV11, kSchemaV12,
-                              kSchemaV13, kSchemaV14, kSchemaV15, kSchemaV16, kSchemaV17, kSchemaV18};
+// Version 19: a spec's steps in its plan's order (`sluice show` lists a run's
+// steps so without parsing its spec again); NULL for specs stored before.
+const char* kSchemaV19 = R"sql(
+ALTER TABLE specs ADD COLUMN step_order TEXT;  -- step ids, one per line
+)sql";
+
+const char* const kSteps[] = {kSchemaV1,  kSchemaV2,  kSchemaV3,  kSchemaV4,  kSchemaV5,  kSchemaV6,  kSchemaV7,
+                              kSchemaV8,  kSchemaV9,  kSchemaV10, kSchemaV11, kSchemaV12, kSchemaV13, kSchemaV14,
+                              kSchemaV15, kSchemaV16, kSchemaV17, kSchemaV18, kSchemaV19};
 static_assert(std::size(kSteps) == Db::kSchemaVersion);
 
 }  // namespace

@@ -29,6 +29,8 @@
 #include <vector>
 
 #include "measure.h"
+#include "runs/verbs.h"
+#include "spec/pipeline.h"
 #include "store/open.h"
 
 namespace fs = std::filesystem;
@@ -166,8 +168,9 @@ int main(int argc, char** argv) {
               Median(tp), Median(tmn));
 
   // `sluice show` of a finished 100,000-step run, against sqlite3 printing
-  // the same rows. The run is written with the store's own calls (running
-  // it would take many minutes): one succeeded attempt per step.
+  // the same rows. The run is created as `sluice run` creates one, then
+  // written with the store's own calls (running it would take many
+  // minutes): one succeeded attempt per step.
   {
     fs::create_directories(dir / ".sluice");
     std::string db = (dir / ".sluice" / "sluice.db").string();
@@ -179,10 +182,15 @@ int main(int argc, char** argv) {
         return 1;
       }
       sluice::store::RunsStore& runs = (*opened)->runs();
-      std::ifstream in(dir / "big.yaml");
-      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      auto pipeline = sluice::spec::LoadPipeline((dir / "big.yaml").string());
+      auto created = pipeline.ok() ? sluice::runs::RunVerbs(runs, (dir / ".sluice").string()).Create(*pipeline, {}, 2)
+                                   : sluice::Result<int64_t>(pipeline.status());
+      if (!created.ok()) {
+        std::fprintf(stderr, "create the 100,000-step run: %s\n", created.status().message().c_str());
+        return 1;
+      }
       int64_t now = 1'700'000'000'000;
-      int64_t run = *runs.CreateRun("bench", text, (dir / "big.yaml").string(), dir.string(), "{}", 2, now);
+      int64_t run = *created;
       std::vector<sluice::engine::StepRecord> steps(big_dag.n);
       std::vector<const sluice::engine::StepRecord*> pointers;
       for (int k = 0; k < big_dag.n; ++k) {

@@ -30,8 +30,14 @@ inline int64_t UserVersion(const std::string& path) {
   return v;
 }
 
-// Undoes schema version 18 by hand (who moved an alias), so a test can step further back.
+// Undoes schema version 19 by hand (a spec's step order), so a test can step further back.
+inline void UndoVersion19(sqlite3* db) {
+  ExecAll(db, {"ALTER TABLE specs DROP COLUMN step_order", "PRAGMA user_version=18"});
+}
+
+// Undoes schema versions 19 and 18 by hand (who moved an alias), so a test can step further back.
 inline void UndoVersion18(sqlite3* db) {
+  UndoVersion19(db);
   ExecAll(db, {"ALTER TABLE model_aliases DROP COLUMN updated_by", "PRAGMA user_version=17"});
 }
 

@@ -237,6 +237,23 @@ TEST_F(RunVerbsStoreTest, ARunIsRecordedWithItsSpecFileMadeAbsoluteAndStepsRunIn
   EXPECT_EQ(Get(Create(/*queued=*/true)).state, RunState::kQueued);
 }
 
+TEST_F(RunVerbsStoreTest, ARunsSpecIsKeptWithItsStepsInPlanOrderAndAReloadedSpecWithItsOwn) {
+  spec::Pipeline p = Parse("name: t\nsteps:\n  c: {needs: [b], run: x}\n  b: {needs: [a], run: x}\n  a: {run: x}\n");
+  p.file = (dir_ / "p.yaml").string();
+  auto id = verbs_->Create(p, {}, 1);
+  ASSERT_TRUE(id.ok()) << id.status().message();
+  EXPECT_EQ(*store_->runs().StepOrder(Get(*id).spec_hash), (std::vector<std::string>{"a", "b", "c"}));
+
+  Set(*id, RunState::kFailed, {{.step_id = "a", .state = StepState::kFailed}});
+  auto run = runs::LoadStoredRun(store_->runs(), *id);
+  ASSERT_TRUE(run.ok()) << run.status().message();
+  spec::Pipeline reloaded = Parse("name: t\nsteps:\n  c: {needs: [b], run: x}\n  b: {run: x}\n  a: {needs: [c], run: x}\n");
+  reloaded.file = p.file;
+  auto start = verbs_->Retry(&*run, "", reloaded);
+  ASSERT_TRUE(start.ok()) << start.status().message();
+  EXPECT_EQ(*store_->runs().StepOrder(Get(*id).spec_hash), (std::vector<std::string>{"b", "c", "a"}));
+}
+
 TEST_F(RunVerbsStoreTest, AQueuedRunIsClaimedOnce) {
   store::RunRow r = Get(Create(/*queued=*/true));
   EXPECT_TRUE(*verbs_->Claim(&r));

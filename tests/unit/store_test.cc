@@ -109,6 +109,7 @@ TEST(DbTest, ADatabaseMadeBySchemaVersion1OpensWithItsRunsIntactAndTheSchemaCurr
     EXPECT_EQ(first.pipeline, "old");
     EXPECT_EQ(first.state, engine::RunState::kSucceeded);
     EXPECT_EQ(first.params_json, "{\"n\":2}");
+    EXPECT_TRUE(runs.StepOrder("h1")->empty()) << "a spec stored before version 19 has no step order kept";
     EXPECT_EQ(first.jobs, 2);
     EXPECT_EQ(first.started_ms, 1001);
     EXPECT_EQ(first.finished_ms, 1500);
