@@ -19,6 +19,10 @@ namespace bench {
 
 struct Measure {
   double seconds = 0;
+  // User and system CPU of the process and of the children it waited for
+  // (a build's commands, a run's steps): the work done, which a busy
+  // machine stretches less than the wall time.
+  double cpu_seconds = 0;
   long max_rss_kb = 0;
   int code = 0;
 };
@@ -62,6 +66,7 @@ inline Measure Run(const std::vector<std::string>& args, const std::filesystem::
   Measure m;
   m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   m.max_rss_kb = ru.ru_maxrss;
+  m.cpu_seconds = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   m.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return m;
 }

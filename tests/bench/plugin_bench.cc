@@ -108,20 +108,20 @@ int main(int argc, char** argv) {
   WriteSpec(dir / "subprocess.yaml", n, "{run: [true]}");
   std::vector<std::string> env = {"SLUICE_PLUGIN_PATH=" + plugins};
   std::printf("%d independent no-op steps, --jobs 2, median of %d runs\n", n, reps);
-  std::printf("%-22s %10s %14s\n", "", "wall", "per step");
+  std::printf("%-22s %10s %14s %14s\n", "", "wall", "per step", "CPU per step");
   double inproc = 0;
   for (const char* kind : {"inprocess", "isolated", "subprocess"}) {
-    std::vector<double> t;
+    std::vector<double> t, cpu;
     for (int r = 0; r < reps; ++r) {
       fs::remove_all(dir / ".sluice");
-      t.push_back(bench::RunOk({sluice, "run", std::string(kind) + ".yaml", "--jobs", "2"}, dir,
-                               {env[0], "SLUICE_HOME=" + (dir / ".sluice").string()})
-                      .seconds);
+      bench::Measure m = bench::RunOk({sluice, "run", std::string(kind) + ".yaml", "--jobs", "2"}, dir,
+                                      {env[0], "SLUICE_HOME=" + (dir / ".sluice").string()});
+      t.push_back(m.seconds);
+      cpu.push_back(m.cpu_seconds);
     }
-    std::sort(t.begin(), t.end());
-    double med = t[t.size() / 2];
+    double med = Median(t);
     if (std::string(kind) == "inprocess") inproc = med;
-    std::printf("%-22s %8.3f s %11.1f us", kind, med, med * 1e6 / n);
+    std::printf("%-22s %8.3f s %11.1f us %11.1f us", kind, med, med * 1e6 / n, Median(cpu) * 1e6 / n);
     if (std::string(kind) != "inprocess") std::printf("   %.1fx in-process", med / inproc);
     std::printf("\n");
   }
