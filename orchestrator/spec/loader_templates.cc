@@ -209,7 +209,7 @@ void Loader::ExpandCall(const std::string& local, const YamlNode& key, const Yam
       LoadCondition(v, &tmp);
       if (tmp.if_condition && !tmp.if_condition->SingleExpression())
         Error(Pos(v), where + ": if must be one expression (it joins the if of every step of the template)");
-      else inner.if_condition = std::move(tmp.if_condition);
+      else if (tmp.if_condition) inner.if_condition = std::move(*tmp.if_condition);
     } else if (v.IsScalar()) {
       inner.needs.push_back(v.Scalar());
       inner.needs_pos.push_back(Pos(v));

@@ -19,6 +19,7 @@
 #include "schedule/cron.h"
 #include "schedule/timezone.h"
 #include "util/duration.h"
+#include "util/heap_optional.h"
 
 namespace sluice::spec {
 
@@ -47,7 +48,7 @@ struct RetryPolicy {
   // `on`: which failures are retried. Neither set: every failure is. A
   // failure that does not match is final at once.
   std::vector<int> on_exit_codes;        // on: [137, 143] - the exit status as a shell's $? (128+N for signal N)
-  std::optional<Template> on_condition;  // on: ${{ attempt.exit_code == 137 || attempt.timed_out }}
+  HeapOptional<Template> on_condition;   // on: ${{ attempt.exit_code == 137 || attempt.timed_out }}
 };
 
 // Where a Slurm step goes: `slurm:` in defaults or on a step (a step's
@@ -123,11 +124,11 @@ struct Step {
   std::vector<Template> run;             // one template for a shell line
   std::string uses;                      // <plugin>/<step type>, for a plugin step
   SourcePos uses_pos;
-  std::optional<YamlNode> with;          // the plugin step's params, as written
+  HeapOptional<YamlNode> with;           // the plugin step's params, as written
   enum class Isolation { kProcess, kInProcess } isolation = Isolation::kProcess;
   std::vector<std::pair<std::string, Template>> env;
   std::vector<std::string> secrets;      // variables of sluice's environment it receives (the pipeline's too)
-  std::optional<Template> workdir;
+  HeapOptional<Template> workdir;
   std::optional<Millis> timeout;
   RetryPolicy retry;
   int cpu = 1;
@@ -135,12 +136,12 @@ struct Step {
   int gpu = 0;                           // resources.gpu: Slurm's --gres=gpu:N
   std::string executor = "local";        // local or slurm
   SlurmOptions slurm;
-  std::optional<Template> if_condition;  // none: success()
+  HeapOptional<Template> if_condition;   // none: success()
   bool if_checks_status = false;         // the if calls always(), success() or failure(); else success() && if
   bool has_foreach = false;
   std::vector<Value> foreach_items;      // a literal list
-  std::optional<Template> foreach_expr;  // or one expression giving a list
-  std::optional<Matrix> matrix;          // or a matrix
+  HeapOptional<Template> foreach_expr;   // or one expression giving a list
+  HeapOptional<Matrix> matrix;           // or a matrix
   bool if_reads_item = false;            // a foreach step's `if` reads item: decided per item
   bool fail_fast = false;                // once an item fails, items not started are cancelled
   int max_parallel = 0;                  // at most this many items run at once; 0: no limit
@@ -174,7 +175,7 @@ struct Step {
   // uses: sluice/approval: the values its approver gives (with.values),
   // typed like params; each is also an output of the step.
   std::vector<ParamSpec> approval_values;
-  std::optional<ServiceSpec> service;    // `service:`: it serves its dependants (see ServiceSpec)
+  HeapOptional<ServiceSpec> service;     // `service:`: it serves its dependants (see ServiceSpec)
 };
 
 // The built-in step type that waits for a person's decision (specs/pipeline.md "Manual approval").
