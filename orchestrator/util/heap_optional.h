@@ -14,10 +14,11 @@ namespace sluice {
 template <typename T>
 class HeapOptional {
  public:
+  // Implicit, as std::optional's: `step.workdir = std::nullopt`, `= tmpl`.
   HeapOptional() = default;
-  HeapOptional(std::nullopt_t) {}  // NOLINT: as std::optional converts
-  HeapOptional(const T& v) : p_(std::make_unique<T>(v)) {}  // NOLINT
-  HeapOptional(T&& v) : p_(std::make_unique<T>(std::move(v))) {}  // NOLINT
+  HeapOptional(std::nullopt_t) {}
+  HeapOptional(const T& v) : p_(std::make_unique<T>(v)) {}
+  HeapOptional(T&& v) : p_(std::make_unique<T>(std::move(v))) {}
   HeapOptional(const HeapOptional& o) : p_(o.p_ ? std::make_unique<T>(*o.p_) : nullptr) {}
   HeapOptional(HeapOptional&&) noexcept = default;
   HeapOptional& operator=(const HeapOptional& o) {
@@ -53,9 +54,6 @@ class HeapOptional {
     if (!p_) throw std::bad_optional_access();
     return *p_;
   }
-  // A std::optional copy, for code that takes one.
-  std::optional<T> get() const { return p_ ? std::optional<T>(*p_) : std::nullopt; }
-
  private:
   std::unique_ptr<T> p_;
 };
