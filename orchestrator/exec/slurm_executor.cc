@@ -347,12 +347,24 @@ std::optional<engine::AttemptExit> SlurmExecutor::Wait(engine::TimePoint deadlin
   return pop();  // empty: woken by Wake(), or the deadline passed
 }
 
+namespace {
+
+// Whether a job's result shows its step stopped by a signal: the exec-step
+// was told to stop, or the step died of one, or its shell said so (128+N).
+// A step's shell may see Slurm's SIGTERM before the exec-step does, and
+// exit 143 with nothing marked: then only Slurm's state says why.
+bool KilledBySignal(const json& result) {
+  return result.value("terminated", false) || result.value("signal", 0) != 0 || result.value("exit_code", 0) >= 128;
+}
+
+}  // namespace
+
 engine::AttemptExit SlurmExecutor::Finish(int64_t attempt_id, const Job& job, const std::string& state) {
   engine::AttemptExit e;
   e.attempt_id = attempt_id;
   auto result = ReadResult(job.result_path);
   // Killed by a signal: by us, or by Slurm (then its state says why).
-  bool killed = result && (result->value("terminated", false) || result->value("signal", 0) != 0);
+  bool killed = result && KilledBySignal(*result);
   if (result && (!killed || job.stopping || state.empty() || state == "COMPLETED" || state == "FAILED")) {
     e.exit_code = result->value("exit_code", 1);
     e.signal = result->value("signal", 0);
@@ -390,11 +402,12 @@ void SlurmExecutor::Monitor() {
     cv_.wait_for(lock, step);
     if (quit_) break;
     if (jobs_.empty()) continue;
-    // Ended jobs that wrote a clean result are reported at once.
+    // Ended jobs that wrote a clean result are reported at once; one that
+    // looks killed waits for Slurm's state, which says by what.
     std::vector<int64_t> done;
     for (auto& [attempt, job] : jobs_) {
       auto result = ReadResult(job.result_path);
-      if (result && !result->value("terminated", false) && result->value("signal", 0) == 0) done.push_back(attempt);
+      if (result && !KilledBySignal(*result)) done.push_back(attempt);
     }
     bool ask = ++tick * step >= poll_;
     std::map<int64_t, std::string> states;
