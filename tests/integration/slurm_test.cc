@@ -129,7 +129,9 @@ steps:
     size_t at = log.find("job=slurm:");
     if (at == std::string::npos) return false;
     job = log.substr(at + 10, log.find_first_not_of("0123456789", at + 10) - at - 10);
-    return Capture("squeue --noheader --format=%T --jobs=" + job).find("RUNNING") != std::string::npos;
+    // Running per Slurm is not yet running the step: wait for its mark, or
+    // a scancel before it leaves the retry to sleep its 60 s.
+    return fs::exists(box_.dir() / "second");
   }));
   ASSERT_EQ(std::system(("scancel " + job).c_str()), 0);
   EXPECT_EQ(Sandbox::Reap(pid), 0) << box_.Read("run.log");
