@@ -45,6 +45,17 @@ std::pair<const PluginInfo*, const StepTypeInfo*> LocalExecutor::TypeOf(const en
   return {plugin, plugin ? plugin->Find(r.plugin->step_type) : nullptr};
 }
 
+namespace {
+
+std::string PathOf(const engine::AttemptRequest& r) {
+  std::string path = "/usr/local/bin:/usr/bin:/bin";
+  for (const std::string& e : r.env)
+    if (e.compare(0, 5, "PATH=") == 0) path = e.substr(5);
+  return path;
+}
+
+}  // namespace
+
 Result<engine::Started> LocalExecutor::Start(const engine::AttemptRequest& r) {
   if (r.plugin) {
     auto [plugin, type] = TypeOf(r);
@@ -68,7 +79,7 @@ Result<engine::Started> LocalExecutor::Start(const engine::AttemptRequest& r) {
   }
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return Status::FromErrno("pipe for the output of " + r.step_label, errno);
-  auto pid = Spawn({Resolve(r), r.argv, r.env, r.workdir, null_fd_, pipe_fds[1]});
+  auto pid = Spawn({Resolve(r, PathOf(r)), r.argv, r.env, r.workdir, null_fd_, pipe_fds[1]});
   ::close(pipe_fds[1]);
   if (!pid.ok()) {
     ::close(pipe_fds[0]);
@@ -86,20 +97,8 @@ Result<engine::Started> LocalExecutor::Start(const engine::AttemptRequest& r) {
   return engine::Started{*pid};
 }
 
-namespace {
-
-std::string PathOf(const engine::AttemptRequest& r) {
-  std::string path = "/usr/local/bin:/usr/bin:/bin";
-  for (const std::string& e : r.env)
-    if (e.compare(0, 5, "PATH=") == 0) path = e.substr(5);
-  return path;
-}
-
-}  // namespace
-
-std::string LocalExecutor::Resolve(const engine::AttemptRequest& r) {
+std::string LocalExecutor::Resolve(const engine::AttemptRequest& r, const std::string& path) {
   if (r.argv.empty()) return "";
-  std::string path = PathOf(r);
   if (r.argv[0].find('/') != std::string::npos) return ResolveProgram(r.argv[0], path, r.workdir);
   std::string key = path + '\0' + r.argv[0];
   auto it = programs_.find(key);
@@ -111,11 +110,12 @@ std::string LocalExecutor::Resolve(const engine::AttemptRequest& r) {
 
 Status LocalExecutor::CheckStart(const engine::AttemptRequest& r) {
   if (r.plugin) return Status::Ok();
-  std::string key = PathOf(r);
+  std::string path = PathOf(r);
+  std::string key = path;
   key.append(1, '\0').append(r.workdir).append(1, '\0').append(r.argv.empty() ? "" : r.argv[0]);
   auto known = unstartable_.find(key);
   if (known != unstartable_.end()) return known->second;
-  Status startable = CheckSpawn(Resolve(r), r.argv, r.workdir);
+  Status startable = CheckSpawn(Resolve(r, path), r.argv, r.workdir);
   if (!startable.ok()) unstartable_.emplace(std::move(key), startable);
   return startable;
 }

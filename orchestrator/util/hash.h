@@ -16,7 +16,8 @@ struct FileHashOptions {
   bool follow_links = true;  // false: a symbolic link is an error (O_NOFOLLOW)
   int64_t* size = nullptr;   // if set, the bytes read are added to it
 };
-// The file's bytes, read in 1 MiB blocks.
+// The file's bytes, read in blocks of its size, at least 4 KiB and at most
+// 1 MiB.
 Result<std::string> Sha256File(const std::string& path, FileHashOptions options = {});
 std::string HexEncode(const unsigned char* bytes, size_t n);  // lowercase
 
