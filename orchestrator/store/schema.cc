@@ -437,9 +437,17 @@ const char* kSchemaV19 = R"sql(
 ALTER TABLE specs ADD COLUMN step_order TEXT;  -- step ids, one per line
 )sql";
 
+// Version 20: the cache's index holds succeeded attempts only. It held
+// every attempt, so a lookup read every cached re-run of a step before it
+// reached the attempt that did the work: work per step grew with history.
+const char* kSchemaV20 = R"sql(
+DROP INDEX attempts_by_fingerprint;
+CREATE INDEX attempts_succeeded_by_fingerprint ON attempts(fingerprint) WHERE state = 'succeeded';
+)sql";
+
 const char* const kSteps[] = {kSchemaV1,  kSchemaV2,  kSchemaV3,  kSchemaV4,  kSchemaV5,  kSchemaV6,  kSchemaV7,
                               kSchemaV8,  kSchemaV9,  kSchemaV10, kSchemaV11, kSchemaV12, kSchemaV13, kSchemaV14,
-                              kSchemaV15, kSchemaV16, kSchemaV17, kSchemaV18, kSchemaV19};
+                              kSchemaV15, kSchemaV16, kSchemaV17, kSchemaV18, kSchemaV19, kSchemaV20};
 static_assert(std::size(kSteps) == Db::kSchemaVersion);
 
 }  // namespace

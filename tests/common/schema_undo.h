@@ -30,8 +30,16 @@ inline int64_t UserVersion(const std::string& path) {
   return v;
 }
 
-// Undoes schema version 19 by hand (a spec's step order), so a test can step further back.
+// Undoes schema version 20 by hand (the cache's index of succeeded attempts), so a test can step further back.
+inline void UndoVersion20(sqlite3* db) {
+  ExecAll(db, {"DROP INDEX attempts_succeeded_by_fingerprint",
+               "CREATE INDEX attempts_by_fingerprint ON attempts(fingerprint) WHERE fingerprint IS NOT NULL",
+               "PRAGMA user_version=19"});
+}
+
+// Undoes schema versions 20 and 19 by hand (a spec's step order), so a test can step further back.
 inline void UndoVersion19(sqlite3* db) {
+  UndoVersion20(db);
   ExecAll(db, {"ALTER TABLE specs DROP COLUMN step_order", "PRAGMA user_version=18"});
 }
 

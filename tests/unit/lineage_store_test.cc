@@ -130,3 +130,28 @@ TEST_F(LineageStoreTest, AReusedOutputIsNotWalkedUpToTheCacheHitThatReusedIt) {
   Seen s = Walk("u", "", /*upstream=*/true);
   EXPECT_EQ(s.attempts, (std::set<std::string>{"a7", "a4", "a2", "a3", "a1"}));
 }
+
+TEST_F(LineageStoreTest, TheCacheFindsTheNewestSucceededAttemptOfAFingerprintPastItsFailedAndCachedOnes) {
+  // One attempt of step `c` that ended in `state` with fingerprint "fp".
+  auto end = [&](engine::StepState state, int number) {
+    engine::StepRecord rec{.step_id = "c", .state = state};
+    engine::AttemptRecord a{.run_id = run_, .step_id = "c", .number = number, .log_path = "-"};
+    EXPECT_TRUE(store_->runs().BeginAttempt(&a, rec).ok());
+    a.state = state;
+    a.fingerprint = "fp";
+    a.identity = "{}";
+    EXPECT_TRUE(store_->runs().FinishAttempt(a, rec).ok());
+    EXPECT_TRUE(store_->runs().Flush().ok());
+    return a.id;
+  };
+  EXPECT_FALSE(*store_->runs().FindCached("fp")) << "nothing ended yet";
+  end(engine::StepState::kFailed, 1);
+  EXPECT_FALSE(*store_->runs().FindCached("fp")) << "a failed attempt is not reused";
+  end(engine::StepState::kSucceeded, 2);
+  int64_t newest = end(engine::StepState::kSucceeded, 3);
+  for (int k = 4; k < 40; ++k) end(k % 2 ? engine::StepState::kCached : engine::StepState::kFailed, k);
+  auto hit = store_->runs().FindCached("fp");
+  ASSERT_TRUE(hit.ok() && *hit);
+  EXPECT_EQ((*hit)->attempt_id, newest);
+  EXPECT_FALSE(*store_->runs().FindCached("other"));
+}
