@@ -237,7 +237,7 @@ Status Engine::EndUnit(size_t u, StepState state) {
   Unit& unit = units_[u];
   StepRecord& rec = graph_.unit_record(u);
   rec.state = state;
-  Status st = store_->FinishAttempt(unit.live().record, rec);
+  Status st = store_->FinishAttempt(&unit.live().record, rec);
   if (!st.ok()) return st;
   Event e{Event::Kind::kFinished, rec.step_id, rec.item, unit.live().record.number, unit.live().record.id, state};
   e.message = unit.live().record.reason;
@@ -267,7 +267,7 @@ Status Engine::AfterFailure(size_t u, const FailedAttempt& failed) {
   rec.reason = a.reason;
   if (retry) {
     rec.state = StepState::kPending;
-    Status st = store_->FinishAttempt(a, rec);
+    Status st = store_->FinishAttempt(&a, rec);
     if (!st.ok()) return st;
     auto delay = RetryDelay(s.retry.backoff, rec.tries, rng_);
     unit.waiting_retry = true;

@@ -146,14 +146,14 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   unit.live().record.log_path = req.log_path;
   unit.live().record.fingerprint = fingerprint;
   unit.live().record.identity = identity_text;
+  // One that cannot start fails here, in the batch, instead of after a
+  // commit of its own, and its attempt is written once, ended.
+  Status startable = executor_->CheckStart(req);
+  if (!startable.ok()) return StartFailed(u, startable.message(), clock_->WallMs());
   Status st = store_->BeginAttempt(&unit.live().record, rec);
   if (st.ok()) st = store_->SaveLineage(unit.live().record, inputs);
   if (!st.ok()) return st;
   req.attempt_id = unit.live().record.id;
-  // One that cannot start fails here, in the batch, instead of after a
-  // commit of its own.
-  Status startable = executor_->CheckStart(req);
-  if (!startable.ok()) return StartFailed(u, startable.message(), clock_->WallMs());
   *out = std::move(req);
   return Status::Ok();
 }
@@ -274,12 +274,11 @@ void Engine::NewAttempt(size_t u) {
   unit.live().record.started_ms = clock_->WallMs();
 }
 
+// Its attempt is not begun: FinishAttempt records it once, already ended.
 Status Engine::FailBeforeStart(size_t u, const std::string& reason, bool retryable) {
   Unit& unit = units_[u];
   StepRecord& rec = graph_.unit_record(u);
   NewAttempt(u);
-  Status st = store_->BeginAttempt(&unit.live().record, rec);
-  if (!st.ok()) return st;
   if (!retryable) rec.tries = std::max(rec.tries, plan_.pipeline->steps[graph_.node_of(u)].retry.limit + 1);
   return StartFailed(u, reason, unit.live().record.started_ms);
 }

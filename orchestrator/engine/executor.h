@@ -126,9 +126,10 @@ class Executor {
   // checks the rendered `with:` against it and fills in its defaults.
   virtual nlohmann::json ParamsSchema(const AttemptRequest&) { return nullptr; }
   // What would make Start() fail at once, found without starting anything
-  // (a program not on PATH, a missing workdir). The engine asks after the
-  // attempt is recorded and before it is committed, so an attempt that
-  // cannot start costs no commit of its own. Ok: Start() may go on.
+  // (a program not on PATH, a missing workdir). The engine asks before the
+  // attempt is recorded (the request has no attempt_id yet), so an attempt
+  // that cannot start is written once, ended, with no commit of its own.
+  // Ok: Start() may go on.
   virtual Status CheckStart(const AttemptRequest&) { return Status::Ok(); }
   // Services (specs/pipeline.md "Services"): a TCP port of 127.0.0.1 that no
   // one listens on now, for a service attempt to listen on. An error: this

@@ -46,8 +46,10 @@ class RunStore {
   // transition, not on its own: the pid is for people (`sluice show`);
   // `sluice resume` finds a leftover process without it.
   virtual Status AttemptStarted(const AttemptRecord& attempt) = 0;
-  // Saves the attempt's end and the step's new record.
-  virtual Status FinishAttempt(const AttemptRecord& attempt, const StepRecord& step) = 0;
+  // Saves the attempt's end and the step's new record. An attempt never
+  // begun (id 0: it failed before it started) is inserted already ended, in
+  // one write, and its id is set.
+  virtual Status FinishAttempt(AttemptRecord* attempt, const StepRecord& step) = 0;
   // Saves what an attempt measured.
   virtual Status SaveMetrics(const AttemptRecord& attempt, const std::vector<Metric>& metrics) = 0;
   // Records artifacts (once per hash) and the attempt's edges to them.

@@ -578,15 +578,20 @@ Status RunsStore::AttemptStarted(const AttemptRecord& a) {
   return Status::Ok();
 }
 
-Status RunsStore::FinishAttempt(const AttemptRecord& a, const StepRecord& step) {
+Status RunsStore::FinishAttempt(AttemptRecord* attempt, const StepRecord& step) {
+  const AttemptRecord& a = *attempt;
   // An attempt that ends before its pid was written takes it along here.
   std::erase_if(pending_pids_, [&](const auto& p) { return p.first == a.id; });
   Status st = Join();
   if (!st.ok()) return st;
   {
+    // The same columns in the same order, so the binds below serve both.
     Query q = db_.Prepare(
-        "UPDATE attempts SET state = ?, reason = ?, exit_code = ?, finished_ms = ?, pid = IFNULL(?, pid), "
-        "fingerprint = ?, identity = ?, outputs = ? WHERE id = ?");
+        a.id == 0 ? "INSERT INTO attempts(state, reason, exit_code, finished_ms, pid, fingerprint, identity, outputs, "
+                    "run_id, step_id, item, number, started_ms, log_path) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                  : "UPDATE attempts SET state = ?, reason = ?, exit_code = ?, finished_ms = ?, pid = IFNULL(?, pid), "
+                    "fingerprint = ?, identity = ?, outputs = ? WHERE id = ?");
     q.Bind(1, std::string(engine::Name(a.state))).Bind(2, a.reason);
     if (a.exit_code >= 0) q.Bind(3, a.exit_code);
     else q.BindNull(3);
@@ -597,8 +602,16 @@ Status RunsStore::FinishAttempt(const AttemptRecord& a, const StepRecord& step) 
     else q.Bind(6, a.fingerprint).Bind(7, a.identity);
     if (a.state == StepState::kSucceeded || a.state == StepState::kCached) q.Bind(8, OutputsJson(step.outputs));
     else q.BindNull(8);
-    q.Bind(9, a.id);
-    if (q.Step() != SQLITE_DONE) return db_.Abandon(db_.Error("finish attempt " + std::to_string(a.id)));
+    if (a.id == 0) {
+      q.Bind(9, a.run_id).Bind(10, a.step_id).Bind(11, a.item).Bind(12, a.number).Bind(13, a.started_ms);
+      q.Bind(14, a.log_path);
+      if (q.Step() != SQLITE_DONE)
+        return db_.Abandon(db_.Error("record attempt " + std::to_string(a.number) + " of step " + a.step_id));
+      attempt->id = db_.LastInsertId();
+    } else {
+      q.Bind(9, a.id);
+      if (q.Step() != SQLITE_DONE) return db_.Abandon(db_.Error("finish attempt " + std::to_string(a.id)));
+    }
   }
   st = UpdateStep(a.run_id, step);
   return st.ok() ? st : db_.Abandon(st);

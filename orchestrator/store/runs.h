@@ -178,7 +178,7 @@ class RunsStore : public engine::RunStore {
   Status SaveSteps(int64_t run_id, const std::vector<const engine::StepRecord*>& steps) override;
   Status BeginAttempt(engine::AttemptRecord* attempt, const engine::StepRecord& step) override;
   Status AttemptStarted(const engine::AttemptRecord& attempt) override;
-  Status FinishAttempt(const engine::AttemptRecord& attempt, const engine::StepRecord& step) override;
+  Status FinishAttempt(engine::AttemptRecord* attempt, const engine::StepRecord& step) override;
   Status SaveMetrics(const engine::AttemptRecord& attempt, const std::vector<engine::Metric>& metrics) override;
   // LineageStore::SaveLineage, in the batch.
   Status SaveLineage(const engine::AttemptRecord& attempt, const std::vector<engine::LineageEdge>& edges) override;

@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
         a.state = sluice::engine::StepState::kSucceeded;
         a.exit_code = 0;
         a.finished_ms = now + k + 5;
-        ok = ok && runs.FinishAttempt(a, steps[k]).ok() && (k % 1000 != 999 || runs.Flush().ok());
+        ok = ok && runs.FinishAttempt(&a, steps[k]).ok() && (k % 1000 != 999 || runs.Flush().ok());
       }
       ok = ok && runs.SetRunState(run, sluice::engine::RunState::kSucceeded, now + big_dag.n).ok() && runs.Flush().ok();
       if (!ok) {

@@ -53,12 +53,14 @@ class FakeRunStore : public engine::RunStore {
   }
   engine::RunState GetRunState(int64_t run_id) const { return runs_.at(run_id).state; }
   int flushes = 0;
+  int begun = 0;  // BeginAttempt calls
 
   Status SaveSteps(int64_t run_id, const std::vector<const engine::StepRecord*>& steps) override {
     for (const engine::StepRecord* r : steps) steps_[{run_id, r->step_id, r->item}] = *r;
     return Status::Ok();
   }
   Status BeginAttempt(engine::AttemptRecord* attempt, const engine::StepRecord& step) override {
+    ++begun;
     attempt->id = static_cast<int64_t>(attempts_.size()) + 1;
     attempts_.push_back(*attempt);
     return SaveSteps(attempt->run_id, {&step});
@@ -69,10 +71,14 @@ class FakeRunStore : public engine::RunStore {
     a.job_id = attempt.job_id;
     return Status::Ok();
   }
-  Status FinishAttempt(const engine::AttemptRecord& attempt, const engine::StepRecord& step) override {
-    attempts_.at(static_cast<size_t>(attempt.id - 1)) = attempt;
-    outputs_[attempt.id] = step.outputs;
-    return SaveSteps(attempt.run_id, {&step});
+  Status FinishAttempt(engine::AttemptRecord* attempt, const engine::StepRecord& step) override {
+    if (attempt->id == 0) {  // never begun: inserted ended
+      attempt->id = static_cast<int64_t>(attempts_.size()) + 1;
+      attempts_.push_back(*attempt);
+    }
+    attempts_.at(static_cast<size_t>(attempt->id - 1)) = *attempt;
+    outputs_[attempt->id] = step.outputs;
+    return SaveSteps(attempt->run_id, {&step});
   }
   Status SaveMetrics(const engine::AttemptRecord& attempt, const std::vector<engine::Metric>& metrics) override {
     auto& m = metrics_[attempt.id];

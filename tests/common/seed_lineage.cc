@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
     a.exit_code = 0;
     a.finished_ms = now + k + 1;
     s.state = engine::StepState::kSucceeded;
-    if (Status st = runs.FinishAttempt(a, s); !st.ok()) return Fail("finish " + s.step_id, st);
+    if (Status st = runs.FinishAttempt(&a, s); !st.ok()) return Fail("finish " + s.step_id, st);
     if (k % 500 == 499)
       if (Status st = runs.Flush(); !st.ok()) return Fail("flush", st);
     prev = out;

@@ -725,7 +725,7 @@ TEST_F(ApiRoutesTest, ARunsAnswerHasEveryDagStepWithItsRecordAndTheItemsAttempts
   a1.state = StepState::kSucceeded;
   a1.exit_code = 0;
   a1.finished_ms = 2500;
-  ASSERT_TRUE(runs.FinishAttempt(a1, list).ok());
+  ASSERT_TRUE(runs.FinishAttempt(&a1, list).ok());
   engine::StepRecord each{.step_id = "each", .state = StepState::kRunning,
                           .items = spec::List{spec::Value::FromJson(1), spec::Value::FromJson(2)}};
   engine::StepRecord item0{.step_id = "each", .item = 0, .state = StepState::kSucceeded, .tries = 1, .attempts = 1,
@@ -738,7 +738,7 @@ TEST_F(ApiRoutesTest, ARunsAnswerHasEveryDagStepWithItsRecordAndTheItemsAttempts
   a2.state = StepState::kSucceeded;
   a2.finished_ms = 3100;
   ASSERT_TRUE(runs.SaveMetrics(a2, {{"loss", 0.25, 3}}).ok());
-  ASSERT_TRUE(runs.FinishAttempt(a2, item0).ok());
+  ASSERT_TRUE(runs.FinishAttempt(&a2, item0).ok());
   ASSERT_TRUE(runs.Flush().ok());
 
   Response r = Get("/api/runs/" + std::to_string(run));

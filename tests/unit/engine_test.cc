@@ -242,6 +242,22 @@ TEST_F(EngineTest, StepsFoundUnableToStartFailInTheBatchWithoutACommitEachAndAre
   EXPECT_LE(store_->flushes, 5);
 }
 
+TEST_F(EngineTest, AStepThatFailsBeforeItStartsIsWrittenOnceAsAnEndedAttempt) {
+  exec_.missing_programs = {"nope"};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: [nope]}\n  b: {run: ['${{ fromJSON(\"x\") }}']}\n"),
+            RunState::kFailed);
+  EXPECT_EQ(store_->begun, 0) << "no attempt begun as running, to be ended in a second write";
+  std::vector<engine::AttemptRecord> attempts = store_->ListAttempts(run_id_);
+  ASSERT_EQ(attempts.size(), 2u);
+  for (const engine::AttemptRecord& a : attempts) {
+    EXPECT_GT(a.id, 0);
+    EXPECT_EQ(a.state, StepState::kFailed) << a.step_id;
+    EXPECT_EQ(a.number, 1);
+    EXPECT_GT(a.finished_ms, 0);
+  }
+  EXPECT_EQ(Step("a").reason, "command not found: nope");
+}
+
 TEST_F(EngineTest, ForeachFansOutAndFansInOutputsInItemOrder) {
   exec_.script["shard[0]"] = {{.duration = 3s, .outputs = "part=A\n"}};
   exec_.script["shard[1]"] = {{.duration = 1s, .outputs = "part=B\n"}};

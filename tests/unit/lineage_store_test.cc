@@ -140,7 +140,7 @@ TEST_F(LineageStoreTest, TheCacheFindsTheNewestSucceededAttemptOfAFingerprintPas
     a.state = state;
     a.fingerprint = "fp";
     a.identity = "{}";
-    EXPECT_TRUE(store_->runs().FinishAttempt(a, rec).ok());
+    EXPECT_TRUE(store_->runs().FinishAttempt(&a, rec).ok());
     EXPECT_TRUE(store_->runs().Flush().ok());
     return a.id;
   };
