@@ -233,11 +233,12 @@ Status Engine::OnExit(const AttemptExit& raw_exit) {
   return EndUnit(u, a.state);
 }
 
-Status Engine::EndUnit(size_t u, StepState state) {
+Status Engine::EndUnit(size_t u, StepState state, const std::vector<LineageEdge>* lineage) {
   Unit& unit = units_[u];
   StepRecord& rec = graph_.unit_record(u);
   rec.state = state;
   Status st = store_->FinishAttempt(&unit.live().record, rec);
+  if (st.ok() && lineage) st = store_->SaveLineage(unit.live().record, *lineage);
   if (!st.ok()) return st;
   Event e{Event::Kind::kFinished, rec.step_id, rec.item, unit.live().record.number, unit.live().record.id, state};
   e.message = unit.live().record.reason;

@@ -164,7 +164,9 @@ class Engine {
   Status ReuseCached(size_t unit, const CachedResult& hit, const std::string& fingerprint, const std::string& identity,
                      const std::vector<LineageEdge>& inputs);
   // Records the unit's last attempt as its final state and finishes it.
-  Status EndUnit(size_t unit, StepState state);
+  // `lineage`: the attempt's edges, saved once it has its id (a cache hit's
+  // attempt is not begun: it is written here, once, ended).
+  Status EndUnit(size_t unit, StepState state, const std::vector<LineageEdge>* lineage = nullptr);
   // The unit is final: with fail_fast and a failed unit, cancels the
   // step's items not started; lets a held item in (max_parallel); finishes
   // the step if it was its last unit.

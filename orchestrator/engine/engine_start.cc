@@ -166,15 +166,11 @@ Status Engine::ReuseCached(size_t u, const CachedResult& hit, const std::string&
   unit.live().record.finished_ms = unit.live().record.started_ms;
   unit.live().record.fingerprint = fingerprint;
   unit.live().record.identity = identity;
-  Status st = store_->BeginAttempt(&unit.live().record, rec);
-  if (!st.ok()) return st;
   std::vector<LineageEdge> edges = inputs;
   for (LineageEdge e : hit.produced) {
     e.role = LineageEdge::Role::kReused;
     edges.push_back(std::move(e));
   }
-  st = store_->SaveLineage(unit.live().record, edges);
-  if (!st.ok()) return st;
   unit.live().record.state = StepState::kCached;
   unit.live().record.exit_code = 0;
   rec.exit_code = spec::Value::Int(0);
@@ -187,7 +183,7 @@ Status Engine::ReuseCached(size_t u, const CachedResult& hit, const std::string&
   Status registered = RegisterModels(plan_.pipeline->steps[graph_.node_of(u)], hit.produced, hit.run_id, hit.step_id,
                                      hit.attempt_id, *store_, *clock_, &rec.outputs);
   if (!registered.ok()) return registered;
-  return EndUnit(u, StepState::kCached);
+  return EndUnit(u, StepState::kCached, &edges);  // the attempt, written once, ended
 }
 
 Status Engine::LaunchUnit(size_t u, Result<Started> started) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -131,6 +132,21 @@ TEST_F(ArtifactTest, AnUnchangedRunIsServedFromTheCache) {
   // --no-cache runs everything.
   ASSERT_EQ(box_.Sluice({"run", "p.yaml", "--no-cache"}).code, 0);
   EXPECT_EQ(CountLines(box_.Read("ran.txt"), "train"), 2);
+}
+
+TEST_F(ArtifactTest, ACacheHitsAttemptRecordsWhatItConsumedAndWhatItReused) {
+  box_.Write("p.yaml", kChain);
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  json hit = StepOf(Show("2"), "train")["attempts"][0];
+  ASSERT_EQ(hit["state"], "cached");
+  std::set<std::string> roles;
+  for (const char* direction : {"--upstream", "--downstream"}) {
+    json g = json::parse(box_.Sluice({"lineage", "2/train", direction, "--format", "json"}).out);
+    for (const json& e : g["edges"])
+      if (e["attempt"] == hit["id"]) roles.insert(e["name"].get<std::string>() + ":" + e["role"].get<std::string>());
+  }
+  EXPECT_EQ(roles, (std::set<std::string>{"features.features:consumed", "model:reused", "scores:reused"}));
 }
 
 TEST_F(ArtifactTest, EachKindOfChangeIsACacheMiss) {
