@@ -102,7 +102,8 @@ Status Engine::Decide(size_t i) {
     e.state = state;
     e.message = rec.reason;
     Emit(e);
-    return FinishNode(i);
+    st = FinishNode(i);
+    return st.ok() ? CountEnd() : st;
   };
   if (cancelling_ && !RunsDuringCancel(i)) return finish_as(StepState::kCancelled, "run cancelled");
   if (timed_out_ && !s.is_finally)
@@ -352,7 +353,7 @@ Status Engine::FinishUnit(size_t u) {
   Status st = last ? FinishNode(i) : Status::Ok();
   for (size_t v : released)
     if (st.ok()) st = StartItem(v);
-  return st;
+  return st.ok() ? CountEnd() : st;
 }
 
 Status Engine::StartItem(size_t u) {
@@ -365,6 +366,12 @@ Status Engine::StartItem(size_t u) {
   if (std::optional<StepDecision> d = DecideItem(s, StepContext(scope_, i, &r))) return EndItemUnstarted(u, *d->end, d->reason);
   Enqueue(u);
   return Status::Ok();
+}
+
+Status Engine::CountEnd() {
+  if (++ends_uncommitted_ < kEndsPerCommit) return Status::Ok();
+  ends_uncommitted_ = 0;
+  return store_->Flush();
 }
 
 Status Engine::FinishNode(size_t i) {
@@ -419,6 +426,7 @@ Result<RunState> Engine::Run() {
                               " steps unfinished");
     st = store_->Flush();  // nothing stays uncommitted while we wait
     if (!st.ok()) return st;
+    ends_uncommitted_ = 0;
     if (observer_) observer_->Idle();
     auto exit = executor_->Wait(NextDeadline());
     // Take every attempt that has ended by now before starting new ones, so

@@ -171,6 +171,8 @@ class Engine {
   // step's items not started; lets a held item in (max_parallel); finishes
   // the step if it was its last unit.
   Status FinishUnit(size_t unit);
+  // A unit, or a step without units, ended: commits every kEndsPerCommit.
+  Status CountEnd();
   Status FinishNode(size_t node);
   // Queues the unit to start, or holds it back while its step has
   // max_parallel items in flight (queued, running or waiting to retry).
@@ -268,6 +270,13 @@ class Engine {
   TimePoint next_pool_try_{};        // pool_waiting_ is asked again from then
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   int free_slots_;
+  // Units finished since the main loop last committed. A stretch of units
+  // that end without running (cache hits, skips, failures before a start)
+  // is committed every kEndsPerCommit of them, not as one transaction of the
+  // whole stretch: that would hold the store's write lock (`sluice cancel`
+  // waits for it) and outgrow SQLite's page cache on a long stretch.
+  static constexpr int kEndsPerCommit = 200;
+  int ends_uncommitted_ = 0;
   bool cancelling_ = false;
   bool hard_cancel_ = false;
   bool timed_out_ = false;         // the pipeline's timeout passed

@@ -71,6 +71,7 @@ Status Engine::StartReady() {
   if (launching.empty()) return Status::Ok();
   Status s = store_->Flush();  // the attempts are on record before their processes exist
   if (!s.ok()) return s;
+  ends_uncommitted_ = 0;
   std::vector<const AttemptRequest*> requests;
   for (auto& [u, req] : launching) requests.push_back(&req);
   std::vector<Result<Started>> started = executor_->StartAll(requests);

@@ -258,6 +258,23 @@ TEST_F(EngineTest, AStepThatFailsBeforeItStartsIsWrittenOnceAsAnEndedAttempt) {
   EXPECT_EQ(Step("a").reason, "command not found: nope");
 }
 
+TEST_F(EngineTest, AStretchOfStepsThatEndWithoutRunningIsCommittedEveryTwoHundredOfThem) {
+  auto commits = [&](int n) {
+    std::string yaml = "name: t\nsteps:\n";
+    for (int k = 0; k < n; ++k) yaml += "  s" + std::to_string(k) + ": {if: 'false', run: x}\n";
+    int before = store_->flushes;
+    run_id_ = 0;
+    EXPECT_EQ(RunSpec(yaml), RunState::kSucceeded);
+    return store_->flushes - before;
+  };
+  int one = commits(1);
+  EXPECT_EQ(commits(199), one) << "199 skipped steps end in the run's last commit";
+  EXPECT_EQ(commits(200), one + 1) << "the 200th is committed with the 199 before it";
+  EXPECT_EQ(commits(399), one + 1);
+  EXPECT_EQ(commits(400), one + 2);
+  EXPECT_TRUE(exec_.starts.empty());
+}
+
 TEST_F(EngineTest, ForeachFansOutAndFansInOutputsInItemOrder) {
   exec_.script["shard[0]"] = {{.duration = 3s, .outputs = "part=A\n"}};
   exec_.script["shard[1]"] = {{.duration = 1s, .outputs = "part=B\n"}};
