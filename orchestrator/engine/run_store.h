@@ -47,8 +47,8 @@ class RunStore {
   // `sluice resume` finds a leftover process without it.
   virtual Status AttemptStarted(const AttemptRecord& attempt) = 0;
   // Saves the attempt's end and the step's new record. An attempt never
-  // begun (id 0: it failed before it started) is inserted already ended, in
-  // one write, and its id is set.
+  // begun (id 0: a cache hit, or a step that failed before it started) is
+  // inserted already ended, in one write, and its id is set.
   virtual Status FinishAttempt(AttemptRecord* attempt, const StepRecord& step) = 0;
   // Saves what an attempt measured.
   virtual Status SaveMetrics(const AttemptRecord& attempt, const std::vector<Metric>& metrics) = 0;

@@ -70,9 +70,8 @@ class LocalExecutor : public engine::Executor {
   bool Drain(Child& c);
   std::optional<engine::AttemptExit> Reap(int64_t attempt_id);
   // The program to run for argv[0], looked for on `path` (the request's
-  // PATH, PathOf). Names found on a PATH are remembered for
-  // the executor's life (one run): a program installed meanwhile earlier on
-  // the PATH is not noticed.
+  // PATH). Names found on a PATH are remembered for the executor's life (one
+  // run): a program installed meanwhile earlier on the PATH is not noticed.
   std::string Resolve(const engine::AttemptRequest& r, const std::string& path);
   // Wait() without forgetting unstartable_.
   std::optional<engine::AttemptExit> WaitForEnd(engine::TimePoint deadline);
