@@ -37,11 +37,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 struct Dag {
   int n;
   std::vector<std::pair<int, int>> needs;  // -1 for the first layer
@@ -145,11 +140,11 @@ int main(int argc, char** argv) {
       m = bench::RunOk({"ninja", "-j2"}, dir);
       tn.push_back(m.seconds);
     }
-    double s = Median(ts), mk = Median(tm), nj = Median(tn);
+    double s = bench::Median(ts), mk = bench::Median(tm), nj = bench::Median(tn);
     std::printf("%7d %9.3f s  %9.3f s  %9.3f s %9.2fx %9.2fx %9.1f MB\n", n, s, mk, nj, s / mk, s / nj,
                 rss_kb / 1024.0);
     std::printf("%7s %9.3f ms %9.3f ms %9.3f ms   per step\n", "", s * 1e3 / n, mk * 1e3 / n, nj * 1e3 / n);
-    double cpu = Median(cs), make_cpu = Median(cm);
+    double cpu = bench::Median(cs), make_cpu = bench::Median(cm);
     std::printf("%7s %9.3f ms %9.3f ms %12s %9.2fx   CPU per step, the steps' own included\n", "", cpu * 1e3 / n,
                 make_cpu * 1e3 / n, "", cpu / make_cpu);
     per_step.push_back(s / n);
@@ -174,7 +169,7 @@ int main(int argc, char** argv) {
     tmn.push_back(bench::RunOk({"make", "-n", "-f", "Makefile"}, dir).seconds);
   }
   std::printf("load, check and plan 100,000 steps (sluice plan): %.3f s (target <= 0.5 s); make -n: %.3f s\n",
-              Median(tp), Median(tmn));
+              bench::Median(tp), bench::Median(tmn));
 
   // `sluice show` of a finished 100,000-step run, against sqlite3 printing
   // the same rows. The run is created as `sluice run` creates one, then
@@ -235,7 +230,7 @@ int main(int argc, char** argv) {
     }
     std::printf("sluice show of a finished 100,000-step run: %.3f s (target <= 1 s); sqlite3 of its steps and "
                 "attempts: %.3f s; writing the run took %.2f s\n",
-                Median(tsh), Median(tsq), fill);
+                bench::Median(tsh), bench::Median(tsq), fill);
   }
 
   // Steps that fail before they start, 5,000 of each cause, against 5,000
@@ -265,7 +260,7 @@ int main(int argc, char** argv) {
         }
         t.push_back(m.seconds);
       }
-      return Median(t);
+      return bench::Median(t);
     };
     double root = median_of("root.yaml");
     auto per_step_us = [&](const char* file) { return (median_of(file) - root) * 1e6 / n; };
@@ -289,7 +284,7 @@ int main(int argc, char** argv) {
       t0.push_back(bench::RunOk({"true"}, dir).seconds);
     }
     std::printf("sluice run of a one-step `true` pipeline: %.1f ms (target <= 20 ms); bare `true`: %.1f ms\n",
-                Median(t1) * 1e3, Median(t0) * 1e3);
+                bench::Median(t1) * 1e3, bench::Median(t0) * 1e3);
   }
   fs::remove_all(dir);
   return 0;

@@ -103,12 +103,6 @@ int GetStatus(int port, const std::string& path) {
   return r ? r->status : 0;
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
 // Back-to-back infers to /v2/models/SERVICE/infer over `threads` keep-alive
 // connections until Stop() (or 90 s), each answer recorded with its send
 // time and the version that gave it.
@@ -452,9 +446,9 @@ int main(int argc, char** argv) {
   auto row = [](const char* name, const std::vector<double>& v, const char* tail) {
     std::printf("  %-42s", name);
     for (size_t i = 0; i < v.size(); ++i) std::printf("  run%zu %7.1f ms", i + 1, v[i]);
-    std::printf("  median %7.1f ms%s\n", Median(v), tail);
+    std::printf("  median %7.1f ms%s\n", bench::Median(v), tail);
   };
-  const double median_last = Median(to_last);
+  const double median_last = bench::Median(to_last);
   std::printf("\nrollback: canary answering 500 at 20%% vs stable v1, analysis every 1s, 4 keep-alive clients; the "
               "gateway sees a weight change by polling the store's PRAGMA data_version every 20 ms "
               "(GatewayOptions::poll_interval); a rollback commits stable at 100%% before it records its event, so "

@@ -35,11 +35,6 @@ void WriteSpec(const fs::path& file, int n, const std::string& body) {
   for (int k = 0; k < n; ++k) f << "  s" << k << ": " << body << "\n";
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // Part 1: what checking a torch step costs with and without its descriptor.
 // Skipped when reps is 0.
 void BenchValidate(const std::string& sluice, const fs::path& dir, int reps) {
@@ -72,9 +67,9 @@ void BenchValidate(const std::string& sluice, const fs::path& dir, int reps) {
   std::printf("sluice validate, one torch/train step, median of %d (interleaved)\n", reps);
   std::printf("%-22s %10s %12s\n", "", "wall", "peak RSS");
   for (const Case& c : cases)
-    std::printf("%-22s %7.1f ms %9.0f MB\n", c.name, Median(c.wall) * 1e3, Median(c.rss) / 1024);
+    std::printf("%-22s %7.1f ms %9.0f MB\n", c.name, bench::Median(c.wall) * 1e3, bench::Median(c.rss) / 1024);
   std::printf("descriptor / library: %.3f; descriptor - no plugin step: %+.1f ms\n\n",
-              Median(cases[0].wall) / Median(cases[1].wall), (Median(cases[0].wall) - Median(cases[2].wall)) * 1e3);
+              bench::Median(cases[0].wall) / bench::Median(cases[1].wall), (bench::Median(cases[0].wall) - bench::Median(cases[2].wall)) * 1e3);
 }
 
 }  // namespace
@@ -119,9 +114,9 @@ int main(int argc, char** argv) {
       t.push_back(m.seconds);
       cpu.push_back(m.cpu_seconds);
     }
-    double med = Median(t);
+    double med = bench::Median(t);
     if (std::string(kind) == "inprocess") inproc = med;
-    std::printf("%-22s %8.3f s %11.1f us %11.1f us", kind, med, med * 1e6 / n, Median(cpu) * 1e6 / n);
+    std::printf("%-22s %8.3f s %11.1f us %11.1f us", kind, med, med * 1e6 / n, bench::Median(cpu) * 1e6 / n);
     if (std::string(kind) != "inprocess") std::printf("   %.1fx in-process", med / inproc);
     std::printf("\n");
   }
