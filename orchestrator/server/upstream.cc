@@ -165,23 +165,25 @@ std::string BadStatusText(int status) { return "status " + std::to_string(status
 bool Interim(int status) { return status >= 100 && status < 200 && status != 101; }
 constexpr int kMaxInterim = 8;
 
-// The number of fields the message has now: called when its header is
-// done, it tells the header's fields from a chunked body's trailer fields,
-// which Beast appends to the same list later.
-size_t FieldCount(const http::response<http::string_body>& msg) {
-  return static_cast<size_t>(std::distance(msg.begin(), msg.end()));
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// The message's fields now, names lower case: taken when its header is
+// done, they are the header's. A chunked body's trailer fields join the
+// same list later, and not at its end: Beast puts a field after the last
+// one of the same name, so no count of the header's fields tells them apart.
+Headers HeaderFields(const http::response<http::string_body>& msg) {
+  Headers h;
+  for (const auto& f : msg) h.emplace_back(Lower(std::string(f.name_string())), std::string(f.value()));
+  return h;
 }
 
-// The answer, with the first `header_fields` fields as its headers: a
-// chunked body's trailer fields are dropped (they are not headers, and
-// would pass the header's size limit unchecked).
-UpstreamResponse ToResponse(http::response<http::string_body>& msg, size_t header_fields) {
+// The answer, with `headers` (HeaderFields at the header's end) as its
+// headers: a chunked body's trailer fields are dropped (they are not
+// headers, and would pass the header's size limit unchecked).
+UpstreamResponse ToResponse(http::response<http::string_body>& msg, Headers headers) {
   UpstreamResponse r;
   r.status = static_cast<int>(msg.result_int());
-  for (const auto& f : msg) {
-    if (r.headers.size() == header_fields) break;
-    r.headers.emplace_back(Lower(std::string(f.name_string())), std::string(f.value()));
-  }
+  r.headers = std::move(headers);
   r.body = std::move(msg.body());
   return r;
 }
@@ -397,7 +399,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     if (ec) return OnAnswer(ec);
     const auto& o = engine_->options();
     if (header_bytes > o.max_header) return OnAnswer(http::error::header_limit);
-    header_fields_ = FieldCount(parser_->get());
+    headers_ = HeaderFields(parser_->get());
     if (parser_->is_done()) return OnAnswer({});  // no body (a HEAD, a 204, Content-Length: 0)
     auto length = parser_->content_length();
     if (length && *length > o.max_body) return OnAnswer(http::error::body_limit);
@@ -423,7 +425,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     }
     UpstreamResult r;
     r.wrote_any = true;
-    r.response = ToResponse(msg, header_fields_);
+    r.response = ToResponse(msg, std::move(headers_));
     bool reusable = r.response.status != 101 && msg.keep_alive() && !parser_->need_eof() && conn_->buffer.size() == 0;
     Finish(std::move(r), reusable);
   }
@@ -461,7 +463,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::string head_;
   std::shared_ptr<Connection> conn_;
   std::optional<http::response_parser<http::string_body>> parser_;
-  size_t header_fields_ = 0;  // the fields of parser_'s header (FieldCount when it was done)
+  Headers headers_;  // parser_'s header's fields (HeaderFields when it was done)
   bool finished_ = false, wrote_any_ = false, reopened_ = false;
   int interim_ = 0;
 };
@@ -565,11 +567,11 @@ UpstreamParse ParseUpstreamResponse(std::string_view wire, std::string_view meth
     beast::error_code ec;
     p.eager(false);  // the header alone first, as Read does
     bool header_checked = false;
-    size_t header_fields = 0;
+    Headers headers;
     while (!p.is_done()) {
       if (p.is_header_done() && !header_checked) {
         header_checked = true;
-        header_fields = FieldCount(p.get());
+        headers = HeaderFields(p.get());
         if (used - start > options.max_header) return judged(http::error::header_limit);
         auto length = p.content_length();
         if (length && *length > options.max_body) return judged(http::error::body_limit);
@@ -604,8 +606,8 @@ UpstreamParse ParseUpstreamResponse(std::string_view wire, std::string_view meth
       }
       continue;
     }
-    if (!header_checked) header_fields = FieldCount(p.get());  // done at once: no body, so no trailer
-    *out = ToResponse(p.get(), header_fields);
+    if (!header_checked) headers = HeaderFields(p.get());  // done at once: no body, so no trailer
+    *out = ToResponse(p.get(), std::move(headers));
     return UpstreamParse::kResponse;
   }
 }

@@ -562,3 +562,22 @@ TEST(UpstreamTest, AChunkedAnswersTrailerFieldsAreNotTakenAsHeaders) {
   EXPECT_EQ(r.Header("x-trailer"), "");
   EXPECT_EQ(r.headers.size(), 2u) << "transfer-encoding and x-head";
 }
+
+TEST(UpstreamTest, ATrailerFieldNamedLikeAHeaderFieldNeitherJoinsNorDisplacesTheHeaders) {
+  // Beast files a field after the last one of its name, trailers included:
+  // a crash the fuzzer found when the header was "its first N fields"
+  // (corpus: trailer-named-as-header).
+  const std::string wire =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Head: 1\r\nContent-Type: text/plain\r\n\r\n"
+      "5\r\nhello\r\n0\r\nX-Head: " + std::string(300, 't') + "\r\n\r\n";
+  sluice::server::UpstreamOptions small;
+  small.max_header = 256;
+  sluice::server::UpstreamResponse r;
+  std::string why;
+  ASSERT_EQ(sluice::server::ParseUpstreamResponse(wire, "POST", small, &r, &why), sluice::server::UpstreamParse::kResponse)
+      << why;
+  EXPECT_EQ(r.body, "hello");
+  const std::vector<std::pair<std::string, std::string>> header = {
+      {"transfer-encoding", "chunked"}, {"x-head", "1"}, {"content-type", "text/plain"}};
+  EXPECT_EQ(r.headers, header);
+}
