@@ -405,6 +405,7 @@ Result<RunState> Engine::Run() {
     while (auto i = graph_.NextToDecide()) {
       st = Decide(*i);
       if (!st.ok()) return st;
+      if (TimerDue()) break;
     }
     if (int c = cancel_request_.load(); c > 0 && (!cancelling_ || (c == 2 && !hard_cancel_))) {
       st = BeginCancel(c == 2);
@@ -413,6 +414,13 @@ Result<RunState> Engine::Run() {
     }
     st = StartReady();
     if (!st.ok()) return st;
+    // A long stretch of units that end without running (decided, cached,
+    // failing before a start) never waits; its timers (a cancel asked for in
+    // the store, the run's timeout, a running step's) fire here.
+    if (TimerDue()) {
+      st = FireTimers();
+      if (!st.ok()) return st;
+    }
     // A unit can end without running (a cache hit, a failure before it
     // starts): decide its dependants before waiting for anything. One whose
     // process could not start gave its slots back: fill them now, since

@@ -186,6 +186,9 @@ class Engine {
   Status StartItem(size_t unit);
   // Stops (engine_stops.cc): a cancel, the run's timeout, the timers.
   Status FireTimers();
+  // True if a timer is due: a long stretch of work that never waits stops
+  // to fire it.
+  bool TimerDue();
   Status BeginCancel(bool hard);
   // The pipeline's `timeout:` passed: the steps of `steps:` stop (running
   // ones as a cancel stops them, the others do not start) and the run will

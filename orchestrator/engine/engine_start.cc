@@ -67,6 +67,7 @@ Status Engine::StartReady() {
     if (*turn != PoolTurn::kGo) continue;
     Status s = prepare(u);
     if (!s.ok()) return s;
+    if (TimerDue()) break;
   }
   if (launching.empty()) return Status::Ok();
   Status s = store_->Flush();  // the attempts are on record before their processes exist

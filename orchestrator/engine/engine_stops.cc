@@ -127,6 +127,8 @@ Status Engine::ArmDeadline() {
   return Status::Ok();
 }
 
+bool Engine::TimerDue() { return !timers_.empty() && timers_.top().at <= clock_->Now(); }
+
 Status Engine::FireTimers() {
   TimePoint now = clock_->Now();
   while (!timers_.empty() && timers_.top().at <= now) {

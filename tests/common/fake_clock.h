@@ -1,5 +1,5 @@
 // FakeClock: time that moves only when a test (or FakeExecutor::Wait) moves
-// it, for engine tests with no sleep. Starts at an hour past the steady
+// it, or by a tick each time it is read, for engine tests with no sleep. Starts at an hour past the steady
 // clock's epoch, so deadlines before it are representable. Not thread-safe.
 #pragma once
 
@@ -13,7 +13,10 @@ namespace sluice::testing {
 class FakeClock : public engine::Clock {
  public:
   engine::TimePoint now{std::chrono::hours(1)};
-  engine::TimePoint Now() override { return now; }
+  // How far each Now() moves the clock: time that passes while the engine
+  // works without waiting (0: it moves only when waited on).
+  std::chrono::microseconds tick{0};
+  engine::TimePoint Now() override { return now += tick; }
   int64_t WallMs() override {
     return std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   }
