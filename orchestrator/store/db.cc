@@ -105,7 +105,7 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path) {
     return Status::IoError("open " + path + ": " + m);
   }
   std::unique_ptr<Db> db(new Db(handle));
-  sqlite3_busy_timeout(handle, 10000);
+  sqlite3_busy_handler(handle, &Db::OnBusy, db.get());
   // NORMAL in WAL mode: a commit survives the process being killed; a power
   // cut may lose the last commits but never corrupts. SLUICE_SYNC=full syncs
   // every commit.
@@ -127,6 +127,15 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path) {
   }
   if (!st.ok()) return st.WithContext("open " + path);
   return db;
+}
+
+int Db::OnBusy(void* self, int tries) {
+  Db* db = static_cast<Db*>(self);
+  auto now = std::chrono::steady_clock::now();
+  if (tries == 0) db->busy_since_ = now;
+  if (now - db->busy_since_ >= kBusyTimeout) return 0;
+  std::this_thread::sleep_for(kBusyRetry);
+  return 1;
 }
 
 Status Db::Migrate() {

@@ -4,7 +4,7 @@
 // lineage.h, registry.h, access.h) each hold a Db& and keep their SQL to
 // themselves; open.h's Store opens the file and wires them together.
 //
-// WAL mode, busy_timeout, prepared statements only. One Db (and whatever
+// WAL mode, a busy wait (OnBusy), prepared statements only. One Db (and whatever
 // holds it) is used by one thread; several processes (a running `sluice
 // run`, a `sluice show`, a `sluice cancel`) may open the same file at once:
 // SQLite's locking serialises their writes, each one short transaction.
@@ -19,6 +19,8 @@
 //     error (the daemon never aborts) and changes nothing.
 // Reads may be called at any time; inside the batch they see its writes.
 #pragma once
+
+#include <chrono>
 
 #include <memory>
 #include <string>
@@ -153,7 +155,17 @@ class Db {
   Status Commit();
   void Rollback();
 
+  // SQLite's busy handler: tries again every kBusyRetry for kBusyTimeout.
+  // SQLite's own busy_timeout backs off to 100 ms between tries; a writer
+  // that holds the lock nearly all the time (the engine through a long
+  // stretch of steps that end without running) frees it for microseconds
+  // between commits, and a backed-off waiter keeps missing those gaps.
+  static int OnBusy(void* self, int tries);
+  static constexpr std::chrono::microseconds kBusyRetry{250};
+  static constexpr std::chrono::seconds kBusyTimeout{10};
+
   sqlite3* db_;
+  std::chrono::steady_clock::time_point busy_since_;
   bool batch_open_ = false;  // the engine's writes since its last Flush()
   std::vector<std::pair<const char*, std::unique_ptr<Statement>>> cache_;  // keyed by the SQL text's address
 };

@@ -2,8 +2,10 @@
 // batch and its rule), RunsStore, RegistryStore, AccessStore.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <sqlite3.h>
 
@@ -215,6 +217,44 @@ TEST(DbTest, AnUnflushedBatchIsRolledBackWhenTheStoreCloses) {
   auto s = OpenStore(path);
   EXPECT_TRUE(s->runs().LoadSteps(run)->empty());
   EXPECT_EQ(*s->db().IntegrityCheck(), "ok");
+}
+
+// The engine through a long stretch of steps that end without running holds
+// the write lock nearly all the time, committing every 200 ends; `sluice
+// cancel` or the server, writing meanwhile, must get in between two of those
+// commits, not only once the stretch is over (or not at all, after the busy
+// timeout).
+TEST(DbTest, AWriterWaitingForTheLockGetsInBetweenAnotherConnectionsBackToBackBatches) {
+  std::string path = TempDb("busy");
+  auto engine_side = OpenStore(path);
+  auto other = OpenStore(path);
+  ASSERT_TRUE(engine_side && other);
+  int64_t run = *engine_side->runs().CreateRun("demo", "x", "p", "/", "{}", 1, 0);
+  std::vector<engine::StepRecord> steps(200);
+  for (size_t k = 0; k < steps.size(); ++k) {
+    steps[k].step_id = std::to_string(k);
+    steps[k].state = engine::StepState::kSkipped;
+  }
+  std::atomic<bool> stop{false}, writing{false}, done_writing{false};
+  std::thread batches([&] {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    std::vector<const engine::StepRecord*> all;
+    for (const engine::StepRecord& r : steps) all.push_back(&r);
+    while (!stop && std::chrono::steady_clock::now() < until) {
+      ASSERT_TRUE(engine_side->runs().SaveSteps(run, all).ok());
+      writing = true;
+      ASSERT_TRUE(engine_side->runs().Flush().ok());
+    }
+    done_writing = true;
+  });
+  while (!writing) std::this_thread::yield();
+  Status cancel = other->runs().RequestCancel(run);
+  bool between = !done_writing;
+  stop = true;
+  batches.join();
+  EXPECT_TRUE(cancel.ok()) << cancel.message();
+  EXPECT_TRUE(between) << "the write got in only after the back-to-back batches had stopped";
+  EXPECT_TRUE(engine_side->runs().GetRun(run)->cancel_requested);
 }
 
 TEST(DbTest, ADatabaseAtSchemaVersion7MigratesTo8AndKeepsItsRunsAndDeliveries) {
