@@ -33,8 +33,8 @@ class ResultHistory {
   virtual ~ResultHistory() = default;
   // The newest succeeded attempt with this fingerprint, as RunStore::FindCached.
   virtual Result<std::optional<CachedResult>> FindCached(const std::string& fingerprint) = 0;
-  // The newest succeeded or cached attempt of the step (or foreach item) in
-  // any run of the pipeline, with its identity.
+  // The last succeeded or cached attempt of the step (or foreach item) in
+  // the newest run of the pipeline that has one, with its identity.
   virtual Result<std::optional<AttemptRecord>> LatestResult(const std::string& step, int item) = 0;
 };
 

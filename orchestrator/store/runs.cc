@@ -359,7 +359,7 @@ Result<std::optional<AttemptRecord>> RunsStore::LatestResult(const std::string& 
   Query q = db_.Prepare(
       "SELECT a.id, a.run_id, a.state, IFNULL(a.identity, ''), IFNULL(a.fingerprint, ''), IFNULL(a.finished_ms, 0)"
       " FROM runs r JOIN attempts a ON a.run_id = r.id AND a.step_id = ?2 AND a.item = ?3"
-      " WHERE r.pipeline = ?1 AND a.state IN ('succeeded', 'cached') ORDER BY a.id DESC LIMIT 1");
+      " WHERE r.pipeline = ?1 AND a.state IN ('succeeded', 'cached') ORDER BY r.id DESC, a.number DESC LIMIT 1");
   q.Bind(1, pipeline).Bind(2, step).Bind(3, static_cast<int64_t>(item));
   int rc = q.Step();
   if (rc == SQLITE_DONE) return std::optional<AttemptRecord>();

@@ -125,9 +125,11 @@ class RunsStore : public engine::RunStore {
   Result<std::vector<StepChange>> StepsWrittenAfter(int64_t seq);
   // The seq of the last step record written (0 for none).
   Result<int64_t> LastStepSeq();
-  // The newest succeeded or cached attempt of the step (or foreach item)
-  // in any run of the pipeline, if any: what `sluice plan` compares a step's
-  // identity with. Its identity, fingerprint, run and finish time are set.
+  // The last succeeded or cached attempt of the step (or foreach item) in
+  // the newest run of the pipeline that has one, if any: what `sluice plan`
+  // compares a step's identity with. Its identity, fingerprint, run and
+  // finish time are set. Runs are walked newest first and the walk stops at
+  // the first that has one, so the cost is not the pipeline's history.
   Result<std::optional<engine::AttemptRecord>> LatestResult(const std::string& pipeline, const std::string& step,
                                                             int item);
   // Every metric of the run's attempts, in the order they were saved.

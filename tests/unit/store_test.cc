@@ -460,6 +460,45 @@ TEST(DbTest, ADatabaseAtSchemaVersion16MigratesTo17WithItsRunsInNoGroupAndNoPool
   EXPECT_EQ((*s->concurrency().GetPool("gpu"))->slots, 2);
 }
 
+// What `sluice plan` compares a step with: the newest run of the pipeline
+// that has a result of it, not the attempt written last (run 1, retried
+// after run 2), a newer run with no result (run 3) or another pipeline's run.
+TEST(RunsStoreTest, TheLatestResultOfAStepIsItsLastInTheNewestRunOfThePipelineThatHasOne) {
+  auto s = OpenStore(TempDb("latest"));
+  ASSERT_TRUE(s);
+  store::RunsStore& runs = s->runs();
+  auto attempt = [&](int64_t run, int number, engine::StepState state, const std::string& identity) {
+    engine::StepRecord step{.step_id = "a", .state = state, .tries = number, .attempts = number};
+    engine::AttemptRecord a{.run_id = run, .step_id = "a", .number = number, .log_path = "/l"};
+    ASSERT_TRUE(runs.BeginAttempt(&a, step).ok());
+    a.state = state;
+    a.fingerprint = "f-" + identity;
+    a.identity = identity;
+    ASSERT_TRUE(runs.FinishAttempt(&a, step).ok());
+    ASSERT_TRUE(runs.Flush().ok());
+  };
+  int64_t one = *runs.CreateRun("p", "x", "p.yaml", "/", "{}", 1, 0);
+  int64_t two = *runs.CreateRun("p", "x", "p.yaml", "/", "{}", 1, 0);
+  int64_t three = *runs.CreateRun("p", "x", "p.yaml", "/", "{}", 1, 0);
+  int64_t other = *runs.CreateRun("q", "x", "q.yaml", "/", "{}", 1, 0);
+  attempt(one, 1, engine::StepState::kSucceeded, "one-1");
+  attempt(two, 1, engine::StepState::kSucceeded, "two-1");
+  attempt(two, 2, engine::StepState::kCached, "two-2");
+  attempt(two, 3, engine::StepState::kFailed, "two-3");
+  attempt(three, 1, engine::StepState::kFailed, "three-1");
+  attempt(other, 1, engine::StepState::kSucceeded, "other-1");
+  attempt(one, 2, engine::StepState::kSucceeded, "one-2");  // a retry of run 1, written last
+
+  auto latest = runs.LatestResult("p", "a", -1);
+  ASSERT_TRUE(latest.ok()) << latest.status().message();
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->run_id, two);
+  EXPECT_EQ((*latest)->identity, "two-2");
+  EXPECT_EQ((*latest)->state, engine::StepState::kCached);
+  EXPECT_FALSE(runs.LatestResult("p", "b", -1)->has_value());
+  EXPECT_EQ((*runs.LatestResult("q", "a", -1))->identity, "other-1");
+}
+
 TEST(RunsStoreTest, ARetryResetClearsTheRunsOutputs) {
   auto s = OpenStore(TempDb("run-outputs-reset"));
   ASSERT_TRUE(s);
