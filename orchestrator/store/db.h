@@ -21,7 +21,6 @@
 #pragma once
 
 #include <chrono>
-
 #include <memory>
 #include <string>
 #include <utility>

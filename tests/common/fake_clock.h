@@ -1,6 +1,7 @@
 // FakeClock: time that moves only when a test (or FakeExecutor::Wait) moves
-// it, or by a tick each time it is read, for engine tests with no sleep. Starts at an hour past the steady
-// clock's epoch, so deadlines before it are representable. Not thread-safe.
+// it, or by `tick` each time it is read, for engine tests with no sleep.
+// Starts at an hour past the steady clock's epoch, so deadlines before it
+// are representable. Not thread-safe.
 #pragma once
 
 #include <chrono>

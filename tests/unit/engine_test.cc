@@ -79,6 +79,17 @@ class EngineTest : public ::testing::Test {
     }
     return rec;
   }
+  // Runs 1,000 steps `body` that end without running, while every read of
+  // the clock takes 1 ms and a cancel has been asked for in the store: the
+  // engine should see it at its first poll (250 ms), well before the end.
+  RunState RunStretchWithACancelAsked(const std::string& body) {
+    run_id_ = store_->CreateRun();
+    store_->RequestCancel(run_id_);
+    clock_.tick = 1ms;
+    std::string yaml = "name: t\nsteps:\n";
+    for (int k = 0; k < 1000; ++k) yaml += "  s" + std::to_string(k) + ": " + body + "\n";
+    return RunSpec(yaml);
+  }
   std::vector<std::string> Order() const {
     std::vector<std::string> out;
     for (auto& [label, t] : exec_.starts) out.push_back(label);
@@ -275,16 +286,8 @@ TEST_F(EngineTest, AStretchOfStepsThatEndWithoutRunningIsCommittedEveryTwoHundre
   EXPECT_TRUE(exec_.starts.empty());
 }
 
-// Each test runs 1,000 steps that end without running while every read of
-// the clock takes 1 ms: the cancel asked for in the store is seen at the
-// first poll (250 ms), well before the stretch ends.
 TEST_F(EngineTest, ACancelIsSeenDuringALongStretchOfStepsDecidedWithoutRunning) {
-  run_id_ = store_->CreateRun();
-  store_->RequestCancel(run_id_);
-  clock_.tick = 1ms;
-  std::string yaml = "name: t\nsteps:\n";
-  for (int k = 0; k < 1000; ++k) yaml += "  s" + std::to_string(k) + ": {if: 'false', run: x}\n";
-  EXPECT_EQ(RunSpec(yaml), RunState::kCancelled);
+  EXPECT_EQ(RunStretchWithACancelAsked("{if: 'false', run: x}"), RunState::kCancelled);
   EXPECT_EQ(Step("s0").state, StepState::kSkipped);
   EXPECT_EQ(Step("s999").state, StepState::kCancelled);
   EXPECT_EQ(Step("s999").reason, "run cancelled");
@@ -292,12 +295,7 @@ TEST_F(EngineTest, ACancelIsSeenDuringALongStretchOfStepsDecidedWithoutRunning) 
 
 TEST_F(EngineTest, ACancelIsSeenDuringALongStretchOfStepsThatFailBeforeTheyStart) {
   exec_.missing_programs = {"nope"};
-  run_id_ = store_->CreateRun();
-  store_->RequestCancel(run_id_);
-  clock_.tick = 1ms;
-  std::string yaml = "name: t\nsteps:\n";
-  for (int k = 0; k < 1000; ++k) yaml += "  s" + std::to_string(k) + ": {run: [nope]}\n";
-  EXPECT_EQ(RunSpec(yaml), RunState::kCancelled);
+  EXPECT_EQ(RunStretchWithACancelAsked("{run: [nope]}"), RunState::kCancelled);
   EXPECT_EQ(Step("s0").reason, "command not found: nope");
   EXPECT_EQ(Step("s999").state, StepState::kCancelled);
   EXPECT_EQ(Step("s999").attempts, 0);
