@@ -8,6 +8,13 @@
 //    Every transition is committed to SQLite in all three. The steps are
 //    independent (no needs), run with --jobs 2; --steps 0 skips this part.
 //
+// 3. The floors under an in-process step, in this process, N times: the
+//    store's writes for one step's transitions (its attempt begun and
+//    committed before it starts, its end joining the next step's commit, as
+//    the engine writes them), and a round trip to a worker thread (woken by a
+//    condition variable, answering through an eventfd the waiter polls, as
+//    the in-process runner does).
+//
 //   plugin_bench [--sluice PATH] [--plugins DIR] [--steps N] [--reps R] [--validate-reps V]
 #include <fcntl.h>
 #include <spawn.h>
@@ -23,7 +30,16 @@
 #include <string>
 #include <vector>
 
+#include <poll.h>
+#include <sys/eventfd.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 #include "measure.h"
+#include "store/open.h"
+#include "util/hash.h"
 
 namespace fs = std::filesystem;
 
@@ -70,6 +86,102 @@ void BenchValidate(const std::string& sluice, const fs::path& dir, int reps) {
     std::printf("%-22s %7.1f ms %9.0f MB\n", c.name, bench::Median(c.wall) * 1e3, bench::Median(c.rss) / 1024);
   std::printf("descriptor / library: %.3f; descriptor - no plugin step: %+.1f ms\n\n",
               bench::Median(cases[0].wall) / bench::Median(cases[1].wall), (bench::Median(cases[0].wall) - bench::Median(cases[2].wall)) * 1e3);
+}
+
+// Part 3: what the store's writes of n steps' transitions cost, per step.
+double StoreFloorUs(const fs::path& dir, int n) {
+  namespace en = sluice::engine;
+  fs::create_directories(dir / "floor");
+  auto opened = sluice::store::Store::Open((dir / "floor" / "sluice.db").string());
+  if (!opened.ok()) {
+    std::fprintf(stderr, "plugin_bench: %s\n", opened.status().message().c_str());
+    std::exit(1);
+  }
+  sluice::store::RunsStore& runs = (*opened)->runs();
+  int64_t run = *runs.CreateRun("bench", "x", "inprocess.yaml", dir.string(), "{}", 2, 0);
+  std::vector<en::StepRecord> steps(n);
+  std::vector<const en::StepRecord*> all;
+  for (int k = 0; k < n; ++k) {
+    steps[k].step_id = std::to_string(k);
+    all.push_back(&steps[k]);
+  }
+  auto check = [](const sluice::Status& st) {
+    if (!st.ok()) {
+      std::fprintf(stderr, "plugin_bench: %s\n", st.message().c_str());
+      std::exit(1);
+    }
+  };
+  check(runs.SaveSteps(run, all));
+  check(runs.Flush());
+  auto t0 = std::chrono::steady_clock::now();
+  en::AttemptRecord last;
+  for (int k = 0; k <= n; ++k) {
+    if (k > 0) {  // the previous step ends, in the batch
+      en::StepRecord& done = steps[k - 1];
+      done.state = en::StepState::kSucceeded;
+      last.state = en::StepState::kSucceeded;
+      last.exit_code = 0;
+      last.finished_ms = 2;
+      last.identity = R"({"params":{},"plugin":{"name":"testkit","step_type":"noop"},"step":")" + done.step_id + "\"}";
+      last.fingerprint = sluice::Sha256Hex(last.identity);
+      check(runs.FinishAttempt(&last, done));
+      check(runs.SaveMetrics(last, {}));
+    }
+    if (k == n) break;
+    en::StepRecord& next = steps[k];
+    next.state = en::StepState::kRunning;
+    next.tries = next.attempts = 1;
+    last = en::AttemptRecord{.run_id = run, .step_id = next.step_id, .number = 1, .started_ms = 1,
+                             .log_path = (dir / "logs" / (next.step_id + ".1.log")).string()};
+    check(runs.BeginAttempt(&last, next));
+    check(runs.Flush());  // on record before it starts
+  }
+  check(runs.Flush());
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / n;
+}
+
+// Part 3: a round trip to a worker thread, per step.
+double HandoffFloorUs(int n) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int given = 0;
+  bool stop = false;
+  int done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  std::thread worker([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    int taken = 0;
+    while (true) {
+      cv.wait(lock, [&] { return stop || given > taken; });
+      if (stop) return;
+      ++taken;
+      uint64_t one = 1;
+      ssize_t w = ::write(done_fd, &one, sizeof one);
+      (void)w;
+    }
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  for (int k = 0; k < n; ++k) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++given;
+    }
+    cv.notify_one();
+    pollfd p{done_fd, POLLIN, 0};
+    while (::poll(&p, 1, 1000) == 0) {
+    }
+    uint64_t count;
+    ssize_t r = ::read(done_fd, &count, sizeof count);
+    (void)r;
+  }
+  double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / n;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
+  }
+  cv.notify_one();
+  worker.join();
+  ::close(done_fd);
+  return us;
 }
 
 }  // namespace
@@ -121,6 +233,17 @@ int main(int argc, char** argv) {
     std::printf("\n");
   }
   std::printf("targets: in-process <= 50 us per step; isolated <= 4x in-process; both well under subprocess\n");
+  std::vector<double> store_us, handoff_us;
+  for (int r = 0; r < reps; ++r) {
+    fs::remove_all(dir / "floor");
+    store_us.push_back(StoreFloorUs(dir, n));
+    handoff_us.push_back(HandoffFloorUs(n));
+  }
+  std::printf("floors per in-process step, median of %d: the store's writes of its transitions %.1f us (a commit "
+              "before it starts; its end joins the next one), a round trip to a worker thread %.1f us; together "
+              "%.1f us of the %.1f us above\n",
+              reps, bench::Median(store_us), bench::Median(handoff_us), bench::Median(store_us) + bench::Median(handoff_us),
+              inproc * 1e6 / n);
   fs::remove_all(dir);
   return 0;
 }
