@@ -17,25 +17,23 @@
 //
 //   plugin_bench [--sluice PATH] [--plugins DIR] [--steps N] [--reps R] [--validate-reps V]
 #include <fcntl.h>
+#include <poll.h>
 #include <spawn.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <string>
-#include <vector>
-
-#include <poll.h>
-#include <sys/eventfd.h>
-
-#include <condition_variable>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "measure.h"
 #include "store/open.h"
