@@ -104,10 +104,17 @@ Result<std::shared_ptr<PluginInfo>> ReadPlugin(const sluice_plugin* p, const std
   info->path = path;
   if (Status s = CheckPluginName(path, info->name); !s.ok()) return s;
   std::set<std::string> ids;
+  // The step types are an array of them as the plugin was built: step by
+  // their size then, which an older plugin's is smaller than ours.
+  uint32_t stride = p->step_type_count > 0 ? p->step_types[0].struct_size : 0;
   for (uint32_t i = 0; i < p->step_type_count; ++i) {
-    const sluice_step_type& t = p->step_types[i];
+    const sluice_step_type& t =
+        *reinterpret_cast<const sluice_step_type*>(reinterpret_cast<const char*>(p->step_types) + size_t{i} * stride);
     if (t.struct_size < kMinStepTypeSize)
       return Status::Incompatible("plugin " + path + ": step type " + std::to_string(i) + " table is too small");
+    if (t.struct_size != stride)
+      return Status::Incompatible("plugin " + path + ": step type " + std::to_string(i) + " table is " +
+                                  std::to_string(t.struct_size) + " bytes, the first one's " + std::to_string(stride));
     std::string schema = Str(t.params_schema);
     auto params = nlohmann::json::parse(schema.empty() ? "{}" : schema, nullptr, false);
     if (params.is_discarded()) params = nullptr;  // MakeStepType says it is not an object

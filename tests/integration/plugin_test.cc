@@ -296,7 +296,7 @@ steps:
   EXPECT_EQ(o.err, "p.yaml:7:19: step 'b' reads steps.a.outputs.rows, which step 'a' does not declare (it declares none)\n");
 }
 
-TEST_F(PluginTest, AStepTypeBuiltBeforeOutputsWereDeclaredLoadsAndItsReadsAreNotChecked) {
+TEST_F(PluginTest, StepTypesBuiltBeforeOutputsWereDeclaredLoadAtTheirOwnSizeAndTheirReadsAreNotChecked) {
   ::setenv("SLUICE_PLUGIN_PATH", (kPlugins + "/abi_1_0").c_str(), 1);
   box_.Write("p.yaml", R"(name: demo
 steps:
@@ -305,6 +305,8 @@ steps:
   b:
     needs: [a]
     run: test "${{ steps.a.outputs.anything }}" = 1
+  c:
+    uses: abi-one-oh/older
 )");
   Output o = box_.Sluice({"run", "p.yaml"});
   EXPECT_EQ(o.code, 0) << o.err;
