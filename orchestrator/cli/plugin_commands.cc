@@ -73,14 +73,7 @@ int Plugins(const std::string& dir, const std::string& format) {
     nlohmann::json j = {{"search_path", folders}, {"refused", catalog.refused()}, {"plugins", nlohmann::json::array()}};
     for (const auto& p : catalog.plugins()) {
       nlohmann::json types = nlohmann::json::array();
-      for (const auto& t : p->step_types) {
-        types.push_back({{"id", t.id}, {"revision", t.revision}, {"description", t.description}, {"params", t.params_schema}});
-        if (t.outputs) {
-          nlohmann::json outputs = nlohmann::json::object();
-          for (const auto& [name, kind] : *t.outputs) outputs[name] = kind;
-          types.back()["outputs"] = outputs;
-        }
-      }
+      for (const auto& t : p->step_types) types.push_back(exec::StepTypeJson(t));
       j["plugins"].push_back({{"name", p->name}, {"version", p->version}, {"path", p->path}, {"step_types", types}});
     }
     std::cout << JsonText(j, 2) << "\n";

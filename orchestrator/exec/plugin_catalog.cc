@@ -36,6 +36,8 @@ constexpr uint32_t kMinPluginSize = offsetof(sluice_plugin, step_types) + sizeof
 constexpr uint32_t kMinStepTypeSize = offsetof(sluice_step_type, run) + sizeof(sluice_run_fn);
 // A step type built with ABI 1.2 or later may declare its outputs.
 constexpr uint32_t kOutputsStepTypeSize = offsetof(sluice_step_type, outputs) + sizeof(sluice_str);
+// A step type built with ABI 1.3 or later may have flags.
+constexpr uint32_t kFlagsStepTypeSize = offsetof(sluice_step_type, flags) + sizeof(uint32_t);
 
 }  // namespace
 
@@ -91,6 +93,17 @@ Result<StepTypeInfo> MakeStepType(const std::string& path, std::string id, uint3
   return s;
 }
 
+nlohmann::json StepTypeJson(const StepTypeInfo& t) {
+  nlohmann::json type = {{"id", t.id}, {"revision", t.revision}, {"description", t.description}, {"params", t.params_schema}};
+  if (t.outputs) {
+    nlohmann::json outputs = nlohmann::json::object();
+    for (const auto& [name, kind] : *t.outputs) outputs[name] = kind;
+    type["outputs"] = std::move(outputs);
+  }
+  if (t.nonblocking) type["nonblocking"] = true;
+  return type;
+}
+
 Result<std::shared_ptr<PluginInfo>> ReadPlugin(const sluice_plugin* p, const std::string& path) {
   if (p->abi_major != SLUICE_PLUGIN_ABI_MAJOR)
     return Status::Incompatible("plugin " + path + " was built for plugin ABI " + std::to_string(p->abi_major) +
@@ -129,6 +142,7 @@ Result<std::shared_ptr<PluginInfo>> ReadPlugin(const sluice_plugin* p, const std
       return Status::Incompatible("plugin " + path + ": step type '" + s->id + "' is defined twice");
     if (!t.run) return Status::Incompatible("plugin " + path + ": step type '" + s->id + "' has no run function");
     s->run = t.run;
+    s->nonblocking = t.struct_size >= kFlagsStepTypeSize && (t.flags & SLUICE_STEP_NONBLOCKING);
     info->step_types.push_back(std::move(*s));
   }
   return info;

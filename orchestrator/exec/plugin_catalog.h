@@ -46,6 +46,9 @@ struct StepTypeInfo {
   bool takes_slot = true;
   // Compiled into sluice: its run() may read CurrentBuiltinAttempt().
   bool builtin = false;
+  // Declared SLUICE_STEP_NONBLOCKING: run in process, it runs on the
+  // engine's thread.
+  bool nonblocking = false;
 };
 
 // What `path` says of a plugin compiled into the sluice binary.
@@ -76,6 +79,9 @@ Result<std::shared_ptr<PluginInfo>> ReadPlugin(const sluice_plugin* table, const
 // or null: not declared). Shared by the table and the descriptor readers.
 Result<StepTypeInfo> MakeStepType(const std::string& path, std::string id, uint32_t revision, std::string description,
                                   nlohmann::json params_schema, const nlohmann::json& outputs);
+// A step type as JSON: id, revision, description, params, and outputs and
+// nonblocking when it declares them (`sluice plugins --format json`, descriptors).
+nlohmann::json StepTypeJson(const StepTypeInfo& t);
 // Whether `name` may name a plugin; Incompatible naming `path` if not.
 Status CheckPluginName(const std::string& path, const std::string& name);
 // The built-in plugin `name` (exec/builtin.h), for a plugin host.

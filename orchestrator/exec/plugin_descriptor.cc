@@ -23,15 +23,7 @@ namespace {
 // part a loaded library's table must agree with.
 json Contents(const PluginInfo& p) {
   json types = json::array();
-  for (const StepTypeInfo& t : p.step_types) {
-    json type = {{"id", t.id}, {"revision", t.revision}, {"description", t.description}, {"params", t.params_schema}};
-    if (t.outputs) {
-      json outputs = json::object();
-      for (const auto& [name, kind] : *t.outputs) outputs[name] = kind;
-      type["outputs"] = std::move(outputs);
-    }
-    types.push_back(std::move(type));
-  }
+  for (const StepTypeInfo& t : p.step_types) types.push_back(StepTypeJson(t));
   return {{"name", p.name}, {"version", p.version}, {"step_types", std::move(types)}};
 }
 
@@ -137,6 +129,7 @@ Result<std::shared_ptr<PluginInfo>> ReadDescribedPlugin(const std::string& libra
       if (!s.ok()) return s.status();
       if (!ids.insert(s->id).second)
         return Status::Incompatible("plugin " + library + ": step type '" + s->id + "' is defined twice");
+      s->nonblocking = t.value("nonblocking", false);
       info->step_types.push_back(std::move(*s));
     }
   } catch (const json::exception& e) {

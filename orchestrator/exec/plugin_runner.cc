@@ -124,6 +124,12 @@ void InProcessRunner::Start(int64_t attempt_id, const StepTypeInfo* type, const 
   job->report.mask = SecretMask(r.secrets);
   job->progress = progress_;
   running_[attempt_id] = job;
+  if (type->nonblocking) {  // here and now: no worker to wake, no wait to be woken from
+    Run(job.get());
+    std::lock_guard<std::mutex> lock(mu_);
+    Finished(std::move(job));
+    return;
+  }
   bool grow;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -143,47 +149,52 @@ void InProcessRunner::Work() {
     std::shared_ptr<Job> job = queue_.front();
     queue_.pop_front();
     lock.unlock();
-
-    Job* j = job.get();
-    sluice_host host{};
-    host.struct_size = sizeof(sluice_host);
-    host.abi_major = SLUICE_PLUGIN_ABI_MAJOR;
-    host.host = j;
-    host.log = [](void* h, sluice_str line) { JobOf<Job>(h)->report.Log(Str(line)); };
-    host.progress = [](void* h, double fraction, sluice_str message) {
-      Job* job = JobOf<Job>(h);
-      if (job->progress && *job->progress) (*job->progress)(job->id, fraction, Str(message));
-    };
-    host.metric = [](void* h, sluice_str name, double value, int64_t index) {
-      JobOf<Job>(h)->report.metrics.push_back({Str(name), value, index});
-    };
-    host.output = [](void* h, sluice_str key, sluice_str value) {
-      JobOf<Job>(h)->report.outputs[Str(key)] = spec::Value::Str(Str(value));
-    };
-    host.fail = [](void* h, sluice_str message) { JobOf<Job>(h)->report.failure = Str(message); };
-    host.cancelled = [](void* h) -> int32_t { return JobOf<Job>(h)->cancel.load() ? 1 : 0; };
-    sluice_step_call call{};
-    call.struct_size = sizeof(sluice_step_call);
-    call.step_type = View(j->call.step_type);
-    call.params = View(j->call.params);
-    call.output_dir = View(j->call.output_dir);
-    call.workdir = View(j->workdir);
-    call.attempt = j->call.attempt;
-    call.state_dir = View(j->call.state_dir);
-    call.cpu = j->call.cpu;
-    {
-      BuiltinAttemptScope scope(j->attempt);
-      j->report.status = j->type->run(&host, &call);
-    }
-    j->report.Close();
-
+    Run(job.get());
     lock.lock();
-    finished_.push_back(std::move(job));
     ++idle_;
-    uint64_t one = 1;
-    ssize_t n = ::write(event_fd_, &one, sizeof one);
-    (void)n;
+    Finished(std::move(job));
   }
+}
+
+void InProcessRunner::Finished(std::shared_ptr<Job> job) {
+  finished_.push_back(std::move(job));
+  uint64_t one = 1;
+  ssize_t n = ::write(event_fd_, &one, sizeof one);
+  (void)n;
+}
+
+void InProcessRunner::Run(Job* j) {
+  sluice_host host{};
+  host.struct_size = sizeof(sluice_host);
+  host.abi_major = SLUICE_PLUGIN_ABI_MAJOR;
+  host.host = j;
+  host.log = [](void* h, sluice_str line) { JobOf<Job>(h)->report.Log(Str(line)); };
+  host.progress = [](void* h, double fraction, sluice_str message) {
+    Job* job = JobOf<Job>(h);
+    if (job->progress && *job->progress) (*job->progress)(job->id, fraction, Str(message));
+  };
+  host.metric = [](void* h, sluice_str name, double value, int64_t index) {
+    JobOf<Job>(h)->report.metrics.push_back({Str(name), value, index});
+  };
+  host.output = [](void* h, sluice_str key, sluice_str value) {
+    JobOf<Job>(h)->report.outputs[Str(key)] = spec::Value::Str(Str(value));
+  };
+  host.fail = [](void* h, sluice_str message) { JobOf<Job>(h)->report.failure = Str(message); };
+  host.cancelled = [](void* h) -> int32_t { return JobOf<Job>(h)->cancel.load() ? 1 : 0; };
+  sluice_step_call call{};
+  call.struct_size = sizeof(sluice_step_call);
+  call.step_type = View(j->call.step_type);
+  call.params = View(j->call.params);
+  call.output_dir = View(j->call.output_dir);
+  call.workdir = View(j->workdir);
+  call.attempt = j->call.attempt;
+  call.state_dir = View(j->call.state_dir);
+  call.cpu = j->call.cpu;
+  {
+    BuiltinAttemptScope scope(j->attempt);
+    j->report.status = j->type->run(&host, &call);
+  }
+  j->report.Close();
 }
 
 void InProcessRunner::Cancel(int64_t attempt_id) {

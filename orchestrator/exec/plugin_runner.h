@@ -1,6 +1,7 @@
 // Running plugin steps, for LocalExecutor.
 //
-// InProcessRunner runs attempts on a pool of worker threads of ours. Cancel
+// InProcessRunner runs attempts on a pool of worker threads of ours, or on
+// the calling thread for a step type declared nonblocking. Cancel
 // and timeout set the attempt's cancelled flag; an attempt that ignores it
 // past the grace period is reported as abandoned (a thread cannot be killed)
 // and its late result is dropped.
@@ -74,6 +75,10 @@ class InProcessRunner {
  private:
   struct Job;
   void Work();
+  // Runs the attempt on this thread.
+  static void Run(Job* j);
+  // Hands a run attempt to TakeFinished. Requires mu_.
+  void Finished(std::shared_ptr<Job> job);
 
   std::mutex mu_;
   std::condition_variable cv_;

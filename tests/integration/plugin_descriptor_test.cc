@@ -44,7 +44,7 @@ class PluginDescriptorTest : public ::testing::Test {
     std::string library = Copy(folder);
     Output o = box_.Sluice({"plugins", "describe", library});
     EXPECT_EQ(o.code, 0) << o.err;
-    EXPECT_EQ(o.out, "described testkit 0.3.1 (5 step types) in " + library + ".json\n");
+    EXPECT_EQ(o.out, "described testkit 0.3.1 (7 step types) in " + library + ".json\n");
     return library;
   }
   Sandbox box_;

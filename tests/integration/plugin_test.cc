@@ -44,7 +44,9 @@ TEST_F(PluginTest, PluginsListsStepTypesAndRefusesBadLibraries) {
   EXPECT_EQ(j["plugins"][1]["step_types"].size(), 5u);  // canary, blue-green, rollback, shadow, ab-test
   EXPECT_EQ(j["plugins"][2]["name"], "testkit");
   EXPECT_EQ(j["plugins"][2]["version"], "0.3.1");
-  EXPECT_EQ(j["plugins"][2]["step_types"].size(), 5u);
+  EXPECT_EQ(j["plugins"][2]["step_types"].size(), 7u);
+  EXPECT_EQ(j["plugins"][2]["step_types"][0]["nonblocking"], true);    // noop
+  EXPECT_FALSE(j["plugins"][2]["step_types"][1].contains("nonblocking"));  // echo
   EXPECT_EQ(j["plugins"][3]["name"], "data");
   EXPECT_EQ(j["plugins"][4]["name"], "torch");
   ASSERT_EQ(j["refused"].size(), 3u);
@@ -89,7 +91,7 @@ steps:
             "p.yaml:5:11: step 'a': missing required param 'seconds' for testkit/wait\n"
             "p.yaml:8:21: step 'b': param 'seconds' of testkit/wait must be a number, not 'soon'\n"
             "p.yaml:10:11: step 'c': missing required param 'message' for testkit/fail\n"
-            "p.yaml:12:11: plugin 'testkit' has no step type 'wiat' (did you mean 'wait'?) (it has noop, echo, fail, crash, wait)\n"
+            "p.yaml:12:11: plugin 'testkit' has no step type 'wiat' (did you mean 'wait'?) (it has noop, echo, fail, crash, wait, thread, thread-nonblocking)\n"
             "p.yaml:14:11: step 'e' uses unknown plugin 'testkits' (did you mean 'testkit'?)\n"
             "sluice: plugins are looked for in " + kPlugins + "/testkit, " + box_.dir().string() +
                 "/plugins, " + std::filesystem::path(SLUICE_BINARY).parent_path().parent_path().string() +
@@ -296,6 +298,19 @@ steps:
   EXPECT_EQ(o.err, "p.yaml:7:19: step 'b' reads steps.a.outputs.rows, which step 'a' does not declare (it declares none)\n");
 }
 
+TEST_F(PluginTest, AnInProcessStepOfANonblockingTypeRunsOnTheEnginesThreadAndOfAnyOtherTypeOnAWorker) {
+  box_.Write("p.yaml", R"(name: demo
+steps:
+  nonblocking: {uses: testkit/thread-nonblocking, isolation: inprocess}
+  other: {uses: testkit/thread, isolation: inprocess}
+  check:
+    needs: [nonblocking, other]
+    run: test "${{ steps.nonblocking.outputs.main_thread }}/${{ steps.other.outputs.main_thread }}" = yes/no
+)");
+  Output o = box_.Sluice({"run", "p.yaml"});
+  EXPECT_EQ(o.code, 0) << o.out << o.err;
+}
+
 TEST_F(PluginTest, StepTypesBuiltBeforeOutputsWereDeclaredLoadAtTheirOwnSizeAndTheirReadsAreNotChecked) {
   ::setenv("SLUICE_PLUGIN_PATH", (kPlugins + "/abi_1_0").c_str(), 1);
   box_.Write("p.yaml", R"(name: demo
@@ -321,7 +336,7 @@ TEST_F(PluginTest, PluginsInstallCopiesALoadableLibraryBesideTheSpecsAndRefusesO
   EXPECT_FALSE(box_.Exists("plugins"));
   Output ok = box_.Sluice({"plugins", "install", kPlugins + "/testkit/libtestkit.so"});
   ASSERT_EQ(ok.code, 0) << ok.err;
-  EXPECT_EQ(ok.out, "installed testkit 0.3.1 (5 step types) as " + (box_.dir() / "plugins/libtestkit.so").string() + "\n");
+  EXPECT_EQ(ok.out, "installed testkit 0.3.1 (7 step types) as " + (box_.dir() / "plugins/libtestkit.so").string() + "\n");
   EXPECT_TRUE(box_.Exists("plugins/libtestkit.so.json"));  // its descriptor, for the copy (a run would refuse a stale one)
   box_.Write("p.yaml", "name: demo\nsteps:\n  a: {uses: testkit/noop}\n");
   Output run = box_.Sluice({"run", "p.yaml"});

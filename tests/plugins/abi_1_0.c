@@ -1,5 +1,5 @@
 /* A plugin built before ABI 1.1: its step types are laid out as ABI 1.0 laid
- * them out, without `outputs` (ABI 1.2), so its table is
+ * them out, without `outputs` (ABI 1.2) or `flags` (ABI 1.3), so its table is
  * an array of smaller elements than the host's. The host must step through
  * it by the plugin's size and read nothing beyond it. */
 #include <stddef.h>

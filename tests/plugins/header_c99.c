@@ -9,7 +9,7 @@ static sluice_status Run(const sluice_host* host, const sluice_step_call* call) 
 
 static const sluice_step_type kTypes[] = {
     {sizeof(sluice_step_type), SLUICE_STR("hello"), 1u, SLUICE_STR("Says hello"), SLUICE_STR("{}"), Run,
-     SLUICE_STR("{}")}};
+     SLUICE_STR("{}"), 0u}};
 static const sluice_plugin kPlugin = {sizeof(sluice_plugin), SLUICE_PLUGIN_ABI_MAJOR, SLUICE_STR("c-hello"),
                                       SLUICE_STR("1.0.0"), 1u, kTypes};
 

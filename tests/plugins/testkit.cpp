@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include <unistd.h>
+
 #include <sluice/plugin.hpp>
 
 namespace {
@@ -11,6 +13,12 @@ namespace {
 // Does nothing: for measuring the cost of a plugin step.
 struct Noop : sluice::Step {
   void run(sluice::Context&) override {}
+};
+
+// Says whether it runs on its process's main thread (in `sluice run`, the
+// engine's): output main_thread, yes or no.
+struct Thread : sluice::Step {
+  void run(sluice::Context& ctx) override { ctx.output("main_thread", gettid() == getpid() ? "yes" : "no"); }
 };
 
 // Sets every param as an output, logs a line, and reports a metric per
@@ -67,7 +75,8 @@ struct Wait : sluice::Step {
 #endif
 
 SLUICE_PLUGIN(TESTKIT_NAME, TESTKIT_VERSION,
-              sluice::StepType<Noop>("noop", 1, "Does nothing", R"({"type": "object", "additionalProperties": false})", "{}"),
+              sluice::StepType<Noop>("noop", 1, "Does nothing", R"({"type": "object", "additionalProperties": false})", "{}",
+                                     SLUICE_STEP_NONBLOCKING),
               sluice::StepType<Echo>("echo", 1, "Sets its params as outputs",
                                      R"({"type": "object", "properties": {"epochs": {"type": "integer", "minimum": 0},
                                                                           "greeting": {"type": "string", "default": "hello"}}})"),
@@ -81,4 +90,8 @@ SLUICE_PLUGIN(TESTKIT_NAME, TESTKIT_VERSION,
                                      R"({"type": "object",
                                          "properties": {"seconds": {"type": "number", "minimum": 0, "description": "how long"},
                                                         "ignore_cancel": {"type": "boolean"}},
-                                         "required": ["seconds"], "additionalProperties": false})"))
+                                         "required": ["seconds"], "additionalProperties": false})"),
+              sluice::StepType<Thread>("thread", 1, "Says whether it runs on the main thread", "{}",
+                                       R"({"main_thread": "value"})"),
+              sluice::StepType<Thread>("thread-nonblocking", 1, "Says whether it runs on the main thread", "{}",
+                                       R"({"main_thread": "value"})", SLUICE_STEP_NONBLOCKING))

@@ -111,7 +111,17 @@ typedef struct sluice_step_type {
    * steps.<id>.outputs.<name> a pipeline reads against it. Empty: not
    * declared, and such reads are not checked. */
   sluice_str outputs;
+  /* Appended in ABI 1.3: SLUICE_STEP_* bits; the host ignores bits it does
+   * not know. */
+  uint32_t flags;
 } sluice_step_type;
+
+/* run() returns within a millisecond and never waits: no sleeping, no I/O
+ * that can block, no lock another thread may hold. The host may then call it
+ * on the thread that schedules steps instead of handing it to a worker
+ * thread, which saves a round trip between threads per attempt. The step's
+ * timeout and a cancel are then seen only after run() returns. */
+#define SLUICE_STEP_NONBLOCKING ((uint32_t)1)
 
 typedef struct sluice_plugin {
   uint32_t struct_size; /* sizeof(sluice_plugin) as the plugin was built */

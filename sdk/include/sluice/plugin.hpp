@@ -184,18 +184,20 @@ sluice_status Run(const sluice_host* h, const sluice_step_call* call) noexcept {
 }  // namespace detail
 
 // One step type of a plugin: a Step class, its id ([a-z0-9-]+), revision,
-// description, the JSON Schema of its params and the outputs it sets
-// (a JSON object of name: kind; empty: not declared).
+// description, the JSON Schema of its params, the outputs it sets (a JSON
+// object of name: kind; empty: not declared) and its SLUICE_STEP_* flags.
 template <class S>
 constexpr sluice_step_type StepType(std::string_view id, uint32_t revision, std::string_view description,
-                                    std::string_view params_schema, std::string_view outputs = {}) {
+                                    std::string_view params_schema, std::string_view outputs = {},
+                                    uint32_t flags = 0) {
   return sluice_step_type{sizeof(sluice_step_type),
                           {id.data(), id.size()},
                           revision,
                           {description.data(), description.size()},
                           {params_schema.data(), params_schema.size()},
                           &detail::Run<S>,
-                          {outputs.data(), outputs.size()}};
+                          {outputs.data(), outputs.size()},
+                          flags};
 }
 
 }  // namespace sluice
