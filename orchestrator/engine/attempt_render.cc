@@ -221,4 +221,11 @@ Status AttemptRenderer::SetEnv(const spec::Step& s, const StepRecord& unit, int 
   return Status::Ok();
 }
 
+std::optional<std::string> AttemptRenderer::PathEntry(const RenderedStep& rendered) const {
+  if (auto p = rendered.env.find("PATH"); p != rendered.env.end()) return "PATH=" + p->second;
+  for (const auto& [k, entry] : base_env_)
+    if (k == "PATH") return entry;
+  return std::nullopt;
+}
+
 }  // namespace sluice::engine

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -113,6 +114,9 @@ class AttemptRenderer {
   // (InvalidSpec): a secret the step asks for is not in sluice's environment.
   Status SetEnv(const spec::Step& s, const StepRecord& unit, int attempt, const RenderedStep& rendered,
                 const AttemptPaths& paths, bool outputs_dir, AttemptRequest* req) const;
+  // The PATH entry ("PATH=...") SetEnv gives an attempt of `rendered`, if
+  // any: all that finding its command needs.
+  std::optional<std::string> PathEntry(const RenderedStep& rendered) const;
 
  private:
   const spec::Pipeline& pipeline_;

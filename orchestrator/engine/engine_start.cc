@@ -100,6 +100,21 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   AttemptRequest req = renderer_.Request(s, rec, number, *rendered, &paths);
   unit.live().output_path = paths.output;
   unit.live().files_dir = paths.files_dir;
+  // One that cannot start (its command not found, its workdir missing) fails
+  // here, in the batch, instead of after a commit of its own, and its attempt
+  // is written once, ended. One that could not be a cache hit is checked
+  // first, with the PATH it would run with: its fingerprint and environment
+  // would be of no use to it.
+  bool reusable = s.cache && options_.use_cache;
+  if (!reusable) {
+    if (auto path = renderer_.PathEntry(*rendered)) req.env = {std::move(*path)};
+    Status startable = executor_->CheckStart(req);
+    if (!startable.ok()) {
+      NewAttempt(u);
+      unit.live().record.log_path = req.log_path;
+      return StartFailed(u, startable.message(), clock_->WallMs());
+    }
+  }
 
   // What identifies this attempt's work: its fingerprint is the cache key.
   IdentityParts parts;
@@ -148,10 +163,10 @@ Status Engine::PrepareUnit(size_t u, std::optional<AttemptRequest>* out) {
   unit.live().record.log_path = req.log_path;
   unit.live().record.fingerprint = fingerprint;
   unit.live().record.identity = identity_text;
-  // One that cannot start fails here, in the batch, instead of after a
-  // commit of its own, and its attempt is written once, ended.
-  Status startable = executor_->CheckStart(req);
-  if (!startable.ok()) return StartFailed(u, startable.message(), clock_->WallMs());
+  if (reusable) {
+    Status startable = executor_->CheckStart(req);
+    if (!startable.ok()) return StartFailed(u, startable.message(), clock_->WallMs());
+  }
   Status st = store_->BeginAttempt(&unit.live().record, rec);
   if (st.ok()) st = store_->SaveLineage(unit.live().record, inputs);
   if (!st.ok()) return st;

@@ -45,7 +45,11 @@ class FakeExecutor : public engine::Executor {
   // Programs CheckStart() finds missing ("command not found: NAME").
   std::set<std::string> missing_programs;
 
+  // The environment each attempt's CheckStart() was given, by step label.
+  std::map<std::string, std::vector<std::string>> checked_env;
+
   Status CheckStart(const engine::AttemptRequest& r) override {
+    checked_env[r.step_label] = r.env;
     if (!r.argv.empty() && missing_programs.count(r.argv[0])) return Status::StepFailed("command not found: " + r.argv[0]);
     return Status::Ok();
   }

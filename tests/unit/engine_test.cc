@@ -269,6 +269,20 @@ TEST_F(EngineTest, AStepThatFailsBeforeItStartsIsWrittenOnceAsAnEndedAttempt) {
   EXPECT_EQ(Step("a").reason, "command not found: nope");
 }
 
+TEST_F(EngineTest, AStepThatCouldNotBeReusedIsCheckedWithThePathItWouldRunWithBeforeItsFingerprintIsMade) {
+  exec_.missing_programs = {"nope"};
+  EXPECT_EQ(RunSpec("name: t\nsteps:\n  a: {run: [nope], env: {PATH: /opt/tools}}\n  b: {run: [nope], cache: true}\n"),
+            RunState::kFailed);
+  EXPECT_EQ(exec_.checked_env["a"], std::vector<std::string>{"PATH=/opt/tools"});
+  std::vector<engine::AttemptRecord> attempts = store_->ListAttempts(run_id_);
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].step_id, "a");
+  EXPECT_EQ(attempts[0].reason, "command not found: nope");
+  EXPECT_EQ(attempts[0].fingerprint, "") << "no fingerprint made for a step that could not start";
+  EXPECT_EQ(attempts[1].reason, "command not found: nope");
+  EXPECT_NE(attempts[1].fingerprint, "") << "a cache hit would not need its command: looked for first";
+}
+
 TEST_F(EngineTest, AStretchOfStepsThatEndWithoutRunningIsCommittedEveryTwoHundredOfThem) {
   auto commits = [&](int n) {
     std::string yaml = "name: t\nsteps:\n";
