@@ -152,7 +152,7 @@ std::string WhyNotReuse(const spec::Step& s, const CachedResult& hit, int64_t no
            FormatAge(*s.cache_max_age) + "; running the step";
   std::string damaged;
   for (const LineageEdge& p : hit.produced)
-    if (!artifacts || !artifacts->Verify(p.artifact.hash)) damaged = p.artifact.hash;
+    if (!artifacts || !artifacts->Verify(p.artifact)) damaged = p.artifact.hash;
   if (damaged.empty()) return "";
   return "cache entry of run " + std::to_string(hit.run_id) + " is damaged (artifact " + damaged +
          " is missing or changed); running the step";

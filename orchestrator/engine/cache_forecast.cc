@@ -134,7 +134,7 @@ Result<UnitForecast> ForecastUnit(const spec::Step& s, int item, ForecastContext
       return u;
     }
     for (const LineageEdge& p : (*hit)->produced)
-      if (o.artifacts && !o.artifacts->Verify(p.artifact.hash)) {
+      if (o.artifacts && !o.artifacts->Verify(p.artifact)) {
         f.why = "the result of " + run + " is damaged (artifact " + p.artifact.hash + " is missing or changed)";
         return u;
       }

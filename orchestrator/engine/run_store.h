@@ -25,8 +25,9 @@ class ArtifactPublisher {
   virtual ~ArtifactPublisher() = default;
   // Hashes the file or folder at `path` and moves it into the store.
   virtual Result<ArtifactRef> Publish(const std::string& path, const std::string& kind) = 0;
-  // True if the artifact is present and still has its hash.
-  virtual bool Verify(const std::string& hash) const = 0;
+  // True if the artifact is present and still has its hash: a file whose
+  // stamp is still the one recorded is taken on it, anything else is hashed.
+  virtual bool Verify(const ArtifactRef& artifact) const = 0;
 };
 
 // What asking for a pool's slots came to.

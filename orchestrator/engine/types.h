@@ -96,6 +96,12 @@ struct ArtifactRef {
   std::string kind;    // file, dir, dataset, model, metrics
   int64_t size = 0;
   std::string uri;     // where the published copy is
+  // A published file's inode, size, modification and change times when
+  // its content was hashed ("ino:size:mtime_ns:ctime_ns"); empty for a
+  // folder, or when not known. While the file's stamp is still this, its
+  // content is still its hash: writing it, or even changing its mode,
+  // moves its change time, which no tool can set back.
+  std::string stamp;
 };
 
 // An edge between an attempt and an artifact.

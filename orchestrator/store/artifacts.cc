@@ -87,10 +87,25 @@ Result<std::string> HashPath(const std::string& path, int64_t* size) {
 
 ArtifactStore::ArtifactStore(std::string root) : root_(std::move(root)) {}
 
+std::string StampOf(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return "";
+  auto ns = [](const timespec& t) { return std::to_string(int64_t{t.tv_sec} * 1000000000 + t.tv_nsec); };
+  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" + ns(st.st_mtim) + ":" + ns(st.st_ctim);
+}
+
+namespace {
+
+// The stamp without its change time, which a rename and a chmod move.
+std::string Unmoved(const std::string& stamp) { return stamp.substr(0, stamp.rfind(':')); }
+
+}  // namespace
+
 Result<engine::ArtifactRef> ArtifactStore::Publish(const std::string& path, const std::string& kind) {
   engine::ArtifactRef a;
   a.kind = kind;
   if (Status st = CheckPublishable(path); !st.ok()) return st;
+  std::string before = StampOf(path);  // a file written while it was hashed gets no stamp
   auto hash = HashPath(path, &a.size);
   if (!hash.ok()) return hash.status();
   a.hash = *hash;
@@ -112,15 +127,19 @@ Result<engine::ArtifactRef> ArtifactStore::Publish(const std::string& path, cons
     return Status::FromErrno("publish " + path + " as " + a.uri, errno);
   }
   MakeReadOnly(a.uri);
+  std::string after = StampOf(a.uri);
+  if (!before.empty() && !after.empty() && Unmoved(after) == Unmoved(before)) a.stamp = after;
   return a;
 }
 
-bool ArtifactStore::Verify(const std::string& hash) const {
+bool ArtifactStore::Verify(const engine::ArtifactRef& artifact) const {
+  std::string path = PathOf(artifact.hash);
+  if (!artifact.stamp.empty() && StampOf(path) == artifact.stamp) return true;
   int64_t size = 0;
   std::error_code ec;
-  if (!fs::exists(PathOf(hash), ec)) return false;
-  auto h = HashPath(PathOf(hash), &size);
-  return h.ok() && *h == hash;
+  if (!fs::exists(path, ec)) return false;
+  auto h = HashPath(path, &size);
+  return h.ok() && *h == artifact.hash;
 }
 
 }  // namespace sluice::store

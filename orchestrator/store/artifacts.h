@@ -27,7 +27,7 @@ class ArtifactStore : public engine::ArtifactPublisher {
   // the same content is there already (then `path` is removed).
   Result<engine::ArtifactRef> Publish(const std::string& path, const std::string& kind) override;
   // True if the published artifact is present and still has its hash.
-  bool Verify(const std::string& hash) const override;
+  bool Verify(const engine::ArtifactRef& artifact) const override;
   std::string PathOf(const std::string& hash) const { return root_ + "/" + hash; }
 
  private:
@@ -36,5 +36,7 @@ class ArtifactStore : public engine::ArtifactPublisher {
 
 // SHA-256 of a file or folder as defined above; `size` gets the byte count.
 Result<std::string> HashPath(const std::string& path, int64_t* size);
+// A regular file's stamp (engine::ArtifactRef::stamp); empty for anything else.
+std::string StampOf(const std::string& path);
 
 }  // namespace sluice::store

@@ -93,7 +93,7 @@ class Query {
 class Db {
  public:
   // The schema version this binary writes (specs/store.md).
-  static constexpr int kSchemaVersion = 20;
+  static constexpr int kSchemaVersion = 21;
 
   // Opens (creating if needed) the database at `path` and migrates it to
   // kSchemaVersion, each version in its own transaction. Refuses a database

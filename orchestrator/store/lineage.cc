@@ -11,11 +11,14 @@ Status LineageStore::SaveLineage(const engine::AttemptRecord& a, const std::vect
   if (edges.empty()) return Status::Ok();
   Status st = db_.JoinBatch();
   if (!st.ok()) return st;
-  Query art = db_.Prepare("INSERT OR IGNORE INTO artifacts(hash, kind, size, uri, created_ms) VALUES (?, ?, ?, ?, ?)");
+  Query art =
+      db_.Prepare("INSERT OR IGNORE INTO artifacts(hash, kind, size, uri, created_ms, stamp) VALUES (?, ?, ?, ?, ?, ?)");
   Query edge = db_.Prepare("INSERT OR IGNORE INTO lineage(attempt_id, artifact, role, name) VALUES (?, ?, ?, ?)");
   for (const LineageEdge& e : edges) {
     art.Bind(1, e.artifact.hash).Bind(2, e.artifact.kind).Bind(3, e.artifact.size).Bind(4, e.artifact.uri);
     art.Bind(5, a.started_ms);
+    if (e.artifact.stamp.empty()) art.BindNull(6);
+    else art.Bind(6, e.artifact.stamp);
     if (art.Step() != SQLITE_DONE) return db_.Abandon(db_.Error("record artifact " + e.artifact.hash));
     art.Reset();
     edge.Bind(1, a.id).Bind(2, e.artifact.hash).Bind(3, std::string(engine::Name(e.role))).Bind(4, e.name);
@@ -44,11 +47,12 @@ Result<std::optional<engine::CachedResult>> LineageStore::FindCached(const std::
       for (auto& [k, v] : outputs.items()) c.outputs[k] = spec::Value::FromJson(v);
   }
   Query e = db_.Prepare(
-      "SELECT l.name, a.hash, a.kind, a.size, a.uri FROM lineage l JOIN artifacts a ON a.hash = l.artifact "
-      "WHERE l.attempt_id = ? AND l.role = 'produced' ORDER BY l.name");
+      "SELECT l.name, a.hash, a.kind, a.size, a.uri, IFNULL(a.stamp, '') FROM lineage l JOIN artifacts a "
+      "ON a.hash = l.artifact WHERE l.attempt_id = ? AND l.role = 'produced' ORDER BY l.name");
   e.Bind(1, c.attempt_id);
   Status st = e.ForEachRow("read the outputs of attempt " + std::to_string(c.attempt_id), [&] {
-    c.produced.push_back({LineageEdge::Role::kProduced, e.Text(0), {e.Text(1), e.Text(2), e.Int(3), e.Text(4)}});
+    c.produced.push_back(
+        {LineageEdge::Role::kProduced, e.Text(0), {e.Text(1), e.Text(2), e.Int(3), e.Text(4), e.Text(5)}});
   });
   if (!st.ok()) return st;
   return std::optional<engine::CachedResult>(std::move(c));

@@ -445,9 +445,16 @@ DROP INDEX attempts_by_fingerprint;
 CREATE INDEX attempts_succeeded_by_fingerprint ON attempts(fingerprint) WHERE state = 'succeeded';
 )sql";
 
+// Version 21: a published file's stamp (engine::ArtifactRef::stamp): a
+// cache hit whose files still have theirs is not hashed again. NULL for
+// folders and for artifacts published before.
+const char* kSchemaV21 = R"sql(
+ALTER TABLE artifacts ADD COLUMN stamp TEXT;  -- ino:size:mtime_ns:ctime_ns
+)sql";
+
 const char* const kSteps[] = {kSchemaV1,  kSchemaV2,  kSchemaV3,  kSchemaV4,  kSchemaV5,  kSchemaV6,  kSchemaV7,
                               kSchemaV8,  kSchemaV9,  kSchemaV10, kSchemaV11, kSchemaV12, kSchemaV13, kSchemaV14,
-                              kSchemaV15, kSchemaV16, kSchemaV17, kSchemaV18, kSchemaV19, kSchemaV20};
+                              kSchemaV15, kSchemaV16, kSchemaV17, kSchemaV18, kSchemaV19, kSchemaV20, kSchemaV21};
 static_assert(std::size(kSteps) == Db::kSchemaVersion);
 
 }  // namespace

@@ -30,8 +30,14 @@ inline int64_t UserVersion(const std::string& path) {
   return v;
 }
 
-// Undoes schema version 20 by hand (the cache's index of succeeded attempts), so a test can step further back.
+// Undoes schema version 21 by hand (the artifacts' stamps), so a test can step further back.
+inline void UndoVersion21(sqlite3* db) {
+  ExecAll(db, {"ALTER TABLE artifacts DROP COLUMN stamp", "PRAGMA user_version=20"});
+}
+
+// Undoes schema versions 21 and 20 by hand (the cache's index of succeeded attempts), so a test can step further back.
 inline void UndoVersion20(sqlite3* db) {
+  UndoVersion21(db);
   ExecAll(db, {"DROP INDEX attempts_succeeded_by_fingerprint",
                "CREATE INDEX attempts_by_fingerprint ON attempts(fingerprint) WHERE fingerprint IS NOT NULL",
                "PRAGMA user_version=19"});

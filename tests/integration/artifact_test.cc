@@ -1,6 +1,7 @@
 // Declared outputs, the artifact store, caching and lineage, end to end.
 #include <httplib.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -186,6 +187,22 @@ TEST_F(ArtifactTest, ADamagedArtifactIsAMissWithAWarning) {
       << o.out;
   EXPECT_EQ(CountLines(box_.Read("ran.txt"), "raw"), 2);
   EXPECT_EQ(StepOf(Show("2"), "features")["state"], "cached");  // raw's content is the same again
+}
+
+TEST_F(ArtifactTest, AnArtifactRewrittenWithItsSizeAndModificationTimeSetBackIsStillFoundDamaged) {
+  box_.Write("p.yaml", kChain);
+  ASSERT_EQ(box_.Sluice({"run", "p.yaml"}).code, 0);
+  std::string data = StepOf(Show("1"), "raw")["outputs"]["data"];  // "1\n2\n3\n"
+  struct stat before;
+  ASSERT_EQ(::stat(data.c_str(), &before), 0);
+  fs::permissions(data, fs::perms::owner_write, fs::perm_options::add);
+  std::ofstream(data) << "7\n8\n9\n";
+  timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, data.c_str(), times, 0), 0);
+  Output o = box_.Sluice({"run", "p.yaml"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_NE(o.out.find("step=raw event=warning reason=\"cache entry of run 1 is damaged"), std::string::npos) << o.out;
+  EXPECT_EQ(CountLines(box_.Read("ran.txt"), "raw"), 2);
 }
 
 TEST_F(ArtifactTest, LineageWalksUpAndDownAFiveStepPipeline) {

@@ -33,7 +33,7 @@ class FakeArtifacts : public ArtifactPublisher {
     published.insert(a.hash);
     return a;
   }
-  bool Verify(const std::string& hash) const override { return published.count(hash) > 0; }
+  bool Verify(const ArtifactRef& a) const override { return published.count(a.hash) > 0; }
   std::set<std::string> published;
   bool fail = false;
 

@@ -59,7 +59,7 @@ class FakeHistory : public ResultHistory {
 class NoArtifacts : public ArtifactPublisher {
  public:
   Result<ArtifactRef> Publish(const std::string&, const std::string&) override { return Status::Internal("no"); }
-  bool Verify(const std::string&) const override { return false; }
+  bool Verify(const ArtifactRef&) const override { return false; }
 };
 
 constexpr int64_t kHour = 3600'000;

@@ -155,3 +155,22 @@ TEST_F(LineageStoreTest, TheCacheFindsTheNewestSucceededAttemptOfAFingerprintPas
   EXPECT_EQ((*hit)->attempt_id, newest);
   EXPECT_FALSE(*store_->runs().FindCached("other"));
 }
+
+TEST_F(LineageStoreTest, TheCacheHandsBackTheStampAFileWasPublishedWithAndNoneForAnArtifactWithout) {
+  engine::StepRecord rec{.step_id = "c", .state = engine::StepState::kSucceeded};
+  engine::AttemptRecord a{.run_id = run_, .step_id = "c", .number = 1, .log_path = "-"};
+  ASSERT_TRUE(store_->runs().BeginAttempt(&a, rec).ok());
+  a.state = engine::StepState::kSucceeded;
+  a.fingerprint = "fp";
+  a.identity = "{}";
+  engine::ArtifactRef stamped = Artifact("s"), unstamped = Artifact("t");
+  stamped.stamp = "12:3:1700000000000000001:1700000000000000002";
+  ASSERT_TRUE(store_->runs().SaveLineage(a, {{Role::kProduced, "s", stamped}, {Role::kProduced, "t", unstamped}}).ok());
+  ASSERT_TRUE(store_->runs().FinishAttempt(&a, rec).ok());
+  ASSERT_TRUE(store_->runs().Flush().ok());
+  auto hit = store_->runs().FindCached("fp");
+  ASSERT_TRUE(hit.ok() && *hit);
+  ASSERT_EQ((*hit)->produced.size(), 2u);
+  EXPECT_EQ((*hit)->produced[0].artifact.stamp, stamped.stamp);
+  EXPECT_EQ((*hit)->produced[1].artifact.stamp, "");
+}

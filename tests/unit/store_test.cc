@@ -463,6 +463,36 @@ TEST(DbTest, ADatabaseAtSchemaVersion16MigratesTo17WithItsRunsInNoGroupAndNoPool
   EXPECT_EQ((*s->concurrency().GetPool("gpu"))->slots, 2);
 }
 
+TEST(DbTest, ADatabaseAtSchemaVersion20MigratesTo21WithItsArtifactsUnstamped) {
+  std::string path = TempDb("v20");
+  {
+    auto s = OpenStore(path);
+    ASSERT_TRUE(s);
+    int64_t run = *s->runs().CreateRun("p", "x", "p", "/", "{}", 1, 0);
+    engine::StepRecord rec{.step_id = "c", .state = engine::StepState::kSucceeded};
+    engine::AttemptRecord a{.run_id = run, .step_id = "c", .number = 1, .log_path = "-"};
+    ASSERT_TRUE(s->runs().BeginAttempt(&a, rec).ok());
+    a.state = engine::StepState::kSucceeded;
+    a.fingerprint = "fp";
+    engine::ArtifactRef out{std::string(64, 'a'), "file", 1, "/a", "1:1:1:1"};
+    ASSERT_TRUE(s->runs().SaveLineage(a, {{engine::LineageEdge::Role::kProduced, "o", out}}).ok());
+    ASSERT_TRUE(s->runs().FinishAttempt(&a, rec).ok());
+    ASSERT_TRUE(s->runs().Flush().ok());
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  UndoVersion21(db);
+  sqlite3_close(db);
+  EXPECT_EQ(UserVersion(path), 20);
+  auto s = OpenStore(path);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
+  auto hit = s->runs().FindCached("fp");
+  ASSERT_TRUE(hit.ok() && *hit);
+  ASSERT_EQ((*hit)->produced.size(), 1u);
+  EXPECT_EQ((*hit)->produced[0].artifact.stamp, "") << "published before stamps: hashed when reused";
+}
+
 // What `sluice plan` compares a step with: the newest run of the pipeline
 // that has a result of it, not the attempt written last (run 1, retried
 // after run 2), a newer run with no result (run 3) or another pipeline's run.
