@@ -53,6 +53,19 @@ CREATE TABLE attempts (
 PRAGMA user_version=1;
 )sql";
 
+// Opens the store at `path` after `undo` took it back to schema version
+// `at`, checking that it was there and that opening migrated it to ours.
+std::unique_ptr<store::Store> ReopenFrom(const std::string& path, void (*undo)(sqlite3*), int64_t at) {
+  sqlite3* db;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  undo(db);
+  sqlite3_close(db);
+  EXPECT_EQ(UserVersion(path), at);
+  auto s = OpenStore(path);
+  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
+  return s;
+}
+
 }  // namespace
 
 // --- Db
@@ -376,14 +389,8 @@ TEST(DbTest, ADatabaseAtSchemaVersion13MigratesAndKeepsItsRunsWithNoApprovals) {
     ASSERT_TRUE(s);
     run = *s->runs().CreateRun("p", "x", "p", "/", "{}", 1, 0);
   }
-  sqlite3* db;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  UndoVersion14(db);
-  sqlite3_close(db);
-  EXPECT_EQ(UserVersion(path), 13);
-  auto s = OpenStore(path);
+  auto s = ReopenFrom(path, UndoVersion14, 13);
   ASSERT_TRUE(s);
-  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
   EXPECT_EQ(s->runs().GetRun(run)->pipeline, "p");
   EXPECT_TRUE(s->approvals().OfRun(run)->empty());
   store::ApprovalRow r{.run_id = run, .step_id = "gate", .requested_ms = 1};
@@ -399,14 +406,8 @@ TEST(DbTest, ADatabaseAtSchemaVersion14MigratesTo15AndItsRunsHaveNoDataInterval)
     ASSERT_TRUE(s);
     run = *s->runs().CreateRun("p", "x", "p", "/", "{}", 1, 0);
   }
-  sqlite3* db;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  UndoVersion15(db);
-  sqlite3_close(db);
-  EXPECT_EQ(UserVersion(path), 14);
-  auto s = OpenStore(path);
+  auto s = ReopenFrom(path, UndoVersion15, 14);
   ASSERT_TRUE(s);
-  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
   auto row = s->runs().GetRun(run);
   ASSERT_TRUE(row.ok());
   EXPECT_EQ(row->pipeline, "p");
@@ -422,14 +423,8 @@ TEST(DbTest, ADatabaseAtSchemaVersion15MigratesAndItsRunsHaveNoOutputs) {
     ASSERT_TRUE(s);
     run = *s->runs().CreateRun("p", "x", "p", "/", "{}", 1, 0);
   }
-  sqlite3* db;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  UndoVersion16(db);
-  sqlite3_close(db);
-  EXPECT_EQ(UserVersion(path), 15);
-  auto s = OpenStore(path);
+  auto s = ReopenFrom(path, UndoVersion16, 15);
   ASSERT_TRUE(s);
-  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
   EXPECT_EQ(s->runs().GetRun(run)->pipeline, "p");
   EXPECT_TRUE(s->runs().RunOutputs(run)->empty());
   ASSERT_TRUE(s->runs().SaveRunOutputs(run, {{"m", "v", ""}}).ok());
@@ -446,14 +441,8 @@ TEST(DbTest, ADatabaseAtSchemaVersion16MigratesTo17WithItsRunsInNoGroupAndNoPool
     ASSERT_TRUE(s);
     run = *s->runs().CreateRun("p", "x", "p", "/", "{}", 1, 0);
   }
-  sqlite3* db;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  UndoVersion17(db);
-  sqlite3_close(db);
-  EXPECT_EQ(UserVersion(path), 16);
-  auto s = OpenStore(path);
+  auto s = ReopenFrom(path, UndoVersion17, 16);
   ASSERT_TRUE(s);
-  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
   auto row = s->runs().GetRun(run);
   ASSERT_TRUE(row.ok());
   EXPECT_EQ(row->group, "");
@@ -479,14 +468,8 @@ TEST(DbTest, ADatabaseAtSchemaVersion20MigratesTo21WithItsArtifactsUnstamped) {
     ASSERT_TRUE(s->runs().FinishAttempt(&a, rec).ok());
     ASSERT_TRUE(s->runs().Flush().ok());
   }
-  sqlite3* db;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  UndoVersion21(db);
-  sqlite3_close(db);
-  EXPECT_EQ(UserVersion(path), 20);
-  auto s = OpenStore(path);
+  auto s = ReopenFrom(path, UndoVersion21, 20);
   ASSERT_TRUE(s);
-  EXPECT_EQ(UserVersion(path), store::Db::kSchemaVersion);
   auto hit = s->runs().FindCached("fp");
   ASSERT_TRUE(hit.ok() && *hit);
   ASSERT_EQ((*hit)->produced.size(), 1u);
