@@ -133,12 +133,13 @@ Status PublishOutputs(const spec::Step& s, const AttemptRecord& attempt, const s
 
 Status RegisterModels(const spec::Step& s, const std::vector<LineageEdge>& produced, int64_t run_id,
                       const std::string& step_id, int64_t attempt_id, RunStore& store, Clock& clock, Outputs* outputs) {
-  if (s.register_name.empty()) return Status::Ok();
+  if (!s.registration) return Status::Ok();
+  const spec::ModelRegistration& r = *s.registration;
   for (const LineageEdge& e : produced) {
-    if (e.name != s.register_output) continue;
-    auto version = store.RegisterModel(s.register_name, e.artifact.hash, run_id, step_id, attempt_id, clock.WallMs());
+    if (e.name != r.output) continue;
+    auto version = store.RegisterModel(r.name, e.artifact.hash, run_id, step_id, attempt_id, clock.WallMs());
     if (!version.ok()) return version.status();
-    (*outputs)["registered"] = Value::Str(s.register_name + "@" + std::to_string(*version));
+    (*outputs)["registered"] = Value::Str(r.name + "@" + std::to_string(*version));
   }
   return Status::Ok();
 }

@@ -141,11 +141,13 @@ Placement PlacementOf(const spec::Step& s) {
   p.cpu = s.cpu;
   p.memory = s.memory;
   p.gpu = s.gpu;
-  p.partition = s.slurm.partition;
-  p.account = s.slurm.account;
-  p.qos = s.slurm.qos;
-  p.time = s.slurm.time;
-  p.extra = s.slurm.extra;
+  if (s.slurm) {
+    p.partition = s.slurm->partition;
+    p.account = s.slurm->account;
+    p.qos = s.slurm->qos;
+    p.time = s.slurm->time;
+    p.extra = s.slurm->extra;
+  }
   p.timeout = s.timeout;
   return p;
 }

@@ -509,7 +509,7 @@ void Loader::LoadDefaults(const YamlNode& n) {
     } else if (k == "executor") {
       Executor(v, &default_executor_);
     } else if (k == "slurm") {
-      LoadSlurm(v, &default_slurm_);
+      LoadSlurm(v, &default_slurm_.emplace());
     } else {
       LoadRetry(v, &default_retry_);
     }

@@ -326,7 +326,7 @@ class Loader {
   bool adding_finally_ = false;  // AddSteps is adding the steps of finally:
   std::optional<Millis> default_cache_max_age_;
   std::string default_executor_ = "local";
-  SlurmOptions default_slurm_;
+  HeapOptional<SlurmOptions> default_slurm_;
 };
 
 }  // namespace sluice::spec::internal

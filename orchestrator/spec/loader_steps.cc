@@ -323,7 +323,7 @@ void Loader::LoadStep(const YamlNode& n, Step* s) {
     } else if (k == "executor") {
       Executor(v, &s->executor);
     } else if (k == "slurm") {
-      LoadSlurm(v, &s->slurm);
+      LoadSlurm(v, s->slurm ? &*s->slurm : &s->slurm.emplace());
     } else if (k == "if") {
       LoadCondition(v, s);
     } else if (k == "foreach") {
@@ -505,26 +505,27 @@ void Loader::LoadMatrix(const YamlNode& v, Step* s) {
 
 void Loader::LoadRegister(const YamlNode& v, Step* s) {
   const std::string where = "step '" + s->id + "' register";
+  ModelRegistration& r = s->registration.emplace();
   ForEachKey(v, {"name", "output"}, where, [&](const std::string& k, const YamlNode&, const YamlNode& f) {
     if (k == "name") {
-      if (Scalar(f, "name", &s->register_name) && !IsPipelineName(s->register_name))
-        Error(Pos(f), "model name " + Quote(s->register_name) + " must match [a-z0-9][a-z0-9-]*");
+      if (Scalar(f, "name", &r.name) && !IsPipelineName(r.name))
+        Error(Pos(f), "model name " + Quote(r.name) + " must match [a-z0-9][a-z0-9-]*");
     } else {
-      Scalar(f, "output", &s->register_output);
+      Scalar(f, "output", &r.output);
     }
   });
   if (!v.IsMap()) return;
-  if (s->register_name.empty()) Error(Pos(v), where + " needs a name");
+  if (r.name.empty()) Error(Pos(v), where + " needs a name");
   std::vector<std::string> models;
   for (const auto& [name, kind] : s->outputs)
     if (kind == "model") models.push_back(name);
-  if (s->register_output.empty()) {
-    if (models.size() == 1) s->register_output = models[0];
+  if (r.output.empty()) {
+    if (models.size() == 1) r.output = models[0];
     else Error(Pos(v), where + ": say which output to register (the step declares " + std::to_string(models.size()) +
                            " outputs of kind model)");
-  } else if (std::find(models.begin(), models.end(), s->register_output) == models.end()) {
-    Error(Pos(v), where + ": output '" + s->register_output + "' is not a declared output of kind model" +
-                      DidYouMean(s->register_output, models));
+  } else if (std::find(models.begin(), models.end(), r.output) == models.end()) {
+    Error(Pos(v), where + ": output '" + r.output + "' is not a declared output of kind model" +
+                      DidYouMean(r.output, models));
   }
 }
 

@@ -26,7 +26,7 @@ const std::vector<std::string>& OutputKinds() {
 std::vector<std::string> DeclaredOutputs(const Step& s) {
   std::vector<std::string> names;
   for (const auto& [name, kind] : s.outputs) names.push_back(name);
-  if (!s.register_name.empty()) names.push_back("registered");
+  if (s.registration) names.push_back("registered");
   return names;
 }
 

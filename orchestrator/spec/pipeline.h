@@ -115,36 +115,55 @@ inline constexpr Millis kMaxServiceReadyTimeout{3600000};
 // How often a service's readiness is checked until it passes.
 inline constexpr Millis kServiceProbeInterval{200};
 
+// The keys of `register:`: the model registry name and which declared model
+// output is registered under it.
+struct ModelRegistration {
+  std::string name;
+  std::string output;
+};
+
+// One step as loaded. A 100,000-step spec holds 100,000 of these at once, so
+// what few steps have (Slurm's options, a registration, a service) is on the
+// heap, and the flags and small numbers are together, without padding
+// between them.
 struct Step {
   std::string id;
   SourcePos pos;                         // of the step's key
+  SourcePos uses_pos;
+  SourcePos pool_pos;
+  enum class Isolation { kProcess, kInProcess } isolation = Isolation::kProcess;
+  int cpu = 1;
+  int gpu = 0;                           // resources.gpu: Slurm's --gres=gpu:N
+  int max_parallel = 0;                  // at most this many items run at once; 0: no limit
+  int pool_slots = 1;
+  bool shell = false;                    // run: "line" (sh -c) vs run: [argv]
+  bool if_checks_status = false;         // the if calls always(), success() or failure(); else success() && if
+  bool has_foreach = false;
+  bool if_reads_item = false;            // a foreach step's `if` reads item: decided per item
+  bool fail_fast = false;                // once an item fails, items not started are cancelled
+  bool continue_on_error = false;
+  // A step of the top-level `finally:` map: it runs once every step of
+  // `steps:` is final, whatever the run came to, and may need only other
+  // finally steps.
+  bool is_finally = false;
+  bool cache = false;                    // reuse an earlier attempt with the same fingerprint
   std::vector<std::string> needs;
   std::vector<SourcePos> needs_pos;
-  bool shell = false;                    // run: "line" (sh -c) vs run: [argv]
   std::vector<Template> run;             // one template for a shell line
   std::string uses;                      // <plugin>/<step type>, for a plugin step
-  SourcePos uses_pos;
   HeapOptional<YamlNode> with;           // the plugin step's params, as written
-  enum class Isolation { kProcess, kInProcess } isolation = Isolation::kProcess;
   std::vector<std::pair<std::string, Template>> env;
   std::vector<std::string> secrets;      // variables of sluice's environment it receives (the pipeline's too)
   HeapOptional<Template> workdir;
   std::optional<Millis> timeout;
   RetryPolicy retry;
-  int cpu = 1;
   std::string memory;                    // resources.memory: 512M, 16G (Slurm's --mem); empty: not set
-  int gpu = 0;                           // resources.gpu: Slurm's --gres=gpu:N
   std::string executor = "local";        // local or slurm
-  SlurmOptions slurm;
+  HeapOptional<SlurmOptions> slurm;      // none: no slurm: keys in defaults or on the step
   HeapOptional<Template> if_condition;   // none: success()
-  bool if_checks_status = false;         // the if calls always(), success() or failure(); else success() && if
-  bool has_foreach = false;
   std::vector<Value> foreach_items;      // a literal list
   HeapOptional<Template> foreach_expr;   // or one expression giving a list
   HeapOptional<Matrix> matrix;           // or a matrix
-  bool if_reads_item = false;            // a foreach step's `if` reads item: decided per item
-  bool fail_fast = false;                // once an item fails, items not started are cancelled
-  int max_parallel = 0;                  // at most this many items run at once; 0: no limit
   // A step of a template called with foreach (specs/pipeline.md, "A foreach
   // of a template"): `chain` is that call's id and every step of it runs
   // once per item of the call's list. `item_needs` are its needs inside the
@@ -155,23 +174,14 @@ struct Step {
   // `pool:` a named pool of slots shared by every run (`sluice pool set`):
   // each attempt leases `pool_slots` of them while it runs. Empty: none.
   std::string pool;
-  int pool_slots = 1;
-  SourcePos pool_pos;
-  bool continue_on_error = false;
-  // A step of the top-level `finally:` map: it runs once every step of
-  // `steps:` is final, whatever the run came to, and may need only other
-  // finally steps.
-  bool is_finally = false;
   // Declared outputs: files or folders the step writes under
   // $SLUICE_OUTPUTS_DIR/<name>, published as artifacts (kinds file, dir,
   // dataset, model, metrics), and values it sets in $SLUICE_OUTPUT (kind
   // value). A run step that declares outputs declares all it has.
   std::vector<std::pair<std::string, std::string>> outputs;
-  bool cache = false;                    // reuse an earlier attempt with the same fingerprint
   std::optional<Millis> cache_max_age;   // cache: {max_age: 7d}: an older result is not reused
   std::vector<Dep> deps;                 // files the step reads, hashed into its fingerprint
-  std::string register_name;             // register: {name} - the model registry name
-  std::string register_output;           // which declared model output to register
+  HeapOptional<ModelRegistration> registration;   // `register:`
   // uses: sluice/approval: the values its approver gives (with.values),
   // typed like params; each is also an output of the step.
   std::vector<ParamSpec> approval_values;

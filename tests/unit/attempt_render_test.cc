@@ -104,6 +104,23 @@ TEST_F(AttemptRenderTest, APlacementCarriesTheStepsResourcesAndSlurmSettings) {
   EXPECT_EQ(p.timeout->count(), 5000);
 }
 
+TEST_F(AttemptRenderTest, AStepsSlurmKeysReplaceThoseOfTheDefaultsOneByOneAndAStepWithoutAnyHasNone) {
+  Load("name: t\ndefaults: {executor: slurm, slurm: {partition: cpu, account: ml, extra: [--exclusive]}}\nsteps:\n"
+       "  a: {run: x, slurm: {partition: gpu, time: 30}}\n  b: {run: x}\n");
+  Placement a = PlacementOf(StepOf("a"));
+  EXPECT_EQ(a.partition, "gpu");
+  EXPECT_EQ(a.account, "ml");
+  EXPECT_EQ(a.time, "30");
+  EXPECT_EQ(a.extra, std::vector<std::string>{"--exclusive"});
+  Placement b = PlacementOf(StepOf("b"));
+  EXPECT_EQ(b.partition, "cpu");
+  Load("name: t\nsteps:\n  c: {run: x}\n");
+  Placement c = PlacementOf(StepOf("c"));
+  EXPECT_EQ(c.executor, "local");
+  EXPECT_EQ(c.partition, "");
+  EXPECT_TRUE(c.extra.empty());
+}
+
 TEST_F(AttemptRenderTest, AStepGetsSluicesEnvironmentThePipelinesEnvAndItsOwnWithItsOwnWinning) {
   Load("name: t\nenv: {MODE: fast, SHARED: pipeline}\nsteps:\n  a: {run: x, env: {SHARED: step}}\n");
   StepRecord unit{.step_id = "a"};
