@@ -513,8 +513,10 @@ Status RunsStore::ReleasePool(int64_t run_id, const std::string& step_id, int it
 
 Status RunsStore::SaveStep(int64_t run_id, const StepRecord& s) {
   Query q = db_.Prepare(
-      "INSERT OR REPLACE INTO steps(run_id, step_id, item, state, tries, attempts, item_value, items, outputs, reason, seq) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " SLUICE_SEQ_AFTER_LAST ")");
+      "INSERT INTO steps(run_id, step_id, item, state, tries, attempts, item_value, items, outputs, reason, seq) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " SLUICE_SEQ_AFTER_LAST ") ON CONFLICT DO UPDATE SET state = excluded.state, "
+      "tries = excluded.tries, attempts = excluded.attempts, item_value = excluded.item_value, items = excluded.items, "
+      "outputs = excluded.outputs, reason = excluded.reason, seq = excluded.seq");
   q.Bind(1, run_id).Bind(2, s.step_id).Bind(3, s.item).Bind(4, std::string(engine::Name(s.state)));
   q.Bind(5, s.tries).Bind(6, s.attempts);
   if (s.item >= 0) q.Bind(7, JsonText(s.item_value.ToJson()));
