@@ -511,6 +511,8 @@ Status RunsStore::ReleasePool(int64_t run_id, const std::string& step_id, int it
   return pools_ ? pools_->Release(run_id, step_id, item) : Status::Ok();
 }
 
+// A record saved again updates its row in place (INSERT OR REPLACE deleted
+// the row and inserted it again).
 Status RunsStore::SaveStep(int64_t run_id, const StepRecord& s) {
   Query q = db_.Prepare(
       "INSERT INTO steps(run_id, step_id, item, state, tries, attempts, item_value, items, outputs, reason, seq) "
