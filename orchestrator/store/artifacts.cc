@@ -65,6 +65,9 @@ Status CheckPublishable(const std::string& path) {
   return Status::Ok();
 }
 
+// The stamp without its change time, which a rename and a chmod move.
+std::string Unmoved(const std::string& stamp) { return stamp.substr(0, stamp.rfind(':')); }
+
 }  // namespace
 
 Result<std::string> HashPath(const std::string& path, int64_t* size) {
@@ -85,8 +88,6 @@ Result<std::string> HashPath(const std::string& path, int64_t* size) {
   return Sha256Hex(listing);
 }
 
-ArtifactStore::ArtifactStore(std::string root) : root_(std::move(root)) {}
-
 std::string StampOf(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return "";
@@ -94,12 +95,7 @@ std::string StampOf(const std::string& path) {
   return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" + ns(st.st_mtim) + ":" + ns(st.st_ctim);
 }
 
-namespace {
-
-// The stamp without its change time, which a rename and a chmod move.
-std::string Unmoved(const std::string& stamp) { return stamp.substr(0, stamp.rfind(':')); }
-
-}  // namespace
+ArtifactStore::ArtifactStore(std::string root) : root_(std::move(root)) {}
 
 Result<engine::ArtifactRef> ArtifactStore::Publish(const std::string& path, const std::string& kind) {
   engine::ArtifactRef a;
