@@ -143,31 +143,35 @@ Status Db::Migrate() {
   if (v.Step() != SQLITE_ROW) return Error("read schema version");
   int64_t version = v.Int(0);
   v.Reset();
-  if (version == kSchemaVersion) return Status::Ok();
-  if (version > kSchemaVersion)
+  auto newer = [](int64_t version) {
     return Status::Incompatible("the database has schema version " + std::to_string(version) +
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
-  // Forward migrations, each in its own transaction with the version bump.
-  for (int64_t next = version + 1; next <= kSchemaVersion; ++next) {
-    Status st = Begin();
-    if (!st.ok()) return st;
-    // Another process may have migrated while we waited for the lock.
-    if (v.Step() == SQLITE_ROW && v.Int(0) >= next) {
-      v.Reset();
-      Rollback();
-      continue;
-    }
-    v.Reset();
-    st = Exec(SchemaStep(static_cast<int>(next)));
-    if (st.ok()) st = Exec(("PRAGMA user_version=" + std::to_string(next)).c_str());
-    if (!st.ok()) {
-      Rollback();
-      return st;
-    }
-    st = Commit();
-    if (!st.ok()) return st;
+  };
+  if (version == kSchemaVersion) return Status::Ok();
+  if (version > kSchemaVersion) return newer(version);
+  // Forward migrations, all in one transaction with the version bump: a
+  // store is at its old version or the newest, never in between, and a new
+  // store is made in one commit.
+  Status st = Begin();
+  if (!st.ok()) return st;
+  // Another process may have migrated while we waited for the lock.
+  if (v.Step() != SQLITE_ROW) {
+    Rollback();
+    return Error("read schema version");
   }
-  return Status::Ok();
+  version = v.Int(0);
+  v.Reset();
+  if (version > kSchemaVersion) {
+    Rollback();
+    return newer(version);
+  }
+  for (int64_t next = version + 1; next <= kSchemaVersion && st.ok(); ++next) st = Exec(SchemaStep(static_cast<int>(next)));
+  if (st.ok() && version < kSchemaVersion) st = Exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
+  if (!st.ok()) {
+    Rollback();
+    return st;
+  }
+  return Commit();
 }
 
 Status Db::RequireNoBatch(const char* method) const {

@@ -273,6 +273,28 @@ TEST(DbTest, AWriterWaitingForTheLockGetsInBetweenAnotherConnectionsBackToBackBa
   EXPECT_TRUE(engine_side->runs().GetRun(run)->cancel_requested);
 }
 
+TEST(DbTest, AMigrationThatFailsLeavesTheDatabaseAtItsOldVersionWithNoneOfTheVersionsBeforeIt) {
+  std::string path = TempDb("half");
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  // Version 14 makes the approvals table; one already there makes it fail.
+  ExecAll(db, {kSchemaVersion1, "CREATE TABLE approvals(x)"});
+  sqlite3_close(db);
+  auto s = store::Store::Open(path);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("approvals already exists"), std::string::npos) << s.status().message();
+  EXPECT_EQ(UserVersion(path), 1);
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q;
+  // Version 2's table is not there either: the versions before 14 were not kept.
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'metrics'", -1, &q, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(q, 0), 0);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+}
+
 TEST(DbTest, ADatabaseAtSchemaVersion7MigratesTo8AndKeepsItsRunsAndDeliveries) {
   std::string path = TempDb("v7");
   int64_t run = 0;
