@@ -5,29 +5,41 @@
 
 namespace sluice::engine {
 
+Links Links::Of(const spec::Pipeline& p, std::vector<std::string> spec::Step::*list) {
+  Links l;
+  l.start_.reserve(p.steps.size() + 1);
+  for (const spec::Step& s : p.steps) {
+    for (const std::string& id : s.*list) l.to_.push_back(p.index.at(id));
+    l.start_.push_back(l.to_.size());
+  }
+  return l;
+}
+
+Links Links::Reversed() const {
+  size_t n = start_.size() - 1;
+  Links r;
+  r.start_.assign(n + 1, 0);
+  for (size_t j : to_) ++r.start_[j + 1];
+  for (size_t i = 0; i < n; ++i) r.start_[i + 1] += r.start_[i];
+  r.to_.resize(to_.size());
+  std::vector<size_t> next(r.start_.begin(), r.start_.end() - 1);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j : (*this)[i]) r.to_[next[j]++] = i;
+  return r;
+}
+
 Plan MakePlan(const spec::Pipeline& p) {
   Plan plan;
   plan.pipeline = &p;
   size_t n = p.steps.size();
-  plan.needs.resize(n);
-  plan.dependants.resize(n);
-  plan.item_needs.resize(n);
-  plan.item_dependants.resize(n);
+  plan.needs = Links::Of(p, &spec::Step::needs);
+  plan.dependants = plan.needs.Reversed();
+  plan.item_needs = Links::Of(p, &spec::Step::item_needs);
+  plan.item_dependants = plan.item_needs.Reversed();
   plan.layer.assign(n, -1);
+  plan.order.reserve(n);
   std::vector<int> waiting(n);
-  for (size_t i = 0; i < n; ++i) {
-    for (const std::string& need : p.steps[i].needs) {
-      size_t j = p.index.at(need);
-      plan.needs[i].push_back(j);
-      plan.dependants[j].push_back(i);
-    }
-    for (const std::string& need : p.steps[i].item_needs) {
-      size_t j = p.index.at(need);
-      plan.item_needs[i].push_back(j);
-      plan.item_dependants[j].push_back(i);
-    }
-    waiting[i] = static_cast<int>(plan.needs[i].size());
-  }
+  for (size_t i = 0; i < n; ++i) waiting[i] = static_cast<int>(plan.needs[i].size());
   // Kahn's algorithm, one layer at a time: the steps of `steps:`, then the
   // finally steps in the layers after them (they run after all of them).
   int layer = 0;

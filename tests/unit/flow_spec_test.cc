@@ -149,6 +149,20 @@ TEST(FlowSpecTest, FinallyStepsTakeTheLayersAfterEveryStep) {
   EXPECT_EQ(plan.order, (std::vector<size_t>{0, 2, 1, 3, 4}));
 }
 
+TEST(FlowSpecTest, APlanListsEachStepsNeedsInTheirOrderAndItsDependantsInStepOrder) {
+  Pipeline p = Load("name: demo\nsteps:\n  a: {run: x}\n  b: {needs: a, run: x}\n  c: {needs: [b, a], run: x}\n"
+                    "  d: {needs: b, run: x}\n");
+  sluice::engine::Plan plan = sluice::engine::MakePlan(p);
+  auto list = [](std::span<const size_t> s) { return std::vector<size_t>(s.begin(), s.end()); };
+  EXPECT_EQ(list(plan.needs[0]), std::vector<size_t>{});
+  EXPECT_EQ(list(plan.needs[2]), (std::vector<size_t>{1, 0}));
+  EXPECT_EQ(list(plan.dependants[0]), (std::vector<size_t>{1, 2}));
+  EXPECT_EQ(list(plan.dependants[1]), (std::vector<size_t>{2, 3}));
+  EXPECT_EQ(list(plan.dependants[3]), std::vector<size_t>{});
+  EXPECT_TRUE(plan.item_needs[2].empty());
+  EXPECT_TRUE(plan.item_dependants[0].empty());
+}
+
 TEST(FlowSpecTest, AnIdInBothStepsAndFinallyIsAnError) {
   EXPECT_EQ(Error("name: demo\nsteps:\n  a: {run: x}\nfinally:\n  a: {run: y}\n"),
             "p.yaml:5:3: step id 'a' is used in both steps and finally");
