@@ -1,6 +1,7 @@
 // validate and plan: a spec checked, and what a run of it would do.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -29,6 +30,15 @@ std::string ParamsText(const spec::ParamValues& v) {
   return Join(parts, " ");
 }
 
+// Ends the process once what was written is out, without freeing the spec
+// and the plan: the process is about to end anyway, and a spec of 100,000
+// steps takes about 30 ms to free, a tenth of its plan (ninja's main exits
+// the same way).
+[[noreturn]] void ExitWithoutFreeing(int code) {
+  std::cout.flush();
+  std::fflush(stdout);
+  std::exit(code);
+}
 
 }  // namespace
 
@@ -160,7 +170,7 @@ int Plan(const std::string& file, const Overrides& overrides, const std::string&
       j["steps"].push_back(step);
     }
     std::cout << JsonText(j, 2) << "\n";
-    return kExitOk;
+    ExitWithoutFreeing(kExitOk);
   }
   if (format == "dot") {
     std::cout << "digraph \"" << p->name << "\" {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n";
@@ -178,7 +188,7 @@ int Plan(const std::string& file, const Overrides& overrides, const std::string&
     for (size_t i : plan.order)
       for (size_t n : plan.needs[i]) std::cout << "  \"" << p->steps[n].id << "\" -> \"" << p->steps[i].id << "\";\n";
     std::cout << "}\n";
-    return kExitOk;
+    ExitWithoutFreeing(kExitOk);
   }
   // Built as one string and written once: a spec may have 100,000 steps.
   int layers = plan.order.empty() ? 0 : plan.layer[plan.order.back()] + 1;
@@ -215,7 +225,7 @@ int Plan(const std::string& file, const Overrides& overrides, const std::string&
     out += '\n';
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
-  return kExitOk;
+  ExitWithoutFreeing(kExitOk);
 }
 
 }  // namespace sluice::cli
