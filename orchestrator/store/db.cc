@@ -143,8 +143,8 @@ Status Db::Migrate() {
   if (v.Step() != SQLITE_ROW) return Error("read schema version");
   int64_t version = v.Int(0);
   v.Reset();
-  auto newer = [](int64_t version) {
-    return Status::Incompatible("the database has schema version " + std::to_string(version) +
+  auto newer = [](int64_t found) {
+    return Status::Incompatible("the database has schema version " + std::to_string(found) +
                                 ", newer than this sluice knows (" + std::to_string(kSchemaVersion) + "); upgrade sluice");
   };
   if (version == kSchemaVersion) return Status::Ok();
@@ -156,8 +156,9 @@ Status Db::Migrate() {
   if (!st.ok()) return st;
   // Another process may have migrated while we waited for the lock.
   if (v.Step() != SQLITE_ROW) {
+    st = Error("read schema version");
     Rollback();
-    return Error("read schema version");
+    return st;
   }
   version = v.Int(0);
   v.Reset();
