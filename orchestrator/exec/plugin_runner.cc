@@ -453,6 +453,7 @@ struct HostState {
   std::condition_variable cv;
   std::deque<nlohmann::json> runs;   // GUARDED_BY(mu)
   bool closed = false;               // GUARDED_BY(mu)
+  int64_t cancelled = 0;             // GUARDED_BY(mu): the last attempt asked to cancel
   std::atomic<int64_t> current{0};
   std::atomic<bool> cancel{false};
 
@@ -471,14 +472,7 @@ void ReadRequests(HostState* s) {
   while (true) {
     ssize_t n = ::read(s->socket, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      // The orchestrator is gone (it closes the socket only by dying or when
-      // the host is idle). A step still running here must not outlive it:
-      // resume would start a second copy beside it. The host leads its own
-      // process group, so this takes whatever the plugin started too.
-      if (s->current.load() != 0) ::kill(0, SIGKILL);
-      break;
-    }
+    if (n <= 0) break;
     buf.append(chunk, static_cast<size_t>(n));
     size_t nl;
     while ((nl = buf.find('\n')) != std::string::npos) {
@@ -486,7 +480,10 @@ void ReadRequests(HostState* s) {
       buf.erase(0, nl + 1);
       if (!j.is_object()) continue;
       if (j.contains("cancel")) {
-        if (j["cancel"].get<int64_t>() == s->current.load()) s->cancel = true;
+        // A cancel may come before the main thread has taken its run.
+        std::lock_guard<std::mutex> lock(s->mu);
+        s->cancelled = j["cancel"].get<int64_t>();
+        if (s->cancelled == s->current.load()) s->cancel = true;
       } else if (j.contains("run")) {
         std::lock_guard<std::mutex> lock(s->mu);
         s->runs.push_back(j["run"]);
@@ -494,7 +491,13 @@ void ReadRequests(HostState* s) {
       }
     }
   }
+  // The orchestrator is gone (it closes the socket only by dying or when the
+  // host is idle). A step running here must not outlive it: resume would
+  // start a second copy beside it. The host leads its own process group, so
+  // this takes whatever the plugin started too. Under `mu`, a run is either
+  // taken before this (and `current` names it) or never.
   std::lock_guard<std::mutex> lock(s->mu);
+  if (s->current.load() != 0) ::kill(0, SIGKILL);
   s->closed = true;
   s->cv.notify_one();
 }
@@ -532,9 +535,9 @@ int PluginHostMain(int socket_fd) {
       if (state.closed) return 0;  // the orchestrator is gone: run nothing more
       run = std::move(state.runs.front());
       state.runs.pop_front();
+      state.current = run.value("attempt_id", int64_t{0});
+      state.cancel = state.cancelled == state.current.load();
     }
-    state.cancel = false;
-    state.current = run.value("attempt_id", int64_t{0});
     std::string library = run.value("library", std::string());
     auto it = loaded.find(library);
     if (it == loaded.end()) {
@@ -574,8 +577,8 @@ int PluginHostMain(int socket_fd) {
     }
     std::fflush(stdout);
     std::fflush(stderr);
+    state.current = 0;  // before "done": past it, the orchestrator may close the socket
     state.Send({{"done", status}});
-    state.current = 0;
   }
 }
 

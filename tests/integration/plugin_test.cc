@@ -1,7 +1,11 @@
 // Plugin steps end to end: the real binary, the testkit plugin built with
 // the SDK, isolated hosts and in-process threads.
+#include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -235,6 +239,47 @@ TEST_F(PluginTest, APluginHostRunningAStepDiesWithItsOrchestrator) {
   ::kill(pid, SIGKILL);
   Sandbox::Reap(pid);
   EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(hosts[0]); }, std::chrono::seconds(5)));
+}
+
+TEST_F(PluginTest, AHostCancelsARunWhoseCancelCameBeforeTheHostTookIt) {
+  // The run and its cancel reach the host in one write, so its reader has
+  // both before the host's main thread takes the run.
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+  posix_spawnattr_t attr;  // its own process group, as the orchestrator starts it
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+  const char* argv[] = {SLUICE_BINARY, "plugin-host", nullptr};
+  pid_t host = 0;
+  ASSERT_EQ(::posix_spawn(&host, SLUICE_BINARY, &fa, &attr, const_cast<char* const*>(argv), environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  ::close(sv[1]);
+  json run = {{"attempt_id", 7},
+              {"library", kPlugins + "/testkit/libtestkit.so"},
+              {"step_type", "wait"},
+              {"params", R"({"seconds": 100})"},
+              {"output_dir", box_.dir().string()},
+              {"workdir", box_.dir().string()}};
+  std::string both = json{{"run", run}}.dump() + "\n" + json{{"cancel", 7}}.dump() + "\n";
+  ASSERT_EQ(::write(sv[0], both.data(), both.size()), static_cast<ssize_t>(both.size()));
+  std::string got;
+  char buf[4096];
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (got.find(R"({"done")") == std::string::npos && std::chrono::steady_clock::now() < until) {
+    pollfd p{sv[0], POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    ssize_t n = ::read(sv[0], buf, sizeof buf);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  ::close(sv[0]);  // an idle host leaves when its socket closes
+  EXPECT_NE(got.find(R"({"done":2})"), std::string::npos) << got;  // SLUICE_STATUS_CANCELLED, at once
+  EXPECT_EQ(Sandbox::Reap(host), 0);
 }
 
 TEST_F(PluginTest, PipedOutputGetsAStepsProgressAtMostEveryTenSeconds) {
