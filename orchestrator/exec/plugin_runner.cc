@@ -88,7 +88,15 @@ struct InProcessRunner::Job {
   PluginReport report;               // the worker's until the job is finished
   std::atomic<bool> cancel{false};
   std::atomic<bool> abandoned{false};
-  ProgressSink* progress = nullptr;
+  std::mutex progress_mu;
+  ProgressSink* progress = nullptr;  // GUARDED_BY(progress_mu); null once let go
+
+  // The job's thread may outlive the sink (an abandoned plugin, a runner
+  // destroyed with it running): from here on it reports to nobody.
+  void LetGo() {
+    std::lock_guard<std::mutex> lock(progress_mu);
+    progress = nullptr;
+  }
 };
 
 namespace {
@@ -98,19 +106,30 @@ J* JobOf(void* host) { return static_cast<J*>(host); }
 
 }  // namespace
 
-InProcessRunner::InProcessRunner(ProgressSink* progress)
-    : event_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), progress_(progress) {}
+InProcessRunner::Pool::Pool() : event_fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+InProcessRunner::Pool::~Pool() { ::close(event_fd); }
+
+void InProcessRunner::Pool::Finished(std::shared_ptr<Job> job) {
+  finished.push_back(std::move(job));
+  uint64_t one = 1;
+  ssize_t n = ::write(event_fd, &one, sizeof one);
+  (void)n;
+}
+
+InProcessRunner::InProcessRunner(ProgressSink* progress) : pool_(std::make_shared<Pool>()), progress_(progress) {}
 
 InProcessRunner::~InProcessRunner() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
+    std::lock_guard<std::mutex> lock(pool_->mu);
+    pool_->stopping = true;
     for (auto& [id, job] : running_) job->cancel = true;
   }
-  cv_.notify_all();
+  for (auto& [id, job] : running_) job->LetGo();
+  pool_->cv.notify_all();
   // Workers stuck in an abandoned plugin cannot be joined; let them go.
+  // Each holds the pool.
   for (std::thread& t : workers_) t.detach();
-  ::close(event_fd_);
 }
 
 void InProcessRunner::Start(int64_t attempt_id, const StepTypeInfo* type, const engine::AttemptRequest& r) {
@@ -126,41 +145,34 @@ void InProcessRunner::Start(int64_t attempt_id, const StepTypeInfo* type, const 
   running_[attempt_id] = job;
   if (type->nonblocking) {  // here and now: no worker to wake, no wait to be woken from
     Run(job.get());
-    std::lock_guard<std::mutex> lock(mu_);
-    Finished(std::move(job));
+    std::lock_guard<std::mutex> lock(pool_->mu);
+    pool_->Finished(std::move(job));
     return;
   }
   bool grow;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(job);
-    grow = idle_ == 0;
-    if (!grow) --idle_;
+    std::lock_guard<std::mutex> lock(pool_->mu);
+    pool_->queue.push_back(job);
+    grow = pool_->idle == 0;
+    if (!grow) --pool_->idle;
   }
-  if (grow) workers_.emplace_back([this] { Work(); });
-  else cv_.notify_one();
+  if (grow) workers_.emplace_back(Work, pool_);
+  else pool_->cv.notify_one();
 }
 
-void InProcessRunner::Work() {
-  std::unique_lock<std::mutex> lock(mu_);
+void InProcessRunner::Work(std::shared_ptr<Pool> pool) {
+  std::unique_lock<std::mutex> lock(pool->mu);
   while (true) {
-    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (stopping_) return;
-    std::shared_ptr<Job> job = queue_.front();
-    queue_.pop_front();
+    pool->cv.wait(lock, [&] { return pool->stopping || !pool->queue.empty(); });
+    if (pool->stopping) return;
+    std::shared_ptr<Job> job = pool->queue.front();
+    pool->queue.pop_front();
     lock.unlock();
     Run(job.get());
     lock.lock();
-    ++idle_;
-    Finished(std::move(job));
+    ++pool->idle;
+    pool->Finished(std::move(job));
   }
-}
-
-void InProcessRunner::Finished(std::shared_ptr<Job> job) {
-  finished_.push_back(std::move(job));
-  uint64_t one = 1;
-  ssize_t n = ::write(event_fd_, &one, sizeof one);
-  (void)n;
 }
 
 void InProcessRunner::Run(Job* j) {
@@ -171,6 +183,7 @@ void InProcessRunner::Run(Job* j) {
   host.log = [](void* h, sluice_str line) { JobOf<Job>(h)->report.Log(Str(line)); };
   host.progress = [](void* h, double fraction, sluice_str message) {
     Job* job = JobOf<Job>(h);
+    std::lock_guard<std::mutex> lock(job->progress_mu);
     if (job->progress && *job->progress) (*job->progress)(job->id, fraction, Str(message));
   };
   host.metric = [](void* h, sluice_str name, double value, int64_t index) {
@@ -207,6 +220,7 @@ std::optional<engine::AttemptExit> InProcessRunner::Abandon(int64_t attempt_id) 
   if (it == running_.end()) return std::nullopt;
   it->second->cancel = true;
   it->second->abandoned = true;
+  it->second->LetGo();
   running_.erase(it);
   engine::AttemptExit e;
   e.attempt_id = attempt_id;
@@ -218,17 +232,17 @@ std::optional<engine::AttemptExit> InProcessRunner::Abandon(int64_t attempt_id) 
 
 std::optional<engine::AttemptExit> InProcessRunner::TakeFinished() {
   uint64_t count;
-  ssize_t n = ::read(event_fd_, &count, sizeof count);
+  ssize_t n = ::read(pool_->event_fd, &count, sizeof count);
   (void)n;
-  std::lock_guard<std::mutex> lock(mu_);
-  while (!finished_.empty()) {
-    std::shared_ptr<Job> job = std::move(finished_.front());
-    finished_.pop_front();
+  std::lock_guard<std::mutex> lock(pool_->mu);
+  while (!pool_->finished.empty()) {
+    std::shared_ptr<Job> job = std::move(pool_->finished.front());
+    pool_->finished.pop_front();
     if (job->abandoned) continue;  // already reported
     running_.erase(job->id);
-    if (!finished_.empty()) {  // more to take: stay readable
+    if (!pool_->finished.empty()) {  // more to take: stay readable
       uint64_t one = 1;
-      n = ::write(event_fd_, &one, sizeof one);
+      n = ::write(pool_->event_fd, &one, sizeof one);
     }
     return job->report.Exit(job->id);
   }
@@ -527,6 +541,12 @@ int PluginHostMain(int socket_fd) {
   };
   host.fail = [](void* h, sluice_str message) { static_cast<HostState*>(h)->Send({{"fail", Str(message)}}); };
   host.cancelled = [](void* h) -> int32_t { return static_cast<HostState*>(h)->cancel.load() ? 1 : 0; };
+  // The attempt is over: past "done" the orchestrator may close the socket,
+  // which must not look like its death during a step.
+  auto done = [&state](sluice_status status) {
+    state.current = 0;
+    state.Send({{"done", status}});
+  };
   while (true) {
     nlohmann::json run;
     {
@@ -544,7 +564,7 @@ int PluginHostMain(int socket_fd) {
       auto p = library == kBuiltinPath ? LoadBuiltinPlugin(run.value("plugin", std::string())) : LoadPlugin(library);
       if (!p.ok()) {
         state.Send({{"fail", p.status().message()}});
-        state.Send({{"done", SLUICE_STATUS_FAILED}});
+        done(SLUICE_STATUS_FAILED);
         continue;
       }
       it = loaded.emplace(library, std::move(*p)).first;
@@ -553,7 +573,7 @@ int PluginHostMain(int socket_fd) {
     const StepTypeInfo* type = it->second->Find(type_id);
     if (!type) {
       state.Send({{"fail", "plugin " + it->second->name + " has no step type '" + type_id + "'"}});
-      state.Send({{"done", SLUICE_STATUS_FAILED}});
+      done(SLUICE_STATUS_FAILED);
       continue;
     }
     std::string params = run.value("params", std::string("{}"));
@@ -577,8 +597,7 @@ int PluginHostMain(int socket_fd) {
     }
     std::fflush(stdout);
     std::fflush(stderr);
-    state.current = 0;  // before "done": past it, the orchestrator may close the socket
-    state.Send({{"done", status}});
+    done(status);
   }
 }
 

@@ -63,10 +63,11 @@ class InProcessRunner {
  public:
   explicit InProcessRunner(ProgressSink* progress);
   ~InProcessRunner();
-  int ready_fd() const { return event_fd_; }  // readable when attempts finished
+  int ready_fd() const { return pool_->event_fd; }  // readable when attempts finished
   void Start(int64_t attempt_id, const StepTypeInfo* type, const engine::AttemptRequest& r);
   void Cancel(int64_t attempt_id);
-  // Gives up on an attempt whose thread does not return: it ends now.
+  // Gives up on an attempt whose thread does not return: it ends now, and
+  // what its thread reports from here on goes nowhere.
   std::optional<engine::AttemptExit> Abandon(int64_t attempt_id);
   // One finished attempt, if any.
   std::optional<engine::AttemptExit> TakeFinished();
@@ -74,21 +75,29 @@ class InProcessRunner {
 
  private:
   struct Job;
-  void Work();
+  // What the runner shares with its worker threads. A thread stuck in an
+  // abandoned plugin holds it, so it outlives the runner.
+  struct Pool {
+    Pool();
+    ~Pool();
+    // Hands a run attempt to TakeFinished. Requires mu.
+    void Finished(std::shared_ptr<Job> job);
+
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::shared_ptr<Job>> queue;     // GUARDED_BY(mu)
+    std::deque<std::shared_ptr<Job>> finished;  // GUARDED_BY(mu)
+    int idle = 0;                               // GUARDED_BY(mu)
+    bool stopping = false;                      // GUARDED_BY(mu)
+    int event_fd;
+  };
+  static void Work(std::shared_ptr<Pool> pool);
   // Runs the attempt on this thread.
   static void Run(Job* j);
-  // Hands a run attempt to TakeFinished. Requires mu_.
-  void Finished(std::shared_ptr<Job> job);
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::shared_ptr<Job>> queue_;       // GUARDED_BY(mu_)
-  std::deque<std::shared_ptr<Job>> finished_;    // GUARDED_BY(mu_)
-  int idle_ = 0;                                 // GUARDED_BY(mu_)
-  bool stopping_ = false;                        // GUARDED_BY(mu_)
+  std::shared_ptr<Pool> pool_;
   std::vector<std::thread> workers_;
   std::map<int64_t, std::shared_ptr<Job>> running_;  // engine thread only
-  int event_fd_;
   ProgressSink* progress_;
 };
 

@@ -7,13 +7,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "exec/plugin_catalog.h"
+#include "exec/plugin_runner.h"
 #include "harness.h"
 
 using namespace sluice::testing;
@@ -280,6 +284,29 @@ TEST_F(PluginTest, AHostCancelsARunWhoseCancelCameBeforeTheHostTookIt) {
   ::close(sv[0]);  // an idle host leaves when its socket closes
   EXPECT_NE(got.find(R"({"done":2})"), std::string::npos) << got;  // SLUICE_STATUS_CANCELLED, at once
   EXPECT_EQ(Sandbox::Reap(host), 0);
+}
+
+TEST_F(PluginTest, AnAbandonedInProcessAttemptReportsNoMoreProgress) {
+  // Its thread runs on past the runner, and may outlive the sink.
+  auto plugin = sluice::exec::LoadPlugin(kPlugins + "/testkit/libtestkit.so");
+  ASSERT_TRUE(plugin.ok()) << plugin.status().message();
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  sluice::exec::ProgressSink sink = [calls](int64_t, double, const std::string&) { ++*calls; };
+  sluice::exec::InProcessRunner runner(&sink);
+  sluice::engine::AttemptRequest r;
+  r.plugin = sluice::engine::PluginCall{};
+  r.plugin->plugin = "testkit";
+  r.plugin->step_type = "wait";
+  r.plugin->params = R"({"seconds": 100, "ignore_cancel": true})";
+  r.plugin->isolated = false;
+  r.workdir = box_.dir().string();
+  r.log_path = (box_.dir() / "attempt.log").string();
+  runner.Start(1, (*plugin)->Find("wait"), r);
+  ASSERT_TRUE(WaitFor([&] { return calls->load() > 0; }));
+  ASSERT_TRUE(runner.Abandon(1).has_value());
+  int at_abandon = calls->load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the plugin reports every 10 ms
+  EXPECT_EQ(calls->load(), at_abandon);
 }
 
 TEST_F(PluginTest, PipedOutputGetsAStepsProgressAtMostEveryTenSeconds) {
