@@ -161,7 +161,11 @@ Result<RetryStart> RunVerbs::Retry(StoredRun* run, const std::string& from, std:
   RetryStart out;
   out.plan = PlanRetry(run->pipeline, *records, from, changed);
   if (out.plan.refused) return out;
-  Status st = runs_.ResetSteps(id, out.plan.rerun, out.plan.failed_items, update ? &*update : nullptr);
+  // This process drives the run from the moment it is pending again: the
+  // old driver, dead, must not make it look abandoned meanwhile.
+  Status st = BecomeDriver(id);
+  if (!st.ok()) return st;
+  st = runs_.ResetSteps(id, out.plan.rerun, out.plan.failed_items, update ? &*update : nullptr);
   if (st.ok() && update) st = runs_.SaveStepOrder(id, PlanOrder(run->pipeline));
   if (!st.ok()) return st;
   auto lost = TakeOver(id);
@@ -222,11 +226,8 @@ Result<bool> RunVerbs::FailAbandoned(int64_t run_id) {
   auto row = runs_.GetRun(run_id);
   if (!row.ok()) return row.status();
   if (!Unfinished(row->state) || DriverAlive(*row)) return false;
-  // A journal write: Flush commits it.
-  Status st = runs_.SetRunState(run_id, RunState::kFailed, NowMs());
-  if (st.ok()) st = runs_.Flush();
-  if (!st.ok()) return st;
-  return true;
+  // Only if no driver took the run over since it was read.
+  return runs_.FailIfDrivenBy(run_id, row->driver_pid, row->driver_start, NowMs());
 }
 
 Result<std::vector<engine::AttemptRecord>> RunVerbs::TakeOver(int64_t run_id) {

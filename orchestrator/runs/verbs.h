@@ -170,8 +170,9 @@ class RunVerbs {
   Result<Refusal> CheckRetry(store::RunRow* row, bool names_steps);
   // Second half: plans the retry (PlanRetry; with `reload` the steps whose
   // definition changed run again too, and `reload` and `reload_params`
-  // replace the run's spec and params, in the store and in `run`), resets
-  // the steps, takes the run over and loads its steps.
+  // replace the run's spec and params, in the store and in `run`), makes
+  // this process the run's driver, resets the steps, takes the run over and
+  // loads its steps.
   // REQUIRES: CheckRetry refused nothing.
   Result<RetryStart> Retry(StoredRun* run, const std::string& from, std::optional<spec::Pipeline> reload = std::nullopt,
                            spec::ParamValues reload_params = {});

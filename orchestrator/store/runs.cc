@@ -410,6 +410,16 @@ Status RunsStore::SetDriver(int64_t run_id, int64_t pid, int64_t pid_start) {
   return Status::Ok();
 }
 
+Result<bool> RunsStore::FailIfDrivenBy(int64_t run_id, int64_t pid, int64_t pid_start, int64_t at_ms) {
+  if (Status st = db_.RequireNoBatch("FailIfDrivenBy"); !st.ok()) return st;
+  Query q = db_.Prepare(
+      "UPDATE runs SET state = 'failed', finished_ms = ? WHERE id = ? AND state IN ('pending', 'running') "
+      "AND IFNULL(driver_pid, 0) = ? AND IFNULL(driver_start, 0) = ?");
+  q.Bind(1, at_ms).Bind(2, run_id).Bind(3, pid).Bind(4, pid_start);
+  if (q.Step() != SQLITE_DONE) return db_.Error("fail run " + std::to_string(run_id));
+  return db_.Changes() > 0;
+}
+
 Status RunsStore::RequestCancel(int64_t run_id) {
   if (Status st = db_.RequireNoBatch("RequestCancel"); !st.ok()) return st;
   Query q = db_.Prepare("UPDATE runs SET cancel_requested = 1 WHERE id = ?");

@@ -142,6 +142,10 @@ class RunsStore : public engine::RunStore {
 
   // REQUIRES (all below): no journal batch is open.
   Status SetDriver(int64_t run_id, int64_t pid, int64_t pid_start);
+  // Marks the run failed if it is still pending or running and its driver
+  // is still the one given (a driver that started meanwhile keeps it).
+  // True if it was marked.
+  Result<bool> FailIfDrivenBy(int64_t run_id, int64_t pid, int64_t pid_start, int64_t at_ms);
   Status RequestCancel(int64_t run_id);
   // Marks attempts left running as lost and returns them (to kill what is
   // left of their processes); attempts running as cluster jobs (a job_id)

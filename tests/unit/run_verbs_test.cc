@@ -306,6 +306,33 @@ TEST_F(RunVerbsStoreTest, ARetryClaimsAQueuedRetryAndResetsThePlannedSteps) {
   EXPECT_EQ(Step(id, "c").state, StepState::kPending);
 }
 
+TEST_F(RunVerbsStoreTest, ARetryRecordsThisProcessAsTheDriverOfTheRunItMakesPendingAgain) {
+  // Else, while the retry starts, `sluice serve` would find the run pending
+  // under its old driver, dead, and fail it.
+  int64_t id = Create();
+  Set(id, RunState::kFailed,
+      {{.step_id = "a", .state = StepState::kSucceeded}, {.step_id = "b", .state = StepState::kFailed}});
+  ASSERT_TRUE(store_->runs().SetDriver(id, ::getppid(), exec::ProcessStartTime(::getppid()) + 1).ok());  // gone
+  auto run = runs::LoadStoredRun(store_->runs(), id);
+  ASSERT_TRUE(run.ok());
+  ASSERT_TRUE(verbs_->Retry(&*run, "").ok());
+  EXPECT_EQ(Get(id).state, RunState::kPending);
+  EXPECT_EQ(Get(id).driver_pid, ::getpid());
+  EXPECT_EQ(Get(id).driver_start, exec::ProcessStartTime(::getpid()));
+}
+
+TEST_F(RunVerbsStoreTest, AnAbandonedRunIsFailedOnlyWhileTheDriverThatLeftItIsStillTheRecordedOne) {
+  int64_t id = Create();
+  Set(id, RunState::kRunning);
+  int64_t start = exec::ProcessStartTime(::getppid());
+  ASSERT_TRUE(store_->runs().SetDriver(id, ::getppid(), start).ok());  // a new driver took over
+  EXPECT_FALSE(*store_->runs().FailIfDrivenBy(id, ::getppid(), start + 1, 0)) << "read before the takeover";
+  EXPECT_EQ(Get(id).state, RunState::kRunning);
+  EXPECT_TRUE(*store_->runs().FailIfDrivenBy(id, ::getppid(), start, 0));
+  EXPECT_EQ(Get(id).state, RunState::kFailed);
+  EXPECT_FALSE(*store_->runs().FailIfDrivenBy(id, ::getppid(), start, 0)) << "it ended";
+}
+
 TEST_F(RunVerbsStoreTest, ARetryWithNothingToRunAgainChangesNothing) {
   int64_t id = Create();
   Set(id, RunState::kFailed, {{.step_id = "a", .state = StepState::kSucceeded}});
