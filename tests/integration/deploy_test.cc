@@ -116,7 +116,8 @@ TEST_P(DeployAbortTest, AnAbortAtEachCanaryStepLosesNoRequestAndLeavesAllTraffic
   Load load(GatewayPort(), "demo");
   pid_t run = box_.Start({"run", "p.yaml"}, "run.log");
   ASSERT_TRUE(WaitForRollout([&](const auto& r) { return r.step_index == at && r.candidate_bp == weights[at] * 100; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the gateway routes the step's split
+  // The gateway routes the step's split: the candidate has answered.
+  ASSERT_TRUE(WaitFor([&] { return load.ok_by_version()["v2"] > 0; }));
   auto asked = Store()->rollouts().Request("demo", "abort", "user:test", 1);
   ASSERT_TRUE(asked.ok()) << asked.status().message();
   EXPECT_NE(Sandbox::Reap(run), 0);

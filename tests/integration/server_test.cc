@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <iostream>
 #include <thread>
 
@@ -31,14 +32,17 @@ namespace fs = std::filesystem;
 
 // Writes `request` to a new connection and reads until the server closes it
 // or `limit` passes.
-std::string Exchange(int port, const std::string& request, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+// Sends `request` and reads the answer until `limit` passes, the peer
+// closes, or `enough` says what was read is enough.
+std::string Exchange(int port, const std::string& request, std::chrono::milliseconds limit = std::chrono::seconds(5),
+                     const std::function<bool(const std::string&)>& enough = nullptr) {
   int fd = ConnectLoopback(port);
   if (fd < 0) return "";
   if (!request.empty()) (void)!::write(fd, request.data(), request.size());
   std::string out;
   auto end = std::chrono::steady_clock::now() + limit;
   char buf[4096];
-  while (std::chrono::steady_clock::now() < end) {
+  while (std::chrono::steady_clock::now() < end && !(enough && enough(out))) {
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, 50) <= 0) continue;
     ssize_t n = ::read(fd, buf, sizeof buf);
@@ -270,13 +274,16 @@ TEST_F(ServeTest, RunsAreFilteredByTriggerAndTimeAndABadFilterIsRefused) {
 }
 
 TEST_F(ServeTest, TheEventStreamReportsEachStepChangeOfARun) {
-  int64_t id = 0;
+  std::atomic<int64_t> id{0};
+  std::atomic<bool> subscribed{false};
   std::thread starter([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    id = StartRun("hello");
+    if (WaitFor([&] { return subscribed.load(); })) id = StartRun("hello");
   });
   std::string req = "GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tokens_["read"] + "\r\n\r\n";
-  std::string stream = Exchange(port_, req, std::chrono::seconds(4));
+  std::string stream = Exchange(port_, req, std::chrono::seconds(20), [&](const std::string& out) {
+    if (out.find("event: hello") != std::string::npos) subscribed = true;
+    return id != 0 && out.find("\"run\":" + std::to_string(id) + ",\"state\":\"succeeded\"}") != std::string::npos;
+  });
   starter.join();
   EXPECT_NE(stream.find("Content-Type: text/event-stream"), std::string::npos) << stream;
   EXPECT_NE(stream.find("event: step\ndata: {\"attempts\":1,\"item\":-1,\"run\":" + std::to_string(id) +
@@ -620,7 +627,9 @@ TEST_F(ServeSlowlorisTest, AThousandSlowlorisClientsDoNotMoveOthersP99AndEachIsC
   EXPECT_EQ(closed, slow.size());
   EXPECT_LT(took, std::chrono::milliseconds(4500)) << "closed at the 2 s deadline, not left open";
   std::cout << "p99 of /api/health: " << before << " ms alone, " << during << " ms beside 1,000 slowloris clients\n";
-  EXPECT_LT(during, std::max(50.0, before * 5));
+  // A request queued behind the slow clients would wait for their 2 s
+  // deadline; 250 ms leaves room for a busy machine.
+  EXPECT_LT(during, std::max(250.0, before * 5));
 }
 
 TEST(ServeScheduleTest, AScheduleMissedWhileTheServerWasDownRunsOnceOnStartUnlessCatchupIsOff) {
