@@ -119,6 +119,27 @@ struct Gateway::Impl {
   std::atomic<bool> draining{false};
   std::atomic<int> in_flight{0};  // requests between Handle and their answer
 
+  // Holds a request in flight while it is handled, unless the gateway is
+  // stopping. The count is taken before `draining` is read, and Stop sets
+  // `draining` before it reads the count (both sequentially consistent): Stop
+  // waits for the request, or the request sees that Stop began. An upstream
+  // send holds a count of its own until its answer.
+  class Admission {
+   public:
+    explicit Admission(Impl& g) : g_(g) {
+      g_.in_flight.fetch_add(1);
+      admitted_ = !g_.draining.load();
+    }
+    ~Admission() { g_.in_flight.fetch_sub(1); }
+    Admission(const Admission&) = delete;
+    Admission& operator=(const Admission&) = delete;
+    explicit operator bool() const { return admitted_; }
+
+   private:
+    Impl& g_;
+    bool admitted_;
+  };
+
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stop_asked = false;

@@ -168,7 +168,8 @@ void Gateway::Impl::Handle(server::Request request, server::Responder responder)
   if (action != "infer") return answer(JsonError(404, "no route " + request.target));
   if (request.method != "POST") return answer(JsonError(405, "use POST for infer"));
   if (!Authorized(*route, request)) return answer(Unauthorized(seg[2]));
-  if (draining.load()) {
+  Admission admitted(*this);
+  if (!admitted) {
     server::Response r = JsonError(503, "the gateway is stopping");
     r.headers.emplace_back("retry-after", "1");
     return answer(std::move(r));
@@ -402,7 +403,8 @@ void Gateway::Impl::Feedback(const std::shared_ptr<const ServiceRoute>& route, c
   const std::string& service = route->table.service();
   if (request.method != "POST") return responder.Send(JsonError(405, "use POST for feedback"));
   if (!Authorized(*route, request)) return responder.Send(Unauthorized(service));
-  if (draining.load()) {  // Stop writes what is queued once; a row queued after would be lost
+  Admission admitted(*this);
+  if (!admitted) {  // Stop writes what is queued once; a row queued after would be lost
     server::Response r = JsonError(503, "the gateway is stopping");
     r.headers.emplace_back("retry-after", "1");
     return responder.Send(std::move(r));
