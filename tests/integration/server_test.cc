@@ -30,10 +30,8 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-// Writes `request` to a new connection and reads until the server closes it
-// or `limit` passes.
-// Sends `request` and reads the answer until `limit` passes, the peer
-// closes, or `enough` says what was read is enough.
+// Writes `request` to a new connection and reads the answer until `limit`
+// passes, the server closes it, or `enough` says what was read is enough.
 std::string Exchange(int port, const std::string& request, std::chrono::milliseconds limit = std::chrono::seconds(5),
                      const std::function<bool(const std::string&)>& enough = nullptr) {
   int fd = ConnectLoopback(port);
