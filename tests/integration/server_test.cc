@@ -625,9 +625,7 @@ TEST_F(ServeSlowlorisTest, AThousandSlowlorisClientsDoNotMoveOthersP99AndEachIsC
   EXPECT_EQ(closed, slow.size());
   EXPECT_LT(took, std::chrono::milliseconds(4500)) << "closed at the 2 s deadline, not left open";
   std::cout << "p99 of /api/health: " << before << " ms alone, " << during << " ms beside 1,000 slowloris clients\n";
-  // A request queued behind the slow clients would wait for their 2 s
-  // deadline; 250 ms leaves room for a busy machine.
-  EXPECT_LT(during, std::max(250.0, before * 5));
+  EXPECT_LT(during, std::max(50.0, before * 5));
 }
 
 TEST(ServeScheduleTest, AScheduleMissedWhileTheServerWasDownRunsOnceOnStartUnlessCatchupIsOff) {
